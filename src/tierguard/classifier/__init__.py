@@ -1,0 +1,1 @@
+"""tierguard.classifier."""
