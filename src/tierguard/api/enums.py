@@ -1,0 +1,115 @@
+"""Closed vocabularies shared by the router, the operator, status and docs.
+
+They are ``StrEnum`` so they serialise as plain strings in the CRD, in Prometheus
+labels and in JSON, and so a typo in one component is a type error rather than a
+silently unmatched label.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class Phase(StrEnum):
+    """Where a RoutingPolicy's rollout is (``status.phase``)."""
+
+    PENDING = "Pending"  # spec seen, nothing rolled out yet (or no candidate to roll out)
+    PROGRESSING = "Progressing"  # a stage is in flight
+    PAUSED = "Paused"  # waiting for a person (manual promotion, max step duration, no data)
+    PROMOTED = "Promoted"  # candidate serves 100 % minus holdback
+    ROLLED_BACK = "RolledBack"  # a gate failed or a person aborted; weight is 0
+    FAILED = "Failed"  # the policy cannot be reconciled (e.g. missing Secret); see conditions
+
+
+class Verdict(StrEnum):
+    """A gate's outcome. Four values, never collapsed: the most common complaint about
+    canary tools is rolling back on noise, on low traffic or on an empty query result."""
+
+    PASS = "Pass"  # enough evidence that the canary is within the allowed drop
+    FAIL = "Fail"  # confident the canary is worse than allowed
+    INCONCLUSIVE = "Inconclusive"  # data is flowing but evidence is not yet strong enough
+    NO_DATA = "NoData"  # no samples, Prometheus unreachable or an empty vector
+
+
+class Arm(StrEnum):
+    """Which side of the split served a request."""
+
+    CONTROL = "control"  # tier under canary, served by the baseline model
+    CANARY = "canary"  # tier under canary, served by the candidate model
+    HOLDBACK = "holdback"  # after promotion: the permanent control share on the baseline
+    STABLE = "stable"  # tier with no rollout in progress (no candidate): just the baseline
+    PINNED = "pinned"  # the client named a model explicitly
+
+
+class Signal(StrEnum):
+    """Quality signals a gate can judge. Each is a rate of *bad* outcomes, so a higher
+    value is worse and "allowed drop" means an allowed increase of the bad rate."""
+
+    THUMBS_DOWN = "ThumbsDown"  # thumbs-down share of rated responses
+    SHADOW_DISAGREEMENT = "ShadowDisagreement"  # judge disagrees with the baseline's answer
+    ERROR_RATE = "ErrorRate"  # failed or escalated (served by a fallback) requests
+    LATENCY = "Latency"  # share of requests slower than the latency objective
+    CUSTOM = "Custom"  # a user's PromQL pair (bad, total)
+
+
+class PromotionMode(StrEnum):
+    AUTOMATIC = "Automatic"
+    MANUAL = "Manual"
+
+
+class NoDataAction(StrEnum):
+    """What to do once a stage has had no usable data for ``noData.after``."""
+
+    PAUSE = "Pause"
+    ROLLBACK = "Rollback"
+
+
+class StickinessKey(StrEnum):
+    """What a user's arm is hashed from."""
+
+    USER = "user"  # the OpenAI request's ``user`` field (falls back to the header, then the request id)
+    HEADER = "header"  # a request header (``rollout.stickiness.header``)
+    REQUEST_ID = "requestId"  # no stickiness: every request is drawn afresh
+
+
+class Action(StrEnum):
+    """Manual actions carried by the ``tierguard.io/action`` annotation."""
+
+    PROMOTE = "promote"
+    ABORT = "abort"
+    RETRY = "retry"
+    PAUSE = "pause"
+    RESUME = "resume"
+
+
+class ConditionType(StrEnum):
+    READY = "Ready"
+    PROGRESSING = "Progressing"
+    DEGRADED = "Degraded"
+
+
+class Reason(StrEnum):
+    """``reason`` values on conditions, history entries and Events (CamelCase, as the
+    Kubernetes API conventions ask)."""
+
+    RECONCILED = "Reconciled"
+    RECONCILE_FAILED = "ReconcileFailed"
+    NO_CANDIDATE = "NoCandidate"
+    ROLLOUT_STARTED = "RolloutStarted"
+    STEP_ADVANCED = "StepAdvanced"
+    BAKING = "Baking"
+    WAITING_FOR_SAMPLES = "WaitingForSamples"
+    GATES_INCONCLUSIVE = "GatesInconclusive"
+    NO_DATA = "NoData"
+    PROMETHEUS_UNREACHABLE = "PrometheusUnreachable"
+    GATE_FAILED = "GateFailed"
+    ROLLED_BACK = "RolledBack"
+    PROMOTED = "Promoted"
+    AWAITING_PROMOTION = "AwaitingPromotion"
+    MAX_STEP_DURATION_EXCEEDED = "MaxStepDurationExceeded"
+    MANUAL_PROMOTE = "ManualPromote"
+    MANUAL_ABORT = "ManualAbort"
+    MANUAL_RETRY = "ManualRetry"
+    MANUAL_PAUSE = "ManualPause"
+    MANUAL_RESUME = "ManualResume"
+    INVALID_ACTION = "InvalidAction"
