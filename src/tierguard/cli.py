@@ -19,7 +19,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "router": ("tierguard.router.cli", "run the data plane (OpenAI-compatible router)"),
     "operator": ("tierguard.operator.cli", "run the control plane (kopf operator)"),
     "train": ("tierguard.classifier.cli_train", "train a tier classifier and export it to ONNX"),
-    "calibrate": ("tierguard.classifier.cli_calibrate", "choose classifier thresholds on held-out data"),
+    "calibrate": (
+        "tierguard.classifier.cli_calibrate",
+        "choose classifier thresholds on held-out data",
+    ),
     "lab": ("tierguard.lab.cli", "run the whole system on this machine and judge a rollout"),
     "gen-crds": ("tierguard.api.crdgen", "generate the CRD YAML from the API models"),
     "gen-docs": ("tierguard.api.docgen", "generate reference docs from the API models and metrics"),

@@ -67,7 +67,8 @@ class NoDataAction(StrEnum):
 class StickinessKey(StrEnum):
     """What a user's arm is hashed from."""
 
-    USER = "user"  # the OpenAI request's ``user`` field (falls back to the header, then the request id)
+    #: the OpenAI request's ``user`` field (falls back to the header, then the request id)
+    USER = "user"
     HEADER = "header"  # a request header (``rollout.stickiness.header``)
     REQUEST_ID = "requestId"  # no stickiness: every request is drawn afresh
 

@@ -1,0 +1,257 @@
+"""Metric names and labels: the contract between the router (which exports them), the
+operator (which gates on them), the alerts, the dashboard and docs/metrics.md (generated
+from this module by ``tierguard gen-docs``).
+
+Naming follows Prometheus conventions: a ``tierguard_`` namespace, base units
+(``_seconds``), ``_total`` on counters. Labels are low-cardinality: never a user id,
+prompt or request id.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Final, Literal
+
+NAMESPACE: Final = "tierguard"
+
+# Label names -----------------------------------------------------------------
+POLICY: Final = "policy"
+TIER: Final = "tier"
+ARM: Final = "arm"
+MODEL: Final = "model"
+OUTCOME: Final = "outcome"
+REASON: Final = "reason"
+RATING: Final = "rating"
+VERDICT: Final = "verdict"
+KIND: Final = "kind"
+FROM_MODEL: Final = "from_model"
+TO_MODEL: Final = "to_model"
+STREAM: Final = "stream"
+
+ROUTE_LABELS: Final = (POLICY, TIER, ARM, MODEL)
+
+# Label values ------------------------------------------------------------------
+#: requests_total{outcome}: ok = served by the first model of the chain; escalated =
+#: served by a fallback or hedge; error = nothing served (client got an error).
+OUTCOME_OK: Final = "ok"
+OUTCOME_ESCALATED: Final = "escalated"
+OUTCOME_ERROR: Final = "error"
+OUTCOMES: Final = (OUTCOME_OK, OUTCOME_ESCALATED, OUTCOME_ERROR)
+
+RATING_UP: Final = "up"
+RATING_DOWN: Final = "down"
+
+VERDICT_AGREE: Final = "agree"
+VERDICT_DISAGREE: Final = "disagree"
+VERDICT_ERROR: Final = "error"  # the shadow call or the judge failed: not a quality signal
+
+#: upstream_errors_total{reason}
+ERROR_REASONS: Final = (
+    "connect",
+    "timeout",
+    "rate_limited",
+    "server_error",
+    "client_error",
+    "protocol",
+)
+
+TIER_PINNED: Final = "pinned"  # tier label when the client named a model itself
+TIER_UNCLASSIFIED: Final = "unclassified"  # request rejected before classification
+
+#: Latency buckets (seconds). SLO latency objectives are added to these by the router
+#: so the "share over objective" signal is exact.
+LATENCY_BUCKETS: Final = (
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    0.75,
+    1.0,
+    1.5,
+    2.0,
+    3.0,
+    5.0,
+    8.0,
+    13.0,
+    20.0,
+    30.0,
+    60.0,
+)
+CLASSIFIER_BUCKETS: Final = (0.0002, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1)
+
+
+@dataclass(frozen=True)
+class MetricDef:
+    """One exported metric."""
+
+    name: str  # full name as scraped (counters include the _total suffix)
+    type: Literal["counter", "histogram", "gauge"]
+    help: str
+    labels: tuple[str, ...]
+
+    @property
+    def base(self) -> str:
+        """Name without ``_total``, as prometheus_client wants counters declared."""
+        return self.name.removesuffix("_total") if self.type == "counter" else self.name
+
+
+REQUESTS: Final = MetricDef(
+    f"{NAMESPACE}_requests_total",
+    "counter",
+    "Chat completion requests by the route that served them. outcome: ok (first model), "
+    "escalated (a fallback or hedge served it), error (nothing served).",
+    (*ROUTE_LABELS, OUTCOME),
+)
+REQUEST_DURATION: Final = MetricDef(
+    f"{NAMESPACE}_request_duration_seconds",
+    "histogram",
+    "End-to-end request latency as the client saw it (to the last byte), fallbacks included.",
+    ROUTE_LABELS,
+)
+TIME_TO_FIRST_TOKEN: Final = MetricDef(
+    f"{NAMESPACE}_time_to_first_token_seconds",
+    "histogram",
+    "Time from request arrival to the first byte of the answer sent to the client.",
+    ROUTE_LABELS,
+)
+TOKENS: Final = MetricDef(
+    f"{NAMESPACE}_tokens_total",
+    "counter",
+    "Tokens billed by upstreams, kind prompt or completion (shadow calls excluded).",
+    (*ROUTE_LABELS, KIND),
+)
+COST: Final = MetricDef(
+    f"{NAMESPACE}_cost_usd_total",
+    "counter",
+    "Upstream cost in US dollars from the policy's prices (shadow calls excluded).",
+    ROUTE_LABELS,
+)
+SHADOW_COST: Final = MetricDef(
+    f"{NAMESPACE}_shadow_cost_usd_total",
+    "counter",
+    "Cost in US dollars of shadow evaluation calls (the price of measuring).",
+    (POLICY, TIER, MODEL),
+)
+UPSTREAM_ERRORS: Final = MetricDef(
+    f"{NAMESPACE}_upstream_errors_total",
+    "counter",
+    "Failed upstream attempts by model and reason (connect, timeout, rate_limited, "
+    "server_error, client_error, protocol).",
+    (POLICY, MODEL, REASON),
+)
+ESCALATIONS: Final = MetricDef(
+    f"{NAMESPACE}_escalations_total",
+    "counter",
+    "Moves to the next model of a fallback chain. reason: error or budget (a hedge started "
+    "because the latency budget passed without a first byte).",
+    (POLICY, TIER, ARM, FROM_MODEL, TO_MODEL, REASON),
+)
+HEDGES: Final = MetricDef(
+    f"{NAMESPACE}_hedges_total",
+    "counter",
+    "Hedged requests by which side won: primary or hedge.",
+    (POLICY, TIER, ARM, OUTCOME),
+)
+FEEDBACK: Final = MetricDef(
+    f"{NAMESPACE}_feedback_total",
+    "counter",
+    "Client feedback attributed through signed decision ids. rating: up or down.",
+    (*ROUTE_LABELS, RATING),
+)
+FEEDBACK_REJECTED: Final = MetricDef(
+    f"{NAMESPACE}_feedback_rejected_total",
+    "counter",
+    "Feedback refused, reason: malformed, bad_signature, expired, wrong_policy.",
+    (POLICY, REASON),
+)
+SHADOW_JUDGEMENTS: Final = MetricDef(
+    f"{NAMESPACE}_shadow_judgements_total",
+    "counter",
+    "Shadow evaluations of canary answers against the baseline. verdict: agree, disagree, "
+    "error (shadow call or judge failed; not counted as quality).",
+    (*ROUTE_LABELS, VERDICT),
+)
+CLASSIFIER_DURATION: Final = MetricDef(
+    f"{NAMESPACE}_classifier_duration_seconds",
+    "histogram",
+    "Time to classify one request in-process.",
+    (POLICY,),
+)
+CANARY_WEIGHT: Final = MetricDef(
+    f"{NAMESPACE}_canary_weight_percent",
+    "gauge",
+    "Canary weight the router currently applies, per tier (from its loaded config).",
+    (POLICY, TIER),
+)
+CONFIG_RELOADS: Final = MetricDef(
+    f"{NAMESPACE}_config_reloads_total",
+    "counter",
+    "Configuration reloads by outcome: ok or error (the old config stays active).",
+    (POLICY, OUTCOME),
+)
+INVALID_REQUESTS: Final = MetricDef(
+    f"{NAMESPACE}_invalid_requests_total",
+    "counter",
+    "Requests refused before routing, by OpenAI error code.",
+    (POLICY, REASON),
+)
+
+ROUTER_METRICS: Final = (
+    REQUESTS,
+    REQUEST_DURATION,
+    TIME_TO_FIRST_TOKEN,
+    TOKENS,
+    COST,
+    SHADOW_COST,
+    UPSTREAM_ERRORS,
+    ESCALATIONS,
+    HEDGES,
+    FEEDBACK,
+    FEEDBACK_REJECTED,
+    SHADOW_JUDGEMENTS,
+    CLASSIFIER_DURATION,
+    CANARY_WEIGHT,
+    CONFIG_RELOADS,
+    INVALID_REQUESTS,
+)
+
+# Operator metrics ----------------------------------------------------------------
+ROLLOUT_PHASE: Final = MetricDef(
+    f"{NAMESPACE}_operator_rollout_phase",
+    "gauge",
+    "1 for the policy's current phase, 0 for the others.",
+    ("namespace", POLICY, "phase"),
+)
+ROLLOUT_WEIGHT: Final = MetricDef(
+    f"{NAMESPACE}_operator_canary_weight_percent",
+    "gauge",
+    "Canary weight the operator has set.",
+    ("namespace", POLICY),
+)
+GATE_EVALUATIONS: Final = MetricDef(
+    f"{NAMESPACE}_operator_gate_evaluations_total",
+    "counter",
+    "Gate evaluations by verdict (Pass, Fail, Inconclusive, NoData).",
+    ("namespace", POLICY, TIER, "signal", VERDICT),
+)
+ROLLBACKS: Final = MetricDef(
+    f"{NAMESPACE}_operator_rollbacks_total",
+    "counter",
+    "Rollbacks by reason.",
+    ("namespace", POLICY, REASON),
+)
+PROMETHEUS_ERRORS: Final = MetricDef(
+    f"{NAMESPACE}_operator_prometheus_errors_total",
+    "counter",
+    "Failed Prometheus queries (unreachable, timeout, bad response).",
+    ("namespace", POLICY),
+)
+
+OPERATOR_METRICS: Final = (
+    ROLLOUT_PHASE,
+    ROLLOUT_WEIGHT,
+    GATE_EVALUATIONS,
+    ROLLBACKS,
+    PROMETHEUS_ERRORS,
+)
+ALL_METRICS: Final = ROUTER_METRICS + OPERATOR_METRICS

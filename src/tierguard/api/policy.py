@@ -1,0 +1,720 @@
+"""The RoutingPolicy spec: the single source of truth for the CRD schema, its CEL rules,
+its defaults and the reference docs.
+
+Field names are camelCase on the wire (Kubernetes API conventions) and snake_case in
+Python. Every default lives here and is emitted into the CRD, so ``kubectl get -o yaml``
+shows what the operator will do. Cross-field rules are written twice on purpose in one
+place each: as CEL (``x-kubernetes-validations``) so the API server refuses a bad policy
+at ``kubectl apply`` time, and as pydantic validators so the operator and the router refuse
+the same input when it reaches them by another path (a file, an older API server).
+"""
+
+from __future__ import annotations
+
+import itertools
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field, JsonValue, model_validator
+from pydantic.alias_generators import to_camel
+
+from tierguard.api.durations import Duration
+from tierguard.api.enums import (
+    NoDataAction,
+    PromotionMode,
+    Signal,
+    StickinessKey,
+)
+
+#: RFC 1123 label: model and tier names appear in Prometheus labels, object names and URLs.
+NAME_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
+Name = Annotated[str, Field(pattern=NAME_PATTERN, min_length=1, max_length=63)]
+Fraction = Annotated[float, Field(ge=0.0, le=1.0)]
+
+MAX_TIERS = 8
+MAX_MODELS = 32
+MAX_FALLBACKS = 4
+MAX_STEPS = 20
+MAX_SLOS = 32
+DEFAULT_STEPS = [5.0, 10.0, 25.0, 50.0, 100.0]
+_DEFAULT_STEPS_JSON: list[JsonValue] = [5.0, 10.0, 25.0, 50.0, 100.0]
+
+
+def _cel(rule: str, message: str, field_path: str | None = None) -> JsonValue:
+    out: dict[str, JsonValue] = {"rule": rule, "message": message}
+    if field_path:
+        out["fieldPath"] = field_path
+    return out
+
+
+class ApiModel(BaseModel):
+    """Base for every API object: camelCase aliases, unknown fields refused."""
+
+    model_config = ConfigDict(
+        alias_generator=to_camel,
+        populate_by_name=True,
+        extra="forbid",
+        use_enum_values=False,
+    )
+
+    def to_k8s(self) -> dict[str, Any]:
+        """The object as it appears in Kubernetes (aliases, no nulls)."""
+        return self.model_dump(mode="json", by_alias=True, exclude_none=True)
+
+
+# --------------------------------------------------------------------------- classifier
+
+
+class ConfigMapKeyRef(ApiModel):
+    """A key in a ConfigMap in the policy's namespace."""
+
+    name: Name = Field(description="ConfigMap name.")
+    key: str = Field(
+        default="model.onnx",
+        max_length=253,
+        description="Key holding the data (binaryData or data).",
+    )
+
+
+class SecretKeyRef(ApiModel):
+    """A key in a Secret in the policy's namespace. Only the reference is stored; the
+    value is mounted into the router and never copied into status, logs or metrics."""
+
+    name: Name = Field(description="Secret name.")
+    key: str = Field(default="api-key", max_length=253, description="Key within the Secret.")
+
+
+class TierSpec(ApiModel):
+    """One tier of the classifier's output, cheapest first."""
+
+    name: Name = Field(description="Tier name as the classifier model reports it (e.g. simple).")
+    threshold: Fraction | None = Field(
+        default=None,
+        description=(
+            "Minimum probability for a query to be put in this tier. Tiers are tried in "
+            "order, cheapest first; the first whose probability reaches its threshold wins, "
+            "and the last tier takes everything else (its threshold is ignored). Unset: the "
+            "threshold stored in the classifier model's metadata."
+        ),
+    )
+
+
+class ClassifierSource(ApiModel):
+    """Where the ONNX classifier comes from."""
+
+    config_map_ref: ConfigMapKeyRef | None = Field(
+        default=None,
+        description=(
+            "An ONNX model in a ConfigMap (binaryData; must stay under 1 MiB). Unset: the "
+            "default model bundled with the router image."
+        ),
+    )
+
+
+class ClassifierSpec(ApiModel):
+    """The query classifier that assigns each request a tier."""
+
+    source: ClassifierSource = Field(
+        default_factory=ClassifierSource,
+        json_schema_extra={"default": {}},
+        description="Model source; empty means the bundled default model.",
+    )
+    input: str = Field(
+        default="LastUserMessage",
+        pattern=r"^(LastUserMessage|AllUserMessages)$",
+        description=(
+            "Which part of the request is classified: the last user message, or all user "
+            "messages joined. System prompts and assistant turns are never classified."
+        ),
+    )
+    max_input_chars: int = Field(
+        default=4000,
+        ge=64,
+        le=100000,
+        description="Text beyond this many characters (from the end) is not classified.",
+    )
+    tiers: list[TierSpec] = Field(
+        default_factory=lambda: [TierSpec(name="simple", threshold=0.5), TierSpec(name="complex")],
+        min_length=1,
+        max_length=MAX_TIERS,
+        json_schema_extra={
+            "default": [{"name": "simple", "threshold": 0.5}, {"name": "complex"}],
+            "x-kubernetes-validations": [
+                _cel(
+                    "self.all(t, self.exists_one(u, u.name == t.name))",
+                    "tier names must be unique",
+                )
+            ],
+        },
+        description="Tiers in order, cheapest first. Must match the classifier model's tiers.",
+    )
+
+    @model_validator(mode="after")
+    def _unique_tiers(self) -> ClassifierSpec:
+        names = [t.name for t in self.tiers]
+        dup = {n for n in names if names.count(n) > 1}
+        if dup:
+            raise ValueError(f"classifier.tiers: duplicate tier names {sorted(dup)}")
+        return self
+
+
+# --------------------------------------------------------------------------- models
+
+
+class Pricing(ApiModel):
+    """Prices in US dollars per million tokens, for the cost metrics and reports."""
+
+    input_per_million_tokens: float = Field(
+        default=0.0, ge=0, description="USD per 1M prompt tokens."
+    )
+    output_per_million_tokens: float = Field(
+        default=0.0, ge=0, description="USD per 1M completion tokens."
+    )
+
+
+class ModelSpec(ApiModel):
+    """An upstream model behind an OpenAI-compatible endpoint."""
+
+    name: Name = Field(description="Name used by routes, metrics and clients that pin a model.")
+    base_url: str = Field(
+        alias="baseURL",
+        pattern=r"^https?://[^\s]+$",
+        max_length=2048,
+        description="OpenAI-compatible base URL, e.g. https://api.example.com/v1.",
+    )
+    upstream_model: str = Field(
+        min_length=1, max_length=256, description="Model id sent to the upstream."
+    )
+    api_key_secret_ref: SecretKeyRef | None = Field(
+        default=None,
+        description="Secret holding the upstream API key (sent as a Bearer token).",
+    )
+    pricing: Pricing = Field(
+        default_factory=Pricing, json_schema_extra={"default": {}}, description="Token prices."
+    )
+    timeout: Duration = Field(
+        default="30s", description="Per-attempt timeout for one call to this model."
+    )
+    system_prompt: str | None = Field(
+        default=None,
+        max_length=20000,
+        description=(
+            "System prompt template prepended for this model so every model answers in the "
+            "product's voice. Placeholders: {model}, {tier}. A client's own system message "
+            "is kept after it."
+        ),
+    )
+
+
+# --------------------------------------------------------------------------- routes
+
+
+class RouteSpec(ApiModel):
+    """How one tier is served."""
+
+    tier: Name = Field(description="Classifier tier this route serves.")
+    baseline: Name = Field(description="Model serving the tier today (the control arm).")
+    candidate: Name | None = Field(
+        default=None,
+        description=(
+            "Model being rolled out for this tier (usually cheaper). Setting or changing it "
+            "starts a rollout; unset means the tier is not under canary."
+        ),
+    )
+    fallbacks: list[Name] = Field(
+        default_factory=list,
+        max_length=MAX_FALLBACKS,
+        description=(
+            "Models tried in order when the serving model fails (connection error, 429, 5xx, "
+            "timeout) or misses the latency budget."
+        ),
+    )
+    latency_budget: Duration = Field(
+        default="2s",
+        description=(
+            "Time to first byte after which the next model in the chain is started in "
+            "parallel (a hedge); the first good answer wins."
+        ),
+    )
+
+    @model_validator(mode="after")
+    def _candidate_differs(self) -> RouteSpec:
+        if self.candidate is not None and self.candidate == self.baseline:
+            raise ValueError(
+                f"routes[{self.tier}].candidate must differ from baseline ({self.baseline})"
+            )
+        return self
+
+
+# --------------------------------------------------------------------------- rollout
+
+
+class StickinessSpec(ApiModel):
+    """What keeps a user in one arm across requests and replicas."""
+
+    key: StickinessKey = Field(
+        default=StickinessKey.USER,
+        description=(
+            "user: the request's `user` field (then the header, then the request id); "
+            "header: the header below; requestId: no stickiness."
+        ),
+    )
+    header: str = Field(
+        default="x-tierguard-user",
+        max_length=128,
+        pattern=r"^[A-Za-z0-9-]+$",
+        description="Header carrying a stable user or session id.",
+    )
+
+
+class NoDataSpec(ApiModel):
+    """What a stage does while Prometheus is unreachable or returns no data."""
+
+    after: Duration = Field(
+        default="10m",
+        description="How long a stage holds without usable data before acting.",
+    )
+    action: NoDataAction = Field(
+        default=NoDataAction.PAUSE,
+        description="Pause (wait for a person) or Rollback once `after` has passed.",
+    )
+
+
+class RolloutSpec(ApiModel):
+    """How the candidate is rolled out, step by step."""
+
+    steps: list[float] = Field(
+        default_factory=lambda: list(DEFAULT_STEPS),
+        min_length=1,
+        max_length=MAX_STEPS,
+        json_schema_extra={
+            "default": _DEFAULT_STEPS_JSON,
+            "items": {"type": "number", "minimum": 0, "exclusiveMinimum": True, "maximum": 100},
+            "x-kubernetes-validations": [
+                _cel(
+                    "self.all(s, s > 0.0 && s <= 100.0)",
+                    "every step must be within (0, 100]",
+                ),
+                _cel(
+                    "self.isSorted() && self.all(s, self.indexOf(s) == self.lastIndexOf(s))",
+                    "steps must be strictly increasing",
+                ),
+                _cel("self[size(self) - 1] == 100.0", "the last step must be 100"),
+            ],
+        },
+        description=(
+            "Canary weights in percent of the tier's traffic, strictly increasing, ending at 100."
+        ),
+    )
+    interval: Duration = Field(default="1m", description="How often gates are evaluated.")
+    bake_time: Duration = Field(
+        default="5m", description="Minimum time at each step before it may advance."
+    )
+    min_samples_per_arm: int = Field(
+        default=200,
+        ge=1,
+        le=10_000_000,
+        description=(
+            "Minimum samples per tier and arm (for each signal) before a step may pass. "
+            "See docs/statistics.md to size it for your traffic."
+        ),
+    )
+    max_step_duration: Duration = Field(
+        default="2h",
+        description="A step without enough evidence by then is Paused for a person to decide.",
+    )
+    holdback_percent: float = Field(
+        default=5.0,
+        ge=0.0,
+        le=50.0,
+        description=(
+            "After promotion, this share of the tier stays on the baseline (the holdback "
+            "arm) so a later quality drift is still caught. 0 disables post-promotion gates."
+        ),
+    )
+    stickiness: StickinessSpec = Field(
+        default_factory=StickinessSpec, json_schema_extra={"default": {}}, description="Stickiness."
+    )
+    promotion: PromotionMode = Field(
+        default=PromotionMode.AUTOMATIC,
+        description="Automatic: advance when gates pass. Manual: pause before each step.",
+    )
+    no_data: NoDataSpec = Field(
+        default_factory=NoDataSpec,
+        json_schema_extra={"default": {}},
+        description="Behaviour without usable metrics.",
+    )
+
+    @model_validator(mode="after")
+    def _steps_valid(self) -> RolloutSpec:
+        s = self.steps
+        if any(not (0.0 < x <= 100.0) for x in s):
+            raise ValueError("rollout.steps: every step must be within (0, 100]")
+        if any(b <= a for a, b in itertools.pairwise(s)):
+            raise ValueError("rollout.steps: steps must be strictly increasing")
+        if s[-1] != 100.0:
+            raise ValueError("rollout.steps: the last step must be 100")
+        return self
+
+
+# --------------------------------------------------------------------------- analysis
+
+
+class CustomQuery(ApiModel):
+    """A user signal as two PromQL expressions over counters. ``$tier`` and ``$arm`` are
+    substituted; each must return one cumulative counter value (sum it yourself)."""
+
+    bad: str = Field(
+        min_length=1, max_length=4096, description="PromQL for bad outcomes (counter)."
+    )
+    total: str = Field(
+        min_length=1, max_length=4096, description="PromQL for all outcomes (counter)."
+    )
+
+
+class SLOSpec(ApiModel):
+    """A quality objective for one tier and one signal."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                _cel(
+                    "self.signal != 'Custom' || has(self.query)",
+                    "signal Custom needs query.bad and query.total",
+                    ".query",
+                ),
+                _cel(
+                    "self.signal != 'Latency' || has(self.latencyObjective)",
+                    "signal Latency needs latencyObjective",
+                    ".latencyObjective",
+                ),
+                _cel(
+                    "self.objective != 'Absolute' || has(self.threshold)",
+                    "objective Absolute needs threshold",
+                    ".threshold",
+                ),
+            ]
+        }
+    )
+
+    tier: Name = Field(description="Tier the objective applies to.")
+    signal: Signal = Field(description="Which bad-outcome rate is judged.")
+    objective: str = Field(
+        default="RelativeToControl",
+        pattern=r"^(RelativeToControl|Absolute)$",
+        description=(
+            "RelativeToControl: the canary's bad rate may exceed the control's by at most "
+            "allowedDrop. Absolute: the canary's bad rate must stay at or under threshold."
+        ),
+    )
+    allowed_drop: Fraction = Field(
+        default=0.02,
+        description="Largest tolerated increase of the bad rate (0.02 = 2 percentage points).",
+    )
+    threshold: Fraction | None = Field(
+        default=None, description="Bad-rate ceiling for objective Absolute."
+    )
+    latency_objective: Duration | None = Field(
+        default=None,
+        description="For signal Latency: a request slower than this counts as bad.",
+    )
+    query: CustomQuery | None = Field(default=None, description="For signal Custom.")
+
+    @model_validator(mode="after")
+    def _signal_needs(self) -> SLOSpec:
+        if self.signal == Signal.CUSTOM and self.query is None:
+            raise ValueError(f"slos[{self.tier}]: signal Custom needs query.bad and query.total")
+        if self.signal == Signal.LATENCY and self.latency_objective is None:
+            raise ValueError(f"slos[{self.tier}]: signal Latency needs latencyObjective")
+        if self.objective == "Absolute" and self.threshold is None:
+            raise ValueError(f"slos[{self.tier}]: objective Absolute needs threshold")
+        return self
+
+
+class AnalysisSpec(ApiModel):
+    """How stages are judged."""
+
+    confidence: float = Field(
+        default=0.95,
+        ge=0.5,
+        lt=1.0,
+        description=(
+            "Family-wise confidence. The false-rollback budget (1 - confidence) is shared "
+            "across every (tier, signal) gate of the rollout and stays valid although gates "
+            "are evaluated every interval (anytime-valid sequential test)."
+        ),
+    )
+    slos: list[SLOSpec] = Field(
+        default_factory=list,
+        max_length=MAX_SLOS,
+        description="Per-tier objectives. Every tier with a candidate needs at least one.",
+    )
+
+
+# --------------------------------------------------------------------------- prometheus
+
+
+class PrometheusSpec(ApiModel):
+    """Where the operator reads the routers' metrics."""
+
+    url: str = Field(
+        default="http://prometheus-operated.monitoring.svc:9090",
+        pattern=r"^https?://[^\s]+$",
+        max_length=2048,
+        description="Prometheus base URL.",
+    )
+    timeout: Duration = Field(default="10s", description="Timeout of one query.")
+    bearer_token_secret_ref: SecretKeyRef | None = Field(
+        default=None, description="Secret with a bearer token for Prometheus, if it needs one."
+    )
+    insecure_skip_verify: bool = Field(
+        default=False, description="Skip TLS verification (testing only)."
+    )
+
+
+# --------------------------------------------------------------------------- router deployment
+
+
+class ResourceRequirements(ApiModel):
+    """Container resources, as in a Pod spec."""
+
+    requests: dict[str, str] = Field(
+        default_factory=lambda: {"cpu": "250m", "memory": "256Mi"},
+        json_schema_extra={"default": {"cpu": "250m", "memory": "256Mi"}},
+        description="Requested resources.",
+    )
+    limits: dict[str, str] = Field(
+        default_factory=lambda: {"memory": "512Mi"},
+        json_schema_extra={"default": {"memory": "512Mi"}},
+        description="Resource limits.",
+    )
+
+
+class JudgeSpec(ApiModel):
+    """Who judges a shadow pair (candidate answer vs baseline answer)."""
+
+    type: str = Field(
+        default="Similarity",
+        pattern=r"^(Similarity|LLM)$",
+        description="Similarity: built-in lexical similarity. LLM: ask the model below.",
+    )
+    model: Name | None = Field(
+        default=None, description="For type LLM: one of spec.models used as the judge."
+    )
+    threshold: Fraction = Field(
+        default=0.5, description="Similarity at or above which the answers agree."
+    )
+
+
+class ShadowSpec(ApiModel):
+    """Shadow evaluation: a sample of canary requests is also sent to the baseline."""
+
+    sample_rate: Fraction = Field(
+        default=0.1, description="Share of canary requests shadowed (no latency added)."
+    )
+    judge: JudgeSpec = Field(
+        default_factory=JudgeSpec, json_schema_extra={"default": {}}, description="Judge."
+    )
+
+
+class RouterSpec(ApiModel):
+    """The router Deployment the operator renders for this policy."""
+
+    image: str = Field(
+        default="tierguard/tierguard:0.1.0", max_length=512, description="Router image."
+    )
+    replicas: int = Field(default=2, ge=0, le=100, description="Router replicas.")
+    port: int = Field(default=8080, ge=1024, le=65535, description="HTTP port.")
+    resources: ResourceRequirements = Field(
+        default_factory=ResourceRequirements,
+        json_schema_extra={"default": {}},
+        description="Container resources.",
+    )
+    log_level: str = Field(
+        default="info", pattern=r"^(debug|info|warning|error)$", description="Log level."
+    )
+    max_body_bytes: int = Field(
+        default=1_048_576, ge=1024, le=67_108_864, description="Largest accepted request body."
+    )
+    request_deadline: Duration = Field(
+        default="60s", description="Total deadline of one request, fallbacks included."
+    )
+    signing_key_secret_ref: SecretKeyRef | None = Field(
+        default=None,
+        description=(
+            "Secret with the HMAC key that signs decision ids (for feedback). Unset: the "
+            "operator creates one owned by the policy."
+        ),
+    )
+    client_api_keys_secret_ref: SecretKeyRef | None = Field(
+        default=None,
+        description="Secret with API keys (one per line) clients must present to the router.",
+    )
+    feedback_ttl: Duration = Field(
+        default="24h", description="How long a response id accepts feedback."
+    )
+    shadow: ShadowSpec = Field(
+        default_factory=ShadowSpec,
+        json_schema_extra={"default": {}},
+        description="Shadow evaluation.",
+    )
+    review_sample_size: int = Field(
+        default=200,
+        ge=0,
+        le=100000,
+        description="Requests kept per tier and arm in the human review sample (reservoir).",
+    )
+    log_prompts: bool = Field(
+        default=False, description="Write prompt text into the decision log (off: privacy)."
+    )
+
+
+# --------------------------------------------------------------------------- the spec
+
+_SPEC_RULES: list[JsonValue] = [
+    _cel(
+        "self.routes.all(r, self.classifier.tiers.exists(t, t.name == r.tier))",
+        "every route's tier must be one of classifier.tiers",
+        ".routes",
+    ),
+    _cel(
+        "self.routes.all(r, self.models.exists(m, m.name == r.baseline))",
+        "every route's baseline must name one of spec.models",
+        ".routes",
+    ),
+    _cel(
+        "self.routes.all(r, !has(r.candidate) || self.models.exists(m, m.name == r.candidate))",
+        "every route's candidate must name one of spec.models",
+        ".routes",
+    ),
+    _cel(
+        "self.routes.all(r, r.fallbacks.all(f, self.models.exists(m, m.name == f)))",
+        "every fallback must name one of spec.models",
+        ".routes",
+    ),
+    _cel(
+        "self.routes.all(r, self.routes.exists_one(o, o.tier == r.tier))",
+        "at most one route per tier",
+        ".routes",
+    ),
+    _cel(
+        "self.classifier.tiers.all(t, self.routes.exists(r, r.tier == t.name))",
+        "every classifier tier needs a route",
+        ".routes",
+    ),
+    _cel(
+        "self.models.all(m, self.models.exists_one(o, o.name == m.name))",
+        "model names must be unique",
+        ".models",
+    ),
+    _cel(
+        "self.analysis.slos.all(s, self.classifier.tiers.exists(t, t.name == s.tier))",
+        "every SLO's tier must be one of classifier.tiers",
+        ".analysis.slos",
+    ),
+    _cel(
+        "self.routes.all(r, !has(r.candidate) || self.analysis.slos.exists(s, s.tier == r.tier))",
+        "every tier with a candidate needs at least one SLO in analysis.slos",
+        ".analysis.slos",
+    ),
+    _cel(
+        "!has(self.router.shadow.judge.model) || "
+        "self.models.exists(m, m.name == self.router.shadow.judge.model)",
+        "router.shadow.judge.model must name one of spec.models",
+        ".router.shadow.judge.model",
+    ),
+]
+
+
+class RoutingPolicySpec(ApiModel):
+    """Desired routing: tiers, models, routes, and how a candidate is rolled out and judged."""
+
+    model_config = ConfigDict(json_schema_extra={"x-kubernetes-validations": _SPEC_RULES})
+
+    classifier: ClassifierSpec = Field(
+        default_factory=ClassifierSpec,
+        json_schema_extra={"default": {}},
+        description="Query classifier and tiers.",
+    )
+    models: list[ModelSpec] = Field(
+        min_length=1, max_length=MAX_MODELS, description="Upstream models."
+    )
+    routes: list[RouteSpec] = Field(
+        min_length=1, max_length=MAX_TIERS, description="One route per tier."
+    )
+    rollout: RolloutSpec = Field(
+        default_factory=RolloutSpec, json_schema_extra={"default": {}}, description="Rollout."
+    )
+    analysis: AnalysisSpec = Field(
+        default_factory=AnalysisSpec, json_schema_extra={"default": {}}, description="Gates."
+    )
+    prometheus: PrometheusSpec = Field(
+        default_factory=PrometheusSpec,
+        json_schema_extra={"default": {}},
+        description="Prometheus connection.",
+    )
+    router: RouterSpec = Field(
+        default_factory=RouterSpec,
+        json_schema_extra={"default": {}},
+        description="Router deployment settings.",
+    )
+
+    @model_validator(mode="after")
+    def _cross_field(self) -> RoutingPolicySpec:
+        """Mirror of the CEL rules, for input that does not come through the API server."""
+        errors = cross_field_errors(self)
+        if errors:
+            raise ValueError("; ".join(errors))
+        return self
+
+    def model(self, name: str) -> ModelSpec:
+        for m in self.models:
+            if m.name == name:
+                return m
+        raise KeyError(name)
+
+    def route(self, tier: str) -> RouteSpec:
+        for r in self.routes:
+            if r.tier == tier:
+                return r
+        raise KeyError(tier)
+
+
+def cross_field_errors(spec: RoutingPolicySpec) -> list[str]:
+    """Every cross-field problem, each naming its field, in the order of the CEL rules."""
+    tiers = [t.name for t in spec.classifier.tiers]
+    models = [m.name for m in spec.models]
+    errors: list[str] = []
+    for i, r in enumerate(spec.routes):
+        if r.tier not in tiers:
+            errors.append(
+                f"spec.routes[{i}].tier: {r.tier!r} is not one of classifier.tiers {tiers}"
+            )
+        for field, name in (("baseline", r.baseline), ("candidate", r.candidate)):
+            if name is not None and name not in models:
+                errors.append(f"spec.routes[{i}].{field}: model {name!r} is not in spec.models")
+        for j, f in enumerate(r.fallbacks):
+            if f not in models:
+                errors.append(f"spec.routes[{i}].fallbacks[{j}]: model {f!r} is not in spec.models")
+    route_tiers = [r.tier for r in spec.routes]
+    for t in sorted({t for t in route_tiers if route_tiers.count(t) > 1}):
+        errors.append(f"spec.routes: more than one route for tier {t!r}")
+    for t in tiers:
+        if t not in route_tiers:
+            errors.append(f"spec.routes: tier {t!r} has no route")
+    for m in sorted({m for m in models if models.count(m) > 1}):
+        errors.append(f"spec.models: duplicate model name {m!r}")
+    slo_tiers = {s.tier for s in spec.analysis.slos}
+    for i, s in enumerate(spec.analysis.slos):
+        if s.tier not in tiers:
+            errors.append(
+                f"spec.analysis.slos[{i}].tier: {s.tier!r} is not one of classifier.tiers {tiers}"
+            )
+    for i, r in enumerate(spec.routes):
+        if r.candidate is not None and r.tier not in slo_tiers:
+            errors.append(
+                f"spec.analysis.slos: tier {r.tier!r} has a candidate (routes[{i}]) but no SLO"
+            )
+    judge = spec.router.shadow.judge.model
+    if judge is not None and judge not in models:
+        errors.append(f"spec.router.shadow.judge.model: model {judge!r} is not in spec.models")
+    return errors

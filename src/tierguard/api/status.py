@@ -1,0 +1,140 @@
+"""RoutingPolicy status: what SREs read with ``kubectl get``, ``kubectl describe`` and
+``kubectl tierguard status``, and the only place rollout state lives (the operator keeps
+nothing in memory it cannot rebuild from here after a restart).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import Field
+
+from tierguard.api.enums import ConditionType, Phase, Verdict
+from tierguard.api.policy import ApiModel
+
+MAX_HISTORY = 20
+
+
+class Condition(ApiModel):
+    """Standard Kubernetes condition (metav1.Condition shape)."""
+
+    type: ConditionType = Field(description="Ready, Progressing or Degraded.")
+    status: str = Field(pattern=r"^(True|False|Unknown)$", description="True, False or Unknown.")
+    reason: str = Field(max_length=1024, description="CamelCase machine-readable reason.")
+    message: str = Field(default="", max_length=32768, description="Human-readable detail.")
+    last_transition_time: datetime = Field(description="When status last changed.")
+    observed_generation: int = Field(default=0, ge=0, description="Spec generation judged.")
+
+
+class ArmSample(ApiModel):
+    """Evidence from one arm for one signal."""
+
+    samples: int = Field(default=0, ge=0, description="Outcomes counted in this rollout.")
+    bad: int = Field(default=0, ge=0, description="Bad outcomes among them.")
+    rate: float | None = Field(default=None, description="bad / samples (null when no samples).")
+
+
+class SignalStatus(ApiModel):
+    """One gate: a (tier, signal) pair."""
+
+    signal: str = Field(description="Signal name (ThumbsDown, ErrorRate, ...).")
+    verdict: Verdict = Field(description="Pass, Fail, Inconclusive or NoData.")
+    control: ArmSample = Field(default_factory=ArmSample, description="Control (or holdback) arm.")
+    canary: ArmSample = Field(default_factory=ArmSample, description="Canary arm.")
+    difference_upper_bound: float | None = Field(
+        default=None,
+        description=(
+            "Anytime-valid upper confidence bound on canary bad rate minus control bad rate "
+            "(or on the canary's bad rate for an Absolute objective)."
+        ),
+    )
+    allowed: float | None = Field(
+        default=None, description="The allowed drop (or absolute threshold) it is held to."
+    )
+    e_value: float | None = Field(
+        default=None, description="Evidence against the canary; Fail at or above threshold."
+    )
+    e_value_threshold: float | None = Field(default=None, description="Rollback threshold.")
+    message: str = Field(default="", max_length=2048, description="Why this verdict.")
+
+
+class TierStatus(ApiModel):
+    """Verdict of one tier: the worst of its signals."""
+
+    tier: str = Field(description="Tier name.")
+    verdict: Verdict = Field(description="Fail if any signal fails, Pass only if all pass.")
+    signals: list[SignalStatus] = Field(default_factory=list, description="Per-signal gates.")
+
+
+class HistoryEntry(ApiModel):
+    """One phase or step transition."""
+
+    time: datetime = Field(description="When it happened.")
+    phase: Phase = Field(description="Phase after the transition.")
+    step: int = Field(ge=0, description="Step index after the transition (0-based).")
+    weight: float = Field(description="Canary weight after the transition, percent.")
+    reason: str = Field(description="Reason (CamelCase).")
+    message: str = Field(default="", max_length=2048, description="Detail.")
+
+
+class HandledAction(ApiModel):
+    """The last manual action the operator carried out, so a nonce never acts twice."""
+
+    action: str = Field(description="promote, abort, retry, pause or resume.")
+    nonce: str = Field(default="", max_length=256, description="Nonce from the annotation.")
+    time: datetime = Field(description="When it was handled.")
+    result: str = Field(default="", max_length=1024, description="What it did, or why not.")
+
+
+class RoutingPolicyStatus(ApiModel):
+    """Observed state of the rollout."""
+
+    observed_generation: int = Field(default=0, ge=0, description="Last spec generation seen.")
+    phase: Phase = Field(default=Phase.PENDING, description="Rollout phase.")
+    revision: str = Field(
+        default="",
+        description="Hash of what is being rolled out (candidates, classifier, prompts).",
+    )
+    rolled_back_revision: str = Field(
+        default="",
+        description="Revision that was rolled back; it is retried only by a retry action.",
+    )
+    step: int = Field(default=0, ge=0, description="Current step index (0-based).")
+    steps: int = Field(default=0, ge=0, description="Number of steps.")
+    step_display: str = Field(default="", description="Step as 'n/total' for kubectl get.")
+    canary_weight: float = Field(
+        default=0.0, ge=0.0, le=100.0, description="Canary weight, percent."
+    )
+    step_started_at: datetime | None = Field(default=None, description="When this step began.")
+    earliest_advance_at: datetime | None = Field(
+        default=None, description="Bake time end: the earliest the step may advance."
+    )
+    last_evaluated_at: datetime | None = Field(default=None, description="Last gate evaluation.")
+    no_data_since: datetime | None = Field(
+        default=None, description="Since when the gates have had no usable data."
+    )
+    tiers: list[TierStatus] = Field(default_factory=list, description="Per-tier verdicts.")
+    verdict_summary: str = Field(
+        default="", description="Per-tier verdicts at a glance, e.g. 'simple=Pass'."
+    )
+    message: str = Field(default="", max_length=4096, description="What is happening now.")
+    conditions: list[Condition] = Field(
+        default_factory=list, description="Ready, Progressing, Degraded."
+    )
+    history: list[HistoryEntry] = Field(
+        default_factory=list,
+        max_length=MAX_HISTORY,
+        description=f"Last {MAX_HISTORY} transitions, oldest first.",
+    )
+    last_handled_action: HandledAction | None = Field(
+        default=None, description="Last manual action handled."
+    )
+    gate_state: dict[str, Any] = Field(
+        default_factory=dict,
+        json_schema_extra={"x-kubernetes-preserve-unknown-fields": True},
+        description=(
+            "Sequential-test state (counter readings and running evidence) so a restarted "
+            "operator resumes the same evaluation. Internal; do not edit."
+        ),
+    )

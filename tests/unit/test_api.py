@@ -1,0 +1,113 @@
+"""The API models: defaults, cross-field rules, durations, CRD generation."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+from pydantic import ValidationError
+
+from tierguard.api.crdgen import DEFAULT_OUT, build_crd, render_crd_yaml
+from tierguard.api.durations import InvalidDurationError, format_duration, parse_duration
+from tierguard.api.policy import RoutingPolicySpec
+from tierguard.api.resource import RoutingPolicy
+
+ROOT = Path(__file__).resolve().parents[2]
+EXAMPLES = sorted((ROOT / "examples" / "policies").glob("*.yaml"))
+
+
+def base_spec() -> dict:
+    return {
+        "models": [
+            {"name": "big", "baseURL": "http://big/v1", "upstreamModel": "b"},
+            {"name": "small", "baseURL": "http://small/v1", "upstreamModel": "s"},
+        ],
+        "routes": [
+            {"tier": "simple", "baseline": "big", "candidate": "small", "fallbacks": ["big"]},
+            {"tier": "complex", "baseline": "big"},
+        ],
+        "analysis": {"slos": [{"tier": "simple", "signal": "ThumbsDown"}]},
+    }
+
+
+def test_committed_crd_is_fresh() -> None:
+    committed = (ROOT / DEFAULT_OUT).read_text()
+    assert committed == render_crd_yaml(), "crds/ is stale: run `tierguard gen-crds`"
+
+
+def test_defaults_fill_in() -> None:
+    spec = RoutingPolicySpec.model_validate(base_spec())
+    assert spec.rollout.steps == [5, 10, 25, 50, 100]
+    assert spec.rollout.holdback_percent == 5
+    assert [t.name for t in spec.classifier.tiers] == ["simple", "complex"]
+    assert spec.to_k8s()["rollout"]["minSamplesPerArm"] == 200
+
+
+@pytest.mark.parametrize(
+    ("mutate", "needle"),
+    [
+        (lambda s: s["rollout"].update(steps=[10, 5, 100]), "strictly increasing"),
+        (lambda s: s["rollout"].update(steps=[5, 50]), "last step must be 100"),
+        (lambda s: s["rollout"].update(steps=[5, 150]), "within (0, 100]"),
+        (lambda s: s["routes"][0].update(tier="medium"), "routes[0].tier"),
+        (lambda s: s["routes"][0].update(candidate="ghost"), "routes[0].candidate"),
+        (lambda s: s["routes"][0].update(fallbacks=["ghost"]), "fallbacks[0]"),
+        (lambda s: s["analysis"]["slos"][0].update(tier="medium"), "slos[0].tier"),
+        (lambda s: s["analysis"].update(slos=[]), "no SLO"),
+        (lambda s: s["routes"].pop(), "tier 'complex' has no route"),
+        (lambda s: s["rollout"].update(bakeTime="5 minutes"), "bakeTime"),
+        (lambda s: s["rollout"].update(holdbackPercent=80), "holdbackPercent"),
+    ],
+)
+def test_invalid_specs_name_the_field(mutate, needle: str) -> None:
+    spec = base_spec()
+    spec.setdefault("rollout", {})
+    mutate(spec)
+    with pytest.raises(ValidationError) as err:
+        RoutingPolicySpec.model_validate(spec)
+    assert needle in str(err.value)
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [("30s", 30), ("5m", 300), ("1h30m", 5400), ("1500ms", 1.5), ("0.5s", 0.5)],
+)
+def test_durations(text: str, seconds: float) -> None:
+    assert parse_duration(text) == pytest.approx(seconds)
+
+
+@pytest.mark.parametrize("bad", ["", "5", "m5", "5 m", "1d", "-5s"])
+def test_bad_durations(bad: str) -> None:
+    with pytest.raises(InvalidDurationError, match=r"e\.g\."):
+        parse_duration(bad)
+
+
+def test_format_duration_round_trips() -> None:
+    for seconds in (1, 59, 60, 61, 3600, 5400, 86399):
+        assert parse_duration(format_duration(seconds)) == seconds
+
+
+@pytest.mark.parametrize("path", EXAMPLES, ids=lambda p: p.name)
+def test_examples_are_valid(path: Path) -> None:
+    for doc in yaml.safe_load_all(path.read_text()):
+        RoutingPolicy.from_k8s(doc)
+
+
+def test_crd_schema_is_structural() -> None:
+    """Every schema node has a type (or preserves unknown fields): the API server's rule."""
+    schema = build_crd()["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
+
+    def walk(node: dict, path: str) -> None:
+        assert "type" in node or node.get("x-kubernetes-preserve-unknown-fields"), path
+        assert "$ref" not in node and "anyOf" not in node and "title" not in node, path
+        for name, sub in node.get("properties", {}).items():
+            walk(sub, f"{path}.{name}")
+        if "items" in node:
+            walk(node["items"], f"{path}[]")
+
+    walk(schema, "")
+    spec = schema["properties"]["spec"]
+    assert spec["properties"]["rollout"]["properties"]["steps"]["default"] == [5, 10, 25, 50, 100]
+    assert spec["x-kubernetes-validations"], "cross-field CEL rules missing"
+    assert yaml.safe_load(render_crd_yaml())["kind"] == "CustomResourceDefinition"
