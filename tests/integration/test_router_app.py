@@ -345,3 +345,20 @@ async def test_classifier_failure_routes_to_catch_all_tier(env: Env,
     monkeypatch.setattr(env.runtime.state.classifier, "classify", broken)
     r = await env.chat(SIMPLE_QUERY)
     assert r.status == 200 and r.headers["x-tierguard-tier"] == "complex"
+
+
+@pytest.mark.parametrize("env", [{"split": [{"tier": "simple", "weight": 100}]}], indirect=True)
+async def test_upstream_4xx_escalates_then_passes_through(env: Env) -> None:
+    await env.patch("small", "small-1", reject_params=["logprobs"])
+    r = await env.chat(user="jo", logprobs=True)
+    assert r.status == 200 and r.headers["x-tierguard-model"] == "big"
+    m = await env.metrics()
+    assert sample(m, "tierguard_upstream_errors_total", model="small",
+                  reason="client_error") == 1
+    assert sample(m, "tierguard_requests_total", arm="canary", outcome="escalated") == 1
+    # the last model of the chain refusing it: the upstream's 400 reaches the client
+    r = await env.client.post("/v1/chat/completions", json={
+        "model": "small", "logprobs": True, "messages": [{"role": "user", "content": "x"}]})
+    assert r.status == 400
+    err = (await r.json())["error"]
+    assert err["code"] == "upstream_rejected" and "logprobs" in err["message"]

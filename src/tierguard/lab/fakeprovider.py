@@ -17,6 +17,9 @@ Knobs (per model, keyed by the upstream model id; ``"*"`` is the default)
     until the client gives up: a timeout).
 ``stream_fail_rate``
     Streaming: share of streams cut off with a broken connection after the first chunk.
+``reject_params``
+    Request parameters this model refuses with a 400 (a model that does not support,
+    say, ``logprobs``).
 ``completion_words``
     Length of an answer in words (one chunk per word when streaming).
 ``quality`` and ``default_quality``
@@ -84,6 +87,7 @@ class ModelBehaviour(BaseModel):
     hang_rate: float = Field(default=0.0, ge=0, le=1)
     stream_fail_rate: float = Field(default=0.0, ge=0, le=1)
     completion_words: int = Field(default=24, ge=1, le=4096)
+    reject_params: list[str] = Field(default_factory=list)
     quality: dict[str, float] = Field(default_factory=dict)
     default_quality: float = Field(default=0.9, ge=0, le=1)
 
@@ -197,6 +201,13 @@ async def chat(request: web.Request) -> web.StreamResponse:
     stats = request.app[STATS]
     rng = request.app[RNG]
     b = profile.behaviour(model)
+    rejected = [p for p in b.reject_params if p in body]
+    if rejected:
+        _count(stats, f"{model}:rejected")
+        return web.json_response({"error": {
+            "message": f"Unsupported parameter: '{rejected[0]}' (simulated)",
+            "type": "invalid_request_error", "param": rejected[0],
+            "code": "unsupported_parameter"}}, status=400)
     roll = rng.random()
     if roll < b.rate_limit_rate:
         _count(stats, f"{model}:rate_limited")

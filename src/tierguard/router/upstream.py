@@ -12,10 +12,11 @@ The policy for one request (pure decisions in :func:`classify_status`; the loop 
   (a hedge) rather than abandoning the slow one: the first good answer wins and the other
   is cancelled. This is the seed's lesson: a fallback that waits for the cheap model to
   fail doubled p95; a hedge bounds it.
-* A 4xx other than 408/429 from an upstream means the request itself is wrong (say a
-  parameter this model rejects); trying other models would only repeat it, so it is passed
-  to the client as-is. 401/403/404 are the router's configuration (key, model id) and
-  escalate like a 5xx.
+* A 4xx other than 408/429 also escalates while the chain has models left: a canary
+  model that rejects a parameter the baseline accepts must not turn into client errors
+  for the canary arm only (the escalation is what the ErrorRate gate sees). Only when the
+  last model refuses the request is the upstream's own 4xx passed to the client, since
+  then the request itself is most likely wrong.
 * A total deadline bounds everything; past it the client gets a 504 naming each attempt.
 
 Upstream API keys come from the environment or a mounted file and live only in the
@@ -81,7 +82,8 @@ class AttemptError(Exception):
 
 
 def classify_status(status: int) -> tuple[str, bool]:
-    """(reason label, whether another model should be tried) for a non-200 status."""
+    """(reason label, whether the failure is the upstream's rather than the request's)
+    for a non-200 status."""
     if status == 429:
         return "rate_limited", True
     if status >= 500 or status == 408:
@@ -329,6 +331,7 @@ async def run_chain(
     attempts: list[Attempt] = []
     next_idx = 0
     hedged = False
+    last_error: BaseException | None = None
 
     def start(by_budget: bool) -> None:
         nonlocal next_idx
@@ -380,13 +383,7 @@ async def run_chain(
                 attempts[idx].result = reason
                 observer.on_error(chain[idx], reason)
                 failed_idx = max(failed_idx, idx)
-                if (
-                    isinstance(exc, AttemptError)
-                    and exc.status is not None
-                    and not classify_status(exc.status)[1]
-                    and winner is None
-                ):
-                    raise UpstreamRejectedError(exc.status, f"upstream {chain[idx]}: {exc}")
+                last_error = exc
             if winner is not None:
                 answer, idx, by_budget = winner
                 if hedged:
@@ -394,6 +391,14 @@ async def run_chain(
                 return ChainResult(answer, chain[idx], idx, hedged, attempts)
             if not pending:
                 if next_idx >= len(chain):
+                    if (
+                        isinstance(last_error, AttemptError)
+                        and last_error.status is not None
+                        and not classify_status(last_error.status)[1]
+                    ):
+                        raise UpstreamRejectedError(
+                            last_error.status, f"upstream {chain[failed_idx]}: {last_error}"
+                        )
                     raise UpstreamFailedError(_summary("every model failed", attempts))
                 observer.on_escalate(chain[failed_idx], chain[next_idx], ESCALATION_ERROR)
                 start(False)
