@@ -362,3 +362,20 @@ async def test_upstream_4xx_escalates_then_passes_through(env: Env) -> None:
     assert r.status == 400
     err = (await r.json())["error"]
     assert err["code"] == "upstream_rejected" and "logprobs" in err["message"]
+
+
+@pytest.mark.parametrize("env", [{"split": [{"tier": "simple", "weight": 100}],
+                                  "shadow": {"sampleRate": 1.0,
+                                             "judge": {"type": "LLM", "model": "big"}}}],
+                         indirect=True)
+async def test_llm_judge(env: Env) -> None:
+    await env.chat(f"{SIMPLE_QUERY} a", user="k1")  # both answers good: agree
+    await env.patch("small", "small-1", default_quality=0.0)
+    await env.chat(f"{SIMPLE_QUERY} b", user="k2")  # canary answer bad: disagree
+    for _ in range(100):
+        if sample(await env.metrics(), "tierguard_shadow_judgements_total") >= 2:
+            break
+        await asyncio.sleep(0.05)
+    m = await env.metrics()
+    assert sample(m, "tierguard_shadow_judgements_total", verdict="agree") == 1
+    assert sample(m, "tierguard_shadow_judgements_total", verdict="disagree") == 1

@@ -126,3 +126,13 @@ def test_error_statuses() -> None:
 )
 def test_upstream_status_mapping(status: int, reason: str, retry: bool) -> None:
     assert classify_status(status) == (reason, retry)
+
+
+def test_similarity_and_llm_verdict_parsing() -> None:
+    from tierguard.router.shadow import parse_llm_verdict, similarity
+
+    assert similarity("the cat sat", "The cat sat!") == 1.0
+    assert similarity("a b", "c d") == 0.0 and similarity("", "") == 1.0
+    assert parse_llm_verdict("AGREE.") == "agree"
+    assert parse_llm_verdict("Disagree - they differ") == "disagree"
+    assert parse_llm_verdict("I think they agree") == "error"

@@ -35,6 +35,12 @@ filler. Every response carries the hidden marker ``tierguard_fake`` ({"quality":
 "bad", "category", "model"}) as an extra top-level field (and on every stream chunk),
 which simulated judges and users read; real clients ignore unknown fields.
 
+Simulated LLM judge
+-------------------
+A request whose last user message holds ``Answer A:`` and ``Answer B:`` (the router's
+LLM-judge prompt) is answered ``AGREE`` when neither answer is a bad one (no filler
+words) and ``DISAGREE`` otherwise, so ``shadow.judge.type: LLM`` works against the fake.
+
 Admin (tests and the lab inject outages at run time)
 ----------------------------------------------------
 ``GET/PUT /admin/profile`` read or replace the whole profile (JSON);
@@ -146,6 +152,19 @@ def answer_words(model: str, prompt: str, good: bool, words: int) -> list[str]:
     return preamble + [rng.choice(_FILLER) for _ in range(words)]
 
 
+_FILLER_SET = frozenset(_FILLER)
+
+
+def judge_reply(prompt: str) -> str | None:
+    """The simulated judge's verdict for a judge prompt, else None."""
+    _, sep_a, rest = prompt.partition("Answer A:")
+    answer_a, sep_b, answer_b = rest.partition("Answer B:")
+    if not (sep_a and sep_b):
+        return None
+    bad = any(w.strip(".,:") in _FILLER_SET for w in (answer_a + " " + answer_b).split())
+    return "DISAGREE" if bad else "AGREE"
+
+
 def count_tokens(messages: list[Any]) -> int:
     total = 0
     for msg in messages:
@@ -227,7 +246,8 @@ async def chat(request: web.Request) -> web.StreamResponse:
     category = category_of(body, prompt)
     quality = b.quality.get(category, b.default_quality)
     good = is_good(model, prompt, quality)
-    words = answer_words(model, prompt, good, b.completion_words)
+    verdict = judge_reply(prompt)
+    words = [verdict] if verdict else answer_words(model, prompt, good, b.completion_words)
     marker = {"quality": "good" if good else "bad", "category": category, "model": model}
     usage = {"prompt_tokens": count_tokens(messages), "completion_tokens": len(words)}
     usage["total_tokens"] = usage["prompt_tokens"] + usage["completion_tokens"]
