@@ -14,6 +14,7 @@ import contextlib
 import logging
 import os
 import signal
+from collections.abc import Callable
 
 from aiohttp import web
 
@@ -95,13 +96,27 @@ def _grace(deadline: str) -> float:
     return parse_duration(deadline) + 1.0
 
 
+def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
+    """uvloop when installed (a faster event loop: less CPU per request), unless
+    ``TIERGUARD_EVENT_LOOP=asyncio``."""
+    if os.environ.get("TIERGUARD_EVENT_LOOP", "").lower() == "asyncio":
+        return None
+    try:
+        import uvloop
+    except ImportError:
+        return None
+    factory: Callable[[], asyncio.AbstractEventLoop] = uvloop.new_event_loop
+    return factory
+
+
 def run(args: argparse.Namespace) -> int:
     logging.basicConfig(level=args.log_level.upper(),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     from tierguard.router.config_source import ConfigError, ConfigSourceError
 
     try:
-        return asyncio.run(serve(args))
+        with asyncio.Runner(loop_factory=_loop_factory()) as runner:
+            return runner.run(serve(args))
     except (ConfigError, ConfigSourceError) as exc:
         log.error("%s", exc)
         return 2
