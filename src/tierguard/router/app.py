@@ -67,6 +67,7 @@ log = logging.getLogger("tierguard.router")
 
 REQUEST_ID_HEADER = "x-request-id"
 MAX_SHADOWS_IN_FLIGHT = 64
+CLIENT_DISCONNECTED = "client_disconnected"
 
 
 @dataclass
@@ -363,8 +364,9 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
             request, result.answer, headers, did, req, t0, t0 + state.deadline_s, collect
         )
         if failed:
-            outcome = mdefs.OUTCOME_ERROR
             record["error"] = failed
+            if failed != CLIENT_DISCONNECTED:  # a client leaving is not the model's failure
+                outcome = mdefs.OUTCOME_ERROR
     elapsed = loop.time() - t0
     labels = (policy, plan.tier, str(plan.arm), result.model)
     m.requests.labels(*labels, outcome).inc()
@@ -473,7 +475,7 @@ async def _forward_stream(
                 "The upstream model failed while the answer was streaming."))
         await resp.write_eof()
     except ConnectionResetError:
-        failed = failed or "client_disconnected"
+        failed = failed or CLIENT_DISCONNECTED
     finally:
         answer.close()
     return resp, usage, ("".join(parts) if collect else None), ttft, failed
