@@ -44,6 +44,9 @@ from routerkit import (  # noqa: E402
 )
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
+#: sent by the load generator to every target; LiteLLM refuses to start without a
+#: master key (the router and the fake provider ignore it)
+BENCH_KEY = "sk-bench-" + "5f0c9a7e" * 6
 
 
 def tree_cpu_seconds(pid: int) -> float:
@@ -71,7 +74,7 @@ def body(stream: bool, model: str, i: int) -> dict[str, Any]:
 def measure(port: int, model: str, stream: bool, concurrency: int, duration: float,
             pid: int | None, path: str = "/v1/chat/completions") -> dict[str, Any]:
     reqs = [build_request("127.0.0.1", port, path, body(stream, model, i),
-                          {"Authorization": "Bearer bench"}) for i in range(256)]
+                          {"Authorization": f"Bearer {BENCH_KEY}"}) for i in range(256)]
     cpu0 = tree_cpu_seconds(pid) if pid else 0.0
     t0 = time.monotonic()
     res: Result = run_sync("127.0.0.1", port, reqs, concurrency, duration, 1.0)
@@ -91,7 +94,8 @@ def measure(port: int, model: str, stream: bool, concurrency: int, duration: flo
 def litellm_proxy(tmp: Path, fake_url: str, exe: str) -> Iterator[tuple[int, int]]:
     cfg = {"model_list": [{"model_name": "auto", "litellm_params": {
         "model": "openai/small-1", "api_base": f"{fake_url}/v1", "api_key": "x"}}],
-        "litellm_settings": {"telemetry": False}}
+        "litellm_settings": {"telemetry": False},
+        "general_settings": {"master_key": BENCH_KEY}}
     path = tmp / "litellm.yaml"
     path.write_text(yaml.safe_dump(cfg))
     port = free_port()

@@ -54,6 +54,7 @@ from tierguard.router.metrics import RouterMetrics
 from tierguard.router.review import ReviewSample
 from tierguard.router.shadow import answer_text, should_shadow
 from tierguard.router.split import RoutePlan, bucket, plan_pinned, plan_routed, stickiness_key
+from tierguard.router.sse import ChunkRewriter
 from tierguard.router.state import RouterState, build_state
 from tierguard.router.upstream import (
     JsonAnswer,
@@ -359,7 +360,9 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
         )
         ttft = loop.time() - t0
     else:
-        collect = config.observability.log_prompts or plan.arm is Arm.CANARY
+        shadowed = plan.arm is Arm.CANARY and should_shadow(request_id,
+                                                            config.shadow.sample_rate)
+        collect = config.observability.log_prompts or shadowed
         response, usage, answer, ttft, failed = await _forward_stream(
             request, result.answer, headers, did, req, t0, t0 + state.deadline_s, collect
         )
@@ -420,39 +423,16 @@ async def _forward_stream(
     resp = web.StreamResponse(headers={**headers, "Content-Type": "text/event-stream",
                                        "Cache-Control": "no-cache"})
     await resp.prepare(request)
-    usage: dict[str, Any] | None = None
-    parts: list[str] = []
     failed: str | None = None
     ttft = loop.time() - t0
-    model_name = req.model
+    rewriter = ChunkRewriter(did, req.model, req.include_usage, collect)
 
     async def emit(line: bytes) -> bool:
         """Write one data line; False at the end of the stream."""
-        nonlocal usage
-        data = line[5:].strip()
-        if data == b"[DONE]":
-            await resp.write(b"data: [DONE]\n\n")
-            return False
-        chunk = json.loads(data)
-        if isinstance(chunk, dict):
-            if "error" in chunk:
-                raise ValueError(f"upstream stream error: {str(chunk['error'])[:200]}")
-            chunk["id"] = did
-            chunk["model"] = model_name
-            if isinstance(chunk.get("usage"), dict):
-                usage = chunk["usage"]
-                if not req.include_usage:
-                    if not chunk.get("choices"):
-                        return True  # the usage-only chunk we asked for ourselves
-                    chunk.pop("usage")
-            if collect:
-                for choice in chunk.get("choices") or ():
-                    delta = choice.get("delta") or {}
-                    if choice.get("index", 0) == 0 and isinstance(delta.get("content"), str):
-                        parts.append(delta["content"])
-        await resp.write(b"data: " + json.dumps(chunk, separators=(",", ":")).encode()
-                         + b"\n\n")
-        return True
+        out = rewriter.rewrite(line)
+        if out is not None:
+            await resp.write(out)
+        return out != b"data: [DONE]\n\n"
 
     try:
         try:
@@ -478,7 +458,7 @@ async def _forward_stream(
         failed = failed or CLIENT_DISCONNECTED
     finally:
         answer.close()
-    return resp, usage, ("".join(parts) if collect else None), ttft, failed
+    return resp, rewriter.usage, (rewriter.text if collect else None), ttft, failed
 
 
 async def _stream_error(resp: web.StreamResponse, err: RouterError) -> None:
