@@ -379,3 +379,12 @@ async def test_llm_judge(env: Env) -> None:
     m = await env.metrics()
     assert sample(m, "tierguard_shadow_judgements_total", verdict="agree") == 1
     assert sample(m, "tierguard_shadow_judgements_total", verdict="disagree") == 1
+
+
+@pytest.mark.parametrize("env", [{"split": [{"tier": "simple", "weight": 100}]}], indirect=True)
+async def test_stream_stalling_mid_way_ends_with_error_event(env: Env) -> None:
+    # first chunk at once, then 10 s between chunks: past small's 5 s per-read timeout
+    await env.patch("small", "small-1", inter_chunk_s=10.0)
+    r = await env.chat(stream=True, user="kim")
+    events = [ln[6:] for ln in (await r.text()).splitlines() if ln.startswith("data: ")]
+    assert json.loads(events[-1])["error"]["type"] == "upstream_error"

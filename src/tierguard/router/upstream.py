@@ -128,10 +128,17 @@ class StreamAnswer:
         self.response.release()
 
     async def lines(self) -> Any:
-        """The data lines after the first (raw, stripped)."""
+        """The data lines after the first (raw, stripped). The gap between two reads is
+        bounded by the model's timeout (aiohttp's ``sock_read``, set on the request: a
+        per-line ``wait_for`` would cost a task per chunk)."""
         content = self.response.content
         while True:
-            raw = await asyncio.wait_for(content.readline(), self.read_timeout_s)
+            try:
+                raw = await content.readline()
+            except aiohttp.ServerTimeoutError:
+                raise AttemptError(
+                    "timeout", f"no data for {self.read_timeout_s:g}s mid-stream"
+                ) from None
             if not raw:
                 return
             line = raw.strip()
@@ -173,7 +180,13 @@ class UpstreamClient:
         resp: aiohttp.ClientResponse | None = None
         try:
             async with asyncio.timeout(self.timeout_s):
-                resp = await self.session.post(self.url, json=body)
+                resp = await self.session.post(
+                    self.url,
+                    json=body,
+                    timeout=aiohttp.ClientTimeout(
+                        total=None, sock_connect=10, sock_read=self.timeout_s
+                    ),
+                )
                 if resp.status != 200:
                     raise _status_error(resp.status, (await resp.read())[:_MAX_ERROR_BODY])
                 while True:
