@@ -34,6 +34,7 @@ sys.path[:0] = [str(ROOT / "src"), str(ROOT / "tests"), str(Path(__file__).paren
 
 import yaml  # noqa: E402
 from loadgen import Result, build_request, run_sync  # noqa: E402
+
 from routerkit import (  # noqa: E402
     SIMPLE_QUERY,
     build_tiny_classifier,
@@ -77,7 +78,7 @@ def measure(port: int, model: str, stream: bool, concurrency: int, duration: flo
                           {"Authorization": f"Bearer {BENCH_KEY}"}) for i in range(256)]
     cpu0 = tree_cpu_seconds(pid) if pid else 0.0
     t0 = time.monotonic()
-    res: Result = run_sync("127.0.0.1", port, reqs, concurrency, duration, 1.0)
+    res: Result = run_sync("127.0.0.1", port, reqs, concurrency, duration, 2.0)
     wall = time.monotonic() - t0
     cpu = (tree_cpu_seconds(pid) - cpu0) if pid else 0.0
     n = len(res.latencies)
@@ -143,13 +144,19 @@ def main() -> int:
     if args.no_classifier_default or not model_path.exists():
         model_path = build_tiny_classifier(tmp / "tiny.onnx")
     results: dict[str, Any] = {"classifier": str(model_path), "levels": levels,
-                               "duration_s": args.duration, "runs": []}
+                               "duration_s": args.duration, "runs": [],
+                               "loadavg_start": os.getloadavg(), "cpus": os.cpu_count(),
+                               "python": sys.version.split()[0],
+                               "event_loop": os.environ.get("TIERGUARD_EVENT_LOOP", "uvloop")}
     fast = {"models": {"*": {"latency_median_s": 0.0, "completion_words": 24}}}
     # the fake provider on core 1 (taskset via a wrapper around the routerkit helper)
     with _pinned_fake(tmp, fast) as fake_url:
         fake_port = int(fake_url.rsplit(":", 1)[1])
 
         def record(target: str, port: int, model: str, pid: int | None) -> None:
+            # prime: LiteLLM's first requests take seconds (lazy initialisation)
+            for stream in (False, True):
+                measure(port, model, stream, 1, 2.0, None)
             for stream in (False, True):
                 for c in levels:
                     r = measure(port, model, stream, c, args.duration, pid)
@@ -171,6 +178,7 @@ def main() -> int:
         if not args.skip_litellm:
             with litellm_proxy(tmp, fake_url, args.litellm) as (lport, lpid):
                 record("litellm", lport, "auto", lpid)
+    results["loadavg_end"] = os.getloadavg()
     args.out.write_text(json.dumps(results, indent=1))
     print(markdown(results))
     return 0
