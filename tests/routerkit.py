@@ -208,8 +208,8 @@ def fake_provider(tmp: Path, name: str, profile: dict[str, Any] | None = None
 
 @contextmanager
 def router_process(tmp: Path, config: dict[str, Any], cpu: int | None = None
-                   ) -> Iterator[tuple[str, Path]]:
-    """A router process on a config file; yields (base URL, config path)."""
+                   ) -> Iterator[tuple[str, Path, subprocess.Popen[bytes]]]:
+    """A router process on a config file; yields (base URL, config path, process)."""
     import yaml
 
     port = free_port()
@@ -218,8 +218,8 @@ def router_process(tmp: Path, config: dict[str, Any], cpu: int | None = None
     path = tmp / "router.yaml"
     path.write_text(yaml.safe_dump(config))
     with process(["router", "--config", str(path), "--poll-interval", "0.2"],
-                 f"http://127.0.0.1:{port}/readyz", tmp / "router.log", cpu=cpu):
-        yield f"http://127.0.0.1:{port}", path
+                 f"http://127.0.0.1:{port}/readyz", tmp / "router.log", cpu=cpu) as proc:
+        yield f"http://127.0.0.1:{port}", path, proc
 
 
 def write_config(path: Path, config: dict[str, Any]) -> None:

@@ -388,3 +388,36 @@ async def test_stream_stalling_mid_way_ends_with_error_event(env: Env) -> None:
     r = await env.chat(stream=True, user="kim")
     events = [ln[6:] for ln in (await r.text()).splitlines() if ln.startswith("data: ")]
     assert json.loads(events[-1])["error"]["type"] == "upstream_error"
+
+
+@pytest.fixture
+def decision_log_path(tmp_path: Path) -> Path:
+    return tmp_path / "decisions.jsonl"
+
+
+async def test_decision_log_lines(tiny_classifier: Path, decision_log_path: Path) -> None:
+    fake = TestServer(create_fake_app())
+    await fake.start_server()
+    cfg = router_config(tiny_classifier, big_url=str(fake.make_url("/v1")),
+                        small_url=str(fake.make_url("/v1")),
+                        observability={"decisionLog": str(decision_log_path)})
+    client = TestClient(TestServer(create_app(RouterSettings(
+        config=RouterConfig.model_validate(cfg)))))
+    await client.start_server()
+    try:
+        body = {"model": "auto", "user": "alice@example.com",
+                "messages": [{"role": "user", "content": "secret prompt " + SIMPLE_QUERY}]}
+        r = await client.post("/v1/chat/completions", json=body,
+                              headers={"x-request-id": "req-42"})
+        assert r.status == 200
+        client.app[RUNTIME].decision_log.flush()  # type: ignore[index]
+    finally:
+        await client.close()
+        await fake.close()
+    text = decision_log_path.read_text()
+    (line,) = [json.loads(x) for x in text.splitlines()]
+    assert line["request_id"] == "req-42" and line["tier"] == "simple"
+    assert line["arm"] == "control" and line["model"] == "big" and line["outcome"] == "ok"
+    assert set(line["probabilities"]) == {"simple", "complex"}
+    assert line["tokens"]["completion"] > 0 and line["cost_usd"] > 0
+    assert line["user_hash"] and "alice" not in text and "secret prompt" not in text

@@ -58,7 +58,7 @@ def stack(tiny_classifier: Path, tmp_path_factory: pytest.TempPathFactory) -> It
                                      "fallbacks": ["big"], "latencyBudget": "500ms"},
                                     {"tier": "complex", "baseline": "big",
                                      "latencyBudget": "2s"}])
-        with router_process(tmp, cfg) as (url, path):
+        with router_process(tmp, cfg) as (url, path, _):
             yield Stack(url, path, cfg, {"big": big, "small": small})
 
 
@@ -220,3 +220,38 @@ async def test_reload_under_load_fails_no_request(stack: Stack) -> None:
         model="auto", messages=[{"role": "user", "content": SIMPLE_QUERY}])
     assert ok.choices[0].message.content
     stack.config_path.write_text(good)
+
+
+def test_sigterm_drains_in_flight_requests(tiny_classifier: Path, tmp_path: Path) -> None:
+    import signal
+    import threading
+
+    slow = {"models": {"*": {"latency_median_s": 1.5}}}
+    with fake_provider(tmp_path, "big", slow) as big:
+        cfg = router_config(tiny_classifier, big_url=f"{big}/v1", small_url=f"{big}/v1")
+        with router_process(tmp_path, cfg) as (url, _, proc):
+            import time
+
+            results: list[object] = []
+            client = openai.OpenAI(base_url=f"{url}/v1", api_key="x", max_retries=0)
+
+            def call() -> None:
+                try:
+                    results.append(client.chat.completions.create(
+                        model="auto", messages=[{"role": "user", "content": COMPLEX_QUERY}]))
+                except Exception as exc:
+                    results.append(exc)
+
+            threads = [threading.Thread(target=call) for _ in range(4)]
+            for t in threads:
+                t.start()
+            # once the fake provider holds all four, SIGTERM the router mid-request
+            for _ in range(300):
+                if http("GET", f"{big}/admin/stats")[1].get("big-1:received", 0) >= 4:
+                    break
+                time.sleep(0.02)
+            proc.send_signal(signal.SIGTERM)
+            for t in threads:
+                t.join(timeout=30)
+            assert len(results) == 4
+            assert all(not isinstance(r, Exception) for r in results), results

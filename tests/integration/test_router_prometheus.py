@@ -45,7 +45,7 @@ def test_promql_per_tier_and_arm_matches_traffic(
     with fake_provider(tmp_path, "big") as big, fake_provider(tmp_path, "small") as small:
         cfg = router_config(tiny_classifier, big_url=f"{big}/v1", small_url=f"{small}/v1",
                             weight=30)
-        with router_process(tmp_path, cfg) as (url, _):
+        with router_process(tmp_path, cfg) as (url, _, _proc):
             client = openai.OpenAI(base_url=f"{url}/v1", api_key="x", max_retries=0)
             seen: Counter[tuple[str, str]] = Counter()
             down: Counter[tuple[str, str]] = Counter()

@@ -219,6 +219,7 @@ async def chat(request: web.Request) -> web.StreamResponse:
     profile = request.app[PROFILE][0]
     stats = request.app[STATS]
     rng = request.app[RNG]
+    _count(stats, f"{model}:received")
     b = profile.behaviour(model)
     rejected = [p for p in b.reject_params if p in body]
     if rejected:
