@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections import Counter
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -421,3 +422,33 @@ async def test_decision_log_lines(tiny_classifier: Path, decision_log_path: Path
     assert set(line["probabilities"]) == {"simple", "complex"}
     assert line["tokens"]["completion"] > 0 and line["cost_usd"] > 0
     assert line["user_hash"] and "alice" not in text and "secret prompt" not in text
+
+
+async def test_review_sample_file_written_at_shutdown(tiny_classifier: Path,
+                                                      tmp_path: Path) -> None:
+    fake = TestServer(create_fake_app())
+    await fake.start_server()
+    out = tmp_path / "review.jsonl"
+    cfg = router_config(tiny_classifier, big_url=str(fake.make_url("/v1")),
+                        small_url=str(fake.make_url("/v1")), split=[{"tier": "simple",
+                                                                      "weight": 50}],
+                        observability={"decisionLog": None, "reviewSampleSize": 3,
+                                       "reviewSamplePath": str(out), "logPrompts": True})
+    client = TestClient(TestServer(create_app(RouterSettings(
+        config=RouterConfig.model_validate(cfg)))))
+    await client.start_server()
+    try:
+        for i in range(40):
+            r = await client.post("/v1/chat/completions", json={
+                "model": "auto", "user": f"u{i}",
+                "messages": [{"role": "user", "content": f"{SIMPLE_QUERY} {i}"}]})
+            assert r.status == 200
+    finally:
+        await client.close()
+        await fake.close()
+    rows = [json.loads(x) for x in out.read_text().splitlines()]
+    per = Counter((r["stratum"]["tier"], r["stratum"]["arm"]) for r in rows)
+    assert per == {("simple", "canary"): 3, ("simple", "control"): 3}
+    seen = {(r["stratum"]["arm"]): r["stratum"]["seen"] for r in rows}
+    assert seen["canary"] + seen["control"] == 40
+    assert all(r["prompt"].startswith(SIMPLE_QUERY) and r["answer"] for r in rows)
