@@ -46,6 +46,7 @@ def test_valid_request_keeps_unknown_parameters() -> None:
     [
         (b"{not json", None, "invalid_json"),
         (b"\xff\xfe", None, "invalid_json"),
+        (b"[" * 100_000 + b"]" * 100_000, None, "invalid_json"),
         (raw([1, 2]), "body", "invalid_type"),
         (raw({"messages": OK["messages"]}), "model", "missing_required_parameter"),
         (raw({**OK, "model": 3}), "model", "invalid_type"),

@@ -43,6 +43,10 @@ def parse_json(raw: bytes) -> Any:
         raise InvalidRequestError(
             f"We could not parse the JSON body of your request ({exc}).", code="invalid_json"
         ) from None
+    except RecursionError:
+        raise InvalidRequestError(
+            "The JSON body of your request is nested too deeply.", code="invalid_json"
+        ) from None
 
 
 def _type_name(value: Any) -> str:
