@@ -42,7 +42,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--port", type=int, default=None, help="listen port (default: config)")
     parser.add_argument("--poll-interval", type=float, default=1.0,
                         help="seconds between config file checks (file mode)")
-    parser.add_argument("--log-level", default=os.environ.get("TIERGUARD_LOG_LEVEL", "info"))
+    parser.add_argument("--log-level", default=os.environ.get("TIERGUARD_LOG_LEVEL"),
+                        help="debug, info, warning, error (default: $TIERGUARD_LOG_LEVEL, "
+                             "then the config's server.logLevel)")
 
 
 def _namespace(arg: str | None) -> str:
@@ -69,6 +71,8 @@ async def serve(args: argparse.Namespace) -> int:
 
     source = build_source(args)
     config = parse_config(await source.load())
+    if args.log_level is None:
+        logging.getLogger().setLevel(config.server.log_level.upper())
     app = create_app(RouterSettings(config=config, source=source))
     host = args.host or config.server.host
     port = args.port or config.server.port
@@ -110,7 +114,7 @@ def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
 
 
 def run(args: argparse.Namespace) -> int:
-    logging.basicConfig(level=args.log_level.upper(),
+    logging.basicConfig(level=(args.log_level or "info").upper(),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     from tierguard.router.config_source import ConfigError, ConfigSourceError
 

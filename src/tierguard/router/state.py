@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import secrets
 from dataclasses import dataclass, field
 from typing import Any
@@ -43,8 +44,16 @@ class RouterState:
 
 
 def _classifier_key(config: RouterConfig) -> tuple[Any, ...]:
+    """What decides whether a reload must load the classifier again: the path, the
+    file's identity (a ConfigMap-mounted model replaced under the same path), the tiers
+    and thresholds."""
     c = config.classifier
-    return (c.path, tuple((t.name, t.threshold) for t in c.tiers))
+    try:
+        st = os.stat(c.path or default_model_path())
+        identity: tuple[int, int, int] | None = (st.st_ino, st.st_size, st.st_mtime_ns)
+    except OSError:
+        identity = None
+    return (c.path, identity, tuple((t.name, t.threshold) for t in c.tiers))
 
 
 def load_config_classifier(config: RouterConfig) -> Classifier:
