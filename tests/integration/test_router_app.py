@@ -452,3 +452,39 @@ async def test_review_sample_file_written_at_shutdown(tiny_classifier: Path,
     seen = {(r["stratum"]["arm"]): r["stratum"]["seen"] for r in rows}
     assert seen["canary"] + seen["control"] == 40
     assert all(r["prompt"].startswith(SIMPLE_QUERY) and r["answer"] for r in rows)
+
+
+async def test_two_replicas_agree_on_arms_and_accept_each_others_ids(
+    tiny_classifier: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TG_SIGNING_KEY", "shared-secret-from-a-Secret")
+    fake = TestServer(create_fake_app())
+    await fake.start_server()
+    cfg = router_config(tiny_classifier, big_url=str(fake.make_url("/v1")),
+                        small_url=str(fake.make_url("/v1")),
+                        split=[{"tier": "simple", "weight": 50}],
+                        feedback={"signingKey": {"env": "TG_SIGNING_KEY"}})
+    replicas = [TestClient(TestServer(create_app(RouterSettings(
+        config=RouterConfig.model_validate(cfg))))) for _ in range(2)]
+    for c in replicas:
+        await c.start_server()
+    try:
+        arms = []
+        for user in [f"user-{i}" for i in range(20)]:
+            seen = set()
+            for c in replicas:
+                r = await c.post("/v1/chat/completions", json={
+                    "model": "auto", "user": user,
+                    "messages": [{"role": "user", "content": SIMPLE_QUERY}]})
+                seen.add(r.headers["x-tierguard-arm"])
+                last_id = (await r.json())["id"]
+            assert len(seen) == 1  # the same user gets the same arm on both replicas
+            arms += list(seen)
+            # feedback on the OTHER replica than the one that answered last
+            fb = await replicas[0].post("/v1/feedback", json={"id": last_id, "rating": "up"})
+            assert fb.status == 200
+        assert {"canary", "control"} <= set(arms)
+    finally:
+        for c in replicas:
+            await c.close()
+        await fake.close()

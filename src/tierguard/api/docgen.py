@@ -63,8 +63,8 @@ def render_metrics_md() -> str:
         "",
         f"- `{m.POLICY}`: the RoutingPolicy name.",
         f"- `{m.TIER}`: a classifier tier (e.g. `simple`, `complex`); `{m.TIER_PINNED}` when "
-        "the client named a model itself; "
-        f"`{m.TIER_UNCLASSIFIED}` for requests refused before classification.",
+        "the client named a model itself. Requests refused before classification are "
+        f"counted only in `{m.INVALID_REQUESTS.name}` (no tier).",
         f"- `{m.ARM}`: {arms}. `control` is a tier under canary served by its baseline, "
         "`canary` by its candidate, `holdback` the permanent control share after promotion, "
         "`stable` a tier with no candidate, `pinned` a client-chosen model.",
