@@ -296,7 +296,7 @@ def test_scripts_use_no_string_library() -> None:
 
 def _gen_module() -> ModuleType:
     spec = importlib.util.spec_from_file_location(
-        "gen_argocd_cm", ROOT / "scripts" / "gen_argocd_cm.py"
+        "gen_packaging", ROOT / "scripts" / "gen_packaging.py"
     )
     assert spec is not None and spec.loader is not None
     mod = importlib.util.module_from_spec(spec)
@@ -307,7 +307,7 @@ def _gen_module() -> ModuleType:
 def test_committed_argocd_cm_snippet_is_fresh() -> None:
     gen = _gen_module()
     committed = (ROOT / "examples" / "argocd" / "argocd-cm.yaml").read_text()
-    assert committed == gen.render(), "run `python scripts/gen_argocd_cm.py`"
+    assert committed == gen.render_argocd_cm(), "run `python scripts/gen_packaging.py`"
 
 
 def test_argocd_cm_snippet_carries_the_tested_scripts(lua: Lua) -> None:
