@@ -189,6 +189,17 @@ def test_pending_and_ready_without_candidate_is_healthy(lua: Lua) -> None:
     assert hs["status"] == "Healthy"
 
 
+def test_pending_without_candidate_is_healthy_by_progressing_reason(lua: Lua) -> None:
+    st = status_for(
+        Phase.PENDING,
+        message="no route has a candidate: nothing to roll out",
+        conditions=[cond(ConditionType.PROGRESSING, "False", Reason.NO_CANDIDATE)],
+    )
+    hs = lua.run(LUA_DIR / "health.lua", policy(st))
+    assert hs["status"] == "Healthy"
+    assert "nothing to roll out" in hs["message"]
+
+
 def test_failed_uses_degraded_condition_message(lua: Lua) -> None:
     st = status_for(
         Phase.FAILED,
@@ -217,13 +228,15 @@ def test_unknown_phase_is_degraded_not_unknown(lua: Lua) -> None:
 
 # --------------------------------------------------------------------------- actions
 
+#: The phases in which the operator carries an action out (tierguard.operator.rollout);
+#: in any other phase it records InvalidAction, so the UI should not offer it.
 ENABLED: dict[Phase, set[str]] = {
-    Phase.PENDING: {"abort", "pause"},
+    Phase.PENDING: set(),
     Phase.PROGRESSING: {"promote", "abort", "pause"},
     Phase.PAUSED: {"promote", "abort", "resume"},
     Phase.PROMOTED: {"abort"},
     Phase.ROLLED_BACK: {"retry"},
-    Phase.FAILED: {"retry"},
+    Phase.FAILED: set(),
 }
 
 

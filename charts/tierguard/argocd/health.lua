@@ -83,8 +83,12 @@ if phase == nil or phase == "" then
   hs.message = "Waiting for the tierguard operator to set a phase"
 elseif phase == "Pending" then
   local ready = condition(status, "Ready")
-  if ready ~= nil and ready.status == "True" then
-    -- Nothing to roll out (no candidate): the baseline serves every tier.
+  local progressing = condition(status, "Progressing")
+  local nothing_to_do = progressing ~= nil and progressing.reason == "NoCandidate"
+  if nothing_to_do or (ready ~= nil and ready.status == "True") then
+    -- No route has a candidate: the baseline serves every tier and the policy is as
+    -- healthy as it will get. Reporting Progressing here would hold an Argo CD sync
+    -- (and its later waves) forever.
     hs.status = "Healthy"
     hs.message = describe(status, "Pending: nothing to roll out; the baseline serves every tier")
   else

@@ -18,9 +18,12 @@ local function enabled_in(phases)
   return false
 end
 
+-- The same phase checks as the operator's (tierguard.operator.rollout): promote advances
+-- a live stage, abort rolls back a live or promoted rollout, retry restarts a rolled-back
+-- revision, pause holds a stage in flight, resume continues a paused one.
 actions["promote"] = {["disabled"] = not enabled_in({"Progressing", "Paused"})}
-actions["abort"] = {["disabled"] = not enabled_in({"Pending", "Progressing", "Paused", "Promoted"})}
-actions["retry"] = {["disabled"] = not enabled_in({"RolledBack", "Failed"})}
-actions["pause"] = {["disabled"] = not enabled_in({"Pending", "Progressing"})}
+actions["abort"] = {["disabled"] = not enabled_in({"Progressing", "Paused", "Promoted"})}
+actions["retry"] = {["disabled"] = not enabled_in({"RolledBack"})}
+actions["pause"] = {["disabled"] = not enabled_in({"Progressing"})}
 actions["resume"] = {["disabled"] = not enabled_in({"Paused"})}
 return actions
