@@ -354,6 +354,55 @@ def test_operator_runs_with_the_chart(
     assert "403" not in text and "forbidden" not in text.lower(), text[-4000:]
 
 
+# --------------------------------------------------------------------------- helm lifecycle
+
+
+def test_helm_install_upgrade_uninstall(
+    control_plane: ControlPlane, helm: str, installed: tuple[str, list[dict]]
+) -> None:
+    """helm itself against the real API server: install (adopting the CRD already on the
+    cluster, as a user who applied crds/ by hand would), upgrade (the CRD is a template,
+    so upgrades reach it, unlike crds/), uninstall (the CRD and so every RoutingPolicy
+    stay: helm.sh/resource-policy=keep)."""
+    release, release_ns = unique("life"), unique("tierguard-life")
+    kube = ["--kubeconfig", str(control_plane.kubeconfig), "-n", release_ns]
+    control_plane.kubectl(
+        "annotate", "--overwrite", f"crd/{CRD_NAME}",
+        f"meta.helm.sh/release-name={release}", f"meta.helm.sh/release-namespace={release_ns}",
+    )  # fmt: skip
+    control_plane.kubectl(
+        "label", "--overwrite", f"crd/{CRD_NAME}", "app.kubernetes.io/managed-by=Helm"
+    )
+
+    def helm_cmd(*args: str) -> str:
+        res = subprocess.run([helm, *args, *kube], capture_output=True, text=True, check=False)
+        assert res.returncode == 0, res.stdout + res.stderr
+        return res.stdout
+
+    out = helm_cmd("install", release, str(CHART), "--create-namespace",
+                   "--set", "operator.replicas=1")  # fmt: skip
+    assert "STATUS: deployed" in out
+    assert f"kubectl -n {release_ns} get deploy,pods" in out, "NOTES.txt is shown"
+    deploy = json.loads(control_plane.kubectl(
+        "get", "deploy", "-n", release_ns, "-o", "json").stdout)["items"]  # fmt: skip
+    assert [d["metadata"]["name"] for d in deploy] == [f"{release}-tierguard-operator"]
+
+    helm_cmd("upgrade", release, str(CHART), "--reuse-values",
+             "--set", "crd.annotations.example\\.com/upgraded=yes")  # fmt: skip
+    crd = json.loads(control_plane.kubectl("get", "crd", CRD_NAME, "-o", "json").stdout)
+    assert crd["metadata"]["annotations"]["example.com/upgraded"] == "yes"
+
+    helm_cmd("uninstall", release)
+    assert control_plane.kubectl("get", "crd", CRD_NAME, check=False).returncode == 0, (
+        "uninstall must keep the CRD"
+    )
+    gone = control_plane.kubectl(
+        "get", "clusterrole", f"{release}-tierguard-operator", check=False
+    )
+    assert gone.returncode != 0
+    control_plane.kubectl("delete", "namespace", release_ns, "--wait=false", check=False)
+
+
 # --------------------------------------------------------------------------- examples
 
 
