@@ -251,8 +251,6 @@ def test_operator_service_account_can_render_a_router(
         {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": router}},
         {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": router},
          "data": {"router.yaml": "{}"}},
-        {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": f"{router}-signing"},
-         "stringData": {"key": secrets.token_hex(16)}},
         {"apiVersion": "v1", "kind": "Service", "metadata": {"name": router},
          "spec": {"selector": {"app": router}, "ports": [{"name": "http", "port": 8080}]}},
         {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": router},
@@ -279,6 +277,13 @@ def test_operator_service_account_can_render_a_router(
         "apply", "--server-side", "--field-manager=tierguard-operator", "-n", namespace,
         "-f", "-", input=dump(objects),
     )  # fmt: skip
+    # The signing key is created once (POST): the chart grants create, not patch, on
+    # Secrets, so the operator can never rewrite a Secret it did not create.
+    signing = {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": f"{router}-signing"},
+               "stringData": {"key": secrets.token_hex(16)}}  # fmt: skip
+    as_operator("create", "-n", namespace, "-f", "-", input=dump([signing]))
+    assert "minimal-router-signing" in as_operator("get", "secret", f"{router}-signing",
+                                                   "-n", namespace, "-o", "name")  # fmt: skip
     lease = {
         "apiVersion": "coordination.k8s.io/v1",
         "kind": "Lease",
@@ -463,7 +468,8 @@ def test_example_applies(
         )
     for ns in {d["metadata"].get("namespace") for d in docs} - {None}:
         ensure_namespace(control_plane, ns)
-    res = apply(control_plane, docs, "-n", namespace)
+    own_ns = all("namespace" in d["metadata"] for d in docs)
+    res = apply(control_plane, docs, *([] if own_ns else ["-n", namespace]))
     assert res.returncode == 0, res.stderr
     for d in docs:
         ns = d["metadata"].get("namespace", namespace)
