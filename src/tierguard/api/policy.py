@@ -217,9 +217,6 @@ class RouteSpec(ApiModel):
     )
     fallbacks: list[Name] = Field(
         default_factory=list,
-        # Emitted into the CRD so the API server defaults the list before the CEL rules
-        # that iterate it run (an absent key is a CEL "no such key" error).
-        json_schema_extra={"default": []},
         max_length=MAX_FALLBACKS,
         description=(
             "Models tried in order when the serving model fails (connection error, 429, 5xx, "
@@ -439,9 +436,6 @@ class AnalysisSpec(ApiModel):
     )
     slos: list[SLOSpec] = Field(
         default_factory=list,
-        # Emitted into the CRD so the API server defaults the list before the CEL rules
-        # that iterate it run (an absent key is a CEL "no such key" error).
-        json_schema_extra={"default": []},
         max_length=MAX_SLOS,
         description="Per-tier objectives. Every tier with a candidate needs at least one.",
     )
