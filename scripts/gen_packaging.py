@@ -408,8 +408,7 @@ def build_dashboard() -> dict[str, Any]:
         "Failed upstream attempts per second by model and reason.",
         [
             (
-                f"sum by ({m.MODEL}, {m.REASON}) "
-                f"(rate({m.UPSTREAM_ERRORS.name}{{{_SEL}}}[{_RI}]))",
+                f"sum by ({m.MODEL}, {m.REASON}) (rate({m.UPSTREAM_ERRORS.name}{{{_SEL}}}[{_RI}]))",
                 "{{model}}: {{reason}}",
             )
         ],

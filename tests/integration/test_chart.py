@@ -181,22 +181,16 @@ def test_full_manifests_pass_server_side_dry_run(
 
 
 @pytest.fixture(scope="module")
-def installed(
-    control_plane: ControlPlane, helm: str
-) -> Iterator[tuple[str, list[dict]]]:
+def installed(control_plane: ControlPlane, helm: str) -> Iterator[tuple[str, list[dict]]]:
     """The default render applied for real in its own release namespace."""
     release_ns = unique("tierguard-system")
     ensure_namespace(control_plane, release_ns)
     docs = render(helm, release_ns)
     res = apply(control_plane, docs)
     assert res.returncode == 0, res.stderr
-    control_plane.kubectl(
-        "wait", "--for=condition=Established", f"crd/{CRD_NAME}", "--timeout=60s"
-    )
+    control_plane.kubectl("wait", "--for=condition=Established", f"crd/{CRD_NAME}", "--timeout=60s")
     yield release_ns, docs
-    cluster_scoped = [
-        d for d in docs if d["kind"] in ("ClusterRole", "ClusterRoleBinding")
-    ]
+    cluster_scoped = [d for d in docs if d["kind"] in ("ClusterRole", "ClusterRoleBinding")]
     control_plane.kubectl("delete", "--ignore-not-found", "-f", "-", input=dump(cluster_scoped))
     control_plane.kubectl("delete", "namespace", release_ns, "--wait=false", check=False)
 
@@ -419,9 +413,7 @@ def test_helm_install_upgrade_uninstall(
     assert control_plane.kubectl("get", "crd", CRD_NAME, check=False).returncode == 0, (
         "uninstall must keep the CRD"
     )
-    gone = control_plane.kubectl(
-        "get", "clusterrole", f"{release}-tierguard-operator", check=False
-    )
+    gone = control_plane.kubectl("get", "clusterrole", f"{release}-tierguard-operator", check=False)
     assert gone.returncode != 0
     control_plane.kubectl("delete", "namespace", release_ns, "--wait=false", check=False)
 

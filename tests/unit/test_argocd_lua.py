@@ -58,8 +58,10 @@ class Lua:
         if lua51.lua_type(value) != "table":
             return value
         items = dict(value.items())
-        if items and all(isinstance(k, int) for k in items) and set(items) == set(
-            range(1, len(items) + 1)
+        if (
+            items
+            and all(isinstance(k, int) for k in items)
+            and set(items) == set(range(1, len(items) + 1))
         ):
             return [self.from_lua(items[i]) for i in range(1, len(items) + 1)]
         return {k: self.from_lua(v) for k, v in items.items()}
@@ -327,9 +329,10 @@ def test_argocd_cm_snippet_carries_the_tested_scripts(lua: Lua) -> None:
     """The snippet users paste is exactly what the tests above ran."""
     cm = yaml.safe_load((ROOT / "examples" / "argocd" / "argocd-cm.yaml").read_text())
     data = cm["data"]
-    assert data["resource.customizations.health.tierguard.io_RoutingPolicy"] == (
-        LUA_DIR / "health.lua"
-    ).read_text()
+    assert (
+        data["resource.customizations.health.tierguard.io_RoutingPolicy"]
+        == (LUA_DIR / "health.lua").read_text()
+    )
     actions = yaml.safe_load(data["resource.customizations.actions.tierguard.io_RoutingPolicy"])
     assert actions["discovery.lua"] == (LUA_DIR / "actions" / "discovery.lua").read_text()
     names = [d["name"] for d in actions["definitions"]]

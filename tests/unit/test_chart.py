@@ -96,9 +96,7 @@ def _check_expr(expr: str) -> None:
 def _rule_exprs() -> list[str]:
     text = (CHART / "templates" / "prometheusrule.yaml").read_text()
     return [
-        block
-        for block in re.findall(r"expr: \|\n((?:\s{12}.*\n)+)", text)
-        if "tierguard_" in block
+        block for block in re.findall(r"expr: \|\n((?:\s{12}.*\n)+)", text) if "tierguard_" in block
     ]
 
 
@@ -133,8 +131,14 @@ def test_dashboard_queries_use_defined_metrics_and_labels() -> None:
 def test_dashboard_shows_what_sres_need() -> None:
     dash = _dashboard()
     exprs = "\n".join(t["expr"] for p in dash["panels"] for t in p.get("targets", []))
-    for d in (m.ROLLOUT_WEIGHT, m.CANARY_WEIGHT, m.FEEDBACK, m.SHADOW_JUDGEMENTS, m.COST,
-              m.ESCALATIONS):
+    for d in (
+        m.ROLLOUT_WEIGHT,
+        m.CANARY_WEIGHT,
+        m.FEEDBACK,
+        m.SHADOW_JUDGEMENTS,
+        m.COST,
+        m.ESCALATIONS,
+    ):
         assert d.name in exprs, d.name
     assert f"{m.REQUEST_DURATION.name}_bucket" in exprs
     # Quality is per tier and arm: canary vs control side by side, never an aggregate.

@@ -129,9 +129,7 @@ def _section(path: str, node: dict[str, Any], out: list[str]) -> None:
                 _section(child + "[]", items, out)
 
 
-def _rule_holders(
-    props: dict[str, dict[str, Any]], path: str
-) -> list[tuple[dict[str, Any], str]]:
+def _rule_holders(props: dict[str, dict[str, Any]], path: str) -> list[tuple[dict[str, Any], str]]:
     """Scalar and list fields carry their own CEL rules; objects print theirs in their
     own section."""
     return [
