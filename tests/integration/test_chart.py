@@ -21,6 +21,7 @@ import os
 import re
 import secrets
 import shutil
+import socket
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
@@ -51,6 +52,7 @@ ALLOWED = [
     ("watch", "routingpolicies.tierguard.io"),
     ("patch", "routingpolicies.tierguard.io"),
     ("patch", "routingpolicies.tierguard.io/status"),
+    ("update", "routingpolicies.tierguard.io/finalizers"),
     ("create", "configmaps"),
     ("patch", "configmaps"),
     ("create", "services"),
@@ -73,7 +75,9 @@ FORBIDDEN = [
     ("create", "pods"),
     ("escalate", "roles.rbac.authorization.k8s.io"),
     ("bind", "roles.rbac.authorization.k8s.io"),
-    ("create", "leases.coordination.k8s.io"),  # only in the release namespace
+    ("create", "leases.coordination.k8s.io"),
+    ("delete", "configmaps"),  # the garbage collector deletes rendered objects
+    ("delete", "deployments.apps"),
     ("create", "clusterroles.rbac.authorization.k8s.io"),
 ]
 
@@ -115,6 +119,20 @@ def apply(cp: ControlPlane, docs: list[dict], *extra: str) -> subprocess.Complet
     )  # fmt: skip
 
 
+def install_in_order(cp: ControlPlane, docs: list[dict]) -> None:
+    """CRDs first, then (once they are established) everything else, as Helm does with
+    its hooks: the peering object's kind only exists after its CRD."""
+    crds = [d for d in docs if d["kind"] == "CustomResourceDefinition"]
+    if crds:
+        res = apply(cp, crds)
+        assert res.returncode == 0, res.stderr
+        for crd in crds:
+            name = crd["metadata"]["name"]
+            cp.kubectl("wait", "--for=condition=Established", f"crd/{name}", "--timeout=60s")
+    res = apply(cp, [d for d in docs if d["kind"] != "CustomResourceDefinition"])
+    assert res.returncode == 0, res.stderr
+
+
 def ensure_namespace(cp: ControlPlane, name: str) -> None:
     cp.kubectl("create", "namespace", name, check=False)
 
@@ -146,6 +164,12 @@ def can_i(
     return bool(json.loads(out.stdout)["status"].get("allowed", False))
 
 
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
 def unique(prefix: str) -> str:
     return f"{prefix}-{secrets.token_hex(3)}"
 
@@ -154,8 +178,9 @@ def unique(prefix: str) -> str:
 
 
 def test_default_manifests_pass_server_side_dry_run(
-    control_plane: ControlPlane, helm: str, namespace: str
+    control_plane: ControlPlane, helm: str, namespace: str, installed: tuple[str, list[dict]]
 ) -> None:
+    """(``installed`` put kopf's peering CRDs on the cluster, as a first install would.)"""
     docs = render(helm, namespace, release=unique("dry"))
     res = apply(control_plane, docs, "--dry-run=server")
     assert res.returncode == 0, res.stderr
@@ -163,8 +188,9 @@ def test_default_manifests_pass_server_side_dry_run(
 
 
 def test_full_manifests_pass_server_side_dry_run(
-    control_plane: ControlPlane, helm: str, namespace: str
+    control_plane: ControlPlane, helm: str, namespace: str, installed: tuple[str, list[dict]]
 ) -> None:
+    """(``installed`` put kopf's peering CRDs on the cluster, as a first install would.)"""
     """Every object of the full render except the Prometheus Operator's kinds (their CRDs
     are not on this cluster; the rules are checked by promtool below)."""
     for ns in ("team-a", "team-b"):
@@ -186,9 +212,7 @@ def installed(control_plane: ControlPlane, helm: str) -> Iterator[tuple[str, lis
     release_ns = unique("tierguard-system")
     ensure_namespace(control_plane, release_ns)
     docs = render(helm, release_ns)
-    res = apply(control_plane, docs)
-    assert res.returncode == 0, res.stderr
-    control_plane.kubectl("wait", "--for=condition=Established", f"crd/{CRD_NAME}", "--timeout=60s")
+    install_in_order(control_plane, docs)
     yield release_ns, docs
     cluster_scoped = [d for d in docs if d["kind"] in ("ClusterRole", "ClusterRoleBinding")]
     control_plane.kubectl("delete", "--ignore-not-found", "-f", "-", input=dump(cluster_scoped))
@@ -209,8 +233,9 @@ def test_rbac_allows_what_the_operator_does_and_nothing_more(
     assert not denied, f"the chart's RBAC refuses {denied}"
     allowed = [(v, r) for v, r in FORBIDDEN if can_i(control_plane, v, r, namespace, sa)]
     assert not allowed, f"the chart's RBAC allows {allowed}"
-    for verb in ("get", "create", "update"):
-        assert can_i(control_plane, verb, "leases.coordination.k8s.io", release_ns, sa)
+    for verb in ("get", "watch", "patch"):
+        assert can_i(control_plane, verb, "clusterkopfpeerings.kopf.dev", "", sa)
+    assert not can_i(control_plane, "delete", "clusterkopfpeerings.kopf.dev", "", sa)
     assert can_i(control_plane, "list", "customresourcedefinitions.apiextensions.k8s.io", "", sa)
     assert not can_i(
         control_plane, "create", "customresourcedefinitions.apiextensions.k8s.io", "", sa
@@ -223,7 +248,7 @@ def test_operator_service_account_can_render_a_router(
     """As the operator's ServiceAccount (a real token), do what the operator does for a
     policy: read it, write its status, render the router's objects, give the router's
     ServiceAccount read access to its ConfigMap (no escalate/bind needed), create the
-    signing-key Secret, post an Event, take the leader Lease."""
+    signing-key Secret, post an Event, beat kopf's peering heartbeat."""
     release_ns, docs = installed
     policy = yaml.safe_load((ROOT / "examples" / "policies" / "minimal.yaml").read_text())
     res = apply(control_plane, [policy], "-n", namespace)  # as admin: users create policies
@@ -278,14 +303,13 @@ def test_operator_service_account_can_render_a_router(
     as_operator("create", "-n", namespace, "-f", "-", input=dump([signing]))
     assert "minimal-router-signing" in as_operator("get", "secret", f"{router}-signing",
                                                    "-n", namespace, "-o", "name")  # fmt: skip
-    lease = {
-        "apiVersion": "coordination.k8s.io/v1",
-        "kind": "Lease",
-        "metadata": {"name": "tierguard-operator", "namespace": release_ns},
-        "spec": {"holderIdentity": "test", "leaseDurationSeconds": 15},
-    }
-    as_operator("apply", "--server-side", "--field-manager=tierguard-operator", "-f", "-",
-                input=dump([lease]))  # fmt: skip
+    # kopf's peering heartbeat: the replica patches its entry into the peering object.
+    (peering,) = [d for d in docs if d["kind"] == "ClusterKopfPeering"]
+    status = {"status": {"test-replica": {"priority": 7, "lifetime": 60}}}
+    as_operator(
+        "patch", "clusterkopfpeering", peering["metadata"]["name"], "--type=merge",
+        "-p", json.dumps(status),
+    )  # fmt: skip
     # The router's ServiceAccount can now read its own ConfigMap, and only that.
     router_sa = f"system:serviceaccount:{namespace}:{router}"
     assert can_i(control_plane, "get", "configmaps", namespace, router_sa, name=router)
@@ -324,8 +348,9 @@ def test_operator_runs_with_the_chart(
     wait_for: WaitFor,
     tmp_path: Path,
 ) -> None:
-    """The operator, as the chart's ServiceAccount with the Deployment's environment,
-    reconciles an example policy: status appears and no request is forbidden."""
+    """The operator, as the chart's ServiceAccount with the Deployment's arguments and
+    environment, reconciles an example policy: status appears and nothing is forbidden.
+    Only the two listening ports are moved to free ones (tests share this machine)."""
     if importlib.util.find_spec("tierguard.operator.cli") is None:
         pytest.skip("tierguard.operator.cli is not merged yet")
     release_ns, docs = installed
@@ -338,19 +363,24 @@ def test_operator_runs_with_the_chart(
     env |= {
         "POD_NAME": "tierguard-operator-test",
         "POD_NAMESPACE": release_ns,
-        "TIERGUARD_LEASE_NAMESPACE": release_ns,
-        "TIERGUARD_HEALTH_PORT": "0",
-        "TIERGUARD_METRICS_PORT": "0",
         "KUBECONFIG": str(control_plane.service_account_kubeconfig(release_ns, sa_name(docs))),
-        "PYTHONPATH": str(ROOT / "src"),
+        "PYTHONPATH": os.environ.get("PYTHONPATH") or str(ROOT / "src"),
     }
+    health, metrics_port = free_port(), free_port()
+    args = []
+    for arg in container["args"]:
+        if arg.startswith("--liveness="):
+            arg = f"--liveness=http://127.0.0.1:{health}/healthz"
+        elif arg.startswith("--metrics-port="):
+            arg = f"--metrics-port={metrics_port}"
+        args.append(arg)
     policy = yaml.safe_load((ROOT / "examples" / "policies" / "minimal.yaml").read_text())
     policy["metadata"]["name"] = "runs-with-chart"
     assert apply(control_plane, [policy], "-n", namespace).returncode == 0
     log = tmp_path / "operator.log"
     with log.open("w") as out:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "tierguard.cli", "operator", *container.get("args", [])],
+            [sys.executable, "-m", "tierguard.cli", "operator", *args],
             env=env, stdout=out, stderr=subprocess.STDOUT, cwd=tmp_path,
         )  # fmt: skip
         try:
@@ -396,8 +426,11 @@ def test_helm_install_upgrade_uninstall(
         assert res.returncode == 0, res.stdout + res.stderr
         return res.stdout
 
+    # kopf's peering CRDs are already on the cluster (the `installed` fixture): like a
+    # second kopf operator's release, this one leaves them alone.
     out = helm_cmd("install", release, str(CHART), "--create-namespace",
-                   "--set", "operator.replicas=1")  # fmt: skip
+                   "--set", "operator.replicas=1",
+                   "--set", "operator.peering.createCRDs=false")  # fmt: skip
     assert "STATUS: deployed" in out
     assert f"kubectl -n {release_ns} get deploy,pods" in out, "NOTES.txt is shown"
     deploy = json.loads(control_plane.kubectl(

@@ -64,6 +64,7 @@ app.kubernetes.io/component: operator
 {{- end }}
 {{- end }}
 
-{{- define "tierguard.leaseName" -}}
-{{- default (include "tierguard.operator.fullname" .) .Values.operator.leaderElection.leaseName }}
+{{/* The kopf peering object's name. */}}
+{{- define "tierguard.peeringName" -}}
+{{- default (include "tierguard.operator.fullname" .) .Values.operator.peering.name }}
 {{- end }}
