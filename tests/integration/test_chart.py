@@ -380,7 +380,7 @@ def test_operator_runs_with_the_chart(
     log = tmp_path / "operator.log"
     with log.open("w") as out:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "tierguard.cli", "operator", *args],
+            [sys.executable, "-m", "tierguard.cli", *args],  # args[0] == "operator"
             env=env, stdout=out, stderr=subprocess.STDOUT, cwd=tmp_path,
         )  # fmt: skip
         try:

@@ -100,6 +100,15 @@ def test_schema_refuses_bad_values(helm: list[str], setting: str, needle: str) -
     assert needle in proc.stdout + proc.stderr
 
 
+def test_routers_are_never_scraped_twice(helm: list[str]) -> None:
+    proc = run(
+        [*helm, "template", str(CHART), "--set", "metrics.serviceMonitor.enabled=true",
+         "--set", "metrics.serviceMonitor.routers.enabled=true"]
+    )  # fmt: skip
+    assert proc.returncode != 0
+    assert "scrape every router twice" in proc.stderr
+
+
 def test_two_active_operators_are_refused(helm: list[str]) -> None:
     proc = run(
         [
@@ -187,6 +196,7 @@ def test_operator_deployment_is_hardened_and_ha(helm: list[str]) -> None:
     for probe in ("livenessProbe", "readinessProbe", "startupProbe"):
         assert container[probe]["httpGet"] == {"path": "/healthz", "port": "health"}
     assert container["args"] == [
+        "operator",
         "--all-namespaces",
         "--liveness=http://0.0.0.0:8080/healthz",
         "--metrics-port=9102",
@@ -244,7 +254,7 @@ def test_full_render_objects(helm: list[str]) -> None:
         "registry.example.com/tierguard/operator@sha256:" + "0" * 64
     )
     args = pod["containers"][0]["args"]
-    assert args[:2] == ["--namespace=team-a", "--namespace=team-b"]
+    assert args[:3] == ["operator", "--namespace=team-a", "--namespace=team-b"]
     assert "--peering-name=tierguard-peers" in args
     assert "--prometheus-url=http://prometheus.monitoring.svc:9090" in args
     assert args[-1] == "--verbose"

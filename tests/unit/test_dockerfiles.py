@@ -79,7 +79,11 @@ def test_multi_stage_non_root_entrypoint(component: str) -> None:
     uid = users[-1].split(":")[0]
     assert uid.isdigit() and int(uid) != 0, "numeric non-root UID, so runAsNonRoot can verify it"
     entry = [args for word, args in final_stage if word == "ENTRYPOINT"]
-    assert json.loads(entry[-1]) == ["tierguard", component]
+    cmd = [args for word, args in final_stage if word == "CMD"]
+    # The subcommand is the first argument (CMD), as the operator renders router pods
+    # (args: ["router", ...]) and the chart runs the operator (args: ["operator", ...]).
+    assert json.loads(entry[-1]) == ["tierguard"]
+    assert json.loads(cmd[-1]) == [component]
     assert not any(word == "ADD" for word, _ in ins), "COPY only: ADD fetches URLs and unpacks"
 
 
