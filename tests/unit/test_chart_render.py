@@ -227,6 +227,8 @@ def test_single_replica_may_run_standalone(helm: list[str]) -> None:
 def test_full_render_objects(helm: list[str]) -> None:
     docs = template(helm, "--values", str(FULL))
     assert len(by_kind(docs, "ServiceMonitor")) == 2
+    operator_sm = one(docs, "ServiceMonitor", "tg-operator")
+    assert operator_sm["spec"]["endpoints"][0]["honorLabels"] is True
     rule = one(docs, "PrometheusRule")
     alerts = {r["alert"] for g in rule["spec"]["groups"] for r in g["rules"]}
     assert alerts == {
