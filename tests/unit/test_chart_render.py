@@ -396,3 +396,21 @@ def test_chart_grants_nothing_the_operator_does_not_need(helm: list[str]) -> Non
     declares."""
     extra = granted(template(helm)) - operator_rules()
     assert not extra, f"chart grants unused permissions: {sorted(extra)}"
+
+
+def test_argocd_application_values_render(helm: list[str], tmp_path: Path) -> None:
+    """The example Application's Helm values are valid for this chart (schema and
+    templates), and it points at this chart's path."""
+    apps = [
+        d
+        for d in yaml.safe_load_all((ROOT / "examples" / "argocd" / "application.yaml").read_text())
+        if d and d["spec"]["source"].get("path") == "charts/tierguard"
+    ]
+    assert len(apps) == 1
+    source = apps[0]["spec"]["source"]
+    assert (ROOT / source["path"] / "Chart.yaml").exists()
+    values = tmp_path / "values.yaml"
+    values.write_text(yaml.safe_dump(source["helm"]["valuesObject"]))
+    docs = template(helm, "--values", str(values))
+    assert by_kind(docs, "PrometheusRule") and by_kind(docs, "ConfigMap")
+    assert "ServerSideApply=true" in apps[0]["spec"]["syncPolicy"]["syncOptions"]
