@@ -13,7 +13,7 @@ written twice by hand:
   ``values.yaml`` (the helm-docs convention).
 
 Usage: python scripts/gen_packaging.py [--check]    (run from anywhere; PYTHONPATH=src)
-Tests (tests/unit/test_chart.py, test_argocd_lua.py) fail while any output is stale.
+Tests (tests/unit/test_chart_static.py, test_argocd_lua.py) fail while any output is stale.
 """
 
 from __future__ import annotations
