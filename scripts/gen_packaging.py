@@ -352,6 +352,23 @@ def build_dashboard() -> dict[str, Any]:
         ],
         unit="currencyUSD",
     )
+    served = f'{m.REQUESTS.name}{{{_SEL_TIER}, {m.OUTCOME}!="{m.OUTCOME_ERROR}"}}'
+    down = _ratio(m.FEEDBACK.name, f'{m.RATING}="{m.RATING_DOWN}"', "", ta)
+    p.add(
+        "Cost per satisfied request",
+        "Upstream cost divided by the requests that were served and not rated down (served "
+        "requests x (1 - thumbs-down rate)), per tier and arm: the bill beside the quality. "
+        "A cheap canary whose answers get rated down costs more per satisfied user than it "
+        "seems.",
+        [
+            (
+                f"sum by ({ta}) (rate({m.COST.name}{{{_SEL_TIER}}}[{_RI}]))\n/\n("
+                f"sum by ({ta}) (rate({served}[{_RI}]))\n* (1 - (\n{down}\n)))",
+                per_arm,
+            )
+        ],
+        unit="currencyUSD",
+    )
     p.add(
         "Spend in range",
         "Total upstream spend in the selected time range, by model.",
