@@ -20,6 +20,7 @@ import pytest
 import yaml
 
 from tierguard.api.crdgen import build_crd
+from tierguard.api.policy import RoutingPolicySpec
 
 ROOT = Path(__file__).resolve().parents[2]
 CHART = ROOT / "charts" / "tierguard"
@@ -414,3 +415,23 @@ def test_argocd_application_values_render(helm: list[str], tmp_path: Path) -> No
     docs = template(helm, "--values", str(values))
     assert by_kind(docs, "PrometheusRule") and by_kind(docs, "ConfigMap")
     assert "ServerSideApply=true" in apps[0]["spec"]["syncPolicy"]["syncOptions"]
+
+
+def test_router_servicemonitor_selects_what_the_operator_renders(helm: list[str]) -> None:
+    """The chart's optional routers ServiceMonitor selects the operator's router Services
+    by label and port name (contract with tierguard.operator.render)."""
+    render = pytest.importorskip(
+        "tierguard.operator.render", reason="tierguard.operator.render is not merged yet"
+    )
+    docs = template(
+        helm,
+        "--set", "metrics.serviceMonitor.enabled=true",
+        "--set", "metrics.serviceMonitor.routers.enabled=true",
+        "--set", "rbac.serviceMonitors=false",
+    )  # fmt: skip
+    sm = one(docs, "ServiceMonitor", "tierguard-routers")
+    policy = yaml.safe_load((ROOT / "examples" / "policies" / "minimal.yaml").read_text())
+    spec = RoutingPolicySpec.model_validate(policy["spec"])
+    svc = render.service(render.PolicyRef("minimal", "team-a", "uid-1"), spec)
+    assert sm["spec"]["selector"]["matchLabels"].items() <= svc["metadata"]["labels"].items()
+    assert sm["spec"]["endpoints"][0]["port"] in {p["name"] for p in svc["spec"]["ports"]}
