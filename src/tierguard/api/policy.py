@@ -507,7 +507,7 @@ class RouterSpec(ApiModel):
     """The router Deployment the operator renders for this policy."""
 
     image: str = Field(
-        default="tierguard/tierguard:0.1.0", max_length=512, description="Router image."
+        default="tierguard/router:0.1.0", max_length=512, description="Router image."
     )
     replicas: int = Field(default=2, ge=0, le=100, description="Router replicas.")
     port: int = Field(default=8080, ge=1024, le=65535, description="HTTP port.")
