@@ -44,3 +44,8 @@ def default_build() -> DefaultBuild:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         return build_default()
+
+
+@pytest.fixture(scope="session")
+def repo_root() -> Path:
+    return REPO

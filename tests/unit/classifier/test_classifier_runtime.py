@@ -175,6 +175,7 @@ def test_metadata_with_more_tiers_than_columns_is_refused(small_model: TrainResu
         rt.load_classifier(bad)
 
 
+@pytest.mark.filterwarnings("ignore:The conversion of CountVectorizer")
 def test_zipmap_output_is_refused(small_model: TrainResult) -> None:
     from skl2onnx import convert_sklearn
     from skl2onnx.common.data_types import StringTensorType
