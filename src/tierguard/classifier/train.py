@@ -219,7 +219,14 @@ def export_onnx(pipeline: Pipeline, metadata: Mapping[str, str]) -> bytes:
     if OUTPUT_NAME not in outputs:  # skl2onnx naming changed under us: fail loudly here
         raise RuntimeError(f"skl2onnx produced outputs {outputs}, expected {OUTPUT_NAME!r}")
     model.doc_string = "tierguard tier classifier (see docs/classifier.md)"
-    model.graph.name = "tierguard_classifier"  # skl2onnx uses a random uuid: not reproducible
+    # Reproducible bytes: skl2onnx names the graph with a random uuid and lists opset
+    # imports in set order (which follows Python's per-process string hash seed).
+    model.graph.name = "tierguard_classifier"
+    opsets = sorted((o.domain, o.version) for o in model.opset_import)
+    del model.opset_import[:]
+    for domain, version in opsets:
+        entry = model.opset_import.add()
+        entry.domain, entry.version = domain, version
     del model.metadata_props[:]
     for key, value in metadata.items():
         entry = model.metadata_props.add()
