@@ -199,3 +199,18 @@ def test_default_model_path_points_at_the_shipped_model() -> None:
     path = rt.default_model_path()
     assert path.is_file()
     assert path.name == "model.onnx"
+
+
+def test_runtime_imports_neither_sklearn_nor_skl2onnx() -> None:
+    """The router image ships without the train extra: the runtime must not need it."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, tierguard.classifier.runtime as r, tierguard.classifier.dataset; "
+        "r.load_classifier(r.default_model_path()).classify('where is my order'); "
+        "bad = [m for m in ('sklearn', 'skl2onnx', 'onnx') if m in sys.modules]; "
+        "print(bad); sys.exit(1 if bad else 0)"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
