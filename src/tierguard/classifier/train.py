@@ -313,7 +313,13 @@ def train(
     thresholds = dict(thresholds or {t: 0.5 for t in tiers[:-1]})
     probs = predict_proba(pipeline, holdout_set.texts)
     report = evaluate(
-        probs, holdout_set.tiers, tiers, thresholds, holdout_set.categories, holdout_set.hard
+        probs,
+        holdout_set.tiers,
+        tiers,
+        thresholds,
+        holdout_set.categories,
+        holdout_set.hard,
+        holdout_set.quality,
     )
     metrics = {
         "holdout": report,

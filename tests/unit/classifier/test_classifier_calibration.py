@@ -94,3 +94,17 @@ def test_wilson_upper() -> None:
     assert wilson_upper(0, 100) == pytest.approx(0.037, abs=1e-3)
     assert wilson_upper(5, 100) > 0.05
     assert wilson_upper(0, 0) == 1.0
+
+
+def test_quality_labels_are_reported_per_routed_tier() -> None:
+    probs = np.array([[0.9, 0.1], [0.8, 0.2], [0.2, 0.8]])
+    report = evaluate(
+        probs, ["simple", "complex", "complex"], ["simple", "complex"], {"simple": 0.5},
+        quality=[1.0, 0.0, None],
+    )  # fmt: skip
+    q = report["quality_by_routed_tier"]
+    assert q["simple"] == {"n_labelled": 2, "mean_quality": 0.5}
+    assert q["complex"] == {"n_labelled": 0, "mean_quality": None}
+    assert "quality_by_routed_tier" not in evaluate(
+        probs, ["simple", "complex", "complex"], ["simple", "complex"], {"simple": 0.5}
+    )

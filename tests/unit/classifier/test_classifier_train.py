@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import warnings
 
 import numpy as np
@@ -61,3 +62,23 @@ def test_split_holdout_is_stratified_and_deterministic() -> None:
     assert not set(train_idx) & set(hold_idx)
     assert sorted(train_idx + hold_idx) == list(range(100))
     assert sum(labels[i] == "complex" for i in hold_idx) == 5
+
+
+def test_three_tiers_keep_their_column_order() -> None:
+    """Columns follow --tiers order (cheapest first), not scikit-learn's sorted class order."""
+    from tierguard.classifier.data import parse_jsonl
+
+    lines = []
+    for e in generate(240, seed=41):
+        tier = "zfaq" if e.category == "opening_hours" else e.tier
+        lines.append(json.dumps({"text": e.text, "tier": tier, "category": e.category}))
+    tiers = ("zfaq", "simple", "complex")  # deliberately not alphabetical
+    data = parse_jsonl(("\n".join(lines) + "\n").encode(), tiers, "three")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        result = train(data, tiers, holdout=data, thresholds={"zfaq": 0.4, "simple": 0.5})
+    clf = rt.load_classifier(result.model)
+    assert clf.tiers == tiers
+    assert clf.thresholds == {"zfaq": 0.4, "simple": 0.5}
+    assert clf.classify("What are your opening hours?").tier == "zfaq"
+    assert clf.classify("I was charged twice this month, 49 on the 3rd and again").tier == "complex"
