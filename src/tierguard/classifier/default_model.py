@@ -144,13 +144,9 @@ def build_default(recipe: Recipe = DEFAULT_RECIPE) -> DefaultBuild:
     return DefaultBuild(model, choice, test_report, train_set, cal_set, test_set, pipeline)
 
 
-def card_tables(model_path: str | None = None) -> str:
-    """The model card's tables, recomputed from a model (default: the shipped one).
-
-    ``python -m tierguard.classifier.default_model`` prints them for pasting into
-    docs/classifier.md; the card test recomputes the same text and compares.
-    """
-    from tierguard.classifier.evaluation import markdown_tables
+def card_reports(model_path: str | None = None) -> list[tuple[str, str, dict[str, Any]]]:
+    """(title, data source, report) for the card's three sets, scored with a model
+    (default: the shipped one) through the runtime at the model's own thresholds."""
     from tierguard.classifier.runtime import default_model_path, load_classifier
 
     clf = load_classifier(model_path or default_model_path())
@@ -161,11 +157,25 @@ def card_tables(model_path: str | None = None) -> str:
     for title, data in sets:
         probs = clf.probabilities(data.texts)
         report = evaluate(probs, data.tiers, clf.tiers, clf.thresholds, data.categories, data.hard)
-        out += [f"### {title}: {data.source}", "", markdown_tables(report), ""]
+        out.append((title, data.source, report))
+    return out
+
+
+def card_tables(reports: list[tuple[str, str, dict[str, Any]]] | None = None) -> str:
+    """The model card's tables (Markdown) from :func:`card_reports`.
+
+    ``python -m tierguard.classifier.default_model`` prints them for pasting into
+    docs/classifier.md; the card test recomputes the same text and compares.
+    """
+    from tierguard.classifier.evaluation import markdown_tables
+
+    out = []
+    for title, source, report in reports if reports is not None else card_reports():
+        out += [f"### {title}: {source}", "", markdown_tables(report), ""]
     return "\n".join(out)
 
 
 if __name__ == "__main__":
     import sys
 
-    print(card_tables(sys.argv[1] if len(sys.argv) > 1 else None))
+    print(card_tables(card_reports(sys.argv[1] if len(sys.argv) > 1 else None)))

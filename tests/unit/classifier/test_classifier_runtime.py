@@ -103,8 +103,8 @@ def test_resolve_thresholds_refuses_unknown_tier() -> None:
 # --- a real model ----------------------------------------------------------------------------
 
 
-def test_loaded_model_classifies_and_exposes_metadata(small_model: TrainResult) -> None:
-    clf = rt.load_classifier(small_model.model)
+def test_loaded_model_classifies_and_exposes_metadata(tiny_model: TrainResult) -> None:
+    clf = rt.load_classifier(tiny_model.model)
     assert clf.tiers == ("simple", "complex")
     assert clf.thresholds == {"simple": 0.5}
     assert clf.metadata.version == "test"
@@ -120,24 +120,24 @@ def test_loaded_model_classifies_and_exposes_metadata(small_model: TrainResult) 
     assert clf.classify_batch([]) == []
 
 
-def test_threshold_override_changes_routing(small_model: TrainResult) -> None:
+def test_threshold_override_changes_routing(tiny_model: TrainResult) -> None:
     text = "where is my order"
-    p_simple = rt.load_classifier(small_model.model).classify(text).probabilities["simple"]
-    strict = rt.load_classifier(small_model.model, {"simple": min(1.0, p_simple + 0.01)})
-    lax = rt.load_classifier(small_model.model, {"simple": max(0.0, p_simple - 0.01)})
+    p_simple = rt.load_classifier(tiny_model.model).classify(text).probabilities["simple"]
+    strict = rt.load_classifier(tiny_model.model, {"simple": min(1.0, p_simple + 0.01)})
+    lax = rt.load_classifier(tiny_model.model, {"simple": max(0.0, p_simple - 0.01)})
     assert strict.classify(text).tier == "complex"
     assert lax.classify(text).tier == "simple"
 
 
-def test_expected_tiers_must_match_in_order(small_model: TrainResult) -> None:
-    rt.load_classifier(small_model.model, expected_tiers=["simple", "complex"])
+def test_expected_tiers_must_match_in_order(tiny_model: TrainResult) -> None:
+    rt.load_classifier(tiny_model.model, expected_tiers=["simple", "complex"])
     with pytest.raises(rt.ClassifierContractError, match="do not match the model's tiers"):
-        rt.load_classifier(small_model.model, expected_tiers=["complex", "simple"])
+        rt.load_classifier(tiny_model.model, expected_tiers=["complex", "simple"])
 
 
-def test_load_from_path_and_missing_file(small_model: TrainResult, tmp_path: Path) -> None:
+def test_load_from_path_and_missing_file(tiny_model: TrainResult, tmp_path: Path) -> None:
     path = tmp_path / "m.onnx"
-    path.write_bytes(small_model.model)
+    path.write_bytes(tiny_model.model)
     assert rt.load_classifier(path).tiers == ("simple", "complex")
     with pytest.raises(rt.ClassifierLoadError, match="does not exist"):
         rt.load_classifier(tmp_path / "nope.onnx")
@@ -145,15 +145,15 @@ def test_load_from_path_and_missing_file(small_model: TrainResult, tmp_path: Pat
         rt.load_classifier(b"definitely not onnx")
 
 
-def test_model_without_metadata_is_refused(small_model: TrainResult) -> None:
-    model = onnx.load_from_string(small_model.model)
+def test_model_without_metadata_is_refused(tiny_model: TrainResult) -> None:
+    model = onnx.load_from_string(tiny_model.model)
     del model.metadata_props[:]
     with pytest.raises(rt.ClassifierContractError, match="is this a tierguard classifier"):
         rt.load_classifier(model.SerializeToString())
 
 
-def test_renamed_input_is_refused(small_model: TrainResult) -> None:
-    model = onnx.load_from_string(small_model.model)
+def test_renamed_input_is_refused(tiny_model: TrainResult) -> None:
+    model = onnx.load_from_string(tiny_model.model)
     model.graph.input[0].name = "query"
     for node in model.graph.node:
         for i, name in enumerate(node.input):
@@ -163,9 +163,9 @@ def test_renamed_input_is_refused(small_model: TrainResult) -> None:
         rt.load_classifier(model.SerializeToString())
 
 
-def test_metadata_with_more_tiers_than_columns_is_refused(small_model: TrainResult) -> None:
+def test_metadata_with_more_tiers_than_columns_is_refused(tiny_model: TrainResult) -> None:
     bad = write_metadata(
-        small_model.model,
+        tiny_model.model,
         {
             rt.META_TIERS: json.dumps(["simple", "medium", "complex"]),
             rt.META_THRESHOLDS: json.dumps({"simple": 0.5, "medium": 0.5}),
@@ -176,11 +176,11 @@ def test_metadata_with_more_tiers_than_columns_is_refused(small_model: TrainResu
 
 
 @pytest.mark.filterwarnings("ignore:The conversion of CountVectorizer")
-def test_zipmap_output_is_refused(small_model: TrainResult) -> None:
+def test_zipmap_output_is_refused(tiny_model: TrainResult) -> None:
     from skl2onnx import convert_sklearn
     from skl2onnx.common.data_types import StringTensorType
 
-    pipeline = small_model.pipeline
+    pipeline = tiny_model.pipeline
     opts = {id(v): {"locale": "C"} for _, v in pipeline.named_steps["features"].transformer_list}
     model = convert_sklearn(
         pipeline,
@@ -188,7 +188,7 @@ def test_zipmap_output_is_refused(small_model: TrainResult) -> None:
         options=opts,  # zipmap left on: probabilities become a sequence of maps
         target_opset={"": 17, "ai.onnx.ml": 3},
     )
-    for key, value in read_metadata(small_model.model).items():
+    for key, value in read_metadata(tiny_model.model).items():
         entry = model.metadata_props.add()
         entry.key, entry.value = key, value
     with pytest.raises(rt.ClassifierContractError, match="zipmap=False"):

@@ -10,7 +10,6 @@ import numpy as np
 from tierguard.classifier import runtime as rt
 from tierguard.classifier.data import LabelledSet
 from tierguard.classifier.dataset import DEFAULT_TIERS, generate
-from tierguard.classifier.default_model import examples_to_set
 from tierguard.classifier.train import (
     TrainResult,
     predict_proba,
@@ -20,39 +19,39 @@ from tierguard.classifier.train import (
 )
 
 
-def test_training_is_reproducible() -> None:
-    data = examples_to_set(generate(400, seed=21, split="train"), "tiny")
+def test_training_is_reproducible(
+    tiny_model: TrainResult, tiny_train_set: LabelledSet, tiny_holdout_set: LabelledSet
+) -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        first = train(data, DEFAULT_TIERS, seed=3)
-        second = train(data, DEFAULT_TIERS, seed=3)
-    assert first.model == second.model
-    assert first.metrics == second.metrics
+        again = train(tiny_train_set, DEFAULT_TIERS, holdout=tiny_holdout_set, version="test")
+    assert again.model == tiny_model.model
+    assert again.metrics == tiny_model.metrics
 
 
 def test_onnx_agrees_with_scikit_learn(
-    small_model: TrainResult, small_holdout_set: LabelledSet
+    tiny_model: TrainResult, tiny_holdout_set: LabelledSet
 ) -> None:
-    clf = rt.load_classifier(small_model.model)
-    onnx_p = clf.probabilities(small_holdout_set.texts)
-    sk_p = predict_proba(small_model.pipeline, small_holdout_set.texts)
+    clf = rt.load_classifier(tiny_model.model)
+    onnx_p = clf.probabilities(tiny_holdout_set.texts)
+    sk_p = predict_proba(tiny_model.pipeline, tiny_holdout_set.texts)
     agree = np.mean((onnx_p[:, 0] >= 0.5) == (sk_p[:, 0] >= 0.5))
     assert agree >= 0.999
     assert np.abs(onnx_p - sk_p).max() < 1e-3
 
 
 def test_metadata_follows_the_contract(
-    small_model: TrainResult, small_train_set: LabelledSet
+    tiny_model: TrainResult, tiny_train_set: LabelledSet
 ) -> None:
-    meta = read_metadata(small_model.model)
+    meta = read_metadata(tiny_model.model)
     assert meta[rt.META_CONTRACT] == rt.CONTRACT_VERSION
-    assert meta[rt.META_TRAINING_DATA_SHA256] == small_train_set.sha256
+    assert meta[rt.META_TRAINING_DATA_SHA256] == tiny_train_set.sha256
     parsed = rt.parse_metadata(meta)
     assert parsed.tiers == DEFAULT_TIERS
     holdout = parsed.metrics["holdout"]
-    assert holdout["n"] == 1000
+    assert holdout["n"] == 600
     assert set(holdout["per_category"]) >= {"order_tracking", "refund_dispute"}
-    assert holdout["accuracy"] > 0.8  # far better than the 65 % of always answering "simple"
+    assert holdout["accuracy"] > 0.75  # better than the 65 % of always answering "simple"
 
 
 def test_split_holdout_is_stratified_and_deterministic() -> None:
