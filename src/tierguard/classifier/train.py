@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import numpy.typing as npt
 
-from tierguard.classifier.data import LabelledSet
+from tierguard.classifier.data import DataError, LabelledSet
 from tierguard.classifier.evaluation import evaluate
 from tierguard.classifier.runtime import (
     CONTRACT_VERSION,
@@ -167,7 +167,13 @@ def fit_pipeline(
             ),
         ]
     )
-    pipeline.fit([normalize_text(t) for t in texts], y)
+    try:
+        pipeline.fit([normalize_text(t) for t in texts], y)
+    except ValueError as exc:  # e.g. "After pruning, no terms remain" on a handful of lines
+        raise DataError(
+            f"cannot train on {len(texts)} examples: {exc} (n-grams must occur in at least "
+            f"{config.min_df} examples; label more data, a few hundred per tier is a start)"
+        ) from exc
     return pipeline
 
 

@@ -93,3 +93,15 @@ def test_calibrate_refuses_a_non_tierguard_model(
     )
     assert code == 2
     assert "cannot load ONNX model" in capsys.readouterr().err
+
+
+def test_train_on_too_little_data_says_so(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    tiny = tmp_path / "tiny.jsonl"
+    tiny.write_text(
+        '{"text": "a", "tier": "simple"}\n{"text": "b", "tier": "complex"}\n'
+        '{"text": "c", "tier": "complex"}\n'
+    )
+    assert cli.main(["train", "--data", str(tiny), "--out", str(tmp_path / "m.onnx")]) == 2
+    assert "cannot train on" in capsys.readouterr().err
