@@ -138,7 +138,10 @@ def test_expected_tiers_must_match_in_order(tiny_model: TrainResult) -> None:
 def test_load_from_path_and_missing_file(tiny_model: TrainResult, tmp_path: Path) -> None:
     path = tmp_path / "m.onnx"
     path.write_bytes(tiny_model.model)
-    assert rt.load_classifier(path).tiers == ("simple", "complex")
+    from_path = rt.load_classifier(path)
+    assert from_path.tiers == ("simple", "complex")
+    assert from_path.model_sha256 == rt.load_classifier(tiny_model.model).model_sha256
+    assert len(from_path.model_sha256) == 64
     with pytest.raises(rt.ClassifierLoadError, match="does not exist"):
         rt.load_classifier(tmp_path / "nope.onnx")
     with pytest.raises(rt.ClassifierLoadError, match="cannot load ONNX model"):
