@@ -42,6 +42,9 @@ class Recipe:
 
 
 DEFAULT_RECIPE = Recipe()
+#: a production-like draw (seen and unseen phrasing, split "all") reported beside the holdout
+MIX_N = 5000
+MIX_SEED = 4
 
 
 @dataclass
@@ -139,3 +142,40 @@ def build_default(recipe: Recipe = DEFAULT_RECIPE) -> DefaultBuild:
     meta = build_metadata(tiers, thresholds, recipe.version, train_set.sha256, metrics, calibration)
     model = write_metadata(bare, meta)
     return DefaultBuild(model, choice, test_report, train_set, cal_set, test_set, pipeline)
+
+
+def card_reports(model_path: str | None = None) -> list[tuple[str, str, dict[str, Any]]]:
+    """(title, data source, report) for the card's three sets, scored with a model
+    (default: the shipped one) through the runtime at the model's own thresholds."""
+    from tierguard.classifier.runtime import default_model_path, load_classifier
+
+    clf = load_classifier(model_path or default_model_path())
+    _, cal_set, test_set = recipe_sets()
+    mix = examples_to_set(generate(MIX_N, MIX_SEED, "all"), "generated:mix")
+    out = []
+    sets = (("Holdout (test)", test_set), ("Calibration set", cal_set), ("Traffic mix", mix))
+    for title, data in sets:
+        probs = clf.probabilities(data.texts)
+        report = evaluate(probs, data.tiers, clf.tiers, clf.thresholds, data.categories, data.hard)
+        out.append((title, data.source, report))
+    return out
+
+
+def card_tables(reports: list[tuple[str, str, dict[str, Any]]] | None = None) -> str:
+    """The model card's tables (Markdown) from :func:`card_reports`.
+
+    ``python -m tierguard.classifier.default_model`` prints them for pasting into
+    docs/classifier.md; the card test recomputes the same text and compares.
+    """
+    from tierguard.classifier.evaluation import markdown_tables
+
+    out = []
+    for title, source, report in reports if reports is not None else card_reports():
+        out += [f"### {title}: {source}", "", markdown_tables(report), ""]
+    return "\n".join(out)
+
+
+if __name__ == "__main__":
+    import sys
+
+    print(card_tables(card_reports(sys.argv[1] if len(sys.argv) > 1 else None)))

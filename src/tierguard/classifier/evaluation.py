@@ -53,11 +53,15 @@ def evaluate(
     thresholds: Sequence[float] | dict[str, float],
     categories: Sequence[str | None] | None = None,
     hard: Sequence[bool] | None = None,
+    quality: Sequence[float | None] | None = None,
 ) -> dict[str, Any]:
     """Apply the tier rule at ``thresholds`` and describe the result as plain JSON data.
 
-    ``labels`` are tier names; ``categories`` and ``hard`` are optional per-example
-    annotations. The result is what goes into the model metadata and the model card.
+    ``labels`` are tier names; ``categories``, ``hard`` and ``quality`` are optional
+    per-example annotations. ``quality`` (e.g. 1 when the cheap model's answer was judged
+    equivalent, 0 when not; None when unlabelled) yields the mean quality of the queries
+    each tier would receive: seed 003's "94 % equivalent" figure, measured per tier.
+    The result is what goes into the model metadata and the model card.
     """
     tiers = list(tiers)
     if isinstance(thresholds, dict):
@@ -103,6 +107,17 @@ def evaluate(
         report["per_category"] = {
             cat: _slice(cats == cat, y, pred, tiers) for cat in _category_order(cats, y)
         }
+    if quality is not None and any(q is not None for q in quality):
+        qual = np.array([np.nan if q is None else float(q) for q in quality], dtype=np.float64)
+        labelled = ~np.isnan(qual)
+        per_tier: dict[str, Any] = {}
+        for i, t in enumerate(tiers):
+            m = labelled & (pred == i)
+            per_tier[t] = {
+                "n_labelled": int(m.sum()),
+                "mean_quality": round(float(qual[m].mean()), 6) if m.any() else None,
+            }
+        report["quality_by_routed_tier"] = per_tier
     if hard is not None:
         hmask = np.asarray(hard, dtype=bool)
         if hmask.any():
@@ -203,6 +218,10 @@ def format_report(report: dict[str, Any]) -> str:
             f"  {'ALL HARD (simple-looking)':<30} {h['n']:>6} {_pct(h['misroute_rate']):>10} "
             f"{_pct(h['misroute_upper95']):>10}"
         )
+    if "quality_by_routed_tier" in report:
+        lines += ["", "quality labels by routed tier:"]
+        for t, q in report["quality_by_routed_tier"].items():
+            lines.append(f"  {t:<30} mean {_pct(q['mean_quality'])} over {q['n_labelled']}")
     return "\n".join(lines)
 
 

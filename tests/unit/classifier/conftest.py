@@ -1,8 +1,8 @@
 """Shared fixtures: one small trained model for most tests, one full default build.
 
-Training is the slow part, so both are session-scoped: the small model (1,500 queries)
-takes a few seconds, the default build (8,000) about ten; only the tests that are about
-the shipped model use the latter.
+Training is the slow part, so both are session-scoped: the tiny model (400 queries)
+takes a few seconds, the default build (8,000) ten to twenty; only the tests that are
+about the shipped model use the latter.
 """
 
 from __future__ import annotations
@@ -21,20 +21,20 @@ REPO = Path(__file__).resolve().parents[3]
 
 
 @pytest.fixture(scope="session")
-def small_train_set() -> LabelledSet:
-    return examples_to_set(generate(1500, seed=11, split="train"), "small:train")
+def tiny_train_set() -> LabelledSet:
+    return examples_to_set(generate(400, seed=21, split="train"), "tiny:train")
 
 
 @pytest.fixture(scope="session")
-def small_holdout_set() -> LabelledSet:
-    return examples_to_set(generate(1000, seed=12, split="all"), "small:holdout")
+def tiny_holdout_set() -> LabelledSet:
+    return examples_to_set(generate(600, seed=22, split="all"), "tiny:holdout")
 
 
 @pytest.fixture(scope="session")
-def small_model(small_train_set: LabelledSet, small_holdout_set: LabelledSet) -> TrainResult:
+def tiny_model(tiny_train_set: LabelledSet, tiny_holdout_set: LabelledSet) -> TrainResult:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # skl2onnx warns that char analyzers "may not work"
-        return train(small_train_set, DEFAULT_TIERS, holdout=small_holdout_set, version="test")
+        return train(tiny_train_set, DEFAULT_TIERS, holdout=tiny_holdout_set, version="test")
 
 
 @pytest.fixture(scope="session")
@@ -44,3 +44,8 @@ def default_build() -> DefaultBuild:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         return build_default()
+
+
+@pytest.fixture(scope="session")
+def repo_root() -> Path:
+    return REPO

@@ -103,8 +103,8 @@ def test_resolve_thresholds_refuses_unknown_tier() -> None:
 # --- a real model ----------------------------------------------------------------------------
 
 
-def test_loaded_model_classifies_and_exposes_metadata(small_model: TrainResult) -> None:
-    clf = rt.load_classifier(small_model.model)
+def test_loaded_model_classifies_and_exposes_metadata(tiny_model: TrainResult) -> None:
+    clf = rt.load_classifier(tiny_model.model)
     assert clf.tiers == ("simple", "complex")
     assert clf.thresholds == {"simple": 0.5}
     assert clf.metadata.version == "test"
@@ -120,40 +120,43 @@ def test_loaded_model_classifies_and_exposes_metadata(small_model: TrainResult) 
     assert clf.classify_batch([]) == []
 
 
-def test_threshold_override_changes_routing(small_model: TrainResult) -> None:
+def test_threshold_override_changes_routing(tiny_model: TrainResult) -> None:
     text = "where is my order"
-    p_simple = rt.load_classifier(small_model.model).classify(text).probabilities["simple"]
-    strict = rt.load_classifier(small_model.model, {"simple": min(1.0, p_simple + 0.01)})
-    lax = rt.load_classifier(small_model.model, {"simple": max(0.0, p_simple - 0.01)})
+    p_simple = rt.load_classifier(tiny_model.model).classify(text).probabilities["simple"]
+    strict = rt.load_classifier(tiny_model.model, {"simple": min(1.0, p_simple + 0.01)})
+    lax = rt.load_classifier(tiny_model.model, {"simple": max(0.0, p_simple - 0.01)})
     assert strict.classify(text).tier == "complex"
     assert lax.classify(text).tier == "simple"
 
 
-def test_expected_tiers_must_match_in_order(small_model: TrainResult) -> None:
-    rt.load_classifier(small_model.model, expected_tiers=["simple", "complex"])
+def test_expected_tiers_must_match_in_order(tiny_model: TrainResult) -> None:
+    rt.load_classifier(tiny_model.model, expected_tiers=["simple", "complex"])
     with pytest.raises(rt.ClassifierContractError, match="do not match the model's tiers"):
-        rt.load_classifier(small_model.model, expected_tiers=["complex", "simple"])
+        rt.load_classifier(tiny_model.model, expected_tiers=["complex", "simple"])
 
 
-def test_load_from_path_and_missing_file(small_model: TrainResult, tmp_path: Path) -> None:
+def test_load_from_path_and_missing_file(tiny_model: TrainResult, tmp_path: Path) -> None:
     path = tmp_path / "m.onnx"
-    path.write_bytes(small_model.model)
-    assert rt.load_classifier(path).tiers == ("simple", "complex")
+    path.write_bytes(tiny_model.model)
+    from_path = rt.load_classifier(path)
+    assert from_path.tiers == ("simple", "complex")
+    assert from_path.model_sha256 == rt.load_classifier(tiny_model.model).model_sha256
+    assert len(from_path.model_sha256) == 64
     with pytest.raises(rt.ClassifierLoadError, match="does not exist"):
         rt.load_classifier(tmp_path / "nope.onnx")
     with pytest.raises(rt.ClassifierLoadError, match="cannot load ONNX model"):
         rt.load_classifier(b"definitely not onnx")
 
 
-def test_model_without_metadata_is_refused(small_model: TrainResult) -> None:
-    model = onnx.load_from_string(small_model.model)
+def test_model_without_metadata_is_refused(tiny_model: TrainResult) -> None:
+    model = onnx.load_from_string(tiny_model.model)
     del model.metadata_props[:]
     with pytest.raises(rt.ClassifierContractError, match="is this a tierguard classifier"):
         rt.load_classifier(model.SerializeToString())
 
 
-def test_renamed_input_is_refused(small_model: TrainResult) -> None:
-    model = onnx.load_from_string(small_model.model)
+def test_renamed_input_is_refused(tiny_model: TrainResult) -> None:
+    model = onnx.load_from_string(tiny_model.model)
     model.graph.input[0].name = "query"
     for node in model.graph.node:
         for i, name in enumerate(node.input):
@@ -163,9 +166,9 @@ def test_renamed_input_is_refused(small_model: TrainResult) -> None:
         rt.load_classifier(model.SerializeToString())
 
 
-def test_metadata_with_more_tiers_than_columns_is_refused(small_model: TrainResult) -> None:
+def test_metadata_with_more_tiers_than_columns_is_refused(tiny_model: TrainResult) -> None:
     bad = write_metadata(
-        small_model.model,
+        tiny_model.model,
         {
             rt.META_TIERS: json.dumps(["simple", "medium", "complex"]),
             rt.META_THRESHOLDS: json.dumps({"simple": 0.5, "medium": 0.5}),
@@ -175,11 +178,12 @@ def test_metadata_with_more_tiers_than_columns_is_refused(small_model: TrainResu
         rt.load_classifier(bad)
 
 
-def test_zipmap_output_is_refused(small_model: TrainResult) -> None:
+@pytest.mark.filterwarnings("ignore:The conversion of CountVectorizer")
+def test_zipmap_output_is_refused(tiny_model: TrainResult) -> None:
     from skl2onnx import convert_sklearn
     from skl2onnx.common.data_types import StringTensorType
 
-    pipeline = small_model.pipeline
+    pipeline = tiny_model.pipeline
     opts = {id(v): {"locale": "C"} for _, v in pipeline.named_steps["features"].transformer_list}
     model = convert_sklearn(
         pipeline,
@@ -187,7 +191,7 @@ def test_zipmap_output_is_refused(small_model: TrainResult) -> None:
         options=opts,  # zipmap left on: probabilities become a sequence of maps
         target_opset={"": 17, "ai.onnx.ml": 3},
     )
-    for key, value in read_metadata(small_model.model).items():
+    for key, value in read_metadata(tiny_model.model).items():
         entry = model.metadata_props.add()
         entry.key, entry.value = key, value
     with pytest.raises(rt.ClassifierContractError, match="zipmap=False"):
@@ -198,3 +202,18 @@ def test_default_model_path_points_at_the_shipped_model() -> None:
     path = rt.default_model_path()
     assert path.is_file()
     assert path.name == "model.onnx"
+
+
+def test_runtime_imports_neither_sklearn_nor_skl2onnx() -> None:
+    """The router image ships without the train extra: the runtime must not need it."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, tierguard.classifier.runtime as r, tierguard.classifier.dataset; "
+        "r.load_classifier(r.default_model_path()).classify('where is my order'); "
+        "bad = [m for m in ('sklearn', 'skl2onnx', 'onnx') if m in sys.modules]; "
+        "print(bad); sys.exit(1 if bad else 0)"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
