@@ -31,11 +31,17 @@ class Result:
         return len(self.latencies) / self.elapsed if self.elapsed else 0.0
 
 
-def build_request(host: str, port: int, path: str, body: dict[str, object],
-                  headers: dict[str, str] | None = None) -> bytes:
+def build_request(
+    host: str, port: int, path: str, body: dict[str, object], headers: dict[str, str] | None = None
+) -> bytes:
     raw = json.dumps(body).encode()
-    lines = [f"POST {path} HTTP/1.1", f"Host: {host}:{port}", "Content-Type: application/json",
-             f"Content-Length: {len(raw)}", "Connection: keep-alive"]
+    lines = [
+        f"POST {path} HTTP/1.1",
+        f"Host: {host}:{port}",
+        "Content-Type: application/json",
+        f"Content-Length: {len(raw)}",
+        "Connection: keep-alive",
+    ]
     lines += [f"{k}: {v}" for k, v in (headers or {}).items()]
     return ("\r\n".join(lines) + "\r\n\r\n").encode() + raw
 
@@ -47,7 +53,7 @@ async def _read_response(reader: asyncio.StreamReader) -> int:
     idx = lower.find(b"content-length:")
     if idx >= 0:
         end = lower.index(b"\r\n", idx)
-        await reader.readexactly(int(lower[idx + 15:end]))
+        await reader.readexactly(int(lower[idx + 15 : end]))
         return status
     if b"transfer-encoding: chunked" in lower:
         while True:
@@ -60,8 +66,14 @@ async def _read_response(reader: asyncio.StreamReader) -> int:
     return status
 
 
-async def run(host: str, port: int, requests: list[bytes], concurrency: int,
-              duration_s: float, warmup_s: float = 1.0) -> Result:
+async def run(
+    host: str,
+    port: int,
+    requests: list[bytes],
+    concurrency: int,
+    duration_s: float,
+    warmup_s: float = 1.0,
+) -> Result:
     """``concurrency`` connections send requests back to back for ``duration_s`` (after
     ``warmup_s`` not measured); request ``i`` of a connection is ``requests[i % len]``."""
     result = Result()
@@ -103,8 +115,14 @@ if __name__ == "__main__":  # quick manual use: python loadgen.py HOST PORT
     import sys
 
     h, p = sys.argv[1], int(sys.argv[2])
-    req = build_request(h, p, "/v1/chat/completions", {
-        "model": "auto", "messages": [{"role": "user", "content": "where is my order"}]})
+    req = build_request(
+        h,
+        p,
+        "/v1/chat/completions",
+        {"model": "auto", "messages": [{"role": "user", "content": "where is my order"}]},
+    )
     r = run_sync(h, p, [req], 1, 3.0)
-    print(f"n={len(r.latencies)} p50={r.pct(0.5) * 1e3:.3f}ms rps={r.rps:.0f} "
-          f"errors={r.errors} t={time.time():.0f}")
+    print(
+        f"n={len(r.latencies)} p50={r.pct(0.5) * 1e3:.3f}ms rps={r.rps:.0f} "
+        f"errors={r.errors} t={time.time():.0f}"
+    )

@@ -18,9 +18,13 @@ def line(obj: Any, spaced: bool = False) -> bytes:
 
 
 def chunk(content: str, **extra: Any) -> dict[str, Any]:
-    return {"id": "up-123", "object": "chat.completion.chunk", "model": "small-1",
-            "choices": [{"index": 0, "delta": {"content": content}, "finish_reason": None}],
-            **extra}
+    return {
+        "id": "up-123",
+        "object": "chat.completion.chunk",
+        "model": "small-1",
+        "choices": [{"index": 0, "delta": {"content": content}, "finish_reason": None}],
+        **extra,
+    }
 
 
 def decode(out: bytes | None) -> Any:
@@ -33,8 +37,10 @@ def test_fast_path_equals_parse_path(contents: list[str], spaced: bool) -> None:
     fast = ChunkRewriter("chatcmpl-ours", "auto", include_usage=False, collect=False)
     slow = ChunkRewriter("chatcmpl-ours", "auto", include_usage=False, collect=True)
     for c in contents:
-        a, b = decode(fast.rewrite(line(chunk(c), spaced))), decode(slow.rewrite(
-            line(chunk(c), spaced)))
+        a, b = (
+            decode(fast.rewrite(line(chunk(c), spaced))),
+            decode(slow.rewrite(line(chunk(c), spaced))),
+        )
         assert a == b
         assert (a["id"], a["model"]) == ("chatcmpl-ours", "auto")
     assert slow.text == "".join(contents)

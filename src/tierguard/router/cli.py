@@ -31,20 +31,31 @@ log = logging.getLogger("tierguard.router")
 def configure(parser: argparse.ArgumentParser) -> None:
     src = parser.add_mutually_exclusive_group(required=True)
     src.add_argument("--config", metavar="FILE", help="router config file (YAML), watched")
-    src.add_argument("--configmap", metavar="NAME",
-                     help="watch this ConfigMap through the Kubernetes API")
-    parser.add_argument("--namespace", default=os.environ.get("POD_NAMESPACE"),
-                        help="ConfigMap namespace (default: $POD_NAMESPACE, then the "
-                             "service account's namespace)")
-    parser.add_argument("--kubeconfig", default=None,
-                        help="kubeconfig path (default: in-cluster service account)")
+    src.add_argument(
+        "--configmap", metavar="NAME", help="watch this ConfigMap through the Kubernetes API"
+    )
+    parser.add_argument(
+        "--namespace",
+        default=os.environ.get("POD_NAMESPACE"),
+        help="ConfigMap namespace (default: $POD_NAMESPACE, then the service account's namespace)",
+    )
+    parser.add_argument(
+        "--kubeconfig", default=None, help="kubeconfig path (default: in-cluster service account)"
+    )
     parser.add_argument("--host", default=None, help="listen address (default: config)")
     parser.add_argument("--port", type=int, default=None, help="listen port (default: config)")
-    parser.add_argument("--poll-interval", type=float, default=1.0,
-                        help="seconds between config file checks (file mode)")
-    parser.add_argument("--log-level", default=os.environ.get("TIERGUARD_LOG_LEVEL"),
-                        help="debug, info, warning, error (default: $TIERGUARD_LOG_LEVEL, "
-                             "then the config's server.logLevel)")
+    parser.add_argument(
+        "--poll-interval",
+        type=float,
+        default=1.0,
+        help="seconds between config file checks (file mode)",
+    )
+    parser.add_argument(
+        "--log-level",
+        default=os.environ.get("TIERGUARD_LOG_LEVEL"),
+        help="debug, info, warning, error (default: $TIERGUARD_LOG_LEVEL, "
+        "then the config's server.logLevel)",
+    )
 
 
 def _namespace(arg: str | None) -> str:
@@ -76,13 +87,22 @@ async def serve(args: argparse.Namespace) -> int:
     app = create_app(RouterSettings(config=config, source=source))
     host = args.host or config.server.host
     port = args.port or config.server.port
-    runner = web.AppRunner(app, access_log=None, handle_signals=False,
-                           shutdown_timeout=_grace(config.server.request_deadline))
+    runner = web.AppRunner(
+        app,
+        access_log=None,
+        handle_signals=False,
+        shutdown_timeout=_grace(config.server.request_deadline),
+    )
     await runner.setup()
     site = web.TCPSite(runner, host, port, backlog=1024, reuse_address=True)
     await site.start()
-    log.info("tierguard router serving policy %s on %s:%d (config from %s)",
-             config.policy, host, port, source.describe())
+    log.info(
+        "tierguard router serving policy %s on %s:%d (config from %s)",
+        config.policy,
+        host,
+        port,
+        source.describe(),
+    )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -114,8 +134,10 @@ def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
 
 
 def run(args: argparse.Namespace) -> int:
-    logging.basicConfig(level=(args.log_level or "info").upper(),
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=(args.log_level or "info").upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
     from tierguard.router.config_source import ConfigError, ConfigSourceError
 
     try:

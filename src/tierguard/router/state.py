@@ -66,8 +66,9 @@ def load_config_classifier(config: RouterConfig) -> Classifier:
 _EPHEMERAL_KEY = secrets.token_bytes(32)
 
 
-async def build_state(config: RouterConfig, previous: RouterState | None
-                      ) -> tuple[RouterState, list[UpstreamClient]]:
+async def build_state(
+    config: RouterConfig, previous: RouterState | None
+) -> tuple[RouterState, list[UpstreamClient]]:
     """A new generation (and the previous generation's clients to retire). Raises the
     loader's errors (classifier, secrets) for the caller to refuse the config."""
     key = _classifier_key(config)
@@ -80,13 +81,16 @@ async def build_state(config: RouterConfig, previous: RouterState | None
         if config.feedback.signing_key is not None:
             signing_key = read_secret(config.feedback.signing_key).encode()
         else:
-            log.warning("feedback.signingKey unset: decision ids are signed with a random "
-                        "per-process key; feedback only works on the replica that answered")
+            log.warning(
+                "feedback.signingKey unset: decision ids are signed with a random "
+                "per-process key; feedback only works on the replica that answered"
+            )
             signing_key = _EPHEMERAL_KEY
         client_keys: frozenset[str] = frozenset()
         if config.server.client_api_keys is not None:
             client_keys = frozenset(
-                k.strip() for k in read_secret(config.server.client_api_keys).splitlines()
+                k.strip()
+                for k in read_secret(config.server.client_api_keys).splitlines()
                 if k.strip()
             )
     except Exception:

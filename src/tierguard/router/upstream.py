@@ -362,8 +362,9 @@ async def run_chain(
         while True:
             now = loop.time()
             if now >= deadline:
-                raise DeadlineExceededError(_summary("no model answered within the deadline",
-                                                     attempts))
+                raise DeadlineExceededError(
+                    _summary("no model answered within the deadline", attempts)
+                )
             can_hedge = next_idx < len(chain)
             wait_until = min(deadline, budget_at) if can_hedge else deadline
             done, _ = await asyncio.wait(
