@@ -19,7 +19,6 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "bench" / "detection"))
 
 import run  # noqa: E402
-import sim  # noqa: E402
 
 RUNS = 120
 

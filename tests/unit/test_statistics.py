@@ -132,6 +132,15 @@ def test_alpha_is_shared_over_gates() -> None:
 # ----------------------------------------------------------------------------- verdicts
 
 
+def test_combine_verdicts_keeps_outcomes_apart() -> None:
+    p, f, i, n = Verdict.PASS, Verdict.FAIL, Verdict.INCONCLUSIVE, Verdict.NO_DATA
+    assert st.combine_verdicts([p, p]) is p
+    assert st.combine_verdicts([p, f, n]) is f
+    assert st.combine_verdicts([p, n, i]) is n
+    assert st.combine_verdicts([p, i]) is i
+    assert st.combine_verdicts([]) is n
+
+
 def _feed(state: st.GateState, blocks: list[st.Block]) -> st.GateState:
     for block in blocks:
         state = st.add_block(state, block)

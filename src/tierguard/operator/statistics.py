@@ -32,15 +32,21 @@ e-process:
 
 Why exact e-values instead of the Gaussian mixture SPRT: both keep false rollbacks near
 alpha under per-minute looks, but the Gaussian versions are asymptotic (they need a
-minimum n, and fail badly for rare events such as a 1 % error rate at n = 30); the exact
-Bernoulli construction costs nothing in power here and has no such caveat.
+minimum n, and the normal approximation is unreliable for rare events such as a 1 %
+error rate at a few hundred samples); the exact Bernoulli construction has no such
+caveat and, in our simulations, no loss of power.
+
+The plug-in control rate uses the *control* arm's earlier blocks only (the note in
+gate-statistics.md pools both arms): under a real loss pooling drags the estimate towards
+the canary, which shrinks the bet; under the null both are valid because the estimate is
+fixed before the block is seen.
 
 The shifted-null construction (used for every margin ``m``): for a block with ``n_c``
 control and ``n_t`` canary outcomes, an alternative ``(q_c, q_t)`` and the null line
 ``{(p, p + m)}``, pick the null point ``(r, r + m)`` that solves
 ``sum_a n_a (q_a - r_a) / (r_a (1 - r_a)) = 0``. The block e-value is the likelihood ratio
 of the alternative against that point. Its expectation under ``(p, p + m)`` is
-``prod_a (1 + (p - r_a')(q_a - r_a)/(r_a(1 - r_a)))^{n_a}``, whose log is concave in p with
+``prod_a (1 + (p - r)(q_a - r_a)/(r_a(1 - r_a)))^{n_a}``, whose log is concave in p with
 zero slope and value 0 at ``p = r`` — so it is at most 1 on the whole null line, and
 (because the canary's coefficient has the right sign) on the whole one-sided null too.
 For ``m = 0`` the root is the pooled ``p0`` of gate-statistics.md.
@@ -488,6 +494,23 @@ class GateResult:
     upper_bound: float  # anytime-valid upper bound on canary - control (or canary rate)
     e_value: float  # fail-side evidence against "canary no worse"
     threshold: float  # the e-value at which the gate fails (1 / alpha_per_test)
+
+
+def combine_verdicts(verdicts: Iterable[Verdict]) -> Verdict:
+    """One verdict for a stage from its gates' verdicts.
+
+    Any FAIL fails the stage (that tier is confidently worse); otherwise any NO_DATA
+    makes the stage NO_DATA (never promote on missing data); PASS needs every gate to
+    pass; everything else is INCONCLUSIVE. No gates at all is NO_DATA, not a pass.
+    """
+    seen = set(verdicts)
+    if Verdict.FAIL in seen:
+        return Verdict.FAIL
+    if not seen or Verdict.NO_DATA in seen:
+        return Verdict.NO_DATA
+    if seen == {Verdict.PASS}:
+        return Verdict.PASS
+    return Verdict.INCONCLUSIVE
 
 
 def _rate(bad: float, total: float) -> float | None:
