@@ -51,7 +51,7 @@ def configs() -> list[tuple[str, sim.Scenario, sim.Scenario, sim.Scenario]]:
 
 
 #: Which (config, scenario kind) pairs the quick recomputation covers (fast ones).
-QUICK = {("c3", "aa"), ("c3", "drop"), ("c3", "pareto"), ("c2", "drop")}
+QUICK = {("c3", "aa"), ("c3", "drop"), ("c3", "pareto")}
 
 
 class Progress:

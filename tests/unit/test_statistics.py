@@ -252,6 +252,21 @@ def test_resume_from_json_snapshot_decides_exactly_like_never_stopping(
     assert straight.to_json() == resumed.to_json()
 
 
+def test_first_reading_and_rebase_only_set_the_baseline() -> None:
+    big = {"control": st.ArmReading.of(500, 5000), "canary": st.ArmReading.of(50, 500)}
+    state = st.update(st.new_gate_state(0.05), big)
+    assert state.control_total == state.canary_total == 0.0
+    later = {"control": st.ArmReading.of(510, 5100), "canary": st.ArmReading.of(52, 520)}
+    state = st.update(state, later)
+    assert (state.control_bad, state.control_total) == (10.0, 100.0)
+    assert (state.canary_bad, state.canary_total) == (2.0, 20.0)
+    holdback = {"control": st.ArmReading(bad={"holdback": 90.0}, total={"holdback": 900.0}),
+                "canary": st.ArmReading.of(60, 600)}
+    rebased = st.rebase(state, holdback)
+    assert rebased.control_total == state.control_total
+    assert st.update(rebased, holdback).control_total == state.control_total
+
+
 def test_state_json_is_compact() -> None:
     state = _feed(st.new_gate_state(0.05), [st.Block(20, 200, 20, 200)] * 3)
     state = st.update(state, {"control": st.ArmReading.of(1, 2), "canary": st.ArmReading.of(1, 2)})

@@ -459,11 +459,25 @@ def add_block(state: GateState, block: Block) -> GateState:
     return new
 
 
+def rebase(state: GateState, readings: Mapping[str, ArmReading]) -> GateState:
+    """Take ``readings`` as the new baseline without adding a block.
+
+    Use it when the series behind an arm change identity, e.g. after promotion, when the
+    ``holdback`` arm's counters start being passed as "control": otherwise their whole
+    history would be counted as one interval.
+    """
+    new = GateState.from_json(state.to_json())
+    new.last = {arm: {"bad": dict(r.bad), "total": dict(r.total)} for arm, r in readings.items()}
+    return new
+
+
 def update(state: GateState, readings: Mapping[str, ArmReading]) -> GateState:
-    """Add the interval since the previous readings (raw cumulative counters per arm).
+    """Add the interval since the previous readings (raw cumulative counters per arm,
+    keyed "control" and "canary"; after promotion pass the holdback arm as "control").
 
     The very first readings only set the baseline: what happened before the gate started
-    is not attributable to this rollout.
+    is not attributable to this rollout. A long gap between readings (operator restart)
+    is simply one larger block, which is as valid as many small ones.
     """
     cur = {arm: {"bad": dict(r.bad), "total": dict(r.total)} for arm, r in readings.items()}
     if state.last is None:
