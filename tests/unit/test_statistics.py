@@ -373,3 +373,18 @@ def test_confidence_bound_rarely_excludes_a_true_drop_at_the_limit() -> None:
     alpha, runs = 0.05, 1000
     _, passed = _simulate(0.10, 0.15, 20, 20, 300, alpha, runs, seed=13)
     assert passed <= alpha + _tolerance(alpha, runs)
+
+
+@settings(max_examples=30, deadline=None)
+@given(st_.lists(st_.tuples(st_.integers(0, 20), st_.integers(0, 20)), min_size=1,
+                 max_size=30))
+def test_confidence_bound_never_widens(blocks: list[tuple[int, int]]) -> None:
+    """The bound is a running intersection: new data can only tighten it, so a stage
+    that passed is not "un-passed" by a noisy minute (a real loss fails on its own)."""
+    state = st.new_gate_state(0.03)
+    previous = 1.0
+    for bad_c, bad_t in blocks:
+        state = st.add_block(state, st.Block(bad_c, 60, bad_t, 60))
+        bound = st.evaluate(state, 0.03, 0.01, 0).upper_bound
+        assert bound <= previous
+        previous = bound
