@@ -186,6 +186,13 @@ def write_doc(table: str) -> None:
     DOC.write_text(text)
 
 
+def _short(name: str) -> str:
+    """'seed 003 (...), 75 req/min, sized policy, quality 90%' -> a 3-line tick label."""
+    parts = [p.strip() for p in name.split(",")]
+    head = "seed 003" if parts[0].startswith("seed") else parts[0]
+    return "\n".join([head, *parts[1:]]).replace("quality ", "q ")
+
+
 def plot(data: dict[str, Any]) -> None:
     import matplotlib
 
@@ -195,9 +202,7 @@ def plot(data: dict[str, Any]) -> None:
     by = {(r["config"], r["scenario"], r["method"]): r for r in data["results"]}
     keys = [k for k in dict.fromkeys(r["config"] for r in data["results"])
             if (k, "aa", "tierguard") in by]
-    labels = [by[(k, "aa", "tierguard")]["name"].split(",")[0] + "\n" +
-              by[(k, "aa", "tierguard")]["name"].split(",", 1)[1].strip().replace(", ", "\n")
-              for k in keys]
+    labels = [_short(by[(k, "aa", "tierguard")]["name"]) for k in keys]
     fig, axes = plt.subplots(1, 2, figsize=(14, 5.5), sharey=True)
     width = 0.2
     for ax, kind, title in ((axes[0], "aa", "False rollbacks, identical models"),
@@ -206,8 +211,10 @@ def plot(data: dict[str, Any]) -> None:
             vals = [100 * by[(k, kind, method)]["rolled_back"] if (k, kind, method) in by
                     else 0.0 for k in keys]
             xs = [i + (j - 1.5) * width for i in range(len(keys))]
-            ax.bar(xs, vals, width, label=sim.METHOD_LABELS[method])
-        ax.set_xticks(range(len(keys)), labels, fontsize=7)
+            bars = ax.bar(xs, vals, width, label=sim.METHOD_LABELS[method])
+            if method == "tierguard":
+                ax.bar_label(bars, fmt="%.1f", fontsize=7, padding=2)
+        ax.set_xticks(range(len(keys)), labels, fontsize=8)
         ax.set_title(title)
         ax.set_ylabel("% of rollouts rolled back")
         ax.grid(axis="y", alpha=0.3)
@@ -229,7 +236,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="only the fast subset")
     parser.add_argument("--no-write", action="store_true", help="print, write nothing")
     parser.add_argument("--no-progress", action="store_true")
+    parser.add_argument("--replot", action="store_true",
+                        help="re-render docs and plot from the recorded results.json")
     args = parser.parse_args(argv)
+    if args.replot:
+        data = json.loads(RESULTS.read_text())
+        write_doc(render(data))
+        plot(data)
+        return 0
     start = time.time()
     data = compute(args.runs_aa, args.runs_drop, args.seed, args.quick,
                    not args.no_progress)
