@@ -344,14 +344,14 @@ def _tolerance(rate: float, runs: int) -> float:
 def test_identical_arms_rarely_roll_back_under_per_minute_looks(
     n_control: int, n_canary: int
 ) -> None:
-    alpha, runs = 0.05, 1000
+    alpha, runs = 0.05, 3000
     failed, _ = _simulate(0.1, 0.1, n_control, n_canary, 300, alpha, runs, seed=11)
     assert failed <= alpha + _tolerance(alpha, runs)
 
 
 def test_naive_z_test_rechecked_every_minute_inflates_false_rollbacks() -> None:
     """Why we do not use it: at nominal 5 % it rolls back far more identical canaries."""
-    alpha, runs = 0.05, 1000
+    alpha, runs = 0.05, 3000
     naive = _naive_z_false_rollbacks(20, 300, alpha, runs, seed=11)
     ours, _ = _simulate(0.1, 0.1, 20, 20, 300, alpha, runs, seed=11)
     assert naive > 0.2
@@ -370,7 +370,7 @@ def test_five_point_drop_in_one_tier_is_caught() -> None:
 
 def test_confidence_bound_rarely_excludes_a_true_drop_at_the_limit() -> None:
     """False promotions: a canary exactly at the allowed drop passes at most ~alpha."""
-    alpha, runs = 0.05, 1000
+    alpha, runs = 0.05, 3000
     _, passed = _simulate(0.10, 0.15, 20, 20, 300, alpha, runs, seed=13)
     assert passed <= alpha + _tolerance(alpha, runs)
 
