@@ -73,13 +73,14 @@ class Progress:
         sys.stderr.flush()
 
 
-def jobs(quick: bool) -> list[tuple[str, str, str, sim.Scenario]]:
-    out = []
+def jobs(quick: bool) -> list[tuple[str, str, sim.Method, sim.Scenario]]:
+    out: list[tuple[str, str, sim.Method, sim.Scenario]] = []
     for key, aa, drop, pareto in configs():
         for kind, sc in (("aa", aa), ("drop", drop), ("pareto", pareto)):
             if quick and (key, kind) not in QUICK:
                 continue
-            methods = sim.METHODS if kind != "pareto" else ("tierguard", "aggregate")
+            methods: tuple[sim.Method, ...] = (
+                sim.METHODS if kind != "pareto" else ("tierguard", "aggregate"))
             if kind == "pareto" and key not in ("c2", "c3", "seed-sized"):
                 continue
             out.extend((key, kind, m, sc) for m in methods)

@@ -47,6 +47,7 @@ ROLLED_BACK, PROMOTED, PAUSED = 0, 1, 2
 #: Minutes of canary data each fixed-threshold check looks at (a PromQL ``[10m]`` range).
 THRESHOLD_WINDOW = 10
 F64 = npt.NDArray[np.float64]
+Bools = npt.NDArray[np.bool_]
 
 
 @dataclass(frozen=True)
@@ -155,7 +156,7 @@ class _Gates:
         self.cum = self.cum[:, idx]
         self.shape = (len(idx), *self.shape[1:])
 
-    def add(self, blk: F64) -> tuple[npt.NDArray[np.bool_], npt.NDArray[np.bool_]]:
+    def add(self, blk: F64) -> tuple[Bools, Bools]:
         """Add a block (4, runs, tiers, signals); return (any gate failed per run,
         all gates pass per run)."""
         if self.method == "aggregate":
@@ -169,20 +170,22 @@ class _Gates:
             # one call (the kernels broadcast a per-gate grid and margin).
             live = (nc > 0) & (nt > 0)
             if live.any():
-                a = [x[live] for x in (bc, nc, bt, nt, pbc, pnc, pbt, pnt)]
+                lbc, lnc, lbt, lnt = bc[live], nc[live], bt[live], nt[live]
                 sig = np.nonzero(live)[2]
-                self.log_fail[live] += st.fail_block_log_e(*a[:6], self.grid_arr[sig])
+                self.log_fail[live] += st.fail_block_log_e(
+                    lbc, lnc, lbt, lnt, pbc[live], pnc[live], self.grid_arr[sig])
                 self.log_pass[live] += st.pass_block_log_e(
-                    *a, self.allowed[sig][:, None])[:, 0]
+                    lbc, lnc, lbt, lnt, pbc[live], pnc[live], pbt[live], pnt[live],
+                    self.allowed[sig][:, None])[:, 0]
             self.max_fail = np.maximum(self.max_fail, st.log_mean_exp(self.log_fail))
             self.max_pass = np.maximum(self.max_pass, self.log_pass)
         self.cum += blk
         cbc, cnc, cbt, cnt = self.cum
         if self.method in ("tierguard", "aggregate"):
-            failed = (self.max_fail >= self.level).any(axis=(1, 2))
+            failed: Bools = np.asarray((self.max_fail >= self.level).any(axis=(1, 2)))
             # One margin per gate (the allowed drop): the confidence bound is within the
             # allowed drop exactly when that margin's null has been rejected.
-            passed = (self.max_pass >= self.level).all(axis=(1, 2))
+            passed: Bools = np.asarray((self.max_pass >= self.level).all(axis=(1, 2)))
             return failed, passed
         if self.method == "naive":
             # One-sided two-proportion z-test on all data so far, every minute, at the
@@ -194,7 +197,7 @@ class _Gates:
                 se = np.sqrt(pooled * (1 - pooled) * (1 / cnc + 1 / cnt))
                 z = (pt - pc) / se
                 ok = (cnc >= 30) & (cnt >= 30) & (se > 0)
-                failed = (ok & (z > z_crit)).any(axis=(1, 2))
+                failed = np.asarray((ok & (z > z_crit)).any(axis=(1, 2)))
             return failed, np.ones(self.shape[0], dtype=bool)
         # threshold (Flagger / Argo style): each minute, the canary's bad rate over the
         # last THRESHOLD_WINDOW minutes must stay within base + allowed drop (the user
@@ -209,7 +212,7 @@ class _Gates:
             rate = w_bad / w_n
         bad_check = ((w_n >= 20) & (rate > limit)).any(axis=(1, 2))
         self.failed_checks += bad_check
-        return self.failed_checks >= 5, np.ones(self.shape[0], dtype=bool)
+        return np.asarray(self.failed_checks >= 5), np.ones(self.shape[0], dtype=bool)
 
 
 def _z_quantile(p: float) -> float:

@@ -39,7 +39,8 @@ def median_samples(
             log_fail += st.fail_block_log_e(bc, nc_arr, bt, nt_arr, past[0], past[1], grid)
             hit = st.log_mean_exp(log_fail) >= level
         else:
-            log_pass += st.pass_block_log_e(bc, nc_arr, bt, nt_arr, *past, (drop,))
+            log_pass += st.pass_block_log_e(bc, nc_arr, bt, nt_arr, past[0], past[1], past[2],
+                                            past[3], (drop,))
             hit = log_pass[:, 0] >= level
         past += np.stack([bc, nc_arr, bt, nt_arr])
         first = np.where(hit & np.isinf(first), b * n_t, first)

@@ -25,7 +25,8 @@ RUNS = 120
 
 @pytest.fixture(scope="module")
 def recorded() -> dict[str, Any]:
-    return json.loads(run.RESULTS.read_text())
+    data: dict[str, Any] = json.loads(run.RESULTS.read_text())
+    return data
 
 
 @pytest.fixture(scope="module")

@@ -315,7 +315,8 @@ def _simulate(
         b_t = rng.binomial(n_canary, p_canary, runs).astype(float)
         log_fail += st.fail_block_log_e(b_c, n_c, b_t, n_t, past[0], past[1], grid)
         max_fail = np.maximum(max_fail, st.log_mean_exp(log_fail))
-        log_pass += st.pass_block_log_e(b_c, n_c, b_t, n_t, *past, margins)
+        log_pass += st.pass_block_log_e(b_c, n_c, b_t, n_t, past[0], past[1], past[2], past[3],
+                                        margins)
         max_pass = np.maximum(max_pass, log_pass)
         past += np.stack([b_c, n_c, b_t, n_t])
     failed = max_fail >= level

@@ -66,7 +66,8 @@ import numpy.typing as npt
 from tierguard.api.enums import Verdict
 
 FloatArray = npt.NDArray[np.float64]
-ArrayLike = float | FloatArray
+ArrayLike = npt.ArrayLike  # scalars or arrays; kernels broadcast their arguments
+Grid = Sequence[float] | npt.NDArray[np.float64]  # a grid, or one grid per gate (last axis)
 
 #: Margins (canary bad rate minus control bad rate) on which the pass-side confidence
 #: sequence is evaluated. The reported bound is one of these values (or the allowed drop,
@@ -269,7 +270,7 @@ def fail_grid(allowed_drop: float) -> tuple[float, ...]:
 def fail_block_log_e(
     bad_c: ArrayLike, n_c: ArrayLike, bad_t: ArrayLike, n_t: ArrayLike,
     past_bad_c: ArrayLike, past_n_c: ArrayLike,
-    grid: Sequence[float], fail_margin: float = 0.0,
+    grid: Grid, fail_margin: float = 0.0,
 ) -> FloatArray:
     """Per-alternative log e-values of one block for the fail side; last axis = grid."""
     q_c = plugin_control_rate(past_bad_c, past_n_c)[..., None]
@@ -282,7 +283,7 @@ def fail_block_log_e(
 def pass_block_log_e(
     bad_c: ArrayLike, n_c: ArrayLike, bad_t: ArrayLike, n_t: ArrayLike,
     past_bad_c: ArrayLike, past_n_c: ArrayLike, past_bad_t: ArrayLike, past_n_t: ArrayLike,
-    margins: Sequence[float],
+    margins: Grid,
 ) -> FloatArray:
     """Per-margin log e-values of one block for H0_m "canary - control >= m"; last axis
     = margins. The alternative is a plug-in from earlier blocks (predictable, hence
