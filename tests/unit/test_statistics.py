@@ -295,7 +295,7 @@ def test_scalar_path_matches_vectorised_kernels() -> None:
 
 def _simulate(
     p_control: float, p_canary: float, n_control: int, n_canary: int, minutes: int,
-    alpha: float, runs: int, seed: int, allowed_drop: float = 0.05,
+    alpha: float, runs: int, seed: int, allowed_drop: float = 0.05, fail_margin: float = 0.0,
 ) -> tuple[float, float]:
     """Fraction of runs that ever FAIL and that ever PASS (bound within the allowed drop),
     looking every minute, through the same kernels as the operator."""
@@ -313,7 +313,8 @@ def _simulate(
         n_t = np.full(runs, float(n_canary))
         b_c = rng.binomial(n_control, p_control, runs).astype(float)
         b_t = rng.binomial(n_canary, p_canary, runs).astype(float)
-        log_fail += st.fail_block_log_e(b_c, n_c, b_t, n_t, past[0], past[1], grid)
+        log_fail += st.fail_block_log_e(b_c, n_c, b_t, n_t, past[0], past[1], grid,
+                                        fail_margin)
         max_fail = np.maximum(max_fail, st.log_mean_exp(log_fail))
         log_pass += st.pass_block_log_e(b_c, n_c, b_t, n_t, past[0], past[1], past[2], past[3],
                                         margins)
@@ -389,3 +390,13 @@ def test_confidence_bound_never_widens(blocks: list[tuple[int, int]]) -> None:
         bound = st.evaluate(state, 0.03, 0.01, 0).upper_bound
         assert bound <= previous
         previous = bound
+
+
+def test_fail_margin_tolerates_a_loss_within_it() -> None:
+    """With ``fail_margin`` (fail only beyond a tolerated loss) a canary exactly at the
+    margin is rolled back at most ~alpha, and a loss well beyond it is still caught."""
+    alpha, runs = 0.05, 2000
+    at_margin, _ = _simulate(0.10, 0.12, 20, 20, 300, alpha, runs, seed=17, fail_margin=0.02)
+    assert at_margin <= alpha + _tolerance(alpha, runs)
+    beyond, _ = _simulate(0.10, 0.17, 20, 20, 300, alpha, 500, seed=19, fail_margin=0.02)
+    assert beyond >= 0.9
