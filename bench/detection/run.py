@@ -205,13 +205,13 @@ def plot(data: dict[str, Any]) -> None:
             if (k, "aa", "tierguard") in by]
     labels = [_short(by[(k, "aa", "tierguard")]["name"]) for k in keys]
     fig, axes = plt.subplots(1, 2, figsize=(14, 5.5), sharey=True)
-    width = 0.2
+    width = 0.16
     for ax, kind, title in ((axes[0], "aa", "False rollbacks, identical models"),
                             (axes[1], "drop", "Caught: 5-point drop in the 10 % tier")):
         for j, method in enumerate(sim.METHODS):
             vals = [100 * by[(k, kind, method)]["rolled_back"] if (k, kind, method) in by
                     else 0.0 for k in keys]
-            xs = [i + (j - 1.5) * width for i in range(len(keys))]
+            xs = [i + (j - (len(sim.METHODS) - 1) / 2) * width for i in range(len(keys))]
             bars = ax.bar(xs, vals, width, label=sim.METHOD_LABELS[method])
             if method == "tierguard":
                 ax.bar_label(bars, fmt="%.1f", fontsize=7, padding=2)

@@ -35,12 +35,14 @@ import numpy.typing as npt
 
 from tierguard.operator import statistics as st
 
-Method = Literal["tierguard", "naive", "threshold", "aggregate"]
-METHODS: tuple[Method, ...] = ("tierguard", "naive", "threshold", "aggregate")
+Method = Literal["tierguard", "naive", "threshold", "threshold_loose", "aggregate"]
+METHODS: tuple[Method, ...] = ("tierguard", "naive", "threshold", "threshold_loose",
+                               "aggregate")
 METHOD_LABELS: dict[str, str] = {
     "tierguard": "tierguard (per-tier e-process + CS)",
     "naive": "naive z-test every minute",
     "threshold": "fixed threshold + failure limit",
+    "threshold_loose": "same, loosened (2x drop, limit 10)",
     "aggregate": "aggregate-only e-process",
 }
 ROLLED_BACK, PROMOTED, PAUSED = 0, 1, 2
@@ -203,16 +205,21 @@ class _Gates:
         # last THRESHOLD_WINDOW minutes must stay within base + allowed drop (the user
         # knows the base rate); fewer than 20 outcomes in the window counts as "no
         # values" and passes, as the common guards do; 5 failed checks roll back.
+        # threshold_loose: what users do after noisy rollbacks — base + 2 x allowed drop
+        # and 10 failed checks.
         self.window[self.minute % THRESHOLD_WINDOW] = np.stack([bt, nt])
         self.minute += 1
         w_bad, w_n = self.window.sum(axis=0)
         control, _ = self.sc.bad_rates()
-        limit = control[None] + self.allowed[None, None]
+        loose = self.method == "threshold_loose"
+        limit = control[None] + (2.0 if loose else 1.0) * self.allowed[None, None]
         with np.errstate(divide="ignore", invalid="ignore"):
             rate = w_bad / w_n
         bad_check = ((w_n >= 20) & (rate > limit)).any(axis=(1, 2))
         self.failed_checks += bad_check
-        return np.asarray(self.failed_checks >= 5), np.ones(self.shape[0], dtype=bool)
+        failure_limit = 10 if loose else 5
+        return (np.asarray(self.failed_checks >= failure_limit),
+                np.ones(self.shape[0], dtype=bool))
 
 
 def _z_quantile(p: float) -> float:
