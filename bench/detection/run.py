@@ -204,7 +204,7 @@ def plot(data: dict[str, Any]) -> None:
     keys = [k for k in dict.fromkeys(r["config"] for r in data["results"])
             if (k, "aa", "tierguard") in by]
     labels = [_short(by[(k, "aa", "tierguard")]["name"]) for k in keys]
-    fig, axes = plt.subplots(1, 2, figsize=(14, 5.5), sharey=True)
+    fig, axes = plt.subplots(1, 2, figsize=(14, 6), sharey=True)
     width = 0.16
     for ax, kind, title in ((axes[0], "aa", "False rollbacks, identical models"),
                             (axes[1], "drop", "Caught: 5-point drop in the 10 % tier")):
@@ -221,10 +221,11 @@ def plot(data: dict[str, Any]) -> None:
         ax.grid(axis="y", alpha=0.3)
     axes[0].axhline(1.0, color="k", ls="--", lw=0.8)
     axes[1].axhline(95.0, color="k", ls="--", lw=0.8)
-    axes[0].legend(fontsize=8, loc="upper left")
+    handles, names = axes[0].get_legend_handles_labels()
+    fig.legend(handles, names, loc="lower center", ncol=len(sim.METHODS), fontsize=8)
     fig.suptitle(f"tierguard detection study (seed {data['seed']}, "
                  f"{data['runs_aa']}/{data['runs_drop']} rollouts per bar)")
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0.06, 1, 1))
     PLOT.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(PLOT, dpi=110)
 
