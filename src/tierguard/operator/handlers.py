@@ -55,8 +55,23 @@ async def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
 
 @kopf.on.login()
 def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
-    """Credentials from the same kubeconfig/in-cluster config as our own client."""
-    return kopf.login_via_client(**kwargs)
+    """kopf uses exactly the credentials of our own API client (``--kubeconfig`` or
+    in-cluster), so its watches and our writes run under the same identity."""
+    if CONTROLLER is None:
+        return kopf.login_via_client(**kwargs)
+    cfg = CONTROLLER.kube.api.configuration
+    if cfg.refresh_api_key_hook is not None:
+        cfg.refresh_api_key_hook(cfg)  # re-read a rotated token (kopf re-logs in on 401)
+    auth = (cfg.api_key or {}).get("authorization") or (cfg.api_key or {}).get("BearerToken")
+    token = auth.removeprefix("Bearer").strip() if auth else None
+    return kopf.ConnectionInfo(
+        server=cfg.host,
+        ca_path=cfg.ssl_ca_cert,
+        insecure=not cfg.verify_ssl,
+        token=token,
+        certificate_path=cfg.cert_file,
+        private_key_path=cfg.key_file,
+    )
 
 
 @kopf.on.event(c.GROUP, c.VERSION, c.PLURAL)
