@@ -30,15 +30,37 @@ from routerkit import COMPLEX_QUERY, SIMPLE_QUERY, _env, fake_provider, free_por
 from tierguard.api import constants as c
 from tierguard.operator import rbac, render
 
-FILLER = {"perhaps", "banana", "weather", "guitar", "mountain", "painting", "elephant",
-          "orchestra", "volcano", "lantern", "marathon", "origami", "saxophone", "glacier",
-          "tapestry"}
+FILLER = {
+    "perhaps",
+    "banana",
+    "weather",
+    "guitar",
+    "mountain",
+    "painting",
+    "elephant",
+    "orchestra",
+    "volcano",
+    "lantern",
+    "marathon",
+    "origami",
+    "saxophone",
+    "glacier",
+    "tapestry",
+}
 
 
-def policy_manifest(name: str, big: str, small: str, prom_url: str, *,
-                    steps: list[float] | None = None, bake: str = "3s",
-                    min_samples: int = 30, no_data_after: str = "30s",
-                    interval: str = "1s") -> dict[str, Any]:
+def policy_manifest(
+    name: str,
+    big: str,
+    small: str,
+    prom_url: str,
+    *,
+    steps: list[float] | None = None,
+    bake: str = "3s",
+    min_samples: int = 30,
+    no_data_after: str = "30s",
+    interval: str = "1s",
+) -> dict[str, Any]:
     """Two tiers, both with candidate ``small`` against baseline ``big``."""
     return {
         "apiVersion": c.API_VERSION,
@@ -47,10 +69,13 @@ def policy_manifest(name: str, big: str, small: str, prom_url: str, *,
         "spec": {
             "classifier": {"tiers": [{"name": "simple", "threshold": 0.5}, {"name": "complex"}]},
             "models": [
-                {"name": "big", "baseURL": f"{big}/v1", "upstreamModel": "big-1",
-                 "timeout": "5s"},
-                {"name": "small", "baseURL": f"{small}/v1", "upstreamModel": "small-1",
-                 "timeout": "5s"},
+                {"name": "big", "baseURL": f"{big}/v1", "upstreamModel": "big-1", "timeout": "5s"},
+                {
+                    "name": "small",
+                    "baseURL": f"{small}/v1",
+                    "upstreamModel": "small-1",
+                    "timeout": "5s",
+                },
             ],
             "routes": [
                 {"tier": "simple", "baseline": "big", "candidate": "small", "fallbacks": []},
@@ -81,8 +106,9 @@ def policy_manifest(name: str, big: str, small: str, prom_url: str, *,
 def install_crd(control_plane: Any) -> None:
     root = Path(__file__).resolve().parents[1]
     control_plane.kubectl("apply", "--server-side", "-f", str(root / "crds"))
-    control_plane.kubectl("wait", "--for=condition=Established", "--timeout=60s",
-                          f"crd/{c.CRD_NAME}")
+    control_plane.kubectl(
+        "wait", "--for=condition=Established", "--timeout=60s", f"crd/{c.CRD_NAME}"
+    )
 
 
 @contextmanager
@@ -93,11 +119,11 @@ def operator_identity(control_plane: Any, kube_api: Any, namespace: str) -> Iter
     core = client.CoreV1Api(kube_api)
     authz = client.RbacAuthorizationV1Api(kube_api)
     name = f"tierguard-operator-{namespace}"
-    core.create_namespaced_service_account(
-        namespace, {"metadata": {"name": "tierguard-operator"}})
+    core.create_namespaced_service_account(namespace, {"metadata": {"name": "tierguard-operator"}})
     authz.create_cluster_role(rbac.cluster_role(name))
     authz.create_cluster_role_binding(
-        rbac.cluster_role_binding("tierguard-operator", namespace, name))
+        rbac.cluster_role_binding("tierguard-operator", namespace, name)
+    )
     try:
         yield control_plane.service_account_kubeconfig(namespace, "tierguard-operator")
     finally:
@@ -115,9 +141,21 @@ class OperatorProcess:
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
-        cmd = [sys.executable, "-m", "tierguard.cli", "operator", "--kubeconfig",
-               str(self.kubeconfig), "--namespace", self.namespace, "--resync", "1",
-               "--standalone", "--log-level", "info"]
+        cmd = [
+            sys.executable,
+            "-m",
+            "tierguard.cli",
+            "operator",
+            "--kubeconfig",
+            str(self.kubeconfig),
+            "--namespace",
+            self.namespace,
+            "--resync",
+            "1",
+            "--standalone",
+            "--log-level",
+            "info",
+        ]
         log = open(self.log_path, "ab")  # noqa: SIM115 - closed with the process
         self.proc = subprocess.Popen(cmd, env=_env(), stdout=log, stderr=subprocess.STDOUT)
 
@@ -143,8 +181,16 @@ class OperatorProcess:
 class ConfigMapProjector(threading.Thread):
     """The kubelet's part: project the rendered ConfigMap into a local router config."""
 
-    def __init__(self, kube_api: Any, namespace: str, policy: str, out: Path,
-                 classifier: Path, signing_key: Path, port: int) -> None:
+    def __init__(
+        self,
+        kube_api: Any,
+        namespace: str,
+        policy: str,
+        out: Path,
+        classifier: Path,
+        signing_key: Path,
+        port: int,
+    ) -> None:
         super().__init__(daemon=True)
         from kubernetes import client
 
@@ -186,8 +232,9 @@ class ConfigMapProjector(threading.Thread):
 
 
 def _post(url: str, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
-    req = urllib.request.Request(url, data=json.dumps(body).encode(),
-                                 headers={"content-type": "application/json"})
+    req = urllib.request.Request(
+        url, data=json.dumps(body).encode(), headers={"content-type": "application/json"}
+    )
     try:
         with urllib.request.urlopen(req, timeout=10) as r:
             return r.status, json.loads(r.read())
@@ -209,17 +256,23 @@ class Traffic(threading.Thread):
     def one(self, i: int) -> None:
         tier = "complex" if i % 2 else "simple"
         query = (COMPLEX_QUERY if tier == "complex" else SIMPLE_QUERY) + f" q{i}"
-        status, body = _post(f"{self.url}/v1/chat/completions", {
-            "model": "auto", "user": f"user-{self.rng.randrange(10**9)}",
-            "messages": [{"role": "user", "content": query}],
-            "metadata": {"category": tier}})
+        status, body = _post(
+            f"{self.url}/v1/chat/completions",
+            {
+                "model": "auto",
+                "user": f"user-{self.rng.randrange(10**9)}",
+                "messages": [{"role": "user", "content": query}],
+                "metadata": {"category": tier},
+            },
+        )
         if status != 200:
             self.errors += 1
             return
         text = body["choices"][0]["message"]["content"]
         good = not (FILLER & set(text.lower().replace(",", " ").replace(".", " ").split()))
-        status, _ = _post(f"{self.url}/v1/feedback",
-                          {"id": body["id"], "rating": "up" if good else "down"})
+        status, _ = _post(
+            f"{self.url}/v1/feedback", {"id": body["id"], "rating": "up" if good else "down"}
+        )
         self.seen[(tier, "good" if good else "bad", str(status))] += 1
 
     def run(self) -> None:
@@ -234,16 +287,25 @@ class Traffic(threading.Thread):
 
 
 @contextmanager
-def routed_system(tmp: Path, kube_api: Any, namespace: str, policy: str, classifier: Path,
-                  small_quality: dict[str, float]) -> Iterator[tuple[str, str, Any]]:
+def routed_system(
+    tmp: Path,
+    kube_api: Any,
+    namespace: str,
+    policy: str,
+    classifier: Path,
+    small_quality: dict[str, float],
+) -> Iterator[tuple[str, str, Any]]:
     """Fake providers big (always good) and small; yields (big url, small url, starter),
     where ``starter()`` starts the router (once the ConfigMap exists) and traffic."""
     with ExitStack() as stack:
-        big = stack.enter_context(fake_provider(
-            tmp, "big", {"models": {"*": {"default_quality": 1.0}}}))
-        small = stack.enter_context(fake_provider(
-            tmp, "small", {"models": {"*": {"default_quality": 1.0,
-                                             "quality": small_quality}}}))
+        big = stack.enter_context(
+            fake_provider(tmp, "big", {"models": {"*": {"default_quality": 1.0}}})
+        )
+        small = stack.enter_context(
+            fake_provider(
+                tmp, "small", {"models": {"*": {"default_quality": 1.0, "quality": small_quality}}}
+            )
+        )
         state: dict[str, Any] = {}
 
         def start(wait_for: Any) -> tuple[str, Traffic]:
@@ -251,16 +313,20 @@ def routed_system(tmp: Path, kube_api: Any, namespace: str, policy: str, classif
             key = tmp / "signing-key"
             key.write_text("test-signing-key-" + "x" * 32)
             cfg_path = tmp / "router-projected.yaml"
-            proj = ConfigMapProjector(kube_api, namespace, policy, cfg_path, classifier, key,
-                                      port)
-            wait_for(proj.project, timeout=60, message="the operator never rendered the "
-                     "router ConfigMap")
+            proj = ConfigMapProjector(kube_api, namespace, policy, cfg_path, classifier, key, port)
+            wait_for(
+                proj.project, timeout=60, message="the operator never rendered the router ConfigMap"
+            )
             proj.start()
             stack.callback(proj.stopped.set)
             url = f"http://127.0.0.1:{port}"
-            stack.enter_context(process(["router", "--config", str(cfg_path),
-                                         "--poll-interval", "0.2"], f"{url}/readyz",
-                                        tmp / "router.log"))
+            stack.enter_context(
+                process(
+                    ["router", "--config", str(cfg_path), "--poll-interval", "0.2"],
+                    f"{url}/readyz",
+                    tmp / "router.log",
+                )
+            )
             traffic = Traffic(url)
             traffic.start()
             stack.callback(traffic.stopped.set)

@@ -52,12 +52,12 @@ class Cluster:
         self.ns = namespace
 
     def create(self, manifest: dict[str, Any]) -> None:
-        self.custom.create_namespaced_custom_object(c.GROUP, c.VERSION, self.ns, c.PLURAL,
-                                                    manifest)
+        self.custom.create_namespaced_custom_object(c.GROUP, c.VERSION, self.ns, c.PLURAL, manifest)
 
     def body(self) -> dict[str, Any]:
         out: dict[str, Any] = self.custom.get_namespaced_custom_object(
-            c.GROUP, c.VERSION, self.ns, c.PLURAL, POLICY)
+            c.GROUP, c.VERSION, self.ns, c.PLURAL, POLICY
+        )
         return out
 
     def status(self) -> RoutingPolicyStatus:
@@ -65,13 +65,22 @@ class Cluster:
 
     def annotate(self, action: str, nonce: str) -> None:
         self.custom.patch_namespaced_custom_object(
-            c.GROUP, c.VERSION, self.ns, c.PLURAL, POLICY,
-            {"metadata": {"annotations": {c.ANNOTATION_ACTION: action,
-                                          c.ANNOTATION_ACTION_NONCE: nonce}}})
+            c.GROUP,
+            c.VERSION,
+            self.ns,
+            c.PLURAL,
+            POLICY,
+            {
+                "metadata": {
+                    "annotations": {c.ANNOTATION_ACTION: action, c.ANNOTATION_ACTION_NONCE: nonce}
+                }
+            },
+        )
 
     def events(self, reason: str) -> list[Any]:
         evs = self.core.list_namespaced_event(
-            self.ns, field_selector=f"involvedObject.name={POLICY}").items
+            self.ns, field_selector=f"involvedObject.name={POLICY}"
+        ).items
         return [e for e in evs if e.reason == reason]
 
     def split(self) -> list[dict[str, Any]]:
@@ -86,8 +95,9 @@ def cluster(control_plane: ControlPlane, kube_api: ApiClient, namespace: str) ->
 
 
 @pytest.fixture
-def operator(control_plane: ControlPlane, kube_api: ApiClient, namespace: str,
-             tmp_path: Path) -> Iterator[OperatorProcess]:
+def operator(
+    control_plane: ControlPlane, kube_api: ApiClient, namespace: str, tmp_path: Path
+) -> Iterator[OperatorProcess]:
     with operator_identity(control_plane, kube_api, namespace) as kubeconfig:
         op = OperatorProcess(kubeconfig, namespace, tmp_path / "operator.log")
         op.start()
@@ -101,23 +111,39 @@ def _phase(cluster: Cluster, phase: Phase) -> Callable[[], RoutingPolicyStatus |
     def check() -> RoutingPolicyStatus | None:
         st = cluster.status()
         return st if st.phase == phase else None
+
     return check
 
 
 def test_good_candidate_goes_from_10_to_100_percent(
-    cluster: Cluster, operator: OperatorProcess, kube_api: ApiClient, namespace: str,
-    prometheus: Prometheus, tiny_classifier: Path, tmp_path: Path, wait_for: Any,
+    cluster: Cluster,
+    operator: OperatorProcess,
+    kube_api: ApiClient,
+    namespace: str,
+    prometheus: Prometheus,
+    tiny_classifier: Path,
+    tmp_path: Path,
+    wait_for: Any,
 ) -> None:
     with routed_system(tmp_path, kube_api, namespace, POLICY, tiny_classifier, {}) as (
-            big, small, start):
+        big,
+        small,
+        start,
+    ):
         cluster.create(policy_manifest(POLICY, big, small, prometheus.url))
         url, traffic = start(wait_for)
         prometheus.set_targets([url.removeprefix("http://")])
-        st = wait_for(_phase(cluster, Phase.PROMOTED), timeout=300,
-                      message=f"never promoted; operator log:\n{operator.log()}")
+        st = wait_for(
+            _phase(cluster, Phase.PROMOTED),
+            timeout=300,
+            message=f"never promoted; operator log:\n{operator.log()}",
+        )
     assert [h.weight for h in st.history] == [10.0, 50.0, 95.0]
     assert [h.reason for h in st.history] == [
-        Reason.ROLLOUT_STARTED.value, Reason.STEP_ADVANCED.value, Reason.PROMOTED.value]
+        Reason.ROLLOUT_STARTED.value,
+        Reason.STEP_ADVANCED.value,
+        Reason.PROMOTED.value,
+    ]
     assert all(t.verdict.value == "Pass" for t in st.tiers), st.tiers
     assert all(s["weight"] == 95.0 and s["controlArm"] == "holdback" for s in cluster.split())
     assert cluster.events(Reason.PROMOTED.value)
@@ -127,16 +153,26 @@ def test_good_candidate_goes_from_10_to_100_percent(
 
 
 def test_degraded_tier_is_rolled_back_early_and_named(
-    cluster: Cluster, operator: OperatorProcess, kube_api: ApiClient, namespace: str,
-    prometheus: Prometheus, tiny_classifier: Path, tmp_path: Path, wait_for: Any,
+    cluster: Cluster,
+    operator: OperatorProcess,
+    kube_api: ApiClient,
+    namespace: str,
+    prometheus: Prometheus,
+    tiny_classifier: Path,
+    tmp_path: Path,
+    wait_for: Any,
 ) -> None:
-    with routed_system(tmp_path, kube_api, namespace, POLICY, tiny_classifier,
-                       {"complex": 0.3}) as (big, small, start):
+    with routed_system(
+        tmp_path, kube_api, namespace, POLICY, tiny_classifier, {"complex": 0.3}
+    ) as (big, small, start):
         cluster.create(policy_manifest(POLICY, big, small, prometheus.url))
         url, _ = start(wait_for)
         prometheus.set_targets([url.removeprefix("http://")])
-        st = wait_for(_phase(cluster, Phase.ROLLED_BACK), timeout=300,
-                      message=f"never rolled back; operator log:\n{operator.log()}")
+        st = wait_for(
+            _phase(cluster, Phase.ROLLED_BACK),
+            timeout=300,
+            message=f"never rolled back; operator log:\n{operator.log()}",
+        )
     assert st.history[-1].step == 0, "caught at the first stage"
     assert "tier complex" in st.message and "ThumbsDown" in st.message
     tiers = {t.tier: t.verdict.value for t in st.tiers}
@@ -148,88 +184,185 @@ def test_degraded_tier_is_rolled_back_early_and_named(
 
 
 def test_prometheus_stopped_holds_then_resumes(
-    cluster: Cluster, operator: OperatorProcess, kube_api: ApiClient, namespace: str,
-    prometheus: Prometheus, tiny_classifier: Path, tmp_path: Path, wait_for: Any,
+    cluster: Cluster,
+    operator: OperatorProcess,
+    kube_api: ApiClient,
+    namespace: str,
+    prometheus: Prometheus,
+    tiny_classifier: Path,
+    tmp_path: Path,
+    wait_for: Any,
 ) -> None:
     with routed_system(tmp_path, kube_api, namespace, POLICY, tiny_classifier, {}) as (
-            big, small, start):
-        cluster.create(policy_manifest(POLICY, big, small, prometheus.url, bake="1h",
-                                       no_data_after="10m"))
+        big,
+        small,
+        start,
+    ):
+        cluster.create(
+            policy_manifest(POLICY, big, small, prometheus.url, bake="1h", no_data_after="10m")
+        )
         url, _ = start(wait_for)
         prometheus.set_targets([url.removeprefix("http://")])
-        wait_for(lambda: cluster.status().tiers and cluster.status().no_data_since is None
-                 and all(t.verdict.value != "NoData" for t in cluster.status().tiers),
-                 timeout=120, message="gates never saw data")
+        wait_for(
+            lambda: (
+                cluster.status().tiers
+                and cluster.status().no_data_since is None
+                and all(t.verdict.value != "NoData" for t in cluster.status().tiers)
+            ),
+            timeout=120,
+            message="gates never saw data",
+        )
         assert prometheus.process is not None
         pid = prometheus.process.pid
         os.kill(pid, signal.SIGSTOP)  # Prometheus stops answering mid-stage
         try:
-            held = wait_for(lambda: (st := cluster.status()).no_data_since is not None and st,
-                            timeout=60, message="the operator never noticed")
+            held = wait_for(
+                lambda: (st := cluster.status()).no_data_since is not None and st,
+                timeout=60,
+                message="the operator never noticed",
+            )
             assert held.phase == Phase.PROGRESSING and held.step == 0
             degraded = next(x for x in held.conditions if x.type.value == "Degraded")
             assert degraded.status == "True"
             assert cluster.events(Reason.PROMETHEUS_UNREACHABLE.value)
         finally:
             os.kill(pid, signal.SIGCONT)
-        back = wait_for(lambda: (st := cluster.status()).no_data_since is None and st,
-                        timeout=90, message="never resumed after Prometheus came back")
+        back = wait_for(
+            lambda: (st := cluster.status()).no_data_since is None and st,
+            timeout=90,
+            message="never resumed after Prometheus came back",
+        )
         assert back.phase == Phase.PROGRESSING and back.step == 0
         assert cluster.events(Reason.DATA_RESUMED.value)
 
 
 def test_operator_killed_mid_stage_continues_the_same_stage(
-    cluster: Cluster, operator: OperatorProcess, kube_api: ApiClient, namespace: str,
-    prometheus: Prometheus, tiny_classifier: Path, tmp_path: Path, wait_for: Any,
+    cluster: Cluster,
+    operator: OperatorProcess,
+    kube_api: ApiClient,
+    namespace: str,
+    prometheus: Prometheus,
+    tiny_classifier: Path,
+    tmp_path: Path,
+    wait_for: Any,
 ) -> None:
     with routed_system(tmp_path, kube_api, namespace, POLICY, tiny_classifier, {}) as (
-            big, small, start):
+        big,
+        small,
+        start,
+    ):
         cluster.create(policy_manifest(POLICY, big, small, prometheus.url, bake="15s"))
         url, _ = start(wait_for)
         prometheus.set_targets([url.removeprefix("http://")])
-        before = wait_for(lambda: (st := cluster.status()).step == 1 and st.tiers and st,
-                          timeout=240, message=f"never reached step 2:\n{operator.log()}")
+        before = wait_for(
+            lambda: (st := cluster.status()).step == 1 and st.tiers and st,
+            timeout=240,
+            message=f"never reached step 2:\n{operator.log()}",
+        )
         operator.kill()
         frozen = cluster.status()
         operator.start()
-        wait_for(lambda: cluster.status().last_evaluated_at != frozen.last_evaluated_at,
-                 timeout=60, message=f"restarted operator never evaluated:\n{operator.log()}")
+        wait_for(
+            lambda: cluster.status().last_evaluated_at != frozen.last_evaluated_at,
+            timeout=60,
+            message=f"restarted operator never evaluated:\n{operator.log()}",
+        )
         after = cluster.status()
         assert after.step >= before.step
         if after.step == before.step:
             assert after.step_started_at == before.step_started_at, "same stage, not restarted"
-        done = wait_for(_phase(cluster, Phase.PROMOTED), timeout=240,
-                        message=f"never promoted after restart:\n{operator.log()}")
+        done = wait_for(
+            _phase(cluster, Phase.PROMOTED),
+            timeout=240,
+            message=f"never promoted after restart:\n{operator.log()}",
+        )
     assert [h.weight for h in done.history] == [10.0, 50.0, 95.0], "no step repeated/skipped"
 
 
 def test_promote_and_abort_annotations_act_once_each(
-    cluster: Cluster, operator: OperatorProcess, kube_api: ApiClient, namespace: str,
-    prometheus: Prometheus, tiny_classifier: Path, tmp_path: Path, wait_for: Any,
+    cluster: Cluster,
+    operator: OperatorProcess,
+    kube_api: ApiClient,
+    namespace: str,
+    prometheus: Prometheus,
+    tiny_classifier: Path,
+    tmp_path: Path,
+    wait_for: Any,
 ) -> None:
     with routed_system(tmp_path, kube_api, namespace, POLICY, tiny_classifier, {}) as (
-            big, small, start):
-        cluster.create(policy_manifest(POLICY, big, small, prometheus.url, bake="1h",
-                                       steps=[10, 25, 50, 100]))
+        big,
+        small,
+        start,
+    ):
+        cluster.create(
+            policy_manifest(POLICY, big, small, prometheus.url, bake="1h", steps=[10, 25, 50, 100])
+        )
         url, _ = start(wait_for)
         prometheus.set_targets([url.removeprefix("http://")])
-        wait_for(lambda: cluster.status().phase == Phase.PROGRESSING, timeout=60,
-                 message="rollout never started")
+        wait_for(
+            lambda: cluster.status().phase == Phase.PROGRESSING,
+            timeout=60,
+            message="rollout never started",
+        )
         cluster.annotate("promote", "commit-1")
-        st = wait_for(lambda: (s := cluster.status()).last_handled_action and s,
-                      timeout=60, message="promote never handled")
+        st = wait_for(
+            lambda: (s := cluster.status()).last_handled_action and s,
+            timeout=60,
+            message="promote never handled",
+        )
         assert st.step == 1 and st.canary_weight == 25.0
         # The annotation stays (it belongs to Git); more reconciles must not act again.
         evaluated = st.last_evaluated_at
-        wait_for(lambda: cluster.status().last_evaluated_at != evaluated, timeout=60,
-                 message="no further reconcile")
+        wait_for(
+            lambda: cluster.status().last_evaluated_at != evaluated,
+            timeout=60,
+            message="no further reconcile",
+        )
         again = cluster.status()
         assert again.step == 1 and len(again.history) == len(st.history)
         assert cluster.body()["metadata"]["annotations"][c.ANNOTATION_ACTION] == "promote"
         cluster.annotate("abort", "commit-2")
-        aborted = wait_for(_phase(cluster, Phase.ROLLED_BACK), timeout=60,
-                           message="abort never handled")
+        aborted = wait_for(
+            _phase(cluster, Phase.ROLLED_BACK), timeout=60, message="abort never handled"
+        )
         assert aborted.history[-1].reason == Reason.MANUAL_ABORT.value
         assert all(s["weight"] == 0 for s in cluster.split())
         assert len(cluster.events(Reason.MANUAL_PROMOTE.value)) == 1
         assert len(cluster.events(Reason.MANUAL_ABORT.value)) == 1
+
+
+def test_two_operator_replicas_never_act_twice(
+    cluster: Cluster,
+    operator: OperatorProcess,
+    kube_api: ApiClient,
+    namespace: str,
+    prometheus: Prometheus,
+    tiny_classifier: Path,
+    tmp_path: Path,
+    wait_for: Any,
+) -> None:
+    """Two replicas, both acting (no peering, the worst case): the status write's
+    resourceVersion check lets only one of them record each decision, so every transition
+    happens once and has exactly one Event."""
+    second = OperatorProcess(operator.kubeconfig, namespace, tmp_path / "operator-2.log")
+    second.start()
+    try:
+        with routed_system(tmp_path, kube_api, namespace, POLICY, tiny_classifier, {}) as (
+            big,
+            small,
+            start,
+        ):
+            cluster.create(policy_manifest(POLICY, big, small, prometheus.url))
+            url, _ = start(wait_for)
+            prometheus.set_targets([url.removeprefix("http://")])
+            st = wait_for(
+                _phase(cluster, Phase.PROMOTED),
+                timeout=300,
+                message=f"never promoted:\n{operator.log()}\n{second.log()}",
+            )
+    finally:
+        second.stop()
+    assert [h.weight for h in st.history] == [10.0, 50.0, 95.0]
+    assert len(cluster.events(Reason.ROLLOUT_STARTED.value)) == 1
+    assert len(cluster.events(Reason.STEP_ADVANCED.value)) == 1
+    assert len(cluster.events(Reason.PROMOTED.value)) == 1
