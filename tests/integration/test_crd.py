@@ -1,0 +1,194 @@
+"""The generated CRD against the real kube-apiserver: it installs, it defaults, it
+refuses invalid policies with a message naming the field, and kubectl shows the columns.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from tierguard.api.constants import CRD_NAME
+from tierguard.api.policy import RoutingPolicySpec
+from tierguard.api.resource import RoutingPolicy
+
+pytestmark = pytest.mark.integration
+
+ROOT = Path(__file__).resolve().parents[2]
+CRD_FILE = ROOT / "crds" / f"{CRD_NAME}.yaml"
+POLICY_EXAMPLES = sorted((ROOT / "examples" / "policies").glob("*.yaml"))
+
+
+@pytest.fixture(scope="module")
+def crd_installed(control_plane: Any) -> None:
+    out = kubectl(control_plane, "apply", "--server-side", "-f", str(CRD_FILE))
+    assert out.returncode == 0, out.stderr
+    wait = kubectl(
+        control_plane, "wait", "--for=condition=Established", f"crd/{CRD_NAME}", "--timeout=60s"
+    )
+    assert wait.returncode == 0, wait.stderr
+
+
+def kubectl(control_plane: Any, *args: str, input: str | None = None) -> Any:
+    """The real kubectl; the exit code is the test's to judge."""
+    return control_plane.kubectl(*args, input=input, check=False)
+
+
+def apply(control_plane: Any, namespace: str, doc: dict[str, Any]) -> Any:
+    return kubectl(control_plane, "apply", "-n", namespace, "-f", "-", input=yaml.safe_dump(doc))
+
+
+def good_policy(name: str = "p") -> dict[str, Any]:
+    return {
+        "apiVersion": "tierguard.io/v1alpha1",
+        "kind": "RoutingPolicy",
+        "metadata": {"name": name},
+        "spec": {
+            "models": [
+                {"name": "big", "baseURL": "http://big.llm:8000/v1", "upstreamModel": "b"},
+                {"name": "small", "baseURL": "http://small.llm:8000/v1", "upstreamModel": "s"},
+            ],
+            "routes": [
+                {"tier": "simple", "baseline": "big", "candidate": "small", "fallbacks": ["big"]},
+                {"tier": "complex", "baseline": "big"},
+            ],
+            "rollout": {"steps": [5, 10, 25, 50, 100]},
+            "analysis": {"slos": [{"tier": "simple", "signal": "ThumbsDown"}]},
+        },
+    }
+
+
+def test_crd_is_established(control_plane: Any, crd_installed: None) -> None:
+    out = kubectl(control_plane, "get", "crd", CRD_NAME, "-o", "json")
+    assert out.returncode == 0, out.stderr
+    conditions = {c["type"]: c["status"] for c in json.loads(out.stdout)["status"]["conditions"]}
+    assert conditions.get("Established") == "True"
+    assert conditions.get("NamesAccepted") == "True"
+
+
+@pytest.mark.parametrize("path", POLICY_EXAMPLES, ids=lambda p: p.name)
+def test_examples_apply_and_read_back_equal(
+    control_plane: Any, crd_installed: None, namespace: str, path: Path
+) -> None:
+    for doc in yaml.safe_load_all(path.read_text()):
+        out = kubectl(control_plane, "apply", "-n", namespace, "-f", str(path))
+        assert out.returncode == 0, out.stderr
+        got = kubectl(
+            control_plane,
+            "get",
+            "routingpolicy",
+            doc["metadata"]["name"],
+            "-n",
+            namespace,
+            "-o",
+            "json",
+        )
+        assert got.returncode == 0, got.stderr
+        stored = RoutingPolicy.from_k8s(json.loads(got.stdout))
+        # The API server filled in the same defaults the models declare.
+        assert stored.spec == RoutingPolicySpec.model_validate(doc["spec"])
+        raw_spec = json.loads(got.stdout)["spec"]
+        assert raw_spec["rollout"]["holdbackPercent"] == stored.spec.rollout.holdback_percent
+
+
+def _set(path: str, value: Any) -> Callable[[dict[str, Any]], None]:
+    def mutate(spec: dict[str, Any]) -> None:
+        node: Any = spec
+        keys = path.split(".")
+        for k in keys[:-1]:
+            node = node[int(k)] if k.isdigit() else node.setdefault(k, {})
+        last = keys[-1]
+        if value is _DELETE:
+            del node[last]
+        elif last.isdigit():
+            node[int(last)] = value
+        else:
+            node[last] = value
+
+    return mutate
+
+
+_DELETE = object()
+
+# (id, mutation of spec, text the API server's message must contain: the field)
+INVALID: list[tuple[str, Callable[[dict[str, Any]], None], str]] = [
+    ("steps-wrong-type", _set("rollout.steps", ["five", 100]), "spec.rollout.steps[0]"),
+    ("steps-not-increasing", _set("rollout.steps", [10, 5, 100]), "spec.rollout.steps"),
+    ("step-over-100", _set("rollout.steps", [5, 150]), "spec.rollout.steps"),
+    ("last-step-not-100", _set("rollout.steps", [5, 50]), "spec.rollout.steps"),
+    ("unknown-tier", _set("routes.0.tier", "medium"), "spec.routes"),
+    ("unknown-candidate", _set("routes.0.candidate", "ghost"), "spec.routes"),
+    ("unknown-fallback", _set("routes.0.fallbacks", ["ghost"]), "spec.routes"),
+    ("holdback-out-of-range", _set("rollout.holdbackPercent", 80), "spec.rollout.holdbackPercent"),
+    ("bad-duration", _set("rollout.bakeTime", "5 minutes"), "spec.rollout.bakeTime"),
+    ("missing-models", _set("models", _DELETE), "spec.models"),
+    ("missing-routes", _set("routes", _DELETE), "spec.routes"),
+    ("model-name-uppercase", _set("models.0.name", "Big"), "spec.models[0].name"),
+    ("slo-unknown-tier", _set("analysis.slos.0.tier", "medium"), "spec.analysis.slos"),
+    ("candidate-without-slo", _set("analysis.slos", []), "spec.analysis.slos"),
+    ("confidence-too-high", _set("analysis.confidence", 1.5), "spec.analysis.confidence"),
+    ("unknown-signal", _set("analysis.slos.0.signal", "Vibes"), "spec.analysis.slos[0].signal"),
+    (
+        "latency-without-objective",
+        _set("analysis.slos.0.signal", "Latency"),
+        "spec.analysis.slos[0].latencyObjective",
+    ),
+    ("base-url-not-http", _set("models.0.baseURL", "ftp://x"), "spec.models[0].baseURL"),
+    ("negative-price", _set("models.0.pricing", {"inputPerMillionTokens": -1}), "pricing"),
+    ("min-samples-zero", _set("rollout.minSamplesPerArm", 0), "spec.rollout.minSamplesPerArm"),
+]
+
+
+@pytest.mark.parametrize(("mutate", "field"), [i[1:] for i in INVALID], ids=[i[0] for i in INVALID])
+def test_invalid_policies_are_refused_naming_the_field(
+    control_plane: Any,
+    crd_installed: None,
+    namespace: str,
+    mutate: Callable[[dict[str, Any]], None],
+    field: str,
+) -> None:
+    doc = good_policy("bad")
+    mutate(doc["spec"])
+    out = apply(control_plane, namespace, doc)
+    assert out.returncode != 0, f"the API server accepted an invalid policy: {doc['spec']}"
+    assert field in out.stderr, out.stderr
+    # Nothing was stored.
+    got = kubectl(control_plane, "get", "routingpolicy", "bad", "-n", namespace)
+    assert got.returncode != 0
+
+
+def test_the_good_policy_is_accepted(
+    control_plane: Any, crd_installed: None, namespace: str
+) -> None:
+    out = apply(control_plane, namespace, good_policy())
+    assert out.returncode == 0, out.stderr
+
+
+def test_printer_columns(control_plane: Any, crd_installed: None, namespace: str) -> None:
+    doc = copy.deepcopy(good_policy("cols"))
+    assert apply(control_plane, namespace, doc).returncode == 0
+    status = {
+        "status": {
+            "phase": "Progressing",
+            "stepDisplay": "2/5",
+            "canaryWeight": 10,
+            "verdictSummary": "simple=Inconclusive",
+        }
+    }
+    patched = kubectl(control_plane,
+        "patch", "routingpolicy", "cols", "-n", namespace, "--subresource=status",
+        "--type=merge", "-p", json.dumps(status),
+    )  # fmt: skip
+    assert patched.returncode == 0, patched.stderr
+    out = kubectl(control_plane, "get", "routingpolicies", "-n", namespace)
+    assert out.returncode == 0, out.stderr
+    header, row = out.stdout.splitlines()[:2]
+    assert header.split() == ["NAME", "PHASE", "STEP", "WEIGHT", "VERDICTS", "AGE"]
+    assert row.split()[:5] == ["cols", "Progressing", "2/5", "10", "simple=Inconclusive"]
+    short = kubectl(control_plane, "get", "rpol", "-n", namespace)
+    assert short.returncode == 0 and "cols" in short.stdout
