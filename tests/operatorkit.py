@@ -78,8 +78,8 @@ def policy_manifest(
                 },
             ],
             "routes": [
-                {"tier": "simple", "baseline": "big", "candidate": "small", "fallbacks": []},
-                {"tier": "complex", "baseline": "big", "candidate": "small", "fallbacks": []},
+                {"tier": "simple", "baseline": "big", "candidate": "small"},
+                {"tier": "complex", "baseline": "big", "candidate": "small"},
             ],
             "rollout": {
                 "steps": steps or [10, 50, 100],

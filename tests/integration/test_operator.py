@@ -280,7 +280,7 @@ def test_operator_killed_mid_stage_continues_the_same_stage(
 
 
 def test_promote_and_abort_annotations_act_once_each(
-    cluster: Cluster,
+    control_plane: ControlPlane, cluster: Cluster,
     operator: OperatorProcess,
     kube_api: ApiClient,
     namespace: str,

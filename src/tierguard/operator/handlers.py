@@ -12,7 +12,6 @@ the status write's resourceVersion check makes even a brief overlap harmless).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from typing import Any
 
@@ -101,5 +100,11 @@ async def rollout_loop(
             sleep = 5.0
         if sleep == float("inf"):
             return
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(wake.wait(), timeout=sleep)
+        # Sleep until the next evaluation is due, a watch event wakes us, or kopf stops
+        # the daemon (policy deleted, operator exiting, peering paused this replica).
+        waits = [asyncio.ensure_future(wake.wait()), asyncio.ensure_future(stopped.wait())]
+        _done, pending = await asyncio.wait(
+            waits, timeout=sleep, return_when=asyncio.FIRST_COMPLETED
+        )
+        for task in pending:
+            task.cancel()
