@@ -366,3 +366,87 @@ def test_two_operator_replicas_never_act_twice(
     assert len(cluster.events(Reason.ROLLOUT_STARTED.value)) == 1
     assert len(cluster.events(Reason.STEP_ADVANCED.value)) == 1
     assert len(cluster.events(Reason.PROMOTED.value)) == 1
+
+
+SERVICE_MONITOR_CRD = {
+    "apiVersion": "apiextensions.k8s.io/v1",
+    "kind": "CustomResourceDefinition",
+    "metadata": {"name": "servicemonitors.monitoring.coreos.com"},
+    "spec": {
+        "group": "monitoring.coreos.com",
+        "names": {"kind": "ServiceMonitor", "plural": "servicemonitors",
+                  "singular": "servicemonitor", "listKind": "ServiceMonitorList"},
+        "scope": "Namespaced",
+        "versions": [{"name": "v1", "served": True, "storage": True, "schema": {
+            "openAPIV3Schema": {"type": "object",
+                                "x-kubernetes-preserve-unknown-fields": True}}}],
+    },
+}
+
+
+def test_rendered_objects_are_owned_reapplied_and_garbage_collected(
+    control_plane: ControlPlane, kube_api: ApiClient, namespace: str, tmp_path: Path,
+    wait_for: Any,
+) -> None:
+    from kubernetes import client
+    from kubernetes.client.exceptions import ApiException
+
+    install_crd(control_plane)
+    ext = client.ApiextensionsV1Api(kube_api)
+    try:
+        ext.create_custom_resource_definition(SERVICE_MONITOR_CRD)
+    except ApiException as exc:
+        if exc.status != 409:
+            raise
+    control_plane.kubectl("wait", "--for=condition=Established", "--timeout=60s",
+                          "crd/servicemonitors.monitoring.coreos.com")
+    cluster = Cluster(kube_api, namespace)
+    apps = client.AppsV1Api(kube_api)
+    custom = client.CustomObjectsApi(kube_api)
+    with operator_identity(control_plane, kube_api, namespace) as kubeconfig:
+        op = OperatorProcess(kubeconfig, namespace, tmp_path / "operator.log")
+        op.start()
+        try:
+            cluster.create(policy_manifest(POLICY, "http://127.0.0.1:1", "http://127.0.0.1:2",
+                                           "http://127.0.0.1:3"))
+            name = render.object_name(POLICY)
+            sm = wait_for(lambda: custom.get_namespaced_custom_object(
+                "monitoring.coreos.com", "v1", namespace, "servicemonitors", name),
+                timeout=90, message=f"ServiceMonitor; operator log:\n{op.log()}")
+            uid = cluster.body()["metadata"]["uid"]
+            objs = [
+                cluster.core.read_namespaced_config_map(name, namespace),
+                cluster.core.read_namespaced_service(name, namespace),
+                cluster.core.read_namespaced_service_account(name, namespace),
+                apps.read_namespaced_deployment(name, namespace),
+                client.RbacAuthorizationV1Api(kube_api).read_namespaced_role(name, namespace),
+            ]
+            for o in objs:
+                assert o.metadata.labels[c.LABEL_POLICY] == POLICY
+                assert o.metadata.owner_references[0].uid == uid
+                assert any(m.manager == c.FIELD_MANAGER and m.operation == "Apply"
+                           for m in o.metadata.managed_fields)
+            assert sm["metadata"]["ownerReferences"][0]["uid"] == uid
+            secret = cluster.core.read_namespaced_secret(
+                render.signing_secret_name(POLICY), namespace)
+            assert secret.data and render.GENERATED_SIGNING_KEY in secret.data
+            # A hand edit of a rendered field is taken back on the next reconcile.
+            apps.patch_namespaced_deployment(name, namespace, {"spec": {"replicas": 5}})
+            wait_for(lambda: apps.read_namespaced_deployment(name, namespace).spec.replicas
+                     == 1, timeout=60, message="the operator to re-apply the Deployment")
+            assert cluster.body()["metadata"]["generation"] == 1, "the spec is never written"
+            # Deleting the policy (while the operator runs: kopf's finalizer lets its
+            # daemon stop first) deletes what it owns, by the real garbage collector.
+            cluster.custom.delete_namespaced_custom_object(c.GROUP, c.VERSION, namespace,
+                                                          c.PLURAL, POLICY)
+
+            def gone() -> bool:
+                try:
+                    cluster.core.read_namespaced_config_map(name, namespace)
+                except ApiException as exc:
+                    return exc.status == 404
+                return False
+
+            wait_for(gone, timeout=90, message="garbage collection of the rendered ConfigMap")
+        finally:
+            op.stop()
