@@ -131,7 +131,7 @@ class ClassifierSpec(ApiModel):
         description="Text beyond this many characters (from the end) is not classified.",
     )
     tiers: list[TierSpec] = Field(
-        default_factory=lambda: [TierSpec(name="simple", threshold=0.5), TierSpec(name="complex")],
+        default_factory=lambda: [TierSpec(name="simple"), TierSpec(name="complex")],
         min_length=1,
         max_length=MAX_TIERS,
         json_schema_extra={
