@@ -127,6 +127,7 @@ def test_prometheus_down_holds_then_pauses() -> None:
     assert st.phase == Phase.PAUSED
     assert st.step == 0, "never advanced on missing data"
     assert st.history[-1].reason == Reason.PROMETHEUS_UNREACHABLE.value
+    assert "paused" in st.message, "later looks keep the pause's reason in the message"
     assert Reason.PROMETHEUS_UNREACHABLE.value in reasons(ds)
     degraded = next(c for c in st.conditions if c.type == "Degraded")
     assert degraded.status == "True"
