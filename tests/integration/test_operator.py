@@ -146,7 +146,8 @@ def test_good_candidate_goes_from_10_to_100_percent(
     ]
     assert all(t.verdict.value == "Pass" for t in st.tiers), st.tiers
     assert all(s["weight"] == 95.0 and s["controlArm"] == "holdback" for s in cluster.split())
-    assert cluster.events(Reason.PROMOTED.value)
+    assert wait_for(lambda: cluster.events(Reason.PROMOTED.value), timeout=30,
+                    message="a Promoted Event")
     assert traffic.seen, "traffic flowed"
     ready = next(x for x in st.conditions if x.type.value == "Ready")
     assert ready.status == "True"
@@ -178,7 +179,8 @@ def test_degraded_tier_is_rolled_back_early_and_named(
     tiers = {t.tier: t.verdict.value for t in st.tiers}
     assert tiers["complex"] == "Fail" and tiers["simple"] != "Fail"
     assert all(s["weight"] == 0 for s in cluster.split())
-    events = cluster.events(Reason.GATE_FAILED.value)
+    events = wait_for(lambda: cluster.events(Reason.GATE_FAILED.value), timeout=30,
+                      message="a GateFailed Event")
     assert len(events) == 1 and "tier complex" in events[0].message
     assert events[0].type == "Warning"
 
@@ -224,7 +226,9 @@ def test_prometheus_stopped_holds_then_resumes(
             assert held.phase == Phase.PROGRESSING and held.step == 0
             degraded = next(x for x in held.conditions if x.type.value == "Degraded")
             assert degraded.status == "True"
-            assert cluster.events(Reason.PROMETHEUS_UNREACHABLE.value)
+            # Events are posted right after the status write that records the hold.
+            wait_for(lambda: cluster.events(Reason.PROMETHEUS_UNREACHABLE.value), timeout=30,
+                     message="a PrometheusUnreachable Event")
         finally:
             os.kill(pid, signal.SIGCONT)
         back = wait_for(
@@ -233,7 +237,8 @@ def test_prometheus_stopped_holds_then_resumes(
             message="never resumed after Prometheus came back",
         )
         assert back.phase == Phase.PROGRESSING and back.step == 0
-        assert cluster.events(Reason.DATA_RESUMED.value)
+        wait_for(lambda: cluster.events(Reason.DATA_RESUMED.value), timeout=30,
+                 message="a DataResumed Event")
 
 
 def test_operator_killed_mid_stage_continues_the_same_stage(
@@ -328,6 +333,8 @@ def test_promote_and_abort_annotations_act_once_each(
         assert aborted.history[-1].reason == Reason.MANUAL_ABORT.value
         assert all(s["weight"] == 0 for s in cluster.split())
         assert len(cluster.events(Reason.MANUAL_PROMOTE.value)) == 1
+        wait_for(lambda: cluster.events(Reason.MANUAL_ABORT.value), timeout=30,
+                 message="a ManualAbort Event")
         assert len(cluster.events(Reason.MANUAL_ABORT.value)) == 1
 
 
@@ -365,6 +372,8 @@ def test_two_operator_replicas_never_act_twice(
     assert [h.weight for h in st.history] == [10.0, 50.0, 95.0]
     assert len(cluster.events(Reason.ROLLOUT_STARTED.value)) == 1
     assert len(cluster.events(Reason.STEP_ADVANCED.value)) == 1
+    wait_for(lambda: cluster.events(Reason.PROMOTED.value), timeout=30,
+             message="a Promoted Event")
     assert len(cluster.events(Reason.PROMOTED.value)) == 1
 
 
