@@ -59,7 +59,7 @@ def test_observe_reads_what_clients_saw(
         cfg = router_config(tiny_classifier, big_url=f"{big}/v1", small_url=f"{small}/v1",
                             weight=50, observability={"decisionLog": None,
                                                       "latencyObjectives": ["200ms"]})
-        with router_process(tmp_path, cfg) as (url, _):
+        with router_process(tmp_path, cfg) as (url, _path, _proc):
             seen: Counter[str] = Counter()
             down: Counter[str] = Counter()
             for i in range(40):
