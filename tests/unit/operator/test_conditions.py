@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from sim import T0
+from rolloutsim import T0
 
 from tierguard.api.enums import ConditionType
 from tierguard.operator.conditions import get_condition, is_true, set_condition

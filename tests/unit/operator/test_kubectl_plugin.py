@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from sim import T0, Traffic, drive, make_spec
+from rolloutsim import T0, Traffic, drive, make_spec
 
 from tierguard.api import constants as c
 from tierguard.api.enums import Action

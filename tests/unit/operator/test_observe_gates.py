@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from sim import T0, make_spec
+from rolloutsim import T0, make_spec
 
 from tierguard.api.enums import Arm, Signal, Verdict
 from tierguard.operator import gates as g

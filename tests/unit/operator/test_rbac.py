@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sim import T0, make_spec
+from rolloutsim import T0, make_spec
 
 from tierguard.operator import rbac, render
 from tierguard.operator import rollout as r

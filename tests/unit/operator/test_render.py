@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 import yaml
-from sim import T0, make_spec
+from rolloutsim import T0, make_spec
 
 from tierguard.api import constants as c
 from tierguard.api.enums import Arm, Phase

@@ -7,7 +7,7 @@ from datetime import timedelta
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as hs
-from sim import T0, Traffic, drive, make_spec
+from rolloutsim import T0, Traffic, drive, make_spec
 
 from tierguard.api.enums import Arm, Phase, Reason, Verdict
 from tierguard.api.status import RoutingPolicyStatus
