@@ -28,25 +28,8 @@ import yaml
 
 from routerkit import COMPLEX_QUERY, SIMPLE_QUERY, _env, fake_provider, free_port, process
 from tierguard.api import constants as c
+from tierguard.lab.fakeprovider import reads_as_bad
 from tierguard.operator import rbac, render
-
-FILLER = {
-    "perhaps",
-    "banana",
-    "weather",
-    "guitar",
-    "mountain",
-    "painting",
-    "elephant",
-    "orchestra",
-    "volcano",
-    "lantern",
-    "marathon",
-    "origami",
-    "saxophone",
-    "glacier",
-    "tapestry",
-}
 
 
 def policy_manifest(
@@ -269,7 +252,7 @@ class Traffic(threading.Thread):
             self.errors += 1
             return
         text = body["choices"][0]["message"]["content"]
-        good = not (FILLER & set(text.lower().replace(",", " ").replace(".", " ").split()))
+        good = not reads_as_bad(text)
         status, _ = _post(
             f"{self.url}/v1/feedback", {"id": body["id"], "rating": "up" if good else "down"}
         )

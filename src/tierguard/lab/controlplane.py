@@ -45,7 +45,6 @@ import signal
 import ssl
 import subprocess
 import sys
-import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -64,7 +63,7 @@ from tierguard.lab.processes import (
     free_port,
     install_signal_handlers,
     keep_dir_if_we_die,
-    remove_dir_if_we_die,
+    working_directory,
 )
 
 __all__ = [
@@ -473,14 +472,7 @@ class ControlPlane:
         # extra flags, appended last so they win (feature gates, audit logging, ...)
         self.apiserver_args = list(apiserver_args)
         self.controller_manager_args = list(controller_manager_args)
-        self._own_workdir = workdir is None
-        self.workdir = (
-            workdir
-            if workdir is not None
-            else Path(tempfile.mkdtemp(prefix="tierguard-controlplane-"))
-        )
-        if self._own_workdir:
-            remove_dir_if_we_die(self.workdir)
+        self.workdir, self._own_workdir = working_directory(workdir, "tierguard-controlplane-")
         self.start_timeout = start_timeout
         self.keep_workdir = keep_workdir
         self.logs_dir = self.workdir / "logs"

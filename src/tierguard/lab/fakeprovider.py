@@ -196,14 +196,19 @@ def answer_words(model: str, prompt: str, good: bool, words: int) -> list[str]:
 _FILLER_SET = frozenset(_FILLER)
 
 
+def reads_as_bad(text: str) -> bool:
+    """Whether a reader of this answer (a simulated user or judge) sees a bad answer: bad
+    answers are made of filler words, good ones never contain any."""
+    return any(w.strip(".,:").lower() in _FILLER_SET for w in text.split())
+
+
 def judge_reply(prompt: str) -> str | None:
     """The simulated judge's verdict for a judge prompt, else None."""
     _, sep_a, rest = prompt.partition("Answer A:")
     answer_a, sep_b, answer_b = rest.partition("Answer B:")
     if not (sep_a and sep_b):
         return None
-    bad = any(w.strip(".,:") in _FILLER_SET for w in (answer_a + " " + answer_b).split())
-    return "DISAGREE" if bad else "AGREE"
+    return "DISAGREE" if reads_as_bad(answer_a + " " + answer_b) else "AGREE"
 
 
 def count_tokens(messages: list[Any]) -> int:

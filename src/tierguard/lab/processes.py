@@ -29,6 +29,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import types
@@ -195,6 +196,16 @@ def remove_dir_if_we_die(path: Path) -> None:
     directory is removed normally or must be kept for inspection.
     """
     _REAPER.watch_dir(path)
+
+
+def working_directory(workdir: Path | None, prefix: str) -> tuple[Path, bool]:
+    """``workdir``, or a fresh temporary directory the reaper removes if we die; the flag
+    says whether the directory is ours (created here) to delete on a clean stop."""
+    if workdir is not None:
+        return workdir, False
+    path = Path(tempfile.mkdtemp(prefix=prefix))
+    remove_dir_if_we_die(path)
+    return path, True
 
 
 def keep_dir_if_we_die(path: Path) -> None:

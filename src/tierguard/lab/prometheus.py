@@ -23,7 +23,6 @@ import re
 import shutil
 import subprocess
 import sys
-import tempfile
 import urllib.error
 import urllib.request
 from collections.abc import Mapping, Sequence
@@ -41,7 +40,7 @@ from tierguard.lab.processes import (
     free_port,
     install_signal_handlers,
     keep_dir_if_we_die,
-    remove_dir_if_we_die,
+    working_directory,
 )
 
 __all__ = [
@@ -208,14 +207,7 @@ class Prometheus:
             )
         self.settings = settings
         self.binary = binary if binary is not None else ensure_prometheus()
-        self._own_workdir = workdir is None
-        self.workdir = (
-            workdir
-            if workdir is not None
-            else Path(tempfile.mkdtemp(prefix="tierguard-prometheus-"))
-        )
-        if self._own_workdir:
-            remove_dir_if_we_die(self.workdir)
+        self.workdir, self._own_workdir = working_directory(workdir, "tierguard-prometheus-")
         self.start_timeout = start_timeout
         self.keep_workdir = keep_workdir
         self.config_file = self.workdir / "prometheus.yml"
