@@ -505,3 +505,49 @@ def test_rendered_objects_are_owned_reapplied_and_garbage_collected(
             wait_for(gone, timeout=90, message="garbage collection of the rendered ConfigMap")
         finally:
             op.stop()
+
+
+def test_missing_api_key_secret_is_named_on_ready_then_clears(
+    cluster: Cluster, operator: OperatorProcess, wait_for: Any
+) -> None:
+    """A Secret the routers need but cannot find is reported against the field that names
+    it (Ready=False, a Warning Event), and the report clears once the Secret exists. The
+    Secret's value never appears in status."""
+    from kubernetes import client
+
+    manifest = policy_manifest(
+        POLICY, "http://127.0.0.1:1", "http://127.0.0.1:2", "http://127.0.0.1:3"
+    )
+    manifest["spec"]["models"][1]["apiKeySecretRef"] = {"name": "provider-keys", "key": "small"}
+    cluster.create(manifest)
+
+    def ready() -> Any:
+        for cond in cluster.status().conditions:
+            if cond.type == "Ready":
+                return cond
+        return None
+
+    cond = wait_for(
+        lambda: (r := ready()) is not None and r.status == "False" and r,
+        timeout=90,
+        message=f"Ready=False for the missing Secret; operator log:\n{operator.log()}",
+    )
+    assert "spec.models[1].apiKeySecretRef" in cond.message
+    assert "provider-keys" in cond.message
+    assert cluster.events(Reason.RECONCILE_FAILED.value), "no Warning Event"
+
+    secret_value = "sk-test-value-that-must-not-leak"
+    cluster.core.create_namespaced_secret(
+        cluster.ns,
+        client.V1Secret(
+            metadata=client.V1ObjectMeta(name="provider-keys"),
+            string_data={"small": secret_value},
+        ),
+    )
+    wait_for(
+        lambda: (r := ready()) is not None and r.status == "True",
+        timeout=90,
+        message=f"Ready=True once the Secret exists; operator log:\n{operator.log()}",
+    )
+    assert secret_value not in str(cluster.body())
+    assert secret_value not in operator.log()

@@ -193,6 +193,8 @@ class Controller:
         except KubeError as exc:
             error = str(exc)
             log.error("%s/%s: %s", ref.namespace, ref.name, error)
+        if error is None:
+            error = self._missing_secrets(ref.namespace, spec)
         ready = get_condition(status.conditions, ConditionType.READY)
         want = "True" if error is None else "False"
         if ready is not None and ready.status == want and (error is None or ready.message == error):
@@ -211,6 +213,18 @@ class Controller:
             self.kube.replace_status(body, new.to_k8s())
         if error is not None:
             self._event(body, "Warning", Reason.RECONCILE_FAILED.value, error)
+
+    def _missing_secrets(self, namespace: str, spec: RoutingPolicySpec) -> str | None:
+        """Name every referenced Secret key that cannot be read (the values stay here)."""
+        problems = []
+        for field, ref in render.secret_refs(spec):
+            try:
+                self.kube.read_secret_key(namespace, ref.name, ref.key)
+            except KubeError as exc:  # includes NotFoundError: a missing Secret, not policy
+                problems.append(f"{field}: {exc}")
+        if not problems:
+            return None
+        return "routers cannot start until these Secrets exist: " + "; ".join(problems)
 
     def _report_invalid(
         self, body: dict[str, Any], generation: int, now: datetime, exc: ValidationError

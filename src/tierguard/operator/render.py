@@ -28,7 +28,7 @@ from typing import Any
 import yaml
 
 from tierguard.api import constants as c
-from tierguard.api.policy import RoutingPolicySpec
+from tierguard.api.policy import RoutingPolicySpec, SecretKeyRef
 from tierguard.api.routerconfig import (
     ClassifierConfig,
     FeedbackConfig,
@@ -200,6 +200,23 @@ def router_config(
 def _signing_key(spec: RoutingPolicySpec) -> str:
     ref = spec.router.signing_key_secret_ref
     return ref.key if ref else GENERATED_SIGNING_KEY
+
+
+def secret_refs(spec: RoutingPolicySpec) -> list[tuple[str, SecretKeyRef]]:
+    """Every Secret key the rendered routers need, with the spec field that names it, so a
+    missing one is reported against that field instead of as a pod that never starts."""
+    refs = [
+        (f"spec.models[{i}].apiKeySecretRef", m.api_key_secret_ref)
+        for i, m in enumerate(spec.models)
+        if m.api_key_secret_ref is not None
+    ]
+    for field, ref in (
+        ("spec.router.signingKeySecretRef", spec.router.signing_key_secret_ref),
+        ("spec.router.clientApiKeysSecretRef", spec.router.client_api_keys_secret_ref),
+    ):
+        if ref is not None:
+            refs.append((field, ref))
+    return refs
 
 
 def router_config_yaml(config: RouterConfig) -> str:
