@@ -4,10 +4,17 @@
 # these machines have no Docker engine and cannot download release binaries.
 #
 # Binaries are cached under $TIERGUARD_CACHE/controlplane/k8s-<ver>-etcd-<ver>/bin
-# so only the first run pays for the build (about 15-25 minutes on 2 cores).
+# so only the first run pays for the build (about 20 minutes on 2 cores; see
+# docs/testbed.md for measured numbers). A second run finds the binaries and
+# returns at once. Two runs at the same time do not build twice: the second waits
+# for the first (flock on the cache directory).
 #
-# Usage: hack/build-controlplane.sh            # build what is missing, print bin dir
-#        K8S_VERSION=1.36.3 ETCD_VERSION=3.6.16 hack/build-controlplane.sh
+# Progress: each step is logged with the elapsed time; while a binary compiles the
+# script prints how many of its Go packages have been compiled so far.
+#
+# Usage: scripts/build-controlplane.sh            # build what is missing, print bin dir
+#        K8S_VERSION=1.36.3 ETCD_VERSION=3.6.16 scripts/build-controlplane.sh
+# Output: the bin directory on stdout (last line); everything else on stderr.
 set -euo pipefail
 
 K8S_VERSION=${K8S_VERSION:-1.36.3}
@@ -17,17 +24,69 @@ ROOT="$CACHE/controlplane/k8s-$K8S_VERSION-etcd-$ETCD_VERSION"
 BIN="$ROOT/bin"
 mkdir -p "$BIN" "$ROOT/build"
 
-log() { printf '[build-controlplane] %s\n' "$*" >&2; }
+log() {
+  printf '[build-controlplane %dm%02ds] %s\n' $((SECONDS / 60)) $((SECONDS % 60)) "$*" >&2
+}
 
+all_present() {
+  for b in etcd kube-apiserver kube-controller-manager kubectl; do
+    [ -x "$BIN/$b" ] || return 1
+  done
+}
+
+if all_present; then
+  echo "$BIN"
+  exit 0
+fi
+
+# One build per cache directory at a time; a concurrent caller waits, then finds
+# the binaries already there.
+exec 9>"$ROOT/.build.lock"
+if ! flock -n 9; then
+  log "another build of $ROOT is running; waiting for it to finish"
+  flock 9
+fi
+
+if ! command -v go >/dev/null 2>&1 && [ -x /usr/local/go/bin/go ]; then
+  export PATH="/usr/local/go/bin:$PATH"
+fi
 if ! command -v go >/dev/null 2>&1; then
-  log "the Go toolchain is required (apt-get install golang-go, or see https://go.dev/doc/install)"
+  log "the Go toolchain (1.26 or newer) is required: see https://go.dev/doc/install"
+  log "(Debian's golang-go package is too old for Kubernetes $K8S_VERSION)"
   exit 1
 fi
+log "using $(go version)"
 
 export CGO_ENABLED=0
 export GOFLAGS=-buildvcs=false
 # Linking kube-apiserver needs a few GiB; two parallel compile jobs fit 2 cores.
 export GOMAXPROCS=${GOMAXPROCS:-2}
+
+# go_build OUT PKG [go build flags...]: `go build -v` prints each package it
+# compiles; turn that into a progress line every 100 packages (of the total
+# `go list -deps` reports; cached packages are not printed, so the count may end
+# below the total). Any other output (compiler errors) passes through.
+go_build() {
+  local out=$1 pkg=$2
+  shift 2
+  local total
+  total=$(go list -deps "$pkg" 2>/dev/null | wc -l || echo "?")
+  log "compiling $pkg ($total packages in its import graph)"
+  go build -v "$@" -o "$out.tmp" "$pkg" 2>&1 | awk -v total="$total" '
+    /^[^ :]+$/ {
+      n++
+      if (n % 100 == 0) {
+        printf "[build-controlplane] ... %d/%s packages compiled\n", n, total > "/dev/stderr"
+        fflush("/dev/stderr")
+      }
+      next
+    }
+    { print > "/dev/stderr" }
+    END { printf "[build-controlplane] ... %d packages compiled in this run\n", n > "/dev/stderr" }
+  '
+  mv "$out.tmp" "$out"
+  log "built $out"
+}
 
 STAGING="api apiextensions-apiserver apimachinery apiserver cli-runtime client-go
 cloud-provider cluster-bootstrap code-generator component-base component-helpers
@@ -42,7 +101,7 @@ build_k8s() {
   mkdir -p "$dir"
   cd "$dir"
   if [ ! -f go.mod ] || ! grep -q "k8s.io/kubernetes v$K8S_VERSION" go.mod; then
-    log "resolving k8s.io/kubernetes v$K8S_VERSION (staging modules at v$s)"
+    log "resolving k8s.io/kubernetes v$K8S_VERSION (staging modules at v$s) from the Go module proxy"
     {
       echo 'module local/k8sbuild'; echo; echo 'go 1.24.0'; echo
       echo 'replace ('
@@ -71,10 +130,8 @@ GO
  -X k8s.io/client-go/pkg/version.gitMajor=1 -X k8s.io/client-go/pkg/version.gitMinor=$minor"
   for cmd in kube-apiserver kube-controller-manager kubectl; do
     if [ -x "$BIN/$cmd" ]; then continue; fi
-    log "building $cmd v$K8S_VERSION (go build; progress below)"
-    go build -trimpath -ldflags "$ldf" -o "$BIN/$cmd.tmp" "k8s.io/kubernetes/cmd/$cmd"
-    mv "$BIN/$cmd.tmp" "$BIN/$cmd"
-    log "built $BIN/$cmd"
+    log "building $cmd v$K8S_VERSION"
+    go_build "$BIN/$cmd" "k8s.io/kubernetes/cmd/$cmd" -trimpath -ldflags "$ldf"
   done
 }
 
@@ -86,14 +143,14 @@ build_etcd() {
   if [ ! -f go.mod ]; then
     go mod init local/etcdbuild >/dev/null 2>&1
   fi
-  log "resolving go.etcd.io/etcd/server/v3 v$ETCD_VERSION"
+  log "resolving go.etcd.io/etcd/server/v3 v$ETCD_VERSION from the Go module proxy"
   go get "go.etcd.io/etcd/server/v3@v$ETCD_VERSION"
   log "building etcd v$ETCD_VERSION"
-  go build -trimpath -ldflags "-s -w" -o "$BIN/etcd.tmp" go.etcd.io/etcd/server/v3
-  mv "$BIN/etcd.tmp" "$BIN/etcd"
-  log "built $BIN/etcd"
+  go_build "$BIN/etcd" go.etcd.io/etcd/server/v3 -trimpath -ldflags "-s -w"
 }
 
+log "building into $BIN (first build: about 20 minutes on 2 cores)"
 build_etcd
 build_k8s
+log "done"
 echo "$BIN"
