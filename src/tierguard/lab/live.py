@@ -100,9 +100,10 @@ def render(snap: Snapshot, width: int = 100) -> list[str]:
                 if isinstance(ub, int | float) and isinstance(allowed, int | float)
                 else ""
             )
+            control = _fmt_rate(c.get("bad", 0), c.get("samples", 0))
+            canary = _fmt_rate(k.get("bad", 0), k.get("samples", 0))
             lines.append(
-                f"    {sig.get('signal', '?'):<19} control {_fmt_rate(c.get('bad', 0), c.get('samples', 0))}"
-                f"  canary {_fmt_rate(k.get('bad', 0), k.get('samples', 0))}{bound}"
+                f"    {sig.get('signal', '?'):<19} control {control}  canary {canary}{bound}"
                 f"  → {sig.get('verdict')}"
             )
     p95 = f"{snap.p95_s * 1000:.0f} ms" if snap.p95_s is not None else "-"

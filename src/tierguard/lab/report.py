@@ -91,14 +91,16 @@ def failed_gates(status: Mapping[str, Any]) -> list[tuple[str, str, str]]:
     for tier in status.get("tiers") or []:
         for sig in tier.get("signals") or []:
             if sig.get("verdict") == "Fail":
-                out.append((str(tier.get("tier")), str(sig.get("signal")), str(sig.get("message", ""))))
+                out.append(
+                    (str(tier.get("tier")), str(sig.get("signal")), str(sig.get("message", "")))
+                )
     return out
 
 
 def rollback_entry(status: Mapping[str, Any]) -> Mapping[str, Any] | None:
     """The history entry that rolled the rollout back, if any."""
     for entry in reversed(status.get("history") or []):
-        if entry.get("phase") == "RolledBack":
+        if isinstance(entry, Mapping) and entry.get("phase") == "RolledBack":
             return entry
     return None
 
@@ -123,7 +125,13 @@ def signal_series(
 def cost_summary(record: RunRecord) -> dict[str, float | None]:
     """Spent, baseline, saving and cost per satisfied request at the end of the run."""
     if not record.samples:
-        return {"spent": None, "baseline": None, "saving": None, "per_sat": None, "base_per_sat": None}
+        return {
+            "spent": None,
+            "baseline": None,
+            "saving": None,
+            "per_sat": None,
+            "base_per_sat": None,
+        }
     last = record.samples[-1]
     saving = 1 - last.spent_usd / last.all_capable_usd if last.all_capable_usd > 0 else None
     per_sat = last.spent_usd / last.satisfied if last.satisfied else None
@@ -142,7 +150,8 @@ def cost_summary(record: RunRecord) -> dict[str, float | None]:
 def outcome_line(record: RunRecord) -> str:
     st = record.final_status
     phase = st.get("phase") or "unknown"
-    line = f"**{phase}** at step {st.get('stepDisplay') or '-'} (canary weight {float(st.get('canaryWeight') or 0):g} %)"
+    weight = float(st.get("canaryWeight") or 0)
+    line = f"**{phase}** at step {st.get('stepDisplay') or '-'} (canary weight {weight:g} %)"
     fails = failed_gates(st)
     entry = rollback_entry(st)
     if phase == "RolledBack":
@@ -182,7 +191,9 @@ def _arm_table(sample: Sample) -> list[str]:
     for key in sorted(sample.arms):
         n, s = sample.arms[key]
         rows.append(f"| {key} | {n} | {_pct(s / n if n else None)} |")
-    rows.append(f"| **all traffic (aggregate)** | {served} | {_pct(sat / served if served else None)} |")
+    rows.append(
+        f"| **all traffic (aggregate)** | {served} | {_pct(sat / served if served else None)} |"
+    )
     return rows
 
 
@@ -211,11 +222,12 @@ def _gate_table(status: Mapping[str, Any]) -> list[str]:
         for sig in tier.get("signals") or []:
             c, k = sig.get("control") or {}, sig.get("canary") or {}
             ub, allowed = sig.get("differenceUpperBound"), sig.get("allowed")
+            ub_text = "–" if ub is None else f"{ub:+.3f}"
+            allowed_text = "–" if allowed is None else f"{allowed:.3f}"
             rows.append(
-                f"| {tier.get('tier')} | {sig.get('signal')} | {c.get('bad', 0)}/{c.get('samples', 0)}"
-                f" | {k.get('bad', 0)}/{k.get('samples', 0)}"
-                f" | {'–' if ub is None else f'{ub:+.3f}'} | {'–' if allowed is None else f'{allowed:.3f}'}"
-                f" | **{sig.get('verdict')}** |"
+                f"| {tier.get('tier')} | {sig.get('signal')} "
+                f"| {c.get('bad', 0)}/{c.get('samples', 0)} "
+                f"| {k.get('bad', 0)}/{k.get('samples', 0)} | {ub_text} | {allowed_text} | **{sig.get('verdict')}** |"
             )
     return rows
 
@@ -225,8 +237,8 @@ def _history_table(status: Mapping[str, Any]) -> list[str]:
     for h in status.get("history") or []:
         msg = str(h.get("message", "")).replace("|", "\\|")
         rows.append(
-            f"| {h.get('time')} | {h.get('phase')} | {h.get('step')} | {float(h.get('weight') or 0):g} % "
-            f"| {h.get('reason')} | {msg} |"
+            f"| {h.get('time')} | {h.get('phase')} | {h.get('step')} "
+            f"| {float(h.get('weight') or 0):g} % | {h.get('reason')} | {msg} |"
         )
     return rows
 
@@ -326,7 +338,8 @@ def render_markdown(record: RunRecord, plots: Sequence[str] = PLOT_FILES) -> str
         if switches is not None:
             lines += [
                 f"Stickiness: {switches} user(s) changed arm within a stage "
-                f"({record.tally.get('requests', 0)} requests, {record.tally.get('rated', 0)} rated).",
+                f"({record.tally.get('requests', 0)} requests, "
+                f"{record.tally.get('rated', 0)} rated).",
                 "",
             ]
     if record.naive is not None:
@@ -390,11 +403,16 @@ def _events(ax: Any, record: RunRecord) -> None:
 
 def plot_weight(record: RunRecord, path: Path, *, plt: Any) -> None:
     fig, ax = plt.subplots(figsize=(8, 3.2))
-    for rec, style, label in ((record, "-", "per-tier gates"), (record.naive, "--", "aggregate-only gate")):
+    for rec, style, label in (
+        (record, "-", "per-tier gates"),
+        (record.naive, "--", "aggregate-only gate"),
+    ):
         if rec is None or not rec.samples:
             continue
         t, w = weight_timeline(rec.samples)
-        ax.step(t, w, where="post", linestyle=style, label=f"{label}: {rec.final_status.get('phase')}")
+        ax.step(
+            t, w, where="post", linestyle=style, label=f"{label}: {rec.final_status.get('phase')}"
+        )
     _events(ax, record)
     ax.set_xlabel("seconds since the rollout started")
     ax.set_ylabel("canary weight (%)")
@@ -444,12 +462,12 @@ def plot_quality(record: RunRecord, path: Path, *, plt: Any) -> None:
         _events(ax, record)
     ax = axes[-1, 0]
     ts = [s.t for s in record.samples]
-    for key, colour in (("simple/control", "tab:blue"), ("simple/canary", "tab:orange")):
+    for arm_key, colour in (("simple/control", "tab:blue"), ("simple/canary", "tab:orange")):
         vals = []
         for s in record.samples:
-            served, sat = s.arms.get(key, (0, 0))
+            served, sat = s.arms.get(arm_key, (0, 0))
             vals.append(sat / served if served else float("nan"))
-        ax.plot(ts, vals, color=colour, label=f"{key} satisfaction")
+        ax.plot(ts, vals, color=colour, label=f"{arm_key} satisfaction")
     agg = [s.satisfied / s.requests if s.requests else float("nan") for s in record.samples]
     ax.plot(ts, agg, color="black", linewidth=2, label="all traffic (aggregate)")
     ax.set_title("users' satisfaction, cumulative (simulator truth)", fontsize=9)

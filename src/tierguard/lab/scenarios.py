@@ -298,9 +298,7 @@ def _provider_outage() -> Scenario:
         ),
         cheap=cheap,
         capable=capable_profile(),
-        expect=Expectation(
-            Phase.ROLLED_BACK, failed_tier=SIMPLE, failed_signal=Signal.ERROR_RATE
-        ),
+        expect=Expectation(Phase.ROLLED_BACK, failed_tier=SIMPLE, failed_signal=Signal.ERROR_RATE),
         events=(
             Event(
                 "provider_profile",

@@ -143,8 +143,8 @@ class Population:
     def __init__(self, spec: TrafficSpec, pool: Sequence[Example] | None = None) -> None:
         self.spec = spec
         self.rng = random.Random(spec.seed)
-        self.pool: Sequence[Example] = pool if pool is not None else generate(
-            POOL_SIZE, seed=spec.seed, split="all"
+        self.pool: Sequence[Example] = (
+            pool if pool is not None else generate(POOL_SIZE, seed=spec.seed, split="all")
         )
         if not self.pool:
             raise ValueError("the query pool is empty")
@@ -419,7 +419,7 @@ class TrafficGenerator:
                     counterfactual = is_good_answer(example.text, example.category, self.baseline)
                 if rating is not None:
                     await self._feedback(session, base, payload["id"], rating)
-        except (aiohttp.ClientError, asyncio.TimeoutError, ValueError):
+        except (TimeoutError, aiohttp.ClientError, ValueError):
             latency = time.monotonic() - started
         finally:
             sem.release()
