@@ -227,7 +227,8 @@ def _gate_table(status: Mapping[str, Any]) -> list[str]:
             rows.append(
                 f"| {tier.get('tier')} | {sig.get('signal')} "
                 f"| {c.get('bad', 0)}/{c.get('samples', 0)} "
-                f"| {k.get('bad', 0)}/{k.get('samples', 0)} | {ub_text} | {allowed_text} | **{sig.get('verdict')}** |"
+                f"| {k.get('bad', 0)}/{k.get('samples', 0)} "
+                f"| {ub_text} | {allowed_text} | **{sig.get('verdict')}** |"
             )
     return rows
 
