@@ -391,6 +391,32 @@ SHADOW_DISAGREEMENT_CEILING: Final = 0.04
 
 SYSTEM_PROMPT: Final = "You are Acme's support assistant. Answer briefly and kindly."
 
+#: The model id both fake providers serve. The fake provider draws "is this answer good"
+#: from a hash of (model id, prompt) against the category's quality; one shared id makes
+#: that draw a property of the *query* (its difficulty), the same for both providers, so
+#: two equally good models answer exactly the same queries well (an A/A pair never
+#: disagrees for real) and a worse model fails a superset of the queries the better one
+#: fails. The policy's model names (cheap, capable), prices and URLs still differ.
+UPSTREAM_MODEL: Final = "support-assistant-2026"
+
+
+def fake_provider_profile(profile: ProviderProfile, seed: int = 0) -> dict[str, Any]:
+    """``profile`` in the fake provider's own format (its ``--profile`` file and its
+    ``PUT /admin/profile`` body)."""
+    return {
+        "seed": seed,
+        "models": {
+            "*": {
+                "latency_median_s": profile.latency_ms / 1000.0,
+                "latency_sigma": profile.latency_jitter,
+                "error_rate": profile.error_rate,
+                "rate_limit_rate": profile.rate_limited_rate,
+                "quality": dict(profile.quality),
+                "default_quality": min(profile.quality.values()),
+            }
+        },
+    }
+
 
 def naive_queries(policy: str) -> dict[str, str]:
     """PromQL of the aggregate-only gate: thumbs-down over all tiers and arms.
@@ -451,7 +477,7 @@ def lab_policy(
         return {
             "name": model_name,
             "baseURL": url,
-            "upstreamModel": f"{model_name}-2026",
+            "upstreamModel": UPSTREAM_MODEL,
             "apiKeySecretRef": {"name": secret_name, "key": model_name},
             "pricing": {"inputPerMillionTokens": price[0], "outputPerMillionTokens": price[1]},
             "timeout": "10s",

@@ -395,7 +395,7 @@ class TrafficGenerator:
             "user": user,
             "messages": [{"role": "user", "content": example.text}],
             # read by the fake providers only (the router forwards unknown fields)
-            "metadata": {"lab_category": example.category},
+            "metadata": {"category": example.category},
         }
         started = time.monotonic()
         status = 0
