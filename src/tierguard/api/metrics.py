@@ -55,6 +55,22 @@ ERROR_REASONS: Final = (
     "protocol",
 )
 
+#: escalations_total{reason}: the serving model failed, or the latency budget passed
+#: without a first byte (a hedge was started).
+ESCALATION_ERROR: Final = "error"
+ESCALATION_BUDGET: Final = "budget"
+
+#: hedges_total{outcome}: which side of a hedged request won.
+HEDGE_PRIMARY: Final = "primary"
+HEDGE_HEDGE: Final = "hedge"
+
+#: feedback_rejected_total{reason}
+FEEDBACK_REJECT_REASONS: Final = ("malformed", "bad_signature", "expired", "wrong_policy")
+
+#: config_reloads_total{outcome}
+RELOAD_OK: Final = "ok"
+RELOAD_ERROR: Final = "error"
+
 TIER_PINNED: Final = "pinned"  # tier label when the client named a model itself
 TIER_UNCLASSIFIED: Final = "unclassified"  # request rejected before classification
 

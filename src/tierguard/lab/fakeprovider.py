@@ -1,0 +1,339 @@
+"""A simulated OpenAI-compatible provider for tests, the lab and benchmarks.
+
+``tierguard fake-provider --port 9001 --profile profile.yaml`` or, in-process,
+``create_fake_app(profile)``. It serves ``POST /v1/chat/completions`` (JSON and SSE
+streaming, ``stream_options.include_usage`` honoured) and ``GET /v1/models``, with
+per-model behaviour from a :class:`FakeProfile`. The router cannot tell it from a real
+provider: nothing in the router knows it is fake.
+
+Knobs (per model, keyed by the upstream model id; ``"*"`` is the default)
+------------------------------------------------------------------------
+``latency_median_s``, ``latency_sigma``
+    Time to the first byte: lognormal with this median and log-sd (0 = fixed).
+``inter_chunk_s``
+    Streaming: delay between content chunks after the first.
+``error_rate`` / ``rate_limit_rate`` / ``hang_rate``
+    Share of requests answered 500, 429, or never answered (the connection stays open
+    until the client gives up: a timeout).
+``stream_fail_rate``
+    Streaming: share of streams cut off with a broken connection after the first chunk.
+``completion_words``
+    Length of an answer in words (one chunk per word when streaming).
+``quality`` and ``default_quality``
+    Probability that an answer is *good*, per query category. A query's category is
+    ``metadata.category`` of the request (an OpenAI parameter the router passes through)
+    or else the first ``#tag`` in the last user message, else ``default``.
+
+Answers are deterministic per (model, prompt): whether an answer is good is drawn from a
+hash of (model, prompt) against the category's quality. A good answer is the prompt's
+*reference text* (the same for every model, so a similarity judge finds good answers of
+two models agree) behind a short model-specific preamble; a bad answer is unrelated
+filler. Every response carries the hidden marker ``tierguard_fake`` ({"quality": "good" |
+"bad", "category", "model"}) as an extra top-level field (and on every stream chunk),
+which simulated judges and users read; real clients ignore unknown fields.
+
+Admin (tests and the lab inject outages at run time)
+----------------------------------------------------
+``GET/PUT /admin/profile`` read or replace the whole profile (JSON);
+``PATCH /admin/profile/{model}`` merges fields into one model's behaviour;
+``GET /admin/stats`` request counts per model and outcome; ``POST /admin/reset``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import hashlib
+import json
+import logging
+import math
+import random
+import re
+import time
+from pathlib import Path
+from typing import Any
+
+import yaml
+from aiohttp import web
+from pydantic import BaseModel, ConfigDict, Field
+
+log = logging.getLogger(__name__)
+
+_TAG = re.compile(r"#([a-z0-9_-]+)", re.IGNORECASE)
+_WORDS = (
+    "the", "account", "order", "refund", "delivery", "password", "settings", "invoice",
+    "plan", "support", "team", "update", "status", "shipping", "address", "payment", "card",
+    "window", "browser", "device", "restart", "help", "check", "confirm", "option", "menu",
+    "profile", "email", "message", "screen", "button", "link", "page",
+)
+_FILLER = (
+    "perhaps", "banana", "weather", "guitar", "mountain", "painting", "elephant",
+    "orchestra", "volcano", "lantern", "marathon", "origami", "saxophone", "glacier",
+    "tapestry",
+)
+
+
+class ModelBehaviour(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    latency_median_s: float = Field(default=0.02, ge=0)
+    latency_sigma: float = Field(default=0.0, ge=0)
+    inter_chunk_s: float = Field(default=0.0, ge=0)
+    error_rate: float = Field(default=0.0, ge=0, le=1)
+    rate_limit_rate: float = Field(default=0.0, ge=0, le=1)
+    hang_rate: float = Field(default=0.0, ge=0, le=1)
+    stream_fail_rate: float = Field(default=0.0, ge=0, le=1)
+    completion_words: int = Field(default=24, ge=1, le=4096)
+    quality: dict[str, float] = Field(default_factory=dict)
+    default_quality: float = Field(default=0.9, ge=0, le=1)
+
+
+class FakeProfile(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    models: dict[str, ModelBehaviour] = Field(default_factory=lambda: {"*": ModelBehaviour()})
+    seed: int | None = None
+
+    def behaviour(self, model: str) -> ModelBehaviour:
+        return self.models.get(model) or self.models.get("*") or ModelBehaviour()
+
+
+# --------------------------------------------------------------------------- pure parts
+
+
+def _h(*parts: str) -> int:
+    return int.from_bytes(hashlib.sha256("\x1f".join(parts).encode()).digest()[:8], "big")
+
+
+def last_user_text(messages: list[Any]) -> str:
+    for msg in reversed(messages):
+        if isinstance(msg, dict) and msg.get("role") == "user":
+            content = msg.get("content")
+            if isinstance(content, str):
+                return content
+            if isinstance(content, list):
+                return " ".join(str(p.get("text", "")) for p in content if isinstance(p, dict))
+    return ""
+
+
+def category_of(body: dict[str, Any], prompt: str) -> str:
+    meta = body.get("metadata")
+    if isinstance(meta, dict) and isinstance(meta.get("category"), str):
+        return str(meta["category"])
+    tag = _TAG.search(prompt)
+    return tag.group(1).lower() if tag else "default"
+
+
+def is_good(model: str, prompt: str, quality: float) -> bool:
+    return (_h("quality", model, prompt) % 10_000) / 10_000 < quality
+
+
+def reference_answer(prompt: str, words: int) -> list[str]:
+    """The prompt's reference text: the same for every model."""
+    rng = random.Random(_h("ref", prompt))
+    return [rng.choice(_WORDS) for _ in range(words)]
+
+
+def answer_words(model: str, prompt: str, good: bool, words: int) -> list[str]:
+    preamble = ["Sure,", "here", "you", "go:"] if _h("style", model) % 2 else ["Certainly."]
+    if good:
+        return preamble + reference_answer(prompt, words)
+    rng = random.Random(_h("bad", model, prompt))
+    return preamble + [rng.choice(_FILLER) for _ in range(words)]
+
+
+def count_tokens(messages: list[Any]) -> int:
+    total = 0
+    for msg in messages:
+        if isinstance(msg, dict):
+            content = msg.get("content")
+            if isinstance(content, str):
+                total += len(content.split()) + 3
+    return max(1, total)
+
+
+# --------------------------------------------------------------------------- the app
+
+PROFILE: web.AppKey[list[FakeProfile]] = web.AppKey("profile", list)
+class Stats:
+    """Request counts per ``model:outcome``."""
+
+    def __init__(self) -> None:
+        self.counts: dict[str, int] = {}
+
+
+STATS: web.AppKey[Stats] = web.AppKey("stats", Stats)
+RNG: web.AppKey[random.Random] = web.AppKey("rng", random.Random)
+
+
+def _count(stats: Stats, key: str) -> None:
+    stats.counts[key] = stats.counts.get(key, 0) + 1
+
+
+def _error(status: int, message: str, type_: str, code: str) -> web.Response:
+    return web.json_response(
+        {"error": {"message": message, "type": type_, "param": None, "code": code}},
+        status=status,
+    )
+
+
+def _latency(b: ModelBehaviour, rng: random.Random) -> float:
+    if b.latency_median_s <= 0:
+        return 0.0
+    if b.latency_sigma <= 0:
+        return b.latency_median_s
+    return b.latency_median_s * math.exp(rng.gauss(0.0, b.latency_sigma))
+
+
+async def chat(request: web.Request) -> web.StreamResponse:
+    try:
+        body = await request.json()
+        model = str(body["model"])
+        messages = body["messages"]
+        assert isinstance(messages, list) and messages
+    except Exception:
+        return _error(400, "invalid request body", "invalid_request_error", "invalid_body")
+    profile = request.app[PROFILE][0]
+    stats = request.app[STATS]
+    rng = request.app[RNG]
+    b = profile.behaviour(model)
+    roll = rng.random()
+    if roll < b.rate_limit_rate:
+        _count(stats, f"{model}:rate_limited")
+        return _error(429, "Rate limit reached (simulated)", "rate_limit_error", "rate_limited")
+    roll -= b.rate_limit_rate
+    if roll < b.error_rate:
+        _count(stats, f"{model}:server_error")
+        return _error(500, "Internal error (simulated)", "server_error", "server_error")
+    roll -= b.error_rate
+    if roll < b.hang_rate:
+        _count(stats, f"{model}:hang")
+        await asyncio.sleep(3600)
+    delay = _latency(b, rng)
+    if delay:
+        await asyncio.sleep(delay)
+    prompt = last_user_text(messages)
+    category = category_of(body, prompt)
+    quality = b.quality.get(category, b.default_quality)
+    good = is_good(model, prompt, quality)
+    words = answer_words(model, prompt, good, b.completion_words)
+    marker = {"quality": "good" if good else "bad", "category": category, "model": model}
+    usage = {"prompt_tokens": count_tokens(messages), "completion_tokens": len(words)}
+    usage["total_tokens"] = usage["prompt_tokens"] + usage["completion_tokens"]
+    cid = f"chatcmpl-fake{_h('id', str(time.time_ns()), str(rng.random())) % 10**12}"
+    created = int(time.time())
+    _count(stats, f"{model}:ok")
+    if not body.get("stream"):
+        return web.json_response({
+            "id": cid, "object": "chat.completion", "created": created, "model": model,
+            "choices": [{"index": 0, "finish_reason": "stop",
+                         "message": {"role": "assistant", "content": " ".join(words)}}],
+            "usage": usage, "tierguard_fake": marker,
+        })
+    resp = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+    await resp.prepare(request)
+
+    def chunk(delta: dict[str, Any], finish: str | None = None) -> bytes:
+        obj = {"id": cid, "object": "chat.completion.chunk", "created": created, "model": model,
+               "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
+               "tierguard_fake": marker}
+        return b"data: " + json.dumps(obj).encode() + b"\n\n"
+
+    await resp.write(chunk({"role": "assistant", "content": ""}))
+    fail_after = rng.random() < b.stream_fail_rate
+    for i, word in enumerate(words):
+        if b.inter_chunk_s:
+            await asyncio.sleep(b.inter_chunk_s)
+        await resp.write(chunk({"content": word if i == 0 else " " + word}))
+        if fail_after and i == 0:
+            _count(stats, f"{model}:stream_cut")
+            assert request.transport is not None
+            request.transport.close()  # a broken connection, not a clean end
+            return resp
+    await resp.write(chunk({}, "stop"))
+    options = body.get("stream_options") or {}
+    if options.get("include_usage"):
+        obj = {"id": cid, "object": "chat.completion.chunk", "created": created,
+               "model": model, "choices": [], "usage": usage}
+        await resp.write(b"data: " + json.dumps(obj).encode() + b"\n\n")
+    await resp.write(b"data: [DONE]\n\n")
+    await resp.write_eof()
+    return resp
+
+
+async def models(request: web.Request) -> web.Response:
+    names = [n for n in request.app[PROFILE][0].models if n != "*"]
+    return web.json_response({"object": "list", "data": [
+        {"id": n, "object": "model", "created": 0, "owned_by": "fake"} for n in names]})
+
+
+async def get_profile(request: web.Request) -> web.Response:
+    return web.json_response(request.app[PROFILE][0].model_dump())
+
+
+async def put_profile(request: web.Request) -> web.Response:
+    try:
+        request.app[PROFILE][0] = FakeProfile.model_validate(await request.json())
+    except Exception as exc:
+        return _error(400, str(exc), "invalid_request_error", "invalid_profile")
+    return await get_profile(request)
+
+
+async def patch_model(request: web.Request) -> web.Response:
+    name = request.match_info["model"]
+    profile = request.app[PROFILE][0]
+    try:
+        current = profile.behaviour(name).model_dump()
+        current.update(await request.json())
+        models = dict(profile.models)
+        models[name] = ModelBehaviour.model_validate(current)
+        request.app[PROFILE][0] = profile.model_copy(update={"models": models})
+    except Exception as exc:
+        return _error(400, str(exc), "invalid_request_error", "invalid_profile")
+    return await get_profile(request)
+
+
+async def stats(request: web.Request) -> web.Response:
+    return web.json_response(request.app[STATS].counts)
+
+
+async def reset(request: web.Request) -> web.Response:
+    request.app[STATS].counts.clear()
+    return web.json_response({})
+
+
+def create_fake_app(profile: FakeProfile | None = None) -> web.Application:
+    profile = profile or FakeProfile()
+    app = web.Application()
+    app[PROFILE] = [profile]
+    app[STATS] = Stats()
+    app[RNG] = random.Random(profile.seed)
+    app.router.add_post("/v1/chat/completions", chat)
+    app.router.add_post("/chat/completions", chat)
+    app.router.add_get("/v1/models", models)
+    app.router.add_get("/admin/profile", get_profile)
+    app.router.add_put("/admin/profile", put_profile)
+    app.router.add_patch("/admin/profile/{model}", patch_model)
+    app.router.add_get("/admin/stats", stats)
+    app.router.add_post("/admin/reset", reset)
+    return app
+
+
+def load_profile(path: str | None) -> FakeProfile:
+    if not path:
+        return FakeProfile()
+    return FakeProfile.model_validate(yaml.safe_load(Path(path).read_text()) or {})
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=9001)
+    parser.add_argument("--profile", default=None, help="profile YAML/JSON (default: fast, "
+                        "error-free, quality 0.9)")
+
+
+def run(args: argparse.Namespace) -> int:
+    logging.basicConfig(level="WARNING")
+    web.run_app(create_fake_app(load_profile(args.profile)), host=args.host, port=args.port,
+                access_log=None, print=None)
+    return 0

@@ -1,0 +1,107 @@
+"""``tierguard router``: run the data plane.
+
+Configuration comes from a file (``--config``, watched for changes) or from a ConfigMap
+watched through the Kubernetes API (``--configmap NAME``, in-cluster credentials or
+``--kubeconfig``). SIGTERM drains: the listener closes, in-flight requests get up to the
+request deadline to finish.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+
+from aiohttp import web
+
+from tierguard.router.config_source import (
+    ConfigMapSource,
+    ConfigSource,
+    FileSource,
+    KubeAccess,
+)
+
+log = logging.getLogger("tierguard.router")
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    src = parser.add_mutually_exclusive_group(required=True)
+    src.add_argument("--config", metavar="FILE", help="router config file (YAML), watched")
+    src.add_argument("--configmap", metavar="NAME",
+                     help="watch this ConfigMap through the Kubernetes API")
+    parser.add_argument("--namespace", default=os.environ.get("POD_NAMESPACE"),
+                        help="ConfigMap namespace (default: $POD_NAMESPACE, then the "
+                             "service account's namespace)")
+    parser.add_argument("--kubeconfig", default=None,
+                        help="kubeconfig path (default: in-cluster service account)")
+    parser.add_argument("--host", default=None, help="listen address (default: config)")
+    parser.add_argument("--port", type=int, default=None, help="listen port (default: config)")
+    parser.add_argument("--poll-interval", type=float, default=1.0,
+                        help="seconds between config file checks (file mode)")
+    parser.add_argument("--log-level", default=os.environ.get("TIERGUARD_LOG_LEVEL", "info"))
+
+
+def _namespace(arg: str | None) -> str:
+    if arg:
+        return arg
+    path = "/var/run/secrets/kubernetes.io/serviceaccount/namespace"
+    try:
+        with open(path, encoding="utf-8") as f:
+            return f.read().strip()
+    except OSError:
+        return "default"
+
+
+def build_source(args: argparse.Namespace) -> ConfigSource:
+    if args.config:
+        return FileSource(args.config, args.poll_interval)
+    access = KubeAccess.from_environment(args.kubeconfig)
+    return ConfigMapSource(access, _namespace(args.namespace), args.configmap)
+
+
+async def serve(args: argparse.Namespace) -> int:
+    from tierguard.router.app import RouterSettings, create_app
+    from tierguard.router.config_source import parse_config
+
+    source = build_source(args)
+    config = parse_config(await source.load())
+    app = create_app(RouterSettings(config=config, source=source))
+    host = args.host or config.server.host
+    port = args.port or config.server.port
+    runner = web.AppRunner(app, access_log=None, handle_signals=False,
+                           shutdown_timeout=_grace(config.server.request_deadline))
+    await runner.setup()
+    site = web.TCPSite(runner, host, port, backlog=1024, reuse_address=True)
+    await site.start()
+    log.info("tierguard router serving policy %s on %s:%d (config from %s)",
+             config.policy, host, port, source.describe())
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        with contextlib.suppress(NotImplementedError):
+            loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    log.info("shutting down: draining in-flight requests")
+    await runner.cleanup()
+    return 0
+
+
+def _grace(deadline: str) -> float:
+    from tierguard.api.durations import parse_duration
+
+    return parse_duration(deadline) + 1.0
+
+
+def run(args: argparse.Namespace) -> int:
+    logging.basicConfig(level=args.log_level.upper(),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from tierguard.router.config_source import ConfigError, ConfigSourceError
+
+    try:
+        return asyncio.run(serve(args))
+    except (ConfigError, ConfigSourceError) as exc:
+        log.error("%s", exc)
+        return 2

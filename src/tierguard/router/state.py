@@ -1,0 +1,120 @@
+"""One configuration generation, resolved for serving: the loaded classifier, upstream
+pool, keys and lookup tables. Built off the hot path on (re)load, then swapped in one
+assignment, so a request sees one consistent generation from start to end and a reload
+never drops in-flight requests."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+from dataclasses import dataclass, field
+from typing import Any
+
+from tierguard.api.durations import parse_duration
+from tierguard.api.routerconfig import Route, RouterConfig, UpstreamModel
+from tierguard.classifier.runtime import Classifier, default_model_path, load_classifier
+from tierguard.router.shadow import Judge, LLMJudge, SimilarityJudge
+from tierguard.router.upstream import UpstreamClient, UpstreamPool, read_secret
+
+log = logging.getLogger(__name__)
+
+ROUTED_MODEL = "auto"
+
+
+@dataclass
+class RouterState:
+    config: RouterConfig
+    classifier: Classifier
+    pool: UpstreamPool
+    models: dict[str, UpstreamModel]
+    routes: dict[str, Route]
+    budgets: dict[str, float]
+    deadline_s: float
+    signing_key: bytes = field(repr=False)
+    feedback_ttl_s: float
+    client_keys: frozenset[str] = field(repr=False)
+    judge: Judge
+    classifier_key: tuple[Any, ...]
+
+    @property
+    def routed_names(self) -> frozenset[str]:
+        return frozenset({ROUTED_MODEL, self.config.policy})
+
+
+def _classifier_key(config: RouterConfig) -> tuple[Any, ...]:
+    c = config.classifier
+    return (c.path, tuple((t.name, t.threshold) for t in c.tiers))
+
+
+def load_config_classifier(config: RouterConfig) -> Classifier:
+    c = config.classifier
+    path = c.path or default_model_path()
+    overrides = {t.name: t.threshold for t in c.tiers if t.threshold is not None}
+    return load_classifier(path, overrides or None, expected_tiers=[t.name for t in c.tiers])
+
+
+_EPHEMERAL_KEY = secrets.token_bytes(32)
+
+
+async def build_state(config: RouterConfig, previous: RouterState | None
+                      ) -> tuple[RouterState, list[UpstreamClient]]:
+    """A new generation (and the previous generation's clients to retire). Raises the
+    loader's errors (classifier, secrets) for the caller to refuse the config."""
+    key = _classifier_key(config)
+    if previous is not None and previous.classifier_key == key:
+        classifier = previous.classifier
+    else:
+        classifier = await asyncio.to_thread(load_config_classifier, config)
+    pool, retired = UpstreamPool.build(config.models, previous.pool if previous else None)
+    try:
+        if config.feedback.signing_key is not None:
+            signing_key = read_secret(config.feedback.signing_key).encode()
+        else:
+            log.warning("feedback.signingKey unset: decision ids are signed with a random "
+                        "per-process key; feedback only works on the replica that answered")
+            signing_key = _EPHEMERAL_KEY
+        client_keys: frozenset[str] = frozenset()
+        if config.server.client_api_keys is not None:
+            client_keys = frozenset(
+                k.strip() for k in read_secret(config.server.client_api_keys).splitlines()
+                if k.strip()
+            )
+    except Exception:
+        await _close_new(pool, previous)
+        raise
+    judge_spec = config.shadow.judge
+    judge: Judge
+    if judge_spec.type == "LLM" and judge_spec.model is not None:
+        judge_client = pool.clients[judge_spec.model]
+        upstream_id = judge_client.model.upstream_model
+
+        async def complete(body: dict[str, Any]) -> dict[str, Any]:
+            return (await judge_client.complete({**body, "model": upstream_id})).payload
+
+        judge = LLMJudge(complete)
+    else:
+        judge = SimilarityJudge(judge_spec.threshold)
+    state = RouterState(
+        config=config,
+        classifier=classifier,
+        pool=pool,
+        models={m.name: m for m in config.models},
+        routes={r.tier: r for r in config.routes},
+        budgets={r.tier: parse_duration(r.latency_budget) for r in config.routes},
+        deadline_s=parse_duration(config.server.request_deadline),
+        signing_key=signing_key,
+        feedback_ttl_s=parse_duration(config.feedback.ttl),
+        client_keys=client_keys,
+        judge=judge,
+        classifier_key=key,
+    )
+    return state, retired
+
+
+async def _close_new(pool: UpstreamPool, previous: RouterState | None) -> None:
+    """Close the sessions a refused generation opened (not the ones it borrowed)."""
+    kept = {id(c.session) for c in previous.pool.clients.values()} if previous else set()
+    for c in pool.clients.values():
+        if id(c.session) not in kept:
+            await c.session.close()
