@@ -102,6 +102,7 @@ class Reason(StrEnum):
     WAITING_FOR_SAMPLES = "WaitingForSamples"
     GATES_INCONCLUSIVE = "GatesInconclusive"
     NO_DATA = "NoData"
+    DATA_RESUMED = "DataResumed"
     PROMETHEUS_UNREACHABLE = "PrometheusUnreachable"
     GATE_FAILED = "GateFailed"
     ROLLED_BACK = "RolledBack"

@@ -1,0 +1,390 @@
+"""Gates: from a policy's SLOs and Prometheus readings to one verdict per (tier, signal).
+
+This module is the glue between the rollout state machine and the statistics in
+:mod:`tierguard.operator.statistics` (the anytime-valid e-processes). It is pure: the
+readings come from :mod:`tierguard.operator.observe`, the state goes to and comes from
+``status.gateState``.
+
+One gate per SLO of a tier that has a candidate. A gate's e-process runs through every
+step of a rollout on one alpha budget (the statistics stay valid when the canary share
+changes), and on into the Promoted phase, where the holdback arm takes the control arm's
+place. The per-step minimum of samples is counted from the step's start, so every step
+gets fresh evidence at its own weight before it may pass.
+
+``status.gateState`` layout (JSON, internal)::
+
+    {"revision": "<rev>",
+     "gates": {"simple/ThumbsDown": {"fingerprint": "…", "controlArm": "control",
+                                    "stepBase": [control_total, canary_total],
+                                    "stats": <statistics.GateState.to_json()>}}}
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from tierguard.api.durations import parse_duration
+from tierguard.api.enums import Arm, Signal, Verdict
+from tierguard.api.policy import CustomQuery, RoutingPolicySpec, SLOSpec
+from tierguard.api.status import ArmSample, SignalStatus, TierStatus
+from tierguard.operator import statistics as st
+
+#: Series per counter kept in a gate's last readings. Series that vanish from a query
+#: (a scrape failed, a pod went away) are carried forward so that when they come back only
+#: their real increase is counted; the oldest carried ones are dropped beyond this.
+MAX_SERIES = 64
+
+
+@dataclass(frozen=True)
+class GateSpec:
+    """One gate as the policy defines it."""
+
+    key: str
+    tier: str
+    signal: Signal
+    absolute: bool
+    allowed: float  # allowed increase of the bad rate, or the absolute ceiling
+    latency_objective: float | None = None  # seconds, for Signal.LATENCY
+    query: CustomQuery | None = None
+    fingerprint: str = ""
+
+
+def _fingerprint(slo: SLOSpec) -> str:
+    doc = json.dumps(slo.to_k8s(), sort_keys=True)
+    return hashlib.sha256(doc.encode()).hexdigest()[:12]
+
+
+def canary_tiers(spec: RoutingPolicySpec) -> list[str]:
+    """Tiers with a candidate, in classifier order."""
+    with_candidate = {r.tier for r in spec.routes if r.candidate is not None}
+    return [t.name for t in spec.classifier.tiers if t.name in with_candidate]
+
+
+def gate_specs(spec: RoutingPolicySpec) -> list[GateSpec]:
+    """The gates of a policy: every SLO of a tier under canary.
+
+    Keys are ``tier/Signal``; a second SLO with the same tier and signal (say a relative
+    and an absolute objective) gets its fingerprint appended so both are kept apart.
+    """
+    tiers = set(canary_tiers(spec))
+    out: list[GateSpec] = []
+    seen: set[str] = set()
+    for slo in spec.analysis.slos:
+        if slo.tier not in tiers:
+            continue
+        fp = _fingerprint(slo)
+        key = f"{slo.tier}/{slo.signal.value}"
+        if key in seen:
+            key = f"{key}/{fp[:6]}"
+        seen.add(key)
+        absolute = slo.objective == "Absolute"
+        allowed = float(slo.threshold if absolute and slo.threshold is not None else slo.allowed_drop)
+        out.append(
+            GateSpec(
+                key=key,
+                tier=slo.tier,
+                signal=slo.signal,
+                absolute=absolute,
+                allowed=allowed,
+                latency_objective=(
+                    parse_duration(slo.latency_objective) if slo.latency_objective else None
+                ),
+                query=slo.query,
+                fingerprint=fp,
+            )
+        )
+    return out
+
+
+# --------------------------------------------------------------------------- observations
+
+
+@dataclass(frozen=True)
+class GateReading:
+    """Raw cumulative counters of one gate, per arm (``control``/``holdback``/``canary``),
+    each ``{series key: value}``; or why there are none."""
+
+    arms: Mapping[str, st.ArmReading] = field(default_factory=dict)
+    error: str | None = None
+
+    @property
+    def empty(self) -> bool:
+        """No series at all for this gate: the routers have reported nothing yet."""
+        return not any(r.total for r in self.arms.values())
+
+
+@dataclass(frozen=True)
+class Observations:
+    """What one look at Prometheus returned. ``error`` set: Prometheus was unreachable or
+    failed, and every gate has no data this interval."""
+
+    at: datetime
+    gates: Mapping[str, GateReading] = field(default_factory=dict)
+    error: str | None = None
+
+
+# --------------------------------------------------------------------------- outcomes
+
+
+@dataclass(frozen=True)
+class GateOutcome:
+    """A gate's verdict now and the figures behind it."""
+
+    key: str
+    tier: str
+    signal: Signal
+    verdict: Verdict
+    message: str
+    control_samples: float = 0.0
+    control_bad: float = 0.0
+    canary_samples: float = 0.0
+    canary_bad: float = 0.0
+    control_rate: float | None = None
+    canary_rate: float | None = None
+    upper_bound: float | None = None
+    allowed: float = 0.0
+    e_value: float | None = None
+    threshold: float | None = None
+    step_control: float = 0.0
+    step_canary: float = 0.0
+    provider_error: bool = False  # NoData because a query failed (not just no traffic)
+
+    def figures(self) -> str:
+        """One line an SRE can act on: rates, samples, bound and evidence."""
+
+        def rate(r: float | None) -> str:
+            return "n/a" if r is None else f"{r:.3f}"
+
+        parts = [
+            f"canary {rate(self.canary_rate)} (n={self.canary_samples:.0f})",
+            f"control {rate(self.control_rate)} (n={self.control_samples:.0f})",
+        ]
+        if self.upper_bound is not None:
+            parts.append(f"upper bound {self.upper_bound:+.3f} vs allowed {self.allowed:.3f}")
+        if self.e_value is not None and self.threshold is not None:
+            parts.append(f"e-value {self.e_value:.3g} (threshold {self.threshold:.3g})")
+        return ", ".join(parts)
+
+
+def _new_entry(g: GateSpec, control_arm: Arm) -> dict[str, Any]:
+    state = st.new_gate_state(g.allowed, kind="absolute" if g.absolute else "relative")
+    return {
+        "fingerprint": g.fingerprint,
+        "controlArm": control_arm.value,
+        "stepBase": [0.0, 0.0],
+        "stats": state.to_json(),
+    }
+
+
+def _carry_forward(
+    prev: Mapping[str, float] | None, cur: Mapping[str, float]
+) -> dict[str, float]:
+    merged = dict(cur)
+    for key, value in (prev or {}).items():
+        if key not in merged and len(merged) < MAX_SERIES:
+            merged[key] = value
+    return merged
+
+
+def _readings_for_update(
+    state: st.GateState, reading: GateReading, control_arm: Arm
+) -> dict[str, st.ArmReading]:
+    """Map the policy's arms onto the statistics' two sides, carrying vanished series."""
+    sides = {"control": reading.arms.get(control_arm.value), "canary": reading.arms.get("canary")}
+    last = state.last or {}
+    out: dict[str, st.ArmReading] = {}
+    for side, arm in sides.items():
+        prev = last.get(side, {})
+        bad = arm.bad if arm is not None else {}
+        total = arm.total if arm is not None else {}
+        out[side] = st.ArmReading(
+            bad=_carry_forward(prev.get("bad"), bad),
+            total=_carry_forward(prev.get("total"), total),
+        )
+    return out
+
+
+def fresh_gate_state(revision: str) -> dict[str, Any]:
+    return {"revision": revision, "gates": {}}
+
+
+def update_gates(
+    gate_state: Mapping[str, Any],
+    gates: Sequence[GateSpec],
+    observations: Observations,
+    control_arm: Arm,
+) -> dict[str, Any]:
+    """Fold one look at Prometheus into the gates (pure: returns a new gate state).
+
+    A gate whose query failed, or that has no series yet, is left as it is: the next good
+    reading then covers the whole gap as one block, and nothing is ever double counted.
+    When the control arm changes (control → holdback at 100 %), the gate re-baselines its
+    readings but keeps its evidence: the e-process does not care which baseline-served
+    arm it is compared with.
+    """
+    old = dict(gate_state.get("gates", {}))
+    new: dict[str, Any] = {}
+    for g in gates:
+        entry = old.get(g.key)
+        if entry is None or entry.get("fingerprint") != g.fingerprint:
+            entry = _new_entry(g, control_arm)
+        entry = dict(entry)
+        state = st.GateState.from_json(entry["stats"])
+        if entry.get("controlArm") != control_arm.value:
+            state.last = None
+            entry["controlArm"] = control_arm.value
+        reading = observations.gates.get(g.key)
+        if observations.error is None and reading is not None and reading.error is None:
+            if not reading.empty:
+                state = st.update(state, _readings_for_update(state, reading, control_arm))
+                entry["looks"] = int(entry.get("looks", 0)) + 1
+        entry["stats"] = state.to_json()
+        new[g.key] = entry
+    return {**gate_state, "gates": new}
+
+
+def rebase_step(gate_state: Mapping[str, Any]) -> dict[str, Any]:
+    """Start counting a new step's samples from the gates' current totals."""
+    gates = {}
+    for key, entry in gate_state.get("gates", {}).items():
+        state = st.GateState.from_json(entry["stats"])
+        gates[key] = {**entry, "stepBase": [state.control_total, state.canary_total]}
+    return {**gate_state, "gates": gates}
+
+
+def family_alpha(confidence: float) -> float:
+    return 1.0 - confidence
+
+
+def evaluate_gates(
+    gate_state: Mapping[str, Any],
+    gates: Sequence[GateSpec],
+    observations: Observations | None,
+    confidence: float,
+    min_samples: int,
+) -> list[GateOutcome]:
+    """Every gate's verdict now. ``observations`` None: judge on the stored evidence only
+    (used to show status without a new look at Prometheus)."""
+    if not gates:
+        return []
+    alpha = st.alpha_per_test(family_alpha(confidence), len(gates))
+    entries = gate_state.get("gates", {})
+    out: list[GateOutcome] = []
+    for g in gates:
+        entry = entries.get(g.key)
+        state = (
+            st.GateState.from_json(entry["stats"])
+            if entry is not None
+            else st.new_gate_state(g.allowed, kind="absolute" if g.absolute else "relative")
+        )
+        base = entry.get("stepBase", [0.0, 0.0]) if entry is not None else [0.0, 0.0]
+        error: str | None = None
+        empty = False
+        if observations is not None:
+            reading = observations.gates.get(g.key)
+            if observations.error is not None:
+                error = observations.error
+            elif reading is None:
+                error = "no query result for this gate"
+            elif reading.error is not None:
+                error = reading.error
+            else:
+                empty = reading.empty
+        res = st.evaluate(state, g.allowed, alpha, float(min_samples), provider_error=error)
+        verdict, message = res.verdict, res.reason
+        step_c = max(0.0, state.control_total - float(base[0]))
+        step_t = max(0.0, state.canary_total - float(base[1]))
+        if verdict == Verdict.NO_DATA and error is None:
+            if empty:
+                message = "the routers have reported no samples for this gate yet (empty result)"
+            elif entry is not None and int(entry.get("looks", 0)) <= 1:
+                # The first reading of a gate is only its baseline; that is not missing data.
+                verdict = Verdict.INCONCLUSIVE
+                message = "first reading taken as the baseline; counting from here"
+        if verdict == Verdict.PASS:
+            low = step_t if g.absolute else min(step_c, step_t)
+            if low < min_samples:
+                verdict = Verdict.INCONCLUSIVE
+                message = (
+                    f"{low:.0f} of {min_samples} samples in the smaller arm at this step "
+                    f"(evidence so far: {res.reason})"
+                )
+        out.append(
+            GateOutcome(
+                key=g.key,
+                tier=g.tier,
+                signal=g.signal,
+                verdict=verdict,
+                message=message,
+                control_samples=state.control_total,
+                control_bad=state.control_bad,
+                canary_samples=state.canary_total,
+                canary_bad=state.canary_bad,
+                control_rate=res.control_rate,
+                canary_rate=res.canary_rate,
+                upper_bound=res.upper_bound,
+                allowed=g.allowed,
+                e_value=res.e_value,
+                threshold=res.threshold,
+                step_control=step_c,
+                step_canary=step_t,
+                provider_error=verdict == Verdict.NO_DATA and error is not None,
+            )
+        )
+    return out
+
+
+_SEVERITY = {Verdict.FAIL: 3, Verdict.NO_DATA: 2, Verdict.INCONCLUSIVE: 1, Verdict.PASS: 0}
+
+
+def worst(verdicts: Sequence[Verdict]) -> Verdict:
+    """A tier's verdict: Fail beats NoData beats Inconclusive beats Pass; no gates: NoData."""
+    if not verdicts:
+        return Verdict.NO_DATA
+    return max(verdicts, key=lambda v: _SEVERITY[v])
+
+
+def _finite(x: float | None) -> float | None:
+    if x is None or x != x or x in (float("inf"), float("-inf")):
+        return None
+    return x
+
+
+def tier_statuses(outcomes: Sequence[GateOutcome], tiers: Sequence[str]) -> list[TierStatus]:
+    """``status.tiers``: per tier the worst verdict, per signal the figures."""
+    out: list[TierStatus] = []
+    for tier in tiers:
+        mine = [o for o in outcomes if o.tier == tier]
+        signals = [
+            SignalStatus(
+                signal=o.key.split("/", 1)[1],
+                verdict=o.verdict,
+                control=ArmSample(
+                    samples=int(o.control_samples),
+                    bad=int(o.control_bad),
+                    rate=_finite(o.control_rate),
+                ),
+                canary=ArmSample(
+                    samples=int(o.canary_samples),
+                    bad=int(o.canary_bad),
+                    rate=_finite(o.canary_rate),
+                ),
+                difference_upper_bound=_finite(o.upper_bound),
+                allowed=o.allowed,
+                e_value=_finite(min(o.e_value, 1e300)) if o.e_value is not None else None,
+                e_value_threshold=_finite(o.threshold),
+                message=o.message[:2048],
+            )
+            for o in mine
+        ]
+        out.append(TierStatus(tier=tier, verdict=worst([o.verdict for o in mine]), signals=signals))
+    return out
+
+
+def verdict_summary(tiers: Sequence[TierStatus]) -> str:
+    return ",".join(f"{t.tier}={t.verdict.value}" for t in tiers)

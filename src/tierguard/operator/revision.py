@@ -1,0 +1,67 @@
+"""The revision hash: *what* is being rolled out, as one short string.
+
+A rollout is a change of behaviour for users, so the hash covers everything that changes
+the answers a tier's users get: which model is the candidate (and its endpoint, upstream
+model id and system prompt), which is the baseline it is judged against, and the
+classifier that puts queries in tiers (its source, input and thresholds). It leaves out
+what only changes *how* the rollout is run or judged (steps, bake time, SLOs, Prometheus,
+replicas, prices, timeouts): editing a bake time must not restart a rollout that is half
+way through, and a price change does not change a single answer.
+
+No candidate on any route means there is nothing to roll out: the revision is ``""``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+
+from tierguard.api.policy import ModelSpec, RoutingPolicySpec
+
+REVISION_LENGTH = 10
+
+
+def _model_identity(model: ModelSpec) -> dict[str, Any]:
+    return {
+        "name": model.name,
+        "baseURL": model.base_url,
+        "upstreamModel": model.upstream_model,
+        "systemPrompt": model.system_prompt,
+    }
+
+
+def revision_material(spec: RoutingPolicySpec) -> dict[str, Any] | None:
+    """The canonical document the revision hashes (None: no candidate anywhere)."""
+    routes = [r for r in spec.routes if r.candidate is not None]
+    if not routes:
+        return None
+    names = sorted({n for r in routes for n in (r.baseline, r.candidate) if n is not None})
+    known = {m.name: m for m in spec.models}
+    return {
+        "routes": sorted(
+            ({"tier": r.tier, "baseline": r.baseline, "candidate": r.candidate} for r in routes),
+            key=lambda d: str(d["tier"]),
+        ),
+        "models": [_model_identity(known[n]) for n in names if n in known],
+        "classifier": spec.classifier.to_k8s(),
+    }
+
+
+def compute_revision(spec: RoutingPolicySpec) -> str:
+    """Short, stable hash of :func:`revision_material` ("" when there is no candidate)."""
+    material = revision_material(spec)
+    if material is None:
+        return ""
+    canonical = json.dumps(material, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()[:REVISION_LENGTH]
+
+
+def split_salt(policy_uid: str, revision: str) -> str:
+    """Hash salt for the sticky split.
+
+    Stable for the whole rollout of one revision (every replica and every step uses it, so
+    raising the weight only moves users from control to canary, never back), and new for
+    a new revision, so the next candidate is not always tried on the same users.
+    """
+    return hashlib.sha256(f"{policy_uid}/{revision}".encode()).hexdigest()[:16]

@@ -1,0 +1,586 @@
+"""The rollout state machine: ``(spec, status, inputs, now) -> (status, actions)``.
+
+Pure: no clock, no I/O, no randomness. Everything a decision depends on is either in the
+arguments or in ``status`` (which the operator persists through the API server after every
+step), so an operator killed at any moment and started again takes exactly the decisions
+it would have taken had it never stopped. The kopf handlers only gather inputs, call
+:func:`reconcile` and carry out the returned actions.
+
+Phases (``tierguard.api.enums.Phase``)::
+
+    Pending ──new revision──► Progressing ──all gates pass, bake & samples──► next step
+        ▲                        │  │  └─ last step (100 %) reached ──► Promoted
+        │                        │  └── any gate Fail ──► RolledBack (weight 0)
+     no candidate                └── max step duration / no data / pause ──► Paused
+                                                         Paused ──resume──► Progressing
+    RolledBack ──retry or a new revision──► Progressing (step 1)
+
+Rules worth knowing (each has a unit test):
+
+* A step advances only when the bake time is over *and* every gate of every tier under
+  canary is Pass, which needs the minimum samples per arm counted at this step and an
+  anytime-valid upper bound on the drop within the allowed drop. Silence is not evidence.
+* Any gate Fail rolls back at once, in every phase where the candidate serves traffic
+  (Progressing, Paused, Promoted): the weight goes to 0 and the reason names the tier,
+  the signal and the figures.
+* Missing data (Prometheus unreachable, a query failed, nothing reported) never advances
+  a step. After ``rollout.noData.after`` the policy's ``noData.action`` is applied
+  (Pause or Rollback) while a stage is in flight; after promotion it is only reported.
+* Steps only move forward. A rolled-back revision is retried only by a new revision or an
+  explicit ``retry``.
+* The last step (100 %) keeps ``holdbackPercent`` of the tier on the baseline as the
+  ``holdback`` arm; the gates go on comparing canary with holdback after promotion.
+* Manual actions come from the ``tierguard.io/action`` annotation with a nonce; each
+  (action, nonce) is handled once and recorded in ``status.lastHandledAction``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Literal
+
+from tierguard.api.durations import parse_duration
+from tierguard.api.enums import (
+    Action,
+    Arm,
+    ConditionType,
+    NoDataAction,
+    Phase,
+    PromotionMode,
+    Reason,
+    Verdict,
+)
+from tierguard.api.policy import RoutingPolicySpec
+from tierguard.api.status import (
+    MAX_HISTORY,
+    Condition,
+    HandledAction,
+    HistoryEntry,
+    RoutingPolicyStatus,
+)
+from tierguard.operator import gates as g
+from tierguard.operator.conditions import set_condition
+from tierguard.operator.revision import compute_revision
+
+# --------------------------------------------------------------------------- inputs/actions
+
+
+@dataclass(frozen=True)
+class ManualRequest:
+    """The ``tierguard.io/action`` and ``tierguard.io/action-nonce`` annotations."""
+
+    action: str
+    nonce: str = ""
+
+
+@dataclass(frozen=True)
+class SetWeight:
+    """The routers must now send ``weight`` % of each tier under canary to its candidate;
+    the rest is labelled ``control_arm``. Carried out by re-rendering the ConfigMap."""
+
+    weight: float
+    control_arm: Arm
+
+
+@dataclass(frozen=True)
+class EmitEvent:
+    """A Kubernetes Event on the policy."""
+
+    type: Literal["Normal", "Warning"]
+    reason: str
+    message: str
+
+
+@dataclass(frozen=True)
+class GateEvaluated:
+    """One gate was judged (for the operator's gate-evaluation counter)."""
+
+    tier: str
+    signal: str
+    verdict: Verdict
+
+
+@dataclass(frozen=True)
+class RolledBack:
+    """A rollback happened (for the operator's rollback counter)."""
+
+    reason: str
+
+
+RolloutAction = SetWeight | EmitEvent | GateEvaluated | RolledBack
+
+
+@dataclass
+class Decision:
+    """What :func:`reconcile` decided."""
+
+    status: RoutingPolicyStatus
+    actions: list[RolloutAction] = field(default_factory=list)
+
+    @property
+    def events(self) -> list[EmitEvent]:
+        return [a for a in self.actions if isinstance(a, EmitEvent)]
+
+
+# --------------------------------------------------------------------------- small helpers
+
+
+def step_weight(spec: RoutingPolicySpec, step: int) -> float:
+    """The canary weight actually served at a step: 100 % keeps the holdback share back."""
+    steps = spec.rollout.steps
+    w = steps[min(step, len(steps) - 1)]
+    return 100.0 - spec.rollout.holdback_percent if w >= 100.0 else w
+
+
+def step_control_arm(spec: RoutingPolicySpec, step: int) -> Arm:
+    steps = spec.rollout.steps
+    return Arm.HOLDBACK if steps[min(step, len(steps) - 1)] >= 100.0 else Arm.CONTROL
+
+
+def serving_split(spec: RoutingPolicySpec, status: RoutingPolicyStatus) -> tuple[float, Arm]:
+    """(weight, control arm) the routers should apply now, derived from status only, so a
+    re-render after a restart reproduces exactly what was last decided."""
+    if status.phase in (Phase.PROGRESSING, Phase.PAUSED, Phase.PROMOTED) and status.revision:
+        return status.canary_weight, step_control_arm(spec, status.step)
+    return 0.0, Arm.CONTROL
+
+
+def _gated(spec: RoutingPolicySpec, status: RoutingPolicyStatus) -> bool:
+    """Whether the candidate serves traffic that gates must watch."""
+    if status.phase in (Phase.PROGRESSING, Phase.PAUSED):
+        return True
+    return status.phase == Phase.PROMOTED and spec.rollout.holdback_percent > 0
+
+
+def evaluation_due(spec: RoutingPolicySpec, status: RoutingPolicyStatus, now: datetime) -> bool:
+    """Whether Prometheus should be read now (every ``rollout.interval`` while gated)."""
+    if not status.revision or not _gated(spec, status):
+        return False
+    if status.last_evaluated_at is None:
+        return True
+    return now >= status.last_evaluated_at + timedelta(seconds=parse_duration(spec.rollout.interval))
+
+
+def seconds_until_due(spec: RoutingPolicySpec, status: RoutingPolicyStatus, now: datetime) -> float:
+    """How long the operator may sleep before the next evaluation (for its loop)."""
+    if not status.revision or not _gated(spec, status):
+        return float("inf")
+    if status.last_evaluated_at is None:
+        return 0.0
+    due = status.last_evaluated_at + timedelta(seconds=parse_duration(spec.rollout.interval))
+    return max(0.0, (due - now).total_seconds())
+
+
+def _fmt_weight(w: float) -> str:
+    return f"{w:g}%"
+
+
+# --------------------------------------------------------------------------- the machine
+
+
+class _Run:
+    """One call of :func:`reconcile`: a mutable working copy plus the actions it emits."""
+
+    def __init__(
+        self, spec: RoutingPolicySpec, status: RoutingPolicyStatus, now: datetime
+    ) -> None:
+        self.spec = spec
+        self.initial_split = serving_split(spec, status)
+        self.s = status.model_copy(deep=True)
+        self.now = now
+        self.actions: list[RolloutAction] = []
+        self.gates = g.gate_specs(spec)
+        self.tiers = g.canary_tiers(spec)
+
+    # -- transitions ------------------------------------------------------------------
+
+    def event(self, type_: Literal["Normal", "Warning"], reason: Reason, message: str) -> None:
+        self.actions.append(EmitEvent(type_, reason.value, message))
+
+    def transition(
+        self,
+        phase: Phase,
+        reason: Reason,
+        message: str,
+        *,
+        event_type: Literal["Normal", "Warning"] = "Normal",
+    ) -> None:
+        """Record a phase/step change: status, a history entry and an Event."""
+        s = self.s
+        s.phase = phase
+        s.message = message
+        s.history = [
+            *s.history,
+            HistoryEntry(
+                time=self.now,
+                phase=phase,
+                step=s.step,
+                weight=s.canary_weight,
+                reason=reason.value,
+                message=message[:2048],
+            ),
+        ][-MAX_HISTORY:]
+        self.event(event_type, reason, message)
+
+    def enter_step(self, step: int) -> None:
+        s = self.s
+        s.step = step
+        s.canary_weight = step_weight(self.spec, step)
+        s.step_started_at = self.now
+        s.earliest_advance_at = self.now + timedelta(
+            seconds=parse_duration(self.spec.rollout.bake_time)
+        )
+        s.gate_state = g.rebase_step(s.gate_state)
+
+    def start(self, revision: str, reason: Reason, why: str) -> None:
+        s = self.s
+        s.revision = revision
+        s.rolled_back_revision = ""
+        s.gate_state = g.fresh_gate_state(revision)
+        s.tiers = []
+        s.verdict_summary = ""
+        s.no_data_since = None
+        s.last_evaluated_at = None
+        self.enter_step(0)
+        routes = ", ".join(
+            f"{r.tier}: {r.baseline} → {r.candidate}" for r in self.spec.routes if r.candidate
+        )
+        self.transition(
+            Phase.PROGRESSING,
+            reason,
+            f"{why}: rolling out revision {revision} ({routes}) at "
+            f"{_fmt_weight(s.canary_weight)}, step 1/{len(self.spec.rollout.steps)}",
+        )
+
+    def advance(self, reason: Reason, why: str) -> None:
+        s = self.s
+        last = len(self.spec.rollout.steps) - 1
+        if s.step >= last:
+            # Only reachable when the first step already is 100 %: gates passed there.
+            s.earliest_advance_at = None
+            self.transition(Phase.PROMOTED, Reason.PROMOTED, f"{why}; promoted at step {s.step + 1}")
+            return
+        self.enter_step(s.step + 1)
+        s.no_data_since = None
+        if s.step == last:
+            s.earliest_advance_at = None
+            hold = self.spec.rollout.holdback_percent
+            tail = (
+                f"; {hold:g}% holdback stays on the baseline and is watched"
+                if hold > 0
+                else "; no holdback: gates stop"
+            )
+            self.transition(
+                Phase.PROMOTED,
+                Reason.PROMOTED if reason == Reason.STEP_ADVANCED else reason,
+                f"{why}; promoted: candidate serves {_fmt_weight(s.canary_weight)}{tail}",
+            )
+        else:
+            self.transition(
+                Phase.PROGRESSING,
+                reason,
+                f"{why}; step {s.step + 1}/{last + 1} at {_fmt_weight(s.canary_weight)}",
+            )
+
+    def rollback(self, reason: Reason, message: str) -> None:
+        s = self.s
+        s.canary_weight = 0.0
+        s.rolled_back_revision = s.revision
+        s.earliest_advance_at = None
+        s.no_data_since = None
+        self.transition(Phase.ROLLED_BACK, reason, message, event_type="Warning")
+        self.actions.append(RolledBack(reason.value))
+
+    def pause(self, reason: Reason, message: str, *, warning: bool = True) -> None:
+        self.transition(Phase.PAUSED, reason, message, event_type="Warning" if warning else "Normal")
+
+    # -- revision ----------------------------------------------------------------------
+
+    def on_revision(self, revision: str) -> None:
+        s = self.s
+        if not revision:
+            if s.revision or s.phase != Phase.PENDING:
+                s.revision = ""
+                s.step = 0
+                s.canary_weight = 0.0
+                s.step_started_at = s.earliest_advance_at = s.no_data_since = None
+                s.gate_state = {}
+                s.tiers = []
+                s.verdict_summary = ""
+                self.transition(
+                    Phase.PENDING, Reason.NO_CANDIDATE, "no route has a candidate: nothing to roll out"
+                )
+            return
+        if revision == s.revision:
+            return
+        if revision == s.rolled_back_revision:
+            s.revision = revision
+            s.canary_weight = 0.0
+            s.step = 0
+            self.transition(
+                Phase.ROLLED_BACK,
+                Reason.ROLLED_BACK,
+                f"revision {revision} was rolled back before; it is retried only by a retry "
+                "action",
+                event_type="Warning",
+            )
+            return
+        why = "new revision" if s.revision else "candidate set"
+        self.start(revision, Reason.ROLLOUT_STARTED, why)
+
+    # -- manual actions ---------------------------------------------------------------
+
+    def on_request(self, request: ManualRequest) -> None:
+        s = self.s
+        last = s.last_handled_action
+        if last is not None and last.action == request.action and last.nonce == request.nonce:
+            return
+        result = self._handle(request)
+        s.last_handled_action = HandledAction(
+            action=request.action[:64], nonce=request.nonce[:256], time=self.now, result=result
+        )
+
+    def _ignored(self, action: str, why: str) -> str:
+        msg = f"{action} ignored: {why}"
+        self.event("Warning", Reason.INVALID_ACTION, msg)
+        return msg
+
+    def _handle(self, request: ManualRequest) -> str:
+        s = self.s
+        try:
+            action = Action(request.action.strip().lower())
+        except ValueError:
+            return self._ignored(
+                repr(request.action[:64]),
+                "unknown action (use promote, abort, retry, pause or resume)",
+            )
+        who = f"manual {action.value} (nonce {request.nonce or '-'})"
+        live = s.phase in (Phase.PROGRESSING, Phase.PAUSED)
+        if action == Action.PROMOTE:
+            if not live or not s.revision:
+                return self._ignored(action.value, f"phase is {s.phase.value}")
+            self.advance(Reason.MANUAL_PROMOTE, who)
+            return f"advanced to step {s.step + 1} ({_fmt_weight(s.canary_weight)})"
+        if action == Action.ABORT:
+            if not (live or s.phase == Phase.PROMOTED) or not s.revision:
+                return self._ignored(action.value, f"phase is {s.phase.value}")
+            self.rollback(Reason.MANUAL_ABORT, f"{who}: rolled back revision {s.revision}")
+            return "rolled back"
+        if action == Action.RETRY:
+            if s.phase != Phase.ROLLED_BACK or not s.revision:
+                return self._ignored(action.value, f"phase is {s.phase.value}, not RolledBack")
+            self.start(s.revision, Reason.MANUAL_RETRY, who)
+            return "restarted at step 1"
+        if action == Action.PAUSE:
+            if s.phase != Phase.PROGRESSING:
+                return self._ignored(action.value, f"phase is {s.phase.value}")
+            self.pause(Reason.MANUAL_PAUSE, f"{who}: held at {_fmt_weight(s.canary_weight)}", warning=False)
+            return "paused"
+        # resume
+        if s.phase != Phase.PAUSED:
+            return self._ignored(action.value, f"phase is {s.phase.value}, not Paused")
+        s.step_started_at = self.now
+        if s.earliest_advance_at is None or s.earliest_advance_at < self.now:
+            s.earliest_advance_at = self.now
+        s.no_data_since = None
+        self.transition(
+            Phase.PROGRESSING,
+            Reason.MANUAL_RESUME,
+            f"{who}: step {s.step + 1} continues at {_fmt_weight(s.canary_weight)}",
+        )
+        return "resumed"
+
+    # -- gates ----------------------------------------------------------------------
+
+    def on_observations(self, obs: g.Observations) -> None:
+        s = self.s
+        spec = self.spec
+        if not _gated(spec, s):
+            return
+        control_arm = step_control_arm(spec, s.step)
+        s.gate_state = g.update_gates(s.gate_state, self.gates, obs, control_arm)
+        outcomes = g.evaluate_gates(
+            s.gate_state,
+            self.gates,
+            obs,
+            spec.analysis.confidence,
+            spec.rollout.min_samples_per_arm,
+        )
+        s.last_evaluated_at = self.now
+        s.tiers = g.tier_statuses(outcomes, self.tiers)
+        s.verdict_summary = g.verdict_summary(s.tiers)
+        for o in outcomes:
+            self.actions.append(GateEvaluated(o.tier, o.signal.value, o.verdict))
+
+        failed = [o for o in outcomes if o.verdict == Verdict.FAIL]
+        if failed:
+            f = failed[0]
+            more = f" (and {len(failed) - 1} more gate(s))" if len(failed) > 1 else ""
+            self.rollback(
+                Reason.GATE_FAILED,
+                f"tier {f.tier} failed on {f.signal.value} at "
+                f"{_fmt_weight(s.canary_weight)}: {f.figures()}{more}",
+            )
+            return
+        if not self.gates:
+            s.message = "no SLO gates for the tiers under canary: cannot judge the rollout"
+            return
+
+        no_data = [o for o in outcomes if o.verdict == Verdict.NO_DATA]
+        if no_data:
+            if self._hold_without_data(obs, no_data):
+                return
+        elif s.no_data_since is not None:
+            gap = (self.now - s.no_data_since).total_seconds()
+            s.no_data_since = None
+            self.event("Normal", Reason.DATA_RESUMED, f"metrics are back after {gap:.0f}s")
+
+        if s.phase == Phase.PROMOTED:
+            s.message = f"promoted; watching canary against holdback: {s.verdict_summary}"
+            return
+        if s.phase == Phase.PAUSED:
+            return
+        self._progress(outcomes, bool(no_data))
+
+    def _hold_without_data(self, obs: g.Observations, no_data: Sequence[g.GateOutcome]) -> bool:
+        """Hold (and after ``noData.after`` act). True if a transition happened."""
+        s = self.s
+        spec = self.spec
+        unreachable = obs.error is not None or any(o.provider_error for o in no_data)
+        reason = Reason.PROMETHEUS_UNREACHABLE if unreachable else Reason.NO_DATA
+        what = (
+            f"Prometheus query failed ({obs.error or no_data[0].message})"
+            if unreachable
+            else f"no data for {', '.join(o.key for o in no_data)}"
+        )
+        if s.no_data_since is None:
+            s.no_data_since = self.now
+            self.event("Warning", reason, f"{what}: holding at {_fmt_weight(s.canary_weight)}")
+        held = (self.now - s.no_data_since).total_seconds()
+        limit = parse_duration(spec.rollout.no_data.after)
+        s.message = f"{what}: holding for {held:.0f}s of {limit:.0f}s"
+        if s.phase != Phase.PROGRESSING or held < limit:
+            return False
+        msg = f"{what} for {held:.0f}s (noData.after {spec.rollout.no_data.after})"
+        if spec.rollout.no_data.action == NoDataAction.ROLLBACK:
+            self.rollback(reason, f"{msg}: rolled back")
+        else:
+            self.pause(reason, f"{msg}: paused at {_fmt_weight(s.canary_weight)}")
+        return True
+
+    def _progress(self, outcomes: Sequence[g.GateOutcome], no_data: bool) -> None:
+        s = self.s
+        spec = self.spec
+        now = self.now
+        all_pass = bool(outcomes) and all(o.verdict == Verdict.PASS for o in outcomes)
+        baked = s.earliest_advance_at is None or now >= s.earliest_advance_at
+        if all_pass and baked and not no_data:
+            why = f"every tier passed at {_fmt_weight(s.canary_weight)} ({s.verdict_summary})"
+            if spec.rollout.promotion == PromotionMode.MANUAL:
+                self.pause(
+                    Reason.AWAITING_PROMOTION,
+                    f"{why}; waiting for a promote action",
+                    warning=False,
+                )
+            else:
+                self.advance(Reason.STEP_ADVANCED, why)
+            return
+        max_step = parse_duration(spec.rollout.max_step_duration)
+        started = s.step_started_at or now
+        if (now - started).total_seconds() >= max_step:
+            pending = [o for o in outcomes if o.verdict != Verdict.PASS]
+            detail = "; ".join(f"{o.key}: {o.message}" for o in pending[:3])
+            self.pause(
+                Reason.MAX_STEP_DURATION_EXCEEDED,
+                f"not enough evidence after {spec.rollout.max_step_duration} at "
+                f"{_fmt_weight(s.canary_weight)}: {detail}",
+            )
+            return
+        if not baked and s.earliest_advance_at is not None:
+            left = (s.earliest_advance_at - now).total_seconds()
+            s.message = f"baking at {_fmt_weight(s.canary_weight)}: {left:.0f}s left; {s.verdict_summary}"
+        elif not no_data:
+            waiting = [o for o in outcomes if o.verdict == Verdict.INCONCLUSIVE]
+            s.message = (
+                "waiting for evidence: "
+                + "; ".join(f"{o.key}: {o.message}" for o in waiting[:3])
+            )[:4096]
+
+    # -- conditions -------------------------------------------------------------------
+
+    def finish(self, generation: int) -> RoutingPolicyStatus:
+        s = self.s
+        s.observed_generation = generation
+        s.steps = len(self.spec.rollout.steps)
+        s.step_display = f"{s.step + 1}/{s.steps}" if s.revision else ""
+        s.conditions = conditions_for(s, self.now, generation)
+        split = serving_split(self.spec, s)
+        if split != self.initial_split:
+            self.actions.insert(0, SetWeight(*split))
+        return s
+
+
+def _last_reason(s: RoutingPolicyStatus) -> str:
+    return s.history[-1].reason if s.history else Reason.RECONCILED.value
+
+
+def conditions_for(s: RoutingPolicyStatus, now: datetime, generation: int) -> list[Condition]:
+    """Progressing and Degraded from the phase (Ready is the handler's: objects applied)."""
+    reason = _last_reason(s)
+    msg = s.message
+    conds = s.conditions
+    progressing = s.phase == Phase.PROGRESSING
+    if progressing:
+        p_reason = (
+            Reason.NO_DATA.value
+            if s.no_data_since is not None
+            else Reason.BAKING.value
+            if s.earliest_advance_at is not None and now < s.earliest_advance_at
+            else Reason.GATES_INCONCLUSIVE.value
+            if s.tiers
+            else reason
+        )
+    else:
+        p_reason = reason
+    conds = set_condition(conds, ConditionType.PROGRESSING, progressing, p_reason, msg, now, generation)
+    degraded = s.phase in (Phase.ROLLED_BACK, Phase.FAILED) or s.no_data_since is not None or (
+        s.phase == Phase.PAUSED
+        and reason
+        in (
+            Reason.NO_DATA.value,
+            Reason.PROMETHEUS_UNREACHABLE.value,
+            Reason.MAX_STEP_DURATION_EXCEEDED.value,
+        )
+    )
+    d_reason = reason if degraded else Reason.RECONCILED.value
+    if s.no_data_since is not None and s.phase not in (Phase.ROLLED_BACK, Phase.PAUSED):
+        d_reason = Reason.NO_DATA.value
+    conds = set_condition(
+        conds, ConditionType.DEGRADED, degraded, d_reason, msg if degraded else "", now, generation
+    )
+    return conds
+
+
+def reconcile(
+    spec: RoutingPolicySpec,
+    status: RoutingPolicyStatus | None,
+    now: datetime,
+    *,
+    generation: int = 0,
+    request: ManualRequest | None = None,
+    observations: g.Observations | None = None,
+) -> Decision:
+    """Decide the next status and the actions to carry out.
+
+    Order: a new revision first (it resets the rollout), then a manual action, then the
+    gates (only if ``observations`` were taken, i.e. :func:`evaluation_due` said so).
+    """
+    run = _Run(spec, status or RoutingPolicyStatus(), now)
+    run.on_revision(compute_revision(spec))
+    if request is not None and request.action:
+        run.on_request(request)
+    if observations is not None and run.s.revision:
+        run.on_observations(observations)
+    return Decision(run.finish(generation), run.actions)

@@ -1,0 +1,622 @@
+"""Gate statistics: peeking-safe tests of a canary arm against a control arm.
+
+Pure functions (numpy and math only) so that every decision the operator takes can be
+replayed in a unit test or a benchmark (``bench/detection`` drives exactly these
+functions). No Kubernetes, kopf or Prometheus import may appear here.
+
+What a gate judges
+------------------
+Every signal is a rate of *bad* outcomes per arm (thumbs-down among rated responses,
+judge disagreements among shadow-judged requests, errors or escalations among requests,
+requests slower than the latency objective). The operator feeds cumulative counter
+readings per arm each interval; :func:`update` turns successive readings into block
+deltas (:func:`counter_delta` handles counter resets) and adds each block to two kinds of
+e-process:
+
+* **Fail side** (roll back): H0 "the canary is no worse than control + ``fail_margin``"
+  (default margin 0: identical models must almost never be rolled back) against a
+  *mixture* of alternatives ``q_t = q_c + fail_margin + d`` for ``d`` on a grid around
+  the SLO's allowed drop. The per-block e-value is the exact k-sample Bernoulli
+  e-variable (see docs/statistics.md): it needs no normal approximation and no minimum
+  sample size, and it stays valid when the base rate drifts from minute to minute and
+  when the canary share changes between stages, so **one e-process runs across all
+  stages on one alpha budget**. FAIL when the e-value reaches ``1/alpha_per_test``
+  (Ville's inequality bounds the chance of that ever happening under H0 by alpha,
+  however often it is looked at).
+* **Pass side** (promote): for each margin ``m`` on a grid, an e-process for H0_m
+  "canary - control >= m" with a predictable plug-in alternative. The upper confidence
+  bound is the smallest grid margin from which every larger margin has been rejected;
+  it is an anytime-valid confidence sequence (valid at every n, no asymptotics). PASS
+  needs that bound within the allowed drop *and* a minimum number of samples per arm:
+  silence is not evidence.
+
+Why exact e-values instead of the Gaussian mixture SPRT: both keep false rollbacks near
+alpha under per-minute looks, but the Gaussian versions are asymptotic (they need a
+minimum n, and fail badly for rare events such as a 1 % error rate at n = 30); the exact
+Bernoulli construction costs nothing in power here and has no such caveat.
+
+The shifted-null construction (used for every margin ``m``): for a block with ``n_c``
+control and ``n_t`` canary outcomes, an alternative ``(q_c, q_t)`` and the null line
+``{(p, p + m)}``, pick the null point ``(r, r + m)`` that solves
+``sum_a n_a (q_a - r_a) / (r_a (1 - r_a)) = 0``. The block e-value is the likelihood ratio
+of the alternative against that point. Its expectation under ``(p, p + m)`` is
+``prod_a (1 + (p - r_a')(q_a - r_a)/(r_a(1 - r_a)))^{n_a}``, whose log is concave in p with
+zero slope and value 0 at ``p = r`` — so it is at most 1 on the whole null line, and
+(because the canary's coefficient has the right sign) on the whole one-sided null too.
+For ``m = 0`` the root is the pooled ``p0`` of gate-statistics.md.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+import numpy.typing as npt
+
+from tierguard.api.enums import Verdict
+
+FloatArray = npt.NDArray[np.float64]
+ArrayLike = float | FloatArray
+
+#: Margins (canary bad rate minus control bad rate) on which the pass-side confidence
+#: sequence is evaluated. The reported bound is one of these values (or the allowed drop,
+#: which is always added), so the grid is dense where SLOs usually sit.
+DEFAULT_MARGINS: tuple[float, ...] = (
+    -0.02, 0.0, 0.01, 0.02, 0.03, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3,
+)
+#: Clip for the plug-in control rate. Keeps the alternatives inside (0, 1) and the
+#: per-outcome log-likelihood ratios bounded (gate-statistics.md §4).
+Q_MIN, Q_MAX = 0.01, 0.98
+#: Prior weight (in samples) pulling the pass side's plug-in canary rate towards the
+#: control rate: early, noisy blocks then bet on "no difference", which is what the pass
+#: side hopes to show.
+PLUGIN_SHRINK = 50.0
+#: Bisection steps for the shifted-null root; 60 halvings reach float64 resolution.
+_BISECT_STEPS = 60
+
+Kind = Literal["relative", "absolute"]
+
+
+class GateInputError(ValueError):
+    """A reading or parameter a gate cannot use (negative count, alpha outside (0, 1))."""
+
+
+# --------------------------------------------------------------------------- counters
+
+
+def counter_delta(prev: float | None, cur: float) -> float:
+    """Increase of a Prometheus counter between two raw readings.
+
+    A counter that went down was restarted (the process restarted and counts from 0
+    again), so everything it shows now was counted since the previous look: the delta is
+    the new value. Raw differences are used instead of PromQL ``increase()``, which
+    extrapolates to the window edges and returns fractional counts.
+    """
+    if cur < 0 or (prev is not None and prev < 0):
+        raise GateInputError(f"a counter cannot be negative (previous {prev}, current {cur})")
+    if prev is None:
+        return cur
+    return cur - prev if cur >= prev else cur
+
+
+def series_delta(prev: Mapping[str, float] | None, cur: Mapping[str, float]) -> float:
+    """Summed increase over several series (one per router replica) of one counter.
+
+    Resets are detected per series: summing first would hide one replica's restart
+    behind the others' growth. A series seen for the first time started from zero since
+    the previous look; a series that vanished (pod gone) contributes nothing.
+    """
+    prev = prev or {}
+    return float(sum(counter_delta(prev.get(key), value) for key, value in cur.items()))
+
+
+@dataclass(frozen=True)
+class ArmReading:
+    """Raw cumulative counter readings of one arm: bad outcomes and all outcomes, each
+    as ``{series key: value}`` (the key is usually the pod; a single series may use "").
+    """
+
+    bad: Mapping[str, float]
+    total: Mapping[str, float]
+
+    @classmethod
+    def of(cls, bad: float, total: float) -> ArmReading:
+        """A reading with one series per counter (already summed by the caller)."""
+        return cls(bad={"": float(bad)}, total={"": float(total)})
+
+
+@dataclass(frozen=True)
+class Block:
+    """Outcomes counted in one interval (deltas), per arm."""
+
+    control_bad: float
+    control_total: float
+    canary_bad: float = 0.0
+    canary_total: float = 0.0
+
+    @property
+    def empty(self) -> bool:
+        return self.control_total + self.canary_total <= 0
+
+
+def block_from_readings(
+    prev: Mapping[str, ArmReading] | None, cur: Mapping[str, ArmReading]
+) -> Block:
+    """Block deltas from two successive readings keyed by arm ("control", "canary").
+
+    ``bad`` is clipped into ``[0, total]``: the two counters are separate series scraped
+    at slightly different instants, so a block can momentarily show more bad outcomes
+    than outcomes.
+    """
+    out: dict[str, tuple[float, float]] = {}
+    for arm in ("control", "canary"):
+        reading = cur.get(arm)
+        if reading is None:
+            out[arm] = (0.0, 0.0)
+            continue
+        before = prev.get(arm) if prev else None
+        total = series_delta(before.total if before else None, reading.total)
+        bad = series_delta(before.bad if before else None, reading.bad)
+        out[arm] = (min(max(bad, 0.0), total), total)
+    return Block(out["control"][0], out["control"][1], out["canary"][0], out["canary"][1])
+
+
+# --------------------------------------------------------------------------- kernels
+# Vectorised over leading axes so bench/detection can run thousands of gates at once
+# through the same code the operator runs for one.
+
+
+def plugin_control_rate(past_bad_c: ArrayLike, past_n_c: ArrayLike) -> FloatArray:
+    """Predictable estimate of the control bad rate from earlier blocks only."""
+    q = (np.asarray(past_bad_c, dtype=float) + 0.5) / (np.asarray(past_n_c, dtype=float) + 1.0)
+    return np.clip(q, Q_MIN, Q_MAX)
+
+
+def _null_point(
+    q_c: FloatArray, q_t: FloatArray, n_c: FloatArray, n_t: FloatArray, m: FloatArray
+) -> FloatArray:
+    """Control-arm coordinate r of the null point (r, r + m) for alternative (q_c, q_t).
+
+    Solves ``n_c (q_c - r)/(r(1-r)) + n_t (q_t - r - m)/((r+m)(1-r-m)) = 0``; the left side
+    strictly decreases in r, so bisection on the feasible interval is exact and robust.
+    For m == 0 the root is the pooled rate, returned in closed form.
+    """
+    total = n_c + n_t
+    safe_total = np.where(total > 0, total, 1.0)
+    pooled = (n_c * q_c + n_t * (q_t - m)) / safe_total
+    if np.all(m == 0):
+        return np.asarray(pooled, dtype=float)
+    lo = np.maximum(0.0, -m) + 1e-12
+    hi = np.minimum(1.0, 1.0 - m) - 1e-12
+    lo = np.broadcast_to(lo, pooled.shape).copy()
+    hi = np.broadcast_to(hi, pooled.shape).copy()
+    for _ in range(_BISECT_STEPS):
+        mid = 0.5 * (lo + hi)
+        rt = mid + m
+        g = n_c * (q_c - mid) / (mid * (1 - mid)) + n_t * (q_t - rt) / (rt * (1 - rt))
+        pos = g > 0
+        lo = np.where(pos, mid, lo)
+        hi = np.where(pos, hi, mid)
+    return np.asarray(0.5 * (lo + hi), dtype=float)
+
+
+def shifted_block_log_e(
+    bad_c: ArrayLike,
+    n_c: ArrayLike,
+    bad_t: ArrayLike,
+    n_t: ArrayLike,
+    q_c: ArrayLike,
+    q_t: ArrayLike,
+    margin: ArrayLike,
+) -> FloatArray:
+    """Log e-value of one block for the null "canary - control = margin" (and its
+    one-sided extension away from the alternative) against the alternative (q_c, q_t).
+
+    Exact at every sample size; arrays broadcast. A block with no outcomes gives 0.
+    """
+    bc, nc, bt, nt = (np.asarray(x, dtype=float) for x in (bad_c, n_c, bad_t, n_t))
+    qc, qt, m = (np.asarray(x, dtype=float) for x in (q_c, q_t, margin))
+    shape = np.broadcast_shapes(bc.shape, nc.shape, bt.shape, nt.shape, qc.shape, qt.shape,
+                                m.shape)
+    bc, nc, bt, nt, qc, qt, m = (np.broadcast_to(x, shape) for x in (bc, nc, bt, nt, qc, qt, m))
+    r_c = _null_point(qc, qt, nc, nt, m)
+    r_t = r_c + m
+    # Guard the logs: r is strictly inside (0, 1) whenever both arms have outcomes; with
+    # one arm empty its terms are multiplied by zero counts anyway.
+    r_c = np.clip(r_c, 1e-12, 1 - 1e-12)
+    r_t = np.clip(r_t, 1e-12, 1 - 1e-12)
+    log_e = (
+        bt * np.log(qt / r_t) + (nt - bt) * np.log((1 - qt) / (1 - r_t))
+        + bc * np.log(qc / r_c) + (nc - bc) * np.log((1 - qc) / (1 - r_c))
+    )
+    return np.asarray(np.where(nc + nt > 0, log_e, 0.0), dtype=float)
+
+
+def fail_grid(allowed_drop: float) -> tuple[float, ...]:
+    """Alternatives (extra bad rate of the canary) mixed by the fail side.
+
+    Centred on the SLO's allowed drop (half to four times it): the test has its power
+    where the SLO says a loss starts to matter, and the mixture costs only log(4) in the
+    threshold compared with knowing the true drop.
+    """
+    if not 0 < allowed_drop < 1:
+        raise GateInputError(f"allowedDrop must be in (0, 1), got {allowed_drop}")
+    return tuple(round(min(k * allowed_drop, 0.5), 6) for k in (0.5, 1.0, 2.0, 4.0))
+
+
+def fail_block_log_e(
+    bad_c: ArrayLike, n_c: ArrayLike, bad_t: ArrayLike, n_t: ArrayLike,
+    past_bad_c: ArrayLike, past_n_c: ArrayLike,
+    grid: Sequence[float], fail_margin: float = 0.0,
+) -> FloatArray:
+    """Per-alternative log e-values of one block for the fail side; last axis = grid."""
+    q_c = plugin_control_rate(past_bad_c, past_n_c)[..., None]
+    d = np.asarray(grid, dtype=float)
+    q_t = np.minimum(q_c + fail_margin + d, 0.995)
+    bc, nc, bt, nt = (np.asarray(x, dtype=float)[..., None] for x in (bad_c, n_c, bad_t, n_t))
+    return shifted_block_log_e(bc, nc, bt, nt, q_c, q_t, fail_margin)
+
+
+def pass_block_log_e(
+    bad_c: ArrayLike, n_c: ArrayLike, bad_t: ArrayLike, n_t: ArrayLike,
+    past_bad_c: ArrayLike, past_n_c: ArrayLike, past_bad_t: ArrayLike, past_n_t: ArrayLike,
+    margins: Sequence[float],
+) -> FloatArray:
+    """Per-margin log e-values of one block for H0_m "canary - control >= m"; last axis
+    = margins. The alternative is a plug-in from earlier blocks (predictable, hence
+    valid), shrunk towards "no difference" and kept below each margin."""
+    q_c = plugin_control_rate(past_bad_c, past_n_c)
+    pbt, pnt = np.asarray(past_bad_t, dtype=float), np.asarray(past_n_t, dtype=float)
+    q_t_hat = (pbt + PLUGIN_SHRINK * q_c) / (pnt + PLUGIN_SHRINK)
+    m = np.asarray(margins, dtype=float)
+    gap = np.maximum(0.005, 0.25 * np.abs(m))
+    diff = np.minimum((q_t_hat - q_c)[..., None], m - gap)
+    q_c_e = q_c[..., None]
+    q_t = np.clip(q_c_e + diff, 0.005, 0.995)
+    bc, nc, bt, nt = (np.asarray(x, dtype=float)[..., None] for x in (bad_c, n_c, bad_t, n_t))
+    # Where clipping pushed the alternative onto or above the margin the e-value would
+    # be meaningless; bet nothing (log e = 0) there.
+    log_e = shifted_block_log_e(bc, nc, bt, nt, q_c_e, q_t, m)
+    return np.asarray(np.where(q_t - q_c_e < m, log_e, 0.0), dtype=float)
+
+
+def log_mean_exp(log_e: FloatArray, axis: int = -1) -> FloatArray:
+    """log of the equal-weight mixture of e-processes (stable)."""
+    top = np.max(log_e, axis=axis, keepdims=True)
+    out = top + np.log(np.mean(np.exp(log_e - top), axis=axis, keepdims=True))
+    return np.asarray(np.squeeze(out, axis=axis), dtype=float)
+
+
+def upper_bound_from_rejections(
+    rejected: npt.NDArray[np.bool_], margins: Sequence[float]
+) -> FloatArray:
+    """Anytime-valid upper confidence bound on canary - control from the pass side.
+
+    ``rejected[..., i]`` says H0 "diff >= margins[i]" has been rejected at some look.
+    The bound is the smallest margin from which all larger margins are rejected (1.0 when
+    even the largest is not). Requiring the whole upper chain makes a miss need the
+    rejection of one specific true null (the largest margin below the true difference),
+    so coverage is at least 1 - alpha without any union bound over the grid.
+    """
+    order = np.argsort(np.asarray(margins, dtype=float))
+    m_sorted = np.asarray(margins, dtype=float)[order]
+    rej = np.asarray(rejected, dtype=bool)[..., order]
+    # suffix_all[..., i] = all(rej[..., i:])
+    suffix_all = np.flip(np.cumprod(np.flip(rej, axis=-1), axis=-1), axis=-1).astype(bool)
+    big = np.where(suffix_all, m_sorted, np.inf)
+    bound = np.min(big, axis=-1)
+    return np.asarray(np.where(np.isfinite(bound), bound, 1.0), dtype=float)
+
+
+# --------------------------------------------------------------------------- alpha
+
+
+def alpha_per_test(family_alpha: float, n_gates: int) -> float:
+    """Share a false-rollback budget over all (tier, signal) gates (Bonferroni).
+
+    With e-values the union bound is the natural choice: each gate's e-process crosses
+    ``n_gates / family_alpha`` with probability at most ``family_alpha / n_gates``, so the
+    chance that any gate ever rolls back identical arms stays within ``family_alpha``,
+    whatever the dependence between signals.
+    """
+    if not 0 < family_alpha < 1:
+        raise GateInputError(f"alpha must be in (0, 1), got {family_alpha}")
+    if n_gates < 1:
+        raise GateInputError(f"need at least one gate to share alpha over, got {n_gates}")
+    return family_alpha / n_gates
+
+
+# --------------------------------------------------------------------------- state
+
+
+@dataclass
+class GateState:
+    """Everything one (tier, signal) gate needs to resume exactly after a restart.
+
+    Stored by the operator in the RoutingPolicy status as :meth:`to_json` output (plain
+    lists and floats; Python's JSON round-trips float64 exactly, so a resumed gate takes
+    bit-for-bit the same decisions as one that never stopped).
+    """
+
+    kind: Kind
+    allowed_drop: float
+    fail_margin: float = 0.0
+    grid: tuple[float, ...] = ()
+    margins: tuple[float, ...] = ()
+    log_e_fail: list[float] = field(default_factory=list)  # per grid point, running sum
+    max_log_e_fail: float = 0.0  # running max of the mixture: a crossing is final
+    log_e_pass: list[float] = field(default_factory=list)  # per margin, running sum
+    max_log_e_pass: list[float] = field(default_factory=list)  # per margin, running max
+    control_bad: float = 0.0  # cumulative since the gate started (all stages)
+    control_total: float = 0.0
+    canary_bad: float = 0.0
+    canary_total: float = 0.0
+    blocks: int = 0  # non-empty blocks added
+    last: dict[str, dict[str, dict[str, float]]] | None = None  # raw readings per arm
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind, "allowedDrop": self.allowed_drop,
+            "failMargin": self.fail_margin, "grid": list(self.grid),
+            "margins": list(self.margins), "logEFail": list(self.log_e_fail),
+            "maxLogEFail": self.max_log_e_fail, "logEPass": list(self.log_e_pass),
+            "maxLogEPass": list(self.max_log_e_pass),
+            "counts": [self.control_bad, self.control_total, self.canary_bad,
+                       self.canary_total],
+            "blocks": self.blocks, "last": self.last,
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> GateState:
+        cb, ct, tb, tt = (float(x) for x in data["counts"])
+        return cls(
+            kind=data["kind"], allowed_drop=float(data["allowedDrop"]),
+            fail_margin=float(data["failMargin"]),
+            grid=tuple(float(x) for x in data["grid"]),
+            margins=tuple(float(x) for x in data["margins"]),
+            log_e_fail=[float(x) for x in data["logEFail"]],
+            max_log_e_fail=float(data["maxLogEFail"]),
+            log_e_pass=[float(x) for x in data["logEPass"]],
+            max_log_e_pass=[float(x) for x in data["maxLogEPass"]],
+            control_bad=cb, control_total=ct, canary_bad=tb, canary_total=tt,
+            blocks=int(data["blocks"]), last=data.get("last"),
+        )
+
+
+def new_gate_state(
+    allowed_drop: float,
+    kind: Kind = "relative",
+    fail_margin: float = 0.0,
+    margins: Iterable[float] = DEFAULT_MARGINS,
+) -> GateState:
+    """A fresh gate. For ``kind="absolute"`` ``allowed_drop`` is the threshold on the
+    canary's bad rate and only the canary arm is used."""
+    if kind == "absolute":
+        if not 0 < allowed_drop < 1:
+            raise GateInputError(f"an absolute threshold must be in (0, 1), got {allowed_drop}")
+        return GateState(kind=kind, allowed_drop=allowed_drop)
+    grid = fail_grid(allowed_drop)
+    ms = tuple(sorted(set(margins) | {allowed_drop}))
+    return GateState(
+        kind=kind, allowed_drop=allowed_drop, fail_margin=fail_margin, grid=grid,
+        margins=ms, log_e_fail=[0.0] * len(grid), log_e_pass=[0.0] * len(ms),
+        max_log_e_pass=[0.0] * len(ms),
+    )
+
+
+def add_block(state: GateState, block: Block) -> GateState:
+    """A new state with one block of outcomes added (pure; ``state`` is not changed).
+
+    Running maxima of the e-processes are kept as well: a crossing of ``1/alpha`` is
+    final (Ville's inequality covers the supremum over time), so a fail stays a fail and
+    the confidence bound never widens again. Empty blocks are skipped.
+    """
+    if min(block.control_bad, block.control_total, block.canary_bad, block.canary_total) < 0:
+        raise GateInputError(f"block counts cannot be negative: {block}")
+    if block.empty:
+        return state
+    new = GateState.from_json(state.to_json())
+    new.last = state.last
+    if state.kind == "relative":
+        args = (block.control_bad, block.control_total, block.canary_bad, block.canary_total)
+        lf = fail_block_log_e(*args, state.control_bad, state.control_total, state.grid,
+                              state.fail_margin)
+        lp = pass_block_log_e(*args, state.control_bad, state.control_total,
+                              state.canary_bad, state.canary_total, state.margins)
+        new.log_e_fail = [a + float(b) for a, b in zip(state.log_e_fail, lf, strict=True)]
+        mix = float(log_mean_exp(np.asarray(new.log_e_fail)))
+        new.max_log_e_fail = max(state.max_log_e_fail, mix)
+        new.log_e_pass = [a + float(b) for a, b in zip(state.log_e_pass, lp, strict=True)]
+        new.max_log_e_pass = [
+            max(a, b) for a, b in zip(state.max_log_e_pass, new.log_e_pass, strict=True)
+        ]
+    new.control_bad += block.control_bad
+    new.control_total += block.control_total
+    new.canary_bad += block.canary_bad
+    new.canary_total += block.canary_total
+    new.blocks += 1
+    return new
+
+
+def update(state: GateState, readings: Mapping[str, ArmReading]) -> GateState:
+    """Add the interval since the previous readings (raw cumulative counters per arm).
+
+    The very first readings only set the baseline: what happened before the gate started
+    is not attributable to this rollout.
+    """
+    cur = {arm: {"bad": dict(r.bad), "total": dict(r.total)} for arm, r in readings.items()}
+    if state.last is None:
+        new = GateState.from_json(state.to_json())
+        new.last = cur
+        return new
+    prev = {arm: ArmReading(bad=v["bad"], total=v["total"]) for arm, v in state.last.items()}
+    new = add_block(state, block_from_readings(prev, readings))
+    if new is state:
+        new = GateState.from_json(state.to_json())
+    new.last = cur
+    return new
+
+
+# --------------------------------------------------------------------------- verdicts
+
+
+@dataclass(frozen=True)
+class GateResult:
+    """A gate's verdict and the figures an SRE reads in status."""
+
+    verdict: Verdict
+    reason: str
+    control_samples: float
+    canary_samples: float
+    control_rate: float | None
+    canary_rate: float | None
+    upper_bound: float  # anytime-valid upper bound on canary - control (or canary rate)
+    e_value: float  # fail-side evidence against "canary no worse"
+    threshold: float  # the e-value at which the gate fails (1 / alpha_per_test)
+
+
+def _rate(bad: float, total: float) -> float | None:
+    return bad / total if total > 0 else None
+
+
+def relative_upper_bound(state: GateState, alpha_per_test: float) -> float:
+    """The pass side's anytime-valid upper bound on canary - control at this alpha."""
+    level = math.log(1.0 / alpha_per_test)
+    rejected = np.asarray(state.max_log_e_pass, dtype=float) >= level
+    return float(upper_bound_from_rejections(rejected, state.margins))
+
+
+def evaluate(
+    state: GateState,
+    allowed_drop: float,
+    alpha_per_test: float,
+    min_samples_per_arm: float,
+    provider_error: str | None = None,
+) -> GateResult:
+    """The verdict of one gate now.
+
+    FAIL as soon as the fail-side e-value has ever reached ``1/alpha_per_test`` (a crossing
+    is final, even if the data source fails afterwards); NO_DATA when the caller reports
+    that the query failed (``provider_error``) or nothing was counted yet; PASS only with
+    ``min_samples_per_arm`` in both arms *and* the upper confidence bound within
+    ``allowed_drop``; INCONCLUSIVE otherwise. Absolute gates are delegated to
+    :func:`evaluate_absolute` (``allowed_drop`` is then the threshold rate).
+    """
+    if not 0 < alpha_per_test < 1:
+        raise GateInputError(f"alpha must be in (0, 1), got {alpha_per_test}")
+    if state.kind == "absolute":
+        return evaluate_absolute(state, allowed_drop, alpha_per_test, min_samples_per_arm,
+                                 provider_error)
+    threshold = 1.0 / alpha_per_test
+    bound = relative_upper_bound(state, alpha_per_test)
+    e_value = math.exp(min(state.max_log_e_fail, 700.0))
+
+    def result(verdict: Verdict, reason: str) -> GateResult:
+        return GateResult(
+            verdict, reason, state.control_total, state.canary_total,
+            _rate(state.control_bad, state.control_total),
+            _rate(state.canary_bad, state.canary_total), bound, e_value, threshold,
+        )
+
+    if state.max_log_e_fail >= math.log(threshold):
+        return result(Verdict.FAIL, f"canary worse than control: e-value {e_value:.3g} "
+                      f">= {threshold:.3g}")
+    if provider_error is not None:
+        return result(Verdict.NO_DATA, f"query failed: {provider_error}")
+    if state.control_total + state.canary_total <= 0:
+        return result(Verdict.NO_DATA, "no samples counted yet")
+    low = min(state.control_total, state.canary_total)
+    if low < min_samples_per_arm:
+        return result(Verdict.INCONCLUSIVE, f"{low:.0f} of {min_samples_per_arm:.0f} samples "
+                      "in the smaller arm")
+    if bound <= allowed_drop:
+        return result(Verdict.PASS, f"upper bound {bound:+.3f} within allowed drop "
+                      f"{allowed_drop:.3f}")
+    return result(Verdict.INCONCLUSIVE, f"upper bound {bound:+.3f} not yet within allowed "
+                  f"drop {allowed_drop:.3f}")
+
+
+# ----------------------------------------------------------------- absolute objective
+# One arm, no nuisance parameter: Robbins' beta-binomial mixture martingale gives an
+# exact confidence sequence for the canary's bad rate from the cumulative counts alone.
+
+_PRIOR_A = _PRIOR_B = 0.5  # Jeffreys prior for the mixture
+
+
+def _log_mixture(bad: float, n: float, p: float) -> float:
+    """log of the Beta(1/2, 1/2)-mixture likelihood ratio against rate p (a martingale
+    with mean 1 under p, for every n)."""
+    a, b = _PRIOR_A, _PRIOR_B
+    log_beta_post = math.lgamma(a + bad) + math.lgamma(b + n - bad) - math.lgamma(a + b + n)
+    log_beta_prior = math.lgamma(a) + math.lgamma(b) - math.lgamma(a + b)
+    return log_beta_post - log_beta_prior - bad * math.log(p) - (n - bad) * math.log1p(-p)
+
+
+def absolute_bounds(bad: float, n: float, alpha: float) -> tuple[float, float]:
+    """Anytime-valid (lower, upper) bounds on a bad rate: all p with mixture < 1/alpha."""
+    if n <= 0:
+        return 0.0, 1.0
+    level = math.log(1.0 / alpha)
+    phat = bad / n
+
+    def root(lo: float, hi: float, inside_low: bool) -> float:
+        # log mixture is convex in p with its minimum at phat; find where it hits level.
+        for _ in range(_BISECT_STEPS):
+            mid = 0.5 * (lo + hi)
+            inside = _log_mixture(bad, n, mid) < level
+            if inside == inside_low:
+                hi = mid
+            else:
+                lo = mid
+        return 0.5 * (lo + hi)
+
+    eps = 1e-12
+    lower = 0.0 if _log_mixture(bad, n, max(eps, 1e-9)) < level else root(eps, max(phat, eps),
+                                                                            inside_low=False)
+    upper = 1.0 if _log_mixture(bad, n, 1 - 1e-9) < level else root(min(phat, 1 - eps),
+                                                                    1 - eps, inside_low=True)
+    return lower, upper
+
+
+def evaluate_absolute(
+    state: GateState,
+    threshold_rate: float,
+    alpha_per_test: float,
+    min_samples: float,
+    provider_error: str | None = None,
+) -> GateResult:
+    """Verdict for "the canary's bad rate must stay <= threshold_rate".
+
+    FAIL when the lower bound exceeds the threshold (equivalently the e-value against
+    every rate at or below it, ``mixture(threshold)``, reached ``1/alpha``); PASS when the
+    upper bound is within it and ``min_samples`` canary outcomes were counted.
+    """
+    bad, n = state.canary_bad, state.canary_total
+    lower, upper = absolute_bounds(bad, n, alpha_per_test)
+    threshold = 1.0 / alpha_per_test
+    e_value = (math.exp(min(_log_mixture(bad, n, threshold_rate), 700.0))
+               if n > 0 and bad / n > threshold_rate else 1.0)
+
+    def result(verdict: Verdict, reason: str) -> GateResult:
+        return GateResult(
+            verdict, reason, state.control_total, n,
+            _rate(state.control_bad, state.control_total), _rate(bad, n), upper, e_value,
+            threshold,
+        )
+
+    if n > 0 and lower > threshold_rate:
+        return result(Verdict.FAIL, f"canary bad rate above {threshold_rate:.3f} "
+                      f"(lower bound {lower:.3f})")
+    if provider_error is not None:
+        return result(Verdict.NO_DATA, f"query failed: {provider_error}")
+    if n <= 0:
+        return result(Verdict.NO_DATA, "no samples counted yet")
+    if n < min_samples:
+        return result(Verdict.INCONCLUSIVE, f"{n:.0f} of {min_samples:.0f} samples")
+    if upper <= threshold_rate:
+        return result(Verdict.PASS, f"upper bound {upper:.3f} within {threshold_rate:.3f}")
+    return result(Verdict.INCONCLUSIVE, f"upper bound {upper:.3f} not yet within "
+                  f"{threshold_rate:.3f}")
