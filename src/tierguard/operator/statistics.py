@@ -562,22 +562,20 @@ def absolute_bounds(bad: float, n: float, alpha: float) -> tuple[float, float]:
     level = math.log(1.0 / alpha)
     phat = bad / n
 
-    def root(lo: float, hi: float, inside_low: bool) -> float:
-        # log mixture is convex in p with its minimum at phat; find where it hits level.
+    def boundary(inside: float, outside: float) -> float:
+        # log mixture is convex in p with its minimum at phat: one crossing in between.
         for _ in range(_BISECT_STEPS):
-            mid = 0.5 * (lo + hi)
-            inside = _log_mixture(bad, n, mid) < level
-            if inside == inside_low:
-                hi = mid
+            mid = 0.5 * (inside + outside)
+            if _log_mixture(bad, n, mid) < level:
+                inside = mid
             else:
-                lo = mid
-        return 0.5 * (lo + hi)
+                outside = mid
+        return inside
 
     eps = 1e-12
-    lower = 0.0 if _log_mixture(bad, n, max(eps, 1e-9)) < level else root(eps, max(phat, eps),
-                                                                            inside_low=False)
-    upper = 1.0 if _log_mixture(bad, n, 1 - 1e-9) < level else root(min(phat, 1 - eps),
-                                                                    1 - eps, inside_low=True)
+    center = min(max(phat, eps), 1 - eps)
+    lower = 0.0 if _log_mixture(bad, n, eps) < level else boundary(center, eps)
+    upper = 1.0 if _log_mixture(bad, n, 1 - eps) < level else boundary(center, 1 - eps)
     return lower, upper
 
 
