@@ -15,10 +15,11 @@ Split in two layers, as everywhere in tierguard:
 * I/O: :class:`TrafficGenerator`, an asyncio loop that sends OpenAI-style requests to
   the routers at a Poisson rate and posts feedback to ``/v1/feedback``.
 
-Ground truth. Whether an answer was good is decided the way the fake providers decide
-it (see :func:`is_good_answer`): a per-query difficulty drawn from a hash of the query,
-compared with the serving model's quality for the query's true category. The users
-therefore agree with the shadow judge about which answers were bad, and the lab knows
+Ground truth. Whether an answer was good is what the fake provider that wrote it says
+(its hidden ``tierguard_fake`` marker, see :mod:`tierguard.lab.fakeprovider`), so the
+users agree with the shadow judge about which answers were bad; the counterfactual
+"would the baseline have satisfied this user" uses the provider's own rule
+(:func:`is_good_answer`). The lab therefore knows
 each request's true satisfaction -- which the report uses for "cost per satisfied
 request" and per-category tables, clearly labelled as the simulator's ground truth. The
 rollout's verdicts never come from here: they come from the operator, through status.
@@ -30,7 +31,6 @@ import asyncio
 import base64
 import binascii
 import contextlib
-import hashlib
 import json
 import math
 import random
@@ -43,7 +43,8 @@ from typing import Any, Final
 import aiohttp
 
 from tierguard.classifier.dataset import CATEGORIES, Example, generate
-from tierguard.lab.scenarios import ProviderProfile, TrafficSpec
+from tierguard.lab.fakeprovider import is_good
+from tierguard.lab.scenarios import UPSTREAM_MODEL, ProviderProfile, TrafficSpec
 
 #: How many distinct queries the traffic cycles through (deterministic by seed).
 POOL_SIZE: Final = 6000
@@ -58,20 +59,22 @@ ROUTED_MODEL: Final = "auto"
 # --------------------------------------------------------------------------- ground truth
 
 
-def difficulty(text: str) -> float:
-    """A query's intrinsic difficulty in [0, 1), stable across models and processes.
-
-    Two models with the same quality on a category answer exactly the same queries
-    well, so an A/A pair never disagrees for real and a worse model disagrees exactly
-    on the queries it gets wrong.
-    """
-    digest = hashlib.sha256(text.encode("utf-8")).digest()
-    return int.from_bytes(digest[:8], "big") / 2.0**64
-
-
 def is_good_answer(text: str, category: str, profile: ProviderProfile) -> bool:
-    """Whether ``profile``'s model answers this query well (the simulator's truth)."""
-    return difficulty(text) < profile.quality[category]
+    """Whether a fake provider with ``profile`` answers this query well.
+
+    The fake provider's own rule (:func:`tierguard.lab.fakeprovider.is_good`) applied to
+    the model id both lab providers serve, so the simulator's truth is the providers'
+    truth: the same draw decides the answer text, the shadow judge and the user.
+    """
+    return is_good(UPSTREAM_MODEL, text, profile.quality[category])
+
+
+def answer_quality(body: Mapping[str, Any]) -> bool | None:
+    """The fake provider's hidden marker on a response (``tierguard_fake.quality``)."""
+    marker = body.get("tierguard_fake")
+    if isinstance(marker, Mapping) and marker.get("quality") in ("good", "bad"):
+        return bool(marker["quality"] == "good")
+    return None
 
 
 def rating_for(satisfied: bool, rating_rate: float, rng: random.Random) -> str | None:
@@ -409,11 +412,13 @@ class TrafficGenerator:
                 payload = await resp.json(content_type=None) if status == 200 else {}
                 if status == 200 and isinstance(payload, dict):
                     route = route_info(dict(resp.headers), payload)
+                    satisfied = answer_quality(payload)
             latency = time.monotonic() - started
             if route is not None:
                 profile = self.profiles.get(route.model)
-                if profile is not None:
+                if satisfied is None and profile is not None:
                     satisfied = is_good_answer(example.text, example.category, profile)
+                if satisfied is not None:
                     rating = rating_for(satisfied, self.spec.rating_rate, self.rng)
                 if self.baseline is not None:
                     counterfactual = is_good_answer(example.text, example.category, self.baseline)

@@ -16,8 +16,8 @@ from tierguard.lab.traffic import (
     Population,
     RouteInfo,
     Tally,
+    answer_quality,
     decode_decision_id,
-    difficulty,
     is_good_answer,
     rating_for,
     route_info,
@@ -51,11 +51,10 @@ def test_population_is_deterministic() -> None:
     assert [a.next_request() for _ in range(50)] == [b.next_request() for _ in range(50)]
 
 
-def test_difficulty_is_stable_and_uniformish() -> None:
-    assert difficulty("hello") == difficulty("hello")
-    values = [difficulty(f"q{i}") for i in range(2000)]
-    assert 0.45 < sum(values) / len(values) < 0.55
-    assert all(0 <= v < 1 for v in values)
+def test_answer_quality_marker() -> None:
+    assert answer_quality({"tierguard_fake": {"quality": "good"}}) is True
+    assert answer_quality({"tierguard_fake": {"quality": "bad"}}) is False
+    assert answer_quality({}) is None
 
 
 def test_same_quality_means_same_answers_good() -> None:
