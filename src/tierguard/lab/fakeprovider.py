@@ -61,55 +61,14 @@ log = logging.getLogger(__name__)
 
 _TAG = re.compile(r"#([a-z0-9_-]+)", re.IGNORECASE)
 _WORDS = (
-    "the",
-    "account",
-    "order",
-    "refund",
-    "delivery",
-    "password",
-    "settings",
-    "invoice",
-    "plan",
-    "support",
-    "team",
-    "update",
-    "status",
-    "shipping",
-    "address",
-    "payment",
-    "card",
-    "window",
-    "browser",
-    "device",
-    "restart",
-    "help",
-    "check",
-    "confirm",
-    "option",
-    "menu",
-    "profile",
-    "email",
-    "message",
-    "screen",
-    "button",
-    "link",
-    "page",
+    "the", "account", "order", "refund", "delivery", "password", "settings", "invoice",
+    "plan", "support", "team", "update", "status", "shipping", "address", "payment", "card",
+    "window", "browser", "device", "restart", "help", "check", "confirm", "option", "menu",
+    "profile", "email", "message", "screen", "button", "link", "page",
 )
 _FILLER = (
-    "perhaps",
-    "banana",
-    "weather",
-    "guitar",
-    "mountain",
-    "painting",
-    "elephant",
-    "orchestra",
-    "volcano",
-    "lantern",
-    "marathon",
-    "origami",
-    "saxophone",
-    "glacier",
+    "perhaps", "banana", "weather", "guitar", "mountain", "painting", "elephant",
+    "orchestra", "volcano", "lantern", "marathon", "origami", "saxophone", "glacier",
     "tapestry",
 )
 
@@ -196,8 +155,6 @@ def count_tokens(messages: list[Any]) -> int:
 # --------------------------------------------------------------------------- the app
 
 PROFILE: web.AppKey[list[FakeProfile]] = web.AppKey("profile", list)
-
-
 class Stats:
     """Request counts per ``model:outcome``."""
 
@@ -267,35 +224,19 @@ async def chat(request: web.Request) -> web.StreamResponse:
     created = int(time.time())
     _count(stats, f"{model}:ok")
     if not body.get("stream"):
-        return web.json_response(
-            {
-                "id": cid,
-                "object": "chat.completion",
-                "created": created,
-                "model": model,
-                "choices": [
-                    {
-                        "index": 0,
-                        "finish_reason": "stop",
-                        "message": {"role": "assistant", "content": " ".join(words)},
-                    }
-                ],
-                "usage": usage,
-                "tierguard_fake": marker,
-            }
-        )
+        return web.json_response({
+            "id": cid, "object": "chat.completion", "created": created, "model": model,
+            "choices": [{"index": 0, "finish_reason": "stop",
+                         "message": {"role": "assistant", "content": " ".join(words)}}],
+            "usage": usage, "tierguard_fake": marker,
+        })
     resp = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
     await resp.prepare(request)
 
     def chunk(delta: dict[str, Any], finish: str | None = None) -> bytes:
-        obj = {
-            "id": cid,
-            "object": "chat.completion.chunk",
-            "created": created,
-            "model": model,
-            "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
-            "tierguard_fake": marker,
-        }
+        obj = {"id": cid, "object": "chat.completion.chunk", "created": created, "model": model,
+               "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
+               "tierguard_fake": marker}
         return b"data: " + json.dumps(obj).encode() + b"\n\n"
 
     await resp.write(chunk({"role": "assistant", "content": ""}))
@@ -312,14 +253,8 @@ async def chat(request: web.Request) -> web.StreamResponse:
     await resp.write(chunk({}, "stop"))
     options = body.get("stream_options") or {}
     if options.get("include_usage"):
-        obj = {
-            "id": cid,
-            "object": "chat.completion.chunk",
-            "created": created,
-            "model": model,
-            "choices": [],
-            "usage": usage,
-        }
+        obj = {"id": cid, "object": "chat.completion.chunk", "created": created,
+               "model": model, "choices": [], "usage": usage}
         await resp.write(b"data: " + json.dumps(obj).encode() + b"\n\n")
     await resp.write(b"data: [DONE]\n\n")
     await resp.write_eof()
@@ -328,12 +263,8 @@ async def chat(request: web.Request) -> web.StreamResponse:
 
 async def models(request: web.Request) -> web.Response:
     names = [n for n in request.app[PROFILE][0].models if n != "*"]
-    return web.json_response(
-        {
-            "object": "list",
-            "data": [{"id": n, "object": "model", "created": 0, "owned_by": "fake"} for n in names],
-        }
-    )
+    return web.json_response({"object": "list", "data": [
+        {"id": n, "object": "model", "created": 0, "owned_by": "fake"} for n in names]})
 
 
 async def get_profile(request: web.Request) -> web.Response:
@@ -397,18 +328,12 @@ def load_profile(path: str | None) -> FakeProfile:
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=9001)
-    parser.add_argument(
-        "--profile", default=None, help="profile YAML/JSON (default: fast, error-free, quality 0.9)"
-    )
+    parser.add_argument("--profile", default=None, help="profile YAML/JSON (default: fast, "
+                        "error-free, quality 0.9)")
 
 
 def run(args: argparse.Namespace) -> int:
     logging.basicConfig(level="WARNING")
-    web.run_app(
-        create_fake_app(load_profile(args.profile)),
-        host=args.host,
-        port=args.port,
-        access_log=None,
-        print=None,
-    )
+    web.run_app(create_fake_app(load_profile(args.profile)), host=args.host, port=args.port,
+                access_log=None, print=None)
     return 0
