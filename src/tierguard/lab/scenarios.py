@@ -136,7 +136,7 @@ class Event:
 class TrafficSpec:
     """The simulated users: how many, how fast, how often they rate an answer."""
 
-    requests_per_second: float = 70.0
+    requests_per_second: float = 80.0
     users: int = 600
     #: mean number of requests in one user session (a conversation of a few turns)
     session_length: float = 3.0
