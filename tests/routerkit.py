@@ -124,3 +124,125 @@ import pytest  # noqa: E402
 @pytest.fixture(scope="session")
 def tiny_classifier(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return build_tiny_classifier(tmp_path_factory.mktemp("classifier") / "tiny.onnx")
+
+
+# --------------------------------------------------------------------------- processes
+
+import os  # noqa: E402
+import signal  # noqa: E402
+import socket  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+import time  # noqa: E402
+import urllib.request  # noqa: E402
+from collections.abc import Iterator  # noqa: E402
+from contextlib import contextmanager  # noqa: E402
+
+SRC = Path(__file__).resolve().parents[1] / "src"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _env() -> dict[str, str]:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = f"{SRC}{os.pathsep}{env.get('PYTHONPATH', '')}"
+    return env
+
+
+def wait_http(url: str, proc: subprocess.Popen[bytes], timeout_s: float = 30.0) -> None:
+    """Poll ``url`` until it answers 200 (readiness, not a timed assertion)."""
+    end = time.monotonic() + timeout_s
+    while time.monotonic() < end:
+        if proc.poll() is not None:
+            raise RuntimeError(f"process exited with {proc.returncode} before {url} was ready")
+        try:
+            with urllib.request.urlopen(url, timeout=1) as r:
+                if r.status == 200:
+                    return
+        except OSError:
+            pass
+        time.sleep(0.1)
+    raise RuntimeError(f"{url} not ready after {timeout_s}s")
+
+
+@contextmanager
+def process(args: list[str], ready_url: str, log_path: Path,
+            cpu: int | None = None) -> Iterator[subprocess.Popen[bytes]]:
+    cmd = [sys.executable, "-m", "tierguard.cli", *args]
+    if cpu is not None:
+        cmd = ["taskset", "-c", str(cpu), *cmd]
+    with open(log_path, "wb") as log:
+        proc = subprocess.Popen(cmd, env=_env(), stdout=log, stderr=subprocess.STDOUT)
+        try:
+            wait_http(ready_url, proc)
+            yield proc
+        finally:
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+                try:
+                    proc.wait(timeout=15)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait()
+
+
+@contextmanager
+def fake_provider(tmp: Path, name: str, profile: dict[str, Any] | None = None
+                  ) -> Iterator[str]:
+    """A fake provider process; yields its base URL (``http://127.0.0.1:PORT``)."""
+    import yaml
+
+    port = free_port()
+    args = ["fake-provider", "--port", str(port)]
+    if profile is not None:
+        path = tmp / f"{name}-profile.yaml"
+        path.write_text(yaml.safe_dump(profile))
+        args += ["--profile", str(path)]
+    with process(args, f"http://127.0.0.1:{port}/v1/models", tmp / f"{name}.log"):
+        yield f"http://127.0.0.1:{port}"
+
+
+@contextmanager
+def router_process(tmp: Path, config: dict[str, Any], cpu: int | None = None
+                   ) -> Iterator[tuple[str, Path]]:
+    """A router process on a config file; yields (base URL, config path)."""
+    import yaml
+
+    port = free_port()
+    config = {**config, "server": {**config.get("server", {}), "host": "127.0.0.1",
+                                   "port": port}}
+    path = tmp / "router.yaml"
+    path.write_text(yaml.safe_dump(config))
+    with process(["router", "--config", str(path), "--poll-interval", "0.2"],
+                 f"http://127.0.0.1:{port}/readyz", tmp / "router.log", cpu=cpu):
+        yield f"http://127.0.0.1:{port}", path
+
+
+def write_config(path: Path, config: dict[str, Any]) -> None:
+    """Replace a watched config file atomically (as a ConfigMap volume update does)."""
+    import yaml
+
+    current = yaml.safe_load(path.read_text())
+    new = {**config, "server": current["server"]}
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(yaml.safe_dump(new))
+    os.replace(tmp, path)
+
+
+def http(method: str, url: str, body: Any = None) -> tuple[int, Any]:
+    """A tiny stdlib HTTP call for admin/metrics endpoints: (status, JSON or text)."""
+    import urllib.error
+
+    data = json.dumps(body).encode() if body is not None else None
+    req = urllib.request.Request(url, data=data, method=method,
+                                 headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(req, timeout=30) as r:
+            status, raw, ctype = r.status, r.read(), r.headers.get("Content-Type", "")
+    except urllib.error.HTTPError as e:
+        status, raw, ctype = e.code, e.read(), e.headers.get("Content-Type", "")
+    return status, (json.loads(raw) if "json" in ctype else raw.decode())

@@ -335,5 +335,5 @@ def configure(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     logging.basicConfig(level="WARNING")
     web.run_app(create_fake_app(load_profile(args.profile)), host=args.host, port=args.port,
-                access_log=None, print=None)
+                access_log=None, print=None, shutdown_timeout=1.0, handler_cancellation=True)
     return 0
