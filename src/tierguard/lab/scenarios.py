@@ -505,7 +505,9 @@ def lab_policy(
                     "fallbacks": [CAPABLE],
                     "latencyBudget": LAB_LATENCY_BUDGET,
                 },
-                {"tier": COMPLEX, "baseline": CAPABLE, "latencyBudget": "3s"},
+                # explicit empty list: the CRD's CEL rule reads r.fallbacks, and the field has
+                # no schema default, so a route without it is refused by the API server
+                {"tier": COMPLEX, "baseline": CAPABLE, "fallbacks": [], "latencyBudget": "3s"},
             ],
             "rollout": {
                 "steps": list(LAB_STEPS),
