@@ -15,12 +15,23 @@ What differs from a Pod, and why (the lab prints this, and docs/lab.md says it t
 * ``--kubeconfig FILE`` for the Pod's ServiceAccount: the kubelet would mount that
   account's token; the lab writes a kubeconfig holding a token for the same account, so
   the router has exactly the Role the operator gave it;
-* the ``tierguard`` executable is this Python environment's, not an image's.
+* the ``tierguard`` executable is this Python environment's, not an image's;
+* volumes are materialised into a private temporary directory (Secret and ConfigMap
+  keys as files, emptyDir as an empty directory) and mounted at the container's
+  ``mountPath`` inside a private mount namespace (``unshare --mount``; plus ``--user``
+  when the lab does not run as root): the mount paths the router reads from its config
+  (``/var/run/secrets/tierguard/signing/...``) then hold exactly what a Pod would see,
+  without touching the host's filesystem. Missing parent directories are provided by an
+  overlay over the nearest existing ancestor, visible only to that process. An emptyDir
+  at a path the host already has (``/tmp``) is the host's directory: in a Pod it only
+  makes that path writable under a read-only root filesystem.
 """
 
 from __future__ import annotations
 
+import os
 import re
+import shlex
 import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -39,6 +50,20 @@ class PodTranslationError(LabError):
 
 
 @dataclass(frozen=True)
+class VolumeMount:
+    """One volumeMount of the container with its volume's content.
+
+    ``files`` maps relative paths to bytes (Secret/ConfigMap keys); None is an emptyDir.
+    """
+
+    volume: str
+    mount_path: str
+    read_only: bool
+    files: dict[str, bytes] | None
+    sub_path: str = ""
+
+
+@dataclass(frozen=True)
 class LocalPod:
     """One router replica as a local process."""
 
@@ -49,6 +74,7 @@ class LocalPod:
     service_account: str
     #: what was changed from the pod spec, for the plain statement in the output
     changes: list[str] = field(default_factory=list)
+    mounts: list[VolumeMount] = field(default_factory=list)
 
 
 def expand(value: str, env: Mapping[str, str]) -> str:
@@ -152,6 +178,141 @@ def resolve_env(
     return env
 
 
+def volume_files(
+    volume: Mapping[str, Any],
+    *,
+    secrets: Mapping[str, Mapping[str, Any]],
+    configmaps: Mapping[str, Mapping[str, Any]],
+) -> dict[str, bytes] | None:
+    """A volume's files as the kubelet would project them (pure); None for emptyDir."""
+    import base64
+
+    name = volume.get("name")
+    if "emptyDir" in volume:
+        return None
+    if "secret" in volume:
+        src = volume["secret"]
+        obj = secrets.get(src.get("secretName", ""))
+        if obj is None:
+            if src.get("optional"):
+                return {}
+            raise PodTranslationError(f"volume {name}: Secret {src.get('secretName')!r} not found")
+        data = {k: base64.b64decode(v) for k, v in (obj.get("data") or {}).items()}
+        data.update({k: v.encode() for k, v in (obj.get("stringData") or {}).items()})
+    elif "configMap" in volume:
+        src = volume["configMap"]
+        cm = configmaps.get(src.get("name", ""))
+        if cm is None:
+            if src.get("optional"):
+                return {}
+            raise PodTranslationError(f"volume {name}: ConfigMap {src.get('name')!r} not found")
+        data = {k: str(v).encode() for k, v in (cm.get("data") or {}).items()}
+        data.update({k: base64.b64decode(v) for k, v in (cm.get("binaryData") or {}).items()})
+    else:
+        raise PodTranslationError(
+            f"volume {name}: only secret, configMap and emptyDir volumes can be emulated here"
+        )
+    items = src.get("items")
+    if items:
+        missing = [i["key"] for i in items if i["key"] not in data and not src.get("optional")]
+        if missing:
+            raise PodTranslationError(f"volume {name}: keys {missing} not found")
+        return {i["path"]: data[i["key"]] for i in items if i["key"] in data}
+    return data
+
+
+def pod_mounts(
+    pod_spec: Mapping[str, Any],
+    container: Mapping[str, Any],
+    *,
+    secrets: Mapping[str, Mapping[str, Any]],
+    configmaps: Mapping[str, Mapping[str, Any]],
+) -> list[VolumeMount]:
+    """The container's volumeMounts with their content (pure)."""
+    volumes = {v["name"]: v for v in pod_spec.get("volumes") or []}
+    out: list[VolumeMount] = []
+    for m in container.get("volumeMounts") or []:
+        vol = volumes.get(m["name"])
+        if vol is None:
+            raise PodTranslationError(f"volumeMount {m['name']}: no such volume in the pod spec")
+        out.append(
+            VolumeMount(
+                volume=m["name"],
+                mount_path=str(m["mountPath"]),
+                read_only=bool(m.get("readOnly", False)),
+                files=volume_files(vol, secrets=secrets, configmaps=configmaps),
+                sub_path=str(m.get("subPath") or ""),
+            )
+        )
+    return out
+
+
+def nearest_existing(path: str, exists: Any = os.path.lexists) -> str:
+    """The longest existing prefix directory of ``path`` (pure given ``exists``)."""
+    p = Path(path)
+    for parent in [p, *p.parents]:
+        if exists(str(parent)):
+            return str(parent)
+    return "/"
+
+
+def mount_script(
+    mounts: Sequence[tuple[VolumeMount, Path]],
+    scratch: Path,
+    *,
+    exists: Any = os.path.lexists,
+    realpath: Any = os.path.realpath,
+) -> tuple[str, list[str]]:
+    """A POSIX shell script that mounts each materialised volume at its mountPath inside
+    a private mount namespace, then execs the container command (``"$@"``).
+
+    Returns the script and notes on what was not mounted. Pure given ``exists`` and
+    ``realpath`` (the host's filesystem), so it is unit-tested.
+    """
+    lines = ["set -e"]
+    notes: list[str] = []
+    overlays: list[str] = []
+    binds: list[str] = []
+    for vm, source in mounts:
+        target = vm.mount_path
+        if exists(target):
+            if vm.files is None:
+                notes.append(
+                    f"emptyDir {vm.volume} at {target}: the host's {target} (in a Pod it only "
+                    "makes that path writable under a read-only root filesystem)"
+                )
+                continue
+        else:
+            anchor = realpath(nearest_existing(target, exists))
+            if anchor == "/":
+                raise PodTranslationError(
+                    f"volumeMount {vm.volume}: cannot emulate a mount at {target} (no parent)"
+                )
+            if anchor not in overlays:
+                overlays.append(anchor)
+        src = source / vm.sub_path if vm.sub_path else source
+        q_src, q_target = shlex.quote(str(src)), shlex.quote(target)
+        kind = "touch" if vm.sub_path and vm.files is not None else "mkdir -p"
+        binds.append(f"[ -e {q_target} ] || {kind} {q_target}")
+        binds.append(f"mount --bind {q_src} {q_target}")
+        if vm.read_only:
+            binds.append(f"mount -o remount,bind,ro {q_target}")
+    for i, anchor in enumerate(sorted(overlays, key=len)):
+        upper, work = scratch / f"overlay-{i}" / "upper", scratch / f"overlay-{i}" / "work"
+        lines.append(f"mkdir -p {shlex.quote(str(upper))} {shlex.quote(str(work))}")
+        opts = f"lowerdir={anchor},upperdir={upper},workdir={work}"
+        lines.append(f"mount -t overlay tierguard-lab -o {shlex.quote(opts)} {shlex.quote(anchor)}")
+    lines += binds
+    lines.append('exec "$@"')
+    return "\n".join(lines) + "\n", notes
+
+
+def unshare_prefix(euid: int) -> list[str]:
+    """How to enter a private mount namespace (``--user`` when not root)."""
+    base = ["unshare", "--mount", "--propagation", "private"]
+    return base if euid == 0 else [*base, "--user", "--map-root-user"]
+
+
 def _set_flag(argv: list[str], flag: str, value: str) -> tuple[list[str], bool]:
     """Replace ``flag VALUE`` / ``flag=VALUE`` in argv, or append it; report a change."""
     out: list[str] = []
@@ -216,6 +377,7 @@ def local_pods(
     if not command:
         # an image's ENTRYPOINT: tierguard's image runs `tierguard`
         command = ["tierguard"]
+    mounts = pod_mounts(pod_spec, container, secrets=secrets, configmaps=configmaps)
     pods: list[LocalPod] = []
     for i, port in enumerate(ports):
         pod_name = f"{meta.get('name')}-lab-{i}"
@@ -249,6 +411,7 @@ def local_pods(
                 port=port,
                 service_account=service_account,
                 changes=changes,
+                mounts=mounts,
             )
         )
     return pods

@@ -30,7 +30,9 @@ import contextlib
 import json
 import os
 import secrets
+import shutil
 import sys
+import tempfile
 import threading
 import time
 import urllib.error
@@ -49,8 +51,14 @@ from tierguard.api.enums import Phase
 from tierguard.api.resource import RoutingPolicy
 from tierguard.lab import scenarios as sc
 from tierguard.lab.live import CostFigures, LiveView, Snapshot
-from tierguard.lab.pods import LocalPod, local_pods
-from tierguard.lab.processes import LabError, ManagedProcess, free_port
+from tierguard.lab.pods import LocalPod, local_pods, mount_script, unshare_prefix
+from tierguard.lab.processes import (
+    LabError,
+    ManagedProcess,
+    free_port,
+    keep_dir_if_we_die,
+    remove_dir_if_we_die,
+)
 from tierguard.lab.report import RunRecord, Sample
 from tierguard.lab.traffic import TrafficGenerator
 
@@ -120,6 +128,7 @@ class Lab:
         self.provider_urls: dict[str, str] = {}
         self.operator: ManagedProcess | None = None
         self.routers: list[tuple[LocalPod, ManagedProcess]] = []
+        self._pods_dir: Path | None = None
         self.api_keys = {sc.CHEAP: secrets.token_urlsafe(16), sc.CAPABLE: secrets.token_urlsafe(16)}
         self.notes: list[str] = []
 
@@ -419,7 +428,10 @@ class Lab:
         started: list[tuple[LocalPod, ManagedProcess]] = []
         for pod in pods:
             proc = ManagedProcess(
-                f"router {pod.name}", pod.argv, self.logs / f"{pod.name}.log", env=pod.env
+                f"router {pod.name}",
+                self._with_volumes(pod),
+                self.logs / f"{pod.name}.log",
+                env=pod.env,
             ).start()
             started.append((pod, proc))
             self.routers.append((pod, proc))
@@ -436,11 +448,49 @@ class Lab:
             ]
         )
 
+    def _with_volumes(self, pod: LocalPod) -> list[str]:
+        """The pod's argv, wrapped so its volumes appear at their mount paths.
+
+        Volume files (a Secret's signing key, say) go to a private temporary directory
+        (mode 0700, removed with the routers, and by the reaper if the lab is killed),
+        never into lab-output.
+        """
+        if not pod.mounts:
+            return pod.argv
+        if shutil.which("unshare") is None:
+            raise LabRunError(
+                "the router Pod mounts volumes and the lab emulates them with a private "
+                "mount namespace, which needs `unshare` (util-linux): apt-get install util-linux"
+            )
+        if self._pods_dir is None:
+            self._pods_dir = Path(tempfile.mkdtemp(prefix="tierguard-lab-pods-"))
+            remove_dir_if_we_die(self._pods_dir)
+        root = self._pods_dir / pod.name
+        sources: list[tuple[Any, Path]] = []
+        for vm in pod.mounts:
+            src = root / "volumes" / vm.volume
+            src.mkdir(parents=True, exist_ok=True, mode=0o700)
+            for rel, data in (vm.files or {}).items():
+                f = src / rel
+                f.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+                f.write_bytes(data)
+                f.chmod(0o600)
+            sources.append((vm, src))
+        script, notes = mount_script(sources, root / "scratch")
+        for note in notes:
+            if note not in self.notes:
+                self.notes.append(note)
+        return [*unshare_prefix(os.geteuid()), "sh", "-c", script, "sh", *pod.argv]
+
     def stop_routers(self) -> None:
         for _, proc in self.routers:
             with contextlib.suppress(Exception):
                 proc.stop()
         self.routers = []
+        if self._pods_dir is not None:
+            shutil.rmtree(self._pods_dir, ignore_errors=True)
+            keep_dir_if_we_die(self._pods_dir)
+            self._pods_dir = None
 
     # ------------------------------------------------------------------ prometheus
 

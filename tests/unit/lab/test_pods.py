@@ -121,3 +121,69 @@ def test_foreign_entry_points_are_refused() -> None:
             kubeconfig=Path("k"),
             base_env={},
         )
+
+
+def test_volumes_are_projected_like_the_kubelet_does() -> None:
+    from tierguard.lab.pods import pod_mounts
+
+    pod_spec = {
+        "volumes": [
+            {"name": "tmp", "emptyDir": {}},
+            {"name": "signing", "secret": {"secretName": "keys"}},
+            {"name": "cm", "configMap": {"name": "cm", "items": [{"key": "a", "path": "x/a.txt"}]}},
+        ]
+    }
+    container = {
+        "volumeMounts": [
+            {"name": "tmp", "mountPath": "/tmp"},
+            {"name": "signing", "mountPath": "/var/run/secrets/t/signing", "readOnly": True},
+            {"name": "cm", "mountPath": "/etc/t"},
+        ]
+    }
+    mounts = pod_mounts(
+        pod_spec, container, secrets=SECRETS, configmaps={"cm": {"data": {"a": "1", "b": "2"}}}
+    )
+    assert [m.files for m in mounts] == [None, {"cheap": b"s3cret"}, {"x/a.txt": b"1"}]
+    assert mounts[1].read_only and not mounts[2].read_only
+    with pytest.raises(PodTranslationError, match="not found"):
+        pod_mounts(pod_spec, container, secrets={}, configmaps={})
+
+
+def test_mount_script_overlays_missing_parents_and_binds_volumes() -> None:
+    from tierguard.lab.pods import VolumeMount, mount_script, unshare_prefix
+
+    host = {"/", "/tmp", "/var", "/var/run", "/run", "/etc"}
+    mounts = [
+        (VolumeMount("tmp", "/tmp", False, None), Path("/s/tmp")),
+        (VolumeMount("signing", "/var/run/secrets/t/signing", True, {"k": b"v"}), Path("/s/sig")),
+        (VolumeMount("cm", "/etc/t", False, {"a": b"1"}), Path("/s/cm")),
+    ]
+    script, notes = mount_script(
+        mounts,
+        Path("/s/scratch"),
+        exists=lambda p: p in host,
+        realpath=lambda p: "/run" if p == "/var/run" else p,
+    )
+    lines = script.splitlines()
+    assert lines[0] == "set -e" and lines[-1] == 'exec "$@"'
+    assert any(ln.startswith("mount -t overlay") and ln.endswith(" /run") for ln in lines)
+    assert any(ln.startswith("mount -t overlay") and ln.endswith(" /etc") for ln in lines)
+    assert "mount --bind /s/sig /var/run/secrets/t/signing" in lines
+    assert "mount -o remount,bind,ro /var/run/secrets/t/signing" in lines
+    assert "mount --bind /s/cm /etc/t" in lines
+    assert not any("/s/tmp" in ln for ln in lines)  # the host's /tmp stays
+    assert notes and "/tmp" in notes[0]
+    assert unshare_prefix(0) == ["unshare", "--mount", "--propagation", "private"]
+    assert unshare_prefix(1000)[-2:] == ["--user", "--map-root-user"]
+
+
+def test_mount_script_refuses_a_mount_with_no_existing_parent() -> None:
+    from tierguard.lab.pods import VolumeMount, mount_script
+
+    with pytest.raises(PodTranslationError, match="cannot emulate"):
+        mount_script(
+            [(VolumeMount("v", "/data/x", False, {}), Path("/s"))],
+            Path("/s/scratch"),
+            exists=lambda p: p == "/",
+            realpath=lambda p: p,
+        )
