@@ -1,0 +1,129 @@
+"""The recipe for the shipped default model (``tierguard train --default``).
+
+Every number is fixed here so the committed ``default/model.onnx`` can be rebuilt
+bit-for-bit by anyone with the ``train`` extra, and a test checks that it was:
+
+1. train on 8,000 generated queries (seed 1, ``split="train"``);
+2. calibrate the ``simple`` threshold on 2,000 queries (seed 2, ``split="holdout"``,
+   phrasing never seen in training) so that at most 3 % of complex queries go to the
+   cheap model (the seed 003 risk, capped rather than averaged away);
+3. evaluate on 5,000 queries (seed 3, ``split="holdout"``) at that threshold, like
+   seed 003's 5,000-query holdout; those figures are the model card's and are stored
+   in the model's ``tierguard.metrics``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from tierguard.classifier.calibration import ThresholdChoice, choose_threshold
+from tierguard.classifier.data import LabelledSet, parse_jsonl
+from tierguard.classifier.dataset import DEFAULT_TIERS, Example, generate
+from tierguard.classifier.evaluation import evaluate
+
+__all__ = ["DEFAULT_RECIPE", "DefaultBuild", "Recipe", "build_default", "examples_to_set"]
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """Sizes and seeds of the default model's three data sets and its calibration target."""
+
+    train_n: int = 8000
+    train_seed: int = 1
+    calibration_n: int = 2000
+    calibration_seed: int = 2
+    test_n: int = 5000
+    test_seed: int = 3
+    max_under_route: float = 0.03
+    version: str = "default-1"
+
+
+DEFAULT_RECIPE = Recipe()
+
+
+@dataclass
+class DefaultBuild:
+    """The built model plus everything the model card and tests need to recompute it."""
+
+    model: bytes
+    calibration: ThresholdChoice
+    test_report: dict[str, Any]
+    train_set: LabelledSet
+    calibration_set: LabelledSet
+    test_set: LabelledSet
+
+
+def examples_to_set(examples: list[Example], where: str) -> LabelledSet:
+    """Serialise generated examples to JSON lines and parse them back (so the training-data
+    hash is the hash of exactly the file ``python -m tierguard.classifier.dataset`` writes)."""
+    content = "".join(e.to_json() + "\n" for e in examples).encode("utf-8")
+    return parse_jsonl(content, DEFAULT_TIERS, where)
+
+
+def recipe_sets(recipe: Recipe = DEFAULT_RECIPE) -> tuple[LabelledSet, LabelledSet, LabelledSet]:
+    """The (train, calibration, test) sets of a recipe."""
+    train_set = examples_to_set(
+        generate(recipe.train_n, recipe.train_seed, "train"), "generated:train"
+    )
+    cal_set = examples_to_set(
+        generate(recipe.calibration_n, recipe.calibration_seed, "holdout"), "generated:calibration"
+    )
+    test_set = examples_to_set(
+        generate(recipe.test_n, recipe.test_seed, "holdout"), "generated:test"
+    )
+    return train_set, cal_set, test_set
+
+
+def build_default(recipe: Recipe = DEFAULT_RECIPE) -> DefaultBuild:
+    """Train, calibrate and evaluate the default model (about 10 s on one core)."""
+    from tierguard.classifier.train import (
+        MODEL_FAMILY,
+        TrainConfig,
+        build_metadata,
+        export_onnx,
+        fit_pipeline,
+        predict_proba,
+    )
+
+    tiers = DEFAULT_TIERS
+    train_set, cal_set, test_set = recipe_sets(recipe)
+    config = TrainConfig()
+    pipeline = fit_pipeline(train_set.texts, train_set.tiers, tiers, config)
+    index = {t: i for i, t in enumerate(tiers)}
+    cal_probs = predict_proba(pipeline, cal_set.texts)
+    choice = choose_threshold(
+        cal_probs[:, 0],
+        np.array([index[t] for t in cal_set.tiers]),
+        max_under_route=recipe.max_under_route,
+    )
+    thresholds = {tiers[0]: choice.threshold}
+    cal_report = evaluate(
+        cal_probs, cal_set.tiers, tiers, thresholds, cal_set.categories, cal_set.hard
+    )
+    test_probs = predict_proba(pipeline, test_set.texts)
+    test_report = evaluate(
+        test_probs, test_set.tiers, tiers, thresholds, test_set.categories, test_set.hard
+    )
+    metrics = {
+        "holdout": test_report,
+        "holdout_source": (
+            f"generated: {recipe.test_n} queries, seed {recipe.test_seed}, split 'holdout' "
+            "(templates never seen in training)"
+        ),
+        "train_examples": recipe.train_n,
+        "model": MODEL_FAMILY,
+        "config": config.to_json(),
+        "recipe": {k: v for k, v in recipe.__dict__.items()},
+    }
+    calibration = {
+        **choice.to_json(),
+        "data_sha256": cal_set.sha256,
+        "data_source": cal_set.source,
+        "report": cal_report,
+    }
+    meta = build_metadata(tiers, thresholds, recipe.version, train_set.sha256, metrics, calibration)
+    model = export_onnx(pipeline, meta)
+    return DefaultBuild(model, choice, test_report, train_set, cal_set, test_set)

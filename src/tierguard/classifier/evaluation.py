@@ -1,0 +1,199 @@
+"""Where a classifier misroutes: confusion matrix, per-category and hard-case rates.
+
+Pure numpy on purpose: training, ``tierguard calibrate``, the model-card test and the lab
+all compute the same figures with the same code, and none of them needs scikit-learn
+for it. Aggregate accuracy is reported, but the figures that matter are the ones
+seed 003's dashboards lacked: per category, and on the hard (simple-looking) slice.
+
+Vocabulary used throughout (tiers ordered cheapest first):
+
+* ``cheap share``: share of queries routed to the cheapest tier (what the bill follows).
+* ``under-route`` ("complex routed as simple" for two tiers): a query whose label is a
+  more expensive tier routed to a cheaper one. This is the quality risk.
+* ``over-route``: a query routed to a more expensive tier than its label: the cost leak.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from tierguard.classifier.runtime import assign_tiers
+
+__all__ = ["evaluate", "format_report", "wilson_upper"]
+
+
+def wilson_upper(failures: int, n: int, z: float = 1.959964) -> float:
+    """Upper end of the Wilson score interval (95 % two-sided by default) for a rate.
+
+    Reported beside every misroute rate so a reader sees how little a rate measured on
+    40 hard examples actually says.
+    """
+    if n <= 0:
+        return 1.0
+    p = failures / n
+    denom = 1 + z * z / n
+    centre = p + z * z / (2 * n)
+    margin = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
+    return min(1.0, (centre + margin) / denom)
+
+
+def _rate(k: int, n: int) -> float | None:
+    return round(k / n, 6) if n else None
+
+
+def evaluate(
+    probabilities: npt.NDArray[np.floating[Any]],
+    labels: Sequence[str],
+    tiers: Sequence[str],
+    thresholds: Sequence[float] | dict[str, float],
+    categories: Sequence[str | None] | None = None,
+    hard: Sequence[bool] | None = None,
+) -> dict[str, Any]:
+    """Apply the tier rule at ``thresholds`` and describe the result as plain JSON data.
+
+    ``labels`` are tier names; ``categories`` and ``hard`` are optional per-example
+    annotations. The result is what goes into the model metadata and the model card.
+    """
+    tiers = list(tiers)
+    if isinstance(thresholds, dict):
+        thr = [float(thresholds[t]) for t in tiers[:-1]]
+    else:
+        thr = [float(t) for t in thresholds]
+    probs = np.asarray(probabilities, dtype=np.float64)
+    if probs.shape != (len(labels), len(tiers)):
+        raise ValueError(f"probabilities shape {probs.shape} != ({len(labels)}, {len(tiers)})")
+    index = {t: i for i, t in enumerate(tiers)}
+    y = np.array([index[label] for label in labels], dtype=np.intp)
+    pred = assign_tiers(probs, thr)
+    n = len(y)
+    k = len(tiers)
+    confusion = np.zeros((k, k), dtype=np.int64)
+    np.add.at(confusion, (y, pred), 1)
+    under = int(np.sum(pred < y))
+    over = int(np.sum(pred > y))
+    expensive = int(np.sum(y > 0))
+    cheap_labelled = int(np.sum(y == 0))
+    under_n = int(np.sum(pred < y))
+    report: dict[str, Any] = {
+        "n": n,
+        "tiers": tiers,
+        "thresholds": {t: round(v, 6) for t, v in zip(tiers[:-1], thr, strict=True)},
+        "accuracy": _rate(int(np.sum(pred == y)), n),
+        "cheap_share": _rate(int(np.sum(pred == 0)), n),
+        "label_cheap_share": _rate(cheap_labelled, n),
+        # among queries labelled with a more expensive tier, share routed cheaper
+        "under_route_rate": _rate(under_n, expensive),
+        "under_route_upper95": round(wilson_upper(under_n, expensive), 6),
+        # among queries labelled cheapest, share routed to a more expensive tier
+        "over_route_rate": _rate(int(np.sum((y == 0) & (pred > 0))), cheap_labelled),
+        "under_routed": under,
+        "over_routed": over,
+        # rows: label tier, columns: routed tier
+        "confusion": {"labels": tiers, "matrix": confusion.tolist()},
+    }
+    if len(tiers) == 2:
+        report["auc"] = _auc(probs[:, 1], y == 1)
+    if categories is not None:
+        per_cat: dict[str, dict[str, Any]] = {}
+        cats = [c if c is not None else "(none)" for c in categories]
+        for cat in sorted(set(cats), key=lambda c: min(i for i, x in enumerate(cats) if x == c)):
+            mask = np.array([c == cat for c in cats])
+            per_cat[cat] = _slice(mask, y, pred, tiers)
+        report["per_category"] = per_cat
+    if hard is not None:
+        hmask = np.asarray(hard, dtype=bool)
+        if hmask.any():
+            report["hard"] = _slice(hmask, y, pred, tiers)
+            if categories is not None:
+                cats = [c if c is not None else "(none)" for c in categories]
+                report["hard_per_category"] = {
+                    cat: _slice(hmask & np.array([c == cat for c in cats]), y, pred, tiers)
+                    for cat in dict.fromkeys(c for c, h in zip(cats, hmask, strict=True) if h)
+                }
+    return report
+
+
+def _slice(
+    mask: npt.NDArray[np.bool_],
+    y: npt.NDArray[np.intp],
+    pred: npt.NDArray[np.intp],
+    tiers: Sequence[str],
+) -> dict[str, Any]:
+    n = int(mask.sum())
+    wrong = int(np.sum(mask & (pred != y)))
+    under = int(np.sum(mask & (pred < y)))
+    routed = {t: int(np.sum(mask & (pred == i))) for i, t in enumerate(tiers)}
+    labelled = {t: int(np.sum(mask & (y == i))) for i, t in enumerate(tiers)}
+    return {
+        "n": n,
+        "labels": {t: c for t, c in labelled.items() if c},
+        "routed": routed,
+        "misroute_rate": _rate(wrong, n),
+        "misroute_upper95": round(wilson_upper(wrong, n), 6),
+        "under_route_rate": _rate(under, n),
+    }
+
+
+def _auc(score: npt.NDArray[np.float64], positive: npt.NDArray[np.bool_]) -> float | None:
+    """ROC AUC by the rank-sum formula (ties get average ranks); None if one class only."""
+    n_pos = int(positive.sum())
+    n_neg = len(positive) - n_pos
+    if n_pos == 0 or n_neg == 0:
+        return None
+    order = np.argsort(score, kind="mergesort")
+    ranks = np.empty(len(score), dtype=np.float64)
+    sorted_scores = score[order]
+    i = 0
+    while i < len(score):
+        j = i
+        while j + 1 < len(score) and sorted_scores[j + 1] == sorted_scores[i]:
+            j += 1
+        ranks[order[i : j + 1]] = (i + j) / 2.0 + 1.0
+        i = j + 1
+    auc = (ranks[positive].sum() - n_pos * (n_pos + 1) / 2.0) / (n_pos * n_neg)
+    return round(float(auc), 6)
+
+
+def _pct(x: float | None) -> str:
+    return "   n/a" if x is None else f"{100 * x:5.1f}%"
+
+
+def format_report(report: dict[str, Any]) -> str:
+    """Human-readable rendering for the CLI: confusion matrix, then the slices."""
+    tiers: list[str] = report["tiers"]
+    width = max(12, *(len(t) + 2 for t in tiers))
+    lines = [
+        f"n={report['n']}  thresholds={report['thresholds']}  accuracy={_pct(report['accuracy'])}"
+        f"  cheap share={_pct(report['cheap_share'])}"
+        f" (labels: {_pct(report['label_cheap_share'])})",
+        f"under-routed (more expensive label, routed cheaper): {_pct(report['under_route_rate'])}"
+        f" (95% upper {_pct(report['under_route_upper95'])})"
+        f"   over-routed (cheapest label, routed up): {_pct(report['over_route_rate'])}",
+        "",
+        "confusion (rows: label, columns: routed)",
+        " " * width + "".join(f"{t:>{width}}" for t in tiers),
+    ]
+    for t, row in zip(tiers, report["confusion"]["matrix"], strict=True):
+        lines.append(f"{t:<{width}}" + "".join(f"{v:>{width}}" for v in row))
+    for key, title in (("per_category", "per category"), ("hard_per_category", "hard cases")):
+        if key not in report:
+            continue
+        lines += ["", f"{title}: {'n':>6} {'misrouted':>10} {'95% upper':>10}  routed"]
+        for cat, s in report[key].items():
+            routed = ", ".join(f"{t} {c}" for t, c in s["routed"].items())
+            lines.append(
+                f"  {cat:<30} {s['n']:>6} {_pct(s['misroute_rate']):>10} "
+                f"{_pct(s['misroute_upper95']):>10}  {routed}"
+            )
+    if "hard" in report:
+        h = report["hard"]
+        lines.append(
+            f"  {'ALL HARD (simple-looking)':<30} {h['n']:>6} {_pct(h['misroute_rate']):>10} "
+            f"{_pct(h['misroute_upper95']):>10}"
+        )
+    return "\n".join(lines)
