@@ -350,3 +350,63 @@ def test_a_dying_parent_takes_its_servers_along(sig: signal.Signals, wait_for: W
         if parent.poll() is None:
             parent.kill()
             parent.wait()
+
+
+def _pids_mentioning(text: str) -> list[int]:
+    """Live processes whose command line contains ``text`` (e.g. a working directory)."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            cmdline = Path(f"/proc/{entry}/cmdline").read_bytes().replace(b"\0", b" ")
+        except OSError:
+            continue
+        if text.encode() in cmdline and pid_running(int(entry)):
+            found.append(int(entry))
+    return found
+
+
+def test_up_cli_serves_until_ctrl_c(control_plane: ControlPlane) -> None:
+    """``python -m tierguard.lab.controlplane up``: usable kubeconfig, clean Ctrl-C."""
+    src = str(Path(tierguard.__file__).resolve().parents[1])
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([src, os.environ.get("PYTHONPATH", "")]))
+    env["TIERGUARD_CONTROLPLANE_BIN"] = str(control_plane.binaries.etcd.parent)
+    cli = subprocess.Popen(
+        [sys.executable, "-m", "tierguard.lab.controlplane", "--no-build", "up", "--prometheus"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        env=env,
+        start_new_session=True,
+    )
+    try:
+        assert cli.stdout is not None
+        lines: dict[str, str] = {}
+        for line in cli.stdout:
+            key, _, value = line.partition(":")
+            lines[key.strip()] = value.strip()
+            if line.startswith("# Ctrl-C"):
+                break
+        kubeconfig = Path(lines["kubeconfig"])
+        workdir = str(kubeconfig.parent)
+        # "http://127.0.0.1:PORT  (targets file: /tmp/tierguard-prometheus-.../targets.json)"
+        prom_dir = str(Path(lines["prometheus"].split()[-1].rstrip(")")).parent)
+        assert f"export KUBECONFIG={kubeconfig}" in lines
+        got = control_plane.kubectl(
+            "get", "namespace", "default", "-o", "name", kubeconfig=kubeconfig
+        )
+        assert got.stdout.strip() == "namespace/default"
+        assert len(_pids_mentioning(workdir)) == 3  # etcd, kube-apiserver, controller manager
+        assert len(_pids_mentioning(prom_dir)) == 1
+
+        cli.send_signal(signal.SIGINT)
+        assert cli.wait(timeout=60) == 0
+        assert _pids_mentioning(workdir) == []
+        assert _pids_mentioning(prom_dir) == []
+        assert not Path(workdir).exists()
+        assert not Path(prom_dir).exists()
+    finally:
+        if cli.poll() is None:
+            cli.kill()
+            cli.wait()

@@ -84,6 +84,11 @@ def gate_specs(spec: RoutingPolicySpec) -> list[GateSpec]:
         seen.add(key)
         absolute = slo.objective == "Absolute"
         allowed = float(slo.threshold if absolute and slo.threshold is not None else slo.allowed_drop)
+        if slo.signal == Signal.SHADOW_DISAGREEMENT and not absolute:
+            # The router shadows canary answers only: the disagreement rate is already a
+            # canary-vs-baseline measure and has no control arm of its own, so "relative to
+            # control" means the share of disagreements must stay within the allowed drop.
+            absolute = True
         out.append(
             GateSpec(
                 key=key,

@@ -182,7 +182,7 @@ def test_history_is_bounded() -> None:
 rates = hs.floats(min_value=0.01, max_value=0.4)
 
 
-@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     control=rates,
     canary=rates,
@@ -220,7 +220,7 @@ def test_properties_of_any_run(control: float, canary: float, per_minute: int, s
         assert st.step == 0 and st.phase != Phase.PROMOTED
 
 
-@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(seed=hs.integers(min_value=0, max_value=10_000), dead_from=hs.integers(0, 50))
 def test_never_advances_without_data(seed: int, dead_from: int) -> None:
     spec = make_spec(noData={"after": "1h", "action": "Pause"})
@@ -237,7 +237,7 @@ def test_never_advances_without_data(seed: int, dead_from: int) -> None:
             assert d.status.phase != Phase.PROMOTED
 
 
-@settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=6, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     seed=hs.integers(min_value=0, max_value=10_000),
     canary=rates,
@@ -260,16 +260,17 @@ def test_resuming_from_a_status_snapshot_decides_the_same(seed: int, canary: flo
 
 def test_identical_arms_rarely_roll_back() -> None:
     """A/A: the false-rollback rate over a whole rollout stays at most alpha (0.05), with
-    gates looked at every minute. 200 runs; the bound allows for simulation noise."""
+    gates looked at every minute. 100 runs (the gates branch's detection study in bench/
+    measures the rate precisely); the bound allows for simulation noise."""
     spec = make_spec(steps=[5, 10, 25, 50, 100], bakeTime="1m", minSamplesPerArm=10_000)
     gates = g.gate_specs(spec)
-    runs = 200
+    runs = 100
     rollbacks = 0
     for seed in range(runs):
-        traffic = Traffic(SAME, per_minute=300, seed=seed)
+        traffic = Traffic(SAME, per_minute=600, seed=seed)
         state = g.fresh_gate_state("x")
-        for minute in range(120):
-            weight = [5, 10, 25, 50][min(minute // 30, 3)]
+        for minute in range(40):
+            weight = [5, 10, 25, 50][min(minute // 10, 3)]
             traffic.tick(weight, Arm.CONTROL)
             obs = traffic.observe(spec, T0 + timedelta(minutes=minute))
             state = g.update_gates(state, gates, obs, Arm.CONTROL)
@@ -277,8 +278,8 @@ def test_identical_arms_rarely_roll_back() -> None:
             if any(o.verdict == Verdict.FAIL for o in outcomes):
                 rollbacks += 1
                 break
-    # 0.05 * 200 = 10 expected at worst; 3 sigma of binomial noise above that.
-    assert rollbacks <= 10 + 3 * (200 * 0.05 * 0.95) ** 0.5
+    # 0.05 * runs expected at worst; 3 sigma of binomial noise above that.
+    assert rollbacks <= runs * 0.05 + 3 * (runs * 0.05 * 0.95) ** 0.5
 
 
 @pytest.mark.parametrize("phase", [Phase.PROGRESSING, Phase.PROMOTED])

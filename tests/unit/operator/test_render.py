@@ -1,0 +1,126 @@
+"""Rendering is pure: spec + status in, Kubernetes objects out."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import yaml
+from sim import T0, make_spec
+
+from tierguard.api import constants as c
+from tierguard.api.enums import Arm, Phase
+from tierguard.api.routerconfig import RouterConfig
+from tierguard.api.status import RoutingPolicyStatus
+from tierguard.operator import render
+from tierguard.operator import rollout as r
+from tierguard.operator.revision import compute_revision
+
+REF = render.PolicyRef("shop", "team-a", "0000-uid")
+
+
+def started() -> RoutingPolicyStatus:
+    return r.reconcile(make_spec(), None, T0).status
+
+
+def cfg(objs: list[dict]) -> RouterConfig:
+    cm = next(o for o in objs if o["kind"] == "ConfigMap")
+    return RouterConfig.model_validate(yaml.safe_load(cm["data"][c.ROUTER_CONFIG_KEY]))
+
+
+def test_every_object_is_labelled_and_owned() -> None:
+    objs = render.render_all(REF, make_spec(), started(), service_monitor_available=True)
+    kinds = [o["kind"] for o in objs]
+    assert kinds == ["ServiceAccount", "Role", "RoleBinding", "ConfigMap", "Deployment",
+                     "Service", "ServiceMonitor"]
+    for o in objs:
+        meta = o["metadata"]
+        assert meta["namespace"] == "team-a"
+        assert meta["labels"][c.LABEL_POLICY] == "shop"
+        assert meta["labels"][c.LABEL_MANAGED_BY] == c.MANAGED_BY
+        owner = meta["ownerReferences"][0]
+        assert owner["uid"] == "0000-uid" and owner["kind"] == c.KIND and owner["controller"]
+    assert "ServiceMonitor" not in [o["kind"] for o in render.render_all(REF, make_spec(), started())]
+
+
+def test_config_carries_current_weight_and_arm() -> None:
+    spec = make_spec()
+    st = started()
+    conf = cfg(render.render_all(REF, spec, st))
+    assert {s.tier: s.weight for s in conf.split} == {"simple": 5.0, "tricky": 5.0}
+    assert conf.revision == compute_revision(spec)
+    promoted = st.model_copy(update={"phase": Phase.PROMOTED, "step": 3, "canary_weight": 95.0})
+    conf = cfg(render.render_all(REF, spec, promoted))
+    assert all(s.weight == 95.0 and s.control_arm == Arm.HOLDBACK for s in conf.split)
+    back = st.model_copy(update={"phase": Phase.ROLLED_BACK, "canary_weight": 0.0})
+    assert all(s.weight == 0 for s in cfg(render.render_all(REF, spec, back)).split)
+
+
+def test_salt_is_stable_across_steps_and_changes_with_revision() -> None:
+    spec = make_spec()
+    st = started()
+    later = r.reconcile(spec, st, T0 + timedelta(hours=1), request=r.ManualRequest("promote", "1")).status
+    assert later.step == 1
+    assert cfg(render.render_all(REF, spec, st)).salt == cfg(render.render_all(REF, spec, later)).salt
+    spec2 = make_spec()
+    spec2.models[1].system_prompt = "Be brief."
+    st2 = r.reconcile(spec2, st, T0).status
+    assert st2.revision != st.revision
+    assert cfg(render.render_all(REF, spec2, st2)).salt != cfg(render.render_all(REF, spec, st)).salt
+
+
+def test_deployment_is_hardened_and_secrets_are_references() -> None:
+    spec = make_spec()
+    spec.models[0].api_key_secret_ref = spec.models[0].api_key_secret_ref or None
+    from tierguard.api.policy import SecretKeyRef
+
+    spec.models[0].api_key_secret_ref = SecretKeyRef(name="keys", key="big")
+    dep = render.deployment(REF, spec)
+    pod = dep["spec"]["template"]["spec"]
+    ctr = pod["containers"][0]
+    sc = ctr["securityContext"]
+    assert sc["runAsNonRoot"] and sc["readOnlyRootFilesystem"]
+    assert not sc["allowPrivilegeEscalation"] and sc["capabilities"]["drop"] == ["ALL"]
+    assert ctr["readinessProbe"]["httpGet"]["path"] == "/readyz"
+    assert ctr["livenessProbe"]["httpGet"]["path"] == "/healthz"
+    env = {e["name"]: e for e in ctr["env"]}
+    key = env[render.api_key_env("big")]
+    assert key["valueFrom"]["secretKeyRef"] == {"name": "keys", "key": "big"}
+    assert "value" not in key
+    assert pod["serviceAccountName"] == render.object_name("shop")
+    assert "--configmap" in ctr["args"]
+    # No config hash on the pod: a weight change must not restart routers.
+    assert "annotations" not in dep["spec"]["template"]["metadata"]
+    conf = render.router_config(REF, spec, started())
+    big = next(m for m in conf.models if m.name == "big")
+    assert big.api_key is not None and big.api_key.env == render.api_key_env("big")
+
+
+def test_router_role_reads_only_its_own_configmap() -> None:
+    role = render.role(REF)
+    assert role["rules"] == [
+        {
+            "apiGroups": [""],
+            "resources": ["configmaps"],
+            "resourceNames": [render.object_name("shop")],
+            "verbs": ["get", "list", "watch"],
+        }
+    ]
+
+
+def test_rendering_ignores_what_it_does_not_own() -> None:
+    spec = make_spec()
+    st = started()
+    a = render.render_all(REF, spec, st)
+    noisy = st.model_copy(update={"message": "x", "last_evaluated_at": T0 + timedelta(days=3)})
+    assert render.render_all(REF, spec, noisy) == a
+
+
+def test_revision_ignores_rollout_settings_but_not_candidates() -> None:
+    a = make_spec()
+    b = make_spec(bakeTime="1h", steps=[10, 100])
+    assert compute_revision(a) == compute_revision(b)
+    c2 = make_spec()
+    c2.routes[0].candidate = None
+    assert compute_revision(c2) != compute_revision(a)
+    c2.routes[1].candidate = None
+    assert compute_revision(c2) == ""
