@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import importlib
 import json
 import os
 import secrets
@@ -277,23 +278,32 @@ class Lab:
         ).start()
 
     def operator_kubeconfig(self) -> Path:
-        """Least privilege when the operator ships its RBAC; cluster-admin otherwise."""
+        """Least privilege: a ServiceAccount bound to the operator's own RBAC rules
+        (:mod:`tierguard.operator.rbac`, the rules the Helm chart installs)."""
         try:
-            from tierguard.operator import rbac  # type: ignore[attr-defined]
+            rbac = importlib.import_module("tierguard.operator.rbac")
         except ImportError:
             self.notes.append(
-                "The operator ran with the admin kubeconfig: this build ships no RBAC "
-                "manifests for it (tierguard.operator.rbac)."
+                "The operator ran with the admin kubeconfig: this build ships no RBAC rules "
+                "for it (tierguard.operator.rbac)."
             )
             return Path(self.cp.kubeconfig)
-        ns = self.settings.namespace
-        docs = rbac.manifests(namespace=ns, service_account="tierguard-operator")
+        ns, sa = self.settings.namespace, "tierguard-operator"
+        account = {
+            "apiVersion": "v1",
+            "kind": "ServiceAccount",
+            "metadata": {"name": sa, "namespace": ns},
+        }
+        docs = [account, rbac.cluster_role(), rbac.cluster_role_binding(sa, ns)]
         self.cp.kubectl("apply", "-f", "-", input=yaml.safe_dump_all(docs))
-        self.notes.append(
-            f"The operator ran as ServiceAccount {ns}/tierguard-operator with its own "
-            "least-privilege RBAC."
+        note = (
+            f"The operator ran as ServiceAccount {ns}/{sa}, bound to its least-privilege "
+            "ClusterRole (tierguard.operator.rbac), not as cluster-admin."
         )
-        return Path(self.cp.service_account_kubeconfig(ns, "tierguard-operator", duration="2h"))
+        if note not in self.notes:
+            self.notes.append(note)
+        # the token stays in the control plane's private workdir, never in lab-output
+        return Path(self.cp.service_account_kubeconfig(ns, sa, duration="2h"))
 
     # ------------------------------------------------------------------ policy and routers
 
@@ -407,11 +417,7 @@ class Lab:
             ),
             60,
         )
-        kubeconfig = Path(
-            self.cp.service_account_kubeconfig(
-                ns, sa, path=self.settings.out_dir / f"router-{policy}.kubeconfig", duration="2h"
-            )
-        )
+        kubeconfig = Path(self.cp.service_account_kubeconfig(ns, sa, duration="2h"))
         pods = local_pods(
             deployment,
             secrets=self._namespace_objects("Secret"),
