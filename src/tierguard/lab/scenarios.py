@@ -22,10 +22,11 @@ Quality model. A provider answers a query of category *c* well with probability
 was good; a rating user gives thumbs-down when not satisfied. The numbers below are chosen
 so that the lab reproduces seed 003: the ``pareto-trap`` cheap model is as good as the
 capable one everywhere except ``billing_status``, a category the classifier rightly calls
-simple, where it answers 30 points worse. That costs the simple tier about 6.5 points
-of satisfaction on the canary arm but moves the whole product's satisfaction by at most
-0.14 x 30 = 4.2 points even at 100 % -- and by 0.2 points at the 5 % stage, which is what
-an aggregate dashboard or an aggregate-only gate sees.
+simple, where it answers 40 points worse. That costs the simple tier's canary arm 6 to 9
+points of satisfaction (depending on how much of billing_status the classifier keeps in
+the simple tier) but moves the whole product's satisfaction by at most 0.14 x 40 = 5.6
+points even at 100 % -- and by 0.3 points at the 5 % stage, which is what an aggregate
+dashboard or an aggregate-only gate sees.
 """
 
 from __future__ import annotations
@@ -59,7 +60,7 @@ CAPABLE_COMPLEX_QUALITY: Final = 0.90
 CHEAP_COMPLEX_QUALITY: Final = 0.65
 #: The category the cheap model fails in ``pareto-trap`` and how badly.
 TRAP_CATEGORY: Final = "billing_status"
-TRAP_QUALITY: Final = 0.65
+TRAP_QUALITY: Final = 0.55
 
 
 class ScenarioError(ValueError):
@@ -233,7 +234,7 @@ def _pareto_trap() -> Scenario:
             f"The cheap model is as good as the capable one except on {TRAP_CATEGORY}, a "
             f"category the classifier calls simple, where it answers well only "
             f"{TRAP_QUALITY:.0%} of the time instead of {CAPABLE_SIMPLE_QUALITY:.0%}. The "
-            "simple tier's canary loses about 6.5 points; the aggregate across tiers moves "
+            "simple tier's canary loses 6 to 9 points; the aggregate across tiers moves "
             "by a fraction of a point at the first stages. The per-tier gate rolls the "
             "rollout back at an early stage and names the tier."
         ),
