@@ -334,3 +334,14 @@ async def test_client_api_keys(env: Env) -> None:
 @pytest.fixture(autouse=True)
 def _keys(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("TG_TEST_KEYS", "k1\nk2\n")
+
+
+async def test_classifier_failure_routes_to_catch_all_tier(env: Env,
+                                                           monkeypatch: pytest.MonkeyPatch
+                                                           ) -> None:
+    def broken(text: str) -> None:
+        raise RuntimeError("onnxruntime exploded")
+
+    monkeypatch.setattr(env.runtime.state.classifier, "classify", broken)
+    r = await env.chat(SIMPLE_QUERY)
+    assert r.status == 200 and r.headers["x-tierguard-tier"] == "complex"

@@ -265,14 +265,19 @@ def plan_request(state: RouterState, req: ChatRequest, request: web.Request, req
         text = classifier_text(req.messages, config.classifier.input,
                                config.classifier.max_input_chars)
         started = time.perf_counter()
-        result = state.classifier.classify(text)
+        try:
+            result = state.classifier.classify(text)
+            tier, probabilities = result.tier, result.probabilities
+        except Exception:  # never fail a request on the classifier: use the catch-all tier
+            log.exception("classifier failed; routing to the catch-all tier")
+            tier, probabilities = config.classifier.tiers[-1].name, None
         m.classifier_duration.labels(config.policy).observe(time.perf_counter() - started)
-        route = state.routes[result.tier]
+        route = state.routes[tier]
         key = stickiness_key(config.stickiness, req.user,
                              request.headers.get(config.stickiness.header), request_id)
         plan = plan_routed(route, config.weight(route.tier), bucket(config.salt, key),
                            state.budgets[route.tier])
-        return plan, result.probabilities
+        return plan, probabilities
     if req.model in state.models:
         return plan_pinned(req.model, state.deadline_s), None
     raise ModelNotFoundError(

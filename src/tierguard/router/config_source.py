@@ -161,7 +161,9 @@ class KubeAccess:
             ssl_arg = False
 
         def token() -> str | None:
-            value: str | None = cfg.get_api_key_with_prefix("authorization")
+            # the loaders store "Bearer <token>" under BearerToken (older releases:
+            # authorization); the refresh hook re-reads rotated service-account tokens
+            value: str | None = cfg.get_api_key_with_prefix("BearerToken", alias="authorization")
             return value
 
         return cls(cfg.host, ssl_arg, token)
