@@ -39,7 +39,7 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -108,6 +108,18 @@ def _http_ok(url: str, timeout: float = 3.0) -> bool:
     """True when ``url`` answers 200 (anything else, or no answer, means "not yet")."""
     with urllib.request.urlopen(url, timeout=timeout) as resp:
         return int(resp.status) == 200
+
+
+def due_events(
+    events: Sequence[sc.Event], reached: Mapping[int, float], fired: set[int], now: float
+) -> list[int]:
+    """Indexes of the scenario events to fire now (pure): each fires once, ``after_s``
+    after the rollout first reached its step."""
+    return [
+        i
+        for i, ev in enumerate(events)
+        if i not in fired and ev.at_step in reached and now >= reached[ev.at_step] + ev.after_s
+    ]
 
 
 class Lab:
@@ -272,6 +284,7 @@ class Lab:
                 str(kubeconfig),
                 "--namespace",
                 self.settings.namespace,
+                "--standalone",
             ],
             self.logs / "operator.log",
             env=self._child_env(),
@@ -687,9 +700,8 @@ class Lab:
         now: float,
         record: RunRecord,
     ) -> None:
-        for i, ev in enumerate(scenario.events):
-            if i in fired or ev.at_step not in reached or now < reached[ev.at_step] + ev.after_s:
-                continue
+        for i in due_events(scenario.events, reached, fired, now):
+            ev = scenario.events[i]
             fired.add(i)
             record.events.append((now, ev.label))
             self._say(f"event: {ev.label}")

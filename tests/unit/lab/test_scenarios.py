@@ -118,3 +118,14 @@ def test_lab_policy_validates_against_the_api_models(name: str, naive: bool) -> 
 def test_naive_variant_expects_promotion() -> None:
     n = sc.naive_variant(sc.get("pareto-trap"))
     assert n.naive and n.expect.phase is Phase.PROMOTED and n.name == "pareto-trap-naive"
+
+
+def test_events_fire_once_after_their_step_is_reached() -> None:
+    from tierguard.lab.supervisor import due_events
+
+    events = sc.get("prometheus-outage").events  # stop at step 1 + 5 s, start at + 30 s
+    assert due_events(events, {0: 0.0}, set(), 100.0) == []
+    assert due_events(events, {0: 0.0, 1: 50.0}, set(), 54.0) == []
+    assert due_events(events, {0: 0.0, 1: 50.0}, set(), 55.0) == [0]
+    assert due_events(events, {0: 0.0, 1: 50.0}, {0}, 81.0) == [1]
+    assert due_events(events, {0: 0.0, 1: 50.0}, {0, 1}, 200.0) == []
