@@ -83,7 +83,9 @@ def gate_specs(spec: RoutingPolicySpec) -> list[GateSpec]:
             key = f"{key}/{fp[:6]}"
         seen.add(key)
         absolute = slo.objective == "Absolute"
-        allowed = float(slo.threshold if absolute and slo.threshold is not None else slo.allowed_drop)
+        allowed = float(
+            slo.threshold if absolute and slo.threshold is not None else slo.allowed_drop
+        )
         if slo.signal == Signal.SHADOW_DISAGREEMENT and not absolute:
             # The router shadows canary answers only: the disagreement rate is already a
             # canary-vs-baseline measure and has no control arm of its own, so "relative to
@@ -186,9 +188,7 @@ def _new_entry(g: GateSpec, control_arm: Arm) -> dict[str, Any]:
     }
 
 
-def _carry_forward(
-    prev: Mapping[str, float] | None, cur: Mapping[str, float]
-) -> dict[str, float]:
+def _carry_forward(prev: Mapping[str, float] | None, cur: Mapping[str, float]) -> dict[str, float]:
     merged = dict(cur)
     for key, value in (prev or {}).items():
         if key not in merged and len(merged) < MAX_SERIES:
@@ -244,10 +244,10 @@ def update_gates(
             state.last = None
             entry["controlArm"] = control_arm.value
         reading = observations.gates.get(g.key)
-        if observations.error is None and reading is not None and reading.error is None:
-            if not reading.empty:
-                state = st.update(state, _readings_for_update(state, reading, control_arm))
-                entry["looks"] = int(entry.get("looks", 0)) + 1
+        usable = observations.error is None and reading is not None and reading.error is None
+        if usable and reading is not None and not reading.empty:
+            state = st.update(state, _readings_for_update(state, reading, control_arm))
+            entry["looks"] = int(entry.get("looks", 0)) + 1
         entry["stats"] = state.to_json()
         new[g.key] = entry
     return {**gate_state, "gates": new}

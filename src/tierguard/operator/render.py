@@ -138,14 +138,18 @@ def router_config(
             tiers=spec.classifier.tiers,
         ),
         models=[
-            UpstreamModel(
-                name=m.name,
-                base_url=m.base_url,
-                upstream_model=m.upstream_model,
-                api_key=SecretSource(env=api_key_env(m.name)) if m.api_key_secret_ref else None,
-                pricing=m.pricing,
-                timeout=m.timeout,
-                system_prompt=m.system_prompt,
+            UpstreamModel.model_validate(
+                {
+                    "name": m.name,
+                    "baseURL": m.base_url,
+                    "upstreamModel": m.upstream_model,
+                    "apiKey": (
+                        SecretSource(env=api_key_env(m.name)) if m.api_key_secret_ref else None
+                    ),
+                    "pricing": m.pricing,
+                    "timeout": m.timeout,
+                    "systemPrompt": m.system_prompt,
+                }
             )
             for m in spec.models
         ],
@@ -182,7 +186,9 @@ def router_config(
             signing_key=SecretSource(file=f"{SIGNING_KEY_DIR}/{_signing_key(spec)}"),
             ttl=spec.router.feedback_ttl,
         ),
-        shadow=ShadowConfig(sample_rate=spec.router.shadow.sample_rate, judge=spec.router.shadow.judge),
+        shadow=ShadowConfig(
+            sample_rate=spec.router.shadow.sample_rate, judge=spec.router.shadow.judge
+        ),
         observability=ObservabilityConfig(
             latency_objectives=latency,
             log_prompts=spec.router.log_prompts,
@@ -349,7 +355,10 @@ def deployment(ref: PolicyRef, spec: RoutingPolicySpec) -> Obj:
         "spec": {
             "replicas": r.replicas,
             "selector": {"matchLabels": selector_labels(ref.name)},
-            "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1}},
+            "strategy": {
+                "type": "RollingUpdate",
+                "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1},
+            },
             "template": {
                 "metadata": {"labels": labels(ref.name)},
                 "spec": {

@@ -160,7 +160,9 @@ def evaluation_due(spec: RoutingPolicySpec, status: RoutingPolicyStatus, now: da
         return False
     if status.last_evaluated_at is None:
         return True
-    return now >= status.last_evaluated_at + timedelta(seconds=parse_duration(spec.rollout.interval))
+    return now >= status.last_evaluated_at + timedelta(
+        seconds=parse_duration(spec.rollout.interval)
+    )
 
 
 def seconds_until_due(spec: RoutingPolicySpec, status: RoutingPolicyStatus, now: datetime) -> float:
@@ -183,9 +185,7 @@ def _fmt_weight(w: float) -> str:
 class _Run:
     """One call of :func:`reconcile`: a mutable working copy plus the actions it emits."""
 
-    def __init__(
-        self, spec: RoutingPolicySpec, status: RoutingPolicyStatus, now: datetime
-    ) -> None:
+    def __init__(self, spec: RoutingPolicySpec, status: RoutingPolicyStatus, now: datetime) -> None:
         self.spec = spec
         self.initial_split = serving_split(spec, status)
         self.s = status.model_copy(deep=True)
@@ -260,7 +260,9 @@ class _Run:
         if s.step >= last:
             # Only reachable when the first step already is 100 %: gates passed there.
             s.earliest_advance_at = None
-            self.transition(Phase.PROMOTED, Reason.PROMOTED, f"{why}; promoted at step {s.step + 1}")
+            self.transition(
+                Phase.PROMOTED, Reason.PROMOTED, f"{why}; promoted at step {s.step + 1}"
+            )
             return
         self.enter_step(s.step + 1)
         s.no_data_since = None
@@ -294,7 +296,9 @@ class _Run:
         self.actions.append(RolledBack(reason.value))
 
     def pause(self, reason: Reason, message: str, *, warning: bool = True) -> None:
-        self.transition(Phase.PAUSED, reason, message, event_type="Warning" if warning else "Normal")
+        self.transition(
+            Phase.PAUSED, reason, message, event_type="Warning" if warning else "Normal"
+        )
 
     # -- revision ----------------------------------------------------------------------
 
@@ -310,7 +314,9 @@ class _Run:
                 s.tiers = []
                 s.verdict_summary = ""
                 self.transition(
-                    Phase.PENDING, Reason.NO_CANDIDATE, "no route has a candidate: nothing to roll out"
+                    Phase.PENDING,
+                    Reason.NO_CANDIDATE,
+                    "no route has a candidate: nothing to roll out",
                 )
             return
         if revision == s.revision:
@@ -322,8 +328,7 @@ class _Run:
             self.transition(
                 Phase.ROLLED_BACK,
                 Reason.ROLLED_BACK,
-                f"revision {revision} was rolled back before; it is retried only by a retry "
-                "action",
+                f"revision {revision} was rolled back before; it is retried only by a retry action",
                 event_type="Warning",
             )
             return
@@ -376,7 +381,9 @@ class _Run:
         if action == Action.PAUSE:
             if s.phase != Phase.PROGRESSING:
                 return self._ignored(action.value, f"phase is {s.phase.value}")
-            self.pause(Reason.MANUAL_PAUSE, f"{who}: held at {_fmt_weight(s.canary_weight)}", warning=False)
+            self.pause(
+                Reason.MANUAL_PAUSE, f"{who}: held at {_fmt_weight(s.canary_weight)}", warning=False
+            )
             return "paused"
         # resume
         if s.phase != Phase.PAUSED:
@@ -500,12 +507,13 @@ class _Run:
             return
         if not baked and s.earliest_advance_at is not None:
             left = (s.earliest_advance_at - now).total_seconds()
-            s.message = f"baking at {_fmt_weight(s.canary_weight)}: {left:.0f}s left; {s.verdict_summary}"
+            s.message = (
+                f"baking at {_fmt_weight(s.canary_weight)}: {left:.0f}s left; {s.verdict_summary}"
+            )
         elif not no_data:
             waiting = [o for o in outcomes if o.verdict == Verdict.INCONCLUSIVE]
             s.message = (
-                "waiting for evidence: "
-                + "; ".join(f"{o.key}: {o.message}" for o in waiting[:3])
+                "waiting for evidence: " + "; ".join(f"{o.key}: {o.message}" for o in waiting[:3])
             )[:4096]
 
     # -- conditions -------------------------------------------------------------------
@@ -544,14 +552,20 @@ def conditions_for(s: RoutingPolicyStatus, now: datetime, generation: int) -> li
         )
     else:
         p_reason = reason
-    conds = set_condition(conds, ConditionType.PROGRESSING, progressing, p_reason, msg, now, generation)
-    degraded = s.phase in (Phase.ROLLED_BACK, Phase.FAILED) or s.no_data_since is not None or (
-        s.phase == Phase.PAUSED
-        and reason
-        in (
-            Reason.NO_DATA.value,
-            Reason.PROMETHEUS_UNREACHABLE.value,
-            Reason.MAX_STEP_DURATION_EXCEEDED.value,
+    conds = set_condition(
+        conds, ConditionType.PROGRESSING, progressing, p_reason, msg, now, generation
+    )
+    degraded = (
+        s.phase in (Phase.ROLLED_BACK, Phase.FAILED)
+        or s.no_data_since is not None
+        or (
+            s.phase == Phase.PAUSED
+            and reason
+            in (
+                Reason.NO_DATA.value,
+                Reason.PROMETHEUS_UNREACHABLE.value,
+                Reason.MAX_STEP_DURATION_EXCEEDED.value,
+            )
         )
     )
     d_reason = reason if degraded else Reason.RECONCILED.value

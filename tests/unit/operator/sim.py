@@ -24,9 +24,13 @@ def make_spec(**rollout: object) -> RoutingPolicySpec:
             {"name": "big", "baseURL": "http://big/v1", "upstreamModel": "b"},
             {"name": "small", "baseURL": "http://small/v1", "upstreamModel": "s"},
         ],
-        "classifier": {"tiers": [{"name": "simple", "threshold": 0.5}, {"name": "tricky",
-                                                                         "threshold": 0.5},
-                                 {"name": "complex"}]},
+        "classifier": {
+            "tiers": [
+                {"name": "simple", "threshold": 0.5},
+                {"name": "tricky", "threshold": 0.5},
+                {"name": "complex"},
+            ]
+        },
         "routes": [
             {"tier": "simple", "baseline": "big", "candidate": "small"},
             {"tier": "tricky", "baseline": "big", "candidate": "small"},

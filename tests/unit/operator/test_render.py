@@ -30,8 +30,15 @@ def cfg(objs: list[dict]) -> RouterConfig:
 def test_every_object_is_labelled_and_owned() -> None:
     objs = render.render_all(REF, make_spec(), started(), service_monitor_available=True)
     kinds = [o["kind"] for o in objs]
-    assert kinds == ["ServiceAccount", "Role", "RoleBinding", "ConfigMap", "Deployment",
-                     "Service", "ServiceMonitor"]
+    assert kinds == [
+        "ServiceAccount",
+        "Role",
+        "RoleBinding",
+        "ConfigMap",
+        "Deployment",
+        "Service",
+        "ServiceMonitor",
+    ]
     for o in objs:
         meta = o["metadata"]
         assert meta["namespace"] == "team-a"
@@ -39,7 +46,9 @@ def test_every_object_is_labelled_and_owned() -> None:
         assert meta["labels"][c.LABEL_MANAGED_BY] == c.MANAGED_BY
         owner = meta["ownerReferences"][0]
         assert owner["uid"] == "0000-uid" and owner["kind"] == c.KIND and owner["controller"]
-    assert "ServiceMonitor" not in [o["kind"] for o in render.render_all(REF, make_spec(), started())]
+    assert "ServiceMonitor" not in [
+        o["kind"] for o in render.render_all(REF, make_spec(), started())
+    ]
 
 
 def test_config_carries_current_weight_and_arm() -> None:
@@ -58,14 +67,20 @@ def test_config_carries_current_weight_and_arm() -> None:
 def test_salt_is_stable_across_steps_and_changes_with_revision() -> None:
     spec = make_spec()
     st = started()
-    later = r.reconcile(spec, st, T0 + timedelta(hours=1), request=r.ManualRequest("promote", "1")).status
+    later = r.reconcile(
+        spec, st, T0 + timedelta(hours=1), request=r.ManualRequest("promote", "1")
+    ).status
     assert later.step == 1
-    assert cfg(render.render_all(REF, spec, st)).salt == cfg(render.render_all(REF, spec, later)).salt
+    assert (
+        cfg(render.render_all(REF, spec, st)).salt == cfg(render.render_all(REF, spec, later)).salt
+    )
     spec2 = make_spec()
     spec2.models[1].system_prompt = "Be brief."
     st2 = r.reconcile(spec2, st, T0).status
     assert st2.revision != st.revision
-    assert cfg(render.render_all(REF, spec2, st2)).salt != cfg(render.render_all(REF, spec, st)).salt
+    assert (
+        cfg(render.render_all(REF, spec2, st2)).salt != cfg(render.render_all(REF, spec, st)).salt
+    )
 
 
 def test_deployment_is_hardened_and_secrets_are_references() -> None:

@@ -91,7 +91,9 @@ def test_same_nonce_acts_once() -> None:
     assert d1.status.step == 1
     d2 = r.reconcile(spec, d1.status, T0 + timedelta(seconds=10), request=req)
     assert d2.status.step == 1 and not d2.events
-    d3 = r.reconcile(spec, d2.status, T0 + timedelta(seconds=15), request=r.ManualRequest("abort", "abc"))
+    d3 = r.reconcile(
+        spec, d2.status, T0 + timedelta(seconds=15), request=r.ManualRequest("abort", "abc")
+    )
     assert d3.status.phase == Phase.ROLLED_BACK
     assert d3.events[0].reason == Reason.MANUAL_ABORT.value
 
@@ -113,7 +115,9 @@ def test_pause_and_resume() -> None:
     st = r.reconcile(spec, None, T0).status
     d = r.reconcile(spec, st, T0, request=r.ManualRequest("pause", "p"))
     assert d.status.phase == Phase.PAUSED and d.status.canary_weight == 5.0
-    d = r.reconcile(spec, d.status, T0 + timedelta(minutes=1), request=r.ManualRequest("resume", "q"))
+    d = r.reconcile(
+        spec, d.status, T0 + timedelta(minutes=1), request=r.ManualRequest("resume", "q")
+    )
     assert d.status.phase == Phase.PROGRESSING and d.status.step == 0
 
 
@@ -172,7 +176,9 @@ def test_history_is_bounded() -> None:
     spec = make_spec()
     st = r.reconcile(spec, None, T0).status
     for i in range(60):
-        st = r.reconcile(spec, st, T0, request=r.ManualRequest("pause" if i % 2 == 0 else "resume", str(i))).status
+        st = r.reconcile(
+            spec, st, T0, request=r.ManualRequest("pause" if i % 2 == 0 else "resume", str(i))
+        ).status
     assert len(st.history) == 20
 
 
@@ -194,7 +200,10 @@ def test_properties_of_any_run(control: float, canary: float, per_minute: int, s
     than the minimum or before the bake time, nothing advances without data."""
     spec = make_spec(maxStepDuration="40m")
     traffic = Traffic(
-        {"simple": {"control": control, "canary": canary}, "tricky": {"control": control, "canary": canary}},
+        {
+            "simple": {"control": control, "canary": canary},
+            "tricky": {"control": control, "canary": canary},
+        },
         per_minute=per_minute,
         seed=seed,
     )
@@ -229,8 +238,14 @@ def test_never_advances_without_data(seed: int, dead_from: int) -> None:
     st = ds[-1].status if ds else None
     start_step = st.step if st else 0
     start_phase = st.phase if st else None
-    _, more = drive(spec, traffic, 40, status=st, start=T0 + timedelta(minutes=dead_from),
-                    dead_prometheus=range(0, 1000))
+    _, more = drive(
+        spec,
+        traffic,
+        40,
+        status=st,
+        start=T0 + timedelta(minutes=dead_from),
+        dead_prometheus=range(0, 1000),
+    )
     for d in more:
         assert d.status.step == start_step
         if start_phase != Phase.PROMOTED:
@@ -243,17 +258,23 @@ def test_never_advances_without_data(seed: int, dead_from: int) -> None:
     canary=rates,
     cut=hs.integers(min_value=1, max_value=150),
 )
-def test_resuming_from_a_status_snapshot_decides_the_same(seed: int, canary: float, cut: int) -> None:
+def test_resuming_from_a_status_snapshot_decides_the_same(
+    seed: int, canary: float, cut: int
+) -> None:
     """Kill the operator at any minute, reload status from the API server's JSON: every
     later decision is identical to a run that never stopped."""
     spec = make_spec()
-    rates_ = {"simple": {"control": 0.1, "canary": 0.1}, "tricky": {"control": 0.1, "canary": canary}}
+    rates_ = {
+        "simple": {"control": 0.1, "canary": 0.1},
+        "tricky": {"control": 0.1, "canary": canary},
+    }
     straight, ds1 = drive(spec, Traffic(rates_, seed=seed), 160)
     t = Traffic(rates_, seed=seed)
     mid, _ = drive(spec, t, cut, roundtrip=True)
     snapshot = RoutingPolicyStatus.model_validate(mid.to_k8s())
-    resumed, ds2 = drive(spec, t, 160 - cut, status=snapshot, start=T0 + timedelta(minutes=cut),
-                         roundtrip=True)
+    resumed, ds2 = drive(
+        spec, t, 160 - cut, status=snapshot, start=T0 + timedelta(minutes=cut), roundtrip=True
+    )
     assert resumed.to_k8s() == straight.to_k8s()
     assert [e for d in ds1[cut:] for e in d.events] == [e for d in ds2 for e in d.events]
 
@@ -292,7 +313,10 @@ def test_breach_rolls_back_in_every_serving_phase(phase: Phase) -> None:
     else:
         start = ds[2].status
         assert start.phase == Phase.PROGRESSING
-    bad = Traffic({**SAME, "simple": {"control": 0.1, "holdback": 0.1, "canary": 0.4}},
-                  per_minute=2000, seed=10)
+    bad = Traffic(
+        {**SAME, "simple": {"control": 0.1, "holdback": 0.1, "canary": 0.4}},
+        per_minute=2000,
+        seed=10,
+    )
     st, _ = drive(spec, bad, 30, status=start, start=T0 + timedelta(days=1))
     assert st.phase == Phase.ROLLED_BACK and "tier simple" in st.message

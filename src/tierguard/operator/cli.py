@@ -1,0 +1,115 @@
+"""``tierguard operator``: run the control plane (kopf) in or outside a cluster.
+
+Credentials: ``--kubeconfig`` (or ``$KUBECONFIG``), else the in-cluster service account.
+Scope: ``--namespace`` (repeatable; kopf glob patterns allowed) or ``--all-namespaces``.
+Two replicas: kopf peering elects one active replica when the KopfPeering CRDs are
+installed (the chart does); each replica gets a random priority unless ``--priority``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import random
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--kubeconfig",
+        default=os.environ.get("KUBECONFIG"),
+        help="kubeconfig file (default: $KUBECONFIG, then in-cluster)",
+    )
+    parser.add_argument("--context", default=None, help="kubeconfig context")
+    scope = parser.add_mutually_exclusive_group()
+    scope.add_argument(
+        "--namespace",
+        "-n",
+        action="append",
+        default=[],
+        help="watch this namespace (repeatable; globs allowed)",
+    )
+    scope.add_argument(
+        "--all-namespaces",
+        "-A",
+        action="store_true",
+        help="watch every namespace (default when no --namespace)",
+    )
+    parser.add_argument(
+        "--resync",
+        type=float,
+        default=float(os.environ.get("TIERGUARD_RESYNC_SECONDS", "10")),
+        help="longest pause between two reconciles of a policy, seconds",
+    )
+    parser.add_argument(
+        "--prometheus-url",
+        default=os.environ.get("TIERGUARD_PROMETHEUS_URL"),
+        help="override every policy's spec.prometheus.url",
+    )
+    parser.add_argument(
+        "--namespace-label",
+        default=None,
+        help="also match router metrics on this label = policy namespace",
+    )
+    parser.add_argument(
+        "--metrics-port",
+        type=int,
+        default=int(os.environ.get("TIERGUARD_METRICS_PORT", "0")),
+        help="serve the operator's metrics on this port (0: off)",
+    )
+    parser.add_argument("--metrics-address", default="0.0.0.0")
+    parser.add_argument(
+        "--liveness",
+        default=os.environ.get("TIERGUARD_LIVENESS"),
+        help="kopf liveness endpoint, e.g. http://0.0.0.0:8080/healthz",
+    )
+    parser.add_argument(
+        "--standalone", action="store_true", help="no peering even if the KopfPeering CRDs exist"
+    )
+    parser.add_argument("--peering-name", default="tierguard", help="kopf peering object")
+    parser.add_argument(
+        "--priority",
+        type=int,
+        default=None,
+        help="peering priority (default: random, so exactly one replica acts)",
+    )
+    parser.add_argument("--log-level", default=os.environ.get("TIERGUARD_LOG_LEVEL", "info"))
+
+
+def run(args: argparse.Namespace) -> int:
+    import kopf
+
+    from tierguard.operator import handlers
+    from tierguard.operator.controller import Controller, ControllerSettings
+    from tierguard.operator.kube import Kube, load_api_client
+    from tierguard.operator.telemetry import OperatorMetrics
+
+    logging.basicConfig(
+        level=getattr(logging, str(args.log_level).upper(), logging.INFO),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    if args.kubeconfig:
+        # kopf's login (login_via_client) and our client read the same file.
+        os.environ["KUBECONFIG"] = args.kubeconfig
+    metrics = OperatorMetrics()
+    if args.metrics_port:
+        metrics.serve(args.metrics_port, args.metrics_address)
+    handlers.CONTROLLER = Controller(
+        Kube(load_api_client(args.kubeconfig, args.context)),
+        ControllerSettings(
+            resync_seconds=args.resync,
+            prometheus_url=args.prometheus_url,
+            namespace_label=args.namespace_label,
+        ),
+        metrics,
+    )
+    priority = args.priority if args.priority is not None else random.randint(1, 1_000_000)
+    kopf.run(
+        clusterwide=not args.namespace,
+        namespaces=args.namespace,
+        standalone=args.standalone,
+        priority=priority,
+        peering_name=args.peering_name,
+        liveness_endpoint=args.liveness,
+    )
+    return 0

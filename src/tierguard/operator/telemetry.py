@@ -1,0 +1,38 @@
+"""The operator's own Prometheus metrics (names from :mod:`tierguard.api.metrics`)."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, start_http_server
+
+from tierguard.api import metrics as m
+from tierguard.api.enums import Phase
+
+
+class OperatorMetrics:
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry or CollectorRegistry()
+        r = self.registry
+        self.phase = Gauge(
+            m.ROLLOUT_PHASE.name, m.ROLLOUT_PHASE.help, m.ROLLOUT_PHASE.labels, registry=r
+        )
+        self.weight = Gauge(
+            m.ROLLOUT_WEIGHT.name, m.ROLLOUT_WEIGHT.help, m.ROLLOUT_WEIGHT.labels, registry=r
+        )
+        self.gates = Counter(
+            m.GATE_EVALUATIONS.base, m.GATE_EVALUATIONS.help, m.GATE_EVALUATIONS.labels, registry=r
+        )
+        self.rollbacks = Counter(m.ROLLBACKS.base, m.ROLLBACKS.help, m.ROLLBACKS.labels, registry=r)
+        self.prom_errors = Counter(
+            m.PROMETHEUS_ERRORS.base,
+            m.PROMETHEUS_ERRORS.help,
+            m.PROMETHEUS_ERRORS.labels,
+            registry=r,
+        )
+
+    def set_phase(self, namespace: str, policy: str, phase: Phase, weight: float) -> None:
+        for p in Phase:
+            self.phase.labels(namespace, policy, p.value).set(1.0 if p == phase else 0.0)
+        self.weight.labels(namespace, policy).set(weight)
+
+    def serve(self, port: int, addr: str = "0.0.0.0") -> None:
+        start_http_server(port, addr=addr, registry=self.registry)
