@@ -55,7 +55,7 @@ def _check_report_files(out: Path, text: str) -> None:
         assert data.startswith(PNG_MAGIC) and len(data) > 5000, plot
         assert f"]({plot})" in text
     assert "$ kubectl get routingpolicies" in text
-    assert "| total cost |" in text and "cost per satisfied request" in text
+    assert "| total cost |" in text and "cost per 1,000 satisfied requests" in text
 
 
 def test_healthy_is_promoted_and_saves_money(lab: Lab, tmp_path: Path) -> None:

@@ -144,7 +144,24 @@ def cost_summary(record: RunRecord) -> dict[str, float | None]:
         "saving": saving,
         "per_sat": per_sat,
         "base_per_sat": base_per_sat,
+        "saving_end": final_saving(record.samples),
     }
+
+
+#: the window over which "saving at the final split" is measured
+FINAL_WINDOW_S = 10.0
+
+
+def final_saving(samples: Sequence[Sample], window: float = FINAL_WINDOW_S) -> float | None:
+    """Saving over the last ``window`` seconds: what the final split saves (pure)."""
+    if len(samples) < 2:
+        return None
+    last = samples[-1]
+    first = next((s for s in reversed(samples) if last.t - s.t >= window), samples[0])
+    base = last.all_capable_usd - first.all_capable_usd
+    if base <= 0:
+        return None
+    return 1.0 - (last.spent_usd - first.spent_usd) / base
 
 
 def outcome_line(record: RunRecord) -> str:
@@ -178,6 +195,10 @@ def expectation_met(record: RunRecord) -> bool:
 
 def _pct(x: float | None) -> str:
     return "–" if x is None else f"{x:.1%}"
+
+
+def _k(x: float | None) -> float | None:
+    return None if x is None else 1000 * x
 
 
 def _usd(x: float | None) -> str:
@@ -308,12 +329,14 @@ def render_markdown(record: RunRecord, plots: Sequence[str] = PLOT_FILES) -> str
         "| | this rollout | all-capable baseline |",
         "|---|---:|---:|",
         f"| total cost | {_usd(cost['spent'])} | {_usd(cost['baseline'])} |",
-        f"| cost per satisfied request | {_usd(cost['per_sat'])} | {_usd(cost['base_per_sat'])} |",
+        f"| cost per 1,000 satisfied requests | {_usd(_k(cost['per_sat']))} "
+        f"| {_usd(_k(cost['base_per_sat']))} |",
         "",
         f"Saving: **{_pct(cost['saving'])}** of the all-capable bill over the whole run "
-        "(ramp-up included; at 100 % the saving on the simple tier is larger). Cost comes "
-        "from the routers' `tierguard_cost_usd_total` in Prometheus; the baseline prices the "
-        "same tokens at the capable model's prices; satisfaction is the simulator's truth.",
+        f"(ramp-up included), **{_pct(cost['saving_end'])}** at the final split (the last "
+        f"{FINAL_WINDOW_S:.0f} s). Cost comes from the routers' `tierguard_cost_usd_total` in "
+        "Prometheus; the baseline prices the same tokens at the capable model's prices; "
+        "satisfaction is the simulator's truth.",
         "",
     ]
     shift = aggregate_shift(record)
@@ -456,6 +479,9 @@ def plot_quality(record: RunRecord, path: Path, *, plt: Any) -> None:
             c = pts[-1][1].get("control") or {}
             ref = 0.0 if not c.get("samples") else c["bad"] / c["samples"]
             ax.axhline(ref + allowed, color="tab:red", linewidth=0.8, label="allowed")
+        finite = [v for v in [*ubs, *hi] if v == v]
+        top = max([0.1, *(4 * allowed for _ in [0] if isinstance(allowed, int | float))])
+        ax.set_ylim(0, min(1.0, max(top, 1.2 * max(finite[len(finite) // 3 :] or [0.0]))))
         verdicts = f"final verdict {pts[-1][1].get('verdict')}"
         ax.set_title(f"tier {key[0]} · {key[1]} ({verdicts})", fontsize=9)
         ax.set_ylabel("bad rate")

@@ -61,7 +61,7 @@ from tierguard.lab.processes import (
     remove_dir_if_we_die,
 )
 from tierguard.lab.report import RunRecord, Sample
-from tierguard.lab.traffic import TrafficGenerator
+from tierguard.lab.traffic import STAGE_SETTLING, TrafficGenerator
 
 TERMINAL_PHASES = {Phase.PROMOTED.value, Phase.ROLLED_BACK.value, Phase.FAILED.value}
 #: after a terminal phase, keep traffic flowing this long so the last weights show
@@ -69,6 +69,10 @@ SETTLE_S = 4.0
 #: a Paused phase that lasts this long ends the run (a person would have to act)
 PAUSED_GIVE_UP_S = 45.0
 SAMPLE_EVERY_S = 2.0
+#: seconds after a weight change during which arm moves are the rollout, not a stickiness bug
+STAGE_SETTLE_S = 4.0
+#: after promotion, keep measuring this long so the report has the steady-state saving
+PROMOTED_MEASURE_S = 15.0
 
 
 class LabRunError(LabError):
@@ -108,6 +112,53 @@ def _http_ok(url: str, timeout: float = 3.0) -> bool:
     """True when ``url`` answers 200 (anything else, or no answer, means "not yet")."""
     with urllib.request.urlopen(url, timeout=timeout) as resp:
         return int(resp.status) == 200
+
+
+PEERING_NAME = "tierguard"
+
+
+def kopf_peering_crds() -> list[dict[str, Any]]:
+    """kopf's peering CRDs (group kopf.dev), as the Helm chart installs them.
+
+    The operator coordinates its replicas through a kopf peering object, as the chart's
+    default (``operator.peering.enabled``) has it; the lab runs it the same way.
+    """
+    out = []
+    for scope, kind, plural in (
+        ("Cluster", "ClusterKopfPeering", "clusterkopfpeerings"),
+        ("Namespaced", "KopfPeering", "kopfpeerings"),
+    ):
+        out.append(
+            {
+                "apiVersion": "apiextensions.k8s.io/v1",
+                "kind": "CustomResourceDefinition",
+                "metadata": {"name": f"{plural}.kopf.dev"},
+                "spec": {
+                    "group": "kopf.dev",
+                    "scope": scope,
+                    "names": {"kind": kind, "plural": plural, "singular": kind.lower()},
+                    "versions": [
+                        {
+                            "name": "v1",
+                            "served": True,
+                            "storage": True,
+                            "schema": {
+                                "openAPIV3Schema": {
+                                    "type": "object",
+                                    "properties": {
+                                        "status": {
+                                            "type": "object",
+                                            "x-kubernetes-preserve-unknown-fields": True,
+                                        }
+                                    },
+                                }
+                            },
+                        }
+                    ],
+                },
+            }
+        )
+    return out
 
 
 def due_events(
@@ -178,7 +229,15 @@ class Lab:
         )
         self._say("CRD routingpolicies.tierguard.io (generated from the API models)")
         self.cp.kubectl("apply", "-f", "-", input=json.dumps(build_crd()))
-        self.cp.kubectl("wait", "--for=condition=Established", f"crd/{c.CRD_NAME}", "--timeout=60s")
+        self.cp.kubectl("apply", "-f", "-", input=yaml.safe_dump_all(kopf_peering_crds()))
+        self.cp.kubectl(
+            "wait",
+            "--for=condition=Established",
+            f"crd/{c.CRD_NAME}",
+            "crd/kopfpeerings.kopf.dev",
+            "crd/clusterkopfpeerings.kopf.dev",
+            "--timeout=60s",
+        )
         ns = self.settings.namespace
         self.cp.kubectl(
             "apply",
@@ -186,6 +245,7 @@ class Lab:
             "-",
             input=json.dumps({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}),
         )
+        self._create_peering(ns)
         secret = {
             "apiVersion": "v1",
             "kind": "Secret",
@@ -197,6 +257,26 @@ class Lab:
         self._say("Prometheus (scrape interval 1s)")
         self.prom = Prometheus(scrape_interval="1s", keep_workdir=self.settings.keep_workdirs)
         self.prom.start()
+
+    def _create_peering(self, ns: str) -> None:
+        """The KopfPeering object the operator's replicas announce themselves in (through
+        the API client: kubectl's discovery cache may not know the fresh CRD yet)."""
+        from kubernetes import client
+        from kubernetes.client.exceptions import ApiException
+
+        body = {
+            "apiVersion": "kopf.dev/v1",
+            "kind": "KopfPeering",
+            "metadata": {"name": PEERING_NAME, "namespace": ns},
+        }
+        api = client.CustomObjectsApi(self.kube)
+        try:
+            api.create_namespaced_custom_object("kopf.dev", "v1", ns, "kopfpeerings", body)
+        except ApiException as exc:
+            if exc.status != 409:
+                raise LabRunError(
+                    f"cannot create the KopfPeering {ns}/{PEERING_NAME}: {exc}"
+                ) from exc
 
     def stop(self) -> None:
         """Stop everything this lab started, newest first; never raises."""
@@ -284,10 +364,12 @@ class Lab:
                 str(kubeconfig),
                 "--namespace",
                 self.settings.namespace,
-                "--standalone",
+                "--peering-name",
+                PEERING_NAME,
             ],
             self.logs / "operator.log",
-            env=self._child_env(),
+            # also as $KUBECONFIG: kopf's login reads the client library's default location
+            env={**self._child_env(), "KUBECONFIG": str(kubeconfig)},
         ).start()
 
     def operator_kubeconfig(self) -> Path:
@@ -619,6 +701,8 @@ class Lab:
         paused_at: float | None = None
         next_sample = 0.0
         status: Mapping[str, Any] = {}
+        stage_no = 0
+        stage_changed_at = 0.0
         while True:
             now = clock()
             with contextlib.suppress(Exception):
@@ -627,8 +711,12 @@ class Lab:
             step = int(status.get("step") or 0)
             key = (phase, step, status.get("canaryWeight"))
             if key != last_key:
-                stage[0] += 1
+                stage_no += 1
+                stage_changed_at = now
                 last_key = key
+            # routers pick a new weight up within a second or two of the status change
+            settling = now - stage_changed_at < STAGE_SETTLE_S
+            stage[0] = STAGE_SETTLING if settling else stage_no
             if phase == Phase.PROGRESSING.value:
                 for s in range(step + 1):
                     reached.setdefault(s, now)
@@ -657,7 +745,8 @@ class Lab:
                 record.samples.append(self._sample(now, status, cost, gen))
             if phase in TERMINAL_PHASES:
                 terminal_at = terminal_at if terminal_at is not None else now
-                if now - terminal_at >= SETTLE_S:
+                linger = PROMOTED_MEASURE_S if phase == Phase.PROMOTED.value else SETTLE_S
+                if now - terminal_at >= linger:
                     break
             paused_at = (paused_at or now) if phase == Phase.PAUSED.value else None
             if paused_at is not None and now - paused_at > PAUSED_GIVE_UP_S:

@@ -52,6 +52,8 @@ POOL_SIZE: Final = 6000
 HEADER_TIER: Final = "x-tierguard-tier"
 HEADER_ARM: Final = "x-tierguard-arm"
 HEADER_MODEL: Final = "x-tierguard-model"
+#: Stage token while a new weight propagates to the routers (stickiness is not judged).
+STAGE_SETTLING: Final = -1
 #: Model name clients send: the router classifies and routes (pinning is not tested here).
 ROUTED_MODEL: Final = "auto"
 
@@ -238,8 +240,10 @@ class Tally:
             self.cat_satisfied[(o.category, o.route.model)] += 1
         if o.rating is not None:
             self.ratings[(o.route.tier, o.route.arm, o.rating)] += 1
-        # stickiness: within one stage a user must stay in one arm of a tier
-        if o.route.arm in ("control", "canary"):
+        # stickiness: within one stage a user must stay in one arm of a tier. Stage
+        # STAGE_SETTLING marks the seconds after a change of weight, while the routers
+        # pick up the new ConfigMap: a move then is the rollout itself, not a violation.
+        if o.route.arm in ("control", "canary") and o.stage != STAGE_SETTLING:
             prev = self._user_arm.get((o.user, o.route.tier))
             if prev is not None and prev[0] == o.stage and prev[1] != o.route.arm:
                 self.arm_switches += 1

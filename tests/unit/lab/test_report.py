@@ -143,3 +143,15 @@ def test_write_report_creates_files(tmp_path: Path) -> None:
     for plot in PLOT_FILES:
         data = (tmp_path / plot).read_bytes()
         assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 5000
+
+
+def test_final_saving_uses_the_last_window_only() -> None:
+    from tierguard.lab.report import final_saving
+
+    samples = [
+        Sample(t=0, status={}, spent_usd=0.0, all_capable_usd=0.0),
+        Sample(t=50, status={}, spent_usd=10.0, all_capable_usd=10.0),  # no saving early
+        Sample(t=60, status={}, spent_usd=11.0, all_capable_usd=12.0),  # 50 % at the end
+    ]
+    assert final_saving(samples, window=10) == pytest.approx(0.5)
+    assert final_saving(samples[:1]) is None

@@ -135,13 +135,15 @@ def test_tally_counts_and_detects_arm_switches_within_a_stage_only() -> None:
     assert t.arm_switches == 0
     t.record(_o("u1", "control", 1, satisfied=False, rating="down"))  # same stage: a switch
     assert t.arm_switches == 1
-    assert t.served[("simple", "control")] == 2 and t.served[("simple", "canary")] == 1
+    t.record(_o("u1", "canary", -1))  # settling after a weight change: not judged
+    assert t.arm_switches == 1
+    assert t.served[("simple", "control")] == 2 and t.served[("simple", "canary")] == 2
     assert t.satisfaction("simple", "control") == pytest.approx(0.5)
     assert t.thumbs_down_share() == pytest.approx(1.0)
-    assert t.satisfied_if_baseline == 3
+    assert t.satisfied_if_baseline == 4
     failed = Outcome(0.0, "u2", "plan_change", "complex", None, 502, 1.0, None, None)
     t.record(failed)
-    assert t.failed == 1 and t.requests == 4
+    assert t.failed == 1 and t.requests == 5
     s = t.summary()
     assert s["served"]["simple/control"] == 2
     assert s["categories"]["billing_status"]["capable"]["served"] == 2
