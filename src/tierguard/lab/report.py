@@ -21,6 +21,8 @@ Plots (matplotlib, Agg backend -- no display needed):
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -193,6 +195,20 @@ def expectation_met(record: RunRecord) -> bool:
     return True
 
 
+def naive_ceiling(policy: Mapping[str, Any]) -> float | None:
+    """The Absolute threshold of the aggregate-only policy's Custom SLO, if any."""
+    for slo in ((policy.get("spec") or {}).get("analysis") or {}).get("slos") or []:
+        if slo.get("signal") == "Custom" and slo.get("objective") == "Absolute":
+            return float(slo["threshold"])
+    return None
+
+
+def record_to_json(record: RunRecord) -> dict[str, Any]:
+    """The raw record (samples, events, status, tally) for re-plotting or auditing."""
+    out = dataclasses.asdict(record)
+    return out
+
+
 def _pct(x: float | None) -> str:
     return "–" if x is None else f"{x:.1%}"
 
@@ -351,7 +367,7 @@ def render_markdown(record: RunRecord, plots: Sequence[str] = PLOT_FILES) -> str
             lines += [
                 f"The simple tier's canary arm satisfied {_pct(shift['canary'])} of its users "
                 f"against {_pct(shift['control'])} on the control arm "
-                f"({(shift['simple_drop'] or 0) * 100:+.1f} points), while the aggregate over "
+                f"({-(shift['simple_drop'] or 0) * 100:+.1f} points), while the aggregate over "
                 f"all traffic stood at {_pct(shift['aggregate'])}.",
                 "",
             ]
@@ -394,7 +410,8 @@ def render_markdown(record: RunRecord, plots: Sequence[str] = PLOT_FILES) -> str
             down, rated = n.samples[-1].thumbs
             lines += [
                 f"Aggregate thumbs-down share it gated on: {_pct(down / rated if rated else None)} "
-                f"of {rated} ratings.",
+                f"of {rated} ratings, under its ceiling of {_pct(naive_ceiling(n.policy))} — "
+                "while the simple tier's canary lost the points shown above.",
                 "",
             ]
     if plots:
@@ -548,4 +565,5 @@ def write_report(record: RunRecord, out_dir: Path) -> Path:
     plot_cost(record, out_dir / "cost.png", plt=plt)
     path = out_dir / REPORT_FILE
     path.write_text(render_markdown(record))
+    (out_dir / "run.json").write_text(json.dumps(record_to_json(record), default=str, indent=1))
     return path
