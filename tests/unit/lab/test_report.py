@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -143,6 +144,8 @@ def test_write_report_creates_files(tmp_path: Path) -> None:
     for plot in PLOT_FILES:
         data = (tmp_path / plot).read_bytes()
         assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 5000
+    raw = json.loads((tmp_path / "run.json").read_text())
+    assert raw["scenario"] == "pareto-trap" and len(raw["samples"]) == len(rec.samples)
 
 
 def test_final_saving_uses_the_last_window_only() -> None:
