@@ -270,6 +270,41 @@ def _gate_table(status: Mapping[str, Any]) -> list[str]:
     return rows
 
 
+MAX_TIMELINE_ROWS = 40
+
+
+def verdict_timeline(samples: Sequence[Sample]) -> list[tuple[float, str, str, str, str]]:
+    """(t, phase, weight, verdicts, operator message) whenever one of them changed (pure).
+
+    status.history records only phase and step transitions; this also shows the holds
+    in between (NoData while Prometheus was away, Inconclusive while evidence grew).
+    """
+    rows: list[tuple[float, str, str, str, str]] = []
+    last: tuple[str, str, str, str] | None = None
+    for s in samples:
+        st = s.status
+        key = (
+            str(st.get("phase") or ""),
+            f"{float(st.get('canaryWeight') or 0):g} %",
+            str(st.get("verdictSummary") or ""),
+            str(st.get("message") or "").split(":")[0],
+        )
+        if key != last:
+            rows.append((s.t, key[0], key[1], key[2], str(st.get("message") or "")))
+            last = key
+    if len(rows) > MAX_TIMELINE_ROWS:
+        rows = rows[: MAX_TIMELINE_ROWS // 2] + rows[-MAX_TIMELINE_ROWS // 2 :]
+    return rows
+
+
+def _timeline_table(samples: Sequence[Sample]) -> list[str]:
+    out = ["| t (s) | phase | weight | verdicts | operator's message |", "|---:|---|---:|---|---|"]
+    for t, phase, weight, verdicts, message in verdict_timeline(samples):
+        msg = message.replace("|", "\\|")
+        out.append(f"| {t:.0f} | {phase} | {weight} | {verdicts} | {msg} |")
+    return out
+
+
 def _history_table(status: Mapping[str, Any]) -> list[str]:
     rows = ["| time | phase | step | weight | reason | message |", "|---|---|---:|---:|---|---|"]
     for h in status.get("history") or []:
@@ -333,6 +368,10 @@ def render_markdown(record: RunRecord, plots: Sequence[str] = PLOT_FILES) -> str
         "",
         *_history_table(st),
         "",
+        "## What the operator said along the way (status, sampled every 2 s)",
+        "",
+        *_timeline_table(record.samples),
+        "",
     ]
     if record.events:
         lines += ["## Scenario events", ""]
@@ -374,6 +413,14 @@ def render_markdown(record: RunRecord, plots: Sequence[str] = PLOT_FILES) -> str
         cat = _category_table(record.tally)
         if cat:
             lines += ["Per category and serving model:", "", *cat, ""]
+        quantiles = [record.tally.get(f"latency_p{q}_s") for q in (50, 95, 99)]
+        if all(isinstance(q, int | float) for q in quantiles):
+            p50, p95, p99 = (1000 * float(q) for q in quantiles)  # type: ignore[arg-type]
+            lines += [
+                "Latency as users saw it (whole run, fallbacks included): "
+                f"p50 {p50:.0f} ms, p95 {p95:.0f} ms, p99 {p99:.0f} ms.",
+                "",
+            ]
         switches = record.tally.get("arm_switches")
         if switches is not None:
             lines += [

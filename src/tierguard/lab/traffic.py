@@ -35,7 +35,7 @@ import json
 import math
 import random
 import time
-from collections import Counter, defaultdict, deque
+from collections import Counter, defaultdict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
@@ -219,7 +219,7 @@ class Tally:
     arm_switches: int = 0
     #: requests whose user would have been satisfied had the baseline served them
     satisfied_if_baseline: int = 0
-    latencies: deque[float] = field(default_factory=lambda: deque(maxlen=2000))
+    latencies: list[float] = field(default_factory=list)
     _user_arm: dict[tuple[str, str], tuple[int, str]] = field(default_factory=dict)
 
     def record(self, o: Outcome) -> None:
@@ -302,6 +302,9 @@ class Tally:
             "satisfied_total": self.satisfied_total(),
             "satisfied_if_baseline": self.satisfied_if_baseline,
             "arm_switches": self.arm_switches,
+            "latency_p50_s": self.latency_quantile(0.50),
+            "latency_p95_s": self.latency_quantile(0.95),
+            "latency_p99_s": self.latency_quantile(0.99),
             "served": {f"{t}/{a}": n for (t, a), n in sorted(self.served.items())},
             "satisfied": {f"{t}/{a}": n for (t, a), n in sorted(self.satisfied.items())},
             "by_model": dict(self.by_model),

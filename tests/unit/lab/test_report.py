@@ -158,3 +158,22 @@ def test_final_saving_uses_the_last_window_only() -> None:
     ]
     assert final_saving(samples, window=10) == pytest.approx(0.5)
     assert final_saving(samples[:1]) is None
+
+
+def test_verdict_timeline_keeps_changes_only() -> None:
+    from tierguard.lab.report import verdict_timeline
+
+    def s(t: float, verdicts: str, message: str) -> Sample:
+        st = {"phase": "Progressing", "canaryWeight": 10, "verdictSummary": verdicts}
+        return Sample(t=t, status={**st, "message": message})
+
+    rows = verdict_timeline(
+        [
+            s(0, "simple=Inconclusive", "baking: 3 s left"),
+            s(2, "simple=Inconclusive", "baking: 1 s left"),  # same message kind
+            s(4, "simple=NoData", "Prometheus unreachable: connection refused"),
+            s(6, "simple=Pass", "every tier passed"),
+        ]
+    )
+    assert [r[0] for r in rows] == [0, 4, 6]
+    assert rows[1][3] == "simple=NoData" and "unreachable" in rows[1][4]
