@@ -123,10 +123,13 @@ def run(args: argparse.Namespace) -> int:
                 )
                 view.message(f"[lab] {line}")
     except KeyboardInterrupt:
-        print(
-            "\n[lab] interrupted: every process the lab started has been stopped", file=sys.stderr
-        )
+        print("\n[lab] interrupted: every process the lab started is stopped", file=sys.stderr)
         return 130
+    except SystemExit:  # SIGTERM/SIGHUP, turned into SystemExit by install_signal_handlers
+        print(
+            "\n[lab] stopped by a signal: every process the lab started is stopped", file=sys.stderr
+        )
+        raise
     except LabError as exc:
         print(f"\n[lab] FAILED: {exc}", file=sys.stderr)
         print(f"[lab] logs: {out / 'logs'}", file=sys.stderr)
