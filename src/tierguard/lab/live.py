@@ -17,10 +17,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TextIO
 
-LOCAL_ROUTERS_NOTE = (
-    "routers: no kubelet here, so the lab runs the router Pods the operator's Deployment "
-    "describes as local processes (same command, args, env)"
-)
+LOCAL_ROUTERS_NOTE = "routers: local processes running the operator's Deployment (no kubelet here)"
 
 
 @dataclass(frozen=True)
@@ -58,7 +55,7 @@ class Snapshot:
 
 
 def _fmt_rate(bad: int, n: int) -> str:
-    return f"{bad}/{n}" + (f" ({bad / n:5.1%})" if n else "        ")
+    return f"{bad}/{n}" + (f" ({bad / n:.1%})" if n else "")
 
 
 def _steps_bar(steps: Sequence[float], step: int, weight: float, phase: str) -> str:
@@ -96,15 +93,15 @@ def render(snap: Snapshot, width: int = 100) -> list[str]:
             ub = sig.get("differenceUpperBound")
             allowed = sig.get("allowed")
             bound = (
-                f"  bound {ub:+.3f} vs {allowed:.3f}"
+                f"  bound {ub:+.3f}/{allowed:.3f}"
                 if isinstance(ub, int | float) and isinstance(allowed, int | float)
                 else ""
             )
             control = _fmt_rate(c.get("bad", 0), c.get("samples", 0))
             canary = _fmt_rate(k.get("bad", 0), k.get("samples", 0))
             lines.append(
-                f"    {sig.get('signal', '?'):<19} control {control}  canary {canary}{bound}"
-                f"  → {sig.get('verdict')}"
+                f"    {sig.get('verdict')!s:<12} {sig.get('signal', '?'):<18} "
+                f"canary {canary:<14} control {control:<16}{bound}"
             )
     p95 = f"{snap.p95_s * 1000:.0f} ms" if snap.p95_s is not None else "-"
     lines.append(
