@@ -93,7 +93,7 @@ def render(snap: Snapshot, width: int = 100) -> list[str]:
             ub = sig.get("differenceUpperBound")
             allowed = sig.get("allowed")
             bound = (
-                f"  bound {ub:+.3f}/{allowed:.3f}"
+                f" ub {ub:+.3f}/{allowed:.3f}"
                 if isinstance(ub, int | float) and isinstance(allowed, int | float)
                 else ""
             )
