@@ -4,7 +4,7 @@
 # these machines have no Docker engine and cannot download release binaries.
 #
 # Binaries are cached under $TIERGUARD_CACHE/controlplane/k8s-<ver>-etcd-<ver>/bin
-# so only the first run pays for the build (about 20 minutes on 2 cores; see
+# so only the first run pays for the build (about 25 minutes on 2 cores; see
 # docs/testbed.md for measured numbers). A second run finds the binaries and
 # returns at once. Two runs at the same time do not build twice: the second waits
 # for the first (flock on the cache directory).
@@ -149,7 +149,7 @@ build_etcd() {
   go_build "$BIN/etcd" go.etcd.io/etcd/server/v3 -trimpath -ldflags "-s -w"
 }
 
-log "building into $BIN (first build: about 20 minutes on 2 cores)"
+log "building into $BIN (first build: about 25 minutes on 2 cores)"
 build_etcd
 build_k8s
 log "done"

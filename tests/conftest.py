@@ -10,7 +10,7 @@ manager, and Prometheus (see docs/testbed.md).
 * ``wait_for``: :func:`tierguard.lab.waiting.wait_for` (poll a predicate with a deadline).
 
 The binaries are found or built *before the first test runs* (in
-``pytest_collection_finish``, output not captured), so a cold 20-minute build shows
+``pytest_collection_finish``, output not captured), so a cold 25-minute build shows
 its progress in the terminal and is not cut short by a test's timeout. If they cannot
 be had, every test that needs them fails with a message saying how to get them: a
 missing binary is never a skip.

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import ssl
 import subprocess
@@ -26,7 +27,7 @@ from prometheus_api_client import PrometheusConnect
 
 import tierguard
 from tierguard.lab.controlplane import K8S_VERSION, ControlPlane
-from tierguard.lab.processes import pid_running, process_group_members
+from tierguard.lab.processes import ProcessExitedError, pid_running, process_group_members
 from tierguard.lab.prometheus import Prometheus
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
@@ -311,6 +312,23 @@ def test_stopping_leaves_no_processes_or_files(control_plane: ControlPlane) -> N
     assert not prom.workdir.exists()
 
 
+def test_a_server_that_fails_to_start_is_reported_with_its_log(
+    control_plane: ControlPlane,
+) -> None:
+    cp = ControlPlane(control_plane.binaries, apiserver_args=["--no-such-flag=1"])
+    with pytest.raises(ProcessExitedError) as info:
+        cp.start()
+    message = str(info.value)
+    assert "kube-apiserver exited with code" in message
+    assert "unknown flag: --no-such-flag" in message  # from the log tail
+    assert str(cp.workdir) in message  # kept for inspection
+    try:
+        assert (cp.workdir / "logs" / "kube-apiserver.log").is_file()
+        assert [p for p in cp.processes if p.running()] == []  # etcd was stopped too
+    finally:
+        shutil.rmtree(cp.workdir, ignore_errors=True)
+
+
 _CHILD_SCRIPT = """
 import sys, time
 from tierguard.lab.prometheus import Prometheus
@@ -410,3 +428,34 @@ def test_up_cli_serves_until_ctrl_c(control_plane: ControlPlane) -> None:
         if cli.poll() is None:
             cli.kill()
             cli.wait()
+
+
+@pytest.mark.parametrize(
+    ("env_var", "test_id", "expected"),
+    [
+        ("TIERGUARD_CONTROLPLANE_BIN", "test_built_kubectl_works", "How to get them"),
+        (
+            "TIERGUARD_PROMETHEUS",
+            "test_prometheus_scrapes_the_targets_a_test_sets",
+            "is not an executable file",
+        ),
+    ],
+)
+def test_missing_binaries_fail_the_tests_instead_of_skipping(
+    tmp_path: Path, env_var: str, test_id: str, expected: str
+) -> None:
+    src = str(Path(tierguard.__file__).resolve().parents[1])
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([src, os.environ.get("PYTHONPATH", "")]))
+    env[env_var] = str(tmp_path / "nothing-here")
+    res = subprocess.run(
+        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", f"{__file__}::{test_id}"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=240,
+        cwd=Path(__file__).resolve().parents[2],
+    )
+    assert res.returncode == 1, res.stdout[-2000:]
+    assert "1 error" in res.stdout
+    assert "skipped" not in res.stdout
+    assert expected in res.stdout

@@ -41,6 +41,7 @@ import json
 import os
 import secrets
 import shutil
+import signal
 import ssl
 import subprocess
 import sys
@@ -196,7 +197,7 @@ def _how_to_get(k8s_version: str, etcd_version: str) -> str:
     return (
         "How to get them: run scripts/build-controlplane.sh from a tierguard checkout "
         f"(K8S_VERSION={k8s_version} ETCD_VERSION={etcd_version}; needs Go >= 1.26 and "
-        "access to proxy.golang.org; about 20 minutes on 2 cores the first time), or "
+        "access to proxy.golang.org; about 25 minutes on 2 cores the first time), or "
         f"point {ENV_BIN_DIR} at a directory holding etcd, kube-apiserver, "
         "kube-controller-manager and kubectl of those versions. See docs/testbed.md."
     )
@@ -212,7 +213,7 @@ def ensure_binaries(
     """Return the control-plane binaries, building them first when they are missing.
 
     The build prints its progress (elapsed time, packages compiled) to ``progress``
-    (default: stderr) line by line, so a 20-minute cold build is visibly alive.
+    (default: stderr) line by line, so a 25-minute cold build is visibly alive.
     Raises :class:`BinaryUnavailableError` with instructions when the binaries are
     missing and cannot be built -- callers must treat that as a failure, not a skip.
     """
@@ -239,7 +240,7 @@ def ensure_binaries(
     tail: collections.deque[str] = collections.deque(maxlen=40)
     print(
         f"[tierguard] building the control plane (k8s {k8s_version}, etcd {etcd_version}) "
-        f"into {binaries.etcd.parent}; the first build takes about 20 minutes",
+        f"into {binaries.etcd.parent}; the first build takes about 25 minutes",
         file=out,
         flush=True,
     )
@@ -465,8 +466,13 @@ class ControlPlane:
         workdir: Path | None = None,
         start_timeout: float = 180.0,
         keep_workdir: bool = False,
+        apiserver_args: Sequence[str] = (),
+        controller_manager_args: Sequence[str] = (),
     ) -> None:
         self.binaries = binaries if binaries is not None else ensure_binaries()
+        # extra flags, appended last so they win (feature gates, audit logging, ...)
+        self.apiserver_args = list(apiserver_args)
+        self.controller_manager_args = list(controller_manager_args)
         self._own_workdir = workdir is None
         self.workdir = (
             workdir
@@ -680,6 +686,7 @@ class ControlPlane:
                     # no kubelet and loopback only: nothing to reconcile endpoints for
                     "--endpoint-reconciler-type=none",
                     "--profiling=false",
+                    *self.apiserver_args,
                 ],
                 self.logs_dir / "kube-apiserver.log",
             )
@@ -731,6 +738,7 @@ class ControlPlane:
                     f"--secure-port={self._kcm_port}",
                     f"--cert-dir={self.workdir / 'kcm-certs'}",
                     "--profiling=false",
+                    *self.controller_manager_args,
                 ],
                 self.logs_dir / "kube-controller-manager.log",
             )
@@ -788,6 +796,10 @@ def _cmd_build(args: argparse.Namespace) -> int:
 def _cmd_up(args: argparse.Namespace) -> int:
     from tierguard.lab.prometheus import Prometheus  # the control plane works without it
 
+    # Ctrl-C must stop us even when a shell started us in the background with SIGINT
+    # ignored (non-interactive shells do that for `cmd &`); SIGTERM/SIGHUP become
+    # SystemExit in ControlPlane.start(). Either way the finally block below cleans up.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     binaries = ensure_binaries(args.k8s_version, args.etcd_version, build=not args.no_build)
     workdir = Path(args.workdir) if args.workdir else None
     prom: Prometheus | None = None
@@ -808,8 +820,9 @@ def _cmd_up(args: argparse.Namespace) -> int:
         while True:
             time.sleep(3600)
     except KeyboardInterrupt:
-        print("\n[tierguard] stopping", file=sys.stderr)
+        pass
     finally:
+        print("[tierguard] stopping", file=sys.stderr, flush=True)
         if prom is not None:
             prom.stop()
         cp.stop()
@@ -841,6 +854,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except LabError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:  # Ctrl-C while building or starting; cleanup already ran
+        return 130
 
 
 if __name__ == "__main__":
