@@ -32,15 +32,22 @@ e-process:
 
 Why exact e-values instead of the Gaussian mixture SPRT: both keep false rollbacks near
 alpha under per-minute looks, but the Gaussian versions are asymptotic (they need a
-minimum n, and fail badly for rare events such as a 1 % error rate at n = 30); the exact
-Bernoulli construction costs nothing in power here and has no such caveat.
+minimum n, and the normal approximation is unreliable for rare events such as a 1 %
+error rate at a few hundred samples); the exact Bernoulli construction has no such
+caveat, and comparable power (gate-statistics.md §4: median 576 vs 651 canary samples
+to detect 10 % -> 15 % at 1:1, both with power 0.98).
+
+The plug-in control rate uses the *control* arm's earlier blocks only (the note in
+gate-statistics.md pools both arms): under a real loss pooling drags the estimate towards
+the canary, which shrinks the bet; under the null both are valid because the estimate is
+fixed before the block is seen.
 
 The shifted-null construction (used for every margin ``m``): for a block with ``n_c``
 control and ``n_t`` canary outcomes, an alternative ``(q_c, q_t)`` and the null line
 ``{(p, p + m)}``, pick the null point ``(r, r + m)`` that solves
 ``sum_a n_a (q_a - r_a) / (r_a (1 - r_a)) = 0``. The block e-value is the likelihood ratio
 of the alternative against that point. Its expectation under ``(p, p + m)`` is
-``prod_a (1 + (p - r_a')(q_a - r_a)/(r_a(1 - r_a)))^{n_a}``, whose log is concave in p with
+``prod_a (1 + (p - r)(q_a - r_a)/(r_a(1 - r_a)))^{n_a}``, whose log is concave in p with
 zero slope and value 0 at ``p = r`` — so it is at most 1 on the whole null line, and
 (because the canary's coefficient has the right sign) on the whole one-sided null too.
 For ``m = 0`` the root is the pooled ``p0`` of gate-statistics.md.
@@ -59,23 +66,14 @@ import numpy.typing as npt
 from tierguard.api.enums import Verdict
 
 FloatArray = npt.NDArray[np.float64]
-ArrayLike = float | FloatArray
+ArrayLike = npt.ArrayLike  # scalars or arrays; kernels broadcast their arguments
+Grid = Sequence[float] | npt.NDArray[np.float64]  # a grid, or one grid per gate (last axis)
 
 #: Margins (canary bad rate minus control bad rate) on which the pass-side confidence
 #: sequence is evaluated. The reported bound is one of these values (or the allowed drop,
 #: which is always added), so the grid is dense where SLOs usually sit.
 DEFAULT_MARGINS: tuple[float, ...] = (
-    -0.02,
-    0.0,
-    0.01,
-    0.02,
-    0.03,
-    0.05,
-    0.075,
-    0.1,
-    0.15,
-    0.2,
-    0.3,
+    -0.02, 0.0, 0.01, 0.02, 0.03, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3,
 )
 #: Clip for the plug-in control rate. Keeps the alternatives inside (0, 1) and the
 #: per-outcome log-likelihood ratios bounded (gate-statistics.md §4).
@@ -84,8 +82,11 @@ Q_MIN, Q_MAX = 0.01, 0.98
 #: control rate: early, noisy blocks then bet on "no difference", which is what the pass
 #: side hopes to show.
 PLUGIN_SHRINK = 50.0
-#: Bisection steps for the shifted-null root; 60 halvings reach float64 resolution.
+#: Bisection steps for the absolute bounds; 60 halvings reach float64 resolution.
 _BISECT_STEPS = 60
+#: Cap on safeguarded Newton steps for the shifted-null root. Typical blocks converge in
+#: about five; bisection fallbacks near the domain edges make the cap a worst case.
+_NEWTON_STEPS = 80
 
 Kind = Literal["relative", "absolute"]
 
@@ -191,7 +192,7 @@ def _null_point(
     """Control-arm coordinate r of the null point (r, r + m) for alternative (q_c, q_t).
 
     Solves ``n_c (q_c - r)/(r(1-r)) + n_t (q_t - r - m)/((r+m)(1-r-m)) = 0``; the left side
-    strictly decreases in r, so bisection on the feasible interval is exact and robust.
+    strictly decreases in r, so a bracketed Newton iteration is exact and robust.
     For m == 0 the root is the pooled rate, returned in closed form.
     """
     total = n_c + n_t
@@ -199,18 +200,27 @@ def _null_point(
     pooled = (n_c * q_c + n_t * (q_t - m)) / safe_total
     if np.all(m == 0):
         return np.asarray(pooled, dtype=float)
-    lo = np.maximum(0.0, -m) + 1e-12
-    hi = np.minimum(1.0, 1.0 - m) - 1e-12
-    lo = np.broadcast_to(lo, pooled.shape).copy()
-    hi = np.broadcast_to(hi, pooled.shape).copy()
-    for _ in range(_BISECT_STEPS):
-        mid = 0.5 * (lo + hi)
-        rt = mid + m
-        g = n_c * (q_c - mid) / (mid * (1 - mid)) + n_t * (q_t - rt) / (rt * (1 - rt))
-        pos = g > 0
-        lo = np.where(pos, mid, lo)
-        hi = np.where(pos, hi, mid)
-    return np.asarray(0.5 * (lo + hi), dtype=float)
+    lo = np.broadcast_to(np.maximum(0.0, -m) + 1e-12, pooled.shape).copy()
+    hi = np.broadcast_to(np.minimum(1.0, 1.0 - m) - 1e-12, pooled.shape).copy()
+    r = np.clip(pooled, lo + 1e-9, hi - 1e-9)
+    # Safeguarded Newton: g is strictly decreasing, so its sign at each iterate shrinks
+    # the bracket; a Newton step leaving the bracket is replaced by bisection.
+    for _ in range(_NEWTON_STEPS):
+        rt = r + m
+        vc, vt = r * (1 - r), rt * (1 - rt)
+        g = n_c * (q_c - r) / vc + n_t * (q_t - rt) / vt
+        scale = n_c / vc + n_t / vt
+        done = (np.abs(g) <= 1e-12 * scale) | (hi - lo < 1e-13)
+        if bool(np.all(done)):
+            break
+        dg = -(n_c * ((r - q_c) ** 2 + q_c * (1 - q_c)) / vc**2
+               + n_t * ((rt - q_t) ** 2 + q_t * (1 - q_t)) / vt**2)
+        lo = np.where(g > 0, r, lo)
+        hi = np.where(g > 0, hi, r)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            step = r - g / dg
+        r = np.where(done, r, np.where((step >= lo) & (step <= hi), step, 0.5 * (lo + hi)))
+    return np.asarray(r, dtype=float)
 
 
 def shifted_block_log_e(
@@ -229,7 +239,8 @@ def shifted_block_log_e(
     """
     bc, nc, bt, nt = (np.asarray(x, dtype=float) for x in (bad_c, n_c, bad_t, n_t))
     qc, qt, m = (np.asarray(x, dtype=float) for x in (q_c, q_t, margin))
-    shape = np.broadcast_shapes(bc.shape, nc.shape, bt.shape, nt.shape, qc.shape, qt.shape, m.shape)
+    shape = np.broadcast_shapes(bc.shape, nc.shape, bt.shape, nt.shape, qc.shape, qt.shape,
+                                m.shape)
     bc, nc, bt, nt, qc, qt, m = (np.broadcast_to(x, shape) for x in (bc, nc, bt, nt, qc, qt, m))
     r_c = _null_point(qc, qt, nc, nt, m)
     r_t = r_c + m
@@ -238,10 +249,8 @@ def shifted_block_log_e(
     r_c = np.clip(r_c, 1e-12, 1 - 1e-12)
     r_t = np.clip(r_t, 1e-12, 1 - 1e-12)
     log_e = (
-        bt * np.log(qt / r_t)
-        + (nt - bt) * np.log((1 - qt) / (1 - r_t))
-        + bc * np.log(qc / r_c)
-        + (nc - bc) * np.log((1 - qc) / (1 - r_c))
+        bt * np.log(qt / r_t) + (nt - bt) * np.log((1 - qt) / (1 - r_t))
+        + bc * np.log(qc / r_c) + (nc - bc) * np.log((1 - qc) / (1 - r_c))
     )
     return np.asarray(np.where(nc + nt > 0, log_e, 0.0), dtype=float)
 
@@ -259,14 +268,9 @@ def fail_grid(allowed_drop: float) -> tuple[float, ...]:
 
 
 def fail_block_log_e(
-    bad_c: ArrayLike,
-    n_c: ArrayLike,
-    bad_t: ArrayLike,
-    n_t: ArrayLike,
-    past_bad_c: ArrayLike,
-    past_n_c: ArrayLike,
-    grid: Sequence[float],
-    fail_margin: float = 0.0,
+    bad_c: ArrayLike, n_c: ArrayLike, bad_t: ArrayLike, n_t: ArrayLike,
+    past_bad_c: ArrayLike, past_n_c: ArrayLike,
+    grid: Grid, fail_margin: float = 0.0,
 ) -> FloatArray:
     """Per-alternative log e-values of one block for the fail side; last axis = grid."""
     q_c = plugin_control_rate(past_bad_c, past_n_c)[..., None]
@@ -277,15 +281,9 @@ def fail_block_log_e(
 
 
 def pass_block_log_e(
-    bad_c: ArrayLike,
-    n_c: ArrayLike,
-    bad_t: ArrayLike,
-    n_t: ArrayLike,
-    past_bad_c: ArrayLike,
-    past_n_c: ArrayLike,
-    past_bad_t: ArrayLike,
-    past_n_t: ArrayLike,
-    margins: Sequence[float],
+    bad_c: ArrayLike, n_c: ArrayLike, bad_t: ArrayLike, n_t: ArrayLike,
+    past_bad_c: ArrayLike, past_n_c: ArrayLike, past_bad_t: ArrayLike, past_n_t: ArrayLike,
+    margins: Grid,
 ) -> FloatArray:
     """Per-margin log e-values of one block for H0_m "canary - control >= m"; last axis
     = margins. The alternative is a plug-in from earlier blocks (predictable, hence
@@ -381,26 +379,21 @@ class GateState:
 
     def to_json(self) -> dict[str, Any]:
         return {
-            "kind": self.kind,
-            "allowedDrop": self.allowed_drop,
-            "failMargin": self.fail_margin,
-            "grid": list(self.grid),
-            "margins": list(self.margins),
-            "logEFail": list(self.log_e_fail),
-            "maxLogEFail": self.max_log_e_fail,
-            "logEPass": list(self.log_e_pass),
+            "kind": self.kind, "allowedDrop": self.allowed_drop,
+            "failMargin": self.fail_margin, "grid": list(self.grid),
+            "margins": list(self.margins), "logEFail": list(self.log_e_fail),
+            "maxLogEFail": self.max_log_e_fail, "logEPass": list(self.log_e_pass),
             "maxLogEPass": list(self.max_log_e_pass),
-            "counts": [self.control_bad, self.control_total, self.canary_bad, self.canary_total],
-            "blocks": self.blocks,
-            "last": self.last,
+            "counts": [self.control_bad, self.control_total, self.canary_bad,
+                       self.canary_total],
+            "blocks": self.blocks, "last": self.last,
         }
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> GateState:
         cb, ct, tb, tt = (float(x) for x in data["counts"])
         return cls(
-            kind=data["kind"],
-            allowed_drop=float(data["allowedDrop"]),
+            kind=data["kind"], allowed_drop=float(data["allowedDrop"]),
             fail_margin=float(data["failMargin"]),
             grid=tuple(float(x) for x in data["grid"]),
             margins=tuple(float(x) for x in data["margins"]),
@@ -408,12 +401,8 @@ class GateState:
             max_log_e_fail=float(data["maxLogEFail"]),
             log_e_pass=[float(x) for x in data["logEPass"]],
             max_log_e_pass=[float(x) for x in data["maxLogEPass"]],
-            control_bad=cb,
-            control_total=ct,
-            canary_bad=tb,
-            canary_total=tt,
-            blocks=int(data["blocks"]),
-            last=data.get("last"),
+            control_bad=cb, control_total=ct, canary_bad=tb, canary_total=tt,
+            blocks=int(data["blocks"]), last=data.get("last"),
         )
 
 
@@ -432,13 +421,8 @@ def new_gate_state(
     grid = fail_grid(allowed_drop)
     ms = tuple(sorted(set(margins) | {allowed_drop}))
     return GateState(
-        kind=kind,
-        allowed_drop=allowed_drop,
-        fail_margin=fail_margin,
-        grid=grid,
-        margins=ms,
-        log_e_fail=[0.0] * len(grid),
-        log_e_pass=[0.0] * len(ms),
+        kind=kind, allowed_drop=allowed_drop, fail_margin=fail_margin, grid=grid,
+        margins=ms, log_e_fail=[0.0] * len(grid), log_e_pass=[0.0] * len(ms),
         max_log_e_pass=[0.0] * len(ms),
     )
 
@@ -458,17 +442,10 @@ def add_block(state: GateState, block: Block) -> GateState:
     new.last = state.last
     if state.kind == "relative":
         args = (block.control_bad, block.control_total, block.canary_bad, block.canary_total)
-        lf = fail_block_log_e(
-            *args, state.control_bad, state.control_total, state.grid, state.fail_margin
-        )
-        lp = pass_block_log_e(
-            *args,
-            state.control_bad,
-            state.control_total,
-            state.canary_bad,
-            state.canary_total,
-            state.margins,
-        )
+        lf = fail_block_log_e(*args, state.control_bad, state.control_total, state.grid,
+                              state.fail_margin)
+        lp = pass_block_log_e(*args, state.control_bad, state.control_total,
+                              state.canary_bad, state.canary_total, state.margins)
         new.log_e_fail = [a + float(b) for a, b in zip(state.log_e_fail, lf, strict=True)]
         mix = float(log_mean_exp(np.asarray(new.log_e_fail)))
         new.max_log_e_fail = max(state.max_log_e_fail, mix)
@@ -484,11 +461,25 @@ def add_block(state: GateState, block: Block) -> GateState:
     return new
 
 
+def rebase(state: GateState, readings: Mapping[str, ArmReading]) -> GateState:
+    """Take ``readings`` as the new baseline without adding a block.
+
+    Use it when the series behind an arm change identity, e.g. after promotion, when the
+    ``holdback`` arm's counters start being passed as "control": otherwise their whole
+    history would be counted as one interval.
+    """
+    new = GateState.from_json(state.to_json())
+    new.last = {arm: {"bad": dict(r.bad), "total": dict(r.total)} for arm, r in readings.items()}
+    return new
+
+
 def update(state: GateState, readings: Mapping[str, ArmReading]) -> GateState:
-    """Add the interval since the previous readings (raw cumulative counters per arm).
+    """Add the interval since the previous readings (raw cumulative counters per arm,
+    keyed "control" and "canary"; after promotion pass the holdback arm as "control").
 
     The very first readings only set the baseline: what happened before the gate started
-    is not attributable to this rollout.
+    is not attributable to this rollout. A long gap between readings (operator restart)
+    is simply one larger block, which is as valid as many small ones.
     """
     cur = {arm: {"bad": dict(r.bad), "total": dict(r.total)} for arm, r in readings.items()}
     if state.last is None:
@@ -521,6 +512,23 @@ class GateResult:
     threshold: float  # the e-value at which the gate fails (1 / alpha_per_test)
 
 
+def combine_verdicts(verdicts: Iterable[Verdict]) -> Verdict:
+    """One verdict for a stage from its gates' verdicts.
+
+    Any FAIL fails the stage (that tier is confidently worse); otherwise any NO_DATA
+    makes the stage NO_DATA (never promote on missing data); PASS needs every gate to
+    pass; everything else is INCONCLUSIVE. No gates at all is NO_DATA, not a pass.
+    """
+    seen = set(verdicts)
+    if Verdict.FAIL in seen:
+        return Verdict.FAIL
+    if not seen or Verdict.NO_DATA in seen:
+        return Verdict.NO_DATA
+    if seen == {Verdict.PASS}:
+        return Verdict.PASS
+    return Verdict.INCONCLUSIVE
+
+
 def _rate(bad: float, total: float) -> float | None:
     return bad / total if total > 0 else None
 
@@ -547,52 +555,43 @@ def evaluate(
     ``min_samples_per_arm`` in both arms *and* the upper confidence bound within
     ``allowed_drop``; INCONCLUSIVE otherwise. Absolute gates are delegated to
     :func:`evaluate_absolute` (``allowed_drop`` is then the threshold rate).
+
+    ``allowed_drop`` should be the one the state was created with (it is on the margin
+    grid); any other value is judged against the bound on the grid, which is valid but
+    coarser.
     """
     if not 0 < alpha_per_test < 1:
         raise GateInputError(f"alpha must be in (0, 1), got {alpha_per_test}")
     if state.kind == "absolute":
-        return evaluate_absolute(
-            state, allowed_drop, alpha_per_test, min_samples_per_arm, provider_error
-        )
+        return evaluate_absolute(state, allowed_drop, alpha_per_test, min_samples_per_arm,
+                                 provider_error)
     threshold = 1.0 / alpha_per_test
     bound = relative_upper_bound(state, alpha_per_test)
     e_value = math.exp(min(state.max_log_e_fail, 700.0))
 
     def result(verdict: Verdict, reason: str) -> GateResult:
         return GateResult(
-            verdict,
-            reason,
-            state.control_total,
-            state.canary_total,
+            verdict, reason, state.control_total, state.canary_total,
             _rate(state.control_bad, state.control_total),
-            _rate(state.canary_bad, state.canary_total),
-            bound,
-            e_value,
-            threshold,
+            _rate(state.canary_bad, state.canary_total), bound, e_value, threshold,
         )
 
     if state.max_log_e_fail >= math.log(threshold):
-        return result(
-            Verdict.FAIL, f"canary worse than control: e-value {e_value:.3g} >= {threshold:.3g}"
-        )
+        return result(Verdict.FAIL, f"canary worse than control: e-value {e_value:.3g} "
+                      f">= {threshold:.3g}")
     if provider_error is not None:
         return result(Verdict.NO_DATA, f"query failed: {provider_error}")
     if state.control_total + state.canary_total <= 0:
         return result(Verdict.NO_DATA, "no samples counted yet")
     low = min(state.control_total, state.canary_total)
     if low < min_samples_per_arm:
-        return result(
-            Verdict.INCONCLUSIVE,
-            f"{low:.0f} of {min_samples_per_arm:.0f} samples in the smaller arm",
-        )
+        return result(Verdict.INCONCLUSIVE, f"{low:.0f} of {min_samples_per_arm:.0f} samples "
+                      "in the smaller arm")
     if bound <= allowed_drop:
-        return result(
-            Verdict.PASS, f"upper bound {bound:+.3f} within allowed drop {allowed_drop:.3f}"
-        )
-    return result(
-        Verdict.INCONCLUSIVE,
-        f"upper bound {bound:+.3f} not yet within allowed drop {allowed_drop:.3f}",
-    )
+        return result(Verdict.PASS, f"upper bound {bound:+.3f} within allowed drop "
+                      f"{allowed_drop:.3f}")
+    return result(Verdict.INCONCLUSIVE, f"upper bound {bound:+.3f} not yet within allowed "
+                  f"drop {allowed_drop:.3f}")
 
 
 # ----------------------------------------------------------------- absolute objective
@@ -651,29 +650,19 @@ def evaluate_absolute(
     bad, n = state.canary_bad, state.canary_total
     lower, upper = absolute_bounds(bad, n, alpha_per_test)
     threshold = 1.0 / alpha_per_test
-    e_value = (
-        math.exp(min(_log_mixture(bad, n, threshold_rate), 700.0))
-        if n > 0 and bad / n > threshold_rate
-        else 1.0
-    )
+    e_value = (math.exp(min(_log_mixture(bad, n, threshold_rate), 700.0))
+               if n > 0 and bad / n > threshold_rate else 1.0)
 
     def result(verdict: Verdict, reason: str) -> GateResult:
         return GateResult(
-            verdict,
-            reason,
-            state.control_total,
-            n,
-            _rate(state.control_bad, state.control_total),
-            _rate(bad, n),
-            upper,
-            e_value,
+            verdict, reason, state.control_total, n,
+            _rate(state.control_bad, state.control_total), _rate(bad, n), upper, e_value,
             threshold,
         )
 
     if n > 0 and lower > threshold_rate:
-        return result(
-            Verdict.FAIL, f"canary bad rate above {threshold_rate:.3f} (lower bound {lower:.3f})"
-        )
+        return result(Verdict.FAIL, f"canary bad rate above {threshold_rate:.3f} "
+                      f"(lower bound {lower:.3f})")
     if provider_error is not None:
         return result(Verdict.NO_DATA, f"query failed: {provider_error}")
     if n <= 0:
@@ -682,6 +671,5 @@ def evaluate_absolute(
         return result(Verdict.INCONCLUSIVE, f"{n:.0f} of {min_samples:.0f} samples")
     if upper <= threshold_rate:
         return result(Verdict.PASS, f"upper bound {upper:.3f} within {threshold_rate:.3f}")
-    return result(
-        Verdict.INCONCLUSIVE, f"upper bound {upper:.3f} not yet within {threshold_rate:.3f}"
-    )
+    return result(Verdict.INCONCLUSIVE, f"upper bound {upper:.3f} not yet within "
+                  f"{threshold_rate:.3f}")
