@@ -15,9 +15,16 @@ from pathlib import Path
 from typing import Any
 
 SIMPLE = [
-    "where is my order", "reset my password", "what are your opening hours",
-    "track my parcel", "change my email address", "cancel my order", "update my address",
-    "how do I log in", "order status please", "password reset link",
+    "where is my order",
+    "reset my password",
+    "what are your opening hours",
+    "track my parcel",
+    "change my email address",
+    "cancel my order",
+    "update my address",
+    "how do I log in",
+    "order status please",
+    "password reset link",
 ]
 COMPLEX = [
     "write a detailed legal analysis of the contract clauses",
@@ -88,19 +95,36 @@ def router_config(
         "policy": "support",
         "salt": "test-salt",
         "revision": "r1",
-        "classifier": {"path": str(classifier_path),
-                       "tiers": [{"name": "simple"}, {"name": "complex"}]},
+        "classifier": {
+            "path": str(classifier_path),
+            "tiers": [{"name": "simple"}, {"name": "complex"}],
+        },
         "models": [
-            {"name": "big", "baseURL": big_url, "upstreamModel": "big-1",
-             "pricing": {"inputPerMillionTokens": 10, "outputPerMillionTokens": 30},
-             "timeout": "5s", "systemPrompt": "You are Acme's assistant ({model}, {tier})."},
-            {"name": "small", "baseURL": small_url, "upstreamModel": "small-1",
-             "pricing": {"inputPerMillionTokens": 1, "outputPerMillionTokens": 2},
-             "timeout": "5s", "systemPrompt": "You are Acme's assistant ({model}, {tier})."},
+            {
+                "name": "big",
+                "baseURL": big_url,
+                "upstreamModel": "big-1",
+                "pricing": {"inputPerMillionTokens": 10, "outputPerMillionTokens": 30},
+                "timeout": "5s",
+                "systemPrompt": "You are Acme's assistant ({model}, {tier}).",
+            },
+            {
+                "name": "small",
+                "baseURL": small_url,
+                "upstreamModel": "small-1",
+                "pricing": {"inputPerMillionTokens": 1, "outputPerMillionTokens": 2},
+                "timeout": "5s",
+                "systemPrompt": "You are Acme's assistant ({model}, {tier}).",
+            },
         ],
         "routes": [
-            {"tier": "simple", "baseline": "big", "candidate": "small", "fallbacks": ["big"],
-             "latencyBudget": "2s"},
+            {
+                "tier": "simple",
+                "baseline": "big",
+                "candidate": "small",
+                "fallbacks": ["big"],
+                "latencyBudget": "2s",
+            },
             {"tier": "complex", "baseline": "big", "latencyBudget": "2s"},
         ],
         "split": [{"tier": "simple", "weight": weight, "controlArm": control_arm}],
@@ -170,8 +194,9 @@ def wait_http(url: str, proc: subprocess.Popen[bytes], timeout_s: float = 30.0) 
 
 
 @contextmanager
-def process(args: list[str], ready_url: str, log_path: Path,
-            cpu: int | None = None) -> Iterator[subprocess.Popen[bytes]]:
+def process(
+    args: list[str], ready_url: str, log_path: Path, cpu: int | None = None
+) -> Iterator[subprocess.Popen[bytes]]:
     cmd = [sys.executable, "-m", "tierguard.cli", *args]
     if cpu is not None:
         cmd = ["taskset", "-c", str(cpu), *cmd]
@@ -191,8 +216,7 @@ def process(args: list[str], ready_url: str, log_path: Path,
 
 
 @contextmanager
-def fake_provider(tmp: Path, name: str, profile: dict[str, Any] | None = None
-                  ) -> Iterator[str]:
+def fake_provider(tmp: Path, name: str, profile: dict[str, Any] | None = None) -> Iterator[str]:
     """A fake provider process; yields its base URL (``http://127.0.0.1:PORT``)."""
     import yaml
 
@@ -207,19 +231,23 @@ def fake_provider(tmp: Path, name: str, profile: dict[str, Any] | None = None
 
 
 @contextmanager
-def router_process(tmp: Path, config: dict[str, Any], cpu: int | None = None
-                   ) -> Iterator[tuple[str, Path]]:
-    """A router process on a config file; yields (base URL, config path)."""
+def router_process(
+    tmp: Path, config: dict[str, Any], cpu: int | None = None
+) -> Iterator[tuple[str, Path, subprocess.Popen[bytes]]]:
+    """A router process on a config file; yields (base URL, config path, process)."""
     import yaml
 
     port = free_port()
-    config = {**config, "server": {**config.get("server", {}), "host": "127.0.0.1",
-                                   "port": port}}
+    config = {**config, "server": {**config.get("server", {}), "host": "127.0.0.1", "port": port}}
     path = tmp / "router.yaml"
     path.write_text(yaml.safe_dump(config))
-    with process(["router", "--config", str(path), "--poll-interval", "0.2"],
-                 f"http://127.0.0.1:{port}/readyz", tmp / "router.log", cpu=cpu):
-        yield f"http://127.0.0.1:{port}", path
+    with process(
+        ["router", "--config", str(path), "--poll-interval", "0.2"],
+        f"http://127.0.0.1:{port}/readyz",
+        tmp / "router.log",
+        cpu=cpu,
+    ) as proc:
+        yield f"http://127.0.0.1:{port}", path, proc
 
 
 def write_config(path: Path, config: dict[str, Any]) -> None:
@@ -238,8 +266,9 @@ def http(method: str, url: str, body: Any = None) -> tuple[int, Any]:
     import urllib.error
 
     data = json.dumps(body).encode() if body is not None else None
-    req = urllib.request.Request(url, data=data, method=method,
-                                 headers={"Content-Type": "application/json"})
+    req = urllib.request.Request(
+        url, data=data, method=method, headers={"Content-Type": "application/json"}
+    )
     try:
         with urllib.request.urlopen(req, timeout=30) as r:
             status, raw, ctype = r.status, r.read(), r.headers.get("Content-Type", "")

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections import Counter
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -35,9 +36,10 @@ class Env:
 
     async def patch(self, server: str, model: str, **fields: Any) -> None:
         fake = self.fakes[server]
-        async with aiohttp.ClientSession() as s, s.patch(
-            str(fake.make_url(f"/admin/profile/{model}")), json=fields
-        ) as r:
+        async with (
+            aiohttp.ClientSession() as s,
+            s.patch(str(fake.make_url(f"/admin/profile/{model}")), json=fields) as r,
+        ):
             assert r.status == 200
 
     async def metrics(self) -> str:
@@ -64,13 +66,22 @@ def sample(text: str, name: str, **labels: str) -> float:
 @pytest.fixture
 async def env(tiny_classifier: Path, request: pytest.FixtureRequest) -> AsyncIterator[Env]:
     overrides: dict[str, Any] = getattr(request, "param", {})
-    fakes = {"big": TestServer(create_fake_app(FakeProfile(models={"*": ModelBehaviour(
-        latency_median_s=0.0)}))), "small": TestServer(create_fake_app(FakeProfile(models={
-            "*": ModelBehaviour(latency_median_s=0.0)})))}
+    fakes = {
+        "big": TestServer(
+            create_fake_app(FakeProfile(models={"*": ModelBehaviour(latency_median_s=0.0)}))
+        ),
+        "small": TestServer(
+            create_fake_app(FakeProfile(models={"*": ModelBehaviour(latency_median_s=0.0)}))
+        ),
+    }
     for f in fakes.values():
         await f.start_server()
-    cfg = router_config(tiny_classifier, big_url=str(fakes["big"].make_url("/v1")),
-                        small_url=str(fakes["small"].make_url("/v1")), **overrides)
+    cfg = router_config(
+        tiny_classifier,
+        big_url=str(fakes["big"].make_url("/v1")),
+        small_url=str(fakes["small"].make_url("/v1")),
+        **overrides,
+    )
     app = create_app(RouterSettings(config=RouterConfig.model_validate(cfg)))
     client = TestClient(TestServer(app))
     await client.start_server()
@@ -97,38 +108,59 @@ async def test_routes_simple_and_complex_and_signs_the_id(env: Env) -> None:
     r = await env.chat(COMPLEX_QUERY)
     assert (r.headers["x-tierguard-tier"], r.headers["x-tierguard-arm"]) == ("complex", "stable")
     text = await env.metrics()
-    assert sample(text, "tierguard_requests_total", tier="simple", arm="control",
-                  model="big", outcome="ok") == 1
-    assert sample(text, "tierguard_requests_total", tier="complex", arm="stable",
-                  outcome="ok") == 1
+    assert (
+        sample(
+            text,
+            "tierguard_requests_total",
+            tier="simple",
+            arm="control",
+            model="big",
+            outcome="ok",
+        )
+        == 1
+    )
+    assert sample(text, "tierguard_requests_total", tier="complex", arm="stable", outcome="ok") == 1
     assert sample(text, "tierguard_tokens_total", tier="simple", kind="completion") > 0
     assert sample(text, "tierguard_cost_usd_total", tier="simple") > 0
     assert sample(text, "tierguard_classifier_duration_seconds_count") == 2
 
 
 async def test_pinned_model(env: Env) -> None:
-    r = await env.client.post("/v1/chat/completions", json={
-        "model": "small", "messages": [{"role": "user", "content": COMPLEX_QUERY}]})
+    r = await env.client.post(
+        "/v1/chat/completions",
+        json={"model": "small", "messages": [{"role": "user", "content": COMPLEX_QUERY}]},
+    )
     assert r.status == 200
-    assert (r.headers["x-tierguard-tier"], r.headers["x-tierguard-arm"],
-            r.headers["x-tierguard-model"]) == ("pinned", "pinned", "small")
+    assert (
+        r.headers["x-tierguard-tier"],
+        r.headers["x-tierguard-arm"],
+        r.headers["x-tierguard-model"],
+    ) == ("pinned", "pinned", "small")
 
 
 @pytest.mark.parametrize(
     ("body", "status", "code"),
     [
         (b"{", 400, "invalid_json"),
-        (json.dumps({"model": "gpt-9", "messages": [{"role": "user", "content": "x"}]}).encode(),
-         404, "model_not_found"),
+        (
+            json.dumps({"model": "gpt-9", "messages": [{"role": "user", "content": "x"}]}).encode(),
+            404,
+            "model_not_found",
+        ),
         (json.dumps({"model": "auto", "messages": []}).encode(), 400, "empty_array"),
-        (json.dumps({"model": "auto", "messages": [{"role": "user", "content": "x" * 2_000_000}]}
-                    ).encode(), 413, "request_too_large"),
+        (
+            json.dumps(
+                {"model": "auto", "messages": [{"role": "user", "content": "x" * 2_000_000}]}
+            ).encode(),
+            413,
+            "request_too_large",
+        ),
     ],
 )
-async def test_bad_input_gets_openai_errors(env: Env, body: bytes, status: int,
-                                            code: str) -> None:
-    r = await env.client.post("/v1/chat/completions", data=body,
-                              headers={"Content-Type": "application/json"})
+async def test_bad_input_gets_openai_errors(env: Env, body: bytes, status: int, code: str) -> None:
+    r = await env.client.post(
+        "/v1/chat/completions", data=body, headers={"Content-Type": "application/json"}
+    )
     assert r.status == status
     err = (await r.json())["error"]
     assert set(err) == {"message", "type", "param", "code"} and err["code"] == code
@@ -151,29 +183,51 @@ async def test_health_ready_models(env: Env) -> None:
 
 
 @pytest.mark.parametrize("env", [{"split": [{"tier": "simple", "weight": 100}]}], indirect=True)
-@pytest.mark.parametrize(("fault", "reason"), [
-    ({"rate_limit_rate": 1.0}, "rate_limited"),
-    ({"error_rate": 1.0}, "server_error"),
-])
+@pytest.mark.parametrize(
+    ("fault", "reason"),
+    [
+        ({"rate_limit_rate": 1.0}, "rate_limited"),
+        ({"error_rate": 1.0}, "server_error"),
+    ],
+)
 async def test_fallback_on_429_and_5xx(env: Env, fault: dict[str, float], reason: str) -> None:
     await env.patch("small", "small-1", **fault)
     r = await env.chat(user="bob")
     assert r.status == 200
     assert (r.headers["x-tierguard-arm"], r.headers["x-tierguard-model"]) == ("canary", "big")
     text = await env.metrics()
-    assert sample(text, "tierguard_requests_total", arm="canary", model="big",
-                  outcome="escalated") == 1
+    assert (
+        sample(text, "tierguard_requests_total", arm="canary", model="big", outcome="escalated")
+        == 1
+    )
     assert sample(text, "tierguard_upstream_errors_total", model="small", reason=reason) == 1
-    assert sample(text, "tierguard_escalations_total", from_model="small", to_model="big",
-                  reason="error") == 1
+    assert (
+        sample(
+            text, "tierguard_escalations_total", from_model="small", to_model="big", reason="error"
+        )
+        == 1
+    )
 
 
-@pytest.mark.parametrize("env", [{
-    "split": [{"tier": "simple", "weight": 100}],
-    "routes": [{"tier": "simple", "baseline": "big", "candidate": "small",
-                "fallbacks": ["big"], "latencyBudget": "200ms"},
-               {"tier": "complex", "baseline": "big"}],
-}], indirect=True)
+@pytest.mark.parametrize(
+    "env",
+    [
+        {
+            "split": [{"tier": "simple", "weight": 100}],
+            "routes": [
+                {
+                    "tier": "simple",
+                    "baseline": "big",
+                    "candidate": "small",
+                    "fallbacks": ["big"],
+                    "latencyBudget": "200ms",
+                },
+                {"tier": "complex", "baseline": "big"},
+            ],
+        }
+    ],
+    indirect=True,
+)
 async def test_hedge_after_latency_budget(env: Env) -> None:
     await env.patch("small", "small-1", latency_median_s=20.0)
     r = await env.chat(user="carol")
@@ -260,26 +314,36 @@ async def test_feedback_attributed_and_forgeries_refused(env: Env) -> None:
     body = await (await env.chat(user="gus")).json()
     r = await env.client.post("/v1/feedback", json={"id": body["id"], "rating": "down"})
     assert r.status == 200 and (await r.json())["tier"] == "simple"
-    forged = decision_id.sign(decision_id.Decision("support", "simple", "canary", "small",
-                                                   body["created"], "x"), b"not-the-key")
+    forged = decision_id.sign(
+        decision_id.Decision("support", "simple", "canary", "small", body["created"], "x"),
+        b"not-the-key",
+    )
     r = await env.client.post("/v1/feedback", json={"id": forged, "rating": "up"})
     assert r.status == 400 and (await r.json())["error"]["code"] == "feedback_bad_signature"
-    other = decision_id.sign(decision_id.Decision("other", "simple", "canary", "small",
-                                                  body["created"], "x"),
-                             env.runtime.state.signing_key)
+    other = decision_id.sign(
+        decision_id.Decision("other", "simple", "canary", "small", body["created"], "x"),
+        env.runtime.state.signing_key,
+    )
     r = await env.client.post("/v1/feedback", json={"id": other, "rating": "up"})
     assert (await r.json())["error"]["code"] == "feedback_wrong_policy"
     r = await env.client.post("/v1/feedback", json={"id": body["id"], "rating": "meh"})
     assert r.status == 400 and (await r.json())["error"]["param"] == "rating"
     m = await env.metrics()
-    assert sample(m, "tierguard_feedback_total", tier="simple", arm="control", model="big",
-                  rating="down") == 1
+    assert (
+        sample(
+            m, "tierguard_feedback_total", tier="simple", arm="control", model="big", rating="down"
+        )
+        == 1
+    )
     assert sample(m, "tierguard_feedback_rejected_total", reason="bad_signature") == 1
     assert sample(m, "tierguard_feedback_rejected_total", reason="wrong_policy") == 1
 
 
-@pytest.mark.parametrize("env", [{"split": [{"tier": "simple", "weight": 100}],
-                                  "shadow": {"sampleRate": 1.0}}], indirect=True)
+@pytest.mark.parametrize(
+    "env",
+    [{"split": [{"tier": "simple", "weight": 100}], "shadow": {"sampleRate": 1.0}}],
+    indirect=True,
+)
 async def test_shadow_judges_canary_against_baseline(env: Env) -> None:
     await env.patch("small", "small-1", default_quality=0.0)  # the canary always answers badly
     for i in range(4):
@@ -289,8 +353,17 @@ async def test_shadow_judges_canary_against_baseline(env: Env) -> None:
             break
         await asyncio.sleep(0.05)
     m = await env.metrics()
-    assert sample(m, "tierguard_shadow_judgements_total", tier="simple", arm="canary",
-                  model="small", verdict="disagree") == 4
+    assert (
+        sample(
+            m,
+            "tierguard_shadow_judgements_total",
+            tier="simple",
+            arm="canary",
+            model="small",
+            verdict="disagree",
+        )
+        == 4
+    )
     assert sample(m, "tierguard_shadow_cost_usd_total", model="big") > 0
 
 
@@ -299,10 +372,15 @@ async def test_review_sample_is_stratified(env: Env) -> None:
         await env.chat(f"{SIMPLE_QUERY} {i}")
     await env.chat(COMPLEX_QUERY)
     lines = (await (await env.client.get("/admin/review-sample")).text()).splitlines()
-    strata = sorted((json.loads(x)["stratum"]["tier"], json.loads(x)["stratum"]["arm"])
-                    for x in lines)
-    assert strata == [("complex", "stable"), ("simple", "control"), ("simple", "control"),
-                      ("simple", "control")]
+    strata = sorted(
+        (json.loads(x)["stratum"]["tier"], json.loads(x)["stratum"]["arm"]) for x in lines
+    )
+    assert strata == [
+        ("complex", "stable"),
+        ("simple", "control"),
+        ("simple", "control"),
+        ("simple", "control"),
+    ]
     assert all("prompt" not in json.loads(x) for x in lines)  # logPrompts is off
 
 
@@ -320,14 +398,17 @@ async def test_reload_applies_weight_and_refuses_invalid(env: Env) -> None:
     assert sample(m, "tierguard_canary_weight_percent", tier="simple") == 100
 
 
-@pytest.mark.parametrize("env", [{"server": {"clientApiKeys": {"env": "TG_TEST_KEYS"}}}],
-                         indirect=True)
+@pytest.mark.parametrize(
+    "env", [{"server": {"clientApiKeys": {"env": "TG_TEST_KEYS"}}}], indirect=True
+)
 async def test_client_api_keys(env: Env) -> None:
     r = await env.chat()
     assert r.status == 401 and (await r.json())["error"]["type"] == "authentication_error"
-    r = await env.client.post("/v1/chat/completions", headers={"Authorization": "Bearer k2"},
-                              json={"model": "auto", "messages": [{"role": "user",
-                                                                   "content": "hi"}]})
+    r = await env.client.post(
+        "/v1/chat/completions",
+        headers={"Authorization": "Bearer k2"},
+        json={"model": "auto", "messages": [{"role": "user", "content": "hi"}]},
+    )
     assert r.status == 200
 
 
@@ -336,12 +417,191 @@ def _keys(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("TG_TEST_KEYS", "k1\nk2\n")
 
 
-async def test_classifier_failure_routes_to_catch_all_tier(env: Env,
-                                                           monkeypatch: pytest.MonkeyPatch
-                                                           ) -> None:
+async def test_classifier_failure_routes_to_catch_all_tier(
+    env: Env, monkeypatch: pytest.MonkeyPatch
+) -> None:
     def broken(text: str) -> None:
         raise RuntimeError("onnxruntime exploded")
 
     monkeypatch.setattr(env.runtime.state.classifier, "classify", broken)
     r = await env.chat(SIMPLE_QUERY)
     assert r.status == 200 and r.headers["x-tierguard-tier"] == "complex"
+
+
+@pytest.mark.parametrize("env", [{"split": [{"tier": "simple", "weight": 100}]}], indirect=True)
+async def test_upstream_4xx_escalates_then_passes_through(env: Env) -> None:
+    await env.patch("small", "small-1", reject_params=["logprobs"])
+    r = await env.chat(user="jo", logprobs=True)
+    assert r.status == 200 and r.headers["x-tierguard-model"] == "big"
+    m = await env.metrics()
+    assert sample(m, "tierguard_upstream_errors_total", model="small", reason="client_error") == 1
+    assert sample(m, "tierguard_requests_total", arm="canary", outcome="escalated") == 1
+    # the last model of the chain refusing it: the upstream's 400 reaches the client
+    r = await env.client.post(
+        "/v1/chat/completions",
+        json={"model": "small", "logprobs": True, "messages": [{"role": "user", "content": "x"}]},
+    )
+    assert r.status == 400
+    err = (await r.json())["error"]
+    assert err["code"] == "upstream_rejected" and "logprobs" in err["message"]
+
+
+@pytest.mark.parametrize(
+    "env",
+    [
+        {
+            "split": [{"tier": "simple", "weight": 100}],
+            "shadow": {"sampleRate": 1.0, "judge": {"type": "LLM", "model": "big"}},
+        }
+    ],
+    indirect=True,
+)
+async def test_llm_judge(env: Env) -> None:
+    await env.chat(f"{SIMPLE_QUERY} a", user="k1")  # both answers good: agree
+    await env.patch("small", "small-1", default_quality=0.0)
+    await env.chat(f"{SIMPLE_QUERY} b", user="k2")  # canary answer bad: disagree
+    for _ in range(100):
+        if sample(await env.metrics(), "tierguard_shadow_judgements_total") >= 2:
+            break
+        await asyncio.sleep(0.05)
+    m = await env.metrics()
+    assert sample(m, "tierguard_shadow_judgements_total", verdict="agree") == 1
+    assert sample(m, "tierguard_shadow_judgements_total", verdict="disagree") == 1
+
+
+@pytest.mark.parametrize("env", [{"split": [{"tier": "simple", "weight": 100}]}], indirect=True)
+async def test_stream_stalling_mid_way_ends_with_error_event(env: Env) -> None:
+    # first chunk at once, then 10 s between chunks: past small's 5 s per-read timeout
+    await env.patch("small", "small-1", inter_chunk_s=10.0)
+    r = await env.chat(stream=True, user="kim")
+    events = [ln[6:] for ln in (await r.text()).splitlines() if ln.startswith("data: ")]
+    assert json.loads(events[-1])["error"]["type"] == "upstream_error"
+
+
+@pytest.fixture
+def decision_log_path(tmp_path: Path) -> Path:
+    return tmp_path / "decisions.jsonl"
+
+
+async def test_decision_log_lines(tiny_classifier: Path, decision_log_path: Path) -> None:
+    fake = TestServer(create_fake_app())
+    await fake.start_server()
+    cfg = router_config(
+        tiny_classifier,
+        big_url=str(fake.make_url("/v1")),
+        small_url=str(fake.make_url("/v1")),
+        observability={"decisionLog": str(decision_log_path)},
+    )
+    client = TestClient(
+        TestServer(create_app(RouterSettings(config=RouterConfig.model_validate(cfg))))
+    )
+    await client.start_server()
+    try:
+        body = {
+            "model": "auto",
+            "user": "alice@example.com",
+            "messages": [{"role": "user", "content": "secret prompt " + SIMPLE_QUERY}],
+        }
+        r = await client.post("/v1/chat/completions", json=body, headers={"x-request-id": "req-42"})
+        assert r.status == 200
+        client.app[RUNTIME].decision_log.flush()  # type: ignore[index]
+    finally:
+        await client.close()
+        await fake.close()
+    text = decision_log_path.read_text()
+    (line,) = [json.loads(x) for x in text.splitlines()]
+    assert line["request_id"] == "req-42" and line["tier"] == "simple"
+    assert line["arm"] == "control" and line["model"] == "big" and line["outcome"] == "ok"
+    assert set(line["probabilities"]) == {"simple", "complex"}
+    assert line["tokens"]["completion"] > 0 and line["cost_usd"] > 0
+    assert line["user_hash"] and "alice" not in text and "secret prompt" not in text
+
+
+async def test_review_sample_file_written_at_shutdown(
+    tiny_classifier: Path, tmp_path: Path
+) -> None:
+    fake = TestServer(create_fake_app())
+    await fake.start_server()
+    out = tmp_path / "review.jsonl"
+    cfg = router_config(
+        tiny_classifier,
+        big_url=str(fake.make_url("/v1")),
+        small_url=str(fake.make_url("/v1")),
+        split=[{"tier": "simple", "weight": 50}],
+        observability={
+            "decisionLog": None,
+            "reviewSampleSize": 3,
+            "reviewSamplePath": str(out),
+            "logPrompts": True,
+        },
+    )
+    client = TestClient(
+        TestServer(create_app(RouterSettings(config=RouterConfig.model_validate(cfg))))
+    )
+    await client.start_server()
+    try:
+        for i in range(40):
+            r = await client.post(
+                "/v1/chat/completions",
+                json={
+                    "model": "auto",
+                    "user": f"u{i}",
+                    "messages": [{"role": "user", "content": f"{SIMPLE_QUERY} {i}"}],
+                },
+            )
+            assert r.status == 200
+    finally:
+        await client.close()
+        await fake.close()
+    rows = [json.loads(x) for x in out.read_text().splitlines()]
+    per = Counter((r["stratum"]["tier"], r["stratum"]["arm"]) for r in rows)
+    assert per == {("simple", "canary"): 3, ("simple", "control"): 3}
+    seen = {(r["stratum"]["arm"]): r["stratum"]["seen"] for r in rows}
+    assert seen["canary"] + seen["control"] == 40
+    assert all(r["prompt"].startswith(SIMPLE_QUERY) and r["answer"] for r in rows)
+
+
+async def test_two_replicas_agree_on_arms_and_accept_each_others_ids(
+    tiny_classifier: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TG_SIGNING_KEY", "shared-secret-from-a-Secret")
+    fake = TestServer(create_fake_app())
+    await fake.start_server()
+    cfg = router_config(
+        tiny_classifier,
+        big_url=str(fake.make_url("/v1")),
+        small_url=str(fake.make_url("/v1")),
+        split=[{"tier": "simple", "weight": 50}],
+        feedback={"signingKey": {"env": "TG_SIGNING_KEY"}},
+    )
+    replicas = [
+        TestClient(TestServer(create_app(RouterSettings(config=RouterConfig.model_validate(cfg)))))
+        for _ in range(2)
+    ]
+    for c in replicas:
+        await c.start_server()
+    try:
+        arms = []
+        for user in [f"user-{i}" for i in range(20)]:
+            seen = set()
+            for c in replicas:
+                r = await c.post(
+                    "/v1/chat/completions",
+                    json={
+                        "model": "auto",
+                        "user": user,
+                        "messages": [{"role": "user", "content": SIMPLE_QUERY}],
+                    },
+                )
+                seen.add(r.headers["x-tierguard-arm"])
+                last_id = (await r.json())["id"]
+            assert len(seen) == 1  # the same user gets the same arm on both replicas
+            arms += list(seen)
+            # feedback on the OTHER replica than the one that answered last
+            fb = await replicas[0].post("/v1/feedback", json={"id": last_id, "rating": "up"})
+            assert fb.status == 200
+        assert {"canary", "control"} <= set(arms)
+    finally:
+        for c in replicas:
+            await c.close()
+        await fake.close()

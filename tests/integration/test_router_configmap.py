@@ -25,31 +25,48 @@ if TYPE_CHECKING:
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 
 #: what the operator's RBAC must grant the router (documented in router/README.md)
-ROUTER_RULES = [{"apiGroups": [""], "resources": ["configmaps"],
-                 "verbs": ["get", "list", "watch"], "resourceNames": ["support-router"]}]
+ROUTER_RULES = [
+    {
+        "apiGroups": [""],
+        "resources": ["configmaps"],
+        "verbs": ["get", "list", "watch"],
+        "resourceNames": ["support-router"],
+    }
+]
 
 
 def test_configmap_watch_applies_weights_and_refuses_invalid(
-    tiny_classifier: Path, tmp_path: Path, control_plane: ControlPlane, kube_api: ApiClient,
-    namespace: str, wait_for: Callable[..., Any],
+    tiny_classifier: Path,
+    tmp_path: Path,
+    control_plane: ControlPlane,
+    kube_api: ApiClient,
+    namespace: str,
+    wait_for: Callable[..., Any],
 ) -> None:
     from kubernetes import client
 
     core = client.CoreV1Api(kube_api)
     rbac = client.RbacAuthorizationV1Api(kube_api)
     core.create_namespaced_service_account(namespace, {"metadata": {"name": "router"}})
-    rbac.create_namespaced_role(namespace, {"metadata": {"name": "router"},
-                                            "rules": ROUTER_RULES})
-    rbac.create_namespaced_role_binding(namespace, {
-        "metadata": {"name": "router"},
-        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "router"},
-        "subjects": [{"kind": "ServiceAccount", "name": "router", "namespace": namespace}]})
+    rbac.create_namespaced_role(namespace, {"metadata": {"name": "router"}, "rules": ROUTER_RULES})
+    rbac.create_namespaced_role_binding(
+        namespace,
+        {
+            "metadata": {"name": "router"},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "router"},
+            "subjects": [{"kind": "ServiceAccount", "name": "router", "namespace": namespace}],
+        },
+    )
     kubeconfig = control_plane.service_account_kubeconfig(namespace, "router")
 
     with fake_provider(tmp_path, "big") as big, fake_provider(tmp_path, "small") as small:
         port = free_port()
-        cfg = router_config(tiny_classifier, big_url=f"{big}/v1", small_url=f"{small}/v1",
-                            server={"host": "127.0.0.1", "port": port})
+        cfg = router_config(
+            tiny_classifier,
+            big_url=f"{big}/v1",
+            small_url=f"{small}/v1",
+            server={"host": "127.0.0.1", "port": port},
+        )
 
         def put(config: dict[str, Any] | str) -> None:
             text = config if isinstance(config, str) else yaml.safe_dump(config)
@@ -63,15 +80,27 @@ def test_configmap_watch_applies_weights_and_refuses_invalid(
 
         put(cfg)
         url = f"http://127.0.0.1:{port}"
-        with process(["router", "--configmap", "support-router", "--namespace", namespace,
-                      "--kubeconfig", str(kubeconfig)], f"{url}/readyz",
-                     tmp_path / "router.log"):
+        with process(
+            [
+                "router",
+                "--configmap",
+                "support-router",
+                "--namespace",
+                namespace,
+                "--kubeconfig",
+                str(kubeconfig),
+            ],
+            f"{url}/readyz",
+            tmp_path / "router.log",
+        ):
             sdk = openai.OpenAI(base_url=f"{url}/v1", api_key="x", max_retries=0)
 
             def arm() -> str:
                 raw = sdk.chat.completions.with_raw_response.create(
-                    model="auto", messages=[{"role": "user", "content": SIMPLE_QUERY}],
-                    user="same-user")
+                    model="auto",
+                    messages=[{"role": "user", "content": SIMPLE_QUERY}],
+                    user="same-user",
+                )
                 return raw.headers["x-tierguard-arm"]
 
             def metric(name: str, **labels: str) -> float:
@@ -79,14 +108,23 @@ def test_configmap_watch_applies_weights_and_refuses_invalid(
 
             assert arm() == "control"
             put({**cfg, "split": [{"tier": "simple", "weight": 100}]})
-            wait_for(lambda: metric("tierguard_canary_weight_percent", tier="simple") == 100,
-                     timeout=30, message="weight 100 never applied")
+            wait_for(
+                lambda: metric("tierguard_canary_weight_percent", tier="simple") == 100,
+                timeout=30,
+                message="weight 100 never applied",
+            )
             assert arm() == "canary"
             put("policy: [broken")
-            wait_for(lambda: metric("tierguard_config_reloads_total", outcome="error") >= 1,
-                     timeout=30, message="the invalid config was not noticed")
+            wait_for(
+                lambda: metric("tierguard_config_reloads_total", outcome="error") >= 1,
+                timeout=30,
+                message="the invalid config was not noticed",
+            )
             assert arm() == "canary"  # the old config stays active
             put({**cfg, "split": [{"tier": "simple", "weight": 0}]})  # rollback
-            wait_for(lambda: metric("tierguard_canary_weight_percent", tier="simple") == 0,
-                     timeout=30, message="rollback to 0 never applied")
+            wait_for(
+                lambda: metric("tierguard_canary_weight_percent", tier="simple") == 0,
+                timeout=30,
+                message="rollback to 0 never applied",
+            )
             assert arm() == "control"

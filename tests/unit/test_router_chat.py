@@ -35,8 +35,9 @@ OK = {"model": "auto", "messages": [{"role": "user", "content": "hi"}]}
 
 
 def test_valid_request_keeps_unknown_parameters() -> None:
-    req = parse_chat_request(raw({**OK, "temperature": 0.2, "tools": [], "user": "u1",
-                                  "stream": True}))
+    req = parse_chat_request(
+        raw({**OK, "temperature": 0.2, "tools": [], "user": "u1", "stream": True})
+    )
     assert (req.model, req.stream, req.user) == ("auto", True, "u1")
     assert req.body["temperature"] == 0.2 and req.body["tools"] == []
 
@@ -46,6 +47,7 @@ def test_valid_request_keeps_unknown_parameters() -> None:
     [
         (b"{not json", None, "invalid_json"),
         (b"\xff\xfe", None, "invalid_json"),
+        (b"[" * 100_000 + b"]" * 100_000, None, "invalid_json"),
         (raw([1, 2]), "body", "invalid_type"),
         (raw({"messages": OK["messages"]}), "model", "missing_required_parameter"),
         (raw({**OK, "model": 3}), "model", "invalid_type"),
@@ -53,12 +55,21 @@ def test_valid_request_keeps_unknown_parameters() -> None:
         (raw({"model": "auto", "messages": "hi"}), "messages", "invalid_type"),
         (raw({"model": "auto", "messages": []}), "messages", "empty_array"),
         (raw({"model": "auto", "messages": ["hi"]}), "messages[0]", "invalid_type"),
-        (raw({"model": "auto", "messages": [{"role": "wizard", "content": "x"}]}),
-         "messages[0].role", "invalid_value"),
-        (raw({"model": "auto", "messages": [{"role": "user"}]}), "messages[0].content",
-         "missing_required_parameter"),
-        (raw({"model": "auto", "messages": [{"role": "user", "content": 5}]}),
-         "messages[0].content", "invalid_type"),
+        (
+            raw({"model": "auto", "messages": [{"role": "wizard", "content": "x"}]}),
+            "messages[0].role",
+            "invalid_value",
+        ),
+        (
+            raw({"model": "auto", "messages": [{"role": "user"}]}),
+            "messages[0].content",
+            "missing_required_parameter",
+        ),
+        (
+            raw({"model": "auto", "messages": [{"role": "user", "content": 5}]}),
+            "messages[0].content",
+            "invalid_type",
+        ),
         (raw({**OK, "stream": "yes"}), "stream", "invalid_type"),
         (raw({**OK, "user": 7}), "user", "invalid_type"),
     ],
@@ -73,8 +84,10 @@ def test_bad_requests_name_the_parameter(body: bytes, param: str | None, code: s
 
 
 def test_assistant_tool_call_without_content_is_fine() -> None:
-    msgs = [{"role": "user", "content": "x"},
-            {"role": "assistant", "content": None, "tool_calls": [{"id": "1"}]}]
+    msgs = [
+        {"role": "user", "content": "x"},
+        {"role": "assistant", "content": None, "tool_calls": [{"id": "1"}]},
+    ]
     assert parse_chat_request(raw({"model": "auto", "messages": msgs})).messages == msgs
 
 
@@ -83,9 +96,14 @@ def test_classifier_text_modes() -> None:
         {"role": "system", "content": "You are a lawyer writing detailed legal analysis"},
         {"role": "user", "content": "first question"},
         {"role": "assistant", "content": "answer"},
-        {"role": "user", "content": [{"type": "text", "text": "where is"},
-                                     {"type": "image_url", "image_url": {"url": "x"}},
-                                     {"type": "text", "text": "my order"}]},
+        {
+            "role": "user",
+            "content": [
+                {"type": "text", "text": "where is"},
+                {"type": "image_url", "image_url": {"url": "x"}},
+                {"type": "text", "text": "my order"},
+            ],
+        },
     ]
     assert classifier_text(msgs, "LastUserMessage", 100) == "where is\nmy order"
     assert classifier_text(msgs, "AllUserMessages", 100) == "first question\nwhere is\nmy order"
@@ -94,11 +112,24 @@ def test_classifier_text_modes() -> None:
 
 
 def test_upstream_body_prepends_voice_and_asks_for_usage() -> None:
-    req = parse_chat_request(raw({**OK, "stream": True, "messages": [
-        {"role": "system", "content": "client system"}, {"role": "user", "content": "hi"}]}))
-    body = upstream_body(req, "small-1", render_system_prompt("Acme {model}/{tier} {x}",
-                                                              "small", "simple"),
-                         want_usage=True)
+    req = parse_chat_request(
+        raw(
+            {
+                **OK,
+                "stream": True,
+                "messages": [
+                    {"role": "system", "content": "client system"},
+                    {"role": "user", "content": "hi"},
+                ],
+            }
+        )
+    )
+    body = upstream_body(
+        req,
+        "small-1",
+        render_system_prompt("Acme {model}/{tier} {x}", "small", "simple"),
+        want_usage=True,
+    )
     assert body["model"] == "small-1"
     assert body["messages"][0] == {"role": "system", "content": "Acme small/simple {x}"}
     assert body["messages"][1]["content"] == "client system"
@@ -120,9 +151,27 @@ def test_error_statuses() -> None:
 
 @pytest.mark.parametrize(
     ("status", "reason", "retry"),
-    [(429, "rate_limited", True), (500, "server_error", True), (503, "server_error", True),
-     (504, "timeout", True), (408, "timeout", True), (401, "client_error", True),
-     (404, "client_error", True), (400, "client_error", False), (422, "client_error", False)],
+    [
+        (429, "rate_limited", True),
+        (500, "server_error", True),
+        (503, "server_error", True),
+        (504, "timeout", True),
+        (408, "timeout", True),
+        (401, "client_error", True),
+        (404, "client_error", True),
+        (400, "client_error", False),
+        (422, "client_error", False),
+    ],
 )
 def test_upstream_status_mapping(status: int, reason: str, retry: bool) -> None:
     assert classify_status(status) == (reason, retry)
+
+
+def test_similarity_and_llm_verdict_parsing() -> None:
+    from tierguard.router.shadow import parse_llm_verdict, similarity
+
+    assert similarity("the cat sat", "The cat sat!") == 1.0
+    assert similarity("a b", "c d") == 0.0 and similarity("", "") == 1.0
+    assert parse_llm_verdict("AGREE.") == "agree"
+    assert parse_llm_verdict("Disagree - they differ") == "disagree"
+    assert parse_llm_verdict("I think they agree") == "error"

@@ -43,8 +43,9 @@ def test_valid_config_parses() -> None:
         (lambda c: c.update(surprise=1), "surprise"),
     ],
 )
-def test_invalid_configs_name_the_field(mutate: Callable[[dict[str, Any]], object],
-                                        needle: str) -> None:
+def test_invalid_configs_name_the_field(
+    mutate: Callable[[dict[str, Any]], object], needle: str
+) -> None:
     cfg = router_config("/x.onnx")
     mutate(cfg)
     with pytest.raises(ConfigError) as info:
@@ -72,8 +73,7 @@ async def test_build_state_refuses_missing_secret_and_wrong_tiers(
 
 
 async def test_build_state_reuses_unchanged_clients(tiny_classifier: Path) -> None:
-    first, _ = await build_state(RouterConfig.model_validate(router_config(tiny_classifier)),
-                                 None)
+    first, _ = await build_state(RouterConfig.model_validate(router_config(tiny_classifier)), None)
     cfg = router_config(tiny_classifier, weight=50)
     cfg["models"][1]["baseURL"] = "http://127.0.0.1:2/v1"
     second, retired = await build_state(RouterConfig.model_validate(cfg), first)
@@ -115,17 +115,30 @@ def test_latency_objectives_become_buckets() -> None:
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(),
-    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner,
-                                                                max_size=4),
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4)
+    ),
     max_leaves=20,
 )
 
 
-@given(st.one_of(json_values, st.fixed_dictionaries({"model": json_values,
-                                                      "messages": json_values}),
-                 st.fixed_dictionaries({"model": st.just("auto"), "messages": st.lists(
-                     st.dictionaries(st.sampled_from(["role", "content", "tool_calls"]),
-                                     json_values), max_size=3)})))
+@given(
+    st.one_of(
+        json_values,
+        st.fixed_dictionaries({"model": json_values, "messages": json_values}),
+        st.fixed_dictionaries(
+            {
+                "model": st.just("auto"),
+                "messages": st.lists(
+                    st.dictionaries(
+                        st.sampled_from(["role", "content", "tool_calls"]), json_values
+                    ),
+                    max_size=3,
+                ),
+            }
+        ),
+    )
+)
 def test_parser_never_crashes(body: object) -> None:
     """Any JSON either parses or raises the one error type the middleware renders."""
     with contextlib.suppress(InvalidRequestError):

@@ -36,8 +36,9 @@ def test_same_key_same_arm_on_any_replica(salt: str, key: str, w: float) -> None
 
 
 @given(salts, keys, weights, weights)
-def test_raising_weight_only_moves_control_to_canary(salt: str, key: str, w1: float,
-                                                     w2: float) -> None:
+def test_raising_weight_only_moves_control_to_canary(
+    salt: str, key: str, w1: float, w2: float
+) -> None:
     lo, hi = sorted((w1, w2))
     b = bucket(salt, key)
     arm_lo, _ = arm_for(ROUTE, TierSplit(tier="simple", weight=lo), b)
@@ -63,7 +64,9 @@ def test_weight_edges() -> None:
     assert canary_buckets(0) == 0 and canary_buckets(100) == BUCKETS
     assert canary_buckets(5) == 500 and canary_buckets(0.01) == 1
     assert arm_for(ROUTE, TierSplit(tier="simple", weight=100), BUCKETS - 1) == (
-        Arm.CANARY, "small")
+        Arm.CANARY,
+        "small",
+    )
     assert arm_for(ROUTE, TierSplit(tier="simple", weight=0), 0) == (Arm.CONTROL, "big")
 
 
@@ -95,8 +98,9 @@ def test_chain_puts_serving_model_first_without_repeats() -> None:
         (StickinessKey.REQUEST_ID, "u1", "h1", "rid"),
     ],
 )
-def test_stickiness_key(key: StickinessKey, user: str | None, header: str | None,
-                        expected: str) -> None:
+def test_stickiness_key(
+    key: StickinessKey, user: str | None, header: str | None, expected: str
+) -> None:
     assert stickiness_key(Stickiness(key=key), user, header, "rid") == expected
 
 

@@ -18,6 +18,9 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from pydantic import BaseModel
+from pydantic.json_schema import GenerateJsonSchema, NoDefault
+from pydantic_core import core_schema, to_jsonable_python
 
 from tierguard.api import constants as c
 from tierguard.api.policy import RoutingPolicySpec
@@ -123,8 +126,32 @@ def to_structural(node: dict[str, Any], defs: dict[str, Any], path: str = "") ->
     return out
 
 
+class _FactoryDefaults(GenerateJsonSchema):
+    """Emit ``default_factory`` defaults too, so the CRD shows (and the API server applies)
+    every default the models declare. A nested object defaults to ``{}``: the API server
+    then fills in its fields' own defaults, so each default is written once, in its field."""
+
+    def get_default_value(self, schema: core_schema.WithDefaultSchema) -> Any:
+        factory = schema.get("default_factory")
+        if factory is None or schema.get("default_factory_takes_data"):
+            return super().get_default_value(schema)
+        value = factory()  # type: ignore[call-arg]
+        if isinstance(value, BaseModel):
+            return {}
+        if isinstance(value, list):
+            return [
+                v.model_dump(mode="json", by_alias=True, exclude_none=True)
+                if isinstance(v, BaseModel)
+                else to_jsonable_python(v)
+                for v in value
+            ]
+        return to_jsonable_python(value) if value is not None else NoDefault
+
+
 def model_schema(model: type[Any]) -> dict[str, Any]:
-    raw: dict[str, Any] = model.model_json_schema(by_alias=True, mode="validation")
+    raw: dict[str, Any] = model.model_json_schema(
+        by_alias=True, mode="validation", schema_generator=_FactoryDefaults
+    )
     return to_structural(raw, raw.get("$defs", {}))
 
 

@@ -63,8 +63,8 @@ def render_metrics_md() -> str:
         "",
         f"- `{m.POLICY}`: the RoutingPolicy name.",
         f"- `{m.TIER}`: a classifier tier (e.g. `simple`, `complex`); `{m.TIER_PINNED}` when "
-        "the client named a model itself; "
-        f"`{m.TIER_UNCLASSIFIED}` for requests refused before classification.",
+        "the client named a model itself. Requests refused before classification are "
+        f"counted only in `{m.INVALID_REQUESTS.name}` (no tier).",
         f"- `{m.ARM}`: {arms}. `control` is a tier under canary served by its baseline, "
         "`canary` by its candidate, `holdback` the permanent control share after promotion, "
         "`stable` a tier with no candidate, `pinned` a client-chosen model.",
@@ -76,9 +76,11 @@ def render_metrics_md() -> str:
         "hedge; error: nothing served). On hedges: "
         f"`{m.HEDGE_PRIMARY}`, `{m.HEDGE_HEDGE}` (which side won). On config reloads: "
         f"`{m.RELOAD_OK}`, `{m.RELOAD_ERROR}`.",
-        f"- `{m.REASON}` on upstream errors: " + ", ".join(f"`{r}`" for r in m.ERROR_REASONS)
+        f"- `{m.REASON}` on upstream errors: "
+        + ", ".join(f"`{r}`" for r in m.ERROR_REASONS)
         + f"; on escalations: `{m.ESCALATION_ERROR}`, `{m.ESCALATION_BUDGET}`; on rejected "
-        "feedback: " + ", ".join(f"`{r}`" for r in m.FEEDBACK_REJECT_REASONS)
+        "feedback: "
+        + ", ".join(f"`{r}`" for r in m.FEEDBACK_REJECT_REASONS)
         + "; on invalid requests: the OpenAI error code returned.",
         f"- `{m.RATING}`: `{m.RATING_UP}`, `{m.RATING_DOWN}`.",
         f"- `{m.VERDICT}` on shadow judgements: `{m.VERDICT_AGREE}`, `{m.VERDICT_DISAGREE}`, "
@@ -109,7 +111,7 @@ def render_metrics_md() -> str:
         f'verdict="{m.VERDICT_DISAGREE}"}}[W]))` / `sum(increase('
         f'{m.SHADOW_JUDGEMENTS.name}{{tier="T",arm="A",verdict=~"{m.VERDICT_AGREE}|'
         f'{m.VERDICT_DISAGREE}"}}[W]))` |',
-        f'| Latency (objective O) | total minus `sum(increase({m.REQUEST_DURATION.name}_bucket'
+        f"| Latency (objective O) | total minus `sum(increase({m.REQUEST_DURATION.name}_bucket"
         f'{{tier="T",arm="A",le="O"}}[W]))` / `sum(increase({m.REQUEST_DURATION.name}_count'
         f'{{tier="T",arm="A"}}[W]))` |',
         "",

@@ -36,7 +36,6 @@ MAX_FALLBACKS = 4
 MAX_STEPS = 20
 MAX_SLOS = 32
 DEFAULT_STEPS = [5.0, 10.0, 25.0, 50.0, 100.0]
-_DEFAULT_STEPS_JSON: list[JsonValue] = [5.0, 10.0, 25.0, 50.0, 100.0]
 
 
 def _cel(rule: str, message: str, field_path: str | None = None) -> JsonValue:
@@ -115,7 +114,6 @@ class ClassifierSpec(ApiModel):
 
     source: ClassifierSource = Field(
         default_factory=ClassifierSource,
-        json_schema_extra={"default": {}},
         description="Model source; empty means the bundled default model.",
     )
     input: str = Field(
@@ -133,11 +131,10 @@ class ClassifierSpec(ApiModel):
         description="Text beyond this many characters (from the end) is not classified.",
     )
     tiers: list[TierSpec] = Field(
-        default_factory=lambda: [TierSpec(name="simple", threshold=0.5), TierSpec(name="complex")],
+        default_factory=lambda: [TierSpec(name="simple"), TierSpec(name="complex")],
         min_length=1,
         max_length=MAX_TIERS,
         json_schema_extra={
-            "default": [{"name": "simple", "threshold": 0.5}, {"name": "complex"}],
             "x-kubernetes-validations": [
                 _cel(
                     "self.all(t, self.exists_one(u, u.name == t.name))",
@@ -188,9 +185,7 @@ class ModelSpec(ApiModel):
         default=None,
         description="Secret holding the upstream API key (sent as a Bearer token).",
     )
-    pricing: Pricing = Field(
-        default_factory=Pricing, json_schema_extra={"default": {}}, description="Token prices."
-    )
+    pricing: Pricing = Field(default_factory=Pricing, description="Token prices.")
     timeout: Duration = Field(
         default="30s", description="Per-attempt timeout for one call to this model."
     )
@@ -287,7 +282,6 @@ class RolloutSpec(ApiModel):
         min_length=1,
         max_length=MAX_STEPS,
         json_schema_extra={
-            "default": _DEFAULT_STEPS_JSON,
             "items": {"type": "number", "minimum": 0, "exclusiveMinimum": True, "maximum": 100},
             "x-kubernetes-validations": [
                 _cel(
@@ -331,16 +325,13 @@ class RolloutSpec(ApiModel):
             "arm) so a later quality drift is still caught. 0 disables post-promotion gates."
         ),
     )
-    stickiness: StickinessSpec = Field(
-        default_factory=StickinessSpec, json_schema_extra={"default": {}}, description="Stickiness."
-    )
+    stickiness: StickinessSpec = Field(default_factory=StickinessSpec, description="Stickiness.")
     promotion: PromotionMode = Field(
         default=PromotionMode.AUTOMATIC,
         description="Automatic: advance when gates pass. Manual: pause before each step.",
     )
     no_data: NoDataSpec = Field(
         default_factory=NoDataSpec,
-        json_schema_extra={"default": {}},
         description="Behaviour without usable metrics.",
     )
 
@@ -479,12 +470,10 @@ class ResourceRequirements(ApiModel):
 
     requests: dict[str, str] = Field(
         default_factory=lambda: {"cpu": "250m", "memory": "256Mi"},
-        json_schema_extra={"default": {"cpu": "250m", "memory": "256Mi"}},
         description="Requested resources.",
     )
     limits: dict[str, str] = Field(
         default_factory=lambda: {"memory": "512Mi"},
-        json_schema_extra={"default": {"memory": "512Mi"}},
         description="Resource limits.",
     )
 
@@ -511,22 +500,19 @@ class ShadowSpec(ApiModel):
     sample_rate: Fraction = Field(
         default=0.1, description="Share of canary requests shadowed (no latency added)."
     )
-    judge: JudgeSpec = Field(
-        default_factory=JudgeSpec, json_schema_extra={"default": {}}, description="Judge."
-    )
+    judge: JudgeSpec = Field(default_factory=JudgeSpec, description="Judge.")
 
 
 class RouterSpec(ApiModel):
     """The router Deployment the operator renders for this policy."""
 
     image: str = Field(
-        default="tierguard/tierguard:0.1.0", max_length=512, description="Router image."
+        default="tierguard/router:0.1.0", max_length=512, description="Router image."
     )
     replicas: int = Field(default=2, ge=0, le=100, description="Router replicas.")
     port: int = Field(default=8080, ge=1024, le=65535, description="HTTP port.")
     resources: ResourceRequirements = Field(
         default_factory=ResourceRequirements,
-        json_schema_extra={"default": {}},
         description="Container resources.",
     )
     log_level: str = Field(
@@ -554,7 +540,6 @@ class RouterSpec(ApiModel):
     )
     shadow: ShadowSpec = Field(
         default_factory=ShadowSpec,
-        json_schema_extra={"default": {}},
         description="Shadow evaluation.",
     )
     review_sample_size: int = Field(
@@ -632,7 +617,6 @@ class RoutingPolicySpec(ApiModel):
 
     classifier: ClassifierSpec = Field(
         default_factory=ClassifierSpec,
-        json_schema_extra={"default": {}},
         description="Query classifier and tiers.",
     )
     models: list[ModelSpec] = Field(
@@ -641,20 +625,14 @@ class RoutingPolicySpec(ApiModel):
     routes: list[RouteSpec] = Field(
         min_length=1, max_length=MAX_TIERS, description="One route per tier."
     )
-    rollout: RolloutSpec = Field(
-        default_factory=RolloutSpec, json_schema_extra={"default": {}}, description="Rollout."
-    )
-    analysis: AnalysisSpec = Field(
-        default_factory=AnalysisSpec, json_schema_extra={"default": {}}, description="Gates."
-    )
+    rollout: RolloutSpec = Field(default_factory=RolloutSpec, description="Rollout.")
+    analysis: AnalysisSpec = Field(default_factory=AnalysisSpec, description="Gates.")
     prometheus: PrometheusSpec = Field(
         default_factory=PrometheusSpec,
-        json_schema_extra={"default": {}},
         description="Prometheus connection.",
     )
     router: RouterSpec = Field(
         default_factory=RouterSpec,
-        json_schema_extra={"default": {}},
         description="Router deployment settings.",
     )
 

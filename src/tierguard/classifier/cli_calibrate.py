@@ -92,7 +92,9 @@ def run(args: argparse.Namespace) -> int:
         return 2
     thresholds = dict(classifier.thresholds)
     thresholds[tiers[0]] = choice.threshold
-    report = evaluate(probs, data.tiers, tiers, thresholds, data.categories, data.hard)
+    report = evaluate(
+        probs, data.tiers, tiers, thresholds, data.categories, data.hard, data.quality
+    )
     calibration = {
         **choice.to_json(),
         "conservative": bool(args.conservative),

@@ -72,6 +72,13 @@ class LabelledSet:
     def hard(self) -> list[bool]:
         return [q.hard for q in self.queries]
 
+    @property
+    def quality(self) -> list[float | None] | None:
+        """Per-query quality labels, or None when no line has one."""
+        if all(q.quality is None for q in self.queries):
+            return None
+        return [q.quality for q in self.queries]
+
 
 def _parse_line(raw: str, lineno: int, where: str, tiers: Sequence[str]) -> LabelledQuery:
     try:

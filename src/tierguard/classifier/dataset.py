@@ -442,6 +442,9 @@ _SIMPLE_OPENINGS: dict[str, tuple[str, ...]] = {
         "what's on my account",
         "Quick account question.",
         "Which plan is my account on?",
+        "who's the admin on our account?",
+        "Can you look up my account?",
+        "account question",
     ),
     "billing_status": (
         "What's my balance?",
@@ -451,6 +454,8 @@ _SIMPLE_OPENINGS: dict[str, tuple[str, ...]] = {
         "quick billing question",
         "What's my current bill?",
         "billing status?",
+        "When will I be charged?",
+        "can you check my invoice",
     ),
     "password_reset": (
         "How do I reset my password?",
@@ -459,6 +464,8 @@ _SIMPLE_OPENINGS: dict[str, tuple[str, ...]] = {
         "forgot my password",
         "Reset link not working.",
         "can't sign in",
+        "Locked out of my account.",
+        "how do I change my password?",
     ),
     "order_tracking": (
         "Where is my order?",
@@ -467,6 +474,8 @@ _SIMPLE_OPENINGS: dict[str, tuple[str, ...]] = {
         "Has my package shipped?",
         "tracking for {order}?",
         "When will my order arrive?",
+        "Any update on my package?",
+        "has {order} shipped?",
     ),
     "opening_hours": (
         "Are you open on {day}?",
@@ -474,6 +483,9 @@ _SIMPLE_OPENINGS: dict[str, tuple[str, ...]] = {
         "When are you open?",
         "what are your hours",
         "Is billing support open on {day}?",
+        "Can I call you today?",
+        "is anyone there on {day}?",
+        "when does chat open?",
     ),
 }
 
@@ -490,6 +502,9 @@ _HARD_CLAUSES: dict[str, tuple[tuple[str, str], ...]] = {
         ("account_lookup", "It says {plan} but I'm paying the {plan2} price."),
         ("opening_hours", "I need someone today, I was charged after I cancelled."),
         ("billing_status", "The amount doesn't match the quote."),
+        ("billing_status", "I was charged on {date} and again on the 9th."),
+        ("account_lookup", "It shows two active subscriptions and I'm paying for both."),
+        ("billing_status", "There's a fee I never agreed to."),
     ),
     "refund_dispute": (
         ("order_tracking", "Tracking says delivered but nothing arrived and I want my money back."),
@@ -501,6 +516,9 @@ _HARD_CLAUSES: dict[str, tuple[tuple[str, str], ...]] = {
         ("account_lookup", "My account was suspended after a chargeback on a refund you denied."),
         ("opening_hours", "I need to dispute a refund decision before the deadline."),
         ("order_tracking", "It arrived broken and the claim was rejected."),
+        ("order_tracking", "I got the wrong item and you want me to pay for the return."),
+        ("billing_status", "you said the refund was sent on {date}, my bank has nothing"),
+        ("order_tracking", "Support closed my claim but the parcel never came."),
     ),
     "integration_troubleshooting": (
         ("password_reset", "We log in through {idp} SSO and the reset page loops."),
@@ -512,6 +530,12 @@ _HARD_CLAUSES: dict[str, tuple[tuple[str, str], ...]] = {
         ("account_lookup", "The {integration} sync shows a different plan than the dashboard."),
         ("opening_hours", "Our {integration} integration is down and we need an engineer."),
         ("order_tracking", "Orders from our {integration} store aren't syncing, {error}."),
+        (
+            "password_reset",
+            "the reset works but {integration} still rejects the login with {error}",
+        ),
+        ("account_lookup", "Users created through {idp} don't show up in the seat count."),
+        ("password_reset", "we get {error} from the API right after resetting"),
     ),
     "plan_change": (
         ("account_lookup", "Would {plan2} be cheaper if we add {seats} seats?"),
@@ -523,8 +547,160 @@ _HARD_CLAUSES: dict[str, tuple[tuple[str, str], ...]] = {
         ("opening_hours", "My trial ends then and I need to decide between {plan} and {plan2}."),
         ("opening_hours", "I want to talk through downgrading without losing our discount."),
         ("account_lookup", "can I split the team across {plan} and {plan2}?"),
+        ("billing_status", "Would switching to {plan2} now be prorated or start next cycle?"),
+        ("account_lookup", "What would we lose moving down to {plan2}?"),
+        ("opening_hours", "I'd like advice on whether {plan2} fits a team of {seats}."),
     ),
 }
+
+# Indirect forms of simple questions, combined with a shared prefix ("Could you check
+# when my next bill is due"): the combinatorial part of the simple traffic.
+_INDIRECT: dict[str, tuple[str, ...]] = {
+    "account_lookup": (
+        "which email my account uses",
+        "what plan we are on",
+        "who the admin of our workspace is",
+        "what my account number is",
+        "how many seats we're paying for",
+        "whether my account is still active",
+        "what phone number you have for me",
+        "which address is saved on my profile",
+        "when my account was created",
+        "what username I signed up with",
+        "if two-factor is enabled on my login",
+        "whose name the account is under",
+    ),
+    "billing_status": (
+        "when my next bill is due",
+        "if my last payment went through",
+        "what my current balance is",
+        "whether the {month} invoice is paid",
+        "when I'll be charged next",
+        "how much my next invoice will be",
+        "which card you bill",
+        "where I download my receipts",
+        "if there's anything outstanding on my account",
+        "what date my subscription renews",
+        "whether you got my {amount} payment",
+        "when my trial ends",
+    ),
+    "password_reset": (
+        "how to reset my password",
+        "how I change my password",
+        "where the password reset link is",
+        "why the reset email hasn't arrived yet",
+        "how long the reset link stays valid",
+        "how to unlock my account after too many attempts",
+        "what the password rules are",
+        "how to get a new reset link",
+        "how I set a new password on the app",
+        "if you can resend the reset email to {email}",
+    ),
+    "order_tracking": (
+        "where my order is",
+        "when order {order} will arrive",
+        "whether my package has shipped",
+        "what the tracking number for {order} is",
+        "which carrier has my parcel",
+        "when {item} will be delivered",
+        "how long delivery to {city} takes",
+        "if I can change the delivery address for {order}",
+        "what the estimated delivery date is",
+        "if {carrier} picked up my order yet",
+        "why tracking for {order} hasn't updated today",
+        "how to track my package",
+    ),
+    "opening_hours": (
+        "what your opening hours are",
+        "if you're open on {day}",
+        "what time support closes today",
+        "when the phone line opens",
+        "whether live chat runs on {day}",
+        "what your hours are in {tz}",
+        "if the {city} office is open on {day}",
+        "until when I can call",
+        "when the help desk is staffed",
+        "if you're open around the clock",
+    ),
+}
+_PREFIXES: tuple[str, ...] = (
+    "Can you tell me",
+    "Could you check",
+    "I'd like to know",
+    "Please let me know",
+    "need to know",
+    "can u check",
+    "I'm trying to find out",
+    "Do you know",
+    "wondering",
+    "Could someone confirm",
+    "Just checking",
+    "I want to know",
+)
+
+# Complex queries built from a problem statement and what the customer asks for.
+_PROBLEMS: dict[str, tuple[str, ...]] = {
+    "refund_dispute": (
+        "my refund for {order} was denied even though the item arrived damaged",
+        "I returned {item} {days} days ago and the refund still hasn't shown up",
+        "you refunded {amount} but I paid {amount2}",
+        "the refund went to a card I closed last year",
+        "the claim for {order} was rejected without any explanation",
+        "I was told I'd get a refund and then the ticket was closed",
+        "my chargeback was reversed and now you're billing me again",
+        "you kept a restocking fee nobody mentioned",
+        "the package was marked delivered to the wrong address and the refund was refused",
+        "I was offered store credit but I paid by card and want the money back",
+    ),
+    "plan_change": (
+        "we're deciding between {plan} and {plan2} for {seats} people",
+        "we might downgrade to {plan2} but need to keep the {integration} sync",
+        "I'm considering annual billing but our headcount may drop to {seats}",
+        "moving from {plan} to {plan2} mid-cycle and I'm not sure how proration works",
+        "we want SSO, which seems to need {plan2}, but only half the team needs it",
+        "our legacy {plan} discount might disappear if we change plans",
+        "we're merging two workspaces and need to choose one subscription",
+        "the usage-based option could be cheaper than {seats} seats on {plan}",
+        "we need more storage but not more users",
+        "I want to pause the subscription for {days} weeks instead of cancelling",
+    ),
+    "integration_troubleshooting": (
+        "the {integration} integration stopped syncing and reconnecting didn't help",
+        "SSO through {idp} returns {error} for some users",
+        "webhooks are delivered twice and out of order",
+        "API requests fail with {error} since we rotated keys",
+        "the {integration} connector creates duplicate records on every run",
+        "SCIM from {idp} provisions users but not their groups",
+        "field mappings to {integration} come back empty since the update",
+        "exports to {integration} time out on big accounts",
+        "users get logged out of {integration} every hour after the {idp} switch",
+        "the OAuth install fails with {error} in our second workspace",
+    ),
+    "billing_anomaly": (
+        "I was charged twice this month",
+        "my bill went from {amount} to {amount2} with no change on our side",
+        "the billing date moved from {date} without warning",
+        "we're billed for {seats} seats but have far fewer users",
+        "I got charged in euros instead of dollars",
+        "there's an unexplained {amount} adjustment on the invoice",
+        "last month's credit wasn't applied",
+        "I was billed annually though I chose monthly",
+        "the tax on the invoice changed but my address didn't",
+        "there are two invoices for the same period",
+    ),
+}
+_ASKS: tuple[str, ...] = (
+    "What are my options?",
+    "Please escalate this.",
+    "I need this fixed before the end of the month.",
+    "Can someone who can actually change this look into it?",
+    "What do you suggest?",
+    "How do we sort this out?",
+    "I'd like a written explanation.",
+    "Can you walk me through it?",
+    "This is the third time I'm writing.",
+    "What would you recommend?",
+)
 
 # Harmless clauses with "complex" words, appended to some simple queries (decoys).
 _DECOY_CLAUSES: dict[str, tuple[str, ...]] = {
@@ -624,7 +800,15 @@ def _one(r: random.Random, split: str) -> Example:
         opening = r.choice(_subset(_SIMPLE_OPENINGS[looks_like], split))
         text = f"{opening} {clause}"
         return Example(_surface(text, r), tier, category, hard=True, looks_like=looks_like)
-    text = r.choice(_subset(_PLAIN[category], split))
+    roll = r.random()
+    if tier == "simple" and roll < 0.4:
+        core = r.choice(_subset(_INDIRECT[category], split))
+        text = f"{r.choice(_PREFIXES)} {core}?"
+    elif tier == "complex" and roll < 0.5:
+        problem = r.choice(_subset(_PROBLEMS[category], split))
+        text = f"{problem[0].upper()}{problem[1:]}. {r.choice(_ASKS)}"
+    else:
+        text = r.choice(_subset(_PLAIN[category], split))
     if tier == "simple" and r.random() < DECOY_SHARE:
         text = f"{text} {r.choice(_DECOY_CLAUSES[category])}"
     return Example(_surface(text, r), tier, category)

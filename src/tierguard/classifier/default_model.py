@@ -42,6 +42,9 @@ class Recipe:
 
 
 DEFAULT_RECIPE = Recipe()
+#: a production-like draw (seen and unseen phrasing, split "all") reported beside the holdout
+MIX_N = 5000
+MIX_SEED = 4
 
 
 @dataclass
@@ -54,6 +57,7 @@ class DefaultBuild:
     train_set: LabelledSet
     calibration_set: LabelledSet
     test_set: LabelledSet
+    pipeline: Any = None  # the scikit-learn pipeline (for the ONNX agreement test)
 
 
 def examples_to_set(examples: list[Example], where: str) -> LabelledSet:
@@ -78,22 +82,33 @@ def recipe_sets(recipe: Recipe = DEFAULT_RECIPE) -> tuple[LabelledSet, LabelledS
 
 
 def build_default(recipe: Recipe = DEFAULT_RECIPE) -> DefaultBuild:
-    """Train, calibrate and evaluate the default model (about 10 s on one core)."""
+    """Train, calibrate and evaluate the default model (10-20 s on one core).
+
+    Calibration and evaluation score the *exported ONNX model through the router's
+    runtime*, not the scikit-learn pipeline, so the threshold and every figure in the
+    metadata and the model card describe the bytes that ship.
+    """
+    from tierguard.classifier.runtime import load_classifier
     from tierguard.classifier.train import (
         MODEL_FAMILY,
         TrainConfig,
         build_metadata,
         export_onnx,
         fit_pipeline,
-        predict_proba,
+        write_metadata,
     )
 
     tiers = DEFAULT_TIERS
     train_set, cal_set, test_set = recipe_sets(recipe)
     config = TrainConfig()
     pipeline = fit_pipeline(train_set.texts, train_set.tiers, tiers, config)
+    provisional = {tiers[0]: 0.5}
+    bare = export_onnx(
+        pipeline, build_metadata(tiers, provisional, recipe.version, train_set.sha256, {})
+    )
+    runtime = load_classifier(bare)
     index = {t: i for i, t in enumerate(tiers)}
-    cal_probs = predict_proba(pipeline, cal_set.texts)
+    cal_probs = runtime.probabilities(cal_set.texts)
     choice = choose_threshold(
         cal_probs[:, 0],
         np.array([index[t] for t in cal_set.tiers]),
@@ -103,7 +118,7 @@ def build_default(recipe: Recipe = DEFAULT_RECIPE) -> DefaultBuild:
     cal_report = evaluate(
         cal_probs, cal_set.tiers, tiers, thresholds, cal_set.categories, cal_set.hard
     )
-    test_probs = predict_proba(pipeline, test_set.texts)
+    test_probs = runtime.probabilities(test_set.texts)
     test_report = evaluate(
         test_probs, test_set.tiers, tiers, thresholds, test_set.categories, test_set.hard
     )
@@ -116,7 +131,7 @@ def build_default(recipe: Recipe = DEFAULT_RECIPE) -> DefaultBuild:
         "train_examples": recipe.train_n,
         "model": MODEL_FAMILY,
         "config": config.to_json(),
-        "recipe": {k: v for k, v in recipe.__dict__.items()},
+        "recipe": dict(recipe.__dict__),
     }
     calibration = {
         **choice.to_json(),
@@ -125,5 +140,42 @@ def build_default(recipe: Recipe = DEFAULT_RECIPE) -> DefaultBuild:
         "report": cal_report,
     }
     meta = build_metadata(tiers, thresholds, recipe.version, train_set.sha256, metrics, calibration)
-    model = export_onnx(pipeline, meta)
-    return DefaultBuild(model, choice, test_report, train_set, cal_set, test_set)
+    model = write_metadata(bare, meta)
+    return DefaultBuild(model, choice, test_report, train_set, cal_set, test_set, pipeline)
+
+
+def card_reports(model_path: str | None = None) -> list[tuple[str, str, dict[str, Any]]]:
+    """(title, data source, report) for the card's three sets, scored with a model
+    (default: the shipped one) through the runtime at the model's own thresholds."""
+    from tierguard.classifier.runtime import default_model_path, load_classifier
+
+    clf = load_classifier(model_path or default_model_path())
+    _, cal_set, test_set = recipe_sets()
+    mix = examples_to_set(generate(MIX_N, MIX_SEED, "all"), "generated:mix")
+    out = []
+    sets = (("Holdout (test)", test_set), ("Calibration set", cal_set), ("Traffic mix", mix))
+    for title, data in sets:
+        probs = clf.probabilities(data.texts)
+        report = evaluate(probs, data.tiers, clf.tiers, clf.thresholds, data.categories, data.hard)
+        out.append((title, data.source, report))
+    return out
+
+
+def card_tables(reports: list[tuple[str, str, dict[str, Any]]] | None = None) -> str:
+    """The model card's tables (Markdown) from :func:`card_reports`.
+
+    ``python -m tierguard.classifier.default_model`` prints them for pasting into
+    docs/classifier.md; the card test recomputes the same text and compares.
+    """
+    from tierguard.classifier.evaluation import markdown_tables
+
+    out = []
+    for title, source, report in reports if reports is not None else card_reports():
+        out += [f"### {title}: {source}", "", markdown_tables(report), ""]
+    return "\n".join(out)
+
+
+if __name__ == "__main__":
+    import sys
+
+    print(card_tables(card_reports(sys.argv[1] if len(sys.argv) > 1 else None)))

@@ -53,11 +53,15 @@ def evaluate(
     thresholds: Sequence[float] | dict[str, float],
     categories: Sequence[str | None] | None = None,
     hard: Sequence[bool] | None = None,
+    quality: Sequence[float | None] | None = None,
 ) -> dict[str, Any]:
     """Apply the tier rule at ``thresholds`` and describe the result as plain JSON data.
 
-    ``labels`` are tier names; ``categories`` and ``hard`` are optional per-example
-    annotations. The result is what goes into the model metadata and the model card.
+    ``labels`` are tier names; ``categories``, ``hard`` and ``quality`` are optional
+    per-example annotations. ``quality`` (e.g. 1 when the cheap model's answer was judged
+    equivalent, 0 when not; None when unlabelled) yields the mean quality of the queries
+    each tier would receive: seed 003's "94 % equivalent" figure, measured per tier.
+    The result is what goes into the model metadata and the model card.
     """
     tiers = list(tiers)
     if isinstance(thresholds, dict):
@@ -99,23 +103,41 @@ def evaluate(
     if len(tiers) == 2:
         report["auc"] = _auc(probs[:, 1], y == 1)
     if categories is not None:
-        per_cat: dict[str, dict[str, Any]] = {}
-        cats = [c if c is not None else "(none)" for c in categories]
-        for cat in sorted(set(cats), key=lambda c: min(i for i, x in enumerate(cats) if x == c)):
-            mask = np.array([c == cat for c in cats])
-            per_cat[cat] = _slice(mask, y, pred, tiers)
-        report["per_category"] = per_cat
+        cats = np.array([c if c is not None else "(none)" for c in categories], dtype=object)
+        report["per_category"] = {
+            cat: _slice(cats == cat, y, pred, tiers) for cat in _category_order(cats, y)
+        }
+    if quality is not None and any(q is not None for q in quality):
+        qual = np.array([np.nan if q is None else float(q) for q in quality], dtype=np.float64)
+        labelled = ~np.isnan(qual)
+        per_tier: dict[str, Any] = {}
+        for i, t in enumerate(tiers):
+            m = labelled & (pred == i)
+            per_tier[t] = {
+                "n_labelled": int(m.sum()),
+                "mean_quality": round(float(qual[m].mean()), 6) if m.any() else None,
+            }
+        report["quality_by_routed_tier"] = per_tier
     if hard is not None:
         hmask = np.asarray(hard, dtype=bool)
         if hmask.any():
             report["hard"] = _slice(hmask, y, pred, tiers)
             if categories is not None:
-                cats = [c if c is not None else "(none)" for c in categories]
                 report["hard_per_category"] = {
-                    cat: _slice(hmask & np.array([c == cat for c in cats]), y, pred, tiers)
-                    for cat in dict.fromkeys(c for c, h in zip(cats, hmask, strict=True) if h)
+                    cat: _slice(hmask & (cats == cat), y, pred, tiers)
+                    for cat in _category_order(cats[hmask], y[hmask])
                 }
     return report
+
+
+def _category_order(cats: npt.NDArray[Any], y: npt.NDArray[np.intp]) -> list[str]:
+    """Categories sorted by their usual (most common) label tier, then by name: the card
+    lists the cheap-tier categories first, as seed 003 does."""
+    order = []
+    for cat in set(cats.tolist()):
+        labels = y[cats == cat]
+        order.append((int(np.bincount(labels).argmax()), str(cat)))
+    return [cat for _, cat in sorted(order)]
 
 
 def _slice(
@@ -196,4 +218,65 @@ def format_report(report: dict[str, Any]) -> str:
             f"  {'ALL HARD (simple-looking)':<30} {h['n']:>6} {_pct(h['misroute_rate']):>10} "
             f"{_pct(h['misroute_upper95']):>10}"
         )
+    if "quality_by_routed_tier" in report:
+        lines += ["", "quality labels by routed tier:"]
+        for t, q in report["quality_by_routed_tier"].items():
+            lines.append(f"  {t:<30} mean {_pct(q['mean_quality'])} over {q['n_labelled']}")
+    return "\n".join(lines)
+
+
+def _md_pct(x: float | None) -> str:
+    return "n/a" if x is None else f"{100 * x:.1f} %"
+
+
+def markdown_tables(report: dict[str, Any]) -> str:
+    """The report as Markdown tables (the model card embeds this verbatim; a test
+    recomputes it from the shipped model and fails when the card is stale)."""
+    tiers: list[str] = report["tiers"]
+    lines = [
+        "| measure | value |",
+        "|---|---|",
+        f"| queries | {report['n']} |",
+        f"| thresholds | {', '.join(f'{t} >= {v}' for t, v in report['thresholds'].items())} |",
+        f"| accuracy | {_md_pct(report['accuracy'])} |",
+        f"| cheap-tier share (routed / labelled) | {_md_pct(report['cheap_share'])} / "
+        f"{_md_pct(report['label_cheap_share'])} |",
+        f"| complex routed as simple (under-route) | {_md_pct(report['under_route_rate'])} "
+        f"(95 % upper {_md_pct(report['under_route_upper95'])}) |",
+        f"| simple routed as complex (over-route) | {_md_pct(report['over_route_rate'])} |",
+    ]
+    if report.get("auc") is not None:
+        lines.append(f"| ROC AUC | {report['auc']:.4f} |")
+    lines += [
+        "",
+        "| label \\ routed | " + " | ".join(tiers) + " |",
+        "|---" * (len(tiers) + 1) + "|",
+    ]
+    for t, row in zip(tiers, report["confusion"]["matrix"], strict=True):
+        lines.append(f"| {t} | " + " | ".join(str(v) for v in row) + " |")
+    for key, title in (("per_category", "category"), ("hard_per_category", "hard cases of")):
+        if key not in report:
+            continue
+        lines += [
+            "",
+            f"| {title} | n | misrouted | 95 % upper | "
+            + " | ".join(f"routed {t}" for t in tiers)
+            + " |",
+            "|---" * (4 + len(tiers)) + "|",
+        ]
+        for cat, s in report[key].items():
+            lines.append(
+                f"| {cat} | {s['n']} | {_md_pct(s['misroute_rate'])} | "
+                f"{_md_pct(s['misroute_upper95'])} | "
+                + " | ".join(str(s["routed"][t]) for t in tiers)
+                + " |"
+            )
+        if key == "hard_per_category" and "hard" in report:
+            h = report["hard"]
+            lines.append(
+                f"| **all hard** | {h['n']} | {_md_pct(h['misroute_rate'])} | "
+                f"{_md_pct(h['misroute_upper95'])} | "
+                + " | ".join(str(h["routed"][t]) for t in tiers)
+                + " |"
+            )
     return "\n".join(lines)

@@ -46,6 +46,7 @@ bounds the classifier's cost on a pasted log file (routing stays on the first pa
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import os
@@ -76,6 +77,7 @@ __all__ = [
     "ClassifierContractError",
     "ClassifierError",
     "ClassifierLoadError",
+    "ClassifierRuntimeError",
     "ModelMetadata",
     "assign_tiers",
     "choose_tier",
@@ -122,6 +124,10 @@ class ClassifierError(Exception):
 
 class ClassifierLoadError(ClassifierError):
     """The model could not be read at all (missing file, not an ONNX model)."""
+
+
+class ClassifierRuntimeError(ClassifierError):
+    """onnxruntime failed while scoring queries (the router falls back on it, see its docs)."""
 
 
 class ClassifierContractError(ClassifierError):
@@ -358,8 +364,11 @@ class Classifier:
         metadata: ModelMetadata,
         thresholds: dict[str, float],
         input_rank: int,
+        model_sha256: str = "",
     ) -> None:
         self._session = session
+        #: SHA-256 of the model bytes: identifies the exact model in logs and decisions
+        self.model_sha256 = model_sha256
         self.metadata = metadata
         self.tiers: tuple[str, ...] = metadata.tiers
         self.thresholds: dict[str, float] = dict(thresholds)
@@ -374,7 +383,12 @@ class Classifier:
             return np.zeros((0, len(self.tiers)), dtype=np.float32)
         shape = (len(texts),) if self._input_rank == 1 else (len(texts), 1)
         feed = np.array([normalize_text(t) for t in texts], dtype=object).reshape(shape)
-        (out,) = self._session.run([OUTPUT_NAME], {INPUT_NAME: feed})
+        try:
+            (out,) = self._session.run([OUTPUT_NAME], {INPUT_NAME: feed})
+        except Exception as exc:  # onnxruntime's exception classes are not public API
+            raise ClassifierRuntimeError(
+                f"classifier failed on {len(texts)} queries: {exc}"
+            ) from exc
         return np.asarray(out, dtype=np.float32)
 
     def _to_classifications(self, probs: npt.NDArray[np.float32]) -> list[Classification]:
@@ -460,9 +474,7 @@ def _probe(classifier: Classifier) -> None:
     """Run the model once: static shapes are often unknown, so check the real output."""
     try:
         probs = classifier.probabilities(list(_PROBE_TEXTS))
-    except ClassifierError:
-        raise
-    except Exception as exc:  # onnxruntime raises its own exception types
+    except ClassifierRuntimeError as exc:
         raise ClassifierContractError(
             f"model failed on a probe batch {list(_PROBE_TEXTS)!r}: {exc}"
         ) from exc
@@ -499,7 +511,7 @@ def load_classifier(
     :class:`ClassifierContractError` when it breaks the contract.
     """
     if isinstance(path_or_bytes, bytes | bytearray):
-        source: str | bytes = bytes(path_or_bytes)
+        source = bytes(path_or_bytes)
         where = "<bytes>"
     else:
         p = Path(path_or_bytes)
@@ -507,7 +519,10 @@ def load_classifier(
             raise ClassifierLoadError(
                 f"classifier model {str(p)!r} does not exist or is not a file"
             )
-        source = str(p)
+        try:
+            source = p.read_bytes()
+        except OSError as exc:
+            raise ClassifierLoadError(f"cannot read classifier model {str(p)!r}: {exc}") from exc
         where = str(p)
     options = ort.SessionOptions()
     options.intra_op_num_threads = 1
@@ -527,6 +542,7 @@ def load_classifier(
         )
     input_rank = _check_io(session, len(metadata.tiers))
     thresholds = resolve_thresholds(metadata.tiers, metadata.thresholds, thresholds_override)
-    classifier = Classifier(session, metadata, thresholds, input_rank)
+    digest = hashlib.sha256(source).hexdigest()
+    classifier = Classifier(session, metadata, thresholds, input_rank, digest)
     _probe(classifier)
     return classifier

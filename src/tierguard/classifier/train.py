@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import numpy.typing as npt
 
-from tierguard.classifier.data import LabelledSet
+from tierguard.classifier.data import DataError, LabelledSet
 from tierguard.classifier.evaluation import evaluate
 from tierguard.classifier.runtime import (
     CONTRACT_VERSION,
@@ -167,7 +167,13 @@ def fit_pipeline(
             ),
         ]
     )
-    pipeline.fit([normalize_text(t) for t in texts], y)
+    try:
+        pipeline.fit([normalize_text(t) for t in texts], y)
+    except ValueError as exc:  # e.g. "After pruning, no terms remain" on a handful of lines
+        raise DataError(
+            f"cannot train on {len(texts)} examples: {exc} (n-grams must occur in at least "
+            f"{config.min_df} examples; label more data, a few hundred per tier is a start)"
+        ) from exc
     return pipeline
 
 
@@ -219,7 +225,14 @@ def export_onnx(pipeline: Pipeline, metadata: Mapping[str, str]) -> bytes:
     if OUTPUT_NAME not in outputs:  # skl2onnx naming changed under us: fail loudly here
         raise RuntimeError(f"skl2onnx produced outputs {outputs}, expected {OUTPUT_NAME!r}")
     model.doc_string = "tierguard tier classifier (see docs/classifier.md)"
-    model.graph.name = "tierguard_classifier"  # skl2onnx uses a random uuid: not reproducible
+    # Reproducible bytes: skl2onnx names the graph with a random uuid and lists opset
+    # imports in set order (which follows Python's per-process string hash seed).
+    model.graph.name = "tierguard_classifier"
+    opsets = sorted((o.domain, o.version) for o in model.opset_import)
+    del model.opset_import[:]
+    for domain, version in opsets:
+        entry = model.opset_import.add()
+        entry.domain, entry.version = domain, version
     del model.metadata_props[:]
     for key, value in metadata.items():
         entry = model.metadata_props.add()
@@ -306,7 +319,13 @@ def train(
     thresholds = dict(thresholds or {t: 0.5 for t in tiers[:-1]})
     probs = predict_proba(pipeline, holdout_set.texts)
     report = evaluate(
-        probs, holdout_set.tiers, tiers, thresholds, holdout_set.categories, holdout_set.hard
+        probs,
+        holdout_set.tiers,
+        tiers,
+        thresholds,
+        holdout_set.categories,
+        holdout_set.hard,
+        holdout_set.quality,
     )
     metrics = {
         "holdout": report,

@@ -17,6 +17,9 @@ Knobs (per model, keyed by the upstream model id; ``"*"`` is the default)
     until the client gives up: a timeout).
 ``stream_fail_rate``
     Streaming: share of streams cut off with a broken connection after the first chunk.
+``reject_params``
+    Request parameters this model refuses with a 400 (a model that does not support,
+    say, ``logprobs``).
 ``completion_words``
     Length of an answer in words (one chunk per word when streaming).
 ``quality`` and ``default_quality``
@@ -31,6 +34,12 @@ two models agree) behind a short model-specific preamble; a bad answer is unrela
 filler. Every response carries the hidden marker ``tierguard_fake`` ({"quality": "good" |
 "bad", "category", "model"}) as an extra top-level field (and on every stream chunk),
 which simulated judges and users read; real clients ignore unknown fields.
+
+Simulated LLM judge
+-------------------
+A request whose last user message holds ``Answer A:`` and ``Answer B:`` (the router's
+LLM-judge prompt) is answered ``AGREE`` when neither answer is a bad one (no filler
+words) and ``DISAGREE`` otherwise, so ``shadow.judge.type: LLM`` works against the fake.
 
 Admin (tests and the lab inject outages at run time)
 ----------------------------------------------------
@@ -61,14 +70,55 @@ log = logging.getLogger(__name__)
 
 _TAG = re.compile(r"#([a-z0-9_-]+)", re.IGNORECASE)
 _WORDS = (
-    "the", "account", "order", "refund", "delivery", "password", "settings", "invoice",
-    "plan", "support", "team", "update", "status", "shipping", "address", "payment", "card",
-    "window", "browser", "device", "restart", "help", "check", "confirm", "option", "menu",
-    "profile", "email", "message", "screen", "button", "link", "page",
+    "the",
+    "account",
+    "order",
+    "refund",
+    "delivery",
+    "password",
+    "settings",
+    "invoice",
+    "plan",
+    "support",
+    "team",
+    "update",
+    "status",
+    "shipping",
+    "address",
+    "payment",
+    "card",
+    "window",
+    "browser",
+    "device",
+    "restart",
+    "help",
+    "check",
+    "confirm",
+    "option",
+    "menu",
+    "profile",
+    "email",
+    "message",
+    "screen",
+    "button",
+    "link",
+    "page",
 )
 _FILLER = (
-    "perhaps", "banana", "weather", "guitar", "mountain", "painting", "elephant",
-    "orchestra", "volcano", "lantern", "marathon", "origami", "saxophone", "glacier",
+    "perhaps",
+    "banana",
+    "weather",
+    "guitar",
+    "mountain",
+    "painting",
+    "elephant",
+    "orchestra",
+    "volcano",
+    "lantern",
+    "marathon",
+    "origami",
+    "saxophone",
+    "glacier",
     "tapestry",
 )
 
@@ -84,6 +134,7 @@ class ModelBehaviour(BaseModel):
     hang_rate: float = Field(default=0.0, ge=0, le=1)
     stream_fail_rate: float = Field(default=0.0, ge=0, le=1)
     completion_words: int = Field(default=24, ge=1, le=4096)
+    reject_params: list[str] = Field(default_factory=list)
     quality: dict[str, float] = Field(default_factory=dict)
     default_quality: float = Field(default=0.9, ge=0, le=1)
 
@@ -142,6 +193,19 @@ def answer_words(model: str, prompt: str, good: bool, words: int) -> list[str]:
     return preamble + [rng.choice(_FILLER) for _ in range(words)]
 
 
+_FILLER_SET = frozenset(_FILLER)
+
+
+def judge_reply(prompt: str) -> str | None:
+    """The simulated judge's verdict for a judge prompt, else None."""
+    _, sep_a, rest = prompt.partition("Answer A:")
+    answer_a, sep_b, answer_b = rest.partition("Answer B:")
+    if not (sep_a and sep_b):
+        return None
+    bad = any(w.strip(".,:") in _FILLER_SET for w in (answer_a + " " + answer_b).split())
+    return "DISAGREE" if bad else "AGREE"
+
+
 def count_tokens(messages: list[Any]) -> int:
     total = 0
     for msg in messages:
@@ -155,6 +219,8 @@ def count_tokens(messages: list[Any]) -> int:
 # --------------------------------------------------------------------------- the app
 
 PROFILE: web.AppKey[list[FakeProfile]] = web.AppKey("profile", list)
+
+
 class Stats:
     """Request counts per ``model:outcome``."""
 
@@ -196,7 +262,22 @@ async def chat(request: web.Request) -> web.StreamResponse:
     profile = request.app[PROFILE][0]
     stats = request.app[STATS]
     rng = request.app[RNG]
+    _count(stats, f"{model}:received")
     b = profile.behaviour(model)
+    rejected = [p for p in b.reject_params if p in body]
+    if rejected:
+        _count(stats, f"{model}:rejected")
+        return web.json_response(
+            {
+                "error": {
+                    "message": f"Unsupported parameter: '{rejected[0]}' (simulated)",
+                    "type": "invalid_request_error",
+                    "param": rejected[0],
+                    "code": "unsupported_parameter",
+                }
+            },
+            status=400,
+        )
     roll = rng.random()
     if roll < b.rate_limit_rate:
         _count(stats, f"{model}:rate_limited")
@@ -216,7 +297,8 @@ async def chat(request: web.Request) -> web.StreamResponse:
     category = category_of(body, prompt)
     quality = b.quality.get(category, b.default_quality)
     good = is_good(model, prompt, quality)
-    words = answer_words(model, prompt, good, b.completion_words)
+    verdict = judge_reply(prompt)
+    words = [verdict] if verdict else answer_words(model, prompt, good, b.completion_words)
     marker = {"quality": "good" if good else "bad", "category": category, "model": model}
     usage = {"prompt_tokens": count_tokens(messages), "completion_tokens": len(words)}
     usage["total_tokens"] = usage["prompt_tokens"] + usage["completion_tokens"]
@@ -224,19 +306,35 @@ async def chat(request: web.Request) -> web.StreamResponse:
     created = int(time.time())
     _count(stats, f"{model}:ok")
     if not body.get("stream"):
-        return web.json_response({
-            "id": cid, "object": "chat.completion", "created": created, "model": model,
-            "choices": [{"index": 0, "finish_reason": "stop",
-                         "message": {"role": "assistant", "content": " ".join(words)}}],
-            "usage": usage, "tierguard_fake": marker,
-        })
+        return web.json_response(
+            {
+                "id": cid,
+                "object": "chat.completion",
+                "created": created,
+                "model": model,
+                "choices": [
+                    {
+                        "index": 0,
+                        "finish_reason": "stop",
+                        "message": {"role": "assistant", "content": " ".join(words)},
+                    }
+                ],
+                "usage": usage,
+                "tierguard_fake": marker,
+            }
+        )
     resp = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
     await resp.prepare(request)
 
     def chunk(delta: dict[str, Any], finish: str | None = None) -> bytes:
-        obj = {"id": cid, "object": "chat.completion.chunk", "created": created, "model": model,
-               "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
-               "tierguard_fake": marker}
+        obj = {
+            "id": cid,
+            "object": "chat.completion.chunk",
+            "created": created,
+            "model": model,
+            "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
+            "tierguard_fake": marker,
+        }
         return b"data: " + json.dumps(obj).encode() + b"\n\n"
 
     await resp.write(chunk({"role": "assistant", "content": ""}))
@@ -253,8 +351,14 @@ async def chat(request: web.Request) -> web.StreamResponse:
     await resp.write(chunk({}, "stop"))
     options = body.get("stream_options") or {}
     if options.get("include_usage"):
-        obj = {"id": cid, "object": "chat.completion.chunk", "created": created,
-               "model": model, "choices": [], "usage": usage}
+        obj = {
+            "id": cid,
+            "object": "chat.completion.chunk",
+            "created": created,
+            "model": model,
+            "choices": [],
+            "usage": usage,
+        }
         await resp.write(b"data: " + json.dumps(obj).encode() + b"\n\n")
     await resp.write(b"data: [DONE]\n\n")
     await resp.write_eof()
@@ -263,8 +367,12 @@ async def chat(request: web.Request) -> web.StreamResponse:
 
 async def models(request: web.Request) -> web.Response:
     names = [n for n in request.app[PROFILE][0].models if n != "*"]
-    return web.json_response({"object": "list", "data": [
-        {"id": n, "object": "model", "created": 0, "owned_by": "fake"} for n in names]})
+    return web.json_response(
+        {
+            "object": "list",
+            "data": [{"id": n, "object": "model", "created": 0, "owned_by": "fake"} for n in names],
+        }
+    )
 
 
 async def get_profile(request: web.Request) -> web.Response:
@@ -328,12 +436,20 @@ def load_profile(path: str | None) -> FakeProfile:
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=9001)
-    parser.add_argument("--profile", default=None, help="profile YAML/JSON (default: fast, "
-                        "error-free, quality 0.9)")
+    parser.add_argument(
+        "--profile", default=None, help="profile YAML/JSON (default: fast, error-free, quality 0.9)"
+    )
 
 
 def run(args: argparse.Namespace) -> int:
     logging.basicConfig(level="WARNING")
-    web.run_app(create_fake_app(load_profile(args.profile)), host=args.host, port=args.port,
-                access_log=None, print=None, shutdown_timeout=1.0, handler_cancellation=True)
+    web.run_app(
+        create_fake_app(load_profile(args.profile)),
+        host=args.host,
+        port=args.port,
+        access_log=None,
+        print=None,
+        shutdown_timeout=1.0,
+        handler_cancellation=True,
+    )
     return 0

@@ -1,1 +1,17 @@
-"""tierguard.router."""
+"""tierguard.router: the data plane (``tierguard router``).
+
+Modules, each named for what it holds:
+
+* ``app``: the aiohttp application (``create_app``), its views and the one error
+  middleware; ``cli``: the command;
+* ``chat``: request validation, what is classified, the upstream body (pure);
+* ``split``: the sticky hash split, arms and model chains (pure);
+* ``decision_id``: signed response ids for feedback attribution (pure);
+* ``errors``: the exception taxonomy and OpenAI error rendering (pure);
+* ``sse``: rewriting streamed chunks (pure);
+* ``upstream``: pooled upstream sessions, the fallback chain and the hedge;
+* ``state``: one loaded configuration generation;
+* ``config_source``: the config file and ConfigMap watchers, and config parsing;
+* ``metrics``: prometheus_client objects built from ``tierguard.api.metrics``;
+* ``shadow``, ``review``, ``decision_log``: quality signals and audit trails.
+"""

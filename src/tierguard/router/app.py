@@ -54,6 +54,7 @@ from tierguard.router.metrics import RouterMetrics
 from tierguard.router.review import ReviewSample
 from tierguard.router.shadow import answer_text, should_shadow
 from tierguard.router.split import RoutePlan, bucket, plan_pinned, plan_routed, stickiness_key
+from tierguard.router.sse import ChunkRewriter
 from tierguard.router.state import RouterState, build_state
 from tierguard.router.upstream import (
     JsonAnswer,
@@ -67,6 +68,7 @@ log = logging.getLogger("tierguard.router")
 
 REQUEST_ID_HEADER = "x-request-id"
 MAX_SHADOWS_IN_FLIGHT = 64
+CLIENT_DISCONNECTED = "client_disconnected"
 
 
 @dataclass
@@ -135,8 +137,9 @@ def _sync_observability(rt: Runtime, new: RouterConfig, old: RouterConfig | None
         new_b = {parse_duration(d) for d in obs.latency_objectives}
         old_b = {parse_duration(d) for d in old.observability.latency_objectives}
         if new_b != old_b:
-            log.warning("observability.latencyObjectives changed; histogram buckets only "
-                        "change on restart")
+            log.warning(
+                "observability.latencyObjectives changed; histogram buckets only change on restart"
+            )
         if (new.server.host, new.server.port) != (old.server.host, old.server.port):
             log.warning("server.host/port changed; takes effect on restart")
 
@@ -152,8 +155,12 @@ async def reload_text(rt: Runtime, text: str) -> bool:
         log.error("config reload refused, keeping the active config: %s", exc)
         return False
     rt.metrics.config_reloads.labels(config.policy, mdefs.RELOAD_OK).inc()
-    log.info("config reloaded: policy %s revision %r, split %s", config.policy,
-             config.revision, [(s.tier, s.weight, str(s.control_arm)) for s in config.split])
+    log.info(
+        "config reloaded: policy %s revision %r, split %s",
+        config.policy,
+        config.revision,
+        [(s.tier, s.weight, str(s.control_arm)) for s in config.split],
+    )
     return True
 
 
@@ -214,9 +221,7 @@ def _authorize(request: web.Request, state: RouterState) -> None:
 
 
 async def _read_body(request: web.Request, limit: int) -> bytes:
-    too_big = PayloadTooLargeError(
-        f"The request body is larger than the limit of {limit} bytes."
-    )
+    too_big = PayloadTooLargeError(f"The request body is larger than the limit of {limit} bytes.")
     if request.content_length is not None and request.content_length > limit:
         raise too_big
     chunks: list[bytes] = []
@@ -250,20 +255,23 @@ class _Observer:
 
     def on_escalate(self, from_model: str, to_model: str, reason: str) -> None:
         self.escalations.append(f"{from_model}->{to_model}:{reason}")
-        self.m.escalations.labels(self.policy, self.tier, self.arm, from_model, to_model,
-                                  reason).inc()
+        self.m.escalations.labels(
+            self.policy, self.tier, self.arm, from_model, to_model, reason
+        ).inc()
 
     def on_hedge(self, outcome: str) -> None:
         self.m.hedges.labels(self.policy, self.tier, self.arm, outcome).inc()
 
 
-def plan_request(state: RouterState, req: ChatRequest, request: web.Request, request_id: str,
-                 m: RouterMetrics) -> tuple[RoutePlan, dict[str, float] | None]:
+def plan_request(
+    state: RouterState, req: ChatRequest, request: web.Request, request_id: str, m: RouterMetrics
+) -> tuple[RoutePlan, dict[str, float] | None]:
     """Classify and split (or pin). Returns the plan and the tier probabilities."""
     config = state.config
     if req.model in state.routed_names:
-        text = classifier_text(req.messages, config.classifier.input,
-                               config.classifier.max_input_chars)
+        text = classifier_text(
+            req.messages, config.classifier.input, config.classifier.max_input_chars
+        )
         started = time.perf_counter()
         try:
             result = state.classifier.classify(text)
@@ -273,10 +281,12 @@ def plan_request(state: RouterState, req: ChatRequest, request: web.Request, req
             tier, probabilities = config.classifier.tiers[-1].name, None
         m.classifier_duration.labels(config.policy).observe(time.perf_counter() - started)
         route = state.routes[tier]
-        key = stickiness_key(config.stickiness, req.user,
-                             request.headers.get(config.stickiness.header), request_id)
-        plan = plan_routed(route, config.weight(route.tier), bucket(config.salt, key),
-                           state.budgets[route.tier])
+        key = stickiness_key(
+            config.stickiness, req.user, request.headers.get(config.stickiness.header), request_id
+        )
+        plan = plan_routed(
+            route, config.weight(route.tier), bucket(config.salt, key), state.budgets[route.tier]
+        )
         return plan, probabilities
     if req.model in state.models:
         return plan_pinned(req.model, state.deadline_s), None
@@ -305,36 +315,58 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
     policy = config.policy
     observer = _Observer(m, policy, plan.tier, str(plan.arm))
     record: dict[str, Any] = {
-        "ts": round(wall0, 3), "request_id": request_id,
-        "user_hash": hash_user(config.salt, req.user), "policy": policy,
-        "revision": config.revision, "tier": plan.tier, "probabilities": probabilities,
-        "bucket": plan.bucket, "arm": str(plan.arm), "stream": req.stream,
+        "ts": round(wall0, 3),
+        "request_id": request_id,
+        "user_hash": hash_user(config.salt, req.user),
+        "policy": policy,
+        "revision": config.revision,
+        "tier": plan.tier,
+        "probabilities": probabilities,
+        "bucket": plan.bucket,
+        "arm": str(plan.arm),
+        "stream": req.stream,
     }
     if config.observability.log_prompts:
         record["prompt"] = classifier_text(req.messages, "AllUserMessages", 100_000)
 
     def body_for(name: str) -> dict[str, Any]:
         model = state.models[name]
-        system = (render_system_prompt(model.system_prompt, name, plan.tier)
-                  if model.system_prompt else None)
+        system = (
+            render_system_prompt(model.system_prompt, name, plan.tier)
+            if model.system_prompt
+            else None
+        )
         return upstream_body(req, model.upstream_model, system, want_usage=True)
 
     try:
-        result = await run_chain(plan.chain, state.pool, body_for, stream=req.stream,
-                                 budget_s=plan.latency_budget_s,
-                                 deadline=t0 + state.deadline_s, observer=observer)
+        result = await run_chain(
+            plan.chain,
+            state.pool,
+            body_for,
+            stream=req.stream,
+            budget_s=plan.latency_budget_s,
+            deadline=t0 + state.deadline_s,
+            observer=observer,
+        )
     except (UpstreamFailedError, DeadlineExceededError, UpstreamRejectedError) as err:
         elapsed = loop.time() - t0
         labels = (policy, plan.tier, str(plan.arm), plan.model)
         m.requests.labels(*labels, mdefs.OUTCOME_ERROR).inc()
         m.request_duration.labels(*labels).observe(elapsed)
-        record.update(model=None, chain=observer.escalations, outcome=mdefs.OUTCOME_ERROR,
-                      status=http_status(err), error=err.code, latency_s=round(elapsed, 4))
+        record.update(
+            model=None,
+            chain=observer.escalations,
+            outcome=mdefs.OUTCOME_ERROR,
+            status=http_status(err),
+            error=err.code,
+            latency_s=round(elapsed, 4),
+        )
         rt.decision_log.write(record)
         raise
     did = decision_id.sign(
-        decision_id.Decision(policy, plan.tier, str(plan.arm), result.model, int(wall0),
-                             request_id),
+        decision_id.Decision(
+            policy, plan.tier, str(plan.arm), result.model, int(wall0), request_id
+        ),
         state.signing_key,
     )
     headers = {
@@ -354,17 +386,20 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
         answer = answer_text(payload)
         response: web.StreamResponse = web.Response(
             body=json.dumps(payload, separators=(",", ":")).encode(),
-            content_type="application/json", headers=headers,
+            content_type="application/json",
+            headers=headers,
         )
         ttft = loop.time() - t0
     else:
-        collect = config.observability.log_prompts or plan.arm is Arm.CANARY
+        shadowed = plan.arm is Arm.CANARY and should_shadow(request_id, config.shadow.sample_rate)
+        collect = config.observability.log_prompts or shadowed
         response, usage, answer, ttft, failed = await _forward_stream(
             request, result.answer, headers, did, req, t0, t0 + state.deadline_s, collect
         )
         if failed:
-            outcome = mdefs.OUTCOME_ERROR
             record["error"] = failed
+            if failed != CLIENT_DISCONNECTED:  # a client leaving is not the model's failure
+                outcome = mdefs.OUTCOME_ERROR
     elapsed = loop.time() - t0
     labels = (policy, plan.tier, str(plan.arm), result.model)
     m.requests.labels(*labels, outcome).inc()
@@ -376,23 +411,35 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
         prompt_tokens = int(usage.get("prompt_tokens") or 0)
         completion_tokens = int(usage.get("completion_tokens") or 0)
         pricing = state.models[result.model].pricing
-        cost = (prompt_tokens * pricing.input_per_million_tokens
-                + completion_tokens * pricing.output_per_million_tokens) / 1e6
+        cost = (
+            prompt_tokens * pricing.input_per_million_tokens
+            + completion_tokens * pricing.output_per_million_tokens
+        ) / 1e6
         m.tokens.labels(*labels, "prompt").inc(prompt_tokens)
         m.tokens.labels(*labels, "completion").inc(completion_tokens)
         m.cost.labels(*labels).inc(cost)
     record.update(
-        model=result.model, decision_id=did,
+        model=result.model,
+        decision_id=did,
         chain=[f"{a.model}:{a.result}" for a in result.attempts],
-        escalations=observer.escalations, hedged=result.hedged, outcome=outcome,
-        status=200, latency_s=round(elapsed, 4), ttft_s=round(ttft, 4),
+        escalations=observer.escalations,
+        hedged=result.hedged,
+        outcome=outcome,
+        status=200,
+        latency_s=round(elapsed, 4),
+        ttft_s=round(ttft, 4),
         tokens={"prompt": prompt_tokens, "completion": completion_tokens},
         cost_usd=round(cost, 8),
     )
     rt.decision_log.write(record)
     item: dict[str, Any] = {
-        "request_id": request_id, "decision_id": did, "ts": record["ts"], "tier": plan.tier,
-        "arm": str(plan.arm), "model": result.model, "outcome": outcome,
+        "request_id": request_id,
+        "decision_id": did,
+        "ts": record["ts"],
+        "tier": plan.tier,
+        "arm": str(plan.arm),
+        "model": result.model,
+        "outcome": outcome,
         "probabilities": probabilities,
     }
     if config.observability.log_prompts:
@@ -400,8 +447,11 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
         item["answer"] = answer
     rt.review.offer(plan.tier, str(plan.arm), item)
     if (
-        plan.arm is Arm.CANARY and outcome == mdefs.OUTCOME_OK and answer is not None
-        and plan.baseline is not None and rt.shadows_in_flight < MAX_SHADOWS_IN_FLIGHT
+        plan.arm is Arm.CANARY
+        and outcome == mdefs.OUTCOME_OK
+        and answer is not None
+        and plan.baseline is not None
+        and rt.shadows_in_flight < MAX_SHADOWS_IN_FLIGHT
         and should_shadow(request_id, config.shadow.sample_rate)
     ):
         rt.spawn(_shadow(rt, state, req, plan, result.model, answer, body_for))
@@ -409,48 +459,32 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
 
 
 async def _forward_stream(
-    request: web.Request, answer: StreamAnswer, headers: dict[str, str], did: str,
-    req: ChatRequest, t0: float, deadline: float, collect: bool,
+    request: web.Request,
+    answer: StreamAnswer,
+    headers: dict[str, str],
+    did: str,
+    req: ChatRequest,
+    t0: float,
+    deadline: float,
+    collect: bool,
 ) -> tuple[web.StreamResponse, dict[str, Any] | None, str | None, float, str | None]:
     """Forward SSE chunks as they arrive, rewriting id/model; end with an OpenAI error
     event if the upstream fails (or the deadline passes) after the first chunk."""
     loop = asyncio.get_running_loop()
-    resp = web.StreamResponse(headers={**headers, "Content-Type": "text/event-stream",
-                                       "Cache-Control": "no-cache"})
+    resp = web.StreamResponse(
+        headers={**headers, "Content-Type": "text/event-stream", "Cache-Control": "no-cache"}
+    )
     await resp.prepare(request)
-    usage: dict[str, Any] | None = None
-    parts: list[str] = []
     failed: str | None = None
     ttft = loop.time() - t0
-    model_name = req.model
+    rewriter = ChunkRewriter(did, req.model, req.include_usage, collect)
 
     async def emit(line: bytes) -> bool:
         """Write one data line; False at the end of the stream."""
-        nonlocal usage
-        data = line[5:].strip()
-        if data == b"[DONE]":
-            await resp.write(b"data: [DONE]\n\n")
-            return False
-        chunk = json.loads(data)
-        if isinstance(chunk, dict):
-            if "error" in chunk:
-                raise ValueError(f"upstream stream error: {str(chunk['error'])[:200]}")
-            chunk["id"] = did
-            chunk["model"] = model_name
-            if isinstance(chunk.get("usage"), dict):
-                usage = chunk["usage"]
-                if not req.include_usage:
-                    if not chunk.get("choices"):
-                        return True  # the usage-only chunk we asked for ourselves
-                    chunk.pop("usage")
-            if collect:
-                for choice in chunk.get("choices") or ():
-                    delta = choice.get("delta") or {}
-                    if choice.get("index", 0) == 0 and isinstance(delta.get("content"), str):
-                        parts.append(delta["content"])
-        await resp.write(b"data: " + json.dumps(chunk, separators=(",", ":")).encode()
-                         + b"\n\n")
-        return True
+        out = rewriter.rewrite(line)
+        if out is not None:
+            await resp.write(out)
+        return out != b"data: [DONE]\n\n"
 
     try:
         try:
@@ -462,21 +496,27 @@ async def _forward_stream(
                             break
         except TimeoutError:
             failed = "deadline_exceeded"
-            await _stream_error(resp, DeadlineExceededError(
-                "The request deadline passed while the answer was streaming."))
+            await _stream_error(
+                resp,
+                DeadlineExceededError(
+                    "The request deadline passed while the answer was streaming."
+                ),
+            )
         except (ConnectionResetError, asyncio.CancelledError):
             raise
         except Exception as exc:
             failed = "upstream_stream_failed"
             log.warning("upstream stream broke after the first chunk: %s", exc)
-            await _stream_error(resp, UpstreamFailedError(
-                "The upstream model failed while the answer was streaming."))
+            await _stream_error(
+                resp,
+                UpstreamFailedError("The upstream model failed while the answer was streaming."),
+            )
         await resp.write_eof()
     except ConnectionResetError:
-        failed = failed or "client_disconnected"
+        failed = failed or CLIENT_DISCONNECTED
     finally:
         answer.close()
-    return resp, usage, ("".join(parts) if collect else None), ttft, failed
+    return resp, rewriter.usage, (rewriter.text if collect else None), ttft, failed
 
 
 async def _stream_error(resp: web.StreamResponse, err: RouterError) -> None:
@@ -484,9 +524,15 @@ async def _stream_error(resp: web.StreamResponse, err: RouterError) -> None:
         await resp.write(b"data: " + json.dumps(err.body()).encode() + b"\n\n")
 
 
-async def _shadow(rt: Runtime, state: RouterState, req: ChatRequest, plan: RoutePlan,
-                  canary_model: str, canary_answer: str,
-                  body_for: Callable[[str], dict[str, Any]]) -> None:
+async def _shadow(
+    rt: Runtime,
+    state: RouterState,
+    req: ChatRequest,
+    plan: RoutePlan,
+    canary_model: str,
+    canary_answer: str,
+    body_for: Callable[[str], dict[str, Any]],
+) -> None:
     """Ask the baseline the same question (non-streaming) and judge the pair."""
     assert plan.baseline is not None
     rt.shadows_in_flight += 1
@@ -501,8 +547,10 @@ async def _shadow(rt: Runtime, state: RouterState, req: ChatRequest, plan: Route
         usage = payload.get("usage") or {}
         pricing = client.model.pricing
         rt.metrics.shadow_cost.labels(policy, plan.tier, plan.baseline).inc(
-            (int(usage.get("prompt_tokens") or 0) * pricing.input_per_million_tokens
-             + int(usage.get("completion_tokens") or 0) * pricing.output_per_million_tokens)
+            (
+                int(usage.get("prompt_tokens") or 0) * pricing.input_per_million_tokens
+                + int(usage.get("completion_tokens") or 0) * pricing.output_per_million_tokens
+            )
             / 1e6
         )
         question = classifier_text(req.messages, "LastUserMessage", 4000)
@@ -513,12 +561,19 @@ async def _shadow(rt: Runtime, state: RouterState, req: ChatRequest, plan: Route
         log.info("shadow evaluation failed: %s", exc)
     finally:
         rt.shadows_in_flight -= 1
-        rt.metrics.shadow_judgements.labels(policy, plan.tier, str(plan.arm), canary_model,
-                                            verdict).inc()
+        rt.metrics.shadow_judgements.labels(
+            policy, plan.tier, str(plan.arm), canary_model, verdict
+        ).inc()
 
 
-RATINGS = {"up": mdefs.RATING_UP, "down": mdefs.RATING_DOWN, "thumbs_up": mdefs.RATING_UP,
-           "thumbs_down": mdefs.RATING_DOWN, "1": mdefs.RATING_UP, "-1": mdefs.RATING_DOWN}
+RATINGS = {
+    "up": mdefs.RATING_UP,
+    "down": mdefs.RATING_DOWN,
+    "thumbs_up": mdefs.RATING_UP,
+    "thumbs_down": mdefs.RATING_DOWN,
+    "1": mdefs.RATING_UP,
+    "-1": mdefs.RATING_DOWN,
+}
 
 
 async def feedback(request: web.Request) -> web.Response:
@@ -528,36 +583,58 @@ async def feedback(request: web.Request) -> web.Response:
     _authorize(request, state)
     body = parse_json(await _read_body(request, state.config.server.max_body_bytes))
     if not isinstance(body, dict):
-        raise InvalidRequestError("The body must be a JSON object.", param="body",
-                                  code="invalid_type")
+        raise InvalidRequestError(
+            "The body must be a JSON object.", param="body", code="invalid_type"
+        )
     did, rating_raw = body.get("id"), body.get("rating")
     if not isinstance(did, str) or not did:
-        raise InvalidRequestError("Missing required parameter: 'id' (the response id).",
-                                  param="id", code="missing_required_parameter")
+        raise InvalidRequestError(
+            "Missing required parameter: 'id' (the response id).",
+            param="id",
+            code="missing_required_parameter",
+        )
     rating = RATINGS.get(str(rating_raw).lower()) if isinstance(rating_raw, str | int) else None
     if rating is None or isinstance(rating_raw, bool):
-        raise InvalidRequestError("'rating' must be 'up' or 'down'.", param="rating",
-                                  code="invalid_value")
+        raise InvalidRequestError(
+            "'rating' must be 'up' or 'down'.", param="rating", code="invalid_value"
+        )
     policy = state.config.policy
     try:
-        decision = decision_id.verify(did, state.signing_key, now=time.time(),
-                                      ttl_s=state.feedback_ttl_s)
+        decision = decision_id.verify(
+            did, state.signing_key, now=time.time(), ttl_s=state.feedback_ttl_s
+        )
         if decision.policy != policy:
-            raise decision_id.DecisionIdError("wrong_policy",
-                                              "the id was issued by another policy")
+            raise decision_id.DecisionIdError("wrong_policy", "the id was issued by another policy")
     except decision_id.DecisionIdError as exc:
         rt.metrics.feedback_rejected.labels(policy, exc.reason).inc()
-        raise FeedbackRejectedError(f"Feedback refused: {exc}.", param="id",
-                                    code=f"feedback_{exc.reason}") from None
-    rt.metrics.feedback.labels(decision.policy, decision.tier, decision.arm, decision.model,
-                               rating).inc()
-    rt.decision_log.write({"ts": round(time.time(), 3), "type": "feedback",
-                           "request_id": decision.request_id, "policy": decision.policy,
-                           "tier": decision.tier, "arm": decision.arm,
-                           "model": decision.model, "rating": rating})
-    return web.json_response({"object": "feedback", "id": did, "status": "accepted",
-                              "tier": decision.tier, "arm": decision.arm,
-                              "rating": rating})
+        raise FeedbackRejectedError(
+            f"Feedback refused: {exc}.", param="id", code=f"feedback_{exc.reason}"
+        ) from None
+    rt.metrics.feedback.labels(
+        decision.policy, decision.tier, decision.arm, decision.model, rating
+    ).inc()
+    rt.decision_log.write(
+        {
+            "ts": round(time.time(), 3),
+            "type": "feedback",
+            "request_id": decision.request_id,
+            "policy": decision.policy,
+            "tier": decision.tier,
+            "arm": decision.arm,
+            "model": decision.model,
+            "rating": rating,
+        }
+    )
+    return web.json_response(
+        {
+            "object": "feedback",
+            "id": did,
+            "status": "accepted",
+            "tier": decision.tier,
+            "arm": decision.arm,
+            "rating": rating,
+        }
+    )
 
 
 async def list_models(request: web.Request) -> web.Response:
@@ -565,8 +642,10 @@ async def list_models(request: web.Request) -> web.Response:
     _authorize(request, state)
     created = 0
     data = [{"id": "auto", "object": "model", "created": created, "owned_by": "tierguard"}]
-    data += [{"id": name, "object": "model", "created": created, "owned_by": "tierguard"}
-             for name in state.models]
+    data += [
+        {"id": name, "object": "model", "created": created, "owned_by": "tierguard"}
+        for name in state.models
+    ]
     return web.json_response({"object": "list", "data": data})
 
 
@@ -583,8 +662,9 @@ async def readyz(request: web.Request) -> web.Response:
     state = request.app[RUNTIME].state
     if state is None:
         raise NotReadyError("Configuration or classifier not loaded yet.")
-    return web.json_response({"status": "ready", "policy": state.config.policy,
-                              "revision": state.config.revision})
+    return web.json_response(
+        {"status": "ready", "policy": state.config.policy, "revision": state.config.revision}
+    )
 
 
 async def review_sample(request: web.Request) -> web.Response:
@@ -604,8 +684,7 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
         config = parse_config(await settings.source.load())
     if config is None:
         raise ValueError("RouterSettings needs a config or a source")
-    rt.metrics = RouterMetrics(parse_duration(d) for d in
-                               config.observability.latency_objectives)
+    rt.metrics = RouterMetrics(parse_duration(d) for d in config.observability.latency_objectives)
     await apply_config(rt, config)
     rt.metrics.config_reloads.labels(config.policy, mdefs.RELOAD_OK).inc()
     if settings.source is not None:

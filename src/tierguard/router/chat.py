@@ -43,11 +43,22 @@ def parse_json(raw: bytes) -> Any:
         raise InvalidRequestError(
             f"We could not parse the JSON body of your request ({exc}).", code="invalid_json"
         ) from None
+    except RecursionError:
+        raise InvalidRequestError(
+            "The JSON body of your request is nested too deeply.", code="invalid_json"
+        ) from None
 
 
 def _type_name(value: Any) -> str:
-    return {dict: "object", list: "array", str: "string", bool: "boolean", int: "integer",
-            float: "number", type(None): "null"}.get(type(value), type(value).__name__)
+    return {
+        dict: "object",
+        list: "array",
+        str: "string",
+        bool: "boolean",
+        int: "integer",
+        float: "number",
+        type(None): "null",
+    }.get(type(value), type(value).__name__)
 
 
 def _mistyped(param: str, want: str, value: Any) -> InvalidRequestError:

@@ -126,8 +126,9 @@ class FileSource:
 class KubeAccess:
     """API server URL, TLS context and a way to get the bearer token."""
 
-    def __init__(self, host: str, ssl_context: ssl.SSLContext | bool,
-                 token: Callable[[], str | None]) -> None:
+    def __init__(
+        self, host: str, ssl_context: ssl.SSLContext | bool, token: Callable[[], str | None]
+    ) -> None:
         self.host = host.rstrip("/")
         self.ssl_context = ssl_context
         self.token = token
@@ -150,8 +151,9 @@ class KubeAccess:
                 )
         except (config.ConfigException, OSError) as exc:
             where = kubeconfig or "the in-cluster service account"
-            raise ConfigSourceError(f"cannot load Kubernetes credentials from {where}: {exc}"
-                                    ) from None
+            raise ConfigSourceError(
+                f"cannot load Kubernetes credentials from {where}: {exc}"
+            ) from None
         if cfg.verify_ssl:
             ctx = ssl.create_default_context(cafile=cfg.ssl_ca_cert)
             if cfg.cert_file and cfg.key_file:
@@ -174,8 +176,9 @@ class KubeAccess:
 
 
 class ConfigMapSource:
-    def __init__(self, access: KubeAccess, namespace: str, name: str,
-                 key: str = ROUTER_CONFIG_KEY) -> None:
+    def __init__(
+        self, access: KubeAccess, namespace: str, name: str, key: str = ROUTER_CONFIG_KEY
+    ) -> None:
         self.access = access
         self.namespace = namespace
         self.name = name
@@ -197,10 +200,15 @@ class ConfigMapSource:
 
     async def load(self) -> str:
         url = f"{self.access.host}{self._path()}/{quote(self.name)}"
-        async with aiohttp.ClientSession() as session, session.get(
-            url, headers=self.access.headers(), ssl=self.access.ssl_context,
-            timeout=aiohttp.ClientTimeout(total=15),
-        ) as resp:
+        async with (
+            aiohttp.ClientSession() as session,
+            session.get(
+                url,
+                headers=self.access.headers(),
+                ssl=self.access.ssl_context,
+                timeout=aiohttp.ClientTimeout(total=15),
+            ) as resp,
+        ):
             if resp.status != 200:
                 raise ConfigSourceError(
                     f"{self.describe()}: API server answered {resp.status}: "
@@ -222,8 +230,9 @@ class ConfigMapSource:
                 except asyncio.CancelledError:
                     raise
                 except Exception as exc:  # the watch must outlive API server hiccups
-                    log.warning("%s: watch failed (%s); retrying in %.1fs",
-                                self.describe(), exc, backoff)
+                    log.warning(
+                        "%s: watch failed (%s); retrying in %.1fs", self.describe(), exc, backoff
+                    )
                     await asyncio.sleep(backoff)
                     backoff = min(backoff * 2, 10.0)
                     self._resource_version = None
@@ -243,20 +252,28 @@ class ConfigMapSource:
         base = f"{self.access.host}{self._path()}"
         selector = quote(f"metadata.name={self.name}")
         if self._resource_version is None:  # (re)list: catch anything missed meanwhile
-            async with session.get(f"{base}?fieldSelector={selector}",
-                                   headers=self.access.headers(), ssl=self.access.ssl_context,
-                                   timeout=aiohttp.ClientTimeout(total=15)) as resp:
+            async with session.get(
+                f"{base}?fieldSelector={selector}",
+                headers=self.access.headers(),
+                ssl=self.access.ssl_context,
+                timeout=aiohttp.ClientTimeout(total=15),
+            ) as resp:
                 if resp.status != 200:
                     raise ConfigSourceError(f"list answered {resp.status}")
                 listing = await resp.json()
             for item in listing.get("items", []):
                 await self._deliver(item, on_config)
             self._resource_version = listing["metadata"].get("resourceVersion")
-        url = (f"{base}?fieldSelector={selector}&watch=1&allowWatchBookmarks=true"
-               f"&timeoutSeconds=300&resourceVersion={self._resource_version}")
-        async with session.get(url, headers=self.access.headers(), ssl=self.access.ssl_context,
-                               timeout=aiohttp.ClientTimeout(total=None, sock_read=330)
-                               ) as resp:
+        url = (
+            f"{base}?fieldSelector={selector}&watch=1&allowWatchBookmarks=true"
+            f"&timeoutSeconds=300&resourceVersion={self._resource_version}"
+        )
+        async with session.get(
+            url,
+            headers=self.access.headers(),
+            ssl=self.access.ssl_context,
+            timeout=aiohttp.ClientTimeout(total=None, sock_read=330),
+        ) as resp:
             if resp.status != 200:
                 raise ConfigSourceError(f"watch answered {resp.status}")
             async for raw in resp.content:

@@ -43,8 +43,10 @@ class ReviewSample:
     def items(self) -> list[dict[str, Any]]:
         out: list[dict[str, Any]] = []
         for (tier, arm), items in sorted(self._items.items()):
-            out += [{"stratum": {"tier": tier, "arm": arm,
-                                 "seen": self._seen[(tier, arm)]}, **i} for i in items]
+            out += [
+                {"stratum": {"tier": tier, "arm": arm, "seen": self._seen[(tier, arm)]}, **i}
+                for i in items
+            ]
         return out
 
     def export_jsonl(self) -> str:

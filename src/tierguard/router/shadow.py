@@ -49,8 +49,10 @@ class SimilarityJudge:
         self.threshold = threshold
 
     async def judge(self, question: str, candidate: str, baseline: str) -> str:
-        return VERDICT_AGREE if similarity(candidate, baseline) >= self.threshold else (
-            VERDICT_DISAGREE
+        return (
+            VERDICT_AGREE
+            if similarity(candidate, baseline) >= self.threshold
+            else (VERDICT_DISAGREE)
         )
 
 
@@ -78,8 +80,9 @@ class LLMJudge:
         self._complete = complete
 
     async def judge(self, question: str, candidate: str, baseline: str) -> str:
-        prompt = JUDGE_PROMPT.format(question=question[:4000], a=candidate[:4000],
-                                     b=baseline[:4000])
+        prompt = JUDGE_PROMPT.format(
+            question=question[:4000], a=candidate[:4000], b=baseline[:4000]
+        )
         try:
             payload = await self._complete(
                 {"messages": [{"role": "user", "content": prompt}], "temperature": 0}

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import secrets
 from dataclasses import dataclass, field
 from typing import Any
@@ -43,8 +44,16 @@ class RouterState:
 
 
 def _classifier_key(config: RouterConfig) -> tuple[Any, ...]:
+    """What decides whether a reload must load the classifier again: the path, the
+    file's identity (a ConfigMap-mounted model replaced under the same path), the tiers
+    and thresholds."""
     c = config.classifier
-    return (c.path, tuple((t.name, t.threshold) for t in c.tiers))
+    try:
+        st = os.stat(c.path or default_model_path())
+        identity: tuple[int, int, int] | None = (st.st_ino, st.st_size, st.st_mtime_ns)
+    except OSError:
+        identity = None
+    return (c.path, identity, tuple((t.name, t.threshold) for t in c.tiers))
 
 
 def load_config_classifier(config: RouterConfig) -> Classifier:
@@ -57,8 +66,9 @@ def load_config_classifier(config: RouterConfig) -> Classifier:
 _EPHEMERAL_KEY = secrets.token_bytes(32)
 
 
-async def build_state(config: RouterConfig, previous: RouterState | None
-                      ) -> tuple[RouterState, list[UpstreamClient]]:
+async def build_state(
+    config: RouterConfig, previous: RouterState | None
+) -> tuple[RouterState, list[UpstreamClient]]:
     """A new generation (and the previous generation's clients to retire). Raises the
     loader's errors (classifier, secrets) for the caller to refuse the config."""
     key = _classifier_key(config)
@@ -71,13 +81,16 @@ async def build_state(config: RouterConfig, previous: RouterState | None
         if config.feedback.signing_key is not None:
             signing_key = read_secret(config.feedback.signing_key).encode()
         else:
-            log.warning("feedback.signingKey unset: decision ids are signed with a random "
-                        "per-process key; feedback only works on the replica that answered")
+            log.warning(
+                "feedback.signingKey unset: decision ids are signed with a random "
+                "per-process key; feedback only works on the replica that answered"
+            )
             signing_key = _EPHEMERAL_KEY
         client_keys: frozenset[str] = frozenset()
         if config.server.client_api_keys is not None:
             client_keys = frozenset(
-                k.strip() for k in read_secret(config.server.client_api_keys).splitlines()
+                k.strip()
+                for k in read_secret(config.server.client_api_keys).splitlines()
                 if k.strip()
             )
     except Exception:

@@ -12,10 +12,11 @@ The policy for one request (pure decisions in :func:`classify_status`; the loop 
   (a hedge) rather than abandoning the slow one: the first good answer wins and the other
   is cancelled. This is the seed's lesson: a fallback that waits for the cheap model to
   fail doubled p95; a hedge bounds it.
-* A 4xx other than 408/429 from an upstream means the request itself is wrong (say a
-  parameter this model rejects); trying other models would only repeat it, so it is passed
-  to the client as-is. 401/403/404 are the router's configuration (key, model id) and
-  escalate like a 5xx.
+* A 4xx other than 408/429 also escalates while the chain has models left: a canary
+  model that rejects a parameter the baseline accepts must not turn into client errors
+  for the canary arm only (the escalation is what the ErrorRate gate sees). Only when the
+  last model refuses the request is the upstream's own 4xx passed to the client, since
+  then the request itself is most likely wrong.
 * A total deadline bounds everything; past it the client gets a 504 naming each attempt.
 
 Upstream API keys come from the environment or a mounted file and live only in the
@@ -81,7 +82,8 @@ class AttemptError(Exception):
 
 
 def classify_status(status: int) -> tuple[str, bool]:
-    """(reason label, whether another model should be tried) for a non-200 status."""
+    """(reason label, whether the failure is the upstream's rather than the request's)
+    for a non-200 status."""
     if status == 429:
         return "rate_limited", True
     if status >= 500 or status == 408:
@@ -126,10 +128,17 @@ class StreamAnswer:
         self.response.release()
 
     async def lines(self) -> Any:
-        """The data lines after the first (raw, stripped)."""
+        """The data lines after the first (raw, stripped). The gap between two reads is
+        bounded by the model's timeout (aiohttp's ``sock_read``, set on the request: a
+        per-line ``wait_for`` would cost a task per chunk)."""
         content = self.response.content
         while True:
-            raw = await asyncio.wait_for(content.readline(), self.read_timeout_s)
+            try:
+                raw = await content.readline()
+            except aiohttp.ServerTimeoutError:
+                raise AttemptError(
+                    "timeout", f"no data for {self.read_timeout_s:g}s mid-stream"
+                ) from None
             if not raw:
                 return
             line = raw.strip()
@@ -171,7 +180,13 @@ class UpstreamClient:
         resp: aiohttp.ClientResponse | None = None
         try:
             async with asyncio.timeout(self.timeout_s):
-                resp = await self.session.post(self.url, json=body)
+                resp = await self.session.post(
+                    self.url,
+                    json=body,
+                    timeout=aiohttp.ClientTimeout(
+                        total=None, sock_connect=10, sock_read=self.timeout_s
+                    ),
+                )
                 if resp.status != 200:
                     raise _status_error(resp.status, (await resp.read())[:_MAX_ERROR_BODY])
                 while True:
@@ -329,6 +344,7 @@ async def run_chain(
     attempts: list[Attempt] = []
     next_idx = 0
     hedged = False
+    last_error: BaseException | None = None
 
     def start(by_budget: bool) -> None:
         nonlocal next_idx
@@ -346,8 +362,9 @@ async def run_chain(
         while True:
             now = loop.time()
             if now >= deadline:
-                raise DeadlineExceededError(_summary("no model answered within the deadline",
-                                                     attempts))
+                raise DeadlineExceededError(
+                    _summary("no model answered within the deadline", attempts)
+                )
             can_hedge = next_idx < len(chain)
             wait_until = min(deadline, budget_at) if can_hedge else deadline
             done, _ = await asyncio.wait(
@@ -380,13 +397,7 @@ async def run_chain(
                 attempts[idx].result = reason
                 observer.on_error(chain[idx], reason)
                 failed_idx = max(failed_idx, idx)
-                if (
-                    isinstance(exc, AttemptError)
-                    and exc.status is not None
-                    and not classify_status(exc.status)[1]
-                    and winner is None
-                ):
-                    raise UpstreamRejectedError(exc.status, f"upstream {chain[idx]}: {exc}")
+                last_error = exc
             if winner is not None:
                 answer, idx, by_budget = winner
                 if hedged:
@@ -394,6 +405,14 @@ async def run_chain(
                 return ChainResult(answer, chain[idx], idx, hedged, attempts)
             if not pending:
                 if next_idx >= len(chain):
+                    if (
+                        isinstance(last_error, AttemptError)
+                        and last_error.status is not None
+                        and not classify_status(last_error.status)[1]
+                    ):
+                        raise UpstreamRejectedError(
+                            last_error.status, f"upstream {chain[failed_idx]}: {last_error}"
+                        )
                     raise UpstreamFailedError(_summary("every model failed", attempts))
                 observer.on_escalate(chain[failed_idx], chain[next_idx], ESCALATION_ERROR)
                 start(False)

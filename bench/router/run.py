@@ -1,0 +1,320 @@
+"""Router overhead benchmark: direct calls to the fake provider vs the tierguard router vs
+the LiteLLM proxy, same fake provider, same load, one run.
+
+    PYTHONPATH=src python bench/router/run.py [--duration 5] [--concurrency 1,16,64]
+
+Layout on a 2-core machine: the router (or LiteLLM) is pinned to core 0 (``taskset -c
+0``), so its figures are per core; the fake provider and this load generator share core
+1. The fake provider answers with no simulated latency, so what is measured is overhead.
+"Added latency" is the target's percentile minus the direct percentile at the same
+concurrency. "req/s per core" is requests served divided by the CPU seconds the target
+process tree used during the measured window (exact even when the target is not
+saturated); "req/s" is the raw throughput, which the load side may cap.
+
+Results go to bench/router/results.json and a Markdown table on stdout (copied into
+docs/benchmarks.md, section "Router overhead").
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import shutil
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path[:0] = [str(ROOT / "src"), str(ROOT / "tests"), str(Path(__file__).parent)]
+
+import yaml  # noqa: E402
+from loadgen import Result, build_request, run_sync  # noqa: E402
+
+from routerkit import (  # noqa: E402
+    SIMPLE_QUERY,
+    build_tiny_classifier,
+    fake_provider,
+    free_port,
+    process,
+    router_config,
+)
+
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+#: sent by the load generator to every target; LiteLLM refuses to start without a
+#: master key (the router and the fake provider ignore it)
+BENCH_KEY = "sk-bench-" + "5f0c9a7e" * 6
+
+
+def tree_cpu_seconds(pid: int) -> float:
+    """utime + stime of a process and all its descendants."""
+    total = 0.0
+    stack = [pid]
+    while stack:
+        p = stack.pop()
+        try:
+            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / CLK_TCK
+            for task in Path(f"/proc/{p}/task").iterdir():
+                kids = (task / "children").read_text().split()
+                stack += [int(k) for k in kids]
+        except (OSError, IndexError, ValueError):
+            continue
+    return total
+
+
+def body(stream: bool, model: str, i: int) -> dict[str, Any]:
+    return {
+        "model": model,
+        "stream": stream,
+        "user": f"user-{i}",
+        "messages": [{"role": "user", "content": f"{SIMPLE_QUERY} number {i}"}],
+    }
+
+
+def measure(
+    port: int,
+    model: str,
+    stream: bool,
+    concurrency: int,
+    duration: float,
+    pid: int | None,
+    path: str = "/v1/chat/completions",
+) -> dict[str, Any]:
+    reqs = [
+        build_request(
+            "127.0.0.1",
+            port,
+            path,
+            body(stream, model, i),
+            {"Authorization": f"Bearer {BENCH_KEY}"},
+        )
+        for i in range(256)
+    ]
+    cpu0 = tree_cpu_seconds(pid) if pid else 0.0
+    t0 = time.monotonic()
+    res: Result = run_sync("127.0.0.1", port, reqs, concurrency, duration, 2.0)
+    wall = time.monotonic() - t0
+    cpu = (tree_cpu_seconds(pid) - cpu0) if pid else 0.0
+    n = len(res.latencies)
+    # CPU was measured over warm-up + window; scale requests to the same span
+    served_total = n * wall / res.elapsed if res.elapsed else 0
+    return {
+        "n": n,
+        "errors": res.errors,
+        "p50_ms": res.pct(0.5) * 1e3,
+        "p99_ms": res.pct(0.99) * 1e3,
+        "rps": res.rps,
+        "cpu_s": cpu,
+        "rps_per_core": (served_total / cpu) if cpu > 0 else None,
+    }
+
+
+@contextlib.contextmanager
+def litellm_proxy(tmp: Path, fake_url: str, exe: str) -> Iterator[tuple[int, int]]:
+    cfg = {
+        "model_list": [
+            {
+                "model_name": "auto",
+                "litellm_params": {
+                    "model": "openai/small-1",
+                    "api_base": f"{fake_url}/v1",
+                    "api_key": "x",
+                },
+            }
+        ],
+        "litellm_settings": {"telemetry": False},
+        "general_settings": {"master_key": BENCH_KEY},
+    }
+    path = tmp / "litellm.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    port = free_port()
+    import subprocess
+
+    from routerkit import wait_http
+
+    log = open(tmp / "litellm.log", "wb")  # noqa: SIM115
+    proc = subprocess.Popen(
+        [
+            "taskset",
+            "-c",
+            "0",
+            exe,
+            "--config",
+            str(path),
+            "--port",
+            str(port),
+            "--host",
+            "127.0.0.1",
+            "--num_workers",
+            "1",
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env={**os.environ, "LITELLM_LOG": "ERROR", "LITELLM_TELEMETRY": "False"},
+    )
+    try:
+        wait_http(f"http://127.0.0.1:{port}/health/liveliness", proc, timeout_s=180)
+        yield port, proc.pid
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        log.close()
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--duration", type=float, default=5.0)
+    ap.add_argument("--concurrency", default="1,16,64")
+    ap.add_argument("--skip-litellm", action="store_true")
+    ap.add_argument(
+        "--litellm",
+        default=os.environ.get("LITELLM_BIN")
+        or shutil.which("litellm")
+        or "/tmp/tierguard-litellm-venv/bin/litellm",
+        help="the litellm executable (installed in its own venv: LiteLLM pins "
+        "openai<3, which conflicts with the project's dev extra)",
+    )
+    ap.add_argument(
+        "--no-classifier-default",
+        action="store_true",
+        help="use the tiny test classifier even if the bundled model exists",
+    )
+    ap.add_argument("--out", type=Path, default=Path(__file__).parent / "results.json")
+    args = ap.parse_args()
+    levels = [int(c) for c in args.concurrency.split(",")]
+    os.sched_setaffinity(0, {1})  # this load generator lives on core 1
+    tmp = Path(tempfile.mkdtemp(prefix="tierguard-bench-"))
+    from tierguard.classifier.runtime import default_model_path
+
+    model_path = default_model_path()
+    if args.no_classifier_default or not model_path.exists():
+        model_path = build_tiny_classifier(tmp / "tiny.onnx")
+    results: dict[str, Any] = {
+        "classifier": str(model_path),
+        "levels": levels,
+        "duration_s": args.duration,
+        "runs": [],
+        "loadavg_start": os.getloadavg(),
+        "cpus": os.cpu_count(),
+        "python": sys.version.split()[0],
+        "event_loop": os.environ.get("TIERGUARD_EVENT_LOOP", "uvloop"),
+    }
+    fast = {"models": {"*": {"latency_median_s": 0.0, "completion_words": 24}}}
+    # the fake provider on core 1 (taskset via a wrapper around the routerkit helper)
+    with _pinned_fake(tmp, fast) as fake_url:
+        fake_port = int(fake_url.rsplit(":", 1)[1])
+
+        def record(target: str, port: int, model: str, pid: int | None) -> None:
+            # prime: LiteLLM's first requests take seconds (lazy initialisation)
+            for stream in (False, True):
+                measure(port, model, stream, 1, 2.0, None)
+            for stream in (False, True):
+                for c in levels:
+                    r = measure(port, model, stream, c, args.duration, pid)
+                    r.update(target=target, stream=stream, concurrency=c)
+                    results["runs"].append(r)
+                    print(json.dumps(r), file=sys.stderr)
+
+        record("direct", fake_port, "small-1", None)
+        cfg = router_config(
+            model_path,
+            big_url=f"{fake_url}/v1",
+            small_url=f"{fake_url}/v1",
+            weight=50,
+            shadow={"sampleRate": 0.0},
+            observability={"decisionLog": str(tmp / "decisions.jsonl"), "reviewSampleSize": 200},
+        )
+        port = free_port()
+        cfg["server"] = {"host": "127.0.0.1", "port": port}
+        (tmp / "router.yaml").write_text(yaml.safe_dump(cfg))
+        with process(
+            ["router", "--config", str(tmp / "router.yaml")],
+            f"http://127.0.0.1:{port}/readyz",
+            tmp / "router.log",
+            cpu=0,
+        ) as proc:
+            record("router", port, "auto", proc.pid)
+        if not args.skip_litellm:
+            with litellm_proxy(tmp, fake_url, args.litellm) as (lport, lpid):
+                record("litellm", lport, "auto", lpid)
+    results["loadavg_end"] = os.getloadavg()
+    args.out.write_text(json.dumps(results, indent=1))
+    print(markdown(results))
+    return 0
+
+
+@contextlib.contextmanager
+def _pinned_fake(tmp: Path, profile: dict[str, Any]) -> Iterator[str]:
+    with fake_provider(tmp, "fake", profile) as url:
+        # pin the fake provider (and only it) to core 1
+        import subprocess
+
+        port = url.rsplit(":", 1)[1]
+        out = subprocess.run(
+            ["pgrep", "-f", f"fake-provider --port {port}"], capture_output=True, text=True
+        ).stdout.split()
+        for pid in out:
+            os.sched_setaffinity(int(pid), {1})
+        yield url
+
+
+def markdown(results: dict[str, Any]) -> str:
+    runs = results["runs"]
+
+    def find(target: str, stream: bool, c: int) -> dict[str, Any] | None:
+        return next(
+            (
+                r
+                for r in runs
+                if (r["target"], r["stream"], r["concurrency"]) == (target, stream, c)
+            ),
+            None,
+        )
+
+    lines = [
+        "| mode | in flight | direct p50 / p99 (ms) | router added p50 / p99 (ms) | "
+        "LiteLLM added p50 / p99 (ms) | router req/s (per core) | LiteLLM req/s "
+        "(per core) |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for stream in (False, True):
+        for c in results["levels"]:
+            d = find("direct", stream, c)
+            if d is None:
+                continue
+            cells = [
+                ("stream" if stream else "JSON"),
+                str(c),
+                f"{d['p50_ms']:.2f} / {d['p99_ms']:.2f}",
+            ]
+            for target in ("router", "litellm"):
+                t = find(target, stream, c)
+                cells.append(
+                    "–"
+                    if t is None
+                    else f"{t['p50_ms'] - d['p50_ms']:.2f} / {t['p99_ms'] - d['p99_ms']:.2f}"
+                )
+            for target in ("router", "litellm"):
+                t = find(target, stream, c)
+                per = t and t.get("rps_per_core")
+                cells.append(
+                    "–"
+                    if t is None
+                    else f"{t['rps']:.0f} ({per:.0f})"
+                    if per
+                    else f"{t['rps']:.0f}"
+                )
+            lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
