@@ -66,7 +66,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--standalone", action="store_true", help="no peering even if the KopfPeering CRDs exist"
     )
-    parser.add_argument("--peering-name", default="tierguard", help="kopf peering object")
+    parser.add_argument(
+        "--peering-name",
+        default=None,
+        help="kopf peering object; setting it makes peering mandatory (default: kopf's "
+        "'default' peering when its CRDs exist, else standalone)",
+    )
     parser.add_argument(
         "--priority",
         type=int,
@@ -88,6 +93,10 @@ def run(args: argparse.Namespace) -> int:
         level=getattr(logging, str(args.log_level).upper(), logging.INFO),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    if str(args.log_level).lower() != "debug":
+        # kopf logs every successful handler call at INFO; our wake-up handler runs on
+        # every watch event, which would drown the rollout's own log lines.
+        logging.getLogger("kopf.objects").setLevel(logging.WARNING)
     if args.kubeconfig:
         # kopf's login (login_via_client) and our client read the same file.
         os.environ["KUBECONFIG"] = args.kubeconfig
@@ -107,9 +116,9 @@ def run(args: argparse.Namespace) -> int:
     kopf.run(
         clusterwide=not args.namespace,
         namespaces=args.namespace,
-        standalone=args.standalone,
+        standalone=True if args.standalone else None,
         priority=priority,
-        peering_name=args.peering_name,
+        peering_name=None if args.standalone else args.peering_name,
         liveness_endpoint=args.liveness,
     )
     return 0

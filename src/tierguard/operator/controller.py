@@ -11,7 +11,10 @@ skipped and no user is moved back from canary to control.
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import json
 import logging
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -48,6 +51,9 @@ class ControllerSettings:
     #: If set, also filter router metrics by this label = the policy's namespace (the
     #: ``namespace`` target label a ServiceMonitor adds).
     namespace_label: str | None = None
+    #: Unchanged rendered objects are re-applied at most this often (to take back hand
+    #: edits); a change is applied at once.
+    reapply_seconds: float = 30.0
 
 
 class Controller:
@@ -58,6 +64,9 @@ class Controller:
         self.settings = settings
         self.metrics = metrics
         self._secrets_done: set[str] = set()
+        #: policy uid -> (hash of the rendered objects, monotonic time applied). Memory
+        #: only as an optimisation: losing it just means one more (idempotent) apply.
+        self._applied: dict[str, tuple[str, float]] = {}
 
     # -- inputs ----------------------------------------------------------------------
 
@@ -169,8 +178,18 @@ class Controller:
                 self.kube.ensure_secret(render.signing_secret(ref), render.GENERATED_SIGNING_KEY)
                 self._secrets_done.add(ref.uid)
             sm = self.kube.service_monitor_available()
-            for obj in render.render_all(ref, spec, status, service_monitor_available=sm):
-                self.kube.apply(obj)
+            objs = render.render_all(ref, spec, status, service_monitor_available=sm)
+            digest = hashlib.sha256(json.dumps(objs, sort_keys=True).encode()).hexdigest()
+            last = self._applied.get(ref.uid)
+            due = last is None or last[0] != digest
+            due = (
+                due
+                or time.monotonic() - (last[1] if last else 0.0) >= self.settings.reapply_seconds
+            )
+            if due:
+                for obj in objs:
+                    self.kube.apply(obj)
+                self._applied[ref.uid] = (digest, time.monotonic())
         except KubeError as exc:
             error = str(exc)
             log.error("%s/%s: %s", ref.namespace, ref.name, error)

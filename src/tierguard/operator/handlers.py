@@ -12,7 +12,6 @@ the status write's resourceVersion check makes even a brief overlap harmless).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from typing import Any
 
@@ -55,8 +54,23 @@ async def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
 
 @kopf.on.login()
 def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
-    """Credentials from the same kubeconfig/in-cluster config as our own client."""
-    return kopf.login_via_client(**kwargs)
+    """kopf uses exactly the credentials of our own API client (``--kubeconfig`` or
+    in-cluster), so its watches and our writes run under the same identity."""
+    if CONTROLLER is None:
+        return kopf.login_via_client(**kwargs)
+    cfg = CONTROLLER.kube.api.configuration
+    if cfg.refresh_api_key_hook is not None:
+        cfg.refresh_api_key_hook(cfg)  # re-read a rotated token (kopf re-logs in on 401)
+    auth = (cfg.api_key or {}).get("authorization") or (cfg.api_key or {}).get("BearerToken")
+    token = auth.removeprefix("Bearer").strip() if auth else None
+    return kopf.ConnectionInfo(
+        server=cfg.host,
+        ca_path=cfg.ssl_ca_cert,
+        insecure=not cfg.verify_ssl,
+        token=token,
+        certificate_path=cfg.cert_file,
+        private_key_path=cfg.key_file,
+    )
 
 
 @kopf.on.event(c.GROUP, c.VERSION, c.PLURAL)
@@ -86,5 +100,11 @@ async def rollout_loop(
             sleep = 5.0
         if sleep == float("inf"):
             return
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(wake.wait(), timeout=sleep)
+        # Sleep until the next evaluation is due, a watch event wakes us, or kopf stops
+        # the daemon (policy deleted, operator exiting, peering paused this replica).
+        waits = [asyncio.ensure_future(wake.wait()), asyncio.ensure_future(stopped.wait())]
+        _done, pending = await asyncio.wait(
+            waits, timeout=sleep, return_when=asyncio.FIRST_COMPLETED
+        )
+        for task in pending:
+            task.cancel()

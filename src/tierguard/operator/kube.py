@@ -18,7 +18,10 @@ the async handlers run them in a thread.
 from __future__ import annotations
 
 import logging
+import os
 import secrets
+import tempfile
+import threading
 import time
 import uuid
 from collections.abc import Callable
@@ -106,14 +109,22 @@ class Kube:
         self.core = k8s.CoreV1Api(api)
         self.custom = k8s.CustomObjectsApi(api)
         self._dynamic: DynamicClient | None = None
+        self._lock = threading.Lock()
         self._sm_checked_at = 0.0
         self._sm_available = False
 
     @property
     def dynamic(self) -> DynamicClient:
-        if self._dynamic is None:
-            self._dynamic = DynamicClient(self.api)  # type: ignore[no-untyped-call]
-        return self._dynamic
+        """The discovery-backed client for server-side apply. Its discovery cache goes to
+        a file of this process only: the library's default is one shared file in /tmp,
+        which concurrent processes (two replicas, tests) corrupt for each other."""
+        with self._lock:
+            if self._dynamic is None:
+                cache = os.path.join(
+                    tempfile.gettempdir(), f"tierguard-operator-discovery-{os.getpid()}.json"
+                )
+                self._dynamic = DynamicClient(self.api, cache_file=cache)  # type: ignore[no-untyped-call]
+            return self._dynamic
 
     # -- policies --------------------------------------------------------------------
 
@@ -181,7 +192,8 @@ class Kube:
             )
             self._sm_available = True
         except ResourceNotFoundError:
-            self._dynamic = None  # discovery cache is stale-able; re-read next time
+            with self._lock:
+                self._dynamic = None  # re-discover next time: the CRD may be installed later
             self._sm_available = False
         self._sm_checked_at = now
         return self._sm_available

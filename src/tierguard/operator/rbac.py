@@ -70,7 +70,7 @@ def cluster_role(name: str = "tierguard-operator") -> dict[str, Any]:
         "apiVersion": "rbac.authorization.k8s.io/v1",
         "kind": "ClusterRole",
         "metadata": {"name": name, "labels": {c.LABEL_MANAGED_BY: "tierguard"}},
-        "rules": [dict(r) for r in OPERATOR_RULES],
+        "rules": [{k: list(v) for k, v in r.items()} for r in OPERATOR_RULES],
     }
 
 

@@ -467,7 +467,8 @@ class _Run:
             self.event("Warning", reason, f"{what}: holding at {_fmt_weight(s.canary_weight)}")
         held = (self.now - s.no_data_since).total_seconds()
         limit = parse_duration(spec.rollout.no_data.after)
-        s.message = f"{what}: holding for {held:.0f}s of {limit:.0f}s"
+        if s.phase != Phase.PAUSED:  # a pause keeps the message that says why it paused
+            s.message = f"{what}: holding for {held:.0f}s of {limit:.0f}s"
         if s.phase != Phase.PROGRESSING or held < limit:
             return False
         msg = f"{what} for {held:.0f}s (noData.after {spec.rollout.no_data.after})"

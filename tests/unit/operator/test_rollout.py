@@ -127,6 +127,7 @@ def test_prometheus_down_holds_then_pauses() -> None:
     assert st.phase == Phase.PAUSED
     assert st.step == 0, "never advanced on missing data"
     assert st.history[-1].reason == Reason.PROMETHEUS_UNREACHABLE.value
+    assert "paused" in st.message, "later looks keep the pause's reason in the message"
     assert Reason.PROMETHEUS_UNREACHABLE.value in reasons(ds)
     degraded = next(c for c in st.conditions if c.type == "Degraded")
     assert degraded.status == "True"
@@ -320,3 +321,26 @@ def test_breach_rolls_back_in_every_serving_phase(phase: Phase) -> None:
     )
     st, _ = drive(spec, bad, 30, status=start, start=T0 + timedelta(days=1))
     assert st.phase == Phase.ROLLED_BACK and "tier simple" in st.message
+
+
+def test_single_full_step_needs_evidence_against_the_holdback() -> None:
+    """steps [100]: the first step already serves 95 % against the 5 % holdback, and
+    Promoted needs the gates to pass there first."""
+    spec = make_spec(steps=[100])
+    st = r.reconcile(spec, None, T0).status
+    assert st.phase == Phase.PROGRESSING and st.canary_weight == 95.0
+    assert r.serving_split(spec, st) == (95.0, Arm.HOLDBACK)
+    traffic = Traffic(
+        {t: {"control": 0.1, "holdback": 0.1, "canary": 0.1} for t in SAME},
+        per_minute=4000,
+        seed=11,
+    )
+    st, _ = drive(spec, traffic, 60, status=st)
+    assert st.phase == Phase.PROMOTED and st.canary_weight == 95.0
+
+
+def test_no_holdback_promotes_to_100_and_stops_gating() -> None:
+    spec = make_spec(holdbackPercent=0)
+    st, _ = drive(spec, Traffic(SAME, seed=12), 240)
+    assert st.phase == Phase.PROMOTED and st.canary_weight == 100.0
+    assert not r.evaluation_due(spec, st, T0 + timedelta(days=1))

@@ -1,0 +1,461 @@
+"""The operator against the real thing: kube-apiserver + etcd + controller manager,
+Prometheus scraping real router processes, fake providers; the operator runs as a
+subprocess with its least-privilege ServiceAccount (rbac.OPERATOR_RULES), never admin.
+
+Durations are seconds long (interval 1s, bake 3s); assertions wait on observable state
+(status, Events, ConfigMap), never on elapsed time.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pytest
+import yaml
+
+from operatorkit import (
+    OperatorProcess,
+    install_crd,
+    operator_identity,
+    policy_manifest,
+    routed_system,
+)
+from routerkit import tiny_classifier as tiny_classifier
+from tierguard.api import constants as c
+from tierguard.api.enums import Phase, Reason
+from tierguard.api.status import RoutingPolicyStatus
+from tierguard.operator import render
+
+if TYPE_CHECKING:
+    from kubernetes.client import ApiClient
+
+    from tierguard.lab.controlplane import ControlPlane
+    from tierguard.lab.prometheus import Prometheus
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(420)]
+
+POLICY = "shop"
+
+
+class Cluster:
+    """The policy as the API server has it, plus helpers to read what the operator did."""
+
+    def __init__(self, kube_api: ApiClient, namespace: str) -> None:
+        from kubernetes import client
+
+        self.custom = client.CustomObjectsApi(kube_api)
+        self.core = client.CoreV1Api(kube_api)
+        self.ns = namespace
+
+    def create(self, manifest: dict[str, Any]) -> None:
+        self.custom.create_namespaced_custom_object(c.GROUP, c.VERSION, self.ns, c.PLURAL, manifest)
+
+    def body(self) -> dict[str, Any]:
+        out: dict[str, Any] = self.custom.get_namespaced_custom_object(
+            c.GROUP, c.VERSION, self.ns, c.PLURAL, POLICY
+        )
+        return out
+
+    def status(self) -> RoutingPolicyStatus:
+        return RoutingPolicyStatus.model_validate(self.body().get("status") or {})
+
+    def annotate(self, action: str, nonce: str) -> None:
+        self.custom.patch_namespaced_custom_object(
+            c.GROUP,
+            c.VERSION,
+            self.ns,
+            c.PLURAL,
+            POLICY,
+            {
+                "metadata": {
+                    "annotations": {c.ANNOTATION_ACTION: action, c.ANNOTATION_ACTION_NONCE: nonce}
+                }
+            },
+        )
+
+    def events(self, reason: str) -> list[Any]:
+        evs = self.core.list_namespaced_event(
+            self.ns, field_selector=f"involvedObject.name={POLICY}"
+        ).items
+        return [e for e in evs if e.reason == reason]
+
+    def split(self) -> list[dict[str, Any]]:
+        cm = self.core.read_namespaced_config_map(render.object_name(POLICY), self.ns)
+        return list(yaml.safe_load(cm.data[c.ROUTER_CONFIG_KEY])["split"])
+
+
+@pytest.fixture
+def cluster(control_plane: ControlPlane, kube_api: ApiClient, namespace: str) -> Cluster:
+    install_crd(control_plane)
+    return Cluster(kube_api, namespace)
+
+
+@pytest.fixture
+def operator(
+    control_plane: ControlPlane, kube_api: ApiClient, namespace: str, tmp_path: Path
+) -> Iterator[OperatorProcess]:
+    with operator_identity(control_plane, kube_api, namespace) as kubeconfig:
+        op = OperatorProcess(kubeconfig, namespace, tmp_path / "operator.log")
+        op.start()
+        try:
+            yield op
+        finally:
+            op.stop()
+
+
+def _phase(cluster: Cluster, phase: Phase) -> Callable[[], RoutingPolicyStatus | None]:
+    def check() -> RoutingPolicyStatus | None:
+        st = cluster.status()
+        return st if st.phase == phase else None
+
+    return check
+
+
+def test_good_candidate_goes_from_10_to_100_percent(
+    cluster: Cluster,
+    operator: OperatorProcess,
+    kube_api: ApiClient,
+    namespace: str,
+    prometheus: Prometheus,
+    tiny_classifier: Path,
+    tmp_path: Path,
+    wait_for: Any,
+) -> None:
+    with routed_system(tmp_path, kube_api, namespace, POLICY, tiny_classifier, {}) as (
+        big,
+        small,
+        start,
+    ):
+        cluster.create(policy_manifest(POLICY, big, small, prometheus.url))
+        url, traffic = start(wait_for)
+        prometheus.set_targets([url.removeprefix("http://")])
+        st = wait_for(
+            _phase(cluster, Phase.PROMOTED),
+            timeout=300,
+            message=f"never promoted; operator log:\n{operator.log()}",
+        )
+    assert [h.weight for h in st.history] == [10.0, 50.0, 95.0]
+    assert [h.reason for h in st.history] == [
+        Reason.ROLLOUT_STARTED.value,
+        Reason.STEP_ADVANCED.value,
+        Reason.PROMOTED.value,
+    ]
+    assert all(t.verdict.value == "Pass" for t in st.tiers), st.tiers
+    assert all(s["weight"] == 95.0 and s["controlArm"] == "holdback" for s in cluster.split())
+    assert wait_for(lambda: cluster.events(Reason.PROMOTED.value), timeout=30,
+                    message="a Promoted Event")
+    assert traffic.seen, "traffic flowed"
+    ready = next(x for x in st.conditions if x.type.value == "Ready")
+    assert ready.status == "True"
+
+
+def test_degraded_tier_is_rolled_back_early_and_named(
+    cluster: Cluster,
+    operator: OperatorProcess,
+    kube_api: ApiClient,
+    namespace: str,
+    prometheus: Prometheus,
+    tiny_classifier: Path,
+    tmp_path: Path,
+    wait_for: Any,
+) -> None:
+    with routed_system(
+        tmp_path, kube_api, namespace, POLICY, tiny_classifier, {"complex": 0.3}
+    ) as (big, small, start):
+        cluster.create(policy_manifest(POLICY, big, small, prometheus.url))
+        url, _ = start(wait_for)
+        prometheus.set_targets([url.removeprefix("http://")])
+        st = wait_for(
+            _phase(cluster, Phase.ROLLED_BACK),
+            timeout=300,
+            message=f"never rolled back; operator log:\n{operator.log()}",
+        )
+    assert st.history[-1].step == 0, "caught at the first stage"
+    assert "tier complex" in st.message and "ThumbsDown" in st.message
+    tiers = {t.tier: t.verdict.value for t in st.tiers}
+    assert tiers["complex"] == "Fail" and tiers["simple"] != "Fail"
+    assert all(s["weight"] == 0 for s in cluster.split())
+    events = wait_for(lambda: cluster.events(Reason.GATE_FAILED.value), timeout=30,
+                      message="a GateFailed Event")
+    assert len(events) == 1 and "tier complex" in events[0].message
+    assert events[0].type == "Warning"
+
+
+def test_prometheus_stopped_holds_then_resumes(
+    cluster: Cluster,
+    operator: OperatorProcess,
+    kube_api: ApiClient,
+    namespace: str,
+    prometheus: Prometheus,
+    tiny_classifier: Path,
+    tmp_path: Path,
+    wait_for: Any,
+) -> None:
+    with routed_system(tmp_path, kube_api, namespace, POLICY, tiny_classifier, {}) as (
+        big,
+        small,
+        start,
+    ):
+        cluster.create(
+            policy_manifest(POLICY, big, small, prometheus.url, bake="1h", no_data_after="10m")
+        )
+        url, _ = start(wait_for)
+        prometheus.set_targets([url.removeprefix("http://")])
+        wait_for(
+            lambda: (
+                cluster.status().tiers
+                and cluster.status().no_data_since is None
+                and all(t.verdict.value != "NoData" for t in cluster.status().tiers)
+            ),
+            timeout=120,
+            message="gates never saw data",
+        )
+        assert prometheus.process is not None
+        pid = prometheus.process.pid
+        os.kill(pid, signal.SIGSTOP)  # Prometheus stops answering mid-stage
+        try:
+            held = wait_for(
+                lambda: (st := cluster.status()).no_data_since is not None and st,
+                timeout=60,
+                message="the operator never noticed",
+            )
+            assert held.phase == Phase.PROGRESSING and held.step == 0
+            degraded = next(x for x in held.conditions if x.type.value == "Degraded")
+            assert degraded.status == "True"
+            # Events are posted right after the status write that records the hold.
+            wait_for(lambda: cluster.events(Reason.PROMETHEUS_UNREACHABLE.value), timeout=30,
+                     message="a PrometheusUnreachable Event")
+        finally:
+            os.kill(pid, signal.SIGCONT)
+        back = wait_for(
+            lambda: (st := cluster.status()).no_data_since is None and st,
+            timeout=90,
+            message="never resumed after Prometheus came back",
+        )
+        assert back.phase == Phase.PROGRESSING and back.step == 0
+        wait_for(lambda: cluster.events(Reason.DATA_RESUMED.value), timeout=30,
+                 message="a DataResumed Event")
+
+
+def test_operator_killed_mid_stage_continues_the_same_stage(
+    cluster: Cluster,
+    operator: OperatorProcess,
+    kube_api: ApiClient,
+    namespace: str,
+    prometheus: Prometheus,
+    tiny_classifier: Path,
+    tmp_path: Path,
+    wait_for: Any,
+) -> None:
+    with routed_system(tmp_path, kube_api, namespace, POLICY, tiny_classifier, {}) as (
+        big,
+        small,
+        start,
+    ):
+        cluster.create(policy_manifest(POLICY, big, small, prometheus.url, bake="15s"))
+        url, _ = start(wait_for)
+        prometheus.set_targets([url.removeprefix("http://")])
+        before = wait_for(
+            lambda: (st := cluster.status()).step == 1 and st.tiers and st,
+            timeout=240,
+            message=f"never reached step 2:\n{operator.log()}",
+        )
+        operator.kill()
+        frozen = cluster.status()
+        operator.start()
+        wait_for(
+            lambda: cluster.status().last_evaluated_at != frozen.last_evaluated_at,
+            timeout=60,
+            message=f"restarted operator never evaluated:\n{operator.log()}",
+        )
+        after = cluster.status()
+        assert after.step >= before.step
+        if after.step == before.step:
+            assert after.step_started_at == before.step_started_at, "same stage, not restarted"
+        done = wait_for(
+            _phase(cluster, Phase.PROMOTED),
+            timeout=240,
+            message=f"never promoted after restart:\n{operator.log()}",
+        )
+    assert [h.weight for h in done.history] == [10.0, 50.0, 95.0], "no step repeated/skipped"
+
+
+def test_promote_and_abort_annotations_act_once_each(
+    control_plane: ControlPlane, cluster: Cluster,
+    operator: OperatorProcess,
+    kube_api: ApiClient,
+    namespace: str,
+    prometheus: Prometheus,
+    tiny_classifier: Path,
+    tmp_path: Path,
+    wait_for: Any,
+) -> None:
+    with routed_system(tmp_path, kube_api, namespace, POLICY, tiny_classifier, {}) as (
+        big,
+        small,
+        start,
+    ):
+        cluster.create(
+            policy_manifest(POLICY, big, small, prometheus.url, bake="1h", steps=[10, 25, 50, 100])
+        )
+        url, _ = start(wait_for)
+        prometheus.set_targets([url.removeprefix("http://")])
+        wait_for(
+            lambda: cluster.status().phase == Phase.PROGRESSING,
+            timeout=60,
+            message="rollout never started",
+        )
+        cluster.annotate("promote", "commit-1")
+        st = wait_for(
+            lambda: (s := cluster.status()).last_handled_action and s,
+            timeout=60,
+            message="promote never handled",
+        )
+        assert st.step == 1 and st.canary_weight == 25.0
+        # The annotation stays (it belongs to Git); more reconciles must not act again.
+        evaluated = st.last_evaluated_at
+        wait_for(
+            lambda: cluster.status().last_evaluated_at != evaluated,
+            timeout=60,
+            message="no further reconcile",
+        )
+        again = cluster.status()
+        assert again.step == 1 and len(again.history) == len(st.history)
+        assert cluster.body()["metadata"]["annotations"][c.ANNOTATION_ACTION] == "promote"
+        cluster.annotate("abort", "commit-2")
+        aborted = wait_for(
+            _phase(cluster, Phase.ROLLED_BACK), timeout=60, message="abort never handled"
+        )
+        assert aborted.history[-1].reason == Reason.MANUAL_ABORT.value
+        assert all(s["weight"] == 0 for s in cluster.split())
+        assert len(cluster.events(Reason.MANUAL_PROMOTE.value)) == 1
+        wait_for(lambda: cluster.events(Reason.MANUAL_ABORT.value), timeout=30,
+                 message="a ManualAbort Event")
+        assert len(cluster.events(Reason.MANUAL_ABORT.value)) == 1
+
+
+def test_two_operator_replicas_never_act_twice(
+    cluster: Cluster,
+    operator: OperatorProcess,
+    kube_api: ApiClient,
+    namespace: str,
+    prometheus: Prometheus,
+    tiny_classifier: Path,
+    tmp_path: Path,
+    wait_for: Any,
+) -> None:
+    """Two replicas, both acting (no peering, the worst case): the status write's
+    resourceVersion check lets only one of them record each decision, so every transition
+    happens once and has exactly one Event."""
+    second = OperatorProcess(operator.kubeconfig, namespace, tmp_path / "operator-2.log")
+    second.start()
+    try:
+        with routed_system(tmp_path, kube_api, namespace, POLICY, tiny_classifier, {}) as (
+            big,
+            small,
+            start,
+        ):
+            cluster.create(policy_manifest(POLICY, big, small, prometheus.url))
+            url, _ = start(wait_for)
+            prometheus.set_targets([url.removeprefix("http://")])
+            st = wait_for(
+                _phase(cluster, Phase.PROMOTED),
+                timeout=300,
+                message=f"never promoted:\n{operator.log()}\n{second.log()}",
+            )
+    finally:
+        second.stop()
+    assert [h.weight for h in st.history] == [10.0, 50.0, 95.0]
+    assert len(cluster.events(Reason.ROLLOUT_STARTED.value)) == 1
+    assert len(cluster.events(Reason.STEP_ADVANCED.value)) == 1
+    wait_for(lambda: cluster.events(Reason.PROMOTED.value), timeout=30,
+             message="a Promoted Event")
+    assert len(cluster.events(Reason.PROMOTED.value)) == 1
+
+
+SERVICE_MONITOR_CRD = {
+    "apiVersion": "apiextensions.k8s.io/v1",
+    "kind": "CustomResourceDefinition",
+    "metadata": {"name": "servicemonitors.monitoring.coreos.com"},
+    "spec": {
+        "group": "monitoring.coreos.com",
+        "names": {"kind": "ServiceMonitor", "plural": "servicemonitors",
+                  "singular": "servicemonitor", "listKind": "ServiceMonitorList"},
+        "scope": "Namespaced",
+        "versions": [{"name": "v1", "served": True, "storage": True, "schema": {
+            "openAPIV3Schema": {"type": "object",
+                                "x-kubernetes-preserve-unknown-fields": True}}}],
+    },
+}
+
+
+def test_rendered_objects_are_owned_reapplied_and_garbage_collected(
+    control_plane: ControlPlane, kube_api: ApiClient, namespace: str, tmp_path: Path,
+    wait_for: Any,
+) -> None:
+    from kubernetes import client
+    from kubernetes.client.exceptions import ApiException
+
+    install_crd(control_plane)
+    ext = client.ApiextensionsV1Api(kube_api)
+    try:
+        ext.create_custom_resource_definition(SERVICE_MONITOR_CRD)
+    except ApiException as exc:
+        if exc.status != 409:
+            raise
+    control_plane.kubectl("wait", "--for=condition=Established", "--timeout=60s",
+                          "crd/servicemonitors.monitoring.coreos.com")
+    cluster = Cluster(kube_api, namespace)
+    apps = client.AppsV1Api(kube_api)
+    custom = client.CustomObjectsApi(kube_api)
+    with operator_identity(control_plane, kube_api, namespace) as kubeconfig:
+        op = OperatorProcess(kubeconfig, namespace, tmp_path / "operator.log")
+        op.start()
+        try:
+            cluster.create(policy_manifest(POLICY, "http://127.0.0.1:1", "http://127.0.0.1:2",
+                                           "http://127.0.0.1:3"))
+            name = render.object_name(POLICY)
+            sm = wait_for(lambda: custom.get_namespaced_custom_object(
+                "monitoring.coreos.com", "v1", namespace, "servicemonitors", name),
+                timeout=90, message=f"ServiceMonitor; operator log:\n{op.log()}")
+            uid = cluster.body()["metadata"]["uid"]
+            objs = [
+                cluster.core.read_namespaced_config_map(name, namespace),
+                cluster.core.read_namespaced_service(name, namespace),
+                cluster.core.read_namespaced_service_account(name, namespace),
+                apps.read_namespaced_deployment(name, namespace),
+                client.RbacAuthorizationV1Api(kube_api).read_namespaced_role(name, namespace),
+            ]
+            for o in objs:
+                assert o.metadata.labels[c.LABEL_POLICY] == POLICY
+                assert o.metadata.owner_references[0].uid == uid
+                assert any(m.manager == c.FIELD_MANAGER and m.operation == "Apply"
+                           for m in o.metadata.managed_fields)
+            assert sm["metadata"]["ownerReferences"][0]["uid"] == uid
+            secret = cluster.core.read_namespaced_secret(
+                render.signing_secret_name(POLICY), namespace)
+            assert secret.data and render.GENERATED_SIGNING_KEY in secret.data
+            # A hand edit of a rendered field is taken back on the next reconcile.
+            apps.patch_namespaced_deployment(name, namespace, {"spec": {"replicas": 5}})
+            wait_for(lambda: apps.read_namespaced_deployment(name, namespace).spec.replicas
+                     == 1, timeout=60, message="the operator to re-apply the Deployment")
+            assert cluster.body()["metadata"]["generation"] == 1, "the spec is never written"
+            # Deleting the policy (while the operator runs: kopf's finalizer lets its
+            # daemon stop first) deletes what it owns, by the real garbage collector.
+            cluster.custom.delete_namespaced_custom_object(c.GROUP, c.VERSION, namespace,
+                                                          c.PLURAL, POLICY)
+
+            def gone() -> bool:
+                try:
+                    cluster.core.read_namespaced_config_map(name, namespace)
+                except ApiException as exc:
+                    return exc.status == 404
+                return False
+
+            wait_for(gone, timeout=90, message="garbage collection of the rendered ConfigMap")
+        finally:
+            op.stop()

@@ -1,0 +1,52 @@
+"""The kubectl plugin's pure parts: tables and the annotation patch."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from sim import T0, Traffic, drive, make_spec
+
+from tierguard.api import constants as c
+from tierguard.api.enums import Action
+from tierguard.operator import kubectl_plugin as kp
+
+
+def body() -> dict:
+    spec = make_spec()
+    bad = {"simple": {"control": 0.1, "canary": 0.1}, "tricky": {"control": 0.1, "canary": 0.3}}
+    st, _ = drive(spec, Traffic(bad, seed=1), 30)
+    return {"metadata": {"name": "shop", "namespace": "a"}, "status": st.to_k8s()}
+
+
+def test_status_table_names_tier_signal_and_verdicts() -> None:
+    out = kp.format_status("shop", body(), now=T0 + timedelta(minutes=31))
+    assert "RolledBack" in out
+    assert "tricky" in out and "ThumbsDown" in out and "Fail" in out
+    lines = [ln for ln in out.splitlines() if ln.startswith("simple") or ln.startswith("tricky")]
+    assert len(lines) == 2
+
+
+def test_history_lists_transitions() -> None:
+    out = kp.format_history(body())
+    assert "RolloutStarted" in out and "GateFailed" in out
+
+
+def test_action_patch_touches_only_annotations_with_a_fresh_nonce() -> None:
+    a = kp.action_patch(Action.ABORT)
+    b = kp.action_patch(Action.ABORT)
+    assert set(a) == {"metadata"} and set(a["metadata"]) == {"annotations"}
+    assert a["metadata"]["annotations"][c.ANNOTATION_ACTION] == "abort"
+    assert (
+        a["metadata"]["annotations"][c.ANNOTATION_ACTION_NONCE]
+        != b["metadata"]["annotations"][c.ANNOTATION_ACTION_NONCE]
+    )
+    assert (
+        kp.action_patch(Action.PROMOTE, "x")["metadata"]["annotations"][c.ANNOTATION_ACTION_NONCE]
+        == "x"
+    )
+
+
+def test_parser_knows_every_command() -> None:
+    p = kp.build_parser()
+    for cmd in ["status", "history", "watch", *[a.value for a in Action]]:
+        assert p.parse_args([cmd, "shop"]).command == cmd

@@ -1,0 +1,154 @@
+"""PromQL construction, reading parsing and the gate glue (carry-forward of series)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from sim import T0, make_spec
+
+from tierguard.api.enums import Arm, Signal, Verdict
+from tierguard.operator import gates as g
+from tierguard.operator import observe as o
+from tierguard.operator.statistics import ArmReading
+
+
+class FakeReader:
+    """Answers PromQL from a table (unit test of parsing only; the real Prometheus is
+    exercised in tests/integration)."""
+
+    def __init__(
+        self, answers: dict[str, list[dict[str, Any]]], fail: type[Exception] | None = None
+    ):
+        self.answers = answers
+        self.fail = fail
+        self.asked: list[str] = []
+
+    def query(self, promql: str) -> list[dict[str, Any]]:
+        self.asked.append(promql)
+        if self.fail is not None:
+            raise self.fail("boom")
+        return self.answers.get(promql, [])
+
+
+def row(tier: str, arm: str, value: float, instance: str = "r1", **extra: str) -> dict[str, Any]:
+    return {
+        "metric": {"tier": tier, "arm": arm, "instance": instance, **extra},
+        "value": [0, str(value)],
+    }
+
+
+def test_queries_use_contract_names_and_group_per_instance() -> None:
+    bad, total = o.signal_queries(Signal.THUMBS_DOWN, "shop")
+    assert bad == (
+        'sum by (tier, arm, instance) (tierguard_feedback_total{policy="shop", rating="down"})'
+    )
+    assert total == 'sum by (tier, arm, instance) (tierguard_feedback_total{policy="shop"})'
+    bad, _ = o.signal_queries(Signal.ERROR_RATE, "shop", ("namespace", "a"))
+    assert 'outcome=~"error|escalated"' in bad and 'namespace="a"' in bad
+    bad, _ = o.signal_queries(Signal.SHADOW_DISAGREEMENT, 'we"ird')
+    assert 'policy="we\\"ird"' in bad
+
+
+def test_observe_builds_arm_readings_per_gate() -> None:
+    spec = make_spec()
+    gates = g.gate_specs(spec)
+    bad_q, total_q = o.signal_queries(Signal.THUMBS_DOWN, "shop")
+    reader = FakeReader(
+        {
+            total_q: [
+                row("simple", "control", 100),
+                row("simple", "canary", 10),
+                row("simple", "canary", 5, instance="r2"),
+                row("tricky", "control", 50),
+            ],
+            bad_q: [row("simple", "canary", 2)],
+        }
+    )
+    obs = o.observe(reader, "shop", gates, T0)  # type: ignore[arg-type]
+    assert obs.error is None
+    simple = obs.gates["simple/ThumbsDown"]
+    assert simple.arms["canary"].total == {"r1": 10.0, "r2": 5.0}
+    assert simple.arms["canary"].bad == {"r1": 2.0}
+    assert simple.arms["control"].bad == {}
+    assert set(obs.gates["tricky/ThumbsDown"].arms) == {"control"}
+    assert len(set(reader.asked)) == 2, "one query per distinct PromQL, shared by tiers"
+
+
+def test_unreachable_prometheus_is_no_data_not_an_exception() -> None:
+    obs = o.observe(
+        FakeReader({}, fail=o.UnreachableError),
+        "shop",  # type: ignore[arg-type]
+        g.gate_specs(make_spec()),
+        T0,
+    )
+    assert obs.error is not None and not obs.gates
+    obs = o.observe(
+        FakeReader({}, fail=o.QueryError),
+        "shop",  # type: ignore[arg-type]
+        g.gate_specs(make_spec()),
+        T0,
+    )
+    assert obs.error is None and all(r.error for r in obs.gates.values())
+
+
+def test_latency_bad_is_count_minus_bucket_at_objective() -> None:
+    counts = {("simple", "canary"): {"r1": 100.0}}
+    buckets = [row("simple", "canary", 90, le="2.0"), row("simple", "canary", 60, le="1.0")]
+    bad = o._latency_bad(buckets, counts, 2.0)
+    assert bad == {("simple", "canary"): {"r1": 10.0}}
+
+
+def test_missing_latency_bucket_is_a_query_error() -> None:
+    import pytest
+
+    with pytest.raises(o.QueryError, match="latency objective"):
+        o._latency_bad([row("simple", "canary", 1, le="5.0")], {}, 2.0)
+
+
+def test_vanished_series_are_carried_forward_not_recounted() -> None:
+    """A router's series missing from one scrape must not be counted twice on return."""
+    spec = make_spec()
+    gates = [x for x in g.gate_specs(spec) if x.tier == "simple"]
+
+    def obs(canary: dict[str, float], control: dict[str, float]) -> g.Observations:
+        return g.Observations(
+            at=T0,
+            gates={
+                "simple/ThumbsDown": g.GateReading(
+                    arms={
+                        "canary": ArmReading(bad={}, total=canary),
+                        "control": ArmReading(bad={}, total=control),
+                    }
+                )
+            },
+        )
+
+    state = g.fresh_gate_state("r")
+    state = g.update_gates(state, gates, obs({"a": 10, "b": 10}, {"a": 100}), Arm.CONTROL)
+    state = g.update_gates(state, gates, obs({"a": 20}, {"a": 150}), Arm.CONTROL)  # b missing
+    state = g.update_gates(state, gates, obs({"a": 30, "b": 15}, {"a": 200}), Arm.CONTROL)
+    counts = state["gates"]["simple/ThumbsDown"]["stats"]["counts"]
+    assert counts[3] == (30 - 10) + (15 - 10)  # canary total since the baseline
+    assert counts[1] == 100
+
+
+def test_shadow_disagreement_is_judged_on_the_canary_alone() -> None:
+    spec = make_spec()
+    spec.analysis.slos[0].signal = Signal.SHADOW_DISAGREEMENT
+    gs = {x.key: x for x in g.gate_specs(spec)}
+    assert gs["simple/ShadowDisagreement"].absolute
+
+
+def test_first_reading_is_a_baseline_not_missing_data() -> None:
+    spec = make_spec()
+    gates = g.gate_specs(spec)
+    reading = g.GateReading(arms={"control": ArmReading.of(5, 50), "canary": ArmReading.of(1, 5)})
+    o1 = g.Observations(at=T0, gates={x.key: reading for x in gates})
+    state = g.update_gates(g.fresh_gate_state("r"), gates, o1, Arm.CONTROL)
+    out = g.evaluate_gates(state, gates, o1, 0.95, 10)
+    assert all(x.verdict == Verdict.INCONCLUSIVE for x in out)
+    o2 = g.Observations(at=T0 + timedelta(minutes=1), gates={x.key: g.GateReading() for x in gates})
+    state = g.update_gates(state, gates, o2, Arm.CONTROL)
+    out = g.evaluate_gates(state, gates, o2, 0.95, 10)
+    assert all(x.verdict == Verdict.NO_DATA for x in out)

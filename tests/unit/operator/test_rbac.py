@@ -1,0 +1,50 @@
+"""The operator's RBAC rules cover every object it renders, and no more than needed."""
+
+from __future__ import annotations
+
+from sim import T0, make_spec
+
+from tierguard.operator import rbac, render
+from tierguard.operator import rollout as r
+
+PLURALS = {
+    "ConfigMap": "configmaps",
+    "Deployment": "deployments",
+    "Service": "services",
+    "ServiceAccount": "serviceaccounts",
+    "Role": "roles",
+    "RoleBinding": "rolebindings",
+    "ServiceMonitor": "servicemonitors",
+    "Secret": "secrets",
+}
+
+
+def allowed(group: str, resource: str, verb: str) -> bool:
+    return any(
+        group in rule["apiGroups"] and resource in rule["resources"] and verb in rule["verbs"]
+        for rule in rbac.OPERATOR_RULES
+    )
+
+
+def test_every_rendered_kind_can_be_applied() -> None:
+    ref = render.PolicyRef("p", "ns", "uid")
+    status = r.reconcile(make_spec(), None, T0).status
+    for obj in render.render_all(ref, make_spec(), status, service_monitor_available=True):
+        group = obj["apiVersion"].rpartition("/")[0]
+        for verb in ("create", "patch", "get"):
+            assert allowed(group, PLURALS[obj["kind"]], verb), (obj["kind"], verb)
+    assert allowed("", "secrets", "create")
+
+
+def test_no_wildcards_and_no_deletes_or_secret_listing() -> None:
+    for rule in rbac.OPERATOR_RULES:
+        for key in ("apiGroups", "resources", "verbs"):
+            assert "*" not in rule[key]
+        assert "delete" not in rule["verbs"], "owned objects are deleted by the garbage collector"
+    assert not allowed("", "secrets", "list") and not allowed("", "secrets", "watch")
+
+
+def test_cluster_role_renders_the_same_rules() -> None:
+    role = rbac.cluster_role("x")
+    assert role["rules"] == rbac.OPERATOR_RULES
+    assert role["rules"][3]["verbs"] is not rbac.OPERATOR_RULES[3]["verbs"]
