@@ -16,6 +16,7 @@ from pathlib import Path
 
 from tierguard.api import metrics as m
 from tierguard.api.enums import Arm
+from tierguard.api.reference import render_reference
 
 METRICS_DOC = Path("docs") / "metrics.md"
 
@@ -124,7 +125,10 @@ def render_metrics_md() -> str:
 
 
 #: every generated document, by path relative to the repository root
-DOCUMENTS: dict[Path, Callable[[], str]] = {METRICS_DOC: render_metrics_md}
+DOCUMENTS: dict[Path, Callable[[], str]] = {
+    METRICS_DOC: render_metrics_md,
+    Path("docs") / "reference.md": render_reference,
+}
 
 
 def configure(parser: argparse.ArgumentParser) -> None:

@@ -394,7 +394,9 @@ class SLOSpec(ApiModel):
         pattern=r"^(RelativeToControl|Absolute)$",
         description=(
             "RelativeToControl: the canary's bad rate may exceed the control's by at most "
-            "allowedDrop. Absolute: the canary's bad rate must stay at or under threshold."
+            "allowedDrop. Absolute: the canary's bad rate must stay at or under threshold. "
+            "ShadowDisagreement is already a canary-versus-baseline measure (the same request "
+            "answered by both), so RelativeToControl holds its rate to allowedDrop."
         ),
     )
     allowed_drop: Fraction = Field(
