@@ -30,7 +30,7 @@ PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
 @pytest.fixture(scope="module")
-def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
+def lab(tmp_path_factory: pytest.TempPathFactory, lab_prerequisites: None) -> Iterator[Lab]:
     out = tmp_path_factory.mktemp("lab-output")
     view = LiveView(io.StringIO(), tty=False)
     with Lab(LabSettings(out_dir=out), view) as session:
