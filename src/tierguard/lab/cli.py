@@ -11,6 +11,7 @@ Ctrl-C; any other failure prints the failing part's log tail and exits 1.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
@@ -68,6 +69,15 @@ def false_rollback_summary(outcomes: list[str]) -> str:
     return f"{rolled} of {n} runs rolled back (false-rollback rate {rolled / n:.0%})" if n else ""
 
 
+def repetition(scenario: sc.Scenario, i: int) -> sc.Scenario:
+    """The ``i``-th repetition: a different traffic seed, so repeated runs (and their
+    false-rollback count) are independent samples, not the same requests again (pure)."""
+    if i == 0:
+        return scenario
+    traffic = dataclasses.replace(scenario.traffic, seed=scenario.traffic.seed + 1000 * i)
+    return dataclasses.replace(scenario, traffic=traffic)
+
+
 def run(args: argparse.Namespace) -> int:
     from tierguard.lab.live import LiveView
     from tierguard.lab.processes import LabError, install_signal_handlers
@@ -93,7 +103,7 @@ def run(args: argparse.Namespace) -> int:
             outcomes: list[str] = []
             for i in range(args.repeat):
                 name = sc.POLICY_NAME if args.repeat == 1 else f"{sc.POLICY_NAME}-{i + 1}"
-                record = lab.run(scenario, policy=name)
+                record = lab.run(repetition(scenario, i), policy=name)
                 if args.compare_naive:
                     lab.delete_policy(name)
                     lab.stop_routers()

@@ -29,3 +29,14 @@ def test_arguments() -> None:
     args = parser.parse_args(["--scenario", "pareto-trap", "--compare-naive"])
     assert args.scenario == "pareto-trap" and args.compare_naive and args.repeat == 1
     assert parser.parse_args([]).scenario == "healthy"
+
+
+def test_repetitions_use_fresh_traffic() -> None:
+    from tierguard.lab import scenarios as sc
+    from tierguard.lab.cli import repetition
+
+    aa = sc.get("aa")
+    assert repetition(aa, 0) is aa
+    seeds = {repetition(aa, i).traffic.seed for i in range(5)}
+    assert len(seeds) == 5
+    assert repetition(aa, 3).cheap == aa.cheap
