@@ -703,6 +703,7 @@ class Lab:
         status: Mapping[str, Any] = {}
         stage_no = 0
         stage_changed_at = 0.0
+        last_weight = 0.0
         while True:
             now = clock()
             with contextlib.suppress(Exception):
@@ -711,7 +712,10 @@ class Lab:
             step = int(status.get("step") or 0)
             key = (phase, step, status.get("canaryWeight"))
             if key != last_key:
-                stage_no += 1
+                weight = float(status.get("canaryWeight") or 0.0)
+                if weight < last_weight:
+                    stage_no += 1  # a rollback: canary users legitimately go back
+                last_weight = weight
                 stage_changed_at = now
                 last_key = key
             # routers pick a new weight up within a second or two of the status change

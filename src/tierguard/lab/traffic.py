@@ -52,7 +52,8 @@ POOL_SIZE: Final = 6000
 HEADER_TIER: Final = "x-tierguard-tier"
 HEADER_ARM: Final = "x-tierguard-arm"
 HEADER_MODEL: Final = "x-tierguard-model"
-#: Stage token while a new weight propagates to the routers (stickiness is not judged).
+#: Stage token while a new weight propagates to the routers (stickiness is not judged);
+#: otherwise the token is the number of weight decreases (rollbacks) seen so far.
 STAGE_SETTLING: Final = -1
 #: Model name clients send: the router classifies and routes (pinning is not tested here).
 ROUTED_MODEL: Final = "auto"
@@ -240,14 +241,18 @@ class Tally:
             self.cat_satisfied[(o.category, o.route.model)] += 1
         if o.rating is not None:
             self.ratings[(o.route.tier, o.route.arm, o.rating)] += 1
-        # stickiness: within one stage a user must stay in one arm of a tier. Stage
-        # STAGE_SETTLING marks the seconds after a change of weight, while the routers
-        # pick up the new ConfigMap: a move then is the rollout itself, not a violation.
-        if o.route.arm in ("control", "canary") and o.stage != STAGE_SETTLING:
-            prev = self._user_arm.get((o.user, o.route.tier))
-            if prev is not None and prev[0] == o.stage and prev[1] != o.route.arm:
+        # Stickiness: raising the weight only moves users from the baseline to the
+        # candidate, so a user served by the canary must never be sent back to the
+        # baseline (control or holdback) while the weight has not gone down. The stage
+        # token counts weight decreases (rollbacks); STAGE_SETTLING marks the seconds
+        # after any weight change while the routers pick up the new ConfigMap.
+        if o.route.arm in ("control", "canary", "holdback") and o.stage != STAGE_SETTLING:
+            key_user = (o.user, o.route.tier)
+            prev = self._user_arm.get(key_user)
+            moved_back = prev is not None and prev[1] == "canary" and o.route.arm != "canary"
+            if moved_back and prev is not None and prev[0] == o.stage:
                 self.arm_switches += 1
-            self._user_arm[(o.user, o.route.tier)] = (o.stage, o.route.arm)
+            self._user_arm[key_user] = (o.stage, o.route.arm)
 
     # -- derived figures
 

@@ -131,19 +131,20 @@ def _o(
 def test_tally_counts_and_detects_arm_switches_within_a_stage_only() -> None:
     t = Tally()
     t.record(_o("u1", "control", 0))
-    t.record(_o("u1", "canary", 1))  # a new stage may move a user to canary
+    t.record(_o("u1", "canary", 0))  # a higher weight moves users baseline -> candidate
     assert t.arm_switches == 0
-    t.record(_o("u1", "control", 1, satisfied=False, rating="down"))  # same stage: a switch
+    t.record(_o("u1", "control", 0, satisfied=False, rating="down"))  # back: a violation
     assert t.arm_switches == 1
     t.record(_o("u1", "canary", -1))  # settling after a weight change: not judged
+    t.record(_o("u1", "control", 1))  # after a rollback (new token): legitimate
     assert t.arm_switches == 1
-    assert t.served[("simple", "control")] == 2 and t.served[("simple", "canary")] == 2
-    assert t.satisfaction("simple", "control") == pytest.approx(0.5)
+    assert t.served[("simple", "control")] == 3 and t.served[("simple", "canary")] == 2
+    assert t.satisfaction("simple", "control") == pytest.approx(2 / 3)
     assert t.thumbs_down_share() == pytest.approx(1.0)
-    assert t.satisfied_if_baseline == 4
+    assert t.satisfied_if_baseline == 5
     failed = Outcome(0.0, "u2", "plan_change", "complex", None, 502, 1.0, None, None)
     t.record(failed)
-    assert t.failed == 1 and t.requests == 5
+    assert t.failed == 1 and t.requests == 6
     s = t.summary()
-    assert s["served"]["simple/control"] == 2
-    assert s["categories"]["billing_status"]["capable"]["served"] == 2
+    assert s["served"]["simple/control"] == 3
+    assert s["categories"]["billing_status"]["capable"]["served"] == 3
