@@ -36,8 +36,9 @@ def sized_seed(sc: sim.Scenario) -> sim.Scenario:
     """The seed's traffic with the policy sized for it: every tier's canary share at
     least 25 % and half of the requests shadow-judged during the rollout."""
     sig = (sim.Signal("shadow", 0.5, 0.03, True), *sc.signals[1:])
-    return replace(sc, name=sc.name.replace("quality", "sized policy, quality"),
-                   min_share=0.25, signals=sig)
+    return replace(
+        sc, name=sc.name.replace("quality", "sized policy, quality"), min_share=0.25, signals=sig
+    )
 
 
 def configs() -> list[tuple[str, sim.Scenario, sim.Scenario, sim.Scenario]]:
@@ -45,8 +46,9 @@ def configs() -> list[tuple[str, sim.Scenario, sim.Scenario, sim.Scenario]]:
     aa, drop, pareto = (sim.study_scenarios(k) for k in ("aa", "drop", "pareto"))
     rows = [(f"c{i}", a, d, p) for i, (a, d, p) in enumerate(zip(aa, drop, pareto, strict=True))]
     seed_i = 1
-    rows.append(("seed-sized", sized_seed(aa[seed_i]), sized_seed(drop[seed_i]),
-                 sized_seed(pareto[seed_i])))
+    rows.append(
+        ("seed-sized", sized_seed(aa[seed_i]), sized_seed(drop[seed_i]), sized_seed(pareto[seed_i]))
+    )
     return rows
 
 
@@ -68,8 +70,10 @@ class Progress:
         width = 40
         filled = int(width * self.done / self.total)
         rate = time.time() - self.start
-        sys.stderr.write(f"\r[{'#' * filled}{'.' * (width - filled)}] "
-                         f"{self.done}/{self.total} rollouts, {rate:5.0f} s")
+        sys.stderr.write(
+            f"\r[{'#' * filled}{'.' * (width - filled)}] "
+            f"{self.done}/{self.total} rollouts, {rate:5.0f} s"
+        )
         sys.stderr.flush()
 
 
@@ -80,15 +84,15 @@ def jobs(quick: bool) -> list[tuple[str, str, sim.Method, sim.Scenario]]:
             if quick and (key, kind) not in QUICK:
                 continue
             methods: tuple[sim.Method, ...] = (
-                sim.METHODS if kind != "pareto" else ("tierguard", "aggregate"))
+                sim.METHODS if kind != "pareto" else ("tierguard", "aggregate")
+            )
             if kind == "pareto" and key not in ("c2", "c3", "seed-sized"):
                 continue
             out.extend((key, kind, m, sc) for m in methods)
     return out
 
 
-def compute(runs_aa: int, runs_drop: int, seed: int, quick: bool,
-            progress: bool) -> dict[str, Any]:
+def compute(runs_aa: int, runs_drop: int, seed: int, quick: bool, progress: bool) -> dict[str, Any]:
     todo = jobs(quick)
     total = sum(runs_aa if kind == "aa" else runs_drop for _, kind, _, _ in todo)
     bar = Progress(total, progress)
@@ -97,16 +101,27 @@ def compute(runs_aa: int, runs_drop: int, seed: int, quick: bool,
         runs = runs_aa if kind == "aa" else runs_drop
         job_seed = seed + zlib.crc32(f"{key}/{kind}/{method}".encode()) % 1_000_000
         out = sim.simulate(sc, method, runs, job_seed, progress=bar)
-        results.append({"config": key, "scenario": kind, "method": method,
-                        "name": sc.name, **sim.summarise(out, sc)})
+        results.append(
+            {
+                "config": key,
+                "scenario": kind,
+                "method": method,
+                "name": sc.name,
+                **sim.summarise(out, sc),
+            }
+        )
     if progress:
         sys.stderr.write("\n")
     sc0 = configs()[0][1]
     return {
-        "seed": seed, "runs_aa": runs_aa, "runs_drop": runs_drop,
-        "policy": {k: v for k, v in asdict(sc0).items()
-                   if k not in ("name", "requests_per_minute", "quality", "drop",
-                                "other_tiers_gain")},
+        "seed": seed,
+        "runs_aa": runs_aa,
+        "runs_drop": runs_drop,
+        "policy": {
+            k: v
+            for k, v in asdict(sc0).items()
+            if k not in ("name", "requests_per_minute", "quality", "drop", "other_tiers_gain")
+        },
         "results": results,
     }
 
@@ -159,18 +174,26 @@ def render(data: dict[str, Any]) -> str:
                 f"| {_stage(dr) if dr else '–'} "
                 f"| {_minutes(dr['median_minutes_to_rollback']) if dr else '–'} "
                 f"| {dr['median_canary_samples_at_rollback'] or '–' if dr else '–'} "
-                f"| {_pct(aa['promoted']) if aa else '–'} |")
-    lines += ["", "Pareto trap (the 10 % tier loses 5 points, the other tiers gain 0.6: the "
-              "aggregate quality moves by -0.04 points):", "",
-              "| traffic | gate | rolled back | promoted | paused |", "|---|---|---|---|---|"]
+                f"| {_pct(aa['promoted']) if aa else '–'} |"
+            )
+    lines += [
+        "",
+        "Pareto trap (the 10 % tier loses 5 points, the other tiers gain 0.6: the "
+        "aggregate quality moves by -0.04 points):",
+        "",
+        "| traffic | gate | rolled back | promoted | paused |",
+        "|---|---|---|---|---|",
+    ]
     for key in keys:
         for method in ("tierguard", "aggregate"):
             row = by.get((key, "pareto", method))
             if row is None:
                 continue
-            lines.append(f"| {names.get(key, key)} | {sim.METHOD_LABELS[method]} "
-                         f"| {_pct(row['rolled_back'])} | {_pct(row['promoted'])} "
-                         f"| {_pct(row['paused'])} |")
+            lines.append(
+                f"| {names.get(key, key)} | {sim.METHOD_LABELS[method]} "
+                f"| {_pct(row['rolled_back'])} | {_pct(row['promoted'])} "
+                f"| {_pct(row['paused'])} |"
+            )
     return "\n".join(lines)
 
 
@@ -201,17 +224,24 @@ def plot(data: dict[str, Any]) -> None:
     import matplotlib.pyplot as plt
 
     by = {(r["config"], r["scenario"], r["method"]): r for r in data["results"]}
-    keys = [k for k in dict.fromkeys(r["config"] for r in data["results"])
-            if (k, "aa", "tierguard") in by]
+    keys = [
+        k
+        for k in dict.fromkeys(r["config"] for r in data["results"])
+        if (k, "aa", "tierguard") in by
+    ]
     labels = [_short(by[(k, "aa", "tierguard")]["name"]) for k in keys]
-    fig, axes = plt.subplots(1, 2, figsize=(14, 5.5), sharey=True)
-    width = 0.2
-    for ax, kind, title in ((axes[0], "aa", "False rollbacks, identical models"),
-                            (axes[1], "drop", "Caught: 5-point drop in the 10 % tier")):
+    fig, axes = plt.subplots(1, 2, figsize=(14, 6), sharey=True)
+    width = 0.16
+    for ax, kind, title in (
+        (axes[0], "aa", "False rollbacks, identical models"),
+        (axes[1], "drop", "Caught: 5-point drop in the 10 % tier"),
+    ):
         for j, method in enumerate(sim.METHODS):
-            vals = [100 * by[(k, kind, method)]["rolled_back"] if (k, kind, method) in by
-                    else 0.0 for k in keys]
-            xs = [i + (j - 1.5) * width for i in range(len(keys))]
+            vals = [
+                100 * by[(k, kind, method)]["rolled_back"] if (k, kind, method) in by else 0.0
+                for k in keys
+            ]
+            xs = [i + (j - (len(sim.METHODS) - 1) / 2) * width for i in range(len(keys))]
             bars = ax.bar(xs, vals, width, label=sim.METHOD_LABELS[method])
             if method == "tierguard":
                 ax.bar_label(bars, fmt="%.1f", fontsize=7, padding=2)
@@ -221,10 +251,13 @@ def plot(data: dict[str, Any]) -> None:
         ax.grid(axis="y", alpha=0.3)
     axes[0].axhline(1.0, color="k", ls="--", lw=0.8)
     axes[1].axhline(95.0, color="k", ls="--", lw=0.8)
-    axes[0].legend(fontsize=8, loc="upper left")
-    fig.suptitle(f"tierguard detection study (seed {data['seed']}, "
-                 f"{data['runs_aa']}/{data['runs_drop']} rollouts per bar)")
-    fig.tight_layout()
+    handles, names = axes[0].get_legend_handles_labels()
+    fig.legend(handles, names, loc="lower center", ncol=len(sim.METHODS), fontsize=8)
+    fig.suptitle(
+        f"tierguard detection study (seed {data['seed']}, "
+        f"{data['runs_aa']}/{data['runs_drop']} rollouts per bar)"
+    )
+    fig.tight_layout(rect=(0, 0.06, 1, 1))
     PLOT.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(PLOT, dpi=110)
 
@@ -237,8 +270,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="only the fast subset")
     parser.add_argument("--no-write", action="store_true", help="print, write nothing")
     parser.add_argument("--no-progress", action="store_true")
-    parser.add_argument("--replot", action="store_true",
-                        help="re-render docs and plot from the recorded results.json")
+    parser.add_argument(
+        "--replot",
+        action="store_true",
+        help="re-render docs and plot from the recorded results.json",
+    )
     args = parser.parse_args(argv)
     if args.replot:
         data = json.loads(RESULTS.read_text())
@@ -246,8 +282,7 @@ def main(argv: list[str] | None = None) -> int:
         plot(data)
         return 0
     start = time.time()
-    data = compute(args.runs_aa, args.runs_drop, args.seed, args.quick,
-                   not args.no_progress)
+    data = compute(args.runs_aa, args.runs_drop, args.seed, args.quick, not args.no_progress)
     data["seconds"] = round(time.time() - start)
     table = render(data)
     print(table)

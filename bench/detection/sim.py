@@ -35,12 +35,13 @@ import numpy.typing as npt
 
 from tierguard.operator import statistics as st
 
-Method = Literal["tierguard", "naive", "threshold", "aggregate"]
-METHODS: tuple[Method, ...] = ("tierguard", "naive", "threshold", "aggregate")
+Method = Literal["tierguard", "naive", "threshold", "threshold_loose", "aggregate"]
+METHODS: tuple[Method, ...] = ("tierguard", "naive", "threshold", "threshold_loose", "aggregate")
 METHOD_LABELS: dict[str, str] = {
     "tierguard": "tierguard (per-tier e-process + CS)",
     "naive": "naive z-test every minute",
     "threshold": "fixed threshold + failure limit",
+    "threshold_loose": "same, loosened (2x drop, limit 10)",
     "aggregate": "aggregate-only e-process",
 }
 ROLLED_BACK, PROMOTED, PAUSED = 0, 1, 2
@@ -173,10 +174,19 @@ class _Gates:
                 lbc, lnc, lbt, lnt = bc[live], nc[live], bt[live], nt[live]
                 sig = np.nonzero(live)[2]
                 self.log_fail[live] += st.fail_block_log_e(
-                    lbc, lnc, lbt, lnt, pbc[live], pnc[live], self.grid_arr[sig])
+                    lbc, lnc, lbt, lnt, pbc[live], pnc[live], self.grid_arr[sig]
+                )
                 self.log_pass[live] += st.pass_block_log_e(
-                    lbc, lnc, lbt, lnt, pbc[live], pnc[live], pbt[live], pnt[live],
-                    self.allowed[sig][:, None])[:, 0]
+                    lbc,
+                    lnc,
+                    lbt,
+                    lnt,
+                    pbc[live],
+                    pnc[live],
+                    pbt[live],
+                    pnt[live],
+                    self.allowed[sig][:, None],
+                )[:, 0]
             self.max_fail = np.maximum(self.max_fail, st.log_mean_exp(self.log_fail))
             self.max_pass = np.maximum(self.max_pass, self.log_pass)
         self.cum += blk
@@ -203,16 +213,20 @@ class _Gates:
         # last THRESHOLD_WINDOW minutes must stay within base + allowed drop (the user
         # knows the base rate); fewer than 20 outcomes in the window counts as "no
         # values" and passes, as the common guards do; 5 failed checks roll back.
+        # threshold_loose: what users do after noisy rollbacks — base + 2 x allowed drop
+        # and 10 failed checks.
         self.window[self.minute % THRESHOLD_WINDOW] = np.stack([bt, nt])
         self.minute += 1
         w_bad, w_n = self.window.sum(axis=0)
         control, _ = self.sc.bad_rates()
-        limit = control[None] + self.allowed[None, None]
+        loose = self.method == "threshold_loose"
+        limit = control[None] + (2.0 if loose else 1.0) * self.allowed[None, None]
         with np.errstate(divide="ignore", invalid="ignore"):
             rate = w_bad / w_n
         bad_check = ((w_n >= 20) & (rate > limit)).any(axis=(1, 2))
         self.failed_checks += bad_check
-        return np.asarray(self.failed_checks >= 5), np.ones(self.shape[0], dtype=bool)
+        failure_limit = 10 if loose else 5
+        return (np.asarray(self.failed_checks >= failure_limit), np.ones(self.shape[0], dtype=bool))
 
 
 def _z_quantile(p: float) -> float:
@@ -262,8 +276,7 @@ def simulate(
         minute += 1
         n_act = len(ids)
         weight = np.asarray(sc.steps)[stage]
-        canary_share = np.where(weight >= 1.0, 1.0 - sc.holdback,
-                                np.maximum(weight, sc.min_share))
+        canary_share = np.where(weight >= 1.0, 1.0 - sc.holdback, np.maximum(weight, sc.min_share))
         req = rng.poisson(np.broadcast_to(lam, (n_act, k)))
         req_t = rng.binomial(req, canary_share[:, None])
         req_c = req - req_t
@@ -278,20 +291,24 @@ def simulate(
         elapsed = minute - stage_start
         enough = (stage_n >= sc.min_samples).all(axis=(0, 2, 3))
         advance = ~failed & passed & enough & (elapsed >= sc.bake_minutes)
-        paused = ~failed & ~advance & ((elapsed >= sc.max_step_minutes)
-                                       | (minute >= sc.horizon_minutes))
+        paused = (
+            ~failed & ~advance & ((elapsed >= sc.max_step_minutes) | (minute >= sc.horizon_minutes))
+        )
         promoted = advance & (stage == len(sc.steps) - 1)
         done = failed | paused | promoted
         if done.any():
             d = ids[done]
-            result[d] = np.where(failed[done], ROLLED_BACK,
-                                 np.where(promoted[done], PROMOTED, PAUSED))
+            result[d] = np.where(
+                failed[done], ROLLED_BACK, np.where(promoted[done], PROMOTED, PAUSED)
+            )
             end_stage[d] = stage[done]
             end_minute[d] = minute
-            can_samples[d] = gates.cum[3][done][:, sc.drop_tier if method != "aggregate"
-                                                else 0, primary]
-            ctl_samples[d] = gates.cum[1][done][:, sc.drop_tier if method != "aggregate"
-                                                else 0, primary]
+            can_samples[d] = gates.cum[3][done][
+                :, sc.drop_tier if method != "aggregate" else 0, primary
+            ]
+            ctl_samples[d] = gates.cum[1][done][
+                :, sc.drop_tier if method != "aggregate" else 0, primary
+            ]
             if method == "tierguard":
                 worst = np.argmax(gates.max_fail[done].max(axis=2), axis=1)
                 fail_tier[d] = np.where(failed[done], worst, -1)
@@ -344,8 +361,11 @@ MID_LABEL, MID_RPM = TRAFFIC_LEVELS[2]
 
 
 def _scenario(kind: str, label: str, rpm: float, quality: float) -> Scenario:
-    sc = Scenario(name=f"{label}, {rpm:g} req/min, quality {quality:.0%}",
-                  requests_per_minute=rpm, quality=quality)
+    sc = Scenario(
+        name=f"{label}, {rpm:g} req/min, quality {quality:.0%}",
+        requests_per_minute=rpm,
+        quality=quality,
+    )
     if kind == "drop":
         sc = replace(sc, drop=0.05)
     elif kind == "pareto":
@@ -365,11 +385,12 @@ def summarise(out: Outcome, sc: Scenario) -> dict[str, float | list[float] | Non
         "paused": out.rate(PAUSED),
         "rolled_back_by_stage": stages,
         "median_minutes_to_rollback": float(np.median(out.minutes[rb])) if rb.any() else None,
-        "median_canary_samples_at_rollback":
-            float(np.median(out.canary_samples[rb])) if rb.any() else None,
-        "median_minutes_to_promotion":
-            float(np.median(out.minutes[out.result == PROMOTED]))
-            if (out.result == PROMOTED).any() else None,
+        "median_canary_samples_at_rollback": float(np.median(out.canary_samples[rb]))
+        if rb.any()
+        else None,
+        "median_minutes_to_promotion": float(np.median(out.minutes[out.result == PROMOTED]))
+        if (out.result == PROMOTED).any()
+        else None,
         "runs": float(len(out.result)),
     }
 

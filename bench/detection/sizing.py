@@ -20,8 +20,16 @@ from tierguard.operator import statistics as st
 
 
 def median_samples(
-    base: float, drop: float, alpha: float, ratio: int, true_drop: float, side: str,
-    runs: int, rng: np.random.Generator, block_canary: int = 10, max_blocks: int = 3000,
+    base: float,
+    drop: float,
+    alpha: float,
+    ratio: int,
+    true_drop: float,
+    side: str,
+    runs: int,
+    rng: np.random.Generator,
+    block_canary: int = 10,
+    max_blocks: int = 3000,
 ) -> float:
     """Median canary outcomes until the first FAIL (side="fail") or PASS (side="pass")."""
     grid = st.fail_grid(drop)
@@ -39,8 +47,9 @@ def median_samples(
             log_fail += st.fail_block_log_e(bc, nc_arr, bt, nt_arr, past[0], past[1], grid)
             hit = st.log_mean_exp(log_fail) >= level
         else:
-            log_pass += st.pass_block_log_e(bc, nc_arr, bt, nt_arr, past[0], past[1], past[2],
-                                            past[3], (drop,))
+            log_pass += st.pass_block_log_e(
+                bc, nc_arr, bt, nt_arr, past[0], past[1], past[2], past[3], (drop,)
+            )
             hit = log_pass[:, 0] >= level
         past += np.stack([bc, nc_arr, bt, nt_arr])
         first = np.where(hit & np.isinf(first), b * n_t, first)
@@ -51,10 +60,12 @@ def median_samples(
 
 def table(seed: int, runs: int) -> str:
     rng = np.random.default_rng(seed)
-    rows = ["| base bad rate | drop | alpha per test | split canary:control "
-            "| canary samples to FAIL a real drop (median) "
-            "| canary samples to PASS identical arms (median) |",
-            "|---|---|---|---|---|---|"]
+    rows = [
+        "| base bad rate | drop | alpha per test | split canary:control "
+        "| canary samples to FAIL a real drop (median) "
+        "| canary samples to PASS identical arms (median) |",
+        "|---|---|---|---|---|---|",
+    ]
     for base in (0.10, 0.02):
         for drop in (0.02, 0.03, 0.05, 0.10):
             if base == 0.02 and drop == 0.10:
@@ -63,8 +74,10 @@ def table(seed: int, runs: int) -> str:
                 for ratio in (1, 19):
                     fail = median_samples(base, drop, alpha, ratio, drop, "fail", runs, rng)
                     ok = median_samples(base, drop, alpha, ratio, 0.0, "pass", runs, rng)
-                    rows.append(f"| {base:.0%} | {100 * drop:g} pt | {alpha:.4g} | 1:{ratio} "
-                                f"| {fail:,.0f} | {ok:,.0f} |")
+                    rows.append(
+                        f"| {base:.0%} | {100 * drop:g} pt | {alpha:.4g} | 1:{ratio} "
+                        f"| {fail:,.0f} | {ok:,.0f} |"
+                    )
             sys.stderr.write(".")
             sys.stderr.flush()
     sys.stderr.write("\n")

@@ -146,8 +146,9 @@ def test_good_candidate_goes_from_10_to_100_percent(
     ]
     assert all(t.verdict.value == "Pass" for t in st.tiers), st.tiers
     assert all(s["weight"] == 95.0 and s["controlArm"] == "holdback" for s in cluster.split())
-    assert wait_for(lambda: cluster.events(Reason.PROMOTED.value), timeout=30,
-                    message="a Promoted Event")
+    assert wait_for(
+        lambda: cluster.events(Reason.PROMOTED.value), timeout=30, message="a Promoted Event"
+    )
     assert traffic.seen, "traffic flowed"
     ready = next(x for x in st.conditions if x.type.value == "Ready")
     assert ready.status == "True"
@@ -179,8 +180,9 @@ def test_degraded_tier_is_rolled_back_early_and_named(
     tiers = {t.tier: t.verdict.value for t in st.tiers}
     assert tiers["complex"] == "Fail" and tiers["simple"] != "Fail"
     assert all(s["weight"] == 0 for s in cluster.split())
-    events = wait_for(lambda: cluster.events(Reason.GATE_FAILED.value), timeout=30,
-                      message="a GateFailed Event")
+    events = wait_for(
+        lambda: cluster.events(Reason.GATE_FAILED.value), timeout=30, message="a GateFailed Event"
+    )
     assert len(events) == 1 and "tier complex" in events[0].message
     assert events[0].type == "Warning"
 
@@ -227,8 +229,11 @@ def test_prometheus_stopped_holds_then_resumes(
             degraded = next(x for x in held.conditions if x.type.value == "Degraded")
             assert degraded.status == "True"
             # Events are posted right after the status write that records the hold.
-            wait_for(lambda: cluster.events(Reason.PROMETHEUS_UNREACHABLE.value), timeout=30,
-                     message="a PrometheusUnreachable Event")
+            wait_for(
+                lambda: cluster.events(Reason.PROMETHEUS_UNREACHABLE.value),
+                timeout=30,
+                message="a PrometheusUnreachable Event",
+            )
         finally:
             os.kill(pid, signal.SIGCONT)
         back = wait_for(
@@ -237,8 +242,11 @@ def test_prometheus_stopped_holds_then_resumes(
             message="never resumed after Prometheus came back",
         )
         assert back.phase == Phase.PROGRESSING and back.step == 0
-        wait_for(lambda: cluster.events(Reason.DATA_RESUMED.value), timeout=30,
-                 message="a DataResumed Event")
+        wait_for(
+            lambda: cluster.events(Reason.DATA_RESUMED.value),
+            timeout=30,
+            message="a DataResumed Event",
+        )
 
 
 def test_operator_killed_mid_stage_continues_the_same_stage(
@@ -285,7 +293,8 @@ def test_operator_killed_mid_stage_continues_the_same_stage(
 
 
 def test_promote_and_abort_annotations_act_once_each(
-    control_plane: ControlPlane, cluster: Cluster,
+    control_plane: ControlPlane,
+    cluster: Cluster,
     operator: OperatorProcess,
     kube_api: ApiClient,
     namespace: str,
@@ -333,8 +342,11 @@ def test_promote_and_abort_annotations_act_once_each(
         assert aborted.history[-1].reason == Reason.MANUAL_ABORT.value
         assert all(s["weight"] == 0 for s in cluster.split())
         assert len(cluster.events(Reason.MANUAL_PROMOTE.value)) == 1
-        wait_for(lambda: cluster.events(Reason.MANUAL_ABORT.value), timeout=30,
-                 message="a ManualAbort Event")
+        wait_for(
+            lambda: cluster.events(Reason.MANUAL_ABORT.value),
+            timeout=30,
+            message="a ManualAbort Event",
+        )
         assert len(cluster.events(Reason.MANUAL_ABORT.value)) == 1
 
 
@@ -372,8 +384,7 @@ def test_two_operator_replicas_never_act_twice(
     assert [h.weight for h in st.history] == [10.0, 50.0, 95.0]
     assert len(cluster.events(Reason.ROLLOUT_STARTED.value)) == 1
     assert len(cluster.events(Reason.STEP_ADVANCED.value)) == 1
-    wait_for(lambda: cluster.events(Reason.PROMOTED.value), timeout=30,
-             message="a Promoted Event")
+    wait_for(lambda: cluster.events(Reason.PROMOTED.value), timeout=30, message="a Promoted Event")
     assert len(cluster.events(Reason.PROMOTED.value)) == 1
 
 
@@ -383,18 +394,35 @@ SERVICE_MONITOR_CRD = {
     "metadata": {"name": "servicemonitors.monitoring.coreos.com"},
     "spec": {
         "group": "monitoring.coreos.com",
-        "names": {"kind": "ServiceMonitor", "plural": "servicemonitors",
-                  "singular": "servicemonitor", "listKind": "ServiceMonitorList"},
+        "names": {
+            "kind": "ServiceMonitor",
+            "plural": "servicemonitors",
+            "singular": "servicemonitor",
+            "listKind": "ServiceMonitorList",
+        },
         "scope": "Namespaced",
-        "versions": [{"name": "v1", "served": True, "storage": True, "schema": {
-            "openAPIV3Schema": {"type": "object",
-                                "x-kubernetes-preserve-unknown-fields": True}}}],
+        "versions": [
+            {
+                "name": "v1",
+                "served": True,
+                "storage": True,
+                "schema": {
+                    "openAPIV3Schema": {
+                        "type": "object",
+                        "x-kubernetes-preserve-unknown-fields": True,
+                    }
+                },
+            }
+        ],
     },
 }
 
 
 def test_rendered_objects_are_owned_reapplied_and_garbage_collected(
-    control_plane: ControlPlane, kube_api: ApiClient, namespace: str, tmp_path: Path,
+    control_plane: ControlPlane,
+    kube_api: ApiClient,
+    namespace: str,
+    tmp_path: Path,
     wait_for: Any,
 ) -> None:
     from kubernetes import client
@@ -407,8 +435,12 @@ def test_rendered_objects_are_owned_reapplied_and_garbage_collected(
     except ApiException as exc:
         if exc.status != 409:
             raise
-    control_plane.kubectl("wait", "--for=condition=Established", "--timeout=60s",
-                          "crd/servicemonitors.monitoring.coreos.com")
+    control_plane.kubectl(
+        "wait",
+        "--for=condition=Established",
+        "--timeout=60s",
+        "crd/servicemonitors.monitoring.coreos.com",
+    )
     cluster = Cluster(kube_api, namespace)
     apps = client.AppsV1Api(kube_api)
     custom = client.CustomObjectsApi(kube_api)
@@ -416,12 +448,19 @@ def test_rendered_objects_are_owned_reapplied_and_garbage_collected(
         op = OperatorProcess(kubeconfig, namespace, tmp_path / "operator.log")
         op.start()
         try:
-            cluster.create(policy_manifest(POLICY, "http://127.0.0.1:1", "http://127.0.0.1:2",
-                                           "http://127.0.0.1:3"))
+            cluster.create(
+                policy_manifest(
+                    POLICY, "http://127.0.0.1:1", "http://127.0.0.1:2", "http://127.0.0.1:3"
+                )
+            )
             name = render.object_name(POLICY)
-            sm = wait_for(lambda: custom.get_namespaced_custom_object(
-                "monitoring.coreos.com", "v1", namespace, "servicemonitors", name),
-                timeout=90, message=f"ServiceMonitor; operator log:\n{op.log()}")
+            sm = wait_for(
+                lambda: custom.get_namespaced_custom_object(
+                    "monitoring.coreos.com", "v1", namespace, "servicemonitors", name
+                ),
+                timeout=90,
+                message=f"ServiceMonitor; operator log:\n{op.log()}",
+            )
             uid = cluster.body()["metadata"]["uid"]
             objs = [
                 cluster.core.read_namespaced_config_map(name, namespace),
@@ -433,21 +472,28 @@ def test_rendered_objects_are_owned_reapplied_and_garbage_collected(
             for o in objs:
                 assert o.metadata.labels[c.LABEL_POLICY] == POLICY
                 assert o.metadata.owner_references[0].uid == uid
-                assert any(m.manager == c.FIELD_MANAGER and m.operation == "Apply"
-                           for m in o.metadata.managed_fields)
+                assert any(
+                    m.manager == c.FIELD_MANAGER and m.operation == "Apply"
+                    for m in o.metadata.managed_fields
+                )
             assert sm["metadata"]["ownerReferences"][0]["uid"] == uid
             secret = cluster.core.read_namespaced_secret(
-                render.signing_secret_name(POLICY), namespace)
+                render.signing_secret_name(POLICY), namespace
+            )
             assert secret.data and render.GENERATED_SIGNING_KEY in secret.data
             # A hand edit of a rendered field is taken back on the next reconcile.
             apps.patch_namespaced_deployment(name, namespace, {"spec": {"replicas": 5}})
-            wait_for(lambda: apps.read_namespaced_deployment(name, namespace).spec.replicas
-                     == 1, timeout=60, message="the operator to re-apply the Deployment")
+            wait_for(
+                lambda: apps.read_namespaced_deployment(name, namespace).spec.replicas == 1,
+                timeout=60,
+                message="the operator to re-apply the Deployment",
+            )
             assert cluster.body()["metadata"]["generation"] == 1, "the spec is never written"
             # Deleting the policy (while the operator runs: kopf's finalizer lets its
             # daemon stop first) deletes what it owns, by the real garbage collector.
-            cluster.custom.delete_namespaced_custom_object(c.GROUP, c.VERSION, namespace,
-                                                          c.PLURAL, POLICY)
+            cluster.custom.delete_namespaced_custom_object(
+                c.GROUP, c.VERSION, namespace, c.PLURAL, POLICY
+            )
 
             def gone() -> bool:
                 try:

@@ -37,29 +37,45 @@ pytestmark = [pytest.mark.integration, pytest.mark.timeout(240)]
 def chat(url: str, query: str, user: str) -> tuple[dict[str, Any], dict[str, str]]:
     req = urllib.request.Request(
         f"{url}/v1/chat/completions",
-        data=json.dumps({"model": "auto", "user": user,
-                         "messages": [{"role": "user", "content": query}]}).encode(),
-        headers={"content-type": "application/json"})
+        data=json.dumps(
+            {"model": "auto", "user": user, "messages": [{"role": "user", "content": query}]}
+        ).encode(),
+        headers={"content-type": "application/json"},
+    )
     with urllib.request.urlopen(req, timeout=30) as r:
         return json.loads(r.read()), {k.lower(): v for k, v in r.headers.items()}
 
 
 def gate(signal: Signal, **kw: Any) -> GateSpec:
-    return GateSpec(key=f"simple/{signal.value}", tier="simple", signal=signal, absolute=False,
-                    allowed=0.05, **kw)
+    return GateSpec(
+        key=f"simple/{signal.value}",
+        tier="simple",
+        signal=signal,
+        absolute=False,
+        allowed=0.05,
+        **kw,
+    )
 
 
 def test_observe_reads_what_clients_saw(
-    tiny_classifier: Path, tmp_path: Path, prometheus: Prometheus,
+    tiny_classifier: Path,
+    tmp_path: Path,
+    prometheus: Prometheus,
     wait_for: Callable[..., Any],
 ) -> None:
     slow = {"models": {"small-1": {"latency_median_s": 0.3}, "*": {"latency_median_s": 0.01}}}
-    with fake_provider(tmp_path, "big", slow) as big, \
-            fake_provider(tmp_path, "small", slow) as small:
-        cfg = router_config(tiny_classifier, big_url=f"{big}/v1", small_url=f"{small}/v1",
-                            weight=50, observability={"decisionLog": None,
-                                                      "latencyObjectives": ["200ms"]})
-        with router_process(tmp_path, cfg) as (url, _):
+    with (
+        fake_provider(tmp_path, "big", slow) as big,
+        fake_provider(tmp_path, "small", slow) as small,
+    ):
+        cfg = router_config(
+            tiny_classifier,
+            big_url=f"{big}/v1",
+            small_url=f"{small}/v1",
+            weight=50,
+            observability={"decisionLog": None, "latencyObjectives": ["200ms"]},
+        )
+        with router_process(tmp_path, cfg) as (url, _path, _proc):
             seen: Counter[str] = Counter()
             down: Counter[str] = Counter()
             for i in range(40):
@@ -70,8 +86,10 @@ def test_observe_reads_what_clients_saw(
                     continue
                 seen[arm] += 1
                 if i % 3 == 0:
-                    assert http("POST", f"{url}/v1/feedback",
-                                {"id": body["id"], "rating": "down"})[0] == 200
+                    assert (
+                        http("POST", f"{url}/v1/feedback", {"id": body["id"], "rating": "down"})[0]
+                        == 200
+                    )
                     down[arm] += 1
             assert seen["canary"] and seen["control"], seen
             prometheus.set_targets([url.removeprefix("http://")])
@@ -80,9 +98,13 @@ def test_observe_reads_what_clients_saw(
                 gate(Signal.ERROR_RATE),
                 gate(Signal.THUMBS_DOWN),
                 gate(Signal.LATENCY, latency_objective=0.2),
-                gate(Signal.CUSTOM, query=CustomQuery(
-                    bad='sum(tierguard_feedback_total{tier="$tier",arm="$arm",rating="down"})',
-                    total='sum(tierguard_requests_total{tier="$tier",arm="$arm"})')),
+                gate(
+                    Signal.CUSTOM,
+                    query=CustomQuery(
+                        bad='sum(tierguard_feedback_total{tier="$tier",arm="$arm",rating="down"})',
+                        total='sum(tierguard_requests_total{tier="$tier",arm="$arm"})',
+                    ),
+                ),
             ]
 
             def totals() -> dict[str, dict[str, float]] | None:
@@ -101,10 +123,10 @@ def test_observe_reads_what_clients_saw(
     er = obs.gates["simple/ErrorRate"].arms
     assert {a: sum(r.bad.values()) for a, r in er.items()} == {"canary": 0.0, "control": 0.0}
     td = obs.gates["simple/ThumbsDown"].arms
-    assert {a: sum(r.total.values()) for a, r in td.items()} == {a: float(n) for a, n in
-                                                                 down.items()}
-    assert {a: sum(r.bad.values()) for a, r in td.items()} == {a: float(n) for a, n in
-                                                               down.items()}
+    assert {a: sum(r.total.values()) for a, r in td.items()} == {
+        a: float(n) for a, n in down.items()
+    }
+    assert {a: sum(r.bad.values()) for a, r in td.items()} == {a: float(n) for a, n in down.items()}
     lat = obs.gates["simple/Latency"].arms
     # every canary answer took ~0.3 s (> 200 ms objective), control ~0.01 s
     assert sum(lat["canary"].bad.values()) == seen["canary"]

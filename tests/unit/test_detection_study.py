@@ -69,7 +69,7 @@ def test_recomputed_rates_match_recorded(
 
 
 def test_headline_claims_hold_on_recomputation(
-    recomputed: dict[tuple[str, str, str], dict[str, Any]]
+    recomputed: dict[tuple[str, str, str], dict[str, Any]],
 ) -> None:
     """At the large traffic level: identical models are (almost) never rolled back, a
     one-tier loss is caught in the first stage, the aggregate gate falls into the Pareto

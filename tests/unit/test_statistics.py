@@ -64,8 +64,7 @@ def test_block_from_readings_clips_bad_into_total() -> None:
     prev = {"control": st.ArmReading.of(10, 100), "canary": st.ArmReading.of(1, 10)}
     cur = {"control": st.ArmReading.of(15, 103), "canary": st.ArmReading.of(2, 20)}
     block = st.block_from_readings(prev, cur)
-    assert block == st.Block(control_bad=3.0, control_total=3.0, canary_bad=1.0,
-                             canary_total=10.0)
+    assert block == st.Block(control_bad=3.0, control_total=3.0, canary_bad=1.0, canary_total=10.0)
 
 
 # ----------------------------------------------------------------------------- exactness
@@ -85,8 +84,11 @@ def _exact_expectation(n_c: int, n_t: int, q_c: float, q_t: float, m: float, p: 
 
 @settings(max_examples=60, deadline=None)
 @given(
-    n_c=st_.integers(0, 8), n_t=st_.integers(0, 8),
-    q_c=st_.floats(0.02, 0.6), d=st_.floats(-0.15, 0.3), m=st_.floats(-0.1, 0.2),
+    n_c=st_.integers(0, 8),
+    n_t=st_.integers(0, 8),
+    q_c=st_.floats(0.02, 0.6),
+    d=st_.floats(-0.15, 0.3),
+    m=st_.floats(-0.1, 0.2),
     p=st_.floats(0.0, 1.0),
 )
 def test_block_e_value_has_expectation_at_most_one_under_the_null(
@@ -109,8 +111,12 @@ def test_block_e_value_has_expectation_at_most_one_under_the_null(
 def test_null_point_for_zero_margin_is_pooled_rate() -> None:
     log_e = st.shifted_block_log_e(3, 10, 5, 10, 0.2, 0.3, 0.0)
     p0 = 0.25
-    expected = (5 * math.log(0.3 / p0) + 5 * math.log(0.7 / (1 - p0))
-                + 3 * math.log(0.2 / p0) + 7 * math.log(0.8 / (1 - p0)))
+    expected = (
+        5 * math.log(0.3 / p0)
+        + 5 * math.log(0.7 / (1 - p0))
+        + 3 * math.log(0.2 / p0)
+        + 7 * math.log(0.8 / (1 - p0))
+    )
     assert float(log_e) == pytest.approx(expected, rel=1e-12)
 
 
@@ -193,8 +199,10 @@ def test_absolute_objective() -> None:
     assert result.e_value >= result.threshold
     few = st.add_block(st.new_gate_state(0.05, kind="absolute"), st.Block(0, 0, 0, 20))
     assert st.evaluate(few, 0.05, 0.01, 100).verdict is Verdict.INCONCLUSIVE
-    assert st.evaluate(st.new_gate_state(0.05, kind="absolute"), 0.05, 0.01, 1).verdict \
+    assert (
+        st.evaluate(st.new_gate_state(0.05, kind="absolute"), 0.05, 0.01, 1).verdict
         is Verdict.NO_DATA
+    )
 
 
 def test_absolute_bounds_cover_the_rate_anytime() -> None:
@@ -218,9 +226,15 @@ def test_absolute_bounds_cover_the_rate_anytime() -> None:
 @settings(max_examples=25, deadline=None)
 @given(
     steps=st_.lists(
-        st_.tuples(st_.integers(0, 30), st_.integers(0, 30), st_.integers(0, 30),
-                   st_.integers(0, 30), st_.booleans()),
-        min_size=2, max_size=25,
+        st_.tuples(
+            st_.integers(0, 30),
+            st_.integers(0, 30),
+            st_.integers(0, 30),
+            st_.integers(0, 30),
+            st_.booleans(),
+        ),
+        min_size=2,
+        max_size=25,
     ),
     cut=st_.integers(0, 24),
 )
@@ -260,8 +274,10 @@ def test_first_reading_and_rebase_only_set_the_baseline() -> None:
     state = st.update(state, later)
     assert (state.control_bad, state.control_total) == (10.0, 100.0)
     assert (state.canary_bad, state.canary_total) == (2.0, 20.0)
-    holdback = {"control": st.ArmReading(bad={"holdback": 90.0}, total={"holdback": 900.0}),
-                "canary": st.ArmReading.of(60, 600)}
+    holdback = {
+        "control": st.ArmReading(bad={"holdback": 90.0}, total={"holdback": 900.0}),
+        "canary": st.ArmReading.of(60, 600),
+    }
     rebased = st.rebase(state, holdback)
     assert rebased.control_total == state.control_total
     assert st.update(rebased, holdback).control_total == state.control_total
@@ -294,8 +310,16 @@ def test_scalar_path_matches_vectorised_kernels() -> None:
 
 
 def _simulate(
-    p_control: float, p_canary: float, n_control: int, n_canary: int, minutes: int,
-    alpha: float, runs: int, seed: int, allowed_drop: float = 0.05, fail_margin: float = 0.0,
+    p_control: float,
+    p_canary: float,
+    n_control: int,
+    n_canary: int,
+    minutes: int,
+    alpha: float,
+    runs: int,
+    seed: int,
+    allowed_drop: float = 0.05,
+    fail_margin: float = 0.0,
 ) -> tuple[float, float]:
     """Fraction of runs that ever FAIL and that ever PASS (bound within the allowed drop),
     looking every minute, through the same kernels as the operator."""
@@ -313,11 +337,11 @@ def _simulate(
         n_t = np.full(runs, float(n_canary))
         b_c = rng.binomial(n_control, p_control, runs).astype(float)
         b_t = rng.binomial(n_canary, p_canary, runs).astype(float)
-        log_fail += st.fail_block_log_e(b_c, n_c, b_t, n_t, past[0], past[1], grid,
-                                        fail_margin)
+        log_fail += st.fail_block_log_e(b_c, n_c, b_t, n_t, past[0], past[1], grid, fail_margin)
         max_fail = np.maximum(max_fail, st.log_mean_exp(log_fail))
-        log_pass += st.pass_block_log_e(b_c, n_c, b_t, n_t, past[0], past[1], past[2], past[3],
-                                        margins)
+        log_pass += st.pass_block_log_e(
+            b_c, n_c, b_t, n_t, past[0], past[1], past[2], past[3], margins
+        )
         max_pass = np.maximum(max_pass, log_pass)
         past += np.stack([b_c, n_c, b_t, n_t])
     failed = max_fail >= level
@@ -325,8 +349,9 @@ def _simulate(
     return float(failed.mean()), float(passed.mean())
 
 
-def _naive_z_false_rollbacks(n_per_arm: int, minutes: int, alpha: float, runs: int,
-                             seed: int) -> float:
+def _naive_z_false_rollbacks(
+    n_per_arm: int, minutes: int, alpha: float, runs: int, seed: int
+) -> float:
     """A one-sided two-proportion z-test at level alpha re-checked every minute."""
     rng = np.random.default_rng(seed)
     bc = np.cumsum(rng.binomial(n_per_arm, 0.1, (minutes, runs)), axis=0)
@@ -378,8 +403,7 @@ def test_confidence_bound_rarely_excludes_a_true_drop_at_the_limit() -> None:
 
 
 @settings(max_examples=30, deadline=None)
-@given(st_.lists(st_.tuples(st_.integers(0, 20), st_.integers(0, 20)), min_size=1,
-                 max_size=30))
+@given(st_.lists(st_.tuples(st_.integers(0, 20), st_.integers(0, 20)), min_size=1, max_size=30))
 def test_confidence_bound_never_widens(blocks: list[tuple[int, int]]) -> None:
     """The bound is a running intersection: new data can only tighten it, so a stage
     that passed is not "un-passed" by a noisy minute (a real loss fails on its own)."""

@@ -344,14 +344,10 @@ def evaluate_gates(
     return out
 
 
-_SEVERITY = {Verdict.FAIL: 3, Verdict.NO_DATA: 2, Verdict.INCONCLUSIVE: 1, Verdict.PASS: 0}
-
-
 def worst(verdicts: Sequence[Verdict]) -> Verdict:
-    """A tier's verdict: Fail beats NoData beats Inconclusive beats Pass; no gates: NoData."""
-    if not verdicts:
-        return Verdict.NO_DATA
-    return max(verdicts, key=lambda v: _SEVERITY[v])
+    """A tier's verdict from its gates' (Fail, else NoData, else Pass only if all pass,
+    else Inconclusive; no gates: NoData) -- the statistics module's own rule."""
+    return st.combine_verdicts(verdicts)
 
 
 def _finite(x: float | None) -> float | None:

@@ -73,7 +73,17 @@ Grid = Sequence[float] | npt.NDArray[np.float64]  # a grid, or one grid per gate
 #: sequence is evaluated. The reported bound is one of these values (or the allowed drop,
 #: which is always added), so the grid is dense where SLOs usually sit.
 DEFAULT_MARGINS: tuple[float, ...] = (
-    -0.02, 0.0, 0.01, 0.02, 0.03, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3,
+    -0.02,
+    0.0,
+    0.01,
+    0.02,
+    0.03,
+    0.05,
+    0.075,
+    0.1,
+    0.15,
+    0.2,
+    0.3,
 )
 #: Clip for the plug-in control rate. Keeps the alternatives inside (0, 1) and the
 #: per-outcome log-likelihood ratios bounded (gate-statistics.md §4).
@@ -213,8 +223,10 @@ def _null_point(
         done = (np.abs(g) <= 1e-12 * scale) | (hi - lo < 1e-13)
         if bool(np.all(done)):
             break
-        dg = -(n_c * ((r - q_c) ** 2 + q_c * (1 - q_c)) / vc**2
-               + n_t * ((rt - q_t) ** 2 + q_t * (1 - q_t)) / vt**2)
+        dg = -(
+            n_c * ((r - q_c) ** 2 + q_c * (1 - q_c)) / vc**2
+            + n_t * ((rt - q_t) ** 2 + q_t * (1 - q_t)) / vt**2
+        )
         lo = np.where(g > 0, r, lo)
         hi = np.where(g > 0, hi, r)
         with np.errstate(divide="ignore", invalid="ignore"):
@@ -239,8 +251,7 @@ def shifted_block_log_e(
     """
     bc, nc, bt, nt = (np.asarray(x, dtype=float) for x in (bad_c, n_c, bad_t, n_t))
     qc, qt, m = (np.asarray(x, dtype=float) for x in (q_c, q_t, margin))
-    shape = np.broadcast_shapes(bc.shape, nc.shape, bt.shape, nt.shape, qc.shape, qt.shape,
-                                m.shape)
+    shape = np.broadcast_shapes(bc.shape, nc.shape, bt.shape, nt.shape, qc.shape, qt.shape, m.shape)
     bc, nc, bt, nt, qc, qt, m = (np.broadcast_to(x, shape) for x in (bc, nc, bt, nt, qc, qt, m))
     r_c = _null_point(qc, qt, nc, nt, m)
     r_t = r_c + m
@@ -249,8 +260,10 @@ def shifted_block_log_e(
     r_c = np.clip(r_c, 1e-12, 1 - 1e-12)
     r_t = np.clip(r_t, 1e-12, 1 - 1e-12)
     log_e = (
-        bt * np.log(qt / r_t) + (nt - bt) * np.log((1 - qt) / (1 - r_t))
-        + bc * np.log(qc / r_c) + (nc - bc) * np.log((1 - qc) / (1 - r_c))
+        bt * np.log(qt / r_t)
+        + (nt - bt) * np.log((1 - qt) / (1 - r_t))
+        + bc * np.log(qc / r_c)
+        + (nc - bc) * np.log((1 - qc) / (1 - r_c))
     )
     return np.asarray(np.where(nc + nt > 0, log_e, 0.0), dtype=float)
 
@@ -268,9 +281,14 @@ def fail_grid(allowed_drop: float) -> tuple[float, ...]:
 
 
 def fail_block_log_e(
-    bad_c: ArrayLike, n_c: ArrayLike, bad_t: ArrayLike, n_t: ArrayLike,
-    past_bad_c: ArrayLike, past_n_c: ArrayLike,
-    grid: Grid, fail_margin: float = 0.0,
+    bad_c: ArrayLike,
+    n_c: ArrayLike,
+    bad_t: ArrayLike,
+    n_t: ArrayLike,
+    past_bad_c: ArrayLike,
+    past_n_c: ArrayLike,
+    grid: Grid,
+    fail_margin: float = 0.0,
 ) -> FloatArray:
     """Per-alternative log e-values of one block for the fail side; last axis = grid."""
     q_c = plugin_control_rate(past_bad_c, past_n_c)[..., None]
@@ -281,8 +299,14 @@ def fail_block_log_e(
 
 
 def pass_block_log_e(
-    bad_c: ArrayLike, n_c: ArrayLike, bad_t: ArrayLike, n_t: ArrayLike,
-    past_bad_c: ArrayLike, past_n_c: ArrayLike, past_bad_t: ArrayLike, past_n_t: ArrayLike,
+    bad_c: ArrayLike,
+    n_c: ArrayLike,
+    bad_t: ArrayLike,
+    n_t: ArrayLike,
+    past_bad_c: ArrayLike,
+    past_n_c: ArrayLike,
+    past_bad_t: ArrayLike,
+    past_n_t: ArrayLike,
     margins: Grid,
 ) -> FloatArray:
     """Per-margin log e-values of one block for H0_m "canary - control >= m"; last axis
@@ -379,21 +403,26 @@ class GateState:
 
     def to_json(self) -> dict[str, Any]:
         return {
-            "kind": self.kind, "allowedDrop": self.allowed_drop,
-            "failMargin": self.fail_margin, "grid": list(self.grid),
-            "margins": list(self.margins), "logEFail": list(self.log_e_fail),
-            "maxLogEFail": self.max_log_e_fail, "logEPass": list(self.log_e_pass),
+            "kind": self.kind,
+            "allowedDrop": self.allowed_drop,
+            "failMargin": self.fail_margin,
+            "grid": list(self.grid),
+            "margins": list(self.margins),
+            "logEFail": list(self.log_e_fail),
+            "maxLogEFail": self.max_log_e_fail,
+            "logEPass": list(self.log_e_pass),
             "maxLogEPass": list(self.max_log_e_pass),
-            "counts": [self.control_bad, self.control_total, self.canary_bad,
-                       self.canary_total],
-            "blocks": self.blocks, "last": self.last,
+            "counts": [self.control_bad, self.control_total, self.canary_bad, self.canary_total],
+            "blocks": self.blocks,
+            "last": self.last,
         }
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> GateState:
         cb, ct, tb, tt = (float(x) for x in data["counts"])
         return cls(
-            kind=data["kind"], allowed_drop=float(data["allowedDrop"]),
+            kind=data["kind"],
+            allowed_drop=float(data["allowedDrop"]),
             fail_margin=float(data["failMargin"]),
             grid=tuple(float(x) for x in data["grid"]),
             margins=tuple(float(x) for x in data["margins"]),
@@ -401,8 +430,12 @@ class GateState:
             max_log_e_fail=float(data["maxLogEFail"]),
             log_e_pass=[float(x) for x in data["logEPass"]],
             max_log_e_pass=[float(x) for x in data["maxLogEPass"]],
-            control_bad=cb, control_total=ct, canary_bad=tb, canary_total=tt,
-            blocks=int(data["blocks"]), last=data.get("last"),
+            control_bad=cb,
+            control_total=ct,
+            canary_bad=tb,
+            canary_total=tt,
+            blocks=int(data["blocks"]),
+            last=data.get("last"),
         )
 
 
@@ -421,8 +454,13 @@ def new_gate_state(
     grid = fail_grid(allowed_drop)
     ms = tuple(sorted(set(margins) | {allowed_drop}))
     return GateState(
-        kind=kind, allowed_drop=allowed_drop, fail_margin=fail_margin, grid=grid,
-        margins=ms, log_e_fail=[0.0] * len(grid), log_e_pass=[0.0] * len(ms),
+        kind=kind,
+        allowed_drop=allowed_drop,
+        fail_margin=fail_margin,
+        grid=grid,
+        margins=ms,
+        log_e_fail=[0.0] * len(grid),
+        log_e_pass=[0.0] * len(ms),
         max_log_e_pass=[0.0] * len(ms),
     )
 
@@ -442,10 +480,17 @@ def add_block(state: GateState, block: Block) -> GateState:
     new.last = state.last
     if state.kind == "relative":
         args = (block.control_bad, block.control_total, block.canary_bad, block.canary_total)
-        lf = fail_block_log_e(*args, state.control_bad, state.control_total, state.grid,
-                              state.fail_margin)
-        lp = pass_block_log_e(*args, state.control_bad, state.control_total,
-                              state.canary_bad, state.canary_total, state.margins)
+        lf = fail_block_log_e(
+            *args, state.control_bad, state.control_total, state.grid, state.fail_margin
+        )
+        lp = pass_block_log_e(
+            *args,
+            state.control_bad,
+            state.control_total,
+            state.canary_bad,
+            state.canary_total,
+            state.margins,
+        )
         new.log_e_fail = [a + float(b) for a, b in zip(state.log_e_fail, lf, strict=True)]
         mix = float(log_mean_exp(np.asarray(new.log_e_fail)))
         new.max_log_e_fail = max(state.max_log_e_fail, mix)
@@ -563,35 +608,48 @@ def evaluate(
     if not 0 < alpha_per_test < 1:
         raise GateInputError(f"alpha must be in (0, 1), got {alpha_per_test}")
     if state.kind == "absolute":
-        return evaluate_absolute(state, allowed_drop, alpha_per_test, min_samples_per_arm,
-                                 provider_error)
+        return evaluate_absolute(
+            state, allowed_drop, alpha_per_test, min_samples_per_arm, provider_error
+        )
     threshold = 1.0 / alpha_per_test
     bound = relative_upper_bound(state, alpha_per_test)
     e_value = math.exp(min(state.max_log_e_fail, 700.0))
 
     def result(verdict: Verdict, reason: str) -> GateResult:
         return GateResult(
-            verdict, reason, state.control_total, state.canary_total,
+            verdict,
+            reason,
+            state.control_total,
+            state.canary_total,
             _rate(state.control_bad, state.control_total),
-            _rate(state.canary_bad, state.canary_total), bound, e_value, threshold,
+            _rate(state.canary_bad, state.canary_total),
+            bound,
+            e_value,
+            threshold,
         )
 
     if state.max_log_e_fail >= math.log(threshold):
-        return result(Verdict.FAIL, f"canary worse than control: e-value {e_value:.3g} "
-                      f">= {threshold:.3g}")
+        return result(
+            Verdict.FAIL, f"canary worse than control: e-value {e_value:.3g} >= {threshold:.3g}"
+        )
     if provider_error is not None:
         return result(Verdict.NO_DATA, f"query failed: {provider_error}")
     if state.control_total + state.canary_total <= 0:
         return result(Verdict.NO_DATA, "no samples counted yet")
     low = min(state.control_total, state.canary_total)
     if low < min_samples_per_arm:
-        return result(Verdict.INCONCLUSIVE, f"{low:.0f} of {min_samples_per_arm:.0f} samples "
-                      "in the smaller arm")
+        return result(
+            Verdict.INCONCLUSIVE,
+            f"{low:.0f} of {min_samples_per_arm:.0f} samples in the smaller arm",
+        )
     if bound <= allowed_drop:
-        return result(Verdict.PASS, f"upper bound {bound:+.3f} within allowed drop "
-                      f"{allowed_drop:.3f}")
-    return result(Verdict.INCONCLUSIVE, f"upper bound {bound:+.3f} not yet within allowed "
-                  f"drop {allowed_drop:.3f}")
+        return result(
+            Verdict.PASS, f"upper bound {bound:+.3f} within allowed drop {allowed_drop:.3f}"
+        )
+    return result(
+        Verdict.INCONCLUSIVE,
+        f"upper bound {bound:+.3f} not yet within allowed drop {allowed_drop:.3f}",
+    )
 
 
 # ----------------------------------------------------------------- absolute objective
@@ -650,19 +708,29 @@ def evaluate_absolute(
     bad, n = state.canary_bad, state.canary_total
     lower, upper = absolute_bounds(bad, n, alpha_per_test)
     threshold = 1.0 / alpha_per_test
-    e_value = (math.exp(min(_log_mixture(bad, n, threshold_rate), 700.0))
-               if n > 0 and bad / n > threshold_rate else 1.0)
+    e_value = (
+        math.exp(min(_log_mixture(bad, n, threshold_rate), 700.0))
+        if n > 0 and bad / n > threshold_rate
+        else 1.0
+    )
 
     def result(verdict: Verdict, reason: str) -> GateResult:
         return GateResult(
-            verdict, reason, state.control_total, n,
-            _rate(state.control_bad, state.control_total), _rate(bad, n), upper, e_value,
+            verdict,
+            reason,
+            state.control_total,
+            n,
+            _rate(state.control_bad, state.control_total),
+            _rate(bad, n),
+            upper,
+            e_value,
             threshold,
         )
 
     if n > 0 and lower > threshold_rate:
-        return result(Verdict.FAIL, f"canary bad rate above {threshold_rate:.3f} "
-                      f"(lower bound {lower:.3f})")
+        return result(
+            Verdict.FAIL, f"canary bad rate above {threshold_rate:.3f} (lower bound {lower:.3f})"
+        )
     if provider_error is not None:
         return result(Verdict.NO_DATA, f"query failed: {provider_error}")
     if n <= 0:
@@ -671,5 +739,6 @@ def evaluate_absolute(
         return result(Verdict.INCONCLUSIVE, f"{n:.0f} of {min_samples:.0f} samples")
     if upper <= threshold_rate:
         return result(Verdict.PASS, f"upper bound {upper:.3f} within {threshold_rate:.3f}")
-    return result(Verdict.INCONCLUSIVE, f"upper bound {upper:.3f} not yet within "
-                  f"{threshold_rate:.3f}")
+    return result(
+        Verdict.INCONCLUSIVE, f"upper bound {upper:.3f} not yet within {threshold_rate:.3f}"
+    )
