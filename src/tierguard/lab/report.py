@@ -177,8 +177,10 @@ def outcome_line(record: RunRecord) -> str:
         if fails:
             line += "; failing gate(s): " + ", ".join(f"tier `{t}` / {s}" for t, s, _ in fails)
         if entry is not None:
+            step = int(entry.get("step") or 0)
+            at = f"the {record.steps[step]:g} % step" if step < len(record.steps) else "a step"
             line += (
-                f"; rolled back from {float(entry.get('weight') or 0):g} % "
+                f"; rolled back at {at} (step {step + 1}/{len(record.steps)}) "
                 f"→ reason {entry.get('reason')}: {entry.get('message', '')}"
             )
     return line

@@ -127,6 +127,7 @@ def test_markdown_carries_outcome_kubectl_line_tables_and_figures() -> None:
     rec.naive.final_status = {**rec.naive.final_status, "phase": "Promoted", "canaryWeight": 100.0}
     text = render_markdown(rec)
     assert "**RolledBack**" in text and "tier `simple` / ShadowDisagreement" in text
+    assert "rolled back at the 5 % step (step 1/5)" in text
     assert "support-lab RolledBack" in text
     assert "as expected" in text
     assert "| simple | ShadowDisagreement |" in text
