@@ -397,8 +397,15 @@ def test_operator_runs_with_the_chart(
         finally:
             proc.terminate()
             proc.wait(timeout=30)
-    text = log.read_text()
-    assert "403" not in text and "forbidden" not in text.lower(), text[-4000:]
+    # The operator watches all namespaces, so it also sees other tests' policies whose
+    # namespaces are being deleted; the API server refuses writes there with a 403
+    # (NamespaceTerminating) that says nothing about RBAC. Any other 403 is a missing rule.
+    denied = [
+        line
+        for line in log.read_text().splitlines()
+        if ("403" in line or "forbidden" in line.lower()) and "NamespaceTerminating" not in line
+    ]
+    assert not denied, "\n".join(denied[-20:])
 
 
 # --------------------------------------------------------------------------- helm lifecycle
