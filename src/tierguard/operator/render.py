@@ -135,6 +135,9 @@ def router_config(
             path=classifier_path,
             input=spec.classifier.input,
             max_input_chars=spec.classifier.max_input_chars,
+            tiering=spec.classifier.tiering,
+            session_messages=spec.classifier.session_messages,
+            cache_size=spec.classifier.cache_size,
             tiers=spec.classifier.tiers,
         ),
         models=[
@@ -148,6 +151,7 @@ def router_config(
                     ),
                     "pricing": m.pricing,
                     "timeout": m.timeout,
+                    "contextWindow": m.context_window,
                     "systemPrompt": m.system_prompt,
                 }
             )
@@ -169,7 +173,9 @@ def router_config(
             if r.candidate is not None
         ],
         stickiness=Stickiness(
-            key=spec.rollout.stickiness.key, header=spec.rollout.stickiness.header
+            key=spec.rollout.stickiness.key,
+            header=spec.rollout.stickiness.header,
+            session_header=spec.rollout.stickiness.session_header,
         ),
         server=ServerConfig(
             port=spec.router.port,

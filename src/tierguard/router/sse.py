@@ -8,15 +8,19 @@ learned from the first chunk (parsed once), and later chunks get the same two li
 replacements. This is exact, not heuristic: inside a JSON string a quote is escaped, so
 the byte sequences ``"<id>"`` and ``"model":"<name>"`` with bare quotes can only be the
 JSON tokens themselves. Chunks that must be read (usage, errors, or all of them when the
-answer text is collected for shadow evaluation) take the parse path.
+answer text is collected for shadow evaluation, and chunks carrying tool calls, whose ids
+the router wraps) take the parse path.
 """
 
 from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
+
+from tierguard.router.toolcalls import wrap_choices
 
 
 class StreamError(Exception):
@@ -29,6 +33,8 @@ class ChunkRewriter:
     model: str
     include_usage: bool  # the client asked for the usage chunk
     collect: bool  # keep the answer text (shadow evaluation, prompt logging)
+    #: rewrites an upstream tool-call id for the client (see router/toolcalls.py)
+    wrap_id: Callable[[str], str] | None = None
     usage: dict[str, Any] | None = None
     parts: list[str] = field(default_factory=list)
     _id_from: bytes | None = None
@@ -47,6 +53,7 @@ class ChunkRewriter:
             and not self.collect
             and b'"usage"' not in data
             and b'"error"' not in data
+            and (self.wrap_id is None or b'"tool_calls"' not in data)
         ):
             out = data.replace(self._id_from, self._id_to, 1)
             if self._model_re is not None:
@@ -74,6 +81,8 @@ class ChunkRewriter:
         chunk["id"] = self.decision_id
         if "model" in chunk:
             chunk["model"] = self.model
+        if self.wrap_id is not None:
+            wrap_choices(chunk, "delta", self.wrap_id)
         if isinstance(chunk.get("usage"), dict):
             self.usage = chunk["usage"]
             if not self.include_usage:
