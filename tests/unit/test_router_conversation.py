@@ -7,8 +7,8 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from routerkit import router_config
 
+from routerkit import router_config
 from tierguard.api.enums import Arm, KeySource
 from tierguard.api.routerconfig import RouterConfig
 from tierguard.classifier.runtime import Classification
