@@ -56,9 +56,7 @@ def plan(p: Planner, messages: list[dict[str, Any]], **kw: Any) -> TurnPlan:
         user=kw.pop("user", None),
         headers=kw.pop("headers", {}),
         request_id=kw.pop("request_id", "rid"),
-        request_text=next(
-            (m["content"] for m in reversed(messages) if m["role"] == "user"), ""
-        ),
+        request_text=next((m["content"] for m in reversed(messages) if m["role"] == "user"), ""),
     )
 
 
