@@ -38,6 +38,12 @@ from tierguard.router.toolcalls import Lock, find_lock, has_wrapped_ids, unwrap_
 
 log = logging.getLogger(__name__)
 
+#: TurnPlan.source values (the decision log's classification source)
+SOURCE_CLASSIFIER = "classifier"
+SOURCE_CLASSIFIER_ERROR = "classifier_error"
+SOURCE_NO_TEXT = "no_text"
+SOURCE_LOCKED = "tool_call_lock"
+
 
 @dataclass(frozen=True)
 class TurnPlan:
@@ -54,6 +60,8 @@ class TurnPlan:
     lock: Lock | None
     #: the messages to send upstream (tool-call ids unwrapped)
     messages: list[dict[str, Any]]
+    #: how the tier was reached (a ``SOURCE_*`` value)
+    source: str
     #: (from model, to model) when the prompt did not fit the serving model
     context_escalation: tuple[str, str] | None = None
     #: no model of the ladder fits the prompt (sent as planned; the upstream decides)
@@ -76,26 +84,48 @@ class Planner:
     cache: TierCache
     classify: Callable[[list[str]], list[Classification]]
     signing_key: bytes
+    #: tier for a request with no user text to classify (unset: the last, most capable)
+    no_text_tier: str | None = None
 
 
-def _tier(
-    p: Planner, messages: list[dict[str, Any]], request_text: str
-) -> tuple[str, dict[str, float] | None, str | None, int, int]:
-    """(tier, probabilities, previous tier, classified, cache hits). A classifier failure
-    routes to the catch-all (last) tier, never fails the request."""
+@dataclass(frozen=True)
+class _Tiered:
+    tier: str
+    probabilities: dict[str, float] | None
+    previous: str | None
+    source: str
+    classified: int = 0
+    cache_hits: int = 0
+
+
+def _tier(p: Planner, messages: list[dict[str, Any]], request_text: str) -> _Tiered:
+    """The tier of an unlocked turn. A classifier failure routes to the catch-all (last)
+    tier, never fails the request; nothing to classify goes to ``no_text_tier``."""
     c = p.config.classifier
     tiers = [t.name for t in c.tiers]
+    no_text = p.no_text_tier or tiers[-1]
     try:
         if c.tiering is Tiering.REQUEST:
+            if not request_text.strip():
+                return _Tiered(no_text, None, None, SOURCE_NO_TEXT)
             result = p.classify([request_text])[0]
-            return result.tier, result.probabilities, None, 1, 0
-        texts = user_texts(messages, c.max_input_chars)
+            return _Tiered(result.tier, result.probabilities, None, SOURCE_CLASSIFIER, 1)
+        texts = [t for t in user_texts(messages, c.max_input_chars) if t.strip()]
+        if not texts:
+            return _Tiered(no_text, None, None, SOURCE_NO_TEXT)
         hits_before = p.cache.hits
         st = session_tier(texts, tiers, p.classify, p.cache, last_n=c.session_messages)
-        return st.tier, st.probabilities, st.previous, st.classified, p.cache.hits - hits_before
+        return _Tiered(
+            st.tier,
+            st.probabilities,
+            st.previous,
+            SOURCE_CLASSIFIER,
+            st.classified,
+            p.cache.hits - hits_before,
+        )
     except Exception:
         log.exception("classifier failed; routing to the catch-all tier")
-        return tiers[-1], None, None, 0, 0
+        return _Tiered(tiers[-1], None, None, SOURCE_CLASSIFIER_ERROR)
 
 
 def plan_turn(
@@ -152,10 +182,10 @@ def plan_turn(
             stateful=True,
             lock=lock,
             messages=upstream_messages,
+            source=SOURCE_LOCKED,
         )
-    tier, probabilities, previous, classified, hits = _tier(p, messages, request_text)
-    if stateful:
-        previous = None  # the turn that issued the call counted any change already
+    tiered = _tier(p, messages, request_text)
+    tier = tiered.tier
     route = p.routes[tier]
     plan = plan_routed(route, config.weight(tier), key_bucket, p.budgets[tier])
     plan = dataclasses.replace(plan, chain=upward_chain(p.ladder, tier, plan.chain))
@@ -166,15 +196,17 @@ def plan_turn(
     return TurnPlan(
         route=plan,
         key_source=sk.source,
-        probabilities=probabilities,
-        previous_tier=previous,
+        probabilities=tiered.probabilities,
+        # a stateful turn's change (if any) was counted by the turn that issued the call
+        previous_tier=None if stateful else tiered.previous,
         stateful=stateful,
         lock=None,
         messages=upstream_messages,
+        source=tiered.source,
         context_escalation=fit.escalated,
         context_overflow=fit.overflow,
         prompt_tokens_estimate=tokens,
-        classified=classified,
-        cache_hits=hits,
+        classified=tiered.classified,
+        cache_hits=tiered.cache_hits,
         lock_lost=lock_lost,
     )

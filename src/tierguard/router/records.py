@@ -11,6 +11,7 @@ from typing import Any
 
 from tierguard.api.policy import Pricing
 from tierguard.router.chat import ChatRequest
+from tierguard.router.conversation import TurnPlan
 from tierguard.router.split import RoutePlan
 
 CLIENT_DISCONNECTED = "client_disconnected"
@@ -43,6 +44,8 @@ class Planned:
     wall_start: float  # time.time() at arrival (log timestamps, decision ids)
     started: float  # loop.time() at arrival
     deadline: float  # loop.time() by which the request must be answered
+    #: how a routed request was planned as a turn of its conversation (None: pinned)
+    turn: TurnPlan | None = None
 
     @property
     def arm(self) -> str:
