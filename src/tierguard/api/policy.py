@@ -286,7 +286,8 @@ class StickinessSpec(ApiModel):
     key: StickinessKey = Field(
         default=StickinessKey.SESSION,
         description=(
-            "session (default since v0.2; earlier policies were created with user): the "
+            "session (the default for new policies; a policy created before keeps the `user` "
+            "the API server stored for it): the "
             "conversation, from the `sessionHeader`, else the request's `prompt_cache_key`, "
             "else `user`, else a fingerprint of the conversation's start (system prompt "
             "head + first user message); user: the request's `user` field (then the header, "
