@@ -193,6 +193,14 @@ class Pricing(ApiModel):
     output_per_million_tokens: float = Field(
         default=0.0, ge=0, description="USD per 1M completion tokens."
     )
+    cached_input_per_million_tokens: float | None = Field(
+        default=None,
+        ge=0,
+        description=(
+            "USD per 1M prompt tokens served from the provider's prompt cache (reported as "
+            "usage.prompt_tokens_details.cached_tokens). Unset: the input price."
+        ),
+    )
 
 
 class ModelSpec(ApiModel):
