@@ -343,3 +343,32 @@ async def test_fake_providers_refuse_each_others_tool_call_ids() -> None:
     finally:
         await a.close()
         await b.close()
+
+
+async def test_a_tool_result_whose_issuer_fails_falls_back_upward_and_is_counted(
+    replicas: Replicas,
+) -> None:
+    """The issuing model (the cheap canary) is down when the tool result comes back: the
+    turn goes to the same tier's baseline (a lenient provider that accepts the id), never
+    to a cheaper tier, and is counted as a lock fallback."""
+    await replicas.reload(split=[{"tier": "simple", "weight": 100.0}])
+    conv = Conversation("fb", "u", "x", agent=True)
+    conv.messages.append({"role": "user", "content": SIMPLE[0]})
+    r = await replicas.clients[0].post("/v1/chat/completions", json=conv.request_body("auto"))
+    assert r.status == 200 and r.headers["x-tierguard-model"] == "small"
+    assert conv.add_answer(await r.json())
+    async with aiohttp.ClientSession() as s:
+        for name, fields in (
+            ("small", {"error_rate": 1.0}),
+            ("big", {"accept_foreign_tool_calls": True}),
+        ):
+            url = str(replicas.fakes[name].make_url(f"/admin/profile/{name}-1"))
+            async with s.patch(url, json=fields) as resp:
+                assert resp.status == 200
+    r = await replicas.clients[1].post("/v1/chat/completions", json=conv.request_body("auto"))
+    assert r.status == 200, await r.text()
+    assert (r.headers["x-tierguard-model"], r.headers["x-tierguard-tier"]) == ("big", "simple")
+    assert r.headers["x-tierguard-arm"] == "canary"  # the issuing turn's arm
+    text = await replicas.metrics(1)
+    assert sample(text, "tierguard_stateful_turns_total", outcome="fallback") == 1
+    assert sample(text, "tierguard_unsafe_switches_total") == 0
