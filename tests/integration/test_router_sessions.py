@@ -13,6 +13,7 @@ only from the model that issued them):
 
 from __future__ import annotations
 
+import asyncio
 import json
 import random
 from collections.abc import AsyncIterator
@@ -372,3 +373,24 @@ async def test_a_tool_result_whose_issuer_fails_falls_back_upward_and_is_counted
     text = await replicas.metrics(1)
     assert sample(text, "tierguard_stateful_turns_total", outcome="fallback") == 1
     assert sample(text, "tierguard_unsafe_switches_total") == 0
+
+
+async def test_tool_calls_and_tool_results_are_not_shadow_judged(replicas: Replicas) -> None:
+    """A tool call has no text to compare, and the baseline would refuse a tool result
+    for a call it did not issue: neither is shadowed (a text answer still is)."""
+    await replicas.reload(split=[{"tier": "simple", "weight": 100.0}], shadow={"sampleRate": 1.0})
+    conv = Conversation("sh", "u", "x", agent=True)
+    conv.messages.append({"role": "user", "content": SIMPLE[0]})
+    client = replicas.clients[0]
+    for _ in range(3):  # tool call, tool call, text answer
+        r = await client.post("/v1/chat/completions", json=conv.request_body("auto"))
+        assert r.status == 200 and r.headers["x-tierguard-arm"] == "canary"
+        more = conv.add_answer(await r.json())
+    assert not more
+    plain = {"model": "auto", "messages": [{"role": "user", "content": SIMPLE[1]}]}
+    assert (await client.post("/v1/chat/completions", json=plain)).status == 200
+    rt = client.app[RUNTIME]  # type: ignore[index]
+    shadows = [t for t in rt.background if "shadow" in repr(t.get_coro())]
+    await asyncio.gather(*shadows, return_exceptions=True)
+    text = await replicas.metrics(0)
+    assert sample(text, "tierguard_shadow_judgements_total") == 1
