@@ -128,13 +128,16 @@ def test_upstream_body_prepends_voice_and_asks_for_usage() -> None:
         req,
         "small-1",
         render_system_prompt("Acme {model}/{tier} {x}", "small", "simple"),
-        want_usage=True,
+        add_usage=True,
     )
     assert body["model"] == "small-1"
     assert body["messages"][0] == {"role": "system", "content": "Acme small/simple {x}"}
     assert body["messages"][1]["content"] == "client system"
     assert body["stream_options"] == {"include_usage": True}
     assert req.body["model"] == "auto"  # the client's body is not mutated
+    # not configured to add usage: only what the client sent
+    plain = upstream_body(req, "small-1", None, add_usage=False)
+    assert "stream_options" not in plain and plain["messages"] == req.messages
 
 
 def test_error_statuses() -> None:

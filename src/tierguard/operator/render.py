@@ -136,6 +136,7 @@ def router_config(
             input=spec.classifier.input,
             max_input_chars=spec.classifier.max_input_chars,
             tiers=spec.classifier.tiers,
+            no_text_tier=spec.classifier.no_text_tier,
         ),
         models=[
             UpstreamModel.model_validate(
@@ -149,6 +150,7 @@ def router_config(
                     "pricing": m.pricing,
                     "timeout": m.timeout,
                     "systemPrompt": m.system_prompt,
+                    "streamUsage": m.stream_usage,
                 }
             )
             for m in spec.models
@@ -174,6 +176,7 @@ def router_config(
         server=ServerConfig(
             port=spec.router.port,
             max_body_bytes=spec.router.max_body_bytes,
+            max_response_bytes=spec.router.max_response_bytes,
             request_deadline=spec.router.request_deadline,
             client_api_keys=(
                 SecretSource(file=f"{CLIENT_KEYS_DIR}/{spec.router.client_api_keys_secret_ref.key}")

@@ -19,13 +19,16 @@ CLIENT_DISCONNECTED = "client_disconnected"
 SOURCE_CLASSIFIER = "classifier"
 SOURCE_CLASSIFIER_ERROR = "classifier_error"
 SOURCE_PINNED = "pinned"
+SOURCE_NO_TEXT = "no_text"
 
 
 @dataclass(frozen=True)
 class Classification:
     """The tier of a request and why: ``source`` is ``classifier`` (the model decided,
-    ``probabilities`` set), ``classifier_error`` (it failed: the catch-all tier) or
-    ``pinned`` (the client named a model; nothing was classified)."""
+    ``probabilities`` set), ``no_text`` (no user text to classify: the configured
+    ``classifier.noTextTier``, by default the most capable tier), ``classifier_error``
+    (it failed: the catch-all tier) or ``pinned`` (the client named a model; nothing was
+    classified)."""
 
     tier: str
     probabilities: dict[str, float] | None
@@ -85,8 +88,10 @@ def _count(value: Any) -> int:
 class Delivery:
     """What the client got from a served answer (reported by :mod:`~tierguard.router.relay`).
 
-    ``failed`` is the reason a stream ended early (``None``: complete);
-    :data:`CLIENT_DISCONNECTED` is the client leaving, not the model failing."""
+    ``failed`` is why a stream ended early (``None``: complete): an ``ERROR_REASONS``
+    label when the upstream failed (``truncated``, ``stream_error``, ``timeout`` ...),
+    ``deadline_exceeded``, or :data:`CLIENT_DISCONNECTED` (the client leaving, not the
+    model failing)."""
 
     ttft_s: float
     usage: dict[str, Any] | None

@@ -76,7 +76,11 @@ async def build_state(
         classifier = previous.classifier
     else:
         classifier = await asyncio.to_thread(load_config_classifier, config)
-    pool, retired = UpstreamPool.build(config.models, previous.pool if previous else None)
+    pool, retired = UpstreamPool.build(
+        config.models,
+        previous.pool if previous else None,
+        max_response_bytes=config.server.max_response_bytes,
+    )
     try:
         if config.feedback.signing_key is not None:
             signing_key = read_secret(config.feedback.signing_key).encode()
