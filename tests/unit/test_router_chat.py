@@ -178,3 +178,43 @@ def test_similarity_and_llm_verdict_parsing() -> None:
     assert parse_llm_verdict("AGREE.") == "agree"
     assert parse_llm_verdict("Disagree - they differ") == "disagree"
     assert parse_llm_verdict("I think they agree") == "error"
+
+
+# --------------------------------------------------------------------------- unicode
+
+
+@pytest.mark.parametrize(
+    ("body", "param"),
+    [
+        ({**OK, "user": "\ud83d"}, "user"),
+        ({**OK, "messages": [{"role": "user", "content": "a\udc00"}]}, "messages[0].content"),
+        (
+            {**OK, "messages": [{"role": "user", "content": [{"type": "text", "text": "\ud800"}]}]},
+            "messages[0].content[0].text",
+        ),
+        ({**OK, "metadata": {"k\udfff": 1}}, "metadata"),
+        ({**OK, "tools": [[[["\ud83d"]]]]}, "tools[0][0][0][0]"),
+    ],
+)
+def test_lone_surrogates_are_refused_naming_the_field(body: dict[str, Any], param: str) -> None:
+    with pytest.raises(InvalidRequestError) as info:
+        parse_chat_request(raw(body))  # json.dumps escapes them as \udXXX
+    assert (info.value.param, info.value.code) == (param, "invalid_unicode")
+
+
+def test_lone_surrogate_in_a_utf16_body_is_refused() -> None:
+    body = json.dumps({**OK, "user": "\ud83d"}).encode("utf-16")
+    with pytest.raises(InvalidRequestError) as info:
+        parse_chat_request(body)
+    assert info.value.code == "invalid_unicode"
+
+
+def test_surrogate_pairs_and_lookalikes_are_fine() -> None:
+    req = parse_chat_request(raw({**OK, "user": "\U0001f600 \\ud83d"}))
+    assert req.user == "\U0001f600 \\ud83d"
+
+
+def test_an_integer_too_long_to_convert_is_invalid_json() -> None:
+    with pytest.raises(InvalidRequestError) as info:
+        parse_chat_request(b'{"model": "auto", "n": ' + b"7" * 5000 + b"}")
+    assert info.value.code == "invalid_json"
