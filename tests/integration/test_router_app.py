@@ -423,10 +423,11 @@ def _keys(monkeypatch: pytest.MonkeyPatch) -> None:
 async def test_classifier_failure_routes_to_catch_all_tier(
     env: Env, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    def broken(text: str) -> None:
+    def broken(text: Any) -> None:
         raise RuntimeError("onnxruntime exploded")
 
     monkeypatch.setattr(env.runtime.state.classifier, "classify", broken)
+    monkeypatch.setattr(env.runtime.state.classifier, "classify_batch", broken)
     r = await env.chat(SIMPLE_QUERY)
     assert r.status == 200 and r.headers["x-tierguard-tier"] == "complex"
 

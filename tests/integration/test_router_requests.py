@@ -293,7 +293,10 @@ def test_fuzzed_requests_never_get_a_5xx(tiny_classifier: Path) -> None:
         if status >= 400:
             err = json.loads(payload)["error"]
             assert set(err) == ERROR_KEYS, err
-            assert loop.run_until_complete(invalid_total()) == before + 1, err
+            # the upstream's own refusal of a request the router passed on is counted as
+            # that model's error, not as an invalid request
+            counted = 0 if err["code"] == "upstream_rejected" else 1
+            assert loop.run_until_complete(invalid_total()) == before + counted, err
         elif ctype.startswith("text/event-stream"):
             lines = [ln for ln in payload.decode().splitlines() if ln.startswith("data: ")]
             assert lines[-1] == "data: [DONE]", lines[-3:]

@@ -239,3 +239,13 @@ def test_decoder_leniencies() -> None:
     ]
     # a multi-line JSON object is still one event
     assert feed_all([b'data: {"a":\ndata: {"b": 2}}\n\n']) == [b'{"a":\n{"b": 2}}']
+
+
+def test_tool_call_ids_in_chunks_are_wrapped() -> None:
+    rw = ChunkRewriter("did", "auto", include_usage=False, collect=False, wrap_id=lambda i: "W" + i)
+    rw.rewrite(line(chunk("")))  # learn the id (fast path afterwards)
+    call = {"index": 0, "id": "call_1", "type": "function", "function": {"name": "f"}}
+    obj = chunk("", choices=[{"index": 0, "delta": {"tool_calls": [call]}}])
+    out = decode(rw.rewrite(line(obj)))
+    assert out["choices"][0]["delta"]["tool_calls"][0]["id"] == "Wcall_1"
+    assert out["id"] == "did"

@@ -23,6 +23,7 @@ from tierguard.api.enums import (
     PromotionMode,
     Signal,
     StickinessKey,
+    Tiering,
 )
 
 #: RFC 1123 label: model and tier names appear in Prometheus labels, object names and URLs.
@@ -130,6 +131,32 @@ class ClassifierSpec(ApiModel):
         le=100000,
         description="Text beyond this many characters (from the end) is not classified.",
     )
+    tiering: Tiering = Field(
+        default=Tiering.SESSION,
+        description=(
+            "Session: a request's tier is the highest tier among its user messages (every "
+            "chat request resends the conversation), so a conversation's tier only goes up "
+            "and turns without new user text (tool results) keep theirs; each message is "
+            "classified once and cached. Request: only this request's `input` is classified."
+        ),
+    )
+    session_messages: int = Field(
+        default=0,
+        ge=0,
+        le=10000,
+        description=(
+            "Session tiering looks at the last this many user messages; 0 means all of them."
+        ),
+    )
+    cache_size: int = Field(
+        default=10000,
+        ge=0,
+        le=1_000_000,
+        description=(
+            "Per-message classifier results kept per router (least recently used evicted), "
+            "so classification cost does not grow with the conversation; 0 disables."
+        ),
+    )
     tiers: list[TierSpec] = Field(
         default_factory=lambda: [TierSpec(name="simple"), TierSpec(name="complex")],
         min_length=1,
@@ -216,6 +243,16 @@ class ModelSpec(ApiModel):
     timeout: Duration = Field(
         default="30s", description="Per-attempt timeout for one call to this model."
     )
+    context_window: int | None = Field(
+        default=None,
+        ge=1,
+        le=100_000_000,
+        description=(
+            "The model's context window in tokens. A request whose estimated prompt does "
+            "not fit goes to the next model of its route's chain (or a higher tier's) that "
+            "fits, counted as a context_window escalation (not an error). Unset: unlimited."
+        ),
+    )
     system_prompt: str | None = Field(
         default=None,
         max_length=20000,
@@ -286,11 +323,20 @@ class StickinessSpec(ApiModel):
     """What keeps a user in one arm across requests and replicas."""
 
     key: StickinessKey = Field(
-        default=StickinessKey.USER,
+        default=StickinessKey.SESSION,
         description=(
-            "user: the request's `user` field (then the header, then the request id); "
-            "header: the header below; requestId: no stickiness."
+            "session (default since v0.2; earlier policies were created with user): the "
+            "conversation, from the `sessionHeader`, else the request's `prompt_cache_key`, "
+            "else `user`, else a fingerprint of the conversation's start (system prompt "
+            "head + first user message); user: the request's `user` field (then the header, "
+            "then the request id); header: the header below; requestId: no stickiness."
         ),
+    )
+    session_header: str = Field(
+        default="x-session-id",
+        max_length=128,
+        pattern=r"^[A-Za-z0-9-]+$",
+        description="Header carrying a session (conversation) id, for key: session.",
     )
     header: str = Field(
         default="x-tierguard-user",

@@ -14,7 +14,7 @@ from typing import Annotated
 from pydantic import Field, model_validator
 
 from tierguard.api.durations import Duration
-from tierguard.api.enums import Arm, StickinessKey
+from tierguard.api.enums import Arm, StickinessKey, Tiering
 from tierguard.api.policy import (
     ApiModel,
     Fraction,
@@ -47,6 +47,9 @@ class ClassifierConfig(ApiModel):
     )
     input: str = Field(default="LastUserMessage", pattern=r"^(LastUserMessage|AllUserMessages)$")
     max_input_chars: int = Field(default=4000, ge=64)
+    tiering: Tiering = Tiering.SESSION
+    session_messages: int = Field(default=0, ge=0)
+    cache_size: int = Field(default=10000, ge=0)
     tiers: list[TierSpec] = Field(min_length=1)
     no_text_tier: Name | None = Field(
         default=None,
@@ -71,6 +74,7 @@ class UpstreamModel(ApiModel):
     api_key: SecretSource | None = None
     pricing: Pricing = Field(default_factory=Pricing)
     timeout: Duration = "30s"
+    context_window: int | None = Field(default=None, ge=1)
     system_prompt: str | None = None
     stream_usage: bool = Field(
         default=False,
@@ -104,8 +108,9 @@ class TierSplit(ApiModel):
 
 
 class Stickiness(ApiModel):
-    key: StickinessKey = StickinessKey.USER
+    key: StickinessKey = StickinessKey.SESSION
     header: str = "x-tierguard-user"
+    session_header: str = "x-session-id"
 
 
 class ServerConfig(ApiModel):

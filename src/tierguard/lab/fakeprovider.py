@@ -38,6 +38,11 @@ Knobs (per model, keyed by the upstream model id; ``"*"`` is the default)
     say, ``logprobs``).
 ``completion_words``
     Length of an answer in words (one chunk per word when streaming).
+``prompt_cache_ttl_s``
+    How long the model's prefix cache keeps a prompt prefix (0 disables it); cached
+    prefixes are reported as ``usage.prompt_tokens_details.cached_tokens``.
+Conversations (tool calls only the issuing model accepts, the prefix cache)
+    See :mod:`tierguard.lab.fakesession`.
 ``quality`` and ``default_quality``
     Probability that an answer is *good*, per query category. A query's category is
     ``metadata.category`` of the request (an OpenAI parameter the router passes through)
@@ -81,6 +86,8 @@ from typing import Any
 import yaml
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field
+
+from tierguard.lab.fakesession import PrefixCache, ToolCall, foreign_tool_call, tool_call_to_make
 
 log = logging.getLogger(__name__)
 
@@ -158,6 +165,7 @@ class ModelBehaviour(BaseModel):
     retry_after: str | None = None
     completion_words: int = Field(default=24, ge=1, le=4096)
     reject_params: list[str] = Field(default_factory=list)
+    prompt_cache_ttl_s: float = Field(default=300.0, ge=0)
     quality: dict[str, float] = Field(default_factory=dict)
     default_quality: float = Field(default=0.9, ge=0, le=1)
 
@@ -258,6 +266,7 @@ class Stats:
 
 STATS: web.AppKey[Stats] = web.AppKey("stats", Stats)
 RNG: web.AppKey[random.Random] = web.AppKey("rng", random.Random)
+CACHE: web.AppKey[PrefixCache] = web.AppKey("prefix_cache", PrefixCache)
 
 
 def _count(stats: Stats, key: str) -> None:
@@ -309,6 +318,21 @@ async def chat(request: web.Request) -> web.StreamResponse:
             },
             status=400,
         )
+    foreign = foreign_tool_call(model, messages)
+    if foreign is not None:
+        _count(stats, f"{model}:foreign_tool_call")
+        return web.json_response(
+            {
+                "error": {
+                    "message": f"Invalid 'tool_call_id': {foreign[:64]!r} was not issued by "
+                    "this model (simulated).",
+                    "type": "invalid_request_error",
+                    "param": "messages",
+                    "code": "invalid_tool_call_id",
+                }
+            },
+            status=400,
+        )
     roll = rng.random()
     if roll < b.rate_limit_rate:
         _count(stats, f"{model}:rate_limited")
@@ -339,8 +363,33 @@ async def chat(request: web.Request) -> web.StreamResponse:
     if b.big_word_bytes and len(words) > 1:
         words[1] += "x" * max(0, b.big_word_bytes - len(words[1]))
     marker = {"quality": "good" if good else "bad", "category": category, "model": model}
-    usage = {"prompt_tokens": count_tokens(messages), "completion_tokens": len(words)}
+    call: ToolCall | None = tool_call_to_make(body, model, stats.counts.get(f"{model}:ok", 0))
+    if call is not None:
+        words = []
+    prompt_tokens, cached = request.app[CACHE].lookup_and_store(
+        model, messages, time.monotonic(), b.prompt_cache_ttl_s
+    )
+    usage: dict[str, Any] = {
+        "prompt_tokens": prompt_tokens,
+        "completion_tokens": len(words) or 8,
+    }
     usage["total_tokens"] = usage["prompt_tokens"] + usage["completion_tokens"]
+    usage["prompt_tokens_details"] = {"cached_tokens": min(cached, usage["prompt_tokens"])}
+    message: dict[str, Any] = {"role": "assistant", "content": " ".join(words)}
+    finish = "stop"
+    if call is not None:
+        message = {
+            "role": "assistant",
+            "content": None,
+            "tool_calls": [
+                {
+                    "id": call.id,
+                    "type": "function",
+                    "function": {"name": call.name, "arguments": call.arguments},
+                }
+            ],
+        }
+        finish = "tool_calls"
     cid = f"chatcmpl-fake{_h('id', str(time.time_ns()), str(rng.random())) % 10**12}"
     created = int(time.time())
     _count(stats, f"{model}:ok")
@@ -351,13 +400,7 @@ async def chat(request: web.Request) -> web.StreamResponse:
                 "object": "chat.completion",
                 "created": created,
                 "model": model,
-                "choices": [
-                    {
-                        "index": 0,
-                        "finish_reason": "stop",
-                        "message": {"role": "assistant", "content": " ".join(words)},
-                    }
-                ],
+                "choices": [{"index": 0, "finish_reason": finish, "message": message}],
                 "usage": usage,
                 "tierguard_fake": marker,
             }
@@ -378,7 +421,21 @@ async def chat(request: web.Request) -> web.StreamResponse:
         }
         return b"data: " + json.dumps(obj).encode() + b"\n\n"
 
-    if b.stream_role_chunk:
+    if call is not None:
+        head = {"index": 0, "id": call.id, "type": "function"}
+        await resp.write(
+            chunk(
+                {
+                    "role": "assistant",
+                    "content": None,
+                    "tool_calls": [{**head, "function": {"name": call.name, "arguments": ""}}],
+                }
+            )
+        )
+        await resp.write(
+            chunk({"tool_calls": [{"index": 0, "function": {"arguments": call.arguments}}]})
+        )
+    elif b.stream_role_chunk:
         await resp.write(chunk({"role": "assistant", "content": ""}))
     fail_after = rng.random() < b.stream_fail_rate
     # (draw only for the faults a profile enables: seeded profiles keep their sequence)
@@ -407,7 +464,7 @@ async def chat(request: web.Request) -> web.StreamResponse:
             _count(stats, f"{model}:stream_truncated")
             await resp.write_eof()  # a clean end of the body, but no finish_reason/[DONE]
             return resp
-    await resp.write(chunk({}, "stop"))
+    await resp.write(chunk({}, finish))
     options = body.get("stream_options") or {}
     if options.get("include_usage"):
         obj = {
@@ -475,6 +532,7 @@ def create_fake_app(profile: FakeProfile | None = None) -> web.Application:
     app[PROFILE] = [profile]
     app[STATS] = Stats()
     app[RNG] = random.Random(profile.seed)
+    app[CACHE] = PrefixCache()
     app.router.add_post("/v1/chat/completions", chat)
     app.router.add_post("/chat/completions", chat)
     app.router.add_get("/v1/models", models)

@@ -135,6 +135,9 @@ def router_config(
             path=classifier_path,
             input=spec.classifier.input,
             max_input_chars=spec.classifier.max_input_chars,
+            tiering=spec.classifier.tiering,
+            session_messages=spec.classifier.session_messages,
+            cache_size=spec.classifier.cache_size,
             tiers=spec.classifier.tiers,
             no_text_tier=spec.classifier.no_text_tier,
         ),
@@ -149,6 +152,7 @@ def router_config(
                     ),
                     "pricing": m.pricing,
                     "timeout": m.timeout,
+                    "contextWindow": m.context_window,
                     "systemPrompt": m.system_prompt,
                     "streamUsage": m.stream_usage,
                 }
@@ -171,7 +175,9 @@ def router_config(
             if r.candidate is not None
         ],
         stickiness=Stickiness(
-            key=spec.rollout.stickiness.key, header=spec.rollout.stickiness.header
+            key=spec.rollout.stickiness.key,
+            header=spec.rollout.stickiness.header,
+            session_header=spec.rollout.stickiness.session_header,
         ),
         server=ServerConfig(
             port=spec.router.port,

@@ -46,6 +46,7 @@ from tierguard.router.runtime import (
 )
 from tierguard.router.sse import ChunkRewriter
 from tierguard.router.state import RouterState
+from tierguard.router.toolcalls import wrap_choices
 from tierguard.router.upstream import JsonAnswer
 
 log = logging.getLogger("tierguard.router")
@@ -156,6 +157,7 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
         metrics=rt.metrics,
         started=started,
         wall_start=wall_start,
+        headers=request.headers,
     )
     events = pipeline.ChainEvents(rt.metrics, config.policy, planned)
     try:
@@ -176,11 +178,14 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
         "x-tierguard-model": result.model,
     }
     response: web.StreamResponse
+    wrap_id = pipeline.tool_call_wrapper(state, planned, result.model)
     if isinstance(result.answer, JsonAnswer):
+        if wrap_id is not None:
+            wrap_choices(result.answer.payload, "message", wrap_id)
         response, delivery = relay.json_response(result.answer, headers, did, req.model, started)
     else:
         collect = config.observability.log_prompts or pipeline.wants_shadow(state, planned)
-        rewriter = ChunkRewriter(did, req.model, req.include_usage, collect)
+        rewriter = ChunkRewriter(did, req.model, req.include_usage, collect, wrap_id=wrap_id)
         response, delivery = await relay.stream_response(
             request, result.answer, headers, rewriter, started, planned.deadline
         )

@@ -11,15 +11,14 @@ from typing import Any
 
 from tierguard.api.policy import Pricing
 from tierguard.router.chat import ChatRequest
+from tierguard.router.conversation import TurnPlan
 from tierguard.router.split import RoutePlan
 
 CLIENT_DISCONNECTED = "client_disconnected"
 
-#: Classification.source values
-SOURCE_CLASSIFIER = "classifier"
-SOURCE_CLASSIFIER_ERROR = "classifier_error"
+#: Classification.source of a pinned request (routed ones: the values of
+#: ``tierguard.router.conversation.SOURCE_*``)
 SOURCE_PINNED = "pinned"
-SOURCE_NO_TEXT = "no_text"
 
 
 @dataclass(frozen=True)
@@ -46,6 +45,8 @@ class Planned:
     wall_start: float  # time.time() at arrival (log timestamps, decision ids)
     started: float  # loop.time() at arrival
     deadline: float  # loop.time() by which the request must be answered
+    #: how a routed request was planned as a turn of its conversation (None: pinned)
+    turn: TurnPlan | None = None
 
     @property
     def arm(self) -> str:
@@ -77,11 +78,15 @@ def usage_cost(pricing: Pricing, usage: dict[str, Any] | None) -> Usage:
     return Usage(prompt, completion, cost)
 
 
+#: more tokens than any answer has: a count above it is garbage, not a bill
+MAX_TOKENS = 10**12
+
+
 def _count(value: Any) -> int:
     """A token count from an upstream's usage object (garbage counts as 0)."""
     if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
         return 0
-    return max(0, int(value))
+    return max(0, int(value)) if value <= MAX_TOKENS else 0
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,8 @@ escaped, so these byte sequences with bare quotes can only be JSON keys and valu
 only chunk this could misread is one whose top-level id changed while a nested ``id``
 key still holds the old one. Any other chunk (a new id, usage, an error, a
 finish_reason, or all of them when the answer text is collected for shadow evaluation)
-takes the parse path. The rewriter also tracks whether the stream
+takes the parse path, as do chunks carrying tool calls when the router wraps their ids
+(:mod:`tierguard.router.toolcalls`). The rewriter also tracks whether the stream
 finished (a ``finish_reason`` for every choice seen, or ``[DONE]``), so a stream that
 merely stops can be told from a complete one.
 """
@@ -31,8 +32,11 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
+
+from tierguard.router.toolcalls import wrap_choices
 
 DONE = b"[DONE]"
 DONE_EVENT = b"data: [DONE]\n\n"
@@ -188,6 +192,8 @@ class ChunkRewriter:
     model: str
     include_usage: bool  # the client asked for the usage chunk
     collect: bool  # keep the answer text (shadow evaluation, prompt logging)
+    #: rewrites an upstream tool-call id for the client (see router/toolcalls.py)
+    wrap_id: Callable[[str], str] | None = None
     usage: dict[str, Any] | None = None
     parts: list[str] = field(default_factory=list)
     done: bool = False  # the upstream sent [DONE]
@@ -223,6 +229,8 @@ class ChunkRewriter:
             return None
         if b'"usage"' in data or b'"error"' in data:
             return None
+        if self.wrap_id is not None and b'"tool_calls"' in data:
+            return None
         if _FINISH in data and data.count(_FINISH) != len(_NULL_FINISH.findall(data)):
             return None
         out, n = self._id_re.subn(self._id_to, data)
@@ -250,6 +258,8 @@ class ChunkRewriter:
         chunk["id"] = self.decision_id
         if "model" in chunk:
             chunk["model"] = self.model
+        if self.wrap_id is not None:
+            wrap_choices(chunk, "delta", self.wrap_id)
         if isinstance(chunk.get("usage"), dict):
             self.usage = chunk["usage"]
             if not self.include_usage:
