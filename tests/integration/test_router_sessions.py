@@ -314,3 +314,32 @@ async def test_cache_fields_pass_through_untouched(tiny_classifier: Path) -> Non
     finally:
         await client.close()
         await upstream.close()
+
+
+async def test_fake_providers_refuse_each_others_tool_call_ids() -> None:
+    """The simulation is faithful: even two providers serving the same model id refuse a
+    tool result whose call the other one issued, and report cached prompt tokens."""
+    a, b = fake(), fake()
+    for f in (a, b):
+        await f.start_server()
+    try:
+        async with aiohttp.ClientSession() as s:
+            msgs: list[dict[str, Any]] = [{"role": "user", "content": "where is my order"}]
+            body = {"model": "same-1", "messages": msgs, "tools": TOOLS}
+            async with s.post(str(a.make_url("/v1/chat/completions")), json=body) as r:
+                first = await r.json()
+            call = first["choices"][0]["message"]["tool_calls"][0]
+            msgs += [
+                first["choices"][0]["message"],
+                {"role": "tool", "tool_call_id": call["id"], "content": "shipped"},
+            ]
+            async with s.post(str(b.make_url("/v1/chat/completions")), json=body) as r:
+                assert r.status == 400
+                assert (await r.json())["error"]["code"] == "invalid_tool_call_id"
+            async with s.post(str(a.make_url("/v1/chat/completions")), json=body) as r:
+                assert r.status == 200
+                usage = (await r.json())["usage"]
+            assert 0 < usage["prompt_tokens_details"]["cached_tokens"] < usage["prompt_tokens"]
+    finally:
+        await a.close()
+        await b.close()

@@ -220,6 +220,14 @@ class Pricing(ApiModel):
     output_per_million_tokens: float = Field(
         default=0.0, ge=0, description="USD per 1M completion tokens."
     )
+    cached_input_per_million_tokens: float | None = Field(
+        default=None,
+        ge=0,
+        description=(
+            "USD per 1M prompt tokens served from the provider's prompt cache (reported as "
+            "usage.prompt_tokens_details.cached_tokens). Unset: the input price."
+        ),
+    )
 
 
 class ModelSpec(ApiModel):
@@ -325,7 +333,8 @@ class StickinessSpec(ApiModel):
     key: StickinessKey = Field(
         default=StickinessKey.SESSION,
         description=(
-            "session (default since v0.2; earlier policies were created with user): the "
+            "session (the default for new policies; a policy created before keeps the `user` "
+            "the API server stored for it): the "
             "conversation, from the `sessionHeader`, else the request's `prompt_cache_key`, "
             "else `user`, else a fingerprint of the conversation's start (system prompt "
             "head + first user message); user: the request's `user` field (then the header, "

@@ -79,6 +79,7 @@ import logging
 import math
 import random
 import re
+import secrets
 import time
 from pathlib import Path
 from typing import Any
@@ -267,6 +268,9 @@ class Stats:
 STATS: web.AppKey[Stats] = web.AppKey("stats", Stats)
 RNG: web.AppKey[random.Random] = web.AppKey("rng", random.Random)
 CACHE: web.AppKey[PrefixCache] = web.AppKey("prefix_cache", PrefixCache)
+#: a random name per provider process: two providers serving the same model id still
+#: refuse each other's tool-call ids
+ISSUER: web.AppKey[str] = web.AppKey("issuer", str)
 
 
 def _count(stats: Stats, key: str) -> None:
@@ -318,7 +322,8 @@ async def chat(request: web.Request) -> web.StreamResponse:
             },
             status=400,
         )
-    foreign = foreign_tool_call(model, messages)
+    issuer = f"{request.app[ISSUER]}:{model}"  # this provider's model, not a namesake's
+    foreign = foreign_tool_call(issuer, messages)
     if foreign is not None:
         _count(stats, f"{model}:foreign_tool_call")
         return web.json_response(
@@ -363,7 +368,7 @@ async def chat(request: web.Request) -> web.StreamResponse:
     if b.big_word_bytes and len(words) > 1:
         words[1] += "x" * max(0, b.big_word_bytes - len(words[1]))
     marker = {"quality": "good" if good else "bad", "category": category, "model": model}
-    call: ToolCall | None = tool_call_to_make(body, model, stats.counts.get(f"{model}:ok", 0))
+    call: ToolCall | None = tool_call_to_make(body, issuer, stats.counts.get(f"{model}:ok", 0))
     if call is not None:
         words = []
     prompt_tokens, cached = request.app[CACHE].lookup_and_store(
@@ -533,6 +538,7 @@ def create_fake_app(profile: FakeProfile | None = None) -> web.Application:
     app[STATS] = Stats()
     app[RNG] = random.Random(profile.seed)
     app[CACHE] = PrefixCache()
+    app[ISSUER] = secrets.token_hex(4)
     app.router.add_post("/v1/chat/completions", chat)
     app.router.add_post("/chat/completions", chat)
     app.router.add_get("/v1/models", models)

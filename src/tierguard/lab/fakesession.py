@@ -8,7 +8,9 @@
 * **Tool calls.** A request that offers ``tools`` and ends with a user message is answered
   with a tool call; after the results come back, with another one until
   ``metadata.tool_rounds`` (default 1) calls were made since the last user message, then
-  with text. Ids are ``call_<model tag>_<n>``: only the issuing model accepts them. Tool
+  with text. Ids are ``call_<issuer tag>_<n>``, the issuer being the provider process
+  and model: only the issuing model accepts them (two providers serving the same model
+  id refuse each other's). Tool
   results sent to another model (the trailing ``tool`` messages of the request) get a
   400, as providers that validate tool-call ids do; a closed exchange further up the
   history is accepted by every model.
@@ -25,8 +27,8 @@ from typing import Any, Final
 MAX_ENTRIES: Final = 200_000
 
 
-def _tag(model: str) -> str:
-    return hashlib.sha256(("tool:" + model).encode()).hexdigest()[:8]
+def _tag(issuer: str) -> str:
+    return hashlib.sha256(("tool:" + issuer).encode()).hexdigest()[:8]
 
 
 def message_tokens(msg: Any) -> int:
@@ -72,14 +74,15 @@ class PrefixCache:
         return max(1, total), cached
 
 
-def new_tool_call_id(model: str, seq: int) -> str:
-    return f"call_{_tag(model)}_{seq}"
+def new_tool_call_id(issuer: str, seq: int) -> str:
+    """A tool-call id naming its issuer (a provider's model) by a short hash."""
+    return f"call_{_tag(issuer)}_{seq}"
 
 
-def foreign_tool_call(model: str, messages: list[Any]) -> str | None:
-    """The first tool-call id among the request's trailing tool results that ``model`` did
-    not issue, else None."""
-    mine = f"call_{_tag(model)}_"
+def foreign_tool_call(issuer: str, messages: list[Any]) -> str | None:
+    """The first tool-call id among the request's trailing tool results that ``issuer``
+    did not issue, else None."""
+    mine = f"call_{_tag(issuer)}_"
     for msg in reversed(messages):
         if not isinstance(msg, dict) or msg.get("role") != "tool":
             break
@@ -96,7 +99,7 @@ class ToolCall:
     arguments: str
 
 
-def tool_call_to_make(body: dict[str, Any], model: str, seq: int) -> ToolCall | None:
+def tool_call_to_make(body: dict[str, Any], issuer: str, seq: int) -> ToolCall | None:
     """The tool call this request is answered with, or None for a text answer."""
     tools = body.get("tools")
     messages = body.get("messages") or []
@@ -119,4 +122,4 @@ def tool_call_to_make(body: dict[str, Any], model: str, seq: int) -> ToolCall | 
         return None
     first = tools[0] if isinstance(tools[0], dict) else {}
     name = str((first.get("function") or {}).get("name") or "tool")
-    return ToolCall(new_tool_call_id(model, seq), name, json.dumps({"step": made + 1}))
+    return ToolCall(new_tool_call_id(issuer, seq), name, json.dumps({"step": made + 1}))

@@ -67,13 +67,22 @@ class Usage:
 
 
 def usage_cost(pricing: Pricing, usage: dict[str, Any] | None) -> Usage:
-    """An upstream ``usage`` object priced with the model's pricing (no usage: zero)."""
+    """An upstream ``usage`` object priced with the model's pricing (no usage: zero). The
+    prompt's cached part (``prompt_tokens_details.cached_tokens``) is priced at
+    ``cachedInputPerMillionTokens`` when the model declares it."""
     if not usage:
         return Usage()
     prompt = _count(usage.get("prompt_tokens"))
     completion = _count(usage.get("completion_tokens"))
+    details = usage.get("prompt_tokens_details")
+    cached = min(prompt, _count(details.get("cached_tokens"))) if isinstance(details, dict) else 0
+    cached_price = pricing.cached_input_per_million_tokens
+    if cached_price is None:
+        cached_price = pricing.input_per_million_tokens
     cost = (
-        prompt * pricing.input_per_million_tokens + completion * pricing.output_per_million_tokens
+        (prompt - cached) * pricing.input_per_million_tokens
+        + cached * cached_price
+        + completion * pricing.output_per_million_tokens
     ) / 1e6
     return Usage(prompt, completion, cost)
 
