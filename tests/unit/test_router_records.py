@@ -53,6 +53,7 @@ def _record(**extra: Any) -> DecisionRecord:
         revision="r1",
         tier="simple",
         probabilities=None,
+        tier_source="classifier",
         bucket=3,
         arm="control",
         stream=False,

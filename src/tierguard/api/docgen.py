@@ -74,7 +74,8 @@ def render_metrics_md() -> str:
         f"- `{m.OUTCOME}` on requests: "
         + ", ".join(f"`{o}`" for o in m.OUTCOMES)
         + " (ok: served by the first model of the chain; escalated: by a fallback or a "
-        "hedge; error: nothing served). On hedges: "
+        "hedge; error: nothing served, or a stream the upstream broke, errored or ended "
+        "without finish_reason/[DONE] after its first chunk). On hedges: "
         f"`{m.HEDGE_PRIMARY}`, `{m.HEDGE_HEDGE}` (which side won). On config reloads: "
         f"`{m.RELOAD_OK}`, `{m.RELOAD_ERROR}`.",
         f"- `{m.REASON}` on upstream errors: "

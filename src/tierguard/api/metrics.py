@@ -35,7 +35,8 @@ ROUTE_LABELS: Final = (POLICY, TIER, ARM, MODEL)
 
 # Label values ------------------------------------------------------------------
 #: requests_total{outcome}: ok = served by the first model of the chain; escalated =
-#: served by a fallback or hedge; error = nothing served (client got an error).
+#: served by a fallback or hedge; error = nothing served (client got an error), or a
+#: stream the upstream broke, errored or cut short after its first chunk.
 OUTCOME_OK: Final = "ok"
 OUTCOME_ESCALATED: Final = "escalated"
 OUTCOME_ERROR: Final = "error"
@@ -48,7 +49,9 @@ VERDICT_AGREE: Final = "agree"
 VERDICT_DISAGREE: Final = "disagree"
 VERDICT_ERROR: Final = "error"  # the shadow call or the judge failed: not a quality signal
 
-#: upstream_errors_total{reason}
+#: upstream_errors_total{reason}. ``stream_error``: a 200 stream carried an error event;
+#: ``truncated``: a stream ended after some content with no finish_reason and no [DONE];
+#: ``protocol``: an unreadable answer, or one over ``server.maxResponseBytes``.
 ERROR_REASONS: Final = (
     "connect",
     "timeout",
@@ -56,6 +59,8 @@ ERROR_REASONS: Final = (
     "server_error",
     "client_error",
     "protocol",
+    "stream_error",
+    "truncated",
 )
 
 #: escalations_total{reason}: the serving model failed, or the latency budget passed
@@ -178,7 +183,7 @@ UPSTREAM_ERRORS: Final = MetricDef(
     f"{NAMESPACE}_upstream_errors_total",
     "counter",
     "Failed upstream attempts by model and reason (connect, timeout, rate_limited, "
-    "server_error, client_error, protocol).",
+    "server_error, client_error, protocol, stream_error, truncated).",
     (POLICY, MODEL, REASON),
 )
 ESCALATIONS: Final = MetricDef(

@@ -171,6 +171,26 @@ class ClassifierSpec(ApiModel):
         },
         description="Tiers in order, cheapest first. Must match the classifier model's tiers.",
     )
+    no_text_tier: Name | None = Field(
+        default=None,
+        description=(
+            "Tier for requests with nothing to classify: no user text at all (only images "
+            "or other non-text parts, only system or assistant messages, blank text). Unset: "
+            "the last, most capable tier, since nothing says the request is simple."
+        ),
+    )
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                _cel(
+                    "!has(self.noTextTier) || self.tiers.exists(t, t.name == self.noTextTier)",
+                    "noTextTier must be one of classifier.tiers",
+                    ".noTextTier",
+                )
+            ]
+        }
+    )
 
     @model_validator(mode="after")
     def _unique_tiers(self) -> ClassifierSpec:
@@ -178,7 +198,14 @@ class ClassifierSpec(ApiModel):
         dup = {n for n in names if names.count(n) > 1}
         if dup:
             raise ValueError(f"classifier.tiers: duplicate tier names {sorted(dup)}")
+        check_no_text_tier(self.no_text_tier, names)
         return self
+
+
+def check_no_text_tier(no_text_tier: str | None, tiers: list[str]) -> None:
+    """``noTextTier`` must name a tier (the same rule as the CEL rule above)."""
+    if no_text_tier is not None and no_text_tier not in tiers:
+        raise ValueError(f"classifier.noTextTier: {no_text_tier!r} is not one of {tiers}")
 
 
 # --------------------------------------------------------------------------- models
@@ -241,6 +268,18 @@ class ModelSpec(ApiModel):
             "System prompt template prepended for this model so every model answers in the "
             "product's voice. Placeholders: {model}, {tier}. A client's own system message "
             "is kept after it."
+        ),
+    )
+    stream_usage: bool = Field(
+        default=False,
+        description=(
+            "The upstream accepts stream_options.include_usage (OpenAI and most compatible "
+            "servers do): the router asks for the usage chunk on streaming calls, so tokens "
+            "and cost of streamed answers are counted (the chunk is dropped again for clients "
+            "that did not ask). Off: only a client's own stream_options is sent, and streamed "
+            "answers count tokens only when the client asked for usage. If the upstream "
+            "refuses the router's addition anyway, the call is retried without it (never "
+            "counted against the model)."
         ),
     )
 
@@ -577,6 +616,17 @@ class RouterSpec(ApiModel):
     )
     max_body_bytes: int = Field(
         default=1_048_576, ge=1024, le=67_108_864, description="Largest accepted request body."
+    )
+    max_response_bytes: int = Field(
+        default=33_554_432,
+        ge=65_536,
+        le=1_073_741_824,
+        description=(
+            "Largest upstream answer the router reads: a whole non-streaming answer, or one "
+            "event of a stream (there is no other line limit). Over it, the attempt fails "
+            "(before the first chunk: the next model is tried) with a message naming this "
+            "field."
+        ),
     )
     request_deadline: Duration = Field(
         default="60s", description="Total deadline of one request, fallbacks included."

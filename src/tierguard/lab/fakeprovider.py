@@ -17,6 +17,22 @@ Knobs (per model, keyed by the upstream model id; ``"*"`` is the default)
     until the client gives up: a timeout).
 ``stream_fail_rate``
     Streaming: share of streams cut off with a broken connection after the first chunk.
+``stream_error_rate``, ``stream_error_after_words``
+    Streaming: share of streams answered 200 whose stream then carries an OpenAI error
+    event (``data: {"error": ...}``) after that many content words (0: before any
+    content, right after the empty role chunk) and ends.
+``stream_role_chunk``
+    Streaming: start with an empty ``{"role": "assistant", "content": ""}`` chunk
+    (default, as OpenAI does).
+``stream_truncate_rate``
+    Streaming: share of streams that end cleanly (a proper end of the body) after the
+    first content word, with no ``finish_reason`` and no ``[DONE]``.
+``stream_vary_ids``
+    Streaming: every chunk carries a different ``id`` (as some gateways do).
+``big_word_bytes``
+    The answer's second word is padded to this many bytes (streaming: one long SSE line).
+``retry_after``
+    ``Retry-After`` header value sent with simulated 429s.
 ``reject_params``
     Request parameters this model refuses with a 400 (a model that does not support,
     say, ``logprobs``).
@@ -144,6 +160,13 @@ class ModelBehaviour(BaseModel):
     rate_limit_rate: float = Field(default=0.0, ge=0, le=1)
     hang_rate: float = Field(default=0.0, ge=0, le=1)
     stream_fail_rate: float = Field(default=0.0, ge=0, le=1)
+    stream_error_rate: float = Field(default=0.0, ge=0, le=1)
+    stream_error_after_words: int = Field(default=0, ge=0)
+    stream_truncate_rate: float = Field(default=0.0, ge=0, le=1)
+    stream_role_chunk: bool = True
+    stream_vary_ids: bool = False
+    big_word_bytes: int = Field(default=0, ge=0, le=64 << 20)
+    retry_after: str | None = None
     completion_words: int = Field(default=24, ge=1, le=4096)
     reject_params: list[str] = Field(default_factory=list)
     prompt_cache_ttl_s: float = Field(default=300.0, ge=0)
@@ -259,10 +282,13 @@ def _count(stats: Stats, key: str) -> None:
     stats.counts[key] = stats.counts.get(key, 0) + 1
 
 
-def _error(status: int, message: str, type_: str, code: str) -> web.Response:
+def _error(
+    status: int, message: str, type_: str, code: str, headers: dict[str, str] | None = None
+) -> web.Response:
     return web.json_response(
         {"error": {"message": message, "type": type_, "param": None, "code": code}},
         status=status,
+        headers=headers,
     )
 
 
@@ -320,7 +346,13 @@ async def chat(request: web.Request) -> web.StreamResponse:
     roll = rng.random()
     if roll < b.rate_limit_rate:
         _count(stats, f"{model}:rate_limited")
-        return _error(429, "Rate limit reached (simulated)", "rate_limit_error", "rate_limited")
+        return _error(
+            429,
+            "Rate limit reached (simulated)",
+            "rate_limit_error",
+            "rate_limited",
+            {"Retry-After": b.retry_after} if b.retry_after is not None else None,
+        )
     roll -= b.rate_limit_rate
     if roll < b.error_rate:
         _count(stats, f"{model}:server_error")
@@ -338,6 +370,8 @@ async def chat(request: web.Request) -> web.StreamResponse:
     good = is_good(model, prompt, quality)
     verdict = judge_reply(prompt)
     words = [verdict] if verdict else answer_words(model, prompt, good, b.completion_words)
+    if b.big_word_bytes and len(words) > 1:
+        words[1] += "x" * max(0, b.big_word_bytes - len(words[1]))
     marker = {"quality": "good" if good else "bad", "category": category, "model": model}
     call: ToolCall | None = tool_call_to_make(body, issuer, stats.counts.get(f"{model}:ok", 0))
     if call is not None:
@@ -384,9 +418,11 @@ async def chat(request: web.Request) -> web.StreamResponse:
     resp = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
     await resp.prepare(request)
 
+    serial = iter(range(1 << 30))
+
     def chunk(delta: dict[str, Any], finish: str | None = None) -> bytes:
         obj = {
-            "id": cid,
+            "id": f"{cid}-{next(serial)}" if b.stream_vary_ids else cid,
             "object": "chat.completion.chunk",
             "created": created,
             "model": model,
@@ -409,11 +445,24 @@ async def chat(request: web.Request) -> web.StreamResponse:
         await resp.write(
             chunk({"tool_calls": [{"index": 0, "function": {"arguments": call.arguments}}]})
         )
-    else:
+    elif b.stream_role_chunk:
         await resp.write(chunk({"role": "assistant", "content": ""}))
     fail_after = rng.random() < b.stream_fail_rate
+    # (draw only for the faults a profile enables: seeded profiles keep their sequence)
+    error_at = (
+        b.stream_error_after_words
+        if b.stream_error_rate and rng.random() < b.stream_error_rate
+        else None
+    )
+    truncate = bool(b.stream_truncate_rate) and rng.random() < b.stream_truncate_rate
     for i, word in enumerate(words):
-        if b.inter_chunk_s:
+        if i == error_at:
+            _count(stats, f"{model}:stream_error")
+            err = {"message": "Internal error (simulated)", "type": "server_error", "code": None}
+            await resp.write(b"data: " + json.dumps({"error": err}).encode() + b"\n\n")
+            await resp.write_eof()
+            return resp
+        if b.inter_chunk_s and i > 0:  # the first word comes with the first byte
             await asyncio.sleep(b.inter_chunk_s)
         await resp.write(chunk({"content": word if i == 0 else " " + word}))
         if fail_after and i == 0:
@@ -421,11 +470,15 @@ async def chat(request: web.Request) -> web.StreamResponse:
             assert request.transport is not None
             request.transport.close()  # a broken connection, not a clean end
             return resp
+        if truncate and i == 0:
+            _count(stats, f"{model}:stream_truncated")
+            await resp.write_eof()  # a clean end of the body, but no finish_reason/[DONE]
+            return resp
     await resp.write(chunk({}, finish))
     options = body.get("stream_options") or {}
     if options.get("include_usage"):
         obj = {
-            "id": cid,
+            "id": f"{cid}-{next(serial)}" if b.stream_vary_ids else cid,
             "object": "chat.completion.chunk",
             "created": created,
             "model": model,

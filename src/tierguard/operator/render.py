@@ -139,6 +139,7 @@ def router_config(
             session_messages=spec.classifier.session_messages,
             cache_size=spec.classifier.cache_size,
             tiers=spec.classifier.tiers,
+            no_text_tier=spec.classifier.no_text_tier,
         ),
         models=[
             UpstreamModel.model_validate(
@@ -153,6 +154,7 @@ def router_config(
                     "timeout": m.timeout,
                     "contextWindow": m.context_window,
                     "systemPrompt": m.system_prompt,
+                    "streamUsage": m.stream_usage,
                 }
             )
             for m in spec.models
@@ -180,6 +182,7 @@ def router_config(
         server=ServerConfig(
             port=spec.router.port,
             max_body_bytes=spec.router.max_body_bytes,
+            max_response_bytes=spec.router.max_response_bytes,
             request_deadline=spec.router.request_deadline,
             client_api_keys=(
                 SecretSource(file=f"{CLIENT_KEYS_DIR}/{spec.router.client_api_keys_secret_ref.key}")

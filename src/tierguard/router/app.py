@@ -27,6 +27,7 @@ from tierguard.router.errors import (
     FeedbackRejectedError,
     NotReadyError,
     PayloadTooLargeError,
+    RateLimitedError,
     RouterError,
     UpstreamFailedError,
     UpstreamRejectedError,
@@ -81,10 +82,10 @@ async def error_middleware(
 def _error_response(request: web.Request, err: RouterError) -> web.Response:
     rt = request.app[RUNTIME]
     status = http_status(err)
-    if 400 <= status < 500 and not isinstance(err, UpstreamRejectedError | FeedbackRejectedError):
+    if 400 <= status < 500 and err.client_fault:
         policy = rt.state.config.policy if rt.state else ""
         rt.metrics.invalid_requests.labels(policy, err.code).inc()
-    return web.json_response(err.body(), status=status)
+    return web.json_response(err.body(), status=status, headers=err.headers)
 
 
 # --------------------------------------------------------------------------- helpers
@@ -102,8 +103,12 @@ def _authorize(request: web.Request, state: RouterState) -> None:
         return
     header = request.headers.get("Authorization", "")
     scheme, _, token = header.partition(" ")
+    # surrogatepass: header bytes that are not UTF-8 arrive as surrogate escapes; such a
+    # key simply does not match (never an encoding error)
+    presented = token.strip().encode("utf-8", "surrogatepass")
     ok = scheme.lower() == "bearer" and any(
-        hmac.compare_digest(token.strip().encode(), k.encode()) for k in state.client_keys
+        hmac.compare_digest(presented, k.encode("utf-8", "surrogatepass"))
+        for k in state.client_keys
     )
     if not ok:
         raise AuthenticationError(
@@ -157,7 +162,12 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
     events = pipeline.ChainEvents(rt.metrics, config.policy, planned)
     try:
         result = await pipeline.call(state, planned, events)
-    except (UpstreamFailedError, DeadlineExceededError, UpstreamRejectedError) as err:
+    except (
+        UpstreamFailedError,
+        DeadlineExceededError,
+        UpstreamRejectedError,
+        RateLimitedError,
+    ) as err:
         pipeline.account_failure(rt, state, planned, events, err)
         raise
     did = pipeline.sign(state, planned, result.model)

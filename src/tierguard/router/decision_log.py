@@ -1,7 +1,8 @@
 """The decision log: one JSON line per request (and per feedback), for audits and joins.
 
 Fields: ts, request_id, user_hash (salted sha256, never the user id), policy, revision,
-tier, probabilities, bucket, arm, stream, model, outcome, status, latency_s, chain (each
+tier, probabilities, tier_source (``classifier``, ``no_text``, ``classifier_error`` or
+``pinned``), bucket, arm, stream, model, outcome, status, latency_s, chain (each
 attempt and its result), escalations, hedged, and for an answered request decision_id,
 ttft_s, tokens (prompt, completion, cached), cost_usd (and error when a stream ended
 early); for routed requests key_source, and when they apply stateful, locked_to,
@@ -22,7 +23,7 @@ from typing import IO, Any, ClassVar
 def hash_user(salt: str, user: str | None) -> str | None:
     if not user:
         return None
-    return hashlib.sha256(f"user:{salt}:{user}".encode()).hexdigest()[:16]
+    return hashlib.sha256(f"user:{salt}:{user}".encode("utf-8", "surrogatepass")).hexdigest()[:16]
 
 
 @dataclass(frozen=True)
@@ -37,6 +38,7 @@ class DecisionRecord:
     revision: str
     tier: str
     probabilities: dict[str, float] | None
+    tier_source: str
     bucket: int | None
     arm: str
     stream: bool

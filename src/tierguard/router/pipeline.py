@@ -1,8 +1,9 @@
 """The request path of one chat completion: ``plan`` → ``call`` → ``account``.
 
-* :func:`plan` classifies the request (:func:`classify`), hashes its stickiness key and
-  picks the arm and model chain (or pins the model the client named): a :class:`Planned`.
-* :func:`call` runs the fallback chain upstream (:func:`tierguard.router.upstream.run_chain`)
+* :func:`plan` plans a routed request as a turn of its conversation (session key, tier,
+  arm and model chain: :func:`tierguard.router.conversation.plan_turn`) or pins the model
+  the client named: a :class:`Planned`.
+* :func:`call` runs the fallback chain upstream (:func:`tierguard.router.chain.run_chain`)
   with a :class:`ChainEvents` observer that turns attempts into metrics.
 * The view writes the answer to the client (:mod:`tierguard.router.relay`), which reports
   what the client actually got as a :class:`Delivery`.
@@ -26,6 +27,7 @@ from typing import Any
 from tierguard.api import metrics as mdefs
 from tierguard.api.enums import Arm
 from tierguard.router import decision_id
+from tierguard.router.chain import ChainResult, run_chain
 from tierguard.router.chat import (
     ChatRequest,
     classifier_text,
@@ -38,8 +40,6 @@ from tierguard.router.errors import ModelNotFoundError, RouterError, http_status
 from tierguard.router.metrics import RouterMetrics
 from tierguard.router.records import (
     CLIENT_DISCONNECTED,
-    SOURCE_CLASSIFIER,
-    SOURCE_CLASSIFIER_ERROR,
     SOURCE_PINNED,
     Classification,
     Delivery,
@@ -53,31 +53,13 @@ from tierguard.router.state import RouterState
 from tierguard.router.toolcalls import Lock
 from tierguard.router.toolcalls import wrap as wrap_tool_call_id
 from tierguard.router.turnmetrics import observe_plan, observe_served
-from tierguard.router.upstream import ChainResult, run_chain
+from tierguard.router.upstream import UpstreamCall
 
 log = logging.getLogger("tierguard.router")
 
 MAX_SHADOWS_IN_FLIGHT = 64
 
 # --------------------------------------------------------------------------- plan
-
-
-def classify(
-    state: RouterState, messages: list[dict[str, Any]], m: RouterMetrics
-) -> Classification:
-    """The tier of a routed request. Never raises: a failing classifier sends the request
-    to the last (catch-all, most capable) tier."""
-    config = state.config
-    text = classifier_text(messages, config.classifier.input, config.classifier.max_input_chars)
-    started = time.perf_counter()
-    try:
-        result = state.classifier.classify(text)
-        out = Classification(result.tier, result.probabilities, SOURCE_CLASSIFIER)
-    except Exception:  # never fail a request on the classifier: use the catch-all tier
-        log.exception("classifier failed; routing to the catch-all tier")
-        out = Classification(config.classifier.tiers[-1].name, None, SOURCE_CLASSIFIER_ERROR)
-    m.classifier_duration.labels(config.policy).observe(time.perf_counter() - started)
-    return out
 
 
 def plan(
@@ -169,20 +151,25 @@ class ChainEvents:
         self.m.hedges.labels(self.policy, self.tier, self.arm, outcome).inc()
 
 
-def body_builder(state: RouterState, planned: Planned) -> Callable[[str], dict[str, Any]]:
-    """``model name → request body`` for this request (the model's system prompt and
-    upstream id applied)."""
+def call_builder(state: RouterState, planned: Planned) -> Callable[[str], UpstreamCall]:
+    """``model name → what to send it`` for this request: the model's upstream id and
+    system prompt applied; for a streaming call to a model with ``streamUsage``, the
+    usage request added (and the body without it kept, should the model refuse it)."""
+    req = planned.req
 
-    def body_for(name: str) -> dict[str, Any]:
+    def call_for(name: str) -> UpstreamCall:
         model = state.models[name]
         system = (
             render_system_prompt(model.system_prompt, name, planned.tier)
             if model.system_prompt
             else None
         )
-        return upstream_body(planned.req, model.upstream_model, system, want_usage=True)
+        add = req.stream and model.stream_usage and not req.include_usage
+        body = upstream_body(req, model.upstream_model, system, add_usage=add)
+        plain = upstream_body(req, model.upstream_model, system, add_usage=False)
+        return UpstreamCall(body, plain if add else None)
 
-    return body_for
+    return call_for
 
 
 async def call(state: RouterState, planned: Planned, events: ChainEvents) -> ChainResult:
@@ -191,7 +178,7 @@ async def call(state: RouterState, planned: Planned, events: ChainEvents) -> Cha
     return await run_chain(
         planned.route.chain,
         state.pool,
-        body_builder(state, planned),
+        call_builder(state, planned),
         stream=planned.req.stream,
         budget_s=planned.route.latency_budget_s,
         deadline=planned.deadline,
@@ -230,13 +217,6 @@ def sign(state: RouterState, planned: Planned, model: str) -> str:
 # --------------------------------------------------------------------------- account
 
 
-def _count(value: Any) -> int:
-    """A token count from an upstream's usage object (garbage counts as 0)."""
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return 0
-    return max(0, int(value))
-
-
 def _record(
     state: RouterState,
     planned: Planned,
@@ -258,6 +238,7 @@ def _record(
         revision=config.revision,
         tier=planned.tier,
         probabilities=planned.classification.probabilities,
+        tier_source=planned.classification.source,
         bucket=planned.route.bucket,
         arm=planned.arm,
         stream=planned.req.stream,
@@ -329,6 +310,8 @@ def account(
     m.requests.labels(*labels, outcome).inc()
     m.request_duration.labels(*labels).observe(elapsed)
     m.ttft.labels(*labels).observe(delivery.ttft_s)
+    if delivery.failed in mdefs.ERROR_REASONS:  # the stream broke after its first chunk
+        m.upstream_errors.labels(config.policy, result.model, delivery.failed).inc()
     usage = usage_cost(state.models[result.model].pricing, delivery.usage)
     if delivery.usage:
         m.tokens.labels(*labels, mdefs.KIND_PROMPT).inc(usage.prompt_tokens)
@@ -414,7 +397,7 @@ async def shadow(
     verdict = mdefs.VERDICT_ERROR
     try:
         client = state.pool.clients[baseline]
-        body = body_builder(state, planned)(baseline)
+        body = call_builder(state, planned)(baseline).body
         body["stream"] = False
         body.pop("stream_options", None)
         payload = (await client.complete(body)).payload
@@ -443,7 +426,6 @@ __all__ = [
     "account",
     "account_failure",
     "call",
-    "classify",
     "plan",
     "sign",
     "tool_call_wrapper",

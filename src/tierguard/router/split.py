@@ -32,7 +32,9 @@ BUCKETS: Final = 10_000
 
 def bucket(salt: str, key: str) -> int:
     """The key's bucket in ``[0, BUCKETS)``."""
-    digest = hashlib.sha256((salt + key).encode("utf-8")).digest()
+    # surrogatepass: a header value with bytes that are not UTF-8 reaches us as
+    # surrogate escapes; it still hashes (identically to before for any valid text)
+    digest = hashlib.sha256((salt + key).encode("utf-8", "surrogatepass")).digest()
     return int.from_bytes(digest, "big") % BUCKETS
 
 

@@ -55,6 +55,7 @@ class RouterState:
             cache=self.tier_cache,
             classify=self.classifier.classify_batch,
             signing_key=self.signing_key,
+            no_text_tier=self.config.classifier.no_text_tier,
         )
 
     @property
@@ -95,7 +96,11 @@ async def build_state(
         classifier = previous.classifier
     else:
         classifier = await asyncio.to_thread(load_config_classifier, config)
-    pool, retired = UpstreamPool.build(config.models, previous.pool if previous else None)
+    pool, retired = UpstreamPool.build(
+        config.models,
+        previous.pool if previous else None,
+        max_response_bytes=config.server.max_response_bytes,
+    )
     try:
         if config.feedback.signing_key is not None:
             signing_key = read_secret(config.feedback.signing_key).encode()

@@ -9,6 +9,7 @@ from rolloutsim import T0, make_spec
 
 from tierguard.api import constants as c
 from tierguard.api.enums import Arm, Phase
+from tierguard.api.policy import RoutingPolicySpec
 from tierguard.api.routerconfig import RouterConfig
 from tierguard.api.status import RoutingPolicyStatus
 from tierguard.operator import render
@@ -139,6 +140,24 @@ def test_revision_ignores_rollout_settings_but_not_candidates() -> None:
     assert compute_revision(c2) != compute_revision(a)
     c2.routes[1].candidate = None
     assert compute_revision(c2) == ""
+
+
+def test_router_request_settings_reach_the_router_config() -> None:
+    """classifier.noTextTier, models[].streamUsage and router.maxResponseBytes are
+    rendered into the router's config (defaults: the most capable tier, off, 32 MiB)."""
+    default = cfg(render.render_all(REF, make_spec(), started()))
+    assert default.classifier.no_text_tier_name == "complex"
+    assert not any(m.stream_usage for m in default.models)
+    assert default.server.max_response_bytes == 32 << 20
+    doc = make_spec().to_k8s()
+    doc["classifier"]["noTextTier"] = "tricky"
+    doc["models"][1]["streamUsage"] = True
+    doc["router"]["maxResponseBytes"] = 1 << 20
+    spec = RoutingPolicySpec.model_validate(doc)
+    conf = cfg(render.render_all(REF, spec, started()))
+    assert conf.classifier.no_text_tier_name == "tricky"
+    assert [m.stream_usage for m in conf.models] == [False, True]
+    assert conf.server.max_response_bytes == 1 << 20
 
 
 def test_revision_counts_session_tiering_but_not_its_cache() -> None:
