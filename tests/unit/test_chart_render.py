@@ -404,7 +404,9 @@ def test_argocd_application_values_render(helm: list[str], tmp_path: Path) -> No
     templates), and it points at this chart's path."""
     apps = [
         d
-        for d in yaml.safe_load_all((ROOT / "examples" / "argocd" / "application.yaml").read_text())
+        for d in yaml.safe_load_all(
+            (ROOT / "examples" / "kubernetes" / "argocd" / "application.yaml").read_text()
+        )
         if d and d["spec"]["source"].get("path") == "charts/tierguard"
     ]
     assert len(apps) == 1
@@ -430,7 +432,9 @@ def test_router_servicemonitor_selects_what_the_operator_renders(helm: list[str]
         "--set", "rbac.serviceMonitors=false",
     )  # fmt: skip
     sm = one(docs, "ServiceMonitor", "tierguard-routers")
-    policy = yaml.safe_load((ROOT / "examples" / "policies" / "minimal.yaml").read_text())
+    policy = yaml.safe_load(
+        (ROOT / "examples" / "kubernetes" / "policies" / "minimal.yaml").read_text()
+    )
     spec = RoutingPolicySpec.model_validate(policy["spec"])
     svc = render.service(render.PolicyRef("minimal", "team-a", "uid-1"), spec)
     assert sm["spec"]["selector"]["matchLabels"].items() <= svc["metadata"]["labels"].items()
