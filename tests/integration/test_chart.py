@@ -15,7 +15,6 @@ rules against Prometheus' own rule checker and rule unit-test runner.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import re
@@ -352,8 +351,6 @@ def test_operator_runs_with_the_chart(
     """The operator, as the chart's ServiceAccount with the Deployment's arguments and
     environment, reconciles an example policy: status appears and nothing is forbidden.
     Only the two listening ports are moved to free ones (tests share this machine)."""
-    if importlib.util.find_spec("tierguard.operator.cli") is None:
-        pytest.skip("tierguard.operator.cli is not merged yet")
     release_ns, docs = installed
     (dep,) = [d for d in docs if d["kind"] == "Deployment"]
     (container,) = dep["spec"]["template"]["spec"]["containers"]
