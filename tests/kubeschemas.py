@@ -81,7 +81,9 @@ def schemas_from_openapi(documents: Iterable[dict[str, Any]]) -> dict[str, Schem
                 group = gvk["group"] or gvk["version"]
                 path = f"{group}/{gvk['kind'].lower()}-{gvk['version']}.json"
                 standalone = _inline(copy.deepcopy(schema), components, (name,))
-                standalone["$schema"] = "http://json-schema.org/draft-07/schema#"
+                standalone["$schema"] = (
+                    "http://json-schema.org/draft-04/schema#"  # OpenAPI 3.0 keywords
+                )
                 out.setdefault(path, standalone)
     return out
 
