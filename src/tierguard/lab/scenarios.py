@@ -146,6 +146,9 @@ class TrafficSpec:
     #: most requests a generator keeps in flight (protects a 2-core machine)
     max_in_flight: int = 64
     seed: int = 3
+    #: sessions are conversations (history resent, simple follow-ups, agent loops; see
+    #: lab/conversations.py); False: every request is a lone question
+    conversations: bool = True
 
     def __post_init__(self) -> None:
         if self.requests_per_second <= 0 or self.users <= 0 or self.session_length < 1:

@@ -673,7 +673,7 @@ class Lab:
         record.kubectl_line = self.cp.kubectl(
             "get", c.PLURAL, "-n", self.settings.namespace, "-o", "wide", check=False
         ).stdout
-        record.tally = gen.tally.summary()
+        record.tally = {**gen.tally.summary(), "conversations": gen.conversations.summary()}
         record.notes = list(self.notes)
         return record
 
