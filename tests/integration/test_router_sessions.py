@@ -13,6 +13,7 @@ only from the model that issued them):
 
 from __future__ import annotations
 
+import asyncio
 import json
 import random
 from collections.abc import AsyncIterator
@@ -343,3 +344,53 @@ async def test_fake_providers_refuse_each_others_tool_call_ids() -> None:
     finally:
         await a.close()
         await b.close()
+
+
+async def test_a_tool_result_whose_issuer_fails_falls_back_upward_and_is_counted(
+    replicas: Replicas,
+) -> None:
+    """The issuing model (the cheap canary) is down when the tool result comes back: the
+    turn goes to the same tier's baseline (a lenient provider that accepts the id), never
+    to a cheaper tier, and is counted as a lock fallback."""
+    await replicas.reload(split=[{"tier": "simple", "weight": 100.0}])
+    conv = Conversation("fb", "u", "x", agent=True)
+    conv.messages.append({"role": "user", "content": SIMPLE[0]})
+    r = await replicas.clients[0].post("/v1/chat/completions", json=conv.request_body("auto"))
+    assert r.status == 200 and r.headers["x-tierguard-model"] == "small"
+    assert conv.add_answer(await r.json())
+    async with aiohttp.ClientSession() as s:
+        for name, fields in (
+            ("small", {"error_rate": 1.0}),
+            ("big", {"accept_foreign_tool_calls": True}),
+        ):
+            url = str(replicas.fakes[name].make_url(f"/admin/profile/{name}-1"))
+            async with s.patch(url, json=fields) as resp:
+                assert resp.status == 200
+    r = await replicas.clients[1].post("/v1/chat/completions", json=conv.request_body("auto"))
+    assert r.status == 200, await r.text()
+    assert (r.headers["x-tierguard-model"], r.headers["x-tierguard-tier"]) == ("big", "simple")
+    assert r.headers["x-tierguard-arm"] == "canary"  # the issuing turn's arm
+    text = await replicas.metrics(1)
+    assert sample(text, "tierguard_stateful_turns_total", outcome="fallback") == 1
+    assert sample(text, "tierguard_unsafe_switches_total") == 0
+
+
+async def test_tool_calls_and_tool_results_are_not_shadow_judged(replicas: Replicas) -> None:
+    """A tool call has no text to compare, and the baseline would refuse a tool result
+    for a call it did not issue: neither is shadowed (a text answer still is)."""
+    await replicas.reload(split=[{"tier": "simple", "weight": 100.0}], shadow={"sampleRate": 1.0})
+    conv = Conversation("sh", "u", "x", agent=True)
+    conv.messages.append({"role": "user", "content": SIMPLE[0]})
+    client = replicas.clients[0]
+    for _ in range(3):  # tool call, tool call, text answer
+        r = await client.post("/v1/chat/completions", json=conv.request_body("auto"))
+        assert r.status == 200 and r.headers["x-tierguard-arm"] == "canary"
+        more = conv.add_answer(await r.json())
+    assert not more
+    plain = {"model": "auto", "messages": [{"role": "user", "content": SIMPLE[1]}]}
+    assert (await client.post("/v1/chat/completions", json=plain)).status == 200
+    rt = client.app[RUNTIME]  # type: ignore[index]
+    shadows = [t for t in rt.background if "shadow" in repr(t.get_coro())]
+    await asyncio.gather(*shadows, return_exceptions=True)
+    text = await replicas.metrics(0)
+    assert sample(text, "tierguard_shadow_judgements_total") == 1

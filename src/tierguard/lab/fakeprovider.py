@@ -38,6 +38,9 @@ Knobs (per model, keyed by the upstream model id; ``"*"`` is the default)
     say, ``logprobs``).
 ``completion_words``
     Length of an answer in words (one chunk per word when streaming).
+``accept_foreign_tool_calls``
+    Accept tool results for calls another model issued (default: refuse with a 400
+    ``invalid_tool_call_id``, as providers that check ids do).
 ``prompt_cache_ttl_s``
     How long the model's prefix cache keeps a prompt prefix (0 disables it); cached
     prefixes are reported as ``usage.prompt_tokens_details.cached_tokens``.
@@ -167,6 +170,8 @@ class ModelBehaviour(BaseModel):
     completion_words: int = Field(default=24, ge=1, le=4096)
     reject_params: list[str] = Field(default_factory=list)
     prompt_cache_ttl_s: float = Field(default=300.0, ge=0)
+    #: accept tool results for calls another model issued (as lenient providers do)
+    accept_foreign_tool_calls: bool = False
     quality: dict[str, float] = Field(default_factory=dict)
     default_quality: float = Field(default=0.9, ge=0, le=1)
 
@@ -324,7 +329,7 @@ async def chat(request: web.Request) -> web.StreamResponse:
         )
     issuer = f"{request.app[ISSUER]}:{model}"  # this provider's model, not a namesake's
     foreign = foreign_tool_call(issuer, messages)
-    if foreign is not None:
+    if foreign is not None and not b.accept_foreign_tool_calls:
         _count(stats, f"{model}:foreign_tool_call")
         return web.json_response(
             {

@@ -366,7 +366,7 @@ def account(
     rt.review.offer(planned.tier, planned.arm, item)
     if (
         outcome == mdefs.OUTCOME_OK
-        and delivery.answer is not None
+        and delivery.answer  # a tool call has no text to judge
         and rt.shadows_in_flight < MAX_SHADOWS_IN_FLIGHT
         and wants_shadow(state, planned)
     ):
