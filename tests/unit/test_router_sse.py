@@ -130,9 +130,9 @@ def test_finish_reason_is_seen_on_the_fast_path(spaced: bool) -> None:
     rw = ChunkRewriter("x", "auto", include_usage=False, collect=False)
     rw.rewrite(line(chunk("a"), spaced))
     rw.rewrite(line(chunk("b"), spaced))
-    assert not rw.finished
+    assert not rw.finished()
     rw.rewrite(line(finish(), spaced))
-    assert rw.finished and not rw.done
+    assert rw.finished() and not rw.done
 
 
 def test_every_choice_must_finish() -> None:
@@ -140,15 +140,15 @@ def test_every_choice_must_finish() -> None:
     rw.rewrite(line(finish(0, None)))
     rw.rewrite(line(finish(1, None)))
     rw.rewrite(line(finish(1)))
-    assert not rw.finished
+    assert not rw.finished()
     rw.rewrite(line(finish(0, "length")))
-    assert rw.finished
+    assert rw.finished()
 
 
 def test_done_finishes() -> None:
     rw = ChunkRewriter("x", "auto", include_usage=False, collect=False)
     rw.rewrite(line(chunk("a")))
-    assert rw.rewrite(b"[DONE]") == b"data: [DONE]\n\n" and rw.finished
+    assert rw.rewrite(b"[DONE]") == b"data: [DONE]\n\n" and rw.finished()
 
 
 # --------------------------------------------------------------------------- opening
@@ -249,3 +249,8 @@ def test_tool_call_ids_in_chunks_are_wrapped() -> None:
     out = decode(rw.rewrite(line(obj)))
     assert out["choices"][0]["delta"]["tool_calls"][0]["id"] == "Wcall_1"
     assert out["id"] == "did"
+
+
+def test_decoder_fields() -> None:
+    # "data" alone is an empty data field; other fields and comments are ignored
+    assert feed_all([b"data\n\nid: 7\nretry: 10\n: hi\ndata:x\n\n"]) == [b"", b"x"]

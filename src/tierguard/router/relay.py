@@ -85,7 +85,7 @@ async def stream_response(
                         if not await emit(data):
                             break
             if not rewriter.done:
-                if not rewriter.finished:
+                if not rewriter.finished():
                     raise StreamError("the stream ended before the answer was complete", TRUNCATED)
                 await resp.write(DONE_EVENT)
         except TimeoutError:

@@ -20,18 +20,20 @@ are learned from a parsed chunk, and a later chunk that contains exactly one
 nothing the router must read) gets these two replaced. Inside a JSON string a quote is
 escaped, so these byte sequences with bare quotes can only be JSON keys and values; the
 only chunk this could misread is one whose top-level id changed while a nested ``id``
-key still holds the old one. Any other chunk (a new id, usage, an error, a
-finish_reason, or all of them when the answer text is collected for shadow evaluation)
-takes the parse path, as do chunks carrying tool calls when the router wraps their ids
-(:mod:`tierguard.router.toolcalls`). The rewriter also tracks whether the stream
-finished (a ``finish_reason`` for every choice seen, or ``[DONE]``), so a stream that
-merely stops can be told from a complete one.
+key still holds the old one. Any other chunk (a new id, usage, an error, or all of
+them when the answer text is collected for shadow evaluation) takes the parse path, as
+do chunks carrying tool calls when the router wraps their ids
+(:mod:`tierguard.router.toolcalls`). The rewriter also tells whether the stream finished
+(``[DONE]``, or a ``finish_reason`` for every choice seen, read from the parsed chunks
+and, once at the end, from the last few byte-level ones), so a stream that merely stops
+can be told from a complete one.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
-import re
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -41,9 +43,8 @@ from tierguard.router.toolcalls import wrap_choices
 DONE = b"[DONE]"
 DONE_EVENT = b"data: [DONE]\n\n"
 
-_EOL = re.compile(rb"\r\n|\r|\n")
-_NULL_FINISH = re.compile(rb'"finish_reason"\s*:\s*null')
-_FINISH = b'"finish_reason"'
+#: fast-path chunks kept to look for the finish_reason at the end of a stream
+TAIL = 16
 
 
 class StreamError(Exception):
@@ -70,36 +71,39 @@ class EventTooLargeError(StreamError):
 
 class SSEDecoder:
     """Incremental event-stream decoder: :meth:`feed` bytes as they arrive, get the data
-    of each completed event; :meth:`close` at the end of the body."""
+    of each completed event; :meth:`close` at the end of the body. Line ends are
+    normalised to LF as bytes arrive (a CR at the end of one read and an LF at the start
+    of the next are one CRLF), so lines are split by one C-level ``split`` per read."""
 
     def __init__(self, max_event_bytes: int) -> None:
         self.max_event_bytes = max_event_bytes
-        self._buf = bytearray()
-        self._scanned = 0  # bytes of _buf already searched for a line end
-        self._skip_lf = False  # the last chunk ended with CR: a leading LF belongs to it
+        self._buf = bytearray()  # an incomplete last line
+        self._skip_lf = False  # the last read ended with CR: a leading LF belongs to it
         self._data: list[bytes] = []
         self._size = 0
 
     def feed(self, chunk: bytes) -> list[bytes]:
         if self._skip_lf and chunk[:1] == b"\n":
             chunk = chunk[1:]
-        self._skip_lf = False
-        buf = self._buf
-        buf += chunk
+        self._skip_lf = chunk[-1:] == b"\r"
+        if b"\r" in chunk:
+            chunk = chunk.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+        end = chunk.rfind(b"\n")
+        if end < 0:  # no line end in this read (only the new bytes are searched)
+            self._buf += chunk
+            if len(self._buf) > self.max_event_bytes:
+                raise EventTooLargeError(self.max_event_bytes)
+            return []
+        if self._buf:
+            head = bytes(self._buf) + chunk[:end]
+            self._buf.clear()
+        else:
+            head = chunk[:end]
+        self._buf += chunk[end + 1 :]
         out: list[bytes] = []
-        start = 0
-        pos = self._scanned
-        while True:
-            m = _EOL.search(buf, pos)
-            if m is None:
-                break
-            if m.group() == b"\r" and m.end() == len(buf):
-                self._skip_lf = True
-            self._line(bytes(buf[start : m.start()]), out)
-            start = pos = m.end()
-        del buf[:start]
-        self._scanned = len(buf)
-        if len(buf) > self.max_event_bytes:
+        for line in head.split(b"\n"):
+            self._line(line, out)
+        if len(self._buf) > self.max_event_bytes:
             raise EventTooLargeError(self.max_event_bytes)
         return out
 
@@ -117,15 +121,17 @@ class SSEDecoder:
         if not line:
             self._dispatch(out)
             return
-        if line[:1] == b":":
-            return
-        name, _, value = line.partition(b":")
-        if name != b"data":
-            return
-        if value[:1] == b" ":
-            value = value[1:]
+        if line.startswith(b"data: "):
+            value = line[6:]
+        elif line.startswith(b"data:"):
+            value = line[5:]
+        elif line[:1] == b":" or b":" in line or line != b"data":
+            return  # a comment, another field, or a field name alone
+        else:
+            value = b""
         if (
-            len(self._data) == 1
+            self._data
+            and len(self._data) == 1
             and value[:1] == b"{"
             and self._data[0][:1] == b"{"
             and self._data[0].rstrip()[-1:] == b"}"
@@ -138,7 +144,7 @@ class SSEDecoder:
 
     def _dispatch(self, out: list[bytes]) -> None:
         if self._data:
-            out.append(b"\n".join(self._data))
+            out.append(self._data[0] if len(self._data) == 1 else b"\n".join(self._data))
             self._data = []
             self._size = 0
 
@@ -199,18 +205,27 @@ class ChunkRewriter:
     done: bool = False  # the upstream sent [DONE]
     choices_seen: set[int] = field(default_factory=set)
     choices_finished: set[int] = field(default_factory=set)
-    _id_re: re.Pattern[bytes] | None = None
+    _id: bytes | None = None  # the learned upstream id, as a JSON string token
     _id_to: bytes = b""
-    _model_re: re.Pattern[bytes] | None = None
+    _model: bytes | None = None
     _model_to: bytes = b""
+    _sep: bytes = b":"  # the key/value separator the upstream uses
+    _tail: deque[bytes] = field(default_factory=lambda: deque(maxlen=TAIL))
 
-    @property
     def finished(self) -> bool:
         """Whether the upstream ended the answer: ``[DONE]``, or a finish_reason for every
-        choice seen in a parsed chunk (an upstream that ignores ``n`` is not penalised)."""
-        return self.done or (
-            bool(self.choices_finished) and self.choices_seen <= self.choices_finished
-        )
+        choice seen (an upstream that ignores ``n`` is not penalised). Chunks taken by
+        the byte-level path are not parsed as they pass; the last :data:`TAIL` of them
+        are read here, once, at the end of a stream without ``[DONE]``."""
+        if self.done:
+            return True
+        for data in self._tail:
+            with contextlib.suppress(ValueError):
+                chunk = json.loads(data)
+                if isinstance(chunk, dict):
+                    self._note_choices(chunk)
+        self._tail.clear()
+        return bool(self.choices_finished) and self.choices_seen <= self.choices_finished
 
     def rewrite(self, data: bytes) -> bytes | None:
         """The bytes to send for one event's data (``data: ...\\n\\n``), or ``None`` to
@@ -224,26 +239,42 @@ class ChunkRewriter:
     def _fast(self, data: bytes) -> bytes | None:
         """The byte-level rewrite, or ``None`` when this chunk must be parsed: it holds
         something the router reads, or not exactly one ``"id": <learned id>`` and one
-        ``"model": <learned model>`` token pair (a changed id, a nested look-alike)."""
-        if self._id_re is None or self.collect:
+        ``"model": <learned model>`` key-value pair (a changed id, a nested look-alike,
+        unusual spacing). Plain substring tests and replacements only: this runs for
+        every chunk of every stream."""
+        if self._id is None or self.collect:
             return None
         if b'"usage"' in data or b'"error"' in data:
             return None
         if self.wrap_id is not None and b'"tool_calls"' in data:
             return None
-        if _FINISH in data and data.count(_FINISH) != len(_NULL_FINISH.findall(data)):
+        out = self._replace(data, b'"id"', self._id, self._id_to)
+        if out is None:
             return None
-        out, n = self._id_re.subn(self._id_to, data)
-        if n != 1:
+        if self._model is not None:
+            out = self._replace(out, b'"model"', self._model, self._model_to)
+            if out is None:
+                return None
+        elif b'"model"' in data:
             return None
-        if self._model_re is None:
-            if b'"model"' in data:
-                return None
-        else:
-            out, n = self._model_re.subn(self._model_to, out)
-            if n != 1:
-                return None
+        self._tail.append(data)
         return b"data: " + out + b"\n\n"
+
+    def _replace(self, data: bytes, key: bytes, value: bytes, to: bytes) -> bytes | None:
+        """``data`` with its one ``key: value`` pair replaced by ``to``, or ``None`` unless
+        exactly one such pair is there (a quote inside a JSON string is escaped, so the
+        pair can only be a key and its value). The separator an upstream uses (``:`` or
+        ``: ``) is remembered, so the common chunk costs one count and one replace."""
+        first = self._sep
+        for sep in (first, b": " if first == b":" else b":"):
+            pair = key + sep + value
+            n = data.count(pair)
+            if n == 1:
+                self._sep = sep
+                return data.replace(pair, to, 1)
+            if n > 1:
+                return None
+        return None
 
     def _parsed(self, data: bytes) -> bytes | None:
         try:
@@ -266,6 +297,16 @@ class ChunkRewriter:
                 if not chunk.get("choices"):
                     return None  # the usage-only chunk the router asked for itself
                 chunk.pop("usage")
+        self._note_choices(chunk)
+        if self.collect:
+            for choice in chunk.get("choices") or ():
+                delta = choice.get("delta") if isinstance(choice, dict) else None
+                if isinstance(delta, dict) and choice.get("index", 0) == 0:
+                    content = delta.get("content")
+                    self.parts += [content] if isinstance(content, str) else []
+        return b"data: " + json.dumps(chunk, separators=(",", ":")).encode() + b"\n\n"
+
+    def _note_choices(self, chunk: dict[str, Any]) -> None:
         for choice in chunk.get("choices") or ():
             if not isinstance(choice, dict):
                 continue
@@ -274,26 +315,15 @@ class ChunkRewriter:
             self.choices_seen.add(index)
             if choice.get("finish_reason") is not None:
                 self.choices_finished.add(index)
-            delta = choice.get("delta")
-            if self.collect and index == 0 and isinstance(delta, dict):
-                content = delta.get("content")
-                self.parts += [content] if isinstance(content, str) else []
-        return b"data: " + json.dumps(chunk, separators=(",", ":")).encode() + b"\n\n"
 
     def _learn(self, chunk: dict[str, Any]) -> None:
-        """Remember this chunk's upstream id and model for the byte-level path (an
-        upstream that changes ids mid-stream is learned again)."""
-        if not isinstance(chunk.get("id"), str):
-            self._id_re = None
-            return
-        self._id_re = re.compile(rb'"id"\s*:\s*' + re.escape(json.dumps(chunk["id"]).encode()))
+        """Remember this chunk's upstream id and model (as JSON tokens) for the
+        byte-level path (an upstream that changes ids mid-stream is learned again)."""
+        upstream_id, model = chunk.get("id"), chunk.get("model")
+        self._id = json.dumps(upstream_id).encode() if isinstance(upstream_id, str) else None
         self._id_to = b'"id":' + json.dumps(self.decision_id).encode()
-        self._model_re = None
-        if isinstance(chunk.get("model"), str):
-            self._model_re = re.compile(
-                rb'"model"\s*:\s*' + re.escape(json.dumps(chunk["model"]).encode())
-            )
-            self._model_to = b'"model":' + json.dumps(self.model).encode()
+        self._model = json.dumps(model).encode() if isinstance(model, str) else None
+        self._model_to = b'"model":' + json.dumps(self.model).encode()
 
     @property
     def text(self) -> str:

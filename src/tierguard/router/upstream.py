@@ -142,8 +142,9 @@ class StreamAnswer:
         ``wait_for`` would cost a task per chunk). Raises :class:`AttemptError` on a
         stall and :class:`~tierguard.router.sse.StreamError` on an oversized event."""
         while True:
-            while self.pending:
-                yield self.pending.pop(0)
+            ready, self.pending = self.pending, []
+            for data in ready:
+                yield data
             try:
                 raw = await self.response.content.readany()
             except aiohttp.ServerTimeoutError:
