@@ -42,6 +42,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
         help="longest pause between two reconciles of a policy, seconds",
     )
     parser.add_argument(
+        "--workers",
+        type=int,
+        default=int(os.environ.get("TIERGUARD_WORKERS", "8")),
+        help="threads that run reconciles (a policy never uses more than one at a time)",
+    )
+    parser.add_argument(
         "--prometheus-url",
         default=os.environ.get("TIERGUARD_PROMETHEUS_URL"),
         help="override every policy's spec.prometheus.url",
@@ -107,6 +113,7 @@ def run(args: argparse.Namespace) -> int:
         Kube(load_api_client(args.kubeconfig, args.context)),
         ControllerSettings(
             resync_seconds=args.resync,
+            workers=args.workers,
             prometheus_url=args.prometheus_url,
             namespace_label=args.namespace_label,
         ),
