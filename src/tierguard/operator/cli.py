@@ -48,6 +48,13 @@ def configure(parser: argparse.ArgumentParser) -> None:
         help="threads that run reconciles (a policy never uses more than one at a time)",
     )
     parser.add_argument(
+        "--query-round",
+        type=float,
+        default=float(os.environ.get("TIERGUARD_QUERY_ROUND_SECONDS", "5")),
+        help="batch the built-in gate queries of all policies into one query per signal, "
+        "reused for this many seconds (0: one query set per policy)",
+    )
+    parser.add_argument(
         "--prometheus-url",
         default=os.environ.get("TIERGUARD_PROMETHEUS_URL"),
         help="override every policy's spec.prometheus.url",
@@ -114,6 +121,7 @@ def run(args: argparse.Namespace) -> int:
         ControllerSettings(
             resync_seconds=args.resync,
             workers=args.workers,
+            query_round_seconds=args.query_round,
             prometheus_url=args.prometheus_url,
             namespace_label=args.namespace_label,
         ),

@@ -29,6 +29,7 @@ from tierguard.operator.backoff import Backoff
 from tierguard.operator.conditions import get_condition, set_condition
 from tierguard.operator.kube import Kube, KubeError, NotFoundError, StatusConflictError
 from tierguard.operator.observe import PrometheusReader, observe
+from tierguard.operator.shared_queries import SharedQueries
 from tierguard.operator.telemetry import OperatorMetrics
 from tierguard.operator.writes import AppliedObjects, contains, status_needs_write
 
@@ -52,6 +53,10 @@ class ControllerSettings:
     namespace_label: str | None = None
     #: Threads that run reconciles (each policy uses at most one at a time).
     workers: int = 8
+    #: Built-in signal queries are batched across policies and reused for this many
+    #: seconds (one query per signal per round, whatever the number of policies);
+    #: 0 sends each policy's own queries.
+    query_round_seconds: float = 5.0
 
 
 class Controller:
@@ -67,6 +72,11 @@ class Controller:
         #: policy uid -> when this process last evaluated its gates. An evaluation that
         #: changed nothing else is not written to status; this keeps its schedule.
         self._evaluated: dict[str, datetime] = {}
+        self.shared = (
+            SharedQueries(settings.query_round_seconds)
+            if settings.query_round_seconds > 0
+            else None
+        )
         #: (namespace, name) -> retry state of a policy whose objects failed to apply.
         self._apply_backoff: dict[tuple[str, str], Backoff] = {}
 
@@ -93,7 +103,12 @@ class Controller:
             return g.Observations(at=now, error=f"cannot read the Prometheus token: {exc}")
         label = self.settings.namespace_label
         obs = observe(
-            reader, name, g.gate_specs(spec), now, namespace=(label, namespace) if label else None
+            reader,
+            name,
+            g.gate_specs(spec),
+            now,
+            namespace=(label, namespace) if label else None,
+            shared=self.shared,
         )
         if self.metrics is not None and (
             obs.error is not None or any(r.error for r in obs.gates.values())
