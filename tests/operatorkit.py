@@ -125,12 +125,16 @@ class OperatorProcess:
         *,
         extra_args: list[str] | None = None,
         env: dict[str, str] | None = None,
+        peering: tuple[str, int] | None = None,
     ) -> None:
         self.kubeconfig = kubeconfig
         self.namespace = namespace
         self.log_path = log_path
         self.extra_args = list(extra_args or [])
         self.env = dict(env or {})
+        #: (peering object name, priority): take part in kopf peering instead of
+        #: running standalone.
+        self.peering = peering
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
@@ -145,7 +149,11 @@ class OperatorProcess:
             self.namespace,
             "--resync",
             "1",
-            "--standalone",
+            *(
+                ["--peering-name", self.peering[0], "--priority", str(self.peering[1])]
+                if self.peering
+                else ["--standalone"]
+            ),
             "--log-level",
             "info",
             *self.extra_args,

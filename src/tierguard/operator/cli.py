@@ -91,6 +91,13 @@ def configure(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="peering priority (default: random, so exactly one replica acts)",
     )
+    parser.add_argument(
+        "--peering-lifetime",
+        type=int,
+        default=int(os.environ.get("TIERGUARD_PEERING_LIFETIME", "60")),
+        help="seconds a replica's peering record stays valid; a standby takes over at most "
+        "this long after the active replica died (kopf's default: 60)",
+    )
     parser.add_argument("--log-level", default=os.environ.get("TIERGUARD_LOG_LEVEL", "info"))
 
 
@@ -116,6 +123,7 @@ def run(args: argparse.Namespace) -> int:
     metrics = OperatorMetrics()
     if args.metrics_port:
         metrics.serve(args.metrics_port, args.metrics_address)
+    handlers.PEERING_LIFETIME = args.peering_lifetime
     handlers.CONTROLLER = Controller(
         Kube(load_api_client(args.kubeconfig, args.context)),
         ControllerSettings(

@@ -41,6 +41,8 @@ T = TypeVar("T")
 
 #: Set by :mod:`tierguard.operator.cli` before kopf starts.
 CONTROLLER: Controller | None = None
+#: Seconds a replica's kopf peering record stays valid (set by the CLI).
+PEERING_LIFETIME = 60
 WAKE_KEY = "tierguard_wake"
 #: (namespace, name) -> the wake-up event of that policy's daemon.
 WAKERS: dict[tuple[str, str], asyncio.Event] = {}
@@ -113,6 +115,9 @@ async def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
     settings.watching.server_timeout = 300
     settings.watching.client_timeout = 330
     settings.networking.request_timeout = 60
+    # A standby replica takes over when the active one's record is this old: the
+    # takeover bound after a crash (docs/runbook.md, "Two replicas").
+    settings.peering.lifetime = PEERING_LIFETIME
 
 
 @kopf.on.login()
