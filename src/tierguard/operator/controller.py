@@ -22,7 +22,7 @@ from tierguard.api import constants as c
 from tierguard.api.durations import parse_duration
 from tierguard.api.enums import ConditionType, Reason, Verdict
 from tierguard.api.policy import RoutingPolicySpec
-from tierguard.api.status import RoutingPolicyStatus
+from tierguard.api.status import Condition, RoutingPolicyStatus
 from tierguard.operator import gates as g
 from tierguard.operator import render, rollout
 from tierguard.operator.backoff import Backoff
@@ -57,6 +57,42 @@ class ControllerSettings:
     #: seconds (one query per signal per round, whatever the number of policies);
     #: 0 sends each policy's own queries.
     query_round_seconds: float = 5.0
+
+
+def delayed_condition(
+    conditions: list[Condition],
+    lag: float,
+    spec: RoutingPolicySpec,
+    now: datetime,
+    generation: int,
+) -> list[Condition]:
+    """``EvaluationDelayed``: True while evaluations start more than one interval late.
+    Absent until the first delay; the message has no figures, so it is written only when
+    the state flips (the lag itself is the ``evaluation_lag_seconds`` metric)."""
+    interval = parse_duration(spec.rollout.interval)
+    current = get_condition(conditions, ConditionType.EVALUATION_DELAYED)
+    if lag > interval:
+        return set_condition(
+            conditions,
+            ConditionType.EVALUATION_DELAYED,
+            True,
+            Reason.EVALUATION_LAGGING.value,
+            "gate evaluations start more than one rollout.interval late: the operator is "
+            "behind (see tierguard_operator_evaluation_lag_seconds)",
+            now,
+            generation,
+        )
+    if current is not None and current.status != "False":
+        return set_condition(
+            conditions,
+            ConditionType.EVALUATION_DELAYED,
+            False,
+            Reason.ON_SCHEDULE.value,
+            "gate evaluations are on schedule",
+            now,
+            generation,
+        )
+    return conditions
 
 
 class Controller:
@@ -152,13 +188,19 @@ class Controller:
             )
         timing = self._timing(uid, status)
         obs = None
+        lag = None
         if rollout.evaluation_due(spec, timing, now):
-            self._record_lag(namespace, name, spec, timing, now)
+            # Lag only against this process's own schedule: the first look after a
+            # start (status may be hours old for an idle policy) is not late.
+            if uid in self._evaluated:
+                lag = self._record_lag(namespace, name, spec, timing, now)
             obs = self._observe(spec, namespace, name, now)
         decision = rollout.reconcile(
             spec, status, now, generation=generation, request=request, observations=obs
         )
         new = decision.status
+        if lag is not None:
+            new.conditions = delayed_condition(new.conditions, lag, spec, now, generation)
         written = body
         if status_needs_write(status, new):
             written = self.kube.replace_status(body, new.to_k8s())
@@ -185,17 +227,17 @@ class Controller:
         spec: RoutingPolicySpec,
         status: RoutingPolicyStatus,
         now: datetime,
-    ) -> None:
+    ) -> float:
         """How late this evaluation starts against its schedule (backpressure)."""
-        if self.metrics is None:
-            return
         lag = 0.0
         if status.last_evaluated_at is not None:
             due = status.last_evaluated_at + timedelta(
                 seconds=parse_duration(spec.rollout.interval)
             )
             lag = max(0.0, (now - due).total_seconds())
-        self.metrics.evaluation_lag.labels(namespace, name).set(lag)
+        if self.metrics is not None:
+            self.metrics.evaluation_lag.labels(namespace, name).set(lag)
+        return lag
 
     def forget(self, namespace: str, name: str) -> None:
         """The policy is gone (or no longer this replica's): drop what is kept for it."""

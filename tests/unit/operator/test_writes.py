@@ -134,3 +134,18 @@ def test_applied_objects_apply_once_until_content_changes_or_drift() -> None:
     # A recreated policy (new uid) starts from scratch; unknown policies never drift.
     assert len(applied.due("team-a", "shop", "uid-2", objs2)) == len(objs2)
     assert not applied.drifted("team-a", "other", "Deployment", name, None)
+
+
+def test_evaluation_delayed_condition_flips_only_on_state_changes() -> None:
+    from tierguard.operator.controller import delayed_condition
+
+    spec = make_spec()  # interval 1m
+    conds: list = []
+    assert delayed_condition(conds, 30.0, spec, T0, 1) == [], "absent until a delay"
+    late = delayed_condition(conds, 90.0, spec, T0, 1)
+    assert [(c.type, c.status) for c in late] == [("EvaluationDelayed", "True")]
+    later = delayed_condition(late, 200.0, spec, T0 + timedelta(minutes=1), 1)
+    assert later == late, "still behind: nothing to write"
+    caught_up = delayed_condition(later, 0.0, spec, T0 + timedelta(minutes=2), 1)
+    assert [(c.type, c.status) for c in caught_up] == [("EvaluationDelayed", "False")]
+    assert delayed_condition(caught_up, 1.0, spec, T0 + timedelta(minutes=3), 1) == caught_up
