@@ -9,8 +9,8 @@ rules against Prometheus' own rule checker and rule unit-test runner.
 * With tierguard.operator present, the operator runs with exactly that ServiceAccount
   and the Deployment's environment and must reconcile an example policy.
 * Every Kubernetes manifest under examples/ is applied.
-* The PrometheusRule passes `promtool check rules`, and `promtool test rules` proves each
-  alert fires on the series it is meant for.
+* The PrometheusRule passes `promtool check rules` (its behaviour: the promtool tests
+  shipped in the chart, run by tests/unit/test_chart_alerts.py).
 """
 
 from __future__ import annotations
@@ -31,7 +31,6 @@ from typing import Any
 import pytest
 import yaml
 
-from tierguard.api import metrics as m
 from tierguard.api.constants import CRD_NAME
 from tierguard.lab.controlplane import K8S_VERSION, ControlPlane
 
@@ -531,7 +530,8 @@ def promtool() -> str:
 
 @pytest.fixture(scope="module")
 def rules_file(helm: str, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
-    docs = render(helm, "monitoring", "--set", "metrics.prometheusRule.enabled=true")
+    docs = render(helm, "monitoring", "--set", "metrics.prometheusRule.enabled=true",
+                  "--set", "metrics.serviceMonitor.enabled=true")  # fmt: skip
     (rule,) = [d for d in docs if d["kind"] == "PrometheusRule"]
     path = tmp_path_factory.mktemp("rules") / "tierguard-rules.yaml"
     path.write_text(yaml.safe_dump({"groups": rule["spec"]["groups"]}, sort_keys=False))
@@ -546,88 +546,8 @@ def test_promtool_checks_the_rules(rules_file: tuple[Path, dict]) -> None:
     assert "SUCCESS: 5 rules found" in res.stdout
 
 
-def _annotations(rule: dict, alert: str, labels: dict[str, str], value: str = "") -> dict:
-    """The alert's annotations with {{ $labels.x }} and {{ $value ... }} filled in, as
-    Prometheus will render them."""
-    (r,) = [r for g in rule["spec"]["groups"] for r in g["rules"] if r.get("alert") == alert]
-    out = {}
-    for key, text in r["annotations"].items():
-        text = re.sub(r"\{\{ \$labels\.(\w+) \}\}", lambda mt: labels[mt.group(1)], text)
-        out[key] = re.sub(r"\{\{ \$value[^}]*\}\}", value, text)
-    return out
-
-
-def test_alerts_fire_on_their_series(rules_file: tuple[Path, dict], tmp_path: Path) -> None:
-    """promtool's rule unit tests: each alert fires on the series it is for, with the
-    labels and annotations SREs will see, and stays quiet otherwise."""
-    path, rule = rules_file
-    pol = {"namespace": "support", "policy": "support-assistant"}
-    rb = {**pol, "reason": "GateFailed"}
-    route_ok = {**pol, "tier": "simple", "arm": "canary", "model": "cheap", "outcome": "ok"}
-    route_err = {**route_ok, "outcome": "error"}
-
-    def series(name: str, labels: dict[str, str], values: str) -> dict[str, str]:
-        inner = ", ".join(f'{k}="{v}"' for k, v in labels.items())
-        return {"series": f"{name}{{{inner}}}", "values": values}
-
-    err_labels = {k: v for k, v in route_err.items() if k not in ("model", "outcome")}
-    tests = {
-        "rule_files": [str(path)],
-        "evaluation_interval": "1m",
-        "tests": [
-            {
-                "interval": "1m",
-                "input_series": [
-                    series(m.ROLLBACKS.name, rb, "0 0 0 1 1 1 1 1 1 1"),
-                    series(m.ROLLOUT_PHASE.name, {**pol, "phase": "Paused"}, "1x200"),
-                    series(m.PROMETHEUS_ERRORS.name, pol, "0+1x30"),
-                    # 10 % of canary requests of the simple tier fail.
-                    series(m.REQUESTS.name, route_ok, "0+9x30"),
-                    series(m.REQUESTS.name, route_err, "0+1x30"),
-                    # The operator is up for 30 minutes, then scraped as down.
-                    series("up", {"job": "tierguard-operator", "namespace": "monitoring",
-                                  "instance": "a"}, "1x30 0x30"),
-                ],
-                "alert_rule_test": [
-                    {"eval_time": "1m", "alertname": "TierguardRolloutRolledBack",
-                     "exp_alerts": []},
-                    {"eval_time": "5m", "alertname": "TierguardRolloutRolledBack",
-                     "exp_alerts": [{"exp_labels": {**rb, "severity": "warning"},
-                                     "exp_annotations": _annotations(
-                                         rule, "TierguardRolloutRolledBack", rb)}]},
-                    {"eval_time": "1h", "alertname": "TierguardRolloutPausedTooLong",
-                     "exp_alerts": []},
-                    {"eval_time": "150m", "alertname": "TierguardRolloutPausedTooLong",
-                     "exp_alerts": [{"exp_labels": {**pol, "severity": "warning"},
-                                     "exp_annotations": _annotations(
-                                         rule, "TierguardRolloutPausedTooLong", pol)}]},
-                    {"eval_time": "20m", "alertname": "TierguardOperatorPrometheusErrors",
-                     "exp_alerts": [{"exp_labels": {**pol, "severity": "critical"},
-                                     "exp_annotations": _annotations(
-                                         rule, "TierguardOperatorPrometheusErrors", pol)}]},
-                    {"eval_time": "20m", "alertname": "TierguardRouterErrorRate",
-                     "exp_alerts": [{"exp_labels": {**err_labels, "severity": "critical"},
-                                     "exp_annotations": _annotations(
-                                         rule, "TierguardRouterErrorRate", err_labels,
-                                         "10%")}]},
-                    {"eval_time": "20m", "alertname": "TierguardOperatorDown",
-                     "exp_alerts": []},
-                    {"eval_time": "50m", "alertname": "TierguardOperatorDown",
-                     "exp_alerts": [{"exp_labels": {"job": "tierguard-operator",
-                                                    "namespace": "monitoring",
-                                                    "severity": "critical"},
-                                     "exp_annotations": _annotations(
-                                         rule, "TierguardOperatorDown", {})}]},
-                ],
-            }
-        ],
-    }  # fmt: skip
-    test_file = tmp_path / "tierguard-rules-test.yaml"
-    test_file.write_text(yaml.safe_dump(tests, sort_keys=False))
-    res = subprocess.run([promtool(), "test", "rules", str(test_file)],
-                         capture_output=True, text=True, check=False)  # fmt: skip
-    assert res.returncode == 0, res.stdout + res.stderr
-    assert "SUCCESS" in res.stdout
+# The alerts' behaviour (promtool test rules) is tested with the unit tests shipped in
+# the chart: tests/unit/test_chart_alerts.py runs charts/tierguard/promtool/.
 
 
 def test_dashboard_queries_parse(tmp_path: Path) -> None:

@@ -111,6 +111,16 @@ class RolledBack:
 
 RolloutAction = SetWeight | EmitEvent | GateEvaluated | RolledBack
 
+#: Every reason a rollback can have. The operator creates its rollback counter at 0 for
+#: each of them as soon as it sees a policy, so the first rollback is an increase from 0
+#: that ``increase()`` sees (a counter born at 1 is invisible to it).
+ROLLBACK_REASONS: tuple[Reason, ...] = (
+    Reason.GATE_FAILED,
+    Reason.MANUAL_ABORT,
+    Reason.NO_DATA,
+    Reason.PROMETHEUS_UNREACHABLE,
+)
+
 
 @dataclass
 class Decision:
@@ -292,6 +302,10 @@ class _Run:
             )
 
     def rollback(self, reason: Reason, message: str) -> None:
+        if reason not in ROLLBACK_REASONS:
+            raise ValueError(
+                f"{reason} is not in ROLLBACK_REASONS (its counter would be born at 1)"
+            )
         s = self.s
         s.canary_weight = 0.0
         s.rolled_back_revision = s.revision
