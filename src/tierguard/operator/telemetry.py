@@ -31,7 +31,6 @@ class OperatorMetrics:
             m.PROMETHEUS_ERRORS.labels,
             registry=r,
         )
-
         self.evaluation_lag = Gauge(
             m.EVALUATION_LAG.name, m.EVALUATION_LAG.help, m.EVALUATION_LAG.labels, registry=r
         )
