@@ -214,9 +214,10 @@ class Controller:
         return max(0.2, min(self.settings.resync_seconds, wait, apply_wait))
 
     def _timing(self, uid: str, status: RoutingPolicyStatus) -> RoutingPolicyStatus:
-        """``status`` with ``lastEvaluatedAt`` as this process last evaluated it."""
+        """``status`` with ``lastEvaluatedAt`` as this process last evaluated it. A status
+        without one (a rollout that just started) is due at once, whatever was before."""
         mine = self._evaluated.get(uid)
-        if mine is None or (status.last_evaluated_at and status.last_evaluated_at >= mine):
+        if mine is None or status.last_evaluated_at is None or status.last_evaluated_at >= mine:
             return status
         return status.model_copy(update={"last_evaluated_at": mine})
 

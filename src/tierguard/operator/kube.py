@@ -33,6 +33,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, TypeVar, cast
 
+import urllib3
 from kubernetes import client as k8s
 from kubernetes import config as k8s_config
 from kubernetes.client.exceptions import ApiException
@@ -119,7 +120,7 @@ def with_retries(what: str, call: Callable[[], T], *, retry_conflicts: bool = Tr
             if exc.status in TRANSIENT:
                 raise TransientError(f"{what}: {_message(exc)}", retry_after_seconds(exc)) from exc
             raise KubeError(f"{what}: {_message(exc)}") from exc
-        except OSError as exc:  # connection refused/reset, timeouts (urllib3 raises these)
+        except (OSError, urllib3.exceptions.HTTPError) as exc:  # refused, reset, timeouts
             if attempt == 0:
                 continue
             raise TransientError(f"{what}: {exc}") from exc
