@@ -31,6 +31,8 @@ from typing import Any
 
 import yaml
 
+from tierguard.lab.conversations import conversation_lines
+
 PLOT_FILES = ("weight.png", "quality.png", "cost.png")
 REPORT_FILE = "report.md"
 
@@ -432,6 +434,9 @@ def render_markdown(record: RunRecord, plots: Sequence[str] = PLOT_FILES) -> str
                 f"{record.tally.get('rated', 0)} rated).",
                 "",
             ]
+        conversations = record.tally.get("conversations")
+        if isinstance(conversations, Mapping):
+            lines += conversation_lines(dict(conversations), switches)
     if record.naive is not None:
         n = record.naive
         lines += [

@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import importlib
 import json
 import os
 import secrets
@@ -375,14 +374,8 @@ class Lab:
     def operator_kubeconfig(self) -> Path:
         """Least privilege: a ServiceAccount bound to the operator's own RBAC rules
         (:mod:`tierguard.operator.rbac`, the rules the Helm chart installs)."""
-        try:
-            rbac = importlib.import_module("tierguard.operator.rbac")
-        except ImportError:
-            self.notes.append(
-                "The operator ran with the admin kubeconfig: this build ships no RBAC rules "
-                "for it (tierguard.operator.rbac)."
-            )
-            return Path(self.cp.kubeconfig)
+        from tierguard.operator import rbac
+
         ns, sa = self.settings.namespace, "tierguard-operator"
         account = {
             "apiVersion": "v1",
@@ -680,7 +673,7 @@ class Lab:
         record.kubectl_line = self.cp.kubectl(
             "get", c.PLURAL, "-n", self.settings.namespace, "-o", "wide", check=False
         ).stdout
-        record.tally = gen.tally.summary()
+        record.tally = {**gen.tally.summary(), "conversations": gen.conversations.summary()}
         record.notes = list(self.notes)
         return record
 

@@ -11,6 +11,7 @@ skipped and no user is moved back from canary to control.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -29,6 +30,7 @@ from tierguard.operator.backoff import Backoff
 from tierguard.operator.conditions import get_condition, set_condition
 from tierguard.operator.kube import Kube, KubeError, NotFoundError, StatusConflictError
 from tierguard.operator.observe import PrometheusReader, observe
+from tierguard.operator.rendermeta import RenderedMetadata, with_metadata
 from tierguard.operator.shared_queries import SharedQueries
 from tierguard.operator.telemetry import OperatorMetrics
 from tierguard.operator.writes import AppliedObjects, contains, status_needs_write
@@ -51,6 +53,9 @@ class ControllerSettings:
     #: If set, also filter router metrics by this label = the policy's namespace (the
     #: ``namespace`` target label a ServiceMonitor adds).
     namespace_label: str | None = None
+    #: Extra labels/annotations on everything rendered (e.g. kube-prometheus-stack's
+    #: ``release`` label on the routers' ServiceMonitors).
+    rendered: RenderedMetadata = dataclasses.field(default_factory=RenderedMetadata)
     #: Threads that run reconciles (each policy uses at most one at a time).
     workers: int = 8
     #: Built-in signal queries are batched across policies and reused for this many
@@ -295,10 +300,16 @@ class Controller:
         backoff = self._apply_backoff.setdefault((ref.namespace, ref.name), Backoff())
         try:
             if spec.router.signing_key_secret_ref is None and ref.uid not in self._secrets_done:
-                self.kube.ensure_secret(render.signing_secret(ref), render.GENERATED_SIGNING_KEY)
+                self.kube.ensure_secret(
+                    with_metadata(render.signing_secret(ref), self.settings.rendered),
+                    render.GENERATED_SIGNING_KEY,
+                )
                 self._secrets_done.add(ref.uid)
             sm = self.kube.service_monitor_available()
-            objs = render.render_all(ref, spec, status, service_monitor_available=sm)
+            objs = [
+                with_metadata(o, self.settings.rendered)
+                for o in render.render_all(ref, spec, status, service_monitor_available=sm)
+            ]
             self._apply_objects(ref, objs)
             backoff.succeeded()
         except KubeError as exc:
