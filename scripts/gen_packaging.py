@@ -7,7 +7,7 @@ written twice by hand:
   Helm can only read files inside the chart.
 * ``charts/tierguard/dashboards/tierguard.json``: the Grafana dashboard, built from the
   metric definitions in ``tierguard.api.metrics`` (names and labels are a contract).
-* ``examples/argocd/argocd-cm.yaml``: the Argo CD customizations, from the Lua files
+* ``examples/kubernetes/argocd/argocd-cm.yaml``: the Argo CD customizations, from the Lua files
   under ``charts/tierguard/argocd/tierguard.io/RoutingPolicy/`` (Argo CD's upstream
   resource_customizations layout) that tests/unit/test_argocd_lua.py runs under
   Argo CD's Lua runtime (tools/argocd-lua).
@@ -46,7 +46,7 @@ LUA_DIR = CHART / "argocd" / c.GROUP / c.KIND
 CRD_SRC = ROOT / "crds" / f"{c.CRD_NAME}.yaml"
 CRD_COPY = CHART / "files" / f"{c.CRD_NAME}.yaml"
 DASHBOARD = CHART / "dashboards" / "tierguard.json"
-ARGOCD_CM = ROOT / "examples" / "argocd" / "argocd-cm.yaml"
+ARGOCD_CM = ROOT / "examples" / "kubernetes" / "argocd" / "argocd-cm.yaml"
 CHART_README = CHART / "README.md"
 GROUP_KIND = f"{c.GROUP}_{c.KIND}"
 
@@ -62,7 +62,8 @@ ARGOCD_HEADER = """\
 # tierguard.io/action-nonce, as `kubectl tierguard <action>` does).
 #
 # Merge these keys into the argocd-cm ConfigMap of your Argo CD installation, e.g.
-#   kubectl -n argocd patch configmap argocd-cm --patch-file examples/argocd/argocd-cm.yaml
+#   kubectl -n argocd patch configmap argocd-cm \
+#     --patch-file examples/kubernetes/argocd/argocd-cm.yaml
 # or list this file as a patch in the kustomization that installs Argo CD.
 """
 

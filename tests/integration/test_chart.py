@@ -15,7 +15,6 @@ rules against Prometheus' own rule checker and rule unit-test runner.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import re
@@ -249,7 +248,9 @@ def test_operator_service_account_can_render_a_router(
     ServiceAccount read access to its ConfigMap (no escalate/bind needed), create the
     signing-key Secret, post an Event, beat kopf's peering heartbeat."""
     release_ns, docs = installed
-    policy = yaml.safe_load((ROOT / "examples" / "policies" / "minimal.yaml").read_text())
+    policy = yaml.safe_load(
+        (ROOT / "examples" / "kubernetes" / "policies" / "minimal.yaml").read_text()
+    )
     res = apply(control_plane, [policy], "-n", namespace)  # as admin: users create policies
     assert res.returncode == 0, res.stderr
     kubeconfig = control_plane.service_account_kubeconfig(release_ns, sa_name(docs))
@@ -350,8 +351,6 @@ def test_operator_runs_with_the_chart(
     """The operator, as the chart's ServiceAccount with the Deployment's arguments and
     environment, reconciles an example policy: status appears and nothing is forbidden.
     Only the two listening ports are moved to free ones (tests share this machine)."""
-    if importlib.util.find_spec("tierguard.operator.cli") is None:
-        pytest.skip("tierguard.operator.cli is not merged yet")
     release_ns, docs = installed
     (dep,) = [d for d in docs if d["kind"] == "Deployment"]
     (container,) = dep["spec"]["template"]["spec"]["containers"]
@@ -373,7 +372,9 @@ def test_operator_runs_with_the_chart(
         elif arg.startswith("--metrics-port="):
             arg = f"--metrics-port={metrics_port}"
         args.append(arg)
-    policy = yaml.safe_load((ROOT / "examples" / "policies" / "minimal.yaml").read_text())
+    policy = yaml.safe_load(
+        (ROOT / "examples" / "kubernetes" / "policies" / "minimal.yaml").read_text()
+    )
     policy["metadata"]["name"] = "runs-with-chart"
     assert apply(control_plane, [policy], "-n", namespace).returncode == 0
     log = tmp_path / "operator.log"
@@ -460,27 +461,62 @@ def test_helm_install_upgrade_uninstall(
 # --------------------------------------------------------------------------- examples
 
 
+EXAMPLES = ROOT / "examples" / "kubernetes"
+
+
 def example_manifests() -> list[Path]:
-    out = []
-    for path in sorted((ROOT / "examples").rglob("*.y*ml")):
-        docs = [d for d in yaml.safe_load_all(path.read_text()) if d]
-        if docs and all(isinstance(d, dict) and "apiVersion" in d and "kind" in d for d in docs):
-            out.append(path)
-    return out
+    return sorted(EXAMPLES.rglob("*.y*ml"))
 
 
-def test_examples_are_all_found() -> None:
-    names = {p.relative_to(ROOT / "examples").as_posix() for p in example_manifests()}
+def _is_k8s_object(doc: object) -> bool:
+    return isinstance(doc, dict) and "apiVersion" in doc and "kind" in doc
+
+
+def test_examples_are_all_found_and_separated() -> None:
+    """examples/kubernetes/ holds only Kubernetes objects (so `kubectl apply -R -f` and
+    kubeconform work on it); tierguard's own config files live in examples/config/."""
+    names = {p.relative_to(EXAMPLES).as_posix() for p in example_manifests()}
     assert {
         "policies/minimal.yaml",
         "policies/support-assistant.yaml",
         "argocd/application.yaml",
         "argocd/argocd-cm.yaml",
     } <= names
+    for path in example_manifests():
+        docs = [d for d in yaml.safe_load_all(path.read_text()) if d]
+        assert docs and all(_is_k8s_object(d) for d in docs), path
+    for path in (ROOT / "examples").rglob("*.y*ml"):
+        if EXAMPLES in path.parents:
+            continue
+        docs = [d for d in yaml.safe_load_all(path.read_text()) if d]
+        assert not any(_is_k8s_object(d) for d in docs), f"{path} belongs in {EXAMPLES}"
+
+
+def _argocd_crd(control_plane: ControlPlane) -> None:
+    crd = yaml.safe_load((FIXTURES / "argocd-application-crd.yaml").read_text())
+    assert apply(control_plane, [crd]).returncode == 0
+    control_plane.kubectl(
+        "wait", "--for=condition=Established", "crd/applications.argoproj.io", "--timeout=60s"
+    )
+
+
+def test_kubectl_apply_recursive_on_the_examples(
+    control_plane: ControlPlane, installed: tuple[str, list[dict]]
+) -> None:
+    """What a user types: `kubectl apply -R -f examples/kubernetes/` (server-side dry
+    run, so the default namespace stays clean), with no error and no API warning."""
+    _argocd_crd(control_plane)
+    ensure_namespace(control_plane, "argocd")
+    res = control_plane.kubectl("apply", "-R", "-f", str(EXAMPLES), "--dry-run=server", check=False)
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.count("(server dry run)") == sum(
+        len([d for d in yaml.safe_load_all(p.read_text()) if d]) for p in example_manifests()
+    )
+    assert "Warning" not in res.stderr, res.stderr
 
 
 @pytest.mark.parametrize(
-    "path", example_manifests(), ids=lambda p: p.relative_to(ROOT / "examples").as_posix()
+    "path", example_manifests(), ids=lambda p: p.relative_to(EXAMPLES).as_posix()
 )
 def test_example_applies(
     control_plane: ControlPlane,
@@ -492,16 +528,13 @@ def test_example_applies(
     namespace get it created; Argo CD's Application uses a stand-in CRD (see fixtures)."""
     docs = [d for d in yaml.safe_load_all(path.read_text()) if d]
     if any(d["apiVersion"].startswith("argoproj.io/") for d in docs):
-        crd = yaml.safe_load((FIXTURES / "argocd-application-crd.yaml").read_text())
-        assert apply(control_plane, [crd]).returncode == 0
-        control_plane.kubectl(
-            "wait", "--for=condition=Established", "crd/applications.argoproj.io", "--timeout=60s"
-        )
+        _argocd_crd(control_plane)
     for ns in {d["metadata"].get("namespace") for d in docs} - {None}:
         ensure_namespace(control_plane, ns)
     own_ns = all("namespace" in d["metadata"] for d in docs)
     res = apply(control_plane, docs, *([] if own_ns else ["-n", namespace]))
     assert res.returncode == 0, res.stderr
+    assert "Warning" not in res.stderr, res.stderr  # e.g. a deprecated finalizer form
     for d in docs:
         ns = d["metadata"].get("namespace", namespace)
         got = control_plane.kubectl(

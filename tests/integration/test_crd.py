@@ -21,7 +21,7 @@ pytestmark = pytest.mark.integration
 
 ROOT = Path(__file__).resolve().parents[2]
 CRD_FILE = ROOT / "crds" / f"{CRD_NAME}.yaml"
-POLICY_EXAMPLES = sorted((ROOT / "examples" / "policies").glob("*.yaml"))
+POLICY_EXAMPLES = sorted((ROOT / "examples" / "kubernetes" / "policies").glob("*.yaml"))
 
 
 @pytest.fixture(scope="module")

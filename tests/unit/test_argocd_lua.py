@@ -152,7 +152,9 @@ def test_committed_generated_files_are_fresh() -> None:
 
 def test_argocd_cm_snippet_carries_the_tested_scripts() -> None:
     """The snippet users paste is exactly what the tests above ran."""
-    cm = yaml.safe_load((ROOT / "examples" / "argocd" / "argocd-cm.yaml").read_text())
+    cm = yaml.safe_load(
+        (ROOT / "examples" / "kubernetes" / "argocd" / "argocd-cm.yaml").read_text()
+    )
     data = cm["data"]
     key = f"{c.GROUP}_{c.KIND}"
     assert data[f"resource.customizations.health.{key}"] == (LUA_DIR / "health.lua").read_text()

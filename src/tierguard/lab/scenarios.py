@@ -15,7 +15,7 @@ and shadow evaluation of every canary request (``router.shadow.sampleRate: 1``).
 feedback stays at realistic rates (about 15 % of answers rated), which is why the lab's
 policy does not gate on ``ThumbsDown``: at 5 % of a lab-sized stream thumbs are too sparse
 to judge a stage in seconds (the thumbs are still counted, plotted and reported, and the
-production example ``examples/policies/support-assistant.yaml`` gates on them).
+production example ``examples/kubernetes/policies/support-assistant.yaml`` gates on them).
 
 Quality model. A provider answers a query of category *c* well with probability
 ``quality[c]``. The simulated user of that request is satisfied exactly when the answer

@@ -13,6 +13,8 @@ import logging
 import os
 import random
 
+from tierguard.operator.rendermeta import InvalidMetadataError, RenderedMetadata, parse_pairs
+
 
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
@@ -78,7 +80,31 @@ def configure(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="peering priority (default: random, so exactly one replica acts)",
     )
+    parser.add_argument(
+        "--rendered-label",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="extra label on every object rendered for a policy (repeatable), e.g. "
+        "release=kube-prometheus-stack so that Prometheus selects the routers' ServiceMonitors",
+    )
+    parser.add_argument(
+        "--rendered-annotation",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="extra annotation on every object rendered for a policy (repeatable)",
+    )
     parser.add_argument("--log-level", default=os.environ.get("TIERGUARD_LOG_LEVEL", "info"))
+
+
+def rendered_metadata(args: argparse.Namespace) -> RenderedMetadata:
+    """The --rendered-label/--rendered-annotation flags, checked (a bad one stops start-up
+    with the reason instead of failing every apply later)."""
+    return RenderedMetadata(
+        labels=parse_pairs(args.rendered_label, "label"),
+        annotations=parse_pairs(args.rendered_annotation, "annotation"),
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -97,6 +123,11 @@ def run(args: argparse.Namespace) -> int:
         # kopf logs every successful handler call at INFO; our wake-up handler runs on
         # every watch event, which would drown the rollout's own log lines.
         logging.getLogger("kopf.objects").setLevel(logging.WARNING)
+    try:
+        rendered = rendered_metadata(args)
+    except InvalidMetadataError as exc:
+        logging.getLogger("tierguard.operator").error("%s", exc)
+        return 2
     if args.kubeconfig:
         # kopf's login (login_via_client) and our client read the same file.
         os.environ["KUBECONFIG"] = args.kubeconfig
@@ -109,6 +140,7 @@ def run(args: argparse.Namespace) -> int:
             resync_seconds=args.resync,
             prometheus_url=args.prometheus_url,
             namespace_label=args.namespace_label,
+            rendered=rendered,
         ),
         metrics,
     )

@@ -11,6 +11,7 @@ skipped and no user is moved back from canary to control.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
 import json
 import logging
@@ -31,6 +32,7 @@ from tierguard.operator import render, rollout
 from tierguard.operator.conditions import get_condition, set_condition
 from tierguard.operator.kube import Kube, KubeError, NotFoundError, StatusConflictError
 from tierguard.operator.observe import PrometheusReader, observe
+from tierguard.operator.rendermeta import RenderedMetadata, with_metadata
 from tierguard.operator.telemetry import OperatorMetrics
 
 log = logging.getLogger("tierguard.operator")
@@ -54,6 +56,9 @@ class ControllerSettings:
     #: Unchanged rendered objects are re-applied at most this often (to take back hand
     #: edits); a change is applied at once.
     reapply_seconds: float = 30.0
+    #: Extra labels/annotations on everything rendered (e.g. kube-prometheus-stack's
+    #: ``release`` label on the routers' ServiceMonitors).
+    rendered: RenderedMetadata = dataclasses.field(default_factory=RenderedMetadata)
 
 
 class Controller:
@@ -175,10 +180,16 @@ class Controller:
         error = None
         try:
             if spec.router.signing_key_secret_ref is None and ref.uid not in self._secrets_done:
-                self.kube.ensure_secret(render.signing_secret(ref), render.GENERATED_SIGNING_KEY)
+                self.kube.ensure_secret(
+                    with_metadata(render.signing_secret(ref), self.settings.rendered),
+                    render.GENERATED_SIGNING_KEY,
+                )
                 self._secrets_done.add(ref.uid)
             sm = self.kube.service_monitor_available()
-            objs = render.render_all(ref, spec, status, service_monitor_available=sm)
+            objs = [
+                with_metadata(o, self.settings.rendered)
+                for o in render.render_all(ref, spec, status, service_monitor_available=sm)
+            ]
             digest = hashlib.sha256(json.dumps(objs, sort_keys=True).encode()).hexdigest()
             last = self._applied.get(ref.uid)
             due = last is None or last[0] != digest
