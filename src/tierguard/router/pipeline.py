@@ -50,7 +50,7 @@ from tierguard.router.runtime import Runtime
 from tierguard.router.shadow import answer_text, should_shadow
 from tierguard.router.split import plan_pinned
 from tierguard.router.state import RouterState
-from tierguard.router.toolcalls import Lock
+from tierguard.router.toolcalls import Lock, has_wrapped_ids, unwrap_messages
 from tierguard.router.toolcalls import wrap as wrap_tool_call_id
 from tierguard.router.turnmetrics import observe_plan, observe_served
 from tierguard.router.upstream import UpstreamCall
@@ -106,6 +106,11 @@ def plan(
     elif req.model in state.models:
         route_plan = plan_pinned(req.model, state.deadline_s)
         c = Classification(route_plan.tier, None, SOURCE_PINNED)
+        if has_wrapped_ids(req.messages):  # a conversation that was routed before
+            messages = unwrap_messages(req.messages, state.signing_key)
+            req = dataclasses.replace(
+                req, messages=messages, body={**req.body, "messages": messages}
+            )
     else:
         raise ModelNotFoundError(
             f"The model '{req.model}' does not exist. Use 'auto' (routed) or one of: "
