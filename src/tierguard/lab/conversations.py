@@ -133,6 +133,7 @@ class ConversationTally:
     per_request_observed: int = 0
     _last: dict[str, tuple[str, str]] = field(default_factory=dict)  # id -> (model, tier)
     _last_cf: dict[str, str] = field(default_factory=dict)  # id -> per-request model
+    _simple_arm: dict[str, str] = field(default_factory=dict)  # id -> arm in the simple tier
     _switched: set[str] = field(default_factory=set)
     _switched_cf: set[str] = field(default_factory=set)
     _seen: set[str] = field(default_factory=set)
@@ -167,9 +168,13 @@ class ConversationTally:
                 self.cached_tokens += int(details.get("cached_tokens") or 0)
         if model is None or tier is None:
             return
-        if request_tier is not None and arm is not None:
+        if arm is not None and tier == sc.SIMPLE:
+            # the conversation's side of the simple tier's split (a complex turn is labelled
+            # stable, which says nothing about it)
+            self._simple_arm[conv.id] = arm
+        if request_tier is not None:
             self.per_request_observed += 1
-            cf = per_request_model(request_tier, arm)
+            cf = per_request_model(request_tier, self._simple_arm.get(conv.id, "control"))
             prev_cf = self._last_cf.get(conv.id)
             if prev_cf is not None and prev_cf != cf:
                 self.per_request_switches += 1
@@ -265,8 +270,10 @@ def conversation_lines(summary: dict[str, Any], stickiness: int | None) -> list[
         "A model switch is two consecutive requests of one conversation served by different "
         "models; with session tiers they come only from a tier going up or the canary "
         "weight moving. The line below it is the counterfactual: the bundled classifier on "
-        "each request's last user message alone, served by the same arm (the router before "
-        "session tiers); `bench/router/sessions.py` measures both end to end.",
+        "each request's last user message alone, served on the conversation's side of the "
+        "simple tier's split (the router before session tiers; a conversation never served "
+        "in the simple tier counts as control, since its side is not visible to a client); "
+        "`bench/router/sessions.py` measures both end to end.",
         "",
     ]
     return lines
