@@ -3,9 +3,9 @@ does the I/O).
 
 A session of the traffic :class:`~tierguard.lab.traffic.Population` is one conversation:
 its first turn is a query from the pool (seed 003's mix), and each later turn resends the
-whole history plus a new user message -- half of the time a follow-up that reads simple
-("ok thanks, and where is my order?") whatever the opener was, which is what drops a
-per-request router to the cheap tier mid-conversation. A share of the conversations are
+whole history plus a new user message -- mostly (:data:`FOLLOW_UP_SHARE`) a follow-up that
+reads simple ("ok thanks, and where is my order?") whatever the opener was, which is what
+drops a per-request router to the cheap tier mid-conversation; otherwise a new question. A share of the conversations are
 agent loops: the request offers a tool, the model answers with a tool call, the client
 sends the result back, and only then does the model answer in text (the fake provider
 plays the model; tool-call ids only the issuing model accepts).
@@ -35,9 +35,11 @@ FOLLOW_UPS: Final = (
     "thanks! how do I reset my password?",
     "great. what are your opening hours?",
     "ok. can you confirm the email address on my account?",
-    "thanks, and when does my invoice arrive?",
+    "thanks, and what is my billing status?",
 )
-FOLLOW_UP_SHARE: Final = 0.5
+#: share of later turns that follow up on the conversation (the rest open a new question
+#: from the pool, which may be complex and lifts the conversation's tier for good)
+FOLLOW_UP_SHARE: Final = 0.8
 AGENT_SHARE: Final = 0.2
 #: tool calls an agent turn makes before the model answers in text
 AGENT_TOOL_ROUNDS: Final = 2

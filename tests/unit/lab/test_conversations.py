@@ -127,3 +127,12 @@ def test_per_request_counterfactual_counts_the_switches_sessions_avoid() -> None
     assert s["per_request_model_switches"] == 3 and s["per_request_sessions_with_switch"] == 1
     assert "tiered alone" in "\n".join(conversation_lines(s, 0))
     assert ConversationTally().summary()["per_request_model_switches"] is None
+
+
+def test_follow_ups_read_simple_to_the_bundled_classifier() -> None:
+    """The lab's premise: a follow-up alone reads simple (so per-request tiering would
+    drop a complex conversation to the cheap model, and a simple one stays simple)."""
+    from tierguard.classifier.runtime import default_model_path, load_classifier
+
+    classifier = load_classifier(default_model_path())
+    assert [classifier.classify(t).tier for t in FOLLOW_UPS] == ["simple"] * len(FOLLOW_UPS)
