@@ -98,6 +98,19 @@ async def test_truncated_stream_is_an_error(env: Env, tmp_path: Path) -> None:
     assert line["outcome"] == "error" and line["error"] == "truncated"
 
 
+@pytest.mark.parametrize("env", [CANARY], indirect=True)
+async def test_finished_stream_without_done_is_ok_and_completed(env: Env) -> None:
+    """An upstream that ends after its finish_reason without [DONE] answered in full:
+    the client gets the [DONE] it expects, and nothing is counted as an error."""
+    await env.patch("small", "small-1", stream_omit_done=True)
+    r = await env.chat(stream=True, user="ned", stream_options={"include_usage": True})
+    evs = events(await r.text())
+    assert evs[-1] == "[DONE]" and json.loads(evs[-2])["usage"]["completion_tokens"] > 0
+    m = await env.metrics()
+    assert sample(m, "tierguard_requests_total", model="small", outcome="ok") == 1
+    assert sample(m, "tierguard_upstream_errors_total") == 0
+
+
 async def test_complete_stream_is_ok(env: Env) -> None:
     r = await env.chat(stream=True)
     assert events(await r.text())[-1] == "[DONE]"
