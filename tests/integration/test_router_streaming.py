@@ -251,3 +251,21 @@ async def test_client_sent_stream_options_refused_is_the_models_failure(env: Env
     assert got[-1]["usage"]["completion_tokens"] > 0
     m = await env.metrics()
     assert sample(m, "tierguard_upstream_errors_total", model="small", reason="client_error") == 1
+
+
+@pytest.mark.parametrize("env", [{**CANARY, "model_extra": {"streamUsage": True}}], indirect=True)
+async def test_a_refused_client_parameter_does_not_turn_stream_usage_off(env: Env) -> None:
+    """The retry without the router's addition is refused too when the client's own
+    parameter is the problem: that is the model's refusal (escalation as usual), and the
+    model keeps getting the usage request afterwards."""
+    await env.patch("small", "small-1", reject_params=["logprobs"])
+    r = await env.chat(stream=True, user="oz", logprobs=True)
+    assert r.status == 200 and r.headers["x-tierguard-model"] == "big"
+    await r.text()
+    assert env.runtime.state.pool.clients["small"].refuses_additions is False
+    r = await env.chat(stream=True, user="oz")
+    assert r.headers["x-tierguard-model"] == "small"
+    await r.text()
+    m = await env.metrics()
+    assert sample(m, "tierguard_upstream_errors_total", model="small", reason="client_error") == 1
+    assert sample(m, "tierguard_tokens_total", model="small", kind="completion") > 0
