@@ -5,10 +5,11 @@ A session of the traffic :class:`~tierguard.lab.traffic.Population` is one conve
 its first turn is a query from the pool (seed 003's mix), and each later turn resends the
 whole history plus a new user message -- mostly (:data:`FOLLOW_UP_SHARE`) a follow-up that
 reads simple ("ok thanks, and where is my order?") whatever the opener was, which is what
-drops a per-request router to the cheap tier mid-conversation; otherwise a new question. A share of the conversations are
-agent loops: the request offers a tool, the model answers with a tool call, the client
-sends the result back, and only then does the model answer in text (the fake provider
-plays the model; tool-call ids only the issuing model accepts).
+drops a per-request router to the cheap tier mid-conversation; otherwise a new question.
+A share of the conversations are agent loops: the request offers a tool, the model
+answers with a tool call, the client sends the result back, and only then does the model
+answer in text (the fake provider plays the model; tool-call ids only the issuing model
+accepts).
 
 Every conversation sends its id as the ``x-session-id`` header (the router's default
 session header), so the session is the assignment unit, and the lab measures per
