@@ -259,7 +259,8 @@ def conversation_lines(summary: dict[str, Any], stickiness: int | None) -> list[
     before = summary.get("per_request_model_switches")
     if isinstance(before, int):
         lines.append(
-            f"| the same, had each request been tiered alone (before session tiers) | "
+            f"| the same, had each request been tiered alone (before session tiers; a lower "
+            "bound) | "
             f"{before / n:.3f} ({summary.get('per_request_sessions_with_switch', 0)} "
             "conversations switched) |"
         )
@@ -274,8 +275,10 @@ def conversation_lines(summary: dict[str, Any], stickiness: int | None) -> list[
         "models; with session tiers they come only from a tier going up or the canary "
         "weight moving. The line below it is the counterfactual: the bundled classifier on "
         "each request's last user message alone, served on the conversation's side of the "
-        "simple tier's split (the router before session tiers; a conversation never served "
-        "in the simple tier counts as control, since its side is not visible to a client); "
+        "simple tier's split (the router before session tiers). A conversation never served "
+        "in the simple tier counts as control, since its side is not visible to a client, "
+        "so a complex opener on the canary side followed by simple-reading turns, the case "
+        "session tiers exist for, is missed: the line is a lower bound. "
         "`bench/router/sessions.py` measures both end to end.",
         "",
     ]
