@@ -141,6 +141,10 @@ class _Gates:
         self.grids = [st.fail_grid(sig.allowed_drop) for sig in sc.signals]
         g = len(self.grids[0])
         self.grid_arr = np.array(self.grids)  # signals x grid points
+        # The operator's default fail margin per SLO (half the allowed drop).
+        self.fail_margin = np.array(
+            [st.default_fail_margin(sig.allowed_drop) for sig in sc.signals]
+        )
         self.log_fail = np.zeros((*self.shape, g))
         self.max_fail = np.full(self.shape, -np.inf)
         self.log_pass = np.zeros(self.shape)
@@ -174,7 +178,14 @@ class _Gates:
                 lbc, lnc, lbt, lnt = bc[live], nc[live], bt[live], nt[live]
                 sig = np.nonzero(live)[2]
                 self.log_fail[live] += st.fail_block_log_e(
-                    lbc, lnc, lbt, lnt, pbc[live], pnc[live], self.grid_arr[sig]
+                    lbc,
+                    lnc,
+                    lbt,
+                    lnt,
+                    pbc[live],
+                    pnc[live],
+                    self.grid_arr[sig],
+                    self.fail_margin[sig],
                 )
                 self.log_pass[live] += st.pass_block_log_e(
                     lbc,

@@ -141,6 +141,11 @@ INVALID: list[tuple[str, Callable[[dict[str, Any]], None], str]] = [
     ("base-url-not-http", _set("models.0.baseURL", "ftp://x"), "spec.models[0].baseURL"),
     ("negative-price", _set("models.0.pricing", {"inputPerMillionTokens": -1}), "pricing"),
     ("min-samples-zero", _set("rollout.minSamplesPerArm", 0), "spec.rollout.minSamplesPerArm"),
+    (
+        "fail-margin-beyond-allowed-drop",
+        _set("analysis.slos.0.failMargin", 0.9),
+        "spec.analysis.slos[0].failMargin",
+    ),
 ]
 
 

@@ -7,9 +7,15 @@ readings come from :mod:`tierguard.operator.observe`, the state goes to and come
 
 One gate per SLO of a tier that has a candidate. A gate's e-process runs through every
 step of a rollout on one alpha budget (the statistics stay valid when the canary share
-changes), and on into the Promoted phase, where the holdback arm takes the control arm's
-place. The per-step minimum of samples is counted from the step's start, so every step
-gets fresh evidence at its own weight before it may pass.
+changes): the evidence is *cumulative* across steps, not restarted per step. What each
+step adds is a minimum of samples counted from the step's start (``stepBase``), so a step
+cannot pass before ``minSamplesPerArm`` outcomes per arm have been seen at its own weight;
+the confidence bound that lets it pass uses everything counted since the rollout began.
+
+Verdicts: Fail/Pass/Inconclusive as :func:`statistics.evaluate` says; NoData only when
+Prometheus or a query failed, or the routers' request counters for the tier are missing.
+A signal with no events while the tier's requests flow (nobody rated yet) is a quiet
+signal: Inconclusive.
 
 ``status.gateState`` layout (JSON, internal)::
 
@@ -49,6 +55,7 @@ class GateSpec:
     signal: Signal
     absolute: bool
     allowed: float  # allowed increase of the bad rate, or the absolute ceiling
+    fail_margin: float | None = None  # relative gates: tolerated loss before FAIL
     latency_objective: float | None = None  # seconds, for Signal.LATENCY
     query: CustomQuery | None = None
     fingerprint: str = ""
@@ -98,6 +105,7 @@ def gate_specs(spec: RoutingPolicySpec) -> list[GateSpec]:
                 signal=slo.signal,
                 absolute=absolute,
                 allowed=allowed,
+                fail_margin=None if absolute else slo.fail_margin,
                 latency_objective=(
                     parse_duration(slo.latency_objective) if slo.latency_objective else None
                 ),
@@ -118,6 +126,10 @@ class GateReading:
 
     arms: Mapping[str, st.ArmReading] = field(default_factory=dict)
     error: str | None = None
+    #: The routers' request counters for this gate's tier exist: traffic flows, so a
+    #: signal without events yet (no ratings, nothing judged) is a quiet signal, not
+    #: missing data.
+    requests_flowing: bool = False
 
     @property
     def empty(self) -> bool:
@@ -178,8 +190,14 @@ class GateOutcome:
         return ", ".join(parts)
 
 
+def _new_stats(g: GateSpec) -> st.GateState:
+    if g.absolute:
+        return st.new_gate_state(g.allowed, kind="absolute")
+    return st.new_gate_state(g.allowed, fail_margin=g.fail_margin)
+
+
 def _new_entry(g: GateSpec, control_arm: Arm) -> dict[str, Any]:
-    state = st.new_gate_state(g.allowed, kind="absolute" if g.absolute else "relative")
+    state = _new_stats(g)
     return {
         "fingerprint": g.fingerprint,
         "controlArm": control_arm.value,
@@ -282,14 +300,11 @@ def evaluate_gates(
     out: list[GateOutcome] = []
     for g in gates:
         entry = entries.get(g.key)
-        state = (
-            st.GateState.from_json(entry["stats"])
-            if entry is not None
-            else st.new_gate_state(g.allowed, kind="absolute" if g.absolute else "relative")
-        )
+        state = st.GateState.from_json(entry["stats"]) if entry is not None else _new_stats(g)
         base = entry.get("stepBase", [0.0, 0.0]) if entry is not None else [0.0, 0.0]
         error: str | None = None
         empty = False
+        flowing = False
         if observations is not None:
             reading = observations.gates.get(g.key)
             if observations.error is not None:
@@ -300,12 +315,21 @@ def evaluate_gates(
                 error = reading.error
             else:
                 empty = reading.empty
+                flowing = reading.requests_flowing
         res = st.evaluate(state, g.allowed, alpha, float(min_samples), provider_error=error)
         verdict, message = res.verdict, res.reason
         step_c = max(0.0, state.control_total - float(base[0]))
         step_t = max(0.0, state.canary_total - float(base[1]))
         if verdict == Verdict.NO_DATA and error is None:
-            if empty:
+            if flowing:
+                # A quiet signal: the tier's requests are counted, this signal has no
+                # events yet (nobody rated, nothing judged). No evidence either way.
+                verdict = Verdict.INCONCLUSIVE
+                message = (
+                    f"requests flow but no {g.signal.value} events counted yet "
+                    f"(quiet signal; {res.reason})"
+                )
+            elif empty:
                 message = "the routers have reported no samples for this gate yet (empty result)"
             elif entry is not None and int(entry.get("looks", 0)) <= 1:
                 # The first reading of a gate is only its baseline; that is not missing data.

@@ -8,7 +8,9 @@ others' growth; the increase over an interval is computed by the gates, never by
 
 Failures never raise: an unreachable Prometheus gives ``Observations(error=...)`` and a
 failed query gives that gate a ``GateReading(error=...)``. Both become NoData verdicts,
-which hold a stage and never advance it.
+which hold a stage and never advance it. Every reading also says whether the tier's
+request counters exist (``requests_flowing``): a signal with no events while requests
+flow (nobody rated yet) is Inconclusive, not NoData.
 
 Signals (bad / total, per arm):
 
@@ -246,9 +248,12 @@ def _read_gate(
                 bad={"": sum(float(x["value"][1]) for x in bad)},
                 total={"": sum(float(x["value"][1]) for x in total)},
             )
-        return GateReading(arms=arms)
+        return GateReading(
+            arms=arms, requests_flowing=_requests_flowing(run, g.tier, policy, namespace)
+        )
     bad_q, total_q = signal_queries(g.signal, policy, namespace)
     total = _series(run(total_q))
+    flowing = _requests_flowing(run, g.tier, policy, namespace)
     if g.signal == Signal.LATENCY:
         if g.latency_objective is None:
             raise QueryError("signal Latency without latencyObjective")
@@ -261,4 +266,12 @@ def _read_gate(
         if not t:
             continue
         arms[arm] = ArmReading(bad=bad.get((g.tier, arm), {}), total=t)
-    return GateReading(arms=arms)
+    return GateReading(arms=arms, requests_flowing=flowing)
+
+
+def _requests_flowing(run: Any, tier: str, policy: str, namespace: tuple[str, str] | None) -> bool:
+    """Whether the routers export request counters for ``tier`` (any arm): then a signal
+    without events is quiet, not missing. The query is the ErrorRate total, so it is
+    read at most once per look."""
+    _, requests_q = signal_queries(Signal.ERROR_RATE, policy, namespace)
+    return any(key[0] == tier and values for key, values in _series(run(requests_q)).items())

@@ -14,7 +14,8 @@ deltas (:func:`counter_delta` handles counter resets) and adds each block to two
 e-process:
 
 * **Fail side** (roll back): H0 "the canary is no worse than control + ``fail_margin``"
-  (default margin 0: identical models must almost never be rolled back) against a
+  (default :func:`default_fail_margin`, half the SLO's allowed drop: a canary within
+  that tolerated loss is rolled back with probability at most alpha) against a
   *mixture* of alternatives ``q_t = q_c + fail_margin + d`` for ``d`` on a grid around
   the SLO's allowed drop. The per-block e-value is the exact k-sample Bernoulli
   e-variable (see docs/statistics.md): it needs no normal approximation and no minimum
@@ -288,14 +289,40 @@ def fail_block_log_e(
     past_bad_c: ArrayLike,
     past_n_c: ArrayLike,
     grid: Grid,
-    fail_margin: float = 0.0,
+    fail_margin: ArrayLike = 0.0,
 ) -> FloatArray:
-    """Per-alternative log e-values of one block for the fail side; last axis = grid."""
+    """Per-alternative log e-values of one block for the fail side; last axis = grid.
+    ``fail_margin`` is a scalar or one margin per gate (broadcast over leading axes).
+
+    H0: "canary - control <= fail_margin". The alternative is ``q_t = q_c + fail_margin +
+    d``, capped below 1. Where the cap pushes it onto or below the margin (a control rate
+    near 1 with a non-zero margin) the bet would point the wrong way -- its canary factor
+    would *grow* as the canary gets better -- so that alternative bets nothing (log e = 0)
+    instead: a better canary can never be failed, however bad the control arm is.
+    """
+    fm = np.asarray(fail_margin, dtype=float)
+    if not bool(np.all((fm >= 0) & (fm < 1))):
+        raise GateInputError(f"failMargin must be in [0, 1), got {fm!r}")
+    fm = fm[..., None]
     q_c = plugin_control_rate(past_bad_c, past_n_c)[..., None]
     d = np.asarray(grid, dtype=float)
-    q_t = np.minimum(q_c + fail_margin + d, 0.995)
+    q_t = np.minimum(q_c + fm + d, 0.995)
     bc, nc, bt, nt = (np.asarray(x, dtype=float)[..., None] for x in (bad_c, n_c, bad_t, n_t))
-    return shifted_block_log_e(bc, nc, bt, nt, q_c, q_t, fail_margin)
+    log_e = shifted_block_log_e(bc, nc, bt, nt, q_c, q_t, fm)
+    # The same guard as the pass side's: only an alternative strictly beyond the null
+    # line is a bet in the right direction (then q_t > r_t, see the module docstring).
+    return np.asarray(np.where(q_t - q_c > fm + 1e-9, log_e, 0.0), dtype=float)
+
+
+def default_fail_margin(allowed_drop: float) -> float:
+    """The fail side's tolerated loss when an SLO sets none: half the allowed drop.
+
+    FAIL then means "confident the canary is worse than control by more than half of what
+    the SLO allows". A canary within half the allowed drop is rolled back with probability
+    at most alpha; a canary at the allowed drop is caught with the power of a test against
+    an effect of half the drop (docs/statistics.md, *Fail margin*, has the sample cost).
+    """
+    return round(allowed_drop / 2.0, 9)
 
 
 def pass_block_log_e(
@@ -442,16 +469,28 @@ class GateState:
 def new_gate_state(
     allowed_drop: float,
     kind: Kind = "relative",
-    fail_margin: float = 0.0,
+    fail_margin: float | None = None,
     margins: Iterable[float] = DEFAULT_MARGINS,
 ) -> GateState:
     """A fresh gate. For ``kind="absolute"`` ``allowed_drop`` is the threshold on the
-    canary's bad rate and only the canary arm is used."""
+    canary's bad rate and only the canary arm is used.
+
+    ``fail_margin`` (relative gates): the loss the fail side tolerates before it may roll
+    back; None takes :func:`default_fail_margin` (half the allowed drop). It must stay
+    within the allowed drop, so that FAIL never fires for a canary the pass side could
+    promote.
+    """
     if kind == "absolute":
         if not 0 < allowed_drop < 1:
             raise GateInputError(f"an absolute threshold must be in (0, 1), got {allowed_drop}")
         return GateState(kind=kind, allowed_drop=allowed_drop)
     grid = fail_grid(allowed_drop)
+    margin = default_fail_margin(allowed_drop) if fail_margin is None else float(fail_margin)
+    if not 0 <= margin <= allowed_drop:
+        raise GateInputError(
+            f"failMargin must be in [0, allowedDrop={allowed_drop}], got {fail_margin}"
+        )
+    fail_margin = margin
     ms = tuple(sorted(set(margins) | {allowed_drop}))
     return GateState(
         kind=kind,
@@ -630,7 +669,9 @@ def evaluate(
 
     if state.max_log_e_fail >= math.log(threshold):
         return result(
-            Verdict.FAIL, f"canary worse than control: e-value {e_value:.3g} >= {threshold:.3g}"
+            Verdict.FAIL,
+            f"canary worse than control by more than {state.fail_margin:.3f}: "
+            f"e-value {e_value:.3g} >= {threshold:.3g}",
         )
     if provider_error is not None:
         return result(Verdict.NO_DATA, f"query failed: {provider_error}")

@@ -72,7 +72,10 @@ def test_observe_builds_arm_readings_per_gate() -> None:
     assert simple.arms["canary"].bad == {"r1": 2.0}
     assert simple.arms["control"].bad == {}
     assert set(obs.gates["tricky/ThumbsDown"].arms) == {"control"}
-    assert len(set(reader.asked)) == 2, "one query per distinct PromQL, shared by tiers"
+    # thumbs total, thumbs bad and the request counters (is traffic flowing?), each once
+    assert len(set(reader.asked)) == 3, "one query per distinct PromQL, shared by tiers"
+    assert len(reader.asked) == 3
+    assert not simple.requests_flowing, "no request counters were answered"
 
 
 def test_unreachable_prometheus_is_no_data_not_an_exception() -> None:
@@ -152,3 +155,50 @@ def test_first_reading_is_a_baseline_not_missing_data() -> None:
     state = g.update_gates(state, gates, o2, Arm.CONTROL)
     out = g.evaluate_gates(state, gates, o2, 0.95, 10)
     assert all(x.verdict == Verdict.NO_DATA for x in out)
+
+
+def test_quiet_signal_while_requests_flow_is_inconclusive_not_no_data() -> None:
+    """Issue 13.5: a tier whose requests are counted but nobody rated yet has no evidence
+    either way (Inconclusive); NoData needs the request counters themselves missing."""
+    spec = make_spec()
+    gates = g.gate_specs(spec)
+    _, requests_q = o.signal_queries(Signal.ERROR_RATE, "shop")
+    reader = FakeReader({requests_q: [row("simple", "control", 40), row("simple", "canary", 3)]})
+    obs = o.observe(reader, "shop", gates, T0)  # type: ignore[arg-type]
+    assert obs.gates["simple/ThumbsDown"].requests_flowing
+    assert obs.gates["simple/ThumbsDown"].empty
+    assert not obs.gates["tricky/ThumbsDown"].requests_flowing
+    state = g.fresh_gate_state("r")
+    for minute in range(3):
+        at = T0 + timedelta(minutes=minute)
+        obs = o.observe(reader, "shop", gates, at)  # type: ignore[arg-type]
+        state = g.update_gates(state, gates, obs, Arm.CONTROL)
+    out = {x.key: x for x in g.evaluate_gates(state, gates, obs, 0.95, 10)}
+    assert out["simple/ThumbsDown"].verdict == Verdict.INCONCLUSIVE
+    assert "quiet" in out["simple/ThumbsDown"].message
+    assert out["tricky/ThumbsDown"].verdict == Verdict.NO_DATA
+
+
+def test_docs_show_the_queries_the_operator_runs() -> None:
+    """Issue 13.6: docs/metrics.md shows the raw-counter queries of observe.py (no
+    increase())."""
+    from tierguard.api.docgen import render_metrics_md
+
+    doc = render_metrics_md().replace("\\|", "|")  # pipes are escaped in table cells
+    assert "increase(" not in doc.replace("PromQL `increase()`", "")
+    for signal in (Signal.THUMBS_DOWN, Signal.ERROR_RATE, Signal.SHADOW_DISAGREEMENT):
+        for query in o.signal_queries(signal, "P"):
+            assert query in doc, query
+
+
+def test_slo_fail_margin_reaches_the_gate_and_defaults_to_half_the_drop() -> None:
+    spec = make_spec()
+    spec.analysis.slos[0].fail_margin = 0.004
+    state = g.update_gates(
+        g.fresh_gate_state("r"), g.gate_specs(spec), g.Observations(at=T0), Arm.CONTROL
+    )
+    stats = {k: v["stats"] for k, v in state["gates"].items()}
+    first = f"{spec.analysis.slos[0].tier}/{spec.analysis.slos[0].signal.value}"
+    assert stats[first]["failMargin"] == 0.004
+    others = [v for k, v in stats.items() if k != first and v["kind"] == "relative"]
+    assert others and all(v["failMargin"] == v["allowedDrop"] / 2 for v in others)
