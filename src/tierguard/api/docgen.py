@@ -38,12 +38,17 @@ def render_metrics_md() -> str:
     buckets = ", ".join(f"{b:g}" for b in m.LATENCY_BUCKETS)
     cls_buckets = ", ".join(f"{b:g}" for b in m.CLASSIFIER_BUCKETS)
     arms = ", ".join(f"`{a.value}`" for a in Arm)
-    requests = _q(m.REQUESTS.name)
-    err_bad = _q(m.REQUESTS.name, f'{m.OUTCOME}=~"{m.OUTCOME_ERROR}|{m.OUTCOME_ESCALATED}"')
-    thumbs_bad = _q(m.FEEDBACK.name, f'{m.RATING}="{m.RATING_DOWN}"')
-    shadow_bad = _q(m.SHADOW_JUDGEMENTS.name, f'{m.VERDICT}="{m.VERDICT_DISAGREE}"')
+    cl = f", {m.CLUSTER}"
+    requests = _q(m.REQUESTS.name, group_extra=cl)
+    err_bad = _q(
+        m.REQUESTS.name, f'{m.OUTCOME}=~"{m.OUTCOME_ERROR}|{m.OUTCOME_ESCALATED}"', group_extra=cl
+    )
+    thumbs_bad = _q(m.FEEDBACK.name, f'{m.RATING}="{m.RATING_DOWN}"', group_extra=cl)
+    shadow_bad = _q(m.SHADOW_JUDGEMENTS.name, f'{m.VERDICT}="{m.VERDICT_DISAGREE}"', group_extra=cl)
     shadow_total = _q(
-        m.SHADOW_JUDGEMENTS.name, f'{m.VERDICT}=~"{m.VERDICT_AGREE}|{m.VERDICT_DISAGREE}"'
+        m.SHADOW_JUDGEMENTS.name,
+        f'{m.VERDICT}=~"{m.VERDICT_AGREE}|{m.VERDICT_DISAGREE}"',
+        group_extra=cl,
     )
     lat_count = _q(f"{m.REQUEST_DURATION.name}_count")
     lat_bucket = _q(f"{m.REQUEST_DURATION.name}_bucket", group_extra=", le")
@@ -96,6 +101,10 @@ def render_metrics_md() -> str:
         f"- `{m.VERDICT}` on shadow judgements: `{m.VERDICT_AGREE}`, `{m.VERDICT_DISAGREE}`, "
         f"`{m.VERDICT_ERROR}` (the shadow call or the judge failed; not a quality signal).",
         f"- `{m.KIND}` on tokens: `prompt`, `completion`.",
+        f"- `{m.CLUSTER}` on requests, feedback and shadow judgements: the user cluster, "
+        f"`0` … `{m.CLUSTERS - 1}` (the request's split bucket mod {m.CLUSTERS}; a bucket "
+        f"holds whole users), `{m.CLUSTER_NONE}` for requests without a bucket (pinned). "
+        "No user id: 16 values whatever the number of users.",
         "",
         "## Histogram buckets",
         "",
@@ -108,13 +117,16 @@ def render_metrics_md() -> str:
         "## How the operator reads them",
         "",
         "Each evaluation interval the operator reads the **raw cumulative counters**, "
-        "summed per tier, arm and scrape `instance` (one series per router process), for "
-        "policy `P` (plus the namespace label when the operator runs cluster-wide):",
+        "summed per tier, arm, scrape `instance` (one series per router process) and, "
+        f"where exported, user `{m.CLUSTER}` (the split bucket mod {m.CLUSTERS}: disjoint "
+        "sets of whole users, from whose spread the gates estimate the per-user "
+        "correlation, docs/statistics.md), for policy `P` (plus the namespace label when "
+        "the operator runs cluster-wide):",
         "",
         "| signal | bad | total |",
         "|---|---|---|",
         f"| ErrorRate | `{err_bad}` | `{requests}` |",
-        f"| ThumbsDown | `{thumbs_bad}` | `{_q(m.FEEDBACK.name)}` |",
+        f"| ThumbsDown | `{thumbs_bad}` | `{_q(m.FEEDBACK.name, group_extra=cl)}` |",
         f"| ShadowDisagreement | `{shadow_bad}` | `{shadow_total}` |",
         f'| Latency (objective O) | `{lat_count}` minus `{lat_bucket}` at `le="O"` '
         f"| `{lat_count}` |",

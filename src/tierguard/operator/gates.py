@@ -171,6 +171,7 @@ class GateOutcome:
     threshold: float | None = None
     step_control: float = 0.0
     step_canary: float = 0.0
+    design_effect: float = 1.0
     provider_error: bool = False  # NoData because a query failed (not just no traffic)
 
     def figures(self) -> str:
@@ -187,6 +188,8 @@ class GateOutcome:
             parts.append(f"upper bound {self.upper_bound:+.3f} vs allowed {self.allowed:.3f}")
         if self.e_value is not None and self.threshold is not None:
             parts.append(f"e-value {self.e_value:.3g} (threshold {self.threshold:.3g})")
+        if self.design_effect > 1.0:
+            parts.append(f"design effect {self.design_effect:.2f}")
         return ", ".join(parts)
 
 
@@ -362,6 +365,7 @@ def evaluate_gates(
                 threshold=res.threshold,
                 step_control=step_c,
                 step_canary=step_t,
+                design_effect=state.design_effect,
                 provider_error=verdict == Verdict.NO_DATA and error is not None,
             )
         )
@@ -403,6 +407,7 @@ def tier_statuses(outcomes: Sequence[GateOutcome], tiers: Sequence[str]) -> list
                 allowed=o.allowed,
                 e_value=_finite(min(o.e_value, 1e300)) if o.e_value is not None else None,
                 e_value_threshold=_finite(o.threshold),
+                design_effect=_finite(o.design_effect),
                 message=o.message[:2048],
             )
             for o in mine

@@ -17,6 +17,10 @@ Signals (bad / total, per arm):
 * ThumbsDown: ``feedback_total{rating="down"}`` / ``feedback_total``
 * ShadowDisagreement: ``shadow_judgements_total{verdict="disagree"}`` /
   ``shadow_judgements_total{verdict=~"agree|disagree"}`` (judge errors are not quality)
+Counters with a ``cluster`` label (requests, feedback, shadow judgements) are read per
+user cluster as series ``instance#cluster``; the gates sum them for the test and use
+their spread for the design effect.
+
 * ErrorRate: ``requests_total{outcome=~"error|escalated"}`` / ``requests_total``
 * Latency: ``request_duration_seconds_count - request_duration_seconds_bucket{le=objective}``
   / ``request_duration_seconds_count`` (the router adds every objective as a bucket)
@@ -34,6 +38,7 @@ from typing import Any
 
 from tierguard.api import metrics as m
 from tierguard.api.enums import Arm, Signal
+from tierguard.operator.design_effect import CLUSTER_SEP
 from tierguard.operator.gates import GateReading, GateSpec, Observations
 from tierguard.operator.statistics import ArmReading
 
@@ -41,6 +46,9 @@ log = logging.getLogger("tierguard.operator.observe")
 
 ARMS = (Arm.CONTROL.value, Arm.HOLDBACK.value, Arm.CANARY.value)
 GROUP = f"{m.TIER}, {m.ARM}, instance"
+#: Counters the routers export per user cluster are read per cluster too: the gates
+#: estimate the per-user correlation from their spread (operator/design_effect.py).
+GROUP_CLUSTERED = f"{GROUP}, {m.CLUSTER}"
 
 
 class QueryError(RuntimeError):
@@ -80,7 +88,7 @@ def signal_queries(
     """(bad, total) PromQL for a built-in signal (Latency is special-cased)."""
 
     def q(metric: str, extra: Mapping[str, str] | None = None) -> str:
-        return f"sum by ({GROUP}) ({metric}{selector(policy, extra, namespace)})"
+        return f"sum by ({GROUP_CLUSTERED}) ({metric}{selector(policy, extra, namespace)})"
 
     if signal == Signal.THUMBS_DOWN:
         return q(m.FEEDBACK.name, {m.RATING: m.RATING_DOWN}), q(m.FEEDBACK.name)
@@ -114,8 +122,17 @@ def _series(result: Sequence[Mapping[str, Any]]) -> Series:
         if math.isnan(value):
             continue
         key = (labels.get(m.TIER, ""), labels.get(m.ARM, ""))
-        out.setdefault(key, {})[labels.get("instance", "")] = value
+        out.setdefault(key, {})[_series_key(labels)] = value
     return out
+
+
+def _series_key(labels: Mapping[str, str]) -> str:
+    """``instance`` or ``instance#cluster`` (statistics' per-cluster key format)."""
+    instance = labels.get("instance", "")
+    cluster = labels.get(m.CLUSTER, "")
+    if cluster in ("", m.CLUSTER_NONE):
+        return instance
+    return f"{instance}{CLUSTER_SEP}{cluster}"
 
 
 def _latency_bad(buckets: Sequence[Mapping[str, Any]], counts: Series, objective: float) -> Series:

@@ -236,6 +236,8 @@ class _Run:
 
     def start(self, revision: str, reason: Reason, why: str) -> None:
         s = self.s
+        # A retry of the same revision is a new attempt with a new split salt (new users).
+        s.attempt = s.attempt + 1 if reason == Reason.MANUAL_RETRY else 0
         s.revision = revision
         s.rolled_back_revision = ""
         s.gate_state = g.fresh_gate_state(revision)

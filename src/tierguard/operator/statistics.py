@@ -65,6 +65,7 @@ import numpy as np
 import numpy.typing as npt
 
 from tierguard.api.enums import Verdict
+from tierguard.operator import design_effect as de
 
 FloatArray = npt.NDArray[np.float64]
 ArrayLike = npt.ArrayLike  # scalars or arrays; kernels broadcast their arguments
@@ -184,6 +185,27 @@ def block_from_readings(
         bad = series_delta(before.bad if before else None, reading.bad)
         out[arm] = (min(max(bad, 0.0), total), total)
     return Block(out["control"][0], out["control"][1], out["canary"][0], out["canary"][1])
+
+
+def cluster_block_from_readings(
+    prev: Mapping[str, ArmReading] | None, cur: Mapping[str, ArmReading]
+) -> dict[str, dict[str, tuple[float, float]]]:
+    """Per side and user cluster, the block's (bad, total): series keys of clustered
+    readings are ``instance#cluster`` (:mod:`tierguard.operator.design_effect`)."""
+    out: dict[str, dict[str, tuple[float, float]]] = {}
+    for arm in ("control", "canary"):
+        reading = cur.get(arm)
+        if reading is None:
+            continue
+        before = prev.get(arm) if prev else None
+        bad_by = de.split_by_cluster(reading.bad)
+        per: dict[str, tuple[float, float]] = {}
+        for cluster, totals in de.split_by_cluster(reading.total).items():
+            total = series_delta(before.total if before else None, totals)
+            bad = series_delta(before.bad if before else None, bad_by.get(cluster, {}))
+            per[cluster] = (min(max(bad, 0.0), total), total)
+        out[arm] = per
+    return out
 
 
 # --------------------------------------------------------------------------- kernels
@@ -427,6 +449,9 @@ class GateState:
     canary_total: float = 0.0
     blocks: int = 0  # non-empty blocks added
     last: dict[str, dict[str, dict[str, float]]] | None = None  # raw readings per arm
+    #: cumulative (bad, total) per side ("control"/"canary") and user cluster
+    clusters: dict[str, dict[str, list[float]]] = field(default_factory=dict)
+    design_effect: float = 1.0  # variance inflation from per-user clustering (>= 1)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -442,6 +467,8 @@ class GateState:
             "counts": [self.control_bad, self.control_total, self.canary_bad, self.canary_total],
             "blocks": self.blocks,
             "last": self.last,
+            "clusters": {side: dict(v) for side, v in self.clusters.items()},
+            "designEffect": self.design_effect,
         }
 
     @classmethod
@@ -463,6 +490,11 @@ class GateState:
             canary_total=tt,
             blocks=int(data["blocks"]),
             last=data.get("last"),
+            clusters={
+                str(side): {str(c): [float(x) for x in v] for c, v in per.items()}
+                for side, per in (data.get("clusters") or {}).items()
+            },
+            design_effect=float(data.get("designEffect", 1.0)),
         )
 
 
@@ -504,12 +536,43 @@ def new_gate_state(
     )
 
 
-def add_block(state: GateState, block: Block) -> GateState:
+ClusterBlock = Mapping[str, Mapping[str, tuple[float, float]]]  # side -> cluster -> counts
+
+
+def add_clusters(
+    state: GateState, clusters: ClusterBlock
+) -> tuple[dict[str, dict[str, list[float]]], float]:
+    """Cumulative per-cluster counts with ``clusters`` added, and their design effect."""
+    out: dict[str, dict[str, list[float]]] = {
+        side: {c: list(v) for c, v in per.items()} for side, per in state.clusters.items()
+    }
+    for side, per in clusters.items():
+        mine = out.setdefault(side, {})
+        for cluster, (bad, total) in per.items():
+            if cluster in ("", "none") or total <= 0:
+                continue  # unclustered series mix users of every cluster: not independent
+            prev = mine.get(cluster, [0.0, 0.0])
+            mine[cluster] = [prev[0] + float(bad), prev[1] + float(total)]
+    keys = sorted({c for per in out.values() for c in per})
+    if not keys:
+        return out, 1.0
+    sides = sorted(out)
+    bad_ = np.array([[out[s].get(c, [0.0, 0.0])[0] for c in keys] for s in sides])
+    total_ = np.array([[out[s].get(c, [0.0, 0.0])[1] for c in keys] for s in sides])
+    return out, float(de.design_effect(bad_, total_))
+
+
+def add_block(state: GateState, block: Block, clusters: ClusterBlock | None = None) -> GateState:
     """A new state with one block of outcomes added (pure; ``state`` is not changed).
 
     Running maxima of the e-processes are kept as well: a crossing of ``1/alpha`` is
     final (Ville's inequality covers the supremum over time), so a fail stays a fail and
     the confidence bound never widens again. Empty blocks are skipped.
+
+    ``clusters`` (optional): the same block per side and user cluster. The maxima are
+    then taken over the log e-values divided by the running design effect
+    (:mod:`tierguard.operator.design_effect`), so per-user correlation does not pass
+    for evidence.
     """
     if min(block.control_bad, block.control_total, block.canary_bad, block.canary_total) < 0:
         raise GateInputError(f"block counts cannot be negative: {block}")
@@ -517,6 +580,9 @@ def add_block(state: GateState, block: Block) -> GateState:
         return state
     new = GateState.from_json(state.to_json())
     new.last = state.last
+    if clusters:
+        new.clusters, new.design_effect = add_clusters(state, clusters)
+    deff = max(1.0, new.design_effect)
     if state.kind == "relative":
         args = (block.control_bad, block.control_total, block.canary_bad, block.canary_total)
         lf = fail_block_log_e(
@@ -531,11 +597,11 @@ def add_block(state: GateState, block: Block) -> GateState:
             state.margins,
         )
         new.log_e_fail = [a + float(b) for a, b in zip(state.log_e_fail, lf, strict=True)]
-        mix = float(log_mean_exp(np.asarray(new.log_e_fail)))
+        mix = float(log_mean_exp(np.asarray(new.log_e_fail) / deff))
         new.max_log_e_fail = max(state.max_log_e_fail, mix)
         new.log_e_pass = [a + float(b) for a, b in zip(state.log_e_pass, lp, strict=True)]
         new.max_log_e_pass = [
-            max(a, b) for a, b in zip(state.max_log_e_pass, new.log_e_pass, strict=True)
+            max(a, b / deff) for a, b in zip(state.max_log_e_pass, new.log_e_pass, strict=True)
         ]
     new.control_bad += block.control_bad
     new.control_total += block.control_total
@@ -571,7 +637,9 @@ def update(state: GateState, readings: Mapping[str, ArmReading]) -> GateState:
         new.last = cur
         return new
     prev = {arm: ArmReading(bad=v["bad"], total=v["total"]) for arm, v in state.last.items()}
-    new = add_block(state, block_from_readings(prev, readings))
+    new = add_block(
+        state, block_from_readings(prev, readings), cluster_block_from_readings(prev, readings)
+    )
     if new is state:
         new = GateState.from_json(state.to_json())
     new.last = cur
@@ -747,10 +815,13 @@ def evaluate_absolute(
     upper bound is within it and ``min_samples`` canary outcomes were counted.
     """
     bad, n = state.canary_bad, state.canary_total
-    lower, upper = absolute_bounds(bad, n, alpha_per_test)
+    # Per-user correlation: the bounds use the effective counts (Rao & Scott: counts
+    # divided by the design effect), which keeps the rate and shrinks the evidence.
+    deff = max(1.0, state.design_effect)
+    lower, upper = absolute_bounds(bad / deff, n / deff, alpha_per_test)
     threshold = 1.0 / alpha_per_test
     e_value = (
-        math.exp(min(_log_mixture(bad, n, threshold_rate), 700.0))
+        math.exp(min(_log_mixture(bad / deff, n / deff, threshold_rate), 700.0))
         if n > 0 and bad / n > threshold_rate
         else 1.0
     )

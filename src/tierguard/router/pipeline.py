@@ -46,7 +46,13 @@ from tierguard.router.records import (
 )
 from tierguard.router.runtime import Runtime
 from tierguard.router.shadow import answer_text, should_shadow
-from tierguard.router.split import bucket, plan_pinned, plan_routed, stickiness_key
+from tierguard.router.split import (
+    bucket,
+    cluster_label,
+    plan_pinned,
+    plan_routed,
+    stickiness_key,
+)
 from tierguard.router.state import RouterState
 from tierguard.router.upstream import ChainResult, run_chain
 
@@ -182,6 +188,7 @@ def sign(state: RouterState, planned: Planned, model: str) -> str:
             model,
             int(planned.wall_start),
             planned.request_id,
+            cluster_label(planned.route.bucket),
         ),
         state.signing_key,
     )
@@ -242,7 +249,9 @@ def account_failure(
     """Record a request no model answered (the client gets ``err``)."""
     elapsed = _now() - planned.started
     labels = (state.config.policy, planned.tier, planned.arm, planned.route.model)
-    rt.metrics.requests.labels(*labels, mdefs.OUTCOME_ERROR).inc()
+    rt.metrics.requests.labels(
+        *labels, mdefs.OUTCOME_ERROR, cluster_label(planned.route.bucket)
+    ).inc()
     rt.metrics.request_duration.labels(*labels).observe(elapsed)
     record = _record(
         state,
@@ -283,7 +292,7 @@ def account(
     elapsed = _now() - planned.started
     outcome = outcome_of(result, delivery)
     labels = (config.policy, planned.tier, planned.arm, result.model)
-    m.requests.labels(*labels, outcome).inc()
+    m.requests.labels(*labels, outcome, cluster_label(planned.route.bucket)).inc()
     m.request_duration.labels(*labels).observe(elapsed)
     m.ttft.labels(*labels).observe(delivery.ttft_s)
     usage = usage_cost(state.models[result.model].pricing, delivery.usage)
@@ -369,7 +378,12 @@ async def shadow(
     finally:
         rt.shadows_in_flight -= 1
         rt.metrics.shadow_judgements.labels(
-            policy, planned.tier, planned.arm, canary_model, verdict
+            policy,
+            planned.tier,
+            planned.arm,
+            canary_model,
+            verdict,
+            cluster_label(planned.route.bucket),
         ).inc()
 
 

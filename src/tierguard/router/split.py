@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from typing import Final
 
 from tierguard.api.enums import Arm, StickinessKey
-from tierguard.api.metrics import TIER_PINNED
+from tierguard.api.metrics import CLUSTER_NONE, CLUSTERS, TIER_PINNED
 from tierguard.api.routerconfig import Route, Stickiness, TierSplit
 
 BUCKETS: Final = 10_000
@@ -33,6 +33,11 @@ def bucket(salt: str, key: str) -> int:
     """The key's bucket in ``[0, BUCKETS)``."""
     digest = hashlib.sha256((salt + key).encode("utf-8")).digest()
     return int.from_bytes(digest, "big") % BUCKETS
+
+
+def cluster_label(key_bucket: int | None) -> str:
+    """The ``cluster`` metrics label of a bucket: whole users, 16 values (low cardinality)."""
+    return CLUSTER_NONE if key_bucket is None else str(key_bucket % CLUSTERS)
 
 
 def canary_buckets(weight_percent: float) -> int:

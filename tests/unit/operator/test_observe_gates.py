@@ -41,9 +41,12 @@ def row(tier: str, arm: str, value: float, instance: str = "r1", **extra: str) -
 def test_queries_use_contract_names_and_group_per_instance() -> None:
     bad, total = o.signal_queries(Signal.THUMBS_DOWN, "shop")
     assert bad == (
-        'sum by (tier, arm, instance) (tierguard_feedback_total{policy="shop", rating="down"})'
+        "sum by (tier, arm, instance, cluster) "
+        '(tierguard_feedback_total{policy="shop", rating="down"})'
     )
-    assert total == 'sum by (tier, arm, instance) (tierguard_feedback_total{policy="shop"})'
+    assert total == (
+        'sum by (tier, arm, instance, cluster) (tierguard_feedback_total{policy="shop"})'
+    )
     bad, _ = o.signal_queries(Signal.ERROR_RATE, "shop", ("namespace", "a"))
     assert 'outcome=~"error|escalated"' in bad and 'namespace="a"' in bad
     bad, _ = o.signal_queries(Signal.SHADOW_DISAGREEMENT, 'we"ird')
@@ -202,3 +205,29 @@ def test_slo_fail_margin_reaches_the_gate_and_defaults_to_half_the_drop() -> Non
     assert stats[first]["failMargin"] == 0.004
     others = [v for k, v in stats.items() if k != first and v["kind"] == "relative"]
     assert others and all(v["failMargin"] == v["allowedDrop"] / 2 for v in others)
+
+
+def test_clustered_series_feed_the_design_effect() -> None:
+    """Issue 13.2: counters per user cluster become ``instance#cluster`` series; the gate
+    sums them for the test and estimates the design effect from their spread."""
+    spec = make_spec()
+    gates = g.gate_specs(spec)
+    bad_q, total_q = o.signal_queries(Signal.THUMBS_DOWN, "shop")
+    state = g.fresh_gate_state("r")
+    for minute in range(2):
+        scale = minute + 1
+        totals, bads = [], []
+        for c in range(16):
+            for arm in ("control", "canary"):
+                totals.append(row("simple", arm, 100 * scale, cluster=str(c)))
+                # clusters differ far more than binomial noise: half all bad, half all good
+                bads.append(row("simple", arm, (100 * scale) * (c % 2), cluster=str(c)))
+        reader = FakeReader({total_q: totals, bad_q: bads})
+        obs = o.observe(reader, "shop", gates, T0 + timedelta(minutes=minute))  # type: ignore[arg-type]
+        assert set(obs.gates["simple/ThumbsDown"].arms["canary"].total) == {
+            f"r1#{c}" for c in range(16)
+        }
+        state = g.update_gates(state, gates, obs, Arm.CONTROL)
+    stats = state["gates"]["simple/ThumbsDown"]["stats"]
+    assert stats["counts"] == [800.0, 1600.0, 800.0, 1600.0]
+    assert stats["designEffect"] > 50  # 100 outcomes per cluster, all alike
