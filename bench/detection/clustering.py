@@ -66,7 +66,8 @@ CELLS: tuple[tuple[str, str, float, sim.Method], ...] = (
     ("within-0.02", "within", 0.02, "tierguard"),
     ("drop-0.05", "drop", 0.05, "tierguard"),
 )
-QUICK = ("aa-0.05-unadjusted", "aa-0.05")
+#: The cell the test recomputes: a real loss under clustering ends fast (caught early).
+QUICK = ("drop-0.05",)
 
 
 def compute(runs: int, seed: int, keys: tuple[str, ...] | None = None) -> dict[str, Any]:

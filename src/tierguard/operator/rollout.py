@@ -29,7 +29,9 @@ Rules worth knowing (each has a unit test):
 * Steps only move forward. A rolled-back revision is retried only by a new revision or an
   explicit ``retry``.
 * The last step (100 %) keeps ``holdbackPercent`` of the tier on the baseline as the
-  ``holdback`` arm; the gates go on comparing canary with holdback after promotion.
+  ``holdback`` arm; after promotion a post-promotion watch compares canary with holdback
+  (its own e-process per 24 h window, margin = the allowed drop, alpha spent as
+  alpha / (k (k + 1)); see :mod:`tierguard.operator.gates`).
 * Manual actions come from the ``tierguard.io/action`` annotation with a nonce; each
   (action, nonce) is handled once and recorded in ``status.lastHandledAction``.
 """
