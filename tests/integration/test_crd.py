@@ -21,7 +21,7 @@ pytestmark = pytest.mark.integration
 
 ROOT = Path(__file__).resolve().parents[2]
 CRD_FILE = ROOT / "crds" / f"{CRD_NAME}.yaml"
-POLICY_EXAMPLES = sorted((ROOT / "examples" / "policies").glob("*.yaml"))
+POLICY_EXAMPLES = sorted((ROOT / "examples" / "kubernetes" / "policies").glob("*.yaml"))
 
 
 @pytest.fixture(scope="module")
@@ -141,6 +141,16 @@ INVALID: list[tuple[str, Callable[[dict[str, Any]], None], str]] = [
     ("base-url-not-http", _set("models.0.baseURL", "ftp://x"), "spec.models[0].baseURL"),
     ("negative-price", _set("models.0.pricing", {"inputPerMillionTokens": -1}), "pricing"),
     ("min-samples-zero", _set("rollout.minSamplesPerArm", 0), "spec.rollout.minSamplesPerArm"),
+    (
+        "no-text-tier-unknown",
+        _set("classifier.noTextTier", "medium"),
+        "spec.classifier.noTextTier",
+    ),
+    (
+        "max-response-bytes-too-small",
+        _set("router.maxResponseBytes", 1024),
+        "spec.router.maxResponseBytes",
+    ),
     (
         "fail-margin-beyond-allowed-drop",
         _set("analysis.slos.0.failMargin", 0.9),

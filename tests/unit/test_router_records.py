@@ -53,6 +53,7 @@ def _record(**extra: Any) -> DecisionRecord:
         revision="r1",
         tier="simple",
         probabilities=None,
+        tier_source="classifier",
         bucket=3,
         arm="control",
         stream=False,
@@ -72,3 +73,19 @@ def test_decision_record_leaves_out_unset_optional_fields() -> None:
     assert not {"decision_id", "ttft_s", "tokens", "cost_usd", "prompt"} & set(out)
     served = _record(decision_id="chatcmpl-x", cost_usd=0.0, tokens={"prompt": 0}).to_json()
     assert served["decision_id"] == "chatcmpl-x" and served["cost_usd"] == 0.0
+
+
+def test_cached_prompt_tokens_are_priced_at_the_cached_price() -> None:
+    pricing = Pricing(
+        input_per_million_tokens=10, output_per_million_tokens=30, cached_input_per_million_tokens=1
+    )
+    usage = {
+        "prompt_tokens": 1000,
+        "completion_tokens": 100,
+        "prompt_tokens_details": {"cached_tokens": 800},
+    }
+    assert usage_cost(pricing, usage).cost_usd == (200 * 10 + 800 * 1 + 100 * 30) / 1e6
+    no_cached_price = Pricing(input_per_million_tokens=10, output_per_million_tokens=30)
+    assert usage_cost(no_cached_price, usage).cost_usd == (1000 * 10 + 100 * 30) / 1e6
+    garbage = {**usage, "prompt_tokens_details": {"cached_tokens": 10**9}}
+    assert usage_cost(pricing, garbage).cost_usd == (1000 * 1 + 100 * 30) / 1e6

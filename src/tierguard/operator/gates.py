@@ -319,13 +319,15 @@ def update_gates(
             wstate = st.GateState.from_json(watch["stats"])
             if usable and reading is not None and not reading.empty:
                 wstate = st.update(wstate, _readings_for_update(wstate, reading, control_arm))
-                entry["looks"] = int(entry.get("looks", 0)) + 1
+                entry["looks"] = min(int(entry.get("looks", 0)) + 1, 2)
             entry["watch"] = {**watch, "stats": wstate.to_json()}
         else:
             entry.pop("watch", None)
             if usable and reading is not None and not reading.empty:
                 state = st.update(state, _readings_for_update(state, reading, control_arm))
-                entry["looks"] = int(entry.get("looks", 0)) + 1
+                # Capped: only "first look or not" matters, and a count that grew on every
+                # look would make an unchanged gate state differ (a status write per look).
+                entry["looks"] = min(int(entry.get("looks", 0)) + 1, 2)
         entry["stats"] = state.to_json()
         new[g.key] = entry
     return {**gate_state, "gates": new}

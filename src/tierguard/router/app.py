@@ -28,6 +28,7 @@ from tierguard.router.errors import (
     FeedbackRejectedError,
     NotReadyError,
     PayloadTooLargeError,
+    RateLimitedError,
     RouterError,
     UpstreamFailedError,
     UpstreamRejectedError,
@@ -46,6 +47,7 @@ from tierguard.router.runtime import (
 )
 from tierguard.router.sse import ChunkRewriter
 from tierguard.router.state import RouterState
+from tierguard.router.toolcalls import wrap_choices
 from tierguard.router.upstream import JsonAnswer
 
 log = logging.getLogger("tierguard.router")
@@ -81,10 +83,10 @@ async def error_middleware(
 def _error_response(request: web.Request, err: RouterError) -> web.Response:
     rt = request.app[RUNTIME]
     status = http_status(err)
-    if 400 <= status < 500 and not isinstance(err, UpstreamRejectedError | FeedbackRejectedError):
+    if 400 <= status < 500 and err.client_fault:
         policy = rt.state.config.policy if rt.state else ""
         rt.metrics.invalid_requests.labels(policy, err.code).inc()
-    return web.json_response(err.body(), status=status)
+    return web.json_response(err.body(), status=status, headers=err.headers)
 
 
 # --------------------------------------------------------------------------- helpers
@@ -102,8 +104,12 @@ def _authorize(request: web.Request, state: RouterState) -> None:
         return
     header = request.headers.get("Authorization", "")
     scheme, _, token = header.partition(" ")
+    # surrogatepass: header bytes that are not UTF-8 arrive as surrogate escapes; such a
+    # key simply does not match (never an encoding error)
+    presented = token.strip().encode("utf-8", "surrogatepass")
     ok = scheme.lower() == "bearer" and any(
-        hmac.compare_digest(token.strip().encode(), k.encode()) for k in state.client_keys
+        hmac.compare_digest(presented, k.encode("utf-8", "surrogatepass"))
+        for k in state.client_keys
     )
     if not ok:
         raise AuthenticationError(
@@ -152,11 +158,17 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
         metrics=rt.metrics,
         started=started,
         wall_start=wall_start,
+        headers=request.headers,
     )
     events = pipeline.ChainEvents(rt.metrics, config.policy, planned)
     try:
         result = await pipeline.call(state, planned, events)
-    except (UpstreamFailedError, DeadlineExceededError, UpstreamRejectedError) as err:
+    except (
+        UpstreamFailedError,
+        DeadlineExceededError,
+        UpstreamRejectedError,
+        RateLimitedError,
+    ) as err:
         pipeline.account_failure(rt, state, planned, events, err)
         raise
     did = pipeline.sign(state, planned, result.model)
@@ -167,11 +179,14 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
         "x-tierguard-model": result.model,
     }
     response: web.StreamResponse
+    wrap_id = pipeline.tool_call_wrapper(state, planned, result.model)
     if isinstance(result.answer, JsonAnswer):
+        if wrap_id is not None:
+            wrap_choices(result.answer.payload, "message", wrap_id)
         response, delivery = relay.json_response(result.answer, headers, did, req.model, started)
     else:
         collect = config.observability.log_prompts or pipeline.wants_shadow(state, planned)
-        rewriter = ChunkRewriter(did, req.model, req.include_usage, collect)
+        rewriter = ChunkRewriter(did, req.model, req.include_usage, collect, wrap_id=wrap_id)
         response, delivery = await relay.stream_response(
             request, result.answer, headers, rewriter, started, planned.deadline
         )

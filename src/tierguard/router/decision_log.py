@@ -1,9 +1,12 @@
 """The decision log: one JSON line per request (and per feedback), for audits and joins.
 
 Fields: ts, request_id, user_hash (salted sha256, never the user id), policy, revision,
-tier, probabilities, bucket, arm, stream, model, outcome, status, latency_s, chain (each
+tier, probabilities, tier_source (``classifier``, ``no_text``, ``classifier_error`` or
+``pinned``), bucket, arm, stream, model, outcome, status, latency_s, chain (each
 attempt and its result), escalations, hedged, and for an answered request decision_id,
-ttft_s, tokens, cost_usd (and error when a stream ended early). Prompt text only when
+ttft_s, tokens (prompt, completion, cached), cost_usd (and error when a stream ended
+early); for routed requests key_source, and when they apply stateful, locked_to,
+tier_fallback_from and context_escalation (see :class:`DecisionRecord`). Prompt text only when
 ``observability.logPrompts`` is on; never secrets. Lines are buffered and flushed every
 second so the hot path does no blocking write per request.
 """
@@ -20,7 +23,7 @@ from typing import IO, Any, ClassVar
 def hash_user(salt: str, user: str | None) -> str | None:
     if not user:
         return None
-    return hashlib.sha256(f"user:{salt}:{user}".encode()).hexdigest()[:16]
+    return hashlib.sha256(f"user:{salt}:{user}".encode("utf-8", "surrogatepass")).hexdigest()[:16]
 
 
 @dataclass(frozen=True)
@@ -35,6 +38,7 @@ class DecisionRecord:
     revision: str
     tier: str
     probabilities: dict[str, float] | None
+    tier_source: str
     bucket: int | None
     arm: str
     stream: bool
@@ -51,6 +55,15 @@ class DecisionRecord:
     cost_usd: float | None = None
     error: str | None = None
     prompt: str | None = None
+    #: conversation fields (router/turnmetrics.py): where the stickiness key came from
+    #: (never the key), whether the turn had no new user text and which model its tool
+    #: call locked it to, the planned tier when a fallback served it from another tier,
+    #: a context-window escalation (from->to), cached prompt tokens
+    key_source: str | None = None
+    stateful: bool | None = None
+    locked_to: str | None = None
+    tier_fallback_from: str | None = None
+    context_escalation: str | None = None
 
     _OPTIONAL: ClassVar[tuple[str, ...]] = (
         "decision_id",
@@ -59,6 +72,11 @@ class DecisionRecord:
         "cost_usd",
         "error",
         "prompt",
+        "key_source",
+        "stateful",
+        "locked_to",
+        "tier_fallback_from",
+        "context_escalation",
     )
 
     def to_json(self) -> dict[str, Any]:

@@ -1,8 +1,9 @@
 """The request path of one chat completion: ``plan`` → ``call`` → ``account``.
 
-* :func:`plan` classifies the request (:func:`classify`), hashes its stickiness key and
-  picks the arm and model chain (or pins the model the client named): a :class:`Planned`.
-* :func:`call` runs the fallback chain upstream (:func:`tierguard.router.upstream.run_chain`)
+* :func:`plan` plans a routed request as a turn of its conversation (session key, tier,
+  arm and model chain: :func:`tierguard.router.conversation.plan_turn`) or pins the model
+  the client named: a :class:`Planned`.
+* :func:`call` runs the fallback chain upstream (:func:`tierguard.router.chain.run_chain`)
   with a :class:`ChainEvents` observer that turns attempts into metrics.
 * The view writes the answer to the client (:mod:`tierguard.router.relay`), which reports
   what the client actually got as a :class:`Delivery`.
@@ -17,27 +18,28 @@ them.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from tierguard.api import metrics as mdefs
 from tierguard.api.enums import Arm
 from tierguard.router import decision_id
+from tierguard.router.chain import ChainResult, run_chain
 from tierguard.router.chat import (
     ChatRequest,
     classifier_text,
     render_system_prompt,
     upstream_body,
 )
+from tierguard.router.conversation import TurnPlan, plan_turn
 from tierguard.router.decision_log import DecisionRecord, hash_user
 from tierguard.router.errors import ModelNotFoundError, RouterError, http_status
 from tierguard.router.metrics import RouterMetrics
 from tierguard.router.records import (
     CLIENT_DISCONNECTED,
-    SOURCE_CLASSIFIER,
-    SOURCE_CLASSIFIER_ERROR,
     SOURCE_PINNED,
     Classification,
     Delivery,
@@ -46,39 +48,18 @@ from tierguard.router.records import (
 )
 from tierguard.router.runtime import Runtime
 from tierguard.router.shadow import answer_text, should_shadow
-from tierguard.router.split import (
-    bucket,
-    cluster_label,
-    plan_pinned,
-    plan_routed,
-    stickiness_key,
-)
+from tierguard.router.split import cluster_label, plan_pinned
 from tierguard.router.state import RouterState
-from tierguard.router.upstream import ChainResult, run_chain
+from tierguard.router.toolcalls import Lock, has_wrapped_ids, unwrap_messages
+from tierguard.router.toolcalls import wrap as wrap_tool_call_id
+from tierguard.router.turnmetrics import observe_plan, observe_served
+from tierguard.router.upstream import UpstreamCall
 
 log = logging.getLogger("tierguard.router")
 
 MAX_SHADOWS_IN_FLIGHT = 64
 
 # --------------------------------------------------------------------------- plan
-
-
-def classify(
-    state: RouterState, messages: list[dict[str, Any]], m: RouterMetrics
-) -> Classification:
-    """The tier of a routed request. Never raises: a failing classifier sends the request
-    to the last (catch-all, most capable) tier."""
-    config = state.config
-    text = classifier_text(messages, config.classifier.input, config.classifier.max_input_chars)
-    started = time.perf_counter()
-    try:
-        result = state.classifier.classify(text)
-        out = Classification(result.tier, result.probabilities, SOURCE_CLASSIFIER)
-    except Exception:  # never fail a request on the classifier: use the catch-all tier
-        log.exception("classifier failed; routing to the catch-all tier")
-        out = Classification(config.classifier.tiers[-1].name, None, SOURCE_CLASSIFIER_ERROR)
-    m.classifier_duration.labels(config.policy).observe(time.perf_counter() - started)
-    return out
 
 
 def plan(
@@ -90,20 +71,46 @@ def plan(
     metrics: RouterMetrics,
     started: float,
     wall_start: float,
+    headers: Mapping[str, str] | None = None,
 ) -> Planned:
-    """Classify and split (or pin). Raises :class:`ModelNotFoundError` for an unknown
-    model name."""
+    """Plan a routed request as a turn of its conversation (session key, session tier,
+    tool-call lock, upward-only chain, context window: :mod:`~tierguard.router.conversation`)
+    or pin the model the client named. Raises :class:`ModelNotFoundError` for an unknown
+    model name. ``headers`` are the request's (the session and stickiness headers)."""
     config = state.config
+    turn: TurnPlan | None = None
     if req.model in state.routed_names:
-        c = classify(state, req.messages, metrics)
-        route = state.routes[c.tier]
-        key = stickiness_key(config.stickiness, req.user, stickiness_header, request_id)
-        route_plan = plan_routed(
-            route, config.weight(route.tier), bucket(config.salt, key), state.budgets[route.tier]
+        if headers is None:
+            headers = {config.stickiness.header: stickiness_header} if stickiness_header else {}
+        t0 = time.perf_counter()
+        turn = plan_turn(
+            state.planner,
+            messages=req.messages,
+            body=req.body,
+            user=req.user,
+            headers=headers,
+            request_id=request_id,
+            request_text=classifier_text(
+                req.messages, config.classifier.input, config.classifier.max_input_chars
+            ),
         )
+        if turn.classified:
+            metrics.classifier_duration.labels(config.policy).observe(time.perf_counter() - t0)
+        observe_plan(metrics, config.policy, turn)
+        route_plan = turn.route
+        c = Classification(route_plan.tier, turn.probabilities, turn.source)
+        if turn.messages is not req.messages:  # tool-call ids unwrapped for the upstream
+            req = dataclasses.replace(
+                req, messages=turn.messages, body={**req.body, "messages": turn.messages}
+            )
     elif req.model in state.models:
         route_plan = plan_pinned(req.model, state.deadline_s)
         c = Classification(route_plan.tier, None, SOURCE_PINNED)
+        if has_wrapped_ids(req.messages):  # a conversation that was routed before
+            messages = unwrap_messages(req.messages, state.signing_key)
+            req = dataclasses.replace(
+                req, messages=messages, body={**req.body, "messages": messages}
+            )
     else:
         raise ModelNotFoundError(
             f"The model '{req.model}' does not exist. Use 'auto' (routed) or one of: "
@@ -118,6 +125,7 @@ def plan(
         wall_start=wall_start,
         started=started,
         deadline=started + state.deadline_s,
+        turn=turn,
     )
 
 
@@ -148,20 +156,25 @@ class ChainEvents:
         self.m.hedges.labels(self.policy, self.tier, self.arm, outcome).inc()
 
 
-def body_builder(state: RouterState, planned: Planned) -> Callable[[str], dict[str, Any]]:
-    """``model name → request body`` for this request (the model's system prompt and
-    upstream id applied)."""
+def call_builder(state: RouterState, planned: Planned) -> Callable[[str], UpstreamCall]:
+    """``model name → what to send it`` for this request: the model's upstream id and
+    system prompt applied; for a streaming call to a model with ``streamUsage``, the
+    usage request added (and the body without it kept, should the model refuse it)."""
+    req = planned.req
 
-    def body_for(name: str) -> dict[str, Any]:
+    def call_for(name: str) -> UpstreamCall:
         model = state.models[name]
         system = (
             render_system_prompt(model.system_prompt, name, planned.tier)
             if model.system_prompt
             else None
         )
-        return upstream_body(planned.req, model.upstream_model, system, want_usage=True)
+        add = req.stream and model.stream_usage and not req.include_usage
+        body = upstream_body(req, model.upstream_model, system, add_usage=add)
+        plain = upstream_body(req, model.upstream_model, system, add_usage=False)
+        return UpstreamCall(body, plain if add else None)
 
-    return body_for
+    return call_for
 
 
 async def call(state: RouterState, planned: Planned, events: ChainEvents) -> ChainResult:
@@ -170,12 +183,25 @@ async def call(state: RouterState, planned: Planned, events: ChainEvents) -> Cha
     return await run_chain(
         planned.route.chain,
         state.pool,
-        body_builder(state, planned),
+        call_builder(state, planned),
         stream=planned.req.stream,
         budget_s=planned.route.latency_budget_s,
         deadline=planned.deadline,
         observer=events,
     )
+
+
+def tool_call_wrapper(
+    state: RouterState, planned: Planned, model: str
+) -> Callable[[str], str] | None:
+    """How the tool-call ids of this answer are rewritten for the client: routed answers
+    carry their route in them (:mod:`~tierguard.router.toolcalls`) so the tool results
+    come back to the same model on any replica; a pinned request already names its model."""
+    if planned.turn is None:
+        return None
+    lock = Lock(model, planned.tier, planned.arm)
+    key = state.signing_key
+    return lambda upstream_id: wrap_tool_call_id(upstream_id, lock, key)
 
 
 def sign(state: RouterState, planned: Planned, model: str) -> str:
@@ -195,13 +221,6 @@ def sign(state: RouterState, planned: Planned, model: str) -> str:
 
 
 # --------------------------------------------------------------------------- account
-
-
-def _count(value: Any) -> int:
-    """A token count from an upstream's usage object (garbage counts as 0)."""
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return 0
-    return max(0, int(value))
 
 
 def _record(
@@ -225,6 +244,7 @@ def _record(
         revision=config.revision,
         tier=planned.tier,
         probabilities=planned.classification.probabilities,
+        tier_source=planned.classification.source,
         bucket=planned.route.bucket,
         arm=planned.arm,
         stream=planned.req.stream,
@@ -263,6 +283,9 @@ def account_failure(
         elapsed=elapsed,
         chain=events.errors,
         error=err.code,
+        key_source=str(planned.turn.key_source) if planned.turn else None,
+        stateful=(planned.turn.stateful or None) if planned.turn else None,
+        locked_to=planned.turn.lock.model if planned.turn and planned.turn.lock else None,
     )
     rt.decision_log.write(record.to_json())
     return record
@@ -295,11 +318,28 @@ def account(
     m.requests.labels(*labels, outcome, cluster_label(planned.route.bucket)).inc()
     m.request_duration.labels(*labels).observe(elapsed)
     m.ttft.labels(*labels).observe(delivery.ttft_s)
+    if delivery.failed in mdefs.ERROR_REASONS:  # the stream broke after its first chunk
+        m.upstream_errors.labels(config.policy, result.model, delivery.failed).inc()
     usage = usage_cost(state.models[result.model].pricing, delivery.usage)
     if delivery.usage:
-        m.tokens.labels(*labels, "prompt").inc(usage.prompt_tokens)
-        m.tokens.labels(*labels, "completion").inc(usage.completion_tokens)
+        m.tokens.labels(*labels, mdefs.KIND_PROMPT).inc(usage.prompt_tokens)
+        m.tokens.labels(*labels, mdefs.KIND_COMPLETION).inc(usage.completion_tokens)
         m.cost.labels(*labels).inc(usage.cost_usd)
+    turn_fields: dict[str, Any] = {}
+    tokens = {"prompt": usage.prompt_tokens, "completion": usage.completion_tokens}
+    if planned.turn is not None:
+        served = observe_served(
+            m, config.policy, planned.turn, state.ladder, model=result.model, usage=delivery.usage
+        )
+        turn_fields = {
+            "key_source": served.key_source,
+            "stateful": served.stateful,
+            "locked_to": served.locked_to,
+            "tier_fallback_from": served.tier_fallback_from,
+            "context_escalation": served.context_escalation,
+        }
+        if served.cached_tokens is not None:
+            tokens["cached"] = served.cached_tokens
     record = _record(
         state,
         planned,
@@ -312,9 +352,10 @@ def account(
         hedged=result.hedged,
         decision_id=did,
         ttft_s=round(delivery.ttft_s, 4),
-        tokens={"prompt": usage.prompt_tokens, "completion": usage.completion_tokens},
+        tokens=tokens,
         cost_usd=round(usage.cost_usd, 8),
         error=delivery.failed,
+        **turn_fields,
     )
     rt.decision_log.write(record.to_json())
     item: dict[str, Any] = {
@@ -333,7 +374,7 @@ def account(
     rt.review.offer(planned.tier, planned.arm, item)
     if (
         outcome == mdefs.OUTCOME_OK
-        and delivery.answer is not None
+        and delivery.answer  # a tool call has no text to judge
         and rt.shadows_in_flight < MAX_SHADOWS_IN_FLIGHT
         and wants_shadow(state, planned)
     ):
@@ -343,9 +384,11 @@ def account(
 
 def wants_shadow(state: RouterState, planned: Planned) -> bool:
     """Whether this request's canary answer is compared with the baseline's (decided
-    before the answer is read, so a stream knows to keep its text)."""
+    before the answer is read, so a stream knows to keep its text). Not for a turn without
+    new user text: the baseline did not issue its tool calls and would refuse them."""
     return (
         planned.route.arm is Arm.CANARY
+        and not (planned.turn is not None and planned.turn.stateful)
         and planned.route.baseline is not None
         and should_shadow(planned.request_id, state.config.shadow.sample_rate)
     )
@@ -362,7 +405,7 @@ async def shadow(
     verdict = mdefs.VERDICT_ERROR
     try:
         client = state.pool.clients[baseline]
-        body = body_builder(state, planned)(baseline)
+        body = call_builder(state, planned)(baseline).body
         body["stream"] = False
         body.pop("stream_options", None)
         payload = (await client.complete(body)).payload
@@ -396,8 +439,8 @@ __all__ = [
     "account",
     "account_failure",
     "call",
-    "classify",
     "plan",
     "sign",
+    "tool_call_wrapper",
     "wants_shadow",
 ]

@@ -11,21 +11,23 @@ from typing import Any
 
 from tierguard.api.policy import Pricing
 from tierguard.router.chat import ChatRequest
+from tierguard.router.conversation import TurnPlan
 from tierguard.router.split import RoutePlan
 
 CLIENT_DISCONNECTED = "client_disconnected"
 
-#: Classification.source values
-SOURCE_CLASSIFIER = "classifier"
-SOURCE_CLASSIFIER_ERROR = "classifier_error"
+#: Classification.source of a pinned request (routed ones: the values of
+#: ``tierguard.router.conversation.SOURCE_*``)
 SOURCE_PINNED = "pinned"
 
 
 @dataclass(frozen=True)
 class Classification:
     """The tier of a request and why: ``source`` is ``classifier`` (the model decided,
-    ``probabilities`` set), ``classifier_error`` (it failed: the catch-all tier) or
-    ``pinned`` (the client named a model; nothing was classified)."""
+    ``probabilities`` set), ``no_text`` (no user text to classify: the configured
+    ``classifier.noTextTier``, by default the most capable tier), ``classifier_error``
+    (it failed: the catch-all tier) or ``pinned`` (the client named a model; nothing was
+    classified)."""
 
     tier: str
     probabilities: dict[str, float] | None
@@ -43,6 +45,8 @@ class Planned:
     wall_start: float  # time.time() at arrival (log timestamps, decision ids)
     started: float  # loop.time() at arrival
     deadline: float  # loop.time() by which the request must be answered
+    #: how a routed request was planned as a turn of its conversation (None: pinned)
+    turn: TurnPlan | None = None
 
     @property
     def arm(self) -> str:
@@ -63,30 +67,45 @@ class Usage:
 
 
 def usage_cost(pricing: Pricing, usage: dict[str, Any] | None) -> Usage:
-    """An upstream ``usage`` object priced with the model's pricing (no usage: zero)."""
+    """An upstream ``usage`` object priced with the model's pricing (no usage: zero). The
+    prompt's cached part (``prompt_tokens_details.cached_tokens``) is priced at
+    ``cachedInputPerMillionTokens`` when the model declares it."""
     if not usage:
         return Usage()
     prompt = _count(usage.get("prompt_tokens"))
     completion = _count(usage.get("completion_tokens"))
+    details = usage.get("prompt_tokens_details")
+    cached = min(prompt, _count(details.get("cached_tokens"))) if isinstance(details, dict) else 0
+    cached_price = pricing.cached_input_per_million_tokens
+    if cached_price is None:
+        cached_price = pricing.input_per_million_tokens
     cost = (
-        prompt * pricing.input_per_million_tokens + completion * pricing.output_per_million_tokens
+        (prompt - cached) * pricing.input_per_million_tokens
+        + cached * cached_price
+        + completion * pricing.output_per_million_tokens
     ) / 1e6
     return Usage(prompt, completion, cost)
+
+
+#: more tokens than any answer has: a count above it is garbage, not a bill
+MAX_TOKENS = 10**12
 
 
 def _count(value: Any) -> int:
     """A token count from an upstream's usage object (garbage counts as 0)."""
     if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
         return 0
-    return max(0, int(value))
+    return max(0, int(value)) if value <= MAX_TOKENS else 0
 
 
 @dataclass(frozen=True)
 class Delivery:
     """What the client got from a served answer (reported by :mod:`~tierguard.router.relay`).
 
-    ``failed`` is the reason a stream ended early (``None``: complete);
-    :data:`CLIENT_DISCONNECTED` is the client leaving, not the model failing."""
+    ``failed`` is why a stream ended early (``None``: complete): an ``ERROR_REASONS``
+    label when the upstream failed (``truncated``, ``stream_error``, ``timeout`` ...),
+    ``deadline_exceeded``, or :data:`CLIENT_DISCONNECTED` (the client leaving, not the
+    model failing)."""
 
     ttft_s: float
     usage: dict[str, Any] | None

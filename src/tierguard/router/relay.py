@@ -10,13 +10,14 @@ import contextlib
 import json
 import logging
 
+import aiohttp
 from aiohttp import web
 
 from tierguard.router.errors import DeadlineExceededError, RouterError, UpstreamFailedError
 from tierguard.router.records import CLIENT_DISCONNECTED, Delivery
 from tierguard.router.shadow import answer_text
-from tierguard.router.sse import ChunkRewriter
-from tierguard.router.upstream import JsonAnswer, StreamAnswer
+from tierguard.router.sse import DONE_EVENT, ChunkRewriter, EventTooLargeError, StreamError
+from tierguard.router.upstream import AttemptError, JsonAnswer, StreamAnswer
 
 log = logging.getLogger("tierguard.router")
 
@@ -50,8 +51,12 @@ async def stream_response(
     started: float,
     deadline: float,
 ) -> tuple[web.StreamResponse, Delivery]:
-    """Forward SSE chunks as they arrive, rewritten by ``rewriter``; end with an OpenAI
-    error event if the upstream fails (or the deadline passes) after the first chunk."""
+    """Relay SSE events as they arrive, rewritten by ``rewriter``. Once the first chunk is
+    out the status is sent, so any later failure ends the stream with an OpenAI error
+    event (``data: {"error": ...}``) and is reported in ``Delivery.failed``: the upstream
+    breaking, stalling, sending an error event or an oversized event, the deadline, and a
+    stream that just stops with no ``finish_reason`` and no ``[DONE]`` (``truncated``). A
+    stream that finished but left out ``[DONE]`` gets one from the router."""
     loop = asyncio.get_running_loop()
     resp = web.StreamResponse(
         headers={**headers, "Content-Type": "text/event-stream", "Cache-Control": "no-cache"}
@@ -60,21 +65,29 @@ async def stream_response(
     failed: str | None = None
     ttft = loop.time() - started
 
-    async def emit(line: bytes) -> bool:
-        """Write one data line; False at the end of the stream."""
-        out = rewriter.rewrite(line)
+    async def emit(data: bytes) -> bool:
+        """Write one event; False at the end of the stream."""
+        out = rewriter.rewrite(data)
         if out is not None:
             await resp.write(out)
-        return out != b"data: [DONE]\n\n"
+        return not rewriter.done
 
     try:
         try:
             async with asyncio.timeout_at(deadline):
-                more = await emit(answer.first)
+                more = True
+                for data in answer.head:
+                    more = await emit(data)
+                    if not more:
+                        break
                 if more:
-                    async for line in answer.lines():
-                        if not await emit(line):
+                    async for data in answer.events():
+                        if not await emit(data):
                             break
+            if not rewriter.done:
+                if not rewriter.finished():
+                    raise StreamError("the stream ended before the answer was complete", TRUNCATED)
+                await resp.write(DONE_EVENT)
         except TimeoutError:
             failed = "deadline_exceeded"
             await _stream_error(
@@ -86,12 +99,9 @@ async def stream_response(
         except (ConnectionResetError, asyncio.CancelledError):
             raise
         except Exception as exc:
-            failed = "upstream_stream_failed"
-            log.warning("upstream stream broke after the first chunk: %s", exc)
-            await _stream_error(
-                resp,
-                UpstreamFailedError("The upstream model failed while the answer was streaming."),
-            )
+            failed = failure_reason(exc)
+            log.warning("upstream stream failed after the first chunk (%s): %s", failed, exc)
+            await _stream_error(resp, client_error(exc, failed))
         await resp.write_eof()
     except ConnectionResetError:
         failed = failed or CLIENT_DISCONNECTED
@@ -99,6 +109,35 @@ async def stream_response(
         answer.close()
     text = rewriter.text if rewriter.collect else None
     return resp, Delivery(ttft_s=ttft, usage=rewriter.usage, answer=text, failed=failed)
+
+
+TRUNCATED = "truncated"
+
+
+def failure_reason(exc: BaseException) -> str:
+    """The ``ERROR_REASONS`` label of a stream that failed after its first chunk."""
+    if isinstance(exc, StreamError | AttemptError):
+        return exc.reason
+    if isinstance(exc, aiohttp.ClientPayloadError | aiohttp.ClientConnectionError | OSError):
+        return "connect"
+    return "protocol"
+
+
+def client_error(exc: BaseException, reason: str) -> RouterError:
+    """The error event a client gets when a stream fails after its first chunk."""
+    if reason == TRUNCATED:
+        return UpstreamFailedError(
+            "The upstream model's stream ended before the answer was complete "
+            "(no finish_reason and no [DONE]).",
+            code=TRUNCATED,
+        )
+    if isinstance(exc, EventTooLargeError):
+        return UpstreamFailedError(
+            f"The upstream model sent an event larger than server.maxResponseBytes "
+            f"({exc.limit} bytes).",
+            code="response_too_large",
+        )
+    return UpstreamFailedError("The upstream model failed while the answer was streaming.")
 
 
 async def _stream_error(resp: web.StreamResponse, err: RouterError) -> None:
