@@ -854,3 +854,14 @@ def evaluate_absolute(
     return result(
         Verdict.INCONCLUSIVE, f"upper bound {upper:.3f} not yet within {threshold_rate:.3f}"
     )
+
+
+# ----------------------------------------------------------------- paired judge
+# The paired sequential test (pairwise judge: canary worse / better / tie on the same
+# request) lives in tierguard.operator.paired; re-exported here as part of the public
+# statistics API.
+from tierguard.operator.paired import PairedResult as PairedResult  # noqa: E402
+from tierguard.operator.paired import PairedState as PairedState  # noqa: E402
+from tierguard.operator.paired import evaluate_paired as evaluate_paired  # noqa: E402
+from tierguard.operator.paired import new_paired_state as new_paired_state  # noqa: E402
+from tierguard.operator.paired import paired_update as paired_update  # noqa: E402
