@@ -115,3 +115,6 @@ class Reason(StrEnum):
     MANUAL_PAUSE = "ManualPause"
     MANUAL_RESUME = "ManualResume"
     INVALID_ACTION = "InvalidAction"
+    INVALID_SPEC = "InvalidSpec"  # the operator cannot use the spec (phase Failed)
+    SPEC_VALID = "SpecValid"  # the spec is usable again; the previous phase continues
+    STEPS_CHANGED = "StepsChanged"  # rollout.steps edited mid-rollout; placed on the new steps
