@@ -18,7 +18,7 @@ class Phase(StrEnum):
     PAUSED = "Paused"  # waiting for a person (manual promotion, max step duration, no data)
     PROMOTED = "Promoted"  # candidate serves 100 % minus holdback
     ROLLED_BACK = "RolledBack"  # a gate failed or a person aborted; weight is 0
-    FAILED = "Failed"  # the policy cannot be reconciled (e.g. missing Secret); see conditions
+    FAILED = "Failed"  # the operator cannot use the spec (InvalidSpec); see conditions
 
 
 class Verdict(StrEnum):
