@@ -178,6 +178,7 @@ INVALID: list[tuple[str, Callable[[dict[str, Any]], None], str]] = [
     ("prometheus-timeout-zero", _set("prometheus", {"timeout": "0s"}), "spec.prometheus.timeout"),
     ("deadline-zero", _set("router", {"requestDeadline": "0s"}), "spec.router.requestDeadline"),
     ("feedback-ttl-short", _set("router", {"feedbackTtl": "30s"}), "spec.router.feedbackTtl"),
+    ("interval-overflow", _set("rollout.interval", "99999999999h"), "spec.rollout.interval"),
     (
         "latency-objective-zero",
         _set("analysis.slos.0", {"tier": "simple", "signal": "Latency", "latencyObjective": "0s"}),

@@ -698,7 +698,20 @@ def test_unusable_spec_is_failed_degraded_and_observed_then_resumes(
         control_plane.kubectl(
             "apply", "--server-side", "--force-conflicts", "-f", "-", input=yaml.safe_dump(older)
         )
-        cluster.patch_spec({"routes": [{**routes[0], "candidate": "big"}, routes[1]]})
+
+        def patched() -> bool:
+            # The API server takes a moment to serve the replaced CRD's schema.
+            from kubernetes.client.exceptions import ApiException
+
+            try:
+                cluster.patch_spec({"routes": [{**routes[0], "candidate": "big"}, routes[1]]})
+            except ApiException as exc:
+                if exc.status != 422:
+                    raise
+                return False
+            return True
+
+        wait_for(patched, timeout=30, message="the older CRD to be served")
         st = wait_for(
             lambda: (s := cluster.status()).observed_generation == 2 and s,
             timeout=60,

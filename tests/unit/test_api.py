@@ -130,6 +130,7 @@ def test_crd_schema_is_structural() -> None:
         (lambda s: s.update(router={"requestDeadline": "0s"}), "at least 1s"),
         (lambda s: s.update(router={"feedbackTtl": "1s"}), "at least 1m"),
         (lambda s: s["routes"][0].update(candidate="big"), "candidate must differ"),
+        (lambda s: s["rollout"].update(interval="99999999999h"), "too long"),
     ],
 )
 def test_duration_floors_and_candidate_rule(mutate, needle: str) -> None:

@@ -50,8 +50,13 @@ def format_duration(seconds: float) -> str:
     return out or "0s"
 
 
+#: The longest duration Go (and so the API server's CEL ``duration()``) can represent.
+MAX_DURATION_SECONDS: Final = (2**63 - 1) / 1e9
+
+
 def _check(text: str) -> str:
-    parse_duration(text)
+    if parse_duration(text) > MAX_DURATION_SECONDS:
+        raise ValueError(f"{text!r} is too long: at most 2562047h (about 292 years)")
     return text
 
 
