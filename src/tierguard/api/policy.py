@@ -307,11 +307,14 @@ class RolloutSpec(ApiModel):
         json_schema_extra={
             "x-kubernetes-validations": [
                 _cel(
+                    # has(): the CRD's own default ({}) is checked before defaulting
+                    "!has(self.maxStepDuration) || !has(self.bakeTime) || "
                     "duration(self.maxStepDuration) > duration(self.bakeTime)",
                     "maxStepDuration must be longer than bakeTime (no step could ever advance)",
                     ".maxStepDuration",
                 ),
                 _cel(
+                    "!has(self.noData) || !has(self.noData.after) || !has(self.interval) || "
                     "duration(self.noData.after) >= duration(self.interval)",
                     "noData.after must be at least interval (gates are read once per interval)",
                     ".noData.after",
