@@ -69,7 +69,7 @@ def policy_manifest(
                 "interval": interval,
                 "bakeTime": bake,
                 "minSamplesPerArm": min_samples,
-                "maxStepDuration": "10m",
+                "maxStepDuration": "2h",
                 "holdbackPercent": 5,
                 "noData": {"after": no_data_after, "action": "Pause"},
             },
