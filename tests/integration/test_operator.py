@@ -347,7 +347,12 @@ def test_promote_and_abort_annotations_act_once_each(
             _phase(cluster, Phase.ROLLED_BACK), timeout=60, message="abort never handled"
         )
         assert aborted.history[-1].reason == Reason.MANUAL_ABORT.value
-        assert all(s["weight"] == 0 for s in cluster.split())
+        # Status is written first, then the objects rendered from it are applied.
+        wait_for(
+            lambda: all(s["weight"] == 0 for s in cluster.split()),
+            timeout=30,
+            message="the ConfigMap to serve weight 0",
+        )
         assert len(cluster.events(Reason.MANUAL_PROMOTE.value)) == 1
         wait_for(
             lambda: cluster.events(Reason.MANUAL_ABORT.value),
