@@ -41,13 +41,20 @@ if ! command -v prometheus >/dev/null 2>&1; then
   fi
 fi
 
-# 3. Kubernetes control plane and etcd, built from the Go module proxy and cached.
-log "control plane binaries (built once, then cached)"
-scripts/build-controlplane.sh >/dev/null
-
-# 4. helm, for the chart tests, likewise.
-if [ -x scripts/build-helm.sh ]; then
-  log "helm (built once, then cached)"
-  scripts/build-helm.sh >/dev/null
+# 3. Kubernetes control plane and etcd, built from the Go module proxy and cached. The
+# build prints its steps and a heartbeat; its full log's path is printed first.
+log "control plane binaries (built once, then cached; the first build takes 20-30 minutes)"
+if ! scripts/build-controlplane.sh >/dev/null; then
+  log "the control-plane build failed: see the messages and the log named above"
+  exit 1
 fi
+
+# 4. Go tools the tests run, likewise: helm (chart tests), tools/argocd-lua (Argo CD's
+# Lua runtime for the health check and actions), kubeconform (schema validation).
+log "helm (built once, then cached)"
+scripts/build-helm.sh >/dev/null || { log "building helm failed (see above)"; exit 1; }
+for tool in argocd-lua kubeconform; do
+  log "$tool (built once, then cached)"
+  scripts/build-go-tool.sh "$tool" >/dev/null || { log "building $tool failed (see above)"; exit 1; }
+done
 log "ready"

@@ -1,65 +1,56 @@
-"""Run the chart's Argo CD Lua scripts (health check, resource actions) as Argo CD does:
-Lua 5.1 (lupa) in a sandbox with only base functions, ``table`` and a safe ``os``. Used by
-tests/unit/test_argocd_lua.py and by integration tests that judge a real object's health."""
+"""The chart's Argo CD health check on a real object, under Argo CD's own Lua runtime
+(tools/argocd-lua, gopher-lua set up as Argo CD sets it up; built and cached by
+scripts/build-go-tool.sh). Integration tests use it to judge what the operator wrote."""
 
 from __future__ import annotations
 
+import json
+import subprocess
+import tempfile
+from functools import cache
 from pathlib import Path
 from typing import Any
 
-from lupa import lua51  # dev dependency; a missing lupa must fail, not skip
+import yaml
+
+from tierguard.api import constants as c
 
 ROOT = Path(__file__).resolve().parents[1]
-LUA_DIR = ROOT / "charts" / "tierguard" / "argocd"
-NOW = 1_790_000_000
-
-_RUNNER = """
-function(src, obj, now)
-  local safe_os = {time = function() return now end, date = os.date}
-  local env = {
-    ipairs = ipairs, pairs = pairs, next = next, type = type, tostring = tostring,
-    tonumber = tonumber, error = error, pcall = pcall, select = select, unpack = unpack,
-    assert = assert, table = table, os = safe_os, obj = obj,
-  }
-  local chunk, err = loadstring(src, "=script")
-  if chunk == nil then error(err) end
-  setfenv(chunk, env)
-  return chunk()
-end
-"""
+HEALTH_LUA = ROOT / "charts" / "tierguard" / "argocd" / c.GROUP / c.KIND / "health.lua"
 
 
-class Lua:
-    """A Lua 5.1 runtime with conversions between Python JSON values and Lua tables."""
-
-    def __init__(self) -> None:
-        self.rt = lua51.LuaRuntime(unpack_returned_tuples=True)
-        self._run = self.rt.eval(_RUNNER)
-
-    def to_lua(self, value: Any) -> Any:
-        if isinstance(value, dict):
-            return self.rt.table_from({k: self.to_lua(v) for k, v in value.items()})
-        if isinstance(value, list):
-            return self.rt.table_from([self.to_lua(v) for v in value])
-        return value
-
-    def from_lua(self, value: Any) -> Any:
-        if lua51.lua_type(value) != "table":
-            return value
-        items = dict(value.items())
-        if (
-            items
-            and all(isinstance(k, int) for k in items)
-            and set(items) == set(range(1, len(items) + 1))
-        ):
-            return [self.from_lua(items[i]) for i in range(1, len(items) + 1)]
-        return {k: self.from_lua(v) for k, v in items.items()}
-
-    def run(self, path: Path, obj: dict[str, Any]) -> Any:
-        return self.from_lua(self._run(path.read_text(), self.to_lua(obj), NOW))
+@cache
+def argocd_lua() -> str:
+    """Path of the built tools/argocd-lua binary (a missing Go toolchain fails, clearly)."""
+    proc = subprocess.run(
+        [str(ROOT / "scripts" / "build-go-tool.sh"), "argocd-lua"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if proc.returncode != 0:
+        raise RuntimeError(
+            "tools/argocd-lua could not be built (it needs the Go toolchain and the Go "
+            f"module proxy; scripts/setup.sh builds it):\n{proc.stderr[-4000:]}"
+        )
+    return proc.stdout.strip().splitlines()[-1]
 
 
 def argocd_health(obj: dict[str, Any]) -> dict[str, Any]:
     """The chart's health.lua on one RoutingPolicy object: ``{"status", "message"}``."""
-    out: dict[str, Any] = Lua().run(LUA_DIR / "health.lua", obj)
+    with tempfile.NamedTemporaryFile("w", suffix=".yaml", delete=False) as f:
+        yaml.safe_dump(obj, f)
+        path = f.name
+    try:
+        proc = subprocess.run(
+            [argocd_lua(), "health", str(HEALTH_LUA), path],
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=60,
+        )
+    finally:
+        Path(path).unlink(missing_ok=True)
+    assert proc.returncode == 0, proc.stderr
+    out: dict[str, Any] = json.loads(proc.stdout)
     return out

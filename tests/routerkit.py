@@ -88,9 +88,11 @@ def router_config(
     small_url: str = "http://127.0.0.1:1/v1",
     weight: float = 0.0,
     control_arm: str = "control",
+    model_extra: dict[str, Any] | None = None,
     **overrides: Any,
 ) -> dict[str, Any]:
-    """A two-tier config: simple → big (baseline) / small (candidate), complex → big."""
+    """A two-tier config: simple → big (baseline) / small (candidate), complex → big.
+    ``model_extra`` is merged into both models (e.g. ``{"streamUsage": True}``)."""
     cfg: dict[str, Any] = {
         "policy": "support",
         "salt": "test-salt",
@@ -130,6 +132,8 @@ def router_config(
         "split": [{"tier": "simple", "weight": weight, "controlArm": control_arm}],
         "observability": {"decisionLog": None},
     }
+    if model_extra:
+        cfg["models"] = [{**m, **model_extra} for m in cfg["models"]]
     for key, value in overrides.items():
         if isinstance(value, dict) and isinstance(cfg.get(key), dict):
             cfg[key] = {**cfg[key], **value}

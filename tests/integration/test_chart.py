@@ -9,13 +9,12 @@ rules against Prometheus' own rule checker and rule unit-test runner.
 * With tierguard.operator present, the operator runs with exactly that ServiceAccount
   and the Deployment's environment and must reconcile an example policy.
 * Every Kubernetes manifest under examples/ is applied.
-* The PrometheusRule passes `promtool check rules`, and `promtool test rules` proves each
-  alert fires on the series it is meant for.
+* The PrometheusRule passes `promtool check rules` (its behaviour: the promtool tests
+  shipped in the chart, run by tests/unit/test_chart_alerts.py).
 """
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import re
@@ -31,7 +30,6 @@ from typing import Any
 import pytest
 import yaml
 
-from tierguard.api import metrics as m
 from tierguard.api.constants import CRD_NAME
 from tierguard.lab.controlplane import K8S_VERSION, ControlPlane
 
@@ -250,7 +248,9 @@ def test_operator_service_account_can_render_a_router(
     ServiceAccount read access to its ConfigMap (no escalate/bind needed), create the
     signing-key Secret, post an Event, beat kopf's peering heartbeat."""
     release_ns, docs = installed
-    policy = yaml.safe_load((ROOT / "examples" / "policies" / "minimal.yaml").read_text())
+    policy = yaml.safe_load(
+        (ROOT / "examples" / "kubernetes" / "policies" / "minimal.yaml").read_text()
+    )
     res = apply(control_plane, [policy], "-n", namespace)  # as admin: users create policies
     assert res.returncode == 0, res.stderr
     kubeconfig = control_plane.service_account_kubeconfig(release_ns, sa_name(docs))
@@ -351,8 +351,6 @@ def test_operator_runs_with_the_chart(
     """The operator, as the chart's ServiceAccount with the Deployment's arguments and
     environment, reconciles an example policy: status appears and nothing is forbidden.
     Only the two listening ports are moved to free ones (tests share this machine)."""
-    if importlib.util.find_spec("tierguard.operator.cli") is None:
-        pytest.skip("tierguard.operator.cli is not merged yet")
     release_ns, docs = installed
     (dep,) = [d for d in docs if d["kind"] == "Deployment"]
     (container,) = dep["spec"]["template"]["spec"]["containers"]
@@ -374,7 +372,9 @@ def test_operator_runs_with_the_chart(
         elif arg.startswith("--metrics-port="):
             arg = f"--metrics-port={metrics_port}"
         args.append(arg)
-    policy = yaml.safe_load((ROOT / "examples" / "policies" / "minimal.yaml").read_text())
+    policy = yaml.safe_load(
+        (ROOT / "examples" / "kubernetes" / "policies" / "minimal.yaml").read_text()
+    )
     policy["metadata"]["name"] = "runs-with-chart"
     assert apply(control_plane, [policy], "-n", namespace).returncode == 0
     log = tmp_path / "operator.log"
@@ -461,27 +461,62 @@ def test_helm_install_upgrade_uninstall(
 # --------------------------------------------------------------------------- examples
 
 
+EXAMPLES = ROOT / "examples" / "kubernetes"
+
+
 def example_manifests() -> list[Path]:
-    out = []
-    for path in sorted((ROOT / "examples").rglob("*.y*ml")):
-        docs = [d for d in yaml.safe_load_all(path.read_text()) if d]
-        if docs and all(isinstance(d, dict) and "apiVersion" in d and "kind" in d for d in docs):
-            out.append(path)
-    return out
+    return sorted(EXAMPLES.rglob("*.y*ml"))
 
 
-def test_examples_are_all_found() -> None:
-    names = {p.relative_to(ROOT / "examples").as_posix() for p in example_manifests()}
+def _is_k8s_object(doc: object) -> bool:
+    return isinstance(doc, dict) and "apiVersion" in doc and "kind" in doc
+
+
+def test_examples_are_all_found_and_separated() -> None:
+    """examples/kubernetes/ holds only Kubernetes objects (so `kubectl apply -R -f` and
+    kubeconform work on it); tierguard's own config files live in examples/config/."""
+    names = {p.relative_to(EXAMPLES).as_posix() for p in example_manifests()}
     assert {
         "policies/minimal.yaml",
         "policies/support-assistant.yaml",
         "argocd/application.yaml",
         "argocd/argocd-cm.yaml",
     } <= names
+    for path in example_manifests():
+        docs = [d for d in yaml.safe_load_all(path.read_text()) if d]
+        assert docs and all(_is_k8s_object(d) for d in docs), path
+    for path in (ROOT / "examples").rglob("*.y*ml"):
+        if EXAMPLES in path.parents:
+            continue
+        docs = [d for d in yaml.safe_load_all(path.read_text()) if d]
+        assert not any(_is_k8s_object(d) for d in docs), f"{path} belongs in {EXAMPLES}"
+
+
+def _argocd_crd(control_plane: ControlPlane) -> None:
+    crd = yaml.safe_load((FIXTURES / "argocd-application-crd.yaml").read_text())
+    assert apply(control_plane, [crd]).returncode == 0
+    control_plane.kubectl(
+        "wait", "--for=condition=Established", "crd/applications.argoproj.io", "--timeout=60s"
+    )
+
+
+def test_kubectl_apply_recursive_on_the_examples(
+    control_plane: ControlPlane, installed: tuple[str, list[dict]]
+) -> None:
+    """What a user types: `kubectl apply -R -f examples/kubernetes/` (server-side dry
+    run, so the default namespace stays clean), with no error and no API warning."""
+    _argocd_crd(control_plane)
+    ensure_namespace(control_plane, "argocd")
+    res = control_plane.kubectl("apply", "-R", "-f", str(EXAMPLES), "--dry-run=server", check=False)
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.count("(server dry run)") == sum(
+        len([d for d in yaml.safe_load_all(p.read_text()) if d]) for p in example_manifests()
+    )
+    assert "Warning" not in res.stderr, res.stderr
 
 
 @pytest.mark.parametrize(
-    "path", example_manifests(), ids=lambda p: p.relative_to(ROOT / "examples").as_posix()
+    "path", example_manifests(), ids=lambda p: p.relative_to(EXAMPLES).as_posix()
 )
 def test_example_applies(
     control_plane: ControlPlane,
@@ -493,16 +528,13 @@ def test_example_applies(
     namespace get it created; Argo CD's Application uses a stand-in CRD (see fixtures)."""
     docs = [d for d in yaml.safe_load_all(path.read_text()) if d]
     if any(d["apiVersion"].startswith("argoproj.io/") for d in docs):
-        crd = yaml.safe_load((FIXTURES / "argocd-application-crd.yaml").read_text())
-        assert apply(control_plane, [crd]).returncode == 0
-        control_plane.kubectl(
-            "wait", "--for=condition=Established", "crd/applications.argoproj.io", "--timeout=60s"
-        )
+        _argocd_crd(control_plane)
     for ns in {d["metadata"].get("namespace") for d in docs} - {None}:
         ensure_namespace(control_plane, ns)
     own_ns = all("namespace" in d["metadata"] for d in docs)
     res = apply(control_plane, docs, *([] if own_ns else ["-n", namespace]))
     assert res.returncode == 0, res.stderr
+    assert "Warning" not in res.stderr, res.stderr  # e.g. a deprecated finalizer form
     for d in docs:
         ns = d["metadata"].get("namespace", namespace)
         got = control_plane.kubectl(
@@ -531,7 +563,8 @@ def promtool() -> str:
 
 @pytest.fixture(scope="module")
 def rules_file(helm: str, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
-    docs = render(helm, "monitoring", "--set", "metrics.prometheusRule.enabled=true")
+    docs = render(helm, "monitoring", "--set", "metrics.prometheusRule.enabled=true",
+                  "--set", "metrics.serviceMonitor.enabled=true")  # fmt: skip
     (rule,) = [d for d in docs if d["kind"] == "PrometheusRule"]
     path = tmp_path_factory.mktemp("rules") / "tierguard-rules.yaml"
     path.write_text(yaml.safe_dump({"groups": rule["spec"]["groups"]}, sort_keys=False))
@@ -546,88 +579,8 @@ def test_promtool_checks_the_rules(rules_file: tuple[Path, dict]) -> None:
     assert "SUCCESS: 5 rules found" in res.stdout
 
 
-def _annotations(rule: dict, alert: str, labels: dict[str, str], value: str = "") -> dict:
-    """The alert's annotations with {{ $labels.x }} and {{ $value ... }} filled in, as
-    Prometheus will render them."""
-    (r,) = [r for g in rule["spec"]["groups"] for r in g["rules"] if r.get("alert") == alert]
-    out = {}
-    for key, text in r["annotations"].items():
-        text = re.sub(r"\{\{ \$labels\.(\w+) \}\}", lambda mt: labels[mt.group(1)], text)
-        out[key] = re.sub(r"\{\{ \$value[^}]*\}\}", value, text)
-    return out
-
-
-def test_alerts_fire_on_their_series(rules_file: tuple[Path, dict], tmp_path: Path) -> None:
-    """promtool's rule unit tests: each alert fires on the series it is for, with the
-    labels and annotations SREs will see, and stays quiet otherwise."""
-    path, rule = rules_file
-    pol = {"namespace": "support", "policy": "support-assistant"}
-    rb = {**pol, "reason": "GateFailed"}
-    route_ok = {**pol, "tier": "simple", "arm": "canary", "model": "cheap", "outcome": "ok"}
-    route_err = {**route_ok, "outcome": "error"}
-
-    def series(name: str, labels: dict[str, str], values: str) -> dict[str, str]:
-        inner = ", ".join(f'{k}="{v}"' for k, v in labels.items())
-        return {"series": f"{name}{{{inner}}}", "values": values}
-
-    err_labels = {k: v for k, v in route_err.items() if k not in ("model", "outcome")}
-    tests = {
-        "rule_files": [str(path)],
-        "evaluation_interval": "1m",
-        "tests": [
-            {
-                "interval": "1m",
-                "input_series": [
-                    series(m.ROLLBACKS.name, rb, "0 0 0 1 1 1 1 1 1 1"),
-                    series(m.ROLLOUT_PHASE.name, {**pol, "phase": "Paused"}, "1x200"),
-                    series(m.PROMETHEUS_ERRORS.name, pol, "0+1x30"),
-                    # 10 % of canary requests of the simple tier fail.
-                    series(m.REQUESTS.name, route_ok, "0+9x30"),
-                    series(m.REQUESTS.name, route_err, "0+1x30"),
-                    # The operator is up for 30 minutes, then scraped as down.
-                    series("up", {"job": "tierguard-operator", "namespace": "monitoring",
-                                  "instance": "a"}, "1x30 0x30"),
-                ],
-                "alert_rule_test": [
-                    {"eval_time": "1m", "alertname": "TierguardRolloutRolledBack",
-                     "exp_alerts": []},
-                    {"eval_time": "5m", "alertname": "TierguardRolloutRolledBack",
-                     "exp_alerts": [{"exp_labels": {**rb, "severity": "warning"},
-                                     "exp_annotations": _annotations(
-                                         rule, "TierguardRolloutRolledBack", rb)}]},
-                    {"eval_time": "1h", "alertname": "TierguardRolloutPausedTooLong",
-                     "exp_alerts": []},
-                    {"eval_time": "150m", "alertname": "TierguardRolloutPausedTooLong",
-                     "exp_alerts": [{"exp_labels": {**pol, "severity": "warning"},
-                                     "exp_annotations": _annotations(
-                                         rule, "TierguardRolloutPausedTooLong", pol)}]},
-                    {"eval_time": "20m", "alertname": "TierguardOperatorPrometheusErrors",
-                     "exp_alerts": [{"exp_labels": {**pol, "severity": "critical"},
-                                     "exp_annotations": _annotations(
-                                         rule, "TierguardOperatorPrometheusErrors", pol)}]},
-                    {"eval_time": "20m", "alertname": "TierguardRouterErrorRate",
-                     "exp_alerts": [{"exp_labels": {**err_labels, "severity": "critical"},
-                                     "exp_annotations": _annotations(
-                                         rule, "TierguardRouterErrorRate", err_labels,
-                                         "10%")}]},
-                    {"eval_time": "20m", "alertname": "TierguardOperatorDown",
-                     "exp_alerts": []},
-                    {"eval_time": "50m", "alertname": "TierguardOperatorDown",
-                     "exp_alerts": [{"exp_labels": {"job": "tierguard-operator",
-                                                    "namespace": "monitoring",
-                                                    "severity": "critical"},
-                                     "exp_annotations": _annotations(
-                                         rule, "TierguardOperatorDown", {})}]},
-                ],
-            }
-        ],
-    }  # fmt: skip
-    test_file = tmp_path / "tierguard-rules-test.yaml"
-    test_file.write_text(yaml.safe_dump(tests, sort_keys=False))
-    res = subprocess.run([promtool(), "test", "rules", str(test_file)],
-                         capture_output=True, text=True, check=False)  # fmt: skip
-    assert res.returncode == 0, res.stdout + res.stderr
-    assert "SUCCESS" in res.stdout
+# The alerts' behaviour (promtool test rules) is tested with the unit tests shipped in
+# the chart: tests/unit/test_chart_alerts.py runs charts/tierguard/promtool/.
 
 
 def test_dashboard_queries_parse(tmp_path: Path) -> None:

@@ -22,7 +22,7 @@ pytestmark = pytest.mark.integration
 
 ROOT = Path(__file__).resolve().parents[2]
 CRD_FILE = ROOT / "crds" / f"{CRD_NAME}.yaml"
-POLICY_EXAMPLES = sorted((ROOT / "examples" / "policies").glob("*.yaml"))
+POLICY_EXAMPLES = sorted((ROOT / "examples" / "kubernetes" / "policies").glob("*.yaml"))
 
 
 @pytest.fixture(scope="module")
@@ -183,6 +183,16 @@ INVALID: list[tuple[str, Callable[[dict[str, Any]], None], str]] = [
         "latency-objective-zero",
         _set("analysis.slos.0", {"tier": "simple", "signal": "Latency", "latencyObjective": "0s"}),
         "spec.analysis.slos[0].latencyObjective",
+    ),
+    (
+        "no-text-tier-unknown",
+        _set("classifier.noTextTier", "medium"),
+        "spec.classifier.noTextTier",
+    ),
+    (
+        "max-response-bytes-too-small",
+        _set("router.maxResponseBytes", 1024),
+        "spec.router.maxResponseBytes",
     ),
 ]
 

@@ -579,16 +579,20 @@ def _no_router_policy(prom_url: str, **kw: Any) -> dict[str, Any]:
     )
 
 
-def _evaluated_again(cluster: Cluster, wait_for: Any, operator: OperatorProcess) -> None:
-    """Wait until the operator has evaluated the policy twice more (so it has seen
-    whatever was written before this call)."""
-    for _ in range(2):
-        before = cluster.status().last_evaluated_at
-        wait_for(
-            lambda b=before: cluster.status().last_evaluated_at != b,
-            timeout=60,
-            message=f"no further evaluation; operator log:\n{operator.log()}",
-        )
+def _seen_by_operator(cluster: Cluster, wait_for: Any, operator: OperatorProcess) -> None:
+    """Wait until the operator has reconciled the policy as it is now: bump the generation
+    with an edit that changes nothing for users (maxStepDuration) and wait for
+    observedGeneration to catch up. An idle operator writes nothing, so this, not
+    lastEvaluatedAt, proves it read the current annotations."""
+    body = cluster.body()
+    minutes = int(body["metadata"]["generation"]) % 50
+    cluster.patch_spec({"rollout": {"maxStepDuration": f"2h{minutes + 1}m"}})
+    generation = int(cluster.body()["metadata"]["generation"])
+    wait_for(
+        lambda: cluster.status().observed_generation >= generation,
+        timeout=60,
+        message=f"generation {generation} never observed; operator log:\n{operator.log()}",
+    )
 
 
 def test_reapplied_old_action_annotations_never_act_again(
@@ -616,7 +620,7 @@ def test_reapplied_old_action_annotations_never_act_again(
     assert handled("commit-2").phase == Phase.PAUSED
     # Self-heal puts the old promote back: nothing may happen.
     cluster.annotate("promote", "commit-1")
-    _evaluated_again(cluster, wait_for, operator)
+    _seen_by_operator(cluster, wait_for, operator)
     st = cluster.status()
     assert (st.phase, st.step, st.canary_weight) == (Phase.PAUSED, 1, 25.0)
     cluster.annotate("abort", "commit-3")
@@ -626,7 +630,7 @@ def test_reapplied_old_action_annotations_never_act_again(
     # Old annotations come back in another order: none acts (abort would undo the retry).
     for action, nonce in (("abort", "commit-3"), ("pause", "commit-2"), ("promote", "commit-1")):
         cluster.annotate(action, nonce)
-        _evaluated_again(cluster, wait_for, operator)
+        _seen_by_operator(cluster, wait_for, operator)
         st = cluster.status()
         assert (st.phase, st.step) == (Phase.PROGRESSING, 0), (action, nonce, st.message)
     assert [h.nonce for h in st.handled_actions] == [f"commit-{i}" for i in range(1, 5)]

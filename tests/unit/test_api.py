@@ -15,7 +15,7 @@ from tierguard.api.policy import RoutingPolicySpec
 from tierguard.api.resource import RoutingPolicy
 
 ROOT = Path(__file__).resolve().parents[2]
-EXAMPLES = sorted((ROOT / "examples" / "policies").glob("*.yaml"))
+EXAMPLES = sorted((ROOT / "examples" / "kubernetes" / "policies").glob("*.yaml"))
 
 
 def base_spec() -> dict:

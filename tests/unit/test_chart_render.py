@@ -8,7 +8,6 @@ the binary). A missing Go toolchain fails the tests rather than skipping them.""
 
 from __future__ import annotations
 
-import importlib
 import json
 import os
 import subprocess
@@ -21,6 +20,8 @@ import yaml
 
 from tierguard.api.crdgen import build_crd
 from tierguard.api.policy import RoutingPolicySpec
+from tierguard.operator import render
+from tierguard.operator.rbac import OPERATOR_RULES
 
 ROOT = Path(__file__).resolve().parents[2]
 CHART = ROOT / "charts" / "tierguard"
@@ -312,33 +313,6 @@ def expand(rules: Iterable[Any]) -> set[Triple]:
     return out
 
 
-#: The operator's rules as tierguard.operator.rbac.OPERATOR_RULES had them when this
-#: chart was written (branch `operator`). Used only while that module is absent; once it
-#: exists, the tests compare the chart with the module itself.
-SNAPSHOT_RULES: list[dict[str, list[str]]] = [
-    {"apiGroups": ["tierguard.io"], "resources": ["routingpolicies"],
-     "verbs": ["get", "list", "watch", "patch"]},
-    {"apiGroups": ["tierguard.io"], "resources": ["routingpolicies/status"],
-     "verbs": ["get", "patch", "update"]},
-    {"apiGroups": ["tierguard.io"], "resources": ["routingpolicies/finalizers"],
-     "verbs": ["update"]},
-    {"apiGroups": [""], "resources": ["configmaps", "services", "serviceaccounts"],
-     "verbs": ["get", "list", "watch", "create", "patch", "update"]},
-    {"apiGroups": ["apps"], "resources": ["deployments"],
-     "verbs": ["get", "list", "watch", "create", "patch", "update"]},
-    {"apiGroups": ["rbac.authorization.k8s.io"], "resources": ["roles", "rolebindings"],
-     "verbs": ["get", "list", "watch", "create", "patch", "update"]},
-    {"apiGroups": ["monitoring.coreos.com"], "resources": ["servicemonitors"],
-     "verbs": ["get", "list", "watch", "create", "patch", "update"]},
-    {"apiGroups": [""], "resources": ["secrets"], "verbs": ["get", "create"]},
-    {"apiGroups": ["", "events.k8s.io"], "resources": ["events"], "verbs": ["create", "patch"]},
-    {"apiGroups": ["apiextensions.k8s.io"], "resources": ["customresourcedefinitions"],
-     "verbs": ["get", "list", "watch"]},
-    {"apiGroups": ["kopf.dev"], "resources": ["clusterkopfpeerings", "kopfpeerings"],
-     "verbs": ["get", "list", "watch", "patch"]},
-    {"apiGroups": [""], "resources": ["namespaces"], "verbs": ["list", "watch"]},
-]  # fmt: skip
-
 #: Never granted: the operator must not be able to read every Secret or grant more than
 #: it holds.
 FORBIDDEN: set[Triple] = {
@@ -352,17 +326,8 @@ FORBIDDEN: set[Triple] = {
 
 
 def operator_rules() -> set[Triple]:
-    """What the operator says it needs: tierguard.operator.rbac when present, else the
-    snapshot above."""
-    try:
-        mod = importlib.import_module("tierguard.operator.rbac")
-    except ModuleNotFoundError:
-        return expand(SNAPSHOT_RULES)
-    for name in ("OPERATOR_RULES", "REQUIRED_RULES", "RULES"):
-        if hasattr(mod, name):
-            rules = getattr(mod, name)
-            return expand(rules() if callable(rules) else rules)
-    raise AssertionError("tierguard.operator.rbac exposes no OPERATOR_RULES list")
+    """What the operator says it needs (tierguard.operator.rbac)."""
+    return expand(OPERATOR_RULES)
 
 
 def test_rbac_refuses_the_dangerous(helm: list[str]) -> None:
@@ -404,7 +369,9 @@ def test_argocd_application_values_render(helm: list[str], tmp_path: Path) -> No
     templates), and it points at this chart's path."""
     apps = [
         d
-        for d in yaml.safe_load_all((ROOT / "examples" / "argocd" / "application.yaml").read_text())
+        for d in yaml.safe_load_all(
+            (ROOT / "examples" / "kubernetes" / "argocd" / "application.yaml").read_text()
+        )
         if d and d["spec"]["source"].get("path") == "charts/tierguard"
     ]
     assert len(apps) == 1
@@ -420,9 +387,6 @@ def test_argocd_application_values_render(helm: list[str], tmp_path: Path) -> No
 def test_router_servicemonitor_selects_what_the_operator_renders(helm: list[str]) -> None:
     """The chart's optional routers ServiceMonitor selects the operator's router Services
     by label and port name (contract with tierguard.operator.render)."""
-    render = pytest.importorskip(
-        "tierguard.operator.render", reason="tierguard.operator.render is not merged yet"
-    )
     docs = template(
         helm,
         "--set", "metrics.serviceMonitor.enabled=true",
@@ -430,7 +394,9 @@ def test_router_servicemonitor_selects_what_the_operator_renders(helm: list[str]
         "--set", "rbac.serviceMonitors=false",
     )  # fmt: skip
     sm = one(docs, "ServiceMonitor", "tierguard-routers")
-    policy = yaml.safe_load((ROOT / "examples" / "policies" / "minimal.yaml").read_text())
+    policy = yaml.safe_load(
+        (ROOT / "examples" / "kubernetes" / "policies" / "minimal.yaml").read_text()
+    )
     spec = RoutingPolicySpec.model_validate(policy["spec"])
     svc = render.service(render.PolicyRef("minimal", "team-a", "uid-1"), spec)
     assert sm["spec"]["selector"]["matchLabels"].items() <= svc["metadata"]["labels"].items()

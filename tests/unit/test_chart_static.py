@@ -192,4 +192,6 @@ def test_schema_covers_every_value() -> None:
 def test_chart_ships_the_argocd_lua() -> None:
     ignored = (CHART / ".helmignore").read_text()
     assert "argocd" not in ignored and "*.lua" not in ignored
-    assert (CHART / "argocd" / "health.lua").exists()
+    lua = CHART / "argocd" / "tierguard.io" / "RoutingPolicy"
+    assert (lua / "health.lua").exists()
+    assert len(list((lua / "actions").glob("*/action.lua"))) == 5

@@ -128,13 +128,16 @@ def test_upstream_body_prepends_voice_and_asks_for_usage() -> None:
         req,
         "small-1",
         render_system_prompt("Acme {model}/{tier} {x}", "small", "simple"),
-        want_usage=True,
+        add_usage=True,
     )
     assert body["model"] == "small-1"
     assert body["messages"][0] == {"role": "system", "content": "Acme small/simple {x}"}
     assert body["messages"][1]["content"] == "client system"
     assert body["stream_options"] == {"include_usage": True}
     assert req.body["model"] == "auto"  # the client's body is not mutated
+    # not configured to add usage: only what the client sent
+    plain = upstream_body(req, "small-1", None, add_usage=False)
+    assert "stream_options" not in plain and plain["messages"] == req.messages
 
 
 def test_error_statuses() -> None:
@@ -175,3 +178,43 @@ def test_similarity_and_llm_verdict_parsing() -> None:
     assert parse_llm_verdict("AGREE.") == "agree"
     assert parse_llm_verdict("Disagree - they differ") == "disagree"
     assert parse_llm_verdict("I think they agree") == "error"
+
+
+# --------------------------------------------------------------------------- unicode
+
+
+@pytest.mark.parametrize(
+    ("body", "param"),
+    [
+        ({**OK, "user": "\ud83d"}, "user"),
+        ({**OK, "messages": [{"role": "user", "content": "a\udc00"}]}, "messages[0].content"),
+        (
+            {**OK, "messages": [{"role": "user", "content": [{"type": "text", "text": "\ud800"}]}]},
+            "messages[0].content[0].text",
+        ),
+        ({**OK, "metadata": {"k\udfff": 1}}, "metadata"),
+        ({**OK, "tools": [[[["\ud83d"]]]]}, "tools[0][0][0][0]"),
+    ],
+)
+def test_lone_surrogates_are_refused_naming_the_field(body: dict[str, Any], param: str) -> None:
+    with pytest.raises(InvalidRequestError) as info:
+        parse_chat_request(raw(body))  # json.dumps escapes them as \udXXX
+    assert (info.value.param, info.value.code) == (param, "invalid_unicode")
+
+
+def test_lone_surrogate_in_a_utf16_body_is_refused() -> None:
+    body = json.dumps({**OK, "user": "\ud83d"}).encode("utf-16")
+    with pytest.raises(InvalidRequestError) as info:
+        parse_chat_request(body)
+    assert info.value.code == "invalid_unicode"
+
+
+def test_surrogate_pairs_and_lookalikes_are_fine() -> None:
+    req = parse_chat_request(raw({**OK, "user": "\U0001f600 \\ud83d"}))
+    assert req.user == "\U0001f600 \\ud83d"
+
+
+def test_an_integer_too_long_to_convert_is_invalid_json() -> None:
+    with pytest.raises(InvalidRequestError) as info:
+        parse_chat_request(b'{"model": "auto", "n": ' + b"7" * 5000 + b"}")
+    assert info.value.code == "invalid_json"

@@ -11,13 +11,13 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_router_example_is_a_valid_config() -> None:
-    cfg = parse_config((ROOT / "examples/router/router.yaml").read_text())
+    cfg = parse_config((ROOT / "examples/config/router/router.yaml").read_text())
     assert cfg.weight("simple").weight == 10
     assert cfg.feedback.signing_key is not None and cfg.feedback.signing_key.file
 
 
 def test_fake_provider_profile_example() -> None:
-    profile = load_profile(str(ROOT / "examples/lab/fake-provider-profile.yaml"))
+    profile = load_profile(str(ROOT / "examples/config/lab/fake-provider-profile.yaml"))
     cheap = profile.behaviour("cheap-mini-2026")
     assert cheap.quality["billing"] == 0.6
     assert profile.behaviour("unknown").latency_median_s == 0.05

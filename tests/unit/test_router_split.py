@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tierguard.api.enums import Arm, StickinessKey
-from tierguard.api.routerconfig import Route, Stickiness, TierSplit
+from tierguard.api.enums import Arm
+from tierguard.api.routerconfig import Route, TierSplit
 from tierguard.router.split import (
     BUCKETS,
     arm_for,
@@ -16,7 +15,6 @@ from tierguard.router.split import (
     canary_buckets,
     plan_pinned,
     plan_routed,
-    stickiness_key,
 )
 
 ROUTE = Route(tier="simple", baseline="big", candidate="small", fallbacks=["big"])
@@ -85,23 +83,6 @@ def test_chain_puts_serving_model_first_without_repeats() -> None:
     assert canary.chain == ("small", "big") and canary.baseline == "big"
     pinned = plan_pinned("small", 60)
     assert (pinned.tier, pinned.arm, pinned.chain) == ("pinned", Arm.PINNED, ("small",))
-
-
-@pytest.mark.parametrize(
-    ("key", "user", "header", "expected"),
-    [
-        (StickinessKey.USER, "u1", "h1", "u1"),
-        (StickinessKey.USER, None, "h1", "h1"),
-        (StickinessKey.USER, None, None, "rid"),
-        (StickinessKey.HEADER, "u1", "h1", "h1"),
-        (StickinessKey.HEADER, "u1", None, "rid"),
-        (StickinessKey.REQUEST_ID, "u1", "h1", "rid"),
-    ],
-)
-def test_stickiness_key(
-    key: StickinessKey, user: str | None, header: str | None, expected: str
-) -> None:
-    assert stickiness_key(Stickiness(key=key), user, header, "rid") == expected
 
 
 def test_bucket_is_sha256_of_salt_and_key() -> None:

@@ -74,19 +74,32 @@ def render_metrics_md() -> str:
         f"- `{m.OUTCOME}` on requests: "
         + ", ".join(f"`{o}`" for o in m.OUTCOMES)
         + " (ok: served by the first model of the chain; escalated: by a fallback or a "
-        "hedge; error: nothing served). On hedges: "
+        "hedge; error: nothing served, or a stream the upstream broke, errored or ended "
+        "without finish_reason/[DONE] after its first chunk). On hedges: "
         f"`{m.HEDGE_PRIMARY}`, `{m.HEDGE_HEDGE}` (which side won). On config reloads: "
         f"`{m.RELOAD_OK}`, `{m.RELOAD_ERROR}`.",
         f"- `{m.REASON}` on upstream errors: "
         + ", ".join(f"`{r}`" for r in m.ERROR_REASONS)
-        + f"; on escalations: `{m.ESCALATION_ERROR}`, `{m.ESCALATION_BUDGET}`; on rejected "
+        + f"; on escalations: `{m.ESCALATION_ERROR}`, `{m.ESCALATION_BUDGET}`, "
+        f"`{m.ESCALATION_CONTEXT}` (the prompt did not fit the serving model's context "
+        "window: decided before any call, the request's outcome stays `ok`); on rejected "
         "feedback: "
         + ", ".join(f"`{r}`" for r in m.FEEDBACK_REJECT_REASONS)
         + "; on invalid requests: the OpenAI error code returned.",
         f"- `{m.RATING}`: `{m.RATING_UP}`, `{m.RATING_DOWN}`.",
         f"- `{m.VERDICT}` on shadow judgements: `{m.VERDICT_AGREE}`, `{m.VERDICT_DISAGREE}`, "
         f"`{m.VERDICT_ERROR}` (the shadow call or the judge failed; not a quality signal).",
-        f"- `{m.KIND}` on tokens: `prompt`, `completion`.",
+        f"- `{m.KIND}` on tokens: `{m.KIND_PROMPT}`, `{m.KIND_COMPLETION}`, `{m.KIND_CACHED}` "
+        "(the part of the prompt served from the provider's prompt cache). Cached-token "
+        f'share per tier, arm and model: `sum by (tier, arm, model) ({m.TOKENS.name}{{kind="'
+        f'{m.KIND_CACHED}"}}) / sum by (tier, arm, model) ({m.TOKENS.name}{{kind="'
+        f'{m.KIND_PROMPT}"}})`.',
+        f"- `{m.KEY_SOURCE}` on session keys: `header`, `prompt_cache_key`, `user`, "
+        "`fingerprint`, `request_id` (where the stickiness key came from; never the key).",
+        f"- `{m.FROM_TIER}`, `{m.TO_TIER}` on session tier changes: classifier tiers; with "
+        "session tiering `from_tier` is always below `to_tier`.",
+        f"- `{m.OUTCOME}` on stateful turns: `{m.STATEFUL_LOCKED}`, `{m.STATEFUL_FALLBACK}`, "
+        f"`{m.STATEFUL_UNLOCKED}`; on the classifier cache: `{m.CACHE_HIT}`, `{m.CACHE_MISS}`.",
         "",
         "## Histogram buckets",
         "",

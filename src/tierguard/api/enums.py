@@ -65,12 +65,35 @@ class NoDataAction(StrEnum):
 
 
 class StickinessKey(StrEnum):
-    """What a user's arm is hashed from."""
+    """What a request's arm is hashed from (the assignment unit)."""
 
+    #: the conversation: a session header, ``prompt_cache_key``, ``user``, else a
+    #: fingerprint of the conversation's start (the default for new policies)
+    SESSION = "session"
     #: the OpenAI request's ``user`` field (falls back to the header, then the request id)
     USER = "user"
     HEADER = "header"  # a request header (``rollout.stickiness.header``)
     REQUEST_ID = "requestId"  # no stickiness: every request is drawn afresh
+
+
+class KeySource(StrEnum):
+    """Where a request's stickiness key came from (the ``key_source`` metric label and
+    decision-log field; the key itself is never exported)."""
+
+    HEADER = "header"
+    PROMPT_CACHE_KEY = "prompt_cache_key"
+    USER = "user"
+    FINGERPRINT = "fingerprint"  # hash of the system prompt head + first user message
+    REQUEST_ID = "request_id"  # nothing stable: drawn afresh
+
+
+class Tiering(StrEnum):
+    """How a routed request's tier is chosen."""
+
+    #: the highest tier among the conversation's user messages (each classified once)
+    SESSION = "Session"
+    #: the classifier input of this request alone (``classifier.input``)
+    REQUEST = "Request"
 
 
 class Action(StrEnum):
@@ -87,6 +110,9 @@ class ConditionType(StrEnum):
     READY = "Ready"
     PROGRESSING = "Progressing"
     DEGRADED = "Degraded"
+    #: Set (True) when gate evaluations start more than one rollout.interval late: the
+    #: operator is behind (backpressure); back to False once it has caught up.
+    EVALUATION_DELAYED = "EvaluationDelayed"
 
 
 class Reason(StrEnum):
@@ -95,6 +121,8 @@ class Reason(StrEnum):
 
     RECONCILED = "Reconciled"
     RECONCILE_FAILED = "ReconcileFailed"
+    EVALUATION_LAGGING = "EvaluationLagging"
+    ON_SCHEDULE = "OnSchedule"
     NO_CANDIDATE = "NoCandidate"
     ROLLOUT_STARTED = "RolloutStarted"
     STEP_ADVANCED = "StepAdvanced"

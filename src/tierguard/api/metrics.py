@@ -27,12 +27,16 @@ KIND: Final = "kind"
 FROM_MODEL: Final = "from_model"
 TO_MODEL: Final = "to_model"
 STREAM: Final = "stream"
+KEY_SOURCE: Final = "key_source"
+FROM_TIER: Final = "from_tier"
+TO_TIER: Final = "to_tier"
 
 ROUTE_LABELS: Final = (POLICY, TIER, ARM, MODEL)
 
 # Label values ------------------------------------------------------------------
 #: requests_total{outcome}: ok = served by the first model of the chain; escalated =
-#: served by a fallback or hedge; error = nothing served (client got an error).
+#: served by a fallback or hedge; error = nothing served (client got an error), or a
+#: stream the upstream broke, errored or cut short after its first chunk.
 OUTCOME_OK: Final = "ok"
 OUTCOME_ESCALATED: Final = "escalated"
 OUTCOME_ERROR: Final = "error"
@@ -45,7 +49,9 @@ VERDICT_AGREE: Final = "agree"
 VERDICT_DISAGREE: Final = "disagree"
 VERDICT_ERROR: Final = "error"  # the shadow call or the judge failed: not a quality signal
 
-#: upstream_errors_total{reason}
+#: upstream_errors_total{reason}. ``stream_error``: a 200 stream carried an error event;
+#: ``truncated``: a stream ended after some content with no finish_reason and no [DONE];
+#: ``protocol``: an unreadable answer, or one over ``server.maxResponseBytes``.
 ERROR_REASONS: Final = (
     "connect",
     "timeout",
@@ -53,12 +59,36 @@ ERROR_REASONS: Final = (
     "server_error",
     "client_error",
     "protocol",
+    "stream_error",
+    "truncated",
 )
 
 #: escalations_total{reason}: the serving model failed, or the latency budget passed
 #: without a first byte (a hedge was started).
 ESCALATION_ERROR: Final = "error"
 ESCALATION_BUDGET: Final = "budget"
+#: the prompt did not fit the serving model's context window; decided before any call,
+#: so the request's outcome stays ok (not an error for the ErrorRate gate)
+ESCALATION_CONTEXT: Final = "context_window"
+
+#: tokens_total{kind}: prompt and completion as billed; cached = the part of the prompt
+#: the provider served from its prompt cache (usage.prompt_tokens_details.cached_tokens),
+#: so the cached-token share is cached / prompt.
+KIND_PROMPT: Final = "prompt"
+KIND_COMPLETION: Final = "completion"
+KIND_CACHED: Final = "cached"
+
+#: stateful_turns_total{outcome}: a turn without new user text (tool results, assistant
+#: last) served by the model that issued its tool call (locked), by a same-or-higher tier
+#: model because that one failed (fallback), or routed again from the conversation
+#: because no verifiable tool-call id named the issuer (unlocked).
+STATEFUL_LOCKED: Final = "locked"
+STATEFUL_FALLBACK: Final = "fallback"
+STATEFUL_UNLOCKED: Final = "unlocked"
+
+#: classifier_cache_total{outcome}
+CACHE_HIT: Final = "hit"
+CACHE_MISS: Final = "miss"
 
 #: hedges_total{outcome}: which side of a hedged request won.
 HEDGE_PRIMARY: Final = "primary"
@@ -133,7 +163,8 @@ TIME_TO_FIRST_TOKEN: Final = MetricDef(
 TOKENS: Final = MetricDef(
     f"{NAMESPACE}_tokens_total",
     "counter",
-    "Tokens billed by upstreams, kind prompt or completion (shadow calls excluded).",
+    "Tokens billed by upstreams, kind prompt, completion or cached (the part of the prompt "
+    "served from the provider's prompt cache; shadow calls excluded).",
     (*ROUTE_LABELS, KIND),
 )
 COST: Final = MetricDef(
@@ -152,14 +183,15 @@ UPSTREAM_ERRORS: Final = MetricDef(
     f"{NAMESPACE}_upstream_errors_total",
     "counter",
     "Failed upstream attempts by model and reason (connect, timeout, rate_limited, "
-    "server_error, client_error, protocol).",
+    "server_error, client_error, protocol, stream_error, truncated).",
     (POLICY, MODEL, REASON),
 )
 ESCALATIONS: Final = MetricDef(
     f"{NAMESPACE}_escalations_total",
     "counter",
-    "Moves to the next model of a fallback chain. reason: error or budget (a hedge started "
-    "because the latency budget passed without a first byte).",
+    "Moves to the next model of a fallback chain. reason: error, budget (a hedge started "
+    "because the latency budget passed without a first byte) or context_window (the "
+    "prompt did not fit the serving model; decided before the call, outcome stays ok).",
     (POLICY, TIER, ARM, FROM_MODEL, TO_MODEL, REASON),
 )
 HEDGES: Final = MetricDef(
@@ -212,6 +244,42 @@ INVALID_REQUESTS: Final = MetricDef(
     (POLICY, REASON),
 )
 
+SESSION_KEYS: Final = MetricDef(
+    f"{NAMESPACE}_session_keys_total",
+    "counter",
+    "Routed requests by where their stickiness key came from (key_source: header, "
+    "prompt_cache_key, user, fingerprint, request_id). The key itself is never exported.",
+    (POLICY, KEY_SOURCE),
+)
+SESSION_TIER_CHANGES: Final = MetricDef(
+    f"{NAMESPACE}_session_tier_changes_total",
+    "counter",
+    "Conversations whose tier changed with their newest user message, by (from_tier, "
+    "to_tier). With session tiering only upward moves exist.",
+    (POLICY, FROM_TIER, TO_TIER),
+)
+STATEFUL_TURNS: Final = MetricDef(
+    f"{NAMESPACE}_stateful_turns_total",
+    "counter",
+    "Turns without new user text (tool results, assistant last) by outcome: locked (the "
+    "model that issued the tool call), fallback (it failed; a same-or-higher tier model "
+    "served), unlocked (no verifiable tool-call id; routed again from the conversation).",
+    (*ROUTE_LABELS, OUTCOME),
+)
+UNSAFE_SWITCHES: Final = MetricDef(
+    f"{NAMESPACE}_unsafe_switches_total",
+    "counter",
+    "Stateful turns first sent to a model other than the one that issued their tool "
+    "call, or served by a lower tier than it. Must stay 0.",
+    (POLICY, TIER),
+)
+CLASSIFIER_CACHE: Final = MetricDef(
+    f"{NAMESPACE}_classifier_cache_total",
+    "counter",
+    "Per-message classifier cache lookups (session tiering), outcome hit or miss.",
+    (POLICY, OUTCOME),
+)
+
 ROUTER_METRICS: Final = (
     REQUESTS,
     REQUEST_DURATION,
@@ -229,6 +297,11 @@ ROUTER_METRICS: Final = (
     CANARY_WEIGHT,
     CONFIG_RELOADS,
     INVALID_REQUESTS,
+    SESSION_KEYS,
+    SESSION_TIER_CHANGES,
+    STATEFUL_TURNS,
+    UNSAFE_SWITCHES,
+    CLASSIFIER_CACHE,
 )
 
 # Operator metrics ----------------------------------------------------------------
@@ -262,6 +335,19 @@ PROMETHEUS_ERRORS: Final = MetricDef(
     "Failed Prometheus queries (unreachable, timeout, bad response).",
     ("namespace", POLICY),
 )
+EVALUATION_LAG: Final = MetricDef(
+    f"{NAMESPACE}_operator_evaluation_lag_seconds",
+    "gauge",
+    "How late the policy's last gate evaluation started against its rollout.interval "
+    "schedule (backpressure: grows when the operator falls behind).",
+    ("namespace", POLICY),
+)
+RECONCILE_BACKLOG: Final = MetricDef(
+    f"{NAMESPACE}_operator_reconcile_backlog",
+    "gauge",
+    "Reconciles waiting for a worker thread.",
+    (),
+)
 
 OPERATOR_METRICS: Final = (
     ROLLOUT_PHASE,
@@ -269,5 +355,7 @@ OPERATOR_METRICS: Final = (
     GATE_EVALUATIONS,
     ROLLBACKS,
     PROMETHEUS_ERRORS,
+    EVALUATION_LAG,
+    RECONCILE_BACKLOG,
 )
 ALL_METRICS: Final = ROUTER_METRICS + OPERATOR_METRICS

@@ -23,6 +23,7 @@ from tierguard.api.enums import (
     PromotionMode,
     Signal,
     StickinessKey,
+    Tiering,
 )
 
 #: RFC 1123 label: model and tier names appear in Prometheus labels, object names and URLs.
@@ -144,6 +145,32 @@ class ClassifierSpec(ApiModel):
         le=100000,
         description="Text beyond this many characters (from the end) is not classified.",
     )
+    tiering: Tiering = Field(
+        default=Tiering.SESSION,
+        description=(
+            "Session: a request's tier is the highest tier among its user messages (every "
+            "chat request resends the conversation), so a conversation's tier only goes up "
+            "and turns without new user text (tool results) keep theirs; each message is "
+            "classified once and cached. Request: only this request's `input` is classified."
+        ),
+    )
+    session_messages: int = Field(
+        default=0,
+        ge=0,
+        le=10000,
+        description=(
+            "Session tiering looks at the last this many user messages; 0 means all of them."
+        ),
+    )
+    cache_size: int = Field(
+        default=10000,
+        ge=0,
+        le=1_000_000,
+        description=(
+            "Per-message classifier results kept per router (least recently used evicted), "
+            "so classification cost does not grow with the conversation; 0 disables."
+        ),
+    )
     tiers: list[TierSpec] = Field(
         default_factory=lambda: [TierSpec(name="simple"), TierSpec(name="complex")],
         min_length=1,
@@ -158,6 +185,26 @@ class ClassifierSpec(ApiModel):
         },
         description="Tiers in order, cheapest first. Must match the classifier model's tiers.",
     )
+    no_text_tier: Name | None = Field(
+        default=None,
+        description=(
+            "Tier for requests with nothing to classify: no user text at all (only images "
+            "or other non-text parts, only system or assistant messages, blank text). Unset: "
+            "the last, most capable tier, since nothing says the request is simple."
+        ),
+    )
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                _cel(
+                    "!has(self.noTextTier) || self.tiers.exists(t, t.name == self.noTextTier)",
+                    "noTextTier must be one of classifier.tiers",
+                    ".noTextTier",
+                )
+            ]
+        }
+    )
 
     @model_validator(mode="after")
     def _unique_tiers(self) -> ClassifierSpec:
@@ -165,7 +212,14 @@ class ClassifierSpec(ApiModel):
         dup = {n for n in names if names.count(n) > 1}
         if dup:
             raise ValueError(f"classifier.tiers: duplicate tier names {sorted(dup)}")
+        check_no_text_tier(self.no_text_tier, names)
         return self
+
+
+def check_no_text_tier(no_text_tier: str | None, tiers: list[str]) -> None:
+    """``noTextTier`` must name a tier (the same rule as the CEL rule above)."""
+    if no_text_tier is not None and no_text_tier not in tiers:
+        raise ValueError(f"classifier.noTextTier: {no_text_tier!r} is not one of {tiers}")
 
 
 # --------------------------------------------------------------------------- models
@@ -179,6 +233,14 @@ class Pricing(ApiModel):
     )
     output_per_million_tokens: float = Field(
         default=0.0, ge=0, description="USD per 1M completion tokens."
+    )
+    cached_input_per_million_tokens: float | None = Field(
+        default=None,
+        ge=0,
+        description=(
+            "USD per 1M prompt tokens served from the provider's prompt cache (reported as "
+            "usage.prompt_tokens_details.cached_tokens). Unset: the input price."
+        ),
     )
 
 
@@ -203,6 +265,16 @@ class ModelSpec(ApiModel):
     timeout: Annotated[Duration, AtLeast(MIN_TIMEOUT)] = Field(
         default="30s", description="Per-attempt timeout for one call to this model."
     )
+    context_window: int | None = Field(
+        default=None,
+        ge=1,
+        le=100_000_000,
+        description=(
+            "The model's context window in tokens. A request whose estimated prompt does "
+            "not fit goes to the next model of its route's chain (or a higher tier's) that "
+            "fits, counted as a context_window escalation (not an error). Unset: unlimited."
+        ),
+    )
     system_prompt: str | None = Field(
         default=None,
         max_length=20000,
@@ -210,6 +282,18 @@ class ModelSpec(ApiModel):
             "System prompt template prepended for this model so every model answers in the "
             "product's voice. Placeholders: {model}, {tier}. A client's own system message "
             "is kept after it."
+        ),
+    )
+    stream_usage: bool = Field(
+        default=False,
+        description=(
+            "The upstream accepts stream_options.include_usage (OpenAI and most compatible "
+            "servers do): the router asks for the usage chunk on streaming calls, so tokens "
+            "and cost of streamed answers are counted (the chunk is dropped again for clients "
+            "that did not ask). Off: only a client's own stream_options is sent, and streamed "
+            "answers count tokens only when the client asked for usage. If the upstream "
+            "refuses the router's addition anyway, the call is retried without it (never "
+            "counted against the model)."
         ),
     )
 
@@ -273,11 +357,21 @@ class StickinessSpec(ApiModel):
     """What keeps a user in one arm across requests and replicas."""
 
     key: StickinessKey = Field(
-        default=StickinessKey.USER,
+        default=StickinessKey.SESSION,
         description=(
-            "user: the request's `user` field (then the header, then the request id); "
-            "header: the header below; requestId: no stickiness."
+            "session (the default for new policies; a policy created before keeps the `user` "
+            "the API server stored for it): the "
+            "conversation, from the `sessionHeader`, else the request's `prompt_cache_key`, "
+            "else `user`, else a fingerprint of the conversation's start (system prompt "
+            "head + first user message); user: the request's `user` field (then the header, "
+            "then the request id); header: the header below; requestId: no stickiness."
         ),
+    )
+    session_header: str = Field(
+        default="x-session-id",
+        max_length=128,
+        pattern=r"^[A-Za-z0-9-]+$",
+        description="Header carrying a session (conversation) id, for key: session.",
     )
     header: str = Field(
         default="x-tierguard-user",
@@ -582,6 +676,17 @@ class RouterSpec(ApiModel):
     )
     max_body_bytes: int = Field(
         default=1_048_576, ge=1024, le=67_108_864, description="Largest accepted request body."
+    )
+    max_response_bytes: int = Field(
+        default=33_554_432,
+        ge=65_536,
+        le=1_073_741_824,
+        description=(
+            "Largest upstream answer the router reads: a whole non-streaming answer, or one "
+            "event of a stream (there is no other line limit). Over it, the attempt fails "
+            "(before the first chunk: the next model is tried) with a message naming this "
+            "field."
+        ),
     )
     request_deadline: Annotated[Duration, AtLeast(MIN_REQUEST_DEADLINE)] = Field(
         default="60s", description="Total deadline of one request, fallbacks included."

@@ -14,7 +14,7 @@ from typing import Annotated
 from pydantic import Field, model_validator
 
 from tierguard.api.durations import Duration
-from tierguard.api.enums import Arm, StickinessKey
+from tierguard.api.enums import Arm, StickinessKey, Tiering
 from tierguard.api.policy import (
     ApiModel,
     Fraction,
@@ -22,6 +22,7 @@ from tierguard.api.policy import (
     Name,
     Pricing,
     TierSpec,
+    check_no_text_tier,
 )
 
 CONFIG_VERSION = 1
@@ -46,7 +47,24 @@ class ClassifierConfig(ApiModel):
     )
     input: str = Field(default="LastUserMessage", pattern=r"^(LastUserMessage|AllUserMessages)$")
     max_input_chars: int = Field(default=4000, ge=64)
+    tiering: Tiering = Tiering.SESSION
+    session_messages: int = Field(default=0, ge=0)
+    cache_size: int = Field(default=10000, ge=0)
     tiers: list[TierSpec] = Field(min_length=1)
+    no_text_tier: Name | None = Field(
+        default=None,
+        description="Tier for requests with no user text; unset: the last (most capable).",
+    )
+
+    @model_validator(mode="after")
+    def _no_text_tier(self) -> ClassifierConfig:
+        check_no_text_tier(self.no_text_tier, [t.name for t in self.tiers])
+        return self
+
+    @property
+    def no_text_tier_name(self) -> str:
+        """The tier of a request with nothing to classify."""
+        return self.no_text_tier or self.tiers[-1].name
 
 
 class UpstreamModel(ApiModel):
@@ -56,7 +74,12 @@ class UpstreamModel(ApiModel):
     api_key: SecretSource | None = None
     pricing: Pricing = Field(default_factory=Pricing)
     timeout: Duration = "30s"
+    context_window: int | None = Field(default=None, ge=1)
     system_prompt: str | None = None
+    stream_usage: bool = Field(
+        default=False,
+        description="Ask this upstream for stream_options.include_usage on streaming calls.",
+    )
 
 
 class Route(ApiModel):
@@ -85,14 +108,20 @@ class TierSplit(ApiModel):
 
 
 class Stickiness(ApiModel):
-    key: StickinessKey = StickinessKey.USER
+    key: StickinessKey = StickinessKey.SESSION
     header: str = "x-tierguard-user"
+    session_header: str = "x-session-id"
 
 
 class ServerConfig(ApiModel):
     host: str = "0.0.0.0"
     port: int = Field(default=8080, ge=1, le=65535)
     max_body_bytes: int = Field(default=1_048_576, ge=1024)
+    max_response_bytes: int = Field(
+        default=33_554_432,
+        ge=65_536,
+        description="Largest upstream answer read: a whole JSON answer or one SSE event.",
+    )
     request_deadline: Duration = "60s"
     client_api_keys: SecretSource | None = Field(
         default=None, description="Keys clients must present (one per line); unset: open."

@@ -17,11 +17,35 @@ Knobs (per model, keyed by the upstream model id; ``"*"`` is the default)
     until the client gives up: a timeout).
 ``stream_fail_rate``
     Streaming: share of streams cut off with a broken connection after the first chunk.
+``stream_error_rate``, ``stream_error_after_words``
+    Streaming: share of streams answered 200 whose stream then carries an OpenAI error
+    event (``data: {"error": ...}``) after that many content words (0: before any
+    content, right after the empty role chunk) and ends.
+``stream_role_chunk``
+    Streaming: start with an empty ``{"role": "assistant", "content": ""}`` chunk
+    (default, as OpenAI does).
+``stream_truncate_rate``
+    Streaming: share of streams that end cleanly (a proper end of the body) after the
+    first content word, with no ``finish_reason`` and no ``[DONE]``.
+``stream_vary_ids``
+    Streaming: every chunk carries a different ``id`` (as some gateways do).
+``big_word_bytes``
+    The answer's second word is padded to this many bytes (streaming: one long SSE line).
+``retry_after``
+    ``Retry-After`` header value sent with simulated 429s.
 ``reject_params``
     Request parameters this model refuses with a 400 (a model that does not support,
     say, ``logprobs``).
 ``completion_words``
     Length of an answer in words (one chunk per word when streaming).
+``accept_foreign_tool_calls``
+    Accept tool results for calls another model issued (default: refuse with a 400
+    ``invalid_tool_call_id``, as providers that check ids do).
+``prompt_cache_ttl_s``
+    How long the model's prefix cache keeps a prompt prefix (0 disables it); cached
+    prefixes are reported as ``usage.prompt_tokens_details.cached_tokens``.
+Conversations (tool calls only the issuing model accepts, the prefix cache)
+    See :mod:`tierguard.lab.fakesession`.
 ``quality`` and ``default_quality``
     Probability that an answer is *good*, per query category. A query's category is
     ``metadata.category`` of the request (an OpenAI parameter the router passes through)
@@ -58,6 +82,7 @@ import logging
 import math
 import random
 import re
+import secrets
 import time
 from pathlib import Path
 from typing import Any
@@ -65,6 +90,8 @@ from typing import Any
 import yaml
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field
+
+from tierguard.lab.fakesession import PrefixCache, ToolCall, foreign_tool_call, tool_call_to_make
 
 log = logging.getLogger(__name__)
 
@@ -133,8 +160,18 @@ class ModelBehaviour(BaseModel):
     rate_limit_rate: float = Field(default=0.0, ge=0, le=1)
     hang_rate: float = Field(default=0.0, ge=0, le=1)
     stream_fail_rate: float = Field(default=0.0, ge=0, le=1)
+    stream_error_rate: float = Field(default=0.0, ge=0, le=1)
+    stream_error_after_words: int = Field(default=0, ge=0)
+    stream_truncate_rate: float = Field(default=0.0, ge=0, le=1)
+    stream_role_chunk: bool = True
+    stream_vary_ids: bool = False
+    big_word_bytes: int = Field(default=0, ge=0, le=64 << 20)
+    retry_after: str | None = None
     completion_words: int = Field(default=24, ge=1, le=4096)
     reject_params: list[str] = Field(default_factory=list)
+    prompt_cache_ttl_s: float = Field(default=300.0, ge=0)
+    #: accept tool results for calls another model issued (as lenient providers do)
+    accept_foreign_tool_calls: bool = False
     quality: dict[str, float] = Field(default_factory=dict)
     default_quality: float = Field(default=0.9, ge=0, le=1)
 
@@ -235,16 +272,23 @@ class Stats:
 
 STATS: web.AppKey[Stats] = web.AppKey("stats", Stats)
 RNG: web.AppKey[random.Random] = web.AppKey("rng", random.Random)
+CACHE: web.AppKey[PrefixCache] = web.AppKey("prefix_cache", PrefixCache)
+#: a random name per provider process: two providers serving the same model id still
+#: refuse each other's tool-call ids
+ISSUER: web.AppKey[str] = web.AppKey("issuer", str)
 
 
 def _count(stats: Stats, key: str) -> None:
     stats.counts[key] = stats.counts.get(key, 0) + 1
 
 
-def _error(status: int, message: str, type_: str, code: str) -> web.Response:
+def _error(
+    status: int, message: str, type_: str, code: str, headers: dict[str, str] | None = None
+) -> web.Response:
     return web.json_response(
         {"error": {"message": message, "type": type_, "param": None, "code": code}},
         status=status,
+        headers=headers,
     )
 
 
@@ -283,10 +327,32 @@ async def chat(request: web.Request) -> web.StreamResponse:
             },
             status=400,
         )
+    issuer = f"{request.app[ISSUER]}:{model}"  # this provider's model, not a namesake's
+    foreign = foreign_tool_call(issuer, messages)
+    if foreign is not None and not b.accept_foreign_tool_calls:
+        _count(stats, f"{model}:foreign_tool_call")
+        return web.json_response(
+            {
+                "error": {
+                    "message": f"Invalid 'tool_call_id': {foreign[:64]!r} was not issued by "
+                    "this model (simulated).",
+                    "type": "invalid_request_error",
+                    "param": "messages",
+                    "code": "invalid_tool_call_id",
+                }
+            },
+            status=400,
+        )
     roll = rng.random()
     if roll < b.rate_limit_rate:
         _count(stats, f"{model}:rate_limited")
-        return _error(429, "Rate limit reached (simulated)", "rate_limit_error", "rate_limited")
+        return _error(
+            429,
+            "Rate limit reached (simulated)",
+            "rate_limit_error",
+            "rate_limited",
+            {"Retry-After": b.retry_after} if b.retry_after is not None else None,
+        )
     roll -= b.rate_limit_rate
     if roll < b.error_rate:
         _count(stats, f"{model}:server_error")
@@ -304,9 +370,36 @@ async def chat(request: web.Request) -> web.StreamResponse:
     good = is_good(model, prompt, quality)
     verdict = judge_reply(prompt)
     words = [verdict] if verdict else answer_words(model, prompt, good, b.completion_words)
+    if b.big_word_bytes and len(words) > 1:
+        words[1] += "x" * max(0, b.big_word_bytes - len(words[1]))
     marker = {"quality": "good" if good else "bad", "category": category, "model": model}
-    usage = {"prompt_tokens": count_tokens(messages), "completion_tokens": len(words)}
+    call: ToolCall | None = tool_call_to_make(body, issuer, stats.counts.get(f"{model}:ok", 0))
+    if call is not None:
+        words = []
+    prompt_tokens, cached = request.app[CACHE].lookup_and_store(
+        model, messages, time.monotonic(), b.prompt_cache_ttl_s
+    )
+    usage: dict[str, Any] = {
+        "prompt_tokens": prompt_tokens,
+        "completion_tokens": len(words) or 8,
+    }
     usage["total_tokens"] = usage["prompt_tokens"] + usage["completion_tokens"]
+    usage["prompt_tokens_details"] = {"cached_tokens": min(cached, usage["prompt_tokens"])}
+    message: dict[str, Any] = {"role": "assistant", "content": " ".join(words)}
+    finish = "stop"
+    if call is not None:
+        message = {
+            "role": "assistant",
+            "content": None,
+            "tool_calls": [
+                {
+                    "id": call.id,
+                    "type": "function",
+                    "function": {"name": call.name, "arguments": call.arguments},
+                }
+            ],
+        }
+        finish = "tool_calls"
     cid = f"chatcmpl-fake{_h('id', str(time.time_ns()), str(rng.random())) % 10**12}"
     created = int(time.time())
     _count(stats, f"{model}:ok")
@@ -317,13 +410,7 @@ async def chat(request: web.Request) -> web.StreamResponse:
                 "object": "chat.completion",
                 "created": created,
                 "model": model,
-                "choices": [
-                    {
-                        "index": 0,
-                        "finish_reason": "stop",
-                        "message": {"role": "assistant", "content": " ".join(words)},
-                    }
-                ],
+                "choices": [{"index": 0, "finish_reason": finish, "message": message}],
                 "usage": usage,
                 "tierguard_fake": marker,
             }
@@ -331,9 +418,11 @@ async def chat(request: web.Request) -> web.StreamResponse:
     resp = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
     await resp.prepare(request)
 
+    serial = iter(range(1 << 30))
+
     def chunk(delta: dict[str, Any], finish: str | None = None) -> bytes:
         obj = {
-            "id": cid,
+            "id": f"{cid}-{next(serial)}" if b.stream_vary_ids else cid,
             "object": "chat.completion.chunk",
             "created": created,
             "model": model,
@@ -342,10 +431,38 @@ async def chat(request: web.Request) -> web.StreamResponse:
         }
         return b"data: " + json.dumps(obj).encode() + b"\n\n"
 
-    await resp.write(chunk({"role": "assistant", "content": ""}))
+    if call is not None:
+        head = {"index": 0, "id": call.id, "type": "function"}
+        await resp.write(
+            chunk(
+                {
+                    "role": "assistant",
+                    "content": None,
+                    "tool_calls": [{**head, "function": {"name": call.name, "arguments": ""}}],
+                }
+            )
+        )
+        await resp.write(
+            chunk({"tool_calls": [{"index": 0, "function": {"arguments": call.arguments}}]})
+        )
+    elif b.stream_role_chunk:
+        await resp.write(chunk({"role": "assistant", "content": ""}))
     fail_after = rng.random() < b.stream_fail_rate
+    # (draw only for the faults a profile enables: seeded profiles keep their sequence)
+    error_at = (
+        b.stream_error_after_words
+        if b.stream_error_rate and rng.random() < b.stream_error_rate
+        else None
+    )
+    truncate = bool(b.stream_truncate_rate) and rng.random() < b.stream_truncate_rate
     for i, word in enumerate(words):
-        if b.inter_chunk_s:
+        if i == error_at:
+            _count(stats, f"{model}:stream_error")
+            err = {"message": "Internal error (simulated)", "type": "server_error", "code": None}
+            await resp.write(b"data: " + json.dumps({"error": err}).encode() + b"\n\n")
+            await resp.write_eof()
+            return resp
+        if b.inter_chunk_s and i > 0:  # the first word comes with the first byte
             await asyncio.sleep(b.inter_chunk_s)
         await resp.write(chunk({"content": word if i == 0 else " " + word}))
         if fail_after and i == 0:
@@ -353,11 +470,15 @@ async def chat(request: web.Request) -> web.StreamResponse:
             assert request.transport is not None
             request.transport.close()  # a broken connection, not a clean end
             return resp
-    await resp.write(chunk({}, "stop"))
+        if truncate and i == 0:
+            _count(stats, f"{model}:stream_truncated")
+            await resp.write_eof()  # a clean end of the body, but no finish_reason/[DONE]
+            return resp
+    await resp.write(chunk({}, finish))
     options = body.get("stream_options") or {}
     if options.get("include_usage"):
         obj = {
-            "id": cid,
+            "id": f"{cid}-{next(serial)}" if b.stream_vary_ids else cid,
             "object": "chat.completion.chunk",
             "created": created,
             "model": model,
@@ -421,6 +542,8 @@ def create_fake_app(profile: FakeProfile | None = None) -> web.Application:
     app[PROFILE] = [profile]
     app[STATS] = Stats()
     app[RNG] = random.Random(profile.seed)
+    app[CACHE] = PrefixCache()
+    app[ISSUER] = secrets.token_hex(4)
     app.router.add_post("/v1/chat/completions", chat)
     app.router.add_post("/chat/completions", chat)
     app.router.add_get("/v1/models", models)

@@ -31,6 +31,8 @@ from typing import Any
 
 import yaml
 
+from tierguard.lab.conversations import conversation_lines
+
 PLOT_FILES = ("weight.png", "quality.png", "cost.png")
 REPORT_FILE = "report.md"
 
@@ -426,12 +428,16 @@ def render_markdown(record: RunRecord, plots: Sequence[str] = PLOT_FILES) -> str
         switches = record.tally.get("arm_switches")
         if switches is not None:
             lines += [
-                f"Stickiness: {switches} time(s) a user served by the canary was sent back to "
+                f"Stickiness: {switches} time(s) an assignment unit (a conversation; a user "
+                "sending lone questions) served by the canary was sent back to "
                 "the baseline while the weight had not gone down "
                 f"({record.tally.get('requests', 0)} requests, "
                 f"{record.tally.get('rated', 0)} rated).",
                 "",
             ]
+        conversations = record.tally.get("conversations")
+        if isinstance(conversations, Mapping):
+            lines += conversation_lines(dict(conversations), switches)
     if record.naive is not None:
         n = record.naive
         lines += [

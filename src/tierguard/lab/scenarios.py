@@ -15,7 +15,7 @@ and shadow evaluation of every canary request (``router.shadow.sampleRate: 1``).
 feedback stays at realistic rates (about 15 % of answers rated), which is why the lab's
 policy does not gate on ``ThumbsDown``: at 5 % of a lab-sized stream thumbs are too sparse
 to judge a stage in seconds (the thumbs are still counted, plotted and reported, and the
-production example ``examples/policies/support-assistant.yaml`` gates on them).
+production example ``examples/kubernetes/policies/support-assistant.yaml`` gates on them).
 
 Quality model. A provider answers a query of category *c* well with probability
 ``quality[c]``. The simulated user of that request is satisfied exactly when the answer
@@ -146,6 +146,9 @@ class TrafficSpec:
     #: most requests a generator keeps in flight (protects a 2-core machine)
     max_in_flight: int = 64
     seed: int = 3
+    #: sessions are conversations (history resent, simple follow-ups, agent loops; see
+    #: lab/conversations.py); False: every request is a lone question
+    conversations: bool = True
 
     def __post_init__(self) -> None:
         if self.requests_per_second <= 0 or self.users <= 0 or self.session_length < 1:

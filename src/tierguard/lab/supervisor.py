@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import importlib
 import json
 import os
 import secrets
@@ -375,14 +374,8 @@ class Lab:
     def operator_kubeconfig(self) -> Path:
         """Least privilege: a ServiceAccount bound to the operator's own RBAC rules
         (:mod:`tierguard.operator.rbac`, the rules the Helm chart installs)."""
-        try:
-            rbac = importlib.import_module("tierguard.operator.rbac")
-        except ImportError:
-            self.notes.append(
-                "The operator ran with the admin kubeconfig: this build ships no RBAC rules "
-                "for it (tierguard.operator.rbac)."
-            )
-            return Path(self.cp.kubeconfig)
+        from tierguard.operator import rbac
+
         ns, sa = self.settings.namespace, "tierguard-operator"
         account = {
             "apiVersion": "v1",
@@ -652,6 +645,7 @@ class Lab:
             {sc.CHEAP: scenario.cheap, sc.CAPABLE: scenario.capable},
             stage=lambda: stage[0],
             baseline=sc.CAPABLE,
+            tier_of_text=_bundled_tier_of_text(),
         )
         loop = asyncio.new_event_loop()
         thread = threading.Thread(target=loop.run_until_complete, args=(gen.run(),), daemon=True)
@@ -680,7 +674,7 @@ class Lab:
         record.kubectl_line = self.cp.kubectl(
             "get", c.PLURAL, "-n", self.settings.namespace, "-o", "wide", check=False
         ).stdout
-        record.tally = gen.tally.summary()
+        record.tally = {**gen.tally.summary(), "conversations": gen.conversations.summary()}
         record.notes = list(self.notes)
         return record
 
@@ -817,3 +811,12 @@ class Lab:
                     f"{proc.name} exited with code {proc.returncode} during the run\n"
                     f"--- last lines of {proc.log_path} ---\n{proc.log_tail()}"
                 )
+
+
+def _bundled_tier_of_text() -> Callable[[str], str]:
+    """The lab policy's classifier (the bundled default) on one text: what per-request
+    tiering would have made of a request, for the report's before/after line."""
+    from tierguard.classifier.runtime import default_model_path, load_classifier
+
+    classifier = load_classifier(default_model_path())
+    return lambda text: classifier.classify(text).tier

@@ -35,16 +35,37 @@ import json
 import math
 import random
 import time
-from collections import Counter, defaultdict
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Final
 
 import aiohttp
 
 from tierguard.classifier.dataset import CATEGORIES, Example, generate
+from tierguard.lab.conversations import (
+    AGENT_SHARE,
+    AGENT_TOOL_ROUNDS,
+    SESSION_HEADER,
+    Conversation,
+    ConversationTally,
+)
 from tierguard.lab.fakeprovider import is_good
 from tierguard.lab.scenarios import UPSTREAM_MODEL, ProviderProfile, TrafficSpec
+from tierguard.lab.tally import STAGE_SETTLING, Outcome, RouteInfo, Tally
+
+__all__ = [
+    "STAGE_SETTLING",
+    "Outcome",
+    "Population",
+    "RouteInfo",
+    "Tally",
+    "TrafficGenerator",
+    "answer_quality",
+    "decode_decision_id",
+    "is_good_answer",
+    "rating_for",
+    "route_info",
+]
 
 #: How many distinct queries the traffic cycles through (deterministic by seed).
 POOL_SIZE: Final = 6000
@@ -52,9 +73,6 @@ POOL_SIZE: Final = 6000
 HEADER_TIER: Final = "x-tierguard-tier"
 HEADER_ARM: Final = "x-tierguard-arm"
 HEADER_MODEL: Final = "x-tierguard-model"
-#: Stage token while a new weight propagates to the routers (stickiness is not judged);
-#: otherwise the token is the number of weight decreases (rollbacks) seen so far.
-STAGE_SETTLING: Final = -1
 #: Model name clients send: the router classifies and routes (pinning is not tested here).
 ROUTED_MODEL: Final = "auto"
 
@@ -89,15 +107,6 @@ def rating_for(satisfied: bool, rating_rate: float, rng: random.Random) -> str |
     if rng.random() >= rating_rate:
         return None
     return "up" if satisfied else "down"
-
-
-@dataclass(frozen=True)
-class RouteInfo:
-    """What the router told us about how it served a request."""
-
-    tier: str
-    arm: str
-    model: str
 
 
 def decode_decision_id(decision_id: str) -> RouteInfo | None:
@@ -136,6 +145,17 @@ def route_info(headers: Mapping[str, str], body: Mapping[str, Any]) -> RouteInfo
 class _Session:
     user: str
     remaining: int
+    id: str = ""
+
+
+@dataclass(frozen=True)
+class Turn:
+    """The next request of the population: who, which conversation, which query."""
+
+    user: str
+    session: str  # the conversation's id (unique per run)
+    last: bool  # the conversation ends with this turn
+    example: Example
 
 
 class Population:
@@ -156,6 +176,7 @@ class Population:
             raise ValueError("the query pool is empty")
         self._next = 0
         self._open: list[_Session] = []
+        self._sessions = 0
         self.width = max(4, len(str(spec.users - 1)))
 
     def _session_length(self) -> int:
@@ -165,6 +186,11 @@ class Population:
 
     def next_request(self) -> tuple[str, Example]:
         """The next (user id, query)."""
+        turn = self.next_turn()
+        return turn.user, turn.example
+
+    def next_turn(self) -> Turn:
+        """The next turn: its user, conversation and query."""
         # keep about sqrt(users) sessions open at a time
         target_open = max(1, int(math.sqrt(self.spec.users)))
         if self._open and (len(self._open) >= target_open or self.rng.random() < 0.5):
@@ -172,7 +198,8 @@ class Population:
             session = self._open[i]
         else:
             user = f"user-{self.rng.randrange(self.spec.users):0{self.width}d}"
-            session = _Session(user, self._session_length())
+            self._sessions += 1
+            session = _Session(user, self._session_length(), f"s{self.spec.seed}-{self._sessions}")
             self._open.append(session)
             i = len(self._open) - 1
         session.remaining -= 1
@@ -180,145 +207,7 @@ class Population:
             self._open.pop(i)
         example = self.pool[self._next % len(self.pool)]
         self._next += 1
-        return session.user, example
-
-
-# --------------------------------------------------------------------------- tally
-
-
-@dataclass(frozen=True)
-class Outcome:
-    """One request as the simulated user experienced it."""
-
-    t: float  # seconds since the generator started
-    user: str
-    category: str
-    true_tier: str
-    route: RouteInfo | None
-    status: int  # HTTP status; 0 for a connection failure
-    latency_s: float
-    satisfied: bool | None  # None when the request failed
-    rating: str | None
-    stage: int = 0  # the supervisor's stage token at send time
-    satisfied_if_baseline: bool | None = None  # counterfactual: served by the baseline
-
-
-@dataclass
-class Tally:
-    """Running counts of what users experienced (pure; updated by :meth:`record`)."""
-
-    requests: int = 0
-    failed: int = 0
-    ratings: Counter[tuple[str, str, str]] = field(default_factory=Counter)  # tier,arm,rating
-    served: Counter[tuple[str, str]] = field(default_factory=Counter)  # (tier, arm)
-    satisfied: Counter[tuple[str, str]] = field(default_factory=Counter)  # (tier, arm)
-    by_model: Counter[str] = field(default_factory=Counter)
-    cat_served: Counter[tuple[str, str]] = field(default_factory=Counter)  # (category, model)
-    cat_satisfied: Counter[tuple[str, str]] = field(default_factory=Counter)
-    #: true tier -> routed tier (how the classifier treated each true tier)
-    routing: Counter[tuple[str, str]] = field(default_factory=Counter)
-    arm_switches: int = 0
-    #: requests whose user would have been satisfied had the baseline served them
-    satisfied_if_baseline: int = 0
-    latencies: list[float] = field(default_factory=list)
-    _user_arm: dict[tuple[str, str], tuple[int, str]] = field(default_factory=dict)
-
-    def record(self, o: Outcome) -> None:
-        self.requests += 1
-        self.latencies.append(o.latency_s)
-        if o.route is None or o.satisfied is None:
-            self.failed += 1
-            return
-        key = (o.route.tier, o.route.arm)
-        if o.satisfied_if_baseline:
-            self.satisfied_if_baseline += 1
-        self.served[key] += 1
-        self.by_model[o.route.model] += 1
-        self.cat_served[(o.category, o.route.model)] += 1
-        self.routing[(o.true_tier, o.route.tier)] += 1
-        if o.satisfied:
-            self.satisfied[key] += 1
-            self.cat_satisfied[(o.category, o.route.model)] += 1
-        if o.rating is not None:
-            self.ratings[(o.route.tier, o.route.arm, o.rating)] += 1
-        # Stickiness: raising the weight only moves users from the baseline to the
-        # candidate, so a user served by the canary must never be sent back to the
-        # baseline (control or holdback) while the weight has not gone down. The stage
-        # token counts weight decreases (rollbacks); STAGE_SETTLING marks the seconds
-        # after any weight change while the routers pick up the new ConfigMap.
-        if o.route.arm in ("control", "canary", "holdback") and o.stage != STAGE_SETTLING:
-            key_user = (o.user, o.route.tier)
-            prev = self._user_arm.get(key_user)
-            moved_back = prev is not None and prev[1] == "canary" and o.route.arm != "canary"
-            if moved_back and prev is not None and prev[0] == o.stage:
-                self.arm_switches += 1
-            self._user_arm[key_user] = (o.stage, o.route.arm)
-
-    # -- derived figures
-
-    def satisfaction(self, tier: str | None = None, arm: str | None = None) -> float | None:
-        """Share of satisfied users among served requests (None without data)."""
-        keys = [k for k in self.served if (tier is None or k[0] == tier)]
-        keys = [k for k in keys if arm is None or k[1] == arm]
-        n = sum(self.served[k] for k in keys)
-        return None if n == 0 else sum(self.satisfied[k] for k in keys) / n
-
-    def served_total(self) -> int:
-        return sum(self.served.values())
-
-    def satisfied_total(self) -> int:
-        return sum(self.satisfied.values())
-
-    def rated(self) -> int:
-        return sum(self.ratings.values())
-
-    def thumbs_down_share(self, tier: str | None = None, arm: str | None = None) -> float | None:
-        down = sum(
-            v
-            for (t, a, r), v in self.ratings.items()
-            if r == "down" and (tier is None or t == tier) and (arm is None or a == arm)
-        )
-        total = sum(
-            v
-            for (t, a, _), v in self.ratings.items()
-            if (tier is None or t == tier) and (arm is None or a == arm)
-        )
-        return None if total == 0 else down / total
-
-    def category_satisfaction(self) -> dict[str, dict[str, tuple[int, float]]]:
-        """category -> model -> (served, satisfied share)."""
-        out: dict[str, dict[str, tuple[int, float]]] = defaultdict(dict)
-        for (cat, model), n in sorted(self.cat_served.items()):
-            out[cat][model] = (n, self.cat_satisfied[(cat, model)] / n)
-        return dict(out)
-
-    def latency_quantile(self, q: float) -> float | None:
-        if not self.latencies:
-            return None
-        data = sorted(self.latencies)
-        return data[min(len(data) - 1, int(q * len(data)))]
-
-    def summary(self) -> dict[str, Any]:
-        """A JSON-friendly snapshot for the report."""
-        return {
-            "requests": self.requests,
-            "failed": self.failed,
-            "rated": self.rated(),
-            "satisfied_total": self.satisfied_total(),
-            "satisfied_if_baseline": self.satisfied_if_baseline,
-            "arm_switches": self.arm_switches,
-            "latency_p50_s": self.latency_quantile(0.50),
-            "latency_p95_s": self.latency_quantile(0.95),
-            "latency_p99_s": self.latency_quantile(0.99),
-            "served": {f"{t}/{a}": n for (t, a), n in sorted(self.served.items())},
-            "satisfied": {f"{t}/{a}": n for (t, a), n in sorted(self.satisfied.items())},
-            "by_model": dict(self.by_model),
-            "routing": {f"{a}->{b}": n for (a, b), n in sorted(self.routing.items())},
-            "categories": {
-                c: {m: {"served": n, "satisfaction": s} for m, (n, s) in v.items()}
-                for c, v in self.category_satisfaction().items()
-            },
-        }
+        return Turn(session.user, session.id, session.remaining <= 0, example)
 
 
 # --------------------------------------------------------------------------- I/O
@@ -344,6 +233,7 @@ class TrafficGenerator:
         stage: Callable[[], int] = lambda: 0,
         on_outcome: Callable[[Outcome], None] | None = None,
         baseline: str | None = None,
+        tier_of_text: Callable[[str], str] | None = None,
     ) -> None:
         if not routers:
             raise ValueError("no router to send traffic to")
@@ -354,8 +244,12 @@ class TrafficGenerator:
         self.stage = stage
         self.on_outcome = on_outcome
         self.baseline = self.profiles.get(baseline) if baseline else None
+        #: the router's classifier on one text (the per-request counterfactual), if given
+        self.tier_of_text = tier_of_text
         self.population = Population(spec)
         self.tally = Tally()
+        self.conversations = ConversationTally()
+        self._open: dict[str, tuple[Conversation, asyncio.Lock]] = {}
         self.rng = random.Random(spec.seed + 1)
         self._stop = asyncio.Event()
         self._started = 0.0
@@ -389,8 +283,11 @@ class TrafficGenerator:
                 if sem.locked():
                     continue  # the machine cannot keep up; drop this arrival
                 await sem.acquire()
-                user, example = self.population.next_request()
-                task = asyncio.create_task(self._one(session, user, example, sem))
+                turn = self.population.next_turn()
+                if self.spec.conversations:
+                    task = asyncio.create_task(self._turn(session, turn, sem))
+                else:
+                    task = asyncio.create_task(self._one(session, turn.user, turn.example, sem))
                 tasks.add(task)
                 task.add_done_callback(tasks.discard)
             if tasks:
@@ -456,6 +353,101 @@ class TrafficGenerator:
         self.tally.record(outcome)
         if self.on_outcome is not None:
             self.on_outcome(outcome)
+
+    async def _turn(
+        self, session: aiohttp.ClientSession, turn: Turn, sem: asyncio.Semaphore
+    ) -> None:
+        """One user turn of a conversation: the whole history is sent again; an agent
+        turn goes on with the tool results until the model answers in text. Turns of one
+        conversation wait for each other, as a person waits for the answer."""
+        opened = self._open.get(turn.session)
+        if opened is None:
+            conv = Conversation(
+                id=turn.session,
+                user=turn.user,
+                category=turn.example.category,
+                agent=self.rng.random() < AGENT_SHARE,
+            )
+            opened = self._open[turn.session] = (conv, asyncio.Lock())
+        conv, lock = opened
+        base = self.rng.choice(self.routers)
+        stage = self.stage()
+        started = time.monotonic()
+        status = 0
+        route: RouteInfo | None = None
+        satisfied: bool | None = None
+        rating: str | None = None
+        counterfactual: bool | None = None
+        payload: Any = {}
+        try:
+            async with lock:
+                text = conv.add_user_turn(turn.example.text, self.rng)
+                request_tier = self.tier_of_text(text) if self.tier_of_text else None
+                started = time.monotonic()
+                for round_ in range(AGENT_TOOL_ROUNDS + 1):
+                    status, payload, headers = await self._post(session, base, conv)
+                    route = route_info(headers, payload) if status == 200 else None
+                    error = payload.get("error") if isinstance(payload, dict) else None
+                    self.conversations.record(
+                        conv,
+                        status=status,
+                        error_code=error.get("code") if isinstance(error, dict) else None,
+                        model=route.model if route else None,
+                        tier=route.tier if route else None,
+                        usage=payload.get("usage") if isinstance(payload, dict) else None,
+                        tool_result=round_ > 0,
+                        arm=route.arm if route else None,
+                        request_tier=request_tier,
+                    )
+                    if status != 200 or not conv.add_answer(payload):
+                        break
+                latency = time.monotonic() - started
+                if route is not None:
+                    satisfied = answer_quality(payload)
+                    profile = self.profiles.get(route.model)
+                    if satisfied is None and profile is not None:
+                        satisfied = is_good_answer(text, conv.category, profile)
+                    if satisfied is not None:
+                        rating = rating_for(satisfied, self.spec.rating_rate, self.rng)
+                    if self.baseline is not None:
+                        counterfactual = is_good_answer(text, conv.category, self.baseline)
+                    if rating is not None:
+                        await self._feedback(session, base, payload["id"], rating)
+        except (TimeoutError, aiohttp.ClientError, ValueError):
+            latency = time.monotonic() - started
+            route = None
+        finally:
+            sem.release()
+            if turn.last:
+                self._open.pop(turn.session, None)
+        outcome = Outcome(
+            t=started - self._started,
+            user=turn.user,
+            category=conv.category,
+            true_tier=CATEGORIES[conv.category],
+            route=route,
+            status=status,
+            latency_s=latency,
+            satisfied=satisfied,
+            rating=rating,
+            stage=stage,
+            satisfied_if_baseline=counterfactual,
+            unit=conv.id,
+        )
+        self.tally.record(outcome)
+        if self.on_outcome is not None:
+            self.on_outcome(outcome)
+
+    async def _post(
+        self, session: aiohttp.ClientSession, base: str, conv: Conversation
+    ) -> tuple[int, Any, dict[str, str]]:
+        async with session.post(
+            f"{base}/v1/chat/completions",
+            json=conv.request_body(ROUTED_MODEL),
+            headers={SESSION_HEADER: conv.id},
+        ) as resp:
+            payload = await resp.json(content_type=None)
+            return resp.status, payload if isinstance(payload, dict) else {}, dict(resp.headers)
 
     async def _feedback(
         self, session: aiohttp.ClientSession, base: str, response_id: str, rating: str

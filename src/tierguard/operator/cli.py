@@ -13,6 +13,8 @@ import logging
 import os
 import random
 
+from tierguard.operator.rendermeta import InvalidMetadataError, RenderedMetadata, parse_pairs
+
 
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
@@ -40,6 +42,19 @@ def configure(parser: argparse.ArgumentParser) -> None:
         type=float,
         default=float(os.environ.get("TIERGUARD_RESYNC_SECONDS", "10")),
         help="longest pause between two reconciles of a policy, seconds",
+    )
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=int(os.environ.get("TIERGUARD_WORKERS", "8")),
+        help="threads that run reconciles (a policy never uses more than one at a time)",
+    )
+    parser.add_argument(
+        "--query-round",
+        type=float,
+        default=float(os.environ.get("TIERGUARD_QUERY_ROUND_SECONDS", "5")),
+        help="batch the built-in gate queries of all policies into one query per signal, "
+        "reused for this many seconds (0: one query set per policy)",
     )
     parser.add_argument(
         "--prometheus-url",
@@ -78,7 +93,38 @@ def configure(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="peering priority (default: random, so exactly one replica acts)",
     )
+    parser.add_argument(
+        "--peering-lifetime",
+        type=int,
+        default=int(os.environ.get("TIERGUARD_PEERING_LIFETIME", "60")),
+        help="seconds a replica's peering record stays valid; a standby takes over at most "
+        "this long after the active replica died (kopf's default: 60)",
+    )
+    parser.add_argument(
+        "--rendered-label",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="extra label on every object rendered for a policy (repeatable), e.g. "
+        "release=kube-prometheus-stack so that Prometheus selects the routers' ServiceMonitors",
+    )
+    parser.add_argument(
+        "--rendered-annotation",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="extra annotation on every object rendered for a policy (repeatable)",
+    )
     parser.add_argument("--log-level", default=os.environ.get("TIERGUARD_LOG_LEVEL", "info"))
+
+
+def rendered_metadata(args: argparse.Namespace) -> RenderedMetadata:
+    """The --rendered-label/--rendered-annotation flags, checked (a bad one stops start-up
+    with the reason instead of failing every apply later)."""
+    return RenderedMetadata(
+        labels=parse_pairs(args.rendered_label, "label"),
+        annotations=parse_pairs(args.rendered_annotation, "annotation"),
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -97,18 +143,27 @@ def run(args: argparse.Namespace) -> int:
         # kopf logs every successful handler call at INFO; our wake-up handler runs on
         # every watch event, which would drown the rollout's own log lines.
         logging.getLogger("kopf.objects").setLevel(logging.WARNING)
+    try:
+        rendered = rendered_metadata(args)
+    except InvalidMetadataError as exc:
+        logging.getLogger("tierguard.operator").error("%s", exc)
+        return 2
     if args.kubeconfig:
         # kopf's login (login_via_client) and our client read the same file.
         os.environ["KUBECONFIG"] = args.kubeconfig
     metrics = OperatorMetrics()
     if args.metrics_port:
         metrics.serve(args.metrics_port, args.metrics_address)
+    handlers.PEERING_LIFETIME = args.peering_lifetime
     handlers.CONTROLLER = Controller(
         Kube(load_api_client(args.kubeconfig, args.context)),
         ControllerSettings(
             resync_seconds=args.resync,
+            workers=args.workers,
+            query_round_seconds=args.query_round,
             prometheus_url=args.prometheus_url,
             namespace_label=args.namespace_label,
+            rendered=rendered,
         ),
         metrics,
     )

@@ -135,7 +135,11 @@ def router_config(
             path=classifier_path,
             input=spec.classifier.input,
             max_input_chars=spec.classifier.max_input_chars,
+            tiering=spec.classifier.tiering,
+            session_messages=spec.classifier.session_messages,
+            cache_size=spec.classifier.cache_size,
             tiers=spec.classifier.tiers,
+            no_text_tier=spec.classifier.no_text_tier,
         ),
         models=[
             UpstreamModel.model_validate(
@@ -148,7 +152,9 @@ def router_config(
                     ),
                     "pricing": m.pricing,
                     "timeout": m.timeout,
+                    "contextWindow": m.context_window,
                     "systemPrompt": m.system_prompt,
+                    "streamUsage": m.stream_usage,
                 }
             )
             for m in spec.models
@@ -169,11 +175,14 @@ def router_config(
             if r.candidate is not None
         ],
         stickiness=Stickiness(
-            key=spec.rollout.stickiness.key, header=spec.rollout.stickiness.header
+            key=spec.rollout.stickiness.key,
+            header=spec.rollout.stickiness.header,
+            session_header=spec.rollout.stickiness.session_header,
         ),
         server=ServerConfig(
             port=spec.router.port,
             max_body_bytes=spec.router.max_body_bytes,
+            max_response_bytes=spec.router.max_response_bytes,
             request_deadline=spec.router.request_deadline,
             client_api_keys=(
                 SecretSource(file=f"{CLIENT_KEYS_DIR}/{spec.router.client_api_keys_secret_ref.key}")

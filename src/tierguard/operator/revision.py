@@ -44,8 +44,24 @@ def revision_material(spec: RoutingPolicySpec) -> dict[str, Any] | None:
             key=lambda d: str(d["tier"]),
         ),
         "models": [_model_identity(known[n]) for n in names if n in known],
-        "classifier": spec.classifier.to_k8s(),
+        "classifier": _classifier_material(spec),
     }
+
+
+#: classifier fields added after v0.1 whose default must not change the revision of a
+#: policy that does not set them (an operator upgrade must not restart every rollout)
+_NEW_FIELD_DEFAULTS = {"tiering": "Session", "sessionMessages": 0}
+
+
+def _classifier_material(spec: RoutingPolicySpec) -> dict[str, Any]:
+    """The classifier as it decides tiers: ``cacheSize`` only saves work (left out); the
+    session-tiering fields count when set to something other than their default."""
+    material = spec.classifier.to_k8s()
+    material.pop("cacheSize", None)
+    for key, default in _NEW_FIELD_DEFAULTS.items():
+        if material.get(key) == default:
+            del material[key]
+    return material
 
 
 def compute_revision(spec: RoutingPolicySpec) -> str:

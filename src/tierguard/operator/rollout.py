@@ -47,7 +47,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Literal
 
 from tierguard.api.durations import parse_duration
@@ -123,6 +123,16 @@ class RolledBack:
 
 RolloutAction = SetWeight | EmitEvent | GateEvaluated | RolledBack
 
+#: Every reason a rollback can have. The operator creates its rollback counter at 0 for
+#: each of them as soon as it sees a policy, so the first rollback is an increase from 0
+#: that ``increase()`` sees (a counter born at 1 is invisible to it).
+ROLLBACK_REASONS: tuple[Reason, ...] = (
+    Reason.GATE_FAILED,
+    Reason.MANUAL_ABORT,
+    Reason.NO_DATA,
+    Reason.PROMETHEUS_UNREACHABLE,
+)
+
 
 @dataclass
 class Decision:
@@ -186,6 +196,11 @@ def seconds_until_due(spec: RoutingPolicySpec, status: RoutingPolicyStatus, now:
 
 def _fmt_weight(w: float) -> str:
     return f"{w:g}%"
+
+
+def _fmt_time(t: datetime) -> str:
+    """RFC 3339 in UTC, to the second (as kubectl shows times)."""
+    return t.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 # --------------------------------------------------------------------------- the machine
@@ -303,6 +318,10 @@ class _Run:
             )
 
     def rollback(self, reason: Reason, message: str) -> None:
+        if reason not in ROLLBACK_REASONS:
+            raise ValueError(
+                f"{reason} is not in ROLLBACK_REASONS (its counter would be born at 1)"
+            )
         s = self.s
         s.canary_weight = 0.0
         s.rolled_back_revision = s.revision
@@ -551,7 +570,14 @@ class _Run:
         held = (self.now - s.no_data_since).total_seconds()
         limit = parse_duration(spec.rollout.no_data.after)
         if s.phase != Phase.PAUSED:  # a pause keeps the message that says why it paused
-            s.message = f"{what}: holding for {held:.0f}s of {limit:.0f}s"
+            # Times, not a countdown: the message (and so status) stays the same while
+            # nothing changes, so an idle policy causes no writes.
+            acts = s.no_data_since + timedelta(seconds=limit)
+            s.message = (
+                f"{what}: holding since {_fmt_time(s.no_data_since)}; noData.after "
+                f"{spec.rollout.no_data.after} ({spec.rollout.no_data.action.value}) "
+                f"at {_fmt_time(acts)}"
+            )
         if s.phase != Phase.PROGRESSING or held < limit:
             return False
         msg = f"{what} for {held:.0f}s (noData.after {spec.rollout.no_data.after})"
@@ -590,9 +616,9 @@ class _Run:
             )
             return
         if not baked and s.earliest_advance_at is not None:
-            left = (s.earliest_advance_at - now).total_seconds()
             s.message = (
-                f"baking at {_fmt_weight(s.canary_weight)}: {left:.0f}s left; {s.verdict_summary}"
+                f"baking at {_fmt_weight(s.canary_weight)} until "
+                f"{_fmt_time(s.earliest_advance_at)}; {s.verdict_summary}"
             )
         elif not no_data:
             waiting = [o for o in outcomes if o.verdict == Verdict.INCONCLUSIVE]

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, start_http_server
 
 from tierguard.api import metrics as m
 from tierguard.api.enums import Phase
+from tierguard.operator.rollout import ROLLBACK_REASONS
 
 
 class OperatorMetrics:
@@ -28,8 +31,32 @@ class OperatorMetrics:
             m.PROMETHEUS_ERRORS.labels,
             registry=r,
         )
+        self.evaluation_lag = Gauge(
+            m.EVALUATION_LAG.name, m.EVALUATION_LAG.help, m.EVALUATION_LAG.labels, registry=r
+        )
+        self.backlog = Gauge(
+            m.RECONCILE_BACKLOG.name,
+            m.RECONCILE_BACKLOG.help,
+            m.RECONCILE_BACKLOG.labels,
+            registry=r,
+        )
+
+    def forget(self, namespace: str, policy: str) -> None:
+        """Drop a deleted policy's series."""
+        for gauge in (self.weight, self.evaluation_lag):
+            with contextlib.suppress(KeyError):
+                gauge.remove(namespace, policy)
 
     def set_phase(self, namespace: str, policy: str, phase: Phase, weight: float) -> None:
+        """Record a policy's phase and weight, and make sure its counters exist.
+
+        Counters are created at 0 for every label set they can take (each rollback
+        reason, Prometheus errors), so the first event is an increase from 0:
+        ``increase(...) > 0`` alerts cannot see a series that is born at 1.
+        """
+        for reason in ROLLBACK_REASONS:
+            self.rollbacks.labels(namespace, policy, reason.value)
+        self.prom_errors.labels(namespace, policy)
         for p in Phase:
             self.phase.labels(namespace, policy, p.value).set(1.0 if p == phase else 0.0)
         self.weight.labels(namespace, policy).set(weight)

@@ -2,8 +2,16 @@
 
 Modules, each named for what it holds:
 
-* ``app``: the aiohttp application (``create_app``), its views and the one error
-  middleware; ``cli``: the command;
+* ``app``: the aiohttp application (``create_app``), its routes, thin views and the one
+  error middleware; ``cli``: the command;
+* ``pipeline``: the request path of a chat completion, ``plan`` → ``call`` → ``account``
+  (classification, split, the fallback chain's metrics, decision log, review, shadow);
+* ``records``: the typed records passed along it (``Classification``, ``Planned``,
+  ``Delivery``, ``Usage`` and ``usage_cost``, the one place cost is computed) (pure);
+* ``relay``: writing the answer to the client (JSON, or the SSE stream relayed);
+* ``runtime``: process-lifetime resources (``Runtime``, ``RUNTIME``), config generations
+  (``apply_config``, ``reload_text``) and the app's startup/shutdown (``lifecycle``);
+* ``feedback``: reading a feedback body (pure);
 * ``chat``: request validation, what is classified, the upstream body (pure);
 * ``split``: the sticky hash split, arms and model chains (pure);
 * ``decision_id``: signed response ids for feedback attribution (pure);

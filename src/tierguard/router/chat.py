@@ -15,6 +15,7 @@ classified: the product's own system prompt would otherwise dominate every query
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -37,16 +38,63 @@ class ChatRequest:
 
 
 def parse_json(raw: bytes) -> Any:
+    """The JSON body, or :class:`InvalidRequestError` for anything that is not JSON the
+    router can safely pass on: not UTF-8, malformed, nested too deeply, an integer too
+    long to convert, or a string holding a lone UTF-16 surrogate (``"\\ud83d"``, which
+    no UTF-8 text can carry)."""
     try:
-        return json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise InvalidRequestError(
-            f"We could not parse the JSON body of your request ({exc}).", code="invalid_json"
-        ) from None
+        body = json.loads(raw)
     except RecursionError:
         raise InvalidRequestError(
             "The JSON body of your request is nested too deeply.", code="invalid_json"
         ) from None
+    except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError, too many digits
+        raise InvalidRequestError(
+            f"We could not parse the JSON body of your request ({exc}).", code="invalid_json"
+        ) from None
+    if _MAYBE_SURROGATE.search(raw) or b"\x00" in raw[:4]:  # (UTF-16/32 bodies: always look)
+        where = lone_surrogate(body)
+        if where is not None:
+            raise InvalidRequestError(
+                f"Invalid Unicode in '{where}': a lone UTF-16 surrogate escape (e.g. "
+                "\\ud83d without its pair) is not text.",
+                param=where,
+                code="invalid_unicode",
+            )
+    return body
+
+
+# a \uD800-\uDFFF escape; the raw bytes of a surrogate are not UTF-8, so json.loads
+# refuses those itself and only escapes can produce one
+_MAYBE_SURROGATE = re.compile(rb"\\u[dD][89a-fA-F]")
+
+
+def lone_surrogate(value: Any) -> str | None:
+    """The path (``messages[0].content``) of the first string or key holding a lone
+    surrogate, else ``None``. Iterative: a deeply nested body cannot overflow the stack."""
+    stack: list[tuple[str, Any]] = [("", value)]
+    while stack:
+        path, v = stack.pop()
+        if isinstance(v, str):
+            if _has_surrogate(v):
+                return path or "body"
+        elif isinstance(v, dict):
+            for k, item in v.items():
+                sub = f"{path}.{k}" if path else str(k)
+                if _has_surrogate(k):
+                    return path or "body"
+                stack.append((sub, item))
+        elif isinstance(v, list):
+            stack.extend((f"{path}[{i}]", item) for i, item in enumerate(v))
+    return None
+
+
+def _has_surrogate(s: str) -> bool:
+    try:
+        s.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
 
 
 def _type_name(value: Any) -> str:
@@ -164,17 +212,18 @@ def render_system_prompt(template: str, model: str, tier: str) -> str:
 
 
 def upstream_body(
-    req: ChatRequest, upstream_model: str, system_prompt: str | None, *, want_usage: bool
+    req: ChatRequest, upstream_model: str, system_prompt: str | None, *, add_usage: bool
 ) -> dict[str, Any]:
     """The body sent to one upstream: the client's parameters with the upstream's model
-    id, the model's system prompt first (the client's own system message is kept after
-    it), and, when streaming, ``include_usage`` so tokens and cost are counted (the extra
-    usage chunk is dropped again if the client did not ask for it)."""
+    id and the model's system prompt first (the client's own system message is kept
+    after it). ``add_usage`` (a streaming call to a model configured with ``streamUsage``)
+    adds ``stream_options.include_usage`` so tokens and cost are counted; the extra usage
+    chunk is dropped again if the client did not ask for it. Nothing else is added."""
     body = dict(req.body)
     body["model"] = upstream_model
     if system_prompt:
         body["messages"] = [{"role": "system", "content": system_prompt}, *req.messages]
-    if req.stream and want_usage:
+    if req.stream and add_usage:
         options = dict(body.get("stream_options") or {})
         options["include_usage"] = True
         body["stream_options"] = options

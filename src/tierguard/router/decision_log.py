@@ -1,8 +1,12 @@
 """The decision log: one JSON line per request (and per feedback), for audits and joins.
 
 Fields: ts, request_id, user_hash (salted sha256, never the user id), policy, revision,
-tier, probabilities, bucket, arm, chain (each attempt and its result), model, outcome,
-status, latency_s, ttft_s, tokens, cost_usd, stream. Prompt text only when
+tier, probabilities, tier_source (``classifier``, ``no_text``, ``classifier_error`` or
+``pinned``), bucket, arm, stream, model, outcome, status, latency_s, chain (each
+attempt and its result), escalations, hedged, and for an answered request decision_id,
+ttft_s, tokens (prompt, completion, cached), cost_usd (and error when a stream ended
+early); for routed requests key_source, and when they apply stateful, locked_to,
+tier_fallback_from and context_escalation (see :class:`DecisionRecord`). Prompt text only when
 ``observability.logPrompts`` is on; never secrets. Lines are buffered and flushed every
 second so the hot path does no blocking write per request.
 """
@@ -12,13 +16,75 @@ from __future__ import annotations
 import hashlib
 import json
 import sys
-from typing import IO, Any
+from dataclasses import asdict, dataclass
+from typing import IO, Any, ClassVar
 
 
 def hash_user(salt: str, user: str | None) -> str | None:
     if not user:
         return None
-    return hashlib.sha256(f"user:{salt}:{user}".encode()).hexdigest()[:16]
+    return hashlib.sha256(f"user:{salt}:{user}".encode("utf-8", "surrogatepass")).hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class DecisionRecord:
+    """One request's line of the decision log; unset optional fields are left out (a
+    request no model answered has no decision id, tokens or cost)."""
+
+    ts: float
+    request_id: str
+    user_hash: str | None
+    policy: str
+    revision: str
+    tier: str
+    probabilities: dict[str, float] | None
+    tier_source: str
+    bucket: int | None
+    arm: str
+    stream: bool
+    model: str | None
+    outcome: str
+    status: int
+    latency_s: float
+    chain: list[str]
+    escalations: list[str]
+    hedged: bool = False
+    decision_id: str | None = None
+    ttft_s: float | None = None
+    tokens: dict[str, int] | None = None
+    cost_usd: float | None = None
+    error: str | None = None
+    prompt: str | None = None
+    #: conversation fields (router/turnmetrics.py): where the stickiness key came from
+    #: (never the key), whether the turn had no new user text and which model its tool
+    #: call locked it to, the planned tier when a fallback served it from another tier,
+    #: a context-window escalation (from->to), cached prompt tokens
+    key_source: str | None = None
+    stateful: bool | None = None
+    locked_to: str | None = None
+    tier_fallback_from: str | None = None
+    context_escalation: str | None = None
+
+    _OPTIONAL: ClassVar[tuple[str, ...]] = (
+        "decision_id",
+        "ttft_s",
+        "tokens",
+        "cost_usd",
+        "error",
+        "prompt",
+        "key_source",
+        "stateful",
+        "locked_to",
+        "tier_fallback_from",
+        "context_escalation",
+    )
+
+    def to_json(self) -> dict[str, Any]:
+        out = asdict(self)
+        for key in self._OPTIONAL:
+            if out[key] is None:
+                del out[key]
+        return out
 
 
 class DecisionLog:

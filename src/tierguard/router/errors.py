@@ -18,6 +18,7 @@ SERVER_ERROR = "server_error"
 UPSTREAM_ERROR = "upstream_error"
 TIMEOUT_ERROR = "timeout_error"
 UNAVAILABLE = "service_unavailable"
+RATE_LIMIT = "rate_limit_error"
 
 
 class RouterError(Exception):
@@ -30,12 +31,22 @@ class RouterError(Exception):
     status: ClassVar[int] = 500
     type: ClassVar[str] = SERVER_ERROR
     default_code: ClassVar[str] = "internal_error"
+    #: a 4xx the client caused (counted in ``tierguard_invalid_requests_total``)
+    client_fault: ClassVar[bool] = True
 
-    def __init__(self, message: str, *, param: str | None = None, code: str | None = None):
+    def __init__(
+        self,
+        message: str,
+        *,
+        param: str | None = None,
+        code: str | None = None,
+        headers: dict[str, str] | None = None,
+    ):
         super().__init__(message)
         self.message = message
         self.param = param
         self.code = code or self.default_code
+        self.headers = headers or {}  # response headers (e.g. Retry-After)
 
     def body(self) -> dict[str, Any]:
         return error_body(self.message, self.type, self.param, self.code)
@@ -97,6 +108,7 @@ class FeedbackRejectedError(RouterError):
     status = 400
     type = INVALID_REQUEST
     default_code = "invalid_feedback_id"
+    client_fault = False  # counted in tierguard_feedback_rejected_total instead
 
 
 class NotReadyError(RouterError):
@@ -122,10 +134,21 @@ class UpstreamRejectedError(RouterError):
 
     type = INVALID_REQUEST
     default_code = "upstream_rejected"
+    client_fault = False  # counted as the upstream's error (tierguard_upstream_errors_total)
 
     def __init__(self, status: int, message: str, *, param: str | None = None):
         super().__init__(message, param=param)
         self.status_code = status
+
+
+class RateLimitedError(RouterError):
+    """The last model of the chain answered 429: passed on with its ``Retry-After`` (and
+    ``retry-after-ms``) so clients and SDKs back off as they would against OpenAI."""
+
+    status = 429
+    type = RATE_LIMIT
+    default_code = "rate_limit_exceeded"
+    client_fault = False
 
 
 class DeadlineExceededError(RouterError):

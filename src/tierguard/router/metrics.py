@@ -58,6 +58,11 @@ class RouterMetrics:
         self.canary_weight: Gauge = _build(m.CANARY_WEIGHT, r)
         self.config_reloads: Counter = _build(m.CONFIG_RELOADS, r)
         self.invalid_requests: Counter = _build(m.INVALID_REQUESTS, r)
+        self.session_keys: Counter = _build(m.SESSION_KEYS, r)
+        self.session_tier_changes: Counter = _build(m.SESSION_TIER_CHANGES, r)
+        self.stateful_turns: Counter = _build(m.STATEFUL_TURNS, r)
+        self.unsafe_switches: Counter = _build(m.UNSAFE_SWITCHES, r)
+        self.classifier_cache: Counter = _build(m.CLASSIFIER_CACHE, r)
 
     def exposition(self) -> bytes:
         return generate_latest(self.registry)

@@ -1,9 +1,10 @@
 """The canary split: pure, stateless, identical on every replica.
 
 ``bucket = int(sha256(salt + key)) mod 10000`` where the salt is the policy's (the same
-on every replica) and the key is the stickiness key (the request's ``user``, a header or
-the request id). A tier under canary sends buckets ``< weight * 100`` (weight in percent,
-so 0.01 % resolution) to the candidate and the rest to the baseline. Consequences, each
+on every replica) and the key is the stickiness key (the session, the request's ``user``,
+a header or the request id: :mod:`tierguard.router.session`). A tier under canary sends
+buckets ``< weight * 100`` (weight in percent, so 0.01 % resolution) to the candidate
+and the rest to the baseline. Consequences, each
 a property test in ``tests/unit/test_split.py``:
 
 * the same key gets the same arm at a given weight on any replica (no shared state);
@@ -22,16 +23,18 @@ import hashlib
 from dataclasses import dataclass
 from typing import Final
 
-from tierguard.api.enums import Arm, StickinessKey
+from tierguard.api.enums import Arm
 from tierguard.api.metrics import TIER_PINNED
-from tierguard.api.routerconfig import Route, Stickiness, TierSplit
+from tierguard.api.routerconfig import Route, TierSplit
 
 BUCKETS: Final = 10_000
 
 
 def bucket(salt: str, key: str) -> int:
     """The key's bucket in ``[0, BUCKETS)``."""
-    digest = hashlib.sha256((salt + key).encode("utf-8")).digest()
+    # surrogatepass: a header value with bytes that are not UTF-8 reaches us as
+    # surrogate escapes; it still hashes (identically to before for any valid text)
+    digest = hashlib.sha256((salt + key).encode("utf-8", "surrogatepass")).digest()
     return int.from_bytes(digest, "big") % BUCKETS
 
 
@@ -47,22 +50,6 @@ def arm_for(route: Route, split: TierSplit, key_bucket: int) -> tuple[Arm, str]:
     if key_bucket < canary_buckets(split.weight):
         return Arm.CANARY, route.candidate
     return split.control_arm, route.baseline
-
-
-def stickiness_key(
-    stickiness: Stickiness, user: str | None, header_value: str | None, request_id: str
-) -> str:
-    """What the bucket is hashed from.
-
-    ``user``: the OpenAI ``user`` field, else the configured header, else the request id
-    (an anonymous request is drawn afresh). ``header``: the header, else the request id.
-    ``requestId``: always the request id (no stickiness).
-    """
-    if stickiness.key is StickinessKey.USER:
-        return user or header_value or request_id
-    if stickiness.key is StickinessKey.HEADER:
-        return header_value or request_id
-    return request_id
 
 
 @dataclass(frozen=True)

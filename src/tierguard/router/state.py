@@ -15,7 +15,10 @@ from typing import Any
 from tierguard.api.durations import parse_duration
 from tierguard.api.routerconfig import Route, RouterConfig, UpstreamModel
 from tierguard.classifier.runtime import Classifier, default_model_path, load_classifier
+from tierguard.router.conversation import Planner
+from tierguard.router.ladder import Ladder, build_ladder
 from tierguard.router.shadow import Judge, LLMJudge, SimilarityJudge
+from tierguard.router.tiering import TierCache
 from tierguard.router.upstream import UpstreamClient, UpstreamPool, read_secret
 
 log = logging.getLogger(__name__)
@@ -37,6 +40,23 @@ class RouterState:
     client_keys: frozenset[str] = field(repr=False)
     judge: Judge
     classifier_key: tuple[Any, ...]
+    #: per-message classifications (session tiering); kept across reloads that keep the
+    #: classifier, since its answers would be the same
+    tier_cache: TierCache = field(default_factory=lambda: TierCache(0))
+    ladder: Ladder = field(default_factory=lambda: build_ladder(["-"], [], {}))
+
+    @property
+    def planner(self) -> Planner:
+        return Planner(
+            config=self.config,
+            routes=self.routes,
+            budgets=self.budgets,
+            ladder=self.ladder,
+            cache=self.tier_cache,
+            classify=self.classifier.classify_batch,
+            signing_key=self.signing_key,
+            no_text_tier=self.config.classifier.no_text_tier,
+        )
 
     @property
     def routed_names(self) -> frozenset[str]:
@@ -76,7 +96,11 @@ async def build_state(
         classifier = previous.classifier
     else:
         classifier = await asyncio.to_thread(load_config_classifier, config)
-    pool, retired = UpstreamPool.build(config.models, previous.pool if previous else None)
+    pool, retired = UpstreamPool.build(
+        config.models,
+        previous.pool if previous else None,
+        max_response_bytes=config.server.max_response_bytes,
+    )
     try:
         if config.feedback.signing_key is not None:
             signing_key = read_secret(config.feedback.signing_key).encode()
@@ -108,6 +132,20 @@ async def build_state(
         judge = LLMJudge(complete)
     else:
         judge = SimilarityJudge(judge_spec.threshold)
+    cache_size = config.classifier.cache_size
+    if (
+        previous is not None
+        and previous.classifier_key == key
+        and previous.tier_cache.size == cache_size
+    ):
+        tier_cache = previous.tier_cache
+    else:
+        tier_cache = TierCache(cache_size)
+    ladder = build_ladder(
+        [t.name for t in config.classifier.tiers],
+        [(r.tier, r.baseline, r.candidate, r.fallbacks) for r in config.routes],
+        {m.name: m.context_window for m in config.models},
+    )
     state = RouterState(
         config=config,
         classifier=classifier,
@@ -121,6 +159,8 @@ async def build_state(
         client_keys=client_keys,
         judge=judge,
         classifier_key=key,
+        tier_cache=tier_cache,
+        ladder=ladder,
     )
     return state, retired
 

@@ -1,36 +1,33 @@
-"""Calling upstream models: one pooled aiohttp session per model, the fallback chain and
-the latency-budget hedge.
+"""Calling one upstream model: its pooled aiohttp session, one attempt (a whole JSON
+answer, or a stream opened up to its first content), and how a failed attempt is named.
 
-The policy for one request (pure decisions in :func:`classify_status`; the loop in
-:func:`run_chain` only sequences I/O):
+* An attempt "succeeds" when it has something to give the client: the whole JSON answer
+  (non-streaming) or the first SSE event with content (streaming). Events before it (an
+  empty role chunk, content-filter results) are kept and relayed with it; an error event
+  before it (``data: {"error": ...}`` on a 200 stream) fails the attempt (reason
+  ``stream_error``), so the chain moves on exactly as for an HTTP error.
+* Nothing the router reads from an upstream has a fixed size limit below
+  ``server.maxResponseBytes``: a JSON answer or one SSE event over it fails with a
+  message naming that field (reason ``protocol``).
+* The router's own optional additions to a body (``stream_options.include_usage`` for a
+  model with ``streamUsage``) are never held against a model: if the upstream refuses
+  the request with a 400/422, it is sent again without them and the client is
+  remembered as refusing them (:class:`UpstreamCall`).
+* A 429's ``Retry-After`` (and OpenAI's ``retry-after-ms``) are kept on the error, so
+  the chain can pass the last model's rate limit on to the client.
 
-* Try the chain's first model. An attempt "succeeds" when it has something to give the
-  client: the whole JSON answer (non-streaming) or the first SSE data chunk (streaming).
-* A failed attempt (connection error, 429, 5xx, per-model timeout, unreadable answer)
-  escalates to the next model at once.
-* If the latency budget passes with no first byte, the next model is started IN PARALLEL
-  (a hedge) rather than abandoning the slow one: the first good answer wins and the other
-  is cancelled. This is the seed's lesson: a fallback that waits for the cheap model to
-  fail doubled p95; a hedge bounds it.
-* A 4xx other than 408/429 also escalates while the chain has models left: a canary
-  model that rejects a parameter the baseline accepts must not turn into client errors
-  for the canary arm only (the escalation is what the ErrorRate gate sees). Only when the
-  last model refuses the request is the upstream's own 4xx passed to the client, since
-  then the request itself is most likely wrong.
-* A total deadline bounds everything; past it the client gets a 504 naming each attempt.
-
-Upstream API keys come from the environment or a mounted file and live only in the
-session's default headers (excluded from every repr and log line).
+The fallback chain and the hedge live in :mod:`tierguard.router.chain`. Upstream API
+keys come from the environment or a mounted file and live only in the session's default
+headers (excluded from every repr and log line).
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -38,17 +35,16 @@ from typing import Any, Protocol
 import aiohttp
 
 from tierguard.api.durations import parse_duration
-from tierguard.api.metrics import ESCALATION_BUDGET, ESCALATION_ERROR, HEDGE_HEDGE, HEDGE_PRIMARY
 from tierguard.api.routerconfig import SecretSource, UpstreamModel
-from tierguard.router.errors import (
-    DeadlineExceededError,
-    UpstreamFailedError,
-    UpstreamRejectedError,
-)
+from tierguard.router.sse import SSEDecoder, StreamError, opening_kind
 
 log = logging.getLogger(__name__)
 
 _MAX_ERROR_BODY = 2000
+#: response headers of a 429 passed on to the client
+RETRY_HEADERS = ("Retry-After", "retry-after-ms")
+#: statuses with which an upstream refuses a body's parameters
+_REFUSED_PARAMS = (400, 422)
 
 
 class SecretError(RuntimeError):
@@ -73,12 +69,21 @@ def read_secret(source: SecretSource) -> str:
 
 
 class AttemptError(Exception):
-    """One upstream attempt failed. ``reason`` is an ``ERROR_REASONS`` label value."""
+    """One upstream attempt failed. ``reason`` is an ``ERROR_REASONS`` label value;
+    ``status`` the upstream's HTTP status if it answered one; ``retry_headers`` its
+    ``Retry-After`` headers (429)."""
 
-    def __init__(self, reason: str, message: str, status: int | None = None):
+    def __init__(
+        self,
+        reason: str,
+        message: str,
+        status: int | None = None,
+        retry_headers: dict[str, str] | None = None,
+    ):
         super().__init__(message)
         self.reason = reason
         self.status = status
+        self.retry_headers = retry_headers or {}
 
 
 def classify_status(status: int) -> tuple[str, bool]:
@@ -118,32 +123,48 @@ class JsonAnswer:
 
 @dataclass
 class StreamAnswer:
-    """An open SSE stream whose first data line has been read (``first``)."""
+    """An open SSE stream, read up to its first event with content: ``head`` holds the
+    data of the events so far (preamble events, then that first content event);
+    :meth:`events` yields the data of the events after it."""
 
     response: aiohttp.ClientResponse
-    first: bytes
+    head: list[bytes]
+    decoder: SSEDecoder = field(repr=False)
+    pending: list[bytes]
     read_timeout_s: float
 
     def close(self) -> None:
         self.response.release()
 
-    async def lines(self) -> Any:
-        """The data lines after the first (raw, stripped). The gap between two reads is
-        bounded by the model's timeout (aiohttp's ``sock_read``, set on the request: a
-        per-line ``wait_for`` would cost a task per chunk)."""
-        content = self.response.content
+    async def events(self) -> AsyncIterator[bytes]:
+        """The data of each event after the head. The gap between two reads is bounded by
+        the model's timeout (aiohttp's ``sock_read``, set on the request: a per-read
+        ``wait_for`` would cost a task per chunk). Raises :class:`AttemptError` on a
+        stall and :class:`~tierguard.router.sse.StreamError` on an oversized event."""
         while True:
+            ready, self.pending = self.pending, []
+            for data in ready:
+                yield data
             try:
-                raw = await content.readline()
+                raw = await self.response.content.readany()
             except aiohttp.ServerTimeoutError:
                 raise AttemptError(
                     "timeout", f"no data for {self.read_timeout_s:g}s mid-stream"
                 ) from None
             if not raw:
+                for data in self.decoder.close():
+                    yield data
                 return
-            line = raw.strip()
-            if line.startswith(b"data:"):
-                yield line
+            self.pending = self.decoder.feed(raw)
+
+
+@dataclass
+class UpstreamCall:
+    """The body of one attempt, and (when the router added optional parameters of its
+    own) the same body without them, to send if the upstream refuses the first."""
+
+    body: dict[str, Any]
+    plain: dict[str, Any] | None = None
 
 
 @dataclass
@@ -155,14 +176,17 @@ class UpstreamClient:
     url: str
     timeout_s: float
     fingerprint: tuple[Any, ...] = field(repr=False)
+    max_response_bytes: int = 33_554_432
+    refuses_additions: bool = False  # refused the router's own optional parameters once
 
     async def complete(self, body: dict[str, Any]) -> JsonAnswer:
         try:
             async with asyncio.timeout(self.timeout_s):
                 async with self.session.post(self.url, json=body) as resp:
-                    raw = await resp.read()
                     if resp.status != 200:
-                        raise _status_error(resp.status, raw)
+                        raw = await _read_limited(resp, _MAX_ERROR_BODY, truncate=True)
+                        raise _status_error(resp.status, raw, resp.headers)
+                    raw = await _read_limited(resp, self.max_response_bytes)
             payload = json.loads(raw)
         except AttemptError:
             raise
@@ -176,6 +200,24 @@ class UpstreamClient:
             raise AttemptError("protocol", "answer has no 'choices' list")
         return JsonAnswer(payload)
 
+    async def attempt(self, call: UpstreamCall, *, stream: bool) -> JsonAnswer | StreamAnswer:
+        """One attempt with ``call``'s body; if the upstream refuses a body carrying the
+        router's own additions, once more without them (and without them from now on)."""
+        body = call.plain if call.plain is not None and self.refuses_additions else call.body
+        try:
+            return await (self.open_stream(body) if stream else self.complete(body))
+        except AttemptError as exc:
+            if call.plain is None or body is call.plain or exc.status not in _REFUSED_PARAMS:
+                raise
+            self.refuses_additions = True
+            log.warning(
+                "model %s refused the router's own stream_options (%s); sending only what "
+                "the client sent from now on (set streamUsage: false for it)",
+                self.model.name,
+                exc,
+            )
+        return await (self.open_stream(call.plain) if stream else self.complete(call.plain))
+
     async def open_stream(self, body: dict[str, Any]) -> StreamAnswer:
         resp: aiohttp.ClientResponse | None = None
         try:
@@ -188,34 +230,81 @@ class UpstreamClient:
                     ),
                 )
                 if resp.status != 200:
-                    raise _status_error(resp.status, (await resp.read())[:_MAX_ERROR_BODY])
-                while True:
-                    raw = await resp.content.readline()
-                    if not raw:
-                        raise AttemptError("protocol", "stream ended before any data")
-                    line = raw.strip()
-                    if line.startswith(b"data:"):
-                        if line[5:].strip() == b"[DONE]":
-                            raise AttemptError("protocol", "stream ended before any data")
-                        return StreamAnswer(resp, line, self.timeout_s)
+                    raw = await _read_limited(resp, _MAX_ERROR_BODY, truncate=True)
+                    raise _status_error(resp.status, raw, resp.headers)
+                return await self._open(resp)
         except BaseException as exc:
             if resp is not None:
                 resp.release()
             if isinstance(exc, AttemptError | asyncio.CancelledError):
                 raise
+            if isinstance(exc, StreamError):
+                raise AttemptError(exc.reason, str(exc)) from None
             if isinstance(exc, TimeoutError):
-                raise AttemptError("timeout", f"no first byte within {self.timeout_s:g}s") from None
+                raise AttemptError(
+                    "timeout", f"no first content within {self.timeout_s:g}s"
+                ) from None
             if isinstance(exc, aiohttp.ClientConnectionError | OSError):
                 raise AttemptError("connect", f"connection failed: {type(exc).__name__}") from None
             if isinstance(exc, aiohttp.ClientPayloadError | ValueError):
                 raise AttemptError("protocol", f"unreadable stream: {exc}") from None
             raise
 
+    async def _open(self, resp: aiohttp.ClientResponse) -> StreamAnswer:
+        """Read events up to the first with content (see the module docstring)."""
+        decoder = SSEDecoder(self.max_response_bytes)
+        head: list[bytes] = []
+        pending: list[bytes] = []
+        ended = False
+        while True:
+            while pending:
+                data = pending.pop(0)
+                kind = opening_kind(data)
+                if kind == "done":
+                    raise AttemptError("protocol", "stream ended before any content")
+                head.append(data)
+                if kind == "content":
+                    return StreamAnswer(resp, head, decoder, pending, self.timeout_s)
+            if ended:
+                raise AttemptError("protocol", "stream ended before any content")
+            raw = await resp.content.readany()
+            if raw:
+                pending = decoder.feed(raw)
+            else:
+                pending, ended = decoder.close(), True
 
-def _status_error(status: int, raw: bytes) -> AttemptError:
+
+async def _read_limited(
+    resp: aiohttp.ClientResponse, limit: int, *, truncate: bool = False
+) -> bytes:
+    """The body, at most ``limit`` bytes: cut there (``truncate``, for error bodies) or
+    refused as too large (answers)."""
+    if not truncate and resp.content_length is not None and resp.content_length > limit:
+        raise _too_large(limit)
+    chunks: list[bytes] = []
+    total = 0
+    async for chunk in resp.content.iter_any():
+        total += len(chunk)
+        if total > limit:
+            if truncate:
+                chunks.append(chunk[: len(chunk) - (total - limit)])
+                break
+            raise _too_large(limit)
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _too_large(limit: int) -> AttemptError:
+    return AttemptError(
+        "protocol", f"the answer is larger than server.maxResponseBytes ({limit} bytes)"
+    )
+
+
+def _status_error(status: int, raw: bytes, headers: Mapping[str, str]) -> AttemptError:
     reason, _ = classify_status(status)
     message, _param = _upstream_message(raw)
-    return AttemptError(reason, f"HTTP {status}: {message}", status)
+    retry = {h: headers[h] for h in RETRY_HEADERS if h in headers} if status == 429 else {}
+    return AttemptError(reason, f"HTTP {status}: {message}", status, retry)
 
 
 class UpstreamPool:
@@ -235,6 +324,7 @@ class UpstreamPool:
         models: list[UpstreamModel],
         previous: UpstreamPool | None = None,
         session_factory: Callable[[Mapping[str, str]], aiohttp.ClientSession] | None = None,
+        max_response_bytes: int = 33_554_432,
     ) -> tuple[UpstreamPool, list[UpstreamClient]]:
         """A pool for ``models`` and the previous clients no longer used (to close later).
         Raises :class:`SecretError` when a key cannot be read."""
@@ -247,7 +337,13 @@ class UpstreamPool:
             prior = old.get(model.name)
             if prior is not None and prior.fingerprint == fp:
                 clients[model.name] = UpstreamClient(
-                    model, prior.session, prior.url, prior.timeout_s, fp
+                    model,
+                    prior.session,
+                    prior.url,
+                    prior.timeout_s,
+                    fp,
+                    max_response_bytes,
+                    prior.refuses_additions and prior.model.stream_usage == model.stream_usage,
                 )
                 del old[model.name]
                 continue
@@ -258,6 +354,7 @@ class UpstreamPool:
                 url=model.base_url.rstrip("/") + "/chat/completions",
                 timeout_s=parse_duration(model.timeout),
                 fingerprint=fp,
+                max_response_bytes=max_response_bytes,
             )
         retired = [c for name, c in old.items() if name not in clients or clients[name] is not c]
         return cls(clients), retired
@@ -282,155 +379,3 @@ def new_session(headers: Mapping[str, str]) -> aiohttp.ClientSession:
         timeout=aiohttp.ClientTimeout(total=None, sock_connect=10),
         auto_decompress=True,
     )
-
-
-# --------------------------------------------------------------------------- the chain
-
-
-class ChainObserver(Protocol):
-    """What the chain reports (the app turns these into metrics)."""
-
-    def on_error(self, model: str, reason: str) -> None: ...
-
-    def on_escalate(self, from_model: str, to_model: str, reason: str) -> None: ...
-
-    def on_hedge(self, outcome: str) -> None: ...
-
-
-@dataclass
-class Attempt:
-    model: str
-    result: str  # "ok", an error reason, or "cancelled"
-
-
-@dataclass
-class ChainResult:
-    answer: JsonAnswer | StreamAnswer
-    model: str
-    index: int
-    hedged: bool
-    attempts: list[Attempt]
-
-    @property
-    def escalated(self) -> bool:
-        return self.index > 0
-
-
-def _discard(task: asyncio.Task[Any]) -> None:
-    """Cancel a losing attempt; if it had already produced an answer, release it."""
-
-    def _release(t: asyncio.Task[Any]) -> None:
-        if not t.cancelled() and t.exception() is None:
-            t.result().close()
-
-    task.cancel()
-    task.add_done_callback(_release)
-
-
-async def run_chain(
-    chain: tuple[str, ...],
-    pool: UpstreamPool,
-    body_for: Callable[[str], dict[str, Any]],
-    *,
-    stream: bool,
-    budget_s: float,
-    deadline: float,
-    observer: ChainObserver,
-) -> ChainResult:
-    """Serve one request from ``chain`` (see the module docstring). ``deadline`` is in
-    ``loop.time()`` seconds."""
-    loop = asyncio.get_running_loop()
-    pending: dict[asyncio.Task[Any], tuple[int, bool]] = {}
-    attempts: list[Attempt] = []
-    next_idx = 0
-    hedged = False
-    last_error: BaseException | None = None
-
-    def start(by_budget: bool) -> None:
-        nonlocal next_idx
-        name = chain[next_idx]
-        client = pool.clients[name]
-        body = body_for(name)
-        coro = client.open_stream(body) if stream else client.complete(body)
-        pending[asyncio.ensure_future(coro)] = (next_idx, by_budget)
-        attempts.append(Attempt(name, "pending"))
-        next_idx += 1
-
-    start(False)
-    budget_at = loop.time() + budget_s
-    try:
-        while True:
-            now = loop.time()
-            if now >= deadline:
-                raise DeadlineExceededError(
-                    _summary("no model answered within the deadline", attempts)
-                )
-            can_hedge = next_idx < len(chain)
-            wait_until = min(deadline, budget_at) if can_hedge else deadline
-            done, _ = await asyncio.wait(
-                pending, timeout=max(0.0, wait_until - now), return_when=asyncio.FIRST_COMPLETED
-            )
-            if not done:
-                if can_hedge and loop.time() >= budget_at:
-                    last = max(i for i, _ in pending.values()) if pending else next_idx - 1
-                    observer.on_escalate(chain[last], chain[next_idx], ESCALATION_BUDGET)
-                    start(True)
-                    hedged = True
-                    budget_at = loop.time() + budget_s
-                continue
-            winner: tuple[Any, int, bool] | None = None
-            failed_idx = -1
-            for task in done:
-                idx, by_budget = pending.pop(task)
-                exc = task.exception()
-                if exc is None:
-                    if winner is None:
-                        winner = (task.result(), idx, by_budget)
-                        attempts[idx].result = "ok"
-                    else:
-                        task.result().close()
-                        attempts[idx].result = "cancelled"
-                    continue
-                reason = exc.reason if isinstance(exc, AttemptError) else "protocol"
-                if not isinstance(exc, AttemptError):
-                    log.warning("upstream %s failed unexpectedly: %r", chain[idx], exc)
-                attempts[idx].result = reason
-                observer.on_error(chain[idx], reason)
-                failed_idx = max(failed_idx, idx)
-                last_error = exc
-            if winner is not None:
-                answer, idx, by_budget = winner
-                if hedged:
-                    observer.on_hedge(HEDGE_HEDGE if by_budget else HEDGE_PRIMARY)
-                return ChainResult(answer, chain[idx], idx, hedged, attempts)
-            if not pending:
-                if next_idx >= len(chain):
-                    if (
-                        isinstance(last_error, AttemptError)
-                        and last_error.status is not None
-                        and not classify_status(last_error.status)[1]
-                    ):
-                        raise UpstreamRejectedError(
-                            last_error.status, f"upstream {chain[failed_idx]}: {last_error}"
-                        )
-                    raise UpstreamFailedError(_summary("every model failed", attempts))
-                observer.on_escalate(chain[failed_idx], chain[next_idx], ESCALATION_ERROR)
-                start(False)
-                budget_at = loop.time() + budget_s
-    finally:
-        for task, (idx, _) in pending.items():
-            attempts[idx].result = "cancelled"
-            _discard(task)
-
-
-def _summary(headline: str, attempts: list[Attempt]) -> str:
-    tried = ", ".join(f"{a.model}: {a.result}" for a in attempts)
-    return f"{headline} ({tried})" if tried else headline
-
-
-@contextlib.asynccontextmanager
-async def closing_answer(answer: JsonAnswer | StreamAnswer) -> Any:
-    try:
-        yield answer
-    finally:
-        answer.close()

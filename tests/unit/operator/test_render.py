@@ -9,6 +9,7 @@ from rolloutsim import T0, make_spec
 
 from tierguard.api import constants as c
 from tierguard.api.enums import Arm, Phase
+from tierguard.api.policy import RoutingPolicySpec
 from tierguard.api.routerconfig import RouterConfig
 from tierguard.api.status import RoutingPolicyStatus
 from tierguard.operator import render
@@ -139,3 +140,56 @@ def test_revision_ignores_rollout_settings_but_not_candidates() -> None:
     assert compute_revision(c2) != compute_revision(a)
     c2.routes[1].candidate = None
     assert compute_revision(c2) == ""
+
+
+def test_router_request_settings_reach_the_router_config() -> None:
+    """classifier.noTextTier, models[].streamUsage and router.maxResponseBytes are
+    rendered into the router's config (defaults: the most capable tier, off, 32 MiB)."""
+    default = cfg(render.render_all(REF, make_spec(), started()))
+    assert default.classifier.no_text_tier_name == "complex"
+    assert not any(m.stream_usage for m in default.models)
+    assert default.server.max_response_bytes == 32 << 20
+    doc = make_spec().to_k8s()
+    doc["classifier"]["noTextTier"] = "tricky"
+    doc["models"][1]["streamUsage"] = True
+    doc["router"]["maxResponseBytes"] = 1 << 20
+    spec = RoutingPolicySpec.model_validate(doc)
+    conf = cfg(render.render_all(REF, spec, started()))
+    assert conf.classifier.no_text_tier_name == "tricky"
+    assert [m.stream_usage for m in conf.models] == [False, True]
+    assert conf.server.max_response_bytes == 1 << 20
+
+
+def test_revision_counts_session_tiering_but_not_its_cache() -> None:
+    from tierguard.api.enums import Tiering
+    from tierguard.operator.revision import revision_material
+
+    a = make_spec()
+    material = revision_material(a)
+    assert material is not None
+    # a policy that sets none of the session fields hashes as before they existed, so an
+    # operator upgrade does not restart its rollout
+    assert not {"tiering", "sessionMessages", "cacheSize"} & set(material["classifier"])
+    cached = make_spec()
+    cached.classifier.cache_size = 5
+    assert compute_revision(cached) == compute_revision(a)
+    per_request = make_spec()
+    per_request.classifier.tiering = Tiering.REQUEST
+    assert compute_revision(per_request) != compute_revision(a)
+    bounded = make_spec()
+    bounded.classifier.session_messages = 3
+    assert compute_revision(bounded) != compute_revision(a)
+
+
+def test_session_fields_reach_the_router_config() -> None:
+    from tierguard.api.enums import StickinessKey, Tiering
+
+    spec = make_spec(stickiness={"sessionHeader": "x-conversation"})
+    spec.models[1].context_window = 8000
+    spec.classifier.session_messages = 4
+    conf = cfg(render.render_all(REF, spec, started()))
+    assert conf.stickiness.key is StickinessKey.SESSION
+    assert conf.stickiness.session_header == "x-conversation"
+    assert {m.name: m.context_window for m in conf.models} == {"big": None, "small": 8000}
+    assert conf.classifier.tiering is Tiering.SESSION
+    assert (conf.classifier.session_messages, conf.classifier.cache_size) == (4, 10000)

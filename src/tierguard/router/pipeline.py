@@ -1,0 +1,438 @@
+"""The request path of one chat completion: ``plan`` → ``call`` → ``account``.
+
+* :func:`plan` plans a routed request as a turn of its conversation (session key, tier,
+  arm and model chain: :func:`tierguard.router.conversation.plan_turn`) or pins the model
+  the client named: a :class:`Planned`.
+* :func:`call` runs the fallback chain upstream (:func:`tierguard.router.chain.run_chain`)
+  with a :class:`ChainEvents` observer that turns attempts into metrics.
+* The view writes the answer to the client (:mod:`tierguard.router.relay`), which reports
+  what the client actually got as a :class:`Delivery`.
+* :func:`account` (or :func:`account_failure`) records it once: the request metrics, the
+  tokens and cost (:func:`usage_cost`, the one place cost is computed), the decision-log
+  line (:class:`DecisionRecord`), the review sample, and the shadow evaluation it may start.
+
+Each step takes and returns typed records; the aiohttp view in ``app.py`` only sequences
+them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from tierguard.api import metrics as mdefs
+from tierguard.api.enums import Arm
+from tierguard.router import decision_id
+from tierguard.router.chain import ChainResult, run_chain
+from tierguard.router.chat import (
+    ChatRequest,
+    classifier_text,
+    render_system_prompt,
+    upstream_body,
+)
+from tierguard.router.conversation import TurnPlan, plan_turn
+from tierguard.router.decision_log import DecisionRecord, hash_user
+from tierguard.router.errors import ModelNotFoundError, RouterError, http_status
+from tierguard.router.metrics import RouterMetrics
+from tierguard.router.records import (
+    CLIENT_DISCONNECTED,
+    SOURCE_PINNED,
+    Classification,
+    Delivery,
+    Planned,
+    usage_cost,
+)
+from tierguard.router.runtime import Runtime
+from tierguard.router.shadow import answer_text, should_shadow
+from tierguard.router.split import plan_pinned
+from tierguard.router.state import RouterState
+from tierguard.router.toolcalls import Lock, has_wrapped_ids, unwrap_messages
+from tierguard.router.toolcalls import wrap as wrap_tool_call_id
+from tierguard.router.turnmetrics import observe_plan, observe_served
+from tierguard.router.upstream import UpstreamCall
+
+log = logging.getLogger("tierguard.router")
+
+MAX_SHADOWS_IN_FLIGHT = 64
+
+# --------------------------------------------------------------------------- plan
+
+
+def plan(
+    state: RouterState,
+    req: ChatRequest,
+    *,
+    request_id: str,
+    stickiness_header: str | None,
+    metrics: RouterMetrics,
+    started: float,
+    wall_start: float,
+    headers: Mapping[str, str] | None = None,
+) -> Planned:
+    """Plan a routed request as a turn of its conversation (session key, session tier,
+    tool-call lock, upward-only chain, context window: :mod:`~tierguard.router.conversation`)
+    or pin the model the client named. Raises :class:`ModelNotFoundError` for an unknown
+    model name. ``headers`` are the request's (the session and stickiness headers)."""
+    config = state.config
+    turn: TurnPlan | None = None
+    if req.model in state.routed_names:
+        if headers is None:
+            headers = {config.stickiness.header: stickiness_header} if stickiness_header else {}
+        t0 = time.perf_counter()
+        turn = plan_turn(
+            state.planner,
+            messages=req.messages,
+            body=req.body,
+            user=req.user,
+            headers=headers,
+            request_id=request_id,
+            request_text=classifier_text(
+                req.messages, config.classifier.input, config.classifier.max_input_chars
+            ),
+        )
+        if turn.classified:
+            metrics.classifier_duration.labels(config.policy).observe(time.perf_counter() - t0)
+        observe_plan(metrics, config.policy, turn)
+        route_plan = turn.route
+        c = Classification(route_plan.tier, turn.probabilities, turn.source)
+        if turn.messages is not req.messages:  # tool-call ids unwrapped for the upstream
+            req = dataclasses.replace(
+                req, messages=turn.messages, body={**req.body, "messages": turn.messages}
+            )
+    elif req.model in state.models:
+        route_plan = plan_pinned(req.model, state.deadline_s)
+        c = Classification(route_plan.tier, None, SOURCE_PINNED)
+        if has_wrapped_ids(req.messages):  # a conversation that was routed before
+            messages = unwrap_messages(req.messages, state.signing_key)
+            req = dataclasses.replace(
+                req, messages=messages, body={**req.body, "messages": messages}
+            )
+    else:
+        raise ModelNotFoundError(
+            f"The model '{req.model}' does not exist. Use 'auto' (routed) or one of: "
+            f"{', '.join(sorted(state.models))}.",
+            param="model",
+        )
+    return Planned(
+        req=req,
+        request_id=request_id,
+        route=route_plan,
+        classification=c,
+        wall_start=wall_start,
+        started=started,
+        deadline=started + state.deadline_s,
+        turn=turn,
+    )
+
+
+# --------------------------------------------------------------------------- call
+
+
+class ChainEvents:
+    """Chain events → metrics, plus what the decision log says about the attempts."""
+
+    __slots__ = ("arm", "errors", "escalations", "m", "policy", "tier")
+
+    def __init__(self, m: RouterMetrics, policy: str, planned: Planned) -> None:
+        self.m, self.policy, self.tier, self.arm = m, policy, planned.tier, planned.arm
+        self.escalations: list[str] = []
+        self.errors: list[str] = []
+
+    def on_error(self, model: str, reason: str) -> None:
+        self.errors.append(f"{model}:{reason}")
+        self.m.upstream_errors.labels(self.policy, model, reason).inc()
+
+    def on_escalate(self, from_model: str, to_model: str, reason: str) -> None:
+        self.escalations.append(f"{from_model}->{to_model}:{reason}")
+        self.m.escalations.labels(
+            self.policy, self.tier, self.arm, from_model, to_model, reason
+        ).inc()
+
+    def on_hedge(self, outcome: str) -> None:
+        self.m.hedges.labels(self.policy, self.tier, self.arm, outcome).inc()
+
+
+def call_builder(state: RouterState, planned: Planned) -> Callable[[str], UpstreamCall]:
+    """``model name → what to send it`` for this request: the model's upstream id and
+    system prompt applied; for a streaming call to a model with ``streamUsage``, the
+    usage request added (and the body without it kept, should the model refuse it)."""
+    req = planned.req
+
+    def call_for(name: str) -> UpstreamCall:
+        model = state.models[name]
+        system = (
+            render_system_prompt(model.system_prompt, name, planned.tier)
+            if model.system_prompt
+            else None
+        )
+        add = req.stream and model.stream_usage and not req.include_usage
+        body = upstream_body(req, model.upstream_model, system, add_usage=add)
+        plain = upstream_body(req, model.upstream_model, system, add_usage=False)
+        return UpstreamCall(body, plain if add else None)
+
+    return call_for
+
+
+async def call(state: RouterState, planned: Planned, events: ChainEvents) -> ChainResult:
+    """Serve the request from its chain. Raises the chain's :class:`RouterError` when no
+    model gave an answer."""
+    return await run_chain(
+        planned.route.chain,
+        state.pool,
+        call_builder(state, planned),
+        stream=planned.req.stream,
+        budget_s=planned.route.latency_budget_s,
+        deadline=planned.deadline,
+        observer=events,
+    )
+
+
+def tool_call_wrapper(
+    state: RouterState, planned: Planned, model: str
+) -> Callable[[str], str] | None:
+    """How the tool-call ids of this answer are rewritten for the client: routed answers
+    carry their route in them (:mod:`~tierguard.router.toolcalls`) so the tool results
+    come back to the same model on any replica; a pinned request already names its model."""
+    if planned.turn is None:
+        return None
+    lock = Lock(model, planned.tier, planned.arm)
+    key = state.signing_key
+    return lambda upstream_id: wrap_tool_call_id(upstream_id, lock, key)
+
+
+def sign(state: RouterState, planned: Planned, model: str) -> str:
+    """The signed decision id the client sees as the response ``id``."""
+    return decision_id.sign(
+        decision_id.Decision(
+            state.config.policy,
+            planned.tier,
+            planned.arm,
+            model,
+            int(planned.wall_start),
+            planned.request_id,
+        ),
+        state.signing_key,
+    )
+
+
+# --------------------------------------------------------------------------- account
+
+
+def _record(
+    state: RouterState,
+    planned: Planned,
+    events: ChainEvents,
+    *,
+    model: str | None,
+    outcome: str,
+    status: int,
+    elapsed: float,
+    chain: list[str],
+    **extra: Any,
+) -> DecisionRecord:
+    config = state.config
+    return DecisionRecord(
+        ts=round(planned.wall_start, 3),
+        request_id=planned.request_id,
+        user_hash=hash_user(config.salt, planned.req.user),
+        policy=config.policy,
+        revision=config.revision,
+        tier=planned.tier,
+        probabilities=planned.classification.probabilities,
+        tier_source=planned.classification.source,
+        bucket=planned.route.bucket,
+        arm=planned.arm,
+        stream=planned.req.stream,
+        model=model,
+        outcome=outcome,
+        status=status,
+        latency_s=round(elapsed, 4),
+        chain=chain,
+        escalations=events.escalations,
+        prompt=(
+            classifier_text(planned.req.messages, "AllUserMessages", 100_000)
+            if config.observability.log_prompts
+            else None
+        ),
+        **extra,
+    )
+
+
+def account_failure(
+    rt: Runtime, state: RouterState, planned: Planned, events: ChainEvents, err: RouterError
+) -> DecisionRecord:
+    """Record a request no model answered (the client gets ``err``)."""
+    elapsed = _now() - planned.started
+    labels = (state.config.policy, planned.tier, planned.arm, planned.route.model)
+    rt.metrics.requests.labels(*labels, mdefs.OUTCOME_ERROR).inc()
+    rt.metrics.request_duration.labels(*labels).observe(elapsed)
+    record = _record(
+        state,
+        planned,
+        events,
+        model=None,
+        outcome=mdefs.OUTCOME_ERROR,
+        status=http_status(err),
+        elapsed=elapsed,
+        chain=events.errors,
+        error=err.code,
+        key_source=str(planned.turn.key_source) if planned.turn else None,
+        stateful=(planned.turn.stateful or None) if planned.turn else None,
+        locked_to=planned.turn.lock.model if planned.turn and planned.turn.lock else None,
+    )
+    rt.decision_log.write(record.to_json())
+    return record
+
+
+def outcome_of(result: ChainResult, delivery: Delivery) -> str:
+    """``requests_total{outcome}`` of a served answer: a stream the upstream broke is an
+    error (a client leaving is not the model's failure)."""
+    if delivery.failed is not None and delivery.failed != CLIENT_DISCONNECTED:
+        return mdefs.OUTCOME_ERROR
+    return mdefs.OUTCOME_ESCALATED if result.escalated else mdefs.OUTCOME_OK
+
+
+def account(
+    rt: Runtime,
+    state: RouterState,
+    planned: Planned,
+    events: ChainEvents,
+    result: ChainResult,
+    did: str,
+    delivery: Delivery,
+) -> DecisionRecord:
+    """Record a served answer: metrics, tokens and cost, decision log, review sample; and
+    start a shadow evaluation if this canary answer is sampled."""
+    config = state.config
+    m = rt.metrics
+    elapsed = _now() - planned.started
+    outcome = outcome_of(result, delivery)
+    labels = (config.policy, planned.tier, planned.arm, result.model)
+    m.requests.labels(*labels, outcome).inc()
+    m.request_duration.labels(*labels).observe(elapsed)
+    m.ttft.labels(*labels).observe(delivery.ttft_s)
+    if delivery.failed in mdefs.ERROR_REASONS:  # the stream broke after its first chunk
+        m.upstream_errors.labels(config.policy, result.model, delivery.failed).inc()
+    usage = usage_cost(state.models[result.model].pricing, delivery.usage)
+    if delivery.usage:
+        m.tokens.labels(*labels, mdefs.KIND_PROMPT).inc(usage.prompt_tokens)
+        m.tokens.labels(*labels, mdefs.KIND_COMPLETION).inc(usage.completion_tokens)
+        m.cost.labels(*labels).inc(usage.cost_usd)
+    turn_fields: dict[str, Any] = {}
+    tokens = {"prompt": usage.prompt_tokens, "completion": usage.completion_tokens}
+    if planned.turn is not None:
+        served = observe_served(
+            m, config.policy, planned.turn, state.ladder, model=result.model, usage=delivery.usage
+        )
+        turn_fields = {
+            "key_source": served.key_source,
+            "stateful": served.stateful,
+            "locked_to": served.locked_to,
+            "tier_fallback_from": served.tier_fallback_from,
+            "context_escalation": served.context_escalation,
+        }
+        if served.cached_tokens is not None:
+            tokens["cached"] = served.cached_tokens
+    record = _record(
+        state,
+        planned,
+        events,
+        model=result.model,
+        outcome=outcome,
+        status=200,
+        elapsed=elapsed,
+        chain=[f"{a.model}:{a.result}" for a in result.attempts],
+        hedged=result.hedged,
+        decision_id=did,
+        ttft_s=round(delivery.ttft_s, 4),
+        tokens=tokens,
+        cost_usd=round(usage.cost_usd, 8),
+        error=delivery.failed,
+        **turn_fields,
+    )
+    rt.decision_log.write(record.to_json())
+    item: dict[str, Any] = {
+        "request_id": planned.request_id,
+        "decision_id": did,
+        "ts": record.ts,
+        "tier": planned.tier,
+        "arm": planned.arm,
+        "model": result.model,
+        "outcome": outcome,
+        "probabilities": planned.classification.probabilities,
+    }
+    if config.observability.log_prompts:
+        item["prompt"] = record.prompt
+        item["answer"] = delivery.answer
+    rt.review.offer(planned.tier, planned.arm, item)
+    if (
+        outcome == mdefs.OUTCOME_OK
+        and delivery.answer  # a tool call has no text to judge
+        and rt.shadows_in_flight < MAX_SHADOWS_IN_FLIGHT
+        and wants_shadow(state, planned)
+    ):
+        rt.spawn(shadow(rt, state, planned, result.model, delivery.answer))
+    return record
+
+
+def wants_shadow(state: RouterState, planned: Planned) -> bool:
+    """Whether this request's canary answer is compared with the baseline's (decided
+    before the answer is read, so a stream knows to keep its text). Not for a turn without
+    new user text: the baseline did not issue its tool calls and would refuse them."""
+    return (
+        planned.route.arm is Arm.CANARY
+        and not (planned.turn is not None and planned.turn.stateful)
+        and planned.route.baseline is not None
+        and should_shadow(planned.request_id, state.config.shadow.sample_rate)
+    )
+
+
+async def shadow(
+    rt: Runtime, state: RouterState, planned: Planned, canary_model: str, canary_answer: str
+) -> None:
+    """Ask the baseline the same question (non-streaming) and judge the pair."""
+    baseline = planned.route.baseline
+    assert baseline is not None
+    rt.shadows_in_flight += 1
+    policy = state.config.policy
+    verdict = mdefs.VERDICT_ERROR
+    try:
+        client = state.pool.clients[baseline]
+        body = call_builder(state, planned)(baseline).body
+        body["stream"] = False
+        body.pop("stream_options", None)
+        payload = (await client.complete(body)).payload
+        usage = payload.get("usage")
+        cost = usage_cost(client.model.pricing, usage if isinstance(usage, dict) else None)
+        rt.metrics.shadow_cost.labels(policy, planned.tier, baseline).inc(cost.cost_usd)
+        question = classifier_text(planned.req.messages, "LastUserMessage", 4000)
+        verdict = await state.judge.judge(question, canary_answer, answer_text(payload))
+    except asyncio.CancelledError:
+        raise
+    except Exception as exc:
+        log.info("shadow evaluation failed: %s", exc)
+    finally:
+        rt.shadows_in_flight -= 1
+        rt.metrics.shadow_judgements.labels(
+            policy, planned.tier, planned.arm, canary_model, verdict
+        ).inc()
+
+
+def _now() -> float:
+    return asyncio.get_running_loop().time()
+
+
+__all__ = [
+    "ChainEvents",
+    "account",
+    "account_failure",
+    "call",
+    "plan",
+    "sign",
+    "tool_call_wrapper",
+    "wants_shadow",
+]
