@@ -14,6 +14,9 @@ from tierguard.api.enums import ConditionType, Phase, Verdict
 from tierguard.api.policy import ApiModel
 
 MAX_HISTORY = 20
+#: Manual actions remembered in ``status.handledActions`` (an old annotation that GitOps
+#: re-applies is recognised as long as it is among them).
+MAX_HANDLED_ACTIONS = 32
 
 
 class Condition(ApiModel):
@@ -92,6 +95,14 @@ class HandledAction(ApiModel):
     nonce: str = Field(default="", max_length=256, description="Nonce from the annotation.")
     time: datetime = Field(description="When it was handled.")
     result: str = Field(default="", max_length=1024, description="What it did, or why not.")
+    generation: int = Field(
+        default=0,
+        ge=0,
+        description=(
+            "metadata.generation when it was handled (an action without a nonce is handled "
+            "once per generation)."
+        ),
+    )
 
 
 class RoutingPolicyStatus(ApiModel):
@@ -152,6 +163,15 @@ class RoutingPolicyStatus(ApiModel):
     )
     last_handled_action: HandledAction | None = Field(
         default=None, description="Last manual action handled."
+    )
+    handled_actions: list[HandledAction] = Field(
+        default_factory=list,
+        max_length=MAX_HANDLED_ACTIONS,
+        description=(
+            f"The last {MAX_HANDLED_ACTIONS} manual actions handled, oldest first. An "
+            "(action, nonce) listed here never acts again, so an annotation GitOps re-applies "
+            "(Argo CD self-heal) is ignored whatever order annotations come back in."
+        ),
     )
     gate_state: dict[str, Any] = Field(
         default_factory=dict,

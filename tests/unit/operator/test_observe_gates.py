@@ -101,7 +101,7 @@ def test_unreachable_prometheus_is_no_data_not_an_exception() -> None:
 def test_latency_bad_is_count_minus_bucket_at_objective() -> None:
     counts = {("simple", "canary"): {"r1": 100.0}}
     buckets = [row("simple", "canary", 90, le="2.0"), row("simple", "canary", 60, le="1.0")]
-    bad = o._latency_bad(buckets, counts, 2.0)
+    bad = o._latency_bad(buckets, counts, 2.0, "q")
     assert bad == {("simple", "canary"): {"r1": 10.0}}
 
 
@@ -109,7 +109,7 @@ def test_missing_latency_bucket_is_a_query_error() -> None:
     import pytest
 
     with pytest.raises(o.QueryError, match="latency objective"):
-        o._latency_bad([row("simple", "canary", 1, le="5.0")], {}, 2.0)
+        o._latency_bad([row("simple", "canary", 1, le="5.0")], {}, 2.0, "q")
 
 
 def test_vanished_series_are_carried_forward_not_recounted() -> None:
@@ -231,3 +231,38 @@ def test_clustered_series_feed_the_design_effect() -> None:
     stats = state["gates"]["simple/ThumbsDown"]["stats"]
     assert stats["counts"] == [800.0, 1600.0, 800.0, 1600.0]
     assert stats["designEffect"] > 50  # 100 outcomes per cluster, all alike
+
+
+def test_custom_readings_are_kept_per_router_and_bad_ones_refused_naming_the_query() -> None:
+    ok = [
+        {"metric": {"instance": "r1:8080"}, "value": [0, "12"]},
+        {"metric": {"instance": "r2:8080"}, "value": [0, "3"]},
+    ]
+    assert o.custom_series("q", ok, "total") == {
+        '{instance="r1:8080"}': 12.0,
+        '{instance="r2:8080"}': 3.0,
+    }
+    cases = [
+        ([{"metric": {}, "value": [0, "15"]}], "without an instance label"),
+        ([{"metric": {"instance": "r1"}, "value": [0, "2.5"]}], "not a cumulative count"),
+        ([{"metric": {"instance": "r1"}, "value": [0, "-1"]}], "not a cumulative count"),
+        ([{"metric": {"instance": "r1"}, "value": [0, "NaN"]}], "finite"),
+        ([{"metric": {}, "value": [0, "+Inf"]}], "finite"),
+    ]
+    for result, needle in cases:
+        try:
+            o.custom_series("sum(x) / sum(y)", result, "bad")
+        except o.QueryError as exc:
+            assert needle in str(exc) and "sum(x) / sum(y)" in str(exc), str(exc)
+        else:
+            raise AssertionError(f"accepted {result}")
+
+
+def test_nan_in_a_built_in_query_is_a_gate_error_naming_the_query() -> None:
+    spec = make_spec()
+    gates = g.gate_specs(spec)
+    _, total_q = o.signal_queries(Signal.THUMBS_DOWN, "shop")
+    reader = FakeReader({total_q: [row("simple", "control", float("nan"))]})
+    obs = o.observe(reader, "shop", gates, T0)  # type: ignore[arg-type]
+    err = obs.gates["simple/ThumbsDown"].error
+    assert err is not None and "ThumbsDown" in err and "nan" in err, err
