@@ -428,12 +428,14 @@ def naive_queries(policy: str) -> dict[str, str]:
     """PromQL of the aggregate-only gate: thumbs-down over all tiers and arms.
 
     It deliberately names neither ``$tier`` nor ``$arm``: that is what a gate configured
-    on the service as a whole (Flagger, Argo Rollouts) measures.
+    on the service as a whole (Flagger, Argo Rollouts) measures. It keeps one series per
+    router (``by (instance)``), as the operator requires of Custom queries so that one
+    replica's restart is not read as the whole sum resetting.
     """
     sel = f'policy="{policy}"'
     return {
-        "bad": f'sum(tierguard_feedback_total{{{sel},rating="down"}})',
-        "total": f"sum(tierguard_feedback_total{{{sel}}})",
+        "bad": f'sum by (instance) (tierguard_feedback_total{{{sel},rating="down"}})',
+        "total": f"sum by (instance) (tierguard_feedback_total{{{sel}}})",
     }
 
 
