@@ -7,6 +7,7 @@
 #                RoutingPolicy health check and actions (github.com/yuin/gopher-lua);
 #                cached by a hash of its sources.
 #   kubeconform  github.com/yannh/kubeconform (schema validation of manifests)
+#   kube-score   github.com/zegl/kube-score (Kubernetes object analysis)
 #
 # Usage: scripts/build-go-tool.sh NAME        # build if missing, print the binary path
 # Build time on 2 idle cores (cold module cache): argocd-lua ~20 s, kubeconform ~40 s
@@ -31,8 +32,12 @@ case "$name" in
     module=github.com/yannh/kubeconform/cmd/kubeconform
     version=${KUBECONFORM_VERSION:-v0.7.0}
     ;;
+  kube-score)
+    module=github.com/zegl/kube-score/cmd/kube-score
+    version=${KUBE_SCORE_VERSION:-v1.20.0}
+    ;;
   *)
-    log "unknown tool (known: argocd-lua, kubeconform)"
+    log "unknown tool (known: argocd-lua, kubeconform, kube-score)"
     exit 2
     ;;
 esac
