@@ -102,6 +102,35 @@ def test_schema_refuses_bad_values(helm: list[str], setting: str, needle: str) -
     assert needle in proc.stdout + proc.stderr
 
 
+@pytest.mark.parametrize(
+    ("settings", "needle"),
+    [
+        (["operator.metricsPort=8080", "operator.healthPort=8080"], "need a port each"),
+        (["operator.podDisruptionBudget.minAvailable=2"], "forbid every voluntary eviction"),
+        (["operator.replicas=3", "operator.podDisruptionBudget.minAvailable=5"], "e.g. 2"),
+        (["operator.podDisruptionBudget.minAvailable=100%"], "forbid every voluntary eviction"),
+    ],
+)
+def test_values_that_cannot_work_are_refused(
+    helm: list[str], settings: list[str], needle: str
+) -> None:
+    """Accepted by the schema alone, but unworkable: a shared health/metrics port, or a
+    PodDisruptionBudget no eviction can ever satisfy."""
+    args = [a for s in settings for a in ("--set", s)]
+    proc = run([*helm, "template", str(CHART), *args])
+    assert proc.returncode != 0
+    assert needle in proc.stderr
+
+
+def test_workable_budgets_render(helm: list[str]) -> None:
+    for settings in (
+        ["operator.podDisruptionBudget.minAvailable=50%"],
+        ["operator.replicas=3", "operator.podDisruptionBudget.minAvailable=2"],
+    ):
+        docs = template(helm, *[a for s in settings for a in ("--set", s)])
+        assert by_kind(docs, "PodDisruptionBudget")
+
+
 def test_routers_are_never_scraped_twice(helm: list[str]) -> None:
     proc = run(
         [*helm, "template", str(CHART), "--set", "metrics.serviceMonitor.enabled=true",
