@@ -430,3 +430,17 @@ def test_router_servicemonitor_selects_what_the_operator_renders(helm: list[str]
     svc = render.service(render.PolicyRef("minimal", "team-a", "uid-1"), spec)
     assert sm["spec"]["selector"]["matchLabels"].items() <= svc["metadata"]["labels"].items()
     assert sm["spec"]["endpoints"][0]["port"] in {p["name"] for p in svc["spec"]["ports"]}
+
+
+def test_network_policy_is_optional_and_selects_the_operator(helm: list[str]) -> None:
+    assert not by_kind(template(helm), "NetworkPolicy"), "off by default"
+    docs = template(helm, "--values", str(FULL))
+    np = one(docs, "NetworkPolicy")
+    dep = one(docs, "Deployment")
+    pod_labels = dep["spec"]["template"]["metadata"]["labels"]
+    assert np["spec"]["podSelector"]["matchLabels"].items() <= pod_labels.items()
+    assert np["spec"]["policyTypes"] == ["Ingress", "Egress"]
+    ports = {p["containerPort"] for p in dep["spec"]["template"]["spec"]["containers"][0]["ports"]}
+    assert {p["port"] for p in np["spec"]["ingress"][0]["ports"]} == ports
+    egress_ports = {p["port"] for rule in np["spec"]["egress"] for p in rule["ports"]}
+    assert {53, 443, 6443, 9090} <= egress_ports
