@@ -106,6 +106,7 @@ def test_schema_refuses_bad_values(helm: list[str], setting: str, needle: str) -
     ("settings", "needle"),
     [
         (["operator.metricsPort=8080", "operator.healthPort=8080"], "need a port each"),
+        (["operator.readinessPort=8080"], "need a port each"),
         (["operator.podDisruptionBudget.minAvailable=2"], "forbid every voluntary eviction"),
         (["operator.replicas=3", "operator.podDisruptionBudget.minAvailable=5"], "e.g. 2"),
         (["operator.podDisruptionBudget.minAvailable=100%"], "forbid every voluntary eviction"),
@@ -224,12 +225,17 @@ def test_operator_deployment_is_hardened_and_ha(helm: list[str]) -> None:
     assert sc["capabilities"]["drop"] == ["ALL"]
     assert container["resources"]["requests"]["cpu"]
     assert container["resources"]["limits"]["memory"]
-    for probe in ("livenessProbe", "readinessProbe", "startupProbe"):
+    assert container["resources"]["requests"]["ephemeral-storage"]
+    assert container["resources"]["limits"]["ephemeral-storage"]
+    # Liveness/start-up: the event loop answers; readiness: the API server answers.
+    for probe in ("livenessProbe", "startupProbe"):
         assert container[probe]["httpGet"] == {"path": "/healthz", "port": "health"}
+    assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "ready"}
     assert container["args"] == [
         "operator",
         "--all-namespaces",
         "--liveness=http://0.0.0.0:8080/healthz",
+        "--readiness=http://0.0.0.0:8081/readyz",
         "--metrics-port=9102",
         "--log-level=info",
         "--resync=10",
@@ -240,6 +246,7 @@ def test_operator_deployment_is_hardened_and_ha(helm: list[str]) -> None:
     assert container["image"] == "tierguard/operator:0.1.0"
     assert {p["name"]: p["containerPort"] for p in container["ports"]} == {
         "health": 8080,
+        "ready": 8081,
         "metrics": 9102,
     }
 

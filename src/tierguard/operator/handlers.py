@@ -20,11 +20,17 @@ import kopf
 from tierguard.api import constants as c
 from tierguard.operator.controller import Controller
 from tierguard.operator.kube import KubeError
+from tierguard.operator.readiness import Readiness, watch_api
+from tierguard.operator.readiness import serve as serve_readiness
 
 log = logging.getLogger("tierguard.operator.handlers")
 
 #: Set by :mod:`tierguard.operator.cli` before kopf starts.
 CONTROLLER: Controller | None = None
+#: Readiness endpoint (``--readiness``) and the watched namespaces (empty: all), set by
+#: the CLI; None: no readiness endpoint.
+READINESS_ENDPOINT: str | None = None
+WATCHED_NAMESPACES: list[str] = []
 WAKE_KEY = "tierguard_wake"
 
 
@@ -45,11 +51,24 @@ def _wake(memo: Any) -> asyncio.Event:
 
 
 @kopf.on.startup()
-async def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
+async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
     settings.posting.level = logging.WARNING
     settings.watching.server_timeout = 300
     settings.watching.client_timeout = 330
     settings.networking.request_timeout = 60
+    if READINESS_ENDPOINT and CONTROLLER is not None:
+        # Globs (kopf allows them) cannot be listed; the cluster-wide list is then the check.
+        scope = (
+            []
+            if any(ch in ns for ns in WATCHED_NAMESPACES for ch in "*?[!")
+            else WATCHED_NAMESPACES
+        )
+        kube = CONTROLLER.kube
+        readiness = Readiness()
+        memo["tierguard_readiness_runner"] = await serve_readiness(READINESS_ENDPOINT, readiness)
+        memo["tierguard_readiness_task"] = asyncio.create_task(
+            watch_api(readiness, lambda: kube.count_policies(scope))
+        )
 
 
 @kopf.on.login()
