@@ -57,6 +57,8 @@ ALLOWED = [
     ("create", "services"),
     ("create", "serviceaccounts"),
     ("create", "deployments.apps"),
+    ("create", "poddisruptionbudgets.policy"),
+    ("patch", "poddisruptionbudgets.policy"),
     ("patch", "deployments.apps"),
     ("create", "roles.rbac.authorization.k8s.io"),
     ("create", "rolebindings.rbac.authorization.k8s.io"),

@@ -10,6 +10,7 @@ from tierguard.operator import rollout as r
 PLURALS = {
     "ConfigMap": "configmaps",
     "Deployment": "deployments",
+    "PodDisruptionBudget": "poddisruptionbudgets",
     "Service": "services",
     "ServiceAccount": "serviceaccounts",
     "Role": "roles",
