@@ -10,8 +10,9 @@
 #   kube-score   github.com/zegl/kube-score (Kubernetes object analysis)
 #
 # Usage: scripts/build-go-tool.sh NAME        # build if missing, print the binary path
-# Build time on 2 idle cores (cold module cache): argocd-lua ~20 s, kubeconform ~40 s
-# (see docs/testbed.md).
+# Measured on the 2 shared cores of the CI machine (cold module cache, other builds
+# running): argocd-lua ~10 s (2m48s while kube-apiserver compiled), kubeconform ~15 s,
+# kube-score ~4.5 min (it pulls k8s.io/api); see docs/testbed.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

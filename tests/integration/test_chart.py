@@ -338,6 +338,12 @@ def test_watch_namespaces_limit_rbac_to_those_namespaces(
         assert can_i(control_plane, "watch", "routingpolicies.tierguard.io", watched, sa)
         assert not can_i(control_plane, "create", "configmaps", "default", sa)
         assert not can_i(control_plane, "watch", "routingpolicies.tierguard.io", "default", sa)
+        # Secrets (the README's "namespaced mode"): only where policies are watched.
+        assert can_i(control_plane, "get", "secrets", watched, sa)
+        assert can_i(control_plane, "create", "secrets", watched, sa)
+        assert not can_i(control_plane, "get", "secrets", "default", sa)
+        assert not can_i(control_plane, "get", "secrets", "kube-system", sa)
+        assert not can_i(control_plane, "list", "secrets", watched, sa)
     finally:
         cluster = [d for d in docs if d["kind"].startswith("Cluster")]
         control_plane.kubectl("delete", "--ignore-not-found", "-f", "-", input=dump(cluster))
