@@ -1,7 +1,8 @@
 """Fixtures for tests that need the real testbed: kube-apiserver + etcd + controller
 manager, and Prometheus (see docs/testbed.md).
 
-* ``control_plane`` (session): a started :class:`~tierguard.lab.controlplane.ControlPlane`.
+* ``control_plane`` (session): a started :class:`~tierguard.lab.controlplane.ControlPlane`
+  with its audit log on (``control_plane.audit_events()``).
 * ``kube_api`` (session): a kubernetes ``ApiClient`` configured from its admin kubeconfig.
 * ``namespace`` (function): a fresh namespace, deleted after the test.
 * ``prometheus_server`` (session) / ``prometheus`` (function, same process, targets
@@ -97,7 +98,8 @@ def control_plane() -> Iterator[ControlPlane]:
     from tierguard.lab.controlplane import ControlPlane
     from tierguard.lab.processes import LabError
 
-    cp = ControlPlane(_binaries())
+    # audit=True: tests count the operator's API writes from the audit log.
+    cp = ControlPlane(_binaries(), audit=True)
     try:
         cp.start()
     except LabError as exc:

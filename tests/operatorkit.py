@@ -117,10 +117,24 @@ def operator_identity(control_plane: Any, kube_api: Any, namespace: str) -> Iter
 class OperatorProcess:
     """``tierguard operator`` as a child process (killable, restartable)."""
 
-    def __init__(self, kubeconfig: Path, namespace: str, log_path: Path) -> None:
+    def __init__(
+        self,
+        kubeconfig: Path,
+        namespace: str,
+        log_path: Path,
+        *,
+        extra_args: list[str] | None = None,
+        env: dict[str, str] | None = None,
+        peering: tuple[str, int] | None = None,
+    ) -> None:
         self.kubeconfig = kubeconfig
         self.namespace = namespace
         self.log_path = log_path
+        self.extra_args = list(extra_args or [])
+        self.env = dict(env or {})
+        #: (peering object name, priority): take part in kopf peering instead of
+        #: running standalone.
+        self.peering = peering
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
@@ -135,12 +149,19 @@ class OperatorProcess:
             self.namespace,
             "--resync",
             "1",
-            "--standalone",
+            *(
+                ["--peering-name", self.peering[0], "--priority", str(self.peering[1])]
+                if self.peering
+                else ["--standalone"]
+            ),
             "--log-level",
             "info",
+            *self.extra_args,
         ]
         log = open(self.log_path, "ab")  # noqa: SIM115 - closed with the process
-        self.proc = subprocess.Popen(cmd, env=_env(), stdout=log, stderr=subprocess.STDOUT)
+        self.proc = subprocess.Popen(
+            cmd, env={**_env(), **self.env}, stdout=log, stderr=subprocess.STDOUT
+        )
 
     def kill(self) -> None:
         """SIGKILL: no chance to clean up, as in a node failure."""

@@ -45,7 +45,17 @@ def _run(lab: Lab, name: str, out: Path) -> tuple[dict[str, Any], str]:
     report = write_report(record, out)
     lab.delete_policy(policy)
     lab.stop_routers()
+    _check_conversations(record.tally)
     return body, report.read_text()
+
+
+def _check_conversations(tally: Any) -> None:
+    """Every scenario: conversations keep their arm, their tier never drops, and no tool
+    result reaches a model that did not issue the call."""
+    conv = tally["conversations"]
+    assert conv["conversations"] > 0 and conv["agent_conversations"] > 0
+    assert conv["tool_result_requests"] > 0
+    assert (conv["unsafe_switches"], conv["tier_drops"], tally["arm_switches"]) == (0, 0, 0)
 
 
 def _check_report_files(out: Path, text: str) -> None:
@@ -68,6 +78,7 @@ def test_healthy_is_promoted_and_saves_money(lab: Lab, tmp_path: Path) -> None:
     assert not any(s["verdict"] == "Fail" for t in status["tiers"] for s in t["signals"])
     _check_report_files(tmp_path, text)
     assert "**Promoted**" in text and "as expected" in text
+    assert "## Conversations" in text
     saving = text.split("Saving: **", 1)[1].split("**", 1)[0]
     assert saving.endswith("%") and float(saving.rstrip("%")) > 0
 

@@ -394,3 +394,18 @@ async def test_tool_calls_and_tool_results_are_not_shadow_judged(replicas: Repli
     await asyncio.gather(*shadows, return_exceptions=True)
     text = await replicas.metrics(0)
     assert sample(text, "tierguard_shadow_judgements_total") == 1
+
+
+async def test_a_pinned_request_gets_the_upstream_ids_back_too(replicas: Replicas) -> None:
+    """A client that names the model after routed turns: its tool results carry wrapped
+    ids, which the named model must see unwrapped."""
+    await replicas.reload(split=[{"tier": "simple", "weight": 0.0}])
+    conv = Conversation("pin", "u", "x", agent=True)
+    conv.messages.append({"role": "user", "content": SIMPLE[0]})
+    r = await replicas.clients[0].post("/v1/chat/completions", json=conv.request_body("auto"))
+    assert r.status == 200 and r.headers["x-tierguard-model"] == "big"
+    assert conv.add_answer(await r.json())
+    assert conv.messages[-1]["tool_call_id"].startswith("tgc1.big.")
+    r = await replicas.clients[1].post("/v1/chat/completions", json=conv.request_body("big"))
+    assert r.status == 200, await r.text()
+    assert r.headers["x-tierguard-arm"] == "pinned"

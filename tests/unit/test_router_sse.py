@@ -254,3 +254,12 @@ def test_tool_call_ids_in_chunks_are_wrapped() -> None:
 def test_decoder_fields() -> None:
     # "data" alone is an empty data field; other fields and comments are ignored
     assert feed_all([b"data\n\nid: 7\nretry: 10\n: hi\ndata:x\n\n"]) == [b"", b"x"]
+
+
+@given(st.lists(st.text(min_size=1, max_size=6), min_size=1, max_size=5), st.booleans())
+def test_id_not_first_key_still_rewritten(ids: list[str], spaced: bool) -> None:
+    rw = ChunkRewriter("ours", "auto", include_usage=False, collect=False)
+    for i, upstream_id in enumerate(ids):
+        obj = {"object": "chat.completion.chunk", **chunk(f"w{i}"), "id": upstream_id}
+        out = decode(rw.rewrite(line(obj, spaced)))
+        assert (out["id"], out["model"], next(iter(out))) == ("ours", "auto", "object")

@@ -110,6 +110,9 @@ class ConditionType(StrEnum):
     READY = "Ready"
     PROGRESSING = "Progressing"
     DEGRADED = "Degraded"
+    #: Set (True) when gate evaluations start more than one rollout.interval late: the
+    #: operator is behind (backpressure); back to False once it has caught up.
+    EVALUATION_DELAYED = "EvaluationDelayed"
 
 
 class Reason(StrEnum):
@@ -118,6 +121,8 @@ class Reason(StrEnum):
 
     RECONCILED = "Reconciled"
     RECONCILE_FAILED = "ReconcileFailed"
+    EVALUATION_LAGGING = "EvaluationLagging"
+    ON_SCHEDULE = "OnSchedule"
     NO_CANDIDATE = "NoCandidate"
     ROLLOUT_STARTED = "RolloutStarted"
     STEP_ADVANCED = "StepAdvanced"

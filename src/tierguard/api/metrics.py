@@ -335,6 +335,19 @@ PROMETHEUS_ERRORS: Final = MetricDef(
     "Failed Prometheus queries (unreachable, timeout, bad response).",
     ("namespace", POLICY),
 )
+EVALUATION_LAG: Final = MetricDef(
+    f"{NAMESPACE}_operator_evaluation_lag_seconds",
+    "gauge",
+    "How late the policy's last gate evaluation started against its rollout.interval "
+    "schedule (backpressure: grows when the operator falls behind).",
+    ("namespace", POLICY),
+)
+RECONCILE_BACKLOG: Final = MetricDef(
+    f"{NAMESPACE}_operator_reconcile_backlog",
+    "gauge",
+    "Reconciles waiting for a worker thread.",
+    (),
+)
 
 OPERATOR_METRICS: Final = (
     ROLLOUT_PHASE,
@@ -342,5 +355,7 @@ OPERATOR_METRICS: Final = (
     GATE_EVALUATIONS,
     ROLLBACKS,
     PROMETHEUS_ERRORS,
+    EVALUATION_LAG,
+    RECONCILE_BACKLOG,
 )
 ALL_METRICS: Final = ROUTER_METRICS + OPERATOR_METRICS

@@ -110,7 +110,14 @@ class RoutingPolicyStatus(ApiModel):
     earliest_advance_at: datetime | None = Field(
         default=None, description="Bake time end: the earliest the step may advance."
     )
-    last_evaluated_at: datetime | None = Field(default=None, description="Last gate evaluation.")
+    last_evaluated_at: datetime | None = Field(
+        default=None,
+        description=(
+            "Last gate evaluation that changed the status. An evaluation that finds nothing "
+            "new is not written (an idle policy causes no API writes); the operator keeps "
+            "its schedule in memory and evaluates at once after a restart."
+        ),
+    )
     no_data_since: datetime | None = Field(
         default=None, description="Since when the gates have had no usable data."
     )

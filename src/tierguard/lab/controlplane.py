@@ -86,6 +86,16 @@ BINARY_NAMES = ("etcd", "kube-apiserver", "kube-controller-manager", "kubectl")
 ENV_BIN_DIR = "TIERGUARD_CONTROLPLANE_BIN"
 ENV_CACHE = "TIERGUARD_CACHE"
 SERVICE_CIDR = "10.0.0.0/24"
+#: For many Services (the scale benchmark: one per policy); kube-apiserver's limit is /12.
+LARGE_SERVICE_CIDR = "10.0.0.0/16"
+#: Every request at Metadata level (who, verb, resource, namespace, code; never bodies,
+#: so no Secret value reaches the log), written when the response is sent.
+AUDIT_POLICY = """apiVersion: audit.k8s.io/v1
+kind: Policy
+omitStages: ["RequestReceived"]
+rules:
+- level: Metadata
+"""
 CLUSTER_NAME = "tierguard-testbed"
 _PORT_RETRIES = 3
 
@@ -467,17 +477,23 @@ class ControlPlane:
         keep_workdir: bool = False,
         apiserver_args: Sequence[str] = (),
         controller_manager_args: Sequence[str] = (),
+        service_cidr: str = SERVICE_CIDR,
+        audit: bool = False,
     ) -> None:
         self.binaries = binaries if binaries is not None else ensure_binaries()
         # extra flags, appended last so they win (feature gates, audit logging, ...)
         self.apiserver_args = list(apiserver_args)
         self.controller_manager_args = list(controller_manager_args)
+        self.service_cidr = service_cidr
+        self.audit = audit
         self.workdir, self._own_workdir = working_directory(workdir, "tierguard-controlplane-")
         self.start_timeout = start_timeout
         self.keep_workdir = keep_workdir
         self.logs_dir = self.workdir / "logs"
         self.kubeconfig = self.workdir / "admin.kubeconfig"
         self.ca_file = self.workdir / "pki" / "ca.crt"
+        #: The API server's audit log (JSON lines) when started with ``audit=True``.
+        self.audit_log = self.logs_dir / "audit.log"
         self.etcd: ManagedProcess | None = None
         self.apiserver: ManagedProcess | None = None
         self.controller_manager: ManagedProcess | None = None
@@ -670,7 +686,7 @@ class ControlPlane:
                     f"--client-ca-file={pki.ca_crt}",
                     f"--token-auth-file={self.workdir / 'tokens.csv'}",
                     "--authorization-mode=RBAC",
-                    f"--service-cluster-ip-range={SERVICE_CIDR}",
+                    f"--service-cluster-ip-range={self.service_cidr}",
                     f"--service-account-issuer={self.server}",
                     f"--service-account-key-file={pki.sa_pub}",
                     f"--service-account-signing-key-file={pki.sa_key}",
@@ -678,6 +694,7 @@ class ControlPlane:
                     # no kubelet and loopback only: nothing to reconcile endpoints for
                     "--endpoint-reconciler-type=none",
                     "--profiling=false",
+                    *self._audit_args(),
                     *self.apiserver_args,
                 ],
                 self.logs_dir / "kube-apiserver.log",
@@ -691,6 +708,34 @@ class ControlPlane:
             proc.wait_ready(probe, self.start_timeout, what="ready (GET /readyz)")
 
         self.apiserver = self._start_with_retries(make, ready)
+
+    def _audit_args(self) -> list[str]:
+        if not self.audit:
+            return []
+        policy = self.workdir / "audit-policy.yaml"
+        policy.write_text(AUDIT_POLICY)
+        self.logs_dir.mkdir(parents=True, exist_ok=True)
+        return [
+            f"--audit-policy-file={policy}",
+            f"--audit-log-path={self.audit_log}",
+            "--audit-log-format=json",
+            "--audit-log-maxsize=200",
+            "--audit-log-maxbackup=1",
+        ]
+
+    def audit_events(self, offset: int = 0) -> tuple[list[dict[str, Any]], int]:
+        """Audit events logged since byte ``offset`` of the log, and the new offset
+        (needs ``audit=True``). Only complete lines are read."""
+        if not self.audit:
+            raise ControlPlaneError("the control plane was started without audit=True")
+        if not self.audit_log.exists():
+            return [], offset
+        with self.audit_log.open("rb") as f:
+            f.seek(offset)
+            data = f.read()
+        end = data.rfind(b"\n") + 1
+        events = [json.loads(line) for line in data[:end].splitlines() if line.strip()]
+        return events, offset + end
 
     def _write_kubeconfigs(self) -> None:
         pki = self._pki
@@ -796,11 +841,19 @@ def _cmd_up(args: argparse.Namespace) -> int:
     workdir = Path(args.workdir) if args.workdir else None
     prom: Prometheus | None = None
     with _timed("control plane up", sys.stderr):
-        cp = ControlPlane(binaries, workdir=workdir, keep_workdir=args.keep).start()
+        cp = ControlPlane(
+            binaries,
+            workdir=workdir,
+            keep_workdir=args.keep,
+            service_cidr=args.service_cidr,
+            audit=args.audit,
+        ).start()
     try:
         print(f"kubeconfig: {cp.kubeconfig}")
         print(f"server:     {cp.server}")
         print(f"logs:       {cp.logs_dir}")
+        if cp.audit:
+            print(f"audit log:  {cp.audit_log}")
         if args.prometheus:
             prom = Prometheus(scrape_interval=args.scrape_interval).start()
             print(f"prometheus: {prom.url}  (targets file: {prom.targets_file})")
@@ -838,6 +891,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     up.add_argument("--keep", action="store_true", help="keep the workdir after stopping")
     up.add_argument("--prometheus", action="store_true", help="also start a Prometheus")
     up.add_argument("--scrape-interval", default="1s", help="Prometheus scrape interval")
+    up.add_argument(
+        "--service-cidr",
+        default=SERVICE_CIDR,
+        help=f"Service ClusterIP range (a /24 holds ~250 Services; {LARGE_SERVICE_CIDR} "
+        "for the scale benchmark)",
+    )
+    up.add_argument("--audit", action="store_true", help="write the API server's audit log")
     args = parser.parse_args(argv)
     try:
         if args.command == "build":

@@ -26,6 +26,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, Final
 
+from tierguard.lab import scenarios as sc
+
 SESSION_HEADER: Final = "x-session-id"
 #: follow-ups that read simple whatever the conversation is about
 FOLLOW_UPS: Final = (
@@ -124,8 +126,15 @@ class ConversationTally:
     prompt_tokens: int = 0
     cached_tokens: int = 0
     by_tiers: Counter[str] = field(default_factory=Counter)  # "simple>complex" sequences
+    #: the same conversations had each request been tiered on its own last user message
+    #: (the router before session tiers): model switches and conversations that switched
+    per_request_switches: int = 0
+    per_request_sessions_with_switch: int = 0
+    per_request_observed: int = 0
     _last: dict[str, tuple[str, str]] = field(default_factory=dict)  # id -> (model, tier)
+    _last_cf: dict[str, str] = field(default_factory=dict)  # id -> per-request model
     _switched: set[str] = field(default_factory=set)
+    _switched_cf: set[str] = field(default_factory=set)
     _seen: set[str] = field(default_factory=set)
 
     def record(
@@ -138,7 +147,11 @@ class ConversationTally:
         tier: str | None,
         usage: dict[str, Any] | None,
         tool_result: bool,
+        arm: str | None = None,
+        request_tier: str | None = None,
     ) -> None:
+        """One request's outcome. ``request_tier``: the tier its last user message gets on
+        its own (for the per-request counterfactual; None: not computed)."""
         if conv.id not in self._seen:
             self._seen.add(conv.id)
             self.conversations += 1
@@ -154,6 +167,16 @@ class ConversationTally:
                 self.cached_tokens += int(details.get("cached_tokens") or 0)
         if model is None or tier is None:
             return
+        if request_tier is not None and arm is not None:
+            self.per_request_observed += 1
+            cf = per_request_model(request_tier, arm)
+            prev_cf = self._last_cf.get(conv.id)
+            if prev_cf is not None and prev_cf != cf:
+                self.per_request_switches += 1
+                if conv.id not in self._switched_cf:
+                    self._switched_cf.add(conv.id)
+                    self.per_request_sessions_with_switch += 1
+            self._last_cf[conv.id] = cf
         prev = self._last.get(conv.id)
         if prev is not None:
             if prev[0] != model:
@@ -178,12 +201,24 @@ class ConversationTally:
             "unsafe_switches": self.unsafe_switches,
             "tier_drops": self.tier_drops,
             "tier_changes": dict(self.by_tiers),
+            "per_request_model_switches": (
+                self.per_request_switches if self.per_request_observed else None
+            ),
+            "per_request_sessions_with_switch": (
+                self.per_request_sessions_with_switch if self.per_request_observed else None
+            ),
             "prompt_tokens": self.prompt_tokens,
             "cached_tokens": self.cached_tokens,
             "cache_hit_ratio": (
                 self.cached_tokens / self.prompt_tokens if self.prompt_tokens else None
             ),
         }
+
+
+def per_request_model(tier: str, arm: str) -> str:
+    """The model the lab's policy serves ``tier`` with in ``arm``: the cheap candidate for
+    the simple tier's canary arm, the capable baseline otherwise."""
+    return sc.CHEAP if tier == sc.SIMPLE and arm == "canary" else sc.CAPABLE
 
 
 def _rank(tier: str) -> int:
@@ -213,6 +248,13 @@ def conversation_lines(summary: dict[str, Any], stickiness: int | None) -> list[
         + (f"{ratio * 100:.1f} %" if isinstance(ratio, int | float) else "n/a")
         + " |",
     ]
+    before = summary.get("per_request_model_switches")
+    if isinstance(before, int):
+        lines.append(
+            f"| the same, had each request been tiered alone (before session tiers) | "
+            f"{before / n:.3f} ({summary.get('per_request_sessions_with_switch', 0)} "
+            "conversations switched) |"
+        )
     if stickiness is not None:
         lines.append(f"| conversations sent back from the canary to the baseline | {stickiness} |")
     changes = summary.get("tier_changes") or {}
@@ -222,7 +264,9 @@ def conversation_lines(summary: dict[str, Any], stickiness: int | None) -> list[
         "",
         "A model switch is two consecutive requests of one conversation served by different "
         "models; with session tiers they come only from a tier going up or the canary "
-        "weight moving (compare `bench/router/sessions.py` for per-request tiers).",
+        "weight moving. The line below it is the counterfactual: the bundled classifier on "
+        "each request's last user message alone, served by the same arm (the router before "
+        "session tiers); `bench/router/sessions.py` measures both end to end.",
         "",
     ]
     return lines

@@ -27,6 +27,9 @@ Knobs (per model, keyed by the upstream model id; ``"*"`` is the default)
 ``stream_truncate_rate``
     Streaming: share of streams that end cleanly (a proper end of the body) after the
     first content word, with no ``finish_reason`` and no ``[DONE]``.
+``stream_omit_done``
+    Streaming: end after the finish chunk (and usage) without ``data: [DONE]``, as some
+    OpenAI-compatible servers do.
 ``stream_vary_ids``
     Streaming: every chunk carries a different ``id`` (as some gateways do).
 ``big_word_bytes``
@@ -165,6 +168,7 @@ class ModelBehaviour(BaseModel):
     stream_truncate_rate: float = Field(default=0.0, ge=0, le=1)
     stream_role_chunk: bool = True
     stream_vary_ids: bool = False
+    stream_omit_done: bool = False
     big_word_bytes: int = Field(default=0, ge=0, le=64 << 20)
     retry_after: str | None = None
     completion_words: int = Field(default=24, ge=1, le=4096)
@@ -486,7 +490,8 @@ async def chat(request: web.Request) -> web.StreamResponse:
             "usage": usage,
         }
         await resp.write(b"data: " + json.dumps(obj).encode() + b"\n\n")
-    await resp.write(b"data: [DONE]\n\n")
+    if not b.stream_omit_done:
+        await resp.write(b"data: [DONE]\n\n")
     await resp.write_eof()
     return resp
 

@@ -428,7 +428,8 @@ def render_markdown(record: RunRecord, plots: Sequence[str] = PLOT_FILES) -> str
         switches = record.tally.get("arm_switches")
         if switches is not None:
             lines += [
-                f"Stickiness: {switches} time(s) a user served by the canary was sent back to "
+                f"Stickiness: {switches} time(s) an assignment unit (a conversation; a user "
+                "sending lone questions) served by the canary was sent back to "
                 "the baseline while the weight had not gone down "
                 f"({record.tally.get('requests', 0)} requests, "
                 f"{record.tally.get('rated', 0)} rated).",

@@ -645,6 +645,7 @@ class Lab:
             {sc.CHEAP: scenario.cheap, sc.CAPABLE: scenario.capable},
             stage=lambda: stage[0],
             baseline=sc.CAPABLE,
+            tier_of_text=_bundled_tier_of_text(),
         )
         loop = asyncio.new_event_loop()
         thread = threading.Thread(target=loop.run_until_complete, args=(gen.run(),), daemon=True)
@@ -810,3 +811,12 @@ class Lab:
                     f"{proc.name} exited with code {proc.returncode} during the run\n"
                     f"--- last lines of {proc.log_path} ---\n{proc.log_tail()}"
                 )
+
+
+def _bundled_tier_of_text() -> Callable[[str], str]:
+    """The lab policy's classifier (the bundled default) on one text: what per-request
+    tiering would have made of a request, for the report's before/after line."""
+    from tierguard.classifier.runtime import default_model_path, load_classifier
+
+    classifier = load_classifier(default_model_path())
+    return lambda text: classifier.classify(text).tier

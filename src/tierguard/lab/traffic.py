@@ -233,6 +233,7 @@ class TrafficGenerator:
         stage: Callable[[], int] = lambda: 0,
         on_outcome: Callable[[Outcome], None] | None = None,
         baseline: str | None = None,
+        tier_of_text: Callable[[str], str] | None = None,
     ) -> None:
         if not routers:
             raise ValueError("no router to send traffic to")
@@ -243,6 +244,8 @@ class TrafficGenerator:
         self.stage = stage
         self.on_outcome = on_outcome
         self.baseline = self.profiles.get(baseline) if baseline else None
+        #: the router's classifier on one text (the per-request counterfactual), if given
+        self.tier_of_text = tier_of_text
         self.population = Population(spec)
         self.tally = Tally()
         self.conversations = ConversationTally()
@@ -379,6 +382,7 @@ class TrafficGenerator:
         try:
             async with lock:
                 text = conv.add_user_turn(turn.example.text, self.rng)
+                request_tier = self.tier_of_text(text) if self.tier_of_text else None
                 started = time.monotonic()
                 for round_ in range(AGENT_TOOL_ROUNDS + 1):
                     status, payload, headers = await self._post(session, base, conv)
@@ -392,6 +396,8 @@ class TrafficGenerator:
                         tier=route.tier if route else None,
                         usage=payload.get("usage") if isinstance(payload, dict) else None,
                         tool_result=round_ > 0,
+                        arm=route.arm if route else None,
+                        request_tier=request_tier,
                     )
                     if status != 200 or not conv.add_answer(payload):
                         break

@@ -44,6 +44,19 @@ def configure(parser: argparse.ArgumentParser) -> None:
         help="longest pause between two reconciles of a policy, seconds",
     )
     parser.add_argument(
+        "--workers",
+        type=int,
+        default=int(os.environ.get("TIERGUARD_WORKERS", "8")),
+        help="threads that run reconciles (a policy never uses more than one at a time)",
+    )
+    parser.add_argument(
+        "--query-round",
+        type=float,
+        default=float(os.environ.get("TIERGUARD_QUERY_ROUND_SECONDS", "5")),
+        help="batch the built-in gate queries of all policies into one query per signal, "
+        "reused for this many seconds (0: one query set per policy)",
+    )
+    parser.add_argument(
         "--prometheus-url",
         default=os.environ.get("TIERGUARD_PROMETHEUS_URL"),
         help="override every policy's spec.prometheus.url",
@@ -85,6 +98,13 @@ def configure(parser: argparse.ArgumentParser) -> None:
         type=int,
         default=None,
         help="peering priority (default: random, so exactly one replica acts)",
+    )
+    parser.add_argument(
+        "--peering-lifetime",
+        type=int,
+        default=int(os.environ.get("TIERGUARD_PEERING_LIFETIME", "60")),
+        help="seconds a replica's peering record stays valid; a standby takes over at most "
+        "this long after the active replica died (kopf's default: 60)",
     )
     parser.add_argument(
         "--rendered-label",
@@ -140,10 +160,13 @@ def run(args: argparse.Namespace) -> int:
     metrics = OperatorMetrics()
     if args.metrics_port:
         metrics.serve(args.metrics_port, args.metrics_address)
+    handlers.PEERING_LIFETIME = args.peering_lifetime
     handlers.CONTROLLER = Controller(
         Kube(load_api_client(args.kubeconfig, args.context)),
         ControllerSettings(
             resync_seconds=args.resync,
+            workers=args.workers,
+            query_round_seconds=args.query_round,
             prometheus_url=args.prometheus_url,
             namespace_label=args.namespace_label,
             rendered=rendered,

@@ -12,12 +12,9 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import hashlib
-import json
 import logging
-import time
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from pydantic import ValidationError
@@ -26,14 +23,17 @@ from tierguard.api import constants as c
 from tierguard.api.durations import parse_duration
 from tierguard.api.enums import ConditionType, Reason, Verdict
 from tierguard.api.policy import RoutingPolicySpec
-from tierguard.api.status import RoutingPolicyStatus
+from tierguard.api.status import Condition, RoutingPolicyStatus
 from tierguard.operator import gates as g
 from tierguard.operator import render, rollout
+from tierguard.operator.backoff import Backoff
 from tierguard.operator.conditions import get_condition, set_condition
 from tierguard.operator.kube import Kube, KubeError, NotFoundError, StatusConflictError
 from tierguard.operator.observe import PrometheusReader, observe
 from tierguard.operator.rendermeta import RenderedMetadata, with_metadata
+from tierguard.operator.shared_queries import SharedQueries
 from tierguard.operator.telemetry import OperatorMetrics
+from tierguard.operator.writes import AppliedObjects, contains, status_needs_write
 
 log = logging.getLogger("tierguard.operator")
 
@@ -53,12 +53,51 @@ class ControllerSettings:
     #: If set, also filter router metrics by this label = the policy's namespace (the
     #: ``namespace`` target label a ServiceMonitor adds).
     namespace_label: str | None = None
-    #: Unchanged rendered objects are re-applied at most this often (to take back hand
-    #: edits); a change is applied at once.
-    reapply_seconds: float = 30.0
     #: Extra labels/annotations on everything rendered (e.g. kube-prometheus-stack's
     #: ``release`` label on the routers' ServiceMonitors).
     rendered: RenderedMetadata = dataclasses.field(default_factory=RenderedMetadata)
+    #: Threads that run reconciles (each policy uses at most one at a time).
+    workers: int = 8
+    #: Built-in signal queries are batched across policies and reused for this many
+    #: seconds (one query per signal per round, whatever the number of policies);
+    #: 0 sends each policy's own queries.
+    query_round_seconds: float = 5.0
+
+
+def delayed_condition(
+    conditions: list[Condition],
+    lag: float,
+    spec: RoutingPolicySpec,
+    now: datetime,
+    generation: int,
+) -> list[Condition]:
+    """``EvaluationDelayed``: True while evaluations start more than one interval late.
+    Absent until the first delay; the message has no figures, so it is written only when
+    the state flips (the lag itself is the ``evaluation_lag_seconds`` metric)."""
+    interval = parse_duration(spec.rollout.interval)
+    current = get_condition(conditions, ConditionType.EVALUATION_DELAYED)
+    if lag > interval:
+        return set_condition(
+            conditions,
+            ConditionType.EVALUATION_DELAYED,
+            True,
+            Reason.EVALUATION_LAGGING.value,
+            "gate evaluations start more than one rollout.interval late: the operator is "
+            "behind (see tierguard_operator_evaluation_lag_seconds)",
+            now,
+            generation,
+        )
+    if current is not None and current.status != "False":
+        return set_condition(
+            conditions,
+            ConditionType.EVALUATION_DELAYED,
+            False,
+            Reason.ON_SCHEDULE.value,
+            "gate evaluations are on schedule",
+            now,
+            generation,
+        )
+    return conditions
 
 
 class Controller:
@@ -69,9 +108,18 @@ class Controller:
         self.settings = settings
         self.metrics = metrics
         self._secrets_done: set[str] = set()
-        #: policy uid -> (hash of the rendered objects, monotonic time applied). Memory
-        #: only as an optimisation: losing it just means one more (idempotent) apply.
-        self._applied: dict[str, tuple[str, float]] = {}
+        #: What was last applied per policy (hashes and objects, for drift checks).
+        self.applied = AppliedObjects()
+        #: policy uid -> when this process last evaluated its gates. An evaluation that
+        #: changed nothing else is not written to status; this keeps its schedule.
+        self._evaluated: dict[str, datetime] = {}
+        self.shared = (
+            SharedQueries(settings.query_round_seconds)
+            if settings.query_round_seconds > 0
+            else None
+        )
+        #: (namespace, name) -> retry state of a policy whose objects failed to apply.
+        self._apply_backoff: dict[tuple[str, str], Backoff] = {}
 
     # -- inputs ----------------------------------------------------------------------
 
@@ -96,7 +144,12 @@ class Controller:
             return g.Observations(at=now, error=f"cannot read the Prometheus token: {exc}")
         label = self.settings.namespace_label
         obs = observe(
-            reader, name, g.gate_specs(spec), now, namespace=(label, namespace) if label else None
+            reader,
+            name,
+            g.gate_specs(spec),
+            now,
+            namespace=(label, namespace) if label else None,
+            shared=self.shared,
         )
         if self.metrics is not None and (
             obs.error is not None or any(r.error for r in obs.gates.values())
@@ -123,6 +176,7 @@ class Controller:
         if meta.get("deletionTimestamp"):
             return float("inf")
         generation = int(meta.get("generation", 0))
+        uid = str(meta.get("uid", ""))
         now = datetime.now(UTC)
         try:
             spec = RoutingPolicySpec.model_validate(body.get("spec") or {})
@@ -137,24 +191,66 @@ class Controller:
             request = rollout.ManualRequest(
                 annotations[c.ANNOTATION_ACTION], annotations.get(c.ANNOTATION_ACTION_NONCE, "")
             )
-        obs = (
-            self._observe(spec, namespace, name, now)
-            if rollout.evaluation_due(spec, status, now)
-            else None
-        )
+        timing = self._timing(uid, status)
+        obs = None
+        lag = None
+        if rollout.evaluation_due(spec, timing, now):
+            # Lag only against this process's own schedule: the first look after a
+            # start (status may be hours old for an idle policy) is not late.
+            if uid in self._evaluated:
+                lag = self._record_lag(namespace, name, spec, timing, now)
+            obs = self._observe(spec, namespace, name, now)
         decision = rollout.reconcile(
             spec, status, now, generation=generation, request=request, observations=obs
         )
         new = decision.status
+        if lag is not None:
+            new.conditions = delayed_condition(new.conditions, lag, spec, now, generation)
         written = body
-        if new.to_k8s() != status.to_k8s():
+        if status_needs_write(status, new):
             written = self.kube.replace_status(body, new.to_k8s())
+        if obs is not None:
+            self._evaluated[uid] = now
         for ev in decision.events:
             self._event(written, ev.type, ev.reason, ev.message)
-        self._apply(written, spec, new, now, generation)
+        apply_wait = self._apply(written, spec, new, now, generation)
         self._record(namespace, name, decision)
-        wait = rollout.seconds_until_due(spec, new, datetime.now(UTC))
-        return max(0.2, min(self.settings.resync_seconds, wait))
+        wait = rollout.seconds_until_due(spec, self._timing(uid, new), datetime.now(UTC))
+        return max(0.2, min(self.settings.resync_seconds, wait, apply_wait))
+
+    def _timing(self, uid: str, status: RoutingPolicyStatus) -> RoutingPolicyStatus:
+        """``status`` with ``lastEvaluatedAt`` as this process last evaluated it. A status
+        without one (a rollout that just started) is due at once, whatever was before."""
+        mine = self._evaluated.get(uid)
+        if mine is None or status.last_evaluated_at is None or status.last_evaluated_at >= mine:
+            return status
+        return status.model_copy(update={"last_evaluated_at": mine})
+
+    def _record_lag(
+        self,
+        namespace: str,
+        name: str,
+        spec: RoutingPolicySpec,
+        status: RoutingPolicyStatus,
+        now: datetime,
+    ) -> float:
+        """How late this evaluation starts against its schedule (backpressure)."""
+        lag = 0.0
+        if status.last_evaluated_at is not None:
+            due = status.last_evaluated_at + timedelta(
+                seconds=parse_duration(spec.rollout.interval)
+            )
+            lag = max(0.0, (now - due).total_seconds())
+        if self.metrics is not None:
+            self.metrics.evaluation_lag.labels(namespace, name).set(lag)
+        return lag
+
+    def forget(self, namespace: str, name: str) -> None:
+        """The policy is gone (or no longer this replica's): drop what is kept for it."""
+        self.applied.forget(namespace, name)
+        self._apply_backoff.pop((namespace, name), None)
+        if self.metrics is not None:
+            self.metrics.forget(namespace, name)
 
     # -- outputs ---------------------------------------------------------------------
 
@@ -167,6 +263,26 @@ class Controller:
             "%s/%s %s: %s", body["metadata"]["namespace"], body["metadata"]["name"], reason, message
         )
 
+    def _apply_objects(self, ref: render.PolicyRef, objs: list[dict[str, Any]]) -> None:
+        """Apply what changed since the last apply. The first time this process sees a
+        policy, compare with the live objects instead (reads, not writes), so a restart
+        does not re-apply everything."""
+        first = not self.applied.known(ref.namespace, ref.name, ref.uid)
+        todo = self.applied.due(ref.namespace, ref.name, ref.uid, objs)
+        for i in todo:
+            obj = objs[i]
+            if first:
+                try:
+                    live = self.kube.read_object(
+                        obj["apiVersion"], obj["kind"], ref.namespace, obj["metadata"]["name"]
+                    )
+                except NotFoundError:
+                    live = None
+                if live is not None and contains(live, obj):
+                    continue
+            self.kube.apply(obj)
+        self.applied.record(ref.namespace, ref.name, ref.uid, objs)
+
     def _apply(
         self,
         body: dict[str, Any],
@@ -174,10 +290,14 @@ class Controller:
         status: RoutingPolicyStatus,
         now: datetime,
         generation: int,
-    ) -> None:
+    ) -> float:
+        """Apply the rendered objects that changed; set Ready. Returns how soon to retry
+        (``inf`` when nothing failed)."""
         meta = body["metadata"]
         ref = render.PolicyRef(meta["name"], meta["namespace"], meta["uid"])
         error = None
+        retry = float("inf")
+        backoff = self._apply_backoff.setdefault((ref.namespace, ref.name), Backoff())
         try:
             if spec.router.signing_key_secret_ref is None and ref.uid not in self._secrets_done:
                 self.kube.ensure_secret(
@@ -190,26 +310,18 @@ class Controller:
                 with_metadata(o, self.settings.rendered)
                 for o in render.render_all(ref, spec, status, service_monitor_available=sm)
             ]
-            digest = hashlib.sha256(json.dumps(objs, sort_keys=True).encode()).hexdigest()
-            last = self._applied.get(ref.uid)
-            due = last is None or last[0] != digest
-            due = (
-                due
-                or time.monotonic() - (last[1] if last else 0.0) >= self.settings.reapply_seconds
-            )
-            if due:
-                for obj in objs:
-                    self.kube.apply(obj)
-                self._applied[ref.uid] = (digest, time.monotonic())
+            self._apply_objects(ref, objs)
+            backoff.succeeded()
         except KubeError as exc:
             error = str(exc)
-            log.error("%s/%s: %s", ref.namespace, ref.name, error)
+            retry = backoff.failed(getattr(exc, "retry_after", None))
+            log.error("%s/%s: %s (retrying in %.0fs)", ref.namespace, ref.name, error, retry)
         if error is None:
             error = self._missing_secrets(ref.namespace, spec)
         ready = get_condition(status.conditions, ConditionType.READY)
         want = "True" if error is None else "False"
         if ready is not None and ready.status == want and (error is None or ready.message == error):
-            return
+            return retry
         conds = set_condition(
             status.conditions,
             ConditionType.READY,
@@ -224,6 +336,7 @@ class Controller:
             self.kube.replace_status(body, new.to_k8s())
         if error is not None:
             self._event(body, "Warning", Reason.RECONCILE_FAILED.value, error)
+        return retry
 
     def _missing_secrets(self, namespace: str, spec: RoutingPolicySpec) -> str | None:
         """Name every referenced Secret key that cannot be read (the values stay here)."""

@@ -247,7 +247,9 @@ def update_gates(
         usable = observations.error is None and reading is not None and reading.error is None
         if usable and reading is not None and not reading.empty:
             state = st.update(state, _readings_for_update(state, reading, control_arm))
-            entry["looks"] = int(entry.get("looks", 0)) + 1
+            # Capped: only "first look or not" matters, and a count that grew on every
+            # look would make an unchanged gate state differ (a status write per look).
+            entry["looks"] = min(int(entry.get("looks", 0)) + 1, 2)
         entry["stats"] = state.to_json()
         new[g.key] = entry
     return {**gate_state, "gates": new}

@@ -3,8 +3,19 @@
 Thin on purpose (as in crate-operator): each handler checks, delegates to
 :class:`~tierguard.operator.controller.Controller`, and maps failures to kopf's error
 taxonomy. One daemon per RoutingPolicy runs its reconcile loop, so a policy is never
-reconciled by two tasks of one process at once; a watch-event handler wakes it early, so a
-spec change or an ``abort`` annotation acts within a second instead of at the next tick.
+reconciled by two tasks of one process at once (and never holds more than one worker
+thread); a watch-event handler wakes it early, so a spec change or an ``abort``
+annotation acts within a second instead of at the next tick.
+
+Reconciles run in the controller's own bounded thread pool (``--workers``), never
+sleep there, and a failing policy waits out its backoff on the event loop
+(:mod:`tierguard.operator.backoff`), so persistent API errors on some policies leave
+the others' cadence alone.
+
+Owned objects (ConfigMaps, Deployments, ... labelled as the operator's) are watched too:
+an event whose object no longer holds what was rendered (a hand edit, a deletion) wakes
+its policy to re-apply it. Nothing is re-applied on a timer.
+
 Daemons stop when kopf peering pauses this replica, so of two replicas only one acts (and
 the status write's resourceVersion check makes even a brief overlap harmless).
 """
@@ -13,17 +24,22 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
 
 import kopf
 
 from tierguard.api import constants as c
+from tierguard.operator.backoff import Backoff
 from tierguard.operator.controller import Controller
-from tierguard.operator.kube import KubeError
+from tierguard.operator.kube import KubeError, TransientError
 from tierguard.operator.readiness import Readiness, watch_api
 from tierguard.operator.readiness import serve as serve_readiness
 
 log = logging.getLogger("tierguard.operator.handlers")
+T = TypeVar("T")
 
 #: Set by :mod:`tierguard.operator.cli` before kopf starts.
 CONTROLLER: Controller | None = None
@@ -31,7 +47,57 @@ CONTROLLER: Controller | None = None
 #: the CLI; None: no readiness endpoint.
 READINESS_ENDPOINT: str | None = None
 WATCHED_NAMESPACES: list[str] = []
+#: Seconds a replica's kopf peering record stays valid (set by the CLI).
+PEERING_LIFETIME = 60
 WAKE_KEY = "tierguard_wake"
+#: (namespace, name) -> the wake-up event of that policy's daemon.
+WAKERS: dict[tuple[str, str], asyncio.Event] = {}
+#: The kinds the operator renders and watches for drift: (group, version, plural).
+OWNED = (
+    ("", "v1", "configmaps"),
+    ("", "v1", "services"),
+    ("", "v1", "serviceaccounts"),
+    ("apps", "v1", "deployments"),
+    ("policy", "v1", "poddisruptionbudgets"),
+    ("rbac.authorization.k8s.io", "v1", "roles"),
+    ("rbac.authorization.k8s.io", "v1", "rolebindings"),
+)
+OWNED_LABELS = {c.LABEL_MANAGED_BY: c.MANAGED_BY}
+
+
+class _Pool:
+    """The reconcile threads, with a count of reconciles waiting for one."""
+
+    def __init__(self) -> None:
+        self._executor: ThreadPoolExecutor | None = None
+        self._lock = threading.Lock()
+        self.waiting = 0
+
+    def _get(self, workers: int) -> ThreadPoolExecutor:
+        with self._lock:
+            if self._executor is None:
+                self._executor = ThreadPoolExecutor(workers, thread_name_prefix="reconcile")
+            return self._executor
+
+    async def run(self, controller: Controller, fn: Callable[..., T], *args: Any) -> T:
+        executor = self._get(max(1, controller.settings.workers))
+        metrics = controller.metrics
+
+        def started() -> T:
+            with self._lock:
+                self.waiting -= 1
+                if metrics is not None:
+                    metrics.backlog.set(self.waiting)
+            return fn(*args)
+
+        with self._lock:
+            self.waiting += 1
+            if metrics is not None:
+                metrics.backlog.set(self.waiting)
+        return await asyncio.get_running_loop().run_in_executor(executor, started)
+
+
+POOL = _Pool()
 
 
 def _controller() -> Controller:
@@ -56,6 +122,9 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
     settings.watching.server_timeout = 300
     settings.watching.client_timeout = 330
     settings.networking.request_timeout = 60
+    # A standby replica takes over when the active one's record is this old: the
+    # takeover bound after a crash (docs/runbook.md, "Two replicas").
+    settings.peering.lifetime = PEERING_LIFETIME
     if READINESS_ENDPOINT and CONTROLLER is not None:
         # Globs (kopf allows them) cannot be listed; the cluster-wide list is then the check.
         scope = (
@@ -98,6 +167,32 @@ async def poke(memo: kopf.Memo, type: str | None, **_: Any) -> None:
     _wake(memo).set()
 
 
+def _owned_event(
+    resource: kopf.Resource,
+    body: kopf.Body,
+    type: str | None,
+    namespace: str | None,
+    labels: kopf.Labels,
+    **_: Any,
+) -> None:
+    """An object the operator rendered changed: wake its policy if it drifted."""
+    policy = labels.get(c.LABEL_POLICY)
+    if CONTROLLER is None or not policy or namespace is None:
+        return
+    live = None if type == "DELETED" else dict(body)
+    name = str(body.get("metadata", {}).get("name", ""))
+    kind = resource.kind or ""
+    if CONTROLLER.applied.drifted(namespace, policy, kind, name, live):
+        log.info("%s/%s: %s %s drifted from what was applied", namespace, policy, kind, name)
+        wake = WAKERS.get((namespace, policy))
+        if wake is not None:
+            wake.set()
+
+
+for _group, _version, _plural in OWNED:
+    kopf.on.event(_group, _version, _plural, labels=OWNED_LABELS)(_owned_event)
+
+
 @kopf.daemon(c.GROUP, c.VERSION, c.PLURAL, cancellation_timeout=10.0, initial_delay=0.0)
 async def rollout_loop(
     name: str, namespace: str | None, memo: kopf.Memo, stopped: kopf.DaemonStopped, **_: Any
@@ -107,23 +202,34 @@ async def rollout_loop(
     if namespace is None:
         raise kopf.PermanentError("RoutingPolicy is namespaced; got an object without namespace")
     wake = _wake(memo)
-    while not stopped:
-        wake.clear()
-        try:
-            sleep = await asyncio.to_thread(controller.reconcile_once, namespace, name)
-        except KubeError as exc:
-            log.error("%s/%s: %s", namespace, name, exc)
-            sleep = 2.0
-        except Exception:  # keep the loop alive; the next round starts from status again
-            log.exception("%s/%s: reconcile failed", namespace, name)
-            sleep = 5.0
-        if sleep == float("inf"):
-            return
-        # Sleep until the next evaluation is due, a watch event wakes us, or kopf stops
-        # the daemon (policy deleted, operator exiting, peering paused this replica).
-        waits = [asyncio.ensure_future(wake.wait()), asyncio.ensure_future(stopped.wait())]
-        _done, pending = await asyncio.wait(
-            waits, timeout=sleep, return_when=asyncio.FIRST_COMPLETED
-        )
-        for task in pending:
-            task.cancel()
+    WAKERS[(namespace, name)] = wake
+    backoff = Backoff()
+    try:
+        while not stopped:
+            wake.clear()
+            try:
+                sleep = await POOL.run(controller, controller.reconcile_once, namespace, name)
+                backoff.succeeded()
+            except TransientError as exc:
+                sleep = backoff.failed(exc.retry_after)
+                log.warning("%s/%s: %s (retrying in %.0fs)", namespace, name, exc, sleep)
+            except KubeError as exc:
+                sleep = backoff.failed()
+                log.error("%s/%s: %s (retrying in %.0fs)", namespace, name, exc, sleep)
+            except Exception:  # keep the loop alive; the next round starts from status again
+                sleep = backoff.failed()
+                log.exception("%s/%s: reconcile failed", namespace, name)
+            if sleep == float("inf"):
+                return
+            # Sleep until the next evaluation is due, a watch event wakes us, or kopf
+            # stops the daemon (policy deleted, operator exiting, peering paused us).
+            waits = [asyncio.ensure_future(wake.wait()), asyncio.ensure_future(stopped.wait())]
+            _done, pending = await asyncio.wait(
+                waits, timeout=sleep, return_when=asyncio.FIRST_COMPLETED
+            )
+            for task in pending:
+                task.cancel()
+    finally:
+        if WAKERS.get((namespace, name)) is wake:
+            del WAKERS[(namespace, name)]
+        controller.forget(namespace, name)

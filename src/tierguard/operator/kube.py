@@ -2,49 +2,64 @@
 
 Everything here is I/O and nothing decides: what to write comes from the pure modules
 (:mod:`render`, :mod:`rollout`). Blocking calls of the official ``kubernetes`` client;
-the async handlers run them in a thread.
+the async handlers run them in the controller's bounded thread pool.
 
 * Rendered objects are written with **server-side apply** under the field manager
   ``tierguard-operator`` (``force`` so a field a person edited by hand is taken back:
-  the operator owns what it renders).
+  the operator owns what it renders). The kinds it renders are fixed, so their paths
+  come from a table (:data:`RESOURCES`), not from discovery: no discovery cache file,
+  and nothing to re-discover while other threads apply.
 * Status is written with a full **replace of the status subresource carrying the
   resourceVersion read**, so two writers can never both act on the same state: the
   second gets 409 Conflict (:class:`StatusConflictError`), re-reads and decides again.
   The spec is never written.
-* Transient failures (409 on apply, 429, 5xx, connection errors) are retried a few
-  times with backoff; other failures raise :class:`KubeError` with the API's message.
+* **No call sleeps in its thread.** A dropped keep-alive connection, or a 409 on apply,
+  is retried once at once; 429 (priority and fairness, with its ``Retry-After``) and
+  5xx raise :class:`TransientError`, and the caller backs off *asynchronously*
+  (:mod:`tierguard.operator.backoff`), so one failing policy never holds a worker that
+  the others need. Other failures raise :class:`KubeError` with the API's message.
 """
 
 from __future__ import annotations
 
+import base64
 import logging
-import os
 import secrets
-import tempfile
 import threading
 import time
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, TypeVar, cast
 
+import urllib3
 from kubernetes import client as k8s
 from kubernetes import config as k8s_config
 from kubernetes.client.exceptions import ApiException
-from kubernetes.dynamic import DynamicClient
-from kubernetes.dynamic.exceptions import ResourceNotFoundError
 
 from tierguard.api import constants as c
 
 log = logging.getLogger("tierguard.operator.kube")
 T = TypeVar("T")
 
-RETRIES = 4
-TRANSIENT = {409, 429, 500, 502, 503, 504}
+#: Statuses retrying may fix. 409 only where the caller allows it (apply), once, at once.
+TRANSIENT = {429, 500, 502, 503, 504}
+#: Seconds (connect, read) for one raw call: a hung API server must not hold a worker.
+REQUEST_TIMEOUT = (10.0, 60.0)
 
 
 class KubeError(RuntimeError):
     """An API call failed for a reason retrying will not fix (403, 422, ...)."""
+
+
+class TransientError(KubeError):
+    """The API server was busy (429) or failing (5xx, connection trouble): try again
+    later. ``retry_after`` is the server's ``Retry-After`` in seconds, if it sent one."""
+
+    def __init__(self, message: str, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
 
 
 class StatusConflictError(KubeError):
@@ -52,7 +67,7 @@ class StatusConflictError(KubeError):
 
 
 class NotFoundError(KubeError):
-    """The policy is gone."""
+    """The object is gone."""
 
 
 def load_api_client(kubeconfig: str | None = None, context: str | None = None) -> k8s.ApiClient:
@@ -78,53 +93,110 @@ def _message(exc: ApiException) -> str:
     return f"{exc.status} {exc.reason}: {(exc.body or '')[:500]}"
 
 
+def retry_after_seconds(exc: ApiException) -> float | None:
+    """The ``Retry-After`` header of a response in seconds (integer form), if any."""
+    headers = getattr(exc, "headers", None) or {}
+    for key, value in dict(headers).items():
+        if str(key).lower() == "retry-after":
+            text = str(value).strip()
+            return float(text) if text.isdigit() else None
+    return None
+
+
 def with_retries(what: str, call: Callable[[], T], *, retry_conflicts: bool = True) -> T:
-    """Run ``call``, retrying transient API failures with exponential backoff."""
-    delay = 0.2
-    for attempt in range(RETRIES + 1):
+    """Run ``call``; map API failures onto this module's errors. Never sleeps: a dropped
+    connection (or a 409 where ``retry_conflicts``) is retried once at once, everything
+    transient else is the caller's to retry later (:class:`TransientError`)."""
+    for attempt in range(2):
         try:
             return call()
         except ApiException as exc:
-            transient = exc.status in TRANSIENT and (retry_conflicts or exc.status != 409)
-            if not transient or attempt == RETRIES:
-                if exc.status == 404:
-                    raise NotFoundError(f"{what}: {_message(exc)}") from exc
-                if exc.status == 409:
-                    raise StatusConflictError(f"{what}: {_message(exc)}") from exc
-                raise KubeError(f"{what}: {_message(exc)}") from exc
-            log.info("%s: %s (retrying)", what, _message(exc))
-        except OSError as exc:  # connection refused/reset, timeouts (urllib3 raises these)
-            if attempt == RETRIES:
-                raise KubeError(f"{what}: {exc}") from exc
-        time.sleep(delay)
-        delay = min(delay * 2, 3.0)
+            if exc.status == 409 and retry_conflicts and attempt == 0:
+                continue
+            if exc.status == 404:
+                raise NotFoundError(f"{what}: {_message(exc)}") from exc
+            if exc.status == 409:
+                raise StatusConflictError(f"{what}: {_message(exc)}") from exc
+            if exc.status in TRANSIENT:
+                raise TransientError(f"{what}: {_message(exc)}", retry_after_seconds(exc)) from exc
+            raise KubeError(f"{what}: {_message(exc)}") from exc
+        except (OSError, urllib3.exceptions.HTTPError) as exc:  # refused, reset, timeouts
+            if attempt == 0:
+                continue
+            raise TransientError(f"{what}: {exc}") from exc
     raise AssertionError("unreachable")
 
 
+@dataclass(frozen=True)
+class Resource:
+    """Where the API server serves one kind the operator renders."""
+
+    group_version: str  # "v1" or "apps/v1"
+    plural: str
+
+    def path(self, namespace: str, name: str | None = None) -> str:
+        base = "/api/v1" if self.group_version == "v1" else f"/apis/{self.group_version}"
+        out = f"{base}/namespaces/{namespace}/{self.plural}"
+        return f"{out}/{name}" if name else out
+
+
+#: Every kind :mod:`render` produces (apiVersion, kind) -> where it is served.
+RESOURCES: dict[tuple[str, str], Resource] = {
+    ("v1", "ConfigMap"): Resource("v1", "configmaps"),
+    ("v1", "Service"): Resource("v1", "services"),
+    ("v1", "ServiceAccount"): Resource("v1", "serviceaccounts"),
+    ("v1", "Secret"): Resource("v1", "secrets"),
+    ("apps/v1", "Deployment"): Resource("apps/v1", "deployments"),
+    ("rbac.authorization.k8s.io/v1", "Role"): Resource("rbac.authorization.k8s.io/v1", "roles"),
+    ("rbac.authorization.k8s.io/v1", "RoleBinding"): Resource(
+        "rbac.authorization.k8s.io/v1", "rolebindings"
+    ),
+    ("monitoring.coreos.com/v1", "ServiceMonitor"): Resource(
+        "monitoring.coreos.com/v1", "servicemonitors"
+    ),
+}
+SERVICE_MONITOR_GROUP_VERSION = "monitoring.coreos.com/v1"
+
+
+def resource_for(obj: dict[str, Any]) -> Resource:
+    try:
+        return RESOURCES[(obj["apiVersion"], obj["kind"])]
+    except KeyError:
+        raise KubeError(f"the operator does not render {obj.get('kind')!r}") from None
+
+
 class Kube:
-    """The operator's API access (one per process)."""
+    """The operator's API access (one per process; safe to use from many threads)."""
 
     def __init__(self, api: k8s.ApiClient) -> None:
         self.api = api
         self.core = k8s.CoreV1Api(api)
         self.custom = k8s.CustomObjectsApi(api)
-        self._dynamic: DynamicClient | None = None
         self._lock = threading.Lock()
         self._sm_checked_at = 0.0
         self._sm_available = False
 
-    @property
-    def dynamic(self) -> DynamicClient:
-        """The discovery-backed client for server-side apply. Its discovery cache goes to
-        a file of this process only: the library's default is one shared file in /tmp,
-        which concurrent processes (two replicas, tests) corrupt for each other."""
-        with self._lock:
-            if self._dynamic is None:
-                cache = os.path.join(
-                    tempfile.gettempdir(), f"tierguard-operator-discovery-{os.getpid()}.json"
-                )
-                self._dynamic = DynamicClient(self.api, cache_file=cache)  # type: ignore[no-untyped-call]
-            return self._dynamic
+    def _call(
+        self,
+        method: str,
+        path: str,
+        *,
+        body: Any = None,
+        query: list[tuple[str, str]] | None = None,
+        content_type: str = "application/json",
+    ) -> Any:
+        """One raw REST call with the client's credentials; the decoded JSON back."""
+        request = self.api.param_serialize(
+            method,
+            path,
+            query_params=query or [],
+            header_params={"Accept": "application/json", "Content-Type": content_type},
+            body=body,
+            auth_settings=["BearerToken"],
+        )
+        response = self.api.call_api(*request, _request_timeout=REQUEST_TIMEOUT)
+        response.read()  # type: ignore[no-untyped-call]
+        return self.api.response_deserialize(response, {"2XX": "object"}).data
 
     # -- policies --------------------------------------------------------------------
 
@@ -191,36 +263,52 @@ class Kube:
     def apply(self, obj: dict[str, Any]) -> None:
         """Server-side apply one rendered object."""
         meta = obj["metadata"]
-        what = f"apply {obj['kind']} {meta.get('namespace', '')}/{meta['name']}"
+        res = resource_for(obj)
+        what = f"apply {obj['kind']} {meta['namespace']}/{meta['name']}"
+        path = res.path(meta["namespace"], meta["name"])
+        query = [("fieldManager", c.FIELD_MANAGER), ("force", "true")]
 
-        def call() -> None:
-            res = self.dynamic.resources.get(api_version=obj["apiVersion"], kind=obj["kind"])
-            self.dynamic.server_side_apply(  # type: ignore[no-untyped-call]
-                res,
+        with_retries(
+            what,
+            lambda: self._call(
+                "PATCH",
+                path,
                 body=obj,
-                namespace=meta.get("namespace"),
-                field_manager=c.FIELD_MANAGER,
-                force_conflicts=True,
-            )
+                query=query,
+                content_type="application/apply-patch+yaml",
+            ),
+        )
 
-        with_retries(what, call)
+    def read_object(self, api_version: str, kind: str, namespace: str, name: str) -> Any:
+        """The live object (``NotFoundError`` if there is none)."""
+        res = resource_for({"apiVersion": api_version, "kind": kind})
+        return with_retries(
+            f"get {kind} {namespace}/{name}", lambda: self._call("GET", res.path(namespace, name))
+        )
 
     def service_monitor_available(self, ttl: float = 300.0) -> bool:
-        """Whether the ServiceMonitor CRD is served (checked at most every ``ttl`` s)."""
+        """Whether the ServiceMonitor CRD is served (asked at most every ``ttl`` s, by a
+        plain discovery GET: nothing is cached on disk or shared between threads but
+        these two fields)."""
         now = time.monotonic()
-        if now - self._sm_checked_at < ttl and self._sm_checked_at:
-            return self._sm_available
+        with self._lock:
+            if self._sm_checked_at and now - self._sm_checked_at < ttl:
+                return self._sm_available
         try:
-            self.dynamic.resources.get(
-                api_version="monitoring.coreos.com/v1", kind="ServiceMonitor"
+            doc = with_retries(
+                "discover ServiceMonitor",
+                lambda: self._call("GET", f"/apis/{SERVICE_MONITOR_GROUP_VERSION}"),
             )
-            self._sm_available = True
-        except ResourceNotFoundError:
-            with self._lock:
-                self._dynamic = None  # re-discover next time: the CRD may be installed later
-            self._sm_available = False
-        self._sm_checked_at = now
-        return self._sm_available
+            kinds = {r.get("kind") for r in (doc or {}).get("resources", [])}
+            available = "ServiceMonitor" in kinds
+        except NotFoundError:
+            available = False
+        except TransientError:
+            return self._sm_available  # ask again next time
+        with self._lock:
+            self._sm_available = available
+            self._sm_checked_at = now
+        return available
 
     def ensure_secret(self, obj: dict[str, Any], key: str) -> bool:
         """Create ``obj`` with a random value under ``key`` unless it exists (never
@@ -238,8 +326,6 @@ class Kube:
             return False
 
     def read_secret_key(self, namespace: str, name: str, key: str) -> str:
-        import base64
-
         sec = with_retries(
             f"read Secret {namespace}/{name}",
             lambda: self.core.read_namespaced_secret(name, namespace),

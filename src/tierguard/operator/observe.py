@@ -28,7 +28,7 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 from tierguard.api import metrics as m
 from tierguard.api.enums import Arm, Signal
@@ -54,11 +54,14 @@ def _escape(value: str) -> str:
 
 
 def selector(
-    policy: str, extra: Mapping[str, str] | None = None, namespace: tuple[str, str] | None = None
+    policy: str | None,
+    extra: Mapping[str, str] | None = None,
+    namespace: tuple[str, str] | None = None,
 ) -> str:
-    """``{policy="x", ...}``; ``extra`` values starting with ``~`` are regex matches."""
-    parts = [f'{m.POLICY}="{_escape(policy)}"']
-    if namespace is not None:
+    """``{policy="x", ...}``; ``extra`` values starting with ``~`` are regex matches.
+    ``policy`` None: every policy's series (``policy!=""``), for a batched query."""
+    parts = [f'{m.POLICY}="{_escape(policy)}"' if policy is not None else f'{m.POLICY}!=""']
+    if namespace is not None and policy is not None:
         parts.append(f'{namespace[0]}="{_escape(namespace[1])}"')
     for k, v in (extra or {}).items():
         parts.append(f'{k}=~"{_escape(v[1:])}"' if v.startswith("~") else f'{k}="{_escape(v)}"')
@@ -73,12 +76,26 @@ class CounterQuery:
 
 
 def signal_queries(
-    signal: Signal, policy: str, namespace: tuple[str, str] | None = None
+    signal: Signal,
+    policy: str | None,
+    namespace: tuple[str, str] | None = None,
+    *,
+    namespace_label: str | None = None,
 ) -> tuple[str, str]:
-    """(bad, total) PromQL for a built-in signal (Latency is special-cased)."""
+    """(bad, total) PromQL for a built-in signal (Latency is special-cased).
+
+    ``policy`` None builds the *batched* form of the same queries: every policy's series,
+    grouped additionally by ``policy`` (and ``namespace_label``, when the policies'
+    namespace is matched on a label), so that one query serves all policies and the slice
+    of one policy is exactly what its own query returns (see
+    :mod:`tierguard.operator.shared_queries`).
+    """
+    group = GROUP
+    if policy is None:
+        group = f"{GROUP}, {m.POLICY}" + (f", {namespace_label}" if namespace_label else "")
 
     def q(metric: str, extra: Mapping[str, str] | None = None) -> str:
-        return f"sum by ({GROUP}) ({metric}{selector(policy, extra, namespace)})"
+        return f"sum by ({group}) ({metric}{selector(policy, extra, namespace)})"
 
     if signal == Signal.THUMBS_DOWN:
         return q(m.FEEDBACK.name, {m.RATING: m.RATING_DOWN}), q(m.FEEDBACK.name)
@@ -95,8 +112,8 @@ def signal_queries(
     if signal == Signal.LATENCY:
         sel = selector(policy, None, namespace)
         return (
-            f"sum by ({GROUP}, le) ({m.REQUEST_DURATION.name}_bucket{sel})",
-            f"sum by ({GROUP}) ({m.REQUEST_DURATION.name}_count{sel})",
+            f"sum by ({group}, le) ({m.REQUEST_DURATION.name}_bucket{sel})",
+            f"sum by ({group}) ({m.REQUEST_DURATION.name}_count{sel})",
         )
     raise ValueError(f"no built-in query for signal {signal}")
 
@@ -154,7 +171,10 @@ class PrometheusReader:
         timeout: float = 10.0,
         bearer_token: str | None = None,
         insecure_skip_verify: bool = False,
+        at: float | None = None,
     ) -> None:
+        import hashlib
+
         from prometheus_api_client import PrometheusConnect
         from urllib3.util.retry import Retry
 
@@ -163,6 +183,12 @@ class PrometheusReader:
         # would delay a rollback elsewhere.
         self.url = url
         self.timeout = timeout
+        #: Evaluate queries at this Unix time (None: now); tests pin it.
+        self.at = at
+        #: Who asks what: readers with equal identity may share query results (a token
+        #: may scope what Prometheus returns, so it is part of it, hashed).
+        token_hash = hashlib.sha256((bearer_token or "").encode()).hexdigest()[:16]
+        self.identity = (url, token_hash, insecure_skip_verify)
         self._prom = PrometheusConnect(
             url=url,
             headers=headers,
@@ -176,7 +202,10 @@ class PrometheusReader:
         from prometheus_api_client.exceptions import PrometheusApiClientException
 
         try:
-            out: list[dict[str, Any]] = self._prom.custom_query(promql, timeout=self.timeout)
+            params = {"time": f"{self.at:.3f}"} if self.at is not None else None
+            out: list[dict[str, Any]] = self._prom.custom_query(
+                promql, params=params, timeout=self.timeout
+            )
             return out
         except requests.exceptions.ConnectionError as exc:
             raise UnreachableError(
@@ -206,8 +235,14 @@ def observe(
     now: datetime,
     *,
     namespace: tuple[str, str] | None = None,
+    shared: SharedResults | None = None,
 ) -> Observations:
-    """Read every gate's counters. Never raises for Prometheus trouble."""
+    """Read every gate's counters. Never raises for Prometheus trouble.
+
+    ``shared``: read the built-in signals from batched queries shared by all policies
+    (one per signal and evaluation round) instead of this policy's own queries; the
+    readings are the same (Custom signals always run the policy's own PromQL).
+    """
     cache: dict[str, list[dict[str, Any]]] = {}
 
     def run(promql: str) -> list[dict[str, Any]]:
@@ -215,11 +250,17 @@ def observe(
             cache[promql] = reader.query(promql)
         return cache[promql]
 
+    def builtin(signal: Signal, which: int) -> list[dict[str, Any]]:
+        """``which`` 0: the bad-outcome query, 1: the total."""
+        if shared is not None:
+            return shared.results(reader, signal, which, policy, namespace)
+        return run(signal_queries(signal, policy, namespace)[which])
+
     readings: dict[str, GateReading] = {}
     try:
         for g in gates:
             try:
-                readings[g.key] = _read_gate(run, g, policy, namespace)
+                readings[g.key] = _read_gate(run, builtin, g)
             except UnreachableError:
                 raise
             except QueryError as exc:
@@ -230,9 +271,20 @@ def observe(
     return Observations(at=now, gates=readings)
 
 
-def _read_gate(
-    run: Any, g: GateSpec, policy: str, namespace: tuple[str, str] | None
-) -> GateReading:
+class SharedResults(Protocol):
+    """Batched built-in signal queries (see :mod:`tierguard.operator.shared_queries`)."""
+
+    def results(
+        self,
+        reader: PrometheusReader,
+        signal: Signal,
+        which: int,
+        policy: str,
+        namespace: tuple[str, str] | None,
+    ) -> list[dict[str, Any]]: ...
+
+
+def _read_gate(run: Any, builtin: Any, g: GateSpec) -> GateReading:
     if g.signal == Signal.CUSTOM:
         if g.query is None:
             raise QueryError("signal Custom without query")
@@ -247,14 +299,13 @@ def _read_gate(
                 total={"": sum(float(x["value"][1]) for x in total)},
             )
         return GateReading(arms=arms)
-    bad_q, total_q = signal_queries(g.signal, policy, namespace)
-    total = _series(run(total_q))
+    total = _series(builtin(g.signal, 1))
     if g.signal == Signal.LATENCY:
         if g.latency_objective is None:
             raise QueryError("signal Latency without latencyObjective")
-        bad = _latency_bad(run(bad_q), total, g.latency_objective)
+        bad = _latency_bad(builtin(g.signal, 0), total, g.latency_objective)
     else:
-        bad = _series(run(bad_q))
+        bad = _series(builtin(g.signal, 0))
     arms = {}
     for arm in ARMS:
         t = total.get((g.tier, arm))

@@ -38,7 +38,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Literal
 
 from tierguard.api.durations import parse_duration
@@ -187,6 +187,11 @@ def seconds_until_due(spec: RoutingPolicySpec, status: RoutingPolicyStatus, now:
 
 def _fmt_weight(w: float) -> str:
     return f"{w:g}%"
+
+
+def _fmt_time(t: datetime) -> str:
+    """RFC 3339 in UTC, to the second (as kubectl shows times)."""
+    return t.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 # --------------------------------------------------------------------------- the machine
@@ -482,7 +487,14 @@ class _Run:
         held = (self.now - s.no_data_since).total_seconds()
         limit = parse_duration(spec.rollout.no_data.after)
         if s.phase != Phase.PAUSED:  # a pause keeps the message that says why it paused
-            s.message = f"{what}: holding for {held:.0f}s of {limit:.0f}s"
+            # Times, not a countdown: the message (and so status) stays the same while
+            # nothing changes, so an idle policy causes no writes.
+            acts = s.no_data_since + timedelta(seconds=limit)
+            s.message = (
+                f"{what}: holding since {_fmt_time(s.no_data_since)}; noData.after "
+                f"{spec.rollout.no_data.after} ({spec.rollout.no_data.action.value}) "
+                f"at {_fmt_time(acts)}"
+            )
         if s.phase != Phase.PROGRESSING or held < limit:
             return False
         msg = f"{what} for {held:.0f}s (noData.after {spec.rollout.no_data.after})"
@@ -521,9 +533,9 @@ class _Run:
             )
             return
         if not baked and s.earliest_advance_at is not None:
-            left = (s.earliest_advance_at - now).total_seconds()
             s.message = (
-                f"baking at {_fmt_weight(s.canary_weight)}: {left:.0f}s left; {s.verdict_summary}"
+                f"baking at {_fmt_weight(s.canary_weight)} until "
+                f"{_fmt_time(s.earliest_advance_at)}; {s.verdict_summary}"
             )
         elif not no_data:
             waiting = [o for o in outcomes if o.verdict == Verdict.INCONCLUSIVE]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, start_http_server
 
 from tierguard.api import metrics as m
@@ -29,6 +31,21 @@ class OperatorMetrics:
             m.PROMETHEUS_ERRORS.labels,
             registry=r,
         )
+        self.evaluation_lag = Gauge(
+            m.EVALUATION_LAG.name, m.EVALUATION_LAG.help, m.EVALUATION_LAG.labels, registry=r
+        )
+        self.backlog = Gauge(
+            m.RECONCILE_BACKLOG.name,
+            m.RECONCILE_BACKLOG.help,
+            m.RECONCILE_BACKLOG.labels,
+            registry=r,
+        )
+
+    def forget(self, namespace: str, policy: str) -> None:
+        """Drop a deleted policy's series."""
+        for gauge in (self.weight, self.evaluation_lag):
+            with contextlib.suppress(KeyError):
+                gauge.remove(namespace, policy)
 
     def set_phase(self, namespace: str, policy: str, phase: Phase, weight: float) -> None:
         """Record a policy's phase and weight, and make sure its counters exist.

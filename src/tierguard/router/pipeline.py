@@ -9,7 +9,8 @@
   what the client actually got as a :class:`Delivery`.
 * :func:`account` (or :func:`account_failure`) records it once: the request metrics, the
   tokens and cost (:func:`usage_cost`, the one place cost is computed), the decision-log
-  line (:class:`DecisionRecord`), the review sample, and the shadow evaluation it may start.
+  line (:class:`DecisionRecord`), the review sample, and the shadow evaluation it may
+  start (:mod:`~tierguard.router.shadowing`).
 
 Each step takes and returns typed records; the aiohttp view in ``app.py`` only sequences
 them.
@@ -25,7 +26,6 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from tierguard.api import metrics as mdefs
-from tierguard.api.enums import Arm
 from tierguard.router import decision_id
 from tierguard.router.chain import ChainResult, run_chain
 from tierguard.router.chat import (
@@ -47,17 +47,15 @@ from tierguard.router.records import (
     usage_cost,
 )
 from tierguard.router.runtime import Runtime
-from tierguard.router.shadow import answer_text, should_shadow
+from tierguard.router.shadowing import MAX_SHADOWS_IN_FLIGHT, shadow, wants_shadow
 from tierguard.router.split import plan_pinned
 from tierguard.router.state import RouterState
-from tierguard.router.toolcalls import Lock
+from tierguard.router.toolcalls import Lock, has_wrapped_ids, unwrap_messages
 from tierguard.router.toolcalls import wrap as wrap_tool_call_id
 from tierguard.router.turnmetrics import observe_plan, observe_served
 from tierguard.router.upstream import UpstreamCall
 
 log = logging.getLogger("tierguard.router")
-
-MAX_SHADOWS_IN_FLIGHT = 64
 
 # --------------------------------------------------------------------------- plan
 
@@ -106,6 +104,11 @@ def plan(
     elif req.model in state.models:
         route_plan = plan_pinned(req.model, state.deadline_s)
         c = Classification(route_plan.tier, None, SOURCE_PINNED)
+        if has_wrapped_ids(req.messages):  # a conversation that was routed before
+            messages = unwrap_messages(req.messages, state.signing_key)
+            req = dataclasses.replace(
+                req, messages=messages, body={**req.body, "messages": messages}
+            )
     else:
         raise ModelNotFoundError(
             f"The model '{req.model}' does not exist. Use 'auto' (routed) or one of: "
@@ -364,57 +367,17 @@ def account(
         item["prompt"] = record.prompt
         item["answer"] = delivery.answer
     rt.review.offer(planned.tier, planned.arm, item)
+    baseline = planned.route.baseline
     if (
         outcome == mdefs.OUTCOME_OK
         and delivery.answer  # a tool call has no text to judge
+        and baseline is not None
         and rt.shadows_in_flight < MAX_SHADOWS_IN_FLIGHT
         and wants_shadow(state, planned)
     ):
-        rt.spawn(shadow(rt, state, planned, result.model, delivery.answer))
-    return record
-
-
-def wants_shadow(state: RouterState, planned: Planned) -> bool:
-    """Whether this request's canary answer is compared with the baseline's (decided
-    before the answer is read, so a stream knows to keep its text). Not for a turn without
-    new user text: the baseline did not issue its tool calls and would refuse them."""
-    return (
-        planned.route.arm is Arm.CANARY
-        and not (planned.turn is not None and planned.turn.stateful)
-        and planned.route.baseline is not None
-        and should_shadow(planned.request_id, state.config.shadow.sample_rate)
-    )
-
-
-async def shadow(
-    rt: Runtime, state: RouterState, planned: Planned, canary_model: str, canary_answer: str
-) -> None:
-    """Ask the baseline the same question (non-streaming) and judge the pair."""
-    baseline = planned.route.baseline
-    assert baseline is not None
-    rt.shadows_in_flight += 1
-    policy = state.config.policy
-    verdict = mdefs.VERDICT_ERROR
-    try:
-        client = state.pool.clients[baseline]
         body = call_builder(state, planned)(baseline).body
-        body["stream"] = False
-        body.pop("stream_options", None)
-        payload = (await client.complete(body)).payload
-        usage = payload.get("usage")
-        cost = usage_cost(client.model.pricing, usage if isinstance(usage, dict) else None)
-        rt.metrics.shadow_cost.labels(policy, planned.tier, baseline).inc(cost.cost_usd)
-        question = classifier_text(planned.req.messages, "LastUserMessage", 4000)
-        verdict = await state.judge.judge(question, canary_answer, answer_text(payload))
-    except asyncio.CancelledError:
-        raise
-    except Exception as exc:
-        log.info("shadow evaluation failed: %s", exc)
-    finally:
-        rt.shadows_in_flight -= 1
-        rt.metrics.shadow_judgements.labels(
-            policy, planned.tier, planned.arm, canary_model, verdict
-        ).inc()
+        rt.spawn(shadow(rt, state, planned, result.model, delivery.answer, body))
+    return record
 
 
 def _now() -> float:

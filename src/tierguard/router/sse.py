@@ -15,9 +15,10 @@ and ``model``; the client must see the router's signed decision id (on EVERY chu
 when the upstream changes ids mid-stream) and the model name it asked for. Parsing and
 re-serialising every chunk's JSON costs more CPU than everything else the router does
 per chunk, so the common chunk is rewritten at the byte level: the upstream id and model
-are learned from a parsed chunk, and a later chunk that contains exactly one
-``"id": "<learned id>"`` and one ``"model": "<learned model>"`` key-value pair (and
-nothing the router must read) gets these two replaced. Inside a JSON string a quote is
+are learned from a parsed chunk; a later chunk whose top-level object starts with its
+``"id"`` (OpenAI's order: then any id, even one that changes every chunk) or contains
+exactly one ``"id": "<learned id>"`` pair, and exactly one ``"model": "<learned model>"``
+pair (and nothing the router must read), gets these two replaced. Inside a JSON string a quote is
 escaped, so these byte sequences with bare quotes can only be JSON keys and values; the
 only chunk this could misread is one whose top-level id changed while a nested ``id``
 key still holds the old one. Any other chunk (a new id, usage, an error, or all of
@@ -33,6 +34,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import re
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -45,6 +47,8 @@ DONE_EVENT = b"data: [DONE]\n\n"
 
 #: fast-path chunks kept to look for the finish_reason at the end of a stream
 TAIL = 16
+#: a chunk whose top-level object starts with its id (OpenAI's order): ``{"id": "..."``
+_LEADING_ID = re.compile(rb'\{\s*"id"\s*:\s*"[^"\\]*(?:\\.[^"\\]*)*"')
 
 
 class StreamError(Exception):
@@ -210,6 +214,7 @@ class ChunkRewriter:
     _model: bytes | None = None
     _model_to: bytes = b""
     _sep: bytes = b":"  # the key/value separator the upstream uses
+    _lead: bytes = b""  # the last chunk's leading '{"id": "..."' bytes
     _tail: deque[bytes] = field(default_factory=lambda: deque(maxlen=TAIL))
 
     def finished(self) -> bool:
@@ -242,13 +247,22 @@ class ChunkRewriter:
         ``"model": <learned model>`` key-value pair (a changed id, a nested look-alike,
         unusual spacing). Plain substring tests and replacements only: this runs for
         every chunk of every stream."""
-        if self._id is None or self.collect:
+        if self.collect:
             return None
         if b'"usage"' in data or b'"error"' in data:
             return None
         if self.wrap_id is not None and b'"tool_calls"' in data:
             return None
-        out = self._replace(data, b'"id"', self._id, self._id_to)
+        out: bytes | None
+        if self._lead and data.startswith(self._lead):  # the same leading id as before
+            out = b"{" + self._id_to + data[len(self._lead) :]
+        elif (lead := _LEADING_ID.match(data)) is not None:  # the first key: any id
+            self._lead = data[: lead.end()]
+            out = b"{" + self._id_to + data[lead.end() :]
+        elif self._id is not None:
+            out = self._replace(data, b'"id"', self._id, self._id_to)
+        else:
+            return None
         if out is None:
             return None
         if self._model is not None:

@@ -109,3 +109,19 @@ def test_report_has_a_conversations_section() -> None:
     text = render_markdown(record, plots=())
     assert "## Conversations" in text
     assert SESSION_HEADER == "x-session-id"
+
+
+def test_per_request_counterfactual_counts_the_switches_sessions_avoid() -> None:
+    t = ConversationTally()
+    conv = Conversation("a", "u", "refund_dispute", agent=False)
+    common = {"status": 200, "error_code": None, "usage": None, "tool_result": False}
+    # complex opener, then a simple-reading follow-up, on the canary arm: the router kept
+    # the complex tier (capable); alone, the follow-up would have gone to the cheap model
+    t.record(conv, model="capable", tier="complex", arm="canary", request_tier="complex", **common)
+    t.record(conv, model="capable", tier="complex", arm="canary", request_tier="simple", **common)
+    t.record(conv, model="capable", tier="complex", arm="canary", request_tier="complex", **common)
+    s = t.summary()
+    assert s["model_switches"] == 0
+    assert s["per_request_model_switches"] == 2 and s["per_request_sessions_with_switch"] == 1
+    assert "tiered alone" in "\n".join(conversation_lines(s, 0))
+    assert ConversationTally().summary()["per_request_model_switches"] is None

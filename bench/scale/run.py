@@ -1,0 +1,339 @@
+"""Control-plane scale benchmark: N RoutingPolicies on one operator.
+
+    PYTHONPATH=src python bench/scale/run.py --policies 50,200,1000 --namespaces 1,10
+    PYTHONPATH=src python bench/scale/run.py --quick          # 20 policies, short windows
+
+Per case (N policies over K namespaces) it starts the project's testbed -- a real
+kube-apiserver (audit log on, a /16 Service range so every policy's Service gets a
+ClusterIP), etcd, kube-controller-manager and a real Prometheus -- plus one exporter
+process serving router-style metrics for every policy (so gates see data; counters are
+static by default, i.e. the policies are idle: ``--per-minute`` makes them move), and the
+operator under test as its own process with its least-privilege ServiceAccount, then
+records:
+
+* time from the first create until every policy is Ready;
+* over a ``--window`` after ``--settle`` seconds: operator CPU (% of one core) and RSS,
+  API requests per minute by verb and resource from the API server's audit log (the
+  operator's ServiceAccount only), Prometheus instant queries per minute (Prometheus' own
+  ``prometheus_http_requests_total``), the largest evaluation lag the operator reports;
+* time to delete all policies, and until the garbage collector removed their objects.
+
+``--operator-src DIR`` runs the operator from another checkout (e.g. a ``git worktree`` of
+an older commit) for before/after figures. There are no routers (no kubelet): their
+Deployments stay unavailable, as in any cluster without nodes. Results: one JSON line per
+case appended to ``--out`` (default bench/scale/results.jsonl) and a Markdown table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import concurrent.futures
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from collections import Counter
+from contextlib import ExitStack
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path[:0] = [str(ROOT / "src"), str(ROOT / "tests")]
+
+from prometheus_client.parser import text_string_to_metric_families  # noqa: E402
+
+from operatorkit import install_crd, operator_identity, policy_manifest  # noqa: E402
+from routerkit import free_port, wait_http  # noqa: E402
+from tierguard.api import constants as c  # noqa: E402
+from tierguard.api import metrics as m  # noqa: E402
+from tierguard.lab.controlplane import LARGE_SERVICE_CIDR, ControlPlane  # noqa: E402
+from tierguard.lab.prometheus import Prometheus  # noqa: E402
+
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+WRITE_VERBS = {"create", "update", "patch", "delete", "deletecollection"}
+OPERATOR_SA = "tierguard-operator"
+HOME_NS = "tierguard-system"
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLK_TCK
+
+
+def rss_mib(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def scrape(url: str) -> dict[str, list[Any]]:
+    with urllib.request.urlopen(url, timeout=10) as r:
+        text = r.read().decode()
+    return {f.name: f.samples for f in text_string_to_metric_families(text)}
+
+
+def prom_queries(prom_url: str) -> float:
+    samples = scrape(f"{prom_url}/metrics").get("prometheus_http_requests", [])
+    return sum(
+        s.value
+        for s in samples
+        if s.name.endswith("_total") and s.labels.get("handler") in ("/api/v1/query",)
+    )
+
+
+def max_lag(metrics_url: str) -> float | None:
+    try:
+        samples = scrape(metrics_url).get(m.EVALUATION_LAG.name, [])
+    except OSError:
+        return None
+    return max((s.value for s in samples), default=None)
+
+
+def manifest(name: str, prom_url: str) -> dict[str, Any]:
+    doc = policy_manifest(
+        name,
+        "http://big.invalid",
+        "http://small.invalid",
+        prom_url,
+        steps=[10, 50, 100],
+        bake="5m",
+        min_samples=200,
+        no_data_after="1h",
+        interval="1m",
+    )
+    doc["spec"]["rollout"]["maxStepDuration"] = "3h"
+    return doc
+
+
+def run_case(args: argparse.Namespace, n: int, k: int) -> dict[str, Any]:
+    from kubernetes import client, config
+
+    result: dict[str, Any] = {"policies": n, "namespaces": k, "operator": args.label}
+    with ExitStack() as stack:
+        kcm_args = ["--kube-api-qps=200", "--kube-api-burst=400"] if args.fast_gc else []
+        cp = ControlPlane(
+            service_cidr=LARGE_SERVICE_CIDR, audit=True, controller_manager_args=kcm_args
+        ).start()
+        stack.callback(cp.stop)
+        prom = Prometheus(scrape_interval=args.scrape_interval).start()
+        stack.callback(prom.stop)
+        api = config.new_client_from_config(config_file=str(cp.kubeconfig))
+        core = client.CoreV1Api(api)
+        custom = client.CustomObjectsApi(api)
+        install_crd(cp)
+        namespaces = [f"scale-{i}" for i in range(k)]
+        for ns in [HOME_NS, *namespaces]:
+            core.create_namespace({"metadata": {"name": ns}})
+        names = [(namespaces[i % k], f"p{i:04d}") for i in range(n)]
+
+        tmp = Path(tempfile.mkdtemp(prefix="tierguard-scale-"))
+        pol_file = tmp / "policies.txt"
+        pol_file.write_text("".join(f"{ns}/{name}\n" for ns, name in names))
+        exp_port = free_port()
+        env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
+        exporter = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "tierguard.lab.policy_exporter",
+                "--port",
+                str(exp_port),
+                "--policies-file",
+                str(pol_file),
+                "--namespace-label",
+                "namespace",
+                "--per-minute",
+                str(args.per_minute),
+            ],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        stack.callback(exporter.wait)
+        stack.callback(exporter.terminate)
+        wait_http(f"http://127.0.0.1:{exp_port}/metrics", exporter)
+        prom.set_targets([f"127.0.0.1:{exp_port}"])
+
+        kubeconfig = stack.enter_context(operator_identity(cp, api, HOME_NS))
+        met_port = free_port()
+        op_src = Path(args.operator_src).resolve() / "src" if args.operator_src else ROOT / "src"
+        cmd = [
+            sys.executable,
+            "-m",
+            "tierguard.cli",
+            "operator",
+            "--kubeconfig",
+            str(kubeconfig),
+            "--all-namespaces",
+            "--standalone",
+            "--namespace-label",
+            "namespace",
+            "--metrics-port",
+            str(met_port),
+            "--metrics-address",
+            "127.0.0.1",
+            "--log-level",
+            "warning",
+        ]
+        log = open(tmp / "operator.log", "wb")  # noqa: SIM115 - closed by the stack
+        stack.callback(log.close)
+        op = subprocess.Popen(
+            cmd, env={**env, "PYTHONPATH": str(op_src)}, stdout=log, stderr=subprocess.STDOUT
+        )
+
+        def stop_op() -> None:
+            op.terminate()
+            try:
+                op.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                op.kill()
+                op.wait()
+
+        stack.callback(stop_op)
+        time.sleep(3)
+
+        started = time.monotonic()
+        with concurrent.futures.ThreadPoolExecutor(8) as pool:
+            list(
+                pool.map(
+                    lambda nn: custom.create_namespaced_custom_object(
+                        c.GROUP, c.VERSION, nn[0], c.PLURAL, manifest(nn[1], prom.url)
+                    ),
+                    names,
+                )
+            )
+        result["create_s"] = round(time.monotonic() - started, 1)
+
+        def ready_count() -> int:
+            items = custom.list_cluster_custom_object(c.GROUP, c.VERSION, c.PLURAL)["items"]
+            return sum(
+                1
+                for it in items
+                if any(
+                    cond.get("type") == "Ready" and cond.get("status") == "True"
+                    for cond in (it.get("status") or {}).get("conditions", [])
+                )
+            )
+
+        deadline = started + args.ready_timeout
+        ready = 0
+        while time.monotonic() < deadline:
+            ready = ready_count()
+            if ready == n:
+                break
+            time.sleep(1)
+        result["ready"] = ready
+        result["ready_s"] = round(time.monotonic() - started, 1) if ready == n else None
+
+        time.sleep(args.settle)
+        _, offset = cp.audit_events()
+        cpu0, q0, t0 = cpu_seconds(op.pid), prom_queries(prom.url), time.monotonic()
+        lags = []
+        while time.monotonic() - t0 < args.window:
+            time.sleep(min(10.0, args.window))
+            lag = max_lag(f"http://127.0.0.1:{met_port}/metrics")
+            if lag is not None:
+                lags.append(lag)
+        minutes = (time.monotonic() - t0) / 60.0
+        cpu1, q1 = cpu_seconds(op.pid), prom_queries(prom.url)
+        events, _ = cp.audit_events(offset)
+        user = f"system:serviceaccount:{HOME_NS}:{OPERATOR_SA}"
+        by: Counter[str] = Counter()
+        for ev in events:
+            if ev.get("user", {}).get("username") != user:
+                continue
+            ref = ev.get("objectRef", {})
+            sub = f"/{ref['subresource']}" if ref.get("subresource") else ""
+            by[f"{ev['verb']} {ref.get('resource', '?')}{sub}"] += 1
+        writes = sum(v for k_, v in by.items() if k_.split()[0] in WRITE_VERBS)
+        reads = sum(by.values()) - writes
+        result.update(
+            window_s=round(minutes * 60),
+            cpu_pct=round(100 * (cpu1 - cpu0) / (minutes * 60), 1),
+            rss_mib=round(rss_mib(op.pid)),
+            writes_per_min=round(writes / minutes, 1),
+            reads_per_min=round(reads / minutes, 1),
+            requests_per_min={k_: round(v / minutes, 1) for k_, v in sorted(by.items())},
+            prom_queries_per_min=round((q1 - q0) / minutes, 1),
+            max_evaluation_lag_s=max(lags) if lags else None,
+        )
+
+        started = time.monotonic()
+        for ns in namespaces:
+            custom.delete_collection_namespaced_custom_object(c.GROUP, c.VERSION, ns, c.PLURAL)
+        while custom.list_cluster_custom_object(c.GROUP, c.VERSION, c.PLURAL)["items"]:
+            time.sleep(1)
+        result["delete_s"] = round(time.monotonic() - started, 1)
+        selector = f"{c.LABEL_MANAGED_BY}={c.MANAGED_BY}"
+        while time.monotonic() - started < args.gc_timeout:
+            left = len(core.list_config_map_for_all_namespaces(label_selector=selector).items)
+            left += len(
+                client.AppsV1Api(api)
+                .list_deployment_for_all_namespaces(label_selector=selector)
+                .items
+            )
+            if not left:
+                break
+            time.sleep(1)
+        result["gc_s"] = round(time.monotonic() - started, 1) if not left else None
+        api.close()
+    return result
+
+
+def table(rows: list[dict[str, Any]]) -> str:
+    head = (
+        "| operator | policies | namespaces | all Ready (s) | CPU % core | RSS MiB | "
+        "API writes/min | API reads/min | Prom queries/min | max eval lag (s) | "
+        "delete (s) | GC (s) |\n|---|---|---|---|---|---|---|---|---|---|---|---|\n"
+    )
+
+    def f(v: Any) -> str:
+        return "—" if v is None else str(v)
+
+    return head + "".join(
+        f"| {r['operator']} | {r['policies']} | {r['namespaces']} | {f(r['ready_s'])} | "
+        f"{r['cpu_pct']} | {r['rss_mib']} | {r['writes_per_min']} | {r['reads_per_min']} | "
+        f"{r['prom_queries_per_min']} | {f(r['max_evaluation_lag_s'])} | {r['delete_s']} | "
+        f"{f(r['gc_s'])} |\n"
+        for r in rows
+    )
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument("--policies", default="50,200,1000")
+    p.add_argument("--namespaces", default="1,10")
+    p.add_argument("--settle", type=float, default=90.0, help="seconds after all Ready")
+    p.add_argument("--window", type=float, default=300.0, help="measurement window, seconds")
+    p.add_argument("--ready-timeout", type=float, default=600.0)
+    p.add_argument("--gc-timeout", type=float, default=600.0)
+    p.add_argument("--scrape-interval", default="15s")
+    p.add_argument("--per-minute", type=float, default=0.0, help="exporter growth (0: idle)")
+    p.add_argument("--operator-src", default=None, help="checkout whose operator to run")
+    p.add_argument("--label", default="this", help="name of the operator in the table")
+    p.add_argument("--fast-gc", action="store_true", help="kube-controller-manager QPS 200")
+    p.add_argument("--quick", action="store_true", help="20 policies, short windows")
+    p.add_argument("--out", type=Path, default=Path(__file__).parent / "results.jsonl")
+    args = p.parse_args()
+    if args.quick:
+        args.policies, args.namespaces = "20", "2"
+        args.settle, args.window, args.scrape_interval = 20.0, 30.0, "5s"
+    rows = []
+    for n in (int(x) for x in args.policies.split(",")):
+        for k in (int(x) for x in args.namespaces.split(",")):
+            row = run_case(args, n, k)
+            row["at"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+            print(json.dumps(row), flush=True)
+            with args.out.open("a") as out:
+                out.write(json.dumps(row) + "\n")
+            rows.append(row)
+    print(table(rows))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,91 @@
+"""One Prometheus query per signal and evaluation round, shared by every policy.
+
+Per-policy queries cost ``policies × signals × 2`` queries per interval; here the
+*batched* form of each built-in query (:func:`~tierguard.operator.observe.signal_queries`
+with ``policy=None``: all policies' series, grouped also by ``policy`` and the namespace
+label) runs once per round and is sliced per policy. A policy's slice holds exactly the
+series its own query would return (the same aggregation over the same series; counters
+are integers, so the sums are exact), so gate readings do not change; the query load
+depends on the signals in use, not on the number of policies.
+
+A round is ``max_age`` seconds: a result (or a failure: an unreachable Prometheus is not
+asked again by every policy) younger than that is reused; an older one is fetched again
+by the first policy that needs it while the others wait for it. Each fetch has the
+reader's timeout as its deadline, so a slow Prometheus delays a round by at most that.
+Readers that differ in URL or credentials never share results.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from tierguard.api import metrics as m
+from tierguard.api.enums import Signal
+from tierguard.operator.observe import PrometheusReader, QueryError, signal_queries
+
+PolicyKey = tuple[str, str | None]  # (policy, namespace label value or None)
+
+
+@dataclass
+class _Round:
+    fetched_at: float = float("-inf")
+    by_policy: dict[PolicyKey, list[dict[str, Any]]] = field(default_factory=dict)
+    error: QueryError | None = None
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+def split_by_policy(
+    result: list[dict[str, Any]], namespace_label: str | None
+) -> dict[PolicyKey, list[dict[str, Any]]]:
+    """A batched result as per-policy results (without the grouping labels it added)."""
+    out: dict[PolicyKey, list[dict[str, Any]]] = {}
+    drop = {m.POLICY, namespace_label} - {None}
+    for item in result:
+        labels = item.get("metric", {})
+        key = (labels.get(m.POLICY, ""), labels.get(namespace_label) if namespace_label else None)
+        own = {k: v for k, v in labels.items() if k not in drop}
+        out.setdefault(key, []).append({**item, "metric": own})
+    return out
+
+
+class SharedQueries:
+    """Batched built-in signal queries, refreshed at most once per ``max_age`` seconds.
+    Thread-safe: reconciles of many policies call :meth:`results` concurrently."""
+
+    def __init__(self, max_age: float = 5.0, clock: Callable[[], float] = time.monotonic) -> None:
+        self.max_age = max_age
+        self.clock = clock
+        self._lock = threading.Lock()
+        self._rounds: dict[tuple[Any, str], _Round] = {}
+        #: Queries sent (for tests and the operator's own accounting).
+        self.queries = 0
+
+    def results(
+        self,
+        reader: PrometheusReader,
+        signal: Signal,
+        which: int,
+        policy: str,
+        namespace: tuple[str, str] | None,
+    ) -> list[dict[str, Any]]:
+        """This policy's part of the signal's bad (``which`` 0) or total (1) query."""
+        label = namespace[0] if namespace is not None else None
+        promql = signal_queries(signal, None, namespace_label=label)[which]
+        with self._lock:
+            rnd = self._rounds.setdefault((reader.identity, promql), _Round())
+        with rnd.lock:  # one fetch per round; the others wait for it and share it
+            if self.clock() - rnd.fetched_at >= self.max_age:
+                try:
+                    raw = reader.query(promql)
+                    rnd.by_policy, rnd.error = split_by_policy(raw, label), None
+                except QueryError as exc:  # includes UnreachableError
+                    rnd.by_policy, rnd.error = {}, exc
+                rnd.fetched_at = self.clock()
+                self.queries += 1
+            if rnd.error is not None:
+                raise rnd.error
+            return rnd.by_policy.get((policy, namespace[1] if namespace else None), [])
