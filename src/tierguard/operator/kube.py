@@ -147,6 +147,7 @@ RESOURCES: dict[tuple[str, str], Resource] = {
     ("v1", "ServiceAccount"): Resource("v1", "serviceaccounts"),
     ("v1", "Secret"): Resource("v1", "secrets"),
     ("apps/v1", "Deployment"): Resource("apps/v1", "deployments"),
+    ("policy/v1", "PodDisruptionBudget"): Resource("policy/v1", "poddisruptionbudgets"),
     ("rbac.authorization.k8s.io/v1", "Role"): Resource("rbac.authorization.k8s.io/v1", "roles"),
     ("rbac.authorization.k8s.io/v1", "RoleBinding"): Resource(
         "rbac.authorization.k8s.io/v1", "rolebindings"
