@@ -275,6 +275,7 @@ def test_full_render_objects(helm: list[str]) -> None:
         "TierguardOperatorPrometheusErrors",
         "TierguardOperatorDown",
         "TierguardRouterErrorRate",
+        "TierguardUnsafeSwitch",
     }
     for g in rule["spec"]["groups"]:
         for r in g["rules"]:

@@ -131,7 +131,7 @@ def router_config(
         policy=ref.name,
         namespace=ref.namespace,
         revision=status.revision,
-        salt=split_salt(ref.uid, status.revision),
+        salt=split_salt(ref.uid, status.revision, status.attempt),
         classifier=ClassifierConfig(
             path=classifier_path,
             input=spec.classifier.input,

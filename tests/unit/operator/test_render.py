@@ -85,6 +85,35 @@ def test_salt_is_stable_across_steps_and_changes_with_revision() -> None:
     )
 
 
+def test_retry_draws_a_new_split_salt() -> None:
+    """Issue 13.2: users are the unit of independence; a retry of a rolled-back revision
+    must not judge the candidate on the same users again. A new revision starts at
+    attempt 0."""
+    spec = make_spec()
+    st = started()
+    back = r.reconcile(
+        spec, st, T0 + timedelta(minutes=5), request=r.ManualRequest("abort", "a")
+    ).status
+    retried = r.reconcile(
+        spec, back, T0 + timedelta(minutes=6), request=r.ManualRequest("retry", "b")
+    ).status
+    assert retried.phase == Phase.PROGRESSING and retried.attempt == 1
+    salt = cfg(render.render_all(REF, spec, st)).salt
+    salt1 = cfg(render.render_all(REF, spec, retried)).salt
+    assert salt1 != salt
+    back2 = r.reconcile(
+        spec, retried, T0 + timedelta(minutes=7), request=r.ManualRequest("abort", "c")
+    ).status
+    retried2 = r.reconcile(
+        spec, back2, T0 + timedelta(minutes=8), request=r.ManualRequest("retry", "d")
+    ).status
+    assert retried2.attempt == 2
+    assert cfg(render.render_all(REF, spec, retried2)).salt not in (salt, salt1)
+    spec2 = make_spec()
+    spec2.models[1].system_prompt = "Be brief."
+    assert r.reconcile(spec2, retried2, T0 + timedelta(minutes=9)).status.attempt == 0
+
+
 def test_deployment_is_hardened_and_secrets_are_references() -> None:
     spec = make_spec()
     spec.models[0].api_key_secret_ref = spec.models[0].api_key_secret_ref or None
