@@ -194,6 +194,11 @@ INVALID: list[tuple[str, Callable[[dict[str, Any]], None], str]] = [
         _set("router.maxResponseBytes", 1024),
         "spec.router.maxResponseBytes",
     ),
+    (
+        "fail-margin-beyond-allowed-drop",
+        _set("analysis.slos.0.failMargin", 0.9),
+        "spec.analysis.slos[0].failMargin",
+    ),
 ]
 
 

@@ -480,6 +480,7 @@ def test_rendered_objects_are_owned_reapplied_and_garbage_collected(
                 cluster.core.read_namespaced_service_account(name, namespace),
                 apps.read_namespaced_deployment(name, namespace),
                 client.RbacAuthorizationV1Api(kube_api).read_namespaced_role(name, namespace),
+                client.PolicyV1Api(kube_api).read_namespaced_pod_disruption_budget(name, namespace),
             ]
             for o in objs:
                 assert o.metadata.labels[c.LABEL_POLICY] == POLICY

@@ -59,6 +59,7 @@ def test_defaults_fill_in() -> None:
         (lambda s: s["routes"].pop(), "tier 'complex' has no route"),
         (lambda s: s["rollout"].update(bakeTime="5 minutes"), "bakeTime"),
         (lambda s: s["rollout"].update(holdbackPercent=80), "holdbackPercent"),
+        (lambda s: s["analysis"]["slos"][0].update(failMargin=0.9), "failMargin"),
     ],
 )
 def test_invalid_specs_name_the_field(mutate, needle: str) -> None:

@@ -535,6 +535,11 @@ class SLOSpec(ApiModel):
                     "objective Absolute needs threshold",
                     ".threshold",
                 ),
+                _cel(
+                    "!has(self.failMargin) || self.failMargin <= self.allowedDrop",
+                    "failMargin must not exceed allowedDrop",
+                    ".failMargin",
+                ),
             ]
         }
     )
@@ -555,6 +560,16 @@ class SLOSpec(ApiModel):
         default=0.02,
         description="Largest tolerated increase of the bad rate (0.02 = 2 percentage points).",
     )
+    fail_margin: Fraction | None = Field(
+        default=None,
+        description=(
+            "Loss the canary may show before a gate may roll back (RelativeToControl): FAIL "
+            "means confident that the canary's bad rate exceeds the control's by more than "
+            "this. Default: half of allowedDrop, so a canary within half the allowed drop is "
+            "rolled back with probability at most 1 - confidence. At most allowedDrop; a "
+            "larger margin rolls back fewer borderline canaries but catches a real loss later."
+        ),
+    )
     threshold: Fraction | None = Field(
         default=None, description="Bad-rate ceiling for objective Absolute."
     )
@@ -572,6 +587,11 @@ class SLOSpec(ApiModel):
             raise ValueError(f"slos[{self.tier}]: signal Latency needs latencyObjective")
         if self.objective == "Absolute" and self.threshold is None:
             raise ValueError(f"slos[{self.tier}]: objective Absolute needs threshold")
+        if self.fail_margin is not None and self.fail_margin > self.allowed_drop:
+            raise ValueError(
+                f"slos[{self.tier}]: failMargin {self.fail_margin} exceeds allowedDrop "
+                f"{self.allowed_drop}"
+            )
         return self
 
 
@@ -625,12 +645,15 @@ class ResourceRequirements(ApiModel):
     """Container resources, as in a Pod spec."""
 
     requests: dict[str, str] = Field(
-        default_factory=lambda: {"cpu": "250m", "memory": "256Mi"},
+        default_factory=lambda: {"cpu": "250m", "memory": "256Mi", "ephemeral-storage": "64Mi"},
         description="Requested resources.",
     )
     limits: dict[str, str] = Field(
-        default_factory=lambda: {"memory": "512Mi"},
-        description="Resource limits.",
+        default_factory=lambda: {"memory": "512Mi", "ephemeral-storage": "256Mi"},
+        description=(
+            "Resource limits. The ephemeral-storage limit bounds /tmp (an emptyDir) and "
+            "the container's logs, so a runaway decision log cannot evict other pods."
+        ),
     )
 
 

@@ -59,6 +59,13 @@ class SignalStatus(ApiModel):
         default=None, description="Evidence against the canary; Fail at or above threshold."
     )
     e_value_threshold: float | None = Field(default=None, description="Rollback threshold.")
+    design_effect: float | None = Field(
+        default=None,
+        description=(
+            "Variance inflation from per-user correlation, estimated from the per-cluster "
+            "counters (1 = requests behave as independent); the evidence is divided by it."
+        ),
+    )
     message: str = Field(default="", max_length=2048, description="Why this verdict.")
 
 
@@ -110,6 +117,15 @@ class RoutingPolicyStatus(ApiModel):
     rolled_back_revision: str = Field(
         default="",
         description="Revision that was rolled back; it is retried only by a retry action.",
+    )
+    attempt: int = Field(
+        default=0,
+        ge=0,
+        description=(
+            "Rollout attempt of this revision: 0 at first, +1 per retry. Each attempt hashes "
+            "users into arms with its own split salt, so a retry does not judge the candidate "
+            "on the same users again."
+        ),
     )
     step: int = Field(default=0, ge=0, description="Current step index (0-based).")
     steps: int = Field(default=0, ge=0, description="Number of steps.")

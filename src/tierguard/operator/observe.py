@@ -8,13 +8,19 @@ others' growth; the increase over an interval is computed by the gates, never by
 
 Failures never raise: an unreachable Prometheus gives ``Observations(error=...)`` and a
 failed query gives that gate a ``GateReading(error=...)``. Both become NoData verdicts,
-which hold a stage and never advance it.
+which hold a stage and never advance it. Every reading also says whether the tier's
+request counters exist (``requests_flowing``): a signal with no events while requests
+flow (nobody rated yet) is Inconclusive, not NoData.
 
 Signals (bad / total, per arm):
 
 * ThumbsDown: ``feedback_total{rating="down"}`` / ``feedback_total``
 * ShadowDisagreement: ``shadow_judgements_total{verdict="disagree"}`` /
   ``shadow_judgements_total{verdict=~"agree|disagree"}`` (judge errors are not quality)
+Counters with a ``cluster`` label (requests, feedback, shadow judgements) are read per
+user cluster as series ``instance#cluster``; the gates sum them for the test and use
+their spread for the design effect.
+
 * ErrorRate: ``requests_total{outcome=~"error|escalated"}`` / ``requests_total``
 * Latency: ``request_duration_seconds_count - request_duration_seconds_bucket{le=objective}``
   / ``request_duration_seconds_count`` (the router adds every objective as a bucket)
@@ -42,6 +48,7 @@ from typing import Any, Protocol
 
 from tierguard.api import metrics as m
 from tierguard.api.enums import Arm, Signal
+from tierguard.operator.design_effect import CLUSTER_SEP
 from tierguard.operator.gates import GateReading, GateSpec, Observations
 from tierguard.operator.statistics import ArmReading
 
@@ -49,6 +56,9 @@ log = logging.getLogger("tierguard.operator.observe")
 
 ARMS = (Arm.CONTROL.value, Arm.HOLDBACK.value, Arm.CANARY.value)
 GROUP = f"{m.TIER}, {m.ARM}, instance"
+#: Counters the routers export per user cluster are read per cluster too: the gates
+#: estimate the per-user correlation from their spread (operator/design_effect.py).
+GROUP_CLUSTERED = f"{GROUP}, {m.CLUSTER}"
 #: Labels that tell one router process from another in a Custom query's result.
 PER_PROCESS_LABELS = frozenset({"instance", "pod"})
 
@@ -107,7 +117,7 @@ def signal_queries(
         group = f"{GROUP}, {m.POLICY}" + (f", {namespace_label}" if namespace_label else "")
 
     def q(metric: str, extra: Mapping[str, str] | None = None) -> str:
-        return f"sum by ({group}) ({metric}{selector(policy, extra, namespace)})"
+        return f"sum by ({group}, {m.CLUSTER}) ({metric}{selector(policy, extra, namespace)})"
 
     if signal == Signal.THUMBS_DOWN:
         return q(m.FEEDBACK.name, {m.RATING: m.RATING_DOWN}), q(m.FEEDBACK.name)
@@ -155,8 +165,17 @@ def _series(result: Sequence[Mapping[str, Any]], promql: str) -> Series:
         labels = item.get("metric", {})
         value = _value(promql, item)
         key = (labels.get(m.TIER, ""), labels.get(m.ARM, ""))
-        out.setdefault(key, {})[labels.get("instance", "")] = value
+        out.setdefault(key, {})[_series_key(labels)] = value
     return out
+
+
+def _series_key(labels: Mapping[str, str]) -> str:
+    """``instance`` or ``instance#cluster`` (statistics' per-cluster key format)."""
+    instance = labels.get("instance", "")
+    cluster = labels.get(m.CLUSTER, "")
+    if cluster in ("", m.CLUSTER_NONE):
+        return instance
+    return f"{instance}{CLUSTER_SEP}{cluster}"
 
 
 def _latency_bad(
@@ -353,9 +372,11 @@ def _read_custom(run: Any, g: GateSpec) -> GateReading:
 
 def _read_gate(run: Any, builtin: Any, g: GateSpec) -> GateReading:
     if g.signal == Signal.CUSTOM:
-        return _read_custom(run, g)
+        custom = _read_custom(run, g)
+        return GateReading(arms=custom.arms, requests_flowing=_requests_flowing(builtin, g.tier))
     name = f"the built-in {g.signal.value} query"
     total = _series(builtin(g.signal, 1), f"{name} (total)")
+    flowing = _requests_flowing(builtin, g.tier)
     if g.signal == Signal.LATENCY:
         if g.latency_objective is None:
             raise QueryError("signal Latency without latencyObjective")
@@ -368,4 +389,12 @@ def _read_gate(run: Any, builtin: Any, g: GateSpec) -> GateReading:
         if not t:
             continue
         arms[arm] = ArmReading(bad=bad.get((g.tier, arm), {}), total=t)
-    return GateReading(arms=arms)
+    return GateReading(arms=arms, requests_flowing=flowing)
+
+
+def _requests_flowing(builtin: Any, tier: str) -> bool:
+    """Whether the routers export request counters for ``tier`` (any arm): then a signal
+    without events is quiet, not missing. The query is the ErrorRate total, so it is
+    read at most once per look (or per shared round)."""
+    requests = _series(builtin(Signal.ERROR_RATE, 1), "the built-in ErrorRate query (total)")
+    return any(key[0] == tier and values for key, values in requests.items())

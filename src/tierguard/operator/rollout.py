@@ -29,7 +29,9 @@ Rules worth knowing (each has a unit test):
 * Steps only move forward. A rolled-back revision is retried only by a new revision or an
   explicit ``retry``.
 * The last step (100 %) keeps ``holdbackPercent`` of the tier on the baseline as the
-  ``holdback`` arm; the gates go on comparing canary with holdback after promotion.
+  ``holdback`` arm; after promotion a post-promotion watch compares canary with holdback
+  (its own e-process per 24 h window, margin = the allowed drop, alpha spent as
+  alpha / (k (k + 1)); see :mod:`tierguard.operator.gates`).
 * Manual actions come from the ``tierguard.io/action`` annotation with a nonce; each
   (action, nonce) is handled once: the last :data:`MAX_HANDLED_ACTIONS` are kept in
   ``status.handledActions``, so an old annotation that GitOps re-applies (Argo CD
@@ -267,6 +269,8 @@ class _Run:
 
     def start(self, revision: str, reason: Reason, why: str) -> None:
         s = self.s
+        # A retry of the same revision is a new attempt with a new split salt (new users).
+        s.attempt = s.attempt + 1 if reason == Reason.MANUAL_RETRY else 0
         s.revision = revision
         s.rolled_back_revision = ""
         s.gate_state = g.fresh_gate_state(revision)

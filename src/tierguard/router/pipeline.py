@@ -48,7 +48,7 @@ from tierguard.router.records import (
 )
 from tierguard.router.runtime import Runtime
 from tierguard.router.shadowing import MAX_SHADOWS_IN_FLIGHT, shadow, wants_shadow
-from tierguard.router.split import plan_pinned
+from tierguard.router.split import cluster_label, plan_pinned
 from tierguard.router.state import RouterState
 from tierguard.router.toolcalls import Lock, has_wrapped_ids, unwrap_messages
 from tierguard.router.toolcalls import wrap as wrap_tool_call_id
@@ -212,6 +212,7 @@ def sign(state: RouterState, planned: Planned, model: str) -> str:
             model,
             int(planned.wall_start),
             planned.request_id,
+            cluster_label(planned.route.bucket),
         ),
         state.signing_key,
     )
@@ -266,7 +267,9 @@ def account_failure(
     """Record a request no model answered (the client gets ``err``)."""
     elapsed = _now() - planned.started
     labels = (state.config.policy, planned.tier, planned.arm, planned.route.model)
-    rt.metrics.requests.labels(*labels, mdefs.OUTCOME_ERROR).inc()
+    rt.metrics.requests.labels(
+        *labels, mdefs.OUTCOME_ERROR, cluster_label(planned.route.bucket)
+    ).inc()
     rt.metrics.request_duration.labels(*labels).observe(elapsed)
     record = _record(
         state,
@@ -310,7 +313,7 @@ def account(
     elapsed = _now() - planned.started
     outcome = outcome_of(result, delivery)
     labels = (config.policy, planned.tier, planned.arm, result.model)
-    m.requests.labels(*labels, outcome).inc()
+    m.requests.labels(*labels, outcome, cluster_label(planned.route.bucket)).inc()
     m.request_duration.labels(*labels).observe(elapsed)
     m.ttft.labels(*labels).observe(delivery.ttft_s)
     if delivery.failed in mdefs.ERROR_REASONS:  # the stream broke after its first chunk

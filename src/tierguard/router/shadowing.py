@@ -15,6 +15,7 @@ from tierguard.router.chat import classifier_text
 from tierguard.router.records import Planned, usage_cost
 from tierguard.router.runtime import Runtime
 from tierguard.router.shadow import answer_text, should_shadow
+from tierguard.router.split import cluster_label
 from tierguard.router.state import RouterState
 
 log = logging.getLogger("tierguard.router")
@@ -68,5 +69,10 @@ async def shadow(
     finally:
         rt.shadows_in_flight -= 1
         rt.metrics.shadow_judgements.labels(
-            policy, planned.tier, planned.arm, canary_model, verdict
+            policy,
+            planned.tier,
+            planned.arm,
+            canary_model,
+            verdict,
+            cluster_label(planned.route.bucket),
         ).inc()
