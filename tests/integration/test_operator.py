@@ -547,7 +547,12 @@ def test_missing_api_key_secret_is_named_on_ready_then_clears(
     )
     assert "spec.models[1].apiKeySecretRef" in cond.message
     assert "provider-keys" in cond.message
-    assert cluster.events(Reason.RECONCILE_FAILED.value), "no Warning Event"
+    # The Event follows the status write that records Ready=False.
+    wait_for(
+        lambda: cluster.events(Reason.RECONCILE_FAILED.value),
+        timeout=30,
+        message="a ReconcileFailed Warning Event",
+    )
 
     secret_value = "sk-test-value-that-must-not-leak"
     cluster.core.create_namespaced_secret(
