@@ -114,7 +114,11 @@ def render_argocd_cm() -> str:
 
 # --------------------------------------------------------------------------- dashboard
 
-_SEL = 'namespace=~"$namespace", policy=~"$policy"'
+#: Every selector carries the job and instance matchers (dashboard-linter's
+#: target-job-rule / target-instance-rule): one dashboard then serves several installs
+#: scraped by one Prometheus, and a single router or operator pod can be singled out.
+_JOB_INSTANCE = 'job=~"$job", instance=~"$instance"'
+_SEL = _JOB_INSTANCE + ', namespace=~"$namespace", policy=~"$policy"'
 _SEL_TIER = _SEL + ', tier=~"$tier"'
 _RI = "$__rate_interval"
 
@@ -500,7 +504,7 @@ def build_dashboard() -> dict[str, Any]:
         unit="ops",
     )
 
-    def var(name: str, query: str, label: str) -> dict[str, Any]:
+    def var(name: str, query: str, label: str, all_value: str = ".*") -> dict[str, Any]:
         return {
             "name": name,
             "label": label,
@@ -511,12 +515,13 @@ def build_dashboard() -> dict[str, Any]:
             "refresh": 2,
             "includeAll": True,
             "multi": True,
-            "allValue": ".*",
+            "allValue": all_value,
             "current": {"selected": True, "text": ["All"], "value": ["$__all"]},
             "sort": 1,
         }
 
     req = m.REQUESTS.name
+    any_series = '__name__=~"tierguard_.+"'
     return {
         "title": "tierguard",
         "uid": "tierguard-overview",
@@ -550,15 +555,28 @@ def build_dashboard() -> dict[str, Any]:
             "list": [
                 {
                     "name": "datasource",
-                    "label": "Prometheus",
+                    "label": "Data source",
                     "type": "datasource",
                     "query": "prometheus",
                     "current": {},
                 },
-                var("namespace", f"label_values({req}, namespace)", "Namespace"),
+                # job and instance list the scrape targets of the operator and the
+                # routers (all tierguard_ series), "All" matching any non-empty value.
+                var("job", f"label_values({{{any_series}}}, job)", "Job", ".+"),
+                var(
+                    "instance",
+                    f'label_values({{{any_series}, job=~"$job"}}, instance)',
+                    "Instance",
+                    ".+",
+                ),
+                var(
+                    "namespace",
+                    f"label_values({req}{{{_JOB_INSTANCE}}}, namespace)",
+                    "Namespace",
+                ),
                 var(
                     "policy",
-                    f'label_values({req}{{namespace=~"$namespace"}}, {m.POLICY})',
+                    f'label_values({req}{{{_JOB_INSTANCE}, namespace=~"$namespace"}}, {m.POLICY})',
                     "Policy",
                 ),
                 var("tier", f"label_values({req}{{{_SEL}}}, {m.TIER})", "Tier"),

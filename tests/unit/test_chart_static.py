@@ -150,7 +150,43 @@ def test_dashboard_shows_what_sres_need() -> None:
     ids = [p["id"] for p in dash["panels"]]
     assert len(ids) == len(set(ids))
     variables = {v["name"] for v in dash["templating"]["list"]}
-    assert variables == {"datasource", "namespace", "policy", "tier"}
+    assert variables == {"datasource", "job", "instance", "namespace", "policy", "tier"}
+
+
+def _targets(dash: dict) -> list[str]:
+    exprs = [t["expr"] for p in dash["panels"] for t in p.get("targets", [])]
+    return exprs + [a["expr"] for a in dash["annotations"]["list"]]
+
+
+def test_dashboard_follows_dashboard_linter_conventions() -> None:
+    """What grafana/dashboard-linter checks (it cannot run in CI, see docs/testbed.md):
+    every selector filters on $job and $instance, rate windows are $__rate_interval, the
+    job/instance variables are multi-select with allValue .+, panels carry a description
+    and a unit, variables refresh on time-range change."""
+    dash = _dashboard()
+    for expr in _targets(dash):
+        names = re.findall(r"\btierguard_[a-z0-9_]+\b", expr)
+        selectors = re.findall(r"\btierguard_[a-z0-9_]+\{([^}]*)\}", expr)
+        assert len(selectors) == len(names), f"a bare metric name in: {expr}"
+        for sel in selectors:
+            assert 'job=~"$job"' in sel and 'instance=~"$instance"' in sel, expr
+        for func, window in re.findall(r"\b(i?rate)\([^\[]*\[([^\]]*)\]", expr):
+            assert window == "$__rate_interval", f"{func} over [{window}] in: {expr}"
+    variables = {v["name"]: v for v in dash["templating"]["list"]}
+    assert variables["datasource"]["type"] == "datasource"
+    assert variables["datasource"]["label"] == "Data source"
+    for name in ("job", "instance"):
+        v = variables[name]
+        assert v["type"] == "query" and v["multi"] is True and v["allValue"] == ".+"
+        assert v["label"] == name.title()
+        assert v["datasource"]["uid"] == "${datasource}"
+    for v in variables.values():
+        if v["type"] == "query":
+            assert v["refresh"] == 2, v["name"]
+    for p in dash["panels"]:
+        if p["type"] != "row":
+            assert p["description"] and p["fieldConfig"]["defaults"]["unit"], p["title"]
+            assert p["datasource"]["uid"] == "${datasource}", p["title"]
 
 
 # --------------------------------------------------------------------------- values
