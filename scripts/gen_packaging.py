@@ -523,7 +523,10 @@ def build_dashboard() -> dict[str, Any]:
         "description": "tierguard: canary weight, per-tier quality canary vs control, cost, "
         "latency and escalations.",
         "tags": ["tierguard", "llm", "canary"],
-        "editable": True,
+        # Provisioned by the chart (Grafana sidecar): edits in the UI would be lost on the
+        # next sync, so the dashboard says so (dashboard-linter's uneditable-dashboard
+        # convention); copy it to change it.
+        "editable": False,
         "graphTooltip": 1,
         "refresh": "30s",
         "schemaVersion": 39,
