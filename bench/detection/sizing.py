@@ -153,7 +153,7 @@ def detection_samples(
         hit = st.log_mean_exp(log_fail) >= level
         first = np.where(hit & np.isinf(first), b * n_t, first)
         if np.mean(np.isfinite(first)) >= power:
-            return float(np.quantile(first, power))
+            return float(np.quantile(first, power, method="inverted_cdf"))
     return math.inf
 
 
