@@ -100,7 +100,7 @@ def manifest(name: str, prom_url: str) -> dict[str, Any]:
         "http://small.invalid",
         prom_url,
         steps=[10, 50, 100],
-        bake="5m",
+        bake="1m",
         min_samples=200,
         no_data_after="1h",
         interval="1m",
@@ -307,7 +307,7 @@ def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--policies", default="50,200,1000")
     p.add_argument("--namespaces", default="1,10")
-    p.add_argument("--settle", type=float, default=90.0, help="seconds after all Ready")
+    p.add_argument("--settle", type=float, default=150.0, help="seconds after all Ready")
     p.add_argument("--window", type=float, default=300.0, help="measurement window, seconds")
     p.add_argument("--ready-timeout", type=float, default=600.0)
     p.add_argument("--gc-timeout", type=float, default=600.0)

@@ -203,7 +203,7 @@ def test_operator_deployment_is_hardened_and_ha(helm: list[str]) -> None:
         "--liveness=http://0.0.0.0:8080/healthz",
         "--metrics-port=9102",
         "--log-level=info",
-        "--resync=10",
+        "--resync=60",
         "--peering-name=tierguard-operator",
     ]
     env = {e["name"]: e for e in container["env"]}
