@@ -39,10 +39,10 @@ def policy_manifest(
     prom_url: str,
     *,
     steps: list[float] | None = None,
-    bake: str = "3s",
+    bake: str = "5s",
     min_samples: int = 30,
     no_data_after: str = "30s",
-    interval: str = "1s",
+    interval: str = "5s",
 ) -> dict[str, Any]:
     """Two tiers, both with candidate ``small`` against baseline ``big``."""
     return {
@@ -69,7 +69,7 @@ def policy_manifest(
                 "interval": interval,
                 "bakeTime": bake,
                 "minSamplesPerArm": min_samples,
-                "maxStepDuration": "10m",
+                "maxStepDuration": "2h",
                 "holdbackPercent": 5,
                 "noData": {"after": no_data_after, "action": "Pause"},
             },

@@ -33,12 +33,16 @@ from typing import Literal
 import numpy as np
 import numpy.typing as npt
 
+from tierguard.operator import design_effect as de
 from tierguard.operator import statistics as st
 
-Method = Literal["tierguard", "naive", "threshold", "threshold_loose", "aggregate"]
+Method = Literal[
+    "tierguard", "naive", "threshold", "threshold_loose", "aggregate", "tierguard_unadjusted"
+]
 METHODS: tuple[Method, ...] = ("tierguard", "naive", "threshold", "threshold_loose", "aggregate")
 METHOD_LABELS: dict[str, str] = {
     "tierguard": "tierguard (per-tier e-process + CS)",
+    "tierguard_unadjusted": "tierguard without the design effect",
     "naive": "naive z-test every minute",
     "threshold": "fixed threshold + failure limit",
     "threshold_loose": "same, loosened (2x drop, limit 10)",
@@ -141,11 +145,17 @@ class _Gates:
         self.grids = [st.fail_grid(sig.allowed_drop) for sig in sc.signals]
         g = len(self.grids[0])
         self.grid_arr = np.array(self.grids)  # signals x grid points
+        # The operator's default fail margin per SLO (half the allowed drop).
+        self.fail_margin = np.array(
+            [st.default_fail_margin(sig.allowed_drop) for sig in sc.signals]
+        )
         self.log_fail = np.zeros((*self.shape, g))
         self.max_fail = np.full(self.shape, -np.inf)
         self.log_pass = np.zeros(self.shape)
         self.max_pass = np.zeros(self.shape)
         self.cum = np.zeros((4, *self.shape))  # bad_c, n_c, bad_t, n_t over all stages
+        self.cum_clusters: F64 | None = None  # (4, runs, tiers, signals, clusters)
+        self.deff = np.ones(self.shape)  # design effect per gate (tierguard)
         self.failed_checks = np.zeros(runs)  # threshold method
         self.window = np.zeros((THRESHOLD_WINDOW, 2, *self.shape))  # canary bad, total
         self.minute = 0
@@ -155,16 +165,31 @@ class _Gates:
             setattr(self, name, getattr(self, name)[idx])
         self.window = self.window[:, :, idx]
         self.cum = self.cum[:, idx]
+        self.deff = self.deff[idx]
+        if self.cum_clusters is not None:
+            self.cum_clusters = self.cum_clusters[:, idx]
         self.shape = (len(idx), *self.shape[1:])
 
-    def add(self, blk: F64) -> tuple[Bools, Bools]:
-        """Add a block (4, runs, tiers, signals); return (any gate failed per run,
-        all gates pass per run)."""
+    def add(self, blk_clusters: F64) -> tuple[Bools, Bools]:
+        """Add a block (4, runs, tiers, signals, user clusters); return (any gate failed
+        per run, all gates pass per run). The e-processes see the arm totals; the
+        tierguard method also tempers them by the design effect estimated from the
+        per-cluster cumulative counts, as ``statistics.add_block`` does."""
         if self.method == "aggregate":
-            blk = blk.sum(axis=2, keepdims=True)
+            blk_clusters = blk_clusters.sum(axis=2, keepdims=True)
+        blk = blk_clusters.sum(axis=-1)
+        if self.method == "tierguard" and blk_clusters.shape[-1] > 1:
+            if self.cum_clusters is None:
+                self.cum_clusters = np.zeros_like(blk_clusters)
+            self.cum_clusters += blk_clusters
+            cc = self.cum_clusters
+            # (runs, tiers, signals, arms, clusters) for the vectorised estimator
+            self.deff = de.design_effect(
+                np.stack([cc[0], cc[2]], axis=-2), np.stack([cc[1], cc[3]], axis=-2)
+            )
         bc, nc, bt, nt = blk
         pbc, pnc, pbt, pnt = self.cum
-        if self.method in ("tierguard", "aggregate"):
+        if self.method in ("tierguard", "aggregate", "tierguard_unadjusted"):
             # Only blocks with outcomes in both arms move an e-process (with one arm empty
             # the null point equals the alternative and log e is exactly 0); at low
             # traffic most blocks are like that, so select them first, all signals in
@@ -174,7 +199,14 @@ class _Gates:
                 lbc, lnc, lbt, lnt = bc[live], nc[live], bt[live], nt[live]
                 sig = np.nonzero(live)[2]
                 self.log_fail[live] += st.fail_block_log_e(
-                    lbc, lnc, lbt, lnt, pbc[live], pnc[live], self.grid_arr[sig]
+                    lbc,
+                    lnc,
+                    lbt,
+                    lnt,
+                    pbc[live],
+                    pnc[live],
+                    self.grid_arr[sig],
+                    self.fail_margin[sig],
                 )
                 self.log_pass[live] += st.pass_block_log_e(
                     lbc,
@@ -187,11 +219,14 @@ class _Gates:
                     pnt[live],
                     self.allowed[sig][:, None],
                 )[:, 0]
-            self.max_fail = np.maximum(self.max_fail, st.log_mean_exp(self.log_fail))
-            self.max_pass = np.maximum(self.max_pass, self.log_pass)
+            deff = self.deff
+            self.max_fail = np.maximum(
+                self.max_fail, st.log_mean_exp(self.log_fail / deff[..., None])
+            )
+            self.max_pass = np.maximum(self.max_pass, self.log_pass / deff)
         self.cum += blk
         cbc, cnc, cbt, cnt = self.cum
-        if self.method in ("tierguard", "aggregate"):
+        if self.method in ("tierguard", "aggregate", "tierguard_unadjusted"):
             failed: Bools = np.asarray((self.max_fail >= self.level).any(axis=(1, 2)))
             # One margin per gate (the allowed drop): the confidence bound is within the
             # allowed drop exactly when that margin's null has been rejected.
@@ -244,19 +279,45 @@ def _z_quantile(p: float) -> float:
 # ---------------------------------------------------------------------------- loop
 
 
+Traffic = Callable[[npt.NDArray[np.int64], F64], F64]
+"""(active run ids, canary share per active run) -> one minute's outcomes,
+(4, runs, tiers, signals, clusters): bad_c, n_c, bad_t, n_t."""
+
+
+def independent_traffic(sc: Scenario, rng: np.random.Generator) -> Traffic:
+    """Every request an independent draw (no per-user correlation); one cluster."""
+    k, s = len(sc.tier_shares), len(sc.signals)
+    p_control, p_canary = sc.bad_rates()
+    lam = sc.requests_per_minute * np.asarray(sc.tier_shares)
+    frac = np.array([sig.observed_fraction for sig in sc.signals])
+
+    def draw(ids: npt.NDArray[np.int64], canary_share: F64) -> F64:
+        n_act = len(ids)
+        req = rng.poisson(np.broadcast_to(lam, (n_act, k)))
+        req_t = rng.binomial(req, canary_share[:, None])
+        req_c = req - req_t
+        obs_c = rng.binomial(req_c[..., None], np.broadcast_to(frac, (n_act, k, s)))
+        obs_t = rng.binomial(req_t[..., None], np.broadcast_to(frac, (n_act, k, s)))
+        bad_c = rng.binomial(obs_c, np.broadcast_to(p_control, (n_act, k, s)))
+        bad_t = rng.binomial(obs_t, np.broadcast_to(p_canary, (n_act, k, s)))
+        return np.stack([bad_c, obs_c, bad_t, obs_t]).astype(float)[..., None]
+
+    return draw
+
+
 def simulate(
     sc: Scenario,
     method: Method,
     runs: int,
     seed: int,
     progress: Callable[[int], None] | None = None,
+    traffic: Callable[[Scenario, np.random.Generator, int], Traffic] | None = None,
 ) -> Outcome:
-    """Run ``runs`` rollouts of ``sc`` judged by ``method``; vectorised over runs."""
+    """Run ``runs`` rollouts of ``sc`` judged by ``method``; vectorised over runs.
+    ``traffic`` builds the outcome generator (default: independent requests)."""
     rng = np.random.default_rng(seed)
     k, s = len(sc.tier_shares), len(sc.signals)
-    p_control, p_canary = sc.bad_rates()
-    lam = sc.requests_per_minute * np.asarray(sc.tier_shares)
-    frac = np.array([sig.observed_fraction for sig in sc.signals])
+    draw = traffic(sc, rng, runs) if traffic is not None else independent_traffic(sc, rng)
     primary = next(j for j, sig in enumerate(sc.signals) if sig.quality_signal)
 
     result = np.full(runs, -1, dtype=np.int64)
@@ -274,20 +335,13 @@ def simulate(
     minute = 0
     while len(ids):
         minute += 1
-        n_act = len(ids)
         weight = np.asarray(sc.steps)[stage]
         canary_share = np.where(weight >= 1.0, 1.0 - sc.holdback, np.maximum(weight, sc.min_share))
-        req = rng.poisson(np.broadcast_to(lam, (n_act, k)))
-        req_t = rng.binomial(req, canary_share[:, None])
-        req_c = req - req_t
-        obs_c = rng.binomial(req_c[..., None], np.broadcast_to(frac, (n_act, k, s)))
-        obs_t = rng.binomial(req_t[..., None], np.broadcast_to(frac, (n_act, k, s)))
-        bad_c = rng.binomial(obs_c, np.broadcast_to(p_control, (n_act, k, s)))
-        bad_t = rng.binomial(obs_t, np.broadcast_to(p_canary, (n_act, k, s)))
-        blk = np.stack([bad_c, obs_c, bad_t, obs_t]).astype(float)
-        failed, passed = gates.add(blk)
-        stage_n[0] += obs_c
-        stage_n[1] += obs_t
+        blk_clusters = draw(ids, canary_share)
+        failed, passed = gates.add(blk_clusters)
+        blk = blk_clusters.sum(axis=-1)
+        stage_n[0] += blk[1]
+        stage_n[1] += blk[3]
         elapsed = minute - stage_start
         enough = (stage_n >= sc.min_samples).all(axis=(0, 2, 3))
         advance = ~failed & passed & enough & (elapsed >= sc.bake_minutes)

@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 import yaml
+from pydantic import ValidationError
 
 from tierguard.api.constants import CRD_NAME
 from tierguard.api.policy import RoutingPolicySpec
@@ -141,6 +142,48 @@ INVALID: list[tuple[str, Callable[[dict[str, Any]], None], str]] = [
     ("base-url-not-http", _set("models.0.baseURL", "ftp://x"), "spec.models[0].baseURL"),
     ("negative-price", _set("models.0.pricing", {"inputPerMillionTokens": -1}), "pricing"),
     ("min-samples-zero", _set("rollout.minSamplesPerArm", 0), "spec.rollout.minSamplesPerArm"),
+    # candidate == baseline: refused at apply time, not only by the operator
+    ("candidate-is-baseline", _set("routes.0.candidate", "big"), "spec.routes[0].candidate"),
+    (
+        "duplicate-tiers",
+        _set("classifier", {"tiers": [{"name": "simple"}, {"name": "simple"}]}),
+        "spec.classifier.tiers",
+    ),
+    (
+        "custom-without-query",
+        _set("analysis.slos.0.signal", "Custom"),
+        "spec.analysis.slos[0].query",
+    ),
+    (
+        "absolute-without-threshold",
+        _set("analysis.slos.0.objective", "Absolute"),
+        "spec.analysis.slos[0].threshold",
+    ),
+    ("duplicate-models", _set("models.1.name", "big"), "spec.models"),
+    (
+        "judge-not-a-model",
+        _set("router", {"shadow": {"judge": {"type": "LLM", "model": "ghost"}}}),
+        "spec.router.shadow.judge.model",
+    ),
+    # duration floors (a zero interval made the operator spin)
+    ("interval-zero", _set("rollout.interval", "0s"), "spec.rollout.interval"),
+    ("interval-under-5s", _set("rollout.interval", "4900ms"), "spec.rollout.interval"),
+    ("bake-zero", _set("rollout.bakeTime", "0s"), "spec.rollout.bakeTime"),
+    ("max-step-zero", _set("rollout.maxStepDuration", "0s"), "spec.rollout.maxStepDuration"),
+    ("max-step-under-bake", _set("rollout.maxStepDuration", "2m"), "spec.rollout.maxStepDuration"),
+    ("no-data-after-zero", _set("rollout.noData", {"after": "0s"}), "spec.rollout.noData.after"),
+    ("no-data-under-interval", _set("rollout.interval", "15m"), "spec.rollout.noData.after"),
+    ("model-timeout-zero", _set("models.0.timeout", "0s"), "spec.models[0].timeout"),
+    ("latency-budget-zero", _set("routes.0.latencyBudget", "0s"), "spec.routes[0].latencyBudget"),
+    ("prometheus-timeout-zero", _set("prometheus", {"timeout": "0s"}), "spec.prometheus.timeout"),
+    ("deadline-zero", _set("router", {"requestDeadline": "0s"}), "spec.router.requestDeadline"),
+    ("feedback-ttl-short", _set("router", {"feedbackTtl": "30s"}), "spec.router.feedbackTtl"),
+    ("interval-overflow", _set("rollout.interval", "99999999999h"), "spec.rollout.interval"),
+    (
+        "latency-objective-zero",
+        _set("analysis.slos.0", {"tier": "simple", "signal": "Latency", "latencyObjective": "0s"}),
+        "spec.analysis.slos[0].latencyObjective",
+    ),
     (
         "no-text-tier-unknown",
         _set("classifier.noTextTier", "medium"),
@@ -150,6 +193,11 @@ INVALID: list[tuple[str, Callable[[dict[str, Any]], None], str]] = [
         "max-response-bytes-too-small",
         _set("router.maxResponseBytes", 1024),
         "spec.router.maxResponseBytes",
+    ),
+    (
+        "fail-margin-beyond-allowed-drop",
+        _set("analysis.slos.0.failMargin", 0.9),
+        "spec.analysis.slos[0].failMargin",
     ),
 ]
 
@@ -167,6 +215,9 @@ def test_invalid_policies_are_refused_naming_the_field(
     out = apply(control_plane, namespace, doc)
     assert out.returncode != 0, f"the API server accepted an invalid policy: {doc['spec']}"
     assert field in out.stderr, out.stderr
+    # The twin: the models refuse the same input when it reaches the operator another way.
+    with pytest.raises(ValidationError):
+        RoutingPolicySpec.model_validate(doc["spec"])
     # Nothing was stored.
     got = kubectl(control_plane, "get", "routingpolicy", "bad", "-n", namespace)
     assert got.returncode != 0
@@ -177,6 +228,22 @@ def test_the_good_policy_is_accepted(
 ) -> None:
     out = apply(control_plane, namespace, good_policy())
     assert out.returncode == 0, out.stderr
+
+
+def test_durations_at_their_floors_are_accepted(
+    control_plane: Any, crd_installed: None, namespace: str
+) -> None:
+    doc = good_policy("floors")
+    doc["spec"]["rollout"].update(
+        interval="5s", bakeTime="5s", maxStepDuration="1m", noData={"after": "10s"}
+    )
+    doc["spec"]["models"][0]["timeout"] = "1s"
+    doc["spec"]["routes"][0]["latencyBudget"] = "100ms"
+    doc["spec"]["prometheus"] = {"timeout": "1s"}
+    doc["spec"]["router"] = {"requestDeadline": "1s", "feedbackTtl": "1m"}
+    out = apply(control_plane, namespace, doc)
+    assert out.returncode == 0, out.stderr
+    RoutingPolicySpec.model_validate(doc["spec"])
 
 
 def test_printer_columns(control_plane: Any, crd_installed: None, namespace: str) -> None:

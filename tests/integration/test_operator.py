@@ -2,8 +2,8 @@
 Prometheus scraping real router processes, fake providers; the operator runs as a
 subprocess with its least-privilege ServiceAccount (rbac.OPERATOR_RULES), never admin.
 
-Durations are seconds long (interval 1s, bake 3s); assertions wait on observable state
-(status, Events, ConfigMap), never on elapsed time.
+Durations are seconds long (interval and bake 5s, the CRD's floors); assertions wait on
+observable state (status, Events, ConfigMap), never on elapsed time.
 """
 
 from __future__ import annotations
@@ -75,6 +75,13 @@ class Cluster:
                     "annotations": {c.ANNOTATION_ACTION: action, c.ANNOTATION_ACTION_NONCE: nonce}
                 }
             },
+        )
+
+    def patch_spec(self, spec: dict[str, Any]) -> None:
+        """A merge patch of the spec (lists are replaced whole), as ``kubectl apply`` or
+        a GitOps sync would change it."""
+        self.custom.patch_namespaced_custom_object(
+            c.GROUP, c.VERSION, self.ns, c.PLURAL, POLICY, {"spec": spec}
         )
 
     def events(self, reason: str) -> list[Any]:
@@ -340,7 +347,12 @@ def test_promote_and_abort_annotations_act_once_each(
             _phase(cluster, Phase.ROLLED_BACK), timeout=60, message="abort never handled"
         )
         assert aborted.history[-1].reason == Reason.MANUAL_ABORT.value
-        assert all(s["weight"] == 0 for s in cluster.split())
+        # Status is written first, then the objects rendered from it are applied.
+        wait_for(
+            lambda: all(s["weight"] == 0 for s in cluster.split()),
+            timeout=30,
+            message="the ConfigMap to serve weight 0",
+        )
         assert len(cluster.events(Reason.MANUAL_PROMOTE.value)) == 1
         wait_for(
             lambda: cluster.events(Reason.MANUAL_ABORT.value),
@@ -468,6 +480,7 @@ def test_rendered_objects_are_owned_reapplied_and_garbage_collected(
                 cluster.core.read_namespaced_service_account(name, namespace),
                 apps.read_namespaced_deployment(name, namespace),
                 client.RbacAuthorizationV1Api(kube_api).read_namespaced_role(name, namespace),
+                client.PolicyV1Api(kube_api).read_namespaced_pod_disruption_budget(name, namespace),
             ]
             for o in objs:
                 assert o.metadata.labels[c.LABEL_POLICY] == POLICY
@@ -534,7 +547,12 @@ def test_missing_api_key_secret_is_named_on_ready_then_clears(
     )
     assert "spec.models[1].apiKeySecretRef" in cond.message
     assert "provider-keys" in cond.message
-    assert cluster.events(Reason.RECONCILE_FAILED.value), "no Warning Event"
+    # The Event follows the status write that records Ready=False.
+    wait_for(
+        lambda: cluster.events(Reason.RECONCILE_FAILED.value),
+        timeout=30,
+        message="a ReconcileFailed Warning Event",
+    )
 
     secret_value = "sk-test-value-that-must-not-leak"
     cluster.core.create_namespaced_secret(
@@ -551,3 +569,199 @@ def test_missing_api_key_secret_is_named_on_ready_then_clears(
     )
     assert secret_value not in str(cluster.body())
     assert secret_value not in operator.log()
+
+
+def _no_router_policy(prom_url: str, **kw: Any) -> dict[str, Any]:
+    """A policy whose gates never pass (no routers, no data) and never time out, so only
+    manual actions and spec edits move it."""
+    return policy_manifest(
+        POLICY,
+        "http://127.0.0.1:1",
+        "http://127.0.0.1:2",
+        prom_url,
+        bake="1h",
+        no_data_after="10m",
+        **kw,
+    )
+
+
+def _seen_by_operator(cluster: Cluster, wait_for: Any, operator: OperatorProcess) -> None:
+    """Wait until the operator has reconciled the policy as it is now: bump the generation
+    with an edit that changes nothing for users (maxStepDuration) and wait for
+    observedGeneration to catch up. An idle operator writes nothing, so this, not
+    lastEvaluatedAt, proves it read the current annotations."""
+    body = cluster.body()
+    minutes = int(body["metadata"]["generation"]) % 50
+    cluster.patch_spec({"rollout": {"maxStepDuration": f"2h{minutes + 1}m"}})
+    generation = int(cluster.body()["metadata"]["generation"])
+    wait_for(
+        lambda: cluster.status().observed_generation >= generation,
+        timeout=60,
+        message=f"generation {generation} never observed; operator log:\n{operator.log()}",
+    )
+
+
+def test_reapplied_old_action_annotations_never_act_again(
+    cluster: Cluster, operator: OperatorProcess, prometheus: Prometheus, wait_for: Any
+) -> None:
+    """Argo CD self-heal re-applies the manifest carrying an action annotation that was
+    handled long ago, after later actions: it must never act again, in any order."""
+    cluster.create(_no_router_policy(prometheus.url, steps=[10, 25, 50, 100]))
+    wait_for(_phase(cluster, Phase.PROGRESSING), timeout=60, message="rollout never started")
+
+    def handled(nonce: str) -> RoutingPolicyStatus:
+        return wait_for(  # type: ignore[no-any-return]
+            lambda: (
+                (s := cluster.status()).last_handled_action is not None
+                and s.last_handled_action.nonce == nonce
+                and s
+            ),
+            timeout=60,
+            message=f"{nonce} never handled; operator log:\n{operator.log()}",
+        )
+
+    cluster.annotate("promote", "commit-1")
+    assert handled("commit-1").step == 1
+    cluster.annotate("pause", "commit-2")
+    assert handled("commit-2").phase == Phase.PAUSED
+    # Self-heal puts the old promote back: nothing may happen.
+    cluster.annotate("promote", "commit-1")
+    _seen_by_operator(cluster, wait_for, operator)
+    st = cluster.status()
+    assert (st.phase, st.step, st.canary_weight) == (Phase.PAUSED, 1, 25.0)
+    cluster.annotate("abort", "commit-3")
+    assert handled("commit-3").phase == Phase.ROLLED_BACK
+    cluster.annotate("retry", "commit-4")
+    assert handled("commit-4").phase == Phase.PROGRESSING
+    # Old annotations come back in another order: none acts (abort would undo the retry).
+    for action, nonce in (("abort", "commit-3"), ("pause", "commit-2"), ("promote", "commit-1")):
+        cluster.annotate(action, nonce)
+        _seen_by_operator(cluster, wait_for, operator)
+        st = cluster.status()
+        assert (st.phase, st.step) == (Phase.PROGRESSING, 0), (action, nonce, st.message)
+    assert [h.nonce for h in st.handled_actions] == [f"commit-{i}" for i in range(1, 5)]
+    assert len(cluster.events(Reason.MANUAL_PROMOTE.value)) == 1
+    assert len(cluster.events(Reason.MANUAL_ABORT.value)) == 1
+    assert all(s["weight"] == 10.0 for s in cluster.split())
+
+
+def test_steps_shortened_mid_rollout_land_on_the_new_steps(
+    cluster: Cluster, operator: OperatorProcess, prometheus: Prometheus, wait_for: Any
+) -> None:
+    """At step 3 of 5 (25 %), steps become [50, 100]: status, the served split and the
+    Argo CD health follow the new steps; the next promote promotes at 100 % - holdback."""
+    from argocdkit import argocd_health
+
+    cluster.create(_no_router_policy(prometheus.url, steps=[5, 10, 25, 50, 100]))
+    wait_for(_phase(cluster, Phase.PROGRESSING), timeout=60, message="rollout never started")
+    for i in range(2):
+        cluster.annotate("promote", f"p{i}")
+        wait_for(
+            lambda i=i: cluster.status().step == i + 1,
+            timeout=60,
+            message=f"promote {i} never handled:\n{operator.log()}",
+        )
+    assert cluster.status().step_display == "3/5"
+    cluster.patch_spec({"rollout": {"steps": [50, 100]}})
+    st = wait_for(
+        lambda: (s := cluster.status()).observed_generation == 2 and s,
+        timeout=60,
+        message=f"the steps edit was never observed:\n{operator.log()}",
+    )
+    assert (st.phase, st.step, st.step_display, st.canary_weight) == (
+        Phase.PROGRESSING,
+        0,
+        "1/2",
+        50.0,
+    )
+    assert st.history[-1].reason == Reason.STEPS_CHANGED.value
+    wait_for(
+        lambda: all(s["weight"] == 50.0 for s in cluster.split()),
+        timeout=60,
+        message="the ConfigMap never served the remapped weight",
+    )
+    health = argocd_health(cluster.body())
+    assert health["status"] == "Progressing" and "step 1/2" in health["message"], health
+    cluster.annotate("promote", "p-final")
+    done = wait_for(_phase(cluster, Phase.PROMOTED), timeout=60, message="never promoted")
+    assert done.canary_weight == 95.0 and done.step_display == "2/2"
+    assert argocd_health(cluster.body())["status"] == "Healthy"
+
+
+def test_unusable_spec_is_failed_degraded_and_observed_then_resumes(
+    control_plane: ControlPlane,
+    cluster: Cluster,
+    operator: OperatorProcess,
+    prometheus: Prometheus,
+    wait_for: Any,
+) -> None:
+    """A policy stored under an older CRD (without the candidate != baseline rule) that
+    the operator cannot use: Failed/InvalidSpec with observedGeneration caught up, so
+    Argo CD shows Degraded instead of Progressing forever; fixed, the rollout goes on."""
+    from argocdkit import argocd_health
+    from tierguard.api.crdgen import build_crd
+
+    manifest = _no_router_policy(prometheus.url)
+    cluster.create(manifest)
+    wait_for(_phase(cluster, Phase.PROGRESSING), timeout=60, message="rollout never started")
+    routes = manifest["spec"]["routes"]
+    older = build_crd()
+    schema = older["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
+    route_schema = schema["properties"]["spec"]["properties"]["routes"]["items"]
+    assert route_schema.pop("x-kubernetes-validations"), "the candidate rule is in the CRD"
+    try:
+        control_plane.kubectl(
+            "apply", "--server-side", "--force-conflicts", "-f", "-", input=yaml.safe_dump(older)
+        )
+
+        def patched() -> bool:
+            # The API server takes a moment to serve the replaced CRD's schema.
+            from kubernetes.client.exceptions import ApiException
+
+            try:
+                cluster.patch_spec({"routes": [{**routes[0], "candidate": "big"}, routes[1]]})
+            except ApiException as exc:
+                if exc.status != 422:
+                    raise
+                return False
+            return True
+
+        wait_for(patched, timeout=30, message="the older CRD to be served")
+        st = wait_for(
+            lambda: (s := cluster.status()).observed_generation == 2 and s,
+            timeout=60,
+            message=f"generation 2 never observed:\n{operator.log()}",
+        )
+    finally:
+        install_crd(control_plane)
+    assert st.phase == Phase.FAILED
+    assert "spec.routes.0" in st.message and "candidate must differ" in st.message
+    conds = {x.type.value: x for x in st.conditions}
+    assert conds["Ready"].status == "False" and conds["Ready"].reason == Reason.INVALID_SPEC
+    assert conds["Degraded"].status == "True" and conds["Progressing"].status == "False"
+    assert all(x.observed_generation == 2 for x in conds.values())
+    health = argocd_health(cluster.body())
+    assert health["status"] == "Degraded" and "candidate must differ" in health["message"]
+    assert all(s["weight"] == 10.0 for s in cluster.split()), "served weights untouched"
+    wait_for(
+        lambda: cluster.events(Reason.INVALID_SPEC.value),
+        timeout=30,
+        message="an InvalidSpec Event",
+    )
+    cluster.patch_spec({"routes": routes})
+    back = wait_for(
+        lambda: (s := cluster.status()).observed_generation == 3 and s,
+        timeout=60,
+        message=f"generation 3 never observed:\n{operator.log()}",
+    )
+    assert (back.phase, back.step, back.canary_weight) == (Phase.PROGRESSING, 0, 10.0)
+    assert back.history[-1].reason == Reason.SPEC_VALID.value
+    wait_for(
+        lambda: any(
+            x.type.value == "Ready" and x.status == "True" for x in cluster.status().conditions
+        ),
+        timeout=60,
+        message="Ready never came back",
+    )
+    assert argocd_health(cluster.body())["status"] == "Progressing"
+    assert len(cluster.events(Reason.INVALID_SPEC.value)) == 1, "one Event per problem"

@@ -5,10 +5,11 @@ counts the clients saw. This pins the metric-name contract between router and op
 from __future__ import annotations
 
 import json
+import time
 import urllib.request
 from collections import Counter
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -18,13 +19,19 @@ from routerkit import (
     COMPLEX_QUERY,
     SIMPLE_QUERY,
     fake_provider,
+    free_port,
     http,
+    process,
     router_config,
     router_process,
 )
 from routerkit import tiny_classifier as tiny_classifier
-from tierguard.api.enums import Signal
-from tierguard.api.policy import CustomQuery
+from tierguard.api.enums import Arm, Phase, Signal, Verdict
+from tierguard.api.policy import CustomQuery, RoutingPolicySpec
+from tierguard.api.status import RoutingPolicyStatus
+from tierguard.operator import gates as g
+from tierguard.operator import rollout
+from tierguard.operator import statistics as st
 from tierguard.operator.gates import GateSpec
 from tierguard.operator.observe import PrometheusReader, UnreachableError, observe
 
@@ -101,8 +108,10 @@ def test_observe_reads_what_clients_saw(
                 gate(
                     Signal.CUSTOM,
                     query=CustomQuery(
-                        bad='sum(tierguard_feedback_total{tier="$tier",arm="$arm",rating="down"})',
-                        total='sum(tierguard_requests_total{tier="$tier",arm="$arm"})',
+                        bad="sum by (instance) "
+                        '(tierguard_feedback_total{tier="$tier",arm="$arm",rating="down"})',
+                        total="sum by (instance) "
+                        '(tierguard_requests_total{tier="$tier",arm="$arm"})',
                     ),
                 ),
             ]
@@ -132,7 +141,9 @@ def test_observe_reads_what_clients_saw(
     assert sum(lat["canary"].bad.values()) == seen["canary"]
     assert sum(lat["control"].bad.values()) == 0
     custom = obs.gates["simple/Custom"].arms
-    assert {a: r.total[""] for a, r in custom.items()} == {a: float(n) for a, n in seen.items()}
+    assert {a: sum(r.total.values()) for a, r in custom.items()} == {
+        a: float(n) for a, n in seen.items()
+    }
 
 
 def test_unreachable_prometheus_is_reported_not_raised() -> None:
@@ -143,3 +154,185 @@ def test_unreachable_prometheus_is_reported_not_raised() -> None:
         reader.query("up")
     obs = observe(reader, "support", [gate(Signal.ERROR_RATE)], datetime.now(UTC))
     assert obs.error is not None and "unreachable" in obs.error
+
+
+# ------------------------------------------------------------------ Custom queries, replicas
+
+
+def _router_at(tmp: Path, name: str, cfg: dict[str, Any], port: int) -> Any:
+    """A router process on a fixed port (so a restart keeps its ``instance`` label)."""
+    import yaml
+
+    home = tmp / name
+    home.mkdir(exist_ok=True)
+    path = home / "router.yaml"
+    path.write_text(
+        yaml.safe_dump({**cfg, "server": {"host": "127.0.0.1", "port": port}}), encoding="utf-8"
+    )
+    return process(
+        ["router", "--config", str(path), "--poll-interval", "0.2"],
+        f"http://127.0.0.1:{port}/readyz",
+        home / f"router-{time.monotonic_ns()}.log",
+    )
+
+
+def _ask(url: str, n: int, seen: Counter[str], prefix: str) -> None:
+    for i in range(n):
+        _body, headers = chat(url, f"{SIMPLE_QUERY} {prefix}{i}", f"{prefix}-user-{i}")
+        assert headers["x-tierguard-tier"] == "simple"
+        seen[headers["x-tierguard-arm"]] += 1
+
+
+PER_ROUTER = CustomQuery(
+    bad='sum by (instance) (tierguard_requests_total{tier="$tier",arm="$arm",outcome="error"})',
+    total='sum by (instance) (tierguard_requests_total{tier="$tier",arm="$arm"})',
+)
+SUMMED = CustomQuery(
+    bad='sum(tierguard_requests_total{tier="$tier",arm="$arm",outcome="error"})',
+    total='sum(tierguard_requests_total{tier="$tier",arm="$arm"})',
+)
+
+
+def test_custom_query_across_replicas_counts_a_router_restart_once(
+    tiny_classifier: Path,
+    tmp_path: Path,
+    prometheus: Prometheus,
+    wait_for: Callable[..., Any],
+) -> None:
+    """Two router replicas, one restarts: a Custom SLO counts exactly the requests served
+    since the previous look (per-series resets), and a query that sums across replicas is
+    refused with a message saying why, instead of counting the history again."""
+    per_router = gate(Signal.CUSTOM, query=PER_ROUTER)
+    summed = GateSpec(
+        key="simple/Custom/summed",
+        tier="simple",
+        signal=Signal.CUSTOM,
+        absolute=False,
+        allowed=0.05,
+        query=SUMMED,
+    )
+    reader = PrometheusReader(prometheus.url, timeout=5)
+    ports = {"a": free_port(), "b": free_port()}
+    urls = {k: f"http://127.0.0.1:{p}" for k, p in ports.items()}
+    with (
+        fake_provider(tmp_path, "big") as big,
+        fake_provider(tmp_path, "small") as small,
+    ):
+        cfg = router_config(
+            tiny_classifier,
+            big_url=f"{big}/v1",
+            small_url=f"{small}/v1",
+            weight=50,
+            observability={"decisionLog": None},
+        )
+
+        def reading(expected: dict[str, float]) -> Any:
+            """Observe once Prometheus holds ``expected`` per instance (summed over arms)."""
+
+            def check() -> Any:
+                obs = observe(reader, "support", [per_router, summed], datetime.now(UTC))
+                r = obs.gates[per_router.key]
+                if obs.error or r.error:
+                    return None
+                got: Counter[str] = Counter()
+                for arm in r.arms.values():
+                    for key, value in arm.total.items():
+                        got[key] += value
+                want = {f'{{instance="127.0.0.1:{ports[k]}"}}': v for k, v in expected.items()}
+                return obs if dict(got) == want else None
+
+            return wait_for(check, timeout=60, message=f"Prometheus to report {expected}")
+
+        seen_before: Counter[str] = Counter()
+        seen_after: Counter[str] = Counter()
+        with _router_at(tmp_path, "a", cfg, ports["a"]):
+            b = _router_at(tmp_path, "b", cfg, ports["b"])
+            b.__enter__()
+            try:
+                prometheus.set_targets([u.removeprefix("http://") for u in urls.values()])
+                _ask(urls["a"], 12, seen_before, "a")
+                _ask(urls["b"], 12, seen_before, "b")
+                first = reading({"a": 12, "b": 12})
+            finally:
+                b.__exit__(None, None, None)
+            # Router b restarts (same address): its counters start from zero again.
+            with _router_at(tmp_path, "b", cfg, ports["b"]):
+                _ask(urls["a"], 3, seen_after, "a2-")
+                _ask(urls["b"], 4, seen_after, "b2-")
+                second = reading({"a": 15, "b": 4})
+    state = g.update_gates(g.fresh_gate_state("r"), [per_router], first, Arm.CONTROL)
+    state = g.update_gates(state, [per_router], second, Arm.CONTROL)
+    stats = st.GateState.from_json(state["gates"][per_router.key]["stats"])
+    counted = {"control": stats.control_total, "canary": stats.canary_total}
+    assert counted == {a: float(seen_after[a]) for a in ("control", "canary")}, (
+        f"counted {counted} for {dict(seen_after)} requests after the restart"
+    )
+    # The summed query is refused, naming itself and the fix.
+    err = second.gates[summed.key].error
+    assert err is not None and "instance" in err and "sum(tierguard_requests_total" in err, err
+    outcome = g.evaluate_gates(
+        g.update_gates(g.fresh_gate_state("r"), [summed], second, Arm.CONTROL),
+        [summed],
+        second,
+        0.95,
+        10,
+    )[0]
+    assert outcome.verdict == Verdict.NO_DATA and "sum by (instance)" in outcome.message
+
+
+def test_nan_and_inf_readings_are_no_data_naming_the_query_and_the_clock_runs(
+    prometheus: Prometheus,
+) -> None:
+    """0/0 in a custom expression: the gate is NoData with the query named, every
+    reconcile goes through, and noData.after pauses the rollout."""
+    spec = RoutingPolicySpec.model_validate(
+        {
+            "models": [
+                {"name": "big", "baseURL": "http://big/v1", "upstreamModel": "b"},
+                {"name": "small", "baseURL": "http://small/v1", "upstreamModel": "s"},
+            ],
+            "routes": [
+                {"tier": "simple", "baseline": "big", "candidate": "small"},
+                {"tier": "complex", "baseline": "big"},
+            ],
+            "rollout": {"interval": "5s", "noData": {"after": "10s", "action": "Pause"}},
+            "analysis": {
+                "slos": [
+                    {
+                        "tier": "simple",
+                        "signal": "Custom",
+                        "query": {"bad": "vector(1) / vector(0)", "total": "vector(0) / vector(0)"},
+                    }
+                ]
+            },
+        }
+    )
+    reader = PrometheusReader(prometheus.url, timeout=5)
+    gates = g.gate_specs(spec)
+    t0 = datetime.now(UTC)
+    status = rollout.reconcile(spec, None, t0).status
+    for i, seconds in enumerate((0, 6, 12)):
+        now = t0 + timedelta(seconds=seconds)
+        obs = observe(reader, "support", gates, now)
+        assert obs.error is None, obs.error
+        err = obs.gates[gates[0].key].error
+        assert err is not None and "vector(0) / vector(0)" in err and "NaN" in err, err
+        decision = rollout.reconcile(spec, status, now, observations=obs)
+        status = RoutingPolicyStatus.model_validate(decision.status.to_k8s())
+        assert status.tiers[0].verdict == Verdict.NO_DATA
+        assert "vector(0) / vector(0)" in status.tiers[0].signals[0].message
+        if i == 0:
+            assert status.no_data_since == now and status.phase == Phase.PROGRESSING
+    assert status.phase == Phase.PAUSED, status.message
+    assert "vector(0) / vector(0)" in status.message and "noData.after 10s" in status.message
+    # +Inf is refused the same way.
+    inf = g.GateSpec(
+        key="simple/Custom/inf",
+        tier="simple",
+        signal=Signal.CUSTOM,
+        absolute=False,
+        allowed=0.05,
+        query=CustomQuery(bad="vector(0)", total="vector(1) / vector(0)"),
+    )
+    err = observe(reader, "support", [inf], t0).gates[inf.key].error
+    assert err is not None and "vector(1) / vector(0)" in err and "inf" in err.lower(), err

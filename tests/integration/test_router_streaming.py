@@ -98,6 +98,19 @@ async def test_truncated_stream_is_an_error(env: Env, tmp_path: Path) -> None:
     assert line["outcome"] == "error" and line["error"] == "truncated"
 
 
+@pytest.mark.parametrize("env", [CANARY], indirect=True)
+async def test_finished_stream_without_done_is_ok_and_completed(env: Env) -> None:
+    """An upstream that ends after its finish_reason without [DONE] answered in full:
+    the client gets the [DONE] it expects, and nothing is counted as an error."""
+    await env.patch("small", "small-1", stream_omit_done=True)
+    r = await env.chat(stream=True, user="ned", stream_options={"include_usage": True})
+    evs = events(await r.text())
+    assert evs[-1] == "[DONE]" and json.loads(evs[-2])["usage"]["completion_tokens"] > 0
+    m = await env.metrics()
+    assert sample(m, "tierguard_requests_total", model="small", outcome="ok") == 1
+    assert sample(m, "tierguard_upstream_errors_total") == 0
+
+
 async def test_complete_stream_is_ok(env: Env) -> None:
     r = await env.chat(stream=True)
     assert events(await r.text())[-1] == "[DONE]"
@@ -238,3 +251,21 @@ async def test_client_sent_stream_options_refused_is_the_models_failure(env: Env
     assert got[-1]["usage"]["completion_tokens"] > 0
     m = await env.metrics()
     assert sample(m, "tierguard_upstream_errors_total", model="small", reason="client_error") == 1
+
+
+@pytest.mark.parametrize("env", [{**CANARY, "model_extra": {"streamUsage": True}}], indirect=True)
+async def test_a_refused_client_parameter_does_not_turn_stream_usage_off(env: Env) -> None:
+    """The retry without the router's addition is refused too when the client's own
+    parameter is the problem: that is the model's refusal (escalation as usual), and the
+    model keeps getting the usage request afterwards."""
+    await env.patch("small", "small-1", reject_params=["logprobs"])
+    r = await env.chat(stream=True, user="oz", logprobs=True)
+    assert r.status == 200 and r.headers["x-tierguard-model"] == "big"
+    await r.text()
+    assert env.runtime.state.pool.clients["small"].refuses_additions is False
+    r = await env.chat(stream=True, user="oz")
+    assert r.headers["x-tierguard-model"] == "small"
+    await r.text()
+    m = await env.metrics()
+    assert sample(m, "tierguard_upstream_errors_total", model="small", reason="client_error") == 1
+    assert sample(m, "tierguard_tokens_total", model="small", kind="completion") > 0

@@ -8,6 +8,7 @@ import pytest
 import yaml
 from pydantic import ValidationError
 
+from tierguard.api import policy
 from tierguard.api.crdgen import DEFAULT_OUT, build_crd, render_crd_yaml
 from tierguard.api.durations import InvalidDurationError, format_duration, parse_duration
 from tierguard.api.policy import RoutingPolicySpec
@@ -58,6 +59,7 @@ def test_defaults_fill_in() -> None:
         (lambda s: s["routes"].pop(), "tier 'complex' has no route"),
         (lambda s: s["rollout"].update(bakeTime="5 minutes"), "bakeTime"),
         (lambda s: s["rollout"].update(holdbackPercent=80), "holdbackPercent"),
+        (lambda s: s["analysis"]["slos"][0].update(failMargin=0.9), "failMargin"),
     ],
 )
 def test_invalid_specs_name_the_field(mutate, needle: str) -> None:
@@ -111,3 +113,92 @@ def test_crd_schema_is_structural() -> None:
     assert spec["properties"]["rollout"]["properties"]["steps"]["default"] == [5, 10, 25, 50, 100]
     assert spec["x-kubernetes-validations"], "cross-field CEL rules missing"
     assert yaml.safe_load(render_crd_yaml())["kind"] == "CustomResourceDefinition"
+
+
+@pytest.mark.parametrize(
+    ("mutate", "needle"),
+    [
+        (lambda s: s["rollout"].update(interval="0s"), "at least 5s"),
+        (lambda s: s["rollout"].update(interval="4s"), "at least 5s"),
+        (lambda s: s["rollout"].update(bakeTime="0s"), "at least 5s"),
+        (lambda s: s["rollout"].update(maxStepDuration="0s"), "at least 1m"),
+        (lambda s: s["rollout"].update(noData={"after": "0s"}), "at least 10s"),
+        (lambda s: s["rollout"].update(bakeTime="2h", maxStepDuration="1h"), "bakeTime"),
+        (lambda s: s["rollout"].update(interval="5m", noData={"after": "1m"}), "interval"),
+        (lambda s: s["models"][0].update(timeout="0s"), "at least 1s"),
+        (lambda s: s["routes"][0].update(latencyBudget="0ms"), "at least 100ms"),
+        (lambda s: s.update(prometheus={"timeout": "0s"}), "at least 1s"),
+        (lambda s: s.update(router={"requestDeadline": "0s"}), "at least 1s"),
+        (lambda s: s.update(router={"feedbackTtl": "1s"}), "at least 1m"),
+        (lambda s: s["routes"][0].update(candidate="big"), "candidate must differ"),
+        (lambda s: s["rollout"].update(interval="99999999999h"), "too long"),
+    ],
+)
+def test_duration_floors_and_candidate_rule(mutate, needle: str) -> None:
+    spec = base_spec()
+    spec.setdefault("rollout", {})
+    mutate(spec)
+    with pytest.raises(ValidationError) as err:
+        RoutingPolicySpec.model_validate(spec)
+    assert needle in str(err.value)
+
+
+def _crd_rules(node: dict, out: dict[str, list[str]], path: str = "spec") -> None:
+    out[path] = [r["message"] for r in node.get("x-kubernetes-validations", [])]
+    for name, sub in node.get("properties", {}).items():
+        _crd_rules(sub, out, f"{path}.{name}")
+    if "items" in node:
+        _crd_rules(node["items"], out, f"{path}[]")
+
+
+#: Every pydantic validator of the API models and the CEL rule(s) that refuse the same
+#: input at apply time (the API server). A new validator without a twin fails here; the
+#: counterexamples of each are applied to the real API server in
+#: tests/integration/test_crd.py, which also checks pydantic refuses them.
+CEL_TWINS: dict[str, tuple[str, list[str]]] = {
+    "ClassifierSpec._unique_tiers": ("spec.classifier.tiers", ["tier names must be unique"]),
+    "RouteSpec._candidate_differs": ("spec.routes[]", ["candidate must differ from baseline"]),
+    "RolloutSpec._steps_valid": (
+        "spec.rollout",
+        [
+            "maxStepDuration must be longer than bakeTime (no step could ever advance)",
+            "noData.after must be at least interval (gates are read once per interval)",
+        ],
+    ),
+    "SLOSpec._signal_needs": (
+        "spec.analysis.slos[]",
+        [
+            "signal Custom needs query.bad and query.total",
+            "signal Latency needs latencyObjective",
+            "objective Absolute needs threshold",
+        ],
+    ),
+    "RoutingPolicySpec._cross_field": (
+        "spec",
+        [str(r["message"]) for r in policy._SPEC_RULES],  # type: ignore[index,call-overload]
+    ),
+}
+
+
+def test_every_pydantic_validator_has_a_cel_twin_in_the_crd() -> None:
+    found = set()
+    for name, cls in vars(policy).items():
+        if not (isinstance(cls, type) and issubclass(cls, policy.ApiModel)):
+            continue
+        decorators = cls.__pydantic_decorators__
+        for kind in ("model_validators", "field_validators"):
+            for vname, dec in getattr(decorators, kind).items():
+                if dec.cls_ref.split(":")[0].endswith(f".{name}"):
+                    found.add(f"{name}.{vname}")
+    assert found == set(CEL_TWINS), "a pydantic-only validator needs a CEL rule (and a twin entry)"
+    rules: dict[str, list[str]] = {}
+    spec = build_crd()["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]
+    _crd_rules(spec, rules)
+    for validator, (path, messages) in CEL_TWINS.items():
+        for message in messages:
+            assert message in rules.get(path, []), (validator, path, message)
+    # Duration floors: one definition, both forms.
+    interval = spec["properties"]["rollout"]["properties"]["interval"]
+    assert interval["x-kubernetes-validations"] == [
+        {"rule": "duration(self) >= duration('5s')", "message": "must be at least 5s"}
+    ]

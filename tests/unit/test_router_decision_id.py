@@ -59,3 +59,27 @@ def test_expired_and_future() -> None:
 @pytest.mark.parametrize("garbage", ["", "chatcmpl-", "abc", "chatcmpl-a.b", "x" * 5000, "a.b.c"])
 def test_garbage_is_malformed_or_unsigned(garbage: str) -> None:
     assert _reason(garbage) in ("malformed", "bad_signature")
+
+
+def test_the_user_cluster_rides_in_the_id_and_version_1_ids_still_verify() -> None:
+    """Feedback is counted per user cluster (issue 13.2): the id carries it; ids issued
+    before the upgrade (version 1, no cluster) are still attributed, cluster ""."""
+    import base64
+    import hashlib
+    import hmac
+    import json
+
+    d = Decision("support", "simple", "canary", "small", 1_700_000_000, "req-1", "7")
+    assert verify(sign(d, KEY), KEY, now=d.issued_at, ttl_s=60).cluster == "7"
+    payload = (
+        base64.urlsafe_b64encode(
+            json.dumps([1, "support", "simple", "canary", "small", d.issued_at, "req-1"]).encode()
+        )
+        .rstrip(b"=")
+        .decode()
+    )
+    tag = base64.urlsafe_b64encode(
+        hmac.new(KEY, payload.encode(), hashlib.sha256).digest()[:16]
+    ).rstrip(b"=")
+    old = verify(f"chatcmpl-{payload}.{tag.decode()}", KEY, now=d.issued_at, ttl_s=60)
+    assert old.cluster == "" and old.request_id == "req-1"

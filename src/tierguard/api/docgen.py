@@ -38,6 +38,20 @@ def render_metrics_md() -> str:
     buckets = ", ".join(f"{b:g}" for b in m.LATENCY_BUCKETS)
     cls_buckets = ", ".join(f"{b:g}" for b in m.CLASSIFIER_BUCKETS)
     arms = ", ".join(f"`{a.value}`" for a in Arm)
+    cl = f", {m.CLUSTER}"
+    requests = _q(m.REQUESTS.name, group_extra=cl)
+    err_bad = _q(
+        m.REQUESTS.name, f'{m.OUTCOME}=~"{m.OUTCOME_ERROR}|{m.OUTCOME_ESCALATED}"', group_extra=cl
+    )
+    thumbs_bad = _q(m.FEEDBACK.name, f'{m.RATING}="{m.RATING_DOWN}"', group_extra=cl)
+    shadow_bad = _q(m.SHADOW_JUDGEMENTS.name, f'{m.VERDICT}="{m.VERDICT_DISAGREE}"', group_extra=cl)
+    shadow_total = _q(
+        m.SHADOW_JUDGEMENTS.name,
+        f'{m.VERDICT}=~"{m.VERDICT_AGREE}|{m.VERDICT_DISAGREE}"',
+        group_extra=cl,
+    )
+    lat_count = _q(f"{m.REQUEST_DURATION.name}_count")
+    lat_bucket = _q(f"{m.REQUEST_DURATION.name}_bucket", group_extra=", le")
     lines = [
         "# Metrics",
         "",
@@ -100,6 +114,10 @@ def render_metrics_md() -> str:
         "session tiering `from_tier` is always below `to_tier`.",
         f"- `{m.OUTCOME}` on stateful turns: `{m.STATEFUL_LOCKED}`, `{m.STATEFUL_FALLBACK}`, "
         f"`{m.STATEFUL_UNLOCKED}`; on the classifier cache: `{m.CACHE_HIT}`, `{m.CACHE_MISS}`.",
+        f"- `{m.CLUSTER}` on requests, feedback and shadow judgements: the user cluster, "
+        f"`0` … `{m.CLUSTERS - 1}` (the request's split bucket mod {m.CLUSTERS}; a bucket "
+        f"holds whole users), `{m.CLUSTER_NONE}` for requests without a bucket (pinned). "
+        "No user id: 16 values whatever the number of users.",
         "",
         "## Histogram buckets",
         "",
@@ -111,23 +129,27 @@ def render_metrics_md() -> str:
         "",
         "## How the operator reads them",
         "",
-        "Per tier `T` and arm `A` over the stage window `W` (the operator substitutes them):",
+        "Each evaluation interval the operator reads the **raw cumulative counters**, "
+        "summed per tier, arm, scrape `instance` (one series per router process) and, "
+        f"where exported, user `{m.CLUSTER}` (the split bucket mod {m.CLUSTERS}: disjoint "
+        "sets of whole users, from whose spread the gates estimate the per-user "
+        "correlation, docs/statistics.md), for policy `P` (plus the namespace label when "
+        "the operator runs cluster-wide):",
         "",
-        "| signal | bad / total |",
-        "|---|---|",
-        f'| ErrorRate | `sum(increase({m.REQUESTS.name}{{tier="T",arm="A",'
-        f'outcome=~"{m.OUTCOME_ESCALATED}|{m.OUTCOME_ERROR}"}}[W]))` / '
-        f'`sum(increase({m.REQUESTS.name}{{tier="T",arm="A"}}[W]))` |',
-        f'| ThumbsDown | `sum(increase({m.FEEDBACK.name}{{tier="T",arm="A",'
-        f'rating="{m.RATING_DOWN}"}}[W]))` / `sum(increase({m.FEEDBACK.name}'
-        f'{{tier="T",arm="A"}}[W]))` |',
-        f'| ShadowDisagreement | `sum(increase({m.SHADOW_JUDGEMENTS.name}{{tier="T",arm="A",'
-        f'verdict="{m.VERDICT_DISAGREE}"}}[W]))` / `sum(increase('
-        f'{m.SHADOW_JUDGEMENTS.name}{{tier="T",arm="A",verdict=~"{m.VERDICT_AGREE}|'
-        f'{m.VERDICT_DISAGREE}"}}[W]))` |',
-        f"| Latency (objective O) | total minus `sum(increase({m.REQUEST_DURATION.name}_bucket"
-        f'{{tier="T",arm="A",le="O"}}[W]))` / `sum(increase({m.REQUEST_DURATION.name}_count'
-        f'{{tier="T",arm="A"}}[W]))` |',
+        "| signal | bad | total |",
+        "|---|---|---|",
+        f"| ErrorRate | `{err_bad}` | `{requests}` |",
+        f"| ThumbsDown | `{thumbs_bad}` | `{_q(m.FEEDBACK.name, group_extra=cl)}` |",
+        f"| ShadowDisagreement | `{shadow_bad}` | `{shadow_total}` |",
+        f'| Latency (objective O) | `{lat_count}` minus `{lat_bucket}` at `le="O"` '
+        f"| `{lat_count}` |",
+        "",
+        "The increase over an interval is the difference between two successive readings, "
+        "computed by the gates per series; a counter that went down was reset (router "
+        "restart) and counts from zero. PromQL `increase()` is not used: it extrapolates to "
+        "the window edges and returns fractional counts. The ErrorRate total (the request "
+        "counters) also tells the operator whether a tier's traffic flows at all: a signal "
+        "with no events while requests are counted is Inconclusive, not NoData.",
         "",
         "Shadow judgements exist for the canary arm only (the baseline's answer is the "
         "reference the canary's is compared with; there is no control-arm series), so a "
@@ -135,6 +157,17 @@ def render_metrics_md() -> str:
         "",
     ]
     return "\n".join(lines)
+
+
+_GROUP = f"{m.TIER}, {m.ARM}, instance"
+
+
+def _q(metric: str, extra: str = "", group_extra: str = "") -> str:
+    """The operator's counter query for ``metric`` (tierguard.operator.observe builds the
+    same; a unit test compares them)."""
+    sel = f'{m.POLICY}="P"' + (f", {extra}" if extra else "")
+    # a pipe inside a Markdown table cell must be escaped, even in a code span
+    return f"sum by ({_GROUP}{group_extra}) ({metric}{{{sel}}})".replace("|", "\\|")
 
 
 #: every generated document, by path relative to the repository root

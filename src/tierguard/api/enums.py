@@ -18,7 +18,7 @@ class Phase(StrEnum):
     PAUSED = "Paused"  # waiting for a person (manual promotion, max step duration, no data)
     PROMOTED = "Promoted"  # candidate serves 100 % minus holdback
     ROLLED_BACK = "RolledBack"  # a gate failed or a person aborted; weight is 0
-    FAILED = "Failed"  # the policy cannot be reconciled (e.g. missing Secret); see conditions
+    FAILED = "Failed"  # the operator cannot use the spec (InvalidSpec); see conditions
 
 
 class Verdict(StrEnum):
@@ -143,3 +143,6 @@ class Reason(StrEnum):
     MANUAL_PAUSE = "ManualPause"
     MANUAL_RESUME = "ManualResume"
     INVALID_ACTION = "InvalidAction"
+    INVALID_SPEC = "InvalidSpec"  # the operator cannot use the spec (phase Failed)
+    SPEC_VALID = "SpecValid"  # the spec is usable again; the previous phase continues
+    STEPS_CHANGED = "StepsChanged"  # rollout.steps edited mid-rollout; placed on the new steps

@@ -27,6 +27,13 @@ KIND: Final = "kind"
 FROM_MODEL: Final = "from_model"
 TO_MODEL: Final = "to_model"
 STREAM: Final = "stream"
+#: User cluster of a request: its split bucket mod CLUSTERS. A bucket holds whole users
+#: (bucket = sha256(salt + user) mod 10000), so clusters are disjoint sets of users; the
+#: operator estimates the per-user correlation (design effect) from the spread of the
+#: gate counters between clusters. CLUSTER_NONE for requests without a bucket (pinned).
+CLUSTER: Final = "cluster"
+CLUSTERS: Final = 16
+CLUSTER_NONE: Final = "none"
 KEY_SOURCE: Final = "key_source"
 FROM_TIER: Final = "from_tier"
 TO_TIER: Final = "to_tier"
@@ -145,8 +152,9 @@ REQUESTS: Final = MetricDef(
     f"{NAMESPACE}_requests_total",
     "counter",
     "Chat completion requests by the route that served them. outcome: ok (first model), "
-    "escalated (a fallback or hedge served it), error (nothing served).",
-    (*ROUTE_LABELS, OUTCOME),
+    "escalated (a fallback or hedge served it), error (nothing served). cluster: the "
+    "user cluster (split bucket mod 16).",
+    (*ROUTE_LABELS, OUTCOME, CLUSTER),
 )
 REQUEST_DURATION: Final = MetricDef(
     f"{NAMESPACE}_request_duration_seconds",
@@ -203,8 +211,9 @@ HEDGES: Final = MetricDef(
 FEEDBACK: Final = MetricDef(
     f"{NAMESPACE}_feedback_total",
     "counter",
-    "Client feedback attributed through signed decision ids. rating: up or down.",
-    (*ROUTE_LABELS, RATING),
+    "Client feedback attributed through signed decision ids. rating: up or down. cluster: "
+    "the user cluster of the rated answer.",
+    (*ROUTE_LABELS, RATING, CLUSTER),
 )
 FEEDBACK_REJECTED: Final = MetricDef(
     f"{NAMESPACE}_feedback_rejected_total",
@@ -216,8 +225,9 @@ SHADOW_JUDGEMENTS: Final = MetricDef(
     f"{NAMESPACE}_shadow_judgements_total",
     "counter",
     "Shadow evaluations of canary answers against the baseline. verdict: agree, disagree, "
-    "error (shadow call or judge failed; not counted as quality).",
-    (*ROUTE_LABELS, VERDICT),
+    "error (shadow call or judge failed; not counted as quality). cluster: the user "
+    "cluster.",
+    (*ROUTE_LABELS, VERDICT, CLUSTER),
 )
 CLASSIFIER_DURATION: Final = MetricDef(
     f"{NAMESPACE}_classifier_duration_seconds",

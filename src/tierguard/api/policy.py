@@ -17,7 +17,7 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field, JsonValue, model_validator
 from pydantic.alias_generators import to_camel
 
-from tierguard.api.durations import Duration
+from tierguard.api.durations import AtLeast, Duration, parse_duration
 from tierguard.api.enums import (
     NoDataAction,
     PromotionMode,
@@ -37,6 +37,20 @@ MAX_FALLBACKS = 4
 MAX_STEPS = 20
 MAX_SLOS = 32
 DEFAULT_STEPS = [5.0, 10.0, 25.0, 50.0, 100.0]
+
+# Floors on durations (each becomes a CEL rule and a pydantic check, see AtLeast). Zero
+# would make the operator spin (interval), judge a step before it was ever evaluated
+# (bakeTime), give up at once (noData.after, maxStepDuration, timeouts) or hedge every
+# request (latencyBudget).
+MIN_INTERVAL = "5s"
+MIN_BAKE_TIME = "5s"
+MIN_MAX_STEP_DURATION = "1m"
+MIN_NO_DATA_AFTER = "10s"
+MIN_TIMEOUT = "1s"
+MIN_LATENCY_BUDGET = "100ms"
+MIN_LATENCY_OBJECTIVE = "1ms"
+MIN_REQUEST_DEADLINE = "1s"
+MIN_FEEDBACK_TTL = "1m"
 
 
 def _cel(rule: str, message: str, field_path: str | None = None) -> JsonValue:
@@ -248,7 +262,7 @@ class ModelSpec(ApiModel):
         description="Secret holding the upstream API key (sent as a Bearer token).",
     )
     pricing: Pricing = Field(default_factory=Pricing, description="Token prices.")
-    timeout: Duration = Field(
+    timeout: Annotated[Duration, AtLeast(MIN_TIMEOUT)] = Field(
         default="30s", description="Per-attempt timeout for one call to this model."
     )
     context_window: int | None = Field(
@@ -290,6 +304,18 @@ class ModelSpec(ApiModel):
 class RouteSpec(ApiModel):
     """How one tier is served."""
 
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                _cel(
+                    "!has(self.candidate) || self.candidate != self.baseline",
+                    "candidate must differ from baseline",
+                    ".candidate",
+                )
+            ]
+        }
+    )
+
     tier: Name = Field(description="Classifier tier this route serves.")
     baseline: Name = Field(description="Model serving the tier today (the control arm).")
     candidate: Name | None = Field(
@@ -307,7 +333,7 @@ class RouteSpec(ApiModel):
             "timeout) or misses the latency budget."
         ),
     )
-    latency_budget: Duration = Field(
+    latency_budget: Annotated[Duration, AtLeast(MIN_LATENCY_BUDGET)] = Field(
         default="2s",
         description=(
             "Time to first byte after which the next model in the chain is started in "
@@ -319,7 +345,7 @@ class RouteSpec(ApiModel):
     def _candidate_differs(self) -> RouteSpec:
         if self.candidate is not None and self.candidate == self.baseline:
             raise ValueError(
-                f"routes[{self.tier}].candidate must differ from baseline ({self.baseline})"
+                f"routes[{self.tier}]: candidate must differ from baseline ({self.baseline})"
             )
         return self
 
@@ -358,7 +384,7 @@ class StickinessSpec(ApiModel):
 class NoDataSpec(ApiModel):
     """What a stage does while Prometheus is unreachable or returns no data."""
 
-    after: Duration = Field(
+    after: Annotated[Duration, AtLeast(MIN_NO_DATA_AFTER)] = Field(
         default="10m",
         description="How long a stage holds without usable data before acting.",
     )
@@ -370,6 +396,26 @@ class NoDataSpec(ApiModel):
 
 class RolloutSpec(ApiModel):
     """How the candidate is rolled out, step by step."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                _cel(
+                    # has(): the CRD's own default ({}) is checked before defaulting
+                    "!has(self.maxStepDuration) || !has(self.bakeTime) || "
+                    "duration(self.maxStepDuration) > duration(self.bakeTime)",
+                    "maxStepDuration must be longer than bakeTime (no step could ever advance)",
+                    ".maxStepDuration",
+                ),
+                _cel(
+                    "!has(self.noData) || !has(self.noData.after) || !has(self.interval) || "
+                    "duration(self.noData.after) >= duration(self.interval)",
+                    "noData.after must be at least interval (gates are read once per interval)",
+                    ".noData.after",
+                ),
+            ]
+        }
+    )
 
     steps: list[float] = Field(
         default_factory=lambda: list(DEFAULT_STEPS),
@@ -393,8 +439,10 @@ class RolloutSpec(ApiModel):
             "Canary weights in percent of the tier's traffic, strictly increasing, ending at 100."
         ),
     )
-    interval: Duration = Field(default="1m", description="How often gates are evaluated.")
-    bake_time: Duration = Field(
+    interval: Annotated[Duration, AtLeast(MIN_INTERVAL)] = Field(
+        default="1m", description="How often gates are evaluated."
+    )
+    bake_time: Annotated[Duration, AtLeast(MIN_BAKE_TIME)] = Field(
         default="5m", description="Minimum time at each step before it may advance."
     )
     min_samples_per_arm: int = Field(
@@ -406,7 +454,7 @@ class RolloutSpec(ApiModel):
             "See docs/statistics.md to size it for your traffic."
         ),
     )
-    max_step_duration: Duration = Field(
+    max_step_duration: Annotated[Duration, AtLeast(MIN_MAX_STEP_DURATION)] = Field(
         default="2h",
         description="A step without enough evidence by then is Paused for a person to decide.",
     )
@@ -438,6 +486,16 @@ class RolloutSpec(ApiModel):
             raise ValueError("rollout.steps: steps must be strictly increasing")
         if s[-1] != 100.0:
             raise ValueError("rollout.steps: the last step must be 100")
+        if parse_duration(self.max_step_duration) <= parse_duration(self.bake_time):
+            raise ValueError(
+                "rollout.maxStepDuration: maxStepDuration must be longer than bakeTime "
+                "(no step could ever advance)"
+            )
+        if parse_duration(self.no_data.after) < parse_duration(self.interval):
+            raise ValueError(
+                "rollout.noData.after: noData.after must be at least interval "
+                "(gates are read once per interval)"
+            )
         return self
 
 
@@ -477,6 +535,11 @@ class SLOSpec(ApiModel):
                     "objective Absolute needs threshold",
                     ".threshold",
                 ),
+                _cel(
+                    "!has(self.failMargin) || self.failMargin <= self.allowedDrop",
+                    "failMargin must not exceed allowedDrop",
+                    ".failMargin",
+                ),
             ]
         }
     )
@@ -497,10 +560,20 @@ class SLOSpec(ApiModel):
         default=0.02,
         description="Largest tolerated increase of the bad rate (0.02 = 2 percentage points).",
     )
+    fail_margin: Fraction | None = Field(
+        default=None,
+        description=(
+            "Loss the canary may show before a gate may roll back (RelativeToControl): FAIL "
+            "means confident that the canary's bad rate exceeds the control's by more than "
+            "this. Default: half of allowedDrop, so a canary within half the allowed drop is "
+            "rolled back with probability at most 1 - confidence. At most allowedDrop; a "
+            "larger margin rolls back fewer borderline canaries but catches a real loss later."
+        ),
+    )
     threshold: Fraction | None = Field(
         default=None, description="Bad-rate ceiling for objective Absolute."
     )
-    latency_objective: Duration | None = Field(
+    latency_objective: Annotated[Duration, AtLeast(MIN_LATENCY_OBJECTIVE)] | None = Field(
         default=None,
         description="For signal Latency: a request slower than this counts as bad.",
     )
@@ -514,6 +587,11 @@ class SLOSpec(ApiModel):
             raise ValueError(f"slos[{self.tier}]: signal Latency needs latencyObjective")
         if self.objective == "Absolute" and self.threshold is None:
             raise ValueError(f"slos[{self.tier}]: objective Absolute needs threshold")
+        if self.fail_margin is not None and self.fail_margin > self.allowed_drop:
+            raise ValueError(
+                f"slos[{self.tier}]: failMargin {self.fail_margin} exceeds allowedDrop "
+                f"{self.allowed_drop}"
+            )
         return self
 
 
@@ -549,7 +627,9 @@ class PrometheusSpec(ApiModel):
         max_length=2048,
         description="Prometheus base URL.",
     )
-    timeout: Duration = Field(default="10s", description="Timeout of one query.")
+    timeout: Annotated[Duration, AtLeast(MIN_TIMEOUT)] = Field(
+        default="10s", description="Timeout of one query."
+    )
     bearer_token_secret_ref: SecretKeyRef | None = Field(
         default=None, description="Secret with a bearer token for Prometheus, if it needs one."
     )
@@ -565,12 +645,15 @@ class ResourceRequirements(ApiModel):
     """Container resources, as in a Pod spec."""
 
     requests: dict[str, str] = Field(
-        default_factory=lambda: {"cpu": "250m", "memory": "256Mi"},
+        default_factory=lambda: {"cpu": "250m", "memory": "256Mi", "ephemeral-storage": "64Mi"},
         description="Requested resources.",
     )
     limits: dict[str, str] = Field(
-        default_factory=lambda: {"memory": "512Mi"},
-        description="Resource limits.",
+        default_factory=lambda: {"memory": "512Mi", "ephemeral-storage": "256Mi"},
+        description=(
+            "Resource limits. The ephemeral-storage limit bounds /tmp (an emptyDir) and "
+            "the container's logs, so a runaway decision log cannot evict other pods."
+        ),
     )
 
 
@@ -628,7 +711,7 @@ class RouterSpec(ApiModel):
             "field."
         ),
     )
-    request_deadline: Duration = Field(
+    request_deadline: Annotated[Duration, AtLeast(MIN_REQUEST_DEADLINE)] = Field(
         default="60s", description="Total deadline of one request, fallbacks included."
     )
     signing_key_secret_ref: SecretKeyRef | None = Field(
@@ -642,7 +725,7 @@ class RouterSpec(ApiModel):
         default=None,
         description="Secret with API keys (one per line) clients must present to the router.",
     )
-    feedback_ttl: Duration = Field(
+    feedback_ttl: Annotated[Duration, AtLeast(MIN_FEEDBACK_TTL)] = Field(
         default="24h", description="How long a response id accepts feedback."
     )
     shadow: ShadowSpec = Field(

@@ -14,6 +14,9 @@ from tierguard.api.enums import ConditionType, Phase, Verdict
 from tierguard.api.policy import ApiModel
 
 MAX_HISTORY = 20
+#: Manual actions remembered in ``status.handledActions`` (an old annotation that GitOps
+#: re-applies is recognised as long as it is among them).
+MAX_HANDLED_ACTIONS = 32
 
 
 class Condition(ApiModel):
@@ -56,6 +59,13 @@ class SignalStatus(ApiModel):
         default=None, description="Evidence against the canary; Fail at or above threshold."
     )
     e_value_threshold: float | None = Field(default=None, description="Rollback threshold.")
+    design_effect: float | None = Field(
+        default=None,
+        description=(
+            "Variance inflation from per-user correlation, estimated from the per-cluster "
+            "counters (1 = requests behave as independent); the evidence is divided by it."
+        ),
+    )
     message: str = Field(default="", max_length=2048, description="Why this verdict.")
 
 
@@ -85,6 +95,14 @@ class HandledAction(ApiModel):
     nonce: str = Field(default="", max_length=256, description="Nonce from the annotation.")
     time: datetime = Field(description="When it was handled.")
     result: str = Field(default="", max_length=1024, description="What it did, or why not.")
+    generation: int = Field(
+        default=0,
+        ge=0,
+        description=(
+            "metadata.generation when it was handled (an action without a nonce is handled "
+            "once per generation)."
+        ),
+    )
 
 
 class RoutingPolicyStatus(ApiModel):
@@ -99,6 +117,15 @@ class RoutingPolicyStatus(ApiModel):
     rolled_back_revision: str = Field(
         default="",
         description="Revision that was rolled back; it is retried only by a retry action.",
+    )
+    attempt: int = Field(
+        default=0,
+        ge=0,
+        description=(
+            "Rollout attempt of this revision: 0 at first, +1 per retry. Each attempt hashes "
+            "users into arms with its own split salt, so a retry does not judge the candidate "
+            "on the same users again."
+        ),
     )
     step: int = Field(default=0, ge=0, description="Current step index (0-based).")
     steps: int = Field(default=0, ge=0, description="Number of steps.")
@@ -136,6 +163,15 @@ class RoutingPolicyStatus(ApiModel):
     )
     last_handled_action: HandledAction | None = Field(
         default=None, description="Last manual action handled."
+    )
+    handled_actions: list[HandledAction] = Field(
+        default_factory=list,
+        max_length=MAX_HANDLED_ACTIONS,
+        description=(
+            f"The last {MAX_HANDLED_ACTIONS} manual actions handled, oldest first. An "
+            "(action, nonce) listed here never acts again, so an annotation GitOps re-applies "
+            "(Argo CD self-heal) is ignored whatever order annotations come back in."
+        ),
     )
     gate_state: dict[str, Any] = Field(
         default_factory=dict,

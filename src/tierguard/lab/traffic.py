@@ -49,7 +49,7 @@ from tierguard.lab.conversations import (
     Conversation,
     ConversationTally,
 )
-from tierguard.lab.fakeprovider import is_good
+from tierguard.lab.fakeprovider import is_good, question_of
 from tierguard.lab.scenarios import UPSTREAM_MODEL, ProviderProfile, TrafficSpec
 from tierguard.lab.tally import STAGE_SETTLING, Outcome, RouteInfo, Tally
 
@@ -382,6 +382,7 @@ class TrafficGenerator:
         try:
             async with lock:
                 text = conv.add_user_turn(turn.example.text, self.rng)
+                question = question_of(conv.messages)  # what the providers' draw is for
                 request_tier = self.tier_of_text(text) if self.tier_of_text else None
                 started = time.monotonic()
                 for round_ in range(AGENT_TOOL_ROUNDS + 1):
@@ -406,11 +407,11 @@ class TrafficGenerator:
                     satisfied = answer_quality(payload)
                     profile = self.profiles.get(route.model)
                     if satisfied is None and profile is not None:
-                        satisfied = is_good_answer(text, conv.category, profile)
+                        satisfied = is_good_answer(question, conv.category, profile)
                     if satisfied is not None:
                         rating = rating_for(satisfied, self.spec.rating_rate, self.rng)
                     if self.baseline is not None:
-                        counterfactual = is_good_answer(text, conv.category, self.baseline)
+                        counterfactual = is_good_answer(question, conv.category, self.baseline)
                     if rating is not None:
                         await self._feedback(session, base, payload["id"], rating)
         except (TimeoutError, aiohttp.ClientError, ValueError):

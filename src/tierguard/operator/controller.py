@@ -25,7 +25,7 @@ from tierguard.api.enums import ConditionType, Reason, Verdict
 from tierguard.api.policy import RoutingPolicySpec
 from tierguard.api.status import Condition, RoutingPolicyStatus
 from tierguard.operator import gates as g
-from tierguard.operator import render, rollout
+from tierguard.operator import render, rollout, specerror
 from tierguard.operator.backoff import Backoff
 from tierguard.operator.conditions import get_condition, set_condition
 from tierguard.operator.kube import Kube, KubeError, NotFoundError, StatusConflictError
@@ -98,6 +98,16 @@ def delayed_condition(
             generation,
         )
     return conditions
+
+
+def validation_errors(exc: ValidationError, root: str, limit: int = 5) -> str:
+    """Each problem as ``<root>.<field path>: <why>`` (at most ``limit`` of them)."""
+    parts = []
+    for err in exc.errors()[:limit]:
+        path = ".".join([root, *(str(x) for x in err["loc"])])
+        parts.append(f"{path}: {err['msg']}")
+    more = len(exc.errors()) - limit
+    return "; ".join(parts) + (f" (and {more} more)" if more > 0 else "")
 
 
 class Controller:
@@ -180,9 +190,13 @@ class Controller:
         now = datetime.now(UTC)
         try:
             spec = RoutingPolicySpec.model_validate(body.get("spec") or {})
+        except ValidationError as exc:
+            self._report_invalid(body, generation, now, "spec", exc)
+            return self.settings.resync_seconds
+        try:
             status = RoutingPolicyStatus.model_validate(body.get("status") or {})
         except ValidationError as exc:
-            self._report_invalid(body, generation, now, exc)
+            self._report_invalid(body, generation, now, "status", exc)
             return self.settings.resync_seconds
 
         annotations: dict[str, str] = meta.get("annotations") or {}
@@ -355,31 +369,27 @@ class Controller:
         return "routers cannot start until these Secrets exist: " + "; ".join(problems)
 
     def _report_invalid(
-        self, body: dict[str, Any], generation: int, now: datetime, exc: ValidationError
+        self,
+        body: dict[str, Any],
+        generation: int,
+        now: datetime,
+        root: str,
+        exc: ValidationError,
     ) -> None:
-        """Say why, without touching the rollout state or the served weights."""
+        """Phase Failed, Ready=False InvalidSpec, observedGeneration caught up (see
+        :mod:`specerror`); the rollout state and the served weights stay as they are."""
         raw = body.get("status") or {}
-        msg = f"the policy cannot be read: {str(exc)[:1500]}"
+        what = "the spec cannot be used" if root == "spec" else "the status cannot be read"
+        msg = f"{what}: {validation_errors(exc, root)}"
         try:
             status = RoutingPolicyStatus.model_validate(raw)
         except ValidationError:
             status = RoutingPolicyStatus()
-        conds = set_condition(
-            status.conditions,
-            ConditionType.READY,
-            False,
-            Reason.RECONCILE_FAILED.value,
-            msg,
-            now,
-            generation,
-        )
-        conds = set_condition(
-            conds, ConditionType.DEGRADED, True, Reason.RECONCILE_FAILED.value, msg, now, generation
-        )
-        new = status.model_copy(update={"conditions": conds, "message": msg[:4096]})
+        new, fresh = specerror.invalid_spec_status(status, generation, now, msg)
         if new.to_k8s() != status.to_k8s():
             self.kube.replace_status(body, {**raw, **new.to_k8s()})
-            self._event(body, "Warning", Reason.RECONCILE_FAILED.value, msg)
+        if fresh:
+            self._event(body, "Warning", Reason.INVALID_SPEC.value, msg)
 
     def _record(self, namespace: str, name: str, decision: rollout.Decision) -> None:
         if self.metrics is None:

@@ -7,16 +7,32 @@ readings come from :mod:`tierguard.operator.observe`, the state goes to and come
 
 One gate per SLO of a tier that has a candidate. A gate's e-process runs through every
 step of a rollout on one alpha budget (the statistics stay valid when the canary share
-changes), and on into the Promoted phase, where the holdback arm takes the control arm's
-place. The per-step minimum of samples is counted from the step's start, so every step
-gets fresh evidence at its own weight before it may pass.
+changes): the evidence is *cumulative* across steps, not restarted per step. What each
+step adds is a minimum of samples counted from the step's start (``stepBase``), so a step
+cannot pass before ``minSamplesPerArm`` outcomes per arm have been seen at its own weight;
+the confidence bound that lets it pass uses everything counted since the rollout began.
+
+After promotion (the control arm is the holdback) the rollout's e-process is frozen and a
+separate **post-promotion watch** takes over per gate: its own e-process, restarted every
+:data:`WATCH_WINDOW_S`, with the fail margin raised to the SLO's allowed drop (it rolls
+back only a canary confidently worse than the SLO allows) and an explicit alpha-spending
+schedule, window ``k`` spending ``alpha / (k (k + 1))`` (:func:`watch_alpha`; the windows
+sum to alpha, so the chance that the watch *ever* rolls back a canary within its SLO
+stays within the rollout's budget, however long it runs).
+
+Verdicts: Fail/Pass/Inconclusive as :func:`statistics.evaluate` says; NoData only when
+Prometheus or a query failed, or the routers' request counters for the tier are missing.
+A signal with no events while the tier's requests flow (nobody rated yet) is a quiet
+signal: Inconclusive.
 
 ``status.gateState`` layout (JSON, internal)::
 
     {"revision": "<rev>",
      "gates": {"simple/ThumbsDown": {"fingerprint": "…", "controlArm": "control",
                                     "stepBase": [control_total, canary_total],
-                                    "stats": <statistics.GateState.to_json()>}}}
+                                    "stats": <statistics.GateState.to_json()>,
+                                    "watch": {"window": k, "startedAt": "<ISO time>",
+                                              "stats": <GateState>}}}}  # after promotion
 """
 
 from __future__ import annotations
@@ -37,7 +53,18 @@ from tierguard.operator import statistics as st
 #: Series per counter kept in a gate's last readings. Series that vanish from a query
 #: (a scrape failed, a pod went away) are carried forward so that when they come back only
 #: their real increase is counted; the oldest carried ones are dropped beyond this.
-MAX_SERIES = 64
+#: Series are per router instance and user cluster (16 clusters).
+MAX_SERIES = 256
+#: Length of one post-promotion watch window: each window is a fresh e-process.
+WATCH_WINDOW_S = 24 * 3600.0
+
+
+def watch_alpha(family_alpha: float, window: int) -> float:
+    """Alpha spent by post-promotion watch window ``window`` (1, 2, ...):
+    ``alpha / (window (window + 1))``, which sums to ``alpha`` over all windows."""
+    if window < 1:
+        raise ValueError(f"watch windows count from 1, got {window}")
+    return family_alpha / (window * (window + 1))
 
 
 @dataclass(frozen=True)
@@ -49,6 +76,7 @@ class GateSpec:
     signal: Signal
     absolute: bool
     allowed: float  # allowed increase of the bad rate, or the absolute ceiling
+    fail_margin: float | None = None  # relative gates: tolerated loss before FAIL
     latency_objective: float | None = None  # seconds, for Signal.LATENCY
     query: CustomQuery | None = None
     fingerprint: str = ""
@@ -98,6 +126,7 @@ def gate_specs(spec: RoutingPolicySpec) -> list[GateSpec]:
                 signal=slo.signal,
                 absolute=absolute,
                 allowed=allowed,
+                fail_margin=None if absolute else slo.fail_margin,
                 latency_objective=(
                     parse_duration(slo.latency_objective) if slo.latency_objective else None
                 ),
@@ -118,6 +147,10 @@ class GateReading:
 
     arms: Mapping[str, st.ArmReading] = field(default_factory=dict)
     error: str | None = None
+    #: The routers' request counters for this gate's tier exist: traffic flows, so a
+    #: signal without events yet (no ratings, nothing judged) is a quiet signal, not
+    #: missing data.
+    requests_flowing: bool = False
 
     @property
     def empty(self) -> bool:
@@ -159,6 +192,7 @@ class GateOutcome:
     threshold: float | None = None
     step_control: float = 0.0
     step_canary: float = 0.0
+    design_effect: float = 1.0
     provider_error: bool = False  # NoData because a query failed (not just no traffic)
 
     def figures(self) -> str:
@@ -175,11 +209,45 @@ class GateOutcome:
             parts.append(f"upper bound {self.upper_bound:+.3f} vs allowed {self.allowed:.3f}")
         if self.e_value is not None and self.threshold is not None:
             parts.append(f"e-value {self.e_value:.3g} (threshold {self.threshold:.3g})")
+        if self.design_effect > 1.0:
+            parts.append(f"design effect {self.design_effect:.2f}")
         return ", ".join(parts)
 
 
+def _new_stats(g: GateSpec) -> st.GateState:
+    if g.absolute:
+        return st.new_gate_state(g.allowed, kind="absolute")
+    return st.new_gate_state(g.allowed, fail_margin=g.fail_margin)
+
+
+def _new_watch_stats(g: GateSpec) -> st.GateState:
+    """A watch window's e-process: FAIL only beyond the allowed drop itself."""
+    if g.absolute:
+        return st.new_gate_state(g.allowed, kind="absolute")
+    return st.new_gate_state(g.allowed, fail_margin=g.allowed)
+
+
+def _advance_watch(entry: Mapping[str, Any], g: GateSpec, at: datetime) -> dict[str, Any]:
+    """The entry's watch, started at promotion and restarted every window. A new window
+    keeps the previous one's last readings as its baseline: nothing is lost or counted
+    twice between windows."""
+    watch = entry.get("watch")
+    if watch is None:
+        return {"window": 1, "startedAt": at.isoformat(), "stats": _new_watch_stats(g).to_json()}
+    started = datetime.fromisoformat(watch["startedAt"])
+    if (at - started).total_seconds() < WATCH_WINDOW_S:
+        return dict(watch)
+    fresh = _new_watch_stats(g)
+    fresh.last = st.GateState.from_json(watch["stats"]).last
+    return {
+        "window": int(watch["window"]) + 1,
+        "startedAt": at.isoformat(),
+        "stats": fresh.to_json(),
+    }
+
+
 def _new_entry(g: GateSpec, control_arm: Arm) -> dict[str, Any]:
-    state = st.new_gate_state(g.allowed, kind="absolute" if g.absolute else "relative")
+    state = _new_stats(g)
     return {
         "fingerprint": g.fingerprint,
         "controlArm": control_arm.value,
@@ -245,11 +313,21 @@ def update_gates(
             entry["controlArm"] = control_arm.value
         reading = observations.gates.get(g.key)
         usable = observations.error is None and reading is not None and reading.error is None
-        if usable and reading is not None and not reading.empty:
-            state = st.update(state, _readings_for_update(state, reading, control_arm))
-            # Capped: only "first look or not" matters, and a count that grew on every
-            # look would make an unchanged gate state differ (a status write per look).
-            entry["looks"] = min(int(entry.get("looks", 0)) + 1, 2)
+        if control_arm == Arm.HOLDBACK:
+            # Promoted: the rollout's evidence is frozen; the watch judges from here.
+            watch = _advance_watch(entry, g, observations.at)
+            wstate = st.GateState.from_json(watch["stats"])
+            if usable and reading is not None and not reading.empty:
+                wstate = st.update(wstate, _readings_for_update(wstate, reading, control_arm))
+                entry["looks"] = min(int(entry.get("looks", 0)) + 1, 2)
+            entry["watch"] = {**watch, "stats": wstate.to_json()}
+        else:
+            entry.pop("watch", None)
+            if usable and reading is not None and not reading.empty:
+                state = st.update(state, _readings_for_update(state, reading, control_arm))
+                # Capped: only "first look or not" matters, and a count that grew on every
+                # look would make an unchanged gate state differ (a status write per look).
+                entry["looks"] = min(int(entry.get("looks", 0)) + 1, 2)
         entry["stats"] = state.to_json()
         new[g.key] = entry
     return {**gate_state, "gates": new}
@@ -284,14 +362,25 @@ def evaluate_gates(
     out: list[GateOutcome] = []
     for g in gates:
         entry = entries.get(g.key)
-        state = (
-            st.GateState.from_json(entry["stats"])
-            if entry is not None
-            else st.new_gate_state(g.allowed, kind="absolute" if g.absolute else "relative")
-        )
+        state = st.GateState.from_json(entry["stats"]) if entry is not None else _new_stats(g)
+        watch = entry.get("watch") if entry is not None else None
+        gate_alpha, prefix = alpha, ""
+        if watch is not None:
+            window = int(watch["window"])
+            state = st.GateState.from_json(watch["stats"])
+            gate_alpha = st.alpha_per_test(
+                watch_alpha(family_alpha(confidence), window), len(gates)
+            )
+            prefix = (
+                f"post-promotion watch, window {window} (alpha {gate_alpha:.2g}, "
+                f"fails beyond {g.allowed:.3f}): "
+            )
         base = entry.get("stepBase", [0.0, 0.0]) if entry is not None else [0.0, 0.0]
+        if watch is not None:
+            base = [0.0, 0.0]  # the watch window's own counts
         error: str | None = None
         empty = False
+        flowing = False
         if observations is not None:
             reading = observations.gates.get(g.key)
             if observations.error is not None:
@@ -302,18 +391,30 @@ def evaluate_gates(
                 error = reading.error
             else:
                 empty = reading.empty
-        res = st.evaluate(state, g.allowed, alpha, float(min_samples), provider_error=error)
+                flowing = reading.requests_flowing
+        res = st.evaluate(state, g.allowed, gate_alpha, float(min_samples), provider_error=error)
         verdict, message = res.verdict, res.reason
         step_c = max(0.0, state.control_total - float(base[0]))
         step_t = max(0.0, state.canary_total - float(base[1]))
         if verdict == Verdict.NO_DATA and error is None:
-            if empty:
+            if flowing:
+                # A quiet signal: the tier's requests are counted, this signal has no
+                # events yet (nobody rated, nothing judged). No evidence either way.
+                verdict = Verdict.INCONCLUSIVE
+                message = (
+                    f"requests flow but no {g.signal.value} events counted yet "
+                    f"(quiet signal; {res.reason})"
+                )
+            elif watch is not None and state.blocks == 0:
+                verdict = Verdict.INCONCLUSIVE
+                message = "watch window started: its first reading is the baseline"
+            elif empty:
                 message = "the routers have reported no samples for this gate yet (empty result)"
             elif entry is not None and int(entry.get("looks", 0)) <= 1:
                 # The first reading of a gate is only its baseline; that is not missing data.
                 verdict = Verdict.INCONCLUSIVE
                 message = "first reading taken as the baseline; counting from here"
-        if verdict == Verdict.PASS:
+        if verdict == Verdict.PASS and watch is None:
             low = step_t if g.absolute else min(step_c, step_t)
             if low < min_samples:
                 verdict = Verdict.INCONCLUSIVE
@@ -327,7 +428,7 @@ def evaluate_gates(
                 tier=g.tier,
                 signal=g.signal,
                 verdict=verdict,
-                message=message,
+                message=prefix + message,
                 control_samples=state.control_total,
                 control_bad=state.control_bad,
                 canary_samples=state.canary_total,
@@ -340,6 +441,7 @@ def evaluate_gates(
                 threshold=res.threshold,
                 step_control=step_c,
                 step_canary=step_t,
+                design_effect=state.design_effect,
                 provider_error=verdict == Verdict.NO_DATA and error is not None,
             )
         )
@@ -381,6 +483,7 @@ def tier_statuses(outcomes: Sequence[GateOutcome], tiers: Sequence[str]) -> list
                 allowed=o.allowed,
                 e_value=_finite(min(o.e_value, 1e300)) if o.e_value is not None else None,
                 e_value_threshold=_finite(o.threshold),
+                design_effect=_finite(o.design_effect),
                 message=o.message[:2048],
             )
             for o in mine

@@ -8,17 +8,33 @@ others' growth; the increase over an interval is computed by the gates, never by
 
 Failures never raise: an unreachable Prometheus gives ``Observations(error=...)`` and a
 failed query gives that gate a ``GateReading(error=...)``. Both become NoData verdicts,
-which hold a stage and never advance it.
+which hold a stage and never advance it. Every reading also says whether the tier's
+request counters exist (``requests_flowing``): a signal with no events while requests
+flow (nobody rated yet) is Inconclusive, not NoData.
 
 Signals (bad / total, per arm):
 
 * ThumbsDown: ``feedback_total{rating="down"}`` / ``feedback_total``
 * ShadowDisagreement: ``shadow_judgements_total{verdict="disagree"}`` /
   ``shadow_judgements_total{verdict=~"agree|disagree"}`` (judge errors are not quality)
+Counters with a ``cluster`` label (requests, feedback, shadow judgements) are read per
+user cluster as series ``instance#cluster``; the gates sum them for the test and use
+their spread for the design effect.
+
 * ErrorRate: ``requests_total{outcome=~"error|escalated"}`` / ``requests_total``
 * Latency: ``request_duration_seconds_count - request_duration_seconds_bucket{le=objective}``
   / ``request_duration_seconds_count`` (the router adds every objective as a bucket)
 * Custom: the policy's two PromQL expressions with ``$tier`` and ``$arm`` substituted.
+  Each must return raw cumulative counts, **one series per router process** (keep the
+  ``instance`` or ``pod`` label, e.g. ``sum by (instance) (...)``): a sum across replicas
+  drops when one router restarts and cannot be told from a counter reset, so the whole
+  history would be counted again. Each series is keyed by its labels and its resets are
+  handled on its own, like the built-in signals'. A series without such a label, a
+  negative or fractional value (``rate()``, ``increase()``, a ratio) is refused: the gate
+  gets NoData with a message naming the query.
+
+Any NaN or infinite value (``0/0`` in an expression) is refused the same way, naming the
+query: the gate holds as NoData and the ``noData.after`` clock runs.
 """
 
 from __future__ import annotations
@@ -32,6 +48,7 @@ from typing import Any, Protocol
 
 from tierguard.api import metrics as m
 from tierguard.api.enums import Arm, Signal
+from tierguard.operator.design_effect import CLUSTER_SEP
 from tierguard.operator.gates import GateReading, GateSpec, Observations
 from tierguard.operator.statistics import ArmReading
 
@@ -39,6 +56,11 @@ log = logging.getLogger("tierguard.operator.observe")
 
 ARMS = (Arm.CONTROL.value, Arm.HOLDBACK.value, Arm.CANARY.value)
 GROUP = f"{m.TIER}, {m.ARM}, instance"
+#: Counters the routers export per user cluster are read per cluster too: the gates
+#: estimate the per-user correlation from their spread (operator/design_effect.py).
+GROUP_CLUSTERED = f"{GROUP}, {m.CLUSTER}"
+#: Labels that tell one router process from another in a Custom query's result.
+PER_PROCESS_LABELS = frozenset({"instance", "pod"})
 
 
 class QueryError(RuntimeError):
@@ -95,7 +117,7 @@ def signal_queries(
         group = f"{GROUP}, {m.POLICY}" + (f", {namespace_label}" if namespace_label else "")
 
     def q(metric: str, extra: Mapping[str, str] | None = None) -> str:
-        return f"sum by ({group}) ({metric}{selector(policy, extra, namespace)})"
+        return f"sum by ({group}, {m.CLUSTER}) ({metric}{selector(policy, extra, namespace)})"
 
     if signal == Signal.THUMBS_DOWN:
         return q(m.FEEDBACK.name, {m.RATING: m.RATING_DOWN}), q(m.FEEDBACK.name)
@@ -121,19 +143,44 @@ def signal_queries(
 Series = dict[tuple[str, str], dict[str, float]]  # (tier, arm) -> {instance: value}
 
 
-def _series(result: Sequence[Mapping[str, Any]]) -> Series:
+def _labels_text(labels: Mapping[str, str]) -> str:
+    inner = ", ".join(f'{k}="{v}"' for k, v in sorted(labels.items()) if k != "__name__")
+    return "{" + inner + "}"
+
+
+def _value(promql: str, item: Mapping[str, Any]) -> float:
+    """A sample's value; NaN or ±Inf is a QueryError naming the query."""
+    value = float(item["value"][1])
+    if not math.isfinite(value):
+        raise QueryError(
+            f"query `{promql}` returned {value} for {_labels_text(item.get('metric', {}))}: "
+            "a counter reading must be a finite number (NaN usually comes from 0/0)"
+        )
+    return value
+
+
+def _series(result: Sequence[Mapping[str, Any]], promql: str) -> Series:
     out: Series = {}
     for item in result:
         labels = item.get("metric", {})
-        value = float(item["value"][1])
-        if math.isnan(value):
-            continue
+        value = _value(promql, item)
         key = (labels.get(m.TIER, ""), labels.get(m.ARM, ""))
-        out.setdefault(key, {})[labels.get("instance", "")] = value
+        out.setdefault(key, {})[_series_key(labels)] = value
     return out
 
 
-def _latency_bad(buckets: Sequence[Mapping[str, Any]], counts: Series, objective: float) -> Series:
+def _series_key(labels: Mapping[str, str]) -> str:
+    """``instance`` or ``instance#cluster`` (statistics' per-cluster key format)."""
+    instance = labels.get("instance", "")
+    cluster = labels.get(m.CLUSTER, "")
+    if cluster in ("", m.CLUSTER_NONE):
+        return instance
+    return f"{instance}{CLUSTER_SEP}{cluster}"
+
+
+def _latency_bad(
+    buckets: Sequence[Mapping[str, Any]], counts: Series, objective: float, promql: str
+) -> Series:
     """Per series: requests slower than ``objective`` = count - bucket(le=objective)."""
     under: Series = {}
     found = False
@@ -147,7 +194,7 @@ def _latency_bad(buckets: Sequence[Mapping[str, Any]], counts: Series, objective
             continue
         found = True
         key = (labels.get(m.TIER, ""), labels.get(m.ARM, ""))
-        under.setdefault(key, {})[labels.get("instance", "")] = float(item["value"][1])
+        under.setdefault(key, {})[labels.get("instance", "")] = _value(promql, item)
     if not found and buckets:
         raise QueryError(
             f"no histogram bucket at the latency objective {objective:g}s: the routers must "
@@ -284,32 +331,70 @@ class SharedResults(Protocol):
     ) -> list[dict[str, Any]]: ...
 
 
+def custom_series(promql: str, result: Sequence[Mapping[str, Any]], which: str) -> dict[str, float]:
+    """A Custom query's result as ``{series labels: count}``, or a QueryError that says
+    why the readings are not per-process cumulative counts (see the module doc)."""
+    out: dict[str, float] = {}
+    for item in result:
+        labels = {k: str(v) for k, v in item.get("metric", {}).items() if k != "__name__"}
+        value = _value(promql, item)
+        where = _labels_text(labels)
+        if value < 0 or value != math.floor(value):
+            raise QueryError(
+                f"query.{which} `{promql}` returned {value:g} for {where}: not a cumulative "
+                "count of outcomes; return the raw counters (no rate(), increase(), "
+                "averages or ratios)"
+            )
+        if not labels.keys() & PER_PROCESS_LABELS:
+            raise QueryError(
+                f"query.{which} `{promql}` returned a series without an instance label "
+                f"({where}): a sum across router replicas drops when one restarts and "
+                "cannot be told from a counter reset; keep one series per router, e.g. "
+                "sum by (instance) (...)"
+            )
+        out[where] = value
+    return out
+
+
+def _read_custom(run: Any, g: GateSpec) -> GateReading:
+    if g.query is None:
+        raise QueryError("signal Custom without query")
+    arms: dict[str, ArmReading] = {}
+    for arm in ARMS:
+        bad_q = _substitute(g.query.bad, g.tier, arm)
+        total_q = _substitute(g.query.total, g.tier, arm)
+        total = custom_series(total_q, run(total_q), "total")
+        bad = custom_series(bad_q, run(bad_q), "bad")
+        if total:
+            arms[arm] = ArmReading(bad=bad, total=total)
+    return GateReading(arms=arms)
+
+
 def _read_gate(run: Any, builtin: Any, g: GateSpec) -> GateReading:
     if g.signal == Signal.CUSTOM:
-        if g.query is None:
-            raise QueryError("signal Custom without query")
-        arms: dict[str, ArmReading] = {}
-        for arm in ARMS:
-            bad = run(_substitute(g.query.bad, g.tier, arm))
-            total = run(_substitute(g.query.total, g.tier, arm))
-            if not total:
-                continue
-            arms[arm] = ArmReading(
-                bad={"": sum(float(x["value"][1]) for x in bad)},
-                total={"": sum(float(x["value"][1]) for x in total)},
-            )
-        return GateReading(arms=arms)
-    total = _series(builtin(g.signal, 1))
+        custom = _read_custom(run, g)
+        return GateReading(arms=custom.arms, requests_flowing=_requests_flowing(builtin, g.tier))
+    name = f"the built-in {g.signal.value} query"
+    total = _series(builtin(g.signal, 1), f"{name} (total)")
+    flowing = _requests_flowing(builtin, g.tier)
     if g.signal == Signal.LATENCY:
         if g.latency_objective is None:
             raise QueryError("signal Latency without latencyObjective")
-        bad = _latency_bad(builtin(g.signal, 0), total, g.latency_objective)
+        bad = _latency_bad(builtin(g.signal, 0), total, g.latency_objective, f"{name} (bad)")
     else:
-        bad = _series(builtin(g.signal, 0))
+        bad = _series(builtin(g.signal, 0), f"{name} (bad)")
     arms = {}
     for arm in ARMS:
         t = total.get((g.tier, arm))
         if not t:
             continue
         arms[arm] = ArmReading(bad=bad.get((g.tier, arm), {}), total=t)
-    return GateReading(arms=arms)
+    return GateReading(arms=arms, requests_flowing=flowing)
+
+
+def _requests_flowing(builtin: Any, tier: str) -> bool:
+    """Whether the routers export request counters for ``tier`` (any arm): then a signal
+    without events is quiet, not missing. The query is the ErrorRate total, so it is
+    read at most once per look (or per shared round)."""
+    requests = _series(builtin(Signal.ERROR_RATE, 1), "the built-in ErrorRate query (total)")
+    return any(key[0] == tier and values for key, values in requests.items())

@@ -73,11 +73,14 @@ def compute_revision(spec: RoutingPolicySpec) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()[:REVISION_LENGTH]
 
 
-def split_salt(policy_uid: str, revision: str) -> str:
+def split_salt(policy_uid: str, revision: str, attempt: int = 0) -> str:
     """Hash salt for the sticky split.
 
     Stable for the whole rollout of one revision (every replica and every step uses it, so
     raising the weight only moves users from control to canary, never back), and new for
-    a new revision, so the next candidate is not always tried on the same users.
+    a new revision and for every retry (``attempt``), so a candidate is not tried on the
+    same users again: users are the unit of independence, and reusing the ones a rolled
+    back attempt saw would carry their idiosyncrasies into the new test.
     """
-    return hashlib.sha256(f"{policy_uid}/{revision}".encode()).hexdigest()[:16]
+    material = f"{policy_uid}/{revision}" if attempt == 0 else f"{policy_uid}/{revision}/{attempt}"
+    return hashlib.sha256(material.encode()).hexdigest()[:16]

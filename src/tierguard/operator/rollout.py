@@ -29,9 +29,20 @@ Rules worth knowing (each has a unit test):
 * Steps only move forward. A rolled-back revision is retried only by a new revision or an
   explicit ``retry``.
 * The last step (100 %) keeps ``holdbackPercent`` of the tier on the baseline as the
-  ``holdback`` arm; the gates go on comparing canary with holdback after promotion.
+  ``holdback`` arm; after promotion a post-promotion watch compares canary with holdback
+  (its own e-process per 24 h window, margin = the allowed drop, alpha spent as
+  alpha / (k (k + 1)); see :mod:`tierguard.operator.gates`).
 * Manual actions come from the ``tierguard.io/action`` annotation with a nonce; each
-  (action, nonce) is handled once and recorded in ``status.lastHandledAction``.
+  (action, nonce) is handled once: the last :data:`MAX_HANDLED_ACTIONS` are kept in
+  ``status.handledActions``, so an old annotation that GitOps re-applies (Argo CD
+  self-heal) never acts again, in whatever order annotations come back. An action
+  without a nonce is handled once per spec generation.
+* ``rollout.steps`` edited mid-rollout: the rollout is placed on the new steps by
+  :func:`tierguard.operator.steps.remap_step` (never an index past the end, never a
+  higher exposure without a gate passing), with a ``StepsChanged`` Event.
+* A spec the operator cannot use is reported by :mod:`tierguard.operator.specerror`
+  (phase Failed, reason InvalidSpec); once the spec is valid again the phase it had
+  before continues.
 """
 
 from __future__ import annotations
@@ -54,6 +65,7 @@ from tierguard.api.enums import (
 )
 from tierguard.api.policy import RoutingPolicySpec
 from tierguard.api.status import (
+    MAX_HANDLED_ACTIONS,
     MAX_HISTORY,
     Condition,
     HandledAction,
@@ -61,6 +73,8 @@ from tierguard.api.status import (
     RoutingPolicyStatus,
 )
 from tierguard.operator import gates as g
+from tierguard.operator import specerror
+from tierguard.operator import steps as stp
 from tierguard.operator.conditions import set_condition
 from tierguard.operator.revision import compute_revision
 
@@ -139,14 +153,11 @@ class Decision:
 
 def step_weight(spec: RoutingPolicySpec, step: int) -> float:
     """The canary weight actually served at a step: 100 % keeps the holdback share back."""
-    steps = spec.rollout.steps
-    w = steps[min(step, len(steps) - 1)]
-    return 100.0 - spec.rollout.holdback_percent if w >= 100.0 else w
+    return stp.served_weight(spec.rollout.steps, spec.rollout.holdback_percent, step)
 
 
 def step_control_arm(spec: RoutingPolicySpec, step: int) -> Arm:
-    steps = spec.rollout.steps
-    return Arm.HOLDBACK if steps[min(step, len(steps) - 1)] >= 100.0 else Arm.CONTROL
+    return stp.control_arm(spec.rollout.steps, step)
 
 
 def serving_split(spec: RoutingPolicySpec, status: RoutingPolicyStatus) -> tuple[float, Arm]:
@@ -200,8 +211,15 @@ def _fmt_time(t: datetime) -> str:
 class _Run:
     """One call of :func:`reconcile`: a mutable working copy plus the actions it emits."""
 
-    def __init__(self, spec: RoutingPolicySpec, status: RoutingPolicyStatus, now: datetime) -> None:
+    def __init__(
+        self,
+        spec: RoutingPolicySpec,
+        status: RoutingPolicyStatus,
+        now: datetime,
+        generation: int = 0,
+    ) -> None:
         self.spec = spec
+        self.generation = generation
         self.initial_split = serving_split(spec, status)
         self.s = status.model_copy(deep=True)
         self.now = now
@@ -251,6 +269,8 @@ class _Run:
 
     def start(self, revision: str, reason: Reason, why: str) -> None:
         s = self.s
+        # A retry of the same revision is a new attempt with a new split salt (new users).
+        s.attempt = s.attempt + 1 if reason == Reason.MANUAL_RETRY else 0
         s.revision = revision
         s.rolled_back_revision = ""
         s.gate_state = g.fresh_gate_state(revision)
@@ -319,6 +339,53 @@ class _Run:
             Phase.PAUSED, reason, message, event_type="Warning" if warning else "Normal"
         )
 
+    # -- spec edits -------------------------------------------------------------------
+
+    def on_spec_valid(self) -> None:
+        """The spec is usable again after an InvalidSpec failure: resume the phase it had."""
+        previous = specerror.phase_before_invalid(self.s)
+        if previous is None:
+            return
+        self.transition(
+            previous,
+            Reason.SPEC_VALID,
+            f"the spec is valid again; the rollout continues ({previous.value})",
+        )
+
+    def on_steps(self) -> None:
+        """Keep the rollout on ``rollout.steps`` after an edit (see :mod:`steps`)."""
+        s = self.s
+        spec = self.spec
+        steps = spec.rollout.steps
+        hold = spec.rollout.holdback_percent
+        last = len(steps) - 1
+        if not s.revision:
+            return
+        if s.phase == Phase.PROMOTED:
+            s.step = last
+            return
+        if s.phase not in (Phase.PROGRESSING, Phase.PAUSED):
+            s.step = min(s.step, last)  # RolledBack/Failed: nothing served, index only
+            return
+        if stp.on_steps(s.step, s.canary_weight, steps, hold):
+            return
+        before = f"step {s.step + 1}/{s.steps or '?'} at {_fmt_weight(s.canary_weight)}"
+        new = stp.remap_step(s.canary_weight, steps, hold)
+        if abs(stp.served_weight(steps, hold, new) - s.canary_weight) <= 1e-9:
+            s.step = new  # same weight: the same stage goes on, clock and evidence kept
+        else:
+            self.enter_step(new)
+            s.no_data_since = None
+        msg = (
+            f"rollout.steps changed to {[float(x) for x in steps]}: {before} continues as "
+            f"step {s.step + 1}/{last + 1} at {_fmt_weight(s.canary_weight)}"
+        )
+        if s.phase == Phase.PAUSED:
+            # A pause keeps its own message and reason (why it paused); the edit is an Event.
+            self.event("Normal", Reason.STEPS_CHANGED, msg)
+        else:
+            self.transition(Phase.PROGRESSING, Reason.STEPS_CHANGED, msg)
+
     # -- revision ----------------------------------------------------------------------
 
     def on_revision(self, revision: str) -> None:
@@ -356,15 +423,35 @@ class _Run:
 
     # -- manual actions ---------------------------------------------------------------
 
+    def handled_before(self, request: ManualRequest) -> bool:
+        """Whether this (action, nonce) was handled already (without a nonce: at this
+        generation). Checked against every remembered action, not just the last one."""
+        s = self.s
+        action, nonce = request.action[:64], request.nonce[:256]
+        remembered = [*s.handled_actions]
+        if s.last_handled_action is not None:
+            remembered.append(s.last_handled_action)
+        for h in remembered:
+            if h.action != action or h.nonce != nonce:
+                continue
+            if nonce or h.generation == self.generation:
+                return True
+        return False
+
     def on_request(self, request: ManualRequest) -> None:
         s = self.s
-        last = s.last_handled_action
-        if last is not None and last.action == request.action and last.nonce == request.nonce:
+        if self.handled_before(request):
             return
         result = self._handle(request)
-        s.last_handled_action = HandledAction(
-            action=request.action[:64], nonce=request.nonce[:256], time=self.now, result=result
+        handled = HandledAction(
+            action=request.action[:64],
+            nonce=request.nonce[:256],
+            time=self.now,
+            result=result[:1024],
+            generation=self.generation,
         )
+        s.last_handled_action = handled
+        s.handled_actions = [*s.handled_actions, handled][-MAX_HANDLED_ACTIONS:]
 
     def _ignored(self, action: str, why: str) -> str:
         msg = f"{action} ignored: {why}"
@@ -615,11 +702,14 @@ def reconcile(
 ) -> Decision:
     """Decide the next status and the actions to carry out.
 
-    Order: a new revision first (it resets the rollout), then a manual action, then the
-    gates (only if ``observations`` were taken, i.e. :func:`evaluation_due` said so).
+    Order: recovery from an invalid spec, a new revision (it resets the rollout), an edit
+    of the steps, then a manual action, then the gates (only if ``observations`` were
+    taken, i.e. :func:`evaluation_due` said so).
     """
-    run = _Run(spec, status or RoutingPolicyStatus(), now)
+    run = _Run(spec, status or RoutingPolicyStatus(), now, generation)
+    run.on_spec_valid()
     run.on_revision(compute_revision(spec))
+    run.on_steps()
     if request is not None and request.action:
         run.on_request(request)
     if observations is not None and run.s.revision:

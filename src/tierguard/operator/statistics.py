@@ -14,7 +14,8 @@ deltas (:func:`counter_delta` handles counter resets) and adds each block to two
 e-process:
 
 * **Fail side** (roll back): H0 "the canary is no worse than control + ``fail_margin``"
-  (default margin 0: identical models must almost never be rolled back) against a
+  (default :func:`default_fail_margin`, half the SLO's allowed drop: a canary within
+  that tolerated loss is rolled back with probability at most alpha) against a
   *mixture* of alternatives ``q_t = q_c + fail_margin + d`` for ``d`` on a grid around
   the SLO's allowed drop. The per-block e-value is the exact k-sample Bernoulli
   e-variable (see docs/statistics.md): it needs no normal approximation and no minimum
@@ -64,6 +65,7 @@ import numpy as np
 import numpy.typing as npt
 
 from tierguard.api.enums import Verdict
+from tierguard.operator import design_effect as de
 
 FloatArray = npt.NDArray[np.float64]
 ArrayLike = npt.ArrayLike  # scalars or arrays; kernels broadcast their arguments
@@ -185,6 +187,27 @@ def block_from_readings(
     return Block(out["control"][0], out["control"][1], out["canary"][0], out["canary"][1])
 
 
+def cluster_block_from_readings(
+    prev: Mapping[str, ArmReading] | None, cur: Mapping[str, ArmReading]
+) -> dict[str, dict[str, tuple[float, float]]]:
+    """Per side and user cluster, the block's (bad, total): series keys of clustered
+    readings are ``instance#cluster`` (:mod:`tierguard.operator.design_effect`)."""
+    out: dict[str, dict[str, tuple[float, float]]] = {}
+    for arm in ("control", "canary"):
+        reading = cur.get(arm)
+        if reading is None:
+            continue
+        before = prev.get(arm) if prev else None
+        bad_by = de.split_by_cluster(reading.bad)
+        per: dict[str, tuple[float, float]] = {}
+        for cluster, totals in de.split_by_cluster(reading.total).items():
+            total = series_delta(before.total if before else None, totals)
+            bad = series_delta(before.bad if before else None, bad_by.get(cluster, {}))
+            per[cluster] = (min(max(bad, 0.0), total), total)
+        out[arm] = per
+    return out
+
+
 # --------------------------------------------------------------------------- kernels
 # Vectorised over leading axes so bench/detection can run thousands of gates at once
 # through the same code the operator runs for one.
@@ -288,14 +311,40 @@ def fail_block_log_e(
     past_bad_c: ArrayLike,
     past_n_c: ArrayLike,
     grid: Grid,
-    fail_margin: float = 0.0,
+    fail_margin: ArrayLike = 0.0,
 ) -> FloatArray:
-    """Per-alternative log e-values of one block for the fail side; last axis = grid."""
+    """Per-alternative log e-values of one block for the fail side; last axis = grid.
+    ``fail_margin`` is a scalar or one margin per gate (broadcast over leading axes).
+
+    H0: "canary - control <= fail_margin". The alternative is ``q_t = q_c + fail_margin +
+    d``, capped below 1. Where the cap pushes it onto or below the margin (a control rate
+    near 1 with a non-zero margin) the bet would point the wrong way -- its canary factor
+    would *grow* as the canary gets better -- so that alternative bets nothing (log e = 0)
+    instead: a better canary can never be failed, however bad the control arm is.
+    """
+    fm = np.asarray(fail_margin, dtype=float)
+    if not bool(np.all((fm >= 0) & (fm < 1))):
+        raise GateInputError(f"failMargin must be in [0, 1), got {fm!r}")
+    fm = fm[..., None]
     q_c = plugin_control_rate(past_bad_c, past_n_c)[..., None]
     d = np.asarray(grid, dtype=float)
-    q_t = np.minimum(q_c + fail_margin + d, 0.995)
+    q_t = np.minimum(q_c + fm + d, 0.995)
     bc, nc, bt, nt = (np.asarray(x, dtype=float)[..., None] for x in (bad_c, n_c, bad_t, n_t))
-    return shifted_block_log_e(bc, nc, bt, nt, q_c, q_t, fail_margin)
+    log_e = shifted_block_log_e(bc, nc, bt, nt, q_c, q_t, fm)
+    # The same guard as the pass side's: only an alternative strictly beyond the null
+    # line is a bet in the right direction (then q_t > r_t, see the module docstring).
+    return np.asarray(np.where(q_t - q_c > fm + 1e-9, log_e, 0.0), dtype=float)
+
+
+def default_fail_margin(allowed_drop: float) -> float:
+    """The fail side's tolerated loss when an SLO sets none: half the allowed drop.
+
+    FAIL then means "confident the canary is worse than control by more than half of what
+    the SLO allows". A canary within half the allowed drop is rolled back with probability
+    at most alpha; a canary at the allowed drop is caught with the power of a test against
+    an effect of half the drop (docs/statistics.md, *Fail margin*, has the sample cost).
+    """
+    return round(allowed_drop / 2.0, 9)
 
 
 def pass_block_log_e(
@@ -400,6 +449,9 @@ class GateState:
     canary_total: float = 0.0
     blocks: int = 0  # non-empty blocks added
     last: dict[str, dict[str, dict[str, float]]] | None = None  # raw readings per arm
+    #: cumulative (bad, total) per side ("control"/"canary") and user cluster
+    clusters: dict[str, dict[str, list[float]]] = field(default_factory=dict)
+    design_effect: float = 1.0  # variance inflation from per-user clustering (>= 1)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -415,6 +467,8 @@ class GateState:
             "counts": [self.control_bad, self.control_total, self.canary_bad, self.canary_total],
             "blocks": self.blocks,
             "last": self.last,
+            "clusters": {side: dict(v) for side, v in self.clusters.items()},
+            "designEffect": self.design_effect,
         }
 
     @classmethod
@@ -436,22 +490,39 @@ class GateState:
             canary_total=tt,
             blocks=int(data["blocks"]),
             last=data.get("last"),
+            clusters={
+                str(side): {str(c): [float(x) for x in v] for c, v in per.items()}
+                for side, per in (data.get("clusters") or {}).items()
+            },
+            design_effect=float(data.get("designEffect", 1.0)),
         )
 
 
 def new_gate_state(
     allowed_drop: float,
     kind: Kind = "relative",
-    fail_margin: float = 0.0,
+    fail_margin: float | None = None,
     margins: Iterable[float] = DEFAULT_MARGINS,
 ) -> GateState:
     """A fresh gate. For ``kind="absolute"`` ``allowed_drop`` is the threshold on the
-    canary's bad rate and only the canary arm is used."""
+    canary's bad rate and only the canary arm is used.
+
+    ``fail_margin`` (relative gates): the loss the fail side tolerates before it may roll
+    back; None takes :func:`default_fail_margin` (half the allowed drop). It must stay
+    within the allowed drop, so that FAIL never fires for a canary the pass side could
+    promote.
+    """
     if kind == "absolute":
         if not 0 < allowed_drop < 1:
             raise GateInputError(f"an absolute threshold must be in (0, 1), got {allowed_drop}")
         return GateState(kind=kind, allowed_drop=allowed_drop)
     grid = fail_grid(allowed_drop)
+    margin = default_fail_margin(allowed_drop) if fail_margin is None else float(fail_margin)
+    if not 0 <= margin <= allowed_drop:
+        raise GateInputError(
+            f"failMargin must be in [0, allowedDrop={allowed_drop}], got {fail_margin}"
+        )
+    fail_margin = margin
     ms = tuple(sorted(set(margins) | {allowed_drop}))
     return GateState(
         kind=kind,
@@ -465,12 +536,43 @@ def new_gate_state(
     )
 
 
-def add_block(state: GateState, block: Block) -> GateState:
+ClusterBlock = Mapping[str, Mapping[str, tuple[float, float]]]  # side -> cluster -> counts
+
+
+def add_clusters(
+    state: GateState, clusters: ClusterBlock
+) -> tuple[dict[str, dict[str, list[float]]], float]:
+    """Cumulative per-cluster counts with ``clusters`` added, and their design effect."""
+    out: dict[str, dict[str, list[float]]] = {
+        side: {c: list(v) for c, v in per.items()} for side, per in state.clusters.items()
+    }
+    for side, per in clusters.items():
+        mine = out.setdefault(side, {})
+        for cluster, (bad, total) in per.items():
+            if cluster in ("", "none") or total <= 0:
+                continue  # unclustered series mix users of every cluster: not independent
+            prev = mine.get(cluster, [0.0, 0.0])
+            mine[cluster] = [prev[0] + float(bad), prev[1] + float(total)]
+    keys = sorted({c for per in out.values() for c in per})
+    if not keys:
+        return out, 1.0
+    sides = sorted(out)
+    bad_ = np.array([[out[s].get(c, [0.0, 0.0])[0] for c in keys] for s in sides])
+    total_ = np.array([[out[s].get(c, [0.0, 0.0])[1] for c in keys] for s in sides])
+    return out, float(de.design_effect(bad_, total_))
+
+
+def add_block(state: GateState, block: Block, clusters: ClusterBlock | None = None) -> GateState:
     """A new state with one block of outcomes added (pure; ``state`` is not changed).
 
     Running maxima of the e-processes are kept as well: a crossing of ``1/alpha`` is
     final (Ville's inequality covers the supremum over time), so a fail stays a fail and
     the confidence bound never widens again. Empty blocks are skipped.
+
+    ``clusters`` (optional): the same block per side and user cluster. The maxima are
+    then taken over the log e-values divided by the running design effect
+    (:mod:`tierguard.operator.design_effect`), so per-user correlation does not pass
+    for evidence.
     """
     if min(block.control_bad, block.control_total, block.canary_bad, block.canary_total) < 0:
         raise GateInputError(f"block counts cannot be negative: {block}")
@@ -478,6 +580,9 @@ def add_block(state: GateState, block: Block) -> GateState:
         return state
     new = GateState.from_json(state.to_json())
     new.last = state.last
+    if clusters:
+        new.clusters, new.design_effect = add_clusters(state, clusters)
+    deff = max(1.0, new.design_effect)
     if state.kind == "relative":
         args = (block.control_bad, block.control_total, block.canary_bad, block.canary_total)
         lf = fail_block_log_e(
@@ -492,11 +597,11 @@ def add_block(state: GateState, block: Block) -> GateState:
             state.margins,
         )
         new.log_e_fail = [a + float(b) for a, b in zip(state.log_e_fail, lf, strict=True)]
-        mix = float(log_mean_exp(np.asarray(new.log_e_fail)))
+        mix = float(log_mean_exp(np.asarray(new.log_e_fail) / deff))
         new.max_log_e_fail = max(state.max_log_e_fail, mix)
         new.log_e_pass = [a + float(b) for a, b in zip(state.log_e_pass, lp, strict=True)]
         new.max_log_e_pass = [
-            max(a, b) for a, b in zip(state.max_log_e_pass, new.log_e_pass, strict=True)
+            max(a, b / deff) for a, b in zip(state.max_log_e_pass, new.log_e_pass, strict=True)
         ]
     new.control_bad += block.control_bad
     new.control_total += block.control_total
@@ -532,7 +637,9 @@ def update(state: GateState, readings: Mapping[str, ArmReading]) -> GateState:
         new.last = cur
         return new
     prev = {arm: ArmReading(bad=v["bad"], total=v["total"]) for arm, v in state.last.items()}
-    new = add_block(state, block_from_readings(prev, readings))
+    new = add_block(
+        state, block_from_readings(prev, readings), cluster_block_from_readings(prev, readings)
+    )
     if new is state:
         new = GateState.from_json(state.to_json())
     new.last = cur
@@ -630,7 +737,9 @@ def evaluate(
 
     if state.max_log_e_fail >= math.log(threshold):
         return result(
-            Verdict.FAIL, f"canary worse than control: e-value {e_value:.3g} >= {threshold:.3g}"
+            Verdict.FAIL,
+            f"canary worse than control by more than {state.fail_margin:.3f}: "
+            f"e-value {e_value:.3g} >= {threshold:.3g}",
         )
     if provider_error is not None:
         return result(Verdict.NO_DATA, f"query failed: {provider_error}")
@@ -706,10 +815,13 @@ def evaluate_absolute(
     upper bound is within it and ``min_samples`` canary outcomes were counted.
     """
     bad, n = state.canary_bad, state.canary_total
-    lower, upper = absolute_bounds(bad, n, alpha_per_test)
+    # Per-user correlation: the bounds use the effective counts (Rao & Scott: counts
+    # divided by the design effect), which keeps the rate and shrinks the evidence.
+    deff = max(1.0, state.design_effect)
+    lower, upper = absolute_bounds(bad / deff, n / deff, alpha_per_test)
     threshold = 1.0 / alpha_per_test
     e_value = (
-        math.exp(min(_log_mixture(bad, n, threshold_rate), 700.0))
+        math.exp(min(_log_mixture(bad / deff, n / deff, threshold_rate), 700.0))
         if n > 0 and bad / n > threshold_rate
         else 1.0
     )
@@ -742,3 +854,14 @@ def evaluate_absolute(
     return result(
         Verdict.INCONCLUSIVE, f"upper bound {upper:.3f} not yet within {threshold_rate:.3f}"
     )
+
+
+# ----------------------------------------------------------------- paired judge
+# The paired sequential test (pairwise judge: canary worse / better / tie on the same
+# request) lives in tierguard.operator.paired; re-exported here as part of the public
+# statistics API.
+from tierguard.operator.paired import PairedResult as PairedResult  # noqa: E402
+from tierguard.operator.paired import PairedState as PairedState  # noqa: E402
+from tierguard.operator.paired import evaluate_paired as evaluate_paired  # noqa: E402
+from tierguard.operator.paired import new_paired_state as new_paired_state  # noqa: E402
+from tierguard.operator.paired import paired_update as paired_update  # noqa: E402

@@ -16,10 +16,13 @@ Modules, each named for what it holds:
 * ``split``: the sticky hash split, arms and model chains (pure);
 * ``decision_id``: signed response ids for feedback attribution (pure);
 * ``errors``: the exception taxonomy and OpenAI error rendering (pure);
-* ``sse``: rewriting streamed chunks (pure);
-* ``upstream``: pooled upstream sessions, the fallback chain and the hedge;
+* ``sse``: decoding upstream event streams, telling their opening from content, and
+  rewriting streamed chunks (pure);
+* ``upstream``: pooled upstream sessions and one attempt (a JSON answer, or a stream up
+  to its first content); ``chain``: the fallback chain and the hedge;
 * ``state``: one loaded configuration generation;
 * ``config_source``: the config file and ConfigMap watchers, and config parsing;
 * ``metrics``: prometheus_client objects built from ``tierguard.api.metrics``;
-* ``shadow``, ``review``, ``decision_log``: quality signals and audit trails.
+* ``shadow`` (judges), ``shadowing`` (sampling and the background shadow call),
+  ``review``, ``decision_log``: quality signals and audit trails.
 """

@@ -19,6 +19,7 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
+from tierguard.api.metrics import CLUSTER_NONE
 from tierguard.router import decision_id, pipeline, relay
 from tierguard.router.chat import parse_chat_request, parse_json
 from tierguard.router.errors import (
@@ -214,7 +215,12 @@ async def feedback(request: web.Request) -> web.Response:
             f"Feedback refused: {exc}.", param="id", code=f"feedback_{exc.reason}"
         ) from None
     rt.metrics.feedback.labels(
-        decision.policy, decision.tier, decision.arm, decision.model, rating
+        decision.policy,
+        decision.tier,
+        decision.arm,
+        decision.model,
+        rating,
+        decision.cluster or CLUSTER_NONE,
     ).inc()
     rt.decision_log.write(
         {

@@ -1,6 +1,7 @@
 """Signed decision ids: the response ``id`` that makes feedback attributable.
 
-An id carries (policy, tier, arm, model, issue time, request id) and an HMAC-SHA256 tag
+An id carries (policy, tier, arm, model, issue time, request id, user cluster) and an
+HMAC-SHA256 tag
 with a key from a Secret, so any replica can attribute a thumbs-up to the route that
 served the answer without shared state, and a client cannot forge feedback for a route
 it was not served by. Layout (URL-safe, no padding)::
@@ -23,7 +24,8 @@ from dataclasses import dataclass
 from typing import Final
 
 PREFIX: Final = "chatcmpl-"
-_VERSION: Final = 1
+_VERSION: Final = 2  # 2 added the user cluster; version-1 ids are still accepted
+_VERSIONS: Final = (1, 2)
 _TAG_BYTES: Final = 16
 _MAX_ID_CHARS: Final = 2048
 #: issue times up to this far in the future are accepted (clock skew between replicas).
@@ -46,6 +48,7 @@ class Decision:
     model: str
     issued_at: int  # unix seconds
     request_id: str
+    cluster: str = ""  # metrics label ``cluster`` of the answer ("" in version-1 ids)
 
 
 def _b64(data: bytes) -> str:
@@ -72,6 +75,7 @@ def sign(decision: Decision, key: bytes) -> str:
                 decision.model,
                 decision.issued_at,
                 decision.request_id,
+                decision.cluster,
             ],
             separators=(",", ":"),
         ).encode("utf-8")
@@ -92,13 +96,16 @@ def verify(decision_id: str, key: bytes, *, now: float, ttl_s: float) -> Decisio
         raise DecisionIdError("bad_signature", "the id's signature does not match")
     try:
         fields = json.loads(_unb64(payload))
-        version, policy, tier, arm, model, issued_at, request_id = fields
+        version, policy, tier, arm, model, issued_at, request_id, *rest = fields
+        cluster = str(rest[0]) if version == 2 and len(rest) == 1 else ""
     except (binascii.Error, ValueError, TypeError):
         raise DecisionIdError("malformed", "the id's payload cannot be read") from None
-    if version != _VERSION or not isinstance(issued_at, int):
+    if version not in _VERSIONS or len(fields) != 6 + version or not isinstance(issued_at, int):
         raise DecisionIdError("malformed", "the id's payload has an unknown layout")
     if issued_at > now + CLOCK_SKEW_S:
         raise DecisionIdError("malformed", "the id was issued in the future")
     if now - issued_at > ttl_s:
         raise DecisionIdError("expired", f"the id expired (older than {ttl_s:.0f}s)")
-    return Decision(str(policy), str(tier), str(arm), str(model), issued_at, str(request_id))
+    return Decision(
+        str(policy), str(tier), str(arm), str(model), issued_at, str(request_id), cluster
+    )

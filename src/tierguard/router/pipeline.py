@@ -9,7 +9,8 @@
   what the client actually got as a :class:`Delivery`.
 * :func:`account` (or :func:`account_failure`) records it once: the request metrics, the
   tokens and cost (:func:`usage_cost`, the one place cost is computed), the decision-log
-  line (:class:`DecisionRecord`), the review sample, and the shadow evaluation it may start.
+  line (:class:`DecisionRecord`), the review sample, and the shadow evaluation it may
+  start (:mod:`~tierguard.router.shadowing`).
 
 Each step takes and returns typed records; the aiohttp view in ``app.py`` only sequences
 them.
@@ -25,7 +26,6 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from tierguard.api import metrics as mdefs
-from tierguard.api.enums import Arm
 from tierguard.router import decision_id
 from tierguard.router.chain import ChainResult, run_chain
 from tierguard.router.chat import (
@@ -47,8 +47,8 @@ from tierguard.router.records import (
     usage_cost,
 )
 from tierguard.router.runtime import Runtime
-from tierguard.router.shadow import answer_text, should_shadow
-from tierguard.router.split import plan_pinned
+from tierguard.router.shadowing import MAX_SHADOWS_IN_FLIGHT, shadow, wants_shadow
+from tierguard.router.split import cluster_label, plan_pinned
 from tierguard.router.state import RouterState
 from tierguard.router.toolcalls import Lock, has_wrapped_ids, unwrap_messages
 from tierguard.router.toolcalls import wrap as wrap_tool_call_id
@@ -56,8 +56,6 @@ from tierguard.router.turnmetrics import observe_plan, observe_served
 from tierguard.router.upstream import UpstreamCall
 
 log = logging.getLogger("tierguard.router")
-
-MAX_SHADOWS_IN_FLIGHT = 64
 
 # --------------------------------------------------------------------------- plan
 
@@ -214,6 +212,7 @@ def sign(state: RouterState, planned: Planned, model: str) -> str:
             model,
             int(planned.wall_start),
             planned.request_id,
+            cluster_label(planned.route.bucket),
         ),
         state.signing_key,
     )
@@ -268,7 +267,9 @@ def account_failure(
     """Record a request no model answered (the client gets ``err``)."""
     elapsed = _now() - planned.started
     labels = (state.config.policy, planned.tier, planned.arm, planned.route.model)
-    rt.metrics.requests.labels(*labels, mdefs.OUTCOME_ERROR).inc()
+    rt.metrics.requests.labels(
+        *labels, mdefs.OUTCOME_ERROR, cluster_label(planned.route.bucket)
+    ).inc()
     rt.metrics.request_duration.labels(*labels).observe(elapsed)
     record = _record(
         state,
@@ -312,7 +313,7 @@ def account(
     elapsed = _now() - planned.started
     outcome = outcome_of(result, delivery)
     labels = (config.policy, planned.tier, planned.arm, result.model)
-    m.requests.labels(*labels, outcome).inc()
+    m.requests.labels(*labels, outcome, cluster_label(planned.route.bucket)).inc()
     m.request_duration.labels(*labels).observe(elapsed)
     m.ttft.labels(*labels).observe(delivery.ttft_s)
     if delivery.failed in mdefs.ERROR_REASONS:  # the stream broke after its first chunk
@@ -369,57 +370,17 @@ def account(
         item["prompt"] = record.prompt
         item["answer"] = delivery.answer
     rt.review.offer(planned.tier, planned.arm, item)
+    baseline = planned.route.baseline
     if (
         outcome == mdefs.OUTCOME_OK
         and delivery.answer  # a tool call has no text to judge
+        and baseline is not None
         and rt.shadows_in_flight < MAX_SHADOWS_IN_FLIGHT
         and wants_shadow(state, planned)
     ):
-        rt.spawn(shadow(rt, state, planned, result.model, delivery.answer))
-    return record
-
-
-def wants_shadow(state: RouterState, planned: Planned) -> bool:
-    """Whether this request's canary answer is compared with the baseline's (decided
-    before the answer is read, so a stream knows to keep its text). Not for a turn without
-    new user text: the baseline did not issue its tool calls and would refuse them."""
-    return (
-        planned.route.arm is Arm.CANARY
-        and not (planned.turn is not None and planned.turn.stateful)
-        and planned.route.baseline is not None
-        and should_shadow(planned.request_id, state.config.shadow.sample_rate)
-    )
-
-
-async def shadow(
-    rt: Runtime, state: RouterState, planned: Planned, canary_model: str, canary_answer: str
-) -> None:
-    """Ask the baseline the same question (non-streaming) and judge the pair."""
-    baseline = planned.route.baseline
-    assert baseline is not None
-    rt.shadows_in_flight += 1
-    policy = state.config.policy
-    verdict = mdefs.VERDICT_ERROR
-    try:
-        client = state.pool.clients[baseline]
         body = call_builder(state, planned)(baseline).body
-        body["stream"] = False
-        body.pop("stream_options", None)
-        payload = (await client.complete(body)).payload
-        usage = payload.get("usage")
-        cost = usage_cost(client.model.pricing, usage if isinstance(usage, dict) else None)
-        rt.metrics.shadow_cost.labels(policy, planned.tier, baseline).inc(cost.cost_usd)
-        question = classifier_text(planned.req.messages, "LastUserMessage", 4000)
-        verdict = await state.judge.judge(question, canary_answer, answer_text(payload))
-    except asyncio.CancelledError:
-        raise
-    except Exception as exc:
-        log.info("shadow evaluation failed: %s", exc)
-    finally:
-        rt.shadows_in_flight -= 1
-        rt.metrics.shadow_judgements.labels(
-            policy, planned.tier, planned.arm, canary_model, verdict
-        ).inc()
+        rt.spawn(shadow(rt, state, planned, result.model, delivery.answer, body))
+    return record
 
 
 def _now() -> float:

@@ -4,8 +4,12 @@ would have said, by a pluggable judge, in the background (the client never waits
 Judges:
 
 * :class:`SimilarityJudge` (``type: Similarity``, built in): Jaccard similarity of the two
-  answers' word sets; at or above ``threshold`` the answers agree. Crude but free, and a
-  cheap model that starts answering something else entirely is exactly what it catches.
+  answers' word sets; at or above ``threshold`` the answers agree. A **smoke signal**,
+  not a quality measure: two correct answers from different LLMs often share few words
+  and a wrong answer can reuse the question's words, so its disagreement rate mostly
+  measures style. It catches a candidate that answers something else entirely (wrong
+  language, empty or truncated answers, a broken prompt); gate quality on an LLM judge
+  or on ThumbsDown.
 * :class:`LLMJudge` (``type: LLM``): asks one of the policy's models whether the two
   answers agree in substance; it must reply AGREE or DISAGREE.
 

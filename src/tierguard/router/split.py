@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from typing import Final
 
 from tierguard.api.enums import Arm
-from tierguard.api.metrics import TIER_PINNED
+from tierguard.api.metrics import CLUSTER_NONE, CLUSTERS, TIER_PINNED
 from tierguard.api.routerconfig import Route, TierSplit
 
 BUCKETS: Final = 10_000
@@ -36,6 +36,11 @@ def bucket(salt: str, key: str) -> int:
     # surrogate escapes; it still hashes (identically to before for any valid text)
     digest = hashlib.sha256((salt + key).encode("utf-8", "surrogatepass")).digest()
     return int.from_bytes(digest, "big") % BUCKETS
+
+
+def cluster_label(key_bucket: int | None) -> str:
+    """The ``cluster`` metrics label of a bucket: whole users, 16 values (low cardinality)."""
+    return CLUSTER_NONE if key_bucket is None else str(key_bucket % CLUSTERS)
 
 
 def canary_buckets(weight_percent: float) -> int:

@@ -201,22 +201,27 @@ class UpstreamClient:
         return JsonAnswer(payload)
 
     async def attempt(self, call: UpstreamCall, *, stream: bool) -> JsonAnswer | StreamAnswer:
-        """One attempt with ``call``'s body; if the upstream refuses a body carrying the
-        router's own additions, once more without them (and without them from now on)."""
+        """One attempt with ``call``'s body. If the upstream refuses (400/422) a body
+        carrying the router's own additions, the same body without them is sent at once;
+        when that one is accepted, the additions were the problem and are left out for
+        this model until the next config reload. (If it is refused too, the client's own
+        request is at fault and that refusal is the attempt's result.)"""
         body = call.plain if call.plain is not None and self.refuses_additions else call.body
         try:
             return await (self.open_stream(body) if stream else self.complete(body))
         except AttemptError as exc:
             if call.plain is None or body is call.plain or exc.status not in _REFUSED_PARAMS:
                 raise
-            self.refuses_additions = True
-            log.warning(
-                "model %s refused the router's own stream_options (%s); sending only what "
-                "the client sent from now on (set streamUsage: false for it)",
-                self.model.name,
-                exc,
-            )
-        return await (self.open_stream(call.plain) if stream else self.complete(call.plain))
+            refusal = exc
+        answer = await (self.open_stream(call.plain) if stream else self.complete(call.plain))
+        self.refuses_additions = True
+        log.warning(
+            "model %s refused the router's own stream_options (%s); sending only what the "
+            "client sent until the next reload (set streamUsage: false for it)",
+            self.model.name,
+            refusal,
+        )
+        return answer
 
     async def open_stream(self, body: dict[str, Any]) -> StreamAnswer:
         resp: aiohttp.ClientResponse | None = None

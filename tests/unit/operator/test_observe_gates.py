@@ -41,9 +41,12 @@ def row(tier: str, arm: str, value: float, instance: str = "r1", **extra: str) -
 def test_queries_use_contract_names_and_group_per_instance() -> None:
     bad, total = o.signal_queries(Signal.THUMBS_DOWN, "shop")
     assert bad == (
-        'sum by (tier, arm, instance) (tierguard_feedback_total{policy="shop", rating="down"})'
+        "sum by (tier, arm, instance, cluster) "
+        '(tierguard_feedback_total{policy="shop", rating="down"})'
     )
-    assert total == 'sum by (tier, arm, instance) (tierguard_feedback_total{policy="shop"})'
+    assert total == (
+        'sum by (tier, arm, instance, cluster) (tierguard_feedback_total{policy="shop"})'
+    )
     bad, _ = o.signal_queries(Signal.ERROR_RATE, "shop", ("namespace", "a"))
     assert 'outcome=~"error|escalated"' in bad and 'namespace="a"' in bad
     bad, _ = o.signal_queries(Signal.SHADOW_DISAGREEMENT, 'we"ird')
@@ -72,7 +75,10 @@ def test_observe_builds_arm_readings_per_gate() -> None:
     assert simple.arms["canary"].bad == {"r1": 2.0}
     assert simple.arms["control"].bad == {}
     assert set(obs.gates["tricky/ThumbsDown"].arms) == {"control"}
-    assert len(set(reader.asked)) == 2, "one query per distinct PromQL, shared by tiers"
+    # thumbs total, thumbs bad and the request counters (is traffic flowing?), each once
+    assert len(set(reader.asked)) == 3, "one query per distinct PromQL, shared by tiers"
+    assert len(reader.asked) == 3
+    assert not simple.requests_flowing, "no request counters were answered"
 
 
 def test_unreachable_prometheus_is_no_data_not_an_exception() -> None:
@@ -95,7 +101,7 @@ def test_unreachable_prometheus_is_no_data_not_an_exception() -> None:
 def test_latency_bad_is_count_minus_bucket_at_objective() -> None:
     counts = {("simple", "canary"): {"r1": 100.0}}
     buckets = [row("simple", "canary", 90, le="2.0"), row("simple", "canary", 60, le="1.0")]
-    bad = o._latency_bad(buckets, counts, 2.0)
+    bad = o._latency_bad(buckets, counts, 2.0, "q")
     assert bad == {("simple", "canary"): {"r1": 10.0}}
 
 
@@ -103,7 +109,7 @@ def test_missing_latency_bucket_is_a_query_error() -> None:
     import pytest
 
     with pytest.raises(o.QueryError, match="latency objective"):
-        o._latency_bad([row("simple", "canary", 1, le="5.0")], {}, 2.0)
+        o._latency_bad([row("simple", "canary", 1, le="5.0")], {}, 2.0, "q")
 
 
 def test_vanished_series_are_carried_forward_not_recounted() -> None:
@@ -152,3 +158,111 @@ def test_first_reading_is_a_baseline_not_missing_data() -> None:
     state = g.update_gates(state, gates, o2, Arm.CONTROL)
     out = g.evaluate_gates(state, gates, o2, 0.95, 10)
     assert all(x.verdict == Verdict.NO_DATA for x in out)
+
+
+def test_quiet_signal_while_requests_flow_is_inconclusive_not_no_data() -> None:
+    """Issue 13.5: a tier whose requests are counted but nobody rated yet has no evidence
+    either way (Inconclusive); NoData needs the request counters themselves missing."""
+    spec = make_spec()
+    gates = g.gate_specs(spec)
+    _, requests_q = o.signal_queries(Signal.ERROR_RATE, "shop")
+    reader = FakeReader({requests_q: [row("simple", "control", 40), row("simple", "canary", 3)]})
+    obs = o.observe(reader, "shop", gates, T0)  # type: ignore[arg-type]
+    assert obs.gates["simple/ThumbsDown"].requests_flowing
+    assert obs.gates["simple/ThumbsDown"].empty
+    assert not obs.gates["tricky/ThumbsDown"].requests_flowing
+    state = g.fresh_gate_state("r")
+    for minute in range(3):
+        at = T0 + timedelta(minutes=minute)
+        obs = o.observe(reader, "shop", gates, at)  # type: ignore[arg-type]
+        state = g.update_gates(state, gates, obs, Arm.CONTROL)
+    out = {x.key: x for x in g.evaluate_gates(state, gates, obs, 0.95, 10)}
+    assert out["simple/ThumbsDown"].verdict == Verdict.INCONCLUSIVE
+    assert "quiet" in out["simple/ThumbsDown"].message
+    assert out["tricky/ThumbsDown"].verdict == Verdict.NO_DATA
+
+
+def test_docs_show_the_queries_the_operator_runs() -> None:
+    """Issue 13.6: docs/metrics.md shows the raw-counter queries of observe.py (no
+    increase())."""
+    from tierguard.api.docgen import render_metrics_md
+
+    doc = render_metrics_md().replace("\\|", "|")  # pipes are escaped in table cells
+    assert "increase(" not in doc.replace("PromQL `increase()`", "")
+    for signal in (Signal.THUMBS_DOWN, Signal.ERROR_RATE, Signal.SHADOW_DISAGREEMENT):
+        for query in o.signal_queries(signal, "P"):
+            assert query in doc, query
+
+
+def test_slo_fail_margin_reaches_the_gate_and_defaults_to_half_the_drop() -> None:
+    spec = make_spec()
+    spec.analysis.slos[0].fail_margin = 0.004
+    state = g.update_gates(
+        g.fresh_gate_state("r"), g.gate_specs(spec), g.Observations(at=T0), Arm.CONTROL
+    )
+    stats = {k: v["stats"] for k, v in state["gates"].items()}
+    first = f"{spec.analysis.slos[0].tier}/{spec.analysis.slos[0].signal.value}"
+    assert stats[first]["failMargin"] == 0.004
+    others = [v for k, v in stats.items() if k != first and v["kind"] == "relative"]
+    assert others and all(v["failMargin"] == v["allowedDrop"] / 2 for v in others)
+
+
+def test_clustered_series_feed_the_design_effect() -> None:
+    """Issue 13.2: counters per user cluster become ``instance#cluster`` series; the gate
+    sums them for the test and estimates the design effect from their spread."""
+    spec = make_spec()
+    gates = g.gate_specs(spec)
+    bad_q, total_q = o.signal_queries(Signal.THUMBS_DOWN, "shop")
+    state = g.fresh_gate_state("r")
+    for minute in range(2):
+        scale = minute + 1
+        totals, bads = [], []
+        for c in range(16):
+            for arm in ("control", "canary"):
+                totals.append(row("simple", arm, 100 * scale, cluster=str(c)))
+                # clusters differ far more than binomial noise: half all bad, half all good
+                bads.append(row("simple", arm, (100 * scale) * (c % 2), cluster=str(c)))
+        reader = FakeReader({total_q: totals, bad_q: bads})
+        obs = o.observe(reader, "shop", gates, T0 + timedelta(minutes=minute))  # type: ignore[arg-type]
+        assert set(obs.gates["simple/ThumbsDown"].arms["canary"].total) == {
+            f"r1#{c}" for c in range(16)
+        }
+        state = g.update_gates(state, gates, obs, Arm.CONTROL)
+    stats = state["gates"]["simple/ThumbsDown"]["stats"]
+    assert stats["counts"] == [800.0, 1600.0, 800.0, 1600.0]
+    assert stats["designEffect"] > 50  # 100 outcomes per cluster, all alike
+
+
+def test_custom_readings_are_kept_per_router_and_bad_ones_refused_naming_the_query() -> None:
+    ok = [
+        {"metric": {"instance": "r1:8080"}, "value": [0, "12"]},
+        {"metric": {"instance": "r2:8080"}, "value": [0, "3"]},
+    ]
+    assert o.custom_series("q", ok, "total") == {
+        '{instance="r1:8080"}': 12.0,
+        '{instance="r2:8080"}': 3.0,
+    }
+    cases = [
+        ([{"metric": {}, "value": [0, "15"]}], "without an instance label"),
+        ([{"metric": {"instance": "r1"}, "value": [0, "2.5"]}], "not a cumulative count"),
+        ([{"metric": {"instance": "r1"}, "value": [0, "-1"]}], "not a cumulative count"),
+        ([{"metric": {"instance": "r1"}, "value": [0, "NaN"]}], "finite"),
+        ([{"metric": {}, "value": [0, "+Inf"]}], "finite"),
+    ]
+    for result, needle in cases:
+        try:
+            o.custom_series("sum(x) / sum(y)", result, "bad")
+        except o.QueryError as exc:
+            assert needle in str(exc) and "sum(x) / sum(y)" in str(exc), str(exc)
+        else:
+            raise AssertionError(f"accepted {result}")
+
+
+def test_nan_in_a_built_in_query_is_a_gate_error_naming_the_query() -> None:
+    spec = make_spec()
+    gates = g.gate_specs(spec)
+    _, total_q = o.signal_queries(Signal.THUMBS_DOWN, "shop")
+    reader = FakeReader({total_q: [row("simple", "control", float("nan"))]})
+    obs = o.observe(reader, "shop", gates, T0)  # type: ignore[arg-type]
+    err = obs.gates["simple/ThumbsDown"].error
+    assert err is not None and "ThumbsDown" in err and "nan" in err, err

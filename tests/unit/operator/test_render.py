@@ -37,6 +37,7 @@ def test_every_object_is_labelled_and_owned() -> None:
         "RoleBinding",
         "ConfigMap",
         "Deployment",
+        "PodDisruptionBudget",
         "Service",
         "ServiceMonitor",
     ]
@@ -82,6 +83,35 @@ def test_salt_is_stable_across_steps_and_changes_with_revision() -> None:
     assert (
         cfg(render.render_all(REF, spec2, st2)).salt != cfg(render.render_all(REF, spec, st)).salt
     )
+
+
+def test_retry_draws_a_new_split_salt() -> None:
+    """Issue 13.2: users are the unit of independence; a retry of a rolled-back revision
+    must not judge the candidate on the same users again. A new revision starts at
+    attempt 0."""
+    spec = make_spec()
+    st = started()
+    back = r.reconcile(
+        spec, st, T0 + timedelta(minutes=5), request=r.ManualRequest("abort", "a")
+    ).status
+    retried = r.reconcile(
+        spec, back, T0 + timedelta(minutes=6), request=r.ManualRequest("retry", "b")
+    ).status
+    assert retried.phase == Phase.PROGRESSING and retried.attempt == 1
+    salt = cfg(render.render_all(REF, spec, st)).salt
+    salt1 = cfg(render.render_all(REF, spec, retried)).salt
+    assert salt1 != salt
+    back2 = r.reconcile(
+        spec, retried, T0 + timedelta(minutes=7), request=r.ManualRequest("abort", "c")
+    ).status
+    retried2 = r.reconcile(
+        spec, back2, T0 + timedelta(minutes=8), request=r.ManualRequest("retry", "d")
+    ).status
+    assert retried2.attempt == 2
+    assert cfg(render.render_all(REF, spec, retried2)).salt not in (salt, salt1)
+    spec2 = make_spec()
+    spec2.models[1].system_prompt = "Be brief."
+    assert r.reconcile(spec2, retried2, T0 + timedelta(minutes=9)).status.attempt == 0
 
 
 def test_deployment_is_hardened_and_secrets_are_references() -> None:
@@ -193,3 +223,18 @@ def test_session_fields_reach_the_router_config() -> None:
     assert {m.name: m.context_window for m in conf.models} == {"big": None, "small": 8000}
     assert conf.classifier.tiering is Tiering.SESSION
     assert (conf.classifier.session_messages, conf.classifier.cache_size) == (4, 10000)
+
+
+def test_router_disruption_budget_and_spread() -> None:
+    """At most one router evicted at a time (never blocking a drain, whatever the replica
+    count), and replicas preferably on different nodes."""
+    objs = render.render_all(REF, make_spec(), started())
+    (pdb,) = [o for o in objs if o["kind"] == "PodDisruptionBudget"]
+    (dep,) = [o for o in objs if o["kind"] == "Deployment"]
+    assert pdb["spec"]["maxUnavailable"] == 1 and "minAvailable" not in pdb["spec"]
+    pod_labels = dep["spec"]["template"]["metadata"]["labels"]
+    assert pdb["spec"]["selector"]["matchLabels"].items() <= pod_labels.items()
+    anti = dep["spec"]["template"]["spec"]["affinity"]["podAntiAffinity"]
+    (term,) = anti["preferredDuringSchedulingIgnoredDuringExecution"]
+    assert term["podAffinityTerm"]["topologyKey"] == "kubernetes.io/hostname"
+    assert term["podAffinityTerm"]["labelSelector"]["matchLabels"].items() <= pod_labels.items()

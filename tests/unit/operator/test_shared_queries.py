@@ -35,12 +35,12 @@ def test_batched_query_is_the_per_policy_query_grouped_by_policy() -> None:
     per, _ = o.signal_queries(Signal.THUMBS_DOWN, "shop", ("namespace", "a"))
     bad, _ = o.signal_queries(Signal.THUMBS_DOWN, None, namespace_label="namespace")
     assert bad == (
-        "sum by (tier, arm, instance, policy, namespace) "
+        "sum by (tier, arm, instance, policy, namespace, cluster) "
         '(tierguard_feedback_total{policy!="", rating="down"})'
     )
     assert (
         per.replace('policy="shop", namespace="a"', 'policy!=""').replace(
-            "instance)", "instance, policy, namespace)"
+            "instance, cluster)", "instance, policy, namespace, cluster)"
         )
         == bad
     )

@@ -1,0 +1,78 @@
+"""Shadow evaluation of a served canary answer: which requests are sampled, and the
+background task that asks the baseline the same question and has the judge compare the
+two answers (the judges themselves are :mod:`tierguard.router.shadow`). The client never
+waits for it; a failed call or judge is verdict ``error``, never a quality signal."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+from tierguard.api import metrics as mdefs
+from tierguard.api.enums import Arm
+from tierguard.router.chat import classifier_text
+from tierguard.router.records import Planned, usage_cost
+from tierguard.router.runtime import Runtime
+from tierguard.router.shadow import answer_text, should_shadow
+from tierguard.router.split import cluster_label
+from tierguard.router.state import RouterState
+
+log = logging.getLogger("tierguard.router")
+
+#: shadow calls running at once per process; beyond it a sampled answer is not shadowed
+MAX_SHADOWS_IN_FLIGHT = 64
+
+
+def wants_shadow(state: RouterState, planned: Planned) -> bool:
+    """Whether this request's canary answer is compared with the baseline's (decided
+    before the answer is read, so a stream knows to keep its text). Not for a turn without
+    new user text: the baseline did not issue its tool calls and would refuse them."""
+    return (
+        planned.route.arm is Arm.CANARY
+        and not (planned.turn is not None and planned.turn.stateful)
+        and planned.route.baseline is not None
+        and should_shadow(planned.request_id, state.config.shadow.sample_rate)
+    )
+
+
+async def shadow(
+    rt: Runtime,
+    state: RouterState,
+    planned: Planned,
+    canary_model: str,
+    canary_answer: str,
+    baseline_body: dict[str, Any],
+) -> None:
+    """Ask the baseline the same question (``baseline_body``: what this request would
+    have sent it; sent non-streaming) and judge the pair."""
+    baseline = planned.route.baseline
+    assert baseline is not None
+    rt.shadows_in_flight += 1
+    policy = state.config.policy
+    verdict = mdefs.VERDICT_ERROR
+    try:
+        client = state.pool.clients[baseline]
+        body = dict(baseline_body)
+        body["stream"] = False
+        body.pop("stream_options", None)
+        payload = (await client.complete(body)).payload
+        usage = payload.get("usage")
+        cost = usage_cost(client.model.pricing, usage if isinstance(usage, dict) else None)
+        rt.metrics.shadow_cost.labels(policy, planned.tier, baseline).inc(cost.cost_usd)
+        question = classifier_text(planned.req.messages, "LastUserMessage", 4000)
+        verdict = await state.judge.judge(question, canary_answer, answer_text(payload))
+    except asyncio.CancelledError:
+        raise
+    except Exception as exc:
+        log.info("shadow evaluation failed: %s", exc)
+    finally:
+        rt.shadows_in_flight -= 1
+        rt.metrics.shadow_judgements.labels(
+            policy,
+            planned.tier,
+            planned.arm,
+            canary_model,
+            verdict,
+            cluster_label(planned.route.bucket),
+        ).inc()
