@@ -7,10 +7,12 @@
 #                RoutingPolicy health check and actions (github.com/yuin/gopher-lua);
 #                cached by a hash of its sources.
 #   kubeconform  github.com/yannh/kubeconform (schema validation of manifests)
+#   kube-score   github.com/zegl/kube-score (Kubernetes object analysis)
 #
 # Usage: scripts/build-go-tool.sh NAME        # build if missing, print the binary path
-# Build time on 2 idle cores (cold module cache): argocd-lua ~20 s, kubeconform ~40 s
-# (see docs/testbed.md).
+# Measured on the 2 shared cores of the CI machine (cold module cache, other builds
+# running): argocd-lua ~10 s (2m48s while kube-apiserver compiled), kubeconform ~15 s,
+# kube-score ~4.5 min (it pulls k8s.io/api); see docs/testbed.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -31,8 +33,12 @@ case "$name" in
     module=github.com/yannh/kubeconform/cmd/kubeconform
     version=${KUBECONFORM_VERSION:-v0.7.0}
     ;;
+  kube-score)
+    module=github.com/zegl/kube-score/cmd/kube-score
+    version=${KUBE_SCORE_VERSION:-v1.20.0}
+    ;;
   *)
-    log "unknown tool (known: argocd-lua, kubeconform)"
+    log "unknown tool (known: argocd-lua, kubeconform, kube-score)"
     exit 2
     ;;
 esac

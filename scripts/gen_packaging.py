@@ -441,6 +441,65 @@ def build_dashboard() -> dict[str, Any]:
         unit="ops",
     )
 
+    p.row("Conversations")
+    p.add(
+        "Prompt-cache share",
+        "Share of prompt tokens the providers served from their prompt cache, per tier, arm "
+        "and model (conversations that stay on one model keep their cache).",
+        [
+            (
+                f"sum by ({ta}, {m.MODEL}) (rate({m.TOKENS.name}{{{_SEL_TIER},"
+                f'{m.KIND}="{m.KIND_CACHED}"}}[{_RI}])) / sum by ({ta}, {m.MODEL}) '
+                f'(rate({m.TOKENS.name}{{{_SEL_TIER},{m.KIND}="{m.KIND_PROMPT}"}}[{_RI}]))',
+                "{{tier}} / {{arm}}: {{model}}",
+            )
+        ],
+        unit="percentunit",
+    )
+    p.add(
+        "Session tier changes and stateful turns",
+        "Conversations whose tier went up (from -> to; never down), and turns without new "
+        "user text by outcome (locked to the model that issued the tool call, fallback, "
+        "unlocked), per second.",
+        [
+            (
+                f"sum by ({m.FROM_TIER}, {m.TO_TIER}) "
+                f"(rate({m.SESSION_TIER_CHANGES.name}{{{_SEL}}}[{_RI}]))",
+                "tier {{from_tier}} -> {{to_tier}}",
+            ),
+            (
+                f"sum by ({m.OUTCOME}) (rate({m.STATEFUL_TURNS.name}{{{_SEL_TIER}}}[{_RI}]))",
+                "stateful turns: {{outcome}}",
+            ),
+        ],
+        unit="ops",
+    )
+    p.add(
+        "Unsafe switches (must stay 0)",
+        "Tool results sent to a model other than the one that issued the call, in range.",
+        [
+            (
+                f"sum(increase({m.UNSAFE_SWITCHES.name}{{{_SEL_TIER}}}[$__range])) or vector(0)",
+                "unsafe switches",
+            )
+        ],
+        unit="short",
+        kind="stat",
+        w=12,
+    )
+    p.add(
+        "Session keys by source",
+        "Where routed requests' stickiness keys came from (header, prompt_cache_key, user, "
+        "fingerprint, request_id), per second.",
+        [
+            (
+                f"sum by ({m.KEY_SOURCE}) (rate({m.SESSION_KEYS.name}{{{_SEL}}}[{_RI}]))",
+                "{{key_source}}",
+            )
+        ],
+        unit="ops",
+    )
+
     def var(name: str, query: str, label: str) -> dict[str, Any]:
         return {
             "name": name,
@@ -464,7 +523,10 @@ def build_dashboard() -> dict[str, Any]:
         "description": "tierguard: canary weight, per-tier quality canary vs control, cost, "
         "latency and escalations.",
         "tags": ["tierguard", "llm", "canary"],
-        "editable": True,
+        # Provisioned by the chart (Grafana sidecar): edits in the UI would be lost on the
+        # next sync, so the dashboard says so (dashboard-linter's uneditable-dashboard
+        # convention); copy it to change it.
+        "editable": False,
         "graphTooltip": 1,
         "refresh": "30s",
         "schemaVersion": 39,

@@ -23,6 +23,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -56,6 +57,8 @@ ALLOWED = [
     ("create", "services"),
     ("create", "serviceaccounts"),
     ("create", "deployments.apps"),
+    ("create", "poddisruptionbudgets.policy"),
+    ("patch", "poddisruptionbudgets.policy"),
     ("patch", "deployments.apps"),
     ("create", "roles.rbac.authorization.k8s.io"),
     ("create", "rolebindings.rbac.authorization.k8s.io"),
@@ -335,6 +338,12 @@ def test_watch_namespaces_limit_rbac_to_those_namespaces(
         assert can_i(control_plane, "watch", "routingpolicies.tierguard.io", watched, sa)
         assert not can_i(control_plane, "create", "configmaps", "default", sa)
         assert not can_i(control_plane, "watch", "routingpolicies.tierguard.io", "default", sa)
+        # Secrets (the README's "namespaced mode"): only where policies are watched.
+        assert can_i(control_plane, "get", "secrets", watched, sa)
+        assert can_i(control_plane, "create", "secrets", watched, sa)
+        assert not can_i(control_plane, "get", "secrets", "default", sa)
+        assert not can_i(control_plane, "get", "secrets", "kube-system", sa)
+        assert not can_i(control_plane, "list", "secrets", watched, sa)
     finally:
         cluster = [d for d in docs if d["kind"].startswith("Cluster")]
         control_plane.kubectl("delete", "--ignore-not-found", "-f", "-", input=dump(cluster))
@@ -364,11 +373,13 @@ def test_operator_runs_with_the_chart(
         "KUBECONFIG": str(control_plane.service_account_kubeconfig(release_ns, sa_name(docs))),
         "PYTHONPATH": os.environ.get("PYTHONPATH") or str(ROOT / "src"),
     }
-    health, metrics_port = free_port(), free_port()
+    health, ready, metrics_port = free_port(), free_port(), free_port()
     args = []
     for arg in container["args"]:
         if arg.startswith("--liveness="):
             arg = f"--liveness=http://127.0.0.1:{health}/healthz"
+        elif arg.startswith("--readiness="):
+            arg = f"--readiness=http://127.0.0.1:{ready}/readyz"
         elif arg.startswith("--metrics-port="):
             arg = f"--metrics-port={metrics_port}"
         args.append(arg)
@@ -394,6 +405,11 @@ def test_operator_runs_with_the_chart(
                 return res.stdout.strip() not in ("", "0")
 
             wait_for(reconciled, timeout=120, message="the operator never wrote status")
+            # Distinct probes: liveness from kopf's loop, readiness from the API check.
+            live = urllib.request.urlopen(f"http://127.0.0.1:{health}/healthz", timeout=5)
+            assert live.status == 200
+            with urllib.request.urlopen(f"http://127.0.0.1:{ready}/readyz", timeout=5) as r:
+                assert r.status == 200 and "connected" in r.read().decode()
         finally:
             proc.terminate()
             proc.wait(timeout=30)

@@ -262,11 +262,13 @@ def test_operator_image_reconciles_a_policy(
                             "http://127.0.0.1:1"),
         )  # fmt: skip
         log = tmp_path / "operator.log"
+        ready_port = free_port()
         cmd = [
             str(image_venvs["operator"] / "tierguard"), "operator",
             "--kubeconfig", str(kubeconfig), "--namespace", namespace, "--standalone",
             "--resync", "1", "--metrics-port", str(free_port()),
             "--liveness", f"http://127.0.0.1:{free_port()}/healthz",
+            "--readiness", f"http://127.0.0.1:{ready_port}/readyz",
         ]  # fmt: skip
         with _running(cmd, clean_env(KUBECONFIG=str(kubeconfig)), log) as proc:
 
@@ -280,5 +282,7 @@ def test_operator_image_reconciles_a_policy(
                 return bool(obj.get("status", {}).get("observedGeneration") == gen)
 
             wait_for(observed, timeout=120, message="the image's operator never reconciled")
+            status, body = http("GET", f"http://127.0.0.1:{ready_port}/readyz")
+            assert status == 200 and "connected" in str(body)
         text = log.read_text()
         assert "ModuleNotFoundError" not in text and "ImportError" not in text, text[-3000:]

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -324,3 +325,89 @@ def test_kube_prometheus_stack_selects_the_routers_when_the_chart_says_so(
         selected_service_monitors(cluster, {"serviceMonitorSelector": {}}, "some-other-namespace")
         == set()
     )
+
+
+# --------------------------------------------------------------------------- install page
+
+INSTALL_PAGE = ROOT / "docs" / "install-kube-prometheus-stack-argocd.md"
+
+
+def page_commands(text: str) -> list[str]:
+    """The commands of the page's ```sh blocks (continuations joined), in order."""
+    out: list[str] = []
+    for block in re.findall(r"```sh\n(.*?)```", text, flags=re.S):
+        joined = re.sub(r"\\\n\s*", " ", block)
+        out += [ln.strip() for ln in joined.splitlines() if ln.strip()]
+    return out
+
+
+def test_install_page_commands(cluster: ControlPlane, tmp_path: Path) -> None:
+    """Every command of docs/install-kube-prometheus-stack-argocd.md, as written, against
+    the testbed (kubectl and helm on PATH, the admin kubeconfig). Before: what a cluster
+    with Argo CD already has (argocd-cm with a key of its own). Cluster-wide objects other
+    tests created (CRDs) are handed to the release the way `helm` adopts them."""
+    commands = page_commands(INSTALL_PAGE.read_text())
+    assert len(commands) >= 5
+    assert any(c.startswith("helm upgrade --install") for c in commands)
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "kubectl").symlink_to(cluster.binaries.kubectl)
+    (bin_dir / "helm").symlink_to(helm())
+    env = {
+        **os.environ,
+        "PATH": f"{bin_dir}:{os.environ['PATH']}",
+        "KUBECONFIG": str(cluster.kubeconfig),
+        "HELM_CONFIG_HOME": str(tmp_path / "helm-config"),
+        "HELM_CACHE_HOME": str(tmp_path / "helm-cache"),
+        "HELM_DATA_HOME": str(tmp_path / "helm-data"),
+    }
+    for crd in [d for d in render_chart("default") if d["kind"] == "CustomResourceDefinition"]:
+        ref = f"crd/{crd['metadata']['name']}"
+        cluster.kubectl("annotate", "--overwrite", ref, "meta.helm.sh/release-name=tierguard",
+                        "meta.helm.sh/release-namespace=tierguard-system")  # fmt: skip
+        cluster.kubectl("label", "--overwrite", ref, "app.kubernetes.io/managed-by=Helm")
+    cluster.kubectl("-n", "argocd", "delete", "configmap", "argocd-cm", "--ignore-not-found")
+    cluster.kubectl("-n", "argocd", "create", "configmap", "argocd-cm",
+                    "--from-literal=url=https://argocd.example.com")  # fmt: skip
+    try:
+        for command in commands:
+            res = subprocess.run(
+                ["bash", "-euo", "pipefail", "-c", command],
+                cwd=ROOT, env=env, capture_output=True, text=True, timeout=300,
+            )  # fmt: skip
+            assert res.returncode == 0, f"{command}\n{res.stdout}\n{res.stderr}"
+            assert "Warning" not in res.stderr, f"{command}\n{res.stderr}"
+        # What the commands were for:
+        listed = cluster.kubectl(
+            "-n", "tierguard-system", "get", "servicemonitors,prometheusrules",
+            "-l", "release=kube-prometheus-stack", "-o", "name",
+        ).stdout.split()  # fmt: skip
+        assert any("servicemonitor" in n for n in listed) and any(
+            "prometheusrule" in n for n in listed
+        )
+        deploy = json.loads(
+            cluster.kubectl("-n", "tierguard-system", "get", "deploy", "-o", "json").stdout
+        )["items"][0]
+        args = deploy["spec"]["template"]["spec"]["containers"][0]["args"]
+        assert "--rendered-label=release=kube-prometheus-stack" in args
+        cm = json.loads(
+            cluster.kubectl("-n", "argocd", "get", "configmap", "argocd-cm", "-o", "json").stdout
+        )["data"]
+        assert cm["url"] == "https://argocd.example.com", "the patch kept Argo CD's own keys"
+        assert "resource.customizations.health.tierguard.io_RoutingPolicy" in cm
+        assert "resource.customizations.actions.tierguard.io_RoutingPolicy" in cm
+        app = json.loads(
+            cluster.kubectl("-n", "argocd", "get", "application", "tierguard", "-o", "json").stdout
+        )
+        assert app["metadata"]["finalizers"] == [
+            "resources-finalizer.argocd.argoproj.io/foreground"
+        ]
+        values = app["spec"]["source"]["helm"]["valuesObject"]
+        assert values["operator"]["renderedLabels"] == {"release": "kube-prometheus-stack"}
+    finally:
+        subprocess.run(["helm", "uninstall", "tierguard", "-n", "tierguard-system"],
+                       env=env, capture_output=True, check=False)  # fmt: skip
+        cluster.kubectl("-n", "argocd", "delete", "application", "tierguard",
+                        "--ignore-not-found", "--wait=false", check=False)  # fmt: skip
+        cluster.kubectl("patch", "-n", "argocd", "application", "tierguard", "--type=merge",
+                        "-p", '{"metadata":{"finalizers":null}}', check=False)  # fmt: skip

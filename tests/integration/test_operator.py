@@ -480,6 +480,7 @@ def test_rendered_objects_are_owned_reapplied_and_garbage_collected(
                 cluster.core.read_namespaced_service_account(name, namespace),
                 apps.read_namespaced_deployment(name, namespace),
                 client.RbacAuthorizationV1Api(kube_api).read_namespaced_role(name, namespace),
+                client.PolicyV1Api(kube_api).read_namespaced_pod_disruption_budget(name, namespace),
             ]
             for o in objs:
                 assert o.metadata.labels[c.LABEL_POLICY] == POLICY
@@ -546,7 +547,12 @@ def test_missing_api_key_secret_is_named_on_ready_then_clears(
     )
     assert "spec.models[1].apiKeySecretRef" in cond.message
     assert "provider-keys" in cond.message
-    assert cluster.events(Reason.RECONCILE_FAILED.value), "no Warning Event"
+    # The Event follows the status write that records Ready=False.
+    wait_for(
+        lambda: cluster.events(Reason.RECONCILE_FAILED.value),
+        timeout=30,
+        message="a ReconcileFailed Warning Event",
+    )
 
     secret_value = "sk-test-value-that-must-not-leak"
     cluster.core.create_namespaced_secret(

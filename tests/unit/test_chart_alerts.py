@@ -55,7 +55,7 @@ def test_shipped_promtool_tests_pass_on_the_rendered_rules(tmp_path: Path) -> No
         [promtool(), "check", "rules", "rules.yaml"], capture_output=True, text=True, cwd=tmp_path
     )
     assert check.returncode == 0, check.stdout + check.stderr
-    assert "SUCCESS: 5 rules found" in check.stdout
+    assert "SUCCESS: 6 rules found" in check.stdout
     tests = sorted(p.name for p in tmp_path.glob("*_test.yaml"))
     assert tests == ["alerts_test.yaml"]
     proc = subprocess.run(

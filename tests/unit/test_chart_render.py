@@ -102,6 +102,36 @@ def test_schema_refuses_bad_values(helm: list[str], setting: str, needle: str) -
     assert needle in proc.stdout + proc.stderr
 
 
+@pytest.mark.parametrize(
+    ("settings", "needle"),
+    [
+        (["operator.metricsPort=8080", "operator.healthPort=8080"], "need a port each"),
+        (["operator.readinessPort=8080"], "need a port each"),
+        (["operator.podDisruptionBudget.minAvailable=2"], "forbid every voluntary eviction"),
+        (["operator.replicas=3", "operator.podDisruptionBudget.minAvailable=5"], "e.g. 2"),
+        (["operator.podDisruptionBudget.minAvailable=100%"], "forbid every voluntary eviction"),
+    ],
+)
+def test_values_that_cannot_work_are_refused(
+    helm: list[str], settings: list[str], needle: str
+) -> None:
+    """Accepted by the schema alone, but unworkable: a shared health/metrics port, or a
+    PodDisruptionBudget no eviction can ever satisfy."""
+    args = [a for s in settings for a in ("--set", s)]
+    proc = run([*helm, "template", str(CHART), *args])
+    assert proc.returncode != 0
+    assert needle in proc.stderr
+
+
+def test_workable_budgets_render(helm: list[str]) -> None:
+    for settings in (
+        ["operator.podDisruptionBudget.minAvailable=50%"],
+        ["operator.replicas=3", "operator.podDisruptionBudget.minAvailable=2"],
+    ):
+        docs = template(helm, *[a for s in settings for a in ("--set", s)])
+        assert by_kind(docs, "PodDisruptionBudget")
+
+
 def test_routers_are_never_scraped_twice(helm: list[str]) -> None:
     proc = run(
         [*helm, "template", str(CHART), "--set", "metrics.serviceMonitor.enabled=true",
@@ -195,15 +225,20 @@ def test_operator_deployment_is_hardened_and_ha(helm: list[str]) -> None:
     assert sc["capabilities"]["drop"] == ["ALL"]
     assert container["resources"]["requests"]["cpu"]
     assert container["resources"]["limits"]["memory"]
-    for probe in ("livenessProbe", "readinessProbe", "startupProbe"):
+    assert container["resources"]["requests"]["ephemeral-storage"]
+    assert container["resources"]["limits"]["ephemeral-storage"]
+    # Liveness/start-up: the event loop answers; readiness: the API server answers.
+    for probe in ("livenessProbe", "startupProbe"):
         assert container[probe]["httpGet"] == {"path": "/healthz", "port": "health"}
+    assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "ready"}
     assert container["args"] == [
         "operator",
         "--all-namespaces",
         "--liveness=http://0.0.0.0:8080/healthz",
+        "--readiness=http://0.0.0.0:8081/readyz",
         "--metrics-port=9102",
         "--log-level=info",
-        "--resync=10",
+        "--resync=60",
         "--peering-name=tierguard-operator",
     ]
     env = {e["name"]: e for e in container["env"]}
@@ -211,6 +246,7 @@ def test_operator_deployment_is_hardened_and_ha(helm: list[str]) -> None:
     assert container["image"] == "tierguard/operator:0.1.0"
     assert {p["name"]: p["containerPort"] for p in container["ports"]} == {
         "health": 8080,
+        "ready": 8081,
         "metrics": 9102,
     }
 
@@ -239,6 +275,7 @@ def test_full_render_objects(helm: list[str]) -> None:
         "TierguardOperatorPrometheusErrors",
         "TierguardOperatorDown",
         "TierguardRouterErrorRate",
+        "TierguardUnsafeSwitch",
     }
     for g in rule["spec"]["groups"]:
         for r in g["rules"]:
@@ -401,3 +438,17 @@ def test_router_servicemonitor_selects_what_the_operator_renders(helm: list[str]
     svc = render.service(render.PolicyRef("minimal", "team-a", "uid-1"), spec)
     assert sm["spec"]["selector"]["matchLabels"].items() <= svc["metadata"]["labels"].items()
     assert sm["spec"]["endpoints"][0]["port"] in {p["name"] for p in svc["spec"]["ports"]}
+
+
+def test_network_policy_is_optional_and_selects_the_operator(helm: list[str]) -> None:
+    assert not by_kind(template(helm), "NetworkPolicy"), "off by default"
+    docs = template(helm, "--values", str(FULL))
+    np = one(docs, "NetworkPolicy")
+    dep = one(docs, "Deployment")
+    pod_labels = dep["spec"]["template"]["metadata"]["labels"]
+    assert np["spec"]["podSelector"]["matchLabels"].items() <= pod_labels.items()
+    assert np["spec"]["policyTypes"] == ["Ingress", "Egress"]
+    ports = {p["containerPort"] for p in dep["spec"]["template"]["spec"]["containers"][0]["ports"]}
+    assert {p["port"] for p in np["spec"]["ingress"][0]["ports"]} == ports
+    egress_ports = {p["port"] for rule in np["spec"]["egress"] for p in rule["ports"]}
+    assert {53, 443, 6443, 9090} <= egress_ports

@@ -195,3 +195,8 @@ def test_chart_ships_the_argocd_lua() -> None:
     lua = CHART / "argocd" / "tierguard.io" / "RoutingPolicy"
     assert (lua / "health.lua").exists()
     assert len(list((lua / "actions").glob("*/action.lua"))) == 5
+
+
+def test_dashboard_is_not_editable_in_the_ui() -> None:
+    """Provisioned by the chart: UI edits would be overwritten on the next sync."""
+    assert _dashboard()["editable"] is False

@@ -115,7 +115,7 @@ def _exposed(component: str) -> set[int]:
 def test_ports_match_chart_and_router_default() -> None:
     values = yaml.safe_load((ROOT / "charts" / "tierguard" / "values.yaml").read_text())
     op = values["operator"]
-    assert _exposed("operator") == {op["healthPort"], op["metricsPort"]}
+    assert _exposed("operator") == {op["healthPort"], op["readinessPort"], op["metricsPort"]}
     assert _exposed("router") == {RouterSpec().port}
 
 

@@ -645,12 +645,15 @@ class ResourceRequirements(ApiModel):
     """Container resources, as in a Pod spec."""
 
     requests: dict[str, str] = Field(
-        default_factory=lambda: {"cpu": "250m", "memory": "256Mi"},
+        default_factory=lambda: {"cpu": "250m", "memory": "256Mi", "ephemeral-storage": "64Mi"},
         description="Requested resources.",
     )
     limits: dict[str, str] = Field(
-        default_factory=lambda: {"memory": "512Mi"},
-        description="Resource limits.",
+        default_factory=lambda: {"memory": "512Mi", "ephemeral-storage": "256Mi"},
+        description=(
+            "Resource limits. The ephemeral-storage limit bounds /tmp (an emptyDir) and "
+            "the container's logs, so a runaway decision log cannot evict other pods."
+        ),
     )
 
 

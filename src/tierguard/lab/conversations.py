@@ -3,12 +3,13 @@ does the I/O).
 
 A session of the traffic :class:`~tierguard.lab.traffic.Population` is one conversation:
 its first turn is a query from the pool (seed 003's mix), and each later turn resends the
-whole history plus a new user message -- half of the time a follow-up that reads simple
-("ok thanks, and where is my order?") whatever the opener was, which is what drops a
-per-request router to the cheap tier mid-conversation. A share of the conversations are
-agent loops: the request offers a tool, the model answers with a tool call, the client
-sends the result back, and only then does the model answer in text (the fake provider
-plays the model; tool-call ids only the issuing model accepts).
+whole history plus a new user message -- mostly (:data:`FOLLOW_UP_SHARE`) a follow-up that
+reads simple ("ok thanks, and where is my order?") whatever the opener was, which is what
+drops a per-request router to the cheap tier mid-conversation; otherwise a new question.
+A share of the conversations are agent loops: the request offers a tool, the model
+answers with a tool call, the client sends the result back, and only then does the model
+answer in text (the fake provider plays the model; tool-call ids only the issuing model
+accepts).
 
 Every conversation sends its id as the ``x-session-id`` header (the router's default
 session header), so the session is the assignment unit, and the lab measures per
@@ -29,15 +30,19 @@ from typing import Any, Final
 from tierguard.lab import scenarios as sc
 
 SESSION_HEADER: Final = "x-session-id"
-#: follow-ups that read simple whatever the conversation is about
-FOLLOW_UPS: Final = (
-    "ok thanks, and where is my order?",
-    "thanks! how do I reset my password?",
-    "great. what are your opening hours?",
-    "ok. can you confirm the email address on my account?",
-    "thanks, and when does my invoice arrive?",
-)
-FOLLOW_UP_SHARE: Final = 0.5
+#: follow-ups that read simple whatever the conversation is about, with the (simple)
+#: category each one asks about: the providers judge a turn by its own category
+FOLLOW_UP_CATEGORIES: Final = {
+    "ok thanks, and where is my order?": "order_tracking",
+    "thanks! how do I reset my password?": "password_reset",
+    "great. what are your opening hours?": "opening_hours",
+    "ok. can you confirm the email address on my account?": "account_lookup",
+    "thanks, and what is my billing status?": "billing_status",
+}
+FOLLOW_UPS: Final = tuple(FOLLOW_UP_CATEGORIES)
+#: share of later turns that follow up on the conversation (the rest open a new question
+#: from the pool, which may be complex and lifts the conversation's tier for good)
+FOLLOW_UP_SHARE: Final = 0.8
 AGENT_SHARE: Final = 0.2
 #: tool calls an agent turn makes before the model answers in text
 AGENT_TOOL_ROUNDS: Final = 2
@@ -61,17 +66,24 @@ class Conversation:
 
     id: str
     user: str
-    category: str  # the opener's category (the fake providers' quality key)
+    category: str  # the current turn's category (the fake providers' quality key)
     agent: bool
     messages: list[dict[str, Any]] = field(default_factory=list)
     turns: int = 0
 
-    def add_user_turn(self, opener_text: str, rng: random.Random) -> str:
-        """Append the next user message (the opener on the first turn) and return it."""
+    def add_user_turn(
+        self, new_text: str, rng: random.Random, new_category: str | None = None
+    ) -> str:
+        """Append the next user message and return it: on the first turn ``new_text`` (the
+        opener), later mostly a follow-up, else ``new_text`` (a new question). The turn's
+        category becomes the message's (``new_category`` for a new question)."""
         if self.turns == 0 or rng.random() >= FOLLOW_UP_SHARE:
-            text = opener_text
+            text = new_text
+            if new_category is not None:
+                self.category = new_category
         else:
             text = rng.choice(FOLLOW_UPS)
+            self.category = FOLLOW_UP_CATEGORIES[text]
         self.messages.append({"role": "user", "content": text})
         self.turns += 1
         return text
@@ -133,6 +145,7 @@ class ConversationTally:
     per_request_observed: int = 0
     _last: dict[str, tuple[str, str]] = field(default_factory=dict)  # id -> (model, tier)
     _last_cf: dict[str, str] = field(default_factory=dict)  # id -> per-request model
+    _simple_arm: dict[str, str] = field(default_factory=dict)  # id -> arm in the simple tier
     _switched: set[str] = field(default_factory=set)
     _switched_cf: set[str] = field(default_factory=set)
     _seen: set[str] = field(default_factory=set)
@@ -167,9 +180,13 @@ class ConversationTally:
                 self.cached_tokens += int(details.get("cached_tokens") or 0)
         if model is None or tier is None:
             return
-        if request_tier is not None and arm is not None:
+        if arm is not None and tier == sc.SIMPLE:
+            # the conversation's side of the simple tier's split (a complex turn is labelled
+            # stable, which says nothing about it)
+            self._simple_arm[conv.id] = arm
+        if request_tier is not None:
             self.per_request_observed += 1
-            cf = per_request_model(request_tier, arm)
+            cf = per_request_model(request_tier, self._simple_arm.get(conv.id, "control"))
             prev_cf = self._last_cf.get(conv.id)
             if prev_cf is not None and prev_cf != cf:
                 self.per_request_switches += 1
@@ -251,7 +268,8 @@ def conversation_lines(summary: dict[str, Any], stickiness: int | None) -> list[
     before = summary.get("per_request_model_switches")
     if isinstance(before, int):
         lines.append(
-            f"| the same, had each request been tiered alone (before session tiers) | "
+            f"| the same, had each request been tiered alone (before session tiers; a lower "
+            "bound) | "
             f"{before / n:.3f} ({summary.get('per_request_sessions_with_switch', 0)} "
             "conversations switched) |"
         )
@@ -265,8 +283,12 @@ def conversation_lines(summary: dict[str, Any], stickiness: int | None) -> list[
         "A model switch is two consecutive requests of one conversation served by different "
         "models; with session tiers they come only from a tier going up or the canary "
         "weight moving. The line below it is the counterfactual: the bundled classifier on "
-        "each request's last user message alone, served by the same arm (the router before "
-        "session tiers); `bench/router/sessions.py` measures both end to end.",
+        "each request's last user message alone, served on the conversation's side of the "
+        "simple tier's split (the router before session tiers). A conversation never served "
+        "in the simple tier counts as control, since its side is not visible to a client, "
+        "so a complex opener on the canary side followed by simple-reading turns, the case "
+        "session tiers exist for, is missed: the line is a lower bound. "
+        "`bench/router/sessions.py` measures both end to end.",
         "",
     ]
     return lines

@@ -55,7 +55,9 @@ Conversations (tool calls only the issuing model accepts, the prefix cache)
     or else the first ``#tag`` in the last user message, else ``default``.
 
 Answers are deterministic per (model, prompt): whether an answer is good is drawn from a
-hash of (model, prompt) against the category's quality. A good answer is the prompt's
+hash of (model, prompt) against the category's quality. In a conversation the prompt is
+the first and the last user message (:func:`question_of`), so a stock follow-up is a new
+question in every conversation. A good answer is the prompt's
 *reference text* (the same for every model, so a similarity judge finds good answers of
 two models agree) behind a short model-specific preamble; a bad answer is unrelated
 filler. Every response carries the hidden marker ``tierguard_fake`` ({"quality": "good" |
@@ -206,6 +208,30 @@ def last_user_text(messages: list[Any]) -> str:
             if isinstance(content, list):
                 return " ".join(str(p.get("text", "")) for p in content if isinstance(p, dict))
     return ""
+
+
+def _user_texts(messages: list[Any]) -> list[str]:
+    out = []
+    for msg in messages:
+        if isinstance(msg, dict) and msg.get("role") == "user":
+            content = msg.get("content")
+            if isinstance(content, str):
+                out.append(content)
+            elif isinstance(content, list):
+                out.append(" ".join(str(p.get("text", "")) for p in content if isinstance(p, dict)))
+    return out
+
+
+def question_of(messages: list[Any]) -> str:
+    """What an answer's quality is drawn for: the last user message, and in a conversation
+    the first one before it (a follow-up such as "thanks, and where is my order?" is a
+    different question in every conversation, not one draw shared by all of them)."""
+    texts = _user_texts(messages)
+    if not texts:
+        return ""
+    if len(texts) == 1 or texts[0] == texts[-1]:
+        return texts[-1]
+    return texts[0] + "\n" + texts[-1]
 
 
 def category_of(body: dict[str, Any], prompt: str) -> str:
@@ -368,11 +394,12 @@ async def chat(request: web.Request) -> web.StreamResponse:
     delay = _latency(b, rng)
     if delay:
         await asyncio.sleep(delay)
-    prompt = last_user_text(messages)
-    category = category_of(body, prompt)
+    last = last_user_text(messages)
+    prompt = question_of(messages)
+    category = category_of(body, last)
     quality = b.quality.get(category, b.default_quality)
     good = is_good(model, prompt, quality)
-    verdict = judge_reply(prompt)
+    verdict = judge_reply(last)
     words = [verdict] if verdict else answer_words(model, prompt, good, b.completion_words)
     if b.big_word_bytes and len(words) > 1:
         words[1] += "x" * max(0, b.big_word_bytes - len(words[1]))

@@ -40,7 +40,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--resync",
         type=float,
-        default=float(os.environ.get("TIERGUARD_RESYNC_SECONDS", "10")),
+        default=float(os.environ.get("TIERGUARD_RESYNC_SECONDS", "60")),
         help="longest pause between two reconciles of a policy, seconds",
     )
     parser.add_argument(
@@ -77,6 +77,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "--liveness",
         default=os.environ.get("TIERGUARD_LIVENESS"),
         help="kopf liveness endpoint, e.g. http://0.0.0.0:8080/healthz",
+    )
+    parser.add_argument(
+        "--readiness",
+        default=os.environ.get("TIERGUARD_READINESS"),
+        help="readiness endpoint, e.g. http://0.0.0.0:8081/readyz: 200 while the API server "
+        "answers the policy list (liveness, --liveness, only says the event loop runs)",
     )
     parser.add_argument(
         "--standalone", action="store_true", help="no peering even if the KopfPeering CRDs exist"
@@ -167,6 +173,8 @@ def run(args: argparse.Namespace) -> int:
         ),
         metrics,
     )
+    handlers.READINESS_ENDPOINT = args.readiness
+    handlers.WATCHED_NAMESPACES = list(args.namespace)
     priority = args.priority if args.priority is not None else random.randint(1, 1_000_000)
     kopf.run(
         clusterwide=not args.namespace,

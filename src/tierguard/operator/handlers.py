@@ -35,12 +35,18 @@ from tierguard.api import constants as c
 from tierguard.operator.backoff import Backoff
 from tierguard.operator.controller import Controller
 from tierguard.operator.kube import KubeError, TransientError
+from tierguard.operator.readiness import Readiness, watch_api
+from tierguard.operator.readiness import serve as serve_readiness
 
 log = logging.getLogger("tierguard.operator.handlers")
 T = TypeVar("T")
 
 #: Set by :mod:`tierguard.operator.cli` before kopf starts.
 CONTROLLER: Controller | None = None
+#: Readiness endpoint (``--readiness``) and the watched namespaces (empty: all), set by
+#: the CLI; None: no readiness endpoint.
+READINESS_ENDPOINT: str | None = None
+WATCHED_NAMESPACES: list[str] = []
 #: Seconds a replica's kopf peering record stays valid (set by the CLI).
 PEERING_LIFETIME = 60
 WAKE_KEY = "tierguard_wake"
@@ -52,6 +58,7 @@ OWNED = (
     ("", "v1", "services"),
     ("", "v1", "serviceaccounts"),
     ("apps", "v1", "deployments"),
+    ("policy", "v1", "poddisruptionbudgets"),
     ("rbac.authorization.k8s.io", "v1", "roles"),
     ("rbac.authorization.k8s.io", "v1", "rolebindings"),
 )
@@ -110,7 +117,7 @@ def _wake(memo: Any) -> asyncio.Event:
 
 
 @kopf.on.startup()
-async def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
+async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
     settings.posting.level = logging.WARNING
     settings.watching.server_timeout = 300
     settings.watching.client_timeout = 330
@@ -118,6 +125,19 @@ async def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
     # A standby replica takes over when the active one's record is this old: the
     # takeover bound after a crash (docs/runbook.md, "Two replicas").
     settings.peering.lifetime = PEERING_LIFETIME
+    if READINESS_ENDPOINT and CONTROLLER is not None:
+        # Globs (kopf allows them) cannot be listed; the cluster-wide list is then the check.
+        scope = (
+            []
+            if any(ch in ns for ns in WATCHED_NAMESPACES for ch in "*?[!")
+            else WATCHED_NAMESPACES
+        )
+        kube = CONTROLLER.kube
+        readiness = Readiness()
+        memo["tierguard_readiness_runner"] = await serve_readiness(READINESS_ENDPOINT, readiness)
+        memo["tierguard_readiness_task"] = asyncio.create_task(
+            watch_api(readiness, lambda: kube.count_policies(scope))
+        )
 
 
 @kopf.on.login()

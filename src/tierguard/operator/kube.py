@@ -147,6 +147,7 @@ RESOURCES: dict[tuple[str, str], Resource] = {
     ("v1", "ServiceAccount"): Resource("v1", "serviceaccounts"),
     ("v1", "Secret"): Resource("v1", "secrets"),
     ("apps/v1", "Deployment"): Resource("apps/v1", "deployments"),
+    ("policy/v1", "PodDisruptionBudget"): Resource("policy/v1", "poddisruptionbudgets"),
     ("rbac.authorization.k8s.io/v1", "Role"): Resource("rbac.authorization.k8s.io/v1", "roles"),
     ("rbac.authorization.k8s.io/v1", "RoleBinding"): Resource(
         "rbac.authorization.k8s.io/v1", "rolebindings"
@@ -208,6 +209,30 @@ class Kube:
             return cast(dict[str, Any], out)
 
         return with_retries(f"get {c.KIND} {namespace}/{name}", call)
+
+    def count_policies(self, namespaces: list[str]) -> int:
+        """List the RoutingPolicies in ``namespaces`` (all when empty), one page each: the
+        readiness check (connected, authorised, the CRD served). Returns how many exist
+        (the server's remaining-item count where the page is partial)."""
+
+        def one(namespace: str | None) -> int:
+            out: dict[str, Any]
+            if namespace is None:
+                out = cast(
+                    dict[str, Any],
+                    self.custom.list_cluster_custom_object(c.GROUP, c.VERSION, c.PLURAL, limit=1),
+                )
+            else:
+                out = cast(
+                    dict[str, Any],
+                    self.custom.list_namespaced_custom_object(
+                        c.GROUP, c.VERSION, namespace, c.PLURAL, limit=1
+                    ),
+                )
+            remaining = (out.get("metadata") or {}).get("remainingItemCount") or 0
+            return len(out.get("items") or []) + int(remaining)
+
+        return sum(one(ns) for ns in namespaces) if namespaces else one(None)
 
     def replace_status(self, body: dict[str, Any], status: dict[str, Any]) -> dict[str, Any]:
         """Replace ``status`` if the policy is still at ``body``'s resourceVersion."""

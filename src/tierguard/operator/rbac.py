@@ -43,6 +43,7 @@ OPERATOR_RULES: Final[list[Rule]] = [
     {"apiGroups": [c.GROUP], "resources": [f"{c.PLURAL}/finalizers"], "verbs": ["update"]},
     {"apiGroups": [""], "resources": ["configmaps", "services", "serviceaccounts"], "verbs": APPLY},
     {"apiGroups": ["apps"], "resources": ["deployments"], "verbs": APPLY},
+    {"apiGroups": ["policy"], "resources": ["poddisruptionbudgets"], "verbs": APPLY},
     {
         "apiGroups": ["rbac.authorization.k8s.io"],
         "resources": ["roles", "rolebindings"],

@@ -17,6 +17,7 @@ Objects (``<p>`` = policy name):
   all capabilities dropped, probes on ``/healthz`` and ``/readyz``; model API keys as env
   from ``secretKeyRef``; signing key and client keys as mounted files. The pod template
   carries no config hash on purpose: a weight change must not restart the routers.
+* PodDisruptionBudget ``<p>-router``: at most one router evicted at a time.
 * Service ``<p>-router`` and, when the Prometheus Operator's CRD exists, a ServiceMonitor.
 """
 
@@ -396,6 +397,21 @@ def deployment(ref: PolicyRef, spec: RoutingPolicySpec) -> Obj:
                         "seccompProfile": {"type": "RuntimeDefault"},
                     },
                     "terminationGracePeriodSeconds": 75,
+                    # Spread replicas over nodes where possible (a node failure or drain
+                    # then takes one router, not all); preferred, so small clusters work.
+                    "affinity": {
+                        "podAntiAffinity": {
+                            "preferredDuringSchedulingIgnoredDuringExecution": [
+                                {
+                                    "weight": 100,
+                                    "podAffinityTerm": {
+                                        "topologyKey": "kubernetes.io/hostname",
+                                        "labelSelector": {"matchLabels": selector_labels(ref.name)},
+                                    },
+                                }
+                            ]
+                        }
+                    },
                     "containers": [container],
                     "volumes": volumes,
                 },
@@ -414,6 +430,18 @@ def service(ref: PolicyRef, spec: RoutingPolicySpec) -> Obj:
             "selector": selector_labels(ref.name),
             "ports": [{"name": "http", "port": 80, "targetPort": "http", "protocol": "TCP"}],
         },
+    }
+
+
+def pod_disruption_budget(ref: PolicyRef) -> Obj:
+    """At most one router down by a voluntary disruption (drain, upgrade) at a time.
+    maxUnavailable rather than minAvailable, so a single-replica router can still be
+    evicted (a budget no eviction satisfies would block node drains)."""
+    return {
+        "apiVersion": "policy/v1",
+        "kind": "PodDisruptionBudget",
+        "metadata": _meta(ref),
+        "spec": {"maxUnavailable": 1, "selector": {"matchLabels": selector_labels(ref.name)}},
     }
 
 
@@ -443,6 +471,7 @@ def render_all(
         role_binding(ref),
         config_map(ref, spec, status),
         deployment(ref, spec),
+        pod_disruption_budget(ref),
         service(ref, spec),
     ]
     if service_monitor_available:

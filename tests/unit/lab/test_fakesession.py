@@ -80,3 +80,17 @@ def test_tool_rounds() -> None:
     body["metadata"] = {"tool_rounds": 2}
     assert tool_call_to_make(body, "m", 2) is not None
     assert tool_call_to_make({"messages": [{"role": "user", "content": "x"}]}, "m", 1) is None
+
+
+def test_a_stock_follow_up_is_a_new_question_in_every_conversation() -> None:
+    from tierguard.lab.fakeprovider import question_of
+
+    one = [{"role": "user", "content": "where is my order"}]
+    assert question_of(one) == "where is my order"
+    a = [*one, {"role": "assistant", "content": "x"}, {"role": "user", "content": "thanks!"}]
+    b = [{"role": "user", "content": "reset my password"}, *a[1:]]
+    assert question_of(a) != question_of(b)  # not one quality draw for all conversations
+    assert question_of(a).endswith("thanks!")
+    tool_turn = [*a, {"role": "assistant", "tool_calls": [{"id": "c"}]}, {"role": "tool"}]
+    assert question_of(tool_turn) == question_of(a)
+    assert question_of([]) == ""

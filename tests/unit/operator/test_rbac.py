@@ -10,6 +10,7 @@ from tierguard.operator import rollout as r
 PLURALS = {
     "ConfigMap": "configmaps",
     "Deployment": "deployments",
+    "PodDisruptionBudget": "poddisruptionbudgets",
     "Service": "services",
     "ServiceAccount": "serviceaccounts",
     "Role": "roles",
@@ -48,3 +49,15 @@ def test_cluster_role_renders_the_same_rules() -> None:
     role = rbac.cluster_role("x")
     assert role["rules"] == rbac.OPERATOR_RULES
     assert role["rules"][3]["verbs"] is not rbac.OPERATOR_RULES[3]["verbs"]
+
+
+def test_every_rendered_kind_has_a_known_api_path() -> None:
+    """kube.apply serves only the kinds in kube.RESOURCES: a newly rendered kind must be
+    added there (found by a real operator run once, now by this test)."""
+    from tierguard.operator import kube
+
+    ref = render.PolicyRef("p", "ns", "uid")
+    status = r.reconcile(make_spec(), None, T0).status
+    objs = render.render_all(ref, make_spec(), status, service_monitor_available=True)
+    for obj in [*objs, render.signing_secret(ref)]:
+        assert kube.resource_for(obj) is not None, obj["kind"]

@@ -37,6 +37,7 @@ def test_every_object_is_labelled_and_owned() -> None:
         "RoleBinding",
         "ConfigMap",
         "Deployment",
+        "PodDisruptionBudget",
         "Service",
         "ServiceMonitor",
     ]
@@ -222,3 +223,18 @@ def test_session_fields_reach_the_router_config() -> None:
     assert {m.name: m.context_window for m in conf.models} == {"big": None, "small": 8000}
     assert conf.classifier.tiering is Tiering.SESSION
     assert (conf.classifier.session_messages, conf.classifier.cache_size) == (4, 10000)
+
+
+def test_router_disruption_budget_and_spread() -> None:
+    """At most one router evicted at a time (never blocking a drain, whatever the replica
+    count), and replicas preferably on different nodes."""
+    objs = render.render_all(REF, make_spec(), started())
+    (pdb,) = [o for o in objs if o["kind"] == "PodDisruptionBudget"]
+    (dep,) = [o for o in objs if o["kind"] == "Deployment"]
+    assert pdb["spec"]["maxUnavailable"] == 1 and "minAvailable" not in pdb["spec"]
+    pod_labels = dep["spec"]["template"]["metadata"]["labels"]
+    assert pdb["spec"]["selector"]["matchLabels"].items() <= pod_labels.items()
+    anti = dep["spec"]["template"]["spec"]["affinity"]["podAntiAffinity"]
+    (term,) = anti["preferredDuringSchedulingIgnoredDuringExecution"]
+    assert term["podAffinityTerm"]["topologyKey"] == "kubernetes.io/hostname"
+    assert term["podAffinityTerm"]["labelSelector"]["matchLabels"].items() <= pod_labels.items()
