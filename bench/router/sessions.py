@@ -185,7 +185,7 @@ async def conversation_mix(turns: int, seed: int, tiering: str) -> dict[str, Any
                 agent = rng.random() < AGENT_SHARE
                 conv = Conversation(turn.session, turn.user, turn.example.category, agent)
                 open_[turn.session] = conv
-            conv.add_user_turn(turn.example.text, rng)
+            conv.add_user_turn(turn.example.text, rng, turn.example.category)
             for round_ in range(AGENT_TOOL_ROUNDS + 1):
                 r = await client.post(
                     "/v1/chat/completions",

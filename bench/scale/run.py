@@ -100,7 +100,7 @@ def manifest(name: str, prom_url: str) -> dict[str, Any]:
         "http://small.invalid",
         prom_url,
         steps=[10, 50, 100],
-        bake="5m",
+        bake="1m",
         min_samples=200,
         no_data_after="1h",
         interval="1m",
@@ -124,7 +124,11 @@ def run_case(args: argparse.Namespace, n: int, k: int) -> dict[str, Any]:
         api = config.new_client_from_config(config_file=str(cp.kubeconfig))
         core = client.CoreV1Api(api)
         custom = client.CustomObjectsApi(api)
-        install_crd(cp)
+        if args.operator_src:  # that checkout's CRD: an older operator refuses newer fields
+            cp.kubectl("apply", "--server-side", "-f", str(Path(args.operator_src) / "crds"))
+            cp.kubectl("wait", "--for=condition=Established", "--timeout=60s", f"crd/{c.CRD_NAME}")
+        else:
+            install_crd(cp)
         namespaces = [f"scale-{i}" for i in range(k)]
         for ns in [HOME_NS, *namespaces]:
             core.create_namespace({"metadata": {"name": ns}})
@@ -307,13 +311,15 @@ def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--policies", default="50,200,1000")
     p.add_argument("--namespaces", default="1,10")
-    p.add_argument("--settle", type=float, default=90.0, help="seconds after all Ready")
+    p.add_argument("--settle", type=float, default=150.0, help="seconds after all Ready")
     p.add_argument("--window", type=float, default=300.0, help="measurement window, seconds")
     p.add_argument("--ready-timeout", type=float, default=600.0)
     p.add_argument("--gc-timeout", type=float, default=600.0)
     p.add_argument("--scrape-interval", default="15s")
     p.add_argument("--per-minute", type=float, default=0.0, help="exporter growth (0: idle)")
-    p.add_argument("--operator-src", default=None, help="checkout whose operator to run")
+    p.add_argument(
+        "--operator-src", default=None, help="checkout whose operator (src/) and CRD (crds/) to run"
+    )
     p.add_argument("--label", default="this", help="name of the operator in the table")
     p.add_argument("--fast-gc", action="store_true", help="kube-controller-manager QPS 200")
     p.add_argument("--quick", action="store_true", help="20 policies, short windows")

@@ -45,17 +45,21 @@ def _run(lab: Lab, name: str, out: Path) -> tuple[dict[str, Any], str]:
     report = write_report(record, out)
     lab.delete_policy(policy)
     lab.stop_routers()
-    _check_conversations(record.tally)
+    _check_conversations(record.tally, weight_only_rose=name == "healthy")
     return body, report.read_text()
 
 
-def _check_conversations(tally: Any) -> None:
-    """Every scenario: conversations keep their arm, their tier never drops, and no tool
-    result reaches a model that did not issue the call."""
+def _check_conversations(tally: Any, *, weight_only_rose: bool) -> None:
+    """Every scenario: no conversation's tier drops and no tool result reaches a model that
+    did not issue the call; while the weight only rose, no conversation left the canary.
+    (Around a rollback the users' stage token trails the routers by up to a status poll,
+    so a move back to the baseline in that second is not judged here.)"""
     conv = tally["conversations"]
     assert conv["conversations"] > 0 and conv["agent_conversations"] > 0
     assert conv["tool_result_requests"] > 0
-    assert (conv["unsafe_switches"], conv["tier_drops"], tally["arm_switches"]) == (0, 0, 0)
+    assert (conv["unsafe_switches"], conv["tier_drops"]) == (0, 0)
+    if weight_only_rose:
+        assert tally["arm_switches"] == 0
 
 
 def _check_report_files(out: Path, text: str) -> None:

@@ -238,7 +238,7 @@ def test_operator_deployment_is_hardened_and_ha(helm: list[str]) -> None:
         "--readiness=http://0.0.0.0:8081/readyz",
         "--metrics-port=9102",
         "--log-level=info",
-        "--resync=10",
+        "--resync=60",
         "--peering-name=tierguard-operator",
     ]
     env = {e["name"]: e for e in container["env"]}

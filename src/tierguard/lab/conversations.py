@@ -30,14 +30,16 @@ from typing import Any, Final
 from tierguard.lab import scenarios as sc
 
 SESSION_HEADER: Final = "x-session-id"
-#: follow-ups that read simple whatever the conversation is about
-FOLLOW_UPS: Final = (
-    "ok thanks, and where is my order?",
-    "thanks! how do I reset my password?",
-    "great. what are your opening hours?",
-    "ok. can you confirm the email address on my account?",
-    "thanks, and what is my billing status?",
-)
+#: follow-ups that read simple whatever the conversation is about, with the (simple)
+#: category each one asks about: the providers judge a turn by its own category
+FOLLOW_UP_CATEGORIES: Final = {
+    "ok thanks, and where is my order?": "order_tracking",
+    "thanks! how do I reset my password?": "password_reset",
+    "great. what are your opening hours?": "opening_hours",
+    "ok. can you confirm the email address on my account?": "account_lookup",
+    "thanks, and what is my billing status?": "billing_status",
+}
+FOLLOW_UPS: Final = tuple(FOLLOW_UP_CATEGORIES)
 #: share of later turns that follow up on the conversation (the rest open a new question
 #: from the pool, which may be complex and lifts the conversation's tier for good)
 FOLLOW_UP_SHARE: Final = 0.8
@@ -64,17 +66,24 @@ class Conversation:
 
     id: str
     user: str
-    category: str  # the opener's category (the fake providers' quality key)
+    category: str  # the current turn's category (the fake providers' quality key)
     agent: bool
     messages: list[dict[str, Any]] = field(default_factory=list)
     turns: int = 0
 
-    def add_user_turn(self, opener_text: str, rng: random.Random) -> str:
-        """Append the next user message (the opener on the first turn) and return it."""
+    def add_user_turn(
+        self, new_text: str, rng: random.Random, new_category: str | None = None
+    ) -> str:
+        """Append the next user message and return it: on the first turn ``new_text`` (the
+        opener), later mostly a follow-up, else ``new_text`` (a new question). The turn's
+        category becomes the message's (``new_category`` for a new question)."""
         if self.turns == 0 or rng.random() >= FOLLOW_UP_SHARE:
-            text = opener_text
+            text = new_text
+            if new_category is not None:
+                self.category = new_category
         else:
             text = rng.choice(FOLLOW_UPS)
+            self.category = FOLLOW_UP_CATEGORIES[text]
         self.messages.append({"role": "user", "content": text})
         self.turns += 1
         return text

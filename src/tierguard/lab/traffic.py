@@ -379,9 +379,11 @@ class TrafficGenerator:
         rating: str | None = None
         counterfactual: bool | None = None
         payload: Any = {}
+        category = conv.category
         try:
             async with lock:
-                text = conv.add_user_turn(turn.example.text, self.rng)
+                text = conv.add_user_turn(turn.example.text, self.rng, turn.example.category)
+                category = conv.category  # this turn's (tool rounds keep it)
                 question = question_of(conv.messages)  # what the providers' draw is for
                 request_tier = self.tier_of_text(text) if self.tier_of_text else None
                 started = time.monotonic()
@@ -407,11 +409,11 @@ class TrafficGenerator:
                     satisfied = answer_quality(payload)
                     profile = self.profiles.get(route.model)
                     if satisfied is None and profile is not None:
-                        satisfied = is_good_answer(question, conv.category, profile)
+                        satisfied = is_good_answer(question, category, profile)
                     if satisfied is not None:
                         rating = rating_for(satisfied, self.spec.rating_rate, self.rng)
                     if self.baseline is not None:
-                        counterfactual = is_good_answer(question, conv.category, self.baseline)
+                        counterfactual = is_good_answer(question, category, self.baseline)
                     if rating is not None:
                         await self._feedback(session, base, payload["id"], rating)
         except (TimeoutError, aiohttp.ClientError, ValueError):
@@ -424,8 +426,8 @@ class TrafficGenerator:
         outcome = Outcome(
             t=started - self._started,
             user=turn.user,
-            category=conv.category,
-            true_tier=CATEGORIES[conv.category],
+            category=category,
+            true_tier=CATEGORIES.get(category, "simple"),
             route=route,
             status=status,
             latency_s=latency,

@@ -40,7 +40,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--resync",
         type=float,
-        default=float(os.environ.get("TIERGUARD_RESYNC_SECONDS", "10")),
+        default=float(os.environ.get("TIERGUARD_RESYNC_SECONDS", "60")),
         help="longest pause between two reconciles of a policy, seconds",
     )
     parser.add_argument(

@@ -46,7 +46,7 @@ class ControllerSettings:
 
     #: Longest sleep between two reconciles of a policy (gate evaluation follows each
     #: policy's own ``rollout.interval``; this only bounds reaction to the clock).
-    resync_seconds: float = 10.0
+    resync_seconds: float = 60.0
     #: Use this Prometheus instead of the policies' ``spec.prometheus.url`` (running the
     #: operator outside the cluster, tests).
     prometheus_url: str | None = None
@@ -277,11 +277,14 @@ class Controller:
             "%s/%s %s: %s", body["metadata"]["namespace"], body["metadata"]["name"], reason, message
         )
 
-    def _apply_objects(self, ref: render.PolicyRef, objs: list[dict[str, Any]]) -> None:
+    def _apply_objects(
+        self, ref: render.PolicyRef, objs: list[dict[str, Any]], applied_before: bool
+    ) -> None:
         """Apply what changed since the last apply. The first time this process sees a
-        policy, compare with the live objects instead (reads, not writes), so a restart
-        does not re-apply everything."""
-        first = not self.applied.known(ref.namespace, ref.name, ref.uid)
+        policy whose objects were applied before (by an earlier run), compare with the
+        live objects instead (reads, not writes), so a restart does not re-apply
+        everything; a new policy's objects are applied without reading first."""
+        first = applied_before and not self.applied.known(ref.namespace, ref.name, ref.uid)
         todo = self.applied.due(ref.namespace, ref.name, ref.uid, objs)
         for i in todo:
             obj = objs[i]
@@ -324,7 +327,8 @@ class Controller:
                 with_metadata(o, self.settings.rendered)
                 for o in render.render_all(ref, spec, status, service_monitor_available=sm)
             ]
-            self._apply_objects(ref, objs)
+            ready = get_condition(status.conditions, ConditionType.READY)
+            self._apply_objects(ref, objs, applied_before=ready is not None)
             backoff.succeeded()
         except KubeError as exc:
             error = str(exc)

@@ -64,7 +64,8 @@ def format_status(name: str, body: dict[str, Any], now: datetime | None = None) 
         f"  phase:     {st.phase.value}   step {st.step_display or '-'}   "
         f"canary weight {st.canary_weight:g}%   revision {st.revision or '-'}",
         f"  step started {_ago(st.step_started_at, now)}; may advance "
-        f"{_ago(st.earliest_advance_at, now)}; last evaluated {_ago(st.last_evaluated_at, now)}",
+        f"{_ago(st.earliest_advance_at, now)}; "
+        f"evidence last changed {_ago(st.last_evaluated_at, now)}",
         f"  message:   {st.message}",
     ]
     if st.no_data_since is not None:

@@ -35,7 +35,8 @@ def test_turns_resend_the_history_and_follow_ups_read_simple() -> None:
     assert any(t in FOLLOW_UPS for t in texts) and texts.count("a long refund dispute") > 1
     body = conv.request_body("auto")
     assert len(body["messages"]) == 40 and "tools" not in body
-    assert body["metadata"]["category"] == "refund_dispute"
+    if texts[-1] in FOLLOW_UPS:  # a follow-up is judged by its own category
+        assert body["metadata"]["category"] != "refund_dispute"
 
 
 def test_an_agent_turn_sends_tool_results_back() -> None:
@@ -136,3 +137,20 @@ def test_follow_ups_read_simple_to_the_bundled_classifier() -> None:
 
     classifier = load_classifier(default_model_path())
     assert [classifier.classify(t).tier for t in FOLLOW_UPS] == ["simple"] * len(FOLLOW_UPS)
+
+
+def test_each_turn_is_judged_by_its_own_category() -> None:
+    from tierguard.lab.conversations import FOLLOW_UP_CATEGORIES
+
+    conv = Conversation("c", "u", "refund_dispute", agent=False)
+    rng = random.Random(1)
+    seen = set()
+    for i in range(30):
+        text = conv.add_user_turn(f"new question {i}", rng, "plan_change")
+        expected = FOLLOW_UP_CATEGORIES.get(text, "plan_change")
+        assert (
+            conv.category == expected
+            and conv.request_body("auto")["metadata"]["category"] == expected
+        )
+        seen.add(conv.category)
+    assert "plan_change" in seen and len(seen) > 2
