@@ -129,7 +129,9 @@ def test_workable_budgets_render(helm: list[str]) -> None:
         ["operator.replicas=3", "operator.podDisruptionBudget.minAvailable=2"],
     ):
         docs = template(helm, *[a for s in settings for a in ("--set", s)])
-        assert by_kind(docs, "PodDisruptionBudget")
+        (pdb,) = by_kind(docs, "PodDisruptionBudget")
+        # An unready replica must not block a node drain (kube-linter).
+        assert pdb["spec"]["unhealthyPodEvictionPolicy"] == "AlwaysAllow"
 
 
 def test_routers_are_never_scraped_twice(helm: list[str]) -> None:
