@@ -2,6 +2,7 @@
 
     PYTHONPATH=src .venv/bin/python bench/detection/sizing.py --seed 7
     PYTHONPATH=src .venv/bin/python bench/detection/sizing.py --seed 7 --margins
+    PYTHONPATH=src .venv/bin/python bench/detection/sizing.py --seed 7 --ratio
 
 For a base bad rate, a drop ``d`` (the SLO's allowed drop and the loss to catch), a
 per-test alpha and a canary:control split, it reports the median number of *canary*
@@ -119,6 +120,84 @@ def margin_table(seed: int, runs: int) -> str:
     return "\n".join(rows)
 
 
+def detection_samples(
+    base: float,
+    drop: float,
+    alpha: float,
+    ratio: int,
+    loss: float,
+    runs: int,
+    rng: np.random.Generator,
+    fail_margin: float,
+    block_canary: int = 10,
+    max_blocks: int = 4000,
+    power: float = 0.8,
+) -> float:
+    """Canary samples by which the fail side has caught a real ``loss`` in a share
+    ``power`` of the runs (the e-process's sample size at that power), looking after
+    every block."""
+    grid = st.fail_grid(drop)
+    n_t, n_c = block_canary, block_canary * ratio
+    log_fail = np.zeros((runs, len(grid)))
+    past_runs = np.zeros((2, runs))
+    first = np.full(runs, np.inf)
+    level = math.log(1 / alpha)
+    nt_arr, nc_arr = np.full(runs, float(n_t)), np.full(runs, float(n_c))
+    for b in range(1, max_blocks + 1):
+        bc = rng.binomial(n_c, base, runs).astype(float)
+        bt = rng.binomial(n_t, base + loss, runs).astype(float)
+        log_fail += st.fail_block_log_e(
+            bc, nc_arr, bt, nt_arr, past_runs[0], past_runs[1], grid, fail_margin
+        )
+        past_runs += np.stack([bc, nc_arr])
+        hit = st.log_mean_exp(log_fail) >= level
+        first = np.where(hit & np.isinf(first), b * n_t, first)
+        if np.mean(np.isfinite(first)) >= power:
+            return float(np.quantile(first, power, method="inverted_cdf"))
+    return math.inf
+
+
+def fixed_sample_size(
+    base: float, loss: float, margin: float, alpha: float, ratio: int, power: float = 0.8
+) -> float:
+    """Canary samples a one-shot one-sided z-test of "loss <= margin" needs at level
+    ``alpha`` for ``power`` against the true ``loss`` (control arm ``ratio`` times larger;
+    normal approximation, unpooled variances) -- the textbook fixed-sample design."""
+    from statistics import NormalDist
+
+    z_a, z_b = NormalDist().inv_cdf(1 - alpha), NormalDist().inv_cdf(power)
+    p_t = base + loss
+    var = p_t * (1 - p_t) + base * (1 - base) / ratio  # per canary sample
+    return (z_a + z_b) ** 2 * var / (loss - margin) ** 2
+
+
+def ratio_table(seed: int, runs: int) -> str:
+    """Samples to detection (80 % power) of the operator's fail side divided by the
+    fixed-sample test's, same alpha, margin and power."""
+    rng = np.random.default_rng(seed)
+    rows = [
+        "| base bad rate | allowed drop (margin) | true loss | alpha per test "
+        "| split canary:control | e-process, 80 % caught by | fixed-sample test n "
+        "| ratio |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for base, drop, loss in ((0.10, 0.03, 0.05), (0.10, 0.03, 0.10), (0.02, 0.02, 0.05)):
+        margin = st.default_fail_margin(drop)
+        for alpha in (0.05, 0.01 / 8):
+            for ratio in (1, 19):
+                seq = detection_samples(base, drop, alpha, ratio, loss, runs, rng, margin)
+                fixed = fixed_sample_size(base, loss, margin, alpha, ratio)
+                rows.append(
+                    f"| {base:.0%} | {100 * drop:g} pt ({100 * margin:g} pt) | {100 * loss:g} pt "
+                    f"| {alpha:.4g} | 1:{ratio} | {seq:,.0f} | {fixed:,.0f} "
+                    f"| {seq / fixed:.2f}× |"
+                )
+        sys.stderr.write(".")
+        sys.stderr.flush()
+    sys.stderr.write("\n")
+    return "\n".join(rows)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seed", type=int, default=7)
@@ -126,8 +205,16 @@ def main() -> int:
     parser.add_argument(
         "--margins", action="store_true", help="the fail-margin cost table (allowed drop 3 pt)"
     )
+    parser.add_argument(
+        "--ratio", action="store_true", help="samples to detection vs a fixed-sample test"
+    )
     args = parser.parse_args()
-    print(margin_table(args.seed, args.runs) if args.margins else table(args.seed, args.runs))
+    if args.ratio:
+        print(ratio_table(args.seed, args.runs))
+    elif args.margins:
+        print(margin_table(args.seed, args.runs))
+    else:
+        print(table(args.seed, args.runs))
     return 0
 
 

@@ -123,3 +123,13 @@ def test_clustering_quick_cell_recomputes(clustering_recorded: dict[str, Any]) -
         old = by[new["cell"]]
         for field in ("rolled_back", "promoted", "paused"):
             assert _close(new[field], CLUSTER_RUNS, old[field], old["runs"]), (field, new, old)
+
+
+def test_ratio_to_fixed_sample_test_in_docs_is_recomputed() -> None:
+    """docs/statistics.md's samples-to-detection table is exactly what sizing.py gives
+    for its recorded seed (deterministic; a few seconds)."""
+    import sizing
+
+    table = sizing.ratio_table(7, 1000)
+    doc = (run.ROOT / "docs" / "statistics.md").read_text()
+    assert table in doc, "docs/statistics.md is stale: rerun sizing.py --seed 7 --ratio"

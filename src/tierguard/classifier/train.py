@@ -50,6 +50,7 @@ from tierguard.classifier.runtime import (
     OUTPUT_NAME,
     normalize_text,
 )
+from tierguard.classifier.vocabulary import select_vocabulary
 
 if TYPE_CHECKING:
     from sklearn.pipeline import Pipeline
@@ -130,7 +131,9 @@ def fit_pipeline(
 
     Labels are encoded as tier indexes so that the probability columns come out in
     tier order (scikit-learn sorts classes; sorting names would put "complex" first).
-    Deterministic: lbfgs has no random state and the vectorisers sort their vocabulary.
+    Deterministic on every machine: lbfgs has no random state, and the vocabularies are
+    chosen by :func:`~tierguard.classifier.vocabulary.select_vocabulary` (a total order,
+    not scikit-learn's CPU-dependent tie-breaking at ``max_features``).
     """
     _require_sklearn()
     from sklearn.feature_extraction.text import TfidfVectorizer
@@ -139,23 +142,26 @@ def fit_pipeline(
 
     index = {t: i for i, t in enumerate(tiers)}
     y = np.array([index[label] for label in labels], dtype=np.int64)
-    word = TfidfVectorizer(
-        analyzer="word",
-        token_pattern=TOKEN_PATTERN,
-        ngram_range=config.word_ngram_range,
-        min_df=config.min_df,
-        max_features=config.word_max_features,
-        binary=True,
-        dtype=np.float32,
-    )
-    char = TfidfVectorizer(
-        analyzer="char",
-        ngram_range=config.char_ngram_range,
-        min_df=config.min_df,
-        max_features=config.char_max_features,
-        binary=True,
-        dtype=np.float32,
-    )
+    normalized = [normalize_text(t) for t in texts]
+    word_ngrams: dict[str, Any] = {
+        "analyzer": "word",
+        "token_pattern": TOKEN_PATTERN,
+        "ngram_range": config.word_ngram_range,
+    }
+    char_ngrams: dict[str, Any] = {"analyzer": "char", "ngram_range": config.char_ngram_range}
+    try:
+        # min_df and max_features are applied here, with ties broken by the n-gram: the
+        # vectorisers' own cut-off depends on numpy's CPU-specific sort (vocabulary.py)
+        word_vocabulary = select_vocabulary(
+            normalized, config.min_df, config.word_max_features, **word_ngrams
+        )
+        char_vocabulary = select_vocabulary(
+            normalized, config.min_df, config.char_max_features, **char_ngrams
+        )
+    except ValueError as exc:  # e.g. "After pruning, no terms remain" on a handful of lines
+        raise _too_little_data(len(texts), config, exc) from exc
+    word = TfidfVectorizer(**word_ngrams, vocabulary=word_vocabulary, binary=True, dtype=np.float32)
+    char = TfidfVectorizer(**char_ngrams, vocabulary=char_vocabulary, binary=True, dtype=np.float32)
     pipeline = Pipeline(
         [
             ("features", FeatureUnion([("word", word), ("char", char)])),
@@ -168,13 +174,17 @@ def fit_pipeline(
         ]
     )
     try:
-        pipeline.fit([normalize_text(t) for t in texts], y)
-    except ValueError as exc:  # e.g. "After pruning, no terms remain" on a handful of lines
-        raise DataError(
-            f"cannot train on {len(texts)} examples: {exc} (n-grams must occur in at least "
-            f"{config.min_df} examples; label more data, a few hundred per tier is a start)"
-        ) from exc
+        pipeline.fit(normalized, y)
+    except ValueError as exc:  # whatever else scikit-learn refuses in this data
+        raise _too_little_data(len(texts), config, exc) from exc
     return pipeline
+
+
+def _too_little_data(n: int, config: TrainConfig, exc: ValueError) -> DataError:
+    return DataError(
+        f"cannot train on {n} examples: {exc} (n-grams must occur in at least "
+        f"{config.min_df} examples; label more data, a few hundred per tier is a start)"
+    )
 
 
 def predict_proba(pipeline: Pipeline, texts: Sequence[str]) -> npt.NDArray[np.float64]:
