@@ -436,12 +436,18 @@ def service(ref: PolicyRef, spec: RoutingPolicySpec) -> Obj:
 def pod_disruption_budget(ref: PolicyRef) -> Obj:
     """At most one router down by a voluntary disruption (drain, upgrade) at a time.
     maxUnavailable rather than minAvailable, so a single-replica router can still be
-    evicted (a budget no eviction satisfies would block node drains)."""
+    evicted (a budget no eviction satisfies would block node drains). Unhealthy pods may
+    always be evicted (``unhealthyPodEvictionPolicy: AlwaysAllow``): a router that is not
+    ready serves nobody, and counting it against the budget would block a drain."""
     return {
         "apiVersion": "policy/v1",
         "kind": "PodDisruptionBudget",
         "metadata": _meta(ref),
-        "spec": {"maxUnavailable": 1, "selector": {"matchLabels": selector_labels(ref.name)}},
+        "spec": {
+            "maxUnavailable": 1,
+            "unhealthyPodEvictionPolicy": "AlwaysAllow",
+            "selector": {"matchLabels": selector_labels(ref.name)},
+        },
     }
 
 

@@ -232,6 +232,7 @@ def test_router_disruption_budget_and_spread() -> None:
     (pdb,) = [o for o in objs if o["kind"] == "PodDisruptionBudget"]
     (dep,) = [o for o in objs if o["kind"] == "Deployment"]
     assert pdb["spec"]["maxUnavailable"] == 1 and "minAvailable" not in pdb["spec"]
+    assert pdb["spec"]["unhealthyPodEvictionPolicy"] == "AlwaysAllow"  # kube-linter
     pod_labels = dep["spec"]["template"]["metadata"]["labels"]
     assert pdb["spec"]["selector"]["matchLabels"].items() <= pod_labels.items()
     anti = dep["spec"]["template"]["spec"]["affinity"]["podAntiAffinity"]
