@@ -3,7 +3,7 @@
 Modules, each named for what it holds:
 
 * ``app``: the aiohttp application (``create_app``), its routes, thin views and the one
-  error middleware; ``cli``: the command;
+  error middleware; ``cli``: the command; ``eventloop``: uvloop or asyncio;
 * ``pipeline``: the request path of a chat completion, ``plan`` → ``call`` → ``account``
   (classification, split, the fallback chain's metrics, decision log, review, shadow);
 * ``records``: the typed records passed along it (``Classification``, ``Planned``,
@@ -13,6 +13,12 @@ Modules, each named for what it holds:
   (``apply_config``, ``reload_text``) and the app's startup/shutdown (``lifecycle``);
 * ``feedback``: reading a feedback body (pure);
 * ``chat``: request validation, what is classified, the upstream body (pure);
+* ``conversation``: a routed request planned as a conversation turn (pure), built from
+  ``session`` (the session key the arm is hashed from), ``tiering`` (a session's tier
+  only goes up, per-message classifier cache), ``toolcalls`` (signed tool-call ids that
+  lock a tool result to the model that issued the call) and ``ladder`` (fallbacks only
+  upward, context-window escalation); ``turnmetrics``: what a turn adds to the metrics
+  and the decision log;
 * ``split``: the sticky hash split, arms and model chains (pure);
 * ``decision_id``: signed response ids for feedback attribution (pure);
 * ``errors``: the exception taxonomy and OpenAI error rendering (pure);
