@@ -22,8 +22,9 @@ user cluster as series ``instance#cluster``; the gates sum them for the test and
 their spread for the design effect.
 
 * ErrorRate: ``requests_total{outcome=~"error|escalated"}`` / ``requests_total``
-* Latency: ``request_duration_seconds_count - request_duration_seconds_bucket{le=objective}``
-  / ``request_duration_seconds_count`` (the router adds every objective as a bucket)
+* Latency: ``bucket{le="+Inf"} - bucket{le=objective}`` / ``bucket{le="+Inf"}`` of
+  ``request_duration_seconds`` (the router adds every objective as a bucket), all from the
+  one bucket query so both counts are from the same scrape
 * Custom: the policy's two PromQL expressions with ``$tier`` and ``$arm`` substituted.
   Each must return raw cumulative counts, **one series per router process** (keep the
   ``instance`` or ``pod`` label, e.g. ``sum by (instance) (...)``): a sum across replicas
@@ -176,6 +177,18 @@ def _series_key(labels: Mapping[str, str]) -> str:
     if cluster in ("", m.CLUSTER_NONE):
         return instance
     return f"{instance}{CLUSTER_SEP}{cluster}"
+
+
+def _latency_total(buckets: Sequence[Mapping[str, Any]], promql: str) -> Series:
+    """Per series: all requests, the ``le="+Inf"`` bucket (equal to ``_count``)."""
+    total: Series = {}
+    for item in buckets:
+        labels = item.get("metric", {})
+        if labels.get("le") != "+Inf":
+            continue
+        key = (labels.get(m.TIER, ""), labels.get(m.ARM, ""))
+        total.setdefault(key, {})[labels.get("instance", "")] = _value(promql, item)
+    return total
 
 
 def _latency_bad(
@@ -375,13 +388,19 @@ def _read_gate(run: Any, builtin: Any, g: GateSpec) -> GateReading:
         custom = _read_custom(run, g)
         return GateReading(arms=custom.arms, requests_flowing=_requests_flowing(builtin, g.tier))
     name = f"the built-in {g.signal.value} query"
-    total = _series(builtin(g.signal, 1), f"{name} (total)")
     flowing = _requests_flowing(builtin, g.tier)
     if g.signal == Signal.LATENCY:
         if g.latency_objective is None:
             raise QueryError("signal Latency without latencyObjective")
-        bad = _latency_bad(builtin(g.signal, 0), total, g.latency_objective, f"{name} (bad)")
+        # total and bad from the one bucket query (le="+Inf" is the count): read from two
+        # queries, count and bucket come from different moments, their difference dips
+        # whenever the second read is the older one, and a dip reads as a counter reset
+        # (statistics.counter_delta counts the whole value again)
+        buckets = builtin(g.signal, 0)
+        total = _latency_total(buckets, f"{name} (bad)")
+        bad = _latency_bad(buckets, total, g.latency_objective, f"{name} (bad)")
     else:
+        total = _series(builtin(g.signal, 1), f"{name} (total)")
         bad = _series(builtin(g.signal, 0), f"{name} (bad)")
     arms = {}
     for arm in ARMS:

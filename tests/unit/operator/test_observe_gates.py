@@ -105,6 +105,38 @@ def test_latency_bad_is_count_minus_bucket_at_objective() -> None:
     assert bad == {("simple", "canary"): {"r1": 10.0}}
 
 
+def test_latency_total_and_bad_come_from_one_bucket_query() -> None:
+    """Regression: total was the separate ``_count`` query, read at another moment than
+    the bucket (batched queries are cached per query); bad = count - bucket then dipped
+    between looks, each dip read as a counter reset, and a healthy canary showed ~9 %
+    slow requests that the routers never served (lab e2e, Latency never passed)."""
+    gate = g.GateSpec(
+        key="simple/Latency",
+        tier="simple",
+        signal=Signal.LATENCY,
+        absolute=False,
+        allowed=0.05,
+        latency_objective=1.5,
+    )
+    le = "1.5"
+    buckets = [
+        row(gate.tier, "canary", 100, le="+Inf"),
+        row(gate.tier, "canary", 97, le=le),
+        row(gate.tier, "control", 50, le="+Inf"),
+        row(gate.tier, "control", 50, le=le),
+    ]
+    later_count = [row(gate.tier, "canary", 130), row(gate.tier, "control", 80)]
+
+    def builtin(signal: Signal, which: int) -> list[dict[str, Any]]:
+        if signal == Signal.LATENCY:
+            return buckets if which == 0 else later_count
+        return [row(gate.tier, "canary", 1)]
+
+    reading = o._read_gate(lambda q: [], builtin, gate)
+    assert reading.arms["canary"] == ArmReading(bad={"r1": 3.0}, total={"r1": 100.0})
+    assert reading.arms["control"] == ArmReading(bad={"r1": 0.0}, total={"r1": 50.0})
+
+
 def test_missing_latency_bucket_is_a_query_error() -> None:
     import pytest
 
