@@ -107,7 +107,9 @@ def cluster(control_plane: ControlPlane) -> Iterator[ControlPlane]:
         for d in monitoring
         if cp_has(control_plane, f"crd/{d['metadata']['name']}")
     }
-    res = _apply(control_plane, crds + monitoring)
+    # The session's control plane is shared: test_chart.py installs the same CRDs under
+    # another release name and field manager, so this module takes the fields over.
+    res = _apply(control_plane, crds + monitoring, "--force-conflicts")
     assert res.returncode == 0, res.stderr
     for d in crds + monitoring:
         control_plane.kubectl(

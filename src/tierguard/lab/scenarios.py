@@ -22,10 +22,10 @@ Quality model. A provider answers a query of category *c* well with probability
 was good; a rating user gives thumbs-down when not satisfied. The numbers below are chosen
 so that the lab reproduces seed 003: the ``pareto-trap`` cheap model is as good as the
 capable one everywhere except ``billing_status``, a category the classifier rightly calls
-simple, where it answers 40 points worse. That costs the simple tier's canary arm 6 to 9
+simple, where it answers 50 points worse. That costs the simple tier's canary arm 8 to 11
 points of satisfaction (depending on how much of billing_status the classifier keeps in
-the simple tier) but moves the whole product's satisfaction by at most 0.14 x 40 = 5.6
-points even at 100 % -- and by 0.3 points at the 5 % stage, which is what an aggregate
+the simple tier) but moves the whole product's satisfaction by at most 0.14 x 50 = 7
+points even at 100 % -- and by 0.35 points at the 5 % stage, which is what an aggregate
 dashboard or an aggregate-only gate sees.
 """
 
@@ -60,7 +60,7 @@ CAPABLE_COMPLEX_QUALITY: Final = 0.90
 CHEAP_COMPLEX_QUALITY: Final = 0.65
 #: The category the cheap model fails in ``pareto-trap`` and how badly.
 TRAP_CATEGORY: Final = "billing_status"
-TRAP_QUALITY: Final = 0.55
+TRAP_QUALITY: Final = 0.45
 
 
 class ScenarioError(ValueError):
@@ -237,7 +237,7 @@ def _pareto_trap() -> Scenario:
             f"The cheap model is as good as the capable one except on {TRAP_CATEGORY}, a "
             f"category the classifier calls simple, where it answers well only "
             f"{TRAP_QUALITY:.0%} of the time instead of {CAPABLE_SIMPLE_QUALITY:.0%}. The "
-            "simple tier's canary loses 6 to 9 points; the aggregate across tiers moves "
+            "simple tier's canary loses 8 to 11 points; the aggregate across tiers moves "
             "by a fraction of a point at the first stages. The per-tier gate rolls the "
             "rollout back at an early stage and names the tier."
         ),
@@ -384,8 +384,9 @@ LAB_INTERVAL: Final = "5s"
 LAB_BAKE_TIME: Final = "20s"
 LAB_MIN_SAMPLES: Final = 100
 #: Conversations keep their highest tier, so the simple tier gets about 55 % of requests
-#: (not 65 %): a 5 % canary can need more than four minutes to be judged on a busy machine.
-LAB_MAX_STEP_DURATION: Final = "6m"
+#: (not 65 %): at 80 requests/s a 5 % canary is shadowed about 2 times a second, 1.4 on a
+#: busy 2-core machine, and the pareto trap needs 300 to 500 of them to be judged.
+LAB_MAX_STEP_DURATION: Final = "8m"
 LAB_NO_DATA_AFTER: Final = "90s"
 LAB_LATENCY_OBJECTIVE: Final = "1500ms"
 LAB_LATENCY_BUDGET: Final = "1s"
