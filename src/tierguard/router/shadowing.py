@@ -1,12 +1,16 @@
 """Shadow evaluation of a served canary answer: which requests are sampled, and the
 background task that asks the baseline the same question and has the judge compare the
 two answers (the judges themselves are :mod:`tierguard.router.shadow`). The client never
-waits for it; a failed call or judge is verdict ``error``, never a quality signal."""
+waits for it; a failed call or judge is verdict ``error``, never a quality signal. Each
+judgement is counted (``shadow_judgements_total``, or ``shadow_pairwise_total`` for the
+pairwise judge) and written to the decision log as a ``"type": "shadow"`` line carrying
+the request id and the verdict."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from typing import Any
 
 from tierguard.api import metrics as mdefs
@@ -68,7 +72,9 @@ async def shadow(
         log.info("shadow evaluation failed: %s", exc)
     finally:
         rt.shadows_in_flight -= 1
-        rt.metrics.shadow_judgements.labels(
+        pairwise = state.judge.pairwise
+        counter = rt.metrics.shadow_pairwise if pairwise else rt.metrics.shadow_judgements
+        counter.labels(
             policy,
             planned.tier,
             planned.arm,
@@ -76,3 +82,17 @@ async def shadow(
             verdict,
             cluster_label(planned.route.bucket),
         ).inc()
+        rt.decision_log.write(
+            {
+                "ts": round(time.time(), 3),
+                "type": "shadow",
+                "request_id": planned.request_id,
+                "policy": policy,
+                "tier": planned.tier,
+                "arm": planned.arm,
+                "model": canary_model,
+                "baseline": baseline,
+                "judge": "pairwise" if pairwise else "agreement",
+                "verdict": verdict,
+            }
+        )

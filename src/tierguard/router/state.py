@@ -17,6 +17,7 @@ from tierguard.api.routerconfig import Route, RouterConfig, UpstreamModel
 from tierguard.classifier.runtime import Classifier, default_model_path, load_classifier
 from tierguard.router.conversation import Planner
 from tierguard.router.ladder import Ladder, build_ladder
+from tierguard.router.pairwise import PairwiseJudge
 from tierguard.router.shadow import Judge, LLMJudge, SimilarityJudge
 from tierguard.router.tiering import TierCache
 from tierguard.router.upstream import UpstreamClient, UpstreamPool, read_secret
@@ -129,7 +130,7 @@ async def build_state(
         async def complete(body: dict[str, Any]) -> dict[str, Any]:
             return (await judge_client.complete({**body, "model": upstream_id})).payload
 
-        judge = LLMJudge(complete)
+        judge = PairwiseJudge(complete) if judge_spec.mode == "Pairwise" else LLMJudge(complete)
     else:
         judge = SimilarityJudge(judge_spec.threshold)
     cache_size = config.classifier.cache_size
