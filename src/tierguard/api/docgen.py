@@ -37,6 +37,7 @@ def render_metrics_md() -> str:
     """docs/metrics.md: every exported metric, its labels and their values."""
     buckets = ", ".join(f"{b:g}" for b in m.LATENCY_BUCKETS)
     cls_buckets = ", ".join(f"{b:g}" for b in m.CLASSIFIER_BUCKETS)
+    ovh_buckets = ", ".join(f"{b:g}" for b in m.OVERHEAD_BUCKETS)
     arms = ", ".join(f"`{a.value}`" for a in Arm)
     cl = f", {m.CLUSTER}"
     requests = _q(m.REQUESTS.name, group_extra=cl)
@@ -123,6 +124,18 @@ def render_metrics_md() -> str:
         f"`0` … `{m.CLUSTERS - 1}` (the request's split bucket mod {m.CLUSTERS}; a bucket "
         f"holds whole users), `{m.CLUSTER_NONE}` for requests without a bucket (pinned). "
         "No user id: 16 values whatever the number of users.",
+        f"- `{m.PHASE}` on router overhead: `{m.PHASE_PARSE}` (authorise, read and parse the "
+        f"request), `{m.PHASE_CLASSIFY}` (the classifier model itself, cache lookups "
+        f"excluded), `{m.PHASE_ROUTE}` (the rest of planning: session key, split, chain; "
+        f"and building each upstream body), `{m.PHASE_WRITE}` (signing, rewriting and "
+        "serialising the answer, accounting: metrics and decision log). Time waiting for "
+        "an upstream model or for the client's network is not overhead. The router's added "
+        f"latency per request: `sum(rate({m.ROUTER_OVERHEAD.name}_sum[5m])) / "
+        f'sum(rate({m.ROUTER_OVERHEAD.name}_count{{{m.PHASE}="{m.PHASE_PARSE}"}}[5m]))`. '
+        "With `observability.overheadHeader` (router spec `overheadHeader`) each answer "
+        "carries `x-tierguard-overhead-ms`: the overhead up to the moment its headers were "
+        "written (parse, classify, route, and for a JSON answer its serialisation; a "
+        "stream's per-chunk rewriting comes later and is only in the histogram).",
         "",
         "## Histogram buckets",
         "",
@@ -131,6 +144,7 @@ def render_metrics_md() -> str:
         "(`observability.latencyObjectives` in the router config), so the share of requests "
         "slower than an objective is an exact bucket read.",
         f"- Classifier (`{m.CLASSIFIER_DURATION.name}`), seconds: {cls_buckets}.",
+        f"- Router overhead (`{m.ROUTER_OVERHEAD.name}`), seconds: {ovh_buckets}.",
         "",
         "## How the operator reads them",
         "",

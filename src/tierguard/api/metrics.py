@@ -37,6 +37,8 @@ CLUSTER_NONE: Final = "none"
 KEY_SOURCE: Final = "key_source"
 FROM_TIER: Final = "from_tier"
 TO_TIER: Final = "to_tier"
+#: router_overhead_seconds{phase}: where the router's own time per request goes
+PHASE: Final = "phase"
 
 ROUTE_LABELS: Final = (POLICY, TIER, ARM, MODEL)
 
@@ -124,6 +126,17 @@ FEEDBACK_REJECT_REASONS: Final = ("malformed", "bad_signature", "expired", "wron
 RELOAD_OK: Final = "ok"
 RELOAD_ERROR: Final = "error"
 
+#: router_overhead_seconds{phase}: parse = authorise, read and parse the request body;
+#: classify = the classifier model itself (cache lookups excluded); route = the rest of
+#: planning (session key, split, chain) and building each upstream body; write = signing,
+#: rewriting and serialising the answer for the client, and accounting (metrics, decision
+#: log). Upstream time (waiting for a model, and the client's network) is excluded.
+PHASE_PARSE: Final = "parse"
+PHASE_CLASSIFY: Final = "classify"
+PHASE_ROUTE: Final = "route"
+PHASE_WRITE: Final = "write"
+PHASES: Final = (PHASE_PARSE, PHASE_CLASSIFY, PHASE_ROUTE, PHASE_WRITE)
+
 TIER_PINNED: Final = "pinned"  # tier label when the client named a model itself
 TIER_UNCLASSIFIED: Final = "unclassified"  # request rejected before classification
 
@@ -147,6 +160,20 @@ LATENCY_BUCKETS: Final = (
     60.0,
 )
 CLASSIFIER_BUCKETS: Final = (0.0002, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1)
+#: Router overhead buckets (seconds): 20 µs to 100 ms, the router's own time per phase.
+OVERHEAD_BUCKETS: Final = (
+    0.00002,
+    0.00005,
+    0.0001,
+    0.00025,
+    0.0005,
+    0.001,
+    0.0025,
+    0.005,
+    0.01,
+    0.025,
+    0.1,
+)
 
 
 @dataclass(frozen=True)
@@ -258,7 +285,8 @@ SHADOW_PAIRWISE: Final = MetricDef(
 CLASSIFIER_DURATION: Final = MetricDef(
     f"{NAMESPACE}_classifier_duration_seconds",
     "histogram",
-    "Time to classify one request in-process.",
+    "Time the classifier model spent on one request in-process (per-message cache "
+    "lookups excluded; requests answered from the cache alone are not observed).",
     (POLICY,),
 )
 CANARY_WEIGHT: Final = MetricDef(
@@ -315,6 +343,14 @@ CLASSIFIER_CACHE: Final = MetricDef(
     "Per-message classifier cache lookups (session tiering), outcome hit or miss.",
     (POLICY, OUTCOME),
 )
+ROUTER_OVERHEAD: Final = MetricDef(
+    f"{NAMESPACE}_router_overhead_seconds",
+    "histogram",
+    "Time the router itself spent on one chat request, upstream time excluded, by phase: "
+    "parse, classify, route, write (label values below). The sum over phases is the "
+    "router's added latency.",
+    (POLICY, PHASE),
+)
 
 ROUTER_METRICS: Final = (
     REQUESTS,
@@ -339,6 +375,7 @@ ROUTER_METRICS: Final = (
     STATEFUL_TURNS,
     UNSAFE_SWITCHES,
     CLASSIFIER_CACHE,
+    ROUTER_OVERHEAD,
 )
 
 # Operator metrics ----------------------------------------------------------------

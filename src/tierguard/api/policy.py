@@ -799,6 +799,13 @@ class RouterSpec(ApiModel):
     log_prompts: bool = Field(
         default=False, description="Write prompt text into the decision log (off: privacy)."
     )
+    overhead_header: bool = Field(
+        default=False,
+        description=(
+            "Add an x-tierguard-overhead-ms header to every answer: the time the router "
+            "itself spent on the request (upstream time excluded), in milliseconds."
+        ),
+    )
 
 
 # --------------------------------------------------------------------------- the spec

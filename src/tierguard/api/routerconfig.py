@@ -151,6 +151,10 @@ class ObservabilityConfig(ApiModel):
         default="-", description="Decision log path; '-' for stdout, unset to disable."
     )
     log_prompts: bool = False
+    overhead_header: bool = Field(
+        default=False,
+        description="Add x-tierguard-overhead-ms (the router's own time) to every answer.",
+    )
     review_sample_size: int = Field(default=200, ge=0)
     review_sample_path: str | None = None
 

@@ -16,6 +16,7 @@ import logging
 import time
 import uuid
 from collections.abc import Awaitable, Callable
+from time import perf_counter
 
 from aiohttp import web
 
@@ -37,6 +38,7 @@ from tierguard.router.errors import (
 )
 from tierguard.router.feedback import parse_feedback
 from tierguard.router.metrics import RouterMetrics
+from tierguard.router.overhead import OVERHEAD_HEADER, Overhead
 from tierguard.router.runtime import (
     RUNTIME,
     RouterSettings,
@@ -142,14 +144,20 @@ def _request_id(request: web.Request) -> str:
 
 
 async def chat_completions(request: web.Request) -> web.StreamResponse:
-    """``POST /v1/chat/completions``: plan → call → relay → account."""
+    """``POST /v1/chat/completions``: plan → call → relay → account. The router's own
+    time is measured per phase around the awaits on upstreams and on the client's body
+    (:mod:`~tierguard.router.overhead`)."""
+    t0 = perf_counter()
     started = asyncio.get_running_loop().time()
     wall_start = time.time()
     rt = request.app[RUNTIME]
     state = _state(request)
     config = state.config
+    ovh = Overhead()
     _authorize(request, state)
+    # the body is usually in aiohttp's buffer already; a slow upload counts as parse
     req = parse_chat_request(await _read_body(request, config.server.max_body_bytes))
+    t1 = perf_counter()
     planned = pipeline.plan(
         state,
         req,
@@ -160,17 +168,25 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
         wall_start=wall_start,
         headers=request.headers,
     )
+    t2 = perf_counter()
+    ovh.parse = t1 - t0
+    ovh.classify = planned.classify_s
+    ovh.route = t2 - t1 - planned.classify_s
     events = pipeline.ChainEvents(rt.metrics, config.policy, planned)
     try:
-        result = await pipeline.call(state, planned, events)
+        result = await pipeline.call(state, planned, events, ovh)
     except (
         UpstreamFailedError,
         DeadlineExceededError,
         UpstreamRejectedError,
         RateLimitedError,
     ) as err:
+        t3 = perf_counter()
         pipeline.account_failure(rt, state, planned, events, err)
+        ovh.write = perf_counter() - t3
+        ovh.observe(rt.metrics.overhead_phases(config.policy))
         raise
+    t3 = perf_counter()
     did = pipeline.sign(state, planned, result.model)
     headers = {
         REQUEST_ID_HEADER: planned.request_id,
@@ -184,13 +200,23 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
         if wrap_id is not None:
             wrap_choices(result.answer.payload, "message", wrap_id)
         response, delivery = relay.json_response(result.answer, headers, did, req.model, started)
+        ovh.write = perf_counter() - t3
+        if config.observability.overhead_header:
+            response.headers[OVERHEAD_HEADER] = ovh.header_value()
     else:
         collect = config.observability.log_prompts or pipeline.wants_shadow(state, planned)
         rewriter = ChunkRewriter(did, req.model, req.include_usage, collect, wrap_id=wrap_id)
+        ovh.write = perf_counter() - t3
+        if config.observability.overhead_header:
+            headers[OVERHEAD_HEADER] = ovh.header_value()
         response, delivery = await relay.stream_response(
             request, result.answer, headers, rewriter, started, planned.deadline
         )
+        ovh.write += delivery.rewrite_s
+    t4 = perf_counter()
     pipeline.account(rt, state, planned, events, result, did, delivery)
+    ovh.write += perf_counter() - t4
+    ovh.observe(rt.metrics.overhead_phases(config.policy))
     return response
 
 

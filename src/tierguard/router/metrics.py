@@ -64,6 +64,17 @@ class RouterMetrics:
         self.stateful_turns: Counter = _build(m.STATEFUL_TURNS, r)
         self.unsafe_switches: Counter = _build(m.UNSAFE_SWITCHES, r)
         self.classifier_cache: Counter = _build(m.CLASSIFIER_CACHE, r)
+        self.overhead: Histogram = _build(m.ROUTER_OVERHEAD, r, tuple(m.OVERHEAD_BUCKETS))
+        self._overhead_children: dict[str, tuple[Any, ...]] = {}
+
+    def overhead_phases(self, policy: str) -> tuple[Any, ...]:
+        """The overhead histogram's children for ``policy``, in ``PHASES`` order (cached:
+        a label lookup per phase per request would cost more than the observation)."""
+        children = self._overhead_children.get(policy)
+        if children is None:
+            children = tuple(self.overhead.labels(policy, p) for p in m.PHASES)
+            self._overhead_children[policy] = children
+        return children
 
     def exposition(self) -> bytes:
         return generate_latest(self.registry)

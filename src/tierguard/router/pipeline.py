@@ -21,7 +21,6 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
-import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -38,6 +37,7 @@ from tierguard.router.conversation import TurnPlan, plan_turn
 from tierguard.router.decision_log import DecisionRecord, hash_user
 from tierguard.router.errors import ModelNotFoundError, RouterError, http_status
 from tierguard.router.metrics import RouterMetrics
+from tierguard.router.overhead import ClassifierTimer, Overhead, timed_builder
 from tierguard.router.records import (
     CLIENT_DISCONNECTED,
     SOURCE_PINNED,
@@ -77,12 +77,13 @@ def plan(
     model name. ``headers`` are the request's (the session and stickiness headers)."""
     config = state.config
     turn: TurnPlan | None = None
+    classify_s = 0.0
     if req.model in state.routed_names:
         if headers is None:
             headers = {config.stickiness.header: stickiness_header} if stickiness_header else {}
-        t0 = time.perf_counter()
+        timer = ClassifierTimer(state.classifier.classify_batch)
         turn = plan_turn(
-            state.planner,
+            state.planner(timer),
             messages=req.messages,
             body=req.body,
             user=req.user,
@@ -92,8 +93,9 @@ def plan(
                 req.messages, config.classifier.input, config.classifier.max_input_chars
             ),
         )
+        classify_s = timer.seconds
         if turn.classified:
-            metrics.classifier_duration.labels(config.policy).observe(time.perf_counter() - t0)
+            metrics.classifier_duration.labels(config.policy).observe(classify_s)
         observe_plan(metrics, config.policy, turn)
         route_plan = turn.route
         c = Classification(route_plan.tier, turn.probabilities, turn.source)
@@ -124,6 +126,7 @@ def plan(
         started=started,
         deadline=started + state.deadline_s,
         turn=turn,
+        classify_s=classify_s,
     )
 
 
@@ -175,13 +178,15 @@ def call_builder(state: RouterState, planned: Planned) -> Callable[[str], Upstre
     return call_for
 
 
-async def call(state: RouterState, planned: Planned, events: ChainEvents) -> ChainResult:
+async def call(
+    state: RouterState, planned: Planned, events: ChainEvents, overhead: Overhead | None = None
+) -> ChainResult:
     """Serve the request from its chain. Raises the chain's :class:`RouterError` when no
-    model gave an answer."""
+    model gave an answer. Building each upstream body counts as ``overhead.route``."""
     return await run_chain(
         planned.route.chain,
         state.pool,
-        call_builder(state, planned),
+        timed_builder(call_builder(state, planned), overhead),
         stream=planned.req.stream,
         budget_s=planned.route.latency_budget_s,
         deadline=planned.deadline,

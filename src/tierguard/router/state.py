@@ -9,12 +9,18 @@ import asyncio
 import logging
 import os
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from tierguard.api.durations import parse_duration
 from tierguard.api.routerconfig import Route, RouterConfig, UpstreamModel
-from tierguard.classifier.runtime import Classifier, default_model_path, load_classifier
+from tierguard.classifier.runtime import (
+    Classification,
+    Classifier,
+    default_model_path,
+    load_classifier,
+)
 from tierguard.router.conversation import Planner
 from tierguard.router.ladder import Ladder, build_ladder
 from tierguard.router.pairwise import PairwiseJudge
@@ -46,15 +52,18 @@ class RouterState:
     tier_cache: TierCache = field(default_factory=lambda: TierCache(0))
     ladder: Ladder = field(default_factory=lambda: build_ladder(["-"], [], {}))
 
-    @property
-    def planner(self) -> Planner:
+    def planner(
+        self, classify: Callable[[list[str]], list[Classification]] | None = None
+    ) -> Planner:
+        """What planning needs from this generation; ``classify`` replaces the classifier's
+        own batch call (the router wraps it to time it)."""
         return Planner(
             config=self.config,
             routes=self.routes,
             budgets=self.budgets,
             ladder=self.ladder,
             cache=self.tier_cache,
-            classify=self.classifier.classify_batch,
+            classify=classify or self.classifier.classify_batch,
             signing_key=self.signing_key,
             no_text_tier=self.config.classifier.no_text_tier,
         )
