@@ -184,7 +184,10 @@ def evaluate_paired_gate(
     res = paired.evaluate_paired(state.paired, alpha, min_pairs, provider_error)
     health = judge_health(state, max_inconsistency, max_error_rate)
     verdict, message = res.verdict, res.reason
-    if not health.healthy and verdict in (Verdict.PASS, Verdict.INCONCLUSIVE):
+    held = verdict in (Verdict.PASS, Verdict.INCONCLUSIVE) or (
+        verdict is Verdict.NO_DATA and provider_error is None  # only failed judgements
+    )
+    if not health.healthy and held:
         verdict = Verdict.INCONCLUSIVE
         message = f"{JUDGE_UNHEALTHY}: {health.reason} (paired test: {res.reason})"
     return PairedGateResult(verdict, message, res, health)

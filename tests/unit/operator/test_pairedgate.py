@@ -99,6 +99,16 @@ def test_a_failing_judge_never_passes_and_errors_are_not_losses() -> None:
     assert r.result.difference == 0.0  # 800 errors did not count against the canary
 
 
+def test_a_judge_that_never_answers_is_unhealthy_not_missing_data() -> None:
+    s = _judged(pg.new_paired_gate(0.05, 0.025), 0, 0, 0, 0, 60)
+    r = pg.evaluate_paired_gate(s, 0.05, 200, 0.5, 0.2)
+    assert r.verdict is Verdict.INCONCLUSIVE and r.message.startswith("JudgeUnhealthy")
+    assert r.health.error_rate == 1.0 and r.health.inconsistency_rate is None
+    # a failed Prometheus query stays NoData (the noData clock), whatever the judge
+    r = pg.evaluate_paired_gate(s, 0.05, 200, 0.5, 0.2, provider_error="boom")
+    assert r.verdict is Verdict.NO_DATA
+
+
 def test_a_clear_loss_fails_even_through_an_unhealthy_judge() -> None:
     s = _judged(pg.new_paired_gate(0.05, 0.025), 400, 50, 300, 900, 0)
     r = pg.evaluate_paired_gate(s, 0.05, 200, 0.5, 0.2)
