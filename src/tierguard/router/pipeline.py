@@ -52,6 +52,7 @@ from tierguard.router.split import cluster_label, plan_pinned
 from tierguard.router.state import RouterState
 from tierguard.router.toolcalls import Lock, has_wrapped_ids, unwrap_messages
 from tierguard.router.toolcalls import wrap as wrap_tool_call_id
+from tierguard.router.tracing import RequestTrace
 from tierguard.router.turnmetrics import observe_plan, observe_served
 from tierguard.router.upstream import UpstreamCall
 
@@ -136,12 +137,16 @@ def plan(
 class ChainEvents:
     """Chain events → metrics, plus what the decision log says about the attempts."""
 
-    __slots__ = ("arm", "errors", "escalations", "m", "policy", "tier")
+    __slots__ = ("arm", "errors", "escalations", "m", "policy", "tier", "trace")
 
-    def __init__(self, m: RouterMetrics, policy: str, planned: Planned) -> None:
+    def __init__(
+        self, m: RouterMetrics, policy: str, planned: Planned, trace: RequestTrace | None = None
+    ) -> None:
         self.m, self.policy, self.tier, self.arm = m, policy, planned.tier, planned.arm
         self.escalations: list[str] = []
         self.errors: list[str] = []
+        #: the request's spans (None: tracing off)
+        self.trace = trace
 
     def on_error(self, model: str, reason: str) -> None:
         self.errors.append(f"{model}:{reason}")
@@ -149,6 +154,8 @@ class ChainEvents:
 
     def on_escalate(self, from_model: str, to_model: str, reason: str) -> None:
         self.escalations.append(f"{from_model}->{to_model}:{reason}")
+        if self.trace is not None:
+            self.trace.on_escalate(reason)
         self.m.escalations.labels(
             self.policy, self.tier, self.arm, from_model, to_model, reason
         ).inc()
@@ -183,7 +190,8 @@ async def call(
 ) -> ChainResult:
     """Serve the request from its chain. Raises the chain's :class:`RouterError` when no
     model gave an answer. Building each upstream body counts as ``overhead.route``."""
-    return await run_chain(
+    trace = events.trace
+    result = await run_chain(
         planned.route.chain,
         state.pool,
         timed_builder(call_builder(state, planned), overhead),
@@ -191,7 +199,11 @@ async def call(
         budget_s=planned.route.latency_budget_s,
         deadline=planned.deadline,
         observer=events,
+        runner=trace.attempt if trace is not None else None,
     )
+    if trace is not None:
+        trace.chain_done(result.index, result.answer)
+    return result
 
 
 def tool_call_wrapper(
@@ -384,7 +396,18 @@ def account(
         and wants_shadow(state, planned)
     ):
         body = call_builder(state, planned)(baseline).body
-        rt.spawn(shadow(rt, state, planned, result.model, delivery.answer, body))
+        rt.spawn(
+            shadow(
+                rt,
+                state,
+                planned,
+                result.model,
+                delivery.answer,
+                body,
+                trace=events.trace,
+                response_id=did,
+            )
+        )
     return record
 
 

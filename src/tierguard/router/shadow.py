@@ -43,16 +43,34 @@ def should_shadow(request_id: str, sample_rate: float) -> bool:
 
 
 class Judge(Protocol):
-    async def judge(self, question: str, candidate: str, baseline: str) -> str:
-        """``agree``, ``disagree`` or ``error``."""
+    #: whether judging calls an upstream model (an LLM judge; traced as a client span)
+    calls_model: bool
+
+    async def judge(
+        self,
+        question: str,
+        candidate: str,
+        baseline: str,
+        headers: dict[str, str] | None = None,
+    ) -> str:
+        """``agree``, ``disagree`` or ``error``. ``headers`` go with the judge's upstream
+        request, if it makes one (the ``traceparent``)."""
         ...
 
 
 class SimilarityJudge:
+    calls_model = False
+
     def __init__(self, threshold: float) -> None:
         self.threshold = threshold
 
-    async def judge(self, question: str, candidate: str, baseline: str) -> str:
+    async def judge(
+        self,
+        question: str,
+        candidate: str,
+        baseline: str,
+        headers: dict[str, str] | None = None,
+    ) -> str:
         return (
             VERDICT_AGREE
             if similarity(candidate, baseline) >= self.threshold
@@ -78,18 +96,33 @@ def parse_llm_verdict(text: str) -> str:
 
 
 class LLMJudge:
-    """``complete`` sends a chat body to the judge model and returns its JSON answer."""
+    """``complete`` sends a chat body (and extra headers) to the judge model and returns
+    its JSON answer."""
 
-    def __init__(self, complete: Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]) -> None:
+    calls_model = True
+
+    def __init__(
+        self,
+        complete: Callable[[dict[str, Any], dict[str, str] | None], Awaitable[dict[str, Any]]],
+        model: str = "",
+    ) -> None:
         self._complete = complete
+        #: the policy's name of the judge model
+        self.model = model
 
-    async def judge(self, question: str, candidate: str, baseline: str) -> str:
+    async def judge(
+        self,
+        question: str,
+        candidate: str,
+        baseline: str,
+        headers: dict[str, str] | None = None,
+    ) -> str:
         prompt = JUDGE_PROMPT.format(
             question=question[:4000], a=candidate[:4000], b=baseline[:4000]
         )
         try:
             payload = await self._complete(
-                {"messages": [{"role": "user", "content": prompt}], "temperature": 0}
+                {"messages": [{"role": "user", "content": prompt}], "temperature": 0}, headers
             )
             return parse_llm_verdict(answer_text(payload))
         except Exception:  # a judge failure is a verdict of its own, never a crash

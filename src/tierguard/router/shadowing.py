@@ -10,13 +10,16 @@ import logging
 from typing import Any
 
 from tierguard.api import metrics as mdefs
+from tierguard.api import traces
 from tierguard.api.enums import Arm
+from tierguard.router import spanattrs
 from tierguard.router.chat import classifier_text
 from tierguard.router.records import Planned, usage_cost
 from tierguard.router.runtime import Runtime
 from tierguard.router.shadow import answer_text, should_shadow
 from tierguard.router.split import cluster_label
 from tierguard.router.state import RouterState
+from tierguard.router.tracing import RequestTrace
 
 log = logging.getLogger("tierguard.router")
 
@@ -43,9 +46,15 @@ async def shadow(
     canary_model: str,
     canary_answer: str,
     baseline_body: dict[str, Any],
+    *,
+    trace: RequestTrace | None = None,
+    response_id: str = "",
 ) -> None:
     """Ask the baseline the same question (``baseline_body``: what this request would
-    have sent it; sent non-streaming) and judge the pair."""
+    have sent it; sent non-streaming) and judge the pair. With tracing, the shadow call
+    and an LLM judge's call are CLIENT spans of the request's trace and the verdict a
+    ``gen_ai.evaluation.result`` event on the answer ``response_id``
+    (:mod:`~tierguard.router.tracing`)."""
     baseline = planned.route.baseline
     assert baseline is not None
     rt.shadows_in_flight += 1
@@ -56,12 +65,17 @@ async def shadow(
         body = dict(baseline_body)
         body["stream"] = False
         body.pop("stream_options", None)
-        payload = (await client.complete(body)).payload
+        if trace is None:
+            payload = (await client.complete(body)).payload
+        else:
+            with trace.call_span(traces.CALL_SHADOW, client) as (span, headers):
+                payload = (await client.complete(body, headers)).payload
+                span.set_attributes(spanattrs.response_attributes(payload))
         usage = payload.get("usage")
         cost = usage_cost(client.model.pricing, usage if isinstance(usage, dict) else None)
         rt.metrics.shadow_cost.labels(policy, planned.tier, baseline).inc(cost.cost_usd)
         question = classifier_text(planned.req.messages, "LastUserMessage", 4000)
-        verdict = await state.judge.judge(question, canary_answer, answer_text(payload))
+        verdict = await _judge(state, trace, question, canary_answer, answer_text(payload))
     except asyncio.CancelledError:
         raise
     except Exception as exc:
@@ -76,3 +90,41 @@ async def shadow(
             verdict,
             cluster_label(planned.route.bucket),
         ).inc()
+        if trace is not None:
+            trace.evaluation(
+                label=verdict,
+                response_id=response_id,
+                explanation=_explanation(state, verdict, canary_model, baseline),
+            )
+
+
+async def _judge(
+    state: RouterState,
+    trace: RequestTrace | None,
+    question: str,
+    candidate: str,
+    baseline: str,
+) -> str:
+    judge = state.judge
+    model = getattr(judge, "model", None)
+    if trace is None or not judge.calls_model or model not in state.pool.clients:
+        return await judge.judge(question, candidate, baseline)
+    with trace.call_span(traces.CALL_JUDGE, state.pool.clients[model]) as (span, headers):
+        verdict = await judge.judge(question, candidate, baseline, headers)
+        if verdict == mdefs.VERDICT_ERROR:
+            span.set_attribute(traces.ERROR_TYPE, "judge_error")
+    return verdict
+
+
+def _explanation(state: RouterState, verdict: str, canary: str, baseline: str) -> str:
+    """A verdict's ``gen_ai.evaluation.explanation``: which judge compared what (never
+    the answers themselves)."""
+    if verdict == mdefs.VERDICT_ERROR:
+        return f"no verdict: the shadow call to {baseline} or the judge failed"
+    spec = state.config.shadow.judge
+    judge = (
+        f"LLM judge {spec.model}"
+        if spec.type == "LLM"
+        else f"similarity judge (threshold {spec.threshold:g})"
+    )
+    return f"{judge}: {canary}'s answer {verdict}s with baseline {baseline}'s"

@@ -135,10 +135,10 @@ async def build_state(
         judge_client = pool.clients[judge_spec.model]
         upstream_id = judge_client.model.upstream_model
 
-        async def complete(body: dict[str, Any]) -> dict[str, Any]:
-            return (await judge_client.complete({**body, "model": upstream_id})).payload
+        async def complete(body: dict[str, Any], headers: dict[str, str] | None) -> dict[str, Any]:
+            return (await judge_client.complete({**body, "model": upstream_id}, headers)).payload
 
-        judge = LLMJudge(complete)
+        judge = LLMJudge(complete, judge_spec.model)
     else:
         judge = SimilarityJudge(judge_spec.threshold)
     cache_size = config.classifier.cache_size
