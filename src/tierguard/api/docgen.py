@@ -103,7 +103,11 @@ def render_metrics_md() -> str:
         + "; on invalid requests: the OpenAI error code returned.",
         f"- `{m.RATING}`: `{m.RATING_UP}`, `{m.RATING_DOWN}`.",
         f"- `{m.VERDICT}` on shadow judgements: `{m.VERDICT_AGREE}`, `{m.VERDICT_DISAGREE}`, "
-        f"`{m.VERDICT_ERROR}` (the shadow call or the judge failed; not a quality signal).",
+        f"`{m.VERDICT_ERROR}` (the shadow call or the judge failed; not a quality signal). "
+        f"On pairwise judgements: `{m.VERDICT_WORSE}`, `{m.VERDICT_BETTER}`, `{m.VERDICT_TIE}` "
+        "(the canary's answer, the same verdict in both orders), "
+        f"`{m.VERDICT_INCONSISTENT}` (the verdict changed with the order: a tie for the gate, "
+        f"counted for judge health), `{m.VERDICT_ERROR}` (missing data, not a loss).",
         f"- `{m.KIND}` on tokens: `{m.KIND_PROMPT}`, `{m.KIND_COMPLETION}`, `{m.KIND_CACHED}` "
         "(the part of the prompt served from the provider's prompt cache). Cached-token "
         f'share per tier, arm and model: `sum by (tier, arm, model) ({m.TOKENS.name}{{kind="'
@@ -115,7 +119,8 @@ def render_metrics_md() -> str:
         "session tiering `from_tier` is always below `to_tier`.",
         f"- `{m.OUTCOME}` on stateful turns: `{m.STATEFUL_LOCKED}`, `{m.STATEFUL_FALLBACK}`, "
         f"`{m.STATEFUL_UNLOCKED}`; on the classifier cache: `{m.CACHE_HIT}`, `{m.CACHE_MISS}`.",
-        f"- `{m.CLUSTER}` on requests, feedback and shadow judgements: the user cluster, "
+        f"- `{m.CLUSTER}` on requests, feedback and shadow (and pairwise) judgements: the "
+        "user cluster, "
         f"`0` … `{m.CLUSTERS - 1}` (the request's split bucket mod {m.CLUSTERS}; a bucket "
         f"holds whole users), `{m.CLUSTER_NONE}` for requests without a bucket (pinned). "
         "No user id: 16 values whatever the number of users.",

@@ -57,6 +57,22 @@ RATING_DOWN: Final = "down"
 VERDICT_AGREE: Final = "agree"
 VERDICT_DISAGREE: Final = "disagree"
 VERDICT_ERROR: Final = "error"  # the shadow call or the judge failed: not a quality signal
+#: shadow_pairwise_total{verdict}: the pairwise judge, asked in both orders, found the
+#: canary's answer worse, better or as good (tie) in both; ``inconsistent``: the verdict
+#: changed with the order (the gate counts it as a tie; its share is judge health);
+#: ``error``: the shadow call or a judge call failed, timed out or was unreadable
+#: (missing data, not a loss).
+VERDICT_WORSE: Final = "worse"
+VERDICT_BETTER: Final = "better"
+VERDICT_TIE: Final = "tie"
+VERDICT_INCONSISTENT: Final = "inconsistent"
+PAIRWISE_VERDICTS: Final = (
+    VERDICT_WORSE,
+    VERDICT_BETTER,
+    VERDICT_TIE,
+    VERDICT_INCONSISTENT,
+    VERDICT_ERROR,
+)
 
 #: upstream_errors_total{reason}. ``stream_error``: a 200 stream carried an error event;
 #: ``truncated``: a stream ended after some content with no finish_reason and no [DONE];
@@ -256,6 +272,16 @@ SHADOW_JUDGEMENTS: Final = MetricDef(
     "cluster.",
     (*ROUTE_LABELS, VERDICT, CLUSTER),
 )
+SHADOW_PAIRWISE: Final = MetricDef(
+    f"{NAMESPACE}_shadow_pairwise_total",
+    "counter",
+    "Pairwise shadow judgements (judge mode Pairwise) of canary answers against the "
+    "baseline's, the judge asked in both orders. verdict: worse, better, tie (the canary's "
+    "answer, the same in both orders), inconsistent (the verdict changed with the order: "
+    "a tie for the gate, a judge-health figure), error (shadow call or judge failed, timed "
+    "out or replied unreadably: missing data). cluster: the user cluster.",
+    (*ROUTE_LABELS, VERDICT, CLUSTER),
+)
 CLASSIFIER_DURATION: Final = MetricDef(
     f"{NAMESPACE}_classifier_duration_seconds",
     "histogram",
@@ -339,6 +365,7 @@ ROUTER_METRICS: Final = (
     FEEDBACK,
     FEEDBACK_REJECTED,
     SHADOW_JUDGEMENTS,
+    SHADOW_PAIRWISE,
     CLASSIFIER_DURATION,
     CANARY_WEIGHT,
     CONFIG_RELOADS,

@@ -52,6 +52,7 @@ class RouterMetrics:
         self.feedback: Counter = _build(m.FEEDBACK, r)
         self.feedback_rejected: Counter = _build(m.FEEDBACK_REJECTED, r)
         self.shadow_judgements: Counter = _build(m.SHADOW_JUDGEMENTS, r)
+        self.shadow_pairwise: Counter = _build(m.SHADOW_PAIRWISE, r)
         self.classifier_duration: Histogram = _build(
             m.CLASSIFIER_DURATION, r, tuple(m.CLASSIFIER_BUCKETS)
         )

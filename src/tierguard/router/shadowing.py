@@ -1,12 +1,16 @@
 """Shadow evaluation of a served canary answer: which requests are sampled, and the
 background task that asks the baseline the same question and has the judge compare the
 two answers (the judges themselves are :mod:`tierguard.router.shadow`). The client never
-waits for it; a failed call or judge is verdict ``error``, never a quality signal."""
+waits for it; a failed call or judge is verdict ``error``, never a quality signal. Each
+judgement is counted (``shadow_judgements_total``, or ``shadow_pairwise_total`` for the
+pairwise judge) and written to the decision log as a ``"type": "shadow"`` line carrying
+the request id and the verdict."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from typing import Any
 
 from tierguard.api import metrics as mdefs
@@ -20,6 +24,7 @@ from tierguard.router.shadow import answer_text, should_shadow
 from tierguard.router.split import cluster_label
 from tierguard.router.state import RouterState
 from tierguard.router.tracing import RequestTrace
+from tierguard.router.upstream import JUDGE_HEADERS
 
 log = logging.getLogger("tierguard.router")
 
@@ -82,7 +87,9 @@ async def shadow(
         log.info("shadow evaluation failed: %s", exc)
     finally:
         rt.shadows_in_flight -= 1
-        rt.metrics.shadow_judgements.labels(
+        pairwise = state.judge.pairwise
+        counter = rt.metrics.shadow_pairwise if pairwise else rt.metrics.shadow_judgements
+        counter.labels(
             policy,
             planned.tier,
             planned.arm,
@@ -90,6 +97,20 @@ async def shadow(
             verdict,
             cluster_label(planned.route.bucket),
         ).inc()
+        rt.decision_log.write(
+            {
+                "ts": round(time.time(), 3),
+                "type": "shadow",
+                "request_id": planned.request_id,
+                "policy": policy,
+                "tier": planned.tier,
+                "arm": planned.arm,
+                "model": canary_model,
+                "baseline": baseline,
+                "judge": "pairwise" if pairwise else "agreement",
+                "verdict": verdict,
+            }
+        )
         if trace is not None:
             trace.evaluation(
                 label=verdict,
@@ -105,12 +126,17 @@ async def _judge(
     candidate: str,
     baseline: str,
 ) -> str:
-    judge = state.judge
-    model = getattr(judge, "model", None)
-    if trace is None or not judge.calls_model or model not in state.pool.clients:
-        return await judge.judge(question, candidate, baseline)
-    with trace.call_span(traces.CALL_JUDGE, state.pool.clients[model]) as (span, headers):
-        verdict = await judge.judge(question, candidate, baseline, headers)
+    """The judge's verdict; an LLM judge's calls in a CLIENT span (both of a pairwise
+    judge's calls carry its traceparent, through ``JUDGE_HEADERS``)."""
+    spec = state.config.shadow.judge
+    if trace is None or spec.type != "LLM" or spec.model not in state.pool.clients:
+        return await state.judge.judge(question, candidate, baseline)
+    with trace.call_span(traces.CALL_JUDGE, state.pool.clients[spec.model]) as (span, headers):
+        token = JUDGE_HEADERS.set(headers)
+        try:
+            verdict = await state.judge.judge(question, candidate, baseline)
+        finally:
+            JUDGE_HEADERS.reset(token)
         if verdict == mdefs.VERDICT_ERROR:
             span.set_attribute(traces.ERROR_TYPE, "judge_error")
     return verdict
@@ -122,9 +148,8 @@ def _explanation(state: RouterState, verdict: str, canary: str, baseline: str) -
     if verdict == mdefs.VERDICT_ERROR:
         return f"no verdict: the shadow call to {baseline} or the judge failed"
     spec = state.config.shadow.judge
-    judge = (
-        f"LLM judge {spec.model}"
-        if spec.type == "LLM"
-        else f"similarity judge (threshold {spec.threshold:g})"
-    )
-    return f"{judge}: {canary}'s answer {verdict}s with baseline {baseline}'s"
+    if spec.type == "LLM":
+        judge = f"{'pairwise ' if state.judge.pairwise else ''}LLM judge {spec.model}"
+    else:
+        judge = f"similarity judge (threshold {spec.threshold:g})"
+    return f"{judge} compared {canary}'s answer with baseline {baseline}'s: {verdict}"

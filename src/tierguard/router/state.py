@@ -23,9 +23,10 @@ from tierguard.classifier.runtime import (
 )
 from tierguard.router.conversation import Planner
 from tierguard.router.ladder import Ladder, build_ladder
+from tierguard.router.pairwise import PairwiseJudge
 from tierguard.router.shadow import Judge, LLMJudge, SimilarityJudge
 from tierguard.router.tiering import TierCache
-from tierguard.router.upstream import UpstreamClient, UpstreamPool, read_secret
+from tierguard.router.upstream import JUDGE_HEADERS, UpstreamClient, UpstreamPool, read_secret
 
 log = logging.getLogger(__name__)
 
@@ -135,10 +136,12 @@ async def build_state(
         judge_client = pool.clients[judge_spec.model]
         upstream_id = judge_client.model.upstream_model
 
-        async def complete(body: dict[str, Any], headers: dict[str, str] | None) -> dict[str, Any]:
-            return (await judge_client.complete({**body, "model": upstream_id}, headers)).payload
+        async def complete(body: dict[str, Any]) -> dict[str, Any]:
+            # JUDGE_HEADERS: the traceparent of the judge's span (tierguard.router.tracing)
+            body = {**body, "model": upstream_id}
+            return (await judge_client.complete(body, JUDGE_HEADERS.get())).payload
 
-        judge = LLMJudge(complete, judge_spec.model)
+        judge = PairwiseJudge(complete) if judge_spec.mode == "Pairwise" else LLMJudge(complete)
     else:
         judge = SimilarityJudge(judge_spec.threshold)
     cache_size = config.classifier.cache_size

@@ -28,6 +28,7 @@ import json
 import logging
 import os
 from collections.abc import AsyncIterator, Callable, Mapping
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -45,6 +46,12 @@ _MAX_ERROR_BODY = 2000
 RETRY_HEADERS = ("Retry-After", "retry-after-ms")
 #: statuses with which an upstream refuses a body's parameters
 _REFUSED_PARAMS = (400, 422)
+
+
+#: extra headers for the judge's upstream calls in the current task (the ``traceparent``
+#: of the judge's span, set by :mod:`tierguard.router.shadowing`; a judge only knows
+#: how to send a chat body, so its calls pick them up here)
+JUDGE_HEADERS: ContextVar[dict[str, str] | None] = ContextVar("judge_headers", default=None)
 
 
 class SecretError(RuntimeError):
