@@ -309,3 +309,43 @@ async def test_content_only_when_capture_is_enabled(env: Env) -> None:
     assert "zebra-parsnip" in str(sa[a.INPUT_MESSAGES])
     assert json.loads(str(sa[a.OUTPUT_MESSAGES]))[0]["role"] == "assistant"
     assert CLIENT_KEY not in json.dumps(dict(sa))
+
+
+@pytest.mark.parametrize(
+    "env",
+    [
+        {
+            "split": [{"tier": "simple", "weight": 100}],
+            "shadow": {"sampleRate": 1.0, "judge": {"type": "LLM", "model": "big"}},
+        },
+        {
+            "split": [{"tier": "simple", "weight": 100}],
+            "shadow": {
+                "sampleRate": 1.0,
+                "judge": {"type": "LLM", "model": "big", "mode": "Pairwise"},
+            },
+        },
+    ],
+    indirect=True,
+    ids=["agreement", "pairwise"],
+)
+async def test_llm_judge_calls_are_client_spans_carrying_their_traceparent(env: Env) -> None:
+    r = await env.chat()
+    assert r.status == 200
+    await env.background_done()
+    spans = env.spans()
+    (server,) = [s for s in spans if s.kind is SpanKind.SERVER]
+    (judge,) = by_kind(spans, a.CALL_JUDGE)
+    (shadow,) = by_kind(spans, a.CALL_SHADOW)
+    assert parent_id(judge) == server.context.span_id
+    assert (judge.attributes or {})[a.MODEL] == "big"
+    judge_id = format(judge.context.span_id, "016x")
+    shadow_id = format(shadow.context.span_id, "016x")
+    # big-1 got the shadow call and the judge's call(s): two for a pairwise judge
+    parents = [tp.split("-")[2] for tp in env.seen["big-1"]]
+    assert parents.count(shadow_id) == 1
+    pairwise = env.client.app[RUNTIME].state.judge.pairwise  # type: ignore[index]
+    assert parents.count(judge_id) == (2 if pairwise else 1)  # both orders, one span
+    (evaluation,) = [s for s in spans if s.name == f"evaluation {a.EVAL_SHADOW}"]
+    (event,) = evaluation.events
+    assert "LLM judge big" in str((event.attributes or {})[a.EVALUATION_EXPLANATION])

@@ -94,7 +94,7 @@ ATTRIBUTES: Final = (
         "server, client, events",
         "server and evaluation events: the signed decision id the client got as `id`; "
         "client: the upstream's own id",
-        "`gen_ai.gateway.request.id` (the gateway's id, here the decision id)",
+        "",
     ),
     (RESPONSE_FINISH_REASONS, "client", "finish reasons of a JSON answer", ""),
     (USAGE_INPUT_TOKENS, "server, client", "prompt tokens billed", ""),
