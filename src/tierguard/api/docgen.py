@@ -130,8 +130,10 @@ def render_metrics_md() -> str:
         f"excluded), `{m.PHASE_ROUTE}` (the rest of planning: session key, split, chain; "
         f"and building each upstream body), `{m.PHASE_WRITE}` (signing, rewriting and "
         "serialising the answer, accounting: metrics and decision log). Time waiting for "
-        "an upstream model or for the client's network is not overhead. The router's added "
-        f"latency per request: `sum(rate({m.ROUTER_OVERHEAD.name}_sum[5m])) / "
+        "an upstream model or for the client's network is not overhead, nor is aiohttp's "
+        "HTTP handling of the two connections (headers, connection pool): bench/router/run.py "
+        "sets the self-reported total beside the added latency measured from outside. Mean "
+        f"overhead per request: `sum(rate({m.ROUTER_OVERHEAD.name}_sum[5m])) / "
         f'sum(rate({m.ROUTER_OVERHEAD.name}_count{{{m.PHASE}="{m.PHASE_PARSE}"}}[5m]))`. '
         "With `observability.overheadHeader` (router spec `overheadHeader`) each answer "
         "carries `x-tierguard-overhead-ms`: the overhead up to the moment its headers were "
