@@ -21,7 +21,7 @@ from tierguard.router.overhead import OVERHEAD_HEADER
 
 pytestmark = pytest.mark.timeout(60)
 
-UPSTREAM_LATENCY_S = 0.25
+UPSTREAM_LATENCY_S = 0.5  # far above any overhead, so including it would show
 
 
 @pytest.fixture

@@ -347,8 +347,9 @@ ROUTER_OVERHEAD: Final = MetricDef(
     f"{NAMESPACE}_router_overhead_seconds",
     "histogram",
     "Time the router itself spent on one chat request, upstream time excluded, by phase: "
-    "parse, classify, route, write (label values below). The sum over phases is the "
-    "router's added latency.",
+    "parse, classify, route, write (label values below). The sum over phases is the time "
+    "in the router's own code; aiohttp's HTTP handling of both connections comes on top "
+    "(bench/router/run.py sets the two side by side).",
     (POLICY, PHASE),
 )
 

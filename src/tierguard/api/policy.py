@@ -740,6 +740,41 @@ class ShadowSpec(ApiModel):
     judge: JudgeSpec = Field(default_factory=JudgeSpec, description="Judge.")
 
 
+class TracingSpec(ApiModel):
+    """OpenTelemetry traces of the router (OTLP over HTTP): one server span per client
+    request, one client span per upstream call, evaluation events (docs/metrics.md,
+    Traces). Needs the router image to carry the ``tierguard[otel]`` extra; without it the
+    router logs that tracing is off and serves as usual."""
+
+    endpoint: str | None = Field(
+        default=None,
+        max_length=2048,
+        pattern=r"^https?://",
+        description=(
+            "OTLP/HTTP traces endpoint, e.g. http://otel-collector.monitoring:4318/v1/traces. "
+            "Unset: no traces. Exporter headers (credentials) come from the standard "
+            "OTEL_EXPORTER_OTLP_TRACES_HEADERS environment variable, never from here."
+        ),
+    )
+    sample_ratio: Fraction = Field(
+        default=1.0,
+        description=(
+            "Share of traces started by the router that are sampled (parent-based: a "
+            "request arriving with a sampled traceparent is always traced)."
+        ),
+    )
+    capture_content: bool = Field(
+        default=False,
+        description=(
+            "Put prompt and answer text on the spans (gen_ai.input.messages, "
+            "gen_ai.output.messages). Off: no content ever leaves the router in telemetry."
+        ),
+    )
+    service_name: str = Field(
+        default="tierguard-router", max_length=253, description="OpenTelemetry service.name."
+    )
+
+
 class RouterSpec(ApiModel):
     """The router Deployment the operator renders for this policy."""
 
@@ -805,6 +840,9 @@ class RouterSpec(ApiModel):
             "Add an x-tierguard-overhead-ms header to every answer: the time the router "
             "itself spent on the request (upstream time excluded), in milliseconds."
         ),
+    )
+    tracing: TracingSpec = Field(
+        default_factory=TracingSpec, description="OpenTelemetry traces (OTLP/HTTP)."
     )
 
 

@@ -22,6 +22,7 @@ from tierguard.api.policy import (
     Name,
     Pricing,
     TierSpec,
+    TracingSpec,
     check_no_text_tier,
 )
 
@@ -157,6 +158,7 @@ class ObservabilityConfig(ApiModel):
     )
     review_sample_size: int = Field(default=200, ge=0)
     review_sample_path: str | None = None
+    tracing: TracingSpec = Field(default_factory=TracingSpec)
 
 
 class RouterConfig(ApiModel):

@@ -203,6 +203,7 @@ def router_config(
             latency_objectives=latency,
             log_prompts=spec.router.log_prompts,
             overhead_header=spec.router.overhead_header,
+            tracing=spec.router.tracing,
             review_sample_size=spec.router.review_sample_size,
         ),
     )

@@ -26,7 +26,7 @@ from tierguard.router.ladder import Ladder, build_ladder
 from tierguard.router.pairwise import PairwiseJudge
 from tierguard.router.shadow import Judge, LLMJudge, SimilarityJudge
 from tierguard.router.tiering import TierCache
-from tierguard.router.upstream import UpstreamClient, UpstreamPool, read_secret
+from tierguard.router.upstream import JUDGE_HEADERS, UpstreamClient, UpstreamPool, read_secret
 
 log = logging.getLogger(__name__)
 
@@ -137,7 +137,9 @@ async def build_state(
         upstream_id = judge_client.model.upstream_model
 
         async def complete(body: dict[str, Any]) -> dict[str, Any]:
-            return (await judge_client.complete({**body, "model": upstream_id})).payload
+            # JUDGE_HEADERS: the traceparent of the judge's span (tierguard.router.tracing)
+            body = {**body, "model": upstream_id}
+            return (await judge_client.complete(body, JUDGE_HEADERS.get())).payload
 
         judge = PairwiseJudge(complete) if judge_spec.mode == "Pairwise" else LLMJudge(complete)
     else:
