@@ -37,6 +37,10 @@ CLUSTER_NONE: Final = "none"
 KEY_SOURCE: Final = "key_source"
 FROM_TIER: Final = "from_tier"
 TO_TIER: Final = "to_tier"
+#: classifier_info: the classifier's content digest and the config revision (one series
+#: per router process at a time)
+DIGEST: Final = "digest"
+REVISION: Final = "revision"
 
 ROUTE_LABELS: Final = (POLICY, TIER, ARM, MODEL)
 
@@ -290,6 +294,15 @@ CLASSIFIER_CACHE: Final = MetricDef(
     (POLICY, OUTCOME),
 )
 
+CLASSIFIER_INFO: Final = MetricDef(
+    f"{NAMESPACE}_classifier_info",
+    "gauge",
+    "1 for the classifier this router runs: digest = its content digest (model bytes and "
+    "tier-deciding settings, computed from what it loaded), revision = the config's "
+    "revision. The operator counts a stage only while every router reports the target.",
+    (POLICY, DIGEST, REVISION),
+)
+
 ROUTER_METRICS: Final = (
     REQUESTS,
     REQUEST_DURATION,
@@ -312,6 +325,7 @@ ROUTER_METRICS: Final = (
     STATEFUL_TURNS,
     UNSAFE_SWITCHES,
     CLASSIFIER_CACHE,
+    CLASSIFIER_INFO,
 )
 
 # Operator metrics ----------------------------------------------------------------

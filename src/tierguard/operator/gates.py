@@ -49,6 +49,7 @@ from tierguard.api.enums import Arm, Signal, Verdict
 from tierguard.api.policy import CustomQuery, RoutingPolicySpec, SLOSpec
 from tierguard.api.status import ArmSample, SignalStatus, TierStatus
 from tierguard.operator import statistics as st
+from tierguard.operator.classifiercontent import RouterReports
 
 #: Series per counter kept in a gate's last readings. Series that vanish from a query
 #: (a scrape failed, a pod went away) are carried forward so that when they come back only
@@ -166,6 +167,8 @@ class Observations:
     at: datetime
     gates: Mapping[str, GateReading] = field(default_factory=dict)
     error: str | None = None
+    #: which classifier each router reports (None: not read, no check)
+    routers: RouterReports | None = None
 
 
 # --------------------------------------------------------------------------- outcomes
@@ -331,6 +334,21 @@ def update_gates(
         entry["stats"] = state.to_json()
         new[g.key] = entry
     return {**gate_state, "gates": new}
+
+
+def skip_look(gate_state: Mapping[str, Any]) -> dict[str, Any]:
+    """Let this look count for nothing: every gate forgets its last readings, so the next
+    look only sets a new baseline and what happened in between is never added (used
+    while a router runs another classifier than the one rolled out)."""
+    gates = {}
+    for key, entry in gate_state.get("gates", {}).items():
+        stats = dict(entry["stats"])
+        stats["last"] = None
+        new = {**entry, "stats": stats}
+        if "watch" in entry:
+            new["watch"] = {**entry["watch"], "stats": {**entry["watch"]["stats"], "last": None}}
+        gates[key] = new
+    return {**gate_state, "gates": gates}
 
 
 def rebase_step(gate_state: Mapping[str, Any]) -> dict[str, Any]:
