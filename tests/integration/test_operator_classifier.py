@@ -17,7 +17,14 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from operatorkit import OperatorProcess, install_crd, operator_identity, policy_manifest
+from operatorkit import (
+    OperatorProcess,
+    install_crd,
+    operator_identity,
+    policy_manifest,
+    routed_system,
+)
+from routerkit import tiny_classifier as tiny_classifier
 from tierguard.api import constants as c
 from tierguard.api.enums import ConditionType, Phase, Reason
 from tierguard.api.status import Condition, RoutingPolicyStatus
@@ -46,7 +53,7 @@ class Cluster:
         self.ns = namespace
 
     def status(self) -> RoutingPolicyStatus:
-        body = self.custom.get_namespaced_custom_object(
+        body: Any = self.custom.get_namespaced_custom_object(
             c.GROUP, c.VERSION, self.ns, c.PLURAL, POLICY
         )
         return RoutingPolicyStatus.model_validate(body.get("status") or {})
@@ -60,7 +67,7 @@ class Cluster:
         """Create or replace the classifier ConfigMap (as `kubectl apply` would)."""
         from kubernetes.client.exceptions import ApiException
 
-        body = {
+        body: Any = {
             "metadata": {"name": name},
             "binaryData": {"model.onnx": base64.b64encode(model).decode()},
         }
@@ -72,7 +79,7 @@ class Cluster:
             self.core.replace_namespaced_config_map(name, self.ns, body)
 
     def mounted(self) -> str:
-        dep = self.apps.read_namespaced_deployment(render.object_name(POLICY), self.ns)
+        dep: Any = self.apps.read_namespaced_deployment(render.object_name(POLICY), self.ns)
         vols = {v.name: v for v in dep.spec.template.spec.volumes}
         return str(vols["classifier"].config_map.name)
 
@@ -84,7 +91,7 @@ class Cluster:
 
 
 def manifest(prom_url: str, configmap: str = "clf") -> dict[str, Any]:
-    doc = policy_manifest(
+    doc: dict[str, Any] = policy_manifest(
         POLICY,
         "http://127.0.0.1:1",
         "http://127.0.0.1:2",
@@ -157,7 +164,7 @@ def test_editing_the_classifier_bytes_restarts_at_the_first_step_on_a_frozen_cop
     cond = _resolved(first)
     assert cond is not None and cond.status == "True" and cond.reason == Reason.CLASSIFIER_READ
     copy_a = render.classifier_copy_name(POLICY, first.classifier_digest)
-    live = wait_for(
+    live: Any = wait_for(
         lambda: cluster.core.read_namespaced_config_map(copy_a, cluster.ns),
         timeout=30,
         message="the frozen copy",
@@ -177,11 +184,17 @@ def test_editing_the_classifier_bytes_restarts_at_the_first_step_on_a_frozen_cop
     assert new.history[-1].reason == Reason.ROLLOUT_STARTED.value
     copy_b = render.classifier_copy_name(POLICY, new.classifier_digest)
     wait_for(lambda: cluster.mounted() == copy_b, timeout=30, message="routers mount the new copy")
-    frozen_b = cluster.core.read_namespaced_config_map(copy_b, cluster.ns)
+    frozen_b: Any = cluster.core.read_namespaced_config_map(copy_b, cluster.ns)
     assert base64.b64decode(frozen_b.binary_data["model.onnx"]) == MODEL_B
-    # The old copy still holds the old bytes (immutable: nobody can change it).
-    frozen_a = cluster.core.read_namespaced_config_map(copy_a, cluster.ns)
+    # The old copy still holds the old bytes, and the API server refuses to change it.
+    from kubernetes.client.exceptions import ApiException
+
+    frozen_a: Any = cluster.core.read_namespaced_config_map(copy_a, cluster.ns)
     assert base64.b64decode(frozen_a.binary_data["model.onnx"]) == MODEL_A
+    frozen_a.binary_data = {"model.onnx": base64.b64encode(MODEL_B).decode()}
+    with pytest.raises(ApiException) as refused:
+        cluster.core.replace_namespaced_config_map(copy_a, cluster.ns, frozen_a)
+    assert refused.value.status == 422 and "immutable" in str(refused.value.body)
 
 
 def test_same_bytes_under_a_new_name_keep_the_revision_and_a_missing_one_holds(
@@ -242,3 +255,57 @@ def test_a_policy_whose_classifier_configmap_is_missing_waits_pending(
     cluster.put_model("nowhere", MODEL_A)
     started = until(lambda s: s.phase == Phase.PROGRESSING)
     assert started.classifier_digest and started.step == 0
+
+
+def test_a_router_on_another_classifier_holds_the_stage_until_it_runs_the_target(
+    cluster: Cluster,
+    operator: OperatorProcess,
+    kube_api: ApiClient,
+    namespace: str,
+    prometheus: Prometheus,
+    tiny_classifier: Path,
+    tmp_path: Path,
+    wait_for: Any,
+) -> None:
+    """A real router (fed by the rendered ConfigMap; its model file is the tiny
+    classifier) scraped by a real Prometheus. While the policy's ConfigMap holds other
+    bytes, the router's tierguard_classifier_info is off target: the stage holds and no
+    evidence counts. Once the ConfigMap holds what the router runs, a new revision starts
+    at the first step and, every router on target, it advances."""
+    cluster.put_model("clf", b"not the model the router runs")
+    with routed_system(tmp_path, kube_api, namespace, POLICY, tiny_classifier, {}) as (
+        big,
+        small,
+        start,
+    ):
+        doc = policy_manifest(POLICY, big, small, prometheus.url, no_data_after="10m")
+        doc["spec"]["classifier"]["source"] = {"configMapRef": {"name": "clf"}}
+        cluster.custom.create_namespaced_custom_object(
+            c.GROUP, c.VERSION, cluster.ns, c.PLURAL, doc
+        )
+        url, traffic = start(wait_for)
+        prometheus.set_targets([url.removeprefix("http://")])
+        until = _until(cluster, wait_for, operator, "waiting")
+        first = until(lambda s: s.phase == Phase.PROGRESSING)
+        wait_for(
+            lambda: cluster.events(Reason.ROUTERS_NOT_ON_TARGET.value),
+            timeout=120,
+            message=f"a RoutersNotOnTarget Event; operator log:\n{operator.log()}",
+        )
+        held = cluster.status()
+        assert "1/1 router(s) not on classifier " + first.classifier_digest in held.message
+        assert (held.revision, held.step) == (first.revision, 0)
+        # Traffic flows, yet nothing was counted for the stage.
+        assert traffic.seen
+        counted = [(g.control.samples, g.canary.samples) for t in held.tiers for g in t.signals]
+        assert counted and all(n == (0, 0) for n in counted), held.tiers
+
+        cluster.put_model("clf", tiny_classifier.read_bytes())
+        on_target = until(lambda s: s.revision != first.revision)
+        assert on_target.step == 0
+        advanced = wait_for(
+            lambda: (s := cluster.status()).step >= 1 and s,
+            timeout=240,
+            message=f"never advanced on target; operator log:\n{operator.log()}",
+        )
+        assert advanced.revision == on_target.revision

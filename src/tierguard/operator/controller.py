@@ -165,7 +165,9 @@ class Controller:
         )
         if obs.error is None:
             ns = (label, namespace) if label else None
-            obs = dataclasses.replace(obs, routers=observe_routers(reader, name, ns))
+            obs = dataclasses.replace(
+                obs, routers=observe_routers(reader, name, ns, shared=self.shared)
+            )
         if self.metrics is not None and (
             obs.error is not None
             or any(r.error for r in obs.gates.values())

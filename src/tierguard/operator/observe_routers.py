@@ -1,7 +1,8 @@
 """Prometheus I/O: which classifier (content digest) and config revision each router runs.
 
-One instant query of ``tierguard_classifier_info`` for the policy; each series is one
-router process (``instance``). Never raises: a failed query is a
+One instant query of ``tierguard_classifier_info`` for the policy (or, with shared
+queries, one for every policy per round, sliced); each series is one router process
+(``instance``). Never raises: a failed query is a
 :class:`~tierguard.operator.classifiercontent.RouterReports` with ``error``, which holds
 the stage (see :func:`~tierguard.operator.classifiercontent.routers_hold`).
 """
@@ -9,18 +10,16 @@ the stage (see :func:`~tierguard.operator.classifiercontent.routers_hold`).
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any, Protocol
+from typing import Any
 
 from tierguard.api import metrics as m
 from tierguard.operator.classifiercontent import RouterReport, RouterReports
-from tierguard.operator.observe import QueryError, selector
+from tierguard.operator.observe import PrometheusReader, QueryError, selector
+from tierguard.operator.shared_queries import SharedQueries
 
 
-class _Reader(Protocol):
-    def query(self, promql: str) -> list[dict[str, Any]]: ...
-
-
-def info_query(policy: str, namespace: tuple[str, str] | None = None) -> str:
+def info_query(policy: str | None, namespace: tuple[str, str] | None = None) -> str:
+    """The policy's series (``policy`` None: every policy's, for a shared round)."""
     return f"{m.CLASSIFIER_INFO.name}{selector(policy, None, namespace)}"
 
 
@@ -47,10 +46,14 @@ def parse_reports(result: Sequence[Mapping[str, Any]]) -> RouterReports:
 
 
 def observe_routers(
-    reader: _Reader, policy: str, namespace: tuple[str, str] | None = None
+    reader: PrometheusReader,
+    policy: str,
+    namespace: tuple[str, str] | None = None,
+    shared: SharedQueries | None = None,
 ) -> RouterReports:
-    promql = info_query(policy, namespace)
     try:
-        return parse_reports(reader.query(promql))
+        if shared is not None:
+            return parse_reports(shared.sliced(reader, info_query(None), policy, namespace))
+        return parse_reports(reader.query(info_query(policy, namespace)))
     except QueryError as exc:
         return RouterReports(error=str(exc)[:300])

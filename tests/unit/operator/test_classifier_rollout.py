@@ -229,3 +229,37 @@ def test_routers_mount_the_immutable_copy_named_by_digest() -> None:
     fresh = render.deployment(ref, spec, RoutingPolicyStatus())
     vols = {v["name"]: v for v in fresh["spec"]["template"]["spec"]["volumes"]}
     assert vols["classifier"]["configMap"]["name"] == "clf"
+
+
+class _Reader:
+    identity = ("http://prom", "", False)
+
+    def __init__(self, rows: list[dict[str, Any]]) -> None:
+        self.rows = rows
+        self.asked: list[str] = []
+
+    def query(self, promql: str) -> list[dict[str, Any]]:
+        self.asked.append(promql)
+        return self.rows
+
+
+def test_info_query_is_shared_by_every_policy_per_round() -> None:
+    from tierguard.operator.observe_routers import observe_routers
+    from tierguard.operator.shared_queries import SharedQueries
+
+    rows = [
+        {
+            "metric": {"policy": p, "instance": f"{p}:1", "digest": p, "revision": "r"},
+            "value": [0, "1"],
+        }
+        for p in ("a", "b")
+    ]
+    reader = _Reader(rows)
+    shared = SharedQueries(max_age=60.0)
+    a = observe_routers(reader, "a", shared=shared)  # type: ignore[arg-type]
+    b = observe_routers(reader, "b", shared=shared)  # type: ignore[arg-type]
+    assert a.reports == (cc.RouterReport("a:1", "a", "r"),)
+    assert b.reports == (cc.RouterReport("b:1", "b", "r"),)
+    assert reader.asked == ['tierguard_classifier_info{policy!=""}']
+    own = observe_routers(_Reader(rows[:1]), "a")  # type: ignore[arg-type]
+    assert own.reports == a.reports
