@@ -25,7 +25,7 @@ fi
 if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   log "installing Python packages (pinned by constraints.txt)"
   .venv/bin/python -m pip install -q --upgrade pip
-  .venv/bin/python -m pip install -q -c constraints.txt -e '.[train,lab,dev]'
+  .venv/bin/python -m pip install -q -c constraints.txt -e '.[train,lab,otel,dev]'
   echo "$want" > "$stamp"
 fi
 

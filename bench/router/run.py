@@ -32,6 +32,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[2]
 sys.path[:0] = [str(ROOT / "src"), str(ROOT / "tests"), str(Path(__file__).parent)]
 
+import selfreport  # noqa: E402
 import yaml  # noqa: E402
 from loadgen import Result, build_request, run_sync  # noqa: E402
 
@@ -218,7 +219,10 @@ def main() -> int:
                 measure(port, model, stream, 1, 2.0, None)
             for stream in (False, True):
                 for c in levels:
+                    before = selfreport.scrape(port) if target == "router" else None
                     r = measure(port, model, stream, c, args.duration, pid)
+                    if before is not None:  # what the router says it added
+                        r["self_overhead_ms"] = selfreport.scrape(port).since(before)
                     r.update(target=target, stream=stream, concurrency=c)
                     results["runs"].append(r)
                     print(json.dumps(r), file=sys.stderr)
@@ -313,6 +317,26 @@ def markdown(results: dict[str, Any]) -> str:
                     else f"{t['rps']:.0f}"
                 )
             lines.append("| " + " | ".join(cells) + " |")
+    lines += [
+        "",
+        "Router overhead as it reports it (`tierguard_router_overhead_seconds`, mean per "
+        "request) beside the added latency measured from outside:",
+        "",
+        "| mode | in flight | self-reported total (ms) | parse / classify / route / write "
+        "(ms) | measured added p50 (ms) |",
+        "|---|---|---|---|---|",
+    ]
+    for stream in (False, True):
+        for c in results["levels"]:
+            d, t = find("direct", stream, c), find("router", stream, c)
+            o = t and t.get("self_overhead_ms")
+            if d is None or t is None or not o:
+                continue
+            phases = " / ".join(f"{o[p]:.3f}" for p in ("parse", "classify", "route", "write"))
+            lines.append(
+                f"| {'stream' if stream else 'JSON'} | {c} | {o['total']:.3f} | {phases} | "
+                f"{t['p50_ms'] - d['p50_ms']:.2f} |"
+            )
     return "\n".join(lines)
 
 

@@ -165,6 +165,16 @@ INVALID: list[tuple[str, Callable[[dict[str, Any]], None], str]] = [
         _set("router", {"shadow": {"judge": {"type": "LLM", "model": "ghost"}}}),
         "spec.router.shadow.judge.model",
     ),
+    (
+        "pairwise-judge-without-llm",
+        _set("router", {"shadow": {"judge": {"mode": "Pairwise"}}}),
+        "spec.router.shadow.judge.mode",
+    ),
+    (
+        "judge-is-candidate",
+        _set("router", {"shadow": {"judge": {"type": "LLM", "model": "small"}}}),
+        "spec.router.shadow.judge.model",
+    ),
     # duration floors (a zero interval made the operator spin)
     ("interval-zero", _set("rollout.interval", "0s"), "spec.rollout.interval"),
     ("interval-under-5s", _set("rollout.interval", "4900ms"), "spec.rollout.interval"),
@@ -228,6 +238,23 @@ def test_the_good_policy_is_accepted(
 ) -> None:
     out = apply(control_plane, namespace, good_policy())
     assert out.returncode == 0, out.stderr
+
+
+def test_a_pairwise_judge_of_its_own_model_is_accepted(
+    control_plane: Any, crd_installed: None, namespace: str
+) -> None:
+    doc = good_policy("pairwise")
+    doc["spec"]["models"].append(
+        {"name": "judge", "baseURL": "http://judge.llm:8000/v1", "upstreamModel": "j"}
+    )
+    doc["spec"]["router"] = {
+        "shadow": {"judge": {"type": "LLM", "model": "judge", "mode": "Pairwise"}}
+    }
+    out = apply(control_plane, namespace, doc)
+    assert out.returncode == 0, out.stderr
+    got = kubectl(control_plane, "get", "routingpolicy", "pairwise", "-n", namespace, "-o", "json")
+    judge = json.loads(got.stdout)["spec"]["router"]["shadow"]["judge"]
+    assert judge["mode"] == "Pairwise" and judge["maxOrderInconsistency"] == 0.5
 
 
 def test_durations_at_their_floors_are_accepted(

@@ -369,6 +369,15 @@ def test_install_page_commands(cluster: ControlPlane, tmp_path: Path) -> None:
                         "meta.helm.sh/release-namespace=tierguard-system")  # fmt: skip
         cluster.kubectl("label", "--overwrite", ref, "app.kubernetes.io/managed-by=Helm")
     cluster.kubectl("-n", "argocd", "delete", "configmap", "argocd-cm", "--ignore-not-found")
+    # Applications of the page that other tests created by server-side apply: the page's
+    # client-side `kubectl apply` would warn about the missing last-applied annotation.
+    # There is no Argo CD controller to honour their finalizer, so it is dropped first.
+    apps = yaml.safe_load_all((EXAMPLES / "argocd" / "application.yaml").read_text())
+    for app in [a for a in apps if a and a["kind"] == "Application"]:
+        ref = f"applications.argoproj.io/{app['metadata']['name']}"
+        cluster.kubectl("-n", "argocd", "patch", ref, "--type=merge",
+                        "-p", '{"metadata":{"finalizers":null}}', check=False)  # fmt: skip
+        cluster.kubectl("-n", "argocd", "delete", ref, "--ignore-not-found")
     cluster.kubectl("-n", "argocd", "create", "configmap", "argocd-cm",
                     "--from-literal=url=https://argocd.example.com")  # fmt: skip
     try:

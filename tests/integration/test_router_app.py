@@ -521,6 +521,89 @@ async def test_decision_log_lines(tiny_classifier: Path, decision_log_path: Path
     assert line["user_hash"] and "alice" not in text and "secret prompt" not in text
 
 
+async def test_pairwise_judge_counts_verdicts_and_logs_them(
+    tiny_classifier: Path, decision_log_path: Path
+) -> None:
+    """Judge mode Pairwise against the fake provider's judge: the verdicts of the canary's
+    answers (better/worse/tie, inconsistent for a position-biased judge, error for a
+    stalled one) in shadow_pairwise_total and in the decision log."""
+    perfect = ModelBehaviour(latency_median_s=0.0, default_quality=1.0)
+    fake = TestServer(
+        create_fake_app(FakeProfile(models={"big-1": perfect, "small-1": perfect, "*": perfect}))
+    )
+    await fake.start_server()
+    url = str(fake.make_url("/v1"))
+    cfg = router_config(
+        tiny_classifier,
+        big_url=url,
+        small_url=url,
+        weight=100,
+        shadow={"sampleRate": 1.0, "judge": {"type": "LLM", "model": "judge", "mode": "Pairwise"}},
+        observability={"decisionLog": str(decision_log_path)},
+    )
+    cfg["models"].append(
+        {"name": "judge", "baseURL": url, "upstreamModel": "judge-1", "timeout": "1s"}
+    )
+    client = TestClient(
+        TestServer(create_app(RouterSettings(config=RouterConfig.model_validate(cfg))))
+    )
+    await client.start_server()
+
+    async def patch(model: str, **fields: Any) -> None:
+        async with (
+            aiohttp.ClientSession() as s,
+            s.patch(str(fake.make_url(f"/admin/profile/{model}")), json=fields) as r,
+        ):
+            assert r.status == 200
+
+    async def ask(n: int, text: str) -> str:
+        body = {"model": "auto", "messages": [{"role": "user", "content": text}]}
+        r = await client.post("/v1/chat/completions", json=body, headers={"x-request-id": text})
+        assert r.status == 200 and r.headers["x-tierguard-arm"] == "canary"
+        for _ in range(200):
+            m = await (await client.get("/metrics")).text()
+            if sample(m, "tierguard_shadow_pairwise_total") >= n:
+                return m
+            await asyncio.sleep(0.05)
+        raise AssertionError(f"fewer than {n} pairwise judgements")
+
+    try:
+        await ask(1, f"{SIMPLE_QUERY} one")  # both answers good: tie
+        await patch("small-1", default_quality=0.0)
+        await ask(2, f"{SIMPLE_QUERY} two")  # the canary's answer is bad: worse
+        await patch("judge-1", judge_position_bias=1.0)
+        await ask(3, f"{SIMPLE_QUERY} three")  # always "[[A]]": changes with the order
+        await patch("judge-1", judge_position_bias=0.0, hang_rate=1.0)
+        m = await ask(4, f"{SIMPLE_QUERY} four")  # the judge stalls past its 1s timeout
+        client.app[RUNTIME].decision_log.flush()  # type: ignore[index]
+    finally:
+        await client.close()
+        await fake.close()
+    for verdict in ("tie", "worse", "inconsistent", "error"):
+        assert (
+            sample(
+                m,
+                "tierguard_shadow_pairwise_total",
+                tier="simple",
+                arm="canary",
+                model="small",
+                verdict=verdict,
+            )
+            == 1
+        ), verdict
+    assert sample(m, "tierguard_shadow_pairwise_total", verdict="better") == 0
+    assert sample(m, "tierguard_shadow_judgements_total") == 0  # not the agreement metric
+    lines = [json.loads(x) for x in decision_log_path.read_text().splitlines()]
+    shadows = {x["request_id"]: x for x in lines if x.get("type") == "shadow"}
+    assert {k.rsplit(" ", 1)[1]: v["verdict"] for k, v in shadows.items()} == {
+        "one": "tie",
+        "two": "worse",
+        "three": "inconsistent",
+        "four": "error",
+    }
+    assert all(v["judge"] == "pairwise" and v["baseline"] == "big" for v in shadows.values())
+
+
 async def test_review_sample_file_written_at_shutdown(
     tiny_classifier: Path, tmp_path: Path
 ) -> None:

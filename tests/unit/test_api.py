@@ -37,6 +37,24 @@ def test_committed_crd_is_fresh() -> None:
     assert committed == render_crd_yaml(), "crds/ is stale: run `tierguard gen-crds`"
 
 
+def test_pairwise_judge_spec() -> None:
+    spec = base_spec()
+    spec["models"].append({"name": "judge", "baseURL": "http://j/v1", "upstreamModel": "j"})
+    spec["router"] = {"shadow": {"judge": {"type": "LLM", "model": "judge", "mode": "Pairwise"}}}
+    judge = RoutingPolicySpec.model_validate(spec).router.shadow.judge
+    assert (judge.mode, judge.max_order_inconsistency, judge.max_error_rate) == (
+        "Pairwise",
+        0.5,
+        0.2,
+    )
+    # the default mode is the agree/disagree judge; a model serving only routes without a
+    # candidate (complex's baseline) may judge
+    spec["routes"][0]["candidate"] = None
+    spec["analysis"]["slos"] = []
+    spec["router"] = {"shadow": {"judge": {"type": "LLM", "model": "big"}}}
+    assert RoutingPolicySpec.model_validate(spec).router.shadow.judge.mode == "Agreement"
+
+
 def test_defaults_fill_in() -> None:
     spec = RoutingPolicySpec.model_validate(base_spec())
     assert spec.rollout.steps == [5, 10, 25, 50, 100]
@@ -60,6 +78,20 @@ def test_defaults_fill_in() -> None:
         (lambda s: s["rollout"].update(bakeTime="5 minutes"), "bakeTime"),
         (lambda s: s["rollout"].update(holdbackPercent=80), "holdbackPercent"),
         (lambda s: s["analysis"]["slos"][0].update(failMargin=0.9), "failMargin"),
+        (
+            lambda s: s.update(router={"shadow": {"judge": {"mode": "Pairwise"}}}),
+            "mode Pairwise needs type LLM and a judge model",
+        ),
+        (
+            lambda s: s.update(router={"shadow": {"judge": {"type": "LLM", "model": "big"}}}),
+            "'big' is the baseline of routes[0] (tier 'simple')",
+        ),
+        (
+            lambda s: s.update(
+                router={"shadow": {"judge": {"type": "LLM", "model": "small", "mode": "Pairwise"}}}
+            ),
+            "'small' is the candidate of routes[0]",
+        ),
     ],
 )
 def test_invalid_specs_name_the_field(mutate, needle: str) -> None:
@@ -172,6 +204,10 @@ CEL_TWINS: dict[str, tuple[str, list[str]]] = {
             "signal Latency needs latencyObjective",
             "objective Absolute needs threshold",
         ],
+    ),
+    "JudgeSpec._mode_needs": (
+        "spec.router.shadow.judge",
+        ["mode Pairwise needs type LLM and a judge model"],
     ),
     "RoutingPolicySpec._cross_field": (
         "spec",

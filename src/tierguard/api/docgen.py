@@ -15,6 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from tierguard.api import metrics as m
+from tierguard.api import traces as t
 from tierguard.api.enums import Arm
 from tierguard.api.reference import render_reference
 
@@ -37,6 +38,7 @@ def render_metrics_md() -> str:
     """docs/metrics.md: every exported metric, its labels and their values."""
     buckets = ", ".join(f"{b:g}" for b in m.LATENCY_BUCKETS)
     cls_buckets = ", ".join(f"{b:g}" for b in m.CLASSIFIER_BUCKETS)
+    ovh_buckets = ", ".join(f"{b:g}" for b in m.OVERHEAD_BUCKETS)
     arms = ", ".join(f"`{a.value}`" for a in Arm)
     cl = f", {m.CLUSTER}"
     requests = _q(m.REQUESTS.name, group_extra=cl)
@@ -102,7 +104,11 @@ def render_metrics_md() -> str:
         + "; on invalid requests: the OpenAI error code returned.",
         f"- `{m.RATING}`: `{m.RATING_UP}`, `{m.RATING_DOWN}`.",
         f"- `{m.VERDICT}` on shadow judgements: `{m.VERDICT_AGREE}`, `{m.VERDICT_DISAGREE}`, "
-        f"`{m.VERDICT_ERROR}` (the shadow call or the judge failed; not a quality signal).",
+        f"`{m.VERDICT_ERROR}` (the shadow call or the judge failed; not a quality signal). "
+        f"On pairwise judgements: `{m.VERDICT_WORSE}`, `{m.VERDICT_BETTER}`, `{m.VERDICT_TIE}` "
+        "(the canary's answer, the same verdict in both orders), "
+        f"`{m.VERDICT_INCONSISTENT}` (the verdict changed with the order: a tie for the gate, "
+        f"counted for judge health), `{m.VERDICT_ERROR}` (missing data, not a loss).",
         f"- `{m.KIND}` on tokens: `{m.KIND_PROMPT}`, `{m.KIND_COMPLETION}`, `{m.KIND_CACHED}` "
         "(the part of the prompt served from the provider's prompt cache). Cached-token "
         f'share per tier, arm and model: `sum by (tier, arm, model) ({m.TOKENS.name}{{kind="'
@@ -114,10 +120,25 @@ def render_metrics_md() -> str:
         "session tiering `from_tier` is always below `to_tier`.",
         f"- `{m.OUTCOME}` on stateful turns: `{m.STATEFUL_LOCKED}`, `{m.STATEFUL_FALLBACK}`, "
         f"`{m.STATEFUL_UNLOCKED}`; on the classifier cache: `{m.CACHE_HIT}`, `{m.CACHE_MISS}`.",
-        f"- `{m.CLUSTER}` on requests, feedback and shadow judgements: the user cluster, "
+        f"- `{m.CLUSTER}` on requests, feedback and shadow (and pairwise) judgements: the "
+        "user cluster, "
         f"`0` … `{m.CLUSTERS - 1}` (the request's split bucket mod {m.CLUSTERS}; a bucket "
         f"holds whole users), `{m.CLUSTER_NONE}` for requests without a bucket (pinned). "
         "No user id: 16 values whatever the number of users.",
+        f"- `{m.PHASE}` on router overhead: `{m.PHASE_PARSE}` (authorise, read and parse the "
+        f"request), `{m.PHASE_CLASSIFY}` (the classifier model itself, cache lookups "
+        f"excluded), `{m.PHASE_ROUTE}` (the rest of planning: session key, split, chain; "
+        f"and building each upstream body), `{m.PHASE_WRITE}` (signing, rewriting and "
+        "serialising the answer, accounting: metrics and decision log). Time waiting for "
+        "an upstream model or for the client's network is not overhead, nor is aiohttp's "
+        "HTTP handling of the two connections (headers, connection pool): bench/router/run.py "
+        "sets the self-reported total beside the added latency measured from outside. Mean "
+        f"overhead per request: `sum(rate({m.ROUTER_OVERHEAD.name}_sum[5m])) / "
+        f'sum(rate({m.ROUTER_OVERHEAD.name}_count{{{m.PHASE}="{m.PHASE_PARSE}"}}[5m]))`. '
+        "With `observability.overheadHeader` (router spec `overheadHeader`) each answer "
+        "carries `x-tierguard-overhead-ms`: the overhead up to the moment its headers were "
+        "written (parse, classify, route, and for a JSON answer its serialisation; a "
+        "stream's per-chunk rewriting comes later and is only in the histogram).",
         "",
         "## Histogram buckets",
         "",
@@ -126,7 +147,9 @@ def render_metrics_md() -> str:
         "(`observability.latencyObjectives` in the router config), so the share of requests "
         "slower than an objective is an exact bucket read.",
         f"- Classifier (`{m.CLASSIFIER_DURATION.name}`), seconds: {cls_buckets}.",
+        f"- Router overhead (`{m.ROUTER_OVERHEAD.name}`), seconds: {ovh_buckets}.",
         "",
+        *_traces_section(),
         "## How the operator reads them",
         "",
         "Each evaluation interval the operator reads the **raw cumulative counters**, "
@@ -157,6 +180,79 @@ def render_metrics_md() -> str:
         "",
     ]
     return "\n".join(lines)
+
+
+def _traces_section() -> list[str]:
+    """The Traces section of docs/metrics.md, from :mod:`tierguard.api.traces`."""
+    rows = [
+        "| attribute | on | meaning | proposed `gen_ai.gateway.*` counterpart |",
+        "|---|---|---|---|",
+    ]
+    for name, where, meaning, gateway in t.ATTRIBUTES:
+        rows.append(f"| `{name}` | {where} | {meaning} | {gateway} |")
+    return [
+        "## Traces",
+        "",
+        "With `observability.tracing.endpoint` (router spec `tracing.endpoint`) set and the "
+        "`tierguard[otel]` extra installed, the router exports OpenTelemetry traces over "
+        "OTLP/HTTP, named and attributed per the GenAI semantic conventions "
+        "(open-telemetry/semantic-conventions, docs/gen-ai). Without the extra the router "
+        "logs that tracing is off and serves untraced. `tracing.sampleRatio` samples the "
+        "traces the router starts (parent-based: a sampled `traceparent` from the client is "
+        "always followed); exporter credentials come from "
+        "`OTEL_EXPORTER_OTLP_TRACES_HEADERS`, never from the policy.",
+        "",
+        "Spans of one chat request:",
+        "",
+        f"- one SERVER span `{t.OPERATION_CHAT} {{model}}` ({{model}}: what the client asked "
+        "for, e.g. `chat auto`), continuing the W3C `traceparent` the client sent;",
+        f"- under it one CLIENT span `{t.OPERATION_CHAT} {{upstream model}}` per upstream "
+        f"call, told apart by `{t.CALL_KIND}`: `{t.CALL_PRIMARY}` (the chain's first "
+        f"model), `{t.CALL_FALLBACK}` (each later model of the chain: after an error or as "
+        f"a hedge once the latency budget passed, `{t.FALLBACK_REASON}` says which), "
+        f"`{t.CALL_SHADOW}` (the shadow call to the baseline) and `{t.CALL_JUDGE}` (the LLM "
+        f"judge's call, both orders of a pairwise judge in one span). `{t.CALL_SERVED}` "
+        "marks the attempt whose answer the client got; a hedge's loser ends with "
+        f"`{t.ERROR_TYPE}` `{t.ERROR_CANCELLED}`. Each call carries its own span as the "
+        "`traceparent` to the upstream.",
+        "",
+        *rows,
+        "",
+        "The last column maps to the `gen_ai.gateway.*` proposal "
+        "(open-telemetry/semantic-conventions#3342; not part of the conventions yet, names "
+        "may change): its closest attribute where one exists, so a backend that adopts it "
+        "can alias ours. Tier, arm, revision, classifier digest and fallback reason have "
+        "no counterpart there and stay under `tierguard.*`.",
+        "",
+        "### Evaluation events",
+        "",
+        f"Judge verdicts and client feedback are `{t.EVALUATION_EVENT}` events with "
+        f"`{t.EVALUATION_NAME}` (`{t.EVAL_SHADOW}` or `{t.EVAL_FEEDBACK}`), "
+        f"`{t.EVALUATION_SCORE_LABEL}` (the verdict: `{m.VERDICT_AGREE}`, "
+        f"`{m.VERDICT_DISAGREE}`, `{m.VERDICT_ERROR}`, or the pairwise judge's "
+        + ", ".join(f"`{v}`" for v in m.PAIRWISE_VERDICTS)
+        + f"; the rating: `{m.RATING_UP}`, `{m.RATING_DOWN}`), "
+        f"`{t.EVALUATION_EXPLANATION}` (which judge compared which models; "
+        f"never the answers) and `{t.RESPONSE_ID}` (the decision id the client got).",
+        "",
+        "Both arrive after the evaluated request's spans have ended, and an ended span takes "
+        "no more events. Each event is therefore put on a short INTERNAL span "
+        "`evaluation {gen_ai.evaluation.name}` whose **parent is the evaluated request's "
+        "SERVER span**, found through the trace context kept with the decision: the shadow "
+        "task holds it (its evaluation span also *links* to the CLIENT span that produced "
+        "the judged answer), and feedback looks it up by the decision's request id among "
+        "the last 10,000 requests the replica served. Feedback for a request the replica "
+        "no longer knows (another replica, a restart) gets its evaluation span in the "
+        f"feedback request's own trace; `{t.RESPONSE_ID}` joins it to the request.",
+        "",
+        "### Content",
+        "",
+        "No prompt or answer text, API key, header or raw session key is ever an attribute "
+        f"unless `tracing.captureContent: true`, which adds `{t.INPUT_MESSAGES}` and "
+        f"`{t.OUTPUT_MESSAGES}` to the SERVER span (tests/integration/test_router_tracing.py "
+        "sends a distinctive prompt and keys and finds them in no span or event).",
+        "",
+    ]
 
 
 _GROUP = f"{m.TIER}, {m.ARM}, instance"

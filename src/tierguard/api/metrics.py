@@ -41,6 +41,8 @@ TO_TIER: Final = "to_tier"
 #: per router process at a time)
 DIGEST: Final = "digest"
 REVISION: Final = "revision"
+#: router_overhead_seconds{phase}: where the router's own time per request goes
+PHASE: Final = "phase"
 
 ROUTE_LABELS: Final = (POLICY, TIER, ARM, MODEL)
 
@@ -59,6 +61,22 @@ RATING_DOWN: Final = "down"
 VERDICT_AGREE: Final = "agree"
 VERDICT_DISAGREE: Final = "disagree"
 VERDICT_ERROR: Final = "error"  # the shadow call or the judge failed: not a quality signal
+#: shadow_pairwise_total{verdict}: the pairwise judge, asked in both orders, found the
+#: canary's answer worse, better or as good (tie) in both; ``inconsistent``: the verdict
+#: changed with the order (the gate counts it as a tie; its share is judge health);
+#: ``error``: the shadow call or a judge call failed, timed out or was unreadable
+#: (missing data, not a loss).
+VERDICT_WORSE: Final = "worse"
+VERDICT_BETTER: Final = "better"
+VERDICT_TIE: Final = "tie"
+VERDICT_INCONSISTENT: Final = "inconsistent"
+PAIRWISE_VERDICTS: Final = (
+    VERDICT_WORSE,
+    VERDICT_BETTER,
+    VERDICT_TIE,
+    VERDICT_INCONSISTENT,
+    VERDICT_ERROR,
+)
 
 #: upstream_errors_total{reason}. ``stream_error``: a 200 stream carried an error event;
 #: ``truncated``: a stream ended after some content with no finish_reason and no [DONE];
@@ -112,6 +130,17 @@ FEEDBACK_REJECT_REASONS: Final = ("malformed", "bad_signature", "expired", "wron
 RELOAD_OK: Final = "ok"
 RELOAD_ERROR: Final = "error"
 
+#: router_overhead_seconds{phase}: parse = authorise, read and parse the request body;
+#: classify = the classifier model itself (cache lookups excluded); route = the rest of
+#: planning (session key, split, chain) and building each upstream body; write = signing,
+#: rewriting and serialising the answer for the client, and accounting (metrics, decision
+#: log). Upstream time (waiting for a model, and the client's network) is excluded.
+PHASE_PARSE: Final = "parse"
+PHASE_CLASSIFY: Final = "classify"
+PHASE_ROUTE: Final = "route"
+PHASE_WRITE: Final = "write"
+PHASES: Final = (PHASE_PARSE, PHASE_CLASSIFY, PHASE_ROUTE, PHASE_WRITE)
+
 TIER_PINNED: Final = "pinned"  # tier label when the client named a model itself
 TIER_UNCLASSIFIED: Final = "unclassified"  # request rejected before classification
 
@@ -135,6 +164,20 @@ LATENCY_BUCKETS: Final = (
     60.0,
 )
 CLASSIFIER_BUCKETS: Final = (0.0002, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1)
+#: Router overhead buckets (seconds): 20 µs to 100 ms, the router's own time per phase.
+OVERHEAD_BUCKETS: Final = (
+    0.00002,
+    0.00005,
+    0.0001,
+    0.00025,
+    0.0005,
+    0.001,
+    0.0025,
+    0.005,
+    0.01,
+    0.025,
+    0.1,
+)
 
 
 @dataclass(frozen=True)
@@ -233,10 +276,21 @@ SHADOW_JUDGEMENTS: Final = MetricDef(
     "cluster.",
     (*ROUTE_LABELS, VERDICT, CLUSTER),
 )
+SHADOW_PAIRWISE: Final = MetricDef(
+    f"{NAMESPACE}_shadow_pairwise_total",
+    "counter",
+    "Pairwise shadow judgements (judge mode Pairwise) of canary answers against the "
+    "baseline's, the judge asked in both orders. verdict: worse, better, tie (the canary's "
+    "answer, the same in both orders), inconsistent (the verdict changed with the order: "
+    "a tie for the gate, a judge-health figure), error (shadow call or judge failed, timed "
+    "out or replied unreadably: missing data). cluster: the user cluster.",
+    (*ROUTE_LABELS, VERDICT, CLUSTER),
+)
 CLASSIFIER_DURATION: Final = MetricDef(
     f"{NAMESPACE}_classifier_duration_seconds",
     "histogram",
-    "Time to classify one request in-process.",
+    "Time the classifier model spent on one request in-process (per-message cache "
+    "lookups excluded; requests answered from the cache alone are not observed).",
     (POLICY,),
 )
 CANARY_WEIGHT: Final = MetricDef(
@@ -293,6 +347,15 @@ CLASSIFIER_CACHE: Final = MetricDef(
     "Per-message classifier cache lookups (session tiering), outcome hit or miss.",
     (POLICY, OUTCOME),
 )
+ROUTER_OVERHEAD: Final = MetricDef(
+    f"{NAMESPACE}_router_overhead_seconds",
+    "histogram",
+    "Time the router itself spent on one chat request, upstream time excluded, by phase: "
+    "parse, classify, route, write (label values below). The sum over phases is the time "
+    "in the router's own code; aiohttp's HTTP handling of both connections comes on top "
+    "(bench/router/run.py sets the two side by side).",
+    (POLICY, PHASE),
+)
 
 CLASSIFIER_INFO: Final = MetricDef(
     f"{NAMESPACE}_classifier_info",
@@ -316,6 +379,7 @@ ROUTER_METRICS: Final = (
     FEEDBACK,
     FEEDBACK_REJECTED,
     SHADOW_JUDGEMENTS,
+    SHADOW_PAIRWISE,
     CLASSIFIER_DURATION,
     CANARY_WEIGHT,
     CONFIG_RELOADS,
@@ -326,6 +390,7 @@ ROUTER_METRICS: Final = (
     UNSAFE_SWITCHES,
     CLASSIFIER_CACHE,
     CLASSIFIER_INFO,
+    ROUTER_OVERHEAD,
 )
 
 # Operator metrics ----------------------------------------------------------------

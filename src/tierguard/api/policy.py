@@ -662,17 +662,75 @@ class ResourceRequirements(ApiModel):
 class JudgeSpec(ApiModel):
     """Who judges a shadow pair (candidate answer vs baseline answer)."""
 
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                _cel(
+                    "!has(self.mode) || self.mode != 'Pairwise' || "
+                    "(has(self.type) && self.type == 'LLM' && has(self.model))",
+                    "mode Pairwise needs type LLM and a judge model",
+                    ".mode",
+                )
+            ]
+        }
+    )
+
     type: str = Field(
         default="Similarity",
         pattern=r"^(Similarity|LLM)$",
-        description="Similarity: built-in lexical similarity. LLM: ask the model below.",
+        description=(
+            "Similarity: built-in lexical similarity of the two answers, a smoke signal (it "
+            "catches a candidate answering something else entirely, not a subtle quality "
+            "loss). LLM: ask the model below."
+        ),
+    )
+    mode: str = Field(
+        default="Agreement",
+        pattern=r"^(Agreement|Pairwise)$",
+        description=(
+            "For type LLM. Agreement: the judge says whether the two answers agree "
+            "(AGREE/DISAGREE); a ShadowDisagreement SLO gates the canary's disagreement "
+            "rate. Pairwise: the judge is asked twice, in both orders, which answer is "
+            "better ([[A]], [[B]] or [[TIE]]); a verdict that changes with the order is a "
+            "tie, a failed or unreadable reply is missing data; a ShadowDisagreement SLO "
+            "gates the canary's net share of worse answers with the paired sequential test "
+            "(docs/statistics.md)."
+        ),
     )
     model: Name | None = Field(
-        default=None, description="For type LLM: one of spec.models used as the judge."
+        default=None,
+        description=(
+            "For type LLM: one of spec.models used as the judge. Never the baseline or "
+            "the candidate of a route with a candidate (a model judging its own answers "
+            "prefers them)."
+        ),
     )
     threshold: Fraction = Field(
         default=0.5, description="Similarity at or above which the answers agree."
     )
+    max_order_inconsistency: Fraction = Field(
+        default=0.5,
+        description=(
+            "Pairwise: largest share of judged pairs whose verdict changes with the order "
+            "of the answers. Beyond it the judge is unhealthy and a pairwise gate is "
+            "Inconclusive (reason JudgeUnhealthy), never Pass. A judge answering at random "
+            "changes its verdict in 2/3 of the pairs."
+        ),
+    )
+    max_error_rate: Fraction = Field(
+        default=0.2,
+        description=(
+            "Pairwise: largest share of shadowed requests without a verdict (shadow call or "
+            "judge failed, timed out or replied unreadably). Beyond it the judge is "
+            "unhealthy: Inconclusive (JudgeUnhealthy), never Pass."
+        ),
+    )
+
+    @model_validator(mode="after")
+    def _mode_needs(self) -> JudgeSpec:
+        if self.mode == "Pairwise" and (self.type != "LLM" or self.model is None):
+            raise ValueError("router.shadow.judge: mode Pairwise needs type LLM and a judge model")
+        return self
 
 
 class ShadowSpec(ApiModel):
@@ -682,6 +740,41 @@ class ShadowSpec(ApiModel):
         default=0.1, description="Share of canary requests shadowed (no latency added)."
     )
     judge: JudgeSpec = Field(default_factory=JudgeSpec, description="Judge.")
+
+
+class TracingSpec(ApiModel):
+    """OpenTelemetry traces of the router (OTLP over HTTP): one server span per client
+    request, one client span per upstream call, evaluation events (docs/metrics.md,
+    Traces). Needs the router image to carry the ``tierguard[otel]`` extra; without it the
+    router logs that tracing is off and serves as usual."""
+
+    endpoint: str | None = Field(
+        default=None,
+        max_length=2048,
+        pattern=r"^https?://",
+        description=(
+            "OTLP/HTTP traces endpoint, e.g. http://otel-collector.monitoring:4318/v1/traces. "
+            "Unset: no traces. Exporter headers (credentials) come from the standard "
+            "OTEL_EXPORTER_OTLP_TRACES_HEADERS environment variable, never from here."
+        ),
+    )
+    sample_ratio: Fraction = Field(
+        default=1.0,
+        description=(
+            "Share of traces started by the router that are sampled (parent-based: a "
+            "request arriving with a sampled traceparent is always traced)."
+        ),
+    )
+    capture_content: bool = Field(
+        default=False,
+        description=(
+            "Put prompt and answer text on the spans (gen_ai.input.messages, "
+            "gen_ai.output.messages). Off: no content ever leaves the router in telemetry."
+        ),
+    )
+    service_name: str = Field(
+        default="tierguard-router", max_length=253, description="OpenTelemetry service.name."
+    )
 
 
 class RouterSpec(ApiModel):
@@ -743,6 +836,16 @@ class RouterSpec(ApiModel):
     log_prompts: bool = Field(
         default=False, description="Write prompt text into the decision log (off: privacy)."
     )
+    overhead_header: bool = Field(
+        default=False,
+        description=(
+            "Add an x-tierguard-overhead-ms header to every answer: the time the router "
+            "itself spent on the request (upstream time excluded), in milliseconds."
+        ),
+    )
+    tracing: TracingSpec = Field(
+        default_factory=TracingSpec, description="OpenTelemetry traces (OTLP/HTTP)."
+    )
 
 
 # --------------------------------------------------------------------------- the spec
@@ -797,6 +900,16 @@ _SPEC_RULES: list[JsonValue] = [
         "!has(self.router.shadow.judge.model) || "
         "self.models.exists(m, m.name == self.router.shadow.judge.model)",
         "router.shadow.judge.model must name one of spec.models",
+        ".router.shadow.judge.model",
+    ),
+    _cel(
+        "!has(self.router) || !has(self.router.shadow) || !has(self.router.shadow.judge) || "
+        "!has(self.router.shadow.judge.model) || !has(self.router.shadow.judge.type) || "
+        "self.router.shadow.judge.type != 'LLM' || self.routes.all(r, !has(r.candidate) || "
+        "(r.baseline != self.router.shadow.judge.model && "
+        "r.candidate != self.router.shadow.judge.model))",
+        "router.shadow.judge.model must not be the baseline or the candidate of a route "
+        "with a candidate (a model would judge its own answers)",
         ".router.shadow.judge.model",
     ),
 ]
@@ -887,4 +1000,12 @@ def cross_field_errors(spec: RoutingPolicySpec) -> list[str]:
     judge = spec.router.shadow.judge.model
     if judge is not None and judge not in models:
         errors.append(f"spec.router.shadow.judge.model: model {judge!r} is not in spec.models")
+    if judge is not None and spec.router.shadow.judge.type == "LLM":
+        for i, r in enumerate(spec.routes):
+            if r.candidate is not None and judge in (r.baseline, r.candidate):
+                role = "baseline" if judge == r.baseline else "candidate"
+                errors.append(
+                    f"spec.router.shadow.judge.model: {judge!r} is the {role} of routes[{i}] "
+                    f"(tier {r.tier!r}) and would judge its own answers; pick another model"
+                )
     return errors

@@ -22,6 +22,7 @@ from tierguard.api.policy import (
     Name,
     Pricing,
     TierSpec,
+    TracingSpec,
     check_no_text_tier,
 )
 
@@ -151,8 +152,13 @@ class ObservabilityConfig(ApiModel):
         default="-", description="Decision log path; '-' for stdout, unset to disable."
     )
     log_prompts: bool = False
+    overhead_header: bool = Field(
+        default=False,
+        description="Add x-tierguard-overhead-ms (the router's own time) to every answer.",
+    )
     review_sample_size: int = Field(default=200, ge=0)
     review_sample_path: str | None = None
+    tracing: TracingSpec = Field(default_factory=TracingSpec)
 
 
 class RouterConfig(ApiModel):

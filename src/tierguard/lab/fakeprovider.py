@@ -69,6 +69,10 @@ Simulated LLM judge
 A request whose last user message holds ``Answer A:`` and ``Answer B:`` (the router's
 LLM-judge prompt) is answered ``AGREE`` when neither answer is a bad one (no filler
 words) and ``DISAGREE`` otherwise, so ``shadow.judge.type: LLM`` works against the fake.
+The pairwise prompt (it offers ``[[TIE]]``) is answered ``[[A]]``, ``[[B]]`` or
+``[[TIE]]`` from the same truth, with the judge imperfections ``judge_position_bias``,
+``judge_length_bias``, ``judge_noise`` and ``judge_unreadable_rate`` of the judge model
+(:mod:`tierguard.lab.fakejudge`); its errors and stalls are ``error_rate``/``hang_rate``.
 
 Admin (tests and the lab inject outages at run time)
 ----------------------------------------------------
@@ -96,6 +100,7 @@ import yaml
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field
 
+from tierguard.lab.fakejudge import JudgeKnobs, pairwise_reply, split_pairwise
 from tierguard.lab.fakesession import PrefixCache, ToolCall, foreign_tool_call, tool_call_to_make
 
 log = logging.getLogger(__name__)
@@ -180,6 +185,19 @@ class ModelBehaviour(BaseModel):
     accept_foreign_tool_calls: bool = False
     quality: dict[str, float] = Field(default_factory=dict)
     default_quality: float = Field(default=0.9, ge=0, le=1)
+    #: judge mode (pairwise prompts), see tierguard.lab.fakejudge
+    judge_position_bias: float = Field(default=0.0, ge=0, le=1)
+    judge_length_bias: float = Field(default=0.0, ge=0, le=1)
+    judge_noise: float = Field(default=0.0, ge=0, le=1)
+    judge_unreadable_rate: float = Field(default=0.0, ge=0, le=1)
+
+    def judge_knobs(self) -> JudgeKnobs:
+        return JudgeKnobs(
+            position_bias=self.judge_position_bias,
+            length_bias=self.judge_length_bias,
+            noise=self.judge_noise,
+            unreadable_rate=self.judge_unreadable_rate,
+        )
 
 
 class FakeProfile(BaseModel):
@@ -269,8 +287,14 @@ def reads_as_bad(text: str) -> bool:
     return any(w.strip(".,:").lower() in _FILLER_SET for w in text.split())
 
 
-def judge_reply(prompt: str) -> str | None:
-    """The simulated judge's verdict for a judge prompt, else None."""
+def judge_reply(
+    prompt: str, knobs: JudgeKnobs | None = None, rng: random.Random | None = None
+) -> str | None:
+    """The simulated judge's verdict for a judge prompt (pairwise or agreement), else
+    None."""
+    pair = split_pairwise(prompt)
+    if pair is not None:
+        return pairwise_reply(*pair, reads_as_bad, knobs or JudgeKnobs(), rng or random.Random())
     _, sep_a, rest = prompt.partition("Answer A:")
     answer_a, sep_b, answer_b = rest.partition("Answer B:")
     if not (sep_a and sep_b):
@@ -399,8 +423,8 @@ async def chat(request: web.Request) -> web.StreamResponse:
     category = category_of(body, last)
     quality = b.quality.get(category, b.default_quality)
     good = is_good(model, prompt, quality)
-    verdict = judge_reply(last)
-    words = [verdict] if verdict else answer_words(model, prompt, good, b.completion_words)
+    verdict = judge_reply(last, b.judge_knobs(), rng)
+    words = verdict.split() if verdict else answer_words(model, prompt, good, b.completion_words)
     if b.big_word_bytes and len(words) > 1:
         words[1] += "x" * max(0, b.big_word_bytes - len(words[1]))
     marker = {"quality": "good" if good else "bad", "category": category, "model": model}

@@ -17,6 +17,9 @@ Signals (bad / total, per arm):
 * ThumbsDown: ``feedback_total{rating="down"}`` / ``feedback_total``
 * ShadowDisagreement: ``shadow_judgements_total{verdict="disagree"}`` /
   ``shadow_judgements_total{verdict=~"agree|disagree"}`` (judge errors are not quality)
+  -- with judge mode Pairwise instead every verdict of
+  ``shadow_pairwise_total{arm="canary"}`` (worse, better, tie, inconsistent, error) per
+  series, for the paired gate (operator/pairedgate.py); always the policy's own query
 Counters with a ``cluster`` label (requests, feedback, shadow judgements) are read per
 user cluster as series ``instance#cluster``; the gates sum them for the test and use
 their spread for the design effect.
@@ -139,6 +142,26 @@ def signal_queries(
             f"sum by ({group}) ({m.REQUEST_DURATION.name}_count{sel})",
         )
     raise ValueError(f"no built-in query for signal {signal}")
+
+
+def pairwise_query(policy: str, namespace: tuple[str, str] | None = None) -> str:
+    """The canary's pairwise verdict counters of every tier, per series and verdict."""
+    sel = selector(policy, {m.ARM: Arm.CANARY.value}, namespace)
+    return f"sum by ({m.TIER}, instance, {m.CLUSTER}, {m.VERDICT}) ({m.SHADOW_PAIRWISE.name}{sel})"
+
+
+def pairwise_verdicts(
+    result: Sequence[Mapping[str, Any]], tier: str, promql: str
+) -> dict[str, dict[str, float]]:
+    """``verdict -> {series: value}`` of one tier from :func:`pairwise_query`'s result."""
+    out: dict[str, dict[str, float]] = {}
+    for item in result:
+        labels = item.get("metric", {})
+        if labels.get(m.TIER) != tier:
+            continue
+        verdict = labels.get(m.VERDICT, "")
+        out.setdefault(verdict, {})[_series_key(labels)] = _value(promql, item)
+    return out
 
 
 Series = dict[tuple[str, str], dict[str, float]]  # (tier, arm) -> {instance: value}
@@ -320,6 +343,13 @@ def observe(
     try:
         for g in gates:
             try:
+                if g.pairwise:
+                    q = pairwise_query(policy, namespace)
+                    readings[g.key] = GateReading(
+                        verdicts=pairwise_verdicts(run(q), g.tier, q),
+                        requests_flowing=_requests_flowing(builtin, g.tier),
+                    )
+                    continue
                 readings[g.key] = _read_gate(run, builtin, g)
             except UnreachableError:
                 raise

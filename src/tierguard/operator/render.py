@@ -208,6 +208,8 @@ def router_config(
         observability=ObservabilityConfig(
             latency_objectives=latency,
             log_prompts=spec.router.log_prompts,
+            overhead_header=spec.router.overhead_header,
+            tracing=spec.router.tracing,
             review_sample_size=spec.router.review_sample_size,
         ),
     )

@@ -16,10 +16,12 @@ import logging
 import time
 import uuid
 from collections.abc import Awaitable, Callable
+from time import perf_counter
 
 from aiohttp import web
 
 from tierguard.api.metrics import CLUSTER_NONE
+from tierguard.api.traces import EVAL_FEEDBACK
 from tierguard.router import decision_id, pipeline, relay
 from tierguard.router.chat import parse_chat_request, parse_json
 from tierguard.router.errors import (
@@ -37,6 +39,7 @@ from tierguard.router.errors import (
 )
 from tierguard.router.feedback import parse_feedback
 from tierguard.router.metrics import RouterMetrics
+from tierguard.router.overhead import OVERHEAD_HEADER, Overhead
 from tierguard.router.runtime import (
     RUNTIME,
     RouterSettings,
@@ -45,9 +48,15 @@ from tierguard.router.runtime import (
     lifecycle,
     reload_text,
 )
+from tierguard.router.spanattrs import (
+    classifier_digest,
+    conversation_id,
+    evaluation_attributes,
+)
 from tierguard.router.sse import ChunkRewriter
 from tierguard.router.state import RouterState
 from tierguard.router.toolcalls import wrap_choices
+from tierguard.router.tracing import RequestTrace
 from tierguard.router.upstream import JsonAnswer
 
 log = logging.getLogger("tierguard.router")
@@ -142,35 +151,92 @@ def _request_id(request: web.Request) -> str:
 
 
 async def chat_completions(request: web.Request) -> web.StreamResponse:
-    """``POST /v1/chat/completions``: plan → call → relay → account."""
+    """``POST /v1/chat/completions``: plan → call → relay → account, in a SERVER span
+    when tracing is on (:mod:`~tierguard.router.tracing`)."""
+    rt = request.app[RUNTIME]
+    if rt.tracing is None:
+        return await _chat(request, rt, None)
+    trace = rt.tracing.start_request(request.headers, request.path)
+    try:
+        response = await _chat(request, rt, trace)
+    except RouterError as err:
+        trace.finish(http_status(err), err.code)
+        raise
+    except web.HTTPException as exc:
+        trace.finish(exc.status, str(exc.status) if exc.status >= 400 else None)
+        raise
+    except BaseException as exc:
+        error = type(exc).__qualname__ if isinstance(exc, Exception) else "cancelled"
+        trace.finish(500, error)
+        raise
+    trace.finish(response.status)
+    return response
+
+
+async def _chat(
+    request: web.Request, rt: Runtime, trace: RequestTrace | None
+) -> web.StreamResponse:
+    """The request's path. The router's own time is measured per phase around the awaits
+    on upstreams and on the client's body (:mod:`~tierguard.router.overhead`)."""
+    t0 = perf_counter()
     started = asyncio.get_running_loop().time()
     wall_start = time.time()
-    rt = request.app[RUNTIME]
     state = _state(request)
     config = state.config
+    ovh = Overhead()
     _authorize(request, state)
+    # the body is usually in aiohttp's buffer already; a slow upload counts as parse
     req = parse_chat_request(await _read_body(request, config.server.max_body_bytes))
+    t1 = perf_counter()
+    request_id = _request_id(request)
+    if trace is not None:
+        trace.parsed(
+            model=req.model,
+            stream=req.stream,
+            messages=req.messages,
+            policy=config.policy,
+            revision=config.revision,
+            request_id=request_id,
+        )
     planned = pipeline.plan(
         state,
         req,
-        request_id=_request_id(request),
+        request_id=request_id,
         stickiness_header=request.headers.get(config.stickiness.header),
         metrics=rt.metrics,
         started=started,
         wall_start=wall_start,
         headers=request.headers,
     )
-    events = pipeline.ChainEvents(rt.metrics, config.policy, planned)
+    t2 = perf_counter()
+    ovh.parse = t1 - t0
+    ovh.classify = planned.classify_s
+    ovh.route = t2 - t1 - planned.classify_s
+    if trace is not None:
+        trace.planned(
+            tier=planned.tier,
+            arm=planned.arm,
+            tier_source=planned.classification.source,
+            conversation=conversation_id(
+                config.salt, planned.turn.session_key if planned.turn else None
+            ),
+            classifier=classifier_digest(state.classifier.model_sha256),
+        )
+    events = pipeline.ChainEvents(rt.metrics, config.policy, planned, trace)
     try:
-        result = await pipeline.call(state, planned, events)
+        result = await pipeline.call(state, planned, events, ovh)
     except (
         UpstreamFailedError,
         DeadlineExceededError,
         UpstreamRejectedError,
         RateLimitedError,
     ) as err:
+        t3 = perf_counter()
         pipeline.account_failure(rt, state, planned, events, err)
+        ovh.write = perf_counter() - t3
+        ovh.observe(rt.metrics.overhead_phases(config.policy))
         raise
+    t3 = perf_counter()
     did = pipeline.sign(state, planned, result.model)
     headers = {
         REQUEST_ID_HEADER: planned.request_id,
@@ -184,13 +250,35 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
         if wrap_id is not None:
             wrap_choices(result.answer.payload, "message", wrap_id)
         response, delivery = relay.json_response(result.answer, headers, did, req.model, started)
+        ovh.write = perf_counter() - t3
+        if config.observability.overhead_header:
+            response.headers[OVERHEAD_HEADER] = ovh.header_value()
     else:
-        collect = config.observability.log_prompts or pipeline.wants_shadow(state, planned)
+        collect = (
+            config.observability.log_prompts
+            or pipeline.wants_shadow(state, planned)
+            or (trace is not None and trace.capture_content)
+        )
         rewriter = ChunkRewriter(did, req.model, req.include_usage, collect, wrap_id=wrap_id)
+        ovh.write = perf_counter() - t3
+        if config.observability.overhead_header:
+            headers[OVERHEAD_HEADER] = ovh.header_value()
         response, delivery = await relay.stream_response(
             request, result.answer, headers, rewriter, started, planned.deadline
         )
+        ovh.write += delivery.rewrite_s
+    t4 = perf_counter()
+    if trace is not None:
+        trace.delivered(
+            response_id=did,
+            response_model=state.models[result.model].upstream_model,
+            usage=delivery.usage,
+            answer=delivery.answer,
+            failed=delivery.failed,
+        )
     pipeline.account(rt, state, planned, events, result, did, delivery)
+    ovh.write += perf_counter() - t4
+    ovh.observe(rt.metrics.overhead_phases(config.policy))
     return response
 
 
@@ -222,6 +310,12 @@ async def feedback(request: web.Request) -> web.Response:
         rating,
         decision.cluster or CLUSTER_NONE,
     ).inc()
+    if rt.tracing is not None:
+        rt.tracing.evaluation(
+            parent=rt.tracing.recall(decision.request_id),
+            attributes=evaluation_attributes(name=EVAL_FEEDBACK, label=rating, response_id=did),
+            headers=request.headers,
+        )
     rt.decision_log.write(
         {
             "ts": round(time.time(), 3),

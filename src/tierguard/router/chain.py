@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -44,6 +44,7 @@ from tierguard.router.upstream import (
     JsonAnswer,
     StreamAnswer,
     UpstreamCall,
+    UpstreamClient,
     UpstreamPool,
     classify_status,
 )
@@ -59,6 +60,15 @@ class ChainObserver(Protocol):
     def on_escalate(self, from_model: str, to_model: str, reason: str) -> None: ...
 
     def on_hedge(self, outcome: str) -> None: ...
+
+
+class AttemptRunner(Protocol):
+    """Runs one attempt instead of ``client.attempt`` (tracing wraps each attempt in a
+    span this way); ``index`` is the attempt's position in the chain."""
+
+    def __call__(
+        self, index: int, client: UpstreamClient, call: UpstreamCall, stream: bool
+    ) -> Awaitable[JsonAnswer | StreamAnswer]: ...
 
 
 @dataclass
@@ -100,6 +110,7 @@ async def run_chain(
     budget_s: float,
     deadline: float,
     observer: ChainObserver,
+    runner: AttemptRunner | None = None,
 ) -> ChainResult:
     """Serve one request from ``chain`` (see the module docstring). ``deadline`` is in
     ``loop.time()`` seconds."""
@@ -113,7 +124,12 @@ async def run_chain(
     def start(by_budget: bool) -> None:
         nonlocal next_idx
         name = chain[next_idx]
-        coro = pool.clients[name].attempt(call_for(name), stream=stream)
+        client = pool.clients[name]
+        coro = (
+            client.attempt(call_for(name), stream=stream)
+            if runner is None
+            else runner(next_idx, client, call_for(name), stream)
+        )
         pending[asyncio.ensure_future(coro)] = (next_idx, by_budget)
         attempts.append(Attempt(name, "pending"))
         next_idx += 1

@@ -24,7 +24,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from tierguard.api.enums import Arm, KeySource, Tiering
@@ -71,6 +71,8 @@ class TurnPlan:
     cache_hits: int = 0
     #: the lock named a model this config no longer has (counted as an unsafe switch)
     lock_lost: bool = False
+    #: the stickiness key (only ever exported hashed: gen_ai.conversation.id)
+    session_key: str = field(default="", repr=False)
 
 
 @dataclass(frozen=True)
@@ -183,6 +185,7 @@ def plan_turn(
             lock=lock,
             messages=upstream_messages,
             source=SOURCE_LOCKED,
+            session_key=sk.key,
         )
     tiered = _tier(p, messages, request_text)
     tier = tiered.tier
@@ -209,4 +212,5 @@ def plan_turn(
         classified=tiered.classified,
         cache_hits=tiered.cache_hits,
         lock_lost=lock_lost,
+        session_key=sk.key,
     )

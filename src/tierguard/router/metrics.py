@@ -52,6 +52,7 @@ class RouterMetrics:
         self.feedback: Counter = _build(m.FEEDBACK, r)
         self.feedback_rejected: Counter = _build(m.FEEDBACK_REJECTED, r)
         self.shadow_judgements: Counter = _build(m.SHADOW_JUDGEMENTS, r)
+        self.shadow_pairwise: Counter = _build(m.SHADOW_PAIRWISE, r)
         self.classifier_duration: Histogram = _build(
             m.CLASSIFIER_DURATION, r, tuple(m.CLASSIFIER_BUCKETS)
         )
@@ -64,6 +65,17 @@ class RouterMetrics:
         self.unsafe_switches: Counter = _build(m.UNSAFE_SWITCHES, r)
         self.classifier_cache: Counter = _build(m.CLASSIFIER_CACHE, r)
         self.classifier_info: Gauge = _build(m.CLASSIFIER_INFO, r)
+        self.overhead: Histogram = _build(m.ROUTER_OVERHEAD, r, tuple(m.OVERHEAD_BUCKETS))
+        self._overhead_children: dict[str, tuple[Any, ...]] = {}
+
+    def overhead_phases(self, policy: str) -> tuple[Any, ...]:
+        """The overhead histogram's children for ``policy``, in ``PHASES`` order (cached:
+        a label lookup per phase per request would cost more than the observation)."""
+        children = self._overhead_children.get(policy)
+        if children is None:
+            children = tuple(self.overhead.labels(policy, p) for p in m.PHASES)
+            self._overhead_children[policy] = children
+        return children
 
     def exposition(self) -> bytes:
         return generate_latest(self.registry)

@@ -4,7 +4,8 @@
   arm and model chain: :func:`tierguard.router.conversation.plan_turn`) or pins the model
   the client named: a :class:`Planned`.
 * :func:`call` runs the fallback chain upstream (:func:`tierguard.router.chain.run_chain`)
-  with a :class:`ChainEvents` observer that turns attempts into metrics.
+  with a :class:`ChainEvents` observer that turns attempts into metrics (the call step
+  lives in :mod:`~tierguard.router.calling`, re-exported here).
 * The view writes the answer to the client (:mod:`tierguard.router.relay`), which reports
   what the client actually got as a :class:`Delivery`.
 * :func:`account` (or :func:`account_failure`) records it once: the request metrics, the
@@ -21,23 +22,18 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
-import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 from tierguard.api import metrics as mdefs
-from tierguard.router import decision_id
-from tierguard.router.chain import ChainResult, run_chain
-from tierguard.router.chat import (
-    ChatRequest,
-    classifier_text,
-    render_system_prompt,
-    upstream_body,
-)
+from tierguard.router.calling import ChainEvents, call, call_builder, sign, tool_call_wrapper
+from tierguard.router.chain import ChainResult
+from tierguard.router.chat import ChatRequest, classifier_text
 from tierguard.router.conversation import TurnPlan, plan_turn
 from tierguard.router.decision_log import DecisionRecord, hash_user
 from tierguard.router.errors import ModelNotFoundError, RouterError, http_status
 from tierguard.router.metrics import RouterMetrics
+from tierguard.router.overhead import ClassifierTimer
 from tierguard.router.records import (
     CLIENT_DISCONNECTED,
     SOURCE_PINNED,
@@ -50,10 +46,8 @@ from tierguard.router.runtime import Runtime
 from tierguard.router.shadowing import MAX_SHADOWS_IN_FLIGHT, shadow, wants_shadow
 from tierguard.router.split import cluster_label, plan_pinned
 from tierguard.router.state import RouterState
-from tierguard.router.toolcalls import Lock, has_wrapped_ids, unwrap_messages
-from tierguard.router.toolcalls import wrap as wrap_tool_call_id
+from tierguard.router.toolcalls import has_wrapped_ids, unwrap_messages
 from tierguard.router.turnmetrics import observe_plan, observe_served
-from tierguard.router.upstream import UpstreamCall
 
 log = logging.getLogger("tierguard.router")
 
@@ -77,12 +71,13 @@ def plan(
     model name. ``headers`` are the request's (the session and stickiness headers)."""
     config = state.config
     turn: TurnPlan | None = None
+    classify_s = 0.0
     if req.model in state.routed_names:
         if headers is None:
             headers = {config.stickiness.header: stickiness_header} if stickiness_header else {}
-        t0 = time.perf_counter()
+        timer = ClassifierTimer(state.classifier.classify_batch)
         turn = plan_turn(
-            state.planner,
+            state.planner(timer),
             messages=req.messages,
             body=req.body,
             user=req.user,
@@ -92,8 +87,9 @@ def plan(
                 req.messages, config.classifier.input, config.classifier.max_input_chars
             ),
         )
+        classify_s = timer.seconds
         if turn.classified:
-            metrics.classifier_duration.labels(config.policy).observe(time.perf_counter() - t0)
+            metrics.classifier_duration.labels(config.policy).observe(classify_s)
         observe_plan(metrics, config.policy, turn)
         route_plan = turn.route
         c = Classification(route_plan.tier, turn.probabilities, turn.source)
@@ -124,97 +120,7 @@ def plan(
         started=started,
         deadline=started + state.deadline_s,
         turn=turn,
-    )
-
-
-# --------------------------------------------------------------------------- call
-
-
-class ChainEvents:
-    """Chain events → metrics, plus what the decision log says about the attempts."""
-
-    __slots__ = ("arm", "errors", "escalations", "m", "policy", "tier")
-
-    def __init__(self, m: RouterMetrics, policy: str, planned: Planned) -> None:
-        self.m, self.policy, self.tier, self.arm = m, policy, planned.tier, planned.arm
-        self.escalations: list[str] = []
-        self.errors: list[str] = []
-
-    def on_error(self, model: str, reason: str) -> None:
-        self.errors.append(f"{model}:{reason}")
-        self.m.upstream_errors.labels(self.policy, model, reason).inc()
-
-    def on_escalate(self, from_model: str, to_model: str, reason: str) -> None:
-        self.escalations.append(f"{from_model}->{to_model}:{reason}")
-        self.m.escalations.labels(
-            self.policy, self.tier, self.arm, from_model, to_model, reason
-        ).inc()
-
-    def on_hedge(self, outcome: str) -> None:
-        self.m.hedges.labels(self.policy, self.tier, self.arm, outcome).inc()
-
-
-def call_builder(state: RouterState, planned: Planned) -> Callable[[str], UpstreamCall]:
-    """``model name → what to send it`` for this request: the model's upstream id and
-    system prompt applied; for a streaming call to a model with ``streamUsage``, the
-    usage request added (and the body without it kept, should the model refuse it)."""
-    req = planned.req
-
-    def call_for(name: str) -> UpstreamCall:
-        model = state.models[name]
-        system = (
-            render_system_prompt(model.system_prompt, name, planned.tier)
-            if model.system_prompt
-            else None
-        )
-        add = req.stream and model.stream_usage and not req.include_usage
-        body = upstream_body(req, model.upstream_model, system, add_usage=add)
-        plain = upstream_body(req, model.upstream_model, system, add_usage=False)
-        return UpstreamCall(body, plain if add else None)
-
-    return call_for
-
-
-async def call(state: RouterState, planned: Planned, events: ChainEvents) -> ChainResult:
-    """Serve the request from its chain. Raises the chain's :class:`RouterError` when no
-    model gave an answer."""
-    return await run_chain(
-        planned.route.chain,
-        state.pool,
-        call_builder(state, planned),
-        stream=planned.req.stream,
-        budget_s=planned.route.latency_budget_s,
-        deadline=planned.deadline,
-        observer=events,
-    )
-
-
-def tool_call_wrapper(
-    state: RouterState, planned: Planned, model: str
-) -> Callable[[str], str] | None:
-    """How the tool-call ids of this answer are rewritten for the client: routed answers
-    carry their route in them (:mod:`~tierguard.router.toolcalls`) so the tool results
-    come back to the same model on any replica; a pinned request already names its model."""
-    if planned.turn is None:
-        return None
-    lock = Lock(model, planned.tier, planned.arm)
-    key = state.signing_key
-    return lambda upstream_id: wrap_tool_call_id(upstream_id, lock, key)
-
-
-def sign(state: RouterState, planned: Planned, model: str) -> str:
-    """The signed decision id the client sees as the response ``id``."""
-    return decision_id.sign(
-        decision_id.Decision(
-            state.config.policy,
-            planned.tier,
-            planned.arm,
-            model,
-            int(planned.wall_start),
-            planned.request_id,
-            cluster_label(planned.route.bucket),
-        ),
-        state.signing_key,
+        classify_s=classify_s,
     )
 
 
@@ -379,7 +285,18 @@ def account(
         and wants_shadow(state, planned)
     ):
         body = call_builder(state, planned)(baseline).body
-        rt.spawn(shadow(rt, state, planned, result.model, delivery.answer, body))
+        rt.spawn(
+            shadow(
+                rt,
+                state,
+                planned,
+                result.model,
+                delivery.answer,
+                body,
+                trace=events.trace,
+                response_id=did,
+            )
+        )
     return record
 
 

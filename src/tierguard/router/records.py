@@ -47,6 +47,8 @@ class Planned:
     deadline: float  # loop.time() by which the request must be answered
     #: how a routed request was planned as a turn of its conversation (None: pinned)
     turn: TurnPlan | None = None
+    #: seconds the classifier model spent on this request (0: not classified)
+    classify_s: float = 0.0
 
     @property
     def arm(self) -> str:
@@ -111,3 +113,5 @@ class Delivery:
     usage: dict[str, Any] | None
     answer: str | None
     failed: str | None = None
+    #: seconds the router spent rewriting the stream's events (its own time, per chunk)
+    rewrite_s: float = 0.0

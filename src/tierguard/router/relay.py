@@ -9,6 +9,7 @@ import asyncio
 import contextlib
 import json
 import logging
+from time import perf_counter
 
 import aiohttp
 from aiohttp import web
@@ -64,10 +65,14 @@ async def stream_response(
     await resp.prepare(request)
     failed: str | None = None
     ttft = loop.time() - started
+    rewrite_s = 0.0
 
     async def emit(data: bytes) -> bool:
         """Write one event; False at the end of the stream."""
+        nonlocal rewrite_s
+        t0 = perf_counter()
         out = rewriter.rewrite(data)
+        rewrite_s += perf_counter() - t0
         if out is not None:
             await resp.write(out)
         return not rewriter.done
@@ -108,7 +113,9 @@ async def stream_response(
     finally:
         answer.close()
     text = rewriter.text if rewriter.collect else None
-    return resp, Delivery(ttft_s=ttft, usage=rewriter.usage, answer=text, failed=failed)
+    return resp, Delivery(
+        ttft_s=ttft, usage=rewriter.usage, answer=text, failed=failed, rewrite_s=rewrite_s
+    )
 
 
 TRUNCATED = "truncated"

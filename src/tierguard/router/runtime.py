@@ -25,6 +25,7 @@ from tierguard.router.decision_log import DecisionLog
 from tierguard.router.metrics import RouterMetrics
 from tierguard.router.review import ReviewSample
 from tierguard.router.state import RouterState, build_state
+from tierguard.router.tracing import Tracing, build_tracing
 from tierguard.router.upstream import UpstreamClient, close_clients
 
 log = logging.getLogger("tierguard.router")
@@ -37,6 +38,9 @@ class RouterSettings:
     config: RouterConfig | None = None
     source: ConfigSource | None = None
     review_flush_interval_s: float = 60.0
+    #: an OpenTelemetry TracerProvider to trace with instead of the configured exporter
+    #: (tests: an in-memory exporter); tracing is on whenever one is given
+    tracer_provider: Any = None
 
 
 @dataclass
@@ -50,6 +54,8 @@ class Runtime:
     review: ReviewSample = field(default_factory=lambda: ReviewSample(0))
     background: set[asyncio.Task[Any]] = field(default_factory=set)
     shadows_in_flight: int = 0
+    #: OpenTelemetry tracing (None: off), set up once at start
+    tracing: Tracing | None = None
     reload_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
     def spawn(self, coro: Awaitable[Any]) -> None:
@@ -102,6 +108,8 @@ def _sync_observability(rt: Runtime, new: RouterConfig, old: RouterConfig | None
             )
         if (new.server.host, new.server.port) != (old.server.host, old.server.port):
             log.warning("server.host/port changed; takes effect on restart")
+        if obs.tracing != old.observability.tracing:
+            log.warning("observability.tracing changed; takes effect on restart")
 
 
 async def reload_text(rt: Runtime, text: str) -> bool:
@@ -135,6 +143,7 @@ async def lifecycle(app: web.Application) -> AsyncIterator[None]:
     if config is None:
         raise ValueError("RouterSettings needs a config or a source")
     rt.metrics = RouterMetrics(parse_duration(d) for d in config.observability.latency_objectives)
+    rt.tracing = build_tracing(config.observability.tracing, settings.tracer_provider)
     await apply_config(rt, config)
     rt.metrics.config_reloads.labels(config.policy, mdefs.RELOAD_OK).inc()
     if settings.source is not None:
@@ -153,6 +162,8 @@ async def lifecycle(app: web.Application) -> AsyncIterator[None]:
     rt.decision_log.close()
     if rt.state is not None:
         await rt.state.pool.close()
+    if rt.tracing is not None:
+        await asyncio.to_thread(rt.tracing.shutdown)  # flushes the exporter's last spans
 
 
 def write_review(rt: Runtime) -> None:

@@ -10,8 +10,11 @@ Judges:
   measures style. It catches a candidate that answers something else entirely (wrong
   language, empty or truncated answers, a broken prompt); gate quality on an LLM judge
   or on ThumbsDown.
-* :class:`LLMJudge` (``type: LLM``): asks one of the policy's models whether the two
-  answers agree in substance; it must reply AGREE or DISAGREE.
+* :class:`LLMJudge` (``type: LLM``, ``mode: Agreement``, the default): asks one of the
+  policy's models whether the two answers agree in substance; it must reply AGREE or
+  DISAGREE.
+* :class:`~tierguard.router.pairwise.PairwiseJudge` (``type: LLM``, ``mode: Pairwise``):
+  which answer is better, asked in both orders (:mod:`tierguard.router.pairwise`).
 
 A failed shadow call or judge gives verdict ``error``, which the operator does not count
 as quality (only agree/disagree are).
@@ -21,7 +24,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Awaitable, Callable
-from typing import Any, Protocol
+from typing import Any, ClassVar, Protocol
 
 from tierguard.api.metrics import VERDICT_AGREE, VERDICT_DISAGREE, VERDICT_ERROR
 from tierguard.router.split import BUCKETS, bucket
@@ -43,12 +46,18 @@ def should_shadow(request_id: str, sample_rate: float) -> bool:
 
 
 class Judge(Protocol):
+    #: verdicts are worse/better/tie/inconsistent/error (shadow_pairwise_total), not
+    #: agree/disagree/error (shadow_judgements_total)
+    pairwise: ClassVar[bool]
+
     async def judge(self, question: str, candidate: str, baseline: str) -> str:
-        """``agree``, ``disagree`` or ``error``."""
+        """The verdict: a label value of the judge's metric."""
         ...
 
 
 class SimilarityJudge:
+    pairwise: ClassVar[bool] = False
+
     def __init__(self, threshold: float) -> None:
         self.threshold = threshold
 
@@ -79,6 +88,8 @@ def parse_llm_verdict(text: str) -> str:
 
 class LLMJudge:
     """``complete`` sends a chat body to the judge model and returns its JSON answer."""
+
+    pairwise: ClassVar[bool] = False
 
     def __init__(self, complete: Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]) -> None:
         self._complete = complete

@@ -9,6 +9,7 @@ import asyncio
 import logging
 import os
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,7 @@ from tierguard.api.classifierdigest import classifier_digest, model_sha256
 from tierguard.api.durations import parse_duration
 from tierguard.api.routerconfig import Route, RouterConfig, UpstreamModel
 from tierguard.classifier.runtime import (
+    Classification,
     Classifier,
     ClassifierLoadError,
     default_model_path,
@@ -24,9 +26,10 @@ from tierguard.classifier.runtime import (
 )
 from tierguard.router.conversation import Planner
 from tierguard.router.ladder import Ladder, build_ladder
+from tierguard.router.pairwise import PairwiseJudge
 from tierguard.router.shadow import Judge, LLMJudge, SimilarityJudge
 from tierguard.router.tiering import TierCache
-from tierguard.router.upstream import UpstreamClient, UpstreamPool, read_secret
+from tierguard.router.upstream import JUDGE_HEADERS, UpstreamClient, UpstreamPool, read_secret
 
 log = logging.getLogger(__name__)
 
@@ -54,15 +57,18 @@ class RouterState:
     tier_cache: TierCache = field(default_factory=lambda: TierCache(0))
     ladder: Ladder = field(default_factory=lambda: build_ladder(["-"], [], {}))
 
-    @property
-    def planner(self) -> Planner:
+    def planner(
+        self, classify: Callable[[list[str]], list[Classification]] | None = None
+    ) -> Planner:
+        """What planning needs from this generation; ``classify`` replaces the classifier's
+        own batch call (the router wraps it to time it)."""
         return Planner(
             config=self.config,
             routes=self.routes,
             budgets=self.budgets,
             ladder=self.ladder,
             cache=self.tier_cache,
-            classify=self.classifier.classify_batch,
+            classify=classify or self.classifier.classify_batch,
             signing_key=self.signing_key,
             no_text_tier=self.config.classifier.no_text_tier,
         )
@@ -151,9 +157,11 @@ async def build_state(
         upstream_id = judge_client.model.upstream_model
 
         async def complete(body: dict[str, Any]) -> dict[str, Any]:
-            return (await judge_client.complete({**body, "model": upstream_id})).payload
+            # JUDGE_HEADERS: the traceparent of the judge's span (tierguard.router.tracing)
+            body = {**body, "model": upstream_id}
+            return (await judge_client.complete(body, JUDGE_HEADERS.get())).payload
 
-        judge = LLMJudge(complete)
+        judge = PairwiseJudge(complete) if judge_spec.mode == "Pairwise" else LLMJudge(complete)
     else:
         judge = SimilarityJudge(judge_spec.threshold)
     cache_size = config.classifier.cache_size

@@ -28,6 +28,7 @@ import json
 import logging
 import os
 from collections.abc import AsyncIterator, Callable, Mapping
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -45,6 +46,12 @@ _MAX_ERROR_BODY = 2000
 RETRY_HEADERS = ("Retry-After", "retry-after-ms")
 #: statuses with which an upstream refuses a body's parameters
 _REFUSED_PARAMS = (400, 422)
+
+
+#: extra headers for the judge's upstream calls in the current task (the ``traceparent``
+#: of the judge's span, set by :mod:`tierguard.router.shadowing`; a judge only knows
+#: how to send a chat body, so its calls pick them up here)
+JUDGE_HEADERS: ContextVar[dict[str, str] | None] = ContextVar("judge_headers", default=None)
 
 
 class SecretError(RuntimeError):
@@ -165,6 +172,8 @@ class UpstreamCall:
 
     body: dict[str, Any]
     plain: dict[str, Any] | None = None
+    #: extra request headers (the W3C ``traceparent`` of the attempt's span)
+    headers: dict[str, str] | None = None
 
 
 @dataclass
@@ -179,10 +188,12 @@ class UpstreamClient:
     max_response_bytes: int = 33_554_432
     refuses_additions: bool = False  # refused the router's own optional parameters once
 
-    async def complete(self, body: dict[str, Any]) -> JsonAnswer:
+    async def complete(
+        self, body: dict[str, Any], headers: dict[str, str] | None = None
+    ) -> JsonAnswer:
         try:
             async with asyncio.timeout(self.timeout_s):
-                async with self.session.post(self.url, json=body) as resp:
+                async with self.session.post(self.url, json=body, headers=headers) as resp:
                     if resp.status != 200:
                         raw = await _read_limited(resp, _MAX_ERROR_BODY, truncate=True)
                         raise _status_error(resp.status, raw, resp.headers)
@@ -207,13 +218,15 @@ class UpstreamClient:
         this model until the next config reload. (If it is refused too, the client's own
         request is at fault and that refusal is the attempt's result.)"""
         body = call.plain if call.plain is not None and self.refuses_additions else call.body
+        h = call.headers
         try:
-            return await (self.open_stream(body) if stream else self.complete(body))
+            return await (self.open_stream(body, h) if stream else self.complete(body, h))
         except AttemptError as exc:
             if call.plain is None or body is call.plain or exc.status not in _REFUSED_PARAMS:
                 raise
             refusal = exc
-        answer = await (self.open_stream(call.plain) if stream else self.complete(call.plain))
+        plain = call.plain
+        answer = await (self.open_stream(plain, h) if stream else self.complete(plain, h))
         self.refuses_additions = True
         log.warning(
             "model %s refused the router's own stream_options (%s); sending only what the "
@@ -223,13 +236,16 @@ class UpstreamClient:
         )
         return answer
 
-    async def open_stream(self, body: dict[str, Any]) -> StreamAnswer:
+    async def open_stream(
+        self, body: dict[str, Any], headers: dict[str, str] | None = None
+    ) -> StreamAnswer:
         resp: aiohttp.ClientResponse | None = None
         try:
             async with asyncio.timeout(self.timeout_s):
                 resp = await self.session.post(
                     self.url,
                     json=body,
+                    headers=headers,
                     timeout=aiohttp.ClientTimeout(
                         total=None, sock_connect=10, sock_read=self.timeout_s
                     ),
