@@ -7,6 +7,9 @@ Per interval the increase of each verdict counter (per router instance and user 
 resets handled per series as for every gate) is one block: ``worse`` and ``better`` as
 they are, ``tie`` plus ``inconsistent`` as ties (a verdict that changed with the order of
 the answers says nothing about either model), ``error`` not at all (missing data).
+Pairs of one user are not independent draws either: the verdict counters carry the user
+``cluster`` label, and the paired evidence is tempered by their design effect
+(:func:`paired_design_effect`) exactly as the two-arm gates' is.
 
 Judge health: the order-inconsistency rate ``inconsistent / judged`` and the error rate
 ``error / (judged + error)``. Beyond the judge spec's ``maxOrderInconsistency`` or
@@ -18,7 +21,7 @@ whose inconsistencies only dilute it towards a tie).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -27,6 +30,7 @@ from tierguard.api import metrics as m
 from tierguard.api.enums import Verdict
 from tierguard.operator import paired
 from tierguard.operator import statistics as st
+from tierguard.operator.design_effect import MAX_DESIGN_EFFECT, MIN_DF, cluster_of
 from tierguard.operator.gatetypes import (
     GateOutcome,
     GateSpec,
@@ -34,7 +38,7 @@ from tierguard.operator.gatetypes import (
     family_alpha,
     watch_alpha,
 )
-from tierguard.operator.statistics import series_delta
+from tierguard.operator.statistics import counter_delta, series_delta
 
 #: Verdict counters a pairwise gate reads, in this order.
 VERDICTS = m.PAIRWISE_VERDICTS
@@ -53,6 +57,9 @@ class PairedGateState:
     counts: dict[str, float] = field(default_factory=lambda: dict.fromkeys(VERDICTS, 0.0))
     last: dict[str, dict[str, float]] | None = None  # verdict -> series -> cumulative
     blocks: int = 0
+    #: per user cluster: cumulative [worse, better, judged], and their design effect
+    clusters: dict[str, list[float]] = field(default_factory=dict)
+    design_effect: float = 1.0
 
     @property
     def judged(self) -> float:
@@ -65,6 +72,8 @@ class PairedGateState:
             "counts": dict(self.counts),
             "last": None if self.last is None else {k: dict(v) for k, v in self.last.items()},
             "blocks": self.blocks,
+            "clusters": {k: list(v) for k, v in self.clusters.items()},
+            "designEffect": self.design_effect,
         }
 
     @classmethod
@@ -77,6 +86,8 @@ class PairedGateState:
             if last is None
             else {k: {s: float(x) for s, x in v.items()} for k, v in last.items()},
             blocks=int(data.get("blocks", 0)),
+            clusters={k: [float(x) for x in v] for k, v in data.get("clusters", {}).items()},
+            design_effect=float(data.get("designEffect", 1.0)),
         )
 
 
@@ -112,12 +123,59 @@ def update_paired_gate(
         return new
     d = {v: series_delta(prev.get(v), cur[v]) for v in VERDICTS}
     ties = d[m.VERDICT_TIE] + d[m.VERDICT_INCONSISTENT]
-    new.paired = paired.paired_update(state.paired, d[m.VERDICT_WORSE], d[m.VERDICT_BETTER], ties)
+    new.clusters = _add_clusters(state.clusters, prev, cur)
+    new.design_effect = paired_design_effect(new.clusters)
+    new.paired = paired.paired_update(
+        state.paired, d[m.VERDICT_WORSE], d[m.VERDICT_BETTER], ties, new.design_effect
+    )
     for v in VERDICTS:
         new.counts[v] += d[v]
     if sum(d.values()) > 0:
         new.blocks += 1
     return new
+
+
+def _add_clusters(
+    clusters: Mapping[str, list[float]],
+    prev: Mapping[str, Mapping[str, float]],
+    cur: Mapping[str, Mapping[str, float]],
+) -> dict[str, list[float]]:
+    """Cumulative per-cluster [worse, better, judged] with this interval's increases
+    (per series, resets handled; unclustered series are left out: they mix users)."""
+    out = {k: list(v) for k, v in clusters.items()}
+    judged = (m.VERDICT_WORSE, m.VERDICT_BETTER, m.VERDICT_TIE, m.VERDICT_INCONSISTENT)
+    for v in judged:
+        for key, value in cur.get(v, {}).items():
+            cluster = cluster_of(key)
+            if cluster in ("", m.CLUSTER_NONE):
+                continue
+            inc = counter_delta(prev.get(v, {}).get(key), value)
+            if inc <= 0:
+                continue
+            row = out.setdefault(cluster, [0.0, 0.0, 0.0])
+            if v == m.VERDICT_WORSE:
+                row[0] += inc
+            elif v == m.VERDICT_BETTER:
+                row[1] += inc
+            row[2] += inc
+    return out
+
+
+def paired_design_effect(clusters: Mapping[str, Sequence[float]]) -> float:
+    """Pearson dispersion of the per-cluster sums of X (+1 worse, -1 better, 0 tie)
+    around the pooled mean, as design_effect.design_effect does for bad rates: ~1 when
+    pairs are independent, ``1 + (m - 1) rho`` with ``m`` pairs per user and intra-user
+    correlation ``rho``. 1 below MIN_DF degrees of freedom; clipped to [1, MAX]."""
+    rows = [(w, b, n) for w, b, n in clusters.values() if n > 0]
+    total = sum(n for _, _, n in rows)
+    if len(rows) - 1 < MIN_DF or total <= 0:
+        return 1.0
+    mean = sum(w - b for w, b, _ in rows) / total
+    var = sum(w + b for w, b, _ in rows) / total - mean * mean
+    if var <= 0:
+        return 1.0
+    x2 = sum((w - b - n * mean) ** 2 / (n * var) for w, b, n in rows)
+    return float(min(max(x2 / (len(rows) - 1), 1.0), MAX_DESIGN_EFFECT))
 
 
 @dataclass(frozen=True)
@@ -334,6 +392,7 @@ def paired_outcome(
         threshold=res.threshold,
         step_control=step,
         step_canary=step,
+        design_effect=stats.design_effect,
         provider_error=verdict == Verdict.NO_DATA and error is not None,
         judge=r.health,
     )

@@ -224,3 +224,37 @@ def test_observe_reads_the_pairwise_counters_per_series() -> None:
     reading = obs.gates[gate.key]
     assert reading.verdicts == {"worse": {"r1#0": 3.0}, "tie": {"r1#1": 5.0}}
     assert reading.requests_flowing and not reading.empty
+
+
+def _clustered(rows: dict[str, tuple[float, float, float]]) -> dict[str, dict[str, float]]:
+    """Per-cluster cumulative (worse, better, tie) as verdict readings of one router."""
+    out: dict[str, dict[str, float]] = {v: {} for v in VERDICTS}
+    for cluster, (w, b, t) in rows.items():
+        out["worse"][f"r1#{cluster}"] = w
+        out["better"][f"r1#{cluster}"] = b
+        out["tie"][f"r1#{cluster}"] = t
+    return out
+
+
+def test_design_effect_is_one_for_independent_pairs_and_tempers_clustered_ones() -> None:
+    rng = random.Random(5)
+    iid: dict[str, tuple[float, float, float]] = {}
+    for k in range(16):
+        draws = [rng.random() for _ in range(300)]
+        iid[str(k)] = (
+            sum(x < 0.1 for x in draws),
+            sum(0.1 <= x < 0.2 for x in draws),
+            sum(x >= 0.2 for x in draws),
+        )
+    zero = _clustered({k: (0, 0, 0) for k in iid})
+    s = pg.update_paired_gate(pg.new_paired_gate(0.05, 0.025), zero)
+    s = pg.update_paired_gate(s, _clustered(iid))
+    assert 1.0 <= s.design_effect < 2.0, s.design_effect
+    # the same totals, but whole clusters of users always worse or always better
+    lumpy = {str(k): (60.0, 0.0, 240.0) if k % 2 else (0.0, 60.0, 240.0) for k in range(16)}
+    c = pg.update_paired_gate(
+        pg.update_paired_gate(pg.new_paired_gate(0.05, 0.025), zero), _clustered(lumpy)
+    )
+    assert c.design_effect > 10
+    assert c.paired.max_log_e_pass[-1] < s.paired.max_log_e_pass[-1]
+    assert pg.PairedGateState.from_json(c.to_json()) == c
