@@ -151,6 +151,14 @@ class RoutingPolicyStatus(ApiModel):
         default="",
         description="Hash of what is being rolled out (candidates, classifier, prompts).",
     )
+    classifier_digest: str = Field(
+        default="",
+        description=(
+            "Content digest of the ConfigMap classifier the routers run (model bytes and "
+            "tier-deciding settings); the routers mount its immutable copy "
+            "<policy>-classifier-<digest[:10]>. Empty for the bundled model."
+        ),
+    )
     rolled_back_revision: str = Field(
         default="",
         description="Revision that was rolled back; it is retried only by a retry action.",

@@ -279,6 +279,21 @@ def update_gates(
     return {**gate_state, "gates": new}
 
 
+def skip_look(gate_state: Mapping[str, Any]) -> dict[str, Any]:
+    """Let this look count for nothing: every gate forgets its last readings, so the next
+    look only sets a new baseline and what happened in between is never added (used
+    while a router runs another classifier than the one rolled out)."""
+    gates = {}
+    for key, entry in gate_state.get("gates", {}).items():
+        stats = dict(entry["stats"])
+        stats["last"] = None
+        new = {**entry, "stats": stats}
+        if "watch" in entry:
+            new["watch"] = {**entry["watch"], "stats": {**entry["watch"]["stats"], "last": None}}
+        gates[key] = new
+    return {**gate_state, "gates": gates}
+
+
 def rebase_step(gate_state: Mapping[str, Any]) -> dict[str, Any]:
     """Start counting a new step's samples from the gates' current totals."""
     gates = {}

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 from tierguard.api.enums import Signal, Verdict
 from tierguard.api.policy import CustomQuery
 from tierguard.operator import statistics as st
+from tierguard.operator.classifiercontent import RouterReports
 
 if TYPE_CHECKING:
     from tierguard.operator.pairedgate import JudgeHealth
@@ -84,6 +85,8 @@ class Observations:
     at: datetime
     gates: Mapping[str, GateReading] = field(default_factory=dict)
     error: str | None = None
+    #: which classifier each router reports (None: not read, no check)
+    routers: RouterReports | None = None
 
 
 # --------------------------------------------------------------------------- outcomes
