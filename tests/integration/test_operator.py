@@ -779,6 +779,8 @@ def _pairwise_manifest(big: str, small: str, prom_url: str) -> dict[str, Any]:
         "sampleRate": 1.0,
         "judge": {"type": "LLM", "model": "judge", "mode": "Pairwise"},
     }
+    # these tests judge the weighted stages; pre-flight has its own (test_preflight.py)
+    spec["rollout"]["preflight"] = {"enabled": False}
     spec["analysis"]["slos"] = [
         {"tier": t, "signal": "ShadowDisagreement", "allowedDrop": 0.1}
         for t in ("simple", "complex")

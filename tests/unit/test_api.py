@@ -205,6 +205,10 @@ CEL_TWINS: dict[str, tuple[str, list[str]]] = {
             "objective Absolute needs threshold",
         ],
     ),
+    "PreFlightSpec._unique": (
+        "spec.rollout.preflight",
+        ["at most one sample rate per tier"],
+    ),
     "JudgeSpec._mode_needs": (
         "spec.router.shadow.judge",
         ["mode Pairwise needs type LLM and a judge model"],

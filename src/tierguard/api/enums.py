@@ -39,6 +39,9 @@ class Arm(StrEnum):
     HOLDBACK = "holdback"  # after promotion: the permanent control share on the baseline
     STABLE = "stable"  # tier with no rollout in progress (no candidate): just the baseline
     PINNED = "pinned"  # the client named a model explicitly
+    #: pre-flight: the candidate also answered a request the baseline served (never
+    #: shown to the user); only on the pairwise verdict counters
+    MIRROR = "mirror"
 
 
 class Signal(StrEnum):
@@ -154,3 +157,20 @@ class Reason(StrEnum):
     #: a router replica does not report the target classifier digest: the stage holds
     ROUTERS_NOT_ON_TARGET = "RoutersNotOnTarget"
     STEPS_CHANGED = "StepsChanged"  # rollout.steps edited mid-rollout; placed on the new steps
+    #: pre-flight (0 % exposure, mirrored requests judged pairwise) started
+    PREFLIGHT_STARTED = "PreFlightStarted"
+    PREFLIGHT_PASSED = "PreFlightPassed"  # pre-flight passed: the first weighted step
+    PREFLIGHT_FAILED = "PreFlightFailed"  # pre-flight failed: rolled back, 0 users exposed
+    #: pre-flight reached maxSpendUSD or maxDuration without a verdict: paused at 0 %
+    PREFLIGHT_CAP_REACHED = "PreFlightCapReached"
+    PREFLIGHT_SKIPPED = "PreFlightSkipped"  # pre-flight off or not possible (status says why)
+
+
+class PreFlightState(StrEnum):
+    """Where a revision's pre-flight stage is (``status.preflight.state``)."""
+
+    RUNNING = "Running"  # mirrored requests are judged; the candidate serves nobody
+    PASSED = "Passed"  # every tier passed; the weighted steps follow
+    FAILED = "Failed"  # a tier failed: rolled back with 0 users exposed
+    HELD = "Held"  # a cap was reached without a verdict: paused, never promoted
+    SKIPPED = "Skipped"  # off, or no pairwise judge / SLO to run it with

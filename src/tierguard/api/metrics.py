@@ -106,6 +106,9 @@ ESCALATION_CONTEXT: Final = "context_window"
 KIND_PROMPT: Final = "prompt"
 KIND_COMPLETION: Final = "completion"
 KIND_CACHED: Final = "cached"
+#: preflight_spend_usd_total{kind}: the mirrored candidate call or the judge's calls
+KIND_MIRROR: Final = "mirror"
+KIND_JUDGE: Final = "judge"
 
 #: stateful_turns_total{outcome}: a turn without new user text (tool results, assistant
 #: last) served by the model that issued its tool call (locked), by a same-or-higher tier
@@ -286,6 +289,22 @@ SHADOW_PAIRWISE: Final = MetricDef(
     "out or replied unreadably: missing data). cluster: the user cluster.",
     (*ROUTE_LABELS, VERDICT, CLUSTER),
 )
+PREFLIGHT_SPEND: Final = MetricDef(
+    f"{NAMESPACE}_preflight_spend_usd_total",
+    "counter",
+    "Cost in US dollars of pre-flight, from the policy's prices. kind: mirror (the "
+    "candidate's answer to a mirrored request, never shown to the user) or judge (the "
+    "pairwise judge's two calls). The operator holds pre-flight at rollout.preflight."
+    'maxSpendUSD. Pre-flight verdicts are shadow_pairwise_total{arm="mirror"}.',
+    (POLICY, TIER, KIND),
+)
+PREFLIGHT_SHED: Final = MetricDef(
+    f"{NAMESPACE}_preflight_shed_total",
+    "counter",
+    "Sampled pre-flight mirrors not started because the bounded mirror queue was full "
+    "(the primary path is never slowed by mirrored work).",
+    (POLICY, TIER),
+)
 CLASSIFIER_DURATION: Final = MetricDef(
     f"{NAMESPACE}_classifier_duration_seconds",
     "histogram",
@@ -380,6 +399,8 @@ ROUTER_METRICS: Final = (
     FEEDBACK_REJECTED,
     SHADOW_JUDGEMENTS,
     SHADOW_PAIRWISE,
+    PREFLIGHT_SPEND,
+    PREFLIGHT_SHED,
     CLASSIFIER_DURATION,
     CANARY_WEIGHT,
     CONFIG_RELOADS,

@@ -12,10 +12,9 @@ the same input when it reaches them by another path (a file, an older API server
 from __future__ import annotations
 
 import itertools
-from typing import Annotated, Any
+from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, JsonValue, model_validator
-from pydantic.alias_generators import to_camel
+from pydantic import ConfigDict, Field, JsonValue, model_validator
 
 from tierguard.api.durations import AtLeast, Duration, parse_duration
 from tierguard.api.enums import (
@@ -25,11 +24,11 @@ from tierguard.api.enums import (
     StickinessKey,
     Tiering,
 )
+from tierguard.api.policy_base import NAME_PATTERN, ApiModel, Fraction, Name, cel
+from tierguard.api.preflight import PreFlightSpec
 
-#: RFC 1123 label: model and tier names appear in Prometheus labels, object names and URLs.
-NAME_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
-Name = Annotated[str, Field(pattern=NAME_PATTERN, min_length=1, max_length=63)]
-Fraction = Annotated[float, Field(ge=0.0, le=1.0)]
+__all__ = ["NAME_PATTERN", "ApiModel", "Fraction", "Name", "PreFlightSpec"]
+
 
 MAX_TIERS = 8
 MAX_MODELS = 32
@@ -53,26 +52,7 @@ MIN_REQUEST_DEADLINE = "1s"
 MIN_FEEDBACK_TTL = "1m"
 
 
-def _cel(rule: str, message: str, field_path: str | None = None) -> JsonValue:
-    out: dict[str, JsonValue] = {"rule": rule, "message": message}
-    if field_path:
-        out["fieldPath"] = field_path
-    return out
-
-
-class ApiModel(BaseModel):
-    """Base for every API object: camelCase aliases, unknown fields refused."""
-
-    model_config = ConfigDict(
-        alias_generator=to_camel,
-        populate_by_name=True,
-        extra="forbid",
-        use_enum_values=False,
-    )
-
-    def to_k8s(self) -> dict[str, Any]:
-        """The object as it appears in Kubernetes (aliases, no nulls)."""
-        return self.model_dump(mode="json", by_alias=True, exclude_none=True)
+_cel = cel
 
 
 # --------------------------------------------------------------------------- classifier
@@ -477,6 +457,13 @@ class RolloutSpec(ApiModel):
     no_data: NoDataSpec = Field(
         default_factory=NoDataSpec,
         description="Behaviour without usable metrics.",
+    )
+    preflight: PreFlightSpec = Field(
+        default_factory=PreFlightSpec,
+        description=(
+            "Pre-flight: judge the candidate on mirrored requests at 0 % exposure before "
+            "the first weighted step (docs/concepts.md, Pre-flight)."
+        ),
     )
 
     @model_validator(mode="after")
@@ -912,6 +899,22 @@ _SPEC_RULES: list[JsonValue] = [
         "with a candidate (a model would judge its own answers)",
         ".router.shadow.judge.model",
     ),
+    _cel(
+        "!has(self.rollout) || !has(self.rollout.preflight) || "
+        "!has(self.rollout.preflight.enabled) || !self.rollout.preflight.enabled || "
+        "(has(self.router) && has(self.router.shadow) && has(self.router.shadow.judge) && "
+        "has(self.router.shadow.judge.mode) && self.router.shadow.judge.mode == 'Pairwise')",
+        "rollout.preflight.enabled needs router.shadow.judge.mode Pairwise (an LLM judge "
+        "that compares the two answers); set enabled: false to skip pre-flight",
+        ".rollout.preflight.enabled",
+    ),
+    _cel(
+        "!has(self.rollout) || !has(self.rollout.preflight) || "
+        "!has(self.rollout.preflight.tiers) || self.rollout.preflight.tiers.all(p, "
+        "self.classifier.tiers.exists(t, t.name == p.tier))",
+        "every rollout.preflight.tiers entry must name one of classifier.tiers",
+        ".rollout.preflight.tiers",
+    ),
 ]
 
 
@@ -1008,4 +1011,17 @@ def cross_field_errors(spec: RoutingPolicySpec) -> list[str]:
                     f"spec.router.shadow.judge.model: {judge!r} is the {role} of routes[{i}] "
                     f"(tier {r.tier!r}) and would judge its own answers; pick another model"
                 )
+    pf = spec.rollout.preflight
+    if pf.enabled and spec.router.shadow.judge.mode != "Pairwise":
+        errors.append(
+            "spec.rollout.preflight.enabled: pre-flight needs router.shadow.judge.mode "
+            "Pairwise (an LLM judge that compares the two answers); set enabled: false "
+            "to skip pre-flight"
+        )
+    for i, rate in enumerate(pf.tiers):
+        if rate.tier not in tiers:
+            errors.append(
+                f"spec.rollout.preflight.tiers[{i}].tier: {rate.tier!r} is not one of "
+                f"classifier.tiers {tiers}"
+            )
     return errors

@@ -100,6 +100,10 @@ class TierSplit(ApiModel):
     tier: Name
     weight: Annotated[float, Field(ge=0.0, le=100.0)] = 0.0
     control_arm: Arm = Arm.CONTROL
+    #: pre-flight: the share of this tier's stateless baseline-served requests (by hash
+    #: of the stickiness key) also sent to the candidate and judged pairwise; the
+    #: candidate's answer is never shown. 0 outside pre-flight.
+    mirror_rate: Fraction = 0.0
 
     @model_validator(mode="after")
     def _arm(self) -> TierSplit:

@@ -10,7 +10,7 @@ from typing import Any
 
 from pydantic import Field
 
-from tierguard.api.enums import ConditionType, Phase, Verdict
+from tierguard.api.enums import ConditionType, Phase, PreFlightState, Verdict
 from tierguard.api.policy import ApiModel
 
 MAX_HISTORY = 20
@@ -142,6 +142,42 @@ class HandledAction(ApiModel):
     )
 
 
+class PreFlightTierStatus(ApiModel):
+    """One tier's pre-flight gate: the pairwise verdicts on mirrored requests."""
+
+    tier: str = Field(description="Tier name.")
+    verdict: Verdict = Field(description="The tier's pairwise gate verdict.")
+    sample_rate: float = Field(default=0.0, description="Share of its requests mirrored.")
+    judge: JudgeHealthStatus = Field(
+        default_factory=JudgeHealthStatus,
+        description="Win/tie/loss counts (from the candidate's side) and judge health.",
+    )
+    message: str = Field(default="", max_length=2048, description="Why this verdict.")
+
+
+class PreFlightStatus(ApiModel):
+    """The revision's pre-flight stage (0 % exposure, mirrored requests judged pairwise)."""
+
+    state: PreFlightState = Field(description="Running, Passed, Failed, Held or Skipped.")
+    started_at: datetime | None = Field(default=None, description="When it started.")
+    finished_at: datetime | None = Field(
+        default=None, description="When it passed, failed or was skipped."
+    )
+    spend_usd: float = Field(
+        default=0.0,
+        ge=0.0,
+        alias="spendUSD",
+        description="What it cost so far: mirrored candidate calls and judge calls.",
+    )
+    max_spend_usd: float = Field(
+        default=0.0, ge=0.0, alias="maxSpendUSD", description="The spend cap."
+    )
+    tiers: list[PreFlightTierStatus] = Field(
+        default_factory=list, description="Per-tier pairwise verdicts."
+    )
+    message: str = Field(default="", max_length=2048, description="What it is doing or did.")
+
+
 class RoutingPolicyStatus(ApiModel):
     """Observed state of the rollout."""
 
@@ -192,6 +228,13 @@ class RoutingPolicyStatus(ApiModel):
     )
     no_data_since: datetime | None = Field(
         default=None, description="Since when the gates have had no usable data."
+    )
+    preflight: PreFlightStatus | None = Field(
+        default=None,
+        description=(
+            "This revision's pre-flight stage (unset before the first revision). While "
+            "it runs the canary weight is 0: no user is served by the candidate."
+        ),
     )
     tiers: list[TierStatus] = Field(default_factory=list, description="Per-tier verdicts.")
     verdict_summary: str = Field(

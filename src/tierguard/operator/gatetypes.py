@@ -87,6 +87,8 @@ class Observations:
     error: str | None = None
     #: which classifier each router reports (None: not read, no check)
     routers: RouterReports | None = None
+    #: pre-flight spend counters, ``tier -> {series: cumulative USD}`` (None: not read)
+    preflight_spend: Mapping[str, Mapping[str, float]] | None = None
 
 
 # --------------------------------------------------------------------------- outcomes

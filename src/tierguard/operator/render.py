@@ -49,7 +49,9 @@ from tierguard.api.routerconfig import (
     UpstreamModel,
 )
 from tierguard.api.status import RoutingPolicyStatus
+from tierguard.operator import preflight
 from tierguard.operator.classifiercontent import FrozenModel
+from tierguard.operator.gates import gate_specs
 from tierguard.operator.revision import split_salt
 from tierguard.operator.rollout import serving_split
 
@@ -129,6 +131,7 @@ def router_config(
 ) -> RouterConfig:
     """The router's configuration: the spec resolved, plus the split status decided."""
     weight, control_arm = serving_split(spec, status)
+    mirrors = preflight.mirror_rates(spec, status, gate_specs(spec))
     classifier_path = None
     if spec.classifier.source.config_map_ref is not None:
         classifier_path = f"{CLASSIFIER_DIR}/{spec.classifier.source.config_map_ref.key}"
@@ -177,7 +180,12 @@ def router_config(
             for r in spec.routes
         ],
         split=[
-            TierSplit(tier=r.tier, weight=weight, control_arm=control_arm)
+            TierSplit(
+                tier=r.tier,
+                weight=weight,
+                control_arm=control_arm,
+                mirror_rate=mirrors.get(r.tier, 0.0),
+            )
             for r in spec.routes
             if r.candidate is not None
         ],

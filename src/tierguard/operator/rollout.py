@@ -64,6 +64,7 @@ from tierguard.api.enums import (
     ConditionType,
     NoDataAction,
     Phase,
+    PreFlightState,
     PromotionMode,
     Reason,
     Verdict,
@@ -79,6 +80,8 @@ from tierguard.api.status import (
 )
 from tierguard.operator import classifiercontent as cc
 from tierguard.operator import gates as g
+from tierguard.operator import pairedgate as pg
+from tierguard.operator import preflight as pf
 from tierguard.operator import specerror
 from tierguard.operator import steps as stp
 from tierguard.operator.conditions import set_condition
@@ -139,6 +142,7 @@ ROLLBACK_REASONS: tuple[Reason, ...] = (
     Reason.MANUAL_ABORT,
     Reason.NO_DATA,
     Reason.PROMETHEUS_UNREACHABLE,
+    Reason.PREFLIGHT_FAILED,
 )
 
 
@@ -290,6 +294,28 @@ class _Run:
         routes = ", ".join(
             f"{r.tier}: {r.baseline} → {r.candidate}" for r in self.spec.routes if r.candidate
         )
+        plan = pf.plan(self.spec, self.gates)
+        s.preflight = pf.fresh(self.spec, plan, self.now)
+        if plan.skipped is None:
+            s.canary_weight = 0.0
+            s.earliest_advance_at = None
+            rates = ", ".join(f"{t} {r:.0%}" for t, r in plan.rates.items())
+            later = (
+                f"; tier(s) {', '.join(plan.unjudged)} without a pairwise gate are judged "
+                "from the first weighted step"
+                if plan.unjudged
+                else ""
+            )
+            self.transition(
+                Phase.PROGRESSING,
+                reason,
+                f"{why}: pre-flight of revision {revision} ({routes}): 0 users exposed; "
+                f"the candidate answers mirrored requests ({rates}) judged pairwise, then "
+                f"step 1/{len(self.spec.rollout.steps)} at "
+                f"{_fmt_weight(step_weight(self.spec, 0))}{later}",
+            )
+            self.event("Normal", Reason.PREFLIGHT_STARTED, s.message)
+            return
         self.transition(
             Phase.PROGRESSING,
             reason,
@@ -368,6 +394,9 @@ class _Run:
         hold = spec.rollout.holdback_percent
         last = len(steps) - 1
         if not s.revision:
+            return
+        if pf.running(s):
+            s.step = 0  # pre-flight: nothing served yet; step 1 of the new steps follows
             return
         if s.phase == Phase.PROMOTED:
             s.step = last
@@ -451,6 +480,7 @@ class _Run:
                 s.gate_state = {}
                 s.tiers = []
                 s.verdict_summary = ""
+                s.preflight = None
                 self.transition(
                     Phase.PENDING,
                     Reason.NO_CANDIDATE,
@@ -524,12 +554,16 @@ class _Run:
         if action == Action.PROMOTE:
             if not live or not s.revision:
                 return self._ignored(action.value, f"phase is {s.phase.value}")
+            if pf.running(s):
+                self.end_preflight(Reason.MANUAL_PROMOTE, f"{who}: pre-flight ended by a person")
+                return f"pre-flight ended; step 1 ({_fmt_weight(s.canary_weight)})"
             self.advance(Reason.MANUAL_PROMOTE, who)
             return f"advanced to step {s.step + 1} ({_fmt_weight(s.canary_weight)})"
         if action == Action.ABORT:
             if not (live or s.phase == Phase.PROMOTED) or not s.revision:
                 return self._ignored(action.value, f"phase is {s.phase.value}")
-            self.rollback(Reason.MANUAL_ABORT, f"{who}: rolled back revision {s.revision}")
+            exposed = "; 0 users exposed (pre-flight)" if pf.running(s) else ""
+            self.rollback(Reason.MANUAL_ABORT, f"{who}: rolled back revision {s.revision}{exposed}")
             return "rolled back"
         if action == Action.RETRY:
             if s.phase != Phase.ROLLED_BACK or not s.revision:
@@ -550,6 +584,8 @@ class _Run:
         if s.earliest_advance_at is None or s.earliest_advance_at < self.now:
             s.earliest_advance_at = self.now
         s.no_data_since = None
+        if s.preflight is not None and s.preflight.state == PreFlightState.HELD:
+            s.preflight.state = PreFlightState.RUNNING
         self.transition(
             Phase.PROGRESSING,
             Reason.MANUAL_RESUME,
@@ -563,6 +599,9 @@ class _Run:
         s = self.s
         spec = self.spec
         if not _gated(spec, s):
+            return
+        if pf.running(s):
+            self.on_preflight(obs)
             return
         control_arm = step_control_arm(spec, s.step)
         hold = None
@@ -622,6 +661,137 @@ class _Run:
         if s.phase == Phase.PAUSED:
             return
         self._progress(outcomes, bool(no_data))
+
+    # -- pre-flight (operator/preflight.py) -------------------------------------------
+
+    def end_preflight(self, reason: Reason, why: str) -> None:
+        """Pre-flight is over: the first weighted step starts (its gates count afresh)."""
+        s = self.s
+        assert s.preflight is not None
+        if s.preflight.state != PreFlightState.PASSED:
+            s.preflight.state = (
+                PreFlightState.PASSED
+                if reason != Reason.MANUAL_PROMOTE
+                else (PreFlightState.SKIPPED)
+            )
+        s.preflight.finished_at = s.preflight.finished_at or self.now
+        self.enter_step(0)
+        s.no_data_since = None
+        self.transition(
+            Phase.PROGRESSING,
+            reason,
+            f"{why}; step 1/{len(self.spec.rollout.steps)} at {_fmt_weight(s.canary_weight)}",
+        )
+
+    def on_preflight(self, obs: g.Observations) -> None:
+        """One look during pre-flight: only its pairwise gates, on the same alpha share
+        as in the weighted steps (their e-process continues there); caps; spend."""
+        s = self.s
+        spec = self.spec
+        state = s.preflight
+        assert state is not None
+        conf = spec.rollout.preflight
+        rates = pf.plan(spec, self.gates).rates
+        gates = pf.gates_of(self.gates, rates)
+        hold = None
+        if obs.routers is not None and obs.error is None:
+            flowing = any(r.requests_flowing for r in obs.gates.values())
+            hold = cc.routers_hold(obs.routers, s.classifier_digest, s.revision, flowing)
+        keep = {k: v for k, v in s.gate_state.get("gates", {}).items()}
+        if hold is None:
+            s.gate_state = g.update_gates(s.gate_state, gates, obs, Arm.CONTROL)
+        else:
+            s.gate_state = g.skip_look(s.gate_state)
+        s.gate_state = {**s.gate_state, "gates": {**keep, **s.gate_state.get("gates", {})}}
+        s.gate_state, spent = pf.update_spend(
+            s.gate_state, None if obs.error is not None else obs.preflight_spend
+        )
+        entries = s.gate_state.get("gates", {})
+        outcomes = [
+            pg.paired_outcome(
+                gate,
+                entries.get(gate.key),
+                obs,
+                spec.analysis.confidence,
+                len(self.gates),
+                conf.min_pairs,
+            )
+            for gate in gates
+        ]
+        s.last_evaluated_at = self.now
+        state.spend_usd = round(spent, 6)
+        state.max_spend_usd = conf.max_spend_usd
+        by_tier = {o.tier: o for o in outcomes}
+        state.tiers = [pf.tier_status(t, r, by_tier.get(t)) for t, r in rates.items()]
+        s.tiers = g.tier_statuses(outcomes, list(rates))
+        s.verdict_summary = g.verdict_summary(s.tiers)
+        for o in outcomes:
+            self.actions.append(GateEvaluated(o.tier, o.signal.value, o.verdict))
+        table = pf.summary(state.tiers)
+        spend = f"spent {pf.fmt_usd(spent)} of {pf.fmt_usd(conf.max_spend_usd)}"
+        failed = [o for o in outcomes if o.verdict == Verdict.FAIL]
+        if failed:
+            f = failed[0]
+            state.state = PreFlightState.FAILED
+            state.finished_at = self.now
+            state.message = f"pre-flight failed on tier {f.tier}; 0 users exposed"
+            self.rollback(
+                Reason.PREFLIGHT_FAILED,
+                f"pre-flight: tier {f.tier} failed on mirrored requests judged pairwise: "
+                f"{f.figures()}; rolled back with 0 users exposed (the candidate never "
+                f"served a user; {spend})",
+            )
+            return
+        if hold is not None or self.classifier_unknown is not None:
+            if s.phase == Phase.PROGRESSING:
+                s.message = f"pre-flight holds: {hold or self.classifier_unknown}"[:4096]
+            return
+        no_data = [o for o in outcomes if o.verdict == Verdict.NO_DATA]
+        if no_data:
+            if self._hold_without_data(obs, no_data):
+                return
+        elif s.no_data_since is not None:
+            gap = (self.now - s.no_data_since).total_seconds()
+            s.no_data_since = None
+            self.event("Normal", Reason.DATA_RESUMED, f"metrics are back after {gap:.0f}s")
+        if s.phase != Phase.PROGRESSING:
+            return
+        if outcomes and all(o.verdict == Verdict.PASS for o in outcomes):
+            state.state = PreFlightState.PASSED
+            state.finished_at = self.now
+            state.message = f"pre-flight passed: {table}; {spend}"[:2048]
+            why = f"pre-flight passed with 0 users exposed ({table}; {spend})"
+            if spec.rollout.promotion == PromotionMode.MANUAL:
+                self.pause(
+                    Reason.AWAITING_PROMOTION,
+                    f"{why}; waiting for a promote action to start step 1",
+                    warning=False,
+                )
+            else:
+                self.end_preflight(Reason.PREFLIGHT_PASSED, why)
+            return
+        started = state.started_at or self.now
+        elapsed = (self.now - started).total_seconds()
+        cap = None
+        if spent >= conf.max_spend_usd:
+            cap = f"maxSpendUSD {pf.fmt_usd(conf.max_spend_usd)} ({spend})"
+        elif elapsed >= parse_duration(conf.max_duration):
+            cap = f"maxDuration {conf.max_duration} ({spend})"
+        if cap is not None:
+            state.state = PreFlightState.HELD
+            state.message = f"pre-flight held at {cap} without a verdict"
+            self.pause(
+                Reason.PREFLIGHT_CAP_REACHED,
+                f"pre-flight reached {cap} without a verdict: paused at 0 % with 0 users "
+                f"exposed, never promoted on its own ({table}); raise the cap and resume, "
+                "promote to start step 1 without it, or abort",
+            )
+            return
+        state.message = f"pre-flight running: {table}; {spend}"[:2048]
+        waiting = "; ".join(f"{o.tier}: {o.message}" for o in outcomes[:3])
+        s.message = (
+            f"pre-flight: 0 users exposed, judging mirrored requests ({spend}): {waiting}"
+        )[:4096]
 
     def _hold_for_routers(self, why: str) -> None:
         """A router runs another classifier (or config) than the one rolled out: this look
@@ -730,6 +900,8 @@ class _Run:
         s.observed_generation = generation
         s.steps = len(self.spec.rollout.steps)
         s.step_display = f"{s.step + 1}/{s.steps}" if s.revision else ""
+        if pf.running(s):
+            s.step_display = f"PreFlight/{s.steps}"
         s.conditions = conditions_for(s, self.now, generation)
         split = serving_split(self.spec, s)
         if split != self.initial_split:
@@ -747,7 +919,9 @@ def conditions_for(s: RoutingPolicyStatus, now: datetime, generation: int) -> li
     msg = s.message
     conds = s.conditions
     progressing = s.phase == Phase.PROGRESSING
-    if progressing:
+    if progressing and pf.running(s):
+        p_reason = Reason.NO_DATA.value if s.no_data_since is not None else "PreFlight"
+    elif progressing:
         p_reason = (
             Reason.NO_DATA.value
             if s.no_data_since is not None
@@ -772,6 +946,7 @@ def conditions_for(s: RoutingPolicyStatus, now: datetime, generation: int) -> li
                 Reason.NO_DATA.value,
                 Reason.PROMETHEUS_UNREACHABLE.value,
                 Reason.MAX_STEP_DURATION_EXCEEDED.value,
+                Reason.PREFLIGHT_CAP_REACHED.value,
             )
         )
     )

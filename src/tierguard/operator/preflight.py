@@ -1,0 +1,187 @@
+"""Pre-flight (``rollout.preflight``): the stage at 0 % exposure before the first
+weighted step. Pure functions; :mod:`rollout` calls them.
+
+While pre-flight runs, no user is served by the candidate: the routers serve every
+request from the baseline and mirror a sample of the stateless ones to the candidate
+(``TierSplit.mirrorRate``), the pairwise judge compares the two answers and counts the
+verdict as ``shadow_pairwise_total{arm="mirror"}``. The tier's pairwise
+ShadowDisagreement gate (:mod:`pairedgate`) reads those counts -- the same gate, the same
+alpha share and the same e-process that judges the weighted steps afterwards, so the
+evidence carries over (docs/statistics.md, Pre-flight). Pre-flight passes when every
+pre-flight tier's gate is Pass with ``minPairs`` judged pairs; any Fail rolls back with
+0 users exposed; at ``maxSpendUSD`` or ``maxDuration`` without a verdict it pauses, and
+only a person moves it on (resume after raising a cap, promote, or abort).
+
+Which tiers run it (:func:`plan`): with ``enabled`` unset, the tiers with a candidate
+and a pairwise ShadowDisagreement gate, when the policy's judge is Pairwise; pre-flight
+is skipped (status and an Event say why) when the judge is not Pairwise (a Similarity or
+agreement judge cannot say which answer is better), when no tier has such a gate, or
+when ``enabled`` is false. Tiers with a candidate but no pairwise gate are judged from
+the first weighted step only (the status message names them).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from tierguard.api.enums import Phase, PreFlightState, Verdict
+from tierguard.api.policy import RoutingPolicySpec
+from tierguard.api.status import (
+    JudgeHealthStatus,
+    PreFlightStatus,
+    PreFlightTierStatus,
+    RoutingPolicyStatus,
+)
+from tierguard.operator.gatestatus import judge_status
+from tierguard.operator.gatetypes import GateOutcome, GateSpec
+from tierguard.operator.statistics import series_delta
+
+#: Where the spend readings live in ``status.gateState``.
+SPEND_KEY = "preflightSpend"
+
+
+@dataclass(frozen=True)
+class PreFlightPlan:
+    """Which tiers run pre-flight at which mirror rate; or why it is skipped."""
+
+    rates: Mapping[str, float] = field(default_factory=dict)
+    skipped: str | None = None
+    #: tiers with a candidate that are judged from the first weighted step only
+    unjudged: tuple[str, ...] = ()
+
+
+def plan(spec: RoutingPolicySpec, gates: Sequence[GateSpec]) -> PreFlightPlan:
+    """The pre-flight of this spec (``gates``: :func:`gates.gate_specs`)."""
+    pf = spec.rollout.preflight
+    judge = spec.router.shadow.judge
+    if pf.enabled is False:
+        return PreFlightPlan(skipped="rollout.preflight.enabled is false")
+    if not (judge.type == "LLM" and judge.mode == "Pairwise"):
+        return PreFlightPlan(
+            skipped=(
+                "pre-flight needs a pairwise LLM judge (router.shadow.judge.mode Pairwise) "
+                "and the policy has none; set rollout.preflight.enabled: false to say so"
+            )
+        )
+    candidates = [r.tier for r in spec.routes if r.candidate is not None]
+    judged = [t for t in candidates if any(g.pairwise and g.tier == t for g in gates)]
+    if not judged:
+        return PreFlightPlan(
+            skipped="no tier with a candidate has a ShadowDisagreement SLO to judge it with"
+        )
+    return PreFlightPlan(
+        rates={t: pf.rate(t) for t in judged},
+        unjudged=tuple(t for t in candidates if t not in judged),
+    )
+
+
+def running(status: RoutingPolicyStatus) -> bool:
+    """Whether the rollout is in its pre-flight stage (running, or held at a cap, or
+    passed and waiting for a manual promote): weight 0, nothing served by the candidate."""
+    pf = status.preflight
+    return (
+        bool(status.revision)
+        and pf is not None
+        and status.phase in (Phase.PROGRESSING, Phase.PAUSED)
+        and (
+            pf.state in (PreFlightState.RUNNING, PreFlightState.HELD)
+            or (pf.state == PreFlightState.PASSED and status.canary_weight == 0.0)
+        )
+    )
+
+
+def mirror_rates(
+    spec: RoutingPolicySpec, status: RoutingPolicyStatus, gates: Sequence[GateSpec]
+) -> dict[str, float]:
+    """The mirror sample rate per tier the routers apply now (empty: no mirroring).
+    Only while pre-flight runs and the phase is Progressing: a pause (a cap, no data, a
+    person) stops mirrored spend at once."""
+    pf = status.preflight
+    if (
+        status.phase != Phase.PROGRESSING
+        or not status.revision
+        or pf is None
+        or pf.state != PreFlightState.RUNNING
+    ):
+        return {}
+    return dict(plan(spec, gates).rates)
+
+
+def gates_of(gates: Sequence[GateSpec], rates: Mapping[str, float]) -> list[GateSpec]:
+    """The gates pre-flight judges: the pairwise gates of its tiers."""
+    return [g for g in gates if g.pairwise and g.tier in rates]
+
+
+def update_spend(
+    gate_state: Mapping[str, Any], readings: Mapping[str, Mapping[str, float]] | None
+) -> tuple[dict[str, Any], float]:
+    """Fold the spend counters (``tier -> {series: cumulative USD}``; None: not read)
+    into ``gate_state`` and return it with the total spent since pre-flight started. As
+    for the gates, the first reading is the baseline (a counter may still hold an earlier
+    attempt's spend); a series born after it counts from 0, resets are per series."""
+    prev = gate_state.get(SPEND_KEY)
+    total = float(prev.get("total", 0.0)) if prev is not None else 0.0
+    if readings is None:
+        return dict(gate_state), total
+    cur = {tier: dict(series) for tier, series in readings.items()}
+    if prev is not None:
+        last: Mapping[str, Mapping[str, float]] = prev.get("last", {})
+        for tier, before in last.items():
+            merged = {**before, **cur.get(tier, {})}
+            cur[tier] = merged
+        total += sum(series_delta(last.get(t), s) for t, s in cur.items())
+    return {**gate_state, SPEND_KEY: {"last": cur, "total": total}}, total
+
+
+def tier_status(tier: str, rate: float, outcome: GateOutcome | None) -> PreFlightTierStatus:
+    if outcome is None:
+        return PreFlightTierStatus(
+            tier=tier, verdict=Verdict.NO_DATA, sample_rate=rate, message="not evaluated yet"
+        )
+    judge = (
+        judge_status(outcome.judge, outcome.canary_bad, outcome.control_bad)
+        if outcome.judge is not None
+        else JudgeHealthStatus()
+    )
+    return PreFlightTierStatus(
+        tier=tier,
+        verdict=outcome.verdict,
+        sample_rate=rate,
+        judge=judge,
+        message=outcome.message[:2048],
+    )
+
+
+def summary(tiers: Sequence[PreFlightTierStatus]) -> str:
+    """One line: per tier verdict and win/tie/loss from the candidate's side."""
+    return ", ".join(
+        f"{t.tier}={t.verdict.value} ({t.judge.judged} judged: {t.judge.better} better, "
+        f"{t.judge.ties} tie, {t.judge.worse} worse)"
+        for t in tiers
+    )
+
+
+def fresh(spec: RoutingPolicySpec, p: PreFlightPlan, now: datetime) -> PreFlightStatus:
+    """The status of a pre-flight that starts (or is skipped) now."""
+    if p.skipped is not None:
+        out = PreFlightStatus(
+            state=PreFlightState.SKIPPED,
+            finished_at=now,
+            message=f"pre-flight skipped: {p.skipped}"[:2048],
+        )
+    else:
+        out = PreFlightStatus(
+            state=PreFlightState.RUNNING,
+            started_at=now,
+            tiers=[tier_status(t, r, None) for t, r in p.rates.items()],
+            message="pre-flight running: 0 users exposed",
+        )
+    out.max_spend_usd = spec.rollout.preflight.max_spend_usd
+    return out
+
+
+def fmt_usd(x: float) -> str:
+    return f"${x:.2f}"
