@@ -257,6 +257,7 @@ async def _chat(
         collect = (
             config.observability.log_prompts
             or pipeline.wants_shadow(state, planned)
+            or pipeline.wants_mirror(state, planned)
             or (trace is not None and trace.capture_content)
         )
         rewriter = ChunkRewriter(did, req.model, req.include_usage, collect, wrap_id=wrap_id)

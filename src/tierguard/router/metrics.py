@@ -53,6 +53,8 @@ class RouterMetrics:
         self.feedback_rejected: Counter = _build(m.FEEDBACK_REJECTED, r)
         self.shadow_judgements: Counter = _build(m.SHADOW_JUDGEMENTS, r)
         self.shadow_pairwise: Counter = _build(m.SHADOW_PAIRWISE, r)
+        self.preflight_spend: Counter = _build(m.PREFLIGHT_SPEND, r)
+        self.preflight_shed: Counter = _build(m.PREFLIGHT_SHED, r)
         self.classifier_duration: Histogram = _build(
             m.CLASSIFIER_DURATION, r, tuple(m.CLASSIFIER_BUCKETS)
         )

@@ -33,6 +33,7 @@ from tierguard.router.conversation import TurnPlan, plan_turn
 from tierguard.router.decision_log import DecisionRecord, hash_user
 from tierguard.router.errors import ModelNotFoundError, RouterError, http_status
 from tierguard.router.metrics import RouterMetrics
+from tierguard.router.mirroring import try_mirror, wants_mirror
 from tierguard.router.overhead import ClassifierTimer
 from tierguard.router.records import (
     CLIENT_DISCONNECTED,
@@ -213,7 +214,8 @@ def account(
     delivery: Delivery,
 ) -> DecisionRecord:
     """Record a served answer: metrics, tokens and cost, decision log, review sample; and
-    start a shadow evaluation if this canary answer is sampled."""
+    start a shadow evaluation if this canary answer is sampled, or a pre-flight mirror
+    (:mod:`~tierguard.router.mirroring`) if this baseline answer is."""
     config = state.config
     m = rt.metrics
     elapsed = _now() - planned.started
@@ -297,6 +299,16 @@ def account(
                 response_id=did,
             )
         )
+    elif (
+        outcome == mdefs.OUTCOME_OK
+        and delivery.answer
+        and result.model == baseline  # served by the baseline itself, not a fallback
+        and wants_mirror(state, planned)
+    ):
+        route = state.routes[planned.tier]
+        assert route.candidate is not None
+        body = call_builder(state, planned)(route.candidate).body
+        try_mirror(rt, state, planned, result.model, delivery.answer, body)
     return record
 
 
@@ -312,5 +324,6 @@ __all__ = [
     "plan",
     "sign",
     "tool_call_wrapper",
+    "wants_mirror",
     "wants_shadow",
 ]

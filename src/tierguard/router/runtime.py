@@ -54,6 +54,7 @@ class Runtime:
     review: ReviewSample = field(default_factory=lambda: ReviewSample(0))
     background: set[asyncio.Task[Any]] = field(default_factory=set)
     shadows_in_flight: int = 0
+    mirrors_in_flight: int = 0  # pre-flight mirrors (tierguard.router.mirroring)
     #: OpenTelemetry tracing (None: off), set up once at start
     tracing: Tracing | None = None
     reload_lock: asyncio.Lock = field(default_factory=asyncio.Lock)

@@ -27,9 +27,16 @@ from tierguard.classifier.runtime import (
 from tierguard.router.conversation import Planner
 from tierguard.router.ladder import Ladder, build_ladder
 from tierguard.router.pairwise import PairwiseJudge
+from tierguard.router.records import usage_cost
 from tierguard.router.shadow import Judge, LLMJudge, SimilarityJudge
 from tierguard.router.tiering import TierCache
-from tierguard.router.upstream import JUDGE_HEADERS, UpstreamClient, UpstreamPool, read_secret
+from tierguard.router.upstream import (
+    JUDGE_HEADERS,
+    JUDGE_SPEND,
+    UpstreamClient,
+    UpstreamPool,
+    read_secret,
+)
 
 log = logging.getLogger(__name__)
 
@@ -159,7 +166,15 @@ async def build_state(
         async def complete(body: dict[str, Any]) -> dict[str, Any]:
             # JUDGE_HEADERS: the traceparent of the judge's span (tierguard.router.tracing)
             body = {**body, "model": upstream_id}
-            return (await judge_client.complete(body, JUDGE_HEADERS.get())).payload
+            payload = (await judge_client.complete(body, JUDGE_HEADERS.get())).payload
+            sink = JUDGE_SPEND.get()
+            if sink is not None:  # a pre-flight mirror counts what the judge costs
+                usage = payload.get("usage")
+                pricing = judge_client.model.pricing
+                sink.append(
+                    usage_cost(pricing, usage if isinstance(usage, dict) else None).cost_usd
+                )
+            return payload
 
         judge = PairwiseJudge(complete) if judge_spec.mode == "Pairwise" else LLMJudge(complete)
     else:

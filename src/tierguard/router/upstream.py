@@ -52,6 +52,9 @@ _REFUSED_PARAMS = (400, 422)
 #: of the judge's span, set by :mod:`tierguard.router.shadowing`; a judge only knows
 #: how to send a chat body, so its calls pick them up here)
 JUDGE_HEADERS: ContextVar[dict[str, str] | None] = ContextVar("judge_headers", default=None)
+#: Pre-flight mirrors set a list here while the judge runs; the judge's calls append
+#: their cost in USD to it (``preflight_spend_usd_total{kind="judge"}``).
+JUDGE_SPEND: ContextVar[list[float] | None] = ContextVar("judge_spend", default=None)
 
 
 class SecretError(RuntimeError):

@@ -1,0 +1,189 @@
+"""Pre-flight mirroring in the real router app against the fake providers and the fake
+pairwise judge on loopback (issue 16): users are served by the baseline only; sampled
+stateless requests are also answered by the candidate (non-streaming, never shown),
+judged pairwise and counted as shadow_pairwise_total{arm="mirror"}; spend per kind; a
+full mirror queue sheds instead of slowing the primary path."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+from aiohttp.test_utils import TestClient, TestServer
+
+from routerkit import SIMPLE_QUERY, router_config
+from routerkit import tiny_classifier as tiny_classifier
+from tierguard.api.routerconfig import RouterConfig
+from tierguard.lab.fakeprovider import FakeProfile, ModelBehaviour, create_fake_app
+from tierguard.router.app import RUNTIME, RouterSettings, create_app
+from tierguard.router.mirroring import MAX_MIRRORS_IN_FLIGHT
+
+pytestmark = pytest.mark.timeout(90)
+
+PAIRWISE = "tierguard_shadow_pairwise_total"
+SPEND = "tierguard_preflight_spend_usd_total"
+
+
+def sample(text: str, name: str, **labels: str) -> float:
+    total = 0.0
+    for line in text.splitlines():
+        if not line.startswith(name + "{"):
+            continue
+        lab = line[len(name) + 1 : line.index("}")]
+        pairs = dict(p.split("=", 1) for p in lab.split(",") if p)
+        if all(pairs.get(k) == f'"{v}"' for k, v in labels.items()):
+            total += float(line.rsplit(" ", 1)[1])
+    return total
+
+
+@dataclass
+class Env:
+    client: TestClient
+    fake: TestServer
+    log: Path
+
+    async def patch(self, model: str, **fields: Any) -> None:
+        async with (
+            aiohttp.ClientSession() as s,
+            s.patch(str(self.fake.make_url(f"/admin/profile/{model}")), json=fields) as r,
+        ):
+            assert r.status == 200
+
+    async def chat(self, messages: list[dict[str, Any]], **extra: Any) -> aiohttp.ClientResponse:
+        body = {"model": "auto", "messages": messages, **extra}
+        r = await self.client.post("/v1/chat/completions", json=body)
+        assert r.status == 200, await r.text()
+        assert (r.headers["x-tierguard-arm"], r.headers["x-tierguard-model"]) == (
+            "control",
+            "big",
+        ), "during pre-flight every user is served by the baseline"
+        await r.read()
+        return r
+
+    async def metrics(self) -> str:
+        return await (await self.client.get("/metrics")).text()
+
+    async def wait_pairs(self, n: float) -> str:
+        for _ in range(300):
+            m = await self.metrics()
+            if sample(m, PAIRWISE, arm="mirror") >= n:
+                return m
+            await asyncio.sleep(0.05)
+        raise AssertionError(f"fewer than {n} mirrored judgements:\n{m}")
+
+
+@pytest.fixture
+async def env(tiny_classifier: Path, tmp_path: Path) -> AsyncIterator[Env]:
+    perfect = ModelBehaviour(latency_median_s=0.0, default_quality=1.0)
+    fake = TestServer(
+        create_fake_app(FakeProfile(models={"big-1": perfect, "small-1": perfect, "*": perfect}))
+    )
+    await fake.start_server()
+    url = str(fake.make_url("/v1"))
+    log = tmp_path / "decisions.jsonl"
+    cfg = router_config(
+        tiny_classifier,
+        big_url=url,
+        small_url=url,
+        weight=0,
+        shadow={"sampleRate": 1.0, "judge": {"type": "LLM", "model": "judge", "mode": "Pairwise"}},
+        observability={"decisionLog": str(log)},
+    )
+    cfg["split"][0]["mirrorRate"] = 1.0
+    for m in cfg["models"]:
+        m["timeout"] = "1s"
+    cfg["models"].append(
+        {
+            "name": "judge",
+            "baseURL": url,
+            "upstreamModel": "judge-1",
+            "timeout": "1s",
+            "pricing": {"inputPerMillionTokens": 100, "outputPerMillionTokens": 100},
+        }
+    )
+    client = TestClient(
+        TestServer(create_app(RouterSettings(config=RouterConfig.model_validate(cfg))))
+    )
+    await client.start_server()
+    try:
+        yield Env(client, fake, log)
+    finally:
+        await client.close()
+        await fake.close()
+
+
+def user(text: str) -> list[dict[str, Any]]:
+    return [{"role": "user", "content": text}]
+
+
+async def test_stateless_requests_are_mirrored_judged_and_priced_users_see_the_baseline(
+    env: Env,
+) -> None:
+    await env.chat(user(f"{SIMPLE_QUERY} one"))  # both good: tie
+    await env.wait_pairs(1)
+    await env.patch("small-1", default_quality=0.0)
+    await env.chat(user(f"{SIMPLE_QUERY} two"), stream=True)  # a stream is mirrored too
+    m = await env.wait_pairs(2)
+    # not mirrored: tool traffic in the conversation, a stored conversation
+    tool_turn = [
+        *user(f"{SIMPLE_QUERY} three"),
+        {
+            "role": "assistant",
+            "content": None,
+            "tool_calls": [
+                {"id": "c1", "type": "function", "function": {"name": "f", "arguments": "{}"}}
+            ],
+        },
+        {"role": "tool", "tool_call_id": "c1", "content": "42"},
+        {"role": "user", "content": f"{SIMPLE_QUERY} again"},
+    ]
+    await env.chat(tool_turn)
+    await env.chat(user(f"{SIMPLE_QUERY} four"), previous_response_id="resp_1")
+    await asyncio.sleep(0.5)
+    m = await env.metrics()
+    assert sample(m, PAIRWISE, arm="mirror") == 2
+    assert sample(m, PAIRWISE, arm="mirror", tier="simple", model="small", verdict="tie") == 1
+    assert sample(m, PAIRWISE, arm="mirror", verdict="worse") == 1
+    assert sample(m, PAIRWISE, arm="canary") == 0  # not the weighted stages' series
+    # nobody was served by the candidate; the mirror and the judge are priced apart
+    assert sample(m, "tierguard_requests_total", model="small") == 0
+    assert sample(m, SPEND, tier="simple", kind="mirror") > 0
+    assert sample(m, SPEND, tier="simple", kind="judge") > sample(m, SPEND, kind="mirror")
+    env.client.app[RUNTIME].decision_log.flush()  # type: ignore[index]
+    lines = [json.loads(x) for x in env.log.read_text().splitlines()]
+    mirrors = [x for x in lines if x.get("type") == "mirror"]
+    assert sorted(x["verdict"] for x in mirrors) == ["tie", "worse"]
+    assert {(x["arm"], x["model"], x["baseline"]) for x in mirrors} == {("mirror", "small", "big")}
+
+
+async def test_a_stalled_candidate_sheds_mirrors_and_never_holds_up_users(env: Env) -> None:
+    await env.patch("small-1", hang_rate=1.0)  # every mirrored call hangs to its 1s timeout
+    n = MAX_MIRRORS_IN_FLIGHT + 8
+    await asyncio.gather(*(env.chat(user(f"{SIMPLE_QUERY} user {i}")) for i in range(n)))
+    rt = env.client.app[RUNTIME]  # type: ignore[index]
+    # every user got the baseline's answer while the mirrors still hang
+    assert rt.mirrors_in_flight == MAX_MIRRORS_IN_FLIGHT
+    m = await env.metrics()
+    assert sample(m, "tierguard_preflight_shed_total", tier="simple") == 8
+    m = await env.wait_pairs(MAX_MIRRORS_IN_FLIGHT)
+    # a candidate that never answers is missing data (error), never a loss
+    assert sample(m, PAIRWISE, arm="mirror", verdict="error") == MAX_MIRRORS_IN_FLIGHT
+    assert rt.mirrors_in_flight == 0
+
+
+async def test_without_a_mirror_rate_nothing_is_mirrored(env: Env) -> None:
+    rt = env.client.app[RUNTIME]  # type: ignore[index]
+    cfg = rt.state.config.model_copy(deep=True)
+    cfg.split[0].mirror_rate = 0.0
+    from tierguard.router.runtime import apply_config
+
+    await apply_config(rt, cfg)
+    await env.chat(user(f"{SIMPLE_QUERY} quiet"))
+    await asyncio.sleep(0.3)
+    assert sample(await env.metrics(), PAIRWISE) == 0
