@@ -17,8 +17,8 @@ from typing import Any
 import yaml
 
 from tierguard.api import constants as c
-from tierguard.api.enums import Action, ConditionType, Phase, Reason, Verdict
-from tierguard.api.status import Condition, RoutingPolicyStatus, TierStatus
+from tierguard.api.enums import Action, ConditionType, Phase, PreFlightState, Reason, Verdict
+from tierguard.api.status import Condition, PreFlightStatus, RoutingPolicyStatus, TierStatus
 
 #: The clock the action tests run with (ARGOCD_LUA_NOW), so nonces are exact.
 NOW = 1_790_000_000
@@ -101,6 +101,26 @@ def health_inputs() -> dict[str, dict[str, Any]]:
             status_for(Phase.PROGRESSING, message="baking until 12:05 UTC")
         ),
         "paused": policy(status_for(Phase.PAUSED, message="")),
+        "progressing-preflight": policy(
+            status_for(
+                Phase.PROGRESSING,
+                message="pre-flight: judging mirrored requests",
+                step=0,
+                step_display="PreFlight/5",
+                canary_weight=0.0,
+                preflight=PreFlightStatus(state=PreFlightState.RUNNING, started_at=T0),
+            )
+        ),
+        "paused-preflight-held": policy(
+            status_for(
+                Phase.PAUSED,
+                message="pre-flight reached maxDuration 6h without a verdict",
+                step=0,
+                step_display="PreFlight/5",
+                canary_weight=0.0,
+                preflight=PreFlightStatus(state=PreFlightState.HELD, started_at=T0),
+            )
+        ),
         "promoted": policy(status_for(Phase.PROMOTED, message="", canary_weight=100.0)),
         "rolled-back": policy(
             status_for(

@@ -26,11 +26,11 @@ from tierguard.api.policy import RoutingPolicySpec
 from tierguard.api.status import Condition, RoutingPolicyStatus
 from tierguard.operator import classifiercontent as cc
 from tierguard.operator import gates as g
-from tierguard.operator import render, rollout, specerror
+from tierguard.operator import preflight, render, rollout, specerror
 from tierguard.operator.backoff import Backoff
 from tierguard.operator.conditions import get_condition, set_condition
 from tierguard.operator.kube import Kube, KubeError, NotFoundError, StatusConflictError
-from tierguard.operator.observe import PrometheusReader, observe
+from tierguard.operator.observe import PrometheusReader, observe, read_preflight_spend
 from tierguard.operator.observe_routers import observe_routers
 from tierguard.operator.rendermeta import RenderedMetadata, with_metadata
 from tierguard.operator.shared_queries import SharedQueries
@@ -168,6 +168,9 @@ class Controller:
             obs = dataclasses.replace(
                 obs, routers=observe_routers(reader, name, ns, shared=self.shared)
             )
+            if preflight.plan(spec, g.gate_specs(spec)).skipped is None:
+                spend = read_preflight_spend(reader, name, ns)
+                obs = dataclasses.replace(obs, preflight_spend=spend)
         if self.metrics is not None and (
             obs.error is not None
             or any(r.error for r in obs.gates.values())

@@ -131,7 +131,55 @@ def format_status(name: str, body: dict[str, Any], now: datetime | None = None) 
             )
         lines += ["", "pairwise judge (canary's answer vs the baseline's, both orders):"]
         lines.append(_table(jrows))
+    lines += _preflight_lines(st)
     return "\n".join(lines)
+
+
+def _preflight_lines(st: RoutingPolicyStatus) -> list[str]:
+    """The revision's pre-flight: state, spend against the cap, per-tier win/tie/loss
+    and judge health (the candidate's mirrored answers vs the baseline's)."""
+    pf = st.preflight
+    if pf is None:
+        return []
+    lines = [
+        "",
+        f"pre-flight: {pf.state.value}   spent ${pf.spend_usd:.2f} of ${pf.max_spend_usd:.2f}"
+        f"   {pf.message}",
+    ]
+    if not pf.tiers:
+        return lines
+    rows = [
+        [
+            "TIER",
+            "RATE",
+            "VERDICT",
+            "JUDGED",
+            "BETTER",
+            "TIES",
+            "WORSE",
+            "FLIPPED",
+            "ERRORS",
+            "JUDGE",
+        ]
+    ]
+    for t in pf.tiers:
+        j = t.judge
+        rows.append(
+            [
+                t.tier,
+                f"{t.sample_rate:.0%}",
+                t.verdict.value,
+                str(j.judged),
+                str(j.better),
+                str(j.ties),
+                str(j.worse),
+                f"{j.inconsistent} ({_rate(j.order_inconsistency_rate)})",
+                f"{j.errors} ({_rate(j.error_rate)})",
+                "healthy" if j.healthy else "UNHEALTHY",
+            ]
+        )
+    lines.append(_table(rows))
+    return lines
 
 
 def format_history(body: dict[str, Any]) -> str:

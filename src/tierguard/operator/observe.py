@@ -18,8 +18,9 @@ Signals (bad / total, per arm):
 * ShadowDisagreement: ``shadow_judgements_total{verdict="disagree"}`` /
   ``shadow_judgements_total{verdict=~"agree|disagree"}`` (judge errors are not quality)
   -- with judge mode Pairwise instead every verdict of
-  ``shadow_pairwise_total{arm="canary"}`` (worse, better, tie, inconsistent, error) per
-  series, for the paired gate (operator/pairedgate.py); always the policy's own query
+  ``shadow_pairwise_total{arm=~"canary|mirror"}`` (worse, better, tie, inconsistent,
+  error; ``mirror``: pre-flight) per series, for the paired gate
+  (operator/pairedgate.py); always the policy's own query
 Counters with a ``cluster`` label (requests, feedback, shadow judgements) are read per
 user cluster as series ``instance#cluster``; the gates sum them for the test and use
 their spread for the design effect.
@@ -145,9 +146,39 @@ def signal_queries(
 
 
 def pairwise_query(policy: str, namespace: tuple[str, str] | None = None) -> str:
-    """The canary's pairwise verdict counters of every tier, per series and verdict."""
-    sel = selector(policy, {m.ARM: Arm.CANARY.value}, namespace)
+    """The candidate's pairwise verdict counters of every tier, per series and verdict:
+    its canary answers and its pre-flight mirrored answers (``arm="mirror"``), summed per
+    series, so one e-process runs from pre-flight through the weighted steps (the router
+    mirrors only during pre-flight)."""
+    arms = f"~{Arm.CANARY.value}|{Arm.MIRROR.value}"
+    sel = selector(policy, {m.ARM: arms}, namespace)
     return f"sum by ({m.TIER}, instance, {m.CLUSTER}, {m.VERDICT}) ({m.SHADOW_PAIRWISE.name}{sel})"
+
+
+def preflight_spend_query(policy: str, namespace: tuple[str, str] | None = None) -> str:
+    """Pre-flight spend (mirrored calls and judge calls) per tier and router instance."""
+    sel = selector(policy, None, namespace)
+    return f"sum by ({m.TIER}, instance) ({m.PREFLIGHT_SPEND.name}{sel})"
+
+
+def read_preflight_spend(
+    reader: PrometheusReader, policy: str, namespace: tuple[str, str] | None = None
+) -> dict[str, dict[str, float]] | None:
+    """``tier -> {instance: cumulative USD}``; None when the query failed (the spend so
+    far is kept as it was)."""
+    promql = preflight_spend_query(policy, namespace)
+    try:
+        result = reader.query(promql)
+        out: dict[str, dict[str, float]] = {}
+        for item in result:
+            labels = item.get("metric", {})
+            out.setdefault(labels.get(m.TIER, ""), {})[labels.get("instance", "")] = _value(
+                promql, item
+            )
+        return out
+    except (UnreachableError, QueryError) as exc:
+        log.warning("pre-flight spend: %s", exc)
+        return None
 
 
 def pairwise_verdicts(

@@ -71,3 +71,25 @@ def test_parser_knows_every_command() -> None:
     p = kp.build_parser()
     for cmd in ["status", "history", "watch", *[a.value for a in Action]]:
         assert p.parse_args([cmd, "shop"]).command == cmd
+
+
+def test_status_shows_pre_flight_spend_and_win_tie_loss() -> None:
+    b = body()
+    b["status"]["preflight"] = {
+        "state": "Running",
+        "spendUSD": 3.5,
+        "maxSpendUSD": 20,
+        "message": "pre-flight running: 0 users exposed",
+        "tiers": [
+            {
+                "tier": "tricky",
+                "verdict": "Inconclusive",
+                "sampleRate": 0.25,
+                "judge": {"judged": 120, "worse": 9, "better": 4, "ties": 107, "errors": 2},
+            }
+        ],
+    }
+    out = kp.format_status("shop", b, now=T0 + timedelta(minutes=31))
+    assert "pre-flight: Running   spent $3.50 of $20.00" in out
+    (row,) = [ln for ln in out.splitlines() if ln.startswith("tricky") and "25%" in ln]
+    assert row.split()[1:7] == ["25%", "Inconclusive", "120", "4", "107", "9"]

@@ -205,7 +205,7 @@ def test_observe_reads_the_pairwise_counters_per_series() -> None:
     q = o.pairwise_query("shop")
     assert q == (
         "sum by (tier, instance, cluster, verdict) "
-        '(tierguard_shadow_pairwise_total{policy="shop", arm="canary"})'
+        '(tierguard_shadow_pairwise_total{policy="shop", arm=~"canary|mirror"})'
     )
 
     def row(tier: str, verdict: str, value: float, cluster: str) -> dict[str, Any]:

@@ -58,6 +58,13 @@ local function with_position(status, text)
   return text .. " (" .. pos .. ")"
 end
 
+local function preflight_state(status)
+  if status.preflight == nil or status.preflight.state == nil then
+    return ""
+  end
+  return status.preflight.state
+end
+
 local generation = 0
 if obj.metadata ~= nil and obj.metadata.generation ~= nil then
   generation = obj.metadata.generation
@@ -98,9 +105,17 @@ elseif phase == "Pending" then
 elseif phase == "Progressing" then
   hs.status = "Progressing"
   hs.message = with_position(status, describe(status, "Rollout in progress"))
+  if preflight_state(status) == "Running" then
+    -- Pre-flight: the candidate answers mirrored requests only; nobody is served by it.
+    hs.message = "Pre-flight (0 users exposed): " .. hs.message
+  end
 elseif phase == "Paused" then
   hs.status = "Suspended"
   hs.message = with_position(status, describe(status, "Rollout paused; promote, resume or abort"))
+  local pf = preflight_state(status)
+  if pf == "Held" or pf == "Running" or pf == "Passed" and status.canaryWeight == 0 then
+    hs.message = "Pre-flight paused (0 users exposed): " .. hs.message
+  end
 elseif phase == "Promoted" then
   hs.status = "Healthy"
   hs.message = describe(status, "Candidate promoted")

@@ -1,0 +1,188 @@
+"""Pre-flight (issue 16) against the real thing: kube-apiserver + etcd, Prometheus
+scraping a real router process, the operator as a subprocess; only the LLM providers and
+the pairwise judge are our fakes. The candidate serves nobody until pre-flight passed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pytest
+from test_operator import POLICY, Cluster, _pairwise_manifest, _phase
+from test_operator import cluster as cluster
+
+from operatorkit import OperatorProcess, operator_identity, routed_system
+from routerkit import tiny_classifier as tiny_classifier
+from tierguard.api.enums import Phase, PreFlightState, Reason
+from tierguard.api.status import RoutingPolicyStatus
+
+if TYPE_CHECKING:
+    from kubernetes.client import ApiClient
+
+    from tierguard.lab.controlplane import ControlPlane
+    from tierguard.lab.prometheus import Prometheus
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(420)]
+
+PRICE = {"inputPerMillionTokens": 10, "outputPerMillionTokens": 10}
+
+
+@pytest.fixture
+def operator(
+    control_plane: ControlPlane, kube_api: ApiClient, namespace: str, tmp_path: Path
+) -> Iterator[OperatorProcess]:
+    with operator_identity(control_plane, kube_api, namespace) as kubeconfig:
+        op = OperatorProcess(kubeconfig, namespace, tmp_path / "operator.log")
+        op.start()
+        try:
+            yield op
+        finally:
+            op.stop()
+
+
+def _preflight_manifest(big: str, small: str, prom_url: str, **preflight: Any) -> dict[str, Any]:
+    """The pairwise manifest with pre-flight on (every request mirrored) and prices on
+    the candidate and the judge, so spend is counted."""
+    doc = _pairwise_manifest(big, small, prom_url)
+    spec = doc["spec"]
+    spec["rollout"]["preflight"] = {"sampleRate": 1.0, "minPairs": 30, **preflight}
+    for m in spec["models"]:
+        if m["name"] in ("small", "judge"):
+            m["pricing"] = PRICE
+    return doc
+
+
+def _in_preflight(cluster: Cluster) -> Any:
+    def check() -> RoutingPolicyStatus | None:
+        st = cluster.status()
+        pf = st.preflight
+        ok = pf is not None and pf.state == PreFlightState.RUNNING and st.step_display
+        return st if ok and any(t.judge.judged > 0 for t in pf.tiers) else None  # type: ignore[union-attr]
+
+    return check
+
+
+def test_a_healthy_candidate_passes_pre_flight_then_serves_the_first_step(
+    cluster: Cluster,
+    operator: OperatorProcess,
+    kube_api: ApiClient,
+    namespace: str,
+    prometheus: Prometheus,
+    tiny_classifier: Path,
+    tmp_path: Path,
+    wait_for: Any,
+) -> None:
+    with routed_system(tmp_path, kube_api, namespace, POLICY, tiny_classifier, {}) as (
+        big,
+        small,
+        start,
+    ):
+        cluster.create(_preflight_manifest(big, small, prometheus.url))
+        url, _ = start(wait_for)
+        prometheus.set_targets([url.removeprefix("http://")])
+        during = wait_for(
+            _in_preflight(cluster),
+            timeout=240,
+            message=f"no pre-flight verdicts counted; operator log:\n{operator.log()}",
+        )
+        assert during.phase == Phase.PROGRESSING and during.canary_weight == 0.0
+        assert during.step_display == "PreFlight/3"
+        assert {s["tier"]: (s["weight"], s.get("mirrorRate")) for s in cluster.split()} == {
+            "simple": (0.0, 1.0),
+            "complex": (0.0, 1.0),
+        }
+
+        def stepped() -> RoutingPolicyStatus | None:
+            st = cluster.status()
+            return st if st.canary_weight > 0 or st.phase != Phase.PROGRESSING else None
+
+        st = wait_for(
+            stepped,
+            timeout=300,
+            message=f"pre-flight never ended; operator log:\n{operator.log()}",
+        )
+        split = cluster.split()
+    assert st.phase == Phase.PROGRESSING and st.canary_weight == 10.0, st.message
+    assert st.preflight is not None and st.preflight.state == PreFlightState.PASSED
+    passed = [h for h in st.history if h.reason == Reason.PREFLIGHT_PASSED.value]
+    assert passed and "0 users exposed" in passed[0].message and passed[0].weight == 10.0
+    assert all(h.weight == 0.0 for h in st.history[: st.history.index(passed[0])])
+    for t in st.preflight.tiers:
+        assert t.verdict.value == "Pass" and t.judge.judged >= 30 and t.judge.healthy
+    assert st.preflight.spend_usd > 0, "mirrored and judge calls are priced"
+    assert cluster.events(Reason.PREFLIGHT_PASSED.value)
+    assert {s["tier"]: (s["weight"], s.get("mirrorRate", 0.0)) for s in split} == {
+        "simple": (10.0, 0.0),
+        "complex": (10.0, 0.0),
+    }
+
+
+def test_a_worse_candidate_is_rolled_back_at_pre_flight_with_zero_users_exposed(
+    cluster: Cluster,
+    operator: OperatorProcess,
+    kube_api: ApiClient,
+    namespace: str,
+    prometheus: Prometheus,
+    tiny_classifier: Path,
+    tmp_path: Path,
+    wait_for: Any,
+) -> None:
+    with routed_system(
+        tmp_path, kube_api, namespace, POLICY, tiny_classifier, {"complex": 0.3}
+    ) as (big, small, start):
+        cluster.create(_preflight_manifest(big, small, prometheus.url))
+        url, _ = start(wait_for)
+        prometheus.set_targets([url.removeprefix("http://")])
+        st = wait_for(
+            _phase(cluster, Phase.ROLLED_BACK),
+            timeout=300,
+            message=f"never rolled back; operator log:\n{operator.log()}",
+        )
+    assert st.history[-1].reason == Reason.PREFLIGHT_FAILED.value
+    assert "0 users exposed" in st.message and "tier complex" in st.message
+    assert all(h.weight == 0.0 for h in st.history), "the candidate never served a user"
+    assert st.preflight is not None and st.preflight.state == PreFlightState.FAILED
+    tiers = {t.tier: t for t in st.preflight.tiers}
+    assert tiers["complex"].verdict.value == "Fail"
+    assert tiers["complex"].judge.worse > tiers["complex"].judge.better
+    (event,) = cluster.events(Reason.PREFLIGHT_FAILED.value)
+    assert event.type == "Warning" and "0 users exposed" in event.message
+
+
+def test_a_stalled_judge_holds_pre_flight_then_pauses_and_never_promotes(
+    cluster: Cluster,
+    operator: OperatorProcess,
+    kube_api: ApiClient,
+    namespace: str,
+    prometheus: Prometheus,
+    tiny_classifier: Path,
+    tmp_path: Path,
+    wait_for: Any,
+) -> None:
+    from routerkit import http
+
+    with routed_system(tmp_path, kube_api, namespace, POLICY, tiny_classifier, {}) as (
+        big,
+        small,
+        start,
+    ):
+        status, _ = http("PATCH", f"{big}/admin/profile/judge-1", {"hang_rate": 1.0})
+        assert status == 200
+        cluster.create(_preflight_manifest(big, small, prometheus.url, maxDuration="1m"))
+        url, _ = start(wait_for)
+        prometheus.set_targets([url.removeprefix("http://")])
+        st = wait_for(
+            _phase(cluster, Phase.PAUSED),
+            timeout=300,
+            message=f"pre-flight never paused; operator log:\n{operator.log()}",
+        )
+        split = cluster.split()
+    assert st.history[-1].reason == Reason.PREFLIGHT_CAP_REACHED.value, st.history
+    assert "maxDuration 1m" in st.message and "never promoted" in st.message
+    assert st.canary_weight == 0.0 and all(h.weight == 0.0 for h in st.history)
+    assert st.preflight is not None and st.preflight.state == PreFlightState.HELD
+    for t in st.preflight.tiers:
+        assert t.verdict.value == "Inconclusive" and t.judge.judged == 0
+    assert all(s.get("mirrorRate", 0.0) == 0.0 for s in split), "a pause stops mirroring"
