@@ -66,6 +66,17 @@ class RouterMetrics:
         self.classifier_cache: Counter = _build(m.CLASSIFIER_CACHE, r)
         self.overhead: Histogram = _build(m.ROUTER_OVERHEAD, r, tuple(m.OVERHEAD_BUCKETS))
         self._overhead_children: dict[str, tuple[Any, ...]] = {}
+        self._children: dict[tuple[int, tuple[str, ...]], Any] = {}
+
+    def child(self, metric: Any, *labels: str) -> Any:
+        """``metric.labels(*labels)``, cached: the hot path's label sets repeat, and
+        prometheus_client's ``labels`` (validation, a lock, a dict) costs more than the
+        increment. Only for metrics whose children are never removed."""
+        key = (id(metric), labels)
+        found = self._children.get(key)
+        if found is None:
+            found = self._children[key] = metric.labels(*labels)
+        return found
 
     def overhead_phases(self, policy: str) -> tuple[Any, ...]:
         """The overhead histogram's children for ``policy``, in ``PHASES`` order (cached:
