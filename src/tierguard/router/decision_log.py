@@ -93,6 +93,28 @@ class DecisionRecord:
 _FIELDS: tuple[str, ...] = tuple(f.name for f in fields(DecisionRecord))
 
 
+#: the size up to which a write to a pipe is atomic (POSIX: at least 512; Linux: 4096)
+PIPE_BUF = 4096
+
+
+def pipe_batches(lines: list[str], limit: int = PIPE_BUF) -> list[str]:
+    """``lines`` joined into newline-terminated batches of at most ``limit`` bytes (a
+    longer line is a batch of its own)."""
+    batches: list[str] = []
+    current: list[str] = []
+    size = 0
+    for line in lines:
+        n = len(line.encode()) + 1
+        if current and size + n > limit:
+            batches.append("\n".join(current) + "\n")
+            current, size = [], 0
+        current.append(line)
+        size += n
+    if current:
+        batches.append("\n".join(current) + "\n")
+    return batches
+
+
 class DecisionLog:
     """Writes to ``path`` ('-' = stdout); ``None`` disables it."""
 
@@ -122,8 +144,15 @@ class DecisionLog:
             return
         lines, self._buf = self._buf, []
         try:
-            self._out.write("\n".join(lines) + "\n")
-            self._out.flush()
+            if self._out is sys.stdout:
+                # a pipe (the container log) shared with the other workers: only writes
+                # of up to PIPE_BUF bytes are atomic, so whole lines go in batches of that
+                for batch in pipe_batches(lines):
+                    self._out.write(batch)
+                    self._out.flush()
+            else:  # a file opened O_APPEND: one write per flush lands whole
+                self._out.write("\n".join(lines) + "\n")
+                self._out.flush()
         except (OSError, ValueError):  # a full disk or a closed stdout must not kill routing
             pass
 
