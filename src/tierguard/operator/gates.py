@@ -40,15 +40,16 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
 from tierguard.api.durations import parse_duration
 from tierguard.api.enums import Arm, Signal, Verdict
-from tierguard.api.policy import CustomQuery, RoutingPolicySpec, SLOSpec
+from tierguard.api.policy import SLICE_OTHER, CustomQuery, RoutingPolicySpec, SLOSpec
 from tierguard.api.status import ArmSample, SignalStatus, TierStatus
 from tierguard.operator import statistics as st
+from tierguard.operator.family import split_alpha
 
 #: Series per counter kept in a gate's last readings. Series that vanish from a query
 #: (a scrape failed, a pod went away) are carried forward so that when they come back only
@@ -57,6 +58,10 @@ from tierguard.operator import statistics as st
 MAX_SERIES = 256
 #: Length of one post-promotion watch window: each window is a fresh e-process.
 WATCH_WINDOW_S = 24 * 3600.0
+#: Signals judged per slice value too (analysis.slices): those whose counters the routers
+#: export per slice (slice_requests/feedback/shadow_judgements_total). Latency, Custom and
+#: pairwise judgements stay tier-level.
+SLICED_SIGNALS = frozenset({Signal.ERROR_RATE, Signal.THUMBS_DOWN, Signal.SHADOW_DISAGREEMENT})
 
 
 def watch_alpha(family_alpha: float, window: int) -> float:
@@ -80,6 +85,17 @@ class GateSpec:
     latency_objective: float | None = None  # seconds, for Signal.LATENCY
     query: CustomQuery | None = None
     fingerprint: str = ""
+    #: slice gates: the slice's name and value (None: the tier's own gate)
+    slice_name: str | None = None
+    slice_value: str | None = None
+    #: slice gates: samples per arm a value must reach before a stage may advance (None:
+    #: the slice never holds a stage on its own; only a confident Fail counts)
+    slice_min_samples: int | None = None
+
+    @property
+    def slice(self) -> str | None:
+        """``name=value`` of a slice gate."""
+        return None if self.slice_name is None else f"{self.slice_name}={self.slice_value}"
 
 
 def _fingerprint(slo: SLOSpec) -> str:
@@ -134,6 +150,27 @@ def gate_specs(spec: RoutingPolicySpec) -> list[GateSpec]:
                 fingerprint=fp,
             )
         )
+    return out + slice_gate_specs(spec, out)
+
+
+def slice_gate_specs(spec: RoutingPolicySpec, tier_gates: Sequence[GateSpec]) -> list[GateSpec]:
+    """One gate per (tier gate on a sliced signal, slice, value), ``other`` included.
+    Keys are ``<tier gate key>@<slice>=<value>``."""
+    out: list[GateSpec] = []
+    for g in tier_gates:
+        if g.signal not in SLICED_SIGNALS:
+            continue
+        for sl in spec.analysis.slices:
+            for value in [*sl.values, SLICE_OTHER]:
+                out.append(
+                    replace(
+                        g,
+                        key=f"{g.key}@{sl.name}={value}",
+                        slice_name=sl.name,
+                        slice_value=value,
+                        slice_min_samples=sl.min_samples,
+                    )
+                )
     return out
 
 
@@ -194,6 +231,22 @@ class GateOutcome:
     step_canary: float = 0.0
     design_effect: float = 1.0
     provider_error: bool = False  # NoData because a query failed (not just no traffic)
+    slice: str | None = None  # name=value of a slice gate
+    #: False for a slice gate without minSamples: its Inconclusive never holds a stage
+    blocking: bool = True
+    alpha: float | None = None  # this gate's share of the family budget
+
+    @property
+    def where(self) -> str:
+        """``tier simple`` or ``tier simple, slice category=billing_status``."""
+        return f"tier {self.tier}" + (f", slice {self.slice}" if self.slice else "")
+
+    @property
+    def lets_advance(self) -> bool:
+        """Pass, or a non-blocking slice gate that has not failed."""
+        if self.verdict == Verdict.PASS:
+            return True
+        return not self.blocking and self.verdict == Verdict.INCONCLUSIVE
 
     def figures(self) -> str:
         """One line an SRE can act on: rates, samples, bound and evidence."""
@@ -357,20 +410,21 @@ def evaluate_gates(
     (used to show status without a new look at Prometheus)."""
     if not gates:
         return []
-    alpha = st.alpha_per_test(family_alpha(confidence), len(gates))
+    n_slice = sum(1 for g in gates if g.slice_name is not None)
+    split = split_alpha(family_alpha(confidence), len(gates) - n_slice, n_slice)
     entries = gate_state.get("gates", {})
     out: list[GateOutcome] = []
     for g in gates:
         entry = entries.get(g.key)
         state = st.GateState.from_json(entry["stats"]) if entry is not None else _new_stats(g)
         watch = entry.get("watch") if entry is not None else None
+        alpha = split.slice if g.slice_name is not None else split.tier
         gate_alpha, prefix = alpha, ""
         if watch is not None:
             window = int(watch["window"])
             state = st.GateState.from_json(watch["stats"])
-            gate_alpha = st.alpha_per_test(
-                watch_alpha(family_alpha(confidence), window), len(gates)
-            )
+            # the watch spends the gate's own share on the same schedule
+            gate_alpha = watch_alpha(alpha, window)
             prefix = (
                 f"post-promotion watch, window {window} (alpha {gate_alpha:.2g}, "
                 f"fails beyond {g.allowed:.3f}): "
@@ -414,12 +468,17 @@ def evaluate_gates(
                 # The first reading of a gate is only its baseline; that is not missing data.
                 verdict = Verdict.INCONCLUSIVE
                 message = "first reading taken as the baseline; counting from here"
+        blocking = g.slice_name is None or g.slice_min_samples is not None
+        need = min_samples if g.slice_min_samples is None else g.slice_min_samples
+        if not blocking and verdict == Verdict.NO_DATA and error is None:
+            verdict = Verdict.INCONCLUSIVE
+            message = f"too little traffic in this slice ({message}); does not hold the stage"
         if verdict == Verdict.PASS and watch is None:
             low = step_t if g.absolute else min(step_c, step_t)
-            if low < min_samples:
+            if low < need:
                 verdict = Verdict.INCONCLUSIVE
                 message = (
-                    f"{low:.0f} of {min_samples} samples in the smaller arm at this step "
+                    f"{low:.0f} of {need} samples in the smaller arm at this step "
                     f"(evidence so far: {res.reason})"
                 )
         out.append(
@@ -443,6 +502,9 @@ def evaluate_gates(
                 step_canary=step_t,
                 design_effect=state.design_effect,
                 provider_error=verdict == Verdict.NO_DATA and error is not None,
+                slice=g.slice,
+                blocking=blocking,
+                alpha=gate_alpha,
             )
         )
     return out
@@ -461,13 +523,17 @@ def _finite(x: float | None) -> float | None:
 
 
 def tier_statuses(outcomes: Sequence[GateOutcome], tiers: Sequence[str]) -> list[TierStatus]:
-    """``status.tiers``: per tier the worst verdict, per signal the figures."""
+    """``status.tiers``: per tier the worst verdict, per signal the figures (the tier's
+    own gates first, then the slice gates by slice). A non-blocking slice gate that is
+    only Inconclusive does not make its tier Inconclusive."""
     out: list[TierStatus] = []
     for tier in tiers:
         mine = [o for o in outcomes if o.tier == tier]
+        mine.sort(key=lambda o: (o.slice is not None, o.slice or ""))
         signals = [
             SignalStatus(
-                signal=o.key.split("/", 1)[1],
+                signal=o.key.split("/", 1)[1].split("@", 1)[0],
+                slice=o.slice,
                 verdict=o.verdict,
                 control=ArmSample(
                     samples=int(o.control_samples),
@@ -488,7 +554,8 @@ def tier_statuses(outcomes: Sequence[GateOutcome], tiers: Sequence[str]) -> list
             )
             for o in mine
         ]
-        out.append(TierStatus(tier=tier, verdict=worst([o.verdict for o in mine]), signals=signals))
+        counted = [o.verdict for o in mine if o.blocking or o.verdict != Verdict.INCONCLUSIVE]
+        out.append(TierStatus(tier=tier, verdict=worst(counted), signals=signals))
     return out
 
 

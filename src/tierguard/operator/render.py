@@ -160,6 +160,7 @@ def router_config(
             )
             for m in spec.models
         ],
+        slices=spec.analysis.slices,
         routes=[
             Route(
                 tier=r.tier,
