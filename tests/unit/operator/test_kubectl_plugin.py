@@ -50,3 +50,20 @@ def test_parser_knows_every_command() -> None:
     p = kp.build_parser()
     for cmd in ["status", "history", "watch", *[a.value for a in Action]]:
         assert p.parse_args([cmd, "shop"]).command == cmd
+
+
+def test_status_view_groups_by_tier_then_slice() -> None:
+    doc = body()
+    tiers = doc["status"]["tiers"]
+    tier = dict(tiers[0])
+    sig = dict(tier["signals"][0])
+    tier["signals"] = [
+        {**sig, "slice": "category=refunds"},
+        {**sig, "slice": "category=billing_status", "verdict": "Fail"},
+        sig,
+    ]
+    doc["status"]["tiers"] = [tier, *tiers[1:]]
+    out = kp.format_status("shop", doc, now=T0 + timedelta(minutes=31))
+    rows = [ln.split() for ln in out.splitlines() if ln.startswith(tier["tier"] + " ")]
+    assert [r[1] for r in rows] == ["-", "category=billing_status", "category=refunds"]
+    assert "SLICE" in out
