@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
 from routerkit import SIMPLE_QUERY, router_config
@@ -20,6 +21,7 @@ from tierguard.router import decision_id
 from tierguard.router.app import RUNTIME, RouterSettings, create_app
 
 pytestmark = pytest.mark.timeout(60)
+Client = TestClient[web.Request, web.Application]
 
 SLICES = [
     {"name": "category", "key": "category", "values": ["billing_status", "refunds"]},
@@ -40,7 +42,7 @@ def sample(text: str, name: str, **labels: str) -> float:
 
 
 @pytest.fixture
-async def client(tiny_classifier: Path) -> AsyncIterator[TestClient]:
+async def client(tiny_classifier: Path) -> AsyncIterator[Client]:
     fakes = [
         TestServer(create_fake_app(FakeProfile(models={"*": ModelBehaviour(latency_median_s=0)})))
         for _ in range(2)
@@ -66,7 +68,7 @@ async def client(tiny_classifier: Path) -> AsyncIterator[TestClient]:
             await f.close()
 
 
-async def chat(client: TestClient, metadata: dict[str, Any], plan: str | None) -> dict[str, Any]:
+async def chat(client: Client, metadata: dict[str, Any], plan: str | None) -> dict[str, Any]:
     body = {
         "model": "auto",
         "messages": [{"role": "user", "content": SIMPLE_QUERY}],
@@ -81,11 +83,11 @@ async def chat(client: TestClient, metadata: dict[str, Any], plan: str | None) -
 
 
 async def test_requests_feedback_and_shadow_are_counted_per_slice_value(
-    client: TestClient,
+    client: Client,
 ) -> None:
     first = await chat(client, {"category": "Billing_Status"}, "pro")
     await chat(client, {"category": "lottery"}, None)
-    key = client.app[RUNTIME].state.signing_key  # type: ignore[index]
+    key = client.app[RUNTIME].state.signing_key
     d = decision_id.verify(first["id"], key, now=first["created"] + 1, ttl_s=60)
     assert d.slices == (("category", "billing_status"), ("plan", "pro"))
     r = await client.post("/v1/feedback", json={"id": first["id"], "rating": "down"})
