@@ -87,7 +87,9 @@ async def test_requests_feedback_and_shadow_are_counted_per_slice_value(
 ) -> None:
     first = await chat(client, {"category": "Billing_Status"}, "pro")
     await chat(client, {"category": "lottery"}, None)
-    key = client.app[RUNTIME].state.signing_key
+    state = client.app[RUNTIME].state
+    assert state is not None
+    key = state.signing_key
     d = decision_id.verify(first["id"], key, now=first["created"] + 1, ttl_s=60)
     assert d.slices == (("category", "billing_status"), ("plan", "pro"))
     r = await client.post("/v1/feedback", json={"id": first["id"], "rating": "down"})
