@@ -37,6 +37,10 @@ CLUSTER_NONE: Final = "none"
 KEY_SOURCE: Final = "key_source"
 FROM_TIER: Final = "from_tier"
 TO_TIER: Final = "to_tier"
+#: classifier_info: the classifier's content digest and the config revision (one series
+#: per router process at a time)
+DIGEST: Final = "digest"
+REVISION: Final = "revision"
 #: router_overhead_seconds{phase}: where the router's own time per request goes
 PHASE: Final = "phase"
 #: slice_*_total{slice, slice_value}: the slice's name (analysis.slices[].name) and the
@@ -385,6 +389,14 @@ SLICE_SHADOW_JUDGEMENTS: Final = MetricDef(
     "verdict and cluster as in shadow_judgements_total.",
     (*_SLICE_LABELS, VERDICT, CLUSTER),
 )
+CLASSIFIER_INFO: Final = MetricDef(
+    f"{NAMESPACE}_classifier_info",
+    "gauge",
+    "1 for the classifier this router runs: digest = its content digest (model bytes and "
+    "tier-deciding settings, computed from what it loaded), revision = the config's "
+    "revision. The operator counts a stage only while every router reports the target.",
+    (POLICY, DIGEST, REVISION),
+)
 
 ROUTER_METRICS: Final = (
     REQUESTS,
@@ -409,6 +421,7 @@ ROUTER_METRICS: Final = (
     STATEFUL_TURNS,
     UNSAFE_SWITCHES,
     CLASSIFIER_CACHE,
+    CLASSIFIER_INFO,
     ROUTER_OVERHEAD,
     SLICE_REQUESTS,
     SLICE_FEEDBACK,

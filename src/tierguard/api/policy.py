@@ -129,7 +129,9 @@ class ClassifierSource(ApiModel):
         default=None,
         description=(
             "An ONNX model in a ConfigMap (binaryData; must stay under 1 MiB). Unset: the "
-            "default model bundled with the router image."
+            "default model bundled with the router image. Rolled out by content: the "
+            "revision hashes the model's bytes and the tier settings (not this name), and "
+            "the routers mount an immutable copy the operator makes of it."
         ),
     )
 

@@ -111,6 +111,30 @@ def format_status(name: str, body: dict[str, Any], now: datetime | None = None) 
             )
     lines.append("")
     lines.append(_table(rows) if len(rows) > 1 else "no gate has been evaluated yet")
+    judges = [(t.tier, s) for t in st.tiers for s in t.signals if s.judge is not None]
+    if judges:
+        jrows = [
+            ["TIER", "SIGNAL", "JUDGED", "WORSE", "BETTER", "TIES", "FLIPPED", "ERRORS", "JUDGE"]
+        ]
+        for tier_name, s in judges:
+            j = s.judge
+            assert j is not None
+            health = "healthy" if j.healthy else "UNHEALTHY"
+            jrows.append(
+                [
+                    tier_name,
+                    s.signal,
+                    str(j.judged),
+                    str(j.worse),
+                    str(j.better),
+                    str(j.ties),
+                    f"{j.inconsistent} ({_rate(j.order_inconsistency_rate)})",
+                    f"{j.errors} ({_rate(j.error_rate)})",
+                    health,
+                ]
+            )
+        lines += ["", "pairwise judge (canary's answer vs the baseline's, both orders):"]
+        lines.append(_table(jrows))
     return "\n".join(lines)
 
 

@@ -17,6 +17,9 @@ Signals (bad / total, per arm):
 * ThumbsDown: ``feedback_total{rating="down"}`` / ``feedback_total``
 * ShadowDisagreement: ``shadow_judgements_total{verdict="disagree"}`` /
   ``shadow_judgements_total{verdict=~"agree|disagree"}`` (judge errors are not quality)
+  -- with judge mode Pairwise instead every verdict of
+  ``shadow_pairwise_total{arm="canary"}`` (worse, better, tie, inconsistent, error) per
+  series, for the paired gate (operator/pairedgate.py); always the policy's own query
 Counters with a ``cluster`` label (requests, feedback, shadow judgements) are read per
 user cluster as series ``instance#cluster``; the gates sum them for the test and use
 their spread for the design effect.
@@ -34,10 +37,8 @@ their spread for the design effect.
   negative or fractional value (``rate()``, ``increase()``, a ratio) is refused: the gate
   gets NoData with a message naming the query.
 
-Slice gates (analysis.slices; ErrorRate, ThumbsDown, ShadowDisagreement only) read the
-``slice_*_total`` counters of the same signals, ``slice="<name>"``, grouped by
-``slice_value`` too: one query per (signal, slice) serves every value of the slice. They
-always run as the policy's own queries (not batched across policies).
+Slice gates (analysis.slices) read the ``slice_*_total`` counters: see
+:mod:`tierguard.operator.observeslices`.
 
 Any NaN or infinite value (``0/0`` in an expression) is refused the same way, naming the
 query: the gate holds as NoData and the ``noData.after`` clock runs.
@@ -146,35 +147,24 @@ def signal_queries(
     raise ValueError(f"no built-in query for signal {signal}")
 
 
-def slice_signal_queries(
-    signal: Signal, policy: str, slice_name: str, namespace: tuple[str, str] | None = None
-) -> tuple[str, str]:
-    """(bad, total) PromQL of a sliced signal for every value of one slice."""
-    group = f"{GROUP}, {m.SLICE_VALUE}, {m.CLUSTER}"
+def pairwise_query(policy: str, namespace: tuple[str, str] | None = None) -> str:
+    """The canary's pairwise verdict counters of every tier, per series and verdict."""
+    sel = selector(policy, {m.ARM: Arm.CANARY.value}, namespace)
+    return f"sum by ({m.TIER}, instance, {m.CLUSTER}, {m.VERDICT}) ({m.SHADOW_PAIRWISE.name}{sel})"
 
-    def q(metric: str, extra: Mapping[str, str]) -> str:
-        sel = selector(policy, {m.SLICE: slice_name, **extra}, namespace)
-        return f"sum by ({group}) ({metric}{sel})"
 
-    if signal == Signal.THUMBS_DOWN:
-        return (
-            q(m.SLICE_FEEDBACK.name, {m.RATING: m.RATING_DOWN}),
-            q(m.SLICE_FEEDBACK.name, {}),
-        )
-    if signal == Signal.SHADOW_DISAGREEMENT:
-        return (
-            q(m.SLICE_SHADOW_JUDGEMENTS.name, {m.VERDICT: m.VERDICT_DISAGREE}),
-            q(
-                m.SLICE_SHADOW_JUDGEMENTS.name,
-                {m.VERDICT: f"~{m.VERDICT_AGREE}|{m.VERDICT_DISAGREE}"},
-            ),
-        )
-    if signal == Signal.ERROR_RATE:
-        return (
-            q(m.SLICE_REQUESTS.name, {m.OUTCOME: f"~{m.OUTCOME_ERROR}|{m.OUTCOME_ESCALATED}"}),
-            q(m.SLICE_REQUESTS.name, {}),
-        )
-    raise ValueError(f"signal {signal} is not judged per slice")
+def pairwise_verdicts(
+    result: Sequence[Mapping[str, Any]], tier: str, promql: str
+) -> dict[str, dict[str, float]]:
+    """``verdict -> {series: value}`` of one tier from :func:`pairwise_query`'s result."""
+    out: dict[str, dict[str, float]] = {}
+    for item in result:
+        labels = item.get("metric", {})
+        if labels.get(m.TIER) != tier:
+            continue
+        verdict = labels.get(m.VERDICT, "")
+        out.setdefault(verdict, {})[_series_key(labels)] = _value(promql, item)
+    return out
 
 
 Series = dict[tuple[str, str], dict[str, float]]  # (tier, arm) -> {instance: value}
@@ -352,16 +342,21 @@ def observe(
             return shared.results(reader, signal, which, policy, namespace)
         return run(signal_queries(signal, policy, namespace)[which])
 
-    def sliced(g: GateSpec, which: int) -> list[dict[str, Any]]:
-        assert g.slice_name is not None
-        return run(slice_signal_queries(g.signal, policy, g.slice_name, namespace)[which])
-
     readings: dict[str, GateReading] = {}
     try:
         for g in gates:
             try:
+                if g.pairwise:
+                    q = pairwise_query(policy, namespace)
+                    readings[g.key] = GateReading(
+                        verdicts=pairwise_verdicts(run(q), g.tier, q),
+                        requests_flowing=_requests_flowing(builtin, g.tier),
+                    )
+                    continue
                 if g.slice_name is not None:
-                    readings[g.key] = _read_slice_gate(builtin, sliced, g)
+                    from tierguard.operator.observeslices import read_slice_gate  # imports us
+
+                    readings[g.key] = read_slice_gate(run, builtin, g, policy, namespace)
                     continue
                 readings[g.key] = _read_gate(run, builtin, g)
             except UnreachableError:
@@ -452,23 +447,6 @@ def _read_gate(run: Any, builtin: Any, g: GateSpec) -> GateReading:
             continue
         arms[arm] = ArmReading(bad=bad.get((g.tier, arm), {}), total=t)
     return GateReading(arms=arms, requests_flowing=flowing)
-
-
-def _read_slice_gate(builtin: Any, sliced: Any, g: GateSpec) -> GateReading:
-    """A slice gate's readings: the slice counters of its value only."""
-    name = f"the {g.signal.value} query of slice {g.slice_name}"
-
-    def only_value(result: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        return [i for i in result if i.get("metric", {}).get(m.SLICE_VALUE) == g.slice_value]
-
-    total = _series(only_value(sliced(g, 1)), f"{name} (total)")
-    bad = _series(only_value(sliced(g, 0)), f"{name} (bad)")
-    arms = {}
-    for arm in ARMS:
-        t = total.get((g.tier, arm))
-        if t:
-            arms[arm] = ArmReading(bad=bad.get((g.tier, arm), {}), total=t)
-    return GateReading(arms=arms, requests_flowing=_requests_flowing(builtin, g.tier))
 
 
 def _requests_flowing(builtin: Any, tier: str) -> bool:

@@ -64,6 +64,7 @@ class RouterMetrics:
         self.stateful_turns: Counter = _build(m.STATEFUL_TURNS, r)
         self.unsafe_switches: Counter = _build(m.UNSAFE_SWITCHES, r)
         self.classifier_cache: Counter = _build(m.CLASSIFIER_CACHE, r)
+        self.classifier_info: Gauge = _build(m.CLASSIFIER_INFO, r)
         self.overhead: Histogram = _build(m.ROUTER_OVERHEAD, r, tuple(m.OVERHEAD_BUCKETS))
         self._overhead_children: dict[str, tuple[Any, ...]] = {}
         self.slice_requests: Counter = _build(m.SLICE_REQUESTS, r)

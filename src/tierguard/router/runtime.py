@@ -74,6 +74,10 @@ async def apply_config(rt: Runtime, config: RouterConfig) -> None:
         state, retired = await build_state(config, previous)
         rt.state = state
         _sync_observability(rt, config, previous.config if previous else None)
+        rt.metrics.classifier_info.clear()
+        rt.metrics.classifier_info.labels(
+            config.policy, state.classifier_digest, config.revision
+        ).set(1)
         rt.metrics.canary_weight.clear()
         for r in config.routes:
             rt.metrics.canary_weight.labels(config.policy, r.tier).set(

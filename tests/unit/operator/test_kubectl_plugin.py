@@ -26,6 +26,27 @@ def test_status_table_names_tier_signal_and_verdicts() -> None:
     assert len(lines) == 2
 
 
+def test_status_shows_the_pairwise_judge_table() -> None:
+    b = body()
+    sig = b["status"]["tiers"][1]["signals"][0]
+    sig["judge"] = {
+        "judged": 400,
+        "worse": 30,
+        "better": 10,
+        "ties": 360,
+        "inconsistent": 250,
+        "errors": 4,
+        "orderInconsistencyRate": 0.625,
+        "errorRate": 0.01,
+        "healthy": False,
+    }
+    out = kp.format_status("shop", b, now=T0 + timedelta(minutes=31))
+    assert "pairwise judge" in out
+    (row,) = [ln for ln in out.splitlines() if ln.startswith("tricky") and "UNHEALTHY" in ln]
+    assert row.split()[2:6] == ["400", "30", "10", "360"] and "250 (62.5%)" in row
+    assert "pairwise judge" not in kp.format_status("shop", body(), now=T0)
+
+
 def test_history_lists_transitions() -> None:
     out = kp.format_history(body())
     assert "RolloutStarted" in out and "GateFailed" in out
