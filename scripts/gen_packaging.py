@@ -345,6 +345,22 @@ def build_dashboard() -> dict[str, Any]:
         unit="percentunit",
     )
     p.add(
+        "Pairwise judge verdicts",
+        "Share of the canary's shadowed answers by pairwise verdict (judge mode Pairwise): "
+        "worse, better, tie, inconsistent (the verdict changed with the order of the "
+        "answers: judge health) and error (no verdict: missing data).",
+        [
+            (
+                f"sum by ({m.TIER}, {m.VERDICT}) "
+                f"(rate({m.SHADOW_PAIRWISE.name}{{{_SEL_TIER}}}[{_RI}]))\n"
+                f"/ ignoring({m.VERDICT}) group_left\n"
+                f"sum by ({m.TIER}) (rate({m.SHADOW_PAIRWISE.name}{{{_SEL_TIER}}}[{_RI}]))",
+                "{{tier}} / {{verdict}}",
+            )
+        ],
+        unit="percentunit",
+    )
+    p.add(
         "Error and escalation rate",
         "Share of requests not served by the first model of their route: escalated (a "
         "fallback or hedge served it) or error (nothing served).",

@@ -765,3 +765,103 @@ def test_unusable_spec_is_failed_degraded_and_observed_then_resumes(
     )
     assert argocd_health(cluster.body())["status"] == "Progressing"
     assert len(cluster.events(Reason.INVALID_SPEC.value)) == 1, "one Event per problem"
+
+
+def _pairwise_manifest(big: str, small: str, prom_url: str) -> dict[str, Any]:
+    """Both tiers gated only by a ShadowDisagreement SLO with a Pairwise judge: the fake
+    provider's judge model ``judge-1`` (served by big's fake) on every canary answer."""
+    doc = policy_manifest(POLICY, big, small, prom_url)
+    spec = doc["spec"]
+    spec["models"].append(
+        {"name": "judge", "baseURL": f"{big}/v1", "upstreamModel": "judge-1", "timeout": "1s"}
+    )
+    spec["router"]["shadow"] = {
+        "sampleRate": 1.0,
+        "judge": {"type": "LLM", "model": "judge", "mode": "Pairwise"},
+    }
+    spec["analysis"]["slos"] = [
+        {"tier": t, "signal": "ShadowDisagreement", "allowedDrop": 0.1}
+        for t in ("simple", "complex")
+    ]
+    return doc
+
+
+def test_pairwise_judge_rolls_back_a_worse_candidate_with_judge_health_in_status(
+    cluster: Cluster,
+    operator: OperatorProcess,
+    kube_api: ApiClient,
+    namespace: str,
+    prometheus: Prometheus,
+    tiny_classifier: Path,
+    tmp_path: Path,
+    wait_for: Any,
+) -> None:
+    """The candidate answers complex questions badly (30 % good): the pairwise judge finds
+    its answers worse than the baseline's and the paired gate rolls the rollout back at
+    the first stage; simple (as good as the baseline) does not fail."""
+    with routed_system(
+        tmp_path, kube_api, namespace, POLICY, tiny_classifier, {"complex": 0.3}
+    ) as (big, small, start):
+        cluster.create(_pairwise_manifest(big, small, prometheus.url))
+        url, _ = start(wait_for)
+        prometheus.set_targets([url.removeprefix("http://")])
+        st = wait_for(
+            _phase(cluster, Phase.ROLLED_BACK),
+            timeout=300,
+            message=f"never rolled back; operator log:\n{operator.log()}",
+        )
+    assert st.history[-1].step == 0, "caught at the first stage"
+    assert "tier complex" in st.message and "ShadowDisagreement" in st.message
+    tiers = {t.tier: t for t in st.tiers}
+    assert tiers["complex"].verdict.value == "Fail" and tiers["simple"].verdict.value != "Fail"
+    judge = tiers["complex"].signals[0].judge
+    assert judge is not None and judge.healthy
+    assert judge.worse > judge.better and judge.judged >= judge.worse + judge.better
+    simple = tiers["simple"].signals[0].judge
+    assert simple is not None and simple.worse == 0 and simple.better == 0  # all ties
+
+
+def test_a_stalled_pairwise_judge_holds_the_stage_and_never_passes(
+    cluster: Cluster,
+    operator: OperatorProcess,
+    kube_api: ApiClient,
+    namespace: str,
+    prometheus: Prometheus,
+    tiny_classifier: Path,
+    tmp_path: Path,
+    wait_for: Any,
+) -> None:
+    """Every judge call stalls past the judge model's timeout: no verdict is a loss, the
+    gates report JudgeUnhealthy once the error rate is established, and the rollout stays
+    at its first stage."""
+    from routerkit import http
+
+    with routed_system(tmp_path, kube_api, namespace, POLICY, tiny_classifier, {}) as (
+        big,
+        small,
+        start,
+    ):
+        status, _ = http("PATCH", f"{big}/admin/profile/judge-1", {"hang_rate": 1.0})
+        assert status == 200
+        cluster.create(_pairwise_manifest(big, small, prometheus.url))
+        url, _ = start(wait_for)
+        prometheus.set_targets([url.removeprefix("http://")])
+
+        def unhealthy() -> RoutingPolicyStatus | None:
+            st = cluster.status()
+            sigs = [s for t in st.tiers for s in t.signals]
+            ok = sigs and all(s.message.startswith("JudgeUnhealthy") for s in sigs)
+            return st if ok else None
+
+        st = wait_for(
+            unhealthy,
+            timeout=300,
+            message=f"the judge was never reported unhealthy; operator log:\n{operator.log()}",
+        )
+    assert st.phase == Phase.PROGRESSING and st.step == 0, (st.phase, st.history)
+    assert st.canary_weight == 10.0
+    assert all(t.verdict.value == "Inconclusive" for t in st.tiers), st.tiers
+    for t in st.tiers:
+        judge = t.signals[0].judge
+        assert judge is not None and not judge.healthy and judge.judged == 0
+        assert judge.errors > 0 and judge.error_rate == 1.0

@@ -120,6 +120,7 @@ def test_two_workers_serve_and_metrics_count_every_request_once(
         # the gauge is configuration: once per tier, not summed over workers
         assert sample(text, WEIGHT, tier="simple") == 30
         assert text.count(f'{WEIGHT}{{policy="support",tier="simple"}}') == 1
+        assert sample(text, "tierguard_classifier_info") == 1  # one series, value 1
         assert "Multiprocess metric" not in text  # the contract's help texts are kept
     # counters only grow: more requests, higher totals
     for i in range(10):

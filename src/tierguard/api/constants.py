@@ -19,6 +19,8 @@ CRD_NAME: Final = f"{PLURAL}.{GROUP}"
 #: it never edits the annotations (they belong to the user / Git).
 ANNOTATION_ACTION: Final = f"{GROUP}/action"
 ANNOTATION_ACTION_NONCE: Final = f"{GROUP}/action-nonce"
+#: On the frozen classifier copy: the full content digest it holds.
+ANNOTATION_CLASSIFIER_DIGEST: Final = f"{GROUP}/classifier-digest"
 
 #: Labels on every object the operator renders.
 LABEL_POLICY: Final = f"{GROUP}/policy"

@@ -113,6 +113,9 @@ class ConditionType(StrEnum):
     #: Set (True) when gate evaluations start more than one rollout.interval late: the
     #: operator is behind (backpressure); back to False once it has caught up.
     EVALUATION_DELAYED = "EvaluationDelayed"
+    #: Whether the operator could read the referenced classifier ConfigMap (only for a
+    #: ConfigMap classifier). False: its content is unknown and the rollout holds.
+    CLASSIFIER_RESOLVED = "ClassifierResolved"
 
 
 class Reason(StrEnum):
@@ -145,4 +148,9 @@ class Reason(StrEnum):
     INVALID_ACTION = "InvalidAction"
     INVALID_SPEC = "InvalidSpec"  # the operator cannot use the spec (phase Failed)
     SPEC_VALID = "SpecValid"  # the spec is usable again; the previous phase continues
+    CLASSIFIER_READ = "ClassifierRead"  # the classifier ConfigMap was read and digested
+    #: the classifier ConfigMap cannot be read: content unknown, the rollout holds
+    CLASSIFIER_UNKNOWN = "ClassifierUnknown"
+    #: a router replica does not report the target classifier digest: the stage holds
+    ROUTERS_NOT_ON_TARGET = "RoutersNotOnTarget"
     STEPS_CHANGED = "StepsChanged"  # rollout.steps edited mid-rollout; placed on the new steps

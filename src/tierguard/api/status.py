@@ -38,10 +38,47 @@ class ArmSample(ApiModel):
     rate: float | None = Field(default=None, description="bad / samples (null when no samples).")
 
 
+class JudgeHealthStatus(ApiModel):
+    """A pairwise judge's health on one gate (ShadowDisagreement with judge mode
+    Pairwise), counted since the gate started (or since the watch window started)."""
+
+    judged: int = Field(default=0, description="Pairs with a verdict (both orders answered).")
+    worse: int = Field(default=0, description="Pairs where the canary's answer was worse.")
+    better: int = Field(default=0, description="Pairs where the canary's answer was better.")
+    ties: int = Field(
+        default=0, description="Ties, including pairs whose verdict changed with the order."
+    )
+    inconsistent: int = Field(
+        default=0, description="Pairs whose verdict changed with the order of the answers."
+    )
+    errors: int = Field(
+        default=0, description="Shadowed requests without a verdict (missing data)."
+    )
+    order_inconsistency_rate: float | None = Field(
+        default=None, description="inconsistent / judged."
+    )
+    error_rate: float | None = Field(default=None, description="errors / (judged + errors).")
+    healthy: bool = Field(
+        default=True,
+        description=(
+            "Within the judge spec's maxOrderInconsistency and maxErrorRate; when not, the "
+            "gate is Inconclusive (JudgeUnhealthy) and never passes."
+        ),
+    )
+
+
 class SignalStatus(ApiModel):
-    """One gate: a (tier, signal) pair."""
+    """One gate: a (tier, signal) pair, or a (tier, slice value, signal) slice gate."""
 
     signal: str = Field(description="Signal name (ThumbsDown, ErrorRate, ...).")
+    slice: str | None = Field(
+        default=None,
+        max_length=128,
+        description=(
+            "For a slice gate (analysis.slices): the slice and value it judges, as "
+            "name=value (category=billing_status); unset for the tier's own gate."
+        ),
+    )
     verdict: Verdict = Field(description="Pass, Fail, Inconclusive or NoData.")
     control: ArmSample = Field(default_factory=ArmSample, description="Control (or holdback) arm.")
     canary: ArmSample = Field(default_factory=ArmSample, description="Canary arm.")
@@ -67,6 +104,14 @@ class SignalStatus(ApiModel):
         ),
     )
     message: str = Field(default="", max_length=2048, description="Why this verdict.")
+    judge: JudgeHealthStatus | None = Field(
+        default=None,
+        description=(
+            "Pairwise judge gates only: win/tie/loss counts and the judge's health. For "
+            "these gates canary.bad counts the pairs the canary lost and control.bad the "
+            "pairs the baseline lost, over the same judged pairs."
+        ),
+    )
 
 
 class TierStatus(ApiModel):
@@ -113,6 +158,14 @@ class RoutingPolicyStatus(ApiModel):
     revision: str = Field(
         default="",
         description="Hash of what is being rolled out (candidates, classifier, prompts).",
+    )
+    classifier_digest: str = Field(
+        default="",
+        description=(
+            "Content digest of the ConfigMap classifier the routers run (model bytes and "
+            "tier-deciding settings); the routers mount its immutable copy "
+            "<policy>-classifier-<digest[:10]>. Empty for the bundled model."
+        ),
     )
     rolled_back_revision: str = Field(
         default="",

@@ -24,12 +24,14 @@ from tierguard.api.durations import parse_duration
 from tierguard.api.enums import ConditionType, Reason, Verdict
 from tierguard.api.policy import RoutingPolicySpec
 from tierguard.api.status import Condition, RoutingPolicyStatus
+from tierguard.operator import classifiercontent as cc
 from tierguard.operator import gates as g
 from tierguard.operator import render, rollout, specerror
 from tierguard.operator.backoff import Backoff
 from tierguard.operator.conditions import get_condition, set_condition
 from tierguard.operator.kube import Kube, KubeError, NotFoundError, StatusConflictError
 from tierguard.operator.observe import PrometheusReader, observe
+from tierguard.operator.observe_routers import observe_routers
 from tierguard.operator.rendermeta import RenderedMetadata, with_metadata
 from tierguard.operator.shared_queries import SharedQueries
 from tierguard.operator.telemetry import OperatorMetrics
@@ -161,11 +163,32 @@ class Controller:
             namespace=(label, namespace) if label else None,
             shared=self.shared,
         )
+        if obs.error is None:
+            ns = (label, namespace) if label else None
+            obs = dataclasses.replace(
+                obs, routers=observe_routers(reader, name, ns, shared=self.shared)
+            )
         if self.metrics is not None and (
-            obs.error is not None or any(r.error for r in obs.gates.values())
+            obs.error is not None
+            or any(r.error for r in obs.gates.values())
+            or (obs.routers is not None and obs.routers.error is not None)
         ):
             self.metrics.prom_errors.labels(namespace, name).inc()
         return obs
+
+    def _classifier(self, spec: RoutingPolicySpec, namespace: str) -> cc.ClassifierLookup:
+        """Read the referenced classifier ConfigMap (every reconcile: edits are not
+        watched). Any failure is *unknown* (never *changed*), with the reason."""
+        ref = spec.classifier.source.config_map_ref
+        if ref is None:
+            return cc.BUNDLED
+        try:
+            cm = self.kube.read_object("v1", "ConfigMap", namespace, ref.name)
+        except NotFoundError:
+            return cc.lookup(spec, None, f"ConfigMap {namespace}/{ref.name} not found")
+        except KubeError as exc:
+            return cc.lookup(spec, None, str(exc)[:500])
+        return cc.lookup(spec, cm if isinstance(cm, dict) else None)
 
     # -- the loop body ---------------------------------------------------------------
 
@@ -214,8 +237,15 @@ class Controller:
             if uid in self._evaluated:
                 lag = self._record_lag(namespace, name, spec, timing, now)
             obs = self._observe(spec, namespace, name, now)
+        classifier = self._classifier(spec, namespace)
         decision = rollout.reconcile(
-            spec, status, now, generation=generation, request=request, observations=obs
+            spec,
+            status,
+            now,
+            generation=generation,
+            request=request,
+            observations=obs,
+            classifier=classifier,
         )
         new = decision.status
         if lag is not None:
@@ -227,7 +257,7 @@ class Controller:
             self._evaluated[uid] = now
         for ev in decision.events:
             self._event(written, ev.type, ev.reason, ev.message)
-        apply_wait = self._apply(written, spec, new, now, generation)
+        apply_wait = self._apply(written, spec, new, now, generation, classifier)
         self._record(namespace, name, decision)
         wait = rollout.seconds_until_due(spec, self._timing(uid, new), datetime.now(UTC))
         return max(0.2, min(self.settings.resync_seconds, wait, apply_wait))
@@ -307,9 +337,11 @@ class Controller:
         status: RoutingPolicyStatus,
         now: datetime,
         generation: int,
+        classifier: cc.ClassifierLookup = cc.BUNDLED,
     ) -> float:
         """Apply the rendered objects that changed; set Ready. Returns how soon to retry
-        (``inf`` when nothing failed)."""
+        (``inf`` when nothing failed). ``classifier``: what was read this reconcile; its
+        model is frozen into the immutable copy when it is the one status rolls out."""
         meta = body["metadata"]
         ref = render.PolicyRef(meta["name"], meta["namespace"], meta["uid"])
         error = None
@@ -325,7 +357,15 @@ class Controller:
             sm = self.kube.service_monitor_available()
             objs = [
                 with_metadata(o, self.settings.rendered)
-                for o in render.render_all(ref, spec, status, service_monitor_available=sm)
+                for o in render.render_all(
+                    ref,
+                    spec,
+                    status,
+                    service_monitor_available=sm,
+                    classifier=classifier.model
+                    if classifier.digest and classifier.digest == status.classifier_digest
+                    else None,
+                )
             ]
             ready = get_condition(status.conditions, ConditionType.READY)
             self._apply_objects(ref, objs, applied_before=ready is not None)

@@ -20,6 +20,13 @@ schedule, window ``k`` spending ``alpha / (k (k + 1))`` (:func:`watch_alpha`; th
 sum to alpha, so the chance that the watch *ever* rolls back a canary within its SLO
 stays within the rollout's budget, however long it runs).
 
+A ShadowDisagreement SLO whose judge is Pairwise is a *paired* gate instead
+(:mod:`tierguard.operator.pairedgate`): the paired sequential test on the canary's
+worse/better/tie verdicts, on the same alpha share, step minimum and watch scheme, held to
+Inconclusive (JudgeUnhealthy) while the judge is beyond its health limits. Its types and
+status rendering live in :mod:`~tierguard.operator.gatetypes` and
+:mod:`~tierguard.operator.gatestatus` (re-exported here).
+
 Verdicts: Fail/Pass/Inconclusive as :func:`statistics.evaluate` says; NoData only when
 Prometheus or a query failed, or the routers' request counters for the tier are missing.
 A signal with no events while the tier's requests flow (nobody rated yet) is a quiet
@@ -40,46 +47,25 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from tierguard.api.durations import parse_duration
 from tierguard.api.enums import Arm, Signal, Verdict
-from tierguard.api.policy import CustomQuery, RoutingPolicySpec, SLOSpec
-from tierguard.api.status import ArmSample, SignalStatus, TierStatus
+from tierguard.api.policy import RoutingPolicySpec, SLOSpec
+from tierguard.operator import pairedgate as pg
 from tierguard.operator import statistics as st
-
-#: Series per counter kept in a gate's last readings. Series that vanish from a query
-#: (a scrape failed, a pod went away) are carried forward so that when they come back only
-#: their real increase is counted; the oldest carried ones are dropped beyond this.
-#: Series are per router instance and user cluster (16 clusters).
-MAX_SERIES = 256
-#: Length of one post-promotion watch window: each window is a fresh e-process.
-WATCH_WINDOW_S = 24 * 3600.0
-
-
-def watch_alpha(family_alpha: float, window: int) -> float:
-    """Alpha spent by post-promotion watch window ``window`` (1, 2, ...):
-    ``alpha / (window (window + 1))``, which sums to ``alpha`` over all windows."""
-    if window < 1:
-        raise ValueError(f"watch windows count from 1, got {window}")
-    return family_alpha / (window * (window + 1))
-
-
-@dataclass(frozen=True)
-class GateSpec:
-    """One gate as the policy defines it."""
-
-    key: str
-    tier: str
-    signal: Signal
-    absolute: bool
-    allowed: float  # allowed increase of the bad rate, or the absolute ceiling
-    fail_margin: float | None = None  # relative gates: tolerated loss before FAIL
-    latency_objective: float | None = None  # seconds, for Signal.LATENCY
-    query: CustomQuery | None = None
-    fingerprint: str = ""
+from tierguard.operator.gatestatus import tier_statuses as tier_statuses
+from tierguard.operator.gatestatus import verdict_summary as verdict_summary
+from tierguard.operator.gatetypes import MAX_SERIES as MAX_SERIES
+from tierguard.operator.gatetypes import WATCH_WINDOW_S as WATCH_WINDOW_S
+from tierguard.operator.gatetypes import GateOutcome as GateOutcome
+from tierguard.operator.gatetypes import GateReading as GateReading
+from tierguard.operator.gatetypes import GateSpec as GateSpec
+from tierguard.operator.gatetypes import Observations as Observations
+from tierguard.operator.gatetypes import family_alpha as family_alpha
+from tierguard.operator.gatetypes import watch_alpha as watch_alpha
+from tierguard.operator.slicegates import family_split, slice_gate_specs, tier_gate_count
 
 
 def _fingerprint(slo: SLOSpec) -> str:
@@ -100,6 +86,8 @@ def gate_specs(spec: RoutingPolicySpec) -> list[GateSpec]:
     and an absolute objective) gets its fingerprint appended so both are kept apart.
     """
     tiers = set(canary_tiers(spec))
+    judge = spec.router.shadow.judge
+    pairwise_judge = judge.type == "LLM" and judge.mode == "Pairwise"
     out: list[GateSpec] = []
     seen: set[str] = set()
     for slo in spec.analysis.slos:
@@ -114,6 +102,28 @@ def gate_specs(spec: RoutingPolicySpec) -> list[GateSpec]:
         allowed = float(
             slo.threshold if absolute and slo.threshold is not None else slo.allowed_drop
         )
+        if slo.signal == Signal.SHADOW_DISAGREEMENT and pairwise_judge:
+            # The paired test: non-inferiority on the net share of worse answers, held to
+            # allowedDrop (or an Absolute objective's threshold), FAIL beyond failMargin.
+            out.append(
+                GateSpec(
+                    key=key,
+                    tier=slo.tier,
+                    signal=slo.signal,
+                    absolute=False,
+                    allowed=allowed,
+                    fail_margin=(
+                        slo.fail_margin
+                        if slo.fail_margin is not None and not absolute
+                        else st.default_fail_margin(allowed)
+                    ),
+                    fingerprint=f"{fp[:9]}pw{judge.model or ''}"[:24],
+                    pairwise=True,
+                    max_inconsistency=judge.max_order_inconsistency,
+                    max_error_rate=judge.max_error_rate,
+                )
+            )
+            continue
         if slo.signal == Signal.SHADOW_DISAGREEMENT and not absolute:
             # The router shadows canary answers only: the disagreement rate is already a
             # canary-vs-baseline measure and has no control arm of its own, so "relative to
@@ -134,84 +144,7 @@ def gate_specs(spec: RoutingPolicySpec) -> list[GateSpec]:
                 fingerprint=fp,
             )
         )
-    return out
-
-
-# --------------------------------------------------------------------------- observations
-
-
-@dataclass(frozen=True)
-class GateReading:
-    """Raw cumulative counters of one gate, per arm (``control``/``holdback``/``canary``),
-    each ``{series key: value}``; or why there are none."""
-
-    arms: Mapping[str, st.ArmReading] = field(default_factory=dict)
-    error: str | None = None
-    #: The routers' request counters for this gate's tier exist: traffic flows, so a
-    #: signal without events yet (no ratings, nothing judged) is a quiet signal, not
-    #: missing data.
-    requests_flowing: bool = False
-
-    @property
-    def empty(self) -> bool:
-        """No series at all for this gate: the routers have reported nothing yet."""
-        return not any(r.total for r in self.arms.values())
-
-
-@dataclass(frozen=True)
-class Observations:
-    """What one look at Prometheus returned. ``error`` set: Prometheus was unreachable or
-    failed, and every gate has no data this interval."""
-
-    at: datetime
-    gates: Mapping[str, GateReading] = field(default_factory=dict)
-    error: str | None = None
-
-
-# --------------------------------------------------------------------------- outcomes
-
-
-@dataclass(frozen=True)
-class GateOutcome:
-    """A gate's verdict now and the figures behind it."""
-
-    key: str
-    tier: str
-    signal: Signal
-    verdict: Verdict
-    message: str
-    control_samples: float = 0.0
-    control_bad: float = 0.0
-    canary_samples: float = 0.0
-    canary_bad: float = 0.0
-    control_rate: float | None = None
-    canary_rate: float | None = None
-    upper_bound: float | None = None
-    allowed: float = 0.0
-    e_value: float | None = None
-    threshold: float | None = None
-    step_control: float = 0.0
-    step_canary: float = 0.0
-    design_effect: float = 1.0
-    provider_error: bool = False  # NoData because a query failed (not just no traffic)
-
-    def figures(self) -> str:
-        """One line an SRE can act on: rates, samples, bound and evidence."""
-
-        def rate(r: float | None) -> str:
-            return "n/a" if r is None else f"{r:.3f}"
-
-        parts = [
-            f"canary {rate(self.canary_rate)} (n={self.canary_samples:.0f})",
-            f"control {rate(self.control_rate)} (n={self.control_samples:.0f})",
-        ]
-        if self.upper_bound is not None:
-            parts.append(f"upper bound {self.upper_bound:+.3f} vs allowed {self.allowed:.3f}")
-        if self.e_value is not None and self.threshold is not None:
-            parts.append(f"e-value {self.e_value:.3g} (threshold {self.threshold:.3g})")
-        if self.design_effect > 1.0:
-            parts.append(f"design effect {self.design_effect:.2f}")
-        return ", ".join(parts)
+    return out + slice_gate_specs(spec, out)
 
 
 def _new_stats(g: GateSpec) -> st.GateState:
@@ -304,6 +237,20 @@ def update_gates(
     new: dict[str, Any] = {}
     for g in gates:
         entry = old.get(g.key)
+        if g.pairwise:
+            reading = observations.gates.get(g.key)
+            ok = observations.error is None and reading is not None and reading.error is None
+            new[g.key] = pg.update_entry(
+                entry if entry is not None and entry.get("fingerprint") == g.fingerprint else None,
+                g.fingerprint,
+                g.allowed,
+                g.fail_margin or 0.0,
+                reading.verdicts if ok and reading is not None and not reading.empty else None,
+                observations.at,
+                promoted=control_arm == Arm.HOLDBACK,
+                window_s=WATCH_WINDOW_S,
+            )
+            continue
         if entry is None or entry.get("fingerprint") != g.fingerprint:
             entry = _new_entry(g, control_arm)
         entry = dict(entry)
@@ -333,17 +280,32 @@ def update_gates(
     return {**gate_state, "gates": new}
 
 
+def skip_look(gate_state: Mapping[str, Any]) -> dict[str, Any]:
+    """Let this look count for nothing: every gate forgets its last readings, so the next
+    look only sets a new baseline and what happened in between is never added (used
+    while a router runs another classifier than the one rolled out)."""
+    gates = {}
+    for key, entry in gate_state.get("gates", {}).items():
+        stats = dict(entry["stats"])
+        stats["last"] = None
+        new = {**entry, "stats": stats}
+        if "watch" in entry:
+            new["watch"] = {**entry["watch"], "stats": {**entry["watch"]["stats"], "last": None}}
+        gates[key] = new
+    return {**gate_state, "gates": gates}
+
+
 def rebase_step(gate_state: Mapping[str, Any]) -> dict[str, Any]:
     """Start counting a new step's samples from the gates' current totals."""
     gates = {}
     for key, entry in gate_state.get("gates", {}).items():
+        if pg.is_paired(entry["stats"]):
+            judged = pg.PairedGateState.from_json(entry["stats"]).judged
+            gates[key] = {**entry, "stepBase": [judged, judged]}
+            continue
         state = st.GateState.from_json(entry["stats"])
         gates[key] = {**entry, "stepBase": [state.control_total, state.canary_total]}
     return {**gate_state, "gates": gates}
-
-
-def family_alpha(confidence: float) -> float:
-    return 1.0 - confidence
 
 
 def evaluate_gates(
@@ -357,20 +319,31 @@ def evaluate_gates(
     (used to show status without a new look at Prometheus)."""
     if not gates:
         return []
-    alpha = st.alpha_per_test(family_alpha(confidence), len(gates))
+    split = family_split(gates, confidence)
     entries = gate_state.get("gates", {})
     out: list[GateOutcome] = []
     for g in gates:
         entry = entries.get(g.key)
+        if g.pairwise:
+            out.append(
+                pg.paired_outcome(
+                    g,
+                    entry,
+                    observations,
+                    confidence,
+                    tier_gate_count(split, confidence),
+                    min_samples,
+                )
+            )
+            continue
         state = st.GateState.from_json(entry["stats"]) if entry is not None else _new_stats(g)
         watch = entry.get("watch") if entry is not None else None
+        alpha = split.slice if g.slice_name is not None else split.tier
         gate_alpha, prefix = alpha, ""
         if watch is not None:
             window = int(watch["window"])
             state = st.GateState.from_json(watch["stats"])
-            gate_alpha = st.alpha_per_test(
-                watch_alpha(family_alpha(confidence), window), len(gates)
-            )
+            gate_alpha = watch_alpha(alpha, window)  # the gate's own share, same schedule
             prefix = (
                 f"post-promotion watch, window {window} (alpha {gate_alpha:.2g}, "
                 f"fails beyond {g.allowed:.3f}): "
@@ -414,12 +387,17 @@ def evaluate_gates(
                 # The first reading of a gate is only its baseline; that is not missing data.
                 verdict = Verdict.INCONCLUSIVE
                 message = "first reading taken as the baseline; counting from here"
+        blocking = g.slice_name is None or g.slice_min_samples is not None
+        need = min_samples if g.slice_min_samples is None else g.slice_min_samples
+        if not blocking and verdict == Verdict.NO_DATA and error is None:
+            verdict = Verdict.INCONCLUSIVE
+            message = f"too little traffic in this slice ({message}); does not hold the stage"
         if verdict == Verdict.PASS and watch is None:
             low = step_t if g.absolute else min(step_c, step_t)
-            if low < min_samples:
+            if low < need:
                 verdict = Verdict.INCONCLUSIVE
                 message = (
-                    f"{low:.0f} of {min_samples} samples in the smaller arm at this step "
+                    f"{low:.0f} of {need} samples in the smaller arm at this step "
                     f"(evidence so far: {res.reason})"
                 )
         out.append(
@@ -443,6 +421,9 @@ def evaluate_gates(
                 step_canary=step_t,
                 design_effect=state.design_effect,
                 provider_error=verdict == Verdict.NO_DATA and error is not None,
+                slice=g.slice,
+                blocking=blocking,
+                alpha=gate_alpha,
             )
         )
     return out
@@ -452,45 +433,3 @@ def worst(verdicts: Sequence[Verdict]) -> Verdict:
     """A tier's verdict from its gates' (Fail, else NoData, else Pass only if all pass,
     else Inconclusive; no gates: NoData) -- the statistics module's own rule."""
     return st.combine_verdicts(verdicts)
-
-
-def _finite(x: float | None) -> float | None:
-    if x is None or x != x or x in (float("inf"), float("-inf")):
-        return None
-    return x
-
-
-def tier_statuses(outcomes: Sequence[GateOutcome], tiers: Sequence[str]) -> list[TierStatus]:
-    """``status.tiers``: per tier the worst verdict, per signal the figures."""
-    out: list[TierStatus] = []
-    for tier in tiers:
-        mine = [o for o in outcomes if o.tier == tier]
-        signals = [
-            SignalStatus(
-                signal=o.key.split("/", 1)[1],
-                verdict=o.verdict,
-                control=ArmSample(
-                    samples=int(o.control_samples),
-                    bad=int(o.control_bad),
-                    rate=_finite(o.control_rate),
-                ),
-                canary=ArmSample(
-                    samples=int(o.canary_samples),
-                    bad=int(o.canary_bad),
-                    rate=_finite(o.canary_rate),
-                ),
-                difference_upper_bound=_finite(o.upper_bound),
-                allowed=o.allowed,
-                e_value=_finite(min(o.e_value, 1e300)) if o.e_value is not None else None,
-                e_value_threshold=_finite(o.threshold),
-                design_effect=_finite(o.design_effect),
-                message=o.message[:2048],
-            )
-            for o in mine
-        ]
-        out.append(TierStatus(tier=tier, verdict=worst([o.verdict for o in mine]), signals=signals))
-    return out
-
-
-def verdict_summary(tiers: Sequence[TierStatus]) -> str:
-    return ",".join(f"{t.tier}={t.verdict.value}" for t in tiers)

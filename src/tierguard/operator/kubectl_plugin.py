@@ -56,7 +56,8 @@ def _ago(t: datetime | None, now: datetime) -> str:
 
 
 def format_status(name: str, body: dict[str, Any], now: datetime | None = None) -> str:
-    """The per-tier table: samples, rates, bound and verdict per signal."""
+    """The per-tier table: samples, rates, bound and verdict per signal, grouped by tier,
+    then slice (the tier's own gates first, ``-`` in the SLICE column)."""
     now = now or datetime.now(UTC)
     st = RoutingPolicyStatus.model_validate(body.get("status") or {})
     lines = [
@@ -78,6 +79,7 @@ def format_status(name: str, body: dict[str, Any], now: datetime | None = None) 
     rows = [
         [
             "TIER",
+            "SLICE",
             "SIGNAL",
             "VERDICT",
             "CONTROL n",
@@ -90,10 +92,12 @@ def format_status(name: str, body: dict[str, Any], now: datetime | None = None) 
         ]
     ]
     for tier in st.tiers:
-        for s in tier.signals:
+        # stable: within a slice the gates keep the operator's (signal) order
+        for s in sorted(tier.signals, key=lambda x: (x.slice is not None, x.slice or "")):
             rows.append(
                 [
                     tier.tier,
+                    s.slice or "-",
                     s.signal,
                     s.verdict.value,
                     str(s.control.samples),
@@ -107,6 +111,30 @@ def format_status(name: str, body: dict[str, Any], now: datetime | None = None) 
             )
     lines.append("")
     lines.append(_table(rows) if len(rows) > 1 else "no gate has been evaluated yet")
+    judges = [(t.tier, s) for t in st.tiers for s in t.signals if s.judge is not None]
+    if judges:
+        jrows = [
+            ["TIER", "SIGNAL", "JUDGED", "WORSE", "BETTER", "TIES", "FLIPPED", "ERRORS", "JUDGE"]
+        ]
+        for tier_name, s in judges:
+            j = s.judge
+            assert j is not None
+            health = "healthy" if j.healthy else "UNHEALTHY"
+            jrows.append(
+                [
+                    tier_name,
+                    s.signal,
+                    str(j.judged),
+                    str(j.worse),
+                    str(j.better),
+                    str(j.ties),
+                    f"{j.inconsistent} ({_rate(j.order_inconsistency_rate)})",
+                    f"{j.errors} ({_rate(j.error_rate)})",
+                    health,
+                ]
+            )
+        lines += ["", "pairwise judge (canary's answer vs the baseline's, both orders):"]
+        lines.append(_table(jrows))
     return "\n".join(lines)
 
 

@@ -17,6 +17,9 @@ Signals (bad / total, per arm):
 * ThumbsDown: ``feedback_total{rating="down"}`` / ``feedback_total``
 * ShadowDisagreement: ``shadow_judgements_total{verdict="disagree"}`` /
   ``shadow_judgements_total{verdict=~"agree|disagree"}`` (judge errors are not quality)
+  -- with judge mode Pairwise instead every verdict of
+  ``shadow_pairwise_total{arm="canary"}`` (worse, better, tie, inconsistent, error) per
+  series, for the paired gate (operator/pairedgate.py); always the policy's own query
 Counters with a ``cluster`` label (requests, feedback, shadow judgements) are read per
 user cluster as series ``instance#cluster``; the gates sum them for the test and use
 their spread for the design effect.
@@ -33,6 +36,9 @@ their spread for the design effect.
   handled on its own, like the built-in signals'. A series without such a label, a
   negative or fractional value (``rate()``, ``increase()``, a ratio) is refused: the gate
   gets NoData with a message naming the query.
+
+Slice gates (analysis.slices) read the ``slice_*_total`` counters: see
+:mod:`tierguard.operator.observeslices`.
 
 Any NaN or infinite value (``0/0`` in an expression) is refused the same way, naming the
 query: the gate holds as NoData and the ``noData.after`` clock runs.
@@ -139,6 +145,26 @@ def signal_queries(
             f"sum by ({group}) ({m.REQUEST_DURATION.name}_count{sel})",
         )
     raise ValueError(f"no built-in query for signal {signal}")
+
+
+def pairwise_query(policy: str, namespace: tuple[str, str] | None = None) -> str:
+    """The canary's pairwise verdict counters of every tier, per series and verdict."""
+    sel = selector(policy, {m.ARM: Arm.CANARY.value}, namespace)
+    return f"sum by ({m.TIER}, instance, {m.CLUSTER}, {m.VERDICT}) ({m.SHADOW_PAIRWISE.name}{sel})"
+
+
+def pairwise_verdicts(
+    result: Sequence[Mapping[str, Any]], tier: str, promql: str
+) -> dict[str, dict[str, float]]:
+    """``verdict -> {series: value}`` of one tier from :func:`pairwise_query`'s result."""
+    out: dict[str, dict[str, float]] = {}
+    for item in result:
+        labels = item.get("metric", {})
+        if labels.get(m.TIER) != tier:
+            continue
+        verdict = labels.get(m.VERDICT, "")
+        out.setdefault(verdict, {})[_series_key(labels)] = _value(promql, item)
+    return out
 
 
 Series = dict[tuple[str, str], dict[str, float]]  # (tier, arm) -> {instance: value}
@@ -320,6 +346,18 @@ def observe(
     try:
         for g in gates:
             try:
+                if g.pairwise:
+                    q = pairwise_query(policy, namespace)
+                    readings[g.key] = GateReading(
+                        verdicts=pairwise_verdicts(run(q), g.tier, q),
+                        requests_flowing=_requests_flowing(builtin, g.tier),
+                    )
+                    continue
+                if g.slice_name is not None:
+                    from tierguard.operator.observeslices import read_slice_gate  # imports us
+
+                    readings[g.key] = read_slice_gate(run, builtin, g, policy, namespace)
+                    continue
                 readings[g.key] = _read_gate(run, builtin, g)
             except UnreachableError:
                 raise

@@ -141,21 +141,29 @@ def new_paired_state(
     )
 
 
-def paired_update(state: PairedState, worse: float, better: float, ties: float) -> PairedState:
+def paired_update(
+    state: PairedState, worse: float, better: float, ties: float, design_effect: float = 1.0
+) -> PairedState:
     """A new state with one block of judged pairs added (pure). Counts are the block's
-    deltas: canary answer worse, better, or a tie."""
+    deltas: canary answer worse, better, or a tie. ``design_effect`` (>= 1; the running
+    estimate of per-user clustering, operator/pairedgate.py) tempers the evidence as the
+    two-arm gates do (statistics.add_block): the running maxima are taken over the log
+    e-values divided by it."""
     if min(worse, better, ties) < 0:
         raise PairedInputError(f"counts cannot be negative: {worse}, {better}, {ties}")
     new = PairedState.from_json(state.to_json())
     if worse + better + ties <= 0:
         return new
+    d = max(1.0, design_effect)
     lf = fail_log_e(worse, better, ties, state.fail_margin)
     new.log_e_fail = [a + b for a, b in zip(state.log_e_fail, lf, strict=True)]
-    new.max_log_e_fail = max(state.max_log_e_fail, _log_mean_exp(new.log_e_fail))
+    new.max_log_e_fail = max(state.max_log_e_fail, _log_mean_exp([x / d for x in new.log_e_fail]))
     for i, m in enumerate(state.margins):
         lp = pass_log_e(worse, better, ties, m)
         new.log_e_pass[i] = [a + b for a, b in zip(state.log_e_pass[i], lp, strict=True)]
-        new.max_log_e_pass[i] = max(state.max_log_e_pass[i], _log_mean_exp(new.log_e_pass[i]))
+        new.max_log_e_pass[i] = max(
+            state.max_log_e_pass[i], _log_mean_exp([x / d for x in new.log_e_pass[i]])
+        )
     new.worse += worse
     new.better += better
     new.ties += ties

@@ -11,6 +11,11 @@ Objects (``<p>`` = policy name):
   ``router.yaml``, including the current split weights from status. Routers watch it
   through the API, so a rollback reaches them within seconds (a mounted ConfigMap would
   take the kubelet a minute).
+* ConfigMap ``<p>-classifier-<digest[:10]>`` (a ConfigMap classifier only): the frozen
+  copy of the model the rollout runs, ``immutable: true``, named by its content digest
+  (``status.classifierDigest``). The routers mount this copy, never the source, so an
+  edit of the source cannot change what they run: the operator reads the edit, which is a
+  new revision (from the first step), and renders a new copy for it.
 * ServiceAccount, Role, RoleBinding ``<p>-router``: the router may get/list/watch exactly
   its own ConfigMap, nothing else.
 * Deployment ``<p>-router``: non-root, read-only root filesystem, no privilege escalation,
@@ -44,6 +49,7 @@ from tierguard.api.routerconfig import (
     UpstreamModel,
 )
 from tierguard.api.status import RoutingPolicyStatus
+from tierguard.operator.classifiercontent import FrozenModel
 from tierguard.operator.revision import split_salt
 from tierguard.operator.rollout import serving_split
 
@@ -160,6 +166,7 @@ def router_config(
             )
             for m in spec.models
         ],
+        slices=spec.analysis.slices,
         routes=[
             Route(
                 tier=r.tier,
@@ -244,6 +251,39 @@ def config_map(ref: PolicyRef, spec: RoutingPolicySpec, status: RoutingPolicySta
     }
 
 
+def classifier_copy_name(policy: str, digest: str) -> str:
+    """The frozen classifier copy of ``digest``."""
+    return f"{policy}-classifier-{digest[:10]}"
+
+
+def classifier_copy(ref: PolicyRef, digest: str, model: FrozenModel) -> Obj:
+    """The immutable copy of the model entry (the same key, byte for byte)."""
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {
+            **_meta(ref, classifier_copy_name(ref.name, digest)),
+            "annotations": {c.ANNOTATION_CLASSIFIER_DIGEST: digest},
+        },
+        "immutable": True,
+        model.field: {model.key: model.value},
+    }
+
+
+def classifier_volume_source(
+    ref: PolicyRef, spec: RoutingPolicySpec, status: RoutingPolicyStatus
+) -> str | None:
+    """The ConfigMap the routers mount as their classifier: the frozen copy of the
+    digest status rolls out; the source itself only before its content was ever read
+    (pods wait for it as they would for any missing ConfigMap)."""
+    source = spec.classifier.source.config_map_ref
+    if source is None:
+        return None
+    if status.classifier_digest:
+        return classifier_copy_name(ref.name, status.classifier_digest)
+    return source.name
+
+
 # --------------------------------------------------------------------------- identity
 
 
@@ -299,7 +339,9 @@ def signing_secret(ref: PolicyRef) -> Obj:
 # --------------------------------------------------------------------------- workload
 
 
-def deployment(ref: PolicyRef, spec: RoutingPolicySpec) -> Obj:
+def deployment(
+    ref: PolicyRef, spec: RoutingPolicySpec, status: RoutingPolicyStatus | None = None
+) -> Obj:
     r = spec.router
     name = object_name(ref.name)
     env: list[Obj] = [
@@ -342,9 +384,9 @@ def deployment(ref: PolicyRef, spec: RoutingPolicySpec) -> Obj:
             }
         )
         mounts.append({"name": "client-keys", "mountPath": CLIENT_KEYS_DIR, "readOnly": True})
-    cm_ref = spec.classifier.source.config_map_ref
-    if cm_ref is not None:
-        volumes.append({"name": "classifier", "configMap": {"name": cm_ref.name}})
+    classifier_cm = classifier_volume_source(ref, spec, status or RoutingPolicyStatus())
+    if classifier_cm is not None:
+        volumes.append({"name": "classifier", "configMap": {"name": classifier_cm}})
         mounts.append({"name": "classifier", "mountPath": CLASSIFIER_DIR, "readOnly": True})
 
     def probe(path: str, period: int, failures: int) -> Obj:
@@ -472,14 +514,22 @@ def render_all(
     status: RoutingPolicyStatus,
     *,
     service_monitor_available: bool = False,
+    classifier: FrozenModel | None = None,
 ) -> list[Obj]:
-    """Every object in apply order (identity first, the ConfigMap before the Deployment)."""
+    """Every object in apply order (identity first, the ConfigMaps before the Deployment).
+
+    ``classifier``: the model entry of ``status.classifierDigest`` as read this reconcile;
+    its frozen copy is rendered (None: not read now; the copy made earlier stays)."""
+    copy = []
+    if classifier is not None and status.classifier_digest:
+        copy = [classifier_copy(ref, status.classifier_digest, classifier)]
     objs = [
         service_account(ref),
         role(ref),
         role_binding(ref),
         config_map(ref, spec, status),
-        deployment(ref, spec),
+        *copy,
+        deployment(ref, spec, status),
         pod_disruption_budget(ref),
         service(ref, spec),
     ]

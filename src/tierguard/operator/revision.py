@@ -3,7 +3,11 @@
 A rollout is a change of behaviour for users, so the hash covers everything that changes
 the answers a tier's users get: which model is the candidate (and its endpoint, upstream
 model id and system prompt), which is the baseline it is judged against, and the
-classifier that puts queries in tiers (its source, input and thresholds). It leaves out
+classifier that puts queries in tiers. The classifier counts by its **content**: for a
+model in a ConfigMap, its content digest (model bytes and tier-deciding settings, see
+:mod:`tierguard.api.classifierdigest`), so editing the ConfigMap's bytes or a threshold
+is a new revision and the same bytes under a new ConfigMap name are not; for the bundled
+model, the settings (its bytes are the router image's). It leaves out
 what only changes *how* the rollout is run or judged (steps, bake time, SLOs, Prometheus,
 replicas, prices, timeouts): editing a bake time must not restart a rollout that is half
 way through, and a price change does not change a single answer.
@@ -31,8 +35,13 @@ def _model_identity(model: ModelSpec) -> dict[str, Any]:
     }
 
 
-def revision_material(spec: RoutingPolicySpec) -> dict[str, Any] | None:
-    """The canonical document the revision hashes (None: no candidate anywhere)."""
+def revision_material(
+    spec: RoutingPolicySpec, classifier_digest: str = ""
+) -> dict[str, Any] | None:
+    """The canonical document the revision hashes (None: no candidate anywhere).
+
+    ``classifier_digest``: the content digest of the ConfigMap classifier; required when
+    the spec references one (a reference alone says nothing about the content)."""
     routes = [r for r in spec.routes if r.candidate is not None]
     if not routes:
         return None
@@ -44,7 +53,7 @@ def revision_material(spec: RoutingPolicySpec) -> dict[str, Any] | None:
             key=lambda d: str(d["tier"]),
         ),
         "models": [_model_identity(known[n]) for n in names if n in known],
-        "classifier": _classifier_material(spec),
+        "classifier": _classifier_material(spec, classifier_digest),
     }
 
 
@@ -53,9 +62,18 @@ def revision_material(spec: RoutingPolicySpec) -> dict[str, Any] | None:
 _NEW_FIELD_DEFAULTS = {"tiering": "Session", "sessionMessages": 0}
 
 
-def _classifier_material(spec: RoutingPolicySpec) -> dict[str, Any]:
-    """The classifier as it decides tiers: ``cacheSize`` only saves work (left out); the
-    session-tiering fields count when set to something other than their default."""
+def _classifier_material(spec: RoutingPolicySpec, digest: str) -> dict[str, Any]:
+    """The classifier as it decides tiers. A ConfigMap model: its content digest (which
+    covers the settings too). The bundled model: the settings as before content digests
+    existed (so an operator upgrade leaves those revisions alone): ``cacheSize`` only
+    saves work (left out); the session-tiering fields count when set to something other
+    than their default."""
+    if spec.classifier.source.config_map_ref is not None:
+        if not digest:
+            raise ValueError(
+                "the classifier is in a ConfigMap: the revision needs its content digest"
+            )
+        return {"digest": digest}
     material = spec.classifier.to_k8s()
     material.pop("cacheSize", None)
     for key, default in _NEW_FIELD_DEFAULTS.items():
@@ -64,9 +82,9 @@ def _classifier_material(spec: RoutingPolicySpec) -> dict[str, Any]:
     return material
 
 
-def compute_revision(spec: RoutingPolicySpec) -> str:
+def compute_revision(spec: RoutingPolicySpec, classifier_digest: str = "") -> str:
     """Short, stable hash of :func:`revision_material` ("" when there is no candidate)."""
-    material = revision_material(spec)
+    material = revision_material(spec, classifier_digest)
     if material is None:
         return ""
     canonical = json.dumps(material, sort_keys=True, separators=(",", ":"))

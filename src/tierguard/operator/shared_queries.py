@@ -74,7 +74,20 @@ class SharedQueries:
     ) -> list[dict[str, Any]]:
         """This policy's part of the signal's bad (``which`` 0) or total (1) query."""
         label = namespace[0] if namespace is not None else None
-        promql = signal_queries(signal, None, namespace_label=label)[which]
+        return self.sliced(
+            reader, signal_queries(signal, None, namespace_label=label)[which], policy, namespace
+        )
+
+    def sliced(
+        self,
+        reader: PrometheusReader,
+        promql: str,
+        policy: str,
+        namespace: tuple[str, str] | None,
+    ) -> list[dict[str, Any]]:
+        """This policy's part of ``promql``, a query over every policy's series whose
+        results keep the ``policy`` (and namespace) label."""
+        label = namespace[0] if namespace is not None else None
         with self._lock:
             rnd = self._rounds.setdefault((reader.identity, promql), _Round())
         with rnd.lock:  # one fetch per round; the others wait for it and share it

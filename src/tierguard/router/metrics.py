@@ -12,10 +12,11 @@ multiprocess mode: the supervisor sets ``PROMETHEUS_MULTIPROC_DIR`` (an empty di
 before it starts the workers, every worker's counters and histograms live in
 memory-mapped files there, and ``/metrics`` on any worker sums them over all workers
 (:class:`SharedCollector`), so a scrape of any one worker gives the pod's totals and they
-stay monotonic (a worker's file outlives it). The one gauge, the canary weight, is
-configuration, not an accumulation: it is a collector of the loaded config's weights
-(:class:`CanaryWeights`, no stored value), so each worker reports it from its own config
-and it is never summed over workers (which would be N times the weight).
+stay monotonic (a worker's file outlives it). The router's gauges (the canary weight,
+the classifier info) are configuration, not accumulations: each is a collector of the
+loaded config's values (:class:`ConfigGauge`, no stored value), so each worker reports
+them from its own config and they are never summed over workers (which would be N times
+the weight).
 """
 
 from __future__ import annotations
@@ -44,7 +45,7 @@ def _build(d: MetricDef, registry: CollectorRegistry, buckets: tuple[float, ...]
         return Counter(d.base, d.help, d.labels, registry=registry)
     if d.type == "histogram":
         return Histogram(d.name, d.help, d.labels, buckets=buckets, registry=registry)
-    raise ValueError(f"{d.name}: the router's gauges are collectors (see CanaryWeights)")
+    raise ValueError(f"{d.name}: the router's gauges are collectors (see ConfigGauge)")
 
 
 #: where the workers of one router keep their metric files (prometheus_client's variable)
@@ -71,21 +72,22 @@ class SharedCollector:
             yield metric
 
 
-class CanaryWeights:
-    """``tierguard_canary_weight_percent``: the weights of the loaded config, read at
-    scrape time (replaced whole on every reload, so a removed tier disappears)."""
+class ConfigGauge:
+    """A gauge of the loaded config (the canary weights, the classifier info): its series
+    are read at scrape time and replaced whole on every reload, so a removed tier or an
+    old digest disappears."""
 
-    def __init__(self) -> None:
-        self.weights: dict[tuple[str, str], float] = {}
+    def __init__(self, d: MetricDef) -> None:
+        self.d = d
+        self.values: dict[tuple[str, ...], float] = {}
 
-    def set(self, policy: str, weights: dict[str, float]) -> None:
-        self.weights = {(policy, tier): w for tier, w in weights.items()}
+    def replace(self, values: dict[tuple[str, ...], float]) -> None:
+        self.values = dict(values)
 
     def collect(self) -> Iterator[Metric]:
-        d = m.CANARY_WEIGHT
-        family = GaugeMetricFamily(d.name, d.help, labels=d.labels)
-        for labels, weight in self.weights.items():
-            family.add_metric(labels, weight)
+        family = GaugeMetricFamily(self.d.name, self.d.help, labels=self.d.labels)
+        for labels, value in self.values.items():
+            family.add_metric(labels, value)
         yield family
 
 
@@ -112,7 +114,7 @@ class RouterMetrics:
         self.classifier_duration: Histogram = _build(
             m.CLASSIFIER_DURATION, r, tuple(m.CLASSIFIER_BUCKETS)
         )
-        self.canary_weight = CanaryWeights()
+        self.canary_weight = ConfigGauge(m.CANARY_WEIGHT)
         r.register(self.canary_weight)
         self.config_reloads: Counter = _build(m.CONFIG_RELOADS, r)
         self.invalid_requests: Counter = _build(m.INVALID_REQUESTS, r)
@@ -121,17 +123,23 @@ class RouterMetrics:
         self.stateful_turns: Counter = _build(m.STATEFUL_TURNS, r)
         self.unsafe_switches: Counter = _build(m.UNSAFE_SWITCHES, r)
         self.classifier_cache: Counter = _build(m.CLASSIFIER_CACHE, r)
+        self.classifier_info = ConfigGauge(m.CLASSIFIER_INFO)
+        r.register(self.classifier_info)
         self.overhead: Histogram = _build(m.ROUTER_OVERHEAD, r, tuple(m.OVERHEAD_BUCKETS))
         self._overhead_children: dict[str, tuple[Any, ...]] = {}
+        self.slice_requests: Counter = _build(m.SLICE_REQUESTS, r)
+        self.slice_feedback: Counter = _build(m.SLICE_FEEDBACK, r)
+        self.slice_shadow_judgements: Counter = _build(m.SLICE_SHADOW_JUDGEMENTS, r)
         self._children: dict[tuple[int, tuple[str, ...]], Any] = {}
         #: what /metrics exposes: this registry, or with several workers the merge of all
-        #: workers' files plus this worker's canary weights
+        #: workers' files plus this worker's config gauges
         self.exposed = self.registry
         shared = os.environ.get(MULTIPROC_ENV)
         if shared:
             self.exposed = CollectorRegistry(auto_describe=False)
             self.exposed.register(SharedCollector(shared))
             self.exposed.register(self.canary_weight)
+            self.exposed.register(self.classifier_info)
 
     def child(self, metric: Any, *labels: str) -> Any:
         """``metric.labels(*labels)``, cached: the hot path's label sets repeat, and

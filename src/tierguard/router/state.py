@@ -11,13 +11,16 @@ import os
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
+from tierguard.api.classifierdigest import classifier_digest, model_sha256
 from tierguard.api.durations import parse_duration
 from tierguard.api.routerconfig import Route, RouterConfig, UpstreamModel
 from tierguard.classifier.runtime import (
     Classification,
     Classifier,
+    ClassifierLoadError,
     default_model_path,
     load_classifier,
 )
@@ -47,6 +50,8 @@ class RouterState:
     client_keys: frozenset[str] = field(repr=False)
     judge: Judge
     classifier_key: tuple[Any, ...]
+    #: sha256 of the model bytes loaded (with the config's settings: the content digest)
+    model_sha: str = ""
     #: per-message classifications (session tiering); kept across reloads that keep the
     #: classifier, since its answers would be the same
     tier_cache: TierCache = field(default_factory=lambda: TierCache(0))
@@ -69,6 +74,13 @@ class RouterState:
         )
 
     @property
+    def classifier_digest(self) -> str:
+        """The content digest of the classifier this generation runs (what
+        ``tierguard_classifier_info`` reports): the loaded bytes and this config's
+        tier-deciding settings, by the operator's own function."""
+        return classifier_digest(self.model_sha, self.config.classifier)
+
+    @property
     def routed_names(self) -> frozenset[str]:
         return frozenset({ROUTED_MODEL, self.config.policy})
 
@@ -86,11 +98,19 @@ def _classifier_key(config: RouterConfig) -> tuple[Any, ...]:
     return (c.path, identity, tuple((t.name, t.threshold) for t in c.tiers))
 
 
-def load_config_classifier(config: RouterConfig) -> Classifier:
+def load_config_classifier(config: RouterConfig) -> tuple[Classifier, str]:
+    """The classifier and the sha256 of the very bytes it was loaded from."""
     c = config.classifier
-    path = c.path or default_model_path()
+    path = Path(c.path or default_model_path())
+    if not path.is_file():
+        raise ClassifierLoadError(f"classifier model {str(path)!r} does not exist or is not a file")
+    try:
+        model = path.read_bytes()
+    except OSError as exc:
+        raise ClassifierLoadError(f"cannot read classifier model {str(path)!r}: {exc}") from exc
     overrides = {t.name: t.threshold for t in c.tiers if t.threshold is not None}
-    return load_classifier(path, overrides or None, expected_tiers=[t.name for t in c.tiers])
+    classifier = load_classifier(model, overrides or None, expected_tiers=[t.name for t in c.tiers])
+    return classifier, model_sha256(model)
 
 
 _EPHEMERAL_KEY = secrets.token_bytes(32)
@@ -103,9 +123,9 @@ async def build_state(
     loader's errors (classifier, secrets) for the caller to refuse the config."""
     key = _classifier_key(config)
     if previous is not None and previous.classifier_key == key:
-        classifier = previous.classifier
+        classifier, model_sha = previous.classifier, previous.model_sha
     else:
-        classifier = await asyncio.to_thread(load_config_classifier, config)
+        classifier, model_sha = await asyncio.to_thread(load_config_classifier, config)
     pool, retired = UpstreamPool.build(
         config.models,
         previous.pool if previous else None,
@@ -171,6 +191,7 @@ async def build_state(
         client_keys=client_keys,
         judge=judge,
         classifier_key=key,
+        model_sha=model_sha,
         tier_cache=tier_cache,
         ladder=ladder,
     )

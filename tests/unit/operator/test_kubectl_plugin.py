@@ -26,6 +26,27 @@ def test_status_table_names_tier_signal_and_verdicts() -> None:
     assert len(lines) == 2
 
 
+def test_status_shows_the_pairwise_judge_table() -> None:
+    b = body()
+    sig = b["status"]["tiers"][1]["signals"][0]
+    sig["judge"] = {
+        "judged": 400,
+        "worse": 30,
+        "better": 10,
+        "ties": 360,
+        "inconsistent": 250,
+        "errors": 4,
+        "orderInconsistencyRate": 0.625,
+        "errorRate": 0.01,
+        "healthy": False,
+    }
+    out = kp.format_status("shop", b, now=T0 + timedelta(minutes=31))
+    assert "pairwise judge" in out
+    (row,) = [ln for ln in out.splitlines() if ln.startswith("tricky") and "UNHEALTHY" in ln]
+    assert row.split()[2:6] == ["400", "30", "10", "360"] and "250 (62.5%)" in row
+    assert "pairwise judge" not in kp.format_status("shop", body(), now=T0)
+
+
 def test_history_lists_transitions() -> None:
     out = kp.format_history(body())
     assert "RolloutStarted" in out and "GateFailed" in out
@@ -50,3 +71,20 @@ def test_parser_knows_every_command() -> None:
     p = kp.build_parser()
     for cmd in ["status", "history", "watch", *[a.value for a in Action]]:
         assert p.parse_args([cmd, "shop"]).command == cmd
+
+
+def test_status_view_groups_by_tier_then_slice() -> None:
+    doc = body()
+    tiers = doc["status"]["tiers"]
+    tier = dict(tiers[0])
+    sig = dict(tier["signals"][0])
+    tier["signals"] = [
+        {**sig, "slice": "category=refunds"},
+        {**sig, "slice": "category=billing_status", "verdict": "Fail"},
+        sig,
+    ]
+    doc["status"]["tiers"] = [tier, *tiers[1:]]
+    out = kp.format_status("shop", doc, now=T0 + timedelta(minutes=31))
+    rows = [ln.split() for ln in out.splitlines() if ln.startswith(tier["tier"] + " ")]
+    assert [r[1] for r in rows] == ["-", "category=billing_status", "category=refunds"]
+    assert "SLICE" in out

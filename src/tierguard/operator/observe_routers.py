@@ -1,0 +1,59 @@
+"""Prometheus I/O: which classifier (content digest) and config revision each router runs.
+
+One instant query of ``tierguard_classifier_info`` for the policy (or, with shared
+queries, one for every policy per round, sliced); each series is one router process
+(``instance``). Never raises: a failed query is a
+:class:`~tierguard.operator.classifiercontent.RouterReports` with ``error``, which holds
+the stage (see :func:`~tierguard.operator.classifiercontent.routers_hold`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from tierguard.api import metrics as m
+from tierguard.operator.classifiercontent import RouterReport, RouterReports
+from tierguard.operator.observe import PrometheusReader, QueryError, selector
+from tierguard.operator.shared_queries import SharedQueries
+
+
+def info_query(policy: str | None, namespace: tuple[str, str] | None = None) -> str:
+    """The policy's series (``policy`` None: every policy's, for a shared round)."""
+    return f"{m.CLASSIFIER_INFO.name}{selector(policy, None, namespace)}"
+
+
+def parse_reports(result: Sequence[Mapping[str, Any]]) -> RouterReports:
+    """Series with value 1 (the info convention); one report per instance (a process that
+    reports two at once, mid-reload, is listed twice and so holds)."""
+    out = []
+    for item in result:
+        labels = item.get("metric", {})
+        try:
+            value = float(item["value"][1])
+        except (KeyError, IndexError, TypeError, ValueError):
+            continue
+        if value != 1.0:
+            continue
+        out.append(
+            RouterReport(
+                instance=str(labels.get("instance", labels.get("pod", ""))),
+                digest=str(labels.get(m.DIGEST, "")),
+                revision=str(labels.get(m.REVISION, "")),
+            )
+        )
+    return RouterReports(reports=tuple(out))
+
+
+def observe_routers(
+    reader: PrometheusReader,
+    policy: str,
+    namespace: tuple[str, str] | None = None,
+    shared: SharedQueries | None = None,
+) -> RouterReports:
+    try:
+        if shared is not None:
+            return parse_reports(shared.sliced(reader, info_query(None), policy, namespace))
+        return parse_reports(reader.query(info_query(policy, namespace)))
+    except QueryError as exc:
+        return RouterReports(error=str(exc)[:300])

@@ -1,0 +1,311 @@
+"""Classifier changes as a rollout, against the real API server (issue 17 items 4, 6):
+the operator (a subprocess with its least-privilege identity) reads the referenced
+ConfigMap, rolls out by content digest, freezes an immutable copy the routers mount, and
+holds when the ConfigMap cannot be read.
+
+No routers run here (the gates hold without data; rollout.noData.after is long): only
+manual promotes and ConfigMap edits move the rollout, so every assertion is about what
+the classifier's content did.
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from operatorkit import (
+    OperatorProcess,
+    install_crd,
+    operator_identity,
+    policy_manifest,
+    routed_system,
+)
+from routerkit import tiny_classifier as tiny_classifier
+from tierguard.api import constants as c
+from tierguard.api.enums import ConditionType, Phase, Reason
+from tierguard.api.status import Condition, RoutingPolicyStatus
+from tierguard.operator import render
+
+if TYPE_CHECKING:
+    from kubernetes.client import ApiClient
+
+    from tierguard.lab.controlplane import ControlPlane
+    from tierguard.lab.prometheus import Prometheus
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
+
+POLICY = "shop"
+MODEL_A = b"\x08\x07model-a\x00\xff" * 50
+MODEL_B = b"\x08\x07model-b\x00\xff" * 50
+
+
+class Cluster:
+    def __init__(self, kube_api: ApiClient, namespace: str) -> None:
+        from kubernetes import client
+
+        self.custom = client.CustomObjectsApi(kube_api)
+        self.core = client.CoreV1Api(kube_api)
+        self.apps = client.AppsV1Api(kube_api)
+        self.ns = namespace
+
+    def status(self) -> RoutingPolicyStatus:
+        body: Any = self.custom.get_namespaced_custom_object(
+            c.GROUP, c.VERSION, self.ns, c.PLURAL, POLICY
+        )
+        return RoutingPolicyStatus.model_validate(body.get("status") or {})
+
+    def patch(self, body: dict[str, Any]) -> None:
+        self.custom.patch_namespaced_custom_object(
+            c.GROUP, c.VERSION, self.ns, c.PLURAL, POLICY, body
+        )
+
+    def put_model(self, name: str, model: bytes) -> None:
+        """Create or replace the classifier ConfigMap (as `kubectl apply` would)."""
+        from kubernetes.client.exceptions import ApiException
+
+        body: Any = {
+            "metadata": {"name": name},
+            "binaryData": {"model.onnx": base64.b64encode(model).decode()},
+        }
+        try:
+            self.core.create_namespaced_config_map(self.ns, body)
+        except ApiException as exc:
+            if exc.status != 409:
+                raise
+            self.core.replace_namespaced_config_map(name, self.ns, body)
+
+    def mounted(self) -> str:
+        dep: Any = self.apps.read_namespaced_deployment(render.object_name(POLICY), self.ns)
+        vols = {v.name: v for v in dep.spec.template.spec.volumes}
+        return str(vols["classifier"].config_map.name)
+
+    def events(self, reason: str) -> list[Any]:
+        evs = self.core.list_namespaced_event(
+            self.ns, field_selector=f"involvedObject.name={POLICY}"
+        ).items
+        return [e for e in evs if e.reason == reason]
+
+
+def manifest(prom_url: str, configmap: str = "clf") -> dict[str, Any]:
+    doc: dict[str, Any] = policy_manifest(
+        POLICY,
+        "http://127.0.0.1:1",
+        "http://127.0.0.1:2",
+        prom_url,
+        steps=[10, 25, 50, 100],
+        bake="1h",
+        no_data_after="10m",
+    )
+    doc["spec"]["classifier"]["source"] = {"configMapRef": {"name": configmap}}
+    return doc
+
+
+@pytest.fixture
+def cluster(control_plane: ControlPlane, kube_api: ApiClient, namespace: str) -> Cluster:
+    install_crd(control_plane)
+    return Cluster(kube_api, namespace)
+
+
+@pytest.fixture
+def operator(
+    control_plane: ControlPlane, kube_api: ApiClient, namespace: str, tmp_path: Path
+) -> Iterator[OperatorProcess]:
+    with operator_identity(control_plane, kube_api, namespace) as kubeconfig:
+        op = OperatorProcess(kubeconfig, namespace, tmp_path / "operator.log")
+        op.start()
+        try:
+            yield op
+        finally:
+            op.stop()
+
+
+def _resolved(st: RoutingPolicyStatus) -> Condition | None:
+    return next((x for x in st.conditions if x.type == ConditionType.CLASSIFIER_RESOLVED), None)
+
+
+def _until(
+    cluster: Cluster, wait_for: Any, op: OperatorProcess, what: str
+) -> Callable[[Callable[[RoutingPolicyStatus], bool]], RoutingPolicyStatus]:
+    def wait(pred: Callable[[RoutingPolicyStatus], bool]) -> RoutingPolicyStatus:
+        return wait_for(  # type: ignore[no-any-return]
+            lambda: s if pred(s := cluster.status()) else None,
+            timeout=60,
+            message=f"{what}; operator log:\n{op.log()}",
+        )
+
+    return wait
+
+
+def _promote(cluster: Cluster, wait_for: Any, op: OperatorProcess, nonce: str) -> None:
+    step = cluster.status().step
+    cluster.patch(
+        {
+            "metadata": {
+                "annotations": {c.ANNOTATION_ACTION: "promote", c.ANNOTATION_ACTION_NONCE: nonce}
+            }
+        }
+    )
+    _until(cluster, wait_for, op, f"promote {nonce}")(lambda s: s.step == step + 1)
+
+
+def test_editing_the_classifier_bytes_restarts_at_the_first_step_on_a_frozen_copy(
+    cluster: Cluster, operator: OperatorProcess, prometheus: Prometheus, wait_for: Any
+) -> None:
+    cluster.put_model("clf", MODEL_A)
+    cluster.custom.create_namespaced_custom_object(
+        c.GROUP, c.VERSION, cluster.ns, c.PLURAL, manifest(prometheus.url)
+    )
+    until = _until(cluster, wait_for, operator, "waiting")
+    first = until(lambda s: s.phase == Phase.PROGRESSING and bool(s.classifier_digest))
+    cond = _resolved(first)
+    assert cond is not None and cond.status == "True" and cond.reason == Reason.CLASSIFIER_READ
+    copy_a = render.classifier_copy_name(POLICY, first.classifier_digest)
+    live: Any = wait_for(
+        lambda: cluster.core.read_namespaced_config_map(copy_a, cluster.ns),
+        timeout=30,
+        message="the frozen copy",
+    )
+    assert live.immutable is True
+    assert base64.b64decode(live.binary_data["model.onnx"]) == MODEL_A
+    assert live.metadata.owner_references[0].name == POLICY
+    wait_for(lambda: cluster.mounted() == copy_a, timeout=30, message="routers mount the copy")
+    _promote(cluster, wait_for, operator, "p1")
+    assert cluster.status().canary_weight == 25.0
+
+    # The source is edited mid-rollout: a new revision from the first step, on a new copy.
+    cluster.put_model("clf", MODEL_B)
+    new = until(lambda s: s.revision != first.revision)
+    assert (new.phase, new.step, new.canary_weight) == (Phase.PROGRESSING, 0, 10.0)
+    assert new.classifier_digest != first.classifier_digest
+    assert new.history[-1].reason == Reason.ROLLOUT_STARTED.value
+    copy_b = render.classifier_copy_name(POLICY, new.classifier_digest)
+    wait_for(lambda: cluster.mounted() == copy_b, timeout=30, message="routers mount the new copy")
+    frozen_b: Any = cluster.core.read_namespaced_config_map(copy_b, cluster.ns)
+    assert base64.b64decode(frozen_b.binary_data["model.onnx"]) == MODEL_B
+    # The old copy still holds the old bytes, and the API server refuses to change it.
+    from kubernetes.client.exceptions import ApiException
+
+    frozen_a: Any = cluster.core.read_namespaced_config_map(copy_a, cluster.ns)
+    assert base64.b64decode(frozen_a.binary_data["model.onnx"]) == MODEL_A
+    frozen_a.binary_data = {"model.onnx": base64.b64encode(MODEL_B).decode()}
+    with pytest.raises(ApiException) as refused:
+        cluster.core.replace_namespaced_config_map(copy_a, cluster.ns, frozen_a)
+    assert refused.value.status == 422 and "immutable" in str(refused.value.body)
+
+
+def test_same_bytes_under_a_new_name_keep_the_revision_and_a_missing_one_holds(
+    cluster: Cluster, operator: OperatorProcess, prometheus: Prometheus, wait_for: Any
+) -> None:
+    cluster.put_model("clf", MODEL_A)
+    cluster.custom.create_namespaced_custom_object(
+        c.GROUP, c.VERSION, cluster.ns, c.PLURAL, manifest(prometheus.url)
+    )
+    until = _until(cluster, wait_for, operator, "waiting")
+    first = until(lambda s: s.phase == Phase.PROGRESSING and bool(s.classifier_digest))
+    _promote(cluster, wait_for, operator, "p1")
+
+    # The same bytes under a new ConfigMap name: no new revision, the stage goes on.
+    cluster.put_model("clf-renamed", MODEL_A)
+    cluster.patch({"spec": {"classifier": {"source": {"configMapRef": {"name": "clf-renamed"}}}}})
+    renamed = until(lambda s: s.observed_generation >= 2)
+    assert (renamed.revision, renamed.step, renamed.classifier_digest) == (
+        first.revision,
+        1,
+        first.classifier_digest,
+    )
+    assert len(cluster.events(Reason.ROLLOUT_STARTED.value)) == 1
+
+    # The referenced ConfigMap disappears: unknown, never changed. The rollout holds
+    # where it is, says why, and the routers keep the frozen copy.
+    cluster.core.delete_namespaced_config_map("clf-renamed", cluster.ns)
+    held = until(lambda s: (x := _resolved(s)) is not None and x.status == "False")
+    cond = _resolved(held)
+    assert cond is not None and cond.reason == Reason.CLASSIFIER_UNKNOWN
+    assert "clf-renamed" in cond.message and "not found" in cond.message, cond.message
+    assert "holds at step 2" in cond.message
+    assert (held.revision, held.step, held.phase) == (first.revision, 1, Phase.PROGRESSING)
+    assert cluster.mounted() == render.classifier_copy_name(POLICY, first.classifier_digest)
+    wait_for(
+        lambda: cluster.events(Reason.CLASSIFIER_UNKNOWN.value),
+        timeout=30,
+        message="a ClassifierUnknown Event",
+    )
+    # Back with the same bytes: resolved again, same revision, same step.
+    cluster.put_model("clf-renamed", MODEL_A)
+    back = until(lambda s: (x := _resolved(s)) is not None and x.status == "True")
+    assert (back.revision, back.step) == (first.revision, 1)
+    assert len(cluster.events(Reason.ROLLOUT_STARTED.value)) == 1
+
+
+def test_a_policy_whose_classifier_configmap_is_missing_waits_pending(
+    cluster: Cluster, operator: OperatorProcess, prometheus: Prometheus, wait_for: Any
+) -> None:
+    cluster.custom.create_namespaced_custom_object(
+        c.GROUP, c.VERSION, cluster.ns, c.PLURAL, manifest(prometheus.url, "nowhere")
+    )
+    until = _until(cluster, wait_for, operator, "waiting")
+    st = until(lambda s: _resolved(s) is not None)
+    cond = _resolved(st)
+    assert cond is not None and (cond.status, cond.reason) == ("False", Reason.CLASSIFIER_UNKNOWN)
+    assert st.phase == Phase.PENDING and st.revision == "" and "nowhere" in st.message
+    cluster.put_model("nowhere", MODEL_A)
+    started = until(lambda s: s.phase == Phase.PROGRESSING)
+    assert started.classifier_digest and started.step == 0
+
+
+def test_a_router_on_another_classifier_holds_the_stage_until_it_runs_the_target(
+    cluster: Cluster,
+    operator: OperatorProcess,
+    kube_api: ApiClient,
+    namespace: str,
+    prometheus: Prometheus,
+    tiny_classifier: Path,
+    tmp_path: Path,
+    wait_for: Any,
+) -> None:
+    """A real router (fed by the rendered ConfigMap; its model file is the tiny
+    classifier) scraped by a real Prometheus. While the policy's ConfigMap holds other
+    bytes, the router's tierguard_classifier_info is off target: the stage holds and no
+    evidence counts. Once the ConfigMap holds what the router runs, a new revision starts
+    at the first step and, every router on target, it advances."""
+    cluster.put_model("clf", b"not the model the router runs")
+    with routed_system(tmp_path, kube_api, namespace, POLICY, tiny_classifier, {}) as (
+        big,
+        small,
+        start,
+    ):
+        doc = policy_manifest(POLICY, big, small, prometheus.url, no_data_after="10m")
+        doc["spec"]["classifier"]["source"] = {"configMapRef": {"name": "clf"}}
+        cluster.custom.create_namespaced_custom_object(
+            c.GROUP, c.VERSION, cluster.ns, c.PLURAL, doc
+        )
+        url, traffic = start(wait_for)
+        prometheus.set_targets([url.removeprefix("http://")])
+        until = _until(cluster, wait_for, operator, "waiting")
+        first = until(lambda s: s.phase == Phase.PROGRESSING)
+        wait_for(
+            lambda: cluster.events(Reason.ROUTERS_NOT_ON_TARGET.value),
+            timeout=120,
+            message=f"a RoutersNotOnTarget Event; operator log:\n{operator.log()}",
+        )
+        held = cluster.status()
+        assert "1/1 router(s) not on classifier " + first.classifier_digest in held.message
+        assert (held.revision, held.step) == (first.revision, 0)
+        # Traffic flows, yet nothing was counted for the stage.
+        assert traffic.seen
+        counted = [(g.control.samples, g.canary.samples) for t in held.tiers for g in t.signals]
+        assert counted and all(n == (0, 0) for n in counted), held.tiers
+
+        cluster.put_model("clf", tiny_classifier.read_bytes())
+        on_target = until(lambda s: s.revision != first.revision)
+        assert on_target.step == 0
+        advanced = wait_for(
+            lambda: (s := cluster.status()).step >= 1 and s,
+            timeout=240,
+            message=f"never advanced on target; operator log:\n{operator.log()}",
+        )
+        assert advanced.revision == on_target.revision
