@@ -205,6 +205,13 @@ CEL_TWINS: dict[str, tuple[str, list[str]]] = {
             "objective Absolute needs threshold",
         ],
     ),
+    "SliceSpec._values": (
+        "spec.analysis.slices[]",
+        [
+            "'other' is reserved: requests outside the declared values count as other",
+            "slice values must be unique",
+        ],
+    ),
     "JudgeSpec._mode_needs": (
         "spec.router.shadow.judge",
         ["mode Pairwise needs type LLM and a judge model"],

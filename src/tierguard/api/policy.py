@@ -17,6 +17,7 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field, JsonValue, model_validator
 from pydantic.alias_generators import to_camel
 
+from tierguard.api import metrics as _metrics
 from tierguard.api.durations import AtLeast, Duration, parse_duration
 from tierguard.api.enums import (
     NoDataAction,
@@ -36,6 +37,15 @@ MAX_MODELS = 32
 MAX_FALLBACKS = 4
 MAX_STEPS = 20
 MAX_SLOS = 32
+#: Slice gates (analysis.slices): at most this many slices, each with at most this many
+#: declared values (plus ``other``). They bound the slice counters' cardinality
+#: (docs/metrics.md) and the number of gates sharing the false-rollback budget.
+MAX_SLICES = 5
+MAX_SLICE_VALUES = 20
+#: The value every request outside a slice's declared list counts under.
+SLICE_OTHER = _metrics.SLICE_OTHER
+SLICE_NAME_PATTERN = r"^[a-z][a-z0-9_]{0,31}$"
+SLICE_VALUE_PATTERN = r"^[a-z0-9]([-_.a-z0-9]{0,61}[a-z0-9])?$"
 DEFAULT_STEPS = [5.0, 10.0, 25.0, 50.0, 100.0]
 
 # Floors on durations (each becomes a CEL rule and a pydantic check, see AtLeast). Zero
@@ -597,6 +607,86 @@ class SLOSpec(ApiModel):
         return self
 
 
+class SliceSpec(ApiModel):
+    """A named request attribute with a declared, bounded list of values: each value gets
+    its own gates beside the tier's (the loss that hides below the tier)."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                _cel(
+                    "self.values.all(v, v != 'other')",
+                    "'other' is reserved: requests outside the declared values count as other",
+                    ".values",
+                ),
+                _cel(
+                    "self.values.all(v, self.values.exists_one(w, w == v))",
+                    "slice values must be unique",
+                    ".values",
+                ),
+            ]
+        }
+    )
+
+    name: Annotated[str, Field(pattern=SLICE_NAME_PATTERN, max_length=32)] = Field(
+        description="Slice name, as in status and events (category=billing_status)."
+    )
+    source: str = Field(
+        default="Metadata",
+        pattern=r"^(Metadata|Header)$",
+        description=(
+            "Where the router reads the value: Metadata = the chat request's "
+            "metadata.<key> (the OpenAI metadata field); Header = the request header <key>. "
+            "The classifier emits no category label today, so these two are the sources."
+        ),
+    )
+    key: str = Field(
+        min_length=1,
+        max_length=64,
+        pattern=r"^[A-Za-z0-9][-_.A-Za-z0-9]*$",
+        description="The metadata key or header name.",
+    )
+    values: list[Annotated[str, Field(pattern=SLICE_VALUE_PATTERN, max_length=63)]] = Field(
+        min_length=1,
+        max_length=MAX_SLICE_VALUES,
+        description=(
+            "Declared values (lower case; the request's value is trimmed and lower-cased "
+            "before matching). Any other value, or none, counts as 'other', which is gated "
+            "too: metric cardinality stays bounded."
+        ),
+    )
+    min_samples: int | None = Field(
+        default=None,
+        ge=1,
+        description=(
+            "Unset (default): a slice value with too little traffic is Inconclusive and never "
+            "holds a stage on its own (it can still roll back on confident evidence). Set: "
+            "every declared value must reach this many samples per arm at each step (and "
+            "pass) before the stage may advance."
+        ),
+    )
+
+    @model_validator(mode="after")
+    def _values(self) -> SliceSpec:
+        if SLICE_OTHER in self.values:
+            raise ValueError(
+                f"slices[{self.name}].values: 'other' is reserved (requests outside the "
+                "declared values count as other)"
+            )
+        dupes = sorted({v for v in self.values if self.values.count(v) > 1})
+        if dupes:
+            raise ValueError(f"slices[{self.name}].values: duplicate values {dupes}")
+        return self
+
+    def label(self, raw: object) -> str:
+        """The slice value a request's raw attribute counts under (``other`` when it is
+        missing, not a string or not declared)."""
+        if not isinstance(raw, str):
+            return SLICE_OTHER
+        value = raw.strip().lower()
+        return value if value in self.values else SLICE_OTHER
+
+
 class AnalysisSpec(ApiModel):
     """How stages are judged."""
 
@@ -614,6 +704,23 @@ class AnalysisSpec(ApiModel):
         default_factory=list,
         max_length=MAX_SLOS,
         description="Per-tier objectives. Every tier with a candidate needs at least one.",
+    )
+    slices: list[SliceSpec] = Field(
+        default_factory=list,
+        max_length=MAX_SLICES,
+        description=(
+            "Slice gates: every ErrorRate, ThumbsDown and ShadowDisagreement SLO is also "
+            "judged per (tier, slice value), 'other' included. Half of the false-rollback "
+            "budget goes to the slice gates, shared equally (docs/statistics.md)."
+        ),
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                _cel(
+                    "self.all(s, self.exists_one(o, o.name == s.name))",
+                    "slice names must be unique",
+                )
+            ]
+        },
     )
 
 
@@ -997,6 +1104,9 @@ def cross_field_errors(spec: RoutingPolicySpec) -> list[str]:
             errors.append(
                 f"spec.analysis.slos: tier {r.tier!r} has a candidate (routes[{i}]) but no SLO"
             )
+    slice_names = [sl.name for sl in spec.analysis.slices]
+    for n in sorted({n for n in slice_names if slice_names.count(n) > 1}):
+        errors.append(f"spec.analysis.slices: duplicate slice name {n!r}")
     judge = spec.router.shadow.judge.model
     if judge is not None and judge not in models:
         errors.append(f"spec.router.shadow.judge.model: model {judge!r} is not in spec.models")

@@ -56,7 +56,8 @@ def _ago(t: datetime | None, now: datetime) -> str:
 
 
 def format_status(name: str, body: dict[str, Any], now: datetime | None = None) -> str:
-    """The per-tier table: samples, rates, bound and verdict per signal."""
+    """The per-tier table: samples, rates, bound and verdict per signal, grouped by tier,
+    then slice (the tier's own gates first, ``-`` in the SLICE column)."""
     now = now or datetime.now(UTC)
     st = RoutingPolicyStatus.model_validate(body.get("status") or {})
     lines = [
@@ -79,6 +80,7 @@ def format_status(name: str, body: dict[str, Any], now: datetime | None = None) 
     rows = [
         [
             "TIER",
+            "SLICE",
             "SIGNAL",
             "VERDICT",
             "CONTROL n",
@@ -91,10 +93,12 @@ def format_status(name: str, body: dict[str, Any], now: datetime | None = None) 
         ]
     ]
     for tier in st.tiers:
-        for s in tier.signals:
+        # stable: within a slice the gates keep the operator's (signal) order
+        for s in sorted(tier.signals, key=lambda x: (x.slice is not None, x.slice or "")):
             rows.append(
                 [
                     tier.tier,
+                    s.slice or "-",
                     s.signal,
                     s.verdict.value,
                     str(s.control.samples),

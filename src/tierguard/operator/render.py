@@ -166,6 +166,7 @@ def router_config(
             )
             for m in spec.models
         ],
+        slices=spec.analysis.slices,
         routes=[
             Route(
                 tier=r.tier,

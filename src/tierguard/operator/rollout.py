@@ -543,7 +543,8 @@ class _Run:
         s.tiers = g.tier_statuses(outcomes, self.tiers)
         s.verdict_summary = g.verdict_summary(s.tiers)
         for o in outcomes:
-            self.actions.append(GateEvaluated(o.tier, o.signal.value, o.verdict))
+            if o.slice is None:  # the operator's gate metric stays per (tier, signal)
+                self.actions.append(GateEvaluated(o.tier, o.signal.value, o.verdict))
 
         failed = [o for o in outcomes if o.verdict == Verdict.FAIL]
         if failed:
@@ -551,7 +552,7 @@ class _Run:
             more = f" (and {len(failed) - 1} more gate(s))" if len(failed) > 1 else ""
             self.rollback(
                 Reason.GATE_FAILED,
-                f"tier {f.tier} failed on {f.signal.value} at "
+                f"{f.where} failed on {f.signal.value} at "
                 f"{_fmt_weight(s.canary_weight)}: {f.figures()}{more}",
             )
             return
@@ -620,7 +621,7 @@ class _Run:
         s = self.s
         spec = self.spec
         now = self.now
-        all_pass = bool(outcomes) and all(o.verdict == Verdict.PASS for o in outcomes)
+        all_pass = bool(outcomes) and all(o.lets_advance for o in outcomes)
         baked = s.earliest_advance_at is None or now >= s.earliest_advance_at
         if all_pass and baked and not no_data:
             why = f"every tier passed at {_fmt_weight(s.canary_weight)} ({s.verdict_summary})"
@@ -636,7 +637,7 @@ class _Run:
         max_step = parse_duration(spec.rollout.max_step_duration)
         started = s.step_started_at or now
         if (now - started).total_seconds() >= max_step:
-            pending = [o for o in outcomes if o.verdict != Verdict.PASS]
+            pending = [o for o in outcomes if not o.lets_advance]
             detail = "; ".join(f"{o.key}: {o.message}" for o in pending[:3])
             self.pause(
                 Reason.MAX_STEP_DURATION_EXCEEDED,
@@ -650,7 +651,7 @@ class _Run:
                 f"{_fmt_time(s.earliest_advance_at)}; {s.verdict_summary}"
             )
         elif not no_data:
-            waiting = [o for o in outcomes if o.verdict == Verdict.INCONCLUSIVE]
+            waiting = [o for o in outcomes if o.verdict == Verdict.INCONCLUSIVE and o.blocking]
             s.message = (
                 "waiting for evidence: " + "; ".join(f"{o.key}: {o.message}" for o in waiting[:3])
             )[:4096]

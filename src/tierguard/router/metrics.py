@@ -67,6 +67,9 @@ class RouterMetrics:
         self.classifier_info: Gauge = _build(m.CLASSIFIER_INFO, r)
         self.overhead: Histogram = _build(m.ROUTER_OVERHEAD, r, tuple(m.OVERHEAD_BUCKETS))
         self._overhead_children: dict[str, tuple[Any, ...]] = {}
+        self.slice_requests: Counter = _build(m.SLICE_REQUESTS, r)
+        self.slice_feedback: Counter = _build(m.SLICE_FEEDBACK, r)
+        self.slice_shadow_judgements: Counter = _build(m.SLICE_SHADOW_JUDGEMENTS, r)
 
     def overhead_phases(self, policy: str) -> tuple[Any, ...]:
         """The overhead histogram's children for ``policy``, in ``PHASES`` order (cached:

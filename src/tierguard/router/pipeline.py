@@ -44,6 +44,7 @@ from tierguard.router.records import (
 )
 from tierguard.router.runtime import Runtime
 from tierguard.router.shadowing import MAX_SHADOWS_IN_FLIGHT, shadow, wants_shadow
+from tierguard.router.slicing import slice_labels
 from tierguard.router.split import cluster_label, plan_pinned
 from tierguard.router.state import RouterState
 from tierguard.router.toolcalls import has_wrapped_ids, unwrap_messages
@@ -72,7 +73,9 @@ def plan(
     config = state.config
     turn: TurnPlan | None = None
     classify_s = 0.0
+    slices: tuple[tuple[str, str], ...] = ()
     if req.model in state.routed_names:
+        slices = slice_labels(config.slices, req.body, headers)
         if headers is None:
             headers = {config.stickiness.header: stickiness_header} if stickiness_header else {}
         timer = ClassifierTimer(state.classifier.classify_batch)
@@ -121,6 +124,7 @@ def plan(
         deadline=started + state.deadline_s,
         turn=turn,
         classify_s=classify_s,
+        slices=slices,
     )
 
 
@@ -177,6 +181,7 @@ def account_failure(
         *labels, mdefs.OUTCOME_ERROR, cluster_label(planned.route.bucket)
     ).inc()
     rt.metrics.request_duration.labels(*labels).observe(elapsed)
+    count_slices(rt.metrics, state.config.policy, planned, mdefs.OUTCOME_ERROR)
     record = _record(
         state,
         planned,
@@ -193,6 +198,15 @@ def account_failure(
     )
     rt.decision_log.write(record.to_json())
     return record
+
+
+def count_slices(m: RouterMetrics, policy: str, planned: Planned, outcome: str) -> None:
+    """``slice_requests_total``: the request once per declared slice."""
+    cluster = cluster_label(planned.route.bucket)
+    for name, value in planned.slices:
+        m.slice_requests.labels(
+            policy, planned.tier, planned.arm, name, value, outcome, cluster
+        ).inc()
 
 
 def outcome_of(result: ChainResult, delivery: Delivery) -> str:
@@ -220,6 +234,7 @@ def account(
     outcome = outcome_of(result, delivery)
     labels = (config.policy, planned.tier, planned.arm, result.model)
     m.requests.labels(*labels, outcome, cluster_label(planned.route.bucket)).inc()
+    count_slices(m, config.policy, planned, outcome)
     m.request_duration.labels(*labels).observe(elapsed)
     m.ttft.labels(*labels).observe(delivery.ttft_s)
     if delivery.failed in mdefs.ERROR_REASONS:  # the stream broke after its first chunk

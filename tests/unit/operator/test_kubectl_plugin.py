@@ -89,3 +89,20 @@ def test_status_shows_the_classifier_digest_and_why_it_is_unknown() -> None:
     out = kp.format_status("shop", b, now=T0)
     assert "classifier 0123456789abcdef" in out
     assert any("ClassifierResolved" in ln and "ClassifierUnknown" in ln for ln in out.splitlines())
+
+
+def test_status_view_groups_by_tier_then_slice() -> None:
+    doc = body()
+    tiers = doc["status"]["tiers"]
+    tier = dict(tiers[0])
+    sig = dict(tier["signals"][0])
+    tier["signals"] = [
+        {**sig, "slice": "category=refunds"},
+        {**sig, "slice": "category=billing_status", "verdict": "Fail"},
+        sig,
+    ]
+    doc["status"]["tiers"] = [tier, *tiers[1:]]
+    out = kp.format_status("shop", doc, now=T0 + timedelta(minutes=31))
+    rows = [ln.split() for ln in out.splitlines() if ln.startswith(tier["tier"] + " ")]
+    assert [r[1] for r in rows] == ["-", "category=billing_status", "category=refunds"]
+    assert "SLICE" in out
