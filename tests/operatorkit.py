@@ -89,18 +89,7 @@ def policy_manifest(
 def install_crd(control_plane: Any) -> None:
     root = Path(__file__).resolve().parents[1]
     control_plane.kubectl("apply", "--server-side", "-f", str(root / "crds"))
-    # Right after the apply the CRD may have no status.conditions yet, and `kubectl wait`
-    # then fails at once ("accessor error: <nil>") instead of waiting: retry it.
-    deadline = time.monotonic() + 60
-    while True:
-        res = control_plane.kubectl(
-            "wait", "--for=condition=Established", "--timeout=60s", f"crd/{c.CRD_NAME}", check=False
-        )
-        if res.returncode == 0:
-            return
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"CRD never established: {res.stderr.strip()}")
-        time.sleep(0.5)
+    control_plane.wait_established(c.CRD_NAME)
 
 
 @contextmanager
