@@ -229,13 +229,8 @@ class Lab:
         self._say("CRD routingpolicies.tierguard.io (generated from the API models)")
         self.cp.kubectl("apply", "-f", "-", input=json.dumps(build_crd()))
         self.cp.kubectl("apply", "-f", "-", input=yaml.safe_dump_all(kopf_peering_crds()))
-        self.cp.kubectl(
-            "wait",
-            "--for=condition=Established",
-            f"crd/{c.CRD_NAME}",
-            "crd/kopfpeerings.kopf.dev",
-            "crd/clusterkopfpeerings.kopf.dev",
-            "--timeout=60s",
+        self.cp.wait_established(
+            c.CRD_NAME, "kopfpeerings.kopf.dev", "clusterkopfpeerings.kopf.dev"
         )
         ns = self.settings.namespace
         self.cp.kubectl(

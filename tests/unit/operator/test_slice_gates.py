@@ -191,3 +191,42 @@ def test_a_slice_with_little_traffic_does_not_hold_promotion_unless_it_must() ->
     held = drive(sliced_spec(minSamples=2000), SlicedTraffic({}, seed=5), 90)
     assert held[-1].status.phase == Phase.PROGRESSING
     assert held[-1].status.step == 0
+
+
+# --------------------------------------------------------------------------- readings
+
+
+def test_slice_gates_read_their_value_from_one_query_per_slice() -> None:
+    from test_observe_gates import FakeReader, row
+
+    from tierguard.operator import observe as o
+    from tierguard.operator.observeslices import slice_signal_queries
+
+    bad_q, total_q = slice_signal_queries(Signal.THUMBS_DOWN, "shop", "category")
+    assert total_q == (
+        "sum by (tier, arm, instance, slice_value, cluster) "
+        '(tierguard_slice_feedback_total{policy="shop", slice="category"})'
+    )
+    assert 'rating="down"' in bad_q
+    requests_q = o.signal_queries(Signal.ERROR_RATE, "shop")[1]
+    reader = FakeReader(
+        {
+            total_q: [
+                row("simple", "canary", 10, slice_value="billing_status", cluster="3"),
+                row("simple", "control", 90, slice_value="billing_status", cluster="3"),
+                row("simple", "canary", 40, slice_value="other", cluster="3"),
+            ],
+            bad_q: [row("simple", "canary", 6, slice_value="billing_status", cluster="3")],
+            requests_q: [row("simple", "canary", 500)],
+        }
+    )
+    gates = g.gate_specs(sliced_spec())
+    obs = o.observe(reader, "shop", gates, T0)  # type: ignore[arg-type]
+    billing = obs.gates["simple/ThumbsDown@category=billing_status"]
+    assert billing.arms["canary"].total == {"r1#3": 10.0}
+    assert billing.arms["canary"].bad == {"r1#3": 6.0}
+    assert billing.arms["control"].total == {"r1#3": 90.0}
+    assert obs.gates["simple/ThumbsDown@category=other"].arms["canary"].total == {"r1#3": 40.0}
+    refunds = obs.gates["simple/ThumbsDown@category=refunds"]
+    assert refunds.empty and refunds.requests_flowing
+    assert reader.asked.count(total_q) == 1, "one query serves every value of the slice"
