@@ -6,7 +6,8 @@ of the router's own code, aiohttp's server and client, JSON, metrics and the cla
 
 Needs ``py-spy`` (``pip install py-spy``) and the right to ptrace the router (root, or
 ``kernel.yama.ptrace_scope=0``). Prints a Markdown table per mode and writes the raw
-folded stacks next to this file (``profile-json.txt``, ``profile-stream.txt``).
+folded stacks to ``--out-dir`` (``profile-json.txt``, ``profile-stream.txt``). ``--src``
+profiles the router of another checkout (before/after).
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ BUCKETS: list[tuple[str, tuple[str, ...]]] = [
     ("tracing / overhead", ("tracing.py", "overhead.py", "spanattrs.py")),
     ("aiohttp client (upstream call)", ("aiohttp/client", "aiohttp/connector", "upstream.py")),
     ("aiohttp server (parse, write)", ("aiohttp/web", "aiohttp/http", "aiohttp/streams")),
+    ("event loop (uvloop, C: sockets, callbacks)", ("Runner.run (asyncio/runners.py",)),
     ("router logic (plan, chain, account)", ("tierguard/router/",)),
     ("asyncio / other", ("",)),
 ]
@@ -49,6 +51,8 @@ BUCKETS: list[tuple[str, tuple[str, ...]]] = [
 
 def bucket_of(stack: list[str]) -> str:
     for frame in reversed(stack):
+        if "router/cli.py" in frame or "tierguard/cli.py" in frame:
+            continue
         for name, keys in BUCKETS[:-1]:
             if any(k in frame for k in keys):
                 return name
@@ -61,8 +65,6 @@ def fold(path: Path) -> tuple[Counter[str], int]:
     total = 0
     for line in path.read_text().splitlines():
         stack, _, count = line.rpartition(" ")
-        if not stack.startswith("process") and "MainThread" not in stack:
-            pass
         frames = stack.split(";")
         n = int(count)
         total += n
@@ -75,6 +77,10 @@ def main() -> int:
     ap.add_argument("--duration", type=float, default=8.0)
     ap.add_argument("--concurrency", type=int, default=16)
     ap.add_argument("--tiny-classifier", action="store_true")
+    ap.add_argument(
+        "--src", type=Path, default=None, help="profile the router of this src (another checkout)"
+    )
+    ap.add_argument("--out-dir", type=Path, default=None, help="raw stacks (default: a temp dir)")
     args = ap.parse_args()
     pyspy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
     os.sched_setaffinity(0, {1})
@@ -102,6 +108,7 @@ def main() -> int:
             f"http://127.0.0.1:{port}/readyz",
             tmp / "router.log",
             cpu=0,
+            env={"PYTHONPATH": str(args.src.resolve())} if args.src else None,
         ) as proc:
             for stream in (False, True):
                 reqs = [
@@ -115,7 +122,7 @@ def main() -> int:
                     for i in range(256)
                 ]
                 run_sync("127.0.0.1", port, reqs, args.concurrency, 2.0, 0.5)  # warm
-                out = Path(__file__).parent / f"profile-{'stream' if stream else 'json'}.txt"
+                out = (args.out_dir or tmp) / f"profile-{'stream' if stream else 'json'}.txt"
                 spy = subprocess.Popen(
                     [
                         pyspy,
