@@ -100,6 +100,7 @@ def main() -> int:
             shadow={"sampleRate": 0.0},
             observability={"decisionLog": str(tmp / "decisions.jsonl"), "reviewSampleSize": 200},
         )
+        cfg["classifier"]["cacheSize"] = 0  # every request classified, as in run.py
         port = free_port()
         cfg["server"] = {"host": "127.0.0.1", "port": port}
         (tmp / "router.yaml").write_text(yaml.safe_dump(cfg))

@@ -75,6 +75,24 @@ def tree_cpu_seconds(pid: int) -> float:
     return total
 
 
+def tree_rss_mib(pid: int) -> float:
+    """Resident memory of a process and its descendants, MiB (shared pages counted once
+    per process, so an upper bound for several workers)."""
+    total = 0
+    stack = [pid]
+    while stack:
+        p = stack.pop()
+        try:
+            for line in Path(f"/proc/{p}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    total += int(line.split()[1])
+            for task in Path(f"/proc/{p}/task").iterdir():
+                stack += [int(k) for k in (task / "children").read_text().split()]
+        except (OSError, IndexError, ValueError):
+            continue
+    return total / 1024
+
+
 def body(stream: bool, model: str, i: int) -> dict[str, Any]:
     return {
         "model": model,
@@ -119,6 +137,7 @@ def measure(
         "rps": res.rps,
         "cpu_s": cpu,
         "rps_per_core": (served_total / cpu) if cpu > 0 else None,
+        "rss_mib": tree_rss_mib(pid) if pid else None,
     }
 
 
@@ -202,6 +221,13 @@ def main() -> int:
         help="also measure the router from this src directory (another checkout)",
     )
     ap.add_argument("--workers", default="", help="worker counts for the scaling table, e.g. 1,2")
+    ap.add_argument(
+        "--classifier-cache",
+        type=int,
+        default=0,
+        help="the router's classifier.cacheSize (default 0: every request is classified; "
+        "the load repeats 256 prompts, which a cache would answer after the first round)",
+    )
     ap.add_argument("--out", type=Path, default=Path(__file__).parent / "results.json")
     args = ap.parse_args()
     levels = [int(c) for c in args.concurrency.split(",")]
@@ -221,6 +247,7 @@ def main() -> int:
         "cpus": os.cpu_count(),
         "python": sys.version.split()[0],
         "event_loop": os.environ.get("TIERGUARD_EVENT_LOOP", "uvloop"),
+        "classifier_cache": args.classifier_cache,
     }
     fast = {"models": {"*": {"latency_median_s": 0.0, "completion_words": 24}}}
     # the fake provider on core 1 (taskset via a wrapper around the routerkit helper)
@@ -252,6 +279,7 @@ def main() -> int:
             shadow={"sampleRate": 0.0},
             observability={"decisionLog": str(tmp / "decisions.jsonl"), "reviewSampleSize": 200},
         )
+        cfg["classifier"]["cacheSize"] = args.classifier_cache
         port = free_port()
         cfg["server"] = {"host": "127.0.0.1", "port": port}
         (tmp / "router.yaml").write_text(yaml.safe_dump(cfg))
@@ -367,8 +395,9 @@ def markdown(results: dict[str, Any]) -> str:
             "measured just before this one, same load):",
             "",
             "| mode | in flight | before added p50 / p99 (ms) | after added p50 / p99 (ms) | "
-            "before req/s (per core) | after req/s (per core) | per-core ratio |",
-            "|---|---|---|---|---|---|---|",
+            "before req/s (per core) | after req/s (per core) | per-core ratio | "
+            "RSS before / after (MiB) |",
+            "|---|---|---|---|---|---|---|---|",
         ]
         for stream in (False, True):
             for c in results["levels"]:
@@ -385,7 +414,8 @@ def markdown(results: dict[str, Any]) -> str:
                     f"{b['p50_ms'] - d['p50_ms']:.2f} / {b['p99_ms'] - d['p99_ms']:.2f} | "
                     f"{a['p50_ms'] - d['p50_ms']:.2f} / {a['p99_ms'] - d['p99_ms']:.2f} | "
                     f"{b['rps']:.0f} ({b['rps_per_core'] or 0:.0f}) | "
-                    f"{a['rps']:.0f} ({a['rps_per_core'] or 0:.0f}) | {ratio} |"
+                    f"{a['rps']:.0f} ({a['rps_per_core'] or 0:.0f}) | {ratio} | "
+                    f"{b.get('rss_mib') or 0:.0f} / {a.get('rss_mib') or 0:.0f} |"
                 )
     scaling = sorted(
         {r["target"] for r in runs if r["target"].startswith("workers-")},
@@ -397,8 +427,9 @@ def markdown(results: dict[str, Any]) -> str:
             "Workers (`--workers`; each setting allowed both cores, shared with the load "
             "generator and the fake provider):",
             "",
-            "| workers | mode | in flight | req/s | req per CPU-second | added p50 / p99 (ms) |",
-            "|---|---|---|---|---|---|",
+            "| workers | mode | in flight | req/s | req per CPU-second | added p50 / p99 (ms) "
+            "| RSS, all processes (MiB) |",
+            "|---|---|---|---|---|---|---|",
         ]
         for stream in (False, True):
             for t in scaling:
@@ -414,7 +445,7 @@ def markdown(results: dict[str, Any]) -> str:
                     lines.append(
                         f"| {t.split('-')[1]} | {'stream' if stream else 'JSON'} | "
                         f"{r['concurrency']} | {r['rps']:.0f} | "
-                        f"{r['rps_per_core'] or 0:.0f} | {added} |"
+                        f"{r['rps_per_core'] or 0:.0f} | {added} | {r.get('rss_mib') or 0:.0f} |"
                     )
     lines += [
         "",
