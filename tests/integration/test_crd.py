@@ -225,6 +225,17 @@ INVALID: list[tuple[str, Callable[[dict[str, Any]], None], str]] = [
         "spec.analysis.slices",
     ),
     (
+        "slice-gates-too-many",
+        _set(
+            "analysis.slices",
+            [
+                {"name": f"s{j}", "key": "c", "values": [f"v{i}" for i in range(20)]}
+                for j in range(4)
+            ],
+        ),
+        "spec.analysis.slices",
+    ),
+    (
         "slice-source-unknown",
         _set(
             "analysis.slices",
