@@ -896,6 +896,16 @@ class RouterSpec(ApiModel):
         default="tierguard/router:0.1.0", max_length=512, description="Router image."
     )
     replicas: int = Field(default=2, ge=0, le=100, description="Router replicas.")
+    workers: int = Field(
+        default=1,
+        ge=1,
+        le=64,
+        description=(
+            "Router processes per replica sharing its port (SO_REUSEPORT; `tierguard router "
+            "--workers`). Each takes up to one CPU, so size resources.limits.cpu to match. "
+            "/metrics on any of them reports the replica's totals (summed over workers)."
+        ),
+    )
     port: int = Field(default=8080, ge=1024, le=65535, description="HTTP port.")
     resources: ResourceRequirements = Field(
         default_factory=ResourceRequirements,

@@ -286,6 +286,9 @@ def skip_look(gate_state: Mapping[str, Any]) -> dict[str, Any]:
     while a router runs another classifier than the one rolled out)."""
     gates = {}
     for key, entry in gate_state.get("gates", {}).items():
+        if "stats" not in entry:
+            gates[key] = entry
+            continue
         stats = dict(entry["stats"])
         stats["last"] = None
         new = {**entry, "stats": stats}

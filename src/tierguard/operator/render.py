@@ -401,7 +401,8 @@ def deployment(
         "name": "router",
         "image": r.image,
         "imagePullPolicy": "IfNotPresent",
-        "args": ["router", "--configmap", name, "--namespace", "$(POD_NAMESPACE)"],
+        "args": ["router", "--configmap", name, "--namespace", "$(POD_NAMESPACE)"]
+        + (["--workers", str(r.workers)] if r.workers > 1 else []),
         "ports": [{"name": "http", "containerPort": r.port, "protocol": "TCP"}],
         "env": env,
         "resources": r.resources.to_k8s(),

@@ -79,10 +79,10 @@ from tierguard.api.status import (
 )
 from tierguard.operator import classifiercontent as cc
 from tierguard.operator import gates as g
+from tierguard.operator import rollout_classifier as rc
 from tierguard.operator import specerror
 from tierguard.operator import steps as stp
 from tierguard.operator.conditions import set_condition
-from tierguard.operator.revision import compute_revision
 
 # --------------------------------------------------------------------------- inputs/actions
 
@@ -397,48 +397,7 @@ class _Run:
     # -- revision ----------------------------------------------------------------------
 
     def on_classifier(self, lookup: cc.ClassifierLookup) -> None:
-        """The classifier's content as read: a new digest is a new revision (from the
-        first step); unknown content holds everything where it is."""
-        s = self.s
-        has_ref = self.spec.classifier.source.config_map_ref is not None
-        if not has_ref:
-            s.classifier_digest = ""
-            self.on_revision(compute_revision(self.spec))
-            return
-        if lookup.unknown:
-            where = (
-                f"step {s.step + 1} (revision {s.revision}, classifier {s.classifier_digest})"
-                if s.revision
-                else "before the first step"
-            )
-            msg = (
-                f"cannot read the classifier ({lookup.source}): {lookup.error}; its content "
-                f"is unknown, so the rollout holds at {where} and the routers keep the "
-                "frozen copy they run"
-            )[:4096]
-            self.classifier_unknown = msg
-            if s.phase in (Phase.PENDING, Phase.PROGRESSING):
-                s.message = msg
-            if self._classifier_condition(False, Reason.CLASSIFIER_UNKNOWN, msg):
-                self.event("Warning", Reason.CLASSIFIER_UNKNOWN, msg)
-            return
-        s.classifier_digest = lookup.digest
-        self._classifier_condition(
-            True,
-            Reason.CLASSIFIER_READ,
-            f"classifier {lookup.digest} from {lookup.source}",
-        )
-        self.on_revision(compute_revision(self.spec, lookup.digest))
-
-    def _classifier_condition(self, ok: bool, reason: Reason, message: str) -> bool:
-        """Set ``ClassifierResolved``; True if its status flipped (or it is new)."""
-        ctype = ConditionType.CLASSIFIER_RESOLVED
-        before = next((c for c in self.s.conditions if c.type == ctype), None)
-        want = "True" if ok else "False"
-        self.s.conditions = set_condition(
-            self.s.conditions, ctype, ok, reason.value, message, self.now, self.generation
-        )
-        return before is None or before.status != want
+        rc.on_classifier(self, lookup)
 
     def on_revision(self, revision: str) -> None:
         s = self.s
@@ -601,7 +560,7 @@ class _Run:
             s.message = "no SLO gates for the tiers under canary: cannot judge the rollout"
             return
         if hold is not None:
-            self._hold_for_routers(hold)
+            rc.hold_for_routers(self, hold)
             return
         if self.classifier_unknown is not None:
             if s.phase == Phase.PROGRESSING:
@@ -623,33 +582,6 @@ class _Run:
         if s.phase == Phase.PAUSED:
             return
         self._progress(outcomes, bool(no_data))
-
-    def _hold_for_routers(self, why: str) -> None:
-        """A router runs another classifier (or config) than the one rolled out: this look
-        counted for nothing, and the bake time starts again once all are on target."""
-        s = self.s
-        spec = self.spec
-        msg = f"{why}: the stage counts only while every router runs the target"
-        if s.phase != Phase.PROGRESSING:
-            if s.phase == Phase.PROMOTED:
-                s.message = f"promoted; watch holds: {msg}"
-            return
-        if s.earliest_advance_at is not None:
-            s.earliest_advance_at = max(
-                s.earliest_advance_at,
-                self.now + timedelta(seconds=parse_duration(spec.rollout.bake_time)),
-            )
-        started = s.step_started_at or self.now
-        if (self.now - started).total_seconds() >= parse_duration(spec.rollout.max_step_duration):
-            self.pause(
-                Reason.ROUTERS_NOT_ON_TARGET,
-                f"{msg}; not converged after maxStepDuration {spec.rollout.max_step_duration}: "
-                f"paused at {_fmt_weight(s.canary_weight)}",
-            )
-            return
-        if not s.message.startswith(why):
-            self.event("Warning", Reason.ROUTERS_NOT_ON_TARGET, msg[:1024])
-        s.message = msg[:4096]
 
     def _hold_without_data(self, obs: g.Observations, no_data: Sequence[g.GateOutcome]) -> bool:
         """Hold (and after ``noData.after`` act). True if a transition happened."""

@@ -92,7 +92,7 @@ def plan(
         )
         classify_s = timer.seconds
         if turn.classified:
-            metrics.classifier_duration.labels(config.policy).observe(classify_s)
+            metrics.child(metrics.classifier_duration, config.policy).observe(classify_s)
         observe_plan(metrics, config.policy, turn)
         route_plan = turn.route
         c = Classification(route_plan.tier, turn.probabilities, turn.source)
@@ -233,17 +233,17 @@ def account(
     elapsed = _now() - planned.started
     outcome = outcome_of(result, delivery)
     labels = (config.policy, planned.tier, planned.arm, result.model)
-    m.requests.labels(*labels, outcome, cluster_label(planned.route.bucket)).inc()
+    m.child(m.requests, *labels, outcome, cluster_label(planned.route.bucket)).inc()
     count_slices(m, config.policy, planned, outcome)
-    m.request_duration.labels(*labels).observe(elapsed)
-    m.ttft.labels(*labels).observe(delivery.ttft_s)
+    m.child(m.request_duration, *labels).observe(elapsed)
+    m.child(m.ttft, *labels).observe(delivery.ttft_s)
     if delivery.failed in mdefs.ERROR_REASONS:  # the stream broke after its first chunk
         m.upstream_errors.labels(config.policy, result.model, delivery.failed).inc()
     usage = usage_cost(state.models[result.model].pricing, delivery.usage)
     if delivery.usage:
-        m.tokens.labels(*labels, mdefs.KIND_PROMPT).inc(usage.prompt_tokens)
-        m.tokens.labels(*labels, mdefs.KIND_COMPLETION).inc(usage.completion_tokens)
-        m.cost.labels(*labels).inc(usage.cost_usd)
+        m.child(m.tokens, *labels, mdefs.KIND_PROMPT).inc(usage.prompt_tokens)
+        m.child(m.tokens, *labels, mdefs.KIND_COMPLETION).inc(usage.completion_tokens)
+        m.child(m.cost, *labels).inc(usage.cost_usd)
     turn_fields: dict[str, Any] = {}
     tokens = {"prompt": usage.prompt_tokens, "completion": usage.completion_tokens}
     if planned.turn is not None:

@@ -73,6 +73,24 @@ def test_parser_knows_every_command() -> None:
         assert p.parse_args([cmd, "shop"]).command == cmd
 
 
+def test_status_shows_the_classifier_digest_and_why_it_is_unknown() -> None:
+    b = body()
+    assert "classifier " not in kp.format_status("shop", b, now=T0)
+    b["status"]["classifierDigest"] = "0123456789abcdef"
+    b["status"]["conditions"].append(
+        {
+            "type": "ClassifierResolved",
+            "status": "False",
+            "reason": "ClassifierUnknown",
+            "message": "cannot read the classifier",
+            "lastTransitionTime": "2026-01-01T00:00:00Z",
+        }
+    )
+    out = kp.format_status("shop", b, now=T0)
+    assert "classifier 0123456789abcdef" in out
+    assert any("ClassifierResolved" in ln and "ClassifierUnknown" in ln for ln in out.splitlines())
+
+
 def test_status_view_groups_by_tier_then_slice() -> None:
     doc = body()
     tiers = doc["status"]["tiers"]
