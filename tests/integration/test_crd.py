@@ -202,6 +202,48 @@ INVALID: list[tuple[str, Callable[[dict[str, Any]], None], str]] = [
         "spec.router.maxResponseBytes",
     ),
     (
+        "slice-value-other-is-reserved",
+        _set("analysis.slices", [{"name": "category", "key": "category", "values": ["other"]}]),
+        "spec.analysis.slices[0].values",
+    ),
+    (
+        "slice-values-duplicate",
+        _set("analysis.slices", [{"name": "category", "key": "c", "values": ["a", "a"]}]),
+        "spec.analysis.slices[0].values",
+    ),
+    (
+        "slice-too-many-values",
+        _set(
+            "analysis.slices",
+            [{"name": "category", "key": "c", "values": [f"v{i}" for i in range(21)]}],
+        ),
+        "spec.analysis.slices[0].values",
+    ),
+    (
+        "slice-names-duplicate",
+        _set("analysis.slices", [{"name": "c", "key": "c", "values": ["a"]}] * 2),
+        "spec.analysis.slices",
+    ),
+    (
+        "slice-gates-too-many",
+        _set(
+            "analysis.slices",
+            [
+                {"name": f"s{j}", "key": "c", "values": [f"v{i}" for i in range(20)]}
+                for j in range(4)
+            ],
+        ),
+        "spec.analysis.slices",
+    ),
+    (
+        "slice-source-unknown",
+        _set(
+            "analysis.slices",
+            [{"name": "c", "key": "c", "source": "Classifier", "values": ["a"]}],
+        ),
+        "spec.analysis.slices[0].source",
+    ),
+    (
         "fail-margin-beyond-allowed-drop",
         _set("analysis.slos.0.failMargin", 0.9),
         "spec.analysis.slos[0].failMargin",

@@ -5,6 +5,7 @@ outside the list as ``other``; the slice values travel in the signed decision id
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -92,6 +93,9 @@ async def test_requests_feedback_and_shadow_are_counted_per_slice_value(
     key = state.signing_key
     d = decision_id.verify(first["id"], key, now=first["created"] + 1, ttl_s=60)
     assert d.slices == (("category", "billing_status"), ("plan", "pro"))
+    lines = (await (await client.get("/admin/review-sample")).text()).splitlines()
+    slices_seen = [json.loads(line).get("slices") for line in lines]
+    assert {"category": "billing_status", "plan": "pro"} in slices_seen
     r = await client.post("/v1/feedback", json={"id": first["id"], "rating": "down"})
     assert r.status == 200
     for _ in range(100):

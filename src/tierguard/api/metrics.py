@@ -444,7 +444,8 @@ ROLLOUT_WEIGHT: Final = MetricDef(
 GATE_EVALUATIONS: Final = MetricDef(
     f"{NAMESPACE}_operator_gate_evaluations_total",
     "counter",
-    "Gate evaluations by verdict (Pass, Fail, Inconclusive, NoData).",
+    "Gate evaluations by verdict (Pass, Fail, Inconclusive, NoData), per (tier, signal) "
+    "gate; slice gates are not counted here (their verdicts are in status).",
     ("namespace", POLICY, TIER, "signal", VERDICT),
 )
 ROLLBACKS: Final = MetricDef(

@@ -44,6 +44,11 @@ MAX_SLICES = 5
 MAX_SLICE_VALUES = 20
 #: The value every request outside a slice's declared list counts under.
 SLICE_OTHER = _metrics.SLICE_OTHER
+#: Slice gates per policy: sliced SLOs (ErrorRate, ThumbsDown, ShadowDisagreement) x the
+#: slices' values (each + other). Each gate keeps its e-process state in status.gateState
+#: (a few kB with its per-router, per-cluster readings), so this bounds the status size.
+MAX_SLICE_GATES = 64
+SLICED_SIGNAL_NAMES = ("ErrorRate", "ThumbsDown", "ShadowDisagreement")
 SLICE_NAME_PATTERN = r"^[a-z][a-z0-9_]{0,31}$"
 SLICE_VALUE_PATTERN = r"^[a-z0-9]([-_.a-z0-9]{0,61}[a-z0-9])?$"
 DEFAULT_STEPS = [5.0, 10.0, 25.0, 50.0, 100.0]
@@ -1029,6 +1034,19 @@ _SPEC_RULES: list[JsonValue] = [
         "with a candidate (a model would judge its own answers)",
         ".router.shadow.judge.model",
     ),
+    _cel(
+        "size(self.analysis.slos.filter(s, s.signal in "
+        "['ErrorRate', 'ThumbsDown', 'ShadowDisagreement'])) * ("
+        + "".join(
+            f"{' + ' if i else ''}(size(self.analysis.slices) > {i} ? "
+            f"size(self.analysis.slices[{i}].values) + 1 : 0)"
+            for i in range(MAX_SLICES)
+        )
+        + f") <= {MAX_SLICE_GATES}",
+        f"too many slice gates: ErrorRate, ThumbsDown and ShadowDisagreement SLOs times "
+        f"slice values (each plus other) must be at most {MAX_SLICE_GATES}",
+        ".analysis.slices",
+    ),
 ]
 
 
@@ -1114,6 +1132,14 @@ def cross_field_errors(spec: RoutingPolicySpec) -> list[str]:
             errors.append(
                 f"spec.analysis.slos: tier {r.tier!r} has a candidate (routes[{i}]) but no SLO"
             )
+    n_sliced = sum(1 for s in spec.analysis.slos if s.signal.value in SLICED_SIGNAL_NAMES)
+    n_values = sum(len(sl.values) + 1 for sl in spec.analysis.slices)
+    if n_sliced * n_values > MAX_SLICE_GATES:
+        errors.append(
+            f"spec.analysis.slices: too many slice gates: {n_sliced} ErrorRate, ThumbsDown "
+            f"and ShadowDisagreement SLOs x {n_values} slice values (each plus other) = "
+            f"{n_sliced * n_values}, at most {MAX_SLICE_GATES}"
+        )
     slice_names = [sl.name for sl in spec.analysis.slices]
     for n in sorted({n for n in slice_names if slice_names.count(n) > 1}):
         errors.append(f"spec.analysis.slices: duplicate slice name {n!r}")

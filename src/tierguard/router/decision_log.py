@@ -65,6 +65,8 @@ class DecisionRecord:
     locked_to: str | None = None
     tier_fallback_from: str | None = None
     context_escalation: str | None = None
+    #: the request's slice values (analysis.slices), {slice: value}; left out when none
+    slices: dict[str, str] | None = None
 
     _OPTIONAL: ClassVar[tuple[str, ...]] = (
         "decision_id",
@@ -78,6 +80,7 @@ class DecisionRecord:
         "locked_to",
         "tier_fallback_from",
         "context_escalation",
+        "slices",
     )
 
     def to_json(self) -> dict[str, Any]:

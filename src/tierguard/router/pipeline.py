@@ -162,6 +162,7 @@ def _record(
         latency_s=round(elapsed, 4),
         chain=chain,
         escalations=events.escalations,
+        slices=dict(planned.slices) or None,
         prompt=(
             classifier_text(planned.req.messages, "AllUserMessages", 100_000)
             if config.observability.log_prompts
@@ -287,6 +288,8 @@ def account(
         "outcome": outcome,
         "probabilities": planned.classification.probabilities,
     }
+    if planned.slices:
+        item["slices"] = dict(planned.slices)
     if config.observability.log_prompts:
         item["prompt"] = record.prompt
         item["answer"] = delivery.answer

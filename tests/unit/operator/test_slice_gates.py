@@ -59,6 +59,12 @@ def test_slice_spec_refuses_reserved_duplicate_and_too_many_values() -> None:
         SliceSpec.model_validate({**CATEGORY, "values": ["a", "a"]})
     with pytest.raises(ValidationError):
         SliceSpec.model_validate({**CATEGORY, "values": [f"v{i}" for i in range(21)]})
+    with pytest.raises(ValidationError, match="too many slice gates"):
+        doc = make_spec().to_k8s()
+        doc["analysis"]["slices"] = [
+            {"name": f"s{j}", "key": "c", "values": [f"v{i}" for i in range(20)]} for j in range(2)
+        ]  # 2 ThumbsDown SLOs x 42 values
+        RoutingPolicySpec.model_validate(doc)
     with pytest.raises(ValidationError, match="duplicate slice name"):
         doc = make_spec().to_k8s()
         doc["analysis"]["slices"] = [CATEGORY, CATEGORY]
