@@ -3,6 +3,7 @@ metrics summed over both for Prometheus, graceful shutdown of both."""
 
 from __future__ import annotations
 
+import json
 import signal
 import threading
 import urllib.request
@@ -55,8 +56,6 @@ def chat(url: str, i: int, stream: bool = False) -> tuple[int, bytes]:
         "user": f"user-{i}",
         "messages": [{"role": "user", "content": f"{SIMPLE_QUERY} {i}"}],
     }
-    import json
-
     req = urllib.request.Request(
         f"{url}/v1/chat/completions",
         data=json.dumps(body).encode(),
@@ -122,6 +121,14 @@ def test_two_workers_serve_and_metrics_count_every_request_once(
         assert text.count(f'{WEIGHT}{{policy="support",tier="simple"}}') == 1
         assert sample(text, "tierguard_classifier_info") == 1  # one series, value 1
         assert "Multiprocess metric" not in text  # the contract's help texts are kept
+    # a decision id from one worker is accepted by all (no signing key is configured:
+    # the supervisor gives its workers one random key)
+    _, answer = chat(url, 1000)
+    did = json.loads(answer)["id"]
+    for _ in range(8):  # new connections: both workers get some of them
+        status, reply = http("POST", f"{url}/v1/feedback", {"id": did, "rating": "up"})
+        assert status == 200, reply
+    sent += 1
     # counters only grow: more requests, higher totals
     for i in range(10):
         chat(url, sent + i)

@@ -23,6 +23,7 @@ import contextlib
 import glob
 import logging
 import os
+import secrets
 import shutil
 import signal
 import subprocess
@@ -37,6 +38,9 @@ log = logging.getLogger("tierguard.router")
 
 #: set (to the worker's index) in each worker's environment
 WORKER_ENV = "TIERGUARD_ROUTER_WORKER"
+#: the random decision-id key (hex) the workers share when the config names none, so an
+#: id signed by one worker verifies on the others (tierguard.router.state)
+EPHEMERAL_KEY_ENV = "TIERGUARD_ROUTER_EPHEMERAL_KEY"
 
 
 def is_worker() -> bool:
@@ -93,9 +97,14 @@ def _run_workers(args: argparse.Namespace, shared: str) -> int:
 
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, on_signal)
+    env = {
+        **os.environ,
+        MULTIPROC_ENV: shared,
+        # without feedback.signingKey each process would sign with a key of its own
+        EPHEMERAL_KEY_ENV: os.environ.get(EPHEMERAL_KEY_ENV) or secrets.token_hex(32),
+    }
     procs = [
-        subprocess.Popen(cmd, env={**os.environ, MULTIPROC_ENV: shared, WORKER_ENV: str(i + 1)})
-        for i in range(args.workers)
+        subprocess.Popen(cmd, env={**env, WORKER_ENV: str(i + 1)}) for i in range(args.workers)
     ]
     log.info("started %d router workers (metrics in %s)", len(procs), shared)
     status: int | None = None  # set when a worker ended by itself
