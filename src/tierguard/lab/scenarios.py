@@ -37,6 +37,7 @@ from typing import Any, Final, Literal
 
 from tierguard.api.enums import Phase, Signal
 from tierguard.classifier.dataset import CATEGORIES, CATEGORY_WEIGHTS
+from tierguard.lab import judge as lab_judge
 
 #: Names of the two fake providers and of the models in the lab's policy.
 CHEAP: Final = "cheap"
@@ -393,8 +394,6 @@ LAB_LATENCY_BUDGET: Final = "1s"
 #: The aggregate-only gate of --compare-naive: product-wide thumbs-down share must stay
 #: under this ceiling ("the green range" of seed 003's dashboards; Flagger's thresholdRange).
 NAIVE_THUMBS_DOWN_CEILING: Final = 0.15
-#: Largest tolerated share of canary answers the judge finds different from the baseline's.
-SHADOW_DISAGREEMENT_CEILING: Final = 0.04
 
 SYSTEM_PROMPT: Final = "You are Acme's support assistant. Answer briefly and kindly."
 
@@ -445,6 +444,7 @@ def lab_policy(
     *,
     cheap_url: str,
     capable_url: str,
+    judge_url: str,
     prometheus_url: str,
     secret_name: str = "lab-provider-keys",
     name: str = POLICY_NAME,
@@ -465,13 +465,14 @@ def lab_policy(
         ]
     else:
         slos = [
-            # The router shadows canary answers only (control answers *are* the baseline), so
-            # disagreement is judged against an absolute ceiling, not against control.
+            # The pairwise judge compares every shadowed canary answer with the baseline's
+            # answer to the same request; the paired test holds the net share of worse
+            # canary answers to allowedDrop (lab/judge.py, operator/pairedgate.py).
             {
                 "tier": SIMPLE,
                 "signal": Signal.SHADOW_DISAGREEMENT.value,
-                "objective": "Absolute",
-                "threshold": SHADOW_DISAGREEMENT_CEILING,
+                "objective": "RelativeToControl",
+                "allowedDrop": lab_judge.PAIRWISE_ALLOWED_DROP,
             },
             {"tier": SIMPLE, "signal": Signal.ERROR_RATE.value, "allowedDrop": 0.02},
             {
@@ -505,6 +506,7 @@ def lab_policy(
             "models": [
                 model(CAPABLE, capable_url, CAPABLE_PRICE),
                 model(CHEAP, cheap_url, CHEAP_PRICE),
+                lab_judge.judge_model(judge_url, secret_name),
             ],
             "routes": [
                 {
@@ -531,7 +533,7 @@ def lab_policy(
             "prometheus": {"url": prometheus_url, "timeout": "3s"},
             "router": {
                 "replicas": replicas,
-                "shadow": {"sampleRate": 1.0, "judge": {"type": "Similarity"}},
+                "shadow": {"sampleRate": 1.0, "judge": lab_judge.pairwise_judge()},
                 "logLevel": "warning",
             },
         },
