@@ -27,6 +27,15 @@ points of satisfaction (depending on how much of billing_status the classifier k
 the simple tier) but moves the whole product's satisfaction by at most 0.14 x 50 = 7
 points even at 100 % -- and by 0.35 points at the 5 % stage, which is what an aggregate
 dashboard or an aggregate-only gate sees.
+
+How the gate sees it. The lab's policy gates the simple tier's canary on
+``ShadowDisagreement`` judged by a *pairwise* LLM judge (a third fake provider in judge
+mode, :mod:`tierguard.lab.judge`): every canary answer is shadowed, the judge compares it
+with the baseline's answer to the same request in both orders, and the operator's paired
+sequential test holds the net share of worse canary answers to ``allowedDrop`` (3 %),
+failing once it is confidently above half of that. In ``pareto-trap`` about half of the
+billing_status pairs are "canary worse", 8 to 11 % of the simple tier's pairs; in
+``healthy`` both models fail the same queries, so every pair is a tie.
 """
 
 from __future__ import annotations
@@ -39,7 +48,8 @@ from tierguard.api.enums import Phase, Signal
 from tierguard.classifier.dataset import CATEGORIES, CATEGORY_WEIGHTS
 from tierguard.lab import judge as lab_judge
 
-#: Names of the two fake providers and of the models in the lab's policy.
+#: Names of the two answering fake providers and of their models in the lab's policy (the
+#: third, the judge, is in lab/judge.py).
 CHEAP: Final = "cheap"
 CAPABLE: Final = "capable"
 POLICY_NAME: Final = "support-lab"
@@ -239,7 +249,8 @@ def _pareto_trap() -> Scenario:
             f"category the classifier calls simple, where it answers well only "
             f"{TRAP_QUALITY:.0%} of the time instead of {CAPABLE_SIMPLE_QUALITY:.0%}. The "
             "simple tier's canary loses 8 to 11 points; the aggregate across tiers moves "
-            "by a fraction of a point at the first stages. The per-tier gate rolls the "
+            "by a fraction of a point at the first stages. The pairwise judge finds the "
+            "canary's answers worse than the baseline's; the simple tier's gate rolls the "
             "rollout back at an early stage and names the tier."
         ),
         cheap=cheap_profile(**{TRAP_CATEGORY: TRAP_QUALITY}),
@@ -385,8 +396,9 @@ LAB_INTERVAL: Final = "5s"
 LAB_BAKE_TIME: Final = "20s"
 LAB_MIN_SAMPLES: Final = 100
 #: Conversations keep their highest tier, so the simple tier gets about 55 % of requests
-#: (not 65 %): at 80 requests/s a 5 % canary is shadowed about 2 times a second, 1.4 on a
-#: busy 2-core machine, and the pareto trap needs 300 to 500 of them to be judged.
+#: (not 65 %): at 80 requests/s a 5 % canary is shadowed about 2 times a second, about 1 on
+#: a busy 2-core machine; the pairwise gate needs 100 to 300 judged pairs to fail the pareto
+#: trap (and the ErrorRate gate about 250 canary requests to pass a healthy stage).
 LAB_MAX_STEP_DURATION: Final = "8m"
 LAB_NO_DATA_AFTER: Final = "90s"
 LAB_LATENCY_OBJECTIVE: Final = "1500ms"
