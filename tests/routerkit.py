@@ -202,7 +202,7 @@ def process(
     args: list[str],
     ready_url: str,
     log_path: Path,
-    cpu: int | None = None,
+    cpu: int | str | None = None,
     env: dict[str, str] | None = None,
 ) -> Iterator[subprocess.Popen[bytes]]:
     """A ``tierguard`` command (``env`` is added to this process's environment)."""

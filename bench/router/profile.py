@@ -6,7 +6,8 @@ of the router's own code, aiohttp's server and client, JSON, metrics and the cla
 
 Needs ``py-spy`` (``pip install py-spy``) and the right to ptrace the router (root, or
 ``kernel.yama.ptrace_scope=0``). Prints a Markdown table per mode and writes the raw
-folded stacks next to this file (``profile-json.txt``, ``profile-stream.txt``).
+folded stacks to ``--out-dir`` (``profile-json.txt``, ``profile-stream.txt``). ``--src``
+profiles the router of another checkout (before/after).
 """
 
 from __future__ import annotations
@@ -18,7 +19,6 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections import Counter
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -27,47 +27,9 @@ sys.path[:0] = [str(ROOT / "src"), str(ROOT / "tests"), str(Path(__file__).paren
 import yaml  # noqa: E402
 from loadgen import build_request, run_sync  # noqa: E402
 from run import BENCH_KEY, _pinned_fake, body  # noqa: E402
+from stacks import fold  # noqa: E402
 
 from routerkit import build_tiny_classifier, free_port, process, router_config  # noqa: E402
-
-#: (bucket, substrings of a frame "function (file:line)"); first match wins, checked from
-#: the leaf up, so a sample counts once, in the innermost bucket it reaches
-BUCKETS: list[tuple[str, tuple[str, ...]]] = [
-    ("classifier (ONNX)", ("onnxruntime", "classifier/runtime.py")),
-    ("JSON encode/decode", ("json/", "orjson", "json_response", "jsonlib.py")),
-    ("metrics (prometheus_client)", ("prometheus_client",)),
-    ("decision log", ("decision_log.py",)),
-    ("decision id / HMAC", ("decision_id.py", "hmac.py")),
-    ("SSE decode + rewrite", ("sse.py",)),
-    ("tracing / overhead", ("tracing.py", "overhead.py", "spanattrs.py")),
-    ("aiohttp client (upstream call)", ("aiohttp/client", "aiohttp/connector", "upstream.py")),
-    ("aiohttp server (parse, write)", ("aiohttp/web", "aiohttp/http", "aiohttp/streams")),
-    ("router logic (plan, chain, account)", ("tierguard/router/",)),
-    ("asyncio / other", ("",)),
-]
-
-
-def bucket_of(stack: list[str]) -> str:
-    for frame in reversed(stack):
-        for name, keys in BUCKETS[:-1]:
-            if any(k in frame for k in keys):
-                return name
-    return BUCKETS[-1][0]
-
-
-def fold(path: Path) -> tuple[Counter[str], int]:
-    """Samples per bucket (idle samples dropped: py-spy's --idle is off)."""
-    shares: Counter[str] = Counter()
-    total = 0
-    for line in path.read_text().splitlines():
-        stack, _, count = line.rpartition(" ")
-        if not stack.startswith("process") and "MainThread" not in stack:
-            pass
-        frames = stack.split(";")
-        n = int(count)
-        total += n
-        shares[bucket_of(frames)] += n
-    return shares, total
 
 
 def main() -> int:
@@ -75,6 +37,10 @@ def main() -> int:
     ap.add_argument("--duration", type=float, default=8.0)
     ap.add_argument("--concurrency", type=int, default=16)
     ap.add_argument("--tiny-classifier", action="store_true")
+    ap.add_argument(
+        "--src", type=Path, default=None, help="profile the router of this src (another checkout)"
+    )
+    ap.add_argument("--out-dir", type=Path, default=None, help="raw stacks (default: a temp dir)")
     args = ap.parse_args()
     pyspy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
     os.sched_setaffinity(0, {1})
@@ -94,6 +60,7 @@ def main() -> int:
             shadow={"sampleRate": 0.0},
             observability={"decisionLog": str(tmp / "decisions.jsonl"), "reviewSampleSize": 200},
         )
+        cfg["classifier"]["cacheSize"] = 0  # every request classified, as in run.py
         port = free_port()
         cfg["server"] = {"host": "127.0.0.1", "port": port}
         (tmp / "router.yaml").write_text(yaml.safe_dump(cfg))
@@ -102,6 +69,7 @@ def main() -> int:
             f"http://127.0.0.1:{port}/readyz",
             tmp / "router.log",
             cpu=0,
+            env={"PYTHONPATH": str(args.src.resolve())} if args.src else None,
         ) as proc:
             for stream in (False, True):
                 reqs = [
@@ -115,7 +83,7 @@ def main() -> int:
                     for i in range(256)
                 ]
                 run_sync("127.0.0.1", port, reqs, args.concurrency, 2.0, 0.5)  # warm
-                out = Path(__file__).parent / f"profile-{'stream' if stream else 'json'}.txt"
+                out = (args.out_dir or tmp) / f"profile-{'stream' if stream else 'json'}.txt"
                 spy = subprocess.Popen(
                     [
                         pyspy,

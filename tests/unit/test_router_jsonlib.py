@@ -91,3 +91,16 @@ def test_upstream_nan_is_written_as_null() -> None:
     value = jsonlib.loads(b'{"a":NaN}')
     assert math.isnan(value["a"])
     assert json.loads(jsonlib.dumps(value)) == {"a": None}
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        '{"a":123456789012345678901234567890}',
+        b'{"x":"phone 0123456789012345678901","n":1}',
+        b'{"a":1234567890123456789}',  # 19 digits: checked with json too
+    ],
+)
+def test_long_digit_runs_are_read_by_json(raw: bytes | str) -> None:
+    got = jsonlib.loads(raw)
+    assert repr(got) == repr(json.loads(raw))

@@ -23,7 +23,11 @@ import re
 from collections.abc import Callable
 from typing import Any
 
-_LONG_INT = re.compile(rb"\d{19}")
+_LONG_INT = re.compile(r"\d{19}")
+#: every ASCII digit to "0", every other byte to " ": a run of 19 digits becomes a run of
+#: 19 "0"s, found by a plain substring search (an order of magnitude cheaper than a regex)
+_DIGITS = bytes(48 if 48 <= i <= 57 else 32 for i in range(256))
+_LONG_RUN = b"0" * 19
 
 try:
     import orjson
@@ -39,7 +43,12 @@ def loads(raw: bytes | str) -> Any:
     """Parse JSON like :func:`json.loads` (same values, same errors)."""
     if orjson is None:
         return json.loads(raw)
-    if isinstance(raw, bytes | bytearray | memoryview) and _LONG_INT.search(raw):
+    if isinstance(raw, bytes | bytearray | memoryview):
+        if isinstance(raw, memoryview):
+            raw = raw.tobytes()
+        if _LONG_RUN in raw.translate(_DIGITS):
+            return json.loads(raw)
+    elif isinstance(raw, str) and _LONG_INT.search(raw):
         return json.loads(raw)
     try:
         return orjson.loads(raw)
