@@ -73,6 +73,13 @@ def render_metrics_md() -> str:
         "",
         *_table(m.ROUTER_METRICS),
         "",
+        "A router running several worker processes (`tierguard router --workers N`, "
+        "`spec.router.workers`) answers `GET /metrics` on any worker with every counter and "
+        "histogram summed over all its workers (prometheus_client's multiprocess files), so "
+        "one scrape per pod gives the pod's totals and they stay monotonic. The gauges "
+        "(`tierguard_canary_weight_percent`, `tierguard_classifier_info`) are the answering "
+        "worker's loaded config, never summed. See router/README.md, Several workers.",
+        "",
         "## Operator",
         "",
         *_table(m.OPERATOR_METRICS),
