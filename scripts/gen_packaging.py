@@ -313,6 +313,24 @@ def build_dashboard() -> dict[str, Any]:
         unit="ops",
         w=24,
     )
+    p.add(
+        "Classifier per router",
+        "Routers per classifier content digest and config revision "
+        "(tierguard_classifier_info). More than one value per policy: some routers run "
+        "another classifier or config (usually mid rolling restart), and the operator "
+        "counts nothing for the stage until every router reports the target.",
+        [
+            (
+                f"count by ({m.POLICY}, {m.DIGEST}, {m.REVISION}) "
+                f"({m.CLASSIFIER_INFO.name}{{{_SEL}}} == 1)",
+                "{{policy}}: classifier {{digest}}, revision {{revision}}",
+            )
+        ],
+        kind="stat",
+        w=24,
+        h=4,
+        extra={"options": {"textMode": "value_and_name", "graphMode": "none"}},
+    )
 
     p.row("Quality per tier: canary vs control")
     p.add(

@@ -19,7 +19,7 @@ import time
 import urllib.error
 import urllib.request
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
@@ -89,18 +89,7 @@ def policy_manifest(
 def install_crd(control_plane: Any) -> None:
     root = Path(__file__).resolve().parents[1]
     control_plane.kubectl("apply", "--server-side", "-f", str(root / "crds"))
-    # Right after the apply the CRD may have no status.conditions yet, and `kubectl wait`
-    # then fails at once ("accessor error: <nil>") instead of waiting: retry it.
-    deadline = time.monotonic() + 60
-    while True:
-        res = control_plane.kubectl(
-            "wait", "--for=condition=Established", "--timeout=60s", f"crd/{c.CRD_NAME}", check=False
-        )
-        if res.returncode == 0:
-            return
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"CRD never established: {res.stderr.strip()}")
-        time.sleep(0.5)
+    control_plane.wait_established(c.CRD_NAME)
 
 
 @contextmanager
@@ -258,9 +247,11 @@ def _post(url: str, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
 class Traffic(threading.Thread):
     """Users asking simple and complex questions and rating every answer."""
 
-    def __init__(self, router_url: str) -> None:
+    def __init__(self, router_url: str, category: Callable[[str, int], str] | None = None) -> None:
         super().__init__(daemon=True)
         self.url = router_url
+        #: (tier, request number) -> metadata.category (default: the tier's name)
+        self.category = category
         self.stopped = threading.Event()
         self.seen: Counter[tuple[str, str, str]] = Counter()
         self.errors = 0
@@ -275,7 +266,7 @@ class Traffic(threading.Thread):
                 "model": "auto",
                 "user": f"user-{self.rng.randrange(10**9)}",
                 "messages": [{"role": "user", "content": query}],
-                "metadata": {"category": tier},
+                "metadata": {"category": self.category(tier, i) if self.category else tier},
             },
         )
         if status != 200:
@@ -307,6 +298,7 @@ def routed_system(
     policy: str,
     classifier: Path,
     small_quality: dict[str, float],
+    category: Callable[[str, int], str] | None = None,
 ) -> Iterator[tuple[str, str, Any]]:
     """Fake providers big (always good) and small; yields (big url, small url, starter),
     where ``starter()`` starts the router (once the ConfigMap exists) and traffic."""
@@ -340,7 +332,7 @@ def routed_system(
                     tmp / "router.log",
                 )
             )
-            traffic = Traffic(url)
+            traffic = Traffic(url, category)
             traffic.start()
             stack.callback(traffic.stopped.set)
             state["traffic"] = traffic

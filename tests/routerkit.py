@@ -199,13 +199,20 @@ def wait_http(url: str, proc: subprocess.Popen[bytes], timeout_s: float = 30.0) 
 
 @contextmanager
 def process(
-    args: list[str], ready_url: str, log_path: Path, cpu: int | None = None
+    args: list[str],
+    ready_url: str,
+    log_path: Path,
+    cpu: int | str | None = None,
+    env: dict[str, str] | None = None,
 ) -> Iterator[subprocess.Popen[bytes]]:
+    """A ``tierguard`` command (``env`` is added to this process's environment)."""
     cmd = [sys.executable, "-m", "tierguard.cli", *args]
     if cpu is not None:
         cmd = ["taskset", "-c", str(cpu), *cmd]
     with open(log_path, "wb") as log:
-        proc = subprocess.Popen(cmd, env=_env(), stdout=log, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(
+            cmd, env={**_env(), **(env or {})}, stdout=log, stderr=subprocess.STDOUT
+        )
         try:
             wait_http(ready_url, proc)
             yield proc
@@ -236,9 +243,14 @@ def fake_provider(tmp: Path, name: str, profile: dict[str, Any] | None = None) -
 
 @contextmanager
 def router_process(
-    tmp: Path, config: dict[str, Any], cpu: int | None = None
+    tmp: Path,
+    config: dict[str, Any],
+    cpu: int | None = None,
+    args: list[str] | None = None,
+    env: dict[str, str] | None = None,
 ) -> Iterator[tuple[str, Path, subprocess.Popen[bytes]]]:
-    """A router process on a config file; yields (base URL, config path, process)."""
+    """A router process on a config file; yields (base URL, config path, process).
+    ``args`` are added to the command line, ``env`` to its environment."""
     import yaml
 
     port = free_port()
@@ -246,10 +258,11 @@ def router_process(
     path = tmp / "router.yaml"
     path.write_text(yaml.safe_dump(config))
     with process(
-        ["router", "--config", str(path), "--poll-interval", "0.2"],
+        ["router", "--config", str(path), "--poll-interval", "0.2", *(args or [])],
         f"http://127.0.0.1:{port}/readyz",
         tmp / "router.log",
         cpu=cpu,
+        env=env,
     ) as proc:
         yield f"http://127.0.0.1:{port}", path, proc
 

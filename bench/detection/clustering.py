@@ -135,15 +135,7 @@ def render(data: dict[str, Any]) -> str:
 
 
 def write_doc(data: dict[str, Any]) -> None:
-    text = DOC.read_text()
-    block = f"{BEGIN}\n{render(data)}\n{END}"
-    if BEGIN in text:
-        head, rest = text.split(BEGIN, 1)
-        _, tail = rest.split(END, 1)
-        text = head + block + tail
-    else:
-        text = text.rstrip("\n") + "\n\n" + block + "\n"
-    DOC.write_text(text)
+    sim.replace_block(DOC, BEGIN, END, render(data))
 
 
 def main() -> int:

@@ -198,16 +198,7 @@ def render(data: dict[str, Any]) -> str:
 
 
 def write_doc(table: str) -> None:
-    text = DOC.read_text() if DOC.exists() else "# Benchmarks\n"
-    block = f"{BEGIN}\n{table}\n{END}"
-    if BEGIN in text and END in text:
-        head, rest = text.split(BEGIN, 1)
-        text = head + block + rest.split(END, 1)[1]
-    elif "## Detection study" in text:
-        text = text.replace("## Detection study", f"## Detection study\n\n{block}", 1)
-    else:
-        text = text.rstrip("\n") + f"\n\n## Detection study\n\n{block}\n"
-    DOC.write_text(text)
+    sim.replace_block(DOC, BEGIN, END, table, heading="## Detection study")
 
 
 def _short(name: str) -> str:

@@ -28,6 +28,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Literal
 
 import numpy as np
@@ -456,3 +457,20 @@ def wilson_halfwidth(rate: float, runs: int, z: float = 3.0) -> float:
 
 def steps_label(steps: Sequence[float]) -> str:
     return "/".join(f"{w:.0%}" for w in steps)
+
+
+def replace_block(doc: Path, begin: str, end: str, body: str, *, heading: str = "") -> None:
+    """Write ``body`` between the ``begin`` and ``end`` markers of ``doc`` (the studies'
+    tables in docs/benchmarks.md). Without the markers the block goes under ``heading``
+    if the document has it, else at the end (after ``heading`` when one is given)."""
+    text = doc.read_text() if doc.exists() else "# Benchmarks\n"
+    block = f"{begin}\n{body}\n{end}"
+    if begin in text and end in text:
+        head, rest = text.split(begin, 1)
+        text = head + block + rest.split(end, 1)[1]
+    elif heading and heading in text:
+        text = text.replace(heading, f"{heading}\n\n{block}", 1)
+    else:
+        title = f"{heading}\n\n" if heading else ""
+        text = text.rstrip("\n") + f"\n\n{title}{block}\n"
+    doc.write_text(text)

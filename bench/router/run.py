@@ -2,6 +2,13 @@
 the LiteLLM proxy, same fake provider, same load, one run.
 
     PYTHONPATH=src python bench/router/run.py [--duration 5] [--concurrency 1,16,64]
+        [--baseline-src OLD/src] [--workers 1,2]
+
+``--baseline-src`` also measures the router of another checkout (e.g. ``git worktree add
+/tmp/base <commit>``; pass its ``src``) in the same run, right before this one, for a
+before/after table. ``--workers`` measures the router with 1, 2, ... worker processes
+(``tierguard router --workers N``) at the highest concurrency, each allowed both cores
+(``taskset -c 0,1``, shared with the load generator and the fake provider).
 
 Layout on a 2-core machine: the router (or LiteLLM) is pinned to core 0 (``taskset -c
 0``), so its figures are per core; the fake provider and this load generator share core
@@ -68,6 +75,24 @@ def tree_cpu_seconds(pid: int) -> float:
     return total
 
 
+def tree_rss_mib(pid: int) -> float:
+    """Resident memory of a process and its descendants, MiB (shared pages counted once
+    per process, so an upper bound for several workers)."""
+    total = 0
+    stack = [pid]
+    while stack:
+        p = stack.pop()
+        try:
+            for line in Path(f"/proc/{p}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    total += int(line.split()[1])
+            for task in Path(f"/proc/{p}/task").iterdir():
+                stack += [int(k) for k in (task / "children").read_text().split()]
+        except (OSError, IndexError, ValueError):
+            continue
+    return total / 1024
+
+
 def body(stream: bool, model: str, i: int) -> dict[str, Any]:
     return {
         "model": model,
@@ -112,6 +137,7 @@ def measure(
         "rps": res.rps,
         "cpu_s": cpu,
         "rps_per_core": (served_total / cpu) if cpu > 0 else None,
+        "rss_mib": tree_rss_mib(pid) if pid else None,
     }
 
 
@@ -188,6 +214,20 @@ def main() -> int:
         action="store_true",
         help="use the tiny test classifier even if the bundled model exists",
     )
+    ap.add_argument(
+        "--baseline-src",
+        type=Path,
+        default=None,
+        help="also measure the router from this src directory (another checkout)",
+    )
+    ap.add_argument("--workers", default="", help="worker counts for the scaling table, e.g. 1,2")
+    ap.add_argument(
+        "--classifier-cache",
+        type=int,
+        default=0,
+        help="the router's classifier.cacheSize (default 0: every request is classified; "
+        "the load repeats 256 prompts, which a cache would answer after the first round)",
+    )
     ap.add_argument("--out", type=Path, default=Path(__file__).parent / "results.json")
     args = ap.parse_args()
     levels = [int(c) for c in args.concurrency.split(",")]
@@ -207,18 +247,21 @@ def main() -> int:
         "cpus": os.cpu_count(),
         "python": sys.version.split()[0],
         "event_loop": os.environ.get("TIERGUARD_EVENT_LOOP", "uvloop"),
+        "classifier_cache": args.classifier_cache,
     }
     fast = {"models": {"*": {"latency_median_s": 0.0, "completion_words": 24}}}
     # the fake provider on core 1 (taskset via a wrapper around the routerkit helper)
     with _pinned_fake(tmp, fast) as fake_url:
         fake_port = int(fake_url.rsplit(":", 1)[1])
 
-        def record(target: str, port: int, model: str, pid: int | None) -> None:
+        def record(
+            target: str, port: int, model: str, pid: int | None, at: list[int] = levels
+        ) -> None:
             # prime: LiteLLM's first requests take seconds (lazy initialisation)
             for stream in (False, True):
                 measure(port, model, stream, 1, 2.0, None)
             for stream in (False, True):
-                for c in levels:
+                for c in at:
                     before = selfreport.scrape(port) if target == "router" else None
                     r = measure(port, model, stream, c, args.duration, pid)
                     if before is not None:  # what the router says it added
@@ -236,16 +279,32 @@ def main() -> int:
             shadow={"sampleRate": 0.0},
             observability={"decisionLog": str(tmp / "decisions.jsonl"), "reviewSampleSize": 200},
         )
+        cfg["classifier"]["cacheSize"] = args.classifier_cache
         port = free_port()
         cfg["server"] = {"host": "127.0.0.1", "port": port}
         (tmp / "router.yaml").write_text(yaml.safe_dump(cfg))
-        with process(
-            ["router", "--config", str(tmp / "router.yaml")],
-            f"http://127.0.0.1:{port}/readyz",
-            tmp / "router.log",
-            cpu=0,
-        ) as proc:
+        router_cmd = ["router", "--config", str(tmp / "router.yaml")]
+        ready = f"http://127.0.0.1:{port}/readyz"
+        if args.baseline_src is not None:
+            with process(
+                router_cmd,
+                ready,
+                tmp / "router-before.log",
+                cpu=0,
+                env={"PYTHONPATH": str(args.baseline_src.resolve())},
+            ) as proc:
+                record("before", port, "auto", proc.pid)
+        with process(router_cmd, ready, tmp / "router.log", cpu=0) as proc:
             record("router", port, "auto", proc.pid)
+        for n in [int(w) for w in args.workers.split(",") if w]:
+            with process(
+                [*router_cmd, "--workers", str(n)],
+                ready,
+                tmp / f"router-workers-{n}.log",
+                cpu="0,1",
+            ) as proc:
+                _wait_workers(tmp / f"router-workers-{n}.log", n)
+                record(f"workers-{n}", port, "auto", proc.pid, at=[max(levels)])
         if not args.skip_litellm:
             with litellm_proxy(tmp, fake_url, args.litellm) as (lport, lpid):
                 record("litellm", lport, "auto", lpid)
@@ -253,6 +312,18 @@ def main() -> int:
     args.out.write_text(json.dumps(results, indent=1))
     print(markdown(results))
     return 0
+
+
+def _wait_workers(log: Path, n: int) -> None:
+    """Until every worker listens (the first one ready answers /readyz)."""
+    if n == 1:
+        return
+    for _ in range(600):
+        text = log.read_text()
+        if all(f"worker {i}: tierguard router serving" in text for i in range(1, n + 1)):
+            return
+        time.sleep(0.1)
+    raise RuntimeError(f"not every worker started: {log}")
 
 
 @contextlib.contextmanager
@@ -317,6 +388,65 @@ def markdown(results: dict[str, Any]) -> str:
                     else f"{t['rps']:.0f}"
                 )
             lines.append("| " + " | ".join(cells) + " |")
+    if any(r["target"] == "before" for r in runs):
+        lines += [
+            "",
+            "Before and after, same run (`--baseline-src`: the router of the baseline commit, "
+            "measured just before this one, same load):",
+            "",
+            "| mode | in flight | before added p50 / p99 (ms) | after added p50 / p99 (ms) | "
+            "before req/s (per core) | after req/s (per core) | per-core ratio | "
+            "RSS before / after (MiB) |",
+            "|---|---|---|---|---|---|---|---|",
+        ]
+        for stream in (False, True):
+            for c in results["levels"]:
+                d, b, a = (find(t, stream, c) for t in ("direct", "before", "router"))
+                if d is None or b is None or a is None:
+                    continue
+                ratio = (
+                    f"{a['rps_per_core'] / b['rps_per_core']:.2f}"
+                    if a.get("rps_per_core") and b.get("rps_per_core")
+                    else "–"
+                )
+                lines.append(
+                    f"| {'stream' if stream else 'JSON'} | {c} | "
+                    f"{b['p50_ms'] - d['p50_ms']:.2f} / {b['p99_ms'] - d['p99_ms']:.2f} | "
+                    f"{a['p50_ms'] - d['p50_ms']:.2f} / {a['p99_ms'] - d['p99_ms']:.2f} | "
+                    f"{b['rps']:.0f} ({b['rps_per_core'] or 0:.0f}) | "
+                    f"{a['rps']:.0f} ({a['rps_per_core'] or 0:.0f}) | {ratio} | "
+                    f"{b.get('rss_mib') or 0:.0f} / {a.get('rss_mib') or 0:.0f} |"
+                )
+    scaling = sorted(
+        {r["target"] for r in runs if r["target"].startswith("workers-")},
+        key=lambda t: int(t.split("-")[1]),
+    )
+    if scaling:
+        lines += [
+            "",
+            "Workers (`--workers`; each setting allowed both cores, shared with the load "
+            "generator and the fake provider):",
+            "",
+            "| workers | mode | in flight | req/s | req per CPU-second | added p50 / p99 (ms) "
+            "| RSS, all processes (MiB) |",
+            "|---|---|---|---|---|---|---|",
+        ]
+        for stream in (False, True):
+            for t in scaling:
+                for r in runs:
+                    if r["target"] != t or r["stream"] != stream:
+                        continue
+                    d = find("direct", stream, r["concurrency"])
+                    added = (
+                        f"{r['p50_ms'] - d['p50_ms']:.2f} / {r['p99_ms'] - d['p99_ms']:.2f}"
+                        if d
+                        else "–"
+                    )
+                    lines.append(
+                        f"| {t.split('-')[1]} | {'stream' if stream else 'JSON'} | "
+                        f"{r['concurrency']} | {r['rps']:.0f} | "
+                        f"{r['rps_per_core'] or 0:.0f} | {added} | {r.get('rss_mib') or 0:.0f} |"
+                    )
     lines += [
         "",
         "Router overhead as it reports it (`tierguard_router_overhead_seconds`, mean per "

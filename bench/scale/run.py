@@ -126,7 +126,7 @@ def run_case(args: argparse.Namespace, n: int, k: int) -> dict[str, Any]:
         custom = client.CustomObjectsApi(api)
         if args.operator_src:  # that checkout's CRD: an older operator refuses newer fields
             cp.kubectl("apply", "--server-side", "-f", str(Path(args.operator_src) / "crds"))
-            cp.kubectl("wait", "--for=condition=Established", "--timeout=60s", f"crd/{c.CRD_NAME}")
+            cp.wait_established(c.CRD_NAME)
         else:
             install_crd(cp)
         namespaces = [f"scale-{i}" for i in range(k)]

@@ -127,9 +127,7 @@ def install_in_order(cp: ControlPlane, docs: list[dict]) -> None:
     if crds:
         res = apply(cp, crds)
         assert res.returncode == 0, res.stderr
-        for crd in crds:
-            name = crd["metadata"]["name"]
-            cp.kubectl("wait", "--for=condition=Established", f"crd/{name}", "--timeout=60s")
+        cp.wait_established(*(crd["metadata"]["name"] for crd in crds))
     res = apply(cp, [d for d in docs if d["kind"] != "CustomResourceDefinition"])
     assert res.returncode == 0, res.stderr
 
@@ -511,9 +509,7 @@ def test_examples_are_all_found_and_separated() -> None:
 def _argocd_crd(control_plane: ControlPlane) -> None:
     crd = yaml.safe_load((FIXTURES / "argocd-application-crd.yaml").read_text())
     assert apply(control_plane, [crd]).returncode == 0
-    control_plane.kubectl(
-        "wait", "--for=condition=Established", "crd/applications.argoproj.io", "--timeout=60s"
-    )
+    control_plane.wait_established("applications.argoproj.io")
 
 
 def test_kubectl_apply_recursive_on_the_examples(

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import copy
 import json
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -30,17 +29,7 @@ POLICY_EXAMPLES = sorted((ROOT / "examples" / "kubernetes" / "policies").glob("*
 def crd_installed(control_plane: Any) -> None:
     out = kubectl(control_plane, "apply", "--server-side", "-f", str(CRD_FILE))
     assert out.returncode == 0, out.stderr
-    # Right after the apply the CRD may have no status.conditions yet, and `kubectl wait`
-    # then fails at once ("accessor error: <nil>") instead of waiting: retry it.
-    deadline = time.monotonic() + 60
-    while True:
-        wait = kubectl(
-            control_plane, "wait", "--for=condition=Established", f"crd/{CRD_NAME}", "--timeout=60s"
-        )
-        if wait.returncode == 0 or time.monotonic() > deadline:
-            break
-        time.sleep(0.5)
-    assert wait.returncode == 0, wait.stderr
+    control_plane.wait_established(CRD_NAME)
 
 
 def kubectl(control_plane: Any, *args: str, input: str | None = None) -> Any:
@@ -211,6 +200,48 @@ INVALID: list[tuple[str, Callable[[dict[str, Any]], None], str]] = [
         "max-response-bytes-too-small",
         _set("router.maxResponseBytes", 1024),
         "spec.router.maxResponseBytes",
+    ),
+    (
+        "slice-value-other-is-reserved",
+        _set("analysis.slices", [{"name": "category", "key": "category", "values": ["other"]}]),
+        "spec.analysis.slices[0].values",
+    ),
+    (
+        "slice-values-duplicate",
+        _set("analysis.slices", [{"name": "category", "key": "c", "values": ["a", "a"]}]),
+        "spec.analysis.slices[0].values",
+    ),
+    (
+        "slice-too-many-values",
+        _set(
+            "analysis.slices",
+            [{"name": "category", "key": "c", "values": [f"v{i}" for i in range(21)]}],
+        ),
+        "spec.analysis.slices[0].values",
+    ),
+    (
+        "slice-names-duplicate",
+        _set("analysis.slices", [{"name": "c", "key": "c", "values": ["a"]}] * 2),
+        "spec.analysis.slices",
+    ),
+    (
+        "slice-gates-too-many",
+        _set(
+            "analysis.slices",
+            [
+                {"name": f"s{j}", "key": "c", "values": [f"v{i}" for i in range(20)]}
+                for j in range(4)
+            ],
+        ),
+        "spec.analysis.slices",
+    ),
+    (
+        "slice-source-unknown",
+        _set(
+            "analysis.slices",
+            [{"name": "c", "key": "c", "source": "Classifier", "values": ["a"]}],
+        ),
+        "spec.analysis.slices[0].source",
     ),
     (
         "fail-margin-beyond-allowed-drop",

@@ -111,11 +111,7 @@ def cluster(control_plane: ControlPlane) -> Iterator[ControlPlane]:
     # another release name and field manager, so this module takes the fields over.
     res = _apply(control_plane, crds + monitoring, "--force-conflicts")
     assert res.returncode == 0, res.stderr
-    for d in crds + monitoring:
-        control_plane.kubectl(
-            "wait", "--for=condition=Established", f"crd/{d['metadata']['name']}",
-            "--timeout=60s",
-        )  # fmt: skip
+    control_plane.wait_established(*(d["metadata"]["name"] for d in crds + monitoring))
     for ns in ("team-a", "team-b", "argocd", "tierguard-system", "llm"):
         control_plane.kubectl("create", "namespace", ns, check=False)
     yield control_plane

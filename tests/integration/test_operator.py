@@ -447,12 +447,7 @@ def test_rendered_objects_are_owned_reapplied_and_garbage_collected(
     except ApiException as exc:
         if exc.status != 409:
             raise
-    control_plane.kubectl(
-        "wait",
-        "--for=condition=Established",
-        "--timeout=60s",
-        "crd/servicemonitors.monitoring.coreos.com",
-    )
+    control_plane.wait_established("servicemonitors.monitoring.coreos.com")
     cluster = Cluster(kube_api, namespace)
     apps = client.AppsV1Api(kube_api)
     custom = client.CustomObjectsApi(kube_api)

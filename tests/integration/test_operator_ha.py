@@ -48,9 +48,7 @@ def peered(
 
     install_crd(control_plane)
     control_plane.kubectl("apply", "-f", "-", input=yaml.safe_dump_all(kopf_peering_crds()))
-    control_plane.kubectl(
-        "wait", "--for=condition=Established", "--timeout=60s", "crd/kopfpeerings.kopf.dev"
-    )
+    control_plane.wait_established("kopfpeerings.kopf.dev")
     client.CustomObjectsApi(kube_api).create_namespaced_custom_object(
         "kopf.dev",
         "v1",

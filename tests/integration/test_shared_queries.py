@@ -95,13 +95,32 @@ def test_batched_readings_equal_per_policy_readings(
         timeout=60,
         message="Prometheus never scraped the exporter",
     )
-    time.sleep(2.5)  # a few scrapes in, so the counters have moved
-    at = time.time() - 1.0
-    reader = PrometheusReader(prometheus.url, at=at)
     now = datetime.now(UTC)
 
     def ns_of(p: str) -> tuple[str, str] | None:
         return (namespace_label, p.split("/")[0]) if namespace_label else None
+
+    def complete(at: float) -> bool:
+        """Every policy's every gate has data at ``at`` (each signal's series appear with
+        the scrape after their first event, which on a busy machine can trail the first)."""
+        probe_at = PrometheusReader(prometheus.url, at=at)
+        for p in POLICIES:
+            obs = observe(probe_at, p.split("/")[1], GATES, now, namespace=ns_of(p))
+            for key, reading in obs.gates.items():
+                want = {"canary"} if "Shadow" in key else {"control", "canary"}
+                if obs.error or reading.error or set(reading.arms) != want:
+                    return False
+        return True
+
+    # A fixed evaluation time at which every series exists: the comparison below reads
+    # the same data twice, so it must not straddle a scrape.
+    deadline = time.monotonic() + 60
+    at = time.time() - 1.0
+    while not complete(at):
+        assert time.monotonic() < deadline, "the exporter's series never all reached Prometheus"
+        time.sleep(1.0)
+        at = time.time() - 1.0
+    reader = PrometheusReader(prometheus.url, at=at)
 
     before = _queries_served(prometheus.url)
     own = {p: observe(reader, p.split("/")[1], GATES, now, namespace=ns_of(p)) for p in POLICIES}

@@ -209,6 +209,13 @@ CEL_TWINS: dict[str, tuple[str, list[str]]] = {
         "spec.rollout.preflight",
         ["at most one sample rate per tier"],
     ),
+    "SliceSpec._values": (
+        "spec.analysis.slices[]",
+        [
+            "'other' is reserved: requests outside the declared values count as other",
+            "slice values must be unique",
+        ],
+    ),
     "JudgeSpec._mode_needs": (
         "spec.router.shadow.judge",
         ["mode Pairwise needs type LLM and a judge model"],

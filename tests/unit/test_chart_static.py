@@ -138,6 +138,7 @@ def test_dashboard_shows_what_sres_need() -> None:
         m.SHADOW_JUDGEMENTS,
         m.COST,
         m.ESCALATIONS,
+        m.CLASSIFIER_INFO,
     ):
         assert d.name in exprs, d.name
     assert f"{m.REQUEST_DURATION.name}_bucket" in exprs

@@ -17,6 +17,7 @@ from pathlib import Path
 from tierguard.api import metrics as m
 from tierguard.api import traces as t
 from tierguard.api.enums import Arm
+from tierguard.api.policy import MAX_SLICE_VALUES, MAX_SLICES
 from tierguard.api.reference import render_reference
 
 METRICS_DOC = Path("docs") / "metrics.md"
@@ -72,6 +73,13 @@ def render_metrics_md() -> str:
         "",
         *_table(m.ROUTER_METRICS),
         "",
+        "A router running several worker processes (`tierguard router --workers N`, "
+        "`spec.router.workers`) answers `GET /metrics` on any worker with every counter and "
+        "histogram summed over all its workers (prometheus_client's multiprocess files), so "
+        "one scrape per pod gives the pod's totals and they stay monotonic. The gauges "
+        "(`tierguard_canary_weight_percent`, `tierguard_classifier_info`) are the answering "
+        "worker's loaded config, never summed. See router/README.md, Several workers.",
+        "",
         "## Operator",
         "",
         *_table(m.OPERATOR_METRICS),
@@ -125,6 +133,17 @@ def render_metrics_md() -> str:
         f"`0` … `{m.CLUSTERS - 1}` (the request's split bucket mod {m.CLUSTERS}; a bucket "
         f"holds whole users), `{m.CLUSTER_NONE}` for requests without a bucket (pinned). "
         "No user id: 16 values whatever the number of users.",
+        f"- `{m.SLICE}`, `{m.SLICE_VALUE}` on the `slice_*` counters: a slice's name from "
+        "`analysis.slices` and the request's value for it, one of the slice's declared "
+        f"values or `{m.SLICE_OTHER}` (missing, or not declared). Bounded by the policy: at "
+        f"most {MAX_SLICES} slices of at most {MAX_SLICE_VALUES} values, so at most "
+        f"{MAX_SLICES * (MAX_SLICE_VALUES + 1)} (slice, value) pairs. Each request is "
+        "counted once per slice (sum over one slice's values to get the tier's total, never "
+        "over slices). Series per router and policy, worst case: tiers x 3 arms x "
+        f"{MAX_SLICES * (MAX_SLICE_VALUES + 1)} x outcomes (3) x {m.CLUSTERS + 1} clusters "
+        "for requests; a policy with one slice of 10 values and two tiers under canary "
+        f"exports at most 2 x 2 x 11 x 3 x {m.CLUSTERS + 1} = "
+        f"{2 * 2 * 11 * 3 * (m.CLUSTERS + 1)} request series (arms control and canary).",
         f"- `{m.PHASE}` on router overhead: `{m.PHASE_PARSE}` (authorise, read and parse the "
         f"request), `{m.PHASE_CLASSIFY}` (the classifier model itself, cache lookups "
         f"excluded), `{m.PHASE_ROUTE}` (the rest of planning: session key, split, chain; "

@@ -43,6 +43,12 @@ DIGEST: Final = "digest"
 REVISION: Final = "revision"
 #: router_overhead_seconds{phase}: where the router's own time per request goes
 PHASE: Final = "phase"
+#: slice_*_total{slice, slice_value}: the slice's name (analysis.slices[].name) and the
+#: request's value for it, one of the slice's declared values or SLICE_OTHER (so at most
+#: policy.MAX_SLICE_VALUES + 1 values per slice and policy.MAX_SLICES slices).
+SLICE: Final = "slice"
+SLICE_VALUE: Final = "slice_value"
+SLICE_OTHER: Final = "other"
 
 ROUTE_LABELS: Final = (POLICY, TIER, ARM, MODEL)
 
@@ -376,6 +382,32 @@ ROUTER_OVERHEAD: Final = MetricDef(
     (POLICY, PHASE),
 )
 
+#: The slice gate counters: the gate counters again, once per declared slice of the
+#: policy, without ``model`` (the tier and arm say which route; the series count per
+#: router is tiers x 3 arms x sum over slices of (values + 1) x outcomes x 17 clusters).
+_SLICE_LABELS: Final = (POLICY, TIER, ARM, SLICE, SLICE_VALUE)
+SLICE_REQUESTS: Final = MetricDef(
+    f"{NAMESPACE}_slice_requests_total",
+    "counter",
+    "Routed chat completion requests per declared slice (analysis.slices): each request "
+    "is counted once per slice, under its value for it (or other). outcome and cluster as "
+    "in requests_total.",
+    (*_SLICE_LABELS, OUTCOME, CLUSTER),
+)
+SLICE_FEEDBACK: Final = MetricDef(
+    f"{NAMESPACE}_slice_feedback_total",
+    "counter",
+    "Client feedback per declared slice of the rated answer (the slice values travel in "
+    "the signed decision id). rating and cluster as in feedback_total.",
+    (*_SLICE_LABELS, RATING, CLUSTER),
+)
+SLICE_SHADOW_JUDGEMENTS: Final = MetricDef(
+    f"{NAMESPACE}_slice_shadow_judgements_total",
+    "counter",
+    "Shadow evaluations (judge mode Agreement) per declared slice of the judged request. "
+    "verdict and cluster as in shadow_judgements_total.",
+    (*_SLICE_LABELS, VERDICT, CLUSTER),
+)
 CLASSIFIER_INFO: Final = MetricDef(
     f"{NAMESPACE}_classifier_info",
     "gauge",
@@ -412,6 +444,9 @@ ROUTER_METRICS: Final = (
     CLASSIFIER_CACHE,
     CLASSIFIER_INFO,
     ROUTER_OVERHEAD,
+    SLICE_REQUESTS,
+    SLICE_FEEDBACK,
+    SLICE_SHADOW_JUDGEMENTS,
 )
 
 # Operator metrics ----------------------------------------------------------------
@@ -430,7 +465,8 @@ ROLLOUT_WEIGHT: Final = MetricDef(
 GATE_EVALUATIONS: Final = MetricDef(
     f"{NAMESPACE}_operator_gate_evaluations_total",
     "counter",
-    "Gate evaluations by verdict (Pass, Fail, Inconclusive, NoData).",
+    "Gate evaluations by verdict (Pass, Fail, Inconclusive, NoData), per (tier, signal) "
+    "gate; slice gates are not counted here (their verdicts are in status).",
     ("namespace", POLICY, TIER, "signal", VERDICT),
 )
 ROLLBACKS: Final = MetricDef(

@@ -16,6 +16,7 @@ from typing import Annotated
 
 from pydantic import ConfigDict, Field, JsonValue, model_validator
 
+from tierguard.api import metrics as _metrics
 from tierguard.api.durations import AtLeast, Duration, parse_duration
 from tierguard.api.enums import (
     NoDataAction,
@@ -35,6 +36,20 @@ MAX_MODELS = 32
 MAX_FALLBACKS = 4
 MAX_STEPS = 20
 MAX_SLOS = 32
+#: Slice gates (analysis.slices): at most this many slices, each with at most this many
+#: declared values (plus ``other``). They bound the slice counters' cardinality
+#: (docs/metrics.md) and the number of gates sharing the false-rollback budget.
+MAX_SLICES = 5
+MAX_SLICE_VALUES = 20
+#: The value every request outside a slice's declared list counts under.
+SLICE_OTHER = _metrics.SLICE_OTHER
+#: Slice gates per policy: sliced SLOs (ErrorRate, ThumbsDown, ShadowDisagreement) x the
+#: slices' values (each + other). Each gate keeps its e-process state in status.gateState
+#: (a few kB with its per-router, per-cluster readings), so this bounds the status size.
+MAX_SLICE_GATES = 64
+SLICED_SIGNAL_NAMES = ("ErrorRate", "ThumbsDown", "ShadowDisagreement")
+SLICE_NAME_PATTERN = r"^[a-z][a-z0-9_]{0,31}$"
+SLICE_VALUE_PATTERN = r"^[a-z0-9]([-_.a-z0-9]{0,61}[a-z0-9])?$"
 DEFAULT_STEPS = [5.0, 10.0, 25.0, 50.0, 100.0]
 
 # Floors on durations (each becomes a CEL rule and a pydantic check, see AtLeast). Zero
@@ -584,6 +599,86 @@ class SLOSpec(ApiModel):
         return self
 
 
+class SliceSpec(ApiModel):
+    """A named request attribute with a declared, bounded list of values: each value gets
+    its own gates beside the tier's (the loss that hides below the tier)."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                _cel(
+                    "self.values.all(v, v != 'other')",
+                    "'other' is reserved: requests outside the declared values count as other",
+                    ".values",
+                ),
+                _cel(
+                    "self.values.all(v, self.values.exists_one(w, w == v))",
+                    "slice values must be unique",
+                    ".values",
+                ),
+            ]
+        }
+    )
+
+    name: Annotated[str, Field(pattern=SLICE_NAME_PATTERN, max_length=32)] = Field(
+        description="Slice name, as in status and events (category=billing_status)."
+    )
+    source: str = Field(
+        default="Metadata",
+        pattern=r"^(Metadata|Header)$",
+        description=(
+            "Where the router reads the value: Metadata = the chat request's "
+            "metadata.<key> (the OpenAI metadata field); Header = the request header <key>. "
+            "The classifier emits no category label today, so these two are the sources."
+        ),
+    )
+    key: str = Field(
+        min_length=1,
+        max_length=64,
+        pattern=r"^[A-Za-z0-9][-_.A-Za-z0-9]*$",
+        description="The metadata key or header name.",
+    )
+    values: list[Annotated[str, Field(pattern=SLICE_VALUE_PATTERN, max_length=63)]] = Field(
+        min_length=1,
+        max_length=MAX_SLICE_VALUES,
+        description=(
+            "Declared values (lower case; the request's value is trimmed and lower-cased "
+            "before matching). Any other value, or none, counts as 'other', which is gated "
+            "too: metric cardinality stays bounded."
+        ),
+    )
+    min_samples: int | None = Field(
+        default=None,
+        ge=1,
+        description=(
+            "Unset (default): a slice value with too little traffic is Inconclusive and never "
+            "holds a stage on its own (it can still roll back on confident evidence). Set: "
+            "every declared value must reach this many samples per arm at each step (and "
+            "pass) before the stage may advance."
+        ),
+    )
+
+    @model_validator(mode="after")
+    def _values(self) -> SliceSpec:
+        if SLICE_OTHER in self.values:
+            raise ValueError(
+                f"slices[{self.name}].values: 'other' is reserved (requests outside the "
+                "declared values count as other)"
+            )
+        dupes = sorted({v for v in self.values if self.values.count(v) > 1})
+        if dupes:
+            raise ValueError(f"slices[{self.name}].values: duplicate values {dupes}")
+        return self
+
+    def label(self, raw: object) -> str:
+        """The slice value a request's raw attribute counts under (``other`` when it is
+        missing, not a string or not declared)."""
+        if not isinstance(raw, str):
+            return SLICE_OTHER
+        value = raw.strip().lower()
+        return value if value in self.values else SLICE_OTHER
+
+
 class AnalysisSpec(ApiModel):
     """How stages are judged."""
 
@@ -601,6 +696,23 @@ class AnalysisSpec(ApiModel):
         default_factory=list,
         max_length=MAX_SLOS,
         description="Per-tier objectives. Every tier with a candidate needs at least one.",
+    )
+    slices: list[SliceSpec] = Field(
+        default_factory=list,
+        max_length=MAX_SLICES,
+        description=(
+            "Slice gates: every ErrorRate, ThumbsDown and ShadowDisagreement SLO is also "
+            "judged per (tier, slice value), 'other' included. Half of the false-rollback "
+            "budget goes to the slice gates, shared equally (docs/statistics.md)."
+        ),
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                _cel(
+                    "self.all(s, self.exists_one(o, o.name == s.name))",
+                    "slice names must be unique",
+                )
+            ]
+        },
     )
 
 
@@ -771,6 +883,16 @@ class RouterSpec(ApiModel):
         default="tierguard/router:0.1.0", max_length=512, description="Router image."
     )
     replicas: int = Field(default=2, ge=0, le=100, description="Router replicas.")
+    workers: int = Field(
+        default=1,
+        ge=1,
+        le=64,
+        description=(
+            "Router processes per replica sharing its port (SO_REUSEPORT; `tierguard router "
+            "--workers`). Each takes up to one CPU, so size resources.limits.cpu to match. "
+            "/metrics on any of them reports the replica's totals (summed over workers)."
+        ),
+    )
     port: int = Field(default=8080, ge=1024, le=65535, description="HTTP port.")
     resources: ResourceRequirements = Field(
         default_factory=ResourceRequirements,
@@ -915,6 +1037,19 @@ _SPEC_RULES: list[JsonValue] = [
         "every rollout.preflight.tiers entry must name one of classifier.tiers",
         ".rollout.preflight.tiers",
     ),
+    _cel(
+        "size(self.analysis.slos.filter(s, s.signal in "
+        "['ErrorRate', 'ThumbsDown', 'ShadowDisagreement'])) * ("
+        + "".join(
+            f"{' + ' if i else ''}(size(self.analysis.slices) > {i} ? "
+            f"size(self.analysis.slices[{i}].values) + 1 : 0)"
+            for i in range(MAX_SLICES)
+        )
+        + f") <= {MAX_SLICE_GATES}",
+        f"too many slice gates: ErrorRate, ThumbsDown and ShadowDisagreement SLOs times "
+        f"slice values (each plus other) must be at most {MAX_SLICE_GATES}",
+        ".analysis.slices",
+    ),
 ]
 
 
@@ -1000,6 +1135,17 @@ def cross_field_errors(spec: RoutingPolicySpec) -> list[str]:
             errors.append(
                 f"spec.analysis.slos: tier {r.tier!r} has a candidate (routes[{i}]) but no SLO"
             )
+    n_sliced = sum(1 for s in spec.analysis.slos if s.signal.value in SLICED_SIGNAL_NAMES)
+    n_values = sum(len(sl.values) + 1 for sl in spec.analysis.slices)
+    if n_sliced * n_values > MAX_SLICE_GATES:
+        errors.append(
+            f"spec.analysis.slices: too many slice gates: {n_sliced} ErrorRate, ThumbsDown "
+            f"and ShadowDisagreement SLOs x {n_values} slice values (each plus other) = "
+            f"{n_sliced * n_values}, at most {MAX_SLICE_GATES}"
+        )
+    slice_names = [sl.name for sl in spec.analysis.slices]
+    for n in sorted({n for n in slice_names if slice_names.count(n) > 1}):
+        errors.append(f"spec.analysis.slices: duplicate slice name {n!r}")
     judge = spec.router.shadow.judge.model
     if judge is not None and judge not in models:
         errors.append(f"spec.router.shadow.judge.model: model {judge!r} is not in spec.models")

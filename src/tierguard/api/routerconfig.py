@@ -21,6 +21,7 @@ from tierguard.api.policy import (
     JudgeSpec,
     Name,
     Pricing,
+    SliceSpec,
     TierSpec,
     TracingSpec,
     check_no_text_tier,
@@ -182,6 +183,10 @@ class RouterConfig(ApiModel):
     feedback: FeedbackConfig = Field(default_factory=FeedbackConfig)
     shadow: ShadowConfig = Field(default_factory=ShadowConfig)
     observability: ObservabilityConfig = Field(default_factory=ObservabilityConfig)
+    slices: list[SliceSpec] = Field(
+        default_factory=list,
+        description="The policy's analysis.slices: each request's slice labels.",
+    )
 
     @model_validator(mode="after")
     def _references(self) -> RouterConfig:

@@ -68,9 +68,17 @@ class JudgeHealthStatus(ApiModel):
 
 
 class SignalStatus(ApiModel):
-    """One gate: a (tier, signal) pair."""
+    """One gate: a (tier, signal) pair, or a (tier, slice value, signal) slice gate."""
 
     signal: str = Field(description="Signal name (ThumbsDown, ErrorRate, ...).")
+    slice: str | None = Field(
+        default=None,
+        max_length=128,
+        description=(
+            "For a slice gate (analysis.slices): the slice and value it judges, as "
+            "name=value (category=billing_status); unset for the tier's own gate."
+        ),
+    )
     verdict: Verdict = Field(description="Pass, Fail, Inconclusive or NoData.")
     control: ArmSample = Field(default_factory=ArmSample, description="Control (or holdback) arm.")
     canary: ArmSample = Field(default_factory=ArmSample, description="Canary arm.")

@@ -579,6 +579,29 @@ class ControlPlane:
             )
         return res
 
+    def wait_established(self, *crds: str, timeout: float = 60.0) -> None:
+        """Wait until every named CRD (``crd/<name>`` or ``<name>``) is Established.
+
+        Right after an apply a CRD may have no ``status.conditions`` yet, and ``kubectl
+        wait`` then fails at once ("accessor error: <nil>") instead of waiting: it is
+        asked again until ``timeout``, and the last error is raised after that.
+        """
+        refs = [ref if ref.startswith("crd/") else f"crd/{ref}" for ref in crds]
+        deadline = time.monotonic() + timeout
+        while True:
+            left = max(1, int(deadline - time.monotonic()))
+            res = self.kubectl(
+                "wait", "--for=condition=Established", f"--timeout={left}s", *refs, check=False
+            )
+            if res.returncode == 0:
+                return
+            if time.monotonic() >= deadline:
+                raise ControlPlaneError(
+                    f"CRDs {', '.join(refs)} not Established after {timeout:.0f}s: "
+                    f"{res.stderr.strip()}"
+                )
+            time.sleep(0.5)
+
     def service_account_token(
         self, namespace: str, name: str, *, duration: str = "1h", audience: str | None = None
     ) -> str:

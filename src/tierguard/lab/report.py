@@ -32,6 +32,7 @@ from typing import Any
 import yaml
 
 from tierguard.lab.conversations import conversation_lines
+from tierguard.lab.judge import verdict_table
 
 PLOT_FILES = ("weight.png", "quality.png", "cost.png")
 REPORT_FILE = "report.md"
@@ -274,6 +275,17 @@ def _gate_table(status: Mapping[str, Any]) -> list[str]:
     return rows
 
 
+def _judge_section(status: Mapping[str, Any]) -> list[str]:
+    rows = verdict_table(status)
+    if not rows:
+        return []
+    intro = (
+        "The pairwise judge's verdicts on the canary's answers (each pair judged in both "
+        "orders; ties include the inconsistent pairs, errors are missing data):"
+    )
+    return [intro, "", *rows, ""]
+
+
 MAX_TIMELINE_ROWS = 40
 
 
@@ -368,6 +380,7 @@ def render_markdown(record: RunRecord, plots: Sequence[str] = PLOT_FILES) -> str
         "",
         *_gate_table(st),
         "",
+        *_judge_section(st),
         "## Transitions (status.history)",
         "",
         *_history_table(st),

@@ -27,6 +27,15 @@ points of satisfaction (depending on how much of billing_status the classifier k
 the simple tier) but moves the whole product's satisfaction by at most 0.14 x 50 = 7
 points even at 100 % -- and by 0.35 points at the 5 % stage, which is what an aggregate
 dashboard or an aggregate-only gate sees.
+
+How the gate sees it. The lab's policy gates the simple tier's canary on
+``ShadowDisagreement`` judged by a *pairwise* LLM judge (a third fake provider in judge
+mode, :mod:`tierguard.lab.judge`): every canary answer is shadowed, the judge compares it
+with the baseline's answer to the same request in both orders, and the operator's paired
+sequential test holds the net share of worse canary answers to ``allowedDrop`` (3 %),
+failing once it is confidently above half of that. In ``pareto-trap`` about half of the
+billing_status pairs are "canary worse", 8 to 11 % of the simple tier's pairs; in
+``healthy`` both models fail the same queries, so every pair is a tie.
 """
 
 from __future__ import annotations
@@ -37,8 +46,10 @@ from typing import Any, Final, Literal
 
 from tierguard.api.enums import Phase, Signal
 from tierguard.classifier.dataset import CATEGORIES, CATEGORY_WEIGHTS
+from tierguard.lab import judge as lab_judge
 
-#: Names of the two fake providers and of the models in the lab's policy.
+#: Names of the two answering fake providers and of their models in the lab's policy (the
+#: third, the judge, is in lab/judge.py).
 CHEAP: Final = "cheap"
 CAPABLE: Final = "capable"
 POLICY_NAME: Final = "support-lab"
@@ -238,7 +249,8 @@ def _pareto_trap() -> Scenario:
             f"category the classifier calls simple, where it answers well only "
             f"{TRAP_QUALITY:.0%} of the time instead of {CAPABLE_SIMPLE_QUALITY:.0%}. The "
             "simple tier's canary loses 8 to 11 points; the aggregate across tiers moves "
-            "by a fraction of a point at the first stages. The per-tier gate rolls the "
+            "by a fraction of a point at the first stages. The pairwise judge finds the "
+            "canary's answers worse than the baseline's; the simple tier's gate rolls the "
             "rollout back at an early stage and names the tier."
         ),
         cheap=cheap_profile(**{TRAP_CATEGORY: TRAP_QUALITY}),
@@ -384,8 +396,9 @@ LAB_INTERVAL: Final = "5s"
 LAB_BAKE_TIME: Final = "20s"
 LAB_MIN_SAMPLES: Final = 100
 #: Conversations keep their highest tier, so the simple tier gets about 55 % of requests
-#: (not 65 %): at 80 requests/s a 5 % canary is shadowed about 2 times a second, 1.4 on a
-#: busy 2-core machine, and the pareto trap needs 300 to 500 of them to be judged.
+#: (not 65 %): at 80 requests/s a 5 % canary is shadowed about 2 times a second, about 1 on
+#: a busy 2-core machine; the pairwise gate needs 100 to 300 judged pairs to fail the pareto
+#: trap (and the ErrorRate gate about 250 canary requests to pass a healthy stage).
 LAB_MAX_STEP_DURATION: Final = "8m"
 LAB_NO_DATA_AFTER: Final = "90s"
 LAB_LATENCY_OBJECTIVE: Final = "1500ms"
@@ -393,8 +406,6 @@ LAB_LATENCY_BUDGET: Final = "1s"
 #: The aggregate-only gate of --compare-naive: product-wide thumbs-down share must stay
 #: under this ceiling ("the green range" of seed 003's dashboards; Flagger's thresholdRange).
 NAIVE_THUMBS_DOWN_CEILING: Final = 0.15
-#: Largest tolerated share of canary answers the judge finds different from the baseline's.
-SHADOW_DISAGREEMENT_CEILING: Final = 0.04
 
 SYSTEM_PROMPT: Final = "You are Acme's support assistant. Answer briefly and kindly."
 
@@ -445,6 +456,7 @@ def lab_policy(
     *,
     cheap_url: str,
     capable_url: str,
+    judge_url: str,
     prometheus_url: str,
     secret_name: str = "lab-provider-keys",
     name: str = POLICY_NAME,
@@ -465,13 +477,14 @@ def lab_policy(
         ]
     else:
         slos = [
-            # The router shadows canary answers only (control answers *are* the baseline), so
-            # disagreement is judged against an absolute ceiling, not against control.
+            # The pairwise judge compares every shadowed canary answer with the baseline's
+            # answer to the same request; the paired test holds the net share of worse
+            # canary answers to allowedDrop (lab/judge.py, operator/pairedgate.py).
             {
                 "tier": SIMPLE,
                 "signal": Signal.SHADOW_DISAGREEMENT.value,
-                "objective": "Absolute",
-                "threshold": SHADOW_DISAGREEMENT_CEILING,
+                "objective": "RelativeToControl",
+                "allowedDrop": lab_judge.PAIRWISE_ALLOWED_DROP,
             },
             {"tier": SIMPLE, "signal": Signal.ERROR_RATE.value, "allowedDrop": 0.02},
             {
@@ -505,6 +518,7 @@ def lab_policy(
             "models": [
                 model(CAPABLE, capable_url, CAPABLE_PRICE),
                 model(CHEAP, cheap_url, CHEAP_PRICE),
+                lab_judge.judge_model(judge_url, secret_name),
             ],
             "routes": [
                 {
@@ -531,7 +545,7 @@ def lab_policy(
             "prometheus": {"url": prometheus_url, "timeout": "3s"},
             "router": {
                 "replicas": replicas,
-                "shadow": {"sampleRate": 1.0, "judge": {"type": "Similarity"}},
+                "shadow": {"sampleRate": 1.0, "judge": lab_judge.pairwise_judge()},
                 "logLevel": "warning",
             },
         },

@@ -7,8 +7,8 @@ become ready stops the run with the tail of its log):
    :mod:`tierguard.lab.controlplane`, the RoutingPolicy CRD generated from the API models,
    the lab namespace and a Secret with the (fake) provider API keys;
 2. a real Prometheus (:mod:`tierguard.lab.prometheus`) scraping every second;
-3. the two fake providers (``tierguard fake-provider``), cheap and capable, with the
-   scenario's profiles;
+3. the fake providers (``tierguard fake-provider``): cheap and capable with the
+   scenario's profiles, and the pairwise judge (:mod:`tierguard.lab.judge`);
 4. the operator (``tierguard operator``) as a subprocess;
 5. the policy (``kubectl apply``), then the routers: the operator renders a Deployment;
    the lab runs its pod template as local processes (:mod:`tierguard.lab.pods`) and adds
@@ -49,6 +49,7 @@ from tierguard.api import constants as c
 from tierguard.api.crdgen import build_crd
 from tierguard.api.enums import Phase
 from tierguard.api.resource import RoutingPolicy
+from tierguard.lab import judge as lab_judge
 from tierguard.lab import scenarios as sc
 from tierguard.lab.live import CostFigures, LiveView, Snapshot
 from tierguard.lab.pods import LocalPod, local_pods, mount_script, unshare_prefix
@@ -192,7 +193,9 @@ class Lab:
         self.operator: ManagedProcess | None = None
         self.routers: list[tuple[LocalPod, ManagedProcess]] = []
         self._pods_dir: Path | None = None
-        self.api_keys = {sc.CHEAP: secrets.token_urlsafe(16), sc.CAPABLE: secrets.token_urlsafe(16)}
+        self.api_keys = {
+            name: secrets.token_urlsafe(16) for name in (sc.CHEAP, sc.CAPABLE, lab_judge.JUDGE)
+        }
         self.notes: list[str] = []
 
     # ------------------------------------------------------------------ lifecycle
@@ -229,13 +232,8 @@ class Lab:
         self._say("CRD routingpolicies.tierguard.io (generated from the API models)")
         self.cp.kubectl("apply", "-f", "-", input=json.dumps(build_crd()))
         self.cp.kubectl("apply", "-f", "-", input=yaml.safe_dump_all(kopf_peering_crds()))
-        self.cp.kubectl(
-            "wait",
-            "--for=condition=Established",
-            f"crd/{c.CRD_NAME}",
-            "crd/kopfpeerings.kopf.dev",
-            "crd/clusterkopfpeerings.kopf.dev",
-            "--timeout=60s",
+        self.cp.wait_established(
+            c.CRD_NAME, "kopfpeerings.kopf.dev", "clusterkopfpeerings.kopf.dev"
         )
         ns = self.settings.namespace
         self.cp.kubectl(
@@ -310,36 +308,49 @@ class Lab:
         return env
 
     def start_providers(self, scenario: sc.Scenario) -> None:
-        """The cheap and capable fake providers with the scenario's profiles."""
+        """The cheap and capable fake providers with the scenario's profiles, and the
+        judge (started once per session)."""
         for profile in (scenario.cheap, scenario.capable):
-            name = profile.name
-            old = self.providers.pop(name, None)
-            if old is not None:
-                old.stop()
-            path = self.settings.out_dir / f"fake-{name}.json"
-            path.write_text(
-                json.dumps(sc.fake_provider_profile(profile, seed=scenario.traffic.seed))
+            self._start_fake(
+                profile.name, sc.fake_provider_profile(profile, seed=scenario.traffic.seed)
             )
-            port = free_port()
-            proc = ManagedProcess(
-                f"fake provider {name}",
-                [
-                    *self._python(),
-                    "fake-provider",
-                    "--host",
-                    "127.0.0.1",
-                    "--port",
-                    str(port),
-                    "--profile",
-                    str(path),
-                ],
-                self.logs / f"fake-{name}.log",
-                env=self._child_env(),
-            ).start()
-            url = f"http://127.0.0.1:{port}"
-            proc.wait_ready(lambda u=url: _http_ok(f"{u}/v1/models"), 60)  # type: ignore[misc]
-            self.providers[name] = proc
-            self.provider_urls[name] = url
+        self.start_judge()
+
+    def start_judge(self) -> str:
+        """The lab's pairwise judge (a fake provider in judge mode, :mod:`lab.judge`),
+        unless it runs already; returns its base URL (add ``/v1`` for the policy)."""
+        proc = self.providers.get(lab_judge.JUDGE)
+        if proc is None or not proc.running():
+            self._start_fake(lab_judge.JUDGE, lab_judge.judge_fake_profile())
+        return self.provider_urls[lab_judge.JUDGE]
+
+    def _start_fake(self, name: str, profile: Mapping[str, Any]) -> None:
+        """(Re)start the fake provider ``name`` with ``profile`` (fake provider format)."""
+        old = self.providers.pop(name, None)
+        if old is not None:
+            old.stop()
+        path = self.settings.out_dir / f"fake-{name}.json"
+        path.write_text(json.dumps(profile))
+        port = free_port()
+        proc = ManagedProcess(
+            f"fake provider {name}",
+            [
+                *self._python(),
+                "fake-provider",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--profile",
+                str(path),
+            ],
+            self.logs / f"fake-{name}.log",
+            env=self._child_env(),
+        ).start()
+        url = f"http://127.0.0.1:{port}"
+        proc.wait_ready(lambda u=url: _http_ok(f"{u}/v1/models"), 60)  # type: ignore[misc]
+        self.providers[name] = proc
+        self.provider_urls[name] = url
 
     def set_provider_profile(self, name: str, profile: sc.ProviderProfile) -> None:
         """Change a running fake provider's behaviour (outage injection)."""
@@ -400,6 +411,7 @@ class Lab:
             scenario,
             cheap_url=f"{self.provider_urls[sc.CHEAP]}/v1",
             capable_url=f"{self.provider_urls[sc.CAPABLE]}/v1",
+            judge_url=f"{self.start_judge()}/v1",
             prometheus_url=self.prom.url,
             name=name,
             namespace=self.settings.namespace,

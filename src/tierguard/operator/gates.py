@@ -65,6 +65,7 @@ from tierguard.operator.gatetypes import GateSpec as GateSpec
 from tierguard.operator.gatetypes import Observations as Observations
 from tierguard.operator.gatetypes import family_alpha as family_alpha
 from tierguard.operator.gatetypes import watch_alpha as watch_alpha
+from tierguard.operator.slicegates import family_split, slice_gate_specs, tier_gate_count
 
 
 def _fingerprint(slo: SLOSpec) -> str:
@@ -143,7 +144,7 @@ def gate_specs(spec: RoutingPolicySpec) -> list[GateSpec]:
                 fingerprint=fp,
             )
         )
-    return out
+    return out + slice_gate_specs(spec, out)
 
 
 def _new_stats(g: GateSpec) -> st.GateState:
@@ -285,6 +286,9 @@ def skip_look(gate_state: Mapping[str, Any]) -> dict[str, Any]:
     while a router runs another classifier than the one rolled out)."""
     gates = {}
     for key, entry in gate_state.get("gates", {}).items():
+        if "stats" not in entry:
+            gates[key] = entry
+            continue
         stats = dict(entry["stats"])
         stats["last"] = None
         new = {**entry, "stats": stats}
@@ -318,25 +322,31 @@ def evaluate_gates(
     (used to show status without a new look at Prometheus)."""
     if not gates:
         return []
-    alpha = st.alpha_per_test(family_alpha(confidence), len(gates))
+    split = family_split(gates, confidence)
     entries = gate_state.get("gates", {})
     out: list[GateOutcome] = []
     for g in gates:
         entry = entries.get(g.key)
         if g.pairwise:
             out.append(
-                pg.paired_outcome(g, entry, observations, confidence, len(gates), min_samples)
+                pg.paired_outcome(
+                    g,
+                    entry,
+                    observations,
+                    confidence,
+                    tier_gate_count(split, confidence),
+                    min_samples,
+                )
             )
             continue
         state = st.GateState.from_json(entry["stats"]) if entry is not None else _new_stats(g)
         watch = entry.get("watch") if entry is not None else None
+        alpha = split.slice if g.slice_name is not None else split.tier
         gate_alpha, prefix = alpha, ""
         if watch is not None:
             window = int(watch["window"])
             state = st.GateState.from_json(watch["stats"])
-            gate_alpha = st.alpha_per_test(
-                watch_alpha(family_alpha(confidence), window), len(gates)
-            )
+            gate_alpha = watch_alpha(alpha, window)  # the gate's own share, same schedule
             prefix = (
                 f"post-promotion watch, window {window} (alpha {gate_alpha:.2g}, "
                 f"fails beyond {g.allowed:.3f}): "
@@ -380,12 +390,17 @@ def evaluate_gates(
                 # The first reading of a gate is only its baseline; that is not missing data.
                 verdict = Verdict.INCONCLUSIVE
                 message = "first reading taken as the baseline; counting from here"
+        blocking = g.slice_name is None or g.slice_min_samples is not None
+        need = min_samples if g.slice_min_samples is None else g.slice_min_samples
+        if not blocking and verdict == Verdict.NO_DATA and error is None:
+            verdict = Verdict.INCONCLUSIVE
+            message = f"too little traffic in this slice ({message}); does not hold the stage"
         if verdict == Verdict.PASS and watch is None:
             low = step_t if g.absolute else min(step_c, step_t)
-            if low < min_samples:
+            if low < need:
                 verdict = Verdict.INCONCLUSIVE
                 message = (
-                    f"{low:.0f} of {min_samples} samples in the smaller arm at this step "
+                    f"{low:.0f} of {need} samples in the smaller arm at this step "
                     f"(evidence so far: {res.reason})"
                 )
         out.append(
@@ -409,6 +424,9 @@ def evaluate_gates(
                 step_canary=step_t,
                 design_effect=state.design_effect,
                 provider_error=verdict == Verdict.NO_DATA and error is not None,
+                slice=g.slice,
+                blocking=blocking,
+                alpha=gate_alpha,
             )
         )
     return out

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
+from tierguard.api.enums import Verdict
 from tierguard.api.status import ArmSample, JudgeHealthStatus, SignalStatus, TierStatus
 from tierguard.operator import statistics as st
 
@@ -34,13 +35,17 @@ def judge_status(h: JudgeHealth, worse: float, better: float) -> JudgeHealthStat
 
 
 def tier_statuses(outcomes: Sequence[GateOutcome], tiers: Sequence[str]) -> list[TierStatus]:
-    """``status.tiers``: per tier the worst verdict, per signal the figures."""
+    """``status.tiers``: per tier the worst verdict, per signal the figures (the tier's
+    own gates first, then the slice gates by slice). A non-blocking slice gate that is
+    only Inconclusive does not make its tier Inconclusive."""
     out: list[TierStatus] = []
     for tier in tiers:
         mine = [o for o in outcomes if o.tier == tier]
+        mine.sort(key=lambda o: (o.slice is not None, o.slice or ""))
         signals = [
             SignalStatus(
-                signal=o.key.split("/", 1)[1],
+                signal=o.key.split("/", 1)[1].split("@", 1)[0],
+                slice=o.slice,
                 verdict=o.verdict,
                 control=ArmSample(
                     samples=int(o.control_samples),
@@ -68,7 +73,11 @@ def tier_statuses(outcomes: Sequence[GateOutcome], tiers: Sequence[str]) -> list
         ]
         out.append(
             TierStatus(
-                tier=tier, verdict=st.combine_verdicts([o.verdict for o in mine]), signals=signals
+                tier=tier,
+                verdict=st.combine_verdicts(
+                    [o.verdict for o in mine if o.blocking or o.verdict != Verdict.INCONCLUSIVE]
+                ),
+                signals=signals,
             )
         )
     return out

@@ -25,6 +25,10 @@ if TYPE_CHECKING:
 MAX_SERIES = 256
 #: Length of one post-promotion watch window: each window is a fresh e-process.
 WATCH_WINDOW_S = 24 * 3600.0
+#: Signals judged per slice value too (analysis.slices): those whose counters the routers
+#: export per slice (slice_requests/feedback/shadow_judgements_total). Latency, Custom and
+#: pairwise judgements stay tier-level.
+SLICED_SIGNALS = frozenset({Signal.ERROR_RATE, Signal.THUMBS_DOWN, Signal.SHADOW_DISAGREEMENT})
 
 
 def watch_alpha(family_alpha: float, window: int) -> float:
@@ -52,6 +56,17 @@ class GateSpec:
     pairwise: bool = False
     max_inconsistency: float = 1.0  # judge health limits (pairwise only)
     max_error_rate: float = 1.0
+    #: slice gates: the slice's name and value (None: the tier's own gate)
+    slice_name: str | None = None
+    slice_value: str | None = None
+    #: slice gates: samples per arm a value must reach before a stage may advance (None:
+    #: the slice never holds a stage on its own; only a confident Fail counts)
+    slice_min_samples: int | None = None
+
+    @property
+    def slice(self) -> str | None:
+        """``name=value`` of a slice gate."""
+        return None if self.slice_name is None else f"{self.slice_name}={self.slice_value}"
 
 
 # --------------------------------------------------------------------------- observations
@@ -118,6 +133,22 @@ class GateOutcome:
     design_effect: float = 1.0
     provider_error: bool = False  # NoData because a query failed (not just no traffic)
     judge: JudgeHealth | None = None  # pairwise gates
+    slice: str | None = None  # name=value of a slice gate
+    #: False for a slice gate without minSamples: its Inconclusive never holds a stage
+    blocking: bool = True
+    alpha: float | None = None  # this gate's share of the family budget
+
+    @property
+    def where(self) -> str:
+        """``tier simple`` or ``tier simple, slice category=billing_status``."""
+        return f"tier {self.tier}" + (f", slice {self.slice}" if self.slice else "")
+
+    @property
+    def lets_advance(self) -> bool:
+        """Pass, or a non-blocking slice gate that has not failed."""
+        if self.verdict == Verdict.PASS:
+            return True
+        return not self.blocking and self.verdict == Verdict.INCONCLUSIVE
 
     def figures(self) -> str:
         """One line an SRE can act on: rates, samples, bound and evidence."""

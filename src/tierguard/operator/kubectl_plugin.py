@@ -56,13 +56,15 @@ def _ago(t: datetime | None, now: datetime) -> str:
 
 
 def format_status(name: str, body: dict[str, Any], now: datetime | None = None) -> str:
-    """The per-tier table: samples, rates, bound and verdict per signal."""
+    """The per-tier table: samples, rates, bound and verdict per signal, grouped by tier,
+    then slice (the tier's own gates first, ``-`` in the SLICE column)."""
     now = now or datetime.now(UTC)
     st = RoutingPolicyStatus.model_validate(body.get("status") or {})
     lines = [
         f"RoutingPolicy {body['metadata'].get('namespace', '')}/{name}",
         f"  phase:     {st.phase.value}   step {st.step_display or '-'}   "
-        f"canary weight {st.canary_weight:g}%   revision {st.revision or '-'}",
+        f"canary weight {st.canary_weight:g}%   revision {st.revision or '-'}"
+        + (f"   classifier {st.classifier_digest}" if st.classifier_digest else ""),
         f"  step started {_ago(st.step_started_at, now)}; may advance "
         f"{_ago(st.earliest_advance_at, now)}; "
         f"evidence last changed {_ago(st.last_evaluated_at, now)}",
@@ -78,6 +80,7 @@ def format_status(name: str, body: dict[str, Any], now: datetime | None = None) 
     rows = [
         [
             "TIER",
+            "SLICE",
             "SIGNAL",
             "VERDICT",
             "CONTROL n",
@@ -90,10 +93,12 @@ def format_status(name: str, body: dict[str, Any], now: datetime | None = None) 
         ]
     ]
     for tier in st.tiers:
-        for s in tier.signals:
+        # stable: within a slice the gates keep the operator's (signal) order
+        for s in sorted(tier.signals, key=lambda x: (x.slice is not None, x.slice or "")):
             rows.append(
                 [
                     tier.tier,
+                    s.slice or "-",
                     s.signal,
                     s.verdict.value,
                     str(s.control.samples),

@@ -38,6 +38,9 @@ their spread for the design effect.
   negative or fractional value (``rate()``, ``increase()``, a ratio) is refused: the gate
   gets NoData with a message naming the query.
 
+Slice gates (analysis.slices) read the ``slice_*_total`` counters: see
+:mod:`tierguard.operator.observeslices`.
+
 Any NaN or infinite value (``0/0`` in an expression) is refused the same way, naming the
 query: the gate holds as NoData and the ``noData.after`` clock runs.
 """
@@ -380,6 +383,11 @@ def observe(
                         verdicts=pairwise_verdicts(run(q), g.tier, q),
                         requests_flowing=_requests_flowing(builtin, g.tier),
                     )
+                    continue
+                if g.slice_name is not None:
+                    from tierguard.operator.observeslices import read_slice_gate  # imports us
+
+                    readings[g.key] = read_slice_gate(run, builtin, g, policy, namespace)
                     continue
                 readings[g.key] = _read_gate(run, builtin, g)
             except UnreachableError:

@@ -169,6 +169,7 @@ def router_config(
             )
             for m in spec.models
         ],
+        slices=spec.analysis.slices,
         routes=[
             Route(
                 tier=r.tier,
@@ -408,7 +409,8 @@ def deployment(
         "name": "router",
         "image": r.image,
         "imagePullPolicy": "IfNotPresent",
-        "args": ["router", "--configmap", name, "--namespace", "$(POD_NAMESPACE)"],
+        "args": ["router", "--configmap", name, "--namespace", "$(POD_NAMESPACE)"]
+        + (["--workers", str(r.workers)] if r.workers > 1 else []),
         "ports": [{"name": "http", "containerPort": r.port, "protocol": "TCP"}],
         "env": env,
         "resources": r.resources.to_k8s(),

@@ -82,10 +82,10 @@ from tierguard.operator import classifiercontent as cc
 from tierguard.operator import gates as g
 from tierguard.operator import pairedgate as pg
 from tierguard.operator import preflight as pf
+from tierguard.operator import rollout_classifier as rc
 from tierguard.operator import specerror
 from tierguard.operator import steps as stp
 from tierguard.operator.conditions import set_condition
-from tierguard.operator.revision import compute_revision
 
 # --------------------------------------------------------------------------- inputs/actions
 
@@ -426,48 +426,7 @@ class _Run:
     # -- revision ----------------------------------------------------------------------
 
     def on_classifier(self, lookup: cc.ClassifierLookup) -> None:
-        """The classifier's content as read: a new digest is a new revision (from the
-        first step); unknown content holds everything where it is."""
-        s = self.s
-        has_ref = self.spec.classifier.source.config_map_ref is not None
-        if not has_ref:
-            s.classifier_digest = ""
-            self.on_revision(compute_revision(self.spec))
-            return
-        if lookup.unknown:
-            where = (
-                f"step {s.step + 1} (revision {s.revision}, classifier {s.classifier_digest})"
-                if s.revision
-                else "before the first step"
-            )
-            msg = (
-                f"cannot read the classifier ({lookup.source}): {lookup.error}; its content "
-                f"is unknown, so the rollout holds at {where} and the routers keep the "
-                "frozen copy they run"
-            )[:4096]
-            self.classifier_unknown = msg
-            if s.phase in (Phase.PENDING, Phase.PROGRESSING):
-                s.message = msg
-            if self._classifier_condition(False, Reason.CLASSIFIER_UNKNOWN, msg):
-                self.event("Warning", Reason.CLASSIFIER_UNKNOWN, msg)
-            return
-        s.classifier_digest = lookup.digest
-        self._classifier_condition(
-            True,
-            Reason.CLASSIFIER_READ,
-            f"classifier {lookup.digest} from {lookup.source}",
-        )
-        self.on_revision(compute_revision(self.spec, lookup.digest))
-
-    def _classifier_condition(self, ok: bool, reason: Reason, message: str) -> bool:
-        """Set ``ClassifierResolved``; True if its status flipped (or it is new)."""
-        ctype = ConditionType.CLASSIFIER_RESOLVED
-        before = next((c for c in self.s.conditions if c.type == ctype), None)
-        want = "True" if ok else "False"
-        self.s.conditions = set_condition(
-            self.s.conditions, ctype, ok, reason.value, message, self.now, self.generation
-        )
-        return before is None or before.status != want
+        rc.on_classifier(self, lookup)
 
     def on_revision(self, revision: str) -> None:
         s = self.s
@@ -623,7 +582,8 @@ class _Run:
         s.tiers = g.tier_statuses(outcomes, self.tiers)
         s.verdict_summary = g.verdict_summary(s.tiers)
         for o in outcomes:
-            self.actions.append(GateEvaluated(o.tier, o.signal.value, o.verdict))
+            if o.slice is None:  # the operator's gate metric stays per (tier, signal)
+                self.actions.append(GateEvaluated(o.tier, o.signal.value, o.verdict))
 
         failed = [o for o in outcomes if o.verdict == Verdict.FAIL]
         if failed:
@@ -631,7 +591,7 @@ class _Run:
             more = f" (and {len(failed) - 1} more gate(s))" if len(failed) > 1 else ""
             self.rollback(
                 Reason.GATE_FAILED,
-                f"tier {f.tier} failed on {f.signal.value} at "
+                f"{f.where} failed on {f.signal.value} at "
                 f"{_fmt_weight(s.canary_weight)}: {f.figures()}{more}",
             )
             return
@@ -639,7 +599,7 @@ class _Run:
             s.message = "no SLO gates for the tiers under canary: cannot judge the rollout"
             return
         if hold is not None:
-            self._hold_for_routers(hold)
+            rc.hold_for_routers(self, hold)
             return
         if self.classifier_unknown is not None:
             if s.phase == Phase.PROGRESSING:
@@ -793,33 +753,6 @@ class _Run:
             f"pre-flight: 0 users exposed, judging mirrored requests ({spend}): {waiting}"
         )[:4096]
 
-    def _hold_for_routers(self, why: str) -> None:
-        """A router runs another classifier (or config) than the one rolled out: this look
-        counted for nothing, and the bake time starts again once all are on target."""
-        s = self.s
-        spec = self.spec
-        msg = f"{why}: the stage counts only while every router runs the target"
-        if s.phase != Phase.PROGRESSING:
-            if s.phase == Phase.PROMOTED:
-                s.message = f"promoted; watch holds: {msg}"
-            return
-        if s.earliest_advance_at is not None:
-            s.earliest_advance_at = max(
-                s.earliest_advance_at,
-                self.now + timedelta(seconds=parse_duration(spec.rollout.bake_time)),
-            )
-        started = s.step_started_at or self.now
-        if (self.now - started).total_seconds() >= parse_duration(spec.rollout.max_step_duration):
-            self.pause(
-                Reason.ROUTERS_NOT_ON_TARGET,
-                f"{msg}; not converged after maxStepDuration {spec.rollout.max_step_duration}: "
-                f"paused at {_fmt_weight(s.canary_weight)}",
-            )
-            return
-        if not s.message.startswith(why):
-            self.event("Warning", Reason.ROUTERS_NOT_ON_TARGET, msg[:1024])
-        s.message = msg[:4096]
-
     def _hold_without_data(self, obs: g.Observations, no_data: Sequence[g.GateOutcome]) -> bool:
         """Hold (and after ``noData.after`` act). True if a transition happened."""
         s = self.s
@@ -858,7 +791,7 @@ class _Run:
         s = self.s
         spec = self.spec
         now = self.now
-        all_pass = bool(outcomes) and all(o.verdict == Verdict.PASS for o in outcomes)
+        all_pass = bool(outcomes) and all(o.lets_advance for o in outcomes)
         baked = s.earliest_advance_at is None or now >= s.earliest_advance_at
         if all_pass and baked and not no_data:
             why = f"every tier passed at {_fmt_weight(s.canary_weight)} ({s.verdict_summary})"
@@ -874,7 +807,7 @@ class _Run:
         max_step = parse_duration(spec.rollout.max_step_duration)
         started = s.step_started_at or now
         if (now - started).total_seconds() >= max_step:
-            pending = [o for o in outcomes if o.verdict != Verdict.PASS]
+            pending = [o for o in outcomes if not o.lets_advance]
             detail = "; ".join(f"{o.key}: {o.message}" for o in pending[:3])
             self.pause(
                 Reason.MAX_STEP_DURATION_EXCEEDED,
@@ -888,7 +821,7 @@ class _Run:
                 f"{_fmt_time(s.earliest_advance_at)}; {s.verdict_summary}"
             )
         elif not no_data:
-            waiting = [o for o in outcomes if o.verdict == Verdict.INCONCLUSIVE]
+            waiting = [o for o in outcomes if o.verdict == Verdict.INCONCLUSIVE and o.blocking]
             s.message = (
                 "waiting for evidence: " + "; ".join(f"{o.key}: {o.message}" for o in waiting[:3])
             )[:4096]

@@ -20,7 +20,6 @@ from time import perf_counter
 
 from aiohttp import web
 
-from tierguard.api.metrics import CLUSTER_NONE
 from tierguard.api.traces import EVAL_FEEDBACK
 from tierguard.router import decision_id, pipeline, relay
 from tierguard.router.chat import parse_chat_request, parse_json
@@ -37,7 +36,7 @@ from tierguard.router.errors import (
     from_http_status,
     http_status,
 )
-from tierguard.router.feedback import parse_feedback
+from tierguard.router.feedback import count_feedback, parse_feedback
 from tierguard.router.metrics import RouterMetrics
 from tierguard.router.overhead import OVERHEAD_HEADER, Overhead
 from tierguard.router.runtime import (
@@ -303,14 +302,7 @@ async def feedback(request: web.Request) -> web.Response:
         raise FeedbackRejectedError(
             f"Feedback refused: {exc}.", param="id", code=f"feedback_{exc.reason}"
         ) from None
-    rt.metrics.feedback.labels(
-        decision.policy,
-        decision.tier,
-        decision.arm,
-        decision.model,
-        rating,
-        decision.cluster or CLUSTER_NONE,
-    ).inc()
+    count_feedback(rt.metrics, state.config.slices, decision, rating)
     if rt.tracing is not None:
         rt.tracing.evaluation(
             parent=rt.tracing.recall(decision.request_id),

@@ -117,6 +117,7 @@ def sign(state: RouterState, planned: Planned, model: str) -> str:
             int(planned.wall_start),
             planned.request_id,
             cluster_label(planned.route.bucket),
+            planned.slices,
         ),
         state.signing_key,
     )

@@ -14,11 +14,11 @@ classified: the product's own system prompt would otherwise dominate every query
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass
 from typing import Any
 
+from tierguard.router import jsonlib
 from tierguard.router.errors import InvalidRequestError
 
 ROLES = frozenset({"system", "developer", "user", "assistant", "tool", "function"})
@@ -43,7 +43,7 @@ def parse_json(raw: bytes) -> Any:
     long to convert, or a string holding a lone UTF-16 surrogate (``"\\ud83d"``, which
     no UTF-8 text can carry)."""
     try:
-        body = json.loads(raw)
+        body = jsonlib.loads(raw)
     except RecursionError:
         raise InvalidRequestError(
             "The JSON body of your request is nested too deeply.", code="invalid_json"

@@ -3,7 +3,8 @@
 Configuration comes from a file (``--config``, watched for changes) or from a ConfigMap
 watched through the Kubernetes API (``--configmap NAME``, in-cluster credentials or
 ``--kubeconfig``). SIGTERM drains: the listener closes, in-flight requests get up to the
-request deadline to finish.
+request deadline to finish. ``--workers N`` runs N router processes on the same port
+(:mod:`~tierguard.router.workers`).
 """
 
 from __future__ import annotations
@@ -56,11 +57,25 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "it) or asyncio (default: $TIERGUARD_EVENT_LOOP, then auto)",
     )
     parser.add_argument(
+        "--workers",
+        type=_positive,
+        default=_positive(os.environ.get("TIERGUARD_ROUTER_WORKERS", "1")),
+        help="router processes sharing the port (SO_REUSEPORT), metrics summed over them "
+        "(default: $TIERGUARD_ROUTER_WORKERS, then 1)",
+    )
+    parser.add_argument(
         "--log-level",
         default=os.environ.get("TIERGUARD_LOG_LEVEL"),
         help="debug, info, warning, error (default: $TIERGUARD_LOG_LEVEL, "
         "then the config's server.logLevel)",
     )
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if not 1 <= value <= 64:
+        raise argparse.ArgumentTypeError(f"{text}: workers must be between 1 and 64")
+    return value
 
 
 def _namespace(arg: str | None) -> str:
@@ -84,6 +99,7 @@ def build_source(args: argparse.Namespace) -> ConfigSource:
 async def serve(args: argparse.Namespace) -> int:
     from tierguard.router.app import RouterSettings, create_app
     from tierguard.router.config_source import parse_config
+    from tierguard.router.workers import is_worker
 
     source = build_source(args)
     config = parse_config(await source.load())
@@ -99,7 +115,10 @@ async def serve(args: argparse.Namespace) -> int:
         shutdown_timeout=_grace(config.server.request_deadline),
     )
     await runner.setup()
-    site = web.TCPSite(runner, host, port, backlog=1024, reuse_address=True)
+    # a worker of several shares the port with its siblings (the kernel balances them)
+    site = web.TCPSite(
+        runner, host, port, backlog=1024, reuse_address=True, reuse_port=is_worker() or None
+    )
     await site.start()
     log.info(
         "tierguard router serving policy %s on %s:%d (config from %s)",
@@ -126,10 +145,15 @@ def _grace(deadline: str) -> float:
 
 
 def run(args: argparse.Namespace) -> int:
+    from tierguard.router.workers import WORKER_ENV, is_worker, supervise
+
+    worker = f" worker {os.environ[WORKER_ENV]}" if is_worker() else ""
     logging.basicConfig(
         level=(args.log_level or "info").upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        format=f"%(asctime)s %(levelname)s %(name)s{worker}: %(message)s",
     )
+    if args.workers > 1 and not is_worker():
+        return supervise(args)
     from tierguard.router.config_source import ConfigError, ConfigSourceError
     from tierguard.router.eventloop import EventLoopUnavailableError, choose_event_loop
 

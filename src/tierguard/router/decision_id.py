@@ -1,6 +1,7 @@
 """Signed decision ids: the response ``id`` that makes feedback attributable.
 
-An id carries (policy, tier, arm, model, issue time, request id, user cluster) and an
+An id carries (policy, tier, arm, model, issue time, request id, user cluster, slice
+labels) and an
 HMAC-SHA256 tag
 with a key from a Secret, so any replica can attribute a thumbs-up to the route that
 served the answer without shared state, and a client cannot forge feedback for a route
@@ -24,8 +25,8 @@ from dataclasses import dataclass
 from typing import Final
 
 PREFIX: Final = "chatcmpl-"
-_VERSION: Final = 2  # 2 added the user cluster; version-1 ids are still accepted
-_VERSIONS: Final = (1, 2)
+_VERSION: Final = 3  # 2 added the user cluster, 3 the slice labels; older ids still accepted
+_VERSIONS: Final = (1, 2, 3)
 _TAG_BYTES: Final = 16
 _MAX_ID_CHARS: Final = 2048
 #: issue times up to this far in the future are accepted (clock skew between replicas).
@@ -49,6 +50,8 @@ class Decision:
     issued_at: int  # unix seconds
     request_id: str
     cluster: str = ""  # metrics label ``cluster`` of the answer ("" in version-1 ids)
+    #: ((slice, value), ...) of the request (analysis.slices; () before version 3)
+    slices: tuple[tuple[str, str], ...] = ()
 
 
 def _b64(data: bytes) -> str:
@@ -76,6 +79,7 @@ def sign(decision: Decision, key: bytes) -> str:
                 decision.issued_at,
                 decision.request_id,
                 decision.cluster,
+                [list(pair) for pair in decision.slices],
             ],
             separators=(",", ":"),
         ).encode("utf-8")
@@ -97,7 +101,8 @@ def verify(decision_id: str, key: bytes, *, now: float, ttl_s: float) -> Decisio
     try:
         fields = json.loads(_unb64(payload))
         version, policy, tier, arm, model, issued_at, request_id, *rest = fields
-        cluster = str(rest[0]) if version == 2 and len(rest) == 1 else ""
+        cluster = str(rest[0]) if version >= 2 and rest else ""
+        slices = _slices(rest[1]) if version == 3 and len(rest) == 2 else ()
     except (binascii.Error, ValueError, TypeError):
         raise DecisionIdError("malformed", "the id's payload cannot be read") from None
     if version not in _VERSIONS or len(fields) != 6 + version or not isinstance(issued_at, int):
@@ -107,5 +112,13 @@ def verify(decision_id: str, key: bytes, *, now: float, ttl_s: float) -> Decisio
     if now - issued_at > ttl_s:
         raise DecisionIdError("expired", f"the id expired (older than {ttl_s:.0f}s)")
     return Decision(
-        str(policy), str(tier), str(arm), str(model), issued_at, str(request_id), cluster
+        str(policy), str(tier), str(arm), str(model), issued_at, str(request_id), cluster, slices
     )
+
+
+def _slices(raw: object) -> tuple[tuple[str, str], ...]:
+    if not isinstance(raw, list) or not all(
+        isinstance(p, list) and len(p) == 2 and all(isinstance(x, str) for x in p) for p in raw
+    ):
+        raise ValueError("slice labels are not a list of [name, value] pairs")
+    return tuple((p[0], p[1]) for p in raw)

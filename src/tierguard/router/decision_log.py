@@ -14,10 +14,11 @@ second so the hot path does no blocking write per request.
 from __future__ import annotations
 
 import hashlib
-import json
 import sys
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, fields
 from typing import IO, Any, ClassVar
+
+from tierguard.router import jsonlib
 
 
 def hash_user(salt: str, user: str | None) -> str | None:
@@ -64,6 +65,8 @@ class DecisionRecord:
     locked_to: str | None = None
     tier_fallback_from: str | None = None
     context_escalation: str | None = None
+    #: the request's slice values (analysis.slices), {slice: value}; left out when none
+    slices: dict[str, str] | None = None
 
     _OPTIONAL: ClassVar[tuple[str, ...]] = (
         "decision_id",
@@ -77,14 +80,42 @@ class DecisionRecord:
         "locked_to",
         "tier_fallback_from",
         "context_escalation",
+        "slices",
     )
 
     def to_json(self) -> dict[str, Any]:
-        out = asdict(self)
+        """The line's fields (a shallow copy: ``dataclasses.asdict`` deep-copies every
+        list and dict, which cost more than writing the line)."""
+        out = {name: getattr(self, name) for name in _FIELDS}
         for key in self._OPTIONAL:
             if out[key] is None:
                 del out[key]
         return out
+
+
+_FIELDS: tuple[str, ...] = tuple(f.name for f in fields(DecisionRecord))
+
+
+#: the size up to which a write to a pipe is atomic (POSIX: at least 512; Linux: 4096)
+PIPE_BUF = 4096
+
+
+def pipe_batches(lines: list[str], limit: int = PIPE_BUF) -> list[str]:
+    """``lines`` joined into newline-terminated batches of at most ``limit`` bytes (a
+    longer line is a batch of its own)."""
+    batches: list[str] = []
+    current: list[str] = []
+    size = 0
+    for line in lines:
+        n = len(line.encode()) + 1
+        if current and size + n > limit:
+            batches.append("\n".join(current) + "\n")
+            current, size = [], 0
+        current.append(line)
+        size += n
+    if current:
+        batches.append("\n".join(current) + "\n")
+    return batches
 
 
 class DecisionLog:
@@ -107,7 +138,7 @@ class DecisionLog:
 
     def write(self, record: dict[str, Any]) -> None:
         if self._out is not None:
-            self._buf.append(json.dumps(record, separators=(",", ":"), default=str))
+            self._buf.append(jsonlib.dumps_str(record, default=str))
             if len(self._buf) >= 512:
                 self.flush()
 
@@ -116,8 +147,15 @@ class DecisionLog:
             return
         lines, self._buf = self._buf, []
         try:
-            self._out.write("\n".join(lines) + "\n")
-            self._out.flush()
+            if self._out is sys.stdout:
+                # a pipe (the container log) shared with the other workers: only writes
+                # of up to PIPE_BUF bytes are atomic, so whole lines go in batches of that
+                for batch in pipe_batches(lines):
+                    self._out.write(batch)
+                    self._out.flush()
+            else:  # a file opened O_APPEND: one write per flush lands whole
+                self._out.write("\n".join(lines) + "\n")
+                self._out.flush()
         except (OSError, ValueError):  # a full disk or a closed stdout must not kill routing
             pass
 

@@ -1,4 +1,5 @@
-"""Reading a ``POST /v1/feedback`` body: the response id and the rating. Pure.
+"""Reading a ``POST /v1/feedback`` body (the response id and the rating; pure), and
+counting a verified rating.
 
 ``{"id": "<response id>", "rating": "up" | "down"}``; ``thumbs_up`` / ``thumbs_down`` and
 ``1`` / ``-1`` are accepted as spellings of the same two ratings. The id itself is
@@ -7,10 +8,15 @@ verified by :mod:`tierguard.router.decision_id`.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from tierguard.api import metrics as mdefs
+from tierguard.api.policy import SliceSpec
+from tierguard.router.decision_id import Decision
 from tierguard.router.errors import InvalidRequestError
+from tierguard.router.metrics import RouterMetrics
+from tierguard.router.slicing import known_labels
 
 RATINGS = {
     "up": mdefs.RATING_UP,
@@ -42,3 +48,15 @@ def parse_feedback(body: Any) -> tuple[str, str]:
             "'rating' must be 'up' or 'down'.", param="rating", code="invalid_value"
         )
     return did, rating
+
+
+def count_feedback(
+    metrics: RouterMetrics, slices: Sequence[SliceSpec], decision: Decision, rating: str
+) -> None:
+    """``feedback_total`` for the rated answer's route, and ``slice_feedback_total`` once
+    per slice it carries that the policy still declares."""
+    cluster = decision.cluster or mdefs.CLUSTER_NONE
+    d = decision
+    metrics.feedback.labels(d.policy, d.tier, d.arm, d.model, rating, cluster).inc()
+    for name, value in known_labels(slices, d.slices):
+        metrics.slice_feedback.labels(d.policy, d.tier, d.arm, name, value, rating, cluster).inc()

@@ -45,6 +45,7 @@ from tierguard.router.records import (
 )
 from tierguard.router.runtime import Runtime
 from tierguard.router.shadowing import MAX_SHADOWS_IN_FLIGHT, shadow, wants_shadow
+from tierguard.router.slicing import slice_labels
 from tierguard.router.split import cluster_label, plan_pinned
 from tierguard.router.state import RouterState
 from tierguard.router.toolcalls import has_wrapped_ids, unwrap_messages
@@ -73,7 +74,9 @@ def plan(
     config = state.config
     turn: TurnPlan | None = None
     classify_s = 0.0
+    slices: tuple[tuple[str, str], ...] = ()
     if req.model in state.routed_names:
+        slices = slice_labels(config.slices, req.body, headers)
         if headers is None:
             headers = {config.stickiness.header: stickiness_header} if stickiness_header else {}
         timer = ClassifierTimer(state.classifier.classify_batch)
@@ -90,7 +93,7 @@ def plan(
         )
         classify_s = timer.seconds
         if turn.classified:
-            metrics.classifier_duration.labels(config.policy).observe(classify_s)
+            metrics.child(metrics.classifier_duration, config.policy).observe(classify_s)
         observe_plan(metrics, config.policy, turn)
         route_plan = turn.route
         c = Classification(route_plan.tier, turn.probabilities, turn.source)
@@ -122,6 +125,7 @@ def plan(
         deadline=started + state.deadline_s,
         turn=turn,
         classify_s=classify_s,
+        slices=slices,
     )
 
 
@@ -159,6 +163,7 @@ def _record(
         latency_s=round(elapsed, 4),
         chain=chain,
         escalations=events.escalations,
+        slices=dict(planned.slices) or None,
         prompt=(
             classifier_text(planned.req.messages, "AllUserMessages", 100_000)
             if config.observability.log_prompts
@@ -178,6 +183,7 @@ def account_failure(
         *labels, mdefs.OUTCOME_ERROR, cluster_label(planned.route.bucket)
     ).inc()
     rt.metrics.request_duration.labels(*labels).observe(elapsed)
+    count_slices(rt.metrics, state.config.policy, planned, mdefs.OUTCOME_ERROR)
     record = _record(
         state,
         planned,
@@ -194,6 +200,15 @@ def account_failure(
     )
     rt.decision_log.write(record.to_json())
     return record
+
+
+def count_slices(m: RouterMetrics, policy: str, planned: Planned, outcome: str) -> None:
+    """``slice_requests_total``: the request once per declared slice."""
+    cluster = cluster_label(planned.route.bucket)
+    for name, value in planned.slices:
+        m.slice_requests.labels(
+            policy, planned.tier, planned.arm, name, value, outcome, cluster
+        ).inc()
 
 
 def outcome_of(result: ChainResult, delivery: Delivery) -> str:
@@ -221,16 +236,17 @@ def account(
     elapsed = _now() - planned.started
     outcome = outcome_of(result, delivery)
     labels = (config.policy, planned.tier, planned.arm, result.model)
-    m.requests.labels(*labels, outcome, cluster_label(planned.route.bucket)).inc()
-    m.request_duration.labels(*labels).observe(elapsed)
-    m.ttft.labels(*labels).observe(delivery.ttft_s)
+    m.child(m.requests, *labels, outcome, cluster_label(planned.route.bucket)).inc()
+    count_slices(m, config.policy, planned, outcome)
+    m.child(m.request_duration, *labels).observe(elapsed)
+    m.child(m.ttft, *labels).observe(delivery.ttft_s)
     if delivery.failed in mdefs.ERROR_REASONS:  # the stream broke after its first chunk
         m.upstream_errors.labels(config.policy, result.model, delivery.failed).inc()
     usage = usage_cost(state.models[result.model].pricing, delivery.usage)
     if delivery.usage:
-        m.tokens.labels(*labels, mdefs.KIND_PROMPT).inc(usage.prompt_tokens)
-        m.tokens.labels(*labels, mdefs.KIND_COMPLETION).inc(usage.completion_tokens)
-        m.cost.labels(*labels).inc(usage.cost_usd)
+        m.child(m.tokens, *labels, mdefs.KIND_PROMPT).inc(usage.prompt_tokens)
+        m.child(m.tokens, *labels, mdefs.KIND_COMPLETION).inc(usage.completion_tokens)
+        m.child(m.cost, *labels).inc(usage.cost_usd)
     turn_fields: dict[str, Any] = {}
     tokens = {"prompt": usage.prompt_tokens, "completion": usage.completion_tokens}
     if planned.turn is not None:
@@ -274,6 +290,8 @@ def account(
         "outcome": outcome,
         "probabilities": planned.classification.probabilities,
     }
+    if planned.slices:
+        item["slices"] = dict(planned.slices)
     if config.observability.log_prompts:
         item["prompt"] = record.prompt
         item["answer"] = delivery.answer

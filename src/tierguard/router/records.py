@@ -49,6 +49,8 @@ class Planned:
     turn: TurnPlan | None = None
     #: seconds the classifier model spent on this request (0: not classified)
     classify_s: float = 0.0
+    #: ((slice, value), ...) per declared slice (analysis.slices); () when pinned
+    slices: tuple[tuple[str, str], ...] = ()
 
     @property
     def arm(self) -> str:

@@ -14,6 +14,7 @@ from time import perf_counter
 import aiohttp
 from aiohttp import web
 
+from tierguard.router import jsonlib
 from tierguard.router.errors import DeadlineExceededError, RouterError, UpstreamFailedError
 from tierguard.router.records import CLIENT_DISCONNECTED, Delivery
 from tierguard.router.shadow import answer_text
@@ -32,7 +33,7 @@ def json_response(
     payload["model"] = model
     usage = payload.get("usage")
     response = web.Response(
-        body=json.dumps(payload, separators=(",", ":")).encode(),
+        body=jsonlib.dumps(payload),
         content_type="application/json",
         headers=headers,
     )

@@ -75,15 +75,15 @@ async def apply_config(rt: Runtime, config: RouterConfig) -> None:
         state, retired = await build_state(config, previous)
         rt.state = state
         _sync_observability(rt, config, previous.config if previous else None)
-        rt.metrics.classifier_info.clear()
-        rt.metrics.classifier_info.labels(
-            config.policy, state.classifier_digest, config.revision
-        ).set(1)
-        rt.metrics.canary_weight.clear()
-        for r in config.routes:
-            rt.metrics.canary_weight.labels(config.policy, r.tier).set(
-                config.weight(r.tier).weight if r.candidate else 0.0
-            )
+        rt.metrics.classifier_info.replace(
+            {(config.policy, state.classifier_digest, config.revision): 1.0}
+        )
+        rt.metrics.canary_weight.replace(
+            {
+                (config.policy, r.tier): config.weight(r.tier).weight if r.candidate else 0.0
+                for r in config.routes
+            }
+        )
         if retired:  # let in-flight requests of the old generation finish first
             rt.spawn(_close_later(retired, state.deadline_s + 5))
 

@@ -97,6 +97,17 @@ async def shadow(
             verdict,
             cluster_label(planned.route.bucket),
         ).inc()
+        if not pairwise:
+            for name, value in planned.slices:
+                rt.metrics.slice_shadow_judgements.labels(
+                    policy,
+                    planned.tier,
+                    planned.arm,
+                    name,
+                    value,
+                    verdict,
+                    cluster_label(planned.route.bucket),
+                ).inc()
         rt.decision_log.write(
             {
                 "ts": round(time.time(), 3),

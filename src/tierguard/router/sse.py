@@ -40,6 +40,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from tierguard.router import jsonlib
 from tierguard.router.toolcalls import wrap_choices
 
 DONE = b"[DONE]"
@@ -168,7 +169,7 @@ def opening_kind(data: bytes) -> Opening:
     if data == DONE:
         return "done"
     try:
-        chunk = json.loads(data)
+        chunk = jsonlib.loads(data)
     except ValueError:
         raise StreamError(f"unreadable chunk: {data[:100]!r}") from None
     if not isinstance(chunk, dict):
@@ -292,7 +293,7 @@ class ChunkRewriter:
 
     def _parsed(self, data: bytes) -> bytes | None:
         try:
-            chunk = json.loads(data)
+            chunk = jsonlib.loads(data)
         except ValueError:
             raise StreamError(f"unreadable chunk: {data[:100]!r}") from None
         if not isinstance(chunk, dict):
@@ -318,7 +319,7 @@ class ChunkRewriter:
                 if isinstance(delta, dict) and choice.get("index", 0) == 0:
                     content = delta.get("content")
                     self.parts += [content] if isinstance(content, str) else []
-        return b"data: " + json.dumps(chunk, separators=(",", ":")).encode() + b"\n\n"
+        return b"data: " + jsonlib.dumps(chunk) + b"\n\n"
 
     def _note_choices(self, chunk: dict[str, Any]) -> None:
         for choice in chunk.get("choices") or ():

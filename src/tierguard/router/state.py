@@ -37,6 +37,7 @@ from tierguard.router.upstream import (
     UpstreamPool,
     read_secret,
 )
+from tierguard.router.workers import EPHEMERAL_KEY_ENV
 
 log = logging.getLogger(__name__)
 
@@ -120,7 +121,16 @@ def load_config_classifier(config: RouterConfig) -> tuple[Classifier, str]:
     return classifier, model_sha256(model)
 
 
-_EPHEMERAL_KEY = secrets.token_bytes(32)
+def _ephemeral_key() -> bytes:
+    """A random key, shared by the workers of one ``--workers N`` supervisor."""
+    shared = os.environ.get(EPHEMERAL_KEY_ENV, "")
+    try:
+        return bytes.fromhex(shared) if len(shared) >= 64 else secrets.token_bytes(32)
+    except ValueError:
+        return secrets.token_bytes(32)
+
+
+_EPHEMERAL_KEY = _ephemeral_key()
 
 
 async def build_state(
@@ -144,7 +154,8 @@ async def build_state(
         else:
             log.warning(
                 "feedback.signingKey unset: decision ids are signed with a random "
-                "per-process key; feedback only works on the replica that answered"
+                "key of this process (or of this replica's workers); feedback only works on "
+                "the replica that answered"
             )
             signing_key = _EPHEMERAL_KEY
         client_keys: frozenset[str] = frozenset()

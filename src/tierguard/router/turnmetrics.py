@@ -33,12 +33,12 @@ def cached_tokens(usage: dict[str, Any] | None) -> int:
 
 def observe_plan(m: RouterMetrics, policy: str, turn: TurnPlan) -> None:
     route = turn.route
-    m.session_keys.labels(policy, str(turn.key_source)).inc()
+    m.child(m.session_keys, policy, str(turn.key_source)).inc()
     if turn.previous_tier is not None and turn.previous_tier != route.tier:
         m.session_tier_changes.labels(policy, turn.previous_tier, route.tier).inc()
     if turn.classified or turn.cache_hits:
-        m.classifier_cache.labels(policy, mdefs.CACHE_HIT).inc(turn.cache_hits)
-        m.classifier_cache.labels(policy, mdefs.CACHE_MISS).inc(turn.classified)
+        m.child(m.classifier_cache, policy, mdefs.CACHE_HIT).inc(turn.cache_hits)
+        m.child(m.classifier_cache, policy, mdefs.CACHE_MISS).inc(turn.classified)
     if turn.context_escalation is not None:
         src, dst = turn.context_escalation
         m.escalations.labels(

@@ -37,6 +37,7 @@ import aiohttp
 
 from tierguard.api.durations import parse_duration
 from tierguard.api.routerconfig import SecretSource, UpstreamModel
+from tierguard.router import jsonlib
 from tierguard.router.sse import SSEDecoder, StreamError, opening_kind
 
 log = logging.getLogger(__name__)
@@ -196,12 +197,13 @@ class UpstreamClient:
     ) -> JsonAnswer:
         try:
             async with asyncio.timeout(self.timeout_s):
-                async with self.session.post(self.url, json=body, headers=headers) as resp:
+                post = self.session.post(self.url, data=_json_payload(body), headers=headers)
+                async with post as resp:
                     if resp.status != 200:
                         raw = await _read_limited(resp, _MAX_ERROR_BODY, truncate=True)
                         raise _status_error(resp.status, raw, resp.headers)
                     raw = await _read_limited(resp, self.max_response_bytes)
-            payload = json.loads(raw)
+            payload = jsonlib.loads(raw)
         except AttemptError:
             raise
         except TimeoutError:
@@ -247,7 +249,7 @@ class UpstreamClient:
             async with asyncio.timeout(self.timeout_s):
                 resp = await self.session.post(
                     self.url,
-                    json=body,
+                    data=_json_payload(body),
                     headers=headers,
                     timeout=aiohttp.ClientTimeout(
                         total=None, sock_connect=10, sock_read=self.timeout_s
@@ -296,6 +298,11 @@ class UpstreamClient:
                 pending = decoder.feed(raw)
             else:
                 pending, ended = decoder.close(), True
+
+
+def _json_payload(body: dict[str, Any]) -> aiohttp.payload.BytesPayload:
+    """The request body as compact JSON (aiohttp's ``json=`` would use ``json.dumps``)."""
+    return aiohttp.payload.BytesPayload(jsonlib.dumps(body), content_type="application/json")
 
 
 async def _read_limited(

@@ -136,6 +136,17 @@ def test_markdown_carries_outcome_kubectl_line_tables_and_figures() -> None:
     for plot in PLOT_FILES:
         assert f"]({plot})" in text
     assert "billing_status" in text
+    # no pairwise gate in this status: no judge table
+    assert "pairwise judge's verdicts" not in text
+
+
+def test_markdown_shows_the_pairwise_judges_verdict_counts() -> None:
+    rec = _record()
+    sig = rec.final_status["tiers"][0]["signals"][0]
+    sig["judge"] = {"judged": 120, "worse": 14, "better": 1, "ties": 105, "inconsistent": 4}
+    text = render_markdown(rec)
+    assert "pairwise judge's verdicts" in text
+    assert "| simple | ShadowDisagreement | 120 | 14 | 1 | 105 | 4 | 0 | healthy |" in text
 
 
 def test_write_report_creates_files(tmp_path: Path) -> None:

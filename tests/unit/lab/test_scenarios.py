@@ -100,6 +100,7 @@ def test_lab_policy_validates_against_the_api_models(name: str, naive: bool) -> 
         s,
         cheap_url="http://127.0.0.1:1/v1",
         capable_url="http://127.0.0.1:2/v1",
+        judge_url="http://127.0.0.1:4/v1",
         prometheus_url="http://127.0.0.1:3",
     )
     policy = RoutingPolicy.from_k8s(body)
@@ -112,7 +113,12 @@ def test_lab_policy_validates_against_the_api_models(name: str, naive: bool) -> 
         assert query is not None
         assert "$tier" not in query.bad + query.total and "$arm" not in query.bad + query.total
     else:
-        assert "ShadowDisagreement" in signals and "Custom" not in signals
+        assert signals == {"ShadowDisagreement", "ErrorRate", "Latency"}
+        shadow = next(
+            s for s in policy.spec.analysis.slos if s.signal.value == "ShadowDisagreement"
+        )
+        assert shadow.objective == "RelativeToControl"
+    assert policy.spec.router.shadow.judge.mode == "Pairwise"
 
 
 def test_naive_variant_expects_promotion() -> None:

@@ -93,3 +93,38 @@ def test_status_shows_pre_flight_spend_and_win_tie_loss() -> None:
     assert "pre-flight: Running   spent $3.50 of $20.00" in out
     (row,) = [ln for ln in out.splitlines() if ln.startswith("tricky") and "25%" in ln]
     assert row.split()[1:7] == ["25%", "Inconclusive", "120", "4", "107", "9"]
+
+
+def test_status_shows_the_classifier_digest_and_why_it_is_unknown() -> None:
+    b = body()
+    assert "classifier " not in kp.format_status("shop", b, now=T0)
+    b["status"]["classifierDigest"] = "0123456789abcdef"
+    b["status"]["conditions"].append(
+        {
+            "type": "ClassifierResolved",
+            "status": "False",
+            "reason": "ClassifierUnknown",
+            "message": "cannot read the classifier",
+            "lastTransitionTime": "2026-01-01T00:00:00Z",
+        }
+    )
+    out = kp.format_status("shop", b, now=T0)
+    assert "classifier 0123456789abcdef" in out
+    assert any("ClassifierResolved" in ln and "ClassifierUnknown" in ln for ln in out.splitlines())
+
+
+def test_status_view_groups_by_tier_then_slice() -> None:
+    doc = body()
+    tiers = doc["status"]["tiers"]
+    tier = dict(tiers[0])
+    sig = dict(tier["signals"][0])
+    tier["signals"] = [
+        {**sig, "slice": "category=refunds"},
+        {**sig, "slice": "category=billing_status", "verdict": "Fail"},
+        sig,
+    ]
+    doc["status"]["tiers"] = [tier, *tiers[1:]]
+    out = kp.format_status("shop", doc, now=T0 + timedelta(minutes=31))
+    rows = [ln.split() for ln in out.splitlines() if ln.startswith(tier["tier"] + " ")]
+    assert [r[1] for r in rows] == ["-", "category=billing_status", "category=refunds"]
+    assert "SLICE" in out

@@ -239,3 +239,16 @@ def test_router_disruption_budget_and_spread() -> None:
     (term,) = anti["preferredDuringSchedulingIgnoredDuringExecution"]
     assert term["podAffinityTerm"]["topologyKey"] == "kubernetes.io/hostname"
     assert term["podAffinityTerm"]["labelSelector"]["matchLabels"].items() <= pod_labels.items()
+
+
+def test_router_workers_become_the_routers_flag() -> None:
+    spec = make_spec()
+    ctr = render.deployment(REF, spec)["spec"]["template"]["spec"]["containers"][0]
+    assert "--workers" not in ctr["args"]  # one process: the command line as before
+    spec.router.workers = 3
+    pod = render.deployment(REF, spec)["spec"]["template"]["spec"]
+    args = pod["containers"][0]["args"]
+    assert args[args.index("--workers") + 1] == "3"
+    # the workers' metric files go to the writable /tmp emptyDir (read-only root)
+    mounts = {m["mountPath"]: m["name"] for m in pod["containers"][0]["volumeMounts"]}
+    assert "emptyDir" in next(v for v in pod["volumes"] if v["name"] == mounts["/tmp"])
