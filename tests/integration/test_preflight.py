@@ -55,11 +55,14 @@ def _preflight_manifest(big: str, small: str, prom_url: str, **preflight: Any) -
 
 
 def _in_preflight(cluster: Cluster) -> Any:
+    """Pre-flight runs and the judge has been asked (a verdict or an error counted)."""
+
     def check() -> RoutingPolicyStatus | None:
         st = cluster.status()
         pf = st.preflight
-        ok = pf is not None and pf.state == PreFlightState.RUNNING and st.step_display
-        return st if ok and any(t.judge.judged > 0 for t in pf.tiers) else None  # type: ignore[union-attr]
+        if pf is None or pf.state != PreFlightState.RUNNING:
+            return None
+        return st if any(t.judge.judged + t.judge.errors > 0 for t in pf.tiers) else None
 
     return check
 
@@ -82,41 +85,29 @@ def test_a_healthy_candidate_passes_pre_flight_then_serves_the_first_step(
         cluster.create(_preflight_manifest(big, small, prometheus.url))
         url, _ = start(wait_for)
         prometheus.set_targets([url.removeprefix("http://")])
-        during = wait_for(
-            _in_preflight(cluster),
-            timeout=240,
-            message=f"no pre-flight verdicts counted; operator log:\n{operator.log()}",
-        )
-        assert during.phase == Phase.PROGRESSING and during.canary_weight == 0.0
-        assert during.step_display == "PreFlight/3"
-        assert {s["tier"]: (s["weight"], s.get("mirrorRate")) for s in cluster.split()} == {
-            "simple": (0.0, 1.0),
-            "complex": (0.0, 1.0),
-        }
 
-        def stepped() -> RoutingPolicyStatus | None:
+        def ended() -> RoutingPolicyStatus | None:
             st = cluster.status()
-            return st if st.canary_weight > 0 or st.phase != Phase.PROGRESSING else None
+            pf = st.preflight
+            return st if pf is not None and pf.state != PreFlightState.RUNNING else None
 
         st = wait_for(
-            stepped,
+            ended,
             timeout=300,
             message=f"pre-flight never ended; operator log:\n{operator.log()}",
         )
-        split = cluster.split()
-    assert st.phase == Phase.PROGRESSING and st.canary_weight == 10.0, st.message
-    assert st.preflight is not None and st.preflight.state == PreFlightState.PASSED
+    # (the stages after it are quick here: the fake candidate is as good as the baseline)
+    assert st.preflight is not None and st.preflight.state == PreFlightState.PASSED, st.message
     passed = [h for h in st.history if h.reason == Reason.PREFLIGHT_PASSED.value]
-    assert passed and "0 users exposed" in passed[0].message and passed[0].weight == 10.0
-    assert all(h.weight == 0.0 for h in st.history[: st.history.index(passed[0])])
+    assert passed and "0 users exposed" in passed[0].message
+    assert passed[0].weight == 10.0 and passed[0].step == 0, "then the first weighted step"
+    before = st.history[: st.history.index(passed[0])]
+    assert before and all(h.weight == 0.0 for h in before), "nobody served during pre-flight"
     for t in st.preflight.tiers:
         assert t.verdict.value == "Pass" and t.judge.judged >= 30 and t.judge.healthy
+        assert t.judge.worse == 0 and t.judge.better == 0  # all ties: as good as the baseline
     assert st.preflight.spend_usd > 0, "mirrored and judge calls are priced"
     assert cluster.events(Reason.PREFLIGHT_PASSED.value)
-    assert {s["tier"]: (s["weight"], s.get("mirrorRate", 0.0)) for s in split} == {
-        "simple": (10.0, 0.0),
-        "complex": (10.0, 0.0),
-    }
 
 
 def test_a_worse_candidate_is_rolled_back_at_pre_flight_with_zero_users_exposed(
@@ -173,6 +164,15 @@ def test_a_stalled_judge_holds_pre_flight_then_pauses_and_never_promotes(
         cluster.create(_preflight_manifest(big, small, prometheus.url, maxDuration="1m"))
         url, _ = start(wait_for)
         prometheus.set_targets([url.removeprefix("http://")])
+        during = wait_for(
+            _in_preflight(cluster),
+            timeout=120,
+            message=f"no pre-flight judgements counted; operator log:\n{operator.log()}",
+        )
+        assert during.phase == Phase.PROGRESSING and during.step_display == "PreFlight/3"
+        mirrors = {s["tier"]: (s["weight"], s.get("mirrorRate")) for s in cluster.split()}
+        assert mirrors == {"simple": (0.0, 1.0), "complex": (0.0, 1.0)}
+        assert "JudgeUnhealthy" in during.message or "pre-flight" in during.message
         st = wait_for(
             _phase(cluster, Phase.PAUSED),
             timeout=300,
