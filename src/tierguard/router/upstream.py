@@ -148,14 +148,22 @@ class StreamAnswer:
         self.response.release()
 
     async def events(self) -> AsyncIterator[bytes]:
-        """The data of each event after the head. The gap between two reads is bounded by
-        the model's timeout (aiohttp's ``sock_read``, set on the request: a per-read
-        ``wait_for`` would cost a task per chunk). Raises :class:`AttemptError` on a
-        stall and :class:`~tierguard.router.sse.StreamError` on an oversized event."""
+        """The data of each event after the head (see :meth:`batches`)."""
+        async for batch in self.batches():
+            for data in batch:
+                yield data
+
+    async def batches(self) -> AsyncIterator[list[bytes]]:
+        """The data of the events after the head, a list per upstream read (the events
+        that arrived together, so the relay can write them together). The gap between two
+        reads is bounded by the model's timeout (aiohttp's ``sock_read``, set on the
+        request: a per-read ``wait_for`` would cost a task per chunk). Raises
+        :class:`AttemptError` on a stall and :class:`~tierguard.router.sse.StreamError`
+        on an oversized event."""
         while True:
             ready, self.pending = self.pending, []
-            for data in ready:
-                yield data
+            if ready:
+                yield ready
             try:
                 raw = await self.response.content.readany()
             except aiohttp.ServerTimeoutError:
@@ -163,8 +171,9 @@ class StreamAnswer:
                     "timeout", f"no data for {self.read_timeout_s:g}s mid-stream"
                 ) from None
             if not raw:
-                for data in self.decoder.close():
-                    yield data
+                rest = self.decoder.close()
+                if rest:
+                    yield rest
                 return
             self.pending = self.decoder.feed(raw)
 
