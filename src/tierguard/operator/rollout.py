@@ -679,6 +679,8 @@ class _Run:
             for gate in gates
         ]
         s.last_evaluated_at = self.now
+        #: what the last interval cost: the cap holds once the next one would cross it
+        last_interval = max(0.0, spent - state.spend_usd)
         state.spend_usd = round(spent, 6)
         state.max_spend_usd = conf.max_spend_usd
         by_tier = {o.tier: o for o in outcomes}
@@ -733,8 +735,9 @@ class _Run:
         started = state.started_at or self.now
         elapsed = (self.now - started).total_seconds()
         cap = None
-        if spent >= conf.max_spend_usd:
-            cap = f"maxSpendUSD {pf.fmt_usd(conf.max_spend_usd)} ({spend})"
+        if spent + last_interval >= conf.max_spend_usd:
+            cap = f"maxSpendUSD {pf.fmt_usd(conf.max_spend_usd)} ({spend}"
+            cap += ")" if spent >= conf.max_spend_usd else "; the next interval would cross it)"
         elif elapsed >= parse_duration(conf.max_duration):
             cap = f"maxDuration {conf.max_duration} ({spend})"
         if cap is not None:

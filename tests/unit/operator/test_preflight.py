@@ -157,9 +157,11 @@ def test_a_stalled_judge_holds_then_pauses_at_max_duration_and_never_promotes() 
 def test_the_spend_cap_holds_and_spend_is_in_status() -> None:
     st, _ = run(spec(maxSpendUSD=1.0), {"tie": 1}, 60, spend_per_minute=0.25)
     assert st.phase == Phase.PAUSED, st.message
-    assert st.preflight is not None and st.preflight.spend_usd >= 1.0
+    # held before the next interval would cross the cap: $0.75 spent, $0.25 an interval
+    assert st.preflight is not None and st.preflight.spend_usd == pytest.approx(0.75)
     assert st.preflight.to_k8s()["maxSpendUSD"] == 1.0
     assert "maxSpendUSD $1.00" in st.message and "0 users exposed" in st.message
+    assert "the next interval would cross it" in st.message
 
 
 def test_spend_counts_from_the_first_reading_per_series_with_resets() -> None:
