@@ -162,6 +162,14 @@ async def test_stateless_requests_are_mirrored_judged_and_priced_users_see_the_b
     assert {(x["arm"], x["model"], x["baseline"]) for x in mirrors} == {("mirror", "small", "big")}
 
 
+async def test_a_stalled_judge_is_missing_data_not_a_loss(env: Env) -> None:
+    await env.patch("judge-1", hang_rate=1.0)  # the judge hangs to its 1s timeout
+    await env.chat(user(f"{SIMPLE_QUERY} judged by nobody"))
+    m = await env.wait_pairs(1)
+    assert sample(m, PAIRWISE, arm="mirror", verdict="error") == 1
+    assert sample(m, PAIRWISE, arm="mirror", verdict="unanswered") == 0
+
+
 async def test_a_stalled_candidate_sheds_mirrors_and_never_holds_up_users(env: Env) -> None:
     await env.patch("small-1", hang_rate=1.0)  # every mirrored call hangs to its 1s timeout
     n = MAX_MIRRORS_IN_FLIGHT + 8
@@ -172,8 +180,9 @@ async def test_a_stalled_candidate_sheds_mirrors_and_never_holds_up_users(env: E
     m = await env.metrics()
     assert sample(m, "tierguard_preflight_shed_total", tier="simple") == 8
     m = await env.wait_pairs(MAX_MIRRORS_IN_FLIGHT)
-    # a candidate that never answers is missing data (error), never a loss
-    assert sample(m, PAIRWISE, arm="mirror", verdict="error") == MAX_MIRRORS_IN_FLIGHT
+    # the baseline answered and the candidate did not: a loss (unanswered), not missing data
+    assert sample(m, PAIRWISE, arm="mirror", verdict="unanswered") == MAX_MIRRORS_IN_FLIGHT
+    assert sample(m, PAIRWISE, arm="mirror", verdict="error") == 0
     assert rt.mirrors_in_flight == 0
 
 

@@ -76,12 +76,16 @@ VERDICT_WORSE: Final = "worse"
 VERDICT_BETTER: Final = "better"
 VERDICT_TIE: Final = "tie"
 VERDICT_INCONSISTENT: Final = "inconsistent"
+#: pre-flight only: the candidate failed (error, timeout) to answer a mirrored request
+#: the baseline answered -- its excess failures over the baseline, a loss for the gate
+VERDICT_UNANSWERED: Final = "unanswered"
 PAIRWISE_VERDICTS: Final = (
     VERDICT_WORSE,
     VERDICT_BETTER,
     VERDICT_TIE,
     VERDICT_INCONSISTENT,
     VERDICT_ERROR,
+    VERDICT_UNANSWERED,
 )
 
 #: upstream_errors_total{reason}. ``stream_error``: a 200 stream carried an error event;
@@ -292,7 +296,9 @@ SHADOW_PAIRWISE: Final = MetricDef(
     "baseline's, the judge asked in both orders. verdict: worse, better, tie (the canary's "
     "answer, the same in both orders), inconsistent (the verdict changed with the order: "
     "a tie for the gate, a judge-health figure), error (shadow call or judge failed, timed "
-    "out or replied unreadably: missing data). cluster: the user cluster.",
+    "out or replied unreadably: missing data), unanswered (pre-flight, arm mirror: the "
+    "candidate failed to answer a request the baseline answered; a loss). cluster: the "
+    "user cluster.",
     (*ROUTE_LABELS, VERDICT, CLUSTER),
 )
 PREFLIGHT_SPEND: Final = MetricDef(

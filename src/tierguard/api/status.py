@@ -54,6 +54,13 @@ class JudgeHealthStatus(ApiModel):
     errors: int = Field(
         default=0, description="Shadowed requests without a verdict (missing data)."
     )
+    unanswered: int = Field(
+        default=0,
+        description=(
+            "Pre-flight: mirrored requests the candidate failed to answer while the "
+            "baseline did; counted in worse (a loss), not in errors."
+        ),
+    )
     order_inconsistency_rate: float | None = Field(
         default=None, description="inconsistent / judged."
     )

@@ -28,6 +28,7 @@ def judge_status(h: JudgeHealth, worse: float, better: float) -> JudgeHealthStat
         ties=int(h.judged - worse - better),
         inconsistent=int(h.inconsistent),
         errors=int(h.errors),
+        unanswered=int(h.unanswered),
         order_inconsistency_rate=_finite(h.inconsistency_rate),
         error_rate=_finite(h.error_rate),
         healthy=h.healthy,

@@ -5,8 +5,10 @@ lives in ``status.gateState`` next to the two-arm gates').
 
 Per interval the increase of each verdict counter (per router instance and user cluster,
 resets handled per series as for every gate) is one block: ``worse`` and ``better`` as
-they are, ``tie`` plus ``inconsistent`` as ties (a verdict that changed with the order of
-the answers says nothing about either model), ``error`` not at all (missing data).
+they are (``unanswered``, pre-flight's candidate failing a request the baseline answered,
+counts as ``worse``), ``tie`` plus ``inconsistent`` as ties (a verdict that changed with
+the order of the answers says nothing about either model), ``error`` not at all
+(missing data).
 Pairs of one user are not independent draws either: the verdict counters carry the user
 ``cluster`` label, and the paired evidence is tempered by their design effect
 (:func:`paired_design_effect`) exactly as the two-arm gates' is.
@@ -123,10 +125,11 @@ def update_paired_gate(
         return new
     d = {v: series_delta(prev.get(v), cur[v]) for v in VERDICTS}
     ties = d[m.VERDICT_TIE] + d[m.VERDICT_INCONSISTENT]
+    worse = d[m.VERDICT_WORSE] + d[m.VERDICT_UNANSWERED]  # a request it did not answer
     new.clusters = _add_clusters(state.clusters, prev, cur)
     new.design_effect = paired_design_effect(new.clusters)
     new.paired = paired.paired_update(
-        state.paired, d[m.VERDICT_WORSE], d[m.VERDICT_BETTER], ties, new.design_effect
+        state.paired, worse, d[m.VERDICT_BETTER], ties, new.design_effect
     )
     for v in VERDICTS:
         new.counts[v] += d[v]
@@ -143,7 +146,13 @@ def _add_clusters(
     """Cumulative per-cluster [worse, better, judged] with this interval's increases
     (per series, resets handled; unclustered series are left out: they mix users)."""
     out = {k: list(v) for k, v in clusters.items()}
-    judged = (m.VERDICT_WORSE, m.VERDICT_BETTER, m.VERDICT_TIE, m.VERDICT_INCONSISTENT)
+    judged = (
+        m.VERDICT_WORSE,
+        m.VERDICT_BETTER,
+        m.VERDICT_TIE,
+        m.VERDICT_INCONSISTENT,
+        m.VERDICT_UNANSWERED,
+    )
     for v in judged:
         for key, value in cur.get(v, {}).items():
             cluster = cluster_of(key)
@@ -153,7 +162,7 @@ def _add_clusters(
             if inc <= 0:
                 continue
             row = out.setdefault(cluster, [0.0, 0.0, 0.0])
-            if v == m.VERDICT_WORSE:
+            if v in (m.VERDICT_WORSE, m.VERDICT_UNANSWERED):
                 row[0] += inc
             elif v == m.VERDICT_BETTER:
                 row[1] += inc
@@ -183,6 +192,7 @@ class JudgeHealth:
     judged: float
     inconsistent: float
     errors: float
+    unanswered: float
     inconsistency_rate: float | None
     error_rate: float | None
     healthy: bool
@@ -214,6 +224,7 @@ def judge_health(
         judged=judged,
         inconsistent=inconsistent,
         errors=errors,
+        unanswered=state.counts[m.VERDICT_UNANSWERED],
         inconsistency_rate=inc_rate,
         error_rate=err_rate,
         healthy=not problems,

@@ -15,8 +15,10 @@ for it.
 * **Bounded**: at most :data:`MAX_MIRRORS_IN_FLIGHT` mirrors at once per process; a
   sampled request beyond it is shed (``preflight_shed_total``), so mirrored work never
   queues up behind or slows the primary path.
-* **Counted**: ``shadow_pairwise_total{arm="mirror"}`` (the verdict; error is missing
-  data), ``preflight_spend_usd_total{kind="mirror"|"judge"}`` (from the policy's
+* **Counted**: ``shadow_pairwise_total{arm="mirror"}`` (the verdict; a judge failure is
+  ``error``, missing data; the candidate failing to answer -- error, timeout -- is
+  ``unanswered``, a loss: the baseline answered the same request),
+  ``preflight_spend_usd_total{kind="mirror"|"judge"}`` (from the policy's
   prices), and a ``"type": "mirror"`` decision-log line.
 """
 
@@ -117,7 +119,14 @@ async def mirror(
         body = dict(candidate_body)
         body["stream"] = False
         body.pop("stream_options", None)
-        payload = (await client.complete(body)).payload
+        try:
+            payload = (await client.complete(body)).payload
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            # the baseline answered this request and the candidate did not: a loss
+            verdict = mdefs.VERDICT_UNANSWERED
+            raise
         usage = payload.get("usage")
         cost = usage_cost(client.model.pricing, usage if isinstance(usage, dict) else None)
         spend.labels(policy, planned.tier, mdefs.KIND_MIRROR).inc(cost.cost_usd)

@@ -180,6 +180,7 @@ def test_gate_glue_steps_status_and_watch() -> None:
         "ties": 430,
         "inconsistent": 30,
         "errors": 5,
+        "unanswered": 0,
         "orderInconsistencyRate": pytest.approx(30 / 475),
         "errorRate": pytest.approx(5 / 480),
         "healthy": True,
@@ -258,3 +259,17 @@ def test_design_effect_is_one_for_independent_pairs_and_tempers_clustered_ones()
     assert c.design_effect > 10
     assert c.paired.max_log_e_pass[-1] < s.paired.max_log_e_pass[-1]
     assert pg.PairedGateState.from_json(c.to_json()) == c
+
+
+def test_pre_flight_unanswered_requests_are_losses_not_judge_errors() -> None:
+    """The candidate failed to answer mirrored requests the baseline answered: each is a
+    worse pair for the test (and the cluster sums), never a judge error."""
+    s = pg.update_paired_gate(pg.new_paired_gate(0.05, 0.025), counts())
+    rows = {v: {"r1#3": 0.0} for v in VERDICTS}
+    rows["unanswered"] = {"r1#3": 40.0}
+    rows["tie"] = {"r1#3": 60.0}
+    s = pg.update_paired_gate(s, rows)
+    assert (s.paired.worse, s.paired.ties, s.counts["unanswered"]) == (40, 60, 40)
+    assert s.clusters["3"] == [40.0, 0.0, 100.0]
+    h = pg.judge_health(s, 0.5, 0.2)
+    assert (h.errors, h.unanswered, h.error_rate) == (0, 40, 0.0)
