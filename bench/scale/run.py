@@ -49,8 +49,10 @@ from operatorkit import install_crd, operator_identity, policy_manifest  # noqa:
 from routerkit import free_port, wait_http  # noqa: E402
 from tierguard.api import constants as c  # noqa: E402
 from tierguard.api import metrics as m  # noqa: E402
+from tierguard.api.policy import RoutingPolicySpec  # noqa: E402
 from tierguard.lab.controlplane import LARGE_SERVICE_CIDR, ControlPlane  # noqa: E402
 from tierguard.lab.prometheus import Prometheus  # noqa: E402
+from tierguard.operator.revision import compute_revision  # noqa: E402
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 WRITE_VERBS = {"create", "update", "patch", "delete", "deletecollection"}
@@ -136,7 +138,12 @@ def run_case(args: argparse.Namespace, n: int, k: int) -> dict[str, Any]:
 
         tmp = Path(tempfile.mkdtemp(prefix="tierguard-scale-"))
         pol_file = tmp / "policies.txt"
-        pol_file.write_text("".join(f"{ns}/{name}\n" for ns, name in names))
+        # Every policy rolls out the same revision (it hashes models and classifier, not
+        # the name); the exporter reports it as real routers do.
+        revision = compute_revision(
+            RoutingPolicySpec.model_validate(manifest("p", prom.url)["spec"])
+        )
+        pol_file.write_text("".join(f"{ns}/{name} {revision}\n" for ns, name in names))
         exp_port = free_port()
         env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
         exporter = subprocess.Popen(

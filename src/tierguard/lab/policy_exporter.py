@@ -8,8 +8,12 @@ only NoData, and Prometheus carries a realistic series count.
 
     python -m tierguard.lab.policy_exporter --port 9400 --policies-file policies.txt
 
-``policies.txt``: one ``namespace/name`` per line. ``--namespace-label namespace`` adds
-the label a ServiceMonitor would add (pair it with the operator's ``--namespace-label``).
+``policies.txt``: one ``namespace/name`` per line, optionally followed by the config
+revision the operator rolls out: then the exporter also says, as routers do, that it runs
+that revision (``tierguard_classifier_info``), so the operator's "every router runs the
+target" check holds as it does for real routers and the stages are not held.
+``--namespace-label namespace`` adds the label a ServiceMonitor would add (pair it with
+the operator's ``--namespace-label``).
 """
 
 from __future__ import annotations
@@ -22,7 +26,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from prometheus_client import CollectorRegistry, start_http_server
-from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, Metric
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
 from prometheus_client.registry import Collector
 
 from tierguard.api import metrics as m
@@ -31,10 +40,17 @@ TIERS = ("simple", "complex")
 ARMS = (("control", "big"), ("canary", "small"))  # (arm, model serving it)
 
 
+#: The classifier digest the exporter reports (every "replica" the same one, as the
+#: operator requires for the bundled model).
+EXPORTER_DIGEST = "exporter"
+
+
 @dataclass(frozen=True)
 class PolicyRef:
     namespace: str
     name: str
+    #: the config revision this "router" runs ("" : no tierguard_classifier_info)
+    revision: str = ""
 
 
 def parse_policies(lines: Sequence[str]) -> list[PolicyRef]:
@@ -43,10 +59,11 @@ def parse_policies(lines: Sequence[str]) -> list[PolicyRef]:
         line = raw.strip()
         if not line or line.startswith("#"):
             continue
-        ns, _, name = line.partition("/")
+        ref, _, revision = line.partition(" ")
+        ns, _, name = ref.partition("/")
         if not name:
-            raise ValueError(f"expected namespace/name, got {line!r}")
-        out.append(PolicyRef(ns, name))
+            raise ValueError(f"expected namespace/name [revision], got {line!r}")
+        out.append(PolicyRef(ns, name, revision.strip()))
     return out
 
 
@@ -85,7 +102,15 @@ class PolicyMetrics(Collector):
             m.SHADOW_JUDGEMENTS.base, m.SHADOW_JUDGEMENTS.help, labels=[*route, m.VERDICT]
         )
         dur = HistogramMetricFamily(m.REQUEST_DURATION.name, m.REQUEST_DURATION.help, labels=route)
+        info = GaugeMetricFamily(
+            m.CLASSIFIER_INFO.name,
+            m.CLASSIFIER_INFO.help,
+            labels=[*m.CLASSIFIER_INFO.labels, *extra],
+        )
         for p in self.policies:
+            if p.revision:
+                ns = [p.namespace] if self.namespace_label else []
+                info.add_metric([p.name, EXPORTER_DIGEST, p.revision, *ns], 1.0)
             seed = zlib.crc32(f"{p.namespace}/{p.name}".encode())
             bad_share = 0.005 + (seed % 10) * 0.005
             for tier in TIERS:
@@ -114,6 +139,8 @@ class PolicyMetrics(Collector):
         yield req
         yield fb
         yield sh
+        if any(p.revision for p in self.policies):
+            yield info
         if self.latency:
             yield dur
 
