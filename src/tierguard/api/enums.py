@@ -157,6 +157,8 @@ class Reason(StrEnum):
     #: a router replica does not report the target classifier digest: the stage holds
     ROUTERS_NOT_ON_TARGET = "RoutersNotOnTarget"
     STEPS_CHANGED = "StepsChanged"  # rollout.steps edited mid-rollout; placed on the new steps
+    #: Progressing condition while pre-flight runs (the candidate serves nobody)
+    PREFLIGHT = "PreFlight"
     #: pre-flight (0 % exposure, mirrored requests judged pairwise) started
     PREFLIGHT_STARTED = "PreFlightStarted"
     PREFLIGHT_PASSED = "PreFlightPassed"  # pre-flight passed: the first weighted step

@@ -856,7 +856,7 @@ def conditions_for(s: RoutingPolicyStatus, now: datetime, generation: int) -> li
     conds = s.conditions
     progressing = s.phase == Phase.PROGRESSING
     if progressing and pf.running(s):
-        p_reason = Reason.NO_DATA.value if s.no_data_since is not None else "PreFlight"
+        p_reason = Reason.NO_DATA.value if s.no_data_since is not None else Reason.PREFLIGHT.value
     elif progressing:
         p_reason = (
             Reason.NO_DATA.value
