@@ -6,6 +6,12 @@ step), so an operator killed at any moment and started again takes exactly the d
 it would have taken had it never stopped. The kopf handlers only gather inputs, call
 :func:`reconcile` and carry out the returned actions.
 
+Parts of the machine live in their own modules, each a set of functions of the run:
+:mod:`~tierguard.operator.rollout_preflight` (the stage at 0 %),
+:mod:`~tierguard.operator.rollout_manual` (annotations),
+:mod:`~tierguard.operator.rollout_classifier` (classifier content and router holds);
+the inputs and actions are in :mod:`~tierguard.operator.rollout_types`, re-exported here.
+
 Phases (``tierguard.api.enums.Phase``)::
 
     Pending ──new revision──► Progressing ──all gates pass, bake & samples──► next step
@@ -53,110 +59,47 @@ Rules worth knowing (each has a unit test):
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Literal
 
 from tierguard.api.durations import parse_duration
 from tierguard.api.enums import (
-    Action,
     Arm,
     ConditionType,
     NoDataAction,
     Phase,
-    PreFlightState,
     PromotionMode,
     Reason,
     Verdict,
 )
 from tierguard.api.policy import RoutingPolicySpec
 from tierguard.api.status import (
-    MAX_HANDLED_ACTIONS,
     MAX_HISTORY,
     Condition,
-    HandledAction,
     HistoryEntry,
     RoutingPolicyStatus,
 )
 from tierguard.operator import classifiercontent as cc
 from tierguard.operator import gates as g
-from tierguard.operator import pairedgate as pg
 from tierguard.operator import preflight as pf
 from tierguard.operator import rollout_classifier as rc
+from tierguard.operator import rollout_manual as rm
+from tierguard.operator import rollout_preflight as rp
 from tierguard.operator import specerror
 from tierguard.operator import steps as stp
 from tierguard.operator.conditions import set_condition
-
-# --------------------------------------------------------------------------- inputs/actions
-
-
-@dataclass(frozen=True)
-class ManualRequest:
-    """The ``tierguard.io/action`` and ``tierguard.io/action-nonce`` annotations."""
-
-    action: str
-    nonce: str = ""
-
-
-@dataclass(frozen=True)
-class SetWeight:
-    """The routers must now send ``weight`` % of each tier under canary to its candidate;
-    the rest is labelled ``control_arm``. Carried out by re-rendering the ConfigMap."""
-
-    weight: float
-    control_arm: Arm
-
-
-@dataclass(frozen=True)
-class EmitEvent:
-    """A Kubernetes Event on the policy."""
-
-    type: Literal["Normal", "Warning"]
-    reason: str
-    message: str
-
-
-@dataclass(frozen=True)
-class GateEvaluated:
-    """One gate was judged (for the operator's gate-evaluation counter)."""
-
-    tier: str
-    signal: str
-    verdict: Verdict
-
-
-@dataclass(frozen=True)
-class RolledBack:
-    """A rollback happened (for the operator's rollback counter)."""
-
-    reason: str
-
-
-RolloutAction = SetWeight | EmitEvent | GateEvaluated | RolledBack
-
-#: Every reason a rollback can have. The operator creates its rollback counter at 0 for
-#: each of them as soon as it sees a policy, so the first rollback is an increase from 0
-#: that ``increase()`` sees (a counter born at 1 is invisible to it).
-ROLLBACK_REASONS: tuple[Reason, ...] = (
-    Reason.GATE_FAILED,
-    Reason.MANUAL_ABORT,
-    Reason.NO_DATA,
-    Reason.PROMETHEUS_UNREACHABLE,
-    Reason.PREFLIGHT_FAILED,
+from tierguard.operator.rollout_types import (
+    ROLLBACK_REASONS,
+    Decision,
+    EmitEvent,
+    GateEvaluated,
+    ManualRequest,
+    RolledBack,
+    RolloutAction,
+    SetWeight,
+    fmt_time,
+    fmt_weight,
 )
-
-
-@dataclass
-class Decision:
-    """What :func:`reconcile` decided."""
-
-    status: RoutingPolicyStatus
-    actions: list[RolloutAction] = field(default_factory=list)
-
-    @property
-    def events(self) -> list[EmitEvent]:
-        return [a for a in self.actions if isinstance(a, EmitEvent)]
-
 
 # --------------------------------------------------------------------------- small helpers
 
@@ -204,15 +147,6 @@ def seconds_until_due(spec: RoutingPolicySpec, status: RoutingPolicyStatus, now:
         return 0.0
     due = status.last_evaluated_at + timedelta(seconds=parse_duration(spec.rollout.interval))
     return max(0.0, (due - now).total_seconds())
-
-
-def _fmt_weight(w: float) -> str:
-    return f"{w:g}%"
-
-
-def _fmt_time(t: datetime) -> str:
-    """RFC 3339 in UTC, to the second (as kubectl shows times)."""
-    return t.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 # --------------------------------------------------------------------------- the machine
@@ -312,7 +246,7 @@ class _Run:
                 f"{why}: pre-flight of revision {revision} ({routes}): 0 users exposed; "
                 f"the candidate answers mirrored requests ({rates}) judged pairwise, then "
                 f"step 1/{len(self.spec.rollout.steps)} at "
-                f"{_fmt_weight(step_weight(self.spec, 0))}{later}",
+                f"{fmt_weight(step_weight(self.spec, 0))}{later}",
             )
             self.event("Normal", Reason.PREFLIGHT_STARTED, s.message)
             return
@@ -320,7 +254,7 @@ class _Run:
             Phase.PROGRESSING,
             reason,
             f"{why}: rolling out revision {revision} ({routes}) at "
-            f"{_fmt_weight(s.canary_weight)}, step 1/{len(self.spec.rollout.steps)}",
+            f"{fmt_weight(s.canary_weight)}, step 1/{len(self.spec.rollout.steps)}",
         )
 
     def advance(self, reason: Reason, why: str) -> None:
@@ -346,13 +280,13 @@ class _Run:
             self.transition(
                 Phase.PROMOTED,
                 Reason.PROMOTED if reason == Reason.STEP_ADVANCED else reason,
-                f"{why}; promoted: candidate serves {_fmt_weight(s.canary_weight)}{tail}",
+                f"{why}; promoted: candidate serves {fmt_weight(s.canary_weight)}{tail}",
             )
         else:
             self.transition(
                 Phase.PROGRESSING,
                 reason,
-                f"{why}; step {s.step + 1}/{last + 1} at {_fmt_weight(s.canary_weight)}",
+                f"{why}; step {s.step + 1}/{last + 1} at {fmt_weight(s.canary_weight)}",
             )
 
     def rollback(self, reason: Reason, message: str) -> None:
@@ -406,7 +340,7 @@ class _Run:
             return
         if stp.on_steps(s.step, s.canary_weight, steps, hold):
             return
-        before = f"step {s.step + 1}/{s.steps or '?'} at {_fmt_weight(s.canary_weight)}"
+        before = f"step {s.step + 1}/{s.steps or '?'} at {fmt_weight(s.canary_weight)}"
         new = stp.remap_step(s.canary_weight, steps, hold)
         if abs(stp.served_weight(steps, hold, new) - s.canary_weight) <= 1e-9:
             s.step = new  # same weight: the same stage goes on, clock and evidence kept
@@ -415,7 +349,7 @@ class _Run:
             s.no_data_since = None
         msg = (
             f"rollout.steps changed to {[float(x) for x in steps]}: {before} continues as "
-            f"step {s.step + 1}/{last + 1} at {_fmt_weight(s.canary_weight)}"
+            f"step {s.step + 1}/{last + 1} at {fmt_weight(s.canary_weight)}"
         )
         if s.phase == Phase.PAUSED:
             # A pause keeps its own message and reason (why it paused); the edit is an Event.
@@ -462,95 +396,10 @@ class _Run:
         why = "new revision" if s.revision else "candidate set"
         self.start(revision, Reason.ROLLOUT_STARTED, why)
 
-    # -- manual actions ---------------------------------------------------------------
-
-    def handled_before(self, request: ManualRequest) -> bool:
-        """Whether this (action, nonce) was handled already (without a nonce: at this
-        generation). Checked against every remembered action, not just the last one."""
-        s = self.s
-        action, nonce = request.action[:64], request.nonce[:256]
-        remembered = [*s.handled_actions]
-        if s.last_handled_action is not None:
-            remembered.append(s.last_handled_action)
-        for h in remembered:
-            if h.action != action or h.nonce != nonce:
-                continue
-            if nonce or h.generation == self.generation:
-                return True
-        return False
+    # -- manual actions (operator/rollout_manual.py) --------------------------------
 
     def on_request(self, request: ManualRequest) -> None:
-        s = self.s
-        if self.handled_before(request):
-            return
-        result = self._handle(request)
-        handled = HandledAction(
-            action=request.action[:64],
-            nonce=request.nonce[:256],
-            time=self.now,
-            result=result[:1024],
-            generation=self.generation,
-        )
-        s.last_handled_action = handled
-        s.handled_actions = [*s.handled_actions, handled][-MAX_HANDLED_ACTIONS:]
-
-    def _ignored(self, action: str, why: str) -> str:
-        msg = f"{action} ignored: {why}"
-        self.event("Warning", Reason.INVALID_ACTION, msg)
-        return msg
-
-    def _handle(self, request: ManualRequest) -> str:
-        s = self.s
-        try:
-            action = Action(request.action.strip().lower())
-        except ValueError:
-            return self._ignored(
-                repr(request.action[:64]),
-                "unknown action (use promote, abort, retry, pause or resume)",
-            )
-        who = f"manual {action.value} (nonce {request.nonce or '-'})"
-        live = s.phase in (Phase.PROGRESSING, Phase.PAUSED)
-        if action == Action.PROMOTE:
-            if not live or not s.revision:
-                return self._ignored(action.value, f"phase is {s.phase.value}")
-            if pf.running(s):
-                self.end_preflight(Reason.MANUAL_PROMOTE, f"{who}: pre-flight ended by a person")
-                return f"pre-flight ended; step 1 ({_fmt_weight(s.canary_weight)})"
-            self.advance(Reason.MANUAL_PROMOTE, who)
-            return f"advanced to step {s.step + 1} ({_fmt_weight(s.canary_weight)})"
-        if action == Action.ABORT:
-            if not (live or s.phase == Phase.PROMOTED) or not s.revision:
-                return self._ignored(action.value, f"phase is {s.phase.value}")
-            exposed = "; 0 users exposed (pre-flight)" if pf.running(s) else ""
-            self.rollback(Reason.MANUAL_ABORT, f"{who}: rolled back revision {s.revision}{exposed}")
-            return "rolled back"
-        if action == Action.RETRY:
-            if s.phase != Phase.ROLLED_BACK or not s.revision:
-                return self._ignored(action.value, f"phase is {s.phase.value}, not RolledBack")
-            self.start(s.revision, Reason.MANUAL_RETRY, who)
-            return "restarted at step 1"
-        if action == Action.PAUSE:
-            if s.phase != Phase.PROGRESSING:
-                return self._ignored(action.value, f"phase is {s.phase.value}")
-            self.pause(
-                Reason.MANUAL_PAUSE, f"{who}: held at {_fmt_weight(s.canary_weight)}", warning=False
-            )
-            return "paused"
-        # resume
-        if s.phase != Phase.PAUSED:
-            return self._ignored(action.value, f"phase is {s.phase.value}, not Paused")
-        s.step_started_at = self.now
-        if s.earliest_advance_at is None or s.earliest_advance_at < self.now:
-            s.earliest_advance_at = self.now
-        s.no_data_since = None
-        if s.preflight is not None and s.preflight.state == PreFlightState.HELD:
-            s.preflight.state = PreFlightState.RUNNING
-        self.transition(
-            Phase.PROGRESSING,
-            Reason.MANUAL_RESUME,
-            f"{who}: step {s.step + 1} continues at {_fmt_weight(s.canary_weight)}",
-        )
-        return "resumed"
+        rm.on_request(self, request)
 
     # -- gates ----------------------------------------------------------------------
 
@@ -592,7 +441,7 @@ class _Run:
             self.rollback(
                 Reason.GATE_FAILED,
                 f"{f.where} failed on {f.signal.value} at "
-                f"{_fmt_weight(s.canary_weight)}: {f.figures()}{more}",
+                f"{fmt_weight(s.canary_weight)}: {f.figures()}{more}",
             )
             return
         if not self.gates:
@@ -608,7 +457,7 @@ class _Run:
 
         no_data = [o for o in outcomes if o.verdict == Verdict.NO_DATA]
         if no_data:
-            if self._hold_without_data(obs, no_data):
+            if self.hold_without_data(obs, no_data):
                 return
         elif s.no_data_since is not None:
             gap = (self.now - s.no_data_since).total_seconds()
@@ -622,141 +471,15 @@ class _Run:
             return
         self._progress(outcomes, bool(no_data))
 
-    # -- pre-flight (operator/preflight.py) -------------------------------------------
+    # -- pre-flight (operator/rollout_preflight.py) ---------------------------------
 
     def end_preflight(self, reason: Reason, why: str) -> None:
-        """Pre-flight is over: the first weighted step starts (its gates count afresh)."""
-        s = self.s
-        assert s.preflight is not None
-        if s.preflight.state != PreFlightState.PASSED:
-            s.preflight.state = (
-                PreFlightState.PASSED
-                if reason != Reason.MANUAL_PROMOTE
-                else (PreFlightState.SKIPPED)
-            )
-        s.preflight.finished_at = s.preflight.finished_at or self.now
-        self.enter_step(0)
-        s.no_data_since = None
-        self.transition(
-            Phase.PROGRESSING,
-            reason,
-            f"{why}; step 1/{len(self.spec.rollout.steps)} at {_fmt_weight(s.canary_weight)}",
-        )
+        rp.end_preflight(self, reason, why)
 
     def on_preflight(self, obs: g.Observations) -> None:
-        """One look during pre-flight: only its pairwise gates, on the same alpha share
-        as in the weighted steps (their e-process continues there); caps; spend."""
-        s = self.s
-        spec = self.spec
-        state = s.preflight
-        assert state is not None
-        conf = spec.rollout.preflight
-        rates = pf.plan(spec, self.gates).rates
-        gates = pf.gates_of(self.gates, rates)
-        hold = None
-        if obs.routers is not None and obs.error is None:
-            flowing = any(r.requests_flowing for r in obs.gates.values())
-            hold = cc.routers_hold(obs.routers, s.classifier_digest, s.revision, flowing)
-        keep = {k: v for k, v in s.gate_state.get("gates", {}).items()}
-        if hold is None:
-            s.gate_state = g.update_gates(s.gate_state, gates, obs, Arm.CONTROL)
-        else:
-            s.gate_state = g.skip_look(s.gate_state)
-        s.gate_state = {**s.gate_state, "gates": {**keep, **s.gate_state.get("gates", {})}}
-        s.gate_state, spent = pf.update_spend(
-            s.gate_state, None if obs.error is not None else obs.preflight_spend
-        )
-        entries = s.gate_state.get("gates", {})
-        outcomes = [
-            pg.paired_outcome(
-                gate,
-                entries.get(gate.key),
-                obs,
-                spec.analysis.confidence,
-                len(self.gates),
-                conf.min_pairs,
-            )
-            for gate in gates
-        ]
-        s.last_evaluated_at = self.now
-        #: what the last interval cost: the cap holds once the next one would cross it
-        last_interval = max(0.0, spent - state.spend_usd)
-        state.spend_usd = round(spent, 6)
-        state.max_spend_usd = conf.max_spend_usd
-        by_tier = {o.tier: o for o in outcomes}
-        state.tiers = [pf.tier_status(t, r, by_tier.get(t)) for t, r in rates.items()]
-        s.tiers = g.tier_statuses(outcomes, list(rates))
-        s.verdict_summary = g.verdict_summary(s.tiers)
-        for o in outcomes:
-            self.actions.append(GateEvaluated(o.tier, o.signal.value, o.verdict))
-        table = pf.summary(state.tiers)
-        spend = f"spent {pf.fmt_usd(spent)} of {pf.fmt_usd(conf.max_spend_usd)}"
-        failed = [o for o in outcomes if o.verdict == Verdict.FAIL]
-        if failed:
-            f = failed[0]
-            state.state = PreFlightState.FAILED
-            state.finished_at = self.now
-            state.message = f"pre-flight failed on tier {f.tier}; 0 users exposed"
-            self.rollback(
-                Reason.PREFLIGHT_FAILED,
-                f"pre-flight: tier {f.tier} failed on mirrored requests judged pairwise: "
-                f"{f.figures()}; rolled back with 0 users exposed (the candidate never "
-                f"served a user; {spend})",
-            )
-            return
-        if hold is not None or self.classifier_unknown is not None:
-            if s.phase == Phase.PROGRESSING:
-                s.message = f"pre-flight holds: {hold or self.classifier_unknown}"[:4096]
-            return
-        no_data = [o for o in outcomes if o.verdict == Verdict.NO_DATA]
-        if no_data:
-            if self._hold_without_data(obs, no_data):
-                return
-        elif s.no_data_since is not None:
-            gap = (self.now - s.no_data_since).total_seconds()
-            s.no_data_since = None
-            self.event("Normal", Reason.DATA_RESUMED, f"metrics are back after {gap:.0f}s")
-        if s.phase != Phase.PROGRESSING:
-            return
-        if outcomes and all(o.verdict == Verdict.PASS for o in outcomes):
-            state.state = PreFlightState.PASSED
-            state.finished_at = self.now
-            state.message = f"pre-flight passed: {table}; {spend}"[:2048]
-            why = f"pre-flight passed with 0 users exposed ({table}; {spend})"
-            if spec.rollout.promotion == PromotionMode.MANUAL:
-                self.pause(
-                    Reason.AWAITING_PROMOTION,
-                    f"{why}; waiting for a promote action to start step 1",
-                    warning=False,
-                )
-            else:
-                self.end_preflight(Reason.PREFLIGHT_PASSED, why)
-            return
-        started = state.started_at or self.now
-        elapsed = (self.now - started).total_seconds()
-        cap = None
-        if spent + last_interval >= conf.max_spend_usd:
-            cap = f"maxSpendUSD {pf.fmt_usd(conf.max_spend_usd)} ({spend}"
-            cap += ")" if spent >= conf.max_spend_usd else "; the next interval would cross it)"
-        elif elapsed >= parse_duration(conf.max_duration):
-            cap = f"maxDuration {conf.max_duration} ({spend})"
-        if cap is not None:
-            state.state = PreFlightState.HELD
-            state.message = f"pre-flight held at {cap} without a verdict"
-            self.pause(
-                Reason.PREFLIGHT_CAP_REACHED,
-                f"pre-flight reached {cap} without a verdict: paused at 0 % with 0 users "
-                f"exposed, never promoted on its own ({table}); raise the cap and resume, "
-                "promote to start step 1 without it, or abort",
-            )
-            return
-        state.message = f"pre-flight running: {table}; {spend}"[:2048]
-        waiting = "; ".join(f"{o.tier}: {o.message}" for o in outcomes[:3])
-        s.message = (
-            f"pre-flight: 0 users exposed, judging mirrored requests ({spend}): {waiting}"
-        )[:4096]
+        rp.on_preflight(self, obs)
 
-    def _hold_without_data(self, obs: g.Observations, no_data: Sequence[g.GateOutcome]) -> bool:
+    def hold_without_data(self, obs: g.Observations, no_data: Sequence[g.GateOutcome]) -> bool:
         """Hold (and after ``noData.after`` act). True if a transition happened."""
         s = self.s
         spec = self.spec
@@ -769,7 +492,7 @@ class _Run:
         )
         if s.no_data_since is None:
             s.no_data_since = self.now
-            self.event("Warning", reason, f"{what}: holding at {_fmt_weight(s.canary_weight)}")
+            self.event("Warning", reason, f"{what}: holding at {fmt_weight(s.canary_weight)}")
         held = (self.now - s.no_data_since).total_seconds()
         limit = parse_duration(spec.rollout.no_data.after)
         if s.phase != Phase.PAUSED:  # a pause keeps the message that says why it paused
@@ -777,9 +500,9 @@ class _Run:
             # nothing changes, so an idle policy causes no writes.
             acts = s.no_data_since + timedelta(seconds=limit)
             s.message = (
-                f"{what}: holding since {_fmt_time(s.no_data_since)}; noData.after "
+                f"{what}: holding since {fmt_time(s.no_data_since)}; noData.after "
                 f"{spec.rollout.no_data.after} ({spec.rollout.no_data.action.value}) "
-                f"at {_fmt_time(acts)}"
+                f"at {fmt_time(acts)}"
             )
         if s.phase != Phase.PROGRESSING or held < limit:
             return False
@@ -787,7 +510,7 @@ class _Run:
         if spec.rollout.no_data.action == NoDataAction.ROLLBACK:
             self.rollback(reason, f"{msg}: rolled back")
         else:
-            self.pause(reason, f"{msg}: paused at {_fmt_weight(s.canary_weight)}")
+            self.pause(reason, f"{msg}: paused at {fmt_weight(s.canary_weight)}")
         return True
 
     def _progress(self, outcomes: Sequence[g.GateOutcome], no_data: bool) -> None:
@@ -797,7 +520,7 @@ class _Run:
         all_pass = bool(outcomes) and all(o.lets_advance for o in outcomes)
         baked = s.earliest_advance_at is None or now >= s.earliest_advance_at
         if all_pass and baked and not no_data:
-            why = f"every tier passed at {_fmt_weight(s.canary_weight)} ({s.verdict_summary})"
+            why = f"every tier passed at {fmt_weight(s.canary_weight)} ({s.verdict_summary})"
             if spec.rollout.promotion == PromotionMode.MANUAL:
                 self.pause(
                     Reason.AWAITING_PROMOTION,
@@ -815,13 +538,13 @@ class _Run:
             self.pause(
                 Reason.MAX_STEP_DURATION_EXCEEDED,
                 f"not enough evidence after {spec.rollout.max_step_duration} at "
-                f"{_fmt_weight(s.canary_weight)}: {detail}",
+                f"{fmt_weight(s.canary_weight)}: {detail}",
             )
             return
         if not baked and s.earliest_advance_at is not None:
             s.message = (
-                f"baking at {_fmt_weight(s.canary_weight)} until "
-                f"{_fmt_time(s.earliest_advance_at)}; {s.verdict_summary}"
+                f"baking at {fmt_weight(s.canary_weight)} until "
+                f"{fmt_time(s.earliest_advance_at)}; {s.verdict_summary}"
             )
         elif not no_data:
             waiting = [o for o in outcomes if o.verdict == Verdict.INCONCLUSIVE and o.blocking]
@@ -925,3 +648,22 @@ def reconcile(
     if observations is not None and run.s.revision:
         run.on_observations(observations)
     return Decision(run.finish(generation), run.actions)
+
+
+__all__ = [
+    "ROLLBACK_REASONS",
+    "Decision",
+    "EmitEvent",
+    "GateEvaluated",
+    "ManualRequest",
+    "RolledBack",
+    "RolloutAction",
+    "SetWeight",
+    "conditions_for",
+    "evaluation_due",
+    "reconcile",
+    "seconds_until_due",
+    "serving_split",
+    "step_control_arm",
+    "step_weight",
+]
