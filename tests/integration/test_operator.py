@@ -774,7 +774,7 @@ def _pairwise_manifest(big: str, small: str, prom_url: str) -> dict[str, Any]:
         "sampleRate": 1.0,
         "judge": {"type": "LLM", "model": "judge", "mode": "Pairwise"},
     }
-    # these tests judge the weighted stages; pre-flight has its own (test_preflight.py)
+    # these tests judge the weighted stages; pre-flight has its own (test_operator_preflight.py)
     spec["rollout"]["preflight"] = {"enabled": False}
     spec["analysis"]["slos"] = [
         {"tier": t, "signal": "ShadowDisagreement", "allowedDrop": 0.1}
