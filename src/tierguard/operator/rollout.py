@@ -49,8 +49,9 @@ Rules worth knowing (each has a unit test):
 * The classifier counts by content (:mod:`tierguard.operator.classifiercontent`): a
   ConfigMap that cannot be read is *unknown*: the revision stays, the stage holds (never
   advances) and ``ClassifierResolved`` is False. A look at which some router replica does
-  not report the target classifier digest (or the current revision) adds no evidence,
-  restarts the bake time and never advances; after ``maxStepDuration`` the rollout pauses.
+  not report the target classifier digest (or the current revision) adds no evidence and
+  never advances; the bake time starts again once every router is on target; after
+  ``maxStepDuration`` the rollout pauses.
 * A spec the operator cannot use is reported by :mod:`tierguard.operator.specerror`
   (phase Failed, reason InvalidSpec); once the spec is valid again the phase it had
   before continues.
@@ -417,6 +418,7 @@ class _Run:
             flowing = any(r.requests_flowing for r in obs.gates.values())
             hold = cc.routers_hold(obs.routers, s.classifier_digest, s.revision, flowing)
         if hold is None:
+            rc.hold_ended(self)
             s.gate_state = g.update_gates(s.gate_state, self.gates, obs, control_arm)
         else:
             s.gate_state = g.skip_look(s.gate_state)

@@ -7,8 +7,10 @@ kept apart to keep that module readable). Pure, like the machine.
   not be read is *unknown*: no new revision, no restart, ``ClassifierResolved`` False
   with the reason, one Warning Event, and the stage holds (the machine never advances it).
 * :func:`hold_for_routers`: a look at which some router does not report the target
-  classifier digest (or the current revision) counts for nothing; the bake time starts
-  again; after ``maxStepDuration`` the rollout pauses.
+  classifier digest (or the current revision) counts for nothing; after
+  ``maxStepDuration`` the rollout pauses. :func:`hold_ended`: the first look with every
+  router on target starts the bake time again. Held looks change nothing in status (the
+  hold's message stays, no timestamp moves), so a held policy makes no API writes.
 """
 
 from __future__ import annotations
@@ -67,21 +69,30 @@ def _condition(run: _Run, ok: bool, reason: Reason, message: str) -> bool:
     return before is None or before.status != ("True" if ok else "False")
 
 
+#: The end of a hold's status message: the persisted sign that the last look was held.
+HOLD_SUFFIX = ": the stage counts only while every router runs the target"
+
+
+def hold_ended(run: _Run) -> None:
+    """The first look with every router on target after a hold: the bake time starts
+    again from now (the evidence already restarted: held looks were skipped)."""
+    s = run.s
+    if s.phase != Phase.PROGRESSING or not s.message.endswith(HOLD_SUFFIX):
+        return
+    bake = run.now + timedelta(seconds=parse_duration(run.spec.rollout.bake_time))
+    s.earliest_advance_at = max(s.earliest_advance_at or bake, bake)
+
+
 def hold_for_routers(run: _Run, why: str) -> None:
     """A router runs another classifier (or config) than the one rolled out: this look
     counted for nothing, and the bake time starts again once all are on target."""
     s = run.s
     spec = run.spec
-    msg = f"{why}: the stage counts only while every router runs the target"
+    msg = f"{why}{HOLD_SUFFIX}"
     if s.phase != Phase.PROGRESSING:
         if s.phase == Phase.PROMOTED:
             s.message = f"promoted; watch holds: {msg}"
         return
-    if s.earliest_advance_at is not None:
-        s.earliest_advance_at = max(
-            s.earliest_advance_at,
-            run.now + timedelta(seconds=parse_duration(spec.rollout.bake_time)),
-        )
     started = s.step_started_at or run.now
     if (run.now - started).total_seconds() >= parse_duration(spec.rollout.max_step_duration):
         run.pause(

@@ -5,6 +5,7 @@ digest holds the stage, and the routers mount an immutable copy named by digest.
 from __future__ import annotations
 
 import base64
+import itertools
 from datetime import timedelta
 from typing import Any
 
@@ -17,7 +18,9 @@ from tierguard.operator import classifiercontent as cc
 from tierguard.operator import gates as g
 from tierguard.operator import render
 from tierguard.operator import rollout as r
+from tierguard.operator import rollout_classifier as rc
 from tierguard.operator.observe_routers import parse_reports
+from tierguard.operator.writes import status_needs_write
 
 SAME = {t: {"control": 0.05, "canary": 0.05} for t in ("simple", "tricky")}
 MODEL_A = b"model-a-bytes"
@@ -167,6 +170,29 @@ def test_a_router_on_another_digest_holds_the_stage() -> None:
     assert Reason.ROUTERS_NOT_ON_TARGET.value in [e.reason for d in ds for e in d.events]
     converged, _ = drive(spec, Traffic(SAME, seed=3), 60, a, st, start_minute=120)
     assert converged.step >= 1, converged.message
+
+
+def test_a_held_stage_writes_nothing_per_look_and_bakes_again_after_the_hold() -> None:
+    """While held, consecutive looks leave status as it was (no API write per look); the
+    first look with every router on target starts the bake time again from then."""
+    spec = cm_spec(bakeTime="10m", maxStepDuration="3h")
+    a = cc.lookup(spec, configmap(MODEL_A))
+
+    def one_old(st: RoutingPolicyStatus) -> cc.RouterReports:
+        return cc.RouterReports((cc.RouterReport("r0", "0ld0ld0ld0ld0ld0", st.revision),))
+
+    st, ds = drive(spec, Traffic(SAME, seed=3), 30, a, routers=one_old)
+    held = [d.status for d in ds[5:]]
+    assert all(x.message.endswith(rc.HOLD_SUFFIX) for x in held)
+    writes = sum(status_needs_write(x, y) for x, y in itertools.pairwise(held))
+    # one: the Progressing condition's reason once the first bake time is over
+    assert writes <= 1, f"{writes} status writes in {len(held)} held looks"
+    assert (st.phase, st.step) == (Phase.PROGRESSING, 0)
+    after, ds2 = drive(spec, Traffic(SAME, seed=3), 3, a, st, start_minute=30)
+    released = ds2[0].status
+    assert released.earliest_advance_at is not None
+    assert released.earliest_advance_at >= T0 + timedelta(minutes=30 + 10)
+    assert after.step == 0, "no step before a whole bake time with every router on target"
 
 
 def test_a_router_on_an_old_revision_holds_and_a_long_hold_pauses() -> None:
