@@ -475,6 +475,24 @@ GATE_EVALUATIONS: Final = MetricDef(
     "gate; slice gates are not counted here (their verdicts are in status).",
     ("namespace", POLICY, TIER, "signal", VERDICT),
 )
+GATE_UPPER_BOUND: Final = MetricDef(
+    f"{NAMESPACE}_operator_gate_upper_bound",
+    "gauge",
+    "The gate's anytime-valid upper bound on what it gates (canary minus control bad "
+    "rate as a share of requests; the canary's own rate for a ceiling; P(worse) minus "
+    "P(better) for a pairwise gate) at its last evaluation, per (tier, signal) gate; "
+    "absent until the gate has computed a finite bound. The gate passes once it is at or "
+    "below tierguard_operator_gate_allowed.",
+    ("namespace", POLICY, TIER, "signal"),
+)
+GATE_ALLOWED: Final = MetricDef(
+    f"{NAMESPACE}_operator_gate_allowed",
+    "gauge",
+    "What the gate allows for the quantity its upper bound is on (the allowed increase "
+    "of the bad rate, or the ceiling), per (tier, signal) gate, set with "
+    "tierguard_operator_gate_upper_bound.",
+    ("namespace", POLICY, TIER, "signal"),
+)
 ROLLBACKS: Final = MetricDef(
     f"{NAMESPACE}_operator_rollbacks_total",
     "counter",
@@ -505,6 +523,8 @@ OPERATOR_METRICS: Final = (
     ROLLOUT_PHASE,
     ROLLOUT_WEIGHT,
     GATE_EVALUATIONS,
+    GATE_UPPER_BOUND,
+    GATE_ALLOWED,
     ROLLBACKS,
     PROMETHEUS_ERRORS,
     EVALUATION_LAG,

@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import logging
+import math
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -442,6 +443,10 @@ class Controller:
         for a in decision.actions:
             if isinstance(a, rollout.GateEvaluated):
                 self.metrics.gates.labels(namespace, name, a.tier, a.signal, a.verdict.value).inc()
+                if a.upper_bound is not None and math.isfinite(a.upper_bound):
+                    self.metrics.set_gate_bound(
+                        namespace, name, a.tier, a.signal, a.upper_bound, a.allowed
+                    )
             elif isinstance(a, rollout.RolledBack):
                 self.metrics.rollbacks.labels(namespace, name, a.reason).inc()
 

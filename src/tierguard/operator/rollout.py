@@ -434,7 +434,9 @@ class _Run:
         s.verdict_summary = g.verdict_summary(s.tiers)
         for o in outcomes:
             if o.slice is None:  # the operator's gate metric stays per (tier, signal)
-                self.actions.append(GateEvaluated(o.tier, o.signal.value, o.verdict))
+                self.actions.append(
+                    GateEvaluated(o.tier, o.signal.value, o.verdict, o.upper_bound, o.allowed)
+                )
 
         failed = [o for o in outcomes if o.verdict == Verdict.FAIL]
         if failed:

@@ -88,7 +88,9 @@ def on_preflight(run: _Run, obs: g.Observations) -> None:
     s.tiers = g.tier_statuses(outcomes, list(rates))
     s.verdict_summary = g.verdict_summary(s.tiers)
     for o in outcomes:
-        run.actions.append(GateEvaluated(o.tier, o.signal.value, o.verdict))
+        run.actions.append(
+            GateEvaluated(o.tier, o.signal.value, o.verdict, o.upper_bound, o.allowed)
+        )
     table = pf.summary(state.tiers)
     spend = f"spent {pf.fmt_usd(spent)} of {pf.fmt_usd(conf.max_spend_usd)}"
     failed = [o for o in outcomes if o.verdict == Verdict.FAIL]

@@ -46,6 +46,8 @@ class GateEvaluated:
     tier: str
     signal: str
     verdict: Verdict
+    upper_bound: float | None = None  # on canary minus control bad rate, when computed
+    allowed: float = 0.0
 
 
 @dataclass(frozen=True)

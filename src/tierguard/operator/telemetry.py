@@ -34,6 +34,15 @@ class OperatorMetrics:
         self.evaluation_lag = Gauge(
             m.EVALUATION_LAG.name, m.EVALUATION_LAG.help, m.EVALUATION_LAG.labels, registry=r
         )
+        self.gate_upper_bound = Gauge(
+            m.GATE_UPPER_BOUND.name, m.GATE_UPPER_BOUND.help, m.GATE_UPPER_BOUND.labels, registry=r
+        )
+        self.gate_allowed = Gauge(
+            m.GATE_ALLOWED.name, m.GATE_ALLOWED.help, m.GATE_ALLOWED.labels, registry=r
+        )
+        #: (namespace, policy) -> the (tier, signal) gates with a bound series, so that
+        #: forget() can drop them.
+        self._gate_keys: dict[tuple[str, str], set[tuple[str, str]]] = {}
         self.backlog = Gauge(
             m.RECONCILE_BACKLOG.name,
             m.RECONCILE_BACKLOG.help,
@@ -46,6 +55,18 @@ class OperatorMetrics:
         for gauge in (self.weight, self.evaluation_lag):
             with contextlib.suppress(KeyError):
                 gauge.remove(namespace, policy)
+        for tier, signal in self._gate_keys.pop((namespace, policy), set()):
+            for gauge in (self.gate_upper_bound, self.gate_allowed):
+                with contextlib.suppress(KeyError):
+                    gauge.remove(namespace, policy, tier, signal)
+
+    def set_gate_bound(
+        self, namespace: str, policy: str, tier: str, signal: str, upper: float, allowed: float
+    ) -> None:
+        """Record a gate's upper bound and what it allows (the dashboard plots the two)."""
+        self._gate_keys.setdefault((namespace, policy), set()).add((tier, signal))
+        self.gate_upper_bound.labels(namespace, policy, tier, signal).set(upper)
+        self.gate_allowed.labels(namespace, policy, tier, signal).set(allowed)
 
     def set_phase(self, namespace: str, policy: str, phase: Phase, weight: float) -> None:
         """Record a policy's phase and weight, and make sure its counters exist.

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import pytest
 from prometheus_client import generate_latest
-from rolloutsim import T0, make_spec
+from rolloutsim import T0, Traffic, drive, make_spec
 
 from tierguard.api import metrics as m
 from tierguard.api.enums import Phase, Reason
 from tierguard.api.status import RoutingPolicyStatus
 from tierguard.operator import rollout
 from tierguard.operator.rollout import ROLLBACK_REASONS
+from tierguard.operator.rollout_types import GateEvaluated
 from tierguard.operator.telemetry import OperatorMetrics
 
 
@@ -49,3 +50,30 @@ def test_rollback_reason_outside_the_initialised_set_is_refused() -> None:
         run.rollback(Reason.INVALID_ACTION, "no such rollback")
     run.rollback(Reason.GATE_FAILED, "a gate failed")
     assert run.s.phase == Phase.ROLLED_BACK
+
+
+def test_gate_bound_is_exported_beside_what_it_allows_and_forgotten() -> None:
+    """The dashboard plots each gate's upper bound against its allowed drop."""
+    om = OperatorMetrics()
+    om.set_gate_bound("ns", "shop", "simple", "ThumbsDown", 0.031, 0.02)
+    om.set_gate_bound("ns", "shop", "simple", "ThumbsDown", 0.012, 0.02)
+    text = generate_latest(om.registry).decode()
+    labels = 'namespace="ns",policy="shop",signal="ThumbsDown",tier="simple"'
+    assert f"{m.GATE_UPPER_BOUND.name}{{{labels}}} 0.012" in text
+    assert f"{m.GATE_ALLOWED.name}{{{labels}}} 0.02" in text
+    om.forget("ns", "shop")
+    text = generate_latest(om.registry).decode()
+    assert f"{m.GATE_UPPER_BOUND.name}{{" not in text
+    assert f"{m.GATE_ALLOWED.name}{{" not in text
+
+
+def test_gate_evaluations_carry_the_bound_the_gate_computed() -> None:
+    """The state machine hands each gate's upper bound and allowance to the metrics."""
+    same = {"simple": {"control": 0.1, "canary": 0.1}}
+    spec = make_spec()
+    _, ds = drive(spec, Traffic(same, seed=1), 60)
+    evaluated = [a for d in ds for a in d.actions if isinstance(a, GateEvaluated)]
+    bounded = [a for a in evaluated if a.upper_bound is not None]
+    assert bounded, "no gate evaluation carried an upper bound"
+    assert all(a.allowed > 0 for a in bounded)
+    assert len({a.upper_bound for a in bounded}) > 1, "the bound should move with evidence"
