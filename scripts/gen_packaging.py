@@ -311,7 +311,26 @@ def build_dashboard() -> dict[str, Any]:
             )
         ],
         unit="ops",
-        w=24,
+    )
+    gate = f"{m.TIER}, signal"
+    p.add(
+        "Gate upper bound vs allowed",
+        "Each (tier, signal) gate's anytime-valid upper bound on what it gates (canary minus "
+        "control bad rate; the canary's rate for a ceiling; P(worse) - P(better) for a "
+        "pairwise gate) at the operator's last evaluation, beside what the gate allows. The "
+        "gate passes once the bound is at or below the allowance; it shrinks with evidence.",
+        [
+            (
+                f"max by (namespace, {m.POLICY}, {gate}) "
+                f"({m.GATE_UPPER_BOUND.name}{{{_SEL_TIER}}})",
+                "bound {{policy}} {{tier}} {{signal}}",
+            ),
+            (
+                f"max by (namespace, {m.POLICY}, {gate}) ({m.GATE_ALLOWED.name}{{{_SEL_TIER}}})",
+                "allowed {{policy}} {{tier}} {{signal}}",
+            ),
+        ],
+        unit="percentunit",
     )
     p.add(
         "Classifier per router",
@@ -441,7 +460,9 @@ def build_dashboard() -> dict[str, Any]:
         "Upstream cost divided by the requests that were served and not rated down (served "
         "requests x (1 - thumbs-down rate)), per tier and arm: the bill beside the quality. "
         "A cheap canary whose answers get rated down costs more per satisfied user than it "
-        "seems.",
+        "seems. The chart's PrometheusRule records the same over 5 minutes as "
+        "tierguard:cost_per_satisfied_request:ratio_rate5m (per namespace, policy, tier, "
+        "arm) for alerts and reports.",
         [
             (
                 f"sum by ({ta}) (rate({m.COST.name}{{{_SEL_TIER}}}[{_RI}]))\n/\n("
@@ -512,6 +533,78 @@ def build_dashboard() -> dict[str, Any]:
             )
         ],
         unit="ops",
+    )
+
+    p.row("Judge health and router overhead")
+    judged = f"{m.SHADOW_JUDGEMENTS.name}{{{_SEL_TIER}}}"
+    pairwise = f"{m.SHADOW_PAIRWISE.name}{{{_SEL_TIER}}}"
+    p.add(
+        "Judge health",
+        "Share of shadow judgements that gave no verdict (verdict error: the shadow call or "
+        "the judge failed; missing data, not quality), and for pairwise judging the share "
+        "of inconsistent verdicts (the verdict changed with the order of the answers) and "
+        "of errors, per tier. Rising shares mean the gates see less evidence.",
+        [
+            (
+                f"sum by ({m.TIER}) (rate({m.SHADOW_JUDGEMENTS.name}{{{_SEL_TIER}, "
+                f'{m.VERDICT}="{m.VERDICT_ERROR}"}}[{_RI}]))\n/\n'
+                f"sum by ({m.TIER}) (rate({judged}[{_RI}]))",
+                "judge errors {{tier}}",
+            ),
+            (
+                f"sum by ({m.TIER}, {m.VERDICT}) (rate({m.SHADOW_PAIRWISE.name}{{{_SEL_TIER}, "
+                f'{m.VERDICT}=~"{m.VERDICT_INCONSISTENT}|{m.VERDICT_ERROR}"}}[{_RI}]))\n'
+                f"/ ignoring({m.VERDICT}) group_left\n"
+                f"sum by ({m.TIER}) (rate({pairwise}[{_RI}]))",
+                "pairwise {{verdict}} {{tier}}",
+            ),
+        ],
+        unit="percentunit",
+    )
+    p.add(
+        "Judge and shadow calls",
+        "Shadow judgements per second by tier and verdict (agreement judging and "
+        "pairwise judging): how much evidence the judge delivers to the gates.",
+        [
+            (
+                f"sum by ({m.TIER}, {m.VERDICT}) (rate({judged}[{_RI}]))",
+                "{{tier}}: {{verdict}}",
+            ),
+            (
+                f"sum by ({m.TIER}, {m.VERDICT}) (rate({pairwise}[{_RI}]))",
+                "pairwise {{tier}}: {{verdict}}",
+            ),
+        ],
+        unit="ops",
+    )
+    overhead = f"{m.ROUTER_OVERHEAD.name}_bucket{{{_SEL}}}"
+    p.add(
+        "Router overhead by phase",
+        "Time the router itself spends on one chat request, upstream time excluded, per "
+        "phase (parse, classify, route, write): p50 and p99. aiohttp's HTTP handling comes "
+        "on top.",
+        [
+            (
+                f"histogram_quantile({q}, sum by (le, {m.PHASE}) (rate({overhead}[{_RI}])))",
+                f"p{int(q * 100)} {{{{phase}}}}",
+            )
+            for q in (0.5, 0.99)
+        ],
+        unit="s",
+    )
+    p.add(
+        "Classifier latency",
+        "Time the classifier model spends on one request in-process (cache hits excluded), "
+        "p50 and p99 per policy.",
+        [
+            (
+                f"histogram_quantile({q}, sum by (le, {m.POLICY}) "
+                f"(rate({m.CLASSIFIER_DURATION.name}_bucket{{{_SEL}}}[{_RI}])))",
+                f"p{int(q * 100)} {{{{policy}}}}",
+            )
+            for q in (0.5, 0.99)
+        ],
+        unit="s",
     )
 
     p.row("Conversations")
@@ -617,7 +710,31 @@ def build_dashboard() -> dict[str, Any]:
                     f"(changes({m.ROLLBACKS.name}{{{_SEL}}}[2m])) > 0",
                     "titleFormat": "Rollback {{policy}}",
                     "textFormat": "{{reason}}",
-                }
+                },
+                {
+                    "name": "Rollout transitions",
+                    "datasource": {"type": "prometheus", "uid": "${datasource}"},
+                    "enable": True,
+                    "iconColor": "blue",
+                    # a phase gauge that turned 1 within the last 2 minutes
+                    "expr": f"max by (namespace, {m.POLICY}, phase) "
+                    f"({m.ROLLOUT_PHASE.name}{{{_SEL}}}) == 1\n"
+                    f"and on (namespace, {m.POLICY}, phase)\n"
+                    f"max by (namespace, {m.POLICY}, phase) "
+                    f"(changes({m.ROLLOUT_PHASE.name}{{{_SEL}}}[2m])) > 0",
+                    "titleFormat": "{{policy}}: {{phase}}",
+                    "textFormat": "rollout phase is now {{phase}}",
+                },
+                {
+                    "name": "Canary weight changes",
+                    "datasource": {"type": "prometheus", "uid": "${datasource}"},
+                    "enable": True,
+                    "iconColor": "purple",
+                    "expr": f"max by (namespace, {m.POLICY}) "
+                    f"(changes({m.ROLLOUT_WEIGHT.name}{{{_SEL}}}[2m])) > 0",
+                    "titleFormat": "Canary weight {{policy}}",
+                    "textFormat": "the operator set a new canary weight",
+                },
             ]
         },
         "templating": {
