@@ -7,6 +7,7 @@ render time with a message."""
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -55,7 +56,7 @@ def test_shipped_promtool_tests_pass_on_the_rendered_rules(tmp_path: Path) -> No
         [promtool(), "check", "rules", "rules.yaml"], capture_output=True, text=True, cwd=tmp_path
     )
     assert check.returncode == 0, check.stdout + check.stderr
-    assert "SUCCESS: 6 rules found" in check.stdout
+    assert "SUCCESS: 7 rules found" in check.stdout
     tests = sorted(p.name for p in tmp_path.glob("*_test.yaml"))
     assert tests == ["alerts_test.yaml"]
     proc = subprocess.run(
@@ -67,9 +68,16 @@ def test_shipped_promtool_tests_pass_on_the_rendered_rules(tmp_path: Path) -> No
 
 def test_shipped_tests_cover_a_counter_born_mid_window_and_every_alert() -> None:
     doc = yaml.safe_load((SHIPPED_TESTS / "alerts_test.yaml").read_text())
-    alerts = {a["alertname"] for t in doc["tests"] for a in t["alert_rule_test"]}
-    rules = {r["alert"] for g in rule_groups(*WITH_SM)["groups"] for r in g["rules"]}
+    alerts = {a["alertname"] for t in doc["tests"] for a in t.get("alert_rule_test", [])}
+    groups = rule_groups(*WITH_SM)["groups"]
+    rules = {r["alert"] for g in groups for r in g["rules"] if "alert" in r}
     assert alerts == rules
+    tested = "\n".join(e["expr"] for t in doc["tests"] for e in t.get("promql_expr_test", []))
+    recorded = {r["record"] for g in groups for r in g["rules"] if "record" in r}
+    assert recorded == {"tierguard:cost_per_satisfied_request:ratio_rate5m"}
+    assert all(name in tested for name in recorded), "a recording rule has no promql_expr_test"
+    for name in recorded:  # Prometheus' level:metric:operations naming
+        assert re.fullmatch(r"[a-z_]+:[a-z_]+:[a-z0-9_]+", name), name
     born_at_one = [
         s["values"]
         for t in doc["tests"]
@@ -103,7 +111,7 @@ def test_operator_down_follows_a_custom_scrape_job() -> None:
 
 def test_operator_down_can_be_left_out_without_a_service_monitor() -> None:
     groups = rule_groups(*ENABLE, "--set", "metrics.prometheusRule.operatorDown.enabled=false")
-    alerts = {r["alert"] for g in groups["groups"] for r in g["rules"]}
+    alerts = {r["alert"] for g in groups["groups"] for r in g["rules"] if "alert" in r}
     assert "TierguardOperatorDown" not in alerts
     assert "TierguardRolloutRolledBack" in alerts
 

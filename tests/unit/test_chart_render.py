@@ -270,7 +270,11 @@ def test_full_render_objects(helm: list[str]) -> None:
     operator_sm = one(docs, "ServiceMonitor", "tg-operator")
     assert operator_sm["spec"]["endpoints"][0]["honorLabels"] is True
     rule = one(docs, "PrometheusRule")
-    alerts = {r["alert"] for g in rule["spec"]["groups"] for r in g["rules"]}
+    rules = [r for g in rule["spec"]["groups"] for r in g["rules"]]
+    assert {r["record"] for r in rules if "record" in r} == {
+        "tierguard:cost_per_satisfied_request:ratio_rate5m"
+    }
+    alerts = {r["alert"] for r in rules if "alert" in r}
     assert alerts == {
         "TierguardRolloutRolledBack",
         "TierguardRolloutPausedTooLong",
@@ -281,6 +285,8 @@ def test_full_render_objects(helm: list[str]) -> None:
     }
     for g in rule["spec"]["groups"]:
         for r in g["rules"]:
+            if "record" in r:
+                continue
             assert r["labels"]["team"] == "platform"
             assert "{{ $labels" in r["annotations"]["summary"] or r["alert"] == (
                 "TierguardOperatorDown"
