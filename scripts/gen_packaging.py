@@ -454,19 +454,26 @@ def build_dashboard() -> dict[str, Any]:
         unit="currencyUSD",
     )
     served = f'{m.REQUESTS.name}{{{_SEL_TIER}, {m.OUTCOME}!="{m.OUTCOME_ERROR}"}}'
-    down = _ratio(m.FEEDBACK.name, f'{m.RATING}="{m.RATING_DOWN}"', "", ta)
+    served_rate = f"sum by ({ta}) (rate({served}[{_RI}]))"
+    rated = f"sum by ({ta}) (rate({m.FEEDBACK.name}{{{_SEL_TIER}}}[{_RI}]))"
+    rated_down = (
+        f"sum by ({ta}) "
+        f'(rate({m.FEEDBACK.name}{{{_SEL_TIER}, {m.RATING}="{m.RATING_DOWN}"}}[{_RI}]))'
+    )
+    # no down rating yet: a share of 0; no rating at all: every served request counts
+    down = f"({rated_down}\nor {rated} * 0)\n/ {rated}\nor {served_rate} * 0"
     p.add(
         "Cost per satisfied request",
         "Upstream cost divided by the requests that were served and not rated down (served "
-        "requests x (1 - thumbs-down rate)), per tier and arm: the bill beside the quality. "
-        "A cheap canary whose answers get rated down costs more per satisfied user than it "
-        "seems. The chart's PrometheusRule records the same over 5 minutes as "
-        "tierguard:cost_per_satisfied_request:ratio_rate5m (per namespace, policy, tier, "
-        "arm) for alerts and reports.",
+        "requests x (1 - thumbs-down share); with no feedback yet every served request "
+        "counts), per tier and arm: the bill beside the quality. A cheap canary whose "
+        "answers get rated down costs more per satisfied user than it seems. The chart's "
+        "PrometheusRule records the same per namespace and policy over 5 minutes as "
+        "tierguard:cost_per_satisfied_request:ratio_rate5m, for alerts and reports.",
         [
             (
                 f"sum by ({ta}) (rate({m.COST.name}{{{_SEL_TIER}}}[{_RI}]))\n/\n("
-                f"sum by ({ta}) (rate({served}[{_RI}]))\n* (1 - (\n{down}\n)))",
+                f"{served_rate}\n* (1 - (\n{down}\n)))",
                 per_arm,
             )
         ],
