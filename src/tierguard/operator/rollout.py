@@ -249,7 +249,15 @@ class _Run:
                 f"step 1/{len(self.spec.rollout.steps)} at "
                 f"{fmt_weight(step_weight(self.spec, 0))}{later}",
             )
-            self.event("Normal", Reason.PREFLIGHT_STARTED, s.message)
+            conf = self.spec.rollout.preflight
+            self.event(
+                "Normal",
+                Reason.PREFLIGHT_STARTED,
+                f"pre-flight started with 0 users exposed: mirroring {rates}; a verdict "
+                f"needs at least {conf.min_pairs} judged pairs per tier; without one it "
+                f"holds at maxSpendUSD {pf.fmt_usd(conf.max_spend_usd)} or maxDuration "
+                f"{conf.max_duration}",
+            )
             return
         self.transition(
             Phase.PROGRESSING,

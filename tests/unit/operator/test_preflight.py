@@ -97,7 +97,10 @@ def test_a_new_revision_starts_in_pre_flight_at_zero_exposure_with_mirroring_on(
     assert (st.phase, st.canary_weight, st.step_display) == (Phase.PROGRESSING, 0.0, "PreFlight/5")
     assert st.preflight is not None and st.preflight.state == PreFlightState.RUNNING
     assert "0 users exposed" in st.message and "simple 20%" in st.message
-    assert Reason.PREFLIGHT_STARTED.value in [e.reason for e in d.events]
+    started = [e for e in d.events if e.reason == Reason.PREFLIGHT_STARTED.value]
+    assert len(started) == 1 and "maxSpendUSD" in started[0].message
+    # one Event per message: the transition's own Event already carries the status message
+    assert len({e.message for e in d.events}) == len(d.events)
     cfg = router_config(REF, sp, st)
     (split,) = cfg.split
     assert (split.weight, split.mirror_rate) == (0.0, 0.2)
