@@ -287,13 +287,15 @@ def test_a_router_on_another_classifier_holds_the_stage_until_it_runs_the_target
         prometheus.set_targets([url.removeprefix("http://")])
         until = _until(cluster, wait_for, operator, "waiting")
         first = until(lambda s: s.phase == Phase.PROGRESSING)
-        wait_for(
-            lambda: cluster.events(Reason.ROUTERS_NOT_ON_TARGET.value),
+        # Until Prometheus has scraped the router's classifier info the hold may first say
+        # that no router reports it: wait for the look that names the router's digest.
+        off_target = "1/1 router(s) not on classifier " + first.classifier_digest
+        held = wait_for(
+            lambda: off_target in (s := cluster.status()).message and s,
             timeout=120,
-            message=f"a RoutersNotOnTarget Event; operator log:\n{operator.log()}",
+            message=f"a hold naming the router's classifier; operator log:\n{operator.log()}",
         )
-        held = cluster.status()
-        assert "1/1 router(s) not on classifier " + first.classifier_digest in held.message
+        assert cluster.events(Reason.ROUTERS_NOT_ON_TARGET.value), "a RoutersNotOnTarget Event"
         assert (held.revision, held.step) == (first.revision, 0)
         # Traffic flows, yet nothing was counted for the stage.
         assert traffic.seen
