@@ -30,13 +30,17 @@ import argparse
 import concurrent.futures
 import json
 import os
+import shutil
+import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.request
 from collections import Counter
 from contextlib import ExitStack
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -63,6 +67,13 @@ HOME_NS = "tierguard-system"
 def cpu_seconds(pid: int) -> float:
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / CLK_TCK
+
+
+def machine_cpu() -> tuple[int, int]:
+    """(busy, total) jiffies of the whole machine so far (/proc/stat)."""
+    fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = fields[3] + fields[4]
+    return sum(fields) - idle, sum(fields)
 
 
 def rss_mib(pid: int) -> float:
@@ -95,6 +106,112 @@ def max_lag(metrics_url: str) -> float | None:
     return max((s.value for s in samples), default=None)
 
 
+def _ts(text: str) -> float:
+    return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+
+
+def burst_summary(events: list[dict[str, Any]], user: str, n: int) -> dict[str, Any]:
+    """The operator's requests from the first create until all Ready: how many per policy
+    by verb and resource, their API latency, and how many were in flight on average."""
+    by: Counter[str] = Counter()
+    codes: Counter[str] = Counter()
+    latencies = []
+    first = last = None
+    for ev in events:
+        if ev.get("user", {}).get("username") != user or ev.get("verb") == "watch":
+            continue
+        ref = ev.get("objectRef", {})
+        sub = f"/{ref['subresource']}" if ref.get("subresource") else ""
+        by[f"{ev['verb']} {ref.get('resource', '?')}{sub}"] += 1
+        codes[str(ev.get("responseStatus", {}).get("code"))] += 1
+        t0, t1 = _ts(ev["requestReceivedTimestamp"]), _ts(ev["stageTimestamp"])
+        latencies.append(t1 - t0)
+        first = t0 if first is None else min(first, t0)
+        last = t1 if last is None else max(last, t1)
+    if not latencies:
+        return {}
+    latencies.sort()
+    span = (last - first) if first is not None and last is not None else 0.0
+    return {
+        "requests_per_policy": {k: round(v / n, 2) for k, v in sorted(by.items())},
+        "requests": sum(by.values()),
+        "codes": dict(codes),
+        "latency_ms_mean": round(1000 * sum(latencies) / len(latencies), 1),
+        "latency_ms_p90": round(1000 * latencies[int(0.9 * (len(latencies) - 1))], 1),
+        "in_flight_mean": round(sum(latencies) / span, 2) if span else None,
+    }
+
+
+def start_profiler(path: Path, pid: int) -> subprocess.Popen[bytes]:
+    """py-spy sampling the operator (all threads, idle ones too) into a speedscope file."""
+    pyspy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
+    return subprocess.Popen(
+        [pyspy, "record", "-p", str(pid), "-r", "50", "-f", "raw", "-o", str(path)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+
+def is_ready(obj: dict[str, Any]) -> bool:
+    return any(
+        cond.get("type") == "Ready" and cond.get("status") == "True"
+        for cond in (obj.get("status") or {}).get("conditions", [])
+    )
+
+
+class ReadyTracker:
+    """Which policies are Ready, from a watch (a LIST of 1,000 policies every second
+    would load the API server the operator is being measured against)."""
+
+    def __init__(self, custom: Any) -> None:
+        self.custom = custom
+        self.ready: set[tuple[str, str]] = set()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def count(self) -> int:
+        return len(self.ready)
+
+    def _run(self) -> None:
+        from kubernetes import watch
+
+        while not self._stop.is_set():
+            listed = self.custom.list_cluster_custom_object(c.GROUP, c.VERSION, c.PLURAL)
+            self.ready = {
+                (it["metadata"]["namespace"], it["metadata"]["name"])
+                for it in listed["items"]
+                if is_ready(it)
+            }
+            w = watch.Watch()
+            try:
+                for ev in w.stream(
+                    self.custom.list_cluster_custom_object,
+                    c.GROUP,
+                    c.VERSION,
+                    c.PLURAL,
+                    resource_version=listed["metadata"]["resourceVersion"],
+                    timeout_seconds=60,
+                ):
+                    obj = ev["object"]
+                    key = (obj["metadata"]["namespace"], obj["metadata"]["name"])
+                    if ev["type"] != "DELETED" and is_ready(obj):
+                        self.ready.add(key)
+                    else:
+                        self.ready.discard(key)
+                    if self._stop.is_set():
+                        break
+            except Exception:  # an expired resourceVersion: list again
+                time.sleep(0.5)
+            finally:
+                w.stop()
+
+
 def manifest(name: str, prom_url: str) -> dict[str, Any]:
     doc = policy_manifest(
         name,
@@ -115,6 +232,8 @@ def run_case(args: argparse.Namespace, n: int, k: int) -> dict[str, Any]:
     from kubernetes import client, config
 
     result: dict[str, Any] = {"policies": n, "namespaces": k, "operator": args.label}
+    if args.operator_args:
+        result["operator_args"] = args.operator_args
     with ExitStack() as stack:
         kcm_args = ["--kube-api-qps=200", "--kube-api-burst=400"] if args.fast_gc else []
         cp = ControlPlane(
@@ -189,6 +308,7 @@ def run_case(args: argparse.Namespace, n: int, k: int) -> dict[str, Any]:
             "127.0.0.1",
             "--log-level",
             "warning",
+            *args.operator_args.split(),
         ]
         log = open(tmp / "operator.log", "wb")  # noqa: SIM115 - closed by the stack
         stack.callback(log.close)
@@ -207,6 +327,19 @@ def run_case(args: argparse.Namespace, n: int, k: int) -> dict[str, Any]:
         stack.callback(stop_op)
         time.sleep(3)
 
+        _, burst_offset = cp.audit_events()
+        profiler = start_profiler(args.profile, op.pid) if args.profile else None
+        cpu_burst0 = cpu_seconds(op.pid)
+        procs = {pr.name: pr.pid for pr in cp.processes if pr.pid}
+        procs.update(
+            prometheus=prom.process.pid if prom.process else None,
+            exporter=exporter.pid,
+            operator=op.pid,
+            bench=os.getpid(),
+        )
+        cpu_by0 = {k: cpu_seconds(v) for k, v in procs.items() if v}
+        machine0 = machine_cpu()
+        result["load_before"] = round(os.getloadavg()[0], 1)
         started = time.monotonic()
         with concurrent.futures.ThreadPoolExecutor(8) as pool:
             list(
@@ -219,26 +352,36 @@ def run_case(args: argparse.Namespace, n: int, k: int) -> dict[str, Any]:
             )
         result["create_s"] = round(time.monotonic() - started, 1)
 
-        def ready_count() -> int:
-            items = custom.list_cluster_custom_object(c.GROUP, c.VERSION, c.PLURAL)["items"]
-            return sum(
-                1
-                for it in items
-                if any(
-                    cond.get("type") == "Ready" and cond.get("status") == "True"
-                    for cond in (it.get("status") or {}).get("conditions", [])
-                )
-            )
-
+        tracker = ReadyTracker(custom)
+        tracker.start()
+        stack.callback(tracker.stop)
         deadline = started + args.ready_timeout
         ready = 0
+        curve: list[tuple[float, int]] = []
         while time.monotonic() < deadline:
-            ready = ready_count()
+            ready = tracker.count()
+            curve.append((time.monotonic() - started, ready))
             if ready == n:
                 break
-            time.sleep(1)
+            time.sleep(0.5)
         result["ready"] = ready
         result["ready_s"] = round(time.monotonic() - started, 1) if ready == n else None
+        result["ready_half_s"] = next((round(t, 1) for t, r in curve if 2 * r >= n), None)
+        result["load_after"] = round(os.getloadavg()[0], 1)
+        burst_s = time.monotonic() - started
+        result["burst_cpu_pct"] = round(100 * (cpu_seconds(op.pid) - cpu_burst0) / burst_s, 1)
+        # Where the machine's CPU went while the policies were becoming Ready (% of a core).
+        share = {k: 100 * (cpu_seconds(procs[k]) - v) / burst_s for k, v in cpu_by0.items()}
+        busy, total = (b - a for a, b in zip(machine0, machine_cpu(), strict=True))
+        share["machine_busy"] = 100 * (os.cpu_count() or 1) * busy / total if total else 0.0
+        result["burst_cpu_by_process"] = {k: round(v) for k, v in share.items()}
+        if profiler is not None:
+            profiler.send_signal(signal.SIGINT)
+            profiler.wait(timeout=60)
+        burst_events, _ = cp.audit_events(burst_offset)
+        result["burst"] = burst_summary(
+            burst_events, f"system:serviceaccount:{HOME_NS}:{OPERATOR_SA}", n
+        )
 
         time.sleep(args.settle)
         _, offset = cp.audit_events()
@@ -275,7 +418,16 @@ def run_case(args: argparse.Namespace, n: int, k: int) -> dict[str, Any]:
 
         started = time.monotonic()
         for ns in namespaces:
-            custom.delete_collection_namespaced_custom_object(c.GROUP, c.VERSION, ns, c.PLURAL)
+            for attempt in range(5):  # a busy API server answers a large delete with 504
+                try:
+                    custom.delete_collection_namespaced_custom_object(
+                        c.GROUP, c.VERSION, ns, c.PLURAL
+                    )
+                    break
+                except client.exceptions.ApiException as exc:
+                    if exc.status not in (429, 500, 503, 504) or attempt == 4:
+                        raise
+                    time.sleep(2)
         while custom.list_cluster_custom_object(c.GROUP, c.VERSION, c.PLURAL)["items"]:
             time.sleep(1)
         result["delete_s"] = round(time.monotonic() - started, 1)
@@ -329,6 +481,8 @@ def main() -> int:
     )
     p.add_argument("--label", default="this", help="name of the operator in the table")
     p.add_argument("--fast-gc", action="store_true", help="kube-controller-manager QPS 200")
+    p.add_argument("--profile", type=Path, default=None, help="py-spy the operator until all Ready")
+    p.add_argument("--operator-args", default="", help="extra operator flags (one string)")
     p.add_argument("--quick", action="store_true", help="20 policies, short windows")
     p.add_argument("--out", type=Path, default=Path(__file__).parent / "results.jsonl")
     args = p.parse_args()

@@ -162,7 +162,9 @@ def run(args: argparse.Namespace) -> int:
         metrics.serve(args.metrics_port, args.metrics_address)
     handlers.PEERING_LIFETIME = args.peering_lifetime
     handlers.CONTROLLER = Controller(
-        Kube(load_api_client(args.kubeconfig, args.context)),
+        # A keep-alive connection per reconcile thread, plus a few for the readiness check
+        # and event posting.
+        Kube(load_api_client(args.kubeconfig, args.context), connections=args.workers + 4),
         ControllerSettings(
             resync_seconds=args.resync,
             workers=args.workers,
