@@ -74,7 +74,7 @@ def test_an_edit_is_a_new_revision_a_rename_is_not() -> None:
     edited = jpc.lookup(sp, configmap(TEMPLATE.replace("Say", "Reply")))
     d = r.reconcile(sp, st, T0, generation=2, judge_prompt=edited)
     assert d.status.revision != st.revision and d.status.judge_prompt_digest == edited.digest
-    assert [e.reason for e in d.events][0] == Reason.ROLLOUT_STARTED.value
+    assert d.events[0].reason == Reason.ROLLOUT_STARTED.value
 
 
 def test_unknown_content_holds_never_changes_the_revision_and_warns_once() -> None:
