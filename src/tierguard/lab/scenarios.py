@@ -47,7 +47,8 @@ from typing import Any, Final, Literal
 from tierguard.api.enums import Phase, Signal
 from tierguard.classifier.dataset import CATEGORIES, CATEGORY_WEIGHTS
 from tierguard.lab import judge as lab_judge
-from tierguard.lab.scenario_preflight import lab_preflight, preflight_variant
+from tierguard.lab.scenario_preflight import lab_preflight
+from tierguard.lab.scenario_preflight import preflight_variant as preflight_variant
 
 #: Names of the two answering fake providers and of their models in the lab's policy (the
 #: third, the judge, is in lab/judge.py).
