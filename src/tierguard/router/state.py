@@ -30,6 +30,7 @@ from tierguard.router.ladder import Ladder, build_ladder
 from tierguard.router.pairwise import PairwiseJudge
 from tierguard.router.records import usage_cost
 from tierguard.router.shadow import Judge, LLMJudge, SimilarityJudge
+from tierguard.router.slicing import classifier_slice_problems
 from tierguard.router.tiering import TierCache
 from tierguard.router.upstream import (
     JUDGE_HEADERS,
@@ -164,6 +165,8 @@ async def build_state(
         classifier, model_sha = previous.classifier, previous.model_sha
     else:
         classifier, model_sha = await asyncio.to_thread(load_config_classifier, config)
+    for problem in classifier_slice_problems(config.slices, classifier.categories):
+        log.warning("%s", problem)
     pool, retired = UpstreamPool.build(
         config.models,
         previous.pool if previous else None,
