@@ -41,8 +41,9 @@ def on_classifier(
     too and follows the same rules: both must be known for the revision to move."""
     s = run.s
     known = True
+    classifier_digest = judge_prompt_digest = ""
     if run.spec.classifier.source.config_map_ref is None:
-        s.classifier_digest = ""
+        pass
     elif lookup.unknown:
         _unknown(
             run,
@@ -52,7 +53,7 @@ def on_classifier(
         )
         known = False
     else:
-        s.classifier_digest = lookup.digest
+        classifier_digest = lookup.digest
         _condition(
             run,
             ConditionType.CLASSIFIER_RESOLVED,
@@ -61,7 +62,7 @@ def on_classifier(
             f"classifier {lookup.digest} from {lookup.source}",
         )
     if jpc.reference(run.spec) is None:
-        s.judge_prompt_digest = ""
+        pass
     elif judge_prompt.unknown:
         _unknown(
             run,
@@ -71,7 +72,7 @@ def on_classifier(
         )
         known = False
     else:
-        s.judge_prompt_digest = judge_prompt.digest
+        judge_prompt_digest = judge_prompt.digest
         _condition(
             run,
             ConditionType.JUDGE_PROMPT_RESOLVED,
@@ -79,8 +80,12 @@ def on_classifier(
             Reason.JUDGE_PROMPT_READ,
             f"judge prompt {judge_prompt.digest} from {judge_prompt.source}",
         )
-    if known:
-        run.on_revision(compute_revision(run.spec, s.classifier_digest, s.judge_prompt_digest))
+    if not known:
+        # neither digest moves while one content is unknown: status keeps naming (and the
+        # routers keep mounting) the frozen copies of the revision that runs
+        return
+    s.classifier_digest, s.judge_prompt_digest = classifier_digest, judge_prompt_digest
+    run.on_revision(compute_revision(run.spec, classifier_digest, judge_prompt_digest))
 
 
 def _unknown(run: _Run, what: str, ctype: ConditionType, reason: Reason) -> None:

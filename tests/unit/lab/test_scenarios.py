@@ -138,7 +138,7 @@ def test_lab_policy_validates_against_the_api_models(
     pf = policy.spec.rollout.preflight
     assert pf.enabled is (s.preflight and not naive)
     if pf.enabled:
-        assert pf.rate("simple") == LAB_PREFLIGHT_SAMPLE_RATE and pf.max_duration == "2m"
+        assert pf.rate("simple") == LAB_PREFLIGHT_SAMPLE_RATE and pf.max_duration == "3m"
 
 
 def test_naive_variant_expects_promotion() -> None:
