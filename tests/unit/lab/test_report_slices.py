@@ -33,7 +33,7 @@ def _status() -> dict[str, Any]:
         "stepDisplay": "1/3",
         "canaryWeight": 0.0,
         "message": "rolled back: tier simple, slice topic=opening_hours failed on "
-        "ShadowDisagreement at 40 %",
+        "ShadowDisagreement at 40%",
         "history": [
             {
                 "phase": "RolledBack",
