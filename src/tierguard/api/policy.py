@@ -17,6 +17,7 @@ from typing import Annotated
 from pydantic import ConfigDict, Field, JsonValue, model_validator
 
 from tierguard.api import metrics as _metrics
+from tierguard.api.classifierchange import ClassifierShadowSpec
 from tierguard.api.durations import AtLeast, Duration, parse_duration
 from tierguard.api.enums import (
     NoDataAction,
@@ -478,6 +479,14 @@ class RolloutSpec(ApiModel):
         description=(
             "Pre-flight: judge the candidate on mirrored requests at 0 % exposure before "
             "the first weighted step (docs/concepts.md, Pre-flight)."
+        ),
+    )
+    classifier_shadow: ClassifierShadowSpec = Field(
+        default_factory=ClassifierShadowSpec,
+        description=(
+            "Decision shadow: a classifier change first runs beside the stable classifier, "
+            "which decides, and the tier transitions are counted (docs/concepts.md, "
+            "Classifier changes)."
         ),
     )
 

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 
 from tierguard.api.durations import parse_duration
 from tierguard.api.enums import ConditionType, Phase, Reason
+from tierguard.operator import decisionshadow as ds
 from tierguard.operator.classifiercontent import ClassifierLookup
 from tierguard.operator.conditions import set_condition
 from tierguard.operator.revision import compute_revision
@@ -33,7 +34,9 @@ def on_classifier(run: _Run, lookup: ClassifierLookup) -> None:
     s = run.s
     if run.spec.classifier.source.config_map_ref is None:
         s.classifier_digest = ""
+        _read(run, "")
         run.on_revision(compute_revision(run.spec))
+        _no_rollout(run)
         return
     if lookup.unknown:
         where = (
@@ -56,7 +59,22 @@ def on_classifier(run: _Run, lookup: ClassifierLookup) -> None:
     _condition(
         run, True, Reason.CLASSIFIER_READ, f"classifier {lookup.digest} from {lookup.source}"
     )
+    _read(run, lookup.digest)
     run.on_revision(compute_revision(run.spec, lookup.digest))
+    _no_rollout(run)
+
+
+def _read(run: _Run, digest: str) -> None:
+    """The classifier read this reconcile; the first one a policy has decides at once."""
+    run.classifier_now = ds.snapshot(run.spec, digest)
+    if run.s.stable_classifier is None:
+        run.s.stable_classifier = run.classifier_now
+
+
+def _no_rollout(run: _Run) -> None:
+    """Without a revision (no candidate) nothing is rolled out: the classifier decides."""
+    if not run.s.revision:
+        run.s.stable_classifier = run.classifier_now
 
 
 def _condition(run: _Run, ok: bool, reason: Reason, message: str) -> bool:
