@@ -8,6 +8,7 @@ from typing import Annotated
 
 from pydantic import ConfigDict, Field, model_validator
 
+from tierguard.api.classifierchange import ClassifierShadowSpec
 from tierguard.api.durations import AtLeast, Duration, parse_duration
 from tierguard.api.enums import NoDataAction, PromotionMode, StickinessKey
 from tierguard.api.policy_base import ApiModel, cel
@@ -19,7 +20,6 @@ from tierguard.api.policy_limits import (
     MIN_MAX_STEP_DURATION,
     MIN_NO_DATA_AFTER,
 )
-from tierguard.api.classifierchange import ClassifierShadowSpec
 from tierguard.api.preflight import PreFlightSpec
 
 

@@ -211,6 +211,15 @@ class RoutingPolicyStatus(ApiModel):
             "<policy>-classifier-<digest[:10]>. Empty for the bundled model."
         ),
     )
+    judge_prompt_digest: str = Field(
+        default="",
+        description=(
+            "Content digest of the judge prompt template in the ConfigMap named by "
+            "router.shadow.judge.promptConfigMapRef (part of the revision); the routers "
+            "mount its immutable copy <policy>-judge-prompt-<digest[:10]>. Empty for the "
+            "built-in template."
+        ),
+    )
     stable_classifier: ClassifierSnapshot | None = Field(
         default=None,
         description=(
