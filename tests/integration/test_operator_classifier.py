@@ -194,15 +194,31 @@ def test_editing_the_classifier_bytes_restarts_at_the_first_step_on_a_frozen_cop
     )
     frozen_b: Any = cluster.core.read_namespaced_config_map(copy_b, cluster.ns)
     assert base64.b64decode(frozen_b.binary_data["model.onnx"]) == MODEL_B
-    # The old copy still holds the old bytes, and the API server refuses to change it.
+    # The API server refuses to change a frozen copy.
     from kubernetes.client.exceptions import ApiException
 
-    frozen_a: Any = cluster.core.read_namespaced_config_map(copy_a, cluster.ns)
-    assert base64.b64decode(frozen_a.binary_data["model.onnx"]) == MODEL_A
-    frozen_a.binary_data = {"model.onnx": base64.b64encode(MODEL_B).decode()}
+    frozen_b.binary_data = {"model.onnx": base64.b64encode(MODEL_A).decode()}
     with pytest.raises(ApiException) as refused:
-        cluster.core.replace_namespaced_config_map(copy_a, cluster.ns, frozen_a)
+        cluster.core.replace_namespaced_config_map(copy_b, cluster.ns, frozen_b)
     assert refused.value.status == 422 and "immutable" in str(refused.value.body)
+    # Copy A stays while the status refers to it (the stable classifier of a change) and
+    # is pruned once nothing does; copy B, the target, stays.
+    from tierguard.operator.prunecopies import referenced_digests
+
+    def copy_a_present() -> bool:
+        try:
+            frozen_a: Any = cluster.core.read_namespaced_config_map(copy_a, cluster.ns)
+        except ApiException as exc:
+            assert exc.status == 404
+            return False
+        assert base64.b64decode(frozen_a.binary_data["model.onnx"]) == MODEL_A
+        return True
+
+    if first.classifier_digest in referenced_digests(cluster.status()):
+        assert copy_a_present()
+    else:
+        wait_for(lambda: not copy_a_present(), timeout=30, message="copy A pruned")
+    assert cluster.core.read_namespaced_config_map(copy_b, cluster.ns) is not None
 
 
 def test_same_bytes_under_a_new_name_keep_the_revision_and_a_missing_one_holds(

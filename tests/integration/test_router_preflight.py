@@ -21,6 +21,7 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from routerkit import SIMPLE_QUERY, router_config
 from routerkit import tiny_classifier as tiny_classifier
+from tierguard.api.judgeprompt import template_digest
 from tierguard.api.routerconfig import RouterConfig
 from tierguard.lab.fakeprovider import FakeProfile, ModelBehaviour, create_fake_app
 from tierguard.router.app import RUNTIME, RouterSettings, create_app
@@ -222,6 +223,12 @@ async def test_without_a_mirror_rate_nothing_is_mirrored(env: Env) -> None:
     assert sample(await env.metrics(), PAIRWISE) == 0
 
 
+TEMPLATE = (
+    "Ref: {reference}\nQ: {question}\nAnswer A:\n{answer_a}\nAnswer B:\n{answer_b}\n"
+    "Say [[A]], [[B]] or [[TIE]]."
+)
+
+
 async def test_the_judge_renders_the_configured_template_with_the_reference_answer(
     tiny_classifier: Path, tmp_path: Path
 ) -> None:
@@ -229,15 +236,13 @@ async def test_the_judge_renders_the_configured_template_with_the_reference_answ
     operator mounts) and renders both orders with the request's reference answer, which
     never reaches the baseline or the candidate and is never written to the log."""
     template = tmp_path / "prompt"
-    template.write_text(
-        "Ref: {reference}\nQ: {question}\nAnswer A:\n{answer_a}\nAnswer B:\n{answer_b}\n"
-        "Say [[A]], [[B]] or [[TIE]].",
-        encoding="utf-8",
-    )
-    async with start_env(tiny_classifier, tmp_path, judgePromptPath=str(template)) as (
-        env,
-        received,
-    ):
+    template.write_text(TEMPLATE, encoding="utf-8")
+    async with start_env(
+        tiny_classifier,
+        tmp_path,
+        judgePromptPath=str(template),
+        judgePromptDigest=template_digest(TEMPLATE),
+    ) as (env, received):
         await env.chat(
             user(f"{SIMPLE_QUERY} ref"),
             metadata={"tierguard_reference": "REF-4711", "team": "t1"},
@@ -253,3 +258,22 @@ async def test_the_judge_renders_the_configured_template_with_the_reference_answ
     for b in answered:
         assert "REF-4711" not in json.dumps(b) and b["metadata"] == {"team": "t1"}
     assert "REF-4711" not in env.log.read_text()
+
+
+async def test_a_replica_mounting_another_prompt_than_rolled_out_does_not_judge(
+    tiny_classifier: Path, tmp_path: Path
+) -> None:
+    """A pod of the previous revision (its mount: the old frozen copy) gets the new
+    revision's config: it serves, but mirrors and judges nothing until it is replaced."""
+    template = tmp_path / "prompt"
+    template.write_text(TEMPLATE, encoding="utf-8")
+    async with start_env(
+        tiny_classifier,
+        tmp_path,
+        judgePromptPath=str(template),
+        judgePromptDigest=template_digest(TEMPLATE + " edited"),
+    ) as (env, received):
+        await env.chat(user(f"{SIMPLE_QUERY} stale"))
+        await asyncio.sleep(0.5)
+        assert sample(await env.metrics(), PAIRWISE) == 0
+    assert [b["model"] for b in received] == ["big-1"]

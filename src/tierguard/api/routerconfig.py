@@ -153,6 +153,14 @@ class ShadowConfig(ApiModel):
             "mounts); unset: the built-in template."
         ),
     )
+    judge_prompt_digest: str = Field(
+        default="",
+        description=(
+            "The template's content digest the rollout runs (status.judgePromptDigest). A "
+            "replica whose file has another digest (a pod of the previous revision) does "
+            "not judge until it is replaced."
+        ),
+    )
 
 
 class ObservabilityConfig(ApiModel):

@@ -89,6 +89,7 @@ class LabRun(LabRouters):
             story=scenario.story,
             expected_phase=scenario.expect.phase.value,
             expected_tier=scenario.expect.failed_tier,
+            expected_preflight=scenario.expect.preflight,
             policy=manifest,
             steps=sc.LAB_STEPS,
         )

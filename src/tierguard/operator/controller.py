@@ -28,7 +28,7 @@ from tierguard.api.status import Condition, RoutingPolicyStatus
 from tierguard.operator import classifiercontent as cc
 from tierguard.operator import gates as g
 from tierguard.operator import judgepromptcontent as jpc
-from tierguard.operator import preflight, render, rollout, rollout_shadow, specerror
+from tierguard.operator import preflight, prunecopies, render, rollout, rollout_shadow, specerror
 from tierguard.operator.backoff import Backoff
 from tierguard.operator.conditions import get_condition, set_condition
 from tierguard.operator.kube import Kube, KubeError, NotFoundError, StatusConflictError
@@ -134,6 +134,8 @@ class Controller:
         )
         #: (namespace, name) -> retry state of a policy whose objects failed to apply.
         self._apply_backoff: dict[tuple[str, str], Backoff] = {}
+        #: (namespace, name) -> (uid, classifier digests) at the last prune of its copies.
+        self._pruned: dict[tuple[str, str], tuple[str, frozenset[str]]] = {}
 
     # -- inputs ----------------------------------------------------------------------
 
@@ -290,9 +292,30 @@ class Controller:
         for ev in decision.events:
             self._event(written, ev.type, ev.reason, ev.message)
         apply_wait = self._apply(written, spec, new, now, generation, classifier, judge_prompt)
+        if apply_wait == float("inf"):  # applied: the copy status names exists
+            self._prune_copies(namespace, name, uid, new)
         self._record(namespace, name, decision)
         wait = rollout.seconds_until_due(spec, self._timing(uid, new), datetime.now(UTC))
         return max(0.2, min(self.settings.resync_seconds, wait, apply_wait))
+
+    def _prune_copies(
+        self, namespace: str, name: str, uid: str, status: RoutingPolicyStatus
+    ) -> None:
+        """Delete the frozen classifier copies no digest in ``status`` refers to, once per
+        change of the referenced set (:mod:`tierguard.operator.prunecopies`)."""
+        referenced = prunecopies.referenced_digests(status)
+        last = self._pruned.get((namespace, name))
+        if last == (uid, referenced):
+            return
+        if not referenced and last is None:  # the bundled model since this process started:
+            self._pruned[(namespace, name)] = (uid, referenced)  # no list call per policy
+            return
+        try:
+            prunecopies.prune(self.kube, namespace, name, uid, referenced)
+        except KubeError as exc:  # the next change (or restart) tries again
+            log.warning("%s/%s: could not prune classifier copies: %s", namespace, name, exc)
+            return
+        self._pruned[(namespace, name)] = (uid, referenced)
 
     def _timing(self, uid: str, status: RoutingPolicyStatus) -> RoutingPolicyStatus:
         """``status`` with ``lastEvaluatedAt`` as this process last evaluated it. A status
@@ -325,6 +348,7 @@ class Controller:
         """The policy is gone (or no longer this replica's): drop what is kept for it."""
         self.applied.forget(namespace, name)
         self._apply_backoff.pop((namespace, name), None)
+        self._pruned.pop((namespace, name), None)
         if self.metrics is not None:
             self.metrics.forget(namespace, name)
 

@@ -217,6 +217,7 @@ def router_config(
             sample_rate=spec.router.shadow.sample_rate,
             judge=spec.router.shadow.judge,
             judge_prompt_path=jpc.router_path(spec),
+            judge_prompt_digest=status.judge_prompt_digest if jpc.reference(spec) else "",
         ),
         observability=ObservabilityConfig(
             latency_objectives=latency,

@@ -75,6 +75,7 @@ def wants_mirror(state: RouterState, planned: Planned) -> bool:
         and route is not None
         and route.candidate is not None
         and state.judge.pairwise
+        and state.judge_ready
         and sampled(planned.route.bucket, rate)
         and stateless(planned)
     )

@@ -70,6 +70,11 @@ class RouterState:
     #: the candidate classifier of a classifier change's decision shadow (None: no change
     #: in progress, and the request path runs nothing extra)
     shadow: DecisionShadow | None = None
+    #: False while this replica mounts another judge prompt than the one rolled out (a
+    #: pod of the previous revision, until the rolling restart replaces it): it then
+    #: neither mirrors nor shadows, so no verdict of the old prompt counts for the new
+    #: revision (see :func:`judge_prompt_ready`)
+    judge_ready: bool = True
 
     def planner(
         self, classify: Callable[[list[str]], list[Classification]] | None = None
@@ -154,6 +159,15 @@ def load_judge_template(path: str | None) -> str:
     return text
 
 
+def judge_prompt_ready(path: str | None, template: str, expected_digest: str) -> bool:
+    """Whether the template loaded from ``path`` is the one the config rolls out (its
+    content digest is ``expected_digest``, from the operator's status). The built-in
+    template (no path) always is."""
+    if path is None:
+        return True
+    return bool(expected_digest) and judgeprompt.template_digest(template) == expected_digest
+
+
 def _ephemeral_key() -> bytes:
     """A random key, shared by the workers of one ``--workers N`` supervisor."""
     shared = os.environ.get(EPHEMERAL_KEY_ENV, "")
@@ -204,6 +218,17 @@ async def build_state(
     except Exception:
         await _close_new(pool, previous)
         raise
+    judge_ready = judge_prompt_ready(
+        config.shadow.judge_prompt_path, template, config.shadow.judge_prompt_digest
+    )
+    if not judge_ready:
+        log.warning(
+            "the judge prompt this replica mounts (%s, digest %s) is not the one rolled out "
+            "(digest %s): no mirroring or shadow judging here until the replica is replaced",
+            config.shadow.judge_prompt_path,
+            judgeprompt.template_digest(template),
+            config.shadow.judge_prompt_digest or "-",
+        )
     judge_spec = config.shadow.judge
     judge: Judge
     if judge_spec.type == "LLM" and judge_spec.model is not None:
@@ -257,6 +282,7 @@ async def build_state(
         feedback_ttl_s=parse_duration(config.feedback.ttl),
         client_keys=client_keys,
         judge=judge,
+        judge_ready=judge_ready,
         classifier_key=key,
         model_sha=model_sha,
         tier_cache=tier_cache,

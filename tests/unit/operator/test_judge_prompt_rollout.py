@@ -110,6 +110,7 @@ def test_routers_mount_the_frozen_copy_named_by_digest() -> None:
     assert vol["configMap"]["name"] == name
     config = render.router_config(REF, sp, st)
     assert config.shadow.judge_prompt_path == f"{jpc.JUDGE_PROMPT_DIR}/prompt"
+    assert config.shadow.judge_prompt_digest == a.digest
     # content read now is another digest than status rolls out: no copy of it
     other = jpc.lookup(sp, configmap(TEMPLATE + "!"))
     assert not any(
