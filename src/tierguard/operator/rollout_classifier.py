@@ -42,8 +42,9 @@ def on_classifier(
     too and follows the same rules: both must be known for the revision to move."""
     s = run.s
     known = True
+    classifier_digest = judge_prompt_digest = ""
     if run.spec.classifier.source.config_map_ref is None:
-        s.classifier_digest = ""
+        pass
     elif lookup.unknown:
         _unknown(
             run,
@@ -53,7 +54,7 @@ def on_classifier(
         )
         known = False
     else:
-        s.classifier_digest = lookup.digest
+        classifier_digest = lookup.digest
         _condition(
             run,
             ConditionType.CLASSIFIER_RESOLVED,
@@ -61,10 +62,8 @@ def on_classifier(
             Reason.CLASSIFIER_READ,
             f"classifier {lookup.digest} from {lookup.source}",
         )
-    if known:
-        _read(run, s.classifier_digest)
     if jpc.reference(run.spec) is None:
-        s.judge_prompt_digest = ""
+        pass
     elif judge_prompt.unknown:
         _unknown(
             run,
@@ -74,7 +73,7 @@ def on_classifier(
         )
         known = False
     else:
-        s.judge_prompt_digest = judge_prompt.digest
+        judge_prompt_digest = judge_prompt.digest
         _condition(
             run,
             ConditionType.JUDGE_PROMPT_RESOLVED,
@@ -82,9 +81,14 @@ def on_classifier(
             Reason.JUDGE_PROMPT_READ,
             f"judge prompt {judge_prompt.digest} from {judge_prompt.source}",
         )
-    if known:
-        run.on_revision(compute_revision(run.spec, s.classifier_digest, s.judge_prompt_digest))
-        _no_rollout(run)
+    if not known:
+        # neither digest moves while one content is unknown: status keeps naming (and the
+        # routers keep mounting) the frozen copies of the revision that runs
+        return
+    s.classifier_digest, s.judge_prompt_digest = classifier_digest, judge_prompt_digest
+    _read(run, classifier_digest)
+    run.on_revision(compute_revision(run.spec, classifier_digest, judge_prompt_digest))
+    _no_rollout(run)
 
 
 def _read(run: _Run, digest: str) -> None:
