@@ -27,12 +27,13 @@ from tierguard.api.policy import RoutingPolicySpec
 from tierguard.api.status import Condition, RoutingPolicyStatus
 from tierguard.operator import classifiercontent as cc
 from tierguard.operator import gates as g
-from tierguard.operator import preflight, render, rollout, specerror
+from tierguard.operator import judgepromptcontent as jpc
+from tierguard.operator import preflight, prunecopies, render, rollout, rollout_shadow, specerror
 from tierguard.operator.backoff import Backoff
 from tierguard.operator.conditions import get_condition, set_condition
 from tierguard.operator.kube import Kube, KubeError, NotFoundError, StatusConflictError
 from tierguard.operator.observe import PrometheusReader, observe, read_preflight_spend
-from tierguard.operator.observe_routers import observe_routers
+from tierguard.operator.observe_routers import observe_routers, observe_transitions
 from tierguard.operator.rendermeta import RenderedMetadata, with_metadata
 from tierguard.operator.shared_queries import SharedQueries
 from tierguard.operator.telemetry import OperatorMetrics
@@ -142,6 +143,8 @@ class Controller:
         )
         #: (namespace, name) -> retry state of a policy whose objects failed to apply.
         self._apply_backoff: dict[tuple[str, str], Backoff] = {}
+        #: (namespace, name) -> (uid, classifier digests) at the last prune of its copies.
+        self._pruned: dict[tuple[str, str], tuple[str, frozenset[str]]] = {}
 
     # -- inputs ----------------------------------------------------------------------
 
@@ -158,8 +161,15 @@ class Controller:
         )
 
     def _observe(
-        self, spec: RoutingPolicySpec, namespace: str, name: str, now: datetime
+        self,
+        spec: RoutingPolicySpec,
+        namespace: str,
+        name: str,
+        now: datetime,
+        shadow_revision: str | None = None,
     ) -> g.Observations:
+        """One look at Prometheus; ``shadow_revision``: a decision shadow runs for this
+        revision and its transition matrix is read too."""
         try:
             reader = self._reader(spec, namespace)
         except KubeError as exc:
@@ -178,6 +188,9 @@ class Controller:
             obs = dataclasses.replace(
                 obs, routers=observe_routers(reader, name, ns, shared=self.shared)
             )
+            if shadow_revision is not None:
+                counts = observe_transitions(reader, name, shadow_revision, ns)
+                obs = dataclasses.replace(obs, transitions=counts)
             if preflight.plan(spec, g.gate_specs(spec)).skipped is None:
                 spend = read_preflight_spend(reader, name, ns)
                 obs = dataclasses.replace(obs, preflight_spend=spend)
@@ -202,6 +215,20 @@ class Controller:
         except KubeError as exc:
             return cc.lookup(spec, None, str(exc)[:500])
         return cc.lookup(spec, cm if isinstance(cm, dict) else None)
+
+    def _judge_prompt(self, spec: RoutingPolicySpec, namespace: str) -> jpc.JudgePromptLookup:
+        """Read the referenced judge prompt ConfigMap (every reconcile, as the
+        classifier's). Any failure is *unknown* (never *changed*), with the reason."""
+        ref = jpc.reference(spec)
+        if ref is None:
+            return jpc.BUILTIN
+        try:
+            cm = self.kube.read_object("v1", "ConfigMap", namespace, ref.name)
+        except NotFoundError:
+            return jpc.lookup(spec, None, f"ConfigMap {namespace}/{ref.name} not found")
+        except KubeError as exc:
+            return jpc.lookup(spec, None, str(exc)[:500])
+        return jpc.lookup(spec, cm if isinstance(cm, dict) else None)
 
     # -- the loop body ---------------------------------------------------------------
 
@@ -249,8 +276,10 @@ class Controller:
             # start (status may be hours old for an idle policy) is not late.
             if uid in self._evaluated:
                 lag = self._record_lag(namespace, name, spec, timing, now)
-            obs = self._observe(spec, namespace, name, now)
+            shadowing = status.revision if rollout_shadow.running(status) else None
+            obs = self._observe(spec, namespace, name, now, shadowing)
         classifier = self._classifier(spec, namespace)
+        judge_prompt = self._judge_prompt(spec, namespace)
         decision = rollout.reconcile(
             spec,
             status,
@@ -259,13 +288,14 @@ class Controller:
             request=request,
             observations=obs,
             classifier=classifier,
+            judge_prompt=judge_prompt,
         )
         new = decision.status
         if lag is not None:
             new.conditions = delayed_condition(new.conditions, lag, spec, now, generation)
         if is_fresh(status):
             apply_wait, new = self._first_reconcile(
-                body, spec, decision, now, generation, classifier
+                body, spec, decision, now, generation, classifier, judge_prompt
             )
         else:
             written = body
@@ -273,12 +303,33 @@ class Controller:
                 written = self.kube.replace_status(body, new.to_k8s())
             for ev in decision.events:
                 self._event(written, ev.type, ev.reason, ev.message)
-            apply_wait = self._apply(written, spec, new, now, generation, classifier)
+            apply_wait = self._apply(written, spec, new, now, generation, classifier, judge_prompt)
         if obs is not None:
             self._evaluated[uid] = now
+        if apply_wait == float("inf"):  # applied: the copy status names exists
+            self._prune_copies(namespace, name, uid, new)
         self._record(namespace, name, decision)
         wait = rollout.seconds_until_due(spec, self._timing(uid, new), datetime.now(UTC))
         return max(0.2, min(self.settings.resync_seconds, wait, apply_wait))
+
+    def _prune_copies(
+        self, namespace: str, name: str, uid: str, status: RoutingPolicyStatus
+    ) -> None:
+        """Delete the frozen classifier copies no digest in ``status`` refers to, once per
+        change of the referenced set (:mod:`tierguard.operator.prunecopies`)."""
+        referenced = prunecopies.referenced_digests(status)
+        last = self._pruned.get((namespace, name))
+        if last == (uid, referenced):
+            return
+        if not referenced and last is None:  # the bundled model since this process started:
+            self._pruned[(namespace, name)] = (uid, referenced)  # no list call per policy
+            return
+        try:
+            prunecopies.prune(self.kube, namespace, name, uid, referenced)
+        except KubeError as exc:  # the next change (or restart) tries again
+            log.warning("%s/%s: could not prune classifier copies: %s", namespace, name, exc)
+            return
+        self._pruned[(namespace, name)] = (uid, referenced)
 
     def _timing(self, uid: str, status: RoutingPolicyStatus) -> RoutingPolicyStatus:
         """``status`` with ``lastEvaluatedAt`` as this process last evaluated it. A status
@@ -311,6 +362,7 @@ class Controller:
         """The policy is gone (or no longer this replica's): drop what is kept for it."""
         self.applied.forget(namespace, name)
         self._apply_backoff.pop((namespace, name), None)
+        self._pruned.pop((namespace, name), None)
         if self.metrics is not None:
             self.metrics.forget(namespace, name)
 
@@ -356,6 +408,7 @@ class Controller:
         now: datetime,
         generation: int,
         classifier: cc.ClassifierLookup,
+        judge_prompt: jpc.JudgePromptLookup,
     ) -> tuple[float, RoutingPolicyStatus]:
         """A policy no operator has written status for: apply its objects, then write the
         decision and Ready in one status write (instead of decision, apply, Ready: one
@@ -364,7 +417,7 @@ class Controller:
         the write leaves status empty, and deciding again from an empty status renders
         the same objects (the first step depends on the spec alone)."""
         new = decision.status
-        error, retry = self._apply_rendered(body, spec, new, classifier)
+        error, retry = self._apply_rendered(body, spec, new, classifier, judge_prompt)
         new = self._with_ready(new, error, now, generation) or new
         written = self.kube.replace_status(body, new.to_k8s())  # a conflict: decide again
         for ev in decision.events:
@@ -381,11 +434,12 @@ class Controller:
         now: datetime,
         generation: int,
         classifier: cc.ClassifierLookup = cc.BUNDLED,
+        judge_prompt: jpc.JudgePromptLookup = jpc.BUILTIN,
     ) -> float:
         """Apply the rendered objects that changed; set Ready. Returns how soon to retry
         (``inf`` when nothing failed). ``classifier``: what was read this reconcile; its
         model is frozen into the immutable copy when it is the one status rolls out."""
-        error, retry = self._apply_rendered(body, spec, status, classifier)
+        error, retry = self._apply_rendered(body, spec, status, classifier, judge_prompt)
         new = self._with_ready(status, error, now, generation)
         if new is None:
             return retry
@@ -420,6 +474,7 @@ class Controller:
         spec: RoutingPolicySpec,
         status: RoutingPolicyStatus,
         classifier: cc.ClassifierLookup,
+        judge_prompt: jpc.JudgePromptLookup,
     ) -> tuple[str | None, float]:
         """Apply the objects rendered from ``status`` that changed: (what failed or None,
         seconds until a retry or ``inf``)."""
@@ -446,6 +501,7 @@ class Controller:
                     classifier=classifier.model
                     if classifier.digest and classifier.digest == status.classifier_digest
                     else None,
+                    judge_prompt=judge_prompt,
                 )
             ]
             ready = get_condition(status.conditions, ConditionType.READY)
