@@ -115,9 +115,13 @@ def burst_summary(events: list[dict[str, Any]], user: str, n: int) -> dict[str, 
     by verb and resource, their API latency, and how many were in flight on average."""
     by: Counter[str] = Counter()
     codes: Counter[str] = Counter()
+    users: Counter[str] = Counter()
     latencies = []
     first = last = None
     for ev in events:
+        if ev.get("verb") != "watch":
+            who = ev.get("user", {}).get("username", "?")
+            users["operator" if who == user else who.removeprefix("system:")] += 1
         if ev.get("user", {}).get("username") != user or ev.get("verb") == "watch":
             continue
         ref = ev.get("objectRef", {})
@@ -139,6 +143,10 @@ def burst_summary(events: list[dict[str, Any]], user: str, n: int) -> dict[str, 
         "latency_ms_mean": round(1000 * sum(latencies) / len(latencies), 1),
         "latency_ms_p90": round(1000 * latencies[int(0.9 * (len(latencies) - 1))], 1),
         "in_flight_mean": round(sum(latencies) / span, 2) if span else None,
+        # Every client's requests in the same time (the API server's whole load).
+        "requests_per_policy_by_user": {
+            k: round(v / n, 2) for k, v in users.most_common() if v >= n / 10
+        },
     }
 
 

@@ -138,6 +138,7 @@ def test_steady_policies_make_no_api_writes(
     op.start()
     policies = Policies(kube_api, namespace)
     names = ["steady-a", "steady-b", "plain"]
+    _, created_at = control_plane.audit_events()
     try:
         for name in names:
             policies.create(_manifest(name, prometheus.url, candidate=name != "plain"))
@@ -152,6 +153,14 @@ def test_steady_policies_make_no_api_writes(
             return True
 
         wait_for(settled, timeout=120, message=f"policies never settled:\n{op.log()}")
+        # A new policy's decision and its Ready come in one status write (what a burst
+        # of new policies waits for); the policy without a candidate has nothing else.
+        first, _ = control_plane.audit_events(created_at)
+        plain = {k: v for k, v in _operator_writes(first, namespace).items() if "plain" in k}
+        status_writes = [
+            v for k, v in plain.items() if k.startswith("update routingpolicies/status")
+        ]
+        assert status_writes == [1], f"status writes of a new policy: {plain}\n{op.log()}"
         time.sleep(2 * INTERVAL)  # the bake time ends: one last real change
         _, offset = control_plane.audit_events()
         looks_before = _gate_evaluations(port)

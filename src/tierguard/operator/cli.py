@@ -46,7 +46,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--workers",
         type=int,
-        default=int(os.environ.get("TIERGUARD_WORKERS", "8")),
+        default=int(os.environ.get("TIERGUARD_WORKERS", "16")),
         help="threads that run reconciles (a policy never uses more than one at a time)",
     )
     parser.add_argument(

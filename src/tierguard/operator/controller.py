@@ -61,7 +61,7 @@ class ControllerSettings:
     #: ``release`` label on the routers' ServiceMonitors).
     rendered: RenderedMetadata = dataclasses.field(default_factory=RenderedMetadata)
     #: Threads that run reconciles (each policy uses at most one at a time).
-    workers: int = 8
+    workers: int = 16
     #: Built-in signal queries are batched across policies and reused for this many
     #: seconds (one query per signal per round, whatever the number of policies);
     #: 0 sends each policy's own queries.

@@ -162,8 +162,12 @@ def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
 
 
 @kopf.on.event(c.GROUP, c.VERSION, c.PLURAL)
-async def poke(memo: kopf.Memo, type: str | None, **_: Any) -> None:
-    """Any change (spec, annotations, status written elsewhere): reconcile now."""
+async def poke(memo: kopf.Memo, type: str | None, body: kopf.Body, **_: Any) -> None:
+    """Any change (spec, annotations, status written elsewhere): reconcile now. Not for a
+    policy being deleted: kopf stops its daemon, and a reconcile queued behind the others
+    would only hold up the removal of kopf's finalizer (a thousand at once, otherwise)."""
+    if body.get("metadata", {}).get("deletionTimestamp"):
+        return
     _wake(memo).set()
 
 
