@@ -196,9 +196,9 @@ class ReadyTracker:
                 for it in listed["items"]
                 if is_ready(it)
             }
-            w = watch.Watch()
+            w = watch.Watch()  # type: ignore[no-untyped-call]
             try:
-                for ev in w.stream(
+                for ev in w.stream(  # type: ignore[no-untyped-call]
                     self.custom.list_cluster_custom_object,
                     c.GROUP,
                     c.VERSION,
@@ -217,7 +217,7 @@ class ReadyTracker:
             except Exception:  # an expired resourceVersion: list again
                 time.sleep(0.5)
             finally:
-                w.stop()
+                w.stop()  # type: ignore[no-untyped-call]
 
 
 def manifest(name: str, prom_url: str) -> dict[str, Any]:
@@ -338,14 +338,15 @@ def run_case(args: argparse.Namespace, n: int, k: int) -> dict[str, Any]:
         _, burst_offset = cp.audit_events()
         profiler = start_profiler(args.profile, op.pid) if args.profile else None
         cpu_burst0 = cpu_seconds(op.pid)
-        procs = {pr.name: pr.pid for pr in cp.processes if pr.pid}
+        procs: dict[str, int | None] = {pr.name: pr.pid for pr in cp.processes}
         procs.update(
             prometheus=prom.process.pid if prom.process else None,
             exporter=exporter.pid,
             operator=op.pid,
             bench=os.getpid(),
         )
-        cpu_by0 = {k: cpu_seconds(v) for k, v in procs.items() if v}
+        pids = {k: v for k, v in procs.items() if v is not None}
+        cpu_by0 = {k: cpu_seconds(v) for k, v in pids.items()}
         machine0 = machine_cpu()
         result["load_before"] = round(os.getloadavg()[0], 1)
         started = time.monotonic()
@@ -379,7 +380,7 @@ def run_case(args: argparse.Namespace, n: int, k: int) -> dict[str, Any]:
         burst_s = time.monotonic() - started
         result["burst_cpu_pct"] = round(100 * (cpu_seconds(op.pid) - cpu_burst0) / burst_s, 1)
         # Where the machine's CPU went while the policies were becoming Ready (% of a core).
-        share = {k: 100 * (cpu_seconds(procs[k]) - v) / burst_s for k, v in cpu_by0.items()}
+        share = {k: 100 * (cpu_seconds(pids[k]) - v) / burst_s for k, v in cpu_by0.items()}
         busy, total = (b - a for a, b in zip(machine0, machine_cpu(), strict=True))
         share["machine_busy"] = 100 * (os.cpu_count() or 1) * busy / total if total else 0.0
         result["burst_cpu_by_process"] = {k: round(v) for k, v in share.items()}
@@ -455,23 +456,75 @@ def run_case(args: argparse.Namespace, n: int, k: int) -> dict[str, Any]:
     return result
 
 
+def _f(v: Any) -> str:
+    return "—" if v is None else str(v)
+
+
 def table(rows: list[dict[str, Any]]) -> str:
+    """The idle figures: one row per case."""
     head = (
-        "| operator | policies | namespaces | all Ready (s) | CPU % core | RSS MiB | "
-        "API writes/min | API reads/min | Prom queries/min | max eval lag (s) | "
-        "delete (s) | GC (s) |\n|---|---|---|---|---|---|---|---|---|---|---|---|\n"
+        "| operator | policies | namespaces | all Ready (s) | load avg (start → Ready) | "
+        "CPU % core | RSS MiB | API writes/min | API reads/min | Prom queries/min | "
+        "max eval lag (s) | delete (s) | GC (s) |\n"
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|\n"
     )
+    out = []
+    for r in rows:
+        lag = r["max_evaluation_lag_s"]
+        who = r["operator"] + (" " + r["operator_args"] if r.get("operator_args") else "")
+        out.append(
+            f"| {who} | {r['policies']} | {r['namespaces']} | {_f(r['ready_s'])} | "
+            f"{_f(r.get('load_before'))} → {_f(r.get('load_after'))} | "
+            f"{r['cpu_pct']} | {r['rss_mib']} | {r['writes_per_min']} | {r['reads_per_min']} | "
+            f"{r['prom_queries_per_min']} | {_f(None if lag is None else round(lag, 1))} | "
+            f"{r['delete_s']} | {_f(r['gc_s'])} |\n"
+        )
+    return head + "".join(out)
 
-    def f(v: Any) -> str:
-        return "—" if v is None else str(v)
 
-    return head + "".join(
-        f"| {r['operator']} | {r['policies']} | {r['namespaces']} | {f(r['ready_s'])} | "
-        f"{r['cpu_pct']} | {r['rss_mib']} | {r['writes_per_min']} | {r['reads_per_min']} | "
-        f"{r['prom_queries_per_min']} | {f(r['max_evaluation_lag_s'])} | {r['delete_s']} | "
-        f"{f(r['gc_s'])} |\n"
-        for r in rows
+def burst_table(rows: list[dict[str, Any]]) -> str:
+    """Where the time to Ready went: one row per case that recorded it."""
+    head = (
+        "| policies | namespaces | create (s) | half Ready (s) | all Ready (s) | "
+        "operator requests per policy | API latency mean / p90 (ms) | in flight | "
+        "CPU % of a core: API server / etcd / controller-manager / operator / machine |\n"
+        "|---|---|---|---|---|---|---|---|---|\n"
     )
+    out = []
+    for r in rows:
+        b, cpu = r.get("burst") or {}, r.get("burst_cpu_by_process") or {}
+        if not b:
+            continue
+        per = sum(b["requests_per_policy"].values())
+        out.append(
+            f"| {r['policies']} | {r['namespaces']} | {r['create_s']} | "
+            f"{_f(r.get('ready_half_s'))} | {_f(r['ready_s'])} | {per:.1f} | "
+            f"{b['latency_ms_mean']} / {b['latency_ms_p90']} | {b['in_flight_mean']} | "
+            f"{_f(cpu.get('kube-apiserver'))} / {_f(cpu.get('etcd'))} / "
+            f"{_f(cpu.get('kube-controller-manager'))} / {_f(cpu.get('operator'))} / "
+            f"{_f(cpu.get('machine_busy'))} |\n"
+        )
+    return head + "".join(out)
+
+
+BEGIN, END = "<!-- scale:begin -->", "<!-- scale:end -->"
+
+
+def write_docs(results: Path, docs: Path, since: str) -> None:
+    """The tables of the rows recorded at or after ``since`` (ISO time) into ``docs``
+    between the scale markers."""
+    rows = [json.loads(x) for x in results.read_text().splitlines() if x.strip()]
+    rows = [r for r in rows if r.get("at", "") >= since]
+    rows.sort(key=lambda r: (r["operator"], r["policies"], r["namespaces"], r["at"]))
+    text = docs.read_text()
+    before, rest = text.split(BEGIN, 1)
+    _, after = rest.split(END, 1)
+    body = (
+        f"\n{table(rows)}\nWhere the time to Ready went (from the first create until "
+        f"all Ready; the operator's requests from the API server's audit log):\n\n"
+        f"{burst_table(rows)}"
+    )
+    docs.write_text(before + BEGIN + body + END + after)
 
 
 def main() -> int:
@@ -493,7 +546,17 @@ def main() -> int:
     p.add_argument("--operator-args", default="", help="extra operator flags (one string)")
     p.add_argument("--quick", action="store_true", help="20 policies, short windows")
     p.add_argument("--out", type=Path, default=Path(__file__).parent / "results.jsonl")
+    p.add_argument(
+        "--write-docs",
+        metavar="SINCE",
+        default=None,
+        help="only write the tables of the --out rows recorded at or after SINCE "
+        "(e.g. 2026-12-01T14:30) into docs/benchmarks.md",
+    )
     args = p.parse_args()
+    if args.write_docs:
+        write_docs(args.out, ROOT / "docs" / "benchmarks.md", args.write_docs)
+        return 0
     if args.quick:
         args.policies, args.namespaces = "20", "2"
         args.settle, args.window, args.scrape_interval = 20.0, 30.0, "5s"
