@@ -66,6 +66,10 @@ def on_preflight(run: _Run, obs: g.Observations) -> None:
     s.gate_state, spent = pf.update_spend(
         s.gate_state, None if obs.error is not None else obs.preflight_spend
     )
+    if hold is None and obs.error is None and state.state == PreFlightState.RUNNING:
+        # the routers on target now hold a configuration without this epoch: they may use
+        # it (a process started later waits for the next one; router/mirrorbudget.py)
+        s.gate_state = pf.issue_budget(s.gate_state, spec, s, spent)
     entries = s.gate_state.get("gates", {})
     outcomes = [
         pg.paired_outcome(
