@@ -60,7 +60,7 @@ VERDICTS = m.PAIRWISE_VERDICTS
 TIER_PER_MIN = 7.5
 REQUESTS_PER_USER_DAY = 200.0
 INTERVAL_MIN = 5
-HORIZON_MIN = 8 * 60
+HORIZON_MIN = 10 * 60
 #: one pair: a cheap candidate call and two judge calls (~300-token answers), on
 #: average; each call's real cost varies around it (uniform +-50 %) and the router
 #: reserves the worst case (2x) before starting a mirror
@@ -76,19 +76,21 @@ class Case:
     loss: float
     knobs: JudgeKnobs
     icc: float = 0.05
-    max_spend: float = 20.0
+    max_spend: float = 25.0
 
 
 CASES = (
-    Case("drop", "5-point loss, truthful judge", 0.10, 0.05, JudgeKnobs()),
-    Case("drop-biased", "5-point loss, 30 % position bias", 0.10, 0.05, JudgeKnobs(0.3)),
+    Case("drop", "5-point loss, truthful judge", 0.10, 0.05, JudgeKnobs(), icc=0.02),
+    Case("drop-icc05", "5-point loss, truthful judge", 0.10, 0.05, JudgeKnobs()),
+    Case("drop-biased", "5-point loss, 30 % position bias", 0.10, 0.05, JudgeKnobs(0.3), 0.02),
     Case("aa-biased", "A/A, 30 % position bias", 0.10, 0.0, JudgeKnobs(position_bias=0.3)),
     Case("random", "A/A, judge answers at random", 0.10, 0.0, JudgeKnobs(noise=1.0)),
     Case("spend-cap", "A/A, truthful, cap $5", 0.10, 0.0, JudgeKnobs(), max_spend=5.0),
 )
 
-#: The policy the study runs: the defaults of ``rollout.preflight`` (maxDuration 6h,
-#: maxSpendUSD 20, minPairs 200, per-tier sample rate sized from the tier's share) and
+#: The policy the study runs: the defaults of ``rollout.preflight`` (maxDuration 8h,
+#: maxSpendUSD 25, minPairs 200), the trapped tier's sample rate at 1.0 as
+#: docs/statistics.md sizes it for a tier with 10 % of the traffic, and
 #: the pre-flight SLO docs/statistics.md recommends (ShadowDisagreement allowedDrop 0.03,
 #: failMargin 0.005), beside an ErrorRate SLO (two gates: alpha 0.025 each).
 POLICY: dict[str, Any] = {
@@ -265,16 +267,16 @@ def summarise(case: Case, runs: list[dict[str, Any]]) -> dict[str, Any]:
 
 def table(rows: list[dict[str, Any]]) -> str:
     out = [
-        "| case | runs | failed at pre-flight (0 users exposed) | passed | held at a cap "
-        "| median time (pairs) to fail | max spend / cap |",
-        "|---|---|---|---|---|---|---|",
+        "| case | intra-user correlation | runs | failed at pre-flight (0 users exposed) "
+        "| passed | held at a cap | median time (pairs) to fail | max spend / cap |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for x in rows:
         med = x["median_minutes_to_fail"]
         when = "-" if med is None else f"{med / 60:.2f} h ({x['median_pairs_to_fail']:.0f})"
         out.append(
-            f"| {x['what']} | {x['runs']} | {x['failed_at_preflight']:.1%} | {x['passed']:.1%} "
-            f"| {x['held']:.1%} | {when} "
+            f"| {x['what']} | {x['icc']:g} | {x['runs']} | {x['failed_at_preflight']:.1%} "
+            f"| {x['passed']:.1%} | {x['held']:.1%} | {when} "
             f"| ${x['max_spent_usd']:.2f} / ${x['max_spend_usd_cap']:.0f} |"
         )
     return "\n".join(out)
