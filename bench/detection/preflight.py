@@ -77,6 +77,8 @@ class Case:
     knobs: JudgeKnobs
     icc: float = 0.05
     max_spend: float = 25.0
+    #: the tier judged by its ShadowDisagreement SLO alone (one gate: alpha 0.05)
+    one_gate: bool = False
 
 
 CASES = (
@@ -86,6 +88,23 @@ CASES = (
     Case("aa-biased", "A/A, 30 % position bias", 0.10, 0.0, JudgeKnobs(position_bias=0.3)),
     Case("random", "A/A, judge answers at random", 0.10, 0.0, JudgeKnobs(noise=1.0)),
     Case("spend-cap", "A/A, truthful, cap $5", 0.10, 0.0, JudgeKnobs(), max_spend=5.0),
+    Case(
+        "drop-1gate",
+        "5-point loss, truthful judge, ShadowDisagreement SLO only",
+        0.10,
+        0.05,
+        JudgeKnobs(),
+        icc=0.02,
+        one_gate=True,
+    ),
+    Case(
+        "aa-biased-1gate",
+        "A/A, 30 % position bias, ShadowDisagreement SLO only",
+        0.10,
+        0.0,
+        JudgeKnobs(position_bias=0.3),
+        one_gate=True,
+    ),
 )
 
 #: The policy the study runs: the defaults of ``rollout.preflight`` (maxDuration 8h,
@@ -124,9 +143,11 @@ POLICY: dict[str, Any] = {
 }
 
 
-def spec(max_spend: float) -> RoutingPolicySpec:
+def spec(max_spend: float, one_gate: bool = False) -> RoutingPolicySpec:
     data = json.loads(json.dumps(POLICY))
     data["rollout"]["preflight"]["maxSpendUSD"] = max_spend
+    if one_gate:
+        data["analysis"]["slos"] = data["analysis"]["slos"][:1]
     return RoutingPolicySpec.model_validate(data)
 
 
@@ -189,7 +210,7 @@ def _obs(now: datetime, counts: dict[str, dict[str, float]], spent: float) -> g.
 
 def run_once(case: Case, seed: int) -> dict[str, Any]:
     rng = random.Random(seed)
-    sp = spec(case.max_spend)
+    sp = spec(case.max_spend, case.one_gate)
     people = users(case, rng)
     per_user = REQUESTS_PER_USER_DAY / 1440 * INTERVAL_MIN
     counts: dict[str, dict[str, float]] = {v: {} for v in VERDICTS}
