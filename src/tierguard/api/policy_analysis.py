@@ -12,6 +12,7 @@ from tierguard.api.durations import AtLeast, Duration
 from tierguard.api.enums import Signal
 from tierguard.api.policy_base import ApiModel, Fraction, Name, SecretKeyRef, cel
 from tierguard.api.policy_limits import (
+    CLASSIFIER_SLICE_KEY,
     MAX_SLICE_VALUES,
     MAX_SLICES,
     MAX_SLOS,
@@ -133,6 +134,18 @@ class SliceSpec(ApiModel):
                     "slice values must be unique",
                     ".values",
                 ),
+                cel(
+                    "self.source == 'Classifier' || has(self.key)",
+                    "key is required for source Metadata and Header",
+                    ".key",
+                ),
+                cel(
+                    f"self.source != 'Classifier' || !has(self.key) || "
+                    f"self.key == '{CLASSIFIER_SLICE_KEY}'",
+                    f"source Classifier reads the classifier's '{CLASSIFIER_SLICE_KEY}' head: "
+                    "key must be unset or 'category'",
+                    ".key",
+                ),
             ]
         }
     )
@@ -142,18 +155,24 @@ class SliceSpec(ApiModel):
     )
     source: str = Field(
         default="Metadata",
-        pattern=r"^(Metadata|Header)$",
+        pattern=r"^(Metadata|Header|Classifier)$",
         description=(
             "Where the router reads the value: Metadata = the chat request's "
-            "metadata.<key> (the OpenAI metadata field); Header = the request header <key>. "
-            "The classifier emits no category label today, so these two are the sources."
+            "metadata.<key> (the OpenAI metadata field); Header = the request header <key>; "
+            "Classifier = the category label the classifier's category head gives the "
+            "request (the message that decided the tier; a model without a category head, "
+            "or a turn nothing was classified for, counts as 'other')."
         ),
     )
-    key: str = Field(
+    key: str | None = Field(
+        default=None,
         min_length=1,
         max_length=64,
         pattern=r"^[A-Za-z0-9][-_.A-Za-z0-9]*$",
-        description="The metadata key or header name.",
+        description=(
+            "The metadata key or header name (required for Metadata and Header). For "
+            "Classifier: unset or 'category' (the classifier's category head)."
+        ),
     )
     values: list[Annotated[str, Field(pattern=SLICE_VALUE_PATTERN, max_length=63)]] = Field(
         min_length=1,
@@ -177,6 +196,13 @@ class SliceSpec(ApiModel):
 
     @model_validator(mode="after")
     def _values(self) -> SliceSpec:
+        if self.source != "Classifier" and self.key is None:
+            raise ValueError(f"slices[{self.name}].key is required for source {self.source}")
+        if self.source == "Classifier" and self.key not in (None, CLASSIFIER_SLICE_KEY):
+            raise ValueError(
+                f"slices[{self.name}]: source Classifier reads the classifier's "
+                f"'{CLASSIFIER_SLICE_KEY}' head: key must be unset or '{CLASSIFIER_SLICE_KEY}'"
+            )
         if SLICE_OTHER in self.values:
             raise ValueError(
                 f"slices[{self.name}].values: 'other' is reserved (requests outside the "

@@ -25,6 +25,9 @@ MAX_SLICE_GATES = 64
 SLICED_SIGNAL_NAMES = ("ErrorRate", "ThumbsDown", "ShadowDisagreement")
 SLICE_NAME_PATTERN = r"^[a-z][a-z0-9_]{0,31}$"
 SLICE_VALUE_PATTERN = r"^[a-z0-9]([-_.a-z0-9]{0,61}[a-z0-9])?$"
+#: The classifier head a ``source: Classifier`` slice reads (the model's ``categories``
+#: output, labels in its ``tierguard.categories`` metadata).
+CLASSIFIER_SLICE_KEY = "category"
 DEFAULT_STEPS = [5.0, 10.0, 25.0, 50.0, 100.0]
 
 # Floors on durations (each becomes a CEL rule and a pydantic check, see AtLeast). Zero

@@ -8,6 +8,7 @@ from typing import Annotated
 from pydantic import ConfigDict, Field, model_validator
 
 from tierguard.api.durations import AtLeast, Duration
+from tierguard.api.judgeprompt import JudgePromptRef
 from tierguard.api.policy_base import ApiModel, Fraction, Name, SecretKeyRef, cel
 from tierguard.api.policy_limits import MIN_FEEDBACK_TTL, MIN_REQUEST_DEADLINE
 
@@ -39,7 +40,13 @@ class JudgeSpec(ApiModel):
                     "(has(self.type) && self.type == 'LLM' && has(self.model))",
                     "mode Pairwise needs type LLM and a judge model",
                     ".mode",
-                )
+                ),
+                cel(
+                    "!has(self.promptConfigMapRef) || (has(self.mode) && self.mode == 'Pairwise')",
+                    "promptConfigMapRef needs mode Pairwise (only the pairwise judge uses a "
+                    "prompt template)",
+                    ".promptConfigMapRef",
+                ),
             ]
         }
     )
@@ -95,10 +102,25 @@ class JudgeSpec(ApiModel):
         ),
     )
 
+    prompt_config_map_ref: JudgePromptRef | None = Field(
+        default=None,
+        description=(
+            "Pairwise: a ConfigMap key holding the judge's prompt template (UTF-8 text), "
+            "with the placeholders {question}, {answer_a} and {answer_b} (required) and "
+            "{reference} (optional: the request's metadata.tierguard_reference, never sent "
+            "to the models), asking for [[A]], [[B]] or [[TIE]]. Unset: the built-in "
+            "prompt (docs/concepts.md). Part of the revision by content (editing it starts "
+            "a new revision; the same bytes under another name do not); the routers mount "
+            "an immutable copy; an unreadable or invalid template holds the rollout."
+        ),
+    )
+
     @model_validator(mode="after")
     def _mode_needs(self) -> JudgeSpec:
         if self.mode == "Pairwise" and (self.type != "LLM" or self.model is None):
             raise ValueError("router.shadow.judge: mode Pairwise needs type LLM and a judge model")
+        if self.prompt_config_map_ref is not None and self.mode != "Pairwise":
+            raise ValueError("router.shadow.judge: promptConfigMapRef needs mode Pairwise")
         return self
 
 

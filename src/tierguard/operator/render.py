@@ -16,6 +16,9 @@ Objects (``<p>`` = policy name):
   (``status.classifierDigest``). The routers mount this copy, never the source, so an
   edit of the source cannot change what they run: the operator reads the edit, which is a
   new revision (from the first step), and renders a new copy for it.
+* ConfigMap ``<p>-judge-prompt-<digest[:10]>`` (a judge prompt template in a ConfigMap
+  only): the same, for ``judge.promptConfigMapRef``
+  (:mod:`~tierguard.operator.judgepromptcontent`, ``status.judgePromptDigest``).
 * ServiceAccount, Role, RoleBinding ``<p>-router``: the router may get/list/watch exactly
   its own ConfigMap, nothing else.
 * Deployment ``<p>-router``: non-root, read-only root filesystem, no privilege escalation,
@@ -36,7 +39,6 @@ import yaml
 from tierguard.api import constants as c
 from tierguard.api.policy import RoutingPolicySpec, SecretKeyRef
 from tierguard.api.routerconfig import (
-    ClassifierConfig,
     FeedbackConfig,
     MirrorBudgetConfig,
     ObservabilityConfig,
@@ -50,16 +52,26 @@ from tierguard.api.routerconfig import (
     UpstreamModel,
 )
 from tierguard.api.status import RoutingPolicyStatus
+from tierguard.operator import judgepromptcontent as jpc
 from tierguard.operator import preflight
 from tierguard.operator.classifiercontent import FrozenModel
 from tierguard.operator.gates import gate_specs
+from tierguard.operator.render_classifier import (
+    CLASSIFIER_DIR as CLASSIFIER_DIR,
+)
+from tierguard.operator.render_classifier import (
+    classifier_configs,
+    classifier_volumes,
+)
+from tierguard.operator.render_classifier import (
+    classifier_copy_name as classifier_copy_name,
+)
 from tierguard.operator.revision import split_salt
 from tierguard.operator.rollout import serving_split
 
 Obj = dict[str, Any]
 
 CONFIG_DIR = "/etc/tierguard"
-CLASSIFIER_DIR = "/etc/tierguard/classifier"
 SIGNING_KEY_DIR = "/var/run/secrets/tierguard/signing"
 CLIENT_KEYS_DIR = "/var/run/secrets/tierguard/clients"
 RUN_AS_USER = 65532
@@ -140,25 +152,15 @@ def router_config(
     """The router's configuration: the spec resolved, plus the split status decided."""
     weight, control_arm = serving_split(spec, status)
     mirrors = preflight.mirror_rates(spec, status, gate_specs(spec))
-    classifier_path = None
-    if spec.classifier.source.config_map_ref is not None:
-        classifier_path = f"{CLASSIFIER_DIR}/{spec.classifier.source.config_map_ref.key}"
+    deciding, candidate = classifier_configs(spec, status)
     latency = sorted({s.latency_objective for s in spec.analysis.slos if s.latency_objective})
     return RouterConfig(
         policy=ref.name,
         namespace=ref.namespace,
         revision=status.revision,
         salt=split_salt(ref.uid, status.revision, status.attempt),
-        classifier=ClassifierConfig(
-            path=classifier_path,
-            input=spec.classifier.input,
-            max_input_chars=spec.classifier.max_input_chars,
-            tiering=spec.classifier.tiering,
-            session_messages=spec.classifier.session_messages,
-            cache_size=spec.classifier.cache_size,
-            tiers=spec.classifier.tiers,
-            no_text_tier=spec.classifier.no_text_tier,
-        ),
+        classifier=deciding,
+        shadow_classifier=candidate,
         models=[
             UpstreamModel.model_validate(
                 {
@@ -221,7 +223,10 @@ def router_config(
             ttl=spec.router.feedback_ttl,
         ),
         shadow=ShadowConfig(
-            sample_rate=spec.router.shadow.sample_rate, judge=spec.router.shadow.judge
+            sample_rate=spec.router.shadow.sample_rate,
+            judge=spec.router.shadow.judge,
+            judge_prompt_path=jpc.router_path(spec),
+            judge_prompt_digest=status.judge_prompt_digest if jpc.reference(spec) else "",
         ),
         observability=ObservabilityConfig(
             latency_objectives=latency,
@@ -268,11 +273,6 @@ def config_map(ref: PolicyRef, spec: RoutingPolicySpec, status: RoutingPolicySta
     }
 
 
-def classifier_copy_name(policy: str, digest: str) -> str:
-    """The frozen classifier copy of ``digest``."""
-    return f"{policy}-classifier-{digest[:10]}"
-
-
 def classifier_copy(ref: PolicyRef, digest: str, model: FrozenModel) -> Obj:
     """The immutable copy of the model entry (the same key, byte for byte)."""
     return {
@@ -285,20 +285,6 @@ def classifier_copy(ref: PolicyRef, digest: str, model: FrozenModel) -> Obj:
         "immutable": True,
         model.field: {model.key: model.value},
     }
-
-
-def classifier_volume_source(
-    ref: PolicyRef, spec: RoutingPolicySpec, status: RoutingPolicyStatus
-) -> str | None:
-    """The ConfigMap the routers mount as their classifier: the frozen copy of the
-    digest status rolls out; the source itself only before its content was ever read
-    (pods wait for it as they would for any missing ConfigMap)."""
-    source = spec.classifier.source.config_map_ref
-    if source is None:
-        return None
-    if status.classifier_digest:
-        return classifier_copy_name(ref.name, status.classifier_digest)
-    return source.name
 
 
 # --------------------------------------------------------------------------- identity
@@ -401,10 +387,13 @@ def deployment(
             }
         )
         mounts.append({"name": "client-keys", "mountPath": CLIENT_KEYS_DIR, "readOnly": True})
-    classifier_cm = classifier_volume_source(ref, spec, status or RoutingPolicyStatus())
-    if classifier_cm is not None:
-        volumes.append({"name": "classifier", "configMap": {"name": classifier_cm}})
-        mounts.append({"name": "classifier", "mountPath": CLASSIFIER_DIR, "readOnly": True})
+    clf_volumes, clf_mounts = classifier_volumes(ref.name, spec, status or RoutingPolicyStatus())
+    volumes += clf_volumes
+    mounts += clf_mounts
+    prompt_cm = jpc.volume_source(ref.name, spec, status or RoutingPolicyStatus())
+    if prompt_cm is not None:
+        volumes.append({"name": "judge-prompt", "configMap": {"name": prompt_cm}})
+        mounts.append({"name": "judge-prompt", "mountPath": jpc.JUDGE_PROMPT_DIR, "readOnly": True})
 
     def probe(path: str, period: int, failures: int) -> Obj:
         return {
@@ -532,14 +521,22 @@ def render_all(
     *,
     service_monitor_available: bool = False,
     classifier: FrozenModel | None = None,
+    judge_prompt: jpc.JudgePromptLookup | None = None,
 ) -> list[Obj]:
     """Every object in apply order (identity first, the ConfigMaps before the Deployment).
 
     ``classifier``: the model entry of ``status.classifierDigest`` as read this reconcile;
-    its frozen copy is rendered (None: not read now; the copy made earlier stays)."""
+    its frozen copy is rendered (None: not read now; the copy made earlier stays).
+    ``judge_prompt``: likewise, the template of ``status.judgePromptDigest``."""
     copy = []
     if classifier is not None and status.classifier_digest:
         copy = [classifier_copy(ref, status.classifier_digest, classifier)]
+    if (
+        judge_prompt is not None
+        and status.judge_prompt_digest
+        and judge_prompt.digest == status.judge_prompt_digest
+    ):
+        copy.append(jpc.prompt_copy(_meta(ref), ref.name, status.judge_prompt_digest, judge_prompt))
     objs = [
         service_account(ref),
         role(ref),

@@ -39,7 +39,7 @@ from tierguard.api.enums import Arm
 from tierguard.api.policy import Pricing
 from tierguard.router.chat import classifier_text
 from tierguard.router.mirrorbudget import MirrorBudget, candidate_bound, judge_bound, output_limit
-from tierguard.router.pairwise import pairwise_prompt
+from tierguard.router.pairwise import PAIRWISE_PROMPT, pairwise_prompt
 from tierguard.router.records import Planned, usage_cost
 from tierguard.router.runtime import Runtime
 from tierguard.router.shadow import answer_text
@@ -83,6 +83,7 @@ def wants_mirror(state: RouterState, planned: Planned) -> bool:
         and route is not None
         and route.candidate is not None
         and state.judge.pairwise
+        and state.judge_ready
         and sampled(planned.route.bucket, rate)
         and stateless(planned)
     )
@@ -182,11 +183,13 @@ async def mirror(
         judge_reserved = 0.0
         pricing = _judge_pricing(state)
         if budget is not None and pricing is not None:
+            template = getattr(state.judge, "template", PAIRWISE_PROMPT)
+            ref = planned.req.reference
             judge_reserved = judge_bound(
                 pricing,
                 [
-                    pairwise_prompt(question, answer, baseline_answer),
-                    pairwise_prompt(question, baseline_answer, answer),
+                    pairwise_prompt(question, answer, baseline_answer, ref, template),
+                    pairwise_prompt(question, baseline_answer, answer, ref, template),
                 ],
             )
             if not budget.try_reserve(judge_reserved):
@@ -194,7 +197,9 @@ async def mirror(
                 return  # verdict error: missing data, never a loss
         token = JUDGE_SPEND.set(judge_costs)
         try:
-            verdict = await state.judge.judge(question, answer, baseline_answer)
+            verdict = await state.judge.judge(
+                question, answer, baseline_answer, planned.req.reference
+            )
         finally:
             JUDGE_SPEND.reset(token)
             if budget is not None:

@@ -14,9 +14,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tierguard.api import judgeprompt
 from tierguard.api.classifierdigest import classifier_digest, model_sha256
 from tierguard.api.durations import parse_duration
-from tierguard.api.routerconfig import Route, RouterConfig, UpstreamModel
+from tierguard.api.routerconfig import ClassifierConfig, Route, RouterConfig, UpstreamModel
 from tierguard.classifier.runtime import (
     Classification,
     Classifier,
@@ -25,10 +26,12 @@ from tierguard.classifier.runtime import (
     load_classifier,
 )
 from tierguard.router.conversation import Planner
+from tierguard.router.decisionshadow import DecisionShadow
 from tierguard.router.ladder import Ladder, build_ladder
 from tierguard.router.pairwise import PairwiseJudge
 from tierguard.router.records import usage_cost
 from tierguard.router.shadow import Judge, LLMJudge, SimilarityJudge
+from tierguard.router.slicing import classifier_slice_problems
 from tierguard.router.tiering import TierCache
 from tierguard.router.upstream import (
     JUDGE_HEADERS,
@@ -64,6 +67,14 @@ class RouterState:
     #: classifier, since its answers would be the same
     tier_cache: TierCache = field(default_factory=lambda: TierCache(0))
     ladder: Ladder = field(default_factory=lambda: build_ladder(["-"], [], {}))
+    #: the candidate classifier of a classifier change's decision shadow (None: no change
+    #: in progress, and the request path runs nothing extra)
+    shadow: DecisionShadow | None = None
+    #: False while this replica mounts another judge prompt than the one rolled out (a
+    #: pod of the previous revision, until the rolling restart replaces it): it then
+    #: neither mirrors nor shadows, so no verdict of the old prompt counts for the new
+    #: revision (see :func:`judge_prompt_ready`)
+    judge_ready: bool = True
 
     def planner(
         self, classify: Callable[[list[str]], list[Classification]] | None = None
@@ -97,7 +108,10 @@ def _classifier_key(config: RouterConfig) -> tuple[Any, ...]:
     """What decides whether a reload must load the classifier again: the path, the
     file's identity (a ConfigMap-mounted model replaced under the same path), the tiers
     and thresholds."""
-    c = config.classifier
+    return _settings_key(config.classifier)
+
+
+def _settings_key(c: ClassifierConfig) -> tuple[Any, ...]:
     try:
         st = os.stat(c.path or default_model_path())
         identity: tuple[int, int, int] | None = (st.st_ino, st.st_size, st.st_mtime_ns)
@@ -108,7 +122,11 @@ def _classifier_key(config: RouterConfig) -> tuple[Any, ...]:
 
 def load_config_classifier(config: RouterConfig) -> tuple[Classifier, str]:
     """The classifier and the sha256 of the very bytes it was loaded from."""
-    c = config.classifier
+    return load_classifier_config(config.classifier)
+
+
+def load_classifier_config(c: ClassifierConfig) -> tuple[Classifier, str]:
+    """:func:`load_config_classifier` for one classifier section."""
     path = Path(c.path or default_model_path())
     if not path.is_file():
         raise ClassifierLoadError(f"classifier model {str(path)!r} does not exist or is not a file")
@@ -119,6 +137,35 @@ def load_config_classifier(config: RouterConfig) -> tuple[Classifier, str]:
     overrides = {t.name: t.threshold for t in c.tiers if t.threshold is not None}
     classifier = load_classifier(model, overrides or None, expected_tiers=[t.name for t in c.tiers])
     return classifier, model_sha256(model)
+
+
+class JudgePromptLoadError(ValueError):
+    """The judge prompt template file cannot be read or is not a usable template."""
+
+
+def load_judge_template(path: str | None) -> str:
+    """The pairwise judge's template: the file the operator mounts (checked, so a bad
+    template refuses the config with the template's own error), or the built-in one."""
+    if path is None:
+        return judgeprompt.BUILTIN_TEMPLATE
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise JudgePromptLoadError(f"cannot read the judge prompt {path!r}: {exc}") from exc
+    try:
+        judgeprompt.check_template(text)
+    except judgeprompt.TemplateError as exc:
+        raise JudgePromptLoadError(f"{path}: {exc}") from exc
+    return text
+
+
+def judge_prompt_ready(path: str | None, template: str, expected_digest: str) -> bool:
+    """Whether the template loaded from ``path`` is the one the config rolls out (its
+    content digest is ``expected_digest``, from the operator's status). The built-in
+    template (no path) always is."""
+    if path is None:
+        return True
+    return bool(expected_digest) and judgeprompt.template_digest(template) == expected_digest
 
 
 def _ephemeral_key() -> bytes:
@@ -143,6 +190,8 @@ async def build_state(
         classifier, model_sha = previous.classifier, previous.model_sha
     else:
         classifier, model_sha = await asyncio.to_thread(load_config_classifier, config)
+    for problem in classifier_slice_problems(config.slices, classifier.categories):
+        log.warning("%s", problem)
     pool, retired = UpstreamPool.build(
         config.models,
         previous.pool if previous else None,
@@ -165,9 +214,21 @@ async def build_state(
                 for k in read_secret(config.server.client_api_keys).splitlines()
                 if k.strip()
             )
+        template = load_judge_template(config.shadow.judge_prompt_path)
     except Exception:
         await _close_new(pool, previous)
         raise
+    judge_ready = judge_prompt_ready(
+        config.shadow.judge_prompt_path, template, config.shadow.judge_prompt_digest
+    )
+    if not judge_ready:
+        log.warning(
+            "the judge prompt this replica mounts (%s, digest %s) is not the one rolled out "
+            "(digest %s): no mirroring or shadow judging here until the replica is replaced",
+            config.shadow.judge_prompt_path,
+            judgeprompt.template_digest(template),
+            config.shadow.judge_prompt_digest or "-",
+        )
     judge_spec = config.shadow.judge
     judge: Judge
     if judge_spec.type == "LLM" and judge_spec.model is not None:
@@ -187,7 +248,11 @@ async def build_state(
                 )
             return payload
 
-        judge = PairwiseJudge(complete) if judge_spec.mode == "Pairwise" else LLMJudge(complete)
+        judge = (
+            PairwiseJudge(complete, template)
+            if judge_spec.mode == "Pairwise"
+            else LLMJudge(complete)
+        )
     else:
         judge = SimilarityJudge(judge_spec.threshold)
     cache_size = config.classifier.cache_size
@@ -199,6 +264,7 @@ async def build_state(
         tier_cache = previous.tier_cache
     else:
         tier_cache = TierCache(cache_size)
+    shadow = await _decision_shadow(config, previous)
     ladder = build_ladder(
         [t.name for t in config.classifier.tiers],
         [(r.tier, r.baseline, r.candidate, r.fallbacks) for r in config.routes],
@@ -216,12 +282,30 @@ async def build_state(
         feedback_ttl_s=parse_duration(config.feedback.ttl),
         client_keys=client_keys,
         judge=judge,
+        judge_ready=judge_ready,
         classifier_key=key,
         model_sha=model_sha,
         tier_cache=tier_cache,
         ladder=ladder,
+        shadow=shadow,
     )
     return state, retired
+
+
+async def _decision_shadow(
+    config: RouterConfig, previous: RouterState | None
+) -> DecisionShadow | None:
+    """The candidate classifier of the config's decision shadow (kept from the previous
+    generation when it is the same file and settings)."""
+    c = config.shadow_classifier
+    if c is None:
+        return None
+    key = _settings_key(c)
+    old = previous.shadow if previous is not None else None
+    if old is not None and old.key == key:
+        return DecisionShadow(c, old.classifier, old.cache, key)
+    classifier, _ = await asyncio.to_thread(load_classifier_config, c)
+    return DecisionShadow(c, classifier, TierCache(c.cache_size), key)
 
 
 async def _close_new(pool: UpstreamPool, previous: RouterState | None) -> None:
