@@ -28,16 +28,16 @@ from tierguard.api.status import Condition, RoutingPolicyStatus
 from tierguard.operator import classifiercontent as cc
 from tierguard.operator import gates as g
 from tierguard.operator import judgepromptcontent as jpc
-from tierguard.operator import preflight, prunecopies, render, rollout, rollout_shadow, specerror
-from tierguard.operator.backoff import Backoff
+from tierguard.operator import preflight, prunecopies, rollout, rollout_shadow, specerror
+from tierguard.operator.applier import Applier, with_ready
 from tierguard.operator.conditions import get_condition, set_condition
 from tierguard.operator.kube import Kube, KubeError, NotFoundError, StatusConflictError
 from tierguard.operator.observe import PrometheusReader, observe, read_preflight_spend
 from tierguard.operator.observe_routers import observe_routers, observe_transitions
-from tierguard.operator.rendermeta import RenderedMetadata, with_metadata
+from tierguard.operator.rendermeta import RenderedMetadata
 from tierguard.operator.shared_queries import SharedQueries
 from tierguard.operator.telemetry import OperatorMetrics
-from tierguard.operator.writes import AppliedObjects, contains, status_needs_write
+from tierguard.operator.writes import status_needs_write
 
 log = logging.getLogger("tierguard.operator")
 
@@ -130,9 +130,10 @@ class Controller:
         self.kube = kube
         self.settings = settings
         self.metrics = metrics
-        self._secrets_done: set[str] = set()
+        #: Renders and applies each policy's objects (and keeps what it applied).
+        self.applier = Applier(kube, settings.rendered)
         #: What was last applied per policy (hashes and objects, for drift checks).
-        self.applied = AppliedObjects()
+        self.applied = self.applier.applied
         #: policy uid -> when this process last evaluated its gates. An evaluation that
         #: changed nothing else is not written to status; this keeps its schedule.
         self._evaluated: dict[str, datetime] = {}
@@ -141,8 +142,6 @@ class Controller:
             if settings.query_round_seconds > 0
             else None
         )
-        #: (namespace, name) -> retry state of a policy whose objects failed to apply.
-        self._apply_backoff: dict[tuple[str, str], Backoff] = {}
         #: (namespace, name) -> (uid, classifier digests) at the last prune of its copies.
         self._pruned: dict[tuple[str, str], tuple[str, frozenset[str]]] = {}
 
@@ -360,8 +359,7 @@ class Controller:
 
     def forget(self, namespace: str, name: str) -> None:
         """The policy is gone (or no longer this replica's): drop what is kept for it."""
-        self.applied.forget(namespace, name)
-        self._apply_backoff.pop((namespace, name), None)
+        self.applier.forget(namespace, name)
         self._pruned.pop((namespace, name), None)
         if self.metrics is not None:
             self.metrics.forget(namespace, name)
@@ -376,29 +374,6 @@ class Controller:
         log.info(
             "%s/%s %s: %s", body["metadata"]["namespace"], body["metadata"]["name"], reason, message
         )
-
-    def _apply_objects(
-        self, ref: render.PolicyRef, objs: list[dict[str, Any]], applied_before: bool
-    ) -> None:
-        """Apply what changed since the last apply. The first time this process sees a
-        policy whose objects were applied before (by an earlier run), compare with the
-        live objects instead (reads, not writes), so a restart does not re-apply
-        everything; a new policy's objects are applied without reading first."""
-        first = applied_before and not self.applied.known(ref.namespace, ref.name, ref.uid)
-        todo = self.applied.due(ref.namespace, ref.name, ref.uid, objs)
-        for i in todo:
-            obj = objs[i]
-            if first:
-                try:
-                    live = self.kube.read_object(
-                        obj["apiVersion"], obj["kind"], ref.namespace, obj["metadata"]["name"]
-                    )
-                except NotFoundError:
-                    live = None
-                if live is not None and contains(live, obj):
-                    continue
-            self.kube.apply(obj)
-        self.applied.record(ref.namespace, ref.name, ref.uid, objs)
 
     def _first_reconcile(
         self,
@@ -417,8 +392,8 @@ class Controller:
         the write leaves status empty, and deciding again from an empty status renders
         the same objects (the first step depends on the spec alone)."""
         new = decision.status
-        error, retry = self._apply_rendered(body, spec, new, classifier, judge_prompt)
-        new = self._with_ready(new, error, now, generation) or new
+        error, retry = self.applier.apply_rendered(body, spec, new, classifier, judge_prompt)
+        new = with_ready(new, error, now, generation) or new
         written = self.kube.replace_status(body, new.to_k8s())  # a conflict: decide again
         for ev in decision.events:
             self._event(written, ev.type, ev.reason, ev.message)
@@ -439,8 +414,8 @@ class Controller:
         """Apply the rendered objects that changed; set Ready. Returns how soon to retry
         (``inf`` when nothing failed). ``classifier``: what was read this reconcile; its
         model is frozen into the immutable copy when it is the one status rolls out."""
-        error, retry = self._apply_rendered(body, spec, status, classifier, judge_prompt)
-        new = self._with_ready(status, error, now, generation)
+        error, retry = self.applier.apply_rendered(body, spec, status, classifier, judge_prompt)
+        new = with_ready(status, error, now, generation)
         if new is None:
             return retry
         with contextlib.suppress(StatusConflictError):  # the next reconcile sets it
@@ -448,84 +423,6 @@ class Controller:
         if error is not None:
             self._event(body, "Warning", Reason.RECONCILE_FAILED.value, error)
         return retry
-
-    def _with_ready(
-        self, status: RoutingPolicyStatus, error: str | None, now: datetime, generation: int
-    ) -> RoutingPolicyStatus | None:
-        """``status`` with Ready saying ``error`` (None: applied), or None if it says so."""
-        ready = get_condition(status.conditions, ConditionType.READY)
-        want = "True" if error is None else "False"
-        if ready is not None and ready.status == want and (error is None or ready.message == error):
-            return None
-        conds = set_condition(
-            status.conditions,
-            ConditionType.READY,
-            error is None,
-            Reason.RECONCILED.value if error is None else Reason.RECONCILE_FAILED.value,
-            "router objects applied" if error is None else error,
-            now,
-            generation,
-        )
-        return status.model_copy(update={"conditions": conds})
-
-    def _apply_rendered(
-        self,
-        body: dict[str, Any],
-        spec: RoutingPolicySpec,
-        status: RoutingPolicyStatus,
-        classifier: cc.ClassifierLookup,
-        judge_prompt: jpc.JudgePromptLookup,
-    ) -> tuple[str | None, float]:
-        """Apply the objects rendered from ``status`` that changed: (what failed or None,
-        seconds until a retry or ``inf``)."""
-        meta = body["metadata"]
-        ref = render.PolicyRef(meta["name"], meta["namespace"], meta["uid"])
-        error = None
-        retry = float("inf")
-        backoff = self._apply_backoff.setdefault((ref.namespace, ref.name), Backoff())
-        try:
-            if spec.router.signing_key_secret_ref is None and ref.uid not in self._secrets_done:
-                self.kube.ensure_secret(
-                    with_metadata(render.signing_secret(ref), self.settings.rendered),
-                    render.GENERATED_SIGNING_KEY,
-                )
-                self._secrets_done.add(ref.uid)
-            sm = self.kube.service_monitor_available()
-            objs = [
-                with_metadata(o, self.settings.rendered)
-                for o in render.render_all(
-                    ref,
-                    spec,
-                    status,
-                    service_monitor_available=sm,
-                    classifier=classifier.model
-                    if classifier.digest and classifier.digest == status.classifier_digest
-                    else None,
-                    judge_prompt=judge_prompt,
-                )
-            ]
-            ready = get_condition(status.conditions, ConditionType.READY)
-            self._apply_objects(ref, objs, applied_before=ready is not None)
-            backoff.succeeded()
-        except KubeError as exc:
-            error = str(exc)
-            retry = backoff.failed(getattr(exc, "retry_after", None))
-            log.error("%s/%s: %s (retrying in %.0fs)", ref.namespace, ref.name, error, retry)
-        if error is None:
-            error = self._missing_secrets(ref.namespace, spec)
-        return error, retry
-
-    def _missing_secrets(self, namespace: str, spec: RoutingPolicySpec) -> str | None:
-        """Name every referenced Secret key that cannot be read (the values stay here)."""
-        problems = []
-        for field, ref in render.secret_refs(spec):
-            try:
-                self.kube.read_secret_key(namespace, ref.name, ref.key)
-            except KubeError as exc:  # includes NotFoundError: a missing Secret, not policy
-                problems.append(f"{field}: {exc}")
-        if not problems:
-            return None
-        return "routers cannot start until these Secrets exist: " + "; ".join(problems)
 
     def _report_invalid(
         self,

@@ -1,0 +1,154 @@
+"""Rendering and applying one policy's objects (the controller's output side).
+
+I/O through :class:`~tierguard.operator.kube.Kube` only; what to render comes from status
+(:mod:`render`), what changed since the last apply from :mod:`writes`:
+
+* a policy's objects are server-side applied only when their content changed since this
+  process applied them (or a watch event showed drift); the first time this process sees
+  a policy that was applied before (a restart), they are compared with the live objects
+  instead (reads, not writes);
+* failures back off per policy (:mod:`backoff`), waited out by the caller on the event
+  loop, never in the worker;
+* :func:`with_ready` says what the Ready condition becomes.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+from typing import Any
+
+from tierguard.api.enums import ConditionType, Reason
+from tierguard.api.policy import RoutingPolicySpec
+from tierguard.api.status import RoutingPolicyStatus
+from tierguard.operator import classifiercontent as cc
+from tierguard.operator import judgepromptcontent as jpc
+from tierguard.operator import render
+from tierguard.operator.backoff import Backoff
+from tierguard.operator.conditions import get_condition, set_condition
+from tierguard.operator.kube import Kube, KubeError, NotFoundError
+from tierguard.operator.rendermeta import RenderedMetadata, with_metadata
+from tierguard.operator.writes import AppliedObjects, contains
+
+log = logging.getLogger("tierguard.operator")
+
+
+def with_ready(
+    status: RoutingPolicyStatus, error: str | None, now: datetime, generation: int
+) -> RoutingPolicyStatus | None:
+    """``status`` with Ready saying ``error`` (None: applied), or None if it says so."""
+    ready = get_condition(status.conditions, ConditionType.READY)
+    want = "True" if error is None else "False"
+    if ready is not None and ready.status == want and (error is None or ready.message == error):
+        return None
+    conds = set_condition(
+        status.conditions,
+        ConditionType.READY,
+        error is None,
+        Reason.RECONCILED.value if error is None else Reason.RECONCILE_FAILED.value,
+        "router objects applied" if error is None else error,
+        now,
+        generation,
+    )
+    return status.model_copy(update={"conditions": conds})
+
+
+class Applier:
+    """Applies rendered objects for every policy of this process (thread-safe: one
+    reconcile per policy at a time, many policies in parallel)."""
+
+    def __init__(self, kube: Kube, rendered: RenderedMetadata) -> None:
+        self.kube = kube
+        self.rendered = rendered
+        #: What was last applied per policy (hashes and objects, for drift checks).
+        self.applied = AppliedObjects()
+        #: (namespace, name) -> retry state of a policy whose objects failed to apply.
+        self._backoff: dict[tuple[str, str], Backoff] = {}
+        #: uids of the policies whose generated signing Secret exists.
+        self._secrets_done: set[str] = set()
+
+    def forget(self, namespace: str, name: str) -> None:
+        self.applied.forget(namespace, name)
+        self._backoff.pop((namespace, name), None)
+
+    def apply_rendered(
+        self,
+        body: dict[str, Any],
+        spec: RoutingPolicySpec,
+        status: RoutingPolicyStatus,
+        classifier: cc.ClassifierLookup,
+        judge_prompt: jpc.JudgePromptLookup,
+    ) -> tuple[str | None, float]:
+        """Apply the objects rendered from ``status`` that changed: (what failed or None,
+        seconds until a retry or ``inf``)."""
+        meta = body["metadata"]
+        ref = render.PolicyRef(meta["name"], meta["namespace"], meta["uid"])
+        error = None
+        retry = float("inf")
+        backoff = self._backoff.setdefault((ref.namespace, ref.name), Backoff())
+        try:
+            if spec.router.signing_key_secret_ref is None and ref.uid not in self._secrets_done:
+                self.kube.ensure_secret(
+                    with_metadata(render.signing_secret(ref), self.rendered),
+                    render.GENERATED_SIGNING_KEY,
+                )
+                self._secrets_done.add(ref.uid)
+            sm = self.kube.service_monitor_available()
+            objs = [
+                with_metadata(o, self.rendered)
+                for o in render.render_all(
+                    ref,
+                    spec,
+                    status,
+                    service_monitor_available=sm,
+                    classifier=classifier.model
+                    if classifier.digest and classifier.digest == status.classifier_digest
+                    else None,
+                    judge_prompt=judge_prompt,
+                )
+            ]
+            ready = get_condition(status.conditions, ConditionType.READY)
+            self._apply_objects(ref, objs, applied_before=ready is not None)
+            backoff.succeeded()
+        except KubeError as exc:
+            error = str(exc)
+            retry = backoff.failed(getattr(exc, "retry_after", None))
+            log.error("%s/%s: %s (retrying in %.0fs)", ref.namespace, ref.name, error, retry)
+        if error is None:
+            error = self.missing_secrets(ref.namespace, spec)
+        return error, retry
+
+    def missing_secrets(self, namespace: str, spec: RoutingPolicySpec) -> str | None:
+        """Name every referenced Secret key that cannot be read (the values stay here)."""
+        problems = []
+        for field, ref in render.secret_refs(spec):
+            try:
+                self.kube.read_secret_key(namespace, ref.name, ref.key)
+            except KubeError as exc:  # includes NotFoundError: a missing Secret, not policy
+                problems.append(f"{field}: {exc}")
+        if not problems:
+            return None
+        return "routers cannot start until these Secrets exist: " + "; ".join(problems)
+
+    def _apply_objects(
+        self, ref: render.PolicyRef, objs: list[dict[str, Any]], applied_before: bool
+    ) -> None:
+        """Apply what changed since the last apply. The first time this process sees a
+        policy whose objects were applied before (by an earlier run), compare with the
+        live objects instead (reads, not writes), so a restart does not re-apply
+        everything; a new policy's objects are applied without reading first."""
+        first = applied_before and not self.applied.known(ref.namespace, ref.name, ref.uid)
+        todo = self.applied.due(ref.namespace, ref.name, ref.uid, objs)
+        for i in todo:
+            obj = objs[i]
+            if first:
+                try:
+                    live = self.kube.read_object(
+                        obj["apiVersion"], obj["kind"], ref.namespace, obj["metadata"]["name"]
+                    )
+                except NotFoundError:
+                    live = None
+                if live is not None and contains(live, obj):
+                    continue
+            self.kube.apply(obj)
+        self.applied.record(ref.namespace, ref.name, ref.uid, objs)
