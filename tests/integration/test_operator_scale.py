@@ -155,12 +155,13 @@ def test_steady_policies_make_no_api_writes(
         wait_for(settled, timeout=120, message=f"policies never settled:\n{op.log()}")
         # A new policy's decision and its Ready come in one status write (what a burst
         # of new policies waits for); the policy without a candidate has nothing else.
+        # (A write refused with 409, e.g. racing kopf's finalizer patch, changed nothing.)
         first, _ = control_plane.audit_events(created_at)
-        plain = {k: v for k, v in _operator_writes(first, namespace).items() if "plain" in k}
-        status_writes = [
-            v for k, v in plain.items() if k.startswith("update routingpolicies/status")
-        ]
-        assert status_writes == [1], f"status writes of a new policy: {plain}\n{op.log()}"
+        done = [e for e in first if e.get("responseStatus", {}).get("code", 0) < 300]
+        plain = {k: v for k, v in _operator_writes(done, namespace).items() if "plain" in k}
+        assert plain.get("update routingpolicies/status plain") == 1, (
+            f"writes for a new policy: {plain}\n{op.log()}"
+        )
         time.sleep(2 * INTERVAL)  # the bake time ends: one last real change
         _, offset = control_plane.audit_events()
         looks_before = _gate_evaluations(port)
