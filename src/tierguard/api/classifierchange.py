@@ -22,7 +22,7 @@ from typing import Annotated, Any
 from pydantic import ConfigDict, Field
 
 from tierguard.api.durations import AtLeast, Duration
-from tierguard.api.policy_base import ApiModel, cel
+from tierguard.api.policy_base import ApiModel, Fraction, cel
 
 
 class ClassifierShadowSpec(ApiModel):
@@ -61,6 +61,15 @@ class ClassifierShadowSpec(ApiModel):
         description=(
             "It ends at the latest after this long, with a Warning Event when fewer than "
             "minRequests were counted."
+        ),
+    )
+    max_down_share: Fraction | None = Field(
+        default=None,
+        description=(
+            "When set: a shadow that ends finding a larger share of requests moved to a "
+            "cheaper tier pauses the rollout (reason ClassifierShadowMoved) before the new "
+            "classifier decides for anyone, for a person to look: resume or promote hands "
+            "it the decision, abort keeps the stable classifier. Unset: it only reports."
         ),
     )
 
@@ -119,5 +128,12 @@ class ClassifierShadowStatus(ApiModel):
     )
     cells: list[TransitionCell] = Field(
         default_factory=list, description="The transition matrix (non-empty cells)."
+    )
+    held: bool = Field(
+        default=False,
+        description=(
+            "It found more moved down than rollout.classifierShadow.maxDownShare and paused; "
+            "a resume lets the new classifier decide."
+        ),
     )
     message: str = Field(default="", max_length=2048, description="What it found.")

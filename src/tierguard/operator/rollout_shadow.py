@@ -8,7 +8,9 @@ decides (:func:`tierguard.operator.render.router_config`), and each look reads t
 transition matrix (:class:`~tierguard.operator.decisionshadow.TransitionCounts`) into
 ``status.classifierShadow``. It ends when ``rollout.classifierShadow.minRequests`` were
 counted and ``minDuration`` has passed, or at ``maxDuration`` with what it has (a Warning
-says it fell short), or by a manual promote; then the candidate becomes the stable
+says it fell short), or by a manual promote. With ``maxDownShare`` set, a shadow that
+finds more requests moving to a cheaper tier pauses first (reason ``ClassifierShadowMoved``)
+until a person resumes, promotes or aborts. Then the candidate becomes the stable
 classifier (it decides from now on) and the revision's rollout begins as any other
 (pre-flight or step 1). An abort or a rollback during the shadow leaves the stable
 classifier deciding: the rollback returns to the previous digest.
@@ -135,9 +137,13 @@ def on_shadow(run: _Run, obs: g.Observations) -> None:
         )[:4096]
         return
     if error is None and enough:
+        if _held_for_down_share(run):
+            return
         finish(run, Reason.CLASSIFIER_SHADOW_FINISHED, "decision shadow done")
         return
     if run.now >= limit:
+        if _held_for_down_share(run):
+            return
         finish(
             run,
             Reason.CLASSIFIER_SHADOW_FINISHED,
@@ -155,6 +161,26 @@ def on_shadow(run: _Run, obs: g.Observations) -> None:
         f"decision shadow: {sh.message}; waiting: {waiting}; maxDuration "
         f"{conf.max_duration} at {fmt_time(limit)}"
     )[:4096]
+
+
+def _held_for_down_share(run: _Run) -> bool:
+    """Pause once when the shadow found more moved down than ``maxDownShare`` (a resume
+    comes back as Progressing with ``held`` set: the shadow then ends)."""
+    s = run.s
+    sh = s.classifier_shadow
+    assert sh is not None
+    limit = run.spec.rollout.classifier_shadow.max_down_share
+    if sh.held or limit is None or sh.down_share is None or sh.down_share <= limit:
+        return False
+    sh.held = True
+    run.pause(
+        Reason.CLASSIFIER_SHADOW_MOVED,
+        f"decision shadow: {sh.down_share:.1%} of requests would move to a cheaper tier, "
+        f"more than maxDownShare {limit:.1%} ({sh.message}); paused before the new "
+        "classifier decides for anyone: resume or promote to go on, abort to keep the "
+        "stable classifier",
+    )
+    return True
 
 
 def finish(run: _Run, reason: Reason, why: str, *, short: bool = False) -> None:

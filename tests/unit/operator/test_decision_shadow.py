@@ -231,3 +231,34 @@ def test_the_transitions_query_names_the_revision() -> None:
         "sum by (from_tier, to_tier) (tierguard_classifier_transitions_total"
         '{policy="shop", namespace="prod", revision="abc123"})'
     )
+
+
+def test_max_down_share_pauses_before_the_new_classifier_decides_and_resume_goes_on() -> None:
+    old = spec_with(0.5)
+    st = r.reconcile(old, None, T0).status
+    new = spec_with(0.8, maxDownShare=0.1)
+    st = r.reconcile(new, st, at(1), generation=2).status
+    cells = {("simple", "simple"): 200, ("complex", "simple"): 60, ("complex", "complex"): 140}
+    d = look(new, st, 7, cells)  # 15 % down > 10 %
+    st = d.status
+    assert st.phase == Phase.PAUSED and st.canary_weight == 0.0
+    assert st.history[-1].reason == Reason.CLASSIFIER_SHADOW_MOVED.value
+    assert "15.0% of requests would move to a cheaper tier" in st.message
+    assert st.classifier_shadow is not None and st.classifier_shadow.held
+    # both classifiers stay loaded, the stable one deciding, while a person looks
+    cfg = config(new, st)
+    assert thresholds(cfg.classifier) == 0.5 and cfg.shadow_classifier is not None
+    d = look(new, st, 8, cells)  # looks while paused change nothing
+    assert d.status.phase == Phase.PAUSED
+    resumed = r.reconcile(
+        new, d.status, at(9), generation=2, request=r.ManualRequest("resume", "n")
+    )
+    st = resumed.status
+    d = look(new, st, 10, cells)
+    assert d.status.phase == Phase.PROGRESSING and d.status.canary_weight == 5.0
+    assert d.status.classifier_shadow is not None and not d.status.classifier_shadow.running
+    # under the limit it only reports
+    relaxed = spec_with(0.8, maxDownShare=0.2)
+    st = r.reconcile(relaxed, r.reconcile(old, None, T0).status, at(1), generation=2).status
+    d = look(relaxed, st, 7, cells)
+    assert d.status.phase == Phase.PROGRESSING and d.status.canary_weight == 5.0
