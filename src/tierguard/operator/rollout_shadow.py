@@ -32,6 +32,8 @@ from tierguard.api.durations import parse_duration
 from tierguard.api.enums import Phase, Reason
 from tierguard.api.status import RoutingPolicyStatus
 from tierguard.operator import decisionshadow as ds
+from tierguard.operator import rollout_clfcanary as ccn
+from tierguard.operator.rollout_clfcanary import adopt as adopt
 from tierguard.operator.rollout_types import fmt_time
 
 if TYPE_CHECKING:
@@ -51,18 +53,18 @@ def running(status: RoutingPolicyStatus) -> bool:
     )
 
 
-def wanted(run: _Run) -> bool:
-    """Whether the revision starting now must begin with a decision shadow."""
+def classifier_change(run: _Run) -> bool:
+    """Whether the revision starting now changes the classifier in a way the stable and
+    the new one can be compared (the same tiers)."""
     stable, now = run.s.stable_classifier, run.classifier_now
-    if stable is None or now is None or not run.spec.rollout.classifier_shadow.enabled:
+    if stable is None or now is None:
         return False
     return ds.changed(stable, now) and ds.tier_names(stable) == ds.tier_names(now)
 
 
-def adopt(run: _Run) -> None:
-    """The classifier read now decides from now on."""
-    if run.classifier_now is not None:
-        run.s.stable_classifier = run.classifier_now
+def wanted(run: _Run) -> bool:
+    """Whether the revision starting now must begin with a decision shadow."""
+    return run.spec.rollout.classifier_shadow.enabled and classifier_change(run)
 
 
 def begin(run: _Run, revision: str, why: str) -> None:
@@ -196,6 +198,9 @@ def finish(run: _Run, reason: Reason, why: str, *, short: bool = False) -> None:
         Reason.CLASSIFIER_SHADOW_FINISHED,
         f"{why}: {sh.message}"[:1024],
     )
+    if ccn.wanted(run):
+        ccn.begin(run, why)
+        return
     adopt(run)
     then = Reason.ROLLOUT_STARTED if reason == Reason.CLASSIFIER_SHADOW_FINISHED else reason
     run.begin_stage(s.revision, then, f"{why}; the new classifier decides")

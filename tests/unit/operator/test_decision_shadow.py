@@ -31,8 +31,14 @@ REF = render.PolicyRef("shop", "default", "uid-1")
 SHADOW = {"minRequests": 100, "minDuration": "5m", "maxDuration": "30m"}
 
 
-def spec_with(threshold: float = 0.5, **shadow: Any) -> RoutingPolicySpec:
-    doc = make_spec(classifierShadow={**SHADOW, **shadow}).to_k8s()
+def spec_with(
+    threshold: float = 0.5, canary: dict[str, Any] | None = None, **shadow: Any
+) -> RoutingPolicySpec:
+    """(the classifier canary that follows the shadow is off unless ``canary`` is given:
+    these tests are about the shadow; test_classifier_canary.py is about the canary)"""
+    doc = make_spec(
+        classifierShadow={**SHADOW, **shadow}, classifierCanary=canary or {"enabled": False}
+    ).to_k8s()
     doc["classifier"]["tiers"][0]["threshold"] = threshold
     doc["models"][0]["pricing"] = {"inputPerMillionTokens": 10, "outputPerMillionTokens": 30}
     doc["models"][1]["pricing"] = {"inputPerMillionTokens": 1, "outputPerMillionTokens": 3}
