@@ -209,14 +209,15 @@ def test_slice_trap_hides_a_15_point_loss_below_the_tier() -> None:
     (topic,) = spec.analysis.slices
     assert topic.source == "Classifier" and sl.SLICE_TRAP_CATEGORY in topic.values
     split = family_split(gate_specs(spec), spec.analysis.confidence)
-    # the fake Agreement judge: two answers disagree when either is bad (capable misses 5 %)
-    floor = 1 - sc.CAPABLE_SIMPLE_QUALITY
+    # the fake Agreement judge: two answers disagree when either is bad (capable misses 1 %)
+    floor = 1 - sl.SLICE_TRAP_SIMPLE_QUALITY
+    assert s.capable.quality[sl.SLICE_TRAP_CATEGORY] == sl.SLICE_TRAP_SIMPLE_QUALITY
     slice_rate = 1 - s.cheap.quality[sl.SLICE_TRAP_CATEGORY]
     tier_rate = 0.9 * floor + 0.1 * slice_rate  # the category is 10 % of the simple tier
     ceiling = sl.SLICE_TRAP_DISAGREEMENT_CEILING
     assert floor < tier_rate < ceiling < slice_rate
-    # at 1,500 judged tier answers (150 of them in the slice) the tier gate passes and the
-    # slice gate has failed
-    _, tier_upper = absolute_bounds(tier_rate * 1500, 1500, split.tier)
-    slice_lower, _ = absolute_bounds(slice_rate * 300, 300, split.slice)
+    # at 1,000 judged tier answers (100 of them in the slice) the tier gate passes; the
+    # slice gate fails at 150
+    _, tier_upper = absolute_bounds(tier_rate * 1000, 1000, split.tier)
+    slice_lower, _ = absolute_bounds(slice_rate * 150, 150, split.slice)
     assert tier_upper <= ceiling < slice_lower
