@@ -93,7 +93,7 @@ def test_after_the_shadow_the_new_classifier_decides_for_the_first_steps_session
     assert st.classifier_shadow is not None and not st.classifier_shadow.running
     assert (st.phase, st.canary_weight, st.step_display) == (
         Phase.PROGRESSING,
-        0.0,
+        5.0,
         "Classifier 1/3",
     )
     assert st.history[-1].reason == Reason.CLASSIFIER_CANARY.value
@@ -101,7 +101,7 @@ def test_after_the_shadow_the_new_classifier_decides_for_the_first_steps_session
     assert progressing.reason == Reason.CLASSIFIER_CANARY.value
     cfg = config(sp, st)
     assert cfg.shadow_classifier is not None and cfg.classifier_canary_weight == 5.0
-    assert {s.weight for s in cfg.split} == {0.0}  # the model canary waits
+    assert {s.weight for s in cfg.split} == {5.0}  # the model split as before the edit
     assert st.stable_classifier is not None
     assert st.stable_classifier.settings["tiers"][0]["threshold"] == 0.5
 
