@@ -104,6 +104,9 @@ def manifest(prom_url: str, configmap: str = "clf") -> dict[str, Any]:
         no_data_after="10m",
     )
     doc["spec"]["classifier"]["source"] = {"configMapRef": {"name": configmap}}
+    # content digests and frozen copies are the subject here: a classifier change ends
+    # with its decision shadow (no classifier canary, which needs traffic)
+    doc["spec"]["rollout"]["classifierCanary"] = {"enabled": False}
     return doc
 
 
