@@ -392,6 +392,14 @@ class Classifier:
         return np.asarray(out, dtype=np.float32)
 
     def _to_classifications(self, probs: npt.NDArray[np.float32]) -> list[Classification]:
+        if len(probs) == 1:  # the router's case: plain floats beat numpy's per-call setup
+            row = probs[0].tolist()
+            first = next(
+                (i for i, thr in enumerate(self._threshold_vector) if row[i] >= thr),
+                len(self.tiers) - 1,
+            )
+            probabilities = dict(zip(self.tiers, row, strict=True))
+            return [Classification(tier=self.tiers[first], probabilities=probabilities)]
         chosen = assign_tiers(probs, self._threshold_vector)
         return [
             Classification(

@@ -276,6 +276,10 @@ async def _chat(
             answer=delivery.answer,
             failed=delivery.failed,
         )
+    if isinstance(result.answer, JsonAnswer):  # written when this view returns
+        ovh.write += perf_counter() - t4
+        pipeline.account_soon(rt, state, planned, events, result, did, delivery, ovh)
+        return response
     pipeline.account(rt, state, planned, events, result, did, delivery)
     ovh.write += perf_counter() - t4
     ovh.observe(rt.metrics.overhead_phases(config.policy))
