@@ -1,4 +1,5 @@
-"""End to end: the lab's `healthy` and `pareto-trap` scenarios on the real system.
+"""End to end: the lab's `healthy`, `pareto-trap` and `preflight-trap` scenarios on the
+real system.
 
 Everything is real except the LLM providers (fake, by design) and the kubelet (the lab
 runs the router Deployment's pod template as local processes). Outcomes are asserted from
@@ -6,7 +7,7 @@ the RoutingPolicy's status as the API server returns it -- what `kubectl get -o 
 would show an SRE -- never from the lab's own bookkeeping. The report files are checked
 for existence and for the figures they must carry.
 
-One lab session (control plane, Prometheus, operator) serves both scenarios; each
+One lab session (control plane, Prometheus, operator) serves every scenario; each
 scenario gets its own policy name, so Prometheus series and gate state never mix.
 """
 
@@ -105,3 +106,30 @@ def test_pareto_trap_is_rolled_back_early_with_the_tier_named(lab: Lab, tmp_path
     assert "simple" in (rollback[-1].get("message", "") + status.get("message", ""))
     _check_report_files(tmp_path, text)
     assert "**RolledBack**" in text and "tier `simple`" in text
+
+
+def test_preflight_trap_is_rolled_back_at_pre_flight_with_zero_users_exposed(
+    lab: Lab, tmp_path: Path
+) -> None:
+    """Issue 16: pareto-trap's world with pre-flight on. The candidate only ever answers
+    mirrored requests; the simple tier's pairwise gate fails on them and the rollout is
+    rolled back at pre-flight, before the first weighted step."""
+    body, text = _run(lab, "preflight-trap", tmp_path)
+    status = body["status"]
+    assert status["phase"] == "RolledBack", status.get("message")
+    assert status["canaryWeight"] == 0 and "0 users exposed" in status["message"]
+    reasons = [h["reason"] for h in status["history"]]
+    assert "PreFlightFailed" in reasons and "PreFlightPassed" not in reasons, reasons
+    assert all(float(h.get("weight") or 0) == 0 for h in status["history"]), status["history"]
+    pf = status["preflight"]
+    assert pf["state"] == "Failed"
+    simple = next(t for t in pf["tiers"] if t["tier"] == "simple")
+    judge = simple["judge"]
+    assert simple["verdict"] == "Fail" and judge["healthy"], simple
+    assert judge["judged"] > 0 and judge["worse"] > judge["better"], judge
+    assert 0 < pf["spendUSD"] <= pf["maxSpendUSD"], pf
+    _check_report_files(tmp_path, text)
+    assert "rolled back at pre-flight (0 % exposure)" in text and "as expected" in text
+    # the simulated users' own count: no answer any of them saw came from the cheap model
+    assert "**0 users** were served by the candidate (`cheap` answered 0 of" in text
+    assert "| simple | **Fail** |" in text and "Spend: **$" in text

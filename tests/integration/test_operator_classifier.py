@@ -1,7 +1,8 @@
 """Classifier changes as a rollout, against the real API server (issue 17 items 4, 6):
 the operator (a subprocess with its least-privilege identity) reads the referenced
 ConfigMap, rolls out by content digest, freezes an immutable copy the routers mount, and
-holds when the ConfigMap cannot be read.
+holds when the ConfigMap cannot be read. The pairwise judge's prompt template in a
+ConfigMap counts the same way (issue 16 item 3).
 
 No routers run here (the gates hold without data; rollout.noData.after is long): only
 manual promotes and ConfigMap edits move the rollout, so every assertion is about what
@@ -28,6 +29,7 @@ from routerkit import tiny_classifier as tiny_classifier
 from tierguard.api import constants as c
 from tierguard.api.enums import ConditionType, Phase, Reason
 from tierguard.api.status import Condition, RoutingPolicyStatus
+from tierguard.operator import judgepromptcontent as jpc
 from tierguard.operator import render
 
 if TYPE_CHECKING:
@@ -186,15 +188,31 @@ def test_editing_the_classifier_bytes_restarts_at_the_first_step_on_a_frozen_cop
     wait_for(lambda: cluster.mounted() == copy_b, timeout=30, message="routers mount the new copy")
     frozen_b: Any = cluster.core.read_namespaced_config_map(copy_b, cluster.ns)
     assert base64.b64decode(frozen_b.binary_data["model.onnx"]) == MODEL_B
-    # The old copy still holds the old bytes, and the API server refuses to change it.
+    # The API server refuses to change a frozen copy.
     from kubernetes.client.exceptions import ApiException
 
-    frozen_a: Any = cluster.core.read_namespaced_config_map(copy_a, cluster.ns)
-    assert base64.b64decode(frozen_a.binary_data["model.onnx"]) == MODEL_A
-    frozen_a.binary_data = {"model.onnx": base64.b64encode(MODEL_B).decode()}
+    frozen_b.binary_data = {"model.onnx": base64.b64encode(MODEL_A).decode()}
     with pytest.raises(ApiException) as refused:
-        cluster.core.replace_namespaced_config_map(copy_a, cluster.ns, frozen_a)
+        cluster.core.replace_namespaced_config_map(copy_b, cluster.ns, frozen_b)
     assert refused.value.status == 422 and "immutable" in str(refused.value.body)
+    # Copy A stays while the status refers to it (the stable classifier of a change) and
+    # is pruned once nothing does; copy B, the target, stays.
+    from tierguard.operator.prunecopies import referenced_digests
+
+    def copy_a_present() -> bool:
+        try:
+            frozen_a: Any = cluster.core.read_namespaced_config_map(copy_a, cluster.ns)
+        except ApiException as exc:
+            assert exc.status == 404
+            return False
+        assert base64.b64decode(frozen_a.binary_data["model.onnx"]) == MODEL_A
+        return True
+
+    if first.classifier_digest in referenced_digests(cluster.status()):
+        assert copy_a_present()
+    else:
+        wait_for(lambda: not copy_a_present(), timeout=30, message="copy A pruned")
+    assert cluster.core.read_namespaced_config_map(copy_b, cluster.ns) is not None
 
 
 def test_same_bytes_under_a_new_name_keep_the_revision_and_a_missing_one_holds(
@@ -239,6 +257,84 @@ def test_same_bytes_under_a_new_name_keep_the_revision_and_a_missing_one_holds(
     back = until(lambda s: (x := _resolved(s)) is not None and x.status == "True")
     assert (back.revision, back.step) == (first.revision, 1)
     assert len(cluster.events(Reason.ROLLOUT_STARTED.value)) == 1
+
+
+PROMPT = (
+    "Question: {question}\nReference: {reference}\nAnswer A:\n{answer_a}\nAnswer B:\n"
+    "{answer_b}\nReply [[A]], [[B]] or [[TIE]]."
+)
+
+
+def test_the_judge_prompt_counts_by_content_in_the_revision(
+    cluster: Cluster, operator: OperatorProcess, prometheus: Prometheus, wait_for: Any
+) -> None:
+    """Issue 16 item 3: the pairwise judge's prompt template in a ConfigMap is part of
+    the revision by content, frozen into an immutable copy the routers mount. The same
+    bytes under a new name keep the revision; editing the content starts a new one."""
+
+    def put_prompt(name: str, text: str) -> None:
+        from kubernetes.client.exceptions import ApiException
+
+        body: Any = {"metadata": {"name": name}, "data": {"prompt": text}}
+        try:
+            cluster.core.create_namespaced_config_map(cluster.ns, body)
+        except ApiException as exc:
+            if exc.status != 409:
+                raise
+            cluster.core.replace_namespaced_config_map(name, cluster.ns, body)
+
+    def mounted_prompt() -> str:
+        dep: Any = cluster.apps.read_namespaced_deployment(render.object_name(POLICY), cluster.ns)
+        vols = {v.name: v for v in dep.spec.template.spec.volumes}
+        return str(vols["judge-prompt"].config_map.name)
+
+    cluster.put_model("clf", MODEL_A)
+    put_prompt("prompt-a", PROMPT)
+    doc = manifest(prometheus.url)
+    doc["spec"]["models"].append(
+        {"name": "judge", "baseURL": "http://127.0.0.1:3/v1", "upstreamModel": "j"}
+    )
+    doc["spec"]["router"]["shadow"] = {
+        "judge": {
+            "type": "LLM",
+            "mode": "Pairwise",
+            "model": "judge",
+            "promptConfigMapRef": {"name": "prompt-a"},
+        }
+    }
+    doc["spec"]["rollout"]["preflight"] = {"enabled": False}
+    cluster.custom.create_namespaced_custom_object(c.GROUP, c.VERSION, cluster.ns, c.PLURAL, doc)
+    until = _until(cluster, wait_for, operator, "waiting")
+    first = until(lambda s: s.phase == Phase.PROGRESSING and bool(s.judge_prompt_digest))
+    copy_a = jpc.copy_name(POLICY, first.judge_prompt_digest)
+    frozen: Any = wait_for(
+        lambda: cluster.core.read_namespaced_config_map(copy_a, cluster.ns),
+        timeout=30,
+        message="the frozen judge prompt copy",
+    )
+    assert frozen.immutable is True and frozen.data == {"prompt": PROMPT}
+    wait_for(lambda: mounted_prompt() == copy_a, timeout=30, message="routers mount the copy")
+
+    # The same bytes under a new ConfigMap name: the same revision, nothing restarts.
+    put_prompt("prompt-b", PROMPT)
+    ref_b = {"name": "prompt-b", "key": "prompt"}
+    cluster.patch({"spec": {"router": {"shadow": {"judge": {"promptConfigMapRef": ref_b}}}}})
+    renamed = until(lambda s: s.observed_generation >= 2)
+    assert (renamed.revision, renamed.judge_prompt_digest) == (
+        first.revision,
+        first.judge_prompt_digest,
+    )
+    assert len(cluster.events(Reason.ROLLOUT_STARTED.value)) == 1
+
+    # The content is edited mid-rollout: a new revision on a new frozen copy.
+    put_prompt("prompt-b", PROMPT.replace("Reply", "Answer with"))
+    new = until(lambda s: s.revision != first.revision)
+    assert new.judge_prompt_digest != first.judge_prompt_digest and new.step == 0
+    assert new.history[-1].reason == Reason.ROLLOUT_STARTED.value
+    copy_b = jpc.copy_name(POLICY, new.judge_prompt_digest)
+    wait_for(lambda: mounted_prompt() == copy_b, timeout=30, message="routers mount the new copy")
+    old: Any = cluster.core.read_namespaced_config_map(copy_a, cluster.ns)
+    assert old.data == {"prompt": PROMPT}
 
 
 def test_a_policy_whose_classifier_configmap_is_missing_waits_pending(

@@ -146,6 +146,21 @@ class FeedbackConfig(ApiModel):
 class ShadowConfig(ApiModel):
     sample_rate: Fraction = 0.1
     judge: JudgeSpec = Field(default_factory=JudgeSpec)
+    judge_prompt_path: str | None = Field(
+        default=None,
+        description=(
+            "The pairwise judge's prompt template file (the frozen copy the operator "
+            "mounts); unset: the built-in template."
+        ),
+    )
+    judge_prompt_digest: str = Field(
+        default="",
+        description=(
+            "The template's content digest the rollout runs (status.judgePromptDigest). A "
+            "replica whose file has another digest (a pod of the previous revision) does "
+            "not judge until it is replaced."
+        ),
+    )
 
 
 class ObservabilityConfig(ApiModel):

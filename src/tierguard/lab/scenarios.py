@@ -47,6 +47,8 @@ from typing import Any, Final, Literal
 from tierguard.api.enums import Phase, Signal
 from tierguard.classifier.dataset import CATEGORIES, CATEGORY_WEIGHTS
 from tierguard.lab import judge as lab_judge
+from tierguard.lab.scenario_preflight import lab_preflight
+from tierguard.lab.scenario_preflight import preflight_variant as preflight_variant
 
 #: Names of the two answering fake providers and of their models in the lab's policy (the
 #: third, the judge, is in lab/judge.py).
@@ -177,6 +179,9 @@ class Expectation:
     failed_signal: Signal | None = None
     #: the rollback must happen at or before this step index (0-based), if set
     max_step: int | None = None
+    #: the pre-flight stage must end like this ("Passed" or "Failed"), if set; "Failed"
+    #: also means the candidate served no user at all
+    preflight: Literal["Passed", "Failed"] | None = None
 
 
 @dataclass(frozen=True)
@@ -195,6 +200,9 @@ class Scenario:
     deadline_s: float = 420.0
     #: judge with an aggregate-only gate instead of per-tier gates (--compare-naive)
     naive: bool = False
+    #: run pre-flight (mirrored requests judged pairwise at 0 % exposure) before the first
+    #: weighted step (preflight-trap, --preflight); off: the lab shows the weighted stages
+    preflight: bool = False
 
 
 # --------------------------------------------------------------------------- profiles
@@ -260,6 +268,23 @@ def _pareto_trap() -> Scenario:
             failed_tier=SIMPLE,
             failed_signal=Signal.SHADOW_DISAGREEMENT,
             max_step=2,
+        ),
+    )
+
+
+def _preflight_trap() -> Scenario:
+    trap = preflight_variant(_pareto_trap())
+    return replace(
+        trap,
+        name="preflight-trap",
+        title="Seed 003 caught at pre-flight: no user is ever served by the cheap model",
+        story=(
+            f"The world of pareto-trap (the cheap model answers {TRAP_CATEGORY} well only "
+            f"{TRAP_QUALITY:.0%} of the time), with pre-flight on. Every user is served by "
+            "the capable model; for a sample of the simple tier's stateless requests the "
+            "routers also ask the cheap model, never showing its answer, and the pairwise "
+            "judge compares the two. The simple tier's paired gate fails on the mirrored "
+            "pairs: the rollout is rolled back at pre-flight with 0 users exposed."
         ),
     )
 
@@ -337,7 +362,15 @@ def _provider_outage() -> Scenario:
 
 
 SCENARIOS: Final[dict[str, Scenario]] = {
-    s.name: s for s in (_healthy(), _pareto_trap(), _aa(), _prometheus_outage(), _provider_outage())
+    s.name: s
+    for s in (
+        _healthy(),
+        _pareto_trap(),
+        _preflight_trap(),
+        _aa(),
+        _prometheus_outage(),
+        _provider_outage(),
+    )
 }
 
 
@@ -361,6 +394,7 @@ def naive_variant(scenario: Scenario) -> Scenario:
         name=f"{scenario.name}-naive",
         title=f"{scenario.title} (aggregate-only gate)",
         naive=True,
+        preflight=False,
         expect=Expectation(Phase.PROMOTED),
     )
 
@@ -540,9 +574,9 @@ def lab_policy(
                 "maxStepDuration": LAB_MAX_STEP_DURATION,
                 "holdbackPercent": 5,
                 "noData": {"after": LAB_NO_DATA_AFTER, "action": "Pause"},
-                # The scenarios show the weighted stages; a pre-flight scenario
-                # (issue 16's preflight-trap) is not written yet, so it is off here.
-                "preflight": {"enabled": False},
+                # Most scenarios show the weighted stages, so pre-flight is off on purpose;
+                # preflight-trap and --preflight turn it on (lab/scenario_preflight.py).
+                "preflight": lab_preflight(scenario),
             },
             "analysis": {"confidence": 0.95, "slos": slos},
             "prometheus": {"url": prometheus_url, "timeout": "3s"},

@@ -27,7 +27,8 @@ from tierguard.api.policy import RoutingPolicySpec
 from tierguard.api.status import Condition, RoutingPolicyStatus
 from tierguard.operator import classifiercontent as cc
 from tierguard.operator import gates as g
-from tierguard.operator import preflight, render, rollout, specerror
+from tierguard.operator import judgepromptcontent as jpc
+from tierguard.operator import preflight, prunecopies, render, rollout, specerror
 from tierguard.operator.backoff import Backoff
 from tierguard.operator.conditions import get_condition, set_condition
 from tierguard.operator.kube import Kube, KubeError, NotFoundError, StatusConflictError
@@ -133,6 +134,8 @@ class Controller:
         )
         #: (namespace, name) -> retry state of a policy whose objects failed to apply.
         self._apply_backoff: dict[tuple[str, str], Backoff] = {}
+        #: (namespace, name) -> (uid, classifier digests) at the last prune of its copies.
+        self._pruned: dict[tuple[str, str], tuple[str, frozenset[str]]] = {}
 
     # -- inputs ----------------------------------------------------------------------
 
@@ -194,6 +197,20 @@ class Controller:
             return cc.lookup(spec, None, str(exc)[:500])
         return cc.lookup(spec, cm if isinstance(cm, dict) else None)
 
+    def _judge_prompt(self, spec: RoutingPolicySpec, namespace: str) -> jpc.JudgePromptLookup:
+        """Read the referenced judge prompt ConfigMap (every reconcile, as the
+        classifier's). Any failure is *unknown* (never *changed*), with the reason."""
+        ref = jpc.reference(spec)
+        if ref is None:
+            return jpc.BUILTIN
+        try:
+            cm = self.kube.read_object("v1", "ConfigMap", namespace, ref.name)
+        except NotFoundError:
+            return jpc.lookup(spec, None, f"ConfigMap {namespace}/{ref.name} not found")
+        except KubeError as exc:
+            return jpc.lookup(spec, None, str(exc)[:500])
+        return jpc.lookup(spec, cm if isinstance(cm, dict) else None)
+
     # -- the loop body ---------------------------------------------------------------
 
     def reconcile_once(self, namespace: str, name: str) -> float:
@@ -242,6 +259,7 @@ class Controller:
                 lag = self._record_lag(namespace, name, spec, timing, now)
             obs = self._observe(spec, namespace, name, now)
         classifier = self._classifier(spec, namespace)
+        judge_prompt = self._judge_prompt(spec, namespace)
         decision = rollout.reconcile(
             spec,
             status,
@@ -250,6 +268,7 @@ class Controller:
             request=request,
             observations=obs,
             classifier=classifier,
+            judge_prompt=judge_prompt,
         )
         new = decision.status
         if lag is not None:
@@ -261,10 +280,31 @@ class Controller:
             self._evaluated[uid] = now
         for ev in decision.events:
             self._event(written, ev.type, ev.reason, ev.message)
-        apply_wait = self._apply(written, spec, new, now, generation, classifier)
+        apply_wait = self._apply(written, spec, new, now, generation, classifier, judge_prompt)
+        if apply_wait == float("inf"):  # applied: the copy status names exists
+            self._prune_copies(namespace, name, uid, new)
         self._record(namespace, name, decision)
         wait = rollout.seconds_until_due(spec, self._timing(uid, new), datetime.now(UTC))
         return max(0.2, min(self.settings.resync_seconds, wait, apply_wait))
+
+    def _prune_copies(
+        self, namespace: str, name: str, uid: str, status: RoutingPolicyStatus
+    ) -> None:
+        """Delete the frozen classifier copies no digest in ``status`` refers to, once per
+        change of the referenced set (:mod:`tierguard.operator.prunecopies`)."""
+        referenced = prunecopies.referenced_digests(status)
+        last = self._pruned.get((namespace, name))
+        if last == (uid, referenced):
+            return
+        if not referenced and last is None:  # the bundled model since this process started:
+            self._pruned[(namespace, name)] = (uid, referenced)  # no list call per policy
+            return
+        try:
+            prunecopies.prune(self.kube, namespace, name, uid, referenced)
+        except KubeError as exc:  # the next change (or restart) tries again
+            log.warning("%s/%s: could not prune classifier copies: %s", namespace, name, exc)
+            return
+        self._pruned[(namespace, name)] = (uid, referenced)
 
     def _timing(self, uid: str, status: RoutingPolicyStatus) -> RoutingPolicyStatus:
         """``status`` with ``lastEvaluatedAt`` as this process last evaluated it. A status
@@ -297,6 +337,7 @@ class Controller:
         """The policy is gone (or no longer this replica's): drop what is kept for it."""
         self.applied.forget(namespace, name)
         self._apply_backoff.pop((namespace, name), None)
+        self._pruned.pop((namespace, name), None)
         if self.metrics is not None:
             self.metrics.forget(namespace, name)
 
@@ -342,6 +383,7 @@ class Controller:
         now: datetime,
         generation: int,
         classifier: cc.ClassifierLookup = cc.BUNDLED,
+        judge_prompt: jpc.JudgePromptLookup = jpc.BUILTIN,
     ) -> float:
         """Apply the rendered objects that changed; set Ready. Returns how soon to retry
         (``inf`` when nothing failed). ``classifier``: what was read this reconcile; its
@@ -369,6 +411,7 @@ class Controller:
                     classifier=classifier.model
                     if classifier.digest and classifier.digest == status.classifier_digest
                     else None,
+                    judge_prompt=judge_prompt,
                 )
             ]
             ready = get_condition(status.conditions, ConditionType.READY)

@@ -75,6 +75,7 @@ def wants_mirror(state: RouterState, planned: Planned) -> bool:
         and route is not None
         and route.candidate is not None
         and state.judge.pairwise
+        and state.judge_ready
         and sampled(planned.route.bucket, rate)
         and stateless(planned)
     )
@@ -133,7 +134,9 @@ async def mirror(
         question = classifier_text(planned.req.messages, "LastUserMessage", 4000)
         token = JUDGE_SPEND.set(judge_costs)
         try:
-            verdict = await state.judge.judge(question, answer_text(payload), baseline_answer)
+            verdict = await state.judge.judge(
+                question, answer_text(payload), baseline_answer, planned.req.reference
+            )
         finally:
             JUDGE_SPEND.reset(token)
     except asyncio.CancelledError:

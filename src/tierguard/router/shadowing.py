@@ -38,6 +38,7 @@ def wants_shadow(state: RouterState, planned: Planned) -> bool:
     new user text: the baseline did not issue its tool calls and would refuse them."""
     return (
         planned.route.arm is Arm.CANARY
+        and state.judge_ready
         and not (planned.turn is not None and planned.turn.stateful)
         and planned.route.baseline is not None
         and should_shadow(planned.request_id, state.config.shadow.sample_rate)
@@ -80,7 +81,9 @@ async def shadow(
         cost = usage_cost(client.model.pricing, usage if isinstance(usage, dict) else None)
         rt.metrics.shadow_cost.labels(policy, planned.tier, baseline).inc(cost.cost_usd)
         question = classifier_text(planned.req.messages, "LastUserMessage", 4000)
-        verdict = await _judge(state, trace, question, canary_answer, answer_text(payload))
+        verdict = await _judge(
+            state, trace, question, canary_answer, answer_text(payload), planned.req.reference
+        )
     except asyncio.CancelledError:
         raise
     except Exception as exc:
@@ -136,16 +139,17 @@ async def _judge(
     question: str,
     candidate: str,
     baseline: str,
+    reference: str | None = None,
 ) -> str:
     """The judge's verdict; an LLM judge's calls in a CLIENT span (both of a pairwise
     judge's calls carry its traceparent, through ``JUDGE_HEADERS``)."""
     spec = state.config.shadow.judge
     if trace is None or spec.type != "LLM" or spec.model not in state.pool.clients:
-        return await state.judge.judge(question, candidate, baseline)
+        return await state.judge.judge(question, candidate, baseline, reference)
     with trace.call_span(traces.CALL_JUDGE, state.pool.clients[spec.model]) as (span, headers):
         token = JUDGE_HEADERS.set(headers)
         try:
-            verdict = await state.judge.judge(question, candidate, baseline)
+            verdict = await state.judge.judge(question, candidate, baseline, reference)
         finally:
             JUDGE_HEADERS.reset(token)
         if verdict == mdefs.VERDICT_ERROR:

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tierguard.api import judgeprompt
 from tierguard.api.classifierdigest import classifier_digest, model_sha256
 from tierguard.api.durations import parse_duration
 from tierguard.api.routerconfig import Route, RouterConfig, UpstreamModel
@@ -29,6 +30,7 @@ from tierguard.router.ladder import Ladder, build_ladder
 from tierguard.router.pairwise import PairwiseJudge
 from tierguard.router.records import usage_cost
 from tierguard.router.shadow import Judge, LLMJudge, SimilarityJudge
+from tierguard.router.slicing import classifier_slice_problems
 from tierguard.router.tiering import TierCache
 from tierguard.router.upstream import (
     JUDGE_HEADERS,
@@ -64,6 +66,11 @@ class RouterState:
     #: classifier, since its answers would be the same
     tier_cache: TierCache = field(default_factory=lambda: TierCache(0))
     ladder: Ladder = field(default_factory=lambda: build_ladder(["-"], [], {}))
+    #: False while this replica mounts another judge prompt than the one rolled out (a
+    #: pod of the previous revision, until the rolling restart replaces it): it then
+    #: neither mirrors nor shadows, so no verdict of the old prompt counts for the new
+    #: revision (see :func:`judge_prompt_ready`)
+    judge_ready: bool = True
 
     def planner(
         self, classify: Callable[[list[str]], list[Classification]] | None = None
@@ -121,6 +128,35 @@ def load_config_classifier(config: RouterConfig) -> tuple[Classifier, str]:
     return classifier, model_sha256(model)
 
 
+class JudgePromptLoadError(ValueError):
+    """The judge prompt template file cannot be read or is not a usable template."""
+
+
+def load_judge_template(path: str | None) -> str:
+    """The pairwise judge's template: the file the operator mounts (checked, so a bad
+    template refuses the config with the template's own error), or the built-in one."""
+    if path is None:
+        return judgeprompt.BUILTIN_TEMPLATE
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise JudgePromptLoadError(f"cannot read the judge prompt {path!r}: {exc}") from exc
+    try:
+        judgeprompt.check_template(text)
+    except judgeprompt.TemplateError as exc:
+        raise JudgePromptLoadError(f"{path}: {exc}") from exc
+    return text
+
+
+def judge_prompt_ready(path: str | None, template: str, expected_digest: str) -> bool:
+    """Whether the template loaded from ``path`` is the one the config rolls out (its
+    content digest is ``expected_digest``, from the operator's status). The built-in
+    template (no path) always is."""
+    if path is None:
+        return True
+    return bool(expected_digest) and judgeprompt.template_digest(template) == expected_digest
+
+
 def _ephemeral_key() -> bytes:
     """A random key, shared by the workers of one ``--workers N`` supervisor."""
     shared = os.environ.get(EPHEMERAL_KEY_ENV, "")
@@ -143,6 +179,8 @@ async def build_state(
         classifier, model_sha = previous.classifier, previous.model_sha
     else:
         classifier, model_sha = await asyncio.to_thread(load_config_classifier, config)
+    for problem in classifier_slice_problems(config.slices, classifier.categories):
+        log.warning("%s", problem)
     pool, retired = UpstreamPool.build(
         config.models,
         previous.pool if previous else None,
@@ -165,9 +203,21 @@ async def build_state(
                 for k in read_secret(config.server.client_api_keys).splitlines()
                 if k.strip()
             )
+        template = load_judge_template(config.shadow.judge_prompt_path)
     except Exception:
         await _close_new(pool, previous)
         raise
+    judge_ready = judge_prompt_ready(
+        config.shadow.judge_prompt_path, template, config.shadow.judge_prompt_digest
+    )
+    if not judge_ready:
+        log.warning(
+            "the judge prompt this replica mounts (%s, digest %s) is not the one rolled out "
+            "(digest %s): no mirroring or shadow judging here until the replica is replaced",
+            config.shadow.judge_prompt_path,
+            judgeprompt.template_digest(template),
+            config.shadow.judge_prompt_digest or "-",
+        )
     judge_spec = config.shadow.judge
     judge: Judge
     if judge_spec.type == "LLM" and judge_spec.model is not None:
@@ -187,7 +237,11 @@ async def build_state(
                 )
             return payload
 
-        judge = PairwiseJudge(complete) if judge_spec.mode == "Pairwise" else LLMJudge(complete)
+        judge = (
+            PairwiseJudge(complete, template)
+            if judge_spec.mode == "Pairwise"
+            else LLMJudge(complete)
+        )
     else:
         judge = SimilarityJudge(judge_spec.threshold)
     cache_size = config.classifier.cache_size
@@ -216,6 +270,7 @@ async def build_state(
         feedback_ttl_s=parse_duration(config.feedback.ttl),
         client_keys=client_keys,
         judge=judge,
+        judge_ready=judge_ready,
         classifier_key=key,
         model_sha=model_sha,
         tier_cache=tier_cache,

@@ -29,6 +29,9 @@ def test_arguments() -> None:
     args = parser.parse_args(["--scenario", "pareto-trap", "--compare-naive"])
     assert args.scenario == "pareto-trap" and args.compare_naive and args.repeat == 1
     assert parser.parse_args([]).scenario == "healthy"
+    args = parser.parse_args(["--scenario", "pareto-trap", "--preflight"])
+    assert args.preflight and not parser.parse_args([]).preflight
+    assert "preflight-trap" in parser.parse_args(["--scenario", "preflight-trap"]).scenario
 
 
 def test_repetitions_use_fresh_traffic() -> None:

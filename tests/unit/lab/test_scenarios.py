@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import pytest
 
-from tierguard.api.enums import Phase
+from tierguard.api.enums import Phase, Signal
 from tierguard.api.resource import RoutingPolicy
 from tierguard.classifier.dataset import CATEGORIES
 from tierguard.lab import scenarios as sc
+from tierguard.lab.scenario_preflight import LAB_PREFLIGHT_SAMPLE_RATE
 
 
 def test_every_scenario_is_listed_and_found() -> None:
     assert set(sc.SCENARIOS) == {
         "healthy",
         "pareto-trap",
+        "preflight-trap",
         "aa",
         "prometheus-outage",
         "provider-outage",
@@ -92,8 +94,13 @@ def test_outage_scenarios_schedule_a_stop_and_a_recovery() -> None:
 
 @pytest.mark.parametrize("name", list(sc.SCENARIOS))
 @pytest.mark.parametrize("naive", [False, True])
-def test_lab_policy_validates_against_the_api_models(name: str, naive: bool) -> None:
+@pytest.mark.parametrize("preflight", [False, True])
+def test_lab_policy_validates_against_the_api_models(
+    name: str, naive: bool, preflight: bool
+) -> None:
     s = sc.get(name)
+    if preflight:
+        s = sc.preflight_variant(s)
     if naive:
         s = sc.naive_variant(s)
     body = sc.lab_policy(
@@ -119,6 +126,10 @@ def test_lab_policy_validates_against_the_api_models(name: str, naive: bool) -> 
         )
         assert shadow.objective == "RelativeToControl"
     assert policy.spec.router.shadow.judge.mode == "Pairwise"
+    pf = policy.spec.rollout.preflight
+    assert pf.enabled is (s.preflight and not naive)
+    if pf.enabled:
+        assert pf.rate("simple") == LAB_PREFLIGHT_SAMPLE_RATE and pf.max_duration == "3m"
 
 
 def test_naive_variant_expects_promotion() -> None:
@@ -135,3 +146,29 @@ def test_events_fire_once_after_their_step_is_reached() -> None:
     assert due_events(events, {0: 0.0, 1: 50.0}, set(), 55.0) == [0]
     assert due_events(events, {0: 0.0, 1: 50.0}, {0}, 81.0) == [1]
     assert due_events(events, {0: 0.0, 1: 50.0}, {0, 1}, 200.0) == []
+
+
+def test_preflight_trap_is_pareto_trap_caught_at_pre_flight() -> None:
+    trap, pareto = sc.get("preflight-trap"), sc.get("pareto-trap")
+    assert trap.preflight and not pareto.preflight
+    assert (trap.cheap, trap.capable, trap.traffic) == (
+        pareto.cheap,
+        pareto.capable,
+        pareto.traffic,
+    )
+    assert trap.expect == sc.Expectation(
+        Phase.ROLLED_BACK,
+        failed_tier="simple",
+        failed_signal=Signal.SHADOW_DISAGREEMENT,
+        max_step=0,
+        preflight="Failed",
+    )
+    # --preflight on pareto-trap is the same world and the same expectation
+    variant = sc.preflight_variant(pareto)
+    assert (variant.expect, variant.cheap) == (trap.expect, trap.cheap)
+    assert sc.preflight_variant(variant) is variant
+    healthy = sc.preflight_variant(sc.get("healthy"))
+    assert healthy.expect.phase is Phase.PROMOTED and healthy.expect.preflight == "Passed"
+    outage = sc.preflight_variant(sc.get("provider-outage"))
+    assert outage.expect.preflight is None and outage.expect.failed_signal == Signal.ERROR_RATE
+    assert not sc.naive_variant(trap).preflight
