@@ -80,10 +80,10 @@ class Cluster:
                 raise
             self.core.replace_namespaced_config_map(name, self.ns, body)
 
-    def mounted(self) -> str:
+    def mounted(self, volume: str = "classifier") -> str:
         dep: Any = self.apps.read_namespaced_deployment(render.object_name(POLICY), self.ns)
         vols = {v.name: v for v in dep.spec.template.spec.volumes}
-        return str(vols["classifier"].config_map.name)
+        return str(vols[volume].config_map.name) if volume in vols else ""
 
     def events(self, reason: str) -> list[Any]:
         evs = self.core.list_namespaced_event(
@@ -178,14 +178,20 @@ def test_editing_the_classifier_bytes_restarts_at_the_first_step_on_a_frozen_cop
     _promote(cluster, wait_for, operator, "p1")
     assert cluster.status().canary_weight == 25.0
 
-    # The source is edited mid-rollout: a new revision from the first step, on a new copy.
+    # The source is edited mid-rollout: a new revision from the first step, on a new copy;
+    # its first stage is the decision shadow: nobody exposed, the frozen copy A decides.
     cluster.put_model("clf", MODEL_B)
     new = until(lambda s: s.revision != first.revision)
-    assert (new.phase, new.step, new.canary_weight) == (Phase.PROGRESSING, 0, 10.0)
+    assert (new.phase, new.step, new.canary_weight) == (Phase.PROGRESSING, 0, 0.0)
     assert new.classifier_digest != first.classifier_digest
     assert new.history[-1].reason == Reason.ROLLOUT_STARTED.value
+    assert new.classifier_shadow is not None and new.classifier_shadow.running
     copy_b = render.classifier_copy_name(POLICY, new.classifier_digest)
-    wait_for(lambda: cluster.mounted() == copy_b, timeout=30, message="routers mount the new copy")
+    wait_for(
+        lambda: cluster.mounted() == copy_a and cluster.mounted("classifier-candidate") == copy_b,
+        timeout=30,
+        message="routers mount A (deciding) and B (candidate)",
+    )
     frozen_b: Any = cluster.core.read_namespaced_config_map(copy_b, cluster.ns)
     assert base64.b64decode(frozen_b.binary_data["model.onnx"]) == MODEL_B
     # The API server refuses to change a frozen copy.
@@ -376,6 +382,8 @@ def test_a_router_on_another_classifier_holds_the_stage_until_it_runs_the_target
     ):
         doc = policy_manifest(POLICY, big, small, prometheus.url, no_data_after="10m")
         doc["spec"]["classifier"]["source"] = {"configMapRef": {"name": "clf"}}
+        # the edit below is a classifier change: a short decision shadow comes first
+        doc["spec"]["rollout"]["classifierShadow"] = {"minRequests": 1, "minDuration": "0s"}
         cluster.custom.create_namespaced_custom_object(
             c.GROUP, c.VERSION, cluster.ns, c.PLURAL, doc
         )
@@ -391,7 +399,12 @@ def test_a_router_on_another_classifier_holds_the_stage_until_it_runs_the_target
             timeout=120,
             message=f"a hold naming the router's classifier; operator log:\n{operator.log()}",
         )
-        assert cluster.events(Reason.ROUTERS_NOT_ON_TARGET.value), "a RoutersNotOnTarget Event"
+        # (the Event is created just after the status write the wait above saw)
+        wait_for(
+            lambda: cluster.events(Reason.ROUTERS_NOT_ON_TARGET.value),
+            timeout=10,
+            message="a RoutersNotOnTarget Event",
+        )
         assert (held.revision, held.step) == (first.revision, 0)
         # Traffic flows, yet nothing was counted for the stage.
         assert traffic.seen

@@ -423,6 +423,17 @@ CLASSIFIER_INFO: Final = MetricDef(
     (POLICY, DIGEST, REVISION),
 )
 
+CLASSIFIER_TRANSITIONS: Final = MetricDef(
+    f"{NAMESPACE}_classifier_transitions_total",
+    "counter",
+    "Decision shadow of a classifier change: classified requests by (from_tier = the stable "
+    "classifier's tier, which decides; to_tier = the candidate classifier's tier for the same "
+    "request). Only while a classifier change is in its decision shadow; revision = the "
+    "config's revision (it names the candidate). At most tiers^2 series per revision, all "
+    "created at 0 when the candidate is loaded.",
+    (POLICY, REVISION, FROM_TIER, TO_TIER),
+)
+
 ROUTER_METRICS: Final = (
     REQUESTS,
     REQUEST_DURATION,
@@ -449,6 +460,7 @@ ROUTER_METRICS: Final = (
     UNSAFE_SWITCHES,
     CLASSIFIER_CACHE,
     CLASSIFIER_INFO,
+    CLASSIFIER_TRANSITIONS,
     ROUTER_OVERHEAD,
     SLICE_REQUESTS,
     SLICE_FEEDBACK,

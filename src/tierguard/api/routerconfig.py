@@ -190,6 +190,14 @@ class RouterConfig(ApiModel):
     revision: str = ""
     salt: str = Field(description="Split hash salt; same on every replica of a policy.")
     classifier: ClassifierConfig
+    shadow_classifier: ClassifierConfig | None = Field(
+        default=None,
+        description=(
+            "Decision shadow of a classifier change: the candidate classifier. It scores "
+            "every classified request beside `classifier` (which decides) and the router "
+            "counts the tier transitions; unset (the usual case): nothing extra runs."
+        ),
+    )
     models: list[UpstreamModel] = Field(min_length=1)
     routes: list[Route] = Field(min_length=1)
     split: list[TierSplit] = Field(default_factory=list)
@@ -214,6 +222,12 @@ class RouterConfig(ApiModel):
             for name in [r.baseline, r.candidate, *r.fallbacks]:
                 if name is not None and name not in models:
                     errors.append(f"routes[{r.tier}]: unknown model {name!r}")
+        if self.shadow_classifier is not None:
+            shadow_tiers = [t.name for t in self.shadow_classifier.tiers]
+            if shadow_tiers != tiers:
+                errors.append(
+                    f"shadowClassifier: tiers {shadow_tiers} are not the classifier's {tiers}"
+                )
         route_tiers = {r.tier for r in self.routes}
         errors += [f"classifier tier {t!r} has no route" for t in tiers if t not in route_tiers]
         errors += [

@@ -51,6 +51,13 @@ def preflight_variant(scenario: Scenario) -> Scenario:
     be promoted must pass pre-flight first; other expectations are unchanged."""
     if scenario.preflight:
         return scenario
+    if scenario.slice_gates:
+        from tierguard.lab.scenarios import ScenarioError
+
+        raise ScenarioError(
+            f"{scenario.name} judges with the Agreement judge (slice gates); pre-flight "
+            "needs the pairwise judge: run it without --preflight"
+        )
     expect = scenario.expect
     if expect.phase == Phase.ROLLED_BACK and expect.failed_signal == Signal.SHADOW_DISAGREEMENT:
         expect = replace(expect, preflight="Failed", max_step=0)

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING
 
 from tierguard.api.durations import parse_duration
 from tierguard.api.enums import ConditionType, Phase, Reason
+from tierguard.operator import decisionshadow as ds
 from tierguard.operator import judgepromptcontent as jpc
 from tierguard.operator.classifiercontent import ClassifierLookup
 from tierguard.operator.conditions import set_condition
@@ -85,7 +86,22 @@ def on_classifier(
         # routers keep mounting) the frozen copies of the revision that runs
         return
     s.classifier_digest, s.judge_prompt_digest = classifier_digest, judge_prompt_digest
+    _read(run, classifier_digest)
     run.on_revision(compute_revision(run.spec, classifier_digest, judge_prompt_digest))
+    _no_rollout(run)
+
+
+def _read(run: _Run, digest: str) -> None:
+    """The classifier read this reconcile; the first one a policy has decides at once."""
+    run.classifier_now = ds.snapshot(run.spec, digest)
+    if run.s.stable_classifier is None:
+        run.s.stable_classifier = run.classifier_now
+
+
+def _no_rollout(run: _Run) -> None:
+    """Without a revision (no candidate) nothing is rolled out: the classifier decides."""
+    if not run.s.revision:
+        run.s.stable_classifier = run.classifier_now
 
 
 def _unknown(run: _Run, what: str, ctype: ConditionType, reason: Reason) -> None:

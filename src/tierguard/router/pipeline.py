@@ -30,8 +30,9 @@ from tierguard.api import metrics as mdefs
 from tierguard.router.calling import ChainEvents, call, call_builder, sign, tool_call_wrapper
 from tierguard.router.chain import ChainResult
 from tierguard.router.chat import ChatRequest, classifier_text
-from tierguard.router.conversation import TurnPlan, plan_turn
+from tierguard.router.conversation import SOURCE_CLASSIFIER, TurnPlan, plan_turn
 from tierguard.router.decision_log import DecisionRecord, hash_user
+from tierguard.router.decisionshadow import DecisionShadow, candidate_tier
 from tierguard.router.errors import ModelNotFoundError, RouterError, http_status
 from tierguard.router.metrics import RouterMetrics
 from tierguard.router.mirroring import try_mirror, wants_mirror
@@ -94,6 +95,8 @@ def plan(
         )
         classify_s = timer.seconds
         slices = slice_labels(config.slices, req.body, request_headers, turn.category)
+        if state.shadow is not None and turn.source == SOURCE_CLASSIFIER:
+            count_transition(metrics, state, state.shadow, req.messages, turn.route.tier)
         if turn.classified:
             metrics.child(metrics.classifier_duration, config.policy).observe(classify_s)
         observe_plan(metrics, config.policy, turn)
@@ -129,6 +132,23 @@ def plan(
         classify_s=classify_s,
         slices=slices,
     )
+
+
+def count_transition(
+    metrics: RouterMetrics,
+    state: RouterState,
+    shadow: DecisionShadow,
+    messages: list[dict[str, Any]],
+    tier: str,
+) -> None:
+    """Decision shadow: the candidate classifier's tier for this request beside the
+    deciding ``tier`` (:mod:`~tierguard.router.decisionshadow`)."""
+    to = candidate_tier(shadow.config, shadow.classifier.classify_batch, shadow.cache, messages)
+    if to is not None:
+        config = state.config
+        metrics.child(
+            metrics.classifier_transitions, config.policy, config.revision, tier, to
+        ).inc()
 
 
 # --------------------------------------------------------------------------- account

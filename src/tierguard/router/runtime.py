@@ -22,6 +22,7 @@ from tierguard.api.durations import parse_duration
 from tierguard.api.routerconfig import RouterConfig
 from tierguard.router.config_source import ConfigSource, parse_config
 from tierguard.router.decision_log import DecisionLog
+from tierguard.router.decisionshadow import init_cells
 from tierguard.router.metrics import RouterMetrics
 from tierguard.router.review import ReviewSample
 from tierguard.router.state import RouterState, build_state
@@ -78,6 +79,13 @@ async def apply_config(rt: Runtime, config: RouterConfig) -> None:
         rt.metrics.classifier_info.replace(
             {(config.policy, state.classifier_digest, config.revision): 1.0}
         )
+        if state.shadow is not None:
+            init_cells(
+                rt.metrics.classifier_transitions,
+                config.policy,
+                config.revision,
+                [t.name for t in config.classifier.tiers],
+            )
         rt.metrics.canary_weight.replace(
             {
                 (config.policy, r.tier): config.weight(r.tier).weight if r.candidate else 0.0

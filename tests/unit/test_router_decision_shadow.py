@@ -1,0 +1,89 @@
+"""Decision shadow: with a ``shadowClassifier`` in the config the candidate scores every
+classified request beside the deciding classifier and the router counts (from, to) in
+``tierguard_classifier_transitions_total``; without one nothing extra is loaded or run."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+from routerkit import COMPLEX_QUERY, SIMPLE_QUERY, router_config
+from routerkit import tiny_classifier as tiny_classifier
+from tierguard.api import metrics as m
+from tierguard.api.routerconfig import RouterConfig
+from tierguard.router.chat import parse_chat_request
+from tierguard.router.metrics import RouterMetrics
+from tierguard.router.pipeline import plan
+from tierguard.router.runtime import RouterSettings, Runtime, apply_config
+
+
+def _cells(rt: Runtime) -> dict[tuple[str, str], float]:
+    out = {}
+    for ln in rt.metrics.exposition().decode().splitlines():
+        if ln.startswith(m.CLASSIFIER_TRANSITIONS.name + "{"):
+            labels, value = ln.rsplit(" ", 1)
+            fields = dict(kv.split("=", 1) for kv in labels[labels.index("{") + 1 : -1].split(","))
+            assert fields["revision"] == '"r2"'
+            out[(fields["from_tier"].strip('"'), fields["to_tier"].strip('"'))] = float(value)
+    return out
+
+
+def _ask(rt: Runtime, text: str, session: str) -> str:
+    assert rt.state is not None
+    body: dict[str, Any] = {"model": "auto", "messages": [{"role": "user", "content": text}]}
+    req = parse_chat_request(json.dumps(body).encode())
+    p = plan(
+        rt.state,
+        req,
+        request_id=session,
+        stickiness_header=None,
+        metrics=rt.metrics,
+        started=time.monotonic(),
+        wall_start=time.time(),
+        headers={"x-session-id": session},
+    )
+    return p.tier
+
+
+async def test_shadow_counts_transitions_and_the_stable_classifier_decides(
+    tiny_classifier: Path,
+) -> None:
+    doc = {**router_config(tiny_classifier), "revision": "r2"}
+    # the candidate: the same model with a threshold that puts everything in "simple"
+    doc["shadowClassifier"] = {
+        "path": str(tiny_classifier),
+        "tiers": [{"name": "simple", "threshold": 0.0}, {"name": "complex"}],
+    }
+    cfg = RouterConfig.model_validate(doc)
+    rt = Runtime(settings=RouterSettings(config=cfg), metrics=RouterMetrics())
+    await apply_config(rt, cfg)
+    assert rt.state is not None and rt.state.shadow is not None
+    # every cell exists at 0 before any request (tiers^2 series)
+    assert _cells(rt) == {(a, b): 0.0 for a in ("simple", "complex") for b in ("simple", "complex")}
+    assert _ask(rt, COMPLEX_QUERY, "s1") == "complex"  # the stable classifier decides
+    assert _ask(rt, SIMPLE_QUERY, "s2") == "simple"
+    assert _ask(rt, COMPLEX_QUERY + " again", "s3") == "complex"
+    cells = _cells(rt)
+    assert cells[("complex", "simple")] == 2.0  # the candidate would move these down
+    assert cells[("simple", "simple")] == 1.0
+    assert cells[("complex", "complex")] == cells[("simple", "complex")] == 0.0
+    # the config without a shadow: the candidate is dropped, nothing more is counted
+    plain = RouterConfig.model_validate({**router_config(tiny_classifier), "revision": "r2"})
+    await apply_config(rt, plain)
+    assert rt.state.shadow is None
+    _ask(rt, COMPLEX_QUERY, "s4")
+    assert _cells(rt)[("complex", "simple")] == 2.0
+    await rt.state.pool.close()
+
+
+def test_shadow_classifier_must_have_the_same_tiers(tiny_classifier: Path) -> None:
+    doc = router_config(tiny_classifier)
+    doc["shadowClassifier"] = {"path": str(tiny_classifier), "tiers": [{"name": "simple"}]}
+    try:
+        RouterConfig.model_validate(doc)
+    except ValueError as exc:
+        assert "shadowClassifier" in str(exc)
+    else:
+        raise AssertionError("a shadow classifier with other tiers was accepted")
