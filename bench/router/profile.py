@@ -117,7 +117,7 @@ def main() -> int:
                     print(f"| {name} | {100 * n / max(total, 1):.1f} % |")
                 late = after_answer(out)
                 print(
-                    f"\nof which after the answer was written (pipeline.account_soon): "
+                    f"\nof which after the answer was written (accounting.account_soon): "
                     f"{100 * late / max(total, 1):.1f} %"
                 )
     return 0

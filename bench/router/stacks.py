@@ -47,8 +47,8 @@ def fold(path: Path) -> tuple[Counter[str], int]:
 
 
 #: the frame of a JSON answer's bookkeeping, run after the answer is written
-#: (``pipeline.account_soon``): off the request's latency, still on its CPU
-AFTER_ANSWER = "_account_deferred (tierguard/router/pipeline.py"
+#: (``accounting.account_soon``): off the request's latency, still on its CPU
+AFTER_ANSWER = "_account_deferred (tierguard/router/accounting.py"
 
 
 def after_answer(path: Path) -> int:

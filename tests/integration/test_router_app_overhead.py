@@ -97,7 +97,7 @@ async def test_overhead_header_when_enabled(client: TestClient) -> None:
 async def test_json_bookkeeping_runs_after_the_answer_and_before_the_next_request(
     client: TestClient, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    """A JSON answer's accounting runs once the answer is written (pipeline.account_soon):
+    """A JSON answer's accounting runs once the answer is written (accounting.account_soon):
     a failure in it no longer costs the client its answer, and the next request (here
     the scrape) already sees what it recorded."""
     from tierguard.router import pipeline

@@ -23,7 +23,6 @@ import asyncio
 import dataclasses
 import logging
 from collections.abc import Mapping
-from time import perf_counter
 from typing import Any
 
 from tierguard.api import metrics as mdefs
@@ -36,7 +35,7 @@ from tierguard.router.decisionshadow import DecisionShadow, candidate_tier
 from tierguard.router.errors import ModelNotFoundError, RouterError, http_status
 from tierguard.router.metrics import RouterMetrics
 from tierguard.router.mirroring import try_mirror, wants_mirror
-from tierguard.router.overhead import ClassifierTimer, Overhead
+from tierguard.router.overhead import ClassifierTimer
 from tierguard.router.records import (
     CLIENT_DISCONNECTED,
     SOURCE_PINNED,
@@ -355,49 +354,6 @@ def account(
     return record
 
 
-def account_soon(
-    rt: Runtime,
-    state: RouterState,
-    planned: Planned,
-    events: ChainEvents,
-    result: ChainResult,
-    did: str,
-    delivery: Delivery,
-    overhead: Overhead,
-) -> None:
-    """:func:`account` for a JSON answer, once it is on its way to the client: the view
-    returns the response and aiohttp writes it in the same step of the task, before the
-    loop runs this callback (so the client does not wait for the bookkeeping; a request
-    that arrives after the answer is handled after it, so metrics, decision log and
-    review sample read the same as before). The latency recorded is still the time the
-    answer was ready; the bookkeeping counts as the request's ``write`` overhead, which is
-    observed here. A failure here is logged (the client already has its answer)."""
-    loop = asyncio.get_running_loop()
-    loop.call_soon(
-        _account_deferred, rt, state, planned, events, result, did, delivery, overhead, loop.time()
-    )
-
-
-def _account_deferred(
-    rt: Runtime,
-    state: RouterState,
-    planned: Planned,
-    events: ChainEvents,
-    result: ChainResult,
-    did: str,
-    delivery: Delivery,
-    overhead: Overhead,
-    finished: float,
-) -> None:
-    t0 = perf_counter()
-    try:
-        account(rt, state, planned, events, result, did, delivery, finished=finished)
-    except Exception:
-        log.exception("accounting for request %s failed", planned.request_id)
-    overhead.write += perf_counter() - t0
-    overhead.observe(rt.metrics.overhead_phases(state.config.policy))
-
-
 def _now() -> float:
     return asyncio.get_running_loop().time()
 
@@ -406,7 +362,6 @@ __all__ = [
     "ChainEvents",
     "account",
     "account_failure",
-    "account_soon",
     "call",
     "plan",
     "sign",
