@@ -314,7 +314,9 @@ PREFLIGHT_SHED: Final = MetricDef(
     f"{NAMESPACE}_preflight_shed_total",
     "counter",
     "Sampled pre-flight mirrors not started because the bounded mirror queue was full "
-    "(the primary path is never slowed by mirrored work).",
+    "(the primary path is never slowed by mirrored work) or because the call's worst-case "
+    "cost did not fit in this router's share of maxSpendUSD (also counted when the judge's "
+    "calls did not fit; that pair's verdict is error).",
     (POLICY, TIER),
 )
 CLASSIFIER_DURATION: Final = MetricDef(

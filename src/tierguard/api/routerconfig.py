@@ -181,6 +181,15 @@ class ObservabilityConfig(ApiModel):
     tracing: TracingSpec = Field(default_factory=TracingSpec)
 
 
+class MirrorBudgetConfig(ApiModel):
+    """Pre-flight's budget as each router process enforces it
+    (:mod:`tierguard.router.mirrorbudget`): what one process may commit to mirrored and
+    judge calls under this ``epoch``, reserved before each call starts."""
+
+    epoch: str = Field(min_length=1, max_length=256)
+    usd_per_router: float = Field(ge=0.0)
+
+
 class RouterConfig(ApiModel):
     """Everything one router process needs."""
 
@@ -209,6 +218,10 @@ class RouterConfig(ApiModel):
     slices: list[SliceSpec] = Field(
         default_factory=list,
         description="The policy's analysis.slices: each request's slice labels.",
+    )
+    mirror_budget: MirrorBudgetConfig | None = Field(
+        default=None,
+        description="Pre-flight's spend budget per router process (set with mirror rates).",
     )
 
     @model_validator(mode="after")

@@ -40,6 +40,7 @@ from tierguard.api import constants as c
 from tierguard.api.policy import RoutingPolicySpec, SecretKeyRef
 from tierguard.api.routerconfig import (
     FeedbackConfig,
+    MirrorBudgetConfig,
     ObservabilityConfig,
     Route,
     RouterConfig,
@@ -138,6 +139,13 @@ def api_key_env(model: str) -> str:
 # --------------------------------------------------------------------------- router config
 
 
+def _mirror_budget(status: RoutingPolicyStatus) -> MirrorBudgetConfig | None:
+    budget = preflight.budget_of(status.gate_state)
+    if budget is None:
+        return None
+    return MirrorBudgetConfig(epoch=budget.epoch, usd_per_router=budget.usd_per_router)
+
+
 def router_config(
     ref: PolicyRef, spec: RoutingPolicySpec, status: RoutingPolicyStatus
 ) -> RouterConfig:
@@ -172,6 +180,7 @@ def router_config(
             for m in spec.models
         ],
         slices=spec.analysis.slices,
+        mirror_budget=_mirror_budget(status) if mirrors else None,
         routes=[
             Route(
                 tier=r.tier,
