@@ -396,6 +396,7 @@ def test_a_router_on_another_classifier_holds_the_stage_until_it_runs_the_target
         doc["spec"]["classifier"]["source"] = {"configMapRef": {"name": "clf"}}
         # the edit below is a classifier change: a short decision shadow comes first
         doc["spec"]["rollout"]["classifierShadow"] = {"minRequests": 1, "minDuration": "0s"}
+        doc["spec"]["rollout"]["classifierCanary"] = {"enabled": False}
         cluster.custom.create_namespaced_custom_object(
             c.GROUP, c.VERSION, cluster.ns, c.PLURAL, doc
         )
