@@ -43,6 +43,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 POLICY = "shop"
 MODEL_A = b"\x08\x07model-a\x00\xff" * 50
 MODEL_B = b"\x08\x07model-b\x00\xff" * 50
+MODEL_C = b"\x08\x07model-c\x00\xff" * 50
 
 
 class Cluster:
@@ -201,24 +202,35 @@ def test_editing_the_classifier_bytes_restarts_at_the_first_step_on_a_frozen_cop
     with pytest.raises(ApiException) as refused:
         cluster.core.replace_namespaced_config_map(copy_b, cluster.ns, frozen_b)
     assert refused.value.status == 422 and "immutable" in str(refused.value.body)
-    # Copy A stays while the status refers to it (the stable classifier of a change) and
-    # is pruned once nothing does; copy B, the target, stays.
+    # Copies no digest in status refers to are pruned: A stays while it is the stable
+    # classifier of the change; once B decides and the next edit (C) starts another change
+    # (stable B, candidate C), nothing refers to A any more.
     from tierguard.operator.prunecopies import referenced_digests
 
-    def copy_a_present() -> bool:
+    def present(name: str) -> bool:
         try:
-            frozen_a: Any = cluster.core.read_namespaced_config_map(copy_a, cluster.ns)
+            cluster.core.read_namespaced_config_map(name, cluster.ns)
         except ApiException as exc:
             assert exc.status == 404
             return False
-        assert base64.b64decode(frozen_a.binary_data["model.onnx"]) == MODEL_A
         return True
 
-    if first.classifier_digest in referenced_digests(cluster.status()):
-        assert copy_a_present()
-    else:
-        wait_for(lambda: not copy_a_present(), timeout=30, message="copy A pruned")
-    assert cluster.core.read_namespaced_config_map(copy_b, cluster.ns) is not None
+    assert first.classifier_digest in referenced_digests(cluster.status())
+    assert present(copy_a)
+    cluster.patch(  # a promote ends the decision shadow: B decides
+        {
+            "metadata": {
+                "annotations": {c.ANNOTATION_ACTION: "promote", c.ANNOTATION_ACTION_NONCE: "p2"}
+            }
+        }
+    )
+    until(lambda s: s.classifier_shadow is not None and not s.classifier_shadow.running)
+    cluster.put_model("clf", MODEL_C)
+    third = until(lambda s: s.revision not in (first.revision, new.revision))
+    copy_c = render.classifier_copy_name(POLICY, third.classifier_digest)
+    assert referenced_digests(third) == {new.classifier_digest, third.classifier_digest}
+    wait_for(lambda: not present(copy_a), timeout=30, message="copy A pruned")
+    assert present(copy_b) and wait_for(lambda: present(copy_c), timeout=30, message="copy C")
 
 
 def test_same_bytes_under_a_new_name_keep_the_revision_and_a_missing_one_holds(
@@ -384,6 +396,7 @@ def test_a_router_on_another_classifier_holds_the_stage_until_it_runs_the_target
         doc["spec"]["classifier"]["source"] = {"configMapRef": {"name": "clf"}}
         # the edit below is a classifier change: a short decision shadow comes first
         doc["spec"]["rollout"]["classifierShadow"] = {"minRequests": 1, "minDuration": "0s"}
+        doc["spec"]["rollout"]["classifierCanary"] = {"enabled": False}
         cluster.custom.create_namespaced_custom_object(
             c.GROUP, c.VERSION, cluster.ns, c.PLURAL, doc
         )

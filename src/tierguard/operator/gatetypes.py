@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 from tierguard.api.enums import Signal, Verdict
 from tierguard.api.policy import CustomQuery
 from tierguard.operator import statistics as st
+from tierguard.operator.cellgates import CellCounts
 from tierguard.operator.classifiercontent import RouterReports
 from tierguard.operator.decisionshadow import TransitionCounts
 
@@ -107,6 +108,8 @@ class Observations:
     preflight_spend: Mapping[str, Mapping[str, float]] | None = None
     #: the decision shadow's transition matrix (None: not read)
     transitions: TransitionCounts | None = None
+    #: the classifier canary's per-cell counters (None: not read)
+    cells: CellCounts | None = None
 
 
 # --------------------------------------------------------------------------- outcomes

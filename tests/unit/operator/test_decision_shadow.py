@@ -31,8 +31,14 @@ REF = render.PolicyRef("shop", "default", "uid-1")
 SHADOW = {"minRequests": 100, "minDuration": "5m", "maxDuration": "30m"}
 
 
-def spec_with(threshold: float = 0.5, **shadow: Any) -> RoutingPolicySpec:
-    doc = make_spec(classifierShadow={**SHADOW, **shadow}).to_k8s()
+def spec_with(
+    threshold: float = 0.5, canary: dict[str, Any] | None = None, **shadow: Any
+) -> RoutingPolicySpec:
+    """(the classifier canary that follows the shadow is off unless ``canary`` is given:
+    these tests are about the shadow; test_classifier_canary.py is about the canary)"""
+    doc = make_spec(
+        classifierShadow={**SHADOW, **shadow}, classifierCanary=canary or {"enabled": False}
+    ).to_k8s()
     doc["classifier"]["tiers"][0]["threshold"] = threshold
     doc["models"][0]["pricing"] = {"inputPerMillionTokens": 10, "outputPerMillionTokens": 30}
     doc["models"][1]["pricing"] = {"inputPerMillionTokens": 1, "outputPerMillionTokens": 3}
@@ -231,3 +237,34 @@ def test_the_transitions_query_names_the_revision() -> None:
         "sum by (from_tier, to_tier) (tierguard_classifier_transitions_total"
         '{policy="shop", namespace="prod", revision="abc123"})'
     )
+
+
+def test_max_down_share_pauses_before_the_new_classifier_decides_and_resume_goes_on() -> None:
+    old = spec_with(0.5)
+    st = r.reconcile(old, None, T0).status
+    new = spec_with(0.8, maxDownShare=0.1)
+    st = r.reconcile(new, st, at(1), generation=2).status
+    cells = {("simple", "simple"): 200, ("complex", "simple"): 60, ("complex", "complex"): 140}
+    d = look(new, st, 7, cells)  # 15 % down > 10 %
+    st = d.status
+    assert st.phase == Phase.PAUSED and st.canary_weight == 0.0
+    assert st.history[-1].reason == Reason.CLASSIFIER_SHADOW_MOVED.value
+    assert "15.0% of requests would move to a cheaper tier" in st.message
+    assert st.classifier_shadow is not None and st.classifier_shadow.held
+    # both classifiers stay loaded, the stable one deciding, while a person looks
+    cfg = config(new, st)
+    assert thresholds(cfg.classifier) == 0.5 and cfg.shadow_classifier is not None
+    d = look(new, st, 8, cells)  # looks while paused change nothing
+    assert d.status.phase == Phase.PAUSED
+    resumed = r.reconcile(
+        new, d.status, at(9), generation=2, request=r.ManualRequest("resume", "n")
+    )
+    st = resumed.status
+    d = look(new, st, 10, cells)
+    assert d.status.phase == Phase.PROGRESSING and d.status.canary_weight == 5.0
+    assert d.status.classifier_shadow is not None and not d.status.classifier_shadow.running
+    # under the limit it only reports
+    relaxed = spec_with(0.8, maxDownShare=0.2)
+    st = r.reconcile(relaxed, r.reconcile(old, None, T0).status, at(1), generation=2).status
+    d = look(relaxed, st, 7, cells)
+    assert d.status.phase == Phase.PROGRESSING and d.status.canary_weight == 5.0
