@@ -291,7 +291,7 @@ def test_an_unhealthy_judge_never_rolls_back_at_pre_flight() -> None:
     """Losses through a judge that flips with the order in most pairs: the paired test
     alone would fail, but an unhealthy judge decides nothing at pre-flight; it holds until
     maxDuration pauses it for a person."""
-    st, decisions = run(spec(), {"worse": 6, "better": 0, "tie": 2, "inconsistent": 12}, 200)
+    st, decisions = run(spec(), {"worse": 2, "better": 0, "tie": 6, "inconsistent": 12}, 200)
     assert st.phase == Phase.PAUSED, st.message
     assert st.history[-1].reason == Reason.PREFLIGHT_CAP_REACHED.value
     assert not any(e.reason == Reason.PREFLIGHT_FAILED.value for e in events(decisions))
