@@ -398,4 +398,4 @@ def test_the_lab_pre_flight_policy_is_accepted(
         control_plane, "get", "routingpolicy", "lab-preflight", "-n", namespace, "-o", "json"
     )
     preflight = json.loads(got.stdout)["spec"]["rollout"]["preflight"]
-    assert preflight["enabled"] is True and preflight["sampleRate"] == 0.5
+    assert preflight["enabled"] is True and preflight["sampleRate"] == 1.0

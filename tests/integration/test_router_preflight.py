@@ -277,3 +277,35 @@ async def test_a_replica_mounting_another_prompt_than_rolled_out_does_not_judge(
         await asyncio.sleep(0.5)
         assert sample(await env.metrics(), PAIRWISE) == 0
     assert [b["model"] for b in received] == ["big-1"]
+
+
+async def test_the_budget_is_a_hard_bound_in_flight_included(env: Env) -> None:
+    """Every mirror reserves its worst-case cost (candidate call, then the judge's two
+    calls) against the process's share before starting: a burst spends at most the share,
+    the rest is shed, and no reservation outlives its call."""
+    from tierguard.api.routerconfig import MirrorBudgetConfig
+    from tierguard.router.runtime import apply_config
+
+    rt = env.client.app[RUNTIME]  # type: ignore[index]
+    cfg = rt.state.config.model_copy(deep=True)
+    share = 0.5  # a judge call's bound here is ~$0.09 (100 $/M, 512 output tokens)
+    cfg.mirror_budget = MirrorBudgetConfig(epoch="rev/0/1", usd_per_router=share)
+    await apply_config(rt, cfg)
+    budget = rt.mirror_budget.budget
+    assert budget is not None and budget.allowance == share
+    n = 24
+    await asyncio.gather(*(env.chat(user(f"{SIMPLE_QUERY} burst {i}")) for i in range(n)))
+    for _ in range(200):
+        if rt.mirrors_in_flight == 0:
+            break
+        await asyncio.sleep(0.05)
+    m = await env.metrics()
+    spent = sample(m, SPEND, tier="simple")
+    judged = sample(m, PAIRWISE, arm="mirror")
+    shed = sample(m, "tierguard_preflight_shed_total", tier="simple")
+    assert 0 < spent <= share
+    assert judged >= 1 and shed >= 1
+    assert budget.committed == pytest.approx(spent)  # settled: nothing left reserved
+    # the same epoch again (a reload) keeps the ledger: nothing more fits once it is spent
+    await apply_config(rt, cfg.model_copy(deep=True))
+    assert rt.mirror_budget.budget is budget

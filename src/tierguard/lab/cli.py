@@ -98,7 +98,11 @@ def run(args: argparse.Namespace) -> int:
     scenario = sc.get(args.scenario)
     suffix = "-preflight" if args.preflight and not scenario.preflight else ""
     if args.preflight:
-        scenario = sc.preflight_variant(scenario)
+        try:
+            scenario = sc.preflight_variant(scenario)
+        except sc.ScenarioError as exc:
+            print(f"tierguard lab: {exc}", file=sys.stderr)
+            return 2
     out = output_dir(args.output, scenario.name + suffix)
     out.mkdir(parents=True, exist_ok=True)
     install_signal_handlers()

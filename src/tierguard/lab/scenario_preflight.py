@@ -2,10 +2,13 @@
 ``--preflight`` variant of any scenario. Pure data and pure functions, like
 :mod:`tierguard.lab.scenarios` (which registers the scenario and builds the policy).
 
-The stage is compressed like the weighted stages are: half of the simple tier's
-stateless requests are mirrored (at the lab's 80 requests/s about 10 judged pairs a
-second, each a cheap-model call and two judge calls), the gate may pass after 150 judged
-pairs, and a 2-minute cap pauses a pre-flight that cannot decide. At seed 003's real
+The stage is compressed like the weighted stages are (which shadow every canary answer):
+every stateless request of the simple tier is mirrored (each a cheap-model call and two
+judge calls; a few judged pairs a second on a busy 2-core machine, a bounded queue sheds
+the rest), the gate may pass after 150 judged pairs, and a 3-minute cap pauses a
+pre-flight that cannot decide. On the operator's own state machine at 3 pairs a second
+the trap fails after about 180 pairs (a minute) and a healthy candidate passes after
+about 250 (tests/unit/lab/test_scenario_preflight.py). At seed 003's real
 traffic the same decision takes hours (docs/statistics.md, *Pre-flight*).
 """
 
@@ -19,11 +22,11 @@ from tierguard.api.enums import Phase, Signal
 if TYPE_CHECKING:
     from tierguard.lab.scenarios import Scenario
 
-LAB_PREFLIGHT_SAMPLE_RATE: Final = 0.5
+LAB_PREFLIGHT_SAMPLE_RATE: Final = 1.0
 LAB_PREFLIGHT_MIN_PAIRS: Final = 150
-LAB_PREFLIGHT_MAX_DURATION: Final = "2m"
+LAB_PREFLIGHT_MAX_DURATION: Final = "3m"
 #: the cap in seconds: a --preflight run's deadline grows by it
-LAB_PREFLIGHT_MAX_S: Final = 120.0
+LAB_PREFLIGHT_MAX_S: Final = 180.0
 LAB_PREFLIGHT_MAX_SPEND_USD: Final = 5.0
 
 
@@ -48,6 +51,13 @@ def preflight_variant(scenario: Scenario) -> Scenario:
     be promoted must pass pre-flight first; other expectations are unchanged."""
     if scenario.preflight:
         return scenario
+    if scenario.slice_gates:
+        from tierguard.lab.scenarios import ScenarioError
+
+        raise ScenarioError(
+            f"{scenario.name} judges with the Agreement judge (slice gates); pre-flight "
+            "needs the pairwise judge: run it without --preflight"
+        )
     expect = scenario.expect
     if expect.phase == Phase.ROLLED_BACK and expect.failed_signal == Signal.SHADOW_DISAGREEMENT:
         expect = replace(expect, preflight="Failed", max_step=0)

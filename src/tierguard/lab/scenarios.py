@@ -47,6 +47,7 @@ from typing import Any, Final, Literal
 from tierguard.api.enums import Phase, Signal
 from tierguard.classifier.dataset import CATEGORIES, CATEGORY_WEIGHTS
 from tierguard.lab import judge as lab_judge
+from tierguard.lab import scenario_slices as sl
 from tierguard.lab.scenario_preflight import lab_preflight
 from tierguard.lab.scenario_preflight import preflight_variant as preflight_variant
 
@@ -162,12 +163,18 @@ class TrafficSpec:
     #: sessions are conversations (history resent, simple follow-ups, agent loops; see
     #: lab/conversations.py); False: every request is a lone question
     conversations: bool = True
+    #: category -> share of its queries kept in the query pool (thinned deterministically;
+    #: unlisted categories keep all): shapes a category's share of its tier
+    category_keep: Mapping[str, float] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.requests_per_second <= 0 or self.users <= 0 or self.session_length < 1:
             raise ScenarioError("traffic: rate, users and session length must be positive")
         if not 0.0 <= self.rating_rate <= 1.0:
             raise ScenarioError("traffic: rating_rate must be in [0, 1]")
+        for cat, keep in self.category_keep.items():
+            if cat not in CATEGORIES or not 0.0 < keep <= 1.0:
+                raise ScenarioError(f"traffic: category_keep[{cat}]={keep} (category, (0, 1])")
 
 
 @dataclass(frozen=True)
@@ -182,6 +189,8 @@ class Expectation:
     #: the pre-flight stage must end like this ("Passed" or "Failed"), if set; "Failed"
     #: also means the candidate served no user at all
     preflight: Literal["Passed", "Failed"] | None = None
+    #: the failing gate must be this slice gate ("topic=opening_hours"), if set
+    failed_slice: str | None = None
 
 
 @dataclass(frozen=True)
@@ -203,6 +212,11 @@ class Scenario:
     #: run pre-flight (mirrored requests judged pairwise at 0 % exposure) before the first
     #: weighted step (preflight-trap, --preflight); off: the lab shows the weighted stages
     preflight: bool = False
+    #: the rollout's steps (None: LAB_STEPS)
+    steps: tuple[float, ...] | None = None
+    #: judge with slice gates (slice-trap: scenario_slices.py): the Agreement judge, an
+    #: Absolute ShadowDisagreement SLO and a Classifier-sourced slice
+    slice_gates: bool = False
 
 
 # --------------------------------------------------------------------------- profiles
@@ -367,6 +381,7 @@ SCENARIOS: Final[dict[str, Scenario]] = {
         _healthy(),
         _pareto_trap(),
         _preflight_trap(),
+        sl.slice_trap(),
         _aa(),
         _prometheus_outage(),
         _provider_outage(),
@@ -452,6 +467,11 @@ SYSTEM_PROMPT: Final = "You are Acme's support assistant. Answer briefly and kin
 UPSTREAM_MODEL: Final = "support-assistant-2026"
 
 
+def scenario_steps(scenario: Scenario) -> tuple[float, ...]:
+    """The rollout steps of ``scenario``'s policy."""
+    return scenario.steps or LAB_STEPS
+
+
 def fake_provider_profile(profile: ProviderProfile, seed: int = 0) -> dict[str, Any]:
     """``profile`` in the fake provider's own format (its ``--profile`` file and its
     ``PUT /admin/profile`` body)."""
@@ -528,6 +548,13 @@ def lab_policy(
                 "allowedDrop": 0.05,
             },
         ]
+    judge = lab_judge.pairwise_judge()
+    analysis: dict[str, Any] = {"confidence": 0.95, "slos": slos}
+    if scenario.slice_gates and not scenario.naive:
+        # the Agreement judge's counters carry the slice label (the pairwise judge's do not)
+        slos[0] = sl.disagreement_slo(SIMPLE)
+        judge = sl.agreement_judge()
+        analysis["slices"] = sl.slice_specs()
 
     def model(model_name: str, url: str, price: tuple[float, float]) -> dict[str, Any]:
         return {
@@ -567,7 +594,7 @@ def lab_policy(
                 {"tier": COMPLEX, "baseline": CAPABLE, "fallbacks": [], "latencyBudget": "3s"},
             ],
             "rollout": {
-                "steps": list(LAB_STEPS),
+                "steps": list(scenario_steps(scenario)),
                 "interval": LAB_INTERVAL,
                 "bakeTime": LAB_BAKE_TIME,
                 "minSamplesPerArm": LAB_MIN_SAMPLES,
@@ -578,11 +605,11 @@ def lab_policy(
                 # preflight-trap and --preflight turn it on (lab/scenario_preflight.py).
                 "preflight": lab_preflight(scenario),
             },
-            "analysis": {"confidence": 0.95, "slos": slos},
+            "analysis": analysis,
             "prometheus": {"url": prometheus_url, "timeout": "3s"},
             "router": {
                 "replicas": replicas,
-                "shadow": {"sampleRate": 1.0, "judge": lab_judge.pairwise_judge()},
+                "shadow": {"sampleRate": 1.0, "judge": judge},
                 "logLevel": "warning",
             },
         },

@@ -28,12 +28,24 @@ from tierguard.api.status import Condition, RoutingPolicyStatus
 from tierguard.operator import classifiercontent as cc
 from tierguard.operator import gates as g
 from tierguard.operator import judgepromptcontent as jpc
-from tierguard.operator import preflight, prunecopies, render, rollout, specerror
+from tierguard.operator import (
+    preflight,
+    prunecopies,
+    render,
+    rollout,
+    rollout_clfcanary,
+    rollout_shadow,
+    specerror,
+)
 from tierguard.operator.backoff import Backoff
 from tierguard.operator.conditions import get_condition, set_condition
 from tierguard.operator.kube import Kube, KubeError, NotFoundError, StatusConflictError
 from tierguard.operator.observe import PrometheusReader, observe, read_preflight_spend
-from tierguard.operator.observe_routers import observe_routers
+from tierguard.operator.observe_routers import (
+    observe_cells,
+    observe_routers,
+    observe_transitions,
+)
 from tierguard.operator.rendermeta import RenderedMetadata, with_metadata
 from tierguard.operator.shared_queries import SharedQueries
 from tierguard.operator.telemetry import OperatorMetrics
@@ -152,8 +164,16 @@ class Controller:
         )
 
     def _observe(
-        self, spec: RoutingPolicySpec, namespace: str, name: str, now: datetime
+        self,
+        spec: RoutingPolicySpec,
+        namespace: str,
+        name: str,
+        now: datetime,
+        shadow_revision: str | None = None,
+        classifier_canary: bool = False,
     ) -> g.Observations:
+        """One look at Prometheus; ``shadow_revision``: a decision shadow runs for this
+        revision and its transition matrix is read too."""
         try:
             reader = self._reader(spec, namespace)
         except KubeError as exc:
@@ -172,6 +192,11 @@ class Controller:
             obs = dataclasses.replace(
                 obs, routers=observe_routers(reader, name, ns, shared=self.shared)
             )
+            if shadow_revision is not None:
+                counts = observe_transitions(reader, name, shadow_revision, ns)
+                obs = dataclasses.replace(obs, transitions=counts)
+            if classifier_canary:
+                obs = dataclasses.replace(obs, cells=observe_cells(reader, name, ns))
             if preflight.plan(spec, g.gate_specs(spec)).skipped is None:
                 spend = read_preflight_spend(reader, name, ns)
                 obs = dataclasses.replace(obs, preflight_spend=spend)
@@ -257,7 +282,9 @@ class Controller:
             # start (status may be hours old for an idle policy) is not late.
             if uid in self._evaluated:
                 lag = self._record_lag(namespace, name, spec, timing, now)
-            obs = self._observe(spec, namespace, name, now)
+            shadowing = status.revision if rollout_shadow.running(status) else None
+            canary = rollout_clfcanary.running(status)
+            obs = self._observe(spec, namespace, name, now, shadowing, canary)
         classifier = self._classifier(spec, namespace)
         judge_prompt = self._judge_prompt(spec, namespace)
         decision = rollout.reconcile(

@@ -7,9 +7,9 @@ the life of the policy (owner references only clean them up when the policy goes
 
 Which copies stay: those whose digest the policy's status still refers to, the **target**
 (``status.classifierDigest``, what the revision rolls out) and the **stable** classifier
-(``status.stableClassifier.digest`` and the decision shadow's two digests, where the
-status has them: the copy a rollback returns to must outlive the rollout, because the
-source ConfigMap may have been edited since and the copy cannot be made again). Every
+(``status.stableClassifier.digest``, and the decision shadow's two digests: the copy a
+rollback returns to must outlive the rollout, because the source ConfigMap may have been
+edited since and the copy cannot be made again). Every
 other copy of *this* policy is deleted. A copy is named after its policy and owned by
 it, so no other policy in the namespace can refer to it; only copies carrying the
 digest annotation, owned by the policy's uid and named as the renderer names them are
@@ -57,15 +57,14 @@ class FrozenCopy:
 
 
 def referenced_digests(status: RoutingPolicyStatus) -> frozenset[str]:
-    """The classifier digests ``status`` still refers to: the target, and the stable
-    classifier and the decision shadow's digests where this status has those fields
-    (read by name, so this module works with and without a classifier-change status)."""
+    """The classifier digests ``status`` refers to: the target, the stable classifier,
+    and the decision shadow's two digests (kept while its status is: at most one change
+    back, so a policy holds at most three copies)."""
     out = {status.classifier_digest}
-    stable = getattr(status, "stable_classifier", None)
-    out.add(str(getattr(stable, "digest", "") or ""))
-    shadow = getattr(status, "classifier_shadow", None)
-    for attr in ("stable_digest", "candidate_digest"):
-        out.add(str(getattr(shadow, attr, "") or ""))
+    if status.stable_classifier is not None:
+        out.add(status.stable_classifier.digest)
+    if status.classifier_shadow is not None:
+        out |= {status.classifier_shadow.stable_digest, status.classifier_shadow.candidate_digest}
     out.discard("")
     return frozenset(out)
 

@@ -3,7 +3,6 @@ of those no digest in its status refers to any more."""
 
 from __future__ import annotations
 
-from types import SimpleNamespace
 from typing import Any
 
 from tierguard.api import constants as c
@@ -55,18 +54,23 @@ def test_copies_no_digest_refers_to_are_pruned() -> None:
 
 
 def test_referenced_digests_are_the_target_and_any_stable_one() -> None:
+    from datetime import UTC, datetime
+
+    from tierguard.api.classifierchange import ClassifierShadowStatus, ClassifierSnapshot
+
     status = RoutingPolicyStatus(classifier_digest=A)
     assert referenced_digests(status) == {A}
     assert referenced_digests(RoutingPolicyStatus()) == frozenset()
-    # a status with a stable classifier and a decision shadow (read by field name)
-    fake: Any = SimpleNamespace(
+    changing = RoutingPolicyStatus(
         classifier_digest=B,
-        stable_classifier=SimpleNamespace(digest=A),
-        classifier_shadow=SimpleNamespace(stable_digest=A, candidate_digest=S),
+        stable_classifier=ClassifierSnapshot(digest=A),
+        classifier_shadow=ClassifierShadowStatus(
+            running=True, stable_digest=A, candidate_digest=S, started_at=datetime.now(UTC)
+        ),
     )
-    assert referenced_digests(fake) == {A, B, S}
-    bundled_stable: Any = SimpleNamespace(
-        classifier_digest=B, stable_classifier=SimpleNamespace(digest=""), classifier_shadow=None
+    assert referenced_digests(changing) == {A, B, S}
+    bundled_stable = RoutingPolicyStatus(
+        classifier_digest=B, stable_classifier=ClassifierSnapshot(digest="")
     )
     assert referenced_digests(bundled_stable) == {B}
 
