@@ -234,3 +234,20 @@ def test_kubectl_status_shows_the_matrix_and_the_cells() -> None:
     plain = r.reconcile(spec(0.5), None, T0).status
     out = kp.format_status("shop", {"metadata": {}, "status": plain.to_k8s()}, now=T0)
     assert "decision shadow" not in out and "classifier canary" not in out
+
+
+def test_a_stage_without_evidence_pauses_and_a_resume_gives_it_a_new_clock() -> None:
+    sp = spec(0.8)
+    st = in_canary(sp)
+    quiet = cg.CellCounts()  # no traffic reaches the canary
+    st = look(sp, st, 4, cells=quiet).status
+    d = look(sp, st, 3 + 3 * 60 + 1, cells=quiet)  # maxStepDuration 3h
+    assert d.status.phase == Phase.PAUSED
+    assert d.status.history[-1].reason == Reason.MAX_STEP_DURATION_EXCEEDED.value
+    assert "classifier canary: not enough evidence" in d.status.message
+    resumed = r.reconcile(
+        sp, d.status, at(200), generation=2, request=r.ManualRequest("resume", "r1")
+    ).status
+    d = look(sp, resumed, 201, cells=quiet)
+    assert d.status.phase == Phase.PROGRESSING  # its clock started again at the resume
+    assert "requests decided by it" in d.status.message
