@@ -99,8 +99,7 @@ class Cluster:
 
 
 @pytest.fixture
-def cluster(control_plane: ControlPlane, kube_api: ApiClient, namespace: str) -> Cluster:
-    install_crd(control_plane)
+def cluster(crd: None, kube_api: ApiClient, namespace: str) -> Cluster:
     return Cluster(kube_api, namespace)
 
 

@@ -20,7 +20,6 @@ import pytest
 
 from operatorkit import (
     OperatorProcess,
-    install_crd,
     policy_manifest,
     routed_system,
 )
@@ -34,7 +33,6 @@ from tierguard.operator import render
 if TYPE_CHECKING:
     from kubernetes.client import ApiClient
 
-    from tierguard.lab.controlplane import ControlPlane
     from tierguard.lab.prometheus import Prometheus
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
@@ -110,8 +108,7 @@ def manifest(prom_url: str, configmap: str = "clf") -> dict[str, Any]:
 
 
 @pytest.fixture
-def cluster(control_plane: ControlPlane, kube_api: ApiClient, namespace: str) -> Cluster:
-    install_crd(control_plane)
+def cluster(crd: None, kube_api: ApiClient, namespace: str) -> Cluster:
     return Cluster(kube_api, namespace)
 
 
