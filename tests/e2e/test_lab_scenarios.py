@@ -212,4 +212,5 @@ def test_threshold_trap_is_rolled_back_at_the_classifier_canarys_first_step(
     _check_report_files(tmp_path, text)
     assert "## The classifier change" in text and "| stable ↓ / new → |" in text
     assert "Cell `complex→simple` **failed** at its step 1" in text
+    assert "the classifier canary was rolled back at its step 1/1 (its first stage)" in text
     assert "**RolledBack**" in text and "as expected" in text

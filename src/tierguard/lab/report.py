@@ -203,6 +203,7 @@ def outcome_line(record: RunRecord) -> str:
                 f"; rolled back at {at} (step {step + 1}/{len(record.steps)}) "
                 f"→ reason {entry.get('reason')}: {entry.get('message', '')}"
             )
+        line += rcl.outcome_suffix(st, record.steps)
     return line
 
 

@@ -72,6 +72,28 @@ def _pct(x: Any) -> str:
     return "-" if x is None else f"{float(x):.1%}"
 
 
+def _bound(x: Any) -> str:
+    """The upper bound of a cell's rise; 100 % means not bounded yet (a dash)."""
+    return "-" if x is None or float(x) >= 1.0 else f"{float(x):.1%}"
+
+
+def outcome_suffix(status: Mapping[str, Any], steps: Sequence[float]) -> str:
+    """For a rollback by the classifier canary: at which of its steps, on which cell
+    ("" otherwise)."""
+    canary = status.get("classifierCanary") or {}
+    failed = failed_cells(status)
+    if status.get("phase") != "RolledBack" or not canary or not failed:
+        return ""
+    n = len([w for w in steps if w < 100]) or 1
+    step = int(canary.get("step") or 0)
+    first = " (its first stage)" if step == 0 else ""
+    return (
+        f"; the classifier canary was rolled back at its step {step + 1}/{n}{first}, "
+        f"{float(canary.get('weight') or 0):g} % of sessions decided by the new classifier, "
+        f"cell {', '.join(f'`{c}`' for c in failed)} failing"
+    )
+
+
 def cells_table(canary: Mapping[str, Any]) -> list[str]:
     rows = [
         "| cell | direction | verdict | stable classifier: requests, bad | new classifier: "
@@ -85,7 +107,7 @@ def cells_table(canary: Mapping[str, Any]) -> list[str]:
             + (f"**{verdict}**" if verdict == "Fail" else verdict)
             + f" | {c.get('stableRequests', 0)}, {_pct(c.get('stableBadRate'))} | "
             f"{c.get('candidateRequests', 0)}, {_pct(c.get('candidateBadRate'))} | "
-            f"{_pct(c.get('upperBound'))} |"
+            f"{_bound(c.get('upperBound'))} |"
         )
     return rows
 

@@ -83,6 +83,10 @@ def test_section_shows_the_matrix_and_the_failing_cell() -> None:
     assert "Cell `complex→simple` **failed** at its step 1" in text
     assert "| complex→simple | Down | **Fail** | 400, 10.0% | 390, 35.0% | 31.0% |" in text
     assert rcl.section({"phase": "Promoted"}) == []
+    status = _status()
+    status["classifierCanary"]["cells"][0]["upperBound"] = 1.0  # not bounded yet
+    assert "| 390, 35.0% | - |" in "\n".join(rcl.section(status))
+    assert rcl.outcome_suffix({"phase": "Promoted"}, (50, 100)) == ""
 
 
 def test_expectation_needs_the_cell() -> None:
@@ -104,5 +108,9 @@ def test_report_carries_the_section_and_the_expectation() -> None:
     ]
     text = render_markdown(rec, plots=())
     assert "## The classifier change" in text
+    assert (
+        "the classifier canary was rolled back at its step 1/1 (its first stage), 50 % of "
+        "sessions decided by the new classifier, cell `complex→simple` failing" in text
+    )
     assert "classifier canary cell `complex→simple` failing at its first step" in text
     assert "✅ as expected" in text
