@@ -4,15 +4,16 @@ scenario and builds the policy).
 
 The world: the cheap model is as good as the capable one on simple queries and serves the
 simple tier (its model canary is at :data:`THRESHOLD_TRAP_STEPS`' first step, half of the
-sessions), but it answers hard billing queries (``billing_anomaly``, a complex category)
-well only :data:`THRESHOLD_TRAP_ANOMALY_QUALITY` of the time, and other complex queries
-:data:`~tierguard.lab.scenarios.CHEAP_COMPLEX_QUALITY`. The policy names the bundled
+sessions), but it is no good at complex queries: it answers them well only
+:data:`THRESHOLD_TRAP_COMPLEX_QUALITY` of the time, hard billing queries
+(``billing_anomaly``) only :data:`THRESHOLD_TRAP_ANOMALY_QUALITY` (which is why the
+classifier sends complex queries to the capable model). The policy names the bundled
 classifier with an explicit simple-tier threshold (:data:`STABLE_THRESHOLD`, about the
 model's own 0.63). A few seconds into the model canary the lab edits that threshold down
 to :data:`TRAP_THRESHOLD` (a scenario event): "more traffic on the cheap model". On the
-bundled model that moves 10 to 17 % of every complex category into the simple tier,
-``billing_anomaly`` among them, and almost nothing else (the simple categories are
-already simple).
+bundled model that moves about 30 % of every complex category into the simple tier,
+``billing_anomaly`` among them, and nothing else (the simple categories are already
+simple).
 
 What the operator does with it: the edit changes the classifier's content, so it is a
 new revision that starts with a **decision shadow** (both classifiers score every
@@ -43,10 +44,12 @@ if TYPE_CHECKING:
 
 #: The hard billing category the cheap model fails, and how badly.
 ANOMALY_CATEGORY: Final = "billing_anomaly"
-THRESHOLD_TRAP_ANOMALY_QUALITY: Final = 0.25
+THRESHOLD_TRAP_ANOMALY_QUALITY: Final = 0.2
+#: The cheap model on the other complex categories in this world.
+THRESHOLD_TRAP_COMPLEX_QUALITY: Final = 0.4
 #: The simple tier's threshold before and after the edit (the bundled model's own is 0.63).
 STABLE_THRESHOLD: Final = 0.6
-TRAP_THRESHOLD: Final = 0.05
+TRAP_THRESHOLD: Final = 0.02
 #: The model rollout's steps: the cheap model serves half of the simple tier's sessions
 #: when the threshold is edited, and the classifier canary's only step is 50 % of sessions.
 THRESHOLD_TRAP_STEPS: Final = (50.0, 100.0)
@@ -92,6 +95,7 @@ def rollout_extras() -> dict[str, Any]:
 def threshold_trap() -> Scenario:
     """The ``threshold-trap`` scenario (registered in
     :data:`tierguard.lab.scenarios.SCENARIOS`)."""
+    from tierguard.classifier.dataset import COMPLEX_CATEGORIES
     from tierguard.lab.scenarios import (
         Event,
         Expectation,
@@ -106,8 +110,9 @@ def threshold_trap() -> Scenario:
         title="Issue 17: a threshold edit moves hard billing queries to the cheap model",
         story=(
             "The cheap model serves half of the simple tier's sessions and is as good as the "
-            f"capable one on simple queries, but answers hard billing queries ({ANOMALY_CATEGORY}) "
-            f"well only {THRESHOLD_TRAP_ANOMALY_QUALITY:.0%} of the time. A few seconds into "
+            "capable one on simple queries, but answers complex queries well only "
+            f"{THRESHOLD_TRAP_COMPLEX_QUALITY:.0%} of the time, hard billing queries "
+            f"({ANOMALY_CATEGORY}) {THRESHOLD_TRAP_ANOMALY_QUALITY:.0%}. A few seconds into "
             "its canary someone lowers the simple tier's threshold from "
             f"{STABLE_THRESHOLD:g} to {TRAP_THRESHOLD:g}: a classifier change. The operator "
             "rolls it out like a model change: a decision shadow counts the transition "
@@ -117,7 +122,12 @@ def threshold_trap() -> Scenario:
             "classifier. It fails at the classifier canary's first step and the stable "
             "classifier decides for everyone again."
         ),
-        cheap=cheap_profile(**{ANOMALY_CATEGORY: THRESHOLD_TRAP_ANOMALY_QUALITY}),
+        cheap=cheap_profile(
+            **{
+                **dict.fromkeys(COMPLEX_CATEGORIES, THRESHOLD_TRAP_COMPLEX_QUALITY),
+                ANOMALY_CATEGORY: THRESHOLD_TRAP_ANOMALY_QUALITY,
+            }
+        ),
         capable=capable_profile(),
         expect=Expectation(Phase.ROLLED_BACK, max_step=0, failed_cell=TRAP_CELL),
         events=(

@@ -34,11 +34,13 @@ def test_the_world_the_edit_and_the_expectation() -> None:
     s = sc.get("threshold-trap")
     assert s.cheap.quality[th.ANOMALY_CATEGORY] == th.THRESHOLD_TRAP_ANOMALY_QUALITY
     assert s.cheap.quality[th.ANOMALY_CATEGORY] < s.capable.quality[th.ANOMALY_CATEGORY] - 0.5
-    for cat, tier in CATEGORIES.items():  # as good where it is meant to serve
+    for cat, tier in CATEGORIES.items():  # as good where it is meant to serve, not beyond
         if tier == sc.SIMPLE:
             assert s.cheap.quality[cat] == s.capable.quality[cat]
+        else:
+            assert s.cheap.quality[cat] <= s.capable.quality[cat] - 0.4
     (edit,) = s.events
-    assert (edit.kind, edit.at_step, edit.threshold) == ("classifier_threshold", 0, 0.05)
+    assert (edit.kind, edit.at_step, edit.threshold) == ("classifier_threshold", 0, 0.02)
     assert edit.after_s < float(sc.LAB_BAKE_TIME.rstrip("s"))  # before the model step ends
     assert s.classifier_threshold == th.STABLE_THRESHOLD
     assert s.expect == sc.Expectation(Phase.ROLLED_BACK, max_step=0, failed_cell="complex→simple")
@@ -98,7 +100,6 @@ def test_the_bundled_classifier_moves_complex_queries_billing_anomaly_among_them
     complex_cats = [c for c, t in CATEGORIES.items() if t == sc.COMPLEX]
     for cat in complex_cats:
         assert simple_before[cat] / n[cat] < 0.06, cat
-        assert moved[cat] / n[cat] > 0.04, cat
-    assert moved[th.ANOMALY_CATEGORY] / n[th.ANOMALY_CATEGORY] > 0.06
+        assert 0.2 < moved[cat] / n[cat] < 0.45, cat
     down = sum(moved[c] for c in complex_cats) / len(examples)
-    assert 0.02 < down < 0.1, down
+    assert 0.07 < down < 0.15, down
