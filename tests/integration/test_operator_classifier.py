@@ -12,7 +12,7 @@ the classifier's content did.
 from __future__ import annotations
 
 import base64
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -21,7 +21,6 @@ import pytest
 from operatorkit import (
     OperatorProcess,
     install_crd,
-    operator_identity,
     policy_manifest,
     routed_system,
 )
@@ -114,19 +113,6 @@ def manifest(prom_url: str, configmap: str = "clf") -> dict[str, Any]:
 def cluster(control_plane: ControlPlane, kube_api: ApiClient, namespace: str) -> Cluster:
     install_crd(control_plane)
     return Cluster(kube_api, namespace)
-
-
-@pytest.fixture
-def operator(
-    control_plane: ControlPlane, kube_api: ApiClient, namespace: str, tmp_path: Path
-) -> Iterator[OperatorProcess]:
-    with operator_identity(control_plane, kube_api, namespace) as kubeconfig:
-        op = OperatorProcess(kubeconfig, namespace, tmp_path / "operator.log")
-        op.start()
-        try:
-            yield op
-        finally:
-            op.stop()
 
 
 def _resolved(st: RoutingPolicyStatus) -> Condition | None:

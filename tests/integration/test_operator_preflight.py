@@ -5,15 +5,14 @@ the pairwise judge are our fakes. The candidate serves nobody until pre-flight p
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
-from test_operator import POLICY, Cluster, _pairwise_manifest, _phase
+from test_operator import POLICY, Cluster, _phase
 from test_operator import cluster as cluster
 
-from operatorkit import OperatorProcess, operator_identity, routed_system
+from operatorkit import OperatorProcess, policy_manifest, routed_system
 from routerkit import tiny_classifier as tiny_classifier
 from tierguard.api.enums import Phase, PreFlightState, Reason
 from tierguard.api.status import RoutingPolicyStatus
@@ -21,7 +20,6 @@ from tierguard.api.status import RoutingPolicyStatus
 if TYPE_CHECKING:
     from kubernetes.client import ApiClient
 
-    from tierguard.lab.controlplane import ControlPlane
     from tierguard.lab.prometheus import Prometheus
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(420)]
@@ -29,30 +27,19 @@ pytestmark = [pytest.mark.integration, pytest.mark.timeout(420)]
 PRICE = {"inputPerMillionTokens": 10, "outputPerMillionTokens": 10}
 
 
-@pytest.fixture
-def operator(
-    control_plane: ControlPlane, kube_api: ApiClient, namespace: str, tmp_path: Path
-) -> Iterator[OperatorProcess]:
-    with operator_identity(control_plane, kube_api, namespace) as kubeconfig:
-        op = OperatorProcess(kubeconfig, namespace, tmp_path / "operator.log")
-        op.start()
-        try:
-            yield op
-        finally:
-            op.stop()
-
-
 def _preflight_manifest(big: str, small: str, prom_url: str, **preflight: Any) -> dict[str, Any]:
     """The pairwise manifest with pre-flight on (every request mirrored) and prices on
     the candidate and the judge, so spend is counted."""
-    doc = _pairwise_manifest(big, small, prom_url)
-    spec = doc["spec"]
     conf = {"sampleRate": 1.0, "minPairs": 30, **preflight}
-    spec["rollout"]["preflight"] = {k: v for k, v in conf.items() if v is not None}
-    for m in spec["models"]:
-        if m["name"] in ("small", "judge"):
-            m["pricing"] = PRICE
-    return doc
+    return policy_manifest(
+        POLICY,
+        big,
+        small,
+        prom_url,
+        judge_url=big,
+        preflight={k: v for k, v in conf.items() if v is not None},  # None: leave it unset
+        pricing={"small": PRICE, "judge": PRICE},
+    )
 
 
 def _in_preflight(cluster: Cluster) -> Any:
