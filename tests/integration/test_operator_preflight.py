@@ -94,10 +94,14 @@ def test_a_healthy_candidate_passes_pre_flight_then_serves_the_first_step(
     assert before and all(h.weight == 0.0 for h in before), "nobody served during pre-flight"
     for t in st.preflight.tiers:
         assert t.verdict.value == "Pass" and t.judge.judged >= 30 and t.judge.healthy
-        assert t.sample_rate == 1.0  # a few requests a minute: all of them
+        # sized from the tier's measured request rate (~450 pairs/h by default): the
+        # share depends on how fast this machine drives the test's traffic
+        assert 0.0 < t.sample_rate <= 1.0
         assert t.judge.worse == 0 and t.judge.better == 0  # all ties: as good as the baseline
     assert st.preflight.spend_usd > 0, "mirrored and judge calls are priced"
     assert cluster.events(Reason.PREFLIGHT_PASSED.value)
+    (started,) = cluster.events(Reason.PREFLIGHT_STARTED.value)
+    assert "sized from traffic (~450 pairs/h)" in started.message, started.message
 
 
 def test_a_worse_candidate_is_rolled_back_at_pre_flight_with_zero_users_exposed(
