@@ -12,7 +12,7 @@ the classifier's content did.
 from __future__ import annotations
 
 import base64
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -20,8 +20,6 @@ import pytest
 
 from operatorkit import (
     OperatorProcess,
-    install_crd,
-    operator_identity,
     policy_manifest,
     routed_system,
 )
@@ -35,7 +33,6 @@ from tierguard.operator import render
 if TYPE_CHECKING:
     from kubernetes.client import ApiClient
 
-    from tierguard.lab.controlplane import ControlPlane
     from tierguard.lab.prometheus import Prometheus
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
@@ -104,26 +101,15 @@ def manifest(prom_url: str, configmap: str = "clf") -> dict[str, Any]:
         no_data_after="10m",
     )
     doc["spec"]["classifier"]["source"] = {"configMapRef": {"name": configmap}}
+    # content digests and frozen copies are the subject here: a classifier change ends
+    # with its decision shadow (no classifier canary, which needs traffic)
+    doc["spec"]["rollout"]["classifierCanary"] = {"enabled": False}
     return doc
 
 
 @pytest.fixture
-def cluster(control_plane: ControlPlane, kube_api: ApiClient, namespace: str) -> Cluster:
-    install_crd(control_plane)
+def cluster(crd: None, kube_api: ApiClient, namespace: str) -> Cluster:
     return Cluster(kube_api, namespace)
-
-
-@pytest.fixture
-def operator(
-    control_plane: ControlPlane, kube_api: ApiClient, namespace: str, tmp_path: Path
-) -> Iterator[OperatorProcess]:
-    with operator_identity(control_plane, kube_api, namespace) as kubeconfig:
-        op = OperatorProcess(kubeconfig, namespace, tmp_path / "operator.log")
-        op.start()
-        try:
-            yield op
-        finally:
-            op.stop()
 
 
 def _resolved(st: RoutingPolicyStatus) -> Condition | None:
@@ -180,10 +166,11 @@ def test_editing_the_classifier_bytes_restarts_at_the_first_step_on_a_frozen_cop
     assert cluster.status().canary_weight == 25.0
 
     # The source is edited mid-rollout: a new revision from the first step, on a new copy;
-    # its first stage is the decision shadow: nobody exposed, the frozen copy A decides.
+    # its first stage is the decision shadow: the frozen copy A decides.
     cluster.put_model("clf", MODEL_B)
     new = until(lambda s: s.revision != first.revision)
-    assert (new.phase, new.step, new.canary_weight) == (Phase.PROGRESSING, 0, 0.0)
+    # (the model split stays as it was, at 25 %, while the new classifier is judged)
+    assert (new.phase, new.step, new.canary_weight) == (Phase.PROGRESSING, 0, 25.0)
     assert new.classifier_digest != first.classifier_digest
     assert new.history[-1].reason == Reason.ROLLOUT_STARTED.value
     assert new.classifier_shadow is not None and new.classifier_shadow.running
@@ -396,6 +383,7 @@ def test_a_router_on_another_classifier_holds_the_stage_until_it_runs_the_target
         doc["spec"]["classifier"]["source"] = {"configMapRef": {"name": "clf"}}
         # the edit below is a classifier change: a short decision shadow comes first
         doc["spec"]["rollout"]["classifierShadow"] = {"minRequests": 1, "minDuration": "0s"}
+        doc["spec"]["rollout"]["classifierCanary"] = {"enabled": False}
         cluster.custom.create_namespaced_custom_object(
             c.GROUP, c.VERSION, cluster.ns, c.PLURAL, doc
         )

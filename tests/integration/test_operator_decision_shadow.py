@@ -6,7 +6,8 @@ A threshold edit that puts every query in the cheap tier is a classifier change:
 rollout restarts at 0 % with both classifiers loaded and the stable one deciding; the
 router counts the tier transitions; status shows the moved share (half the traffic is
 complex, all of it would move down) and the projected cost change; after minRequests the
-shadow ends with an Event that says what it found, and the new classifier decides.
+shadow ends with an Event that says what it found, and the classifier canary begins: the
+new classifier decides for 10 % of sessions and the per-cell counters reach status.
 """
 
 from __future__ import annotations
@@ -122,7 +123,8 @@ def test_a_threshold_edit_is_shadowed_and_status_shows_what_would_move(
                 message=f"a new revision; operator log:\n{op.log()}",
             )
             assert shadow.classifier_shadow is not None and shadow.classifier_shadow.running
-            assert (shadow.canary_weight, shadow.step_display) == (0.0, "Shadow/3")
+            # the model split stays what it was (step 1 at 10 %)
+            assert (shadow.canary_weight, shadow.step_display) == (10.0, "Shadow/3")
 
             def counted() -> RoutingPolicyStatus | None:
                 s = status()
@@ -150,9 +152,27 @@ def test_a_threshold_edit_is_shadowed_and_status_shows_what_would_move(
                 timeout=120,
                 message=f"the shadow never ended; operator log:\n{op.log()}",
             )
-            assert done.canary_weight == 10.0 and done.phase == Phase.PROGRESSING
+            # then the classifier canary: the new classifier decides for 10 % of sessions,
+            # the stable one still for the rest (the model split stays as it was)
+            assert done.phase == Phase.PROGRESSING and done.canary_weight == 10.0
+            assert done.classifier_canary is not None and done.classifier_canary.running
+            assert done.classifier_canary.weight == 10.0
             assert done.stable_classifier is not None
-            assert done.stable_classifier.settings["tiers"][0]["threshold"] == 0.0
+            assert done.stable_classifier.settings["tiers"][0]["threshold"] == 0.5
+
+            def cells_counted() -> RoutingPolicyStatus | None:
+                s = status()
+                cc = s.classifier_canary
+                down = [x for x in (cc.cells if cc else []) if x.direction == "Down"]
+                ok = down and down[0].candidate_requests > 0 and down[0].stable_requests > 0
+                return s if ok else None
+
+            judged = wait_for(cells_counted, timeout=90, message=f"cells; log:\n{op.log()}")
+            assert judged.classifier_canary is not None
+            down = next(x for x in judged.classifier_canary.cells if x.direction == "Down")
+            assert (down.from_tier, down.to_tier) == ("complex", "simple")
+            # the candidate's sessions were served on the simple tier, the stable's on complex
+            assert down.stable_requests > down.candidate_requests > 0
             events = core.list_namespaced_event(
                 namespace, field_selector=f"involvedObject.name={POLICY}"
             ).items

@@ -22,7 +22,7 @@ from typing import Annotated, Any
 from pydantic import ConfigDict, Field
 
 from tierguard.api.durations import AtLeast, Duration
-from tierguard.api.policy_base import ApiModel, cel
+from tierguard.api.policy_base import ApiModel, Fraction, cel
 
 
 class ClassifierShadowSpec(ApiModel):
@@ -61,6 +61,15 @@ class ClassifierShadowSpec(ApiModel):
         description=(
             "It ends at the latest after this long, with a Warning Event when fewer than "
             "minRequests were counted."
+        ),
+    )
+    max_down_share: Fraction | None = Field(
+        default=None,
+        description=(
+            "When set: a shadow that ends finding a larger share of requests moved to a "
+            "cheaper tier pauses the rollout (reason ClassifierShadowMoved) before the new "
+            "classifier decides for anyone, for a person to look: resume or promote hands "
+            "it the decision, abort keeps the stable classifier. Unset: it only reports."
         ),
     )
 
@@ -120,4 +129,82 @@ class ClassifierShadowStatus(ApiModel):
     cells: list[TransitionCell] = Field(
         default_factory=list, description="The transition matrix (non-empty cells)."
     )
+    held: bool = Field(
+        default=False,
+        description=(
+            "It found more moved down than rollout.classifierShadow.maxDownShare and paused; "
+            "a resume lets the new classifier decide."
+        ),
+    )
     message: str = Field(default="", max_length=2048, description="What it found.")
+
+
+class ClassifierCanarySpec(ApiModel):
+    """The classifier canary: after the decision shadow, the new classifier decides for a
+    share of sessions, stage by stage (``rollout.steps``), before it decides for all."""
+
+    enabled: bool = Field(
+        default=True,
+        description=(
+            "After the decision shadow the new classifier decides for rollout.steps' share "
+            "of sessions, judged per transition cell. false: it decides for all at once."
+        ),
+    )
+    allowed_drop: Fraction = Field(
+        default=0.05,
+        description=(
+            "Requests the new classifier moves down a tier are judged on quality: in each "
+            "such cell, the share of thumbs-down among rated answers of the sessions it "
+            "decides may exceed that of the same cell's sessions the stable classifier "
+            "decides by at most this (an anytime-valid upper bound, alpha shared by the cells)."
+        ),
+    )
+    max_cost_ratio: float | None = Field(
+        default=None,
+        ge=1.0,
+        description=(
+            "Requests the new classifier moves up a tier are judged on cost: in each such "
+            "cell, the cost per request of the sessions it decides over that of the "
+            "stable classifier's, once both have minSamplesPerArm requests (a point "
+            "estimate). Unset: reported only."
+        ),
+    )
+
+
+class CellGateStatus(ApiModel):
+    """One transition cell of the classifier canary: the new classifier's sessions
+    (candidate) against the stable classifier's (stable) within the same cell."""
+
+    from_tier: str = Field(alias="from", description="The stable classifier's tier.")
+    to_tier: str = Field(alias="to", description="The new classifier's tier.")
+    direction: str = Field(description="Down (judged on quality) or Up (judged on cost).")
+    verdict: str = Field(description="Pass, Fail, Inconclusive or NoData.")
+    stable_requests: int = Field(default=0, ge=0, description="Requests the stable one decided.")
+    candidate_requests: int = Field(default=0, ge=0, description="Requests the new one decided.")
+    stable_bad_rate: float | None = Field(default=None, description="Thumbs-down share, stable.")
+    candidate_bad_rate: float | None = Field(
+        default=None, description="Thumbs-down share, new classifier."
+    )
+    upper_bound: float | None = Field(
+        default=None, description="Down cells: upper bound on candidate - stable bad rate."
+    )
+    stable_cost_per_request: float | None = Field(default=None, description="USD, stable.")
+    candidate_cost_per_request: float | None = Field(default=None, description="USD, new.")
+    message: str = Field(default="", max_length=1024, description="Why this verdict.")
+
+
+class ClassifierCanaryStatus(ApiModel):
+    """The classifier canary of this revision's classifier change."""
+
+    running: bool = Field(description="The new classifier decides for `weight` % of sessions.")
+    step: int = Field(default=0, ge=0, description="Index into rollout.steps.")
+    weight: float = Field(default=0.0, ge=0.0, le=100.0, description="Share of sessions, %.")
+    step_started_at: datetime | None = Field(default=None, description="When this step began.")
+    earliest_advance_at: datetime | None = Field(default=None, description="Bake time end.")
+    cells: list[CellGateStatus] = Field(default_factory=list, description="Per-cell verdicts.")
+    gate_state: dict[str, Any] = Field(
+        default_factory=dict,
+        json_schema_extra={"x-kubernetes-preserve-unknown-fields": True},
+        description="Sequential-test state per cell (internal; do not edit).",
+    )
+    message: str = Field(default="", max_length=2048, description="What it is doing or did.")

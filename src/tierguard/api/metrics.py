@@ -436,6 +436,33 @@ CLASSIFIER_TRANSITIONS: Final = MetricDef(
     (POLICY, REVISION, FROM_TIER, TO_TIER),
 )
 
+#: classifier canary: which classifier decided the request's tier
+DECIDER: Final = "decider"
+DECIDER_STABLE: Final = "stable"
+DECIDER_CANDIDATE: Final = "candidate"
+DECIDERS: Final = (DECIDER_STABLE, DECIDER_CANDIDATE)
+CLASSIFIER_CELL_REQUESTS: Final = MetricDef(
+    f"{NAMESPACE}_classifier_cell_requests_total",
+    "counter",
+    "Classifier canary: routed requests by transition cell (from_tier = the stable "
+    "classifier's tier, to_tier = the candidate's), by which classifier decided (decider: "
+    "stable or candidate, sticky per session) and outcome. tiers^2 x 2 x outcomes series.",
+    (POLICY, FROM_TIER, TO_TIER, DECIDER, OUTCOME),
+)
+CLASSIFIER_CELL_FEEDBACK: Final = MetricDef(
+    f"{NAMESPACE}_classifier_cell_feedback_total",
+    "counter",
+    "Classifier canary: explicit feedback on answers of a transition cell by decider and "
+    "rating (attributed through the signed decision id, like feedback_total).",
+    (POLICY, FROM_TIER, TO_TIER, DECIDER, RATING),
+)
+CLASSIFIER_CELL_COST: Final = MetricDef(
+    f"{NAMESPACE}_classifier_cell_cost_usd_total",
+    "counter",
+    "Classifier canary: what the answers of a transition cell cost, by decider (USD).",
+    (POLICY, FROM_TIER, TO_TIER, DECIDER),
+)
+
 ROUTER_METRICS: Final = (
     REQUESTS,
     REQUEST_DURATION,
@@ -463,6 +490,9 @@ ROUTER_METRICS: Final = (
     CLASSIFIER_CACHE,
     CLASSIFIER_INFO,
     CLASSIFIER_TRANSITIONS,
+    CLASSIFIER_CELL_REQUESTS,
+    CLASSIFIER_CELL_FEEDBACK,
+    CLASSIFIER_CELL_COST,
     ROUTER_OVERHEAD,
     SLICE_REQUESTS,
     SLICE_FEEDBACK,

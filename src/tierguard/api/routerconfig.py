@@ -207,6 +207,13 @@ class RouterConfig(ApiModel):
             "counts the tier transitions; unset (the usual case): nothing extra runs."
         ),
     )
+    classifier_canary_weight: Annotated[float, Field(ge=0.0, le=100.0)] = Field(
+        default=0.0,
+        description=(
+            "Classifier canary: percent of sessions (by the stickiness key) whose tier "
+            "`shadowClassifier` decides; the others keep `classifier`. 0: it only scores."
+        ),
+    )
     models: list[UpstreamModel] = Field(min_length=1)
     routes: list[Route] = Field(min_length=1)
     split: list[TierSplit] = Field(default_factory=list)
@@ -235,6 +242,8 @@ class RouterConfig(ApiModel):
             for name in [r.baseline, r.candidate, *r.fallbacks]:
                 if name is not None and name not in models:
                     errors.append(f"routes[{r.tier}]: unknown model {name!r}")
+        if self.classifier_canary_weight > 0 and self.shadow_classifier is None:
+            errors.append("classifierCanaryWeight needs a shadowClassifier")
         if self.shadow_classifier is not None:
             shadow_tiers = [t.name for t in self.shadow_classifier.tiers]
             if shadow_tiers != tiers:

@@ -10,7 +10,11 @@ from typing import Any
 
 from pydantic import Field
 
-from tierguard.api.classifierchange import ClassifierShadowStatus, ClassifierSnapshot
+from tierguard.api.classifierchange import (
+    ClassifierCanaryStatus,
+    ClassifierShadowStatus,
+    ClassifierSnapshot,
+)
 from tierguard.api.enums import ConditionType, Phase, PreFlightState, Verdict
 from tierguard.api.policy import ApiModel
 
@@ -231,8 +235,17 @@ class RoutingPolicyStatus(ApiModel):
         default=None,
         description=(
             "The decision shadow of this revision's classifier change (unset: the revision "
-            "did not change the classifier). While it runs the canary weight is 0 and the "
-            "stable classifier decides."
+            "did not change the classifier). While it runs the stable classifier decides and "
+            "the model split stays as it was before the change."
+        ),
+    )
+    classifier_canary: ClassifierCanaryStatus | None = Field(
+        default=None,
+        description=(
+            "The classifier canary of this revision's classifier change, after its decision "
+            "shadow: the new classifier decides for a share of sessions; gates per "
+            "transition cell. The model split stays as it was before the change until it "
+            "is over."
         ),
     )
     rolled_back_revision: str = Field(

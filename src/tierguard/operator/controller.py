@@ -28,12 +28,28 @@ from tierguard.api.status import Condition, RoutingPolicyStatus
 from tierguard.operator import classifiercontent as cc
 from tierguard.operator import gates as g
 from tierguard.operator import judgepromptcontent as jpc
-from tierguard.operator import preflight, prunecopies, rollout, rollout_shadow, specerror
+from tierguard.operator import (
+    preflight,
+    prunecopies,
+    rollout,
+    rollout_clfcanary,
+    rollout_shadow,
+    specerror,
+)
 from tierguard.operator.applier import Applier, with_ready
 from tierguard.operator.conditions import get_condition, set_condition
 from tierguard.operator.kube import Kube, KubeError, NotFoundError, StatusConflictError
-from tierguard.operator.observe import PrometheusReader, observe, read_preflight_spend
-from tierguard.operator.observe_routers import observe_routers, observe_transitions
+from tierguard.operator.observe import (
+    PrometheusReader,
+    observe,
+    read_preflight_spend,
+    read_preflight_traffic,
+)
+from tierguard.operator.observe_routers import (
+    observe_cells,
+    observe_routers,
+    observe_transitions,
+)
 from tierguard.operator.rendermeta import RenderedMetadata
 from tierguard.operator.shared_queries import SharedQueries
 from tierguard.operator.telemetry import OperatorMetrics
@@ -166,6 +182,7 @@ class Controller:
         name: str,
         now: datetime,
         shadow_revision: str | None = None,
+        classifier_canary: bool = False,
     ) -> g.Observations:
         """One look at Prometheus; ``shadow_revision``: a decision shadow runs for this
         revision and its transition matrix is read too."""
@@ -190,9 +207,12 @@ class Controller:
             if shadow_revision is not None:
                 counts = observe_transitions(reader, name, shadow_revision, ns)
                 obs = dataclasses.replace(obs, transitions=counts)
+            if classifier_canary:
+                obs = dataclasses.replace(obs, cells=observe_cells(reader, name, ns))
             if preflight.plan(spec, g.gate_specs(spec)).skipped is None:
                 spend = read_preflight_spend(reader, name, ns)
-                obs = dataclasses.replace(obs, preflight_spend=spend)
+                traffic = read_preflight_traffic(reader, name, ns)
+                obs = dataclasses.replace(obs, preflight_spend=spend, preflight_traffic=traffic)
         if self.metrics is not None and (
             obs.error is not None
             or any(r.error for r in obs.gates.values())
@@ -276,7 +296,8 @@ class Controller:
             if uid in self._evaluated:
                 lag = self._record_lag(namespace, name, spec, timing, now)
             shadowing = status.revision if rollout_shadow.running(status) else None
-            obs = self._observe(spec, namespace, name, now, shadowing)
+            canary = rollout_clfcanary.running(status)
+            obs = self._observe(spec, namespace, name, now, shadowing, canary)
         classifier = self._classifier(spec, namespace)
         judge_prompt = self._judge_prompt(spec, namespace)
         decision = rollout.reconcile(

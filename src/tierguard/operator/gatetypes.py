@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 from tierguard.api.enums import Signal, Verdict
 from tierguard.api.policy import CustomQuery
 from tierguard.operator import statistics as st
+from tierguard.operator.cellgates import CellCounts
 from tierguard.operator.classifiercontent import RouterReports
 from tierguard.operator.decisionshadow import TransitionCounts
 
@@ -105,8 +106,12 @@ class Observations:
     routers: RouterReports | None = None
     #: pre-flight spend counters, ``tier -> {series: cumulative USD}`` (None: not read)
     preflight_spend: Mapping[str, Mapping[str, float]] | None = None
+    #: requests a minute per tier, to size pre-flight's sample rates (None: not read)
+    preflight_traffic: Mapping[str, float] | None = None
     #: the decision shadow's transition matrix (None: not read)
     transitions: TransitionCounts | None = None
+    #: the classifier canary's per-cell counters (None: not read)
+    cells: CellCounts | None = None
 
 
 # --------------------------------------------------------------------------- outcomes

@@ -60,6 +60,9 @@ from tierguard.operator.render_classifier import (
     CLASSIFIER_DIR as CLASSIFIER_DIR,
 )
 from tierguard.operator.render_classifier import (
+    canary_weight as classifier_canary_weight,
+)
+from tierguard.operator.render_classifier import (
     classifier_configs,
     classifier_volumes,
 )
@@ -161,6 +164,7 @@ def router_config(
         salt=split_salt(ref.uid, status.revision, status.attempt),
         classifier=deciding,
         shadow_classifier=candidate,
+        classifier_canary_weight=classifier_canary_weight(status),
         models=[
             UpstreamModel.model_validate(
                 {

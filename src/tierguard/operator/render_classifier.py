@@ -18,7 +18,7 @@ from tierguard.api.classifierchange import ClassifierSnapshot
 from tierguard.api.policy import RoutingPolicySpec
 from tierguard.api.routerconfig import ClassifierConfig
 from tierguard.api.status import RoutingPolicyStatus
-from tierguard.operator import rollout_shadow
+from tierguard.operator import rollout_clfcanary, rollout_shadow
 
 CLASSIFIER_DIR = "/etc/tierguard/classifier"
 CANDIDATE_DIR = "/etc/tierguard/classifier-candidate"
@@ -69,8 +69,19 @@ def classifier_configs(
     else:
         path = f"{CLASSIFIER_DIR}/{stable.key}" if stable.digest else None
         deciding = _config(stable.settings, path, spec.classifier.cache_size)
-    candidate = _spec_config(spec, CANDIDATE_DIR) if rollout_shadow.running(status) else None
+    candidate = _spec_config(spec, CANDIDATE_DIR) if candidate_loaded(status) else None
     return deciding, candidate
+
+
+def candidate_loaded(status: RoutingPolicyStatus) -> bool:
+    """The candidate classifier runs beside the stable one: decision shadow or canary."""
+    return rollout_shadow.running(status) or rollout_clfcanary.running(status)
+
+
+def canary_weight(status: RoutingPolicyStatus) -> float:
+    """The share of sessions the candidate classifier decides (0: it only scores)."""
+    cc = status.classifier_canary
+    return cc.weight if cc is not None and rollout_clfcanary.running(status) else 0.0
 
 
 def classifier_volume_source(
@@ -101,7 +112,7 @@ def classifier_volumes(
         volumes.append({"name": "classifier", "configMap": {"name": deciding}})
         mounts.append({"name": "classifier", "mountPath": CLASSIFIER_DIR, "readOnly": True})
     if (
-        rollout_shadow.running(status)
+        candidate_loaded(status)
         and spec.classifier.source.config_map_ref is not None
         and status.classifier_digest
     ):

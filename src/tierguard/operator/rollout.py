@@ -86,6 +86,7 @@ from tierguard.operator import gates as g
 from tierguard.operator import judgepromptcontent as jpc
 from tierguard.operator import preflight as pf
 from tierguard.operator import rollout_classifier as rc
+from tierguard.operator import rollout_clfcanary as ccn
 from tierguard.operator import rollout_manual as rm
 from tierguard.operator import rollout_preflight as rp
 from tierguard.operator import rollout_shadow as rs
@@ -232,9 +233,14 @@ class _Run:
         s.no_data_since = None
         s.last_evaluated_at = None
         s.classifier_shadow = None
+        s.classifier_canary = None
         if rs.wanted(self):
             self.enter_step(0)
             rs.begin(self, revision, why)
+            return
+        if rs.classifier_change(self) and ccn.wanted(self):
+            self.enter_step(0)
+            ccn.begin(self, f"{why}: revision {revision} changes the classifier")
             return
         rs.adopt(self)
         self.begin_stage(revision, reason, why)
@@ -252,7 +258,7 @@ class _Run:
         if plan.skipped is None:
             s.canary_weight = 0.0
             s.earliest_advance_at = None
-            rates = ", ".join(f"{t} {r:.0%}" for t, r in plan.rates.items())
+            rates = pf.describe_rates(plan, self.spec.rollout.preflight.target_pairs_per_hour)
             later = (
                 f"; tier(s) {', '.join(plan.unjudged)} without a pairwise gate are judged "
                 "from the first weighted step"
@@ -356,7 +362,7 @@ class _Run:
         last = len(steps) - 1
         if not s.revision:
             return
-        if pf.running(s) or rs.running(s):
+        if pf.running(s) or rs.running(s) or ccn.running(s):
             # pre-flight or decision shadow: nothing served yet; step 1 of the new steps follows
             s.step = 0
             return
@@ -440,6 +446,9 @@ class _Run:
             return
         if rs.running(s):
             rs.on_shadow(self, obs)
+            return
+        if ccn.running(s):
+            ccn.on_canary(self, obs)
             return
         if pf.running(s):
             self.on_preflight(obs)
@@ -599,6 +608,9 @@ class _Run:
             s.step_display = f"PreFlight/{s.steps}"
         if rs.running(s):
             s.step_display = f"Shadow/{s.steps}"
+        cc = s.classifier_canary
+        if ccn.running(s) and cc is not None:
+            s.step_display = f"Classifier {cc.step + 1}/{len(ccn.weights(self))}"
         s.conditions = conditions_for(s, self.now, generation)
         split = serving_split(self.spec, s)
         if split != self.initial_split:
@@ -618,6 +630,8 @@ def conditions_for(s: RoutingPolicyStatus, now: datetime, generation: int) -> li
     progressing = s.phase == Phase.PROGRESSING
     if progressing and rs.running(s):
         p_reason = Reason.CLASSIFIER_SHADOW.value
+    elif progressing and ccn.running(s):
+        p_reason = Reason.CLASSIFIER_CANARY.value
     elif progressing and pf.running(s):
         p_reason = Reason.NO_DATA.value if s.no_data_since is not None else Reason.PREFLIGHT.value
     elif progressing:

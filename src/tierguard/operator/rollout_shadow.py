@@ -3,12 +3,14 @@ apart to keep that module readable; pure, like the machine).
 
 A revision that changes the classifier (:func:`~tierguard.operator.decisionshadow.changed`
 against ``status.stableClassifier``) starts with a decision shadow instead of its first
-stage: the canary weight is 0, the routers load both classifiers and the stable one
+stage: the model split stays what it was, the routers load both classifiers and the stable one
 decides (:func:`tierguard.operator.render.router_config`), and each look reads the
 transition matrix (:class:`~tierguard.operator.decisionshadow.TransitionCounts`) into
 ``status.classifierShadow``. It ends when ``rollout.classifierShadow.minRequests`` were
 counted and ``minDuration`` has passed, or at ``maxDuration`` with what it has (a Warning
-says it fell short), or by a manual promote; then the candidate becomes the stable
+says it fell short), or by a manual promote. With ``maxDownShare`` set, a shadow that
+finds more requests moving to a cheaper tier pauses first (reason ``ClassifierShadowMoved``)
+until a person resumes, promotes or aborts. Then the candidate becomes the stable
 classifier (it decides from now on) and the revision's rollout begins as any other
 (pre-flight or step 1). An abort or a rollback during the shadow leaves the stable
 classifier deciding: the rollback returns to the previous digest.
@@ -30,6 +32,8 @@ from tierguard.api.durations import parse_duration
 from tierguard.api.enums import Phase, Reason
 from tierguard.api.status import RoutingPolicyStatus
 from tierguard.operator import decisionshadow as ds
+from tierguard.operator import rollout_clfcanary as ccn
+from tierguard.operator.rollout_clfcanary import adopt as adopt
 from tierguard.operator.rollout_types import fmt_time
 
 if TYPE_CHECKING:
@@ -49,18 +53,18 @@ def running(status: RoutingPolicyStatus) -> bool:
     )
 
 
-def wanted(run: _Run) -> bool:
-    """Whether the revision starting now must begin with a decision shadow."""
+def classifier_change(run: _Run) -> bool:
+    """Whether the revision starting now changes the classifier in a way the stable and
+    the new one can be compared (the same tiers)."""
     stable, now = run.s.stable_classifier, run.classifier_now
-    if stable is None or now is None or not run.spec.rollout.classifier_shadow.enabled:
+    if stable is None or now is None:
         return False
     return ds.changed(stable, now) and ds.tier_names(stable) == ds.tier_names(now)
 
 
-def adopt(run: _Run) -> None:
-    """The classifier read now decides from now on."""
-    if run.classifier_now is not None:
-        run.s.stable_classifier = run.classifier_now
+def wanted(run: _Run) -> bool:
+    """Whether the revision starting now must begin with a decision shadow."""
+    return run.spec.rollout.classifier_shadow.enabled and classifier_change(run)
 
 
 def begin(run: _Run, revision: str, why: str) -> None:
@@ -70,7 +74,10 @@ def begin(run: _Run, revision: str, why: str) -> None:
     stable: ClassifierSnapshot | None = s.stable_classifier
     now_snap = run.classifier_now
     assert stable is not None and now_snap is not None
-    s.canary_weight = 0.0
+    # the model split stays what the routers served before the change (see the module
+    # docstring of rollout_clfcanary: the classifier is judged with the tiers' models as
+    # they are)
+    s.canary_weight = run.initial_split[0]
     s.earliest_advance_at = None
     s.preflight = None
     s.classifier_shadow = ClassifierShadowStatus(
@@ -87,7 +94,8 @@ def begin(run: _Run, revision: str, why: str) -> None:
         Phase.PROGRESSING,
         Reason.ROLLOUT_STARTED,
         f"{why}: revision {revision} changes the classifier ({what}): decision shadow, "
-        "0 users exposed: both classifiers score every request, the stable one decides",
+        "no user is served by the new classifier: both score every request, the stable one "
+        "decides",
     )
     run.event(
         "Normal",
@@ -135,9 +143,13 @@ def on_shadow(run: _Run, obs: g.Observations) -> None:
         )[:4096]
         return
     if error is None and enough:
+        if _held_for_down_share(run):
+            return
         finish(run, Reason.CLASSIFIER_SHADOW_FINISHED, "decision shadow done")
         return
     if run.now >= limit:
+        if _held_for_down_share(run):
+            return
         finish(
             run,
             Reason.CLASSIFIER_SHADOW_FINISHED,
@@ -157,6 +169,26 @@ def on_shadow(run: _Run, obs: g.Observations) -> None:
     )[:4096]
 
 
+def _held_for_down_share(run: _Run) -> bool:
+    """Pause once when the shadow found more moved down than ``maxDownShare`` (a resume
+    comes back as Progressing with ``held`` set: the shadow then ends)."""
+    s = run.s
+    sh = s.classifier_shadow
+    assert sh is not None
+    limit = run.spec.rollout.classifier_shadow.max_down_share
+    if sh.held or limit is None or sh.down_share is None or sh.down_share <= limit:
+        return False
+    sh.held = True
+    run.pause(
+        Reason.CLASSIFIER_SHADOW_MOVED,
+        f"decision shadow: {sh.down_share:.1%} of requests would move to a cheaper tier, "
+        f"more than maxDownShare {limit:.1%} ({sh.message}); paused before the new "
+        "classifier decides for anyone: resume or promote to go on, abort to keep the "
+        "stable classifier",
+    )
+    return True
+
+
 def finish(run: _Run, reason: Reason, why: str, *, short: bool = False) -> None:
     """The shadow is over: report what it found, the candidate decides, and the revision's
     rollout begins (pre-flight or step 1)."""
@@ -170,6 +202,9 @@ def finish(run: _Run, reason: Reason, why: str, *, short: bool = False) -> None:
         Reason.CLASSIFIER_SHADOW_FINISHED,
         f"{why}: {sh.message}"[:1024],
     )
+    if ccn.wanted(run):
+        ccn.begin(run, why)
+        return
     adopt(run)
     then = Reason.ROLLOUT_STARTED if reason == Reason.CLASSIFIER_SHADOW_FINISHED else reason
     run.begin_stage(s.revision, then, f"{why}; the new classifier decides")

@@ -29,9 +29,8 @@ from tierguard.api import metrics as mdefs
 from tierguard.router.calling import ChainEvents, call, call_builder, sign, tool_call_wrapper
 from tierguard.router.chain import ChainResult
 from tierguard.router.chat import ChatRequest, classifier_text
-from tierguard.router.conversation import SOURCE_CLASSIFIER, TurnPlan, plan_turn
+from tierguard.router.conversation import TurnPlan, plan_turn
 from tierguard.router.decision_log import DecisionRecord, hash_user
-from tierguard.router.decisionshadow import DecisionShadow, candidate_tier
 from tierguard.router.errors import ModelNotFoundError, RouterError, http_status
 from tierguard.router.metrics import RouterMetrics
 from tierguard.router.mirroring import try_mirror, wants_mirror
@@ -94,8 +93,15 @@ def plan(
         )
         classify_s = timer.seconds
         slices = slice_labels(config.slices, req.body, request_headers, turn.category)
-        if state.shadow is not None and turn.source == SOURCE_CLASSIFIER:
-            count_transition(metrics, state, state.shadow, req.messages, turn.route.tier)
+        pick = turn.classifier_pick
+        if pick is not None:  # a classifier change: the candidate scored this request
+            metrics.child(
+                metrics.classifier_transitions,
+                config.policy,
+                config.revision,
+                pick.from_tier,
+                pick.to_tier,
+            ).inc()
         if turn.classified:
             metrics.child(metrics.classifier_duration, config.policy).observe(classify_s)
         observe_plan(metrics, config.policy, turn)
@@ -131,23 +137,6 @@ def plan(
         classify_s=classify_s,
         slices=slices,
     )
-
-
-def count_transition(
-    metrics: RouterMetrics,
-    state: RouterState,
-    shadow: DecisionShadow,
-    messages: list[dict[str, Any]],
-    tier: str,
-) -> None:
-    """Decision shadow: the candidate classifier's tier for this request beside the
-    deciding ``tier`` (:mod:`~tierguard.router.decisionshadow`)."""
-    to = candidate_tier(shadow.config, shadow.classifier.classify_batch, shadow.cache, messages)
-    if to is not None:
-        config = state.config
-        metrics.child(
-            metrics.classifier_transitions, config.policy, config.revision, tier, to
-        ).inc()
 
 
 # --------------------------------------------------------------------------- account
@@ -205,6 +194,7 @@ def account_failure(
     ).inc()
     rt.metrics.request_duration.labels(*labels).observe(elapsed)
     count_slices(rt.metrics, state.config.policy, planned, mdefs.OUTCOME_ERROR)
+    count_cell(rt.metrics, state.config.policy, planned, mdefs.OUTCOME_ERROR)
     record = _record(
         state,
         planned,
@@ -221,6 +211,22 @@ def account_failure(
     )
     rt.decision_log.write(record.to_json())
     return record
+
+
+def count_cell(
+    m: RouterMetrics, policy: str, planned: Planned, outcome: str, cost_usd: float = 0.0
+) -> None:
+    """``classifier_cell_*``: the request's cell and decider during a classifier canary."""
+    pick = planned.turn.classifier_pick if planned.turn is not None else None
+    if pick is None:
+        return
+    m.child(
+        m.classifier_cell_requests, policy, pick.from_tier, pick.to_tier, pick.decider, outcome
+    ).inc()
+    if cost_usd:
+        m.child(m.classifier_cell_cost, policy, pick.from_tier, pick.to_tier, pick.decider).inc(
+            cost_usd
+        )
 
 
 def count_slices(m: RouterMetrics, policy: str, planned: Planned, outcome: str) -> None:
@@ -248,13 +254,16 @@ def account(
     result: ChainResult,
     did: str,
     delivery: Delivery,
+    *,
+    finished: float | None = None,
 ) -> DecisionRecord:
     """Record a served answer: metrics, tokens and cost, decision log, review sample; and
     start a shadow evaluation if this canary answer is sampled, or a pre-flight mirror
-    (:mod:`~tierguard.router.mirroring`) if this baseline answer is."""
+    (:mod:`~tierguard.router.mirroring`) if this baseline answer is. ``finished``: when
+    the answer was ready (``loop.time()``; default now)."""
     config = state.config
     m = rt.metrics
-    elapsed = _now() - planned.started
+    elapsed = (_now() if finished is None else finished) - planned.started
     outcome = outcome_of(result, delivery)
     labels = (config.policy, planned.tier, planned.arm, result.model)
     m.child(m.requests, *labels, outcome, cluster_label(planned.route.bucket)).inc()
@@ -268,6 +277,7 @@ def account(
         m.child(m.tokens, *labels, mdefs.KIND_PROMPT).inc(usage.prompt_tokens)
         m.child(m.tokens, *labels, mdefs.KIND_COMPLETION).inc(usage.completion_tokens)
         m.child(m.cost, *labels).inc(usage.cost_usd)
+    count_cell(m, config.policy, planned, outcome, usage.cost_usd)
     turn_fields: dict[str, Any] = {}
     tokens = {"prompt": usage.prompt_tokens, "completion": usage.completion_tokens}
     if planned.turn is not None:

@@ -26,7 +26,7 @@ from tierguard.classifier.runtime import (
     load_classifier,
 )
 from tierguard.router.conversation import Planner
-from tierguard.router.decisionshadow import DecisionShadow
+from tierguard.router.decisionshadow import DecisionShadow, picker
 from tierguard.router.ladder import Ladder, build_ladder
 from tierguard.router.pairwise import PairwiseJudge
 from tierguard.router.records import usage_cost
@@ -90,6 +90,11 @@ class RouterState:
             classify=classify or self.classifier.classify_batch,
             signing_key=self.signing_key,
             no_text_tier=self.config.classifier.no_text_tier,
+            pick=(
+                picker(self.shadow, self.config.salt, self.config.classifier_canary_weight)
+                if self.shadow is not None
+                else None
+            ),
         )
 
     @property

@@ -105,7 +105,7 @@ def test_edited_bytes_restart_at_the_first_step_same_bytes_renamed_do_not() -> N
     assert d.status.revision != revision and d.status.step == 0
     assert d.status.phase == Phase.PROGRESSING
     assert d.status.classifier_digest == edited.digest
-    assert d.status.canary_weight == 0.0
+    assert d.status.canary_weight == 95.0  # the model split stays as promoted
     assert d.status.stable_classifier is not None
     assert d.status.stable_classifier.digest == a.digest
     assert [e.reason for e in d.events] == [
@@ -113,7 +113,7 @@ def test_edited_bytes_restart_at_the_first_step_same_bytes_renamed_do_not() -> N
         Reason.CLASSIFIER_SHADOW_STARTED.value,
     ]
     # Without the decision shadow the new classifier decides at step 1 at once.
-    off = cm_spec(classifierShadow={"enabled": False})
+    off = cm_spec(classifierShadow={"enabled": False}, classifierCanary={"enabled": False})
     d = r.reconcile(off, st, T0 + timedelta(minutes=241), generation=2, classifier=edited)
     assert (d.status.step, d.status.canary_weight) == (0, 5.0)
     assert [e.reason for e in d.events] == [Reason.ROLLOUT_STARTED.value]

@@ -31,8 +31,14 @@ REF = render.PolicyRef("shop", "default", "uid-1")
 SHADOW = {"minRequests": 100, "minDuration": "5m", "maxDuration": "30m"}
 
 
-def spec_with(threshold: float = 0.5, **shadow: Any) -> RoutingPolicySpec:
-    doc = make_spec(classifierShadow={**SHADOW, **shadow}).to_k8s()
+def spec_with(
+    threshold: float = 0.5, canary: dict[str, Any] | None = None, **shadow: Any
+) -> RoutingPolicySpec:
+    """(the classifier canary that follows the shadow is off unless ``canary`` is given:
+    these tests are about the shadow; test_classifier_canary.py is about the canary)"""
+    doc = make_spec(
+        classifierShadow={**SHADOW, **shadow}, classifierCanary=canary or {"enabled": False}
+    ).to_k8s()
     doc["classifier"]["tiers"][0]["threshold"] = threshold
     doc["models"][0]["pricing"] = {"inputPerMillionTokens": 10, "outputPerMillionTokens": 30}
     doc["models"][1]["pricing"] = {"inputPerMillionTokens": 1, "outputPerMillionTokens": 3}
@@ -78,7 +84,8 @@ def shadowing() -> tuple[RoutingPolicySpec, RoutingPolicyStatus, r.Decision]:
 
 def test_a_classifier_change_starts_with_a_shadow_where_the_stable_classifier_decides() -> None:
     new, st, d = shadowing()
-    assert (st.phase, st.step, st.canary_weight) == (Phase.PROGRESSING, 0, 0.0)
+    # the model split stays what it was (step 1 at 5 % before the edit)
+    assert (st.phase, st.step, st.canary_weight) == (Phase.PROGRESSING, 0, 5.0)
     assert st.step_display == "Shadow/4"
     assert st.classifier_shadow is not None and st.classifier_shadow.running
     assert st.classifier_shadow.min_requests == 100
@@ -91,7 +98,7 @@ def test_a_classifier_change_starts_with_a_shadow_where_the_stable_classifier_de
     cfg = config(new, st)
     assert thresholds(cfg.classifier) == 0.5  # the stable classifier decides
     assert cfg.shadow_classifier is not None and thresholds(cfg.shadow_classifier) == 0.8
-    assert {s.tier: s.weight for s in cfg.split} == {"simple": 0.0, "tricky": 0.0}
+    assert {s.tier: s.weight for s in cfg.split} == {"simple": 5.0, "tricky": 5.0}
 
 
 def test_the_matrix_becomes_shares_and_cost_and_the_shadow_ends_after_both_minimums() -> None:
@@ -118,7 +125,7 @@ def test_the_matrix_becomes_shares_and_cost_and_the_shadow_ends_after_both_minim
         200,
     )
     assert "minDuration 5m ends at" in d.status.message
-    assert d.status.canary_weight == 0.0
+    assert d.status.canary_weight == 5.0  # held as it was
     d = look(new, d.status, 6.5, cells)
     st = d.status
     assert st.classifier_shadow is not None and not st.classifier_shadow.running
@@ -164,7 +171,7 @@ def test_an_abort_during_the_shadow_leaves_the_stable_classifier_deciding() -> N
     new, st, _ = shadowing()
     d = r.reconcile(new, st, at(2), generation=2, request=r.ManualRequest("abort", "n1"))
     assert d.status.phase == Phase.ROLLED_BACK
-    assert "0 users exposed (decision shadow" in d.status.message
+    assert "no user was served by the new classifier (decision shadow)" in d.status.message
     cfg = config(new, d.status)
     assert thresholds(cfg.classifier) == 0.5 and cfg.shadow_classifier is None
 
@@ -231,3 +238,34 @@ def test_the_transitions_query_names_the_revision() -> None:
         "sum by (from_tier, to_tier) (tierguard_classifier_transitions_total"
         '{policy="shop", namespace="prod", revision="abc123"})'
     )
+
+
+def test_max_down_share_pauses_before_the_new_classifier_decides_and_resume_goes_on() -> None:
+    old = spec_with(0.5)
+    st = r.reconcile(old, None, T0).status
+    new = spec_with(0.8, maxDownShare=0.1)
+    st = r.reconcile(new, st, at(1), generation=2).status
+    cells = {("simple", "simple"): 200, ("complex", "simple"): 60, ("complex", "complex"): 140}
+    d = look(new, st, 7, cells)  # 15 % down > 10 %
+    st = d.status
+    assert st.phase == Phase.PAUSED and st.canary_weight == 5.0
+    assert st.history[-1].reason == Reason.CLASSIFIER_SHADOW_MOVED.value
+    assert "15.0% of requests would move to a cheaper tier" in st.message
+    assert st.classifier_shadow is not None and st.classifier_shadow.held
+    # both classifiers stay loaded, the stable one deciding, while a person looks
+    cfg = config(new, st)
+    assert thresholds(cfg.classifier) == 0.5 and cfg.shadow_classifier is not None
+    d = look(new, st, 8, cells)  # looks while paused change nothing
+    assert d.status.phase == Phase.PAUSED
+    resumed = r.reconcile(
+        new, d.status, at(9), generation=2, request=r.ManualRequest("resume", "n")
+    )
+    st = resumed.status
+    d = look(new, st, 10, cells)
+    assert d.status.phase == Phase.PROGRESSING and d.status.canary_weight == 5.0
+    assert d.status.classifier_shadow is not None and not d.status.classifier_shadow.running
+    # under the limit it only reports
+    relaxed = spec_with(0.8, maxDownShare=0.2)
+    st = r.reconcile(relaxed, r.reconcile(old, None, T0).status, at(1), generation=2).status
+    d = look(relaxed, st, 7, cells)
+    assert d.status.phase == Phase.PROGRESSING and d.status.canary_weight == 5.0
