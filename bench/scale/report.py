@@ -83,10 +83,10 @@ def table(rows: list[dict[str, Any]]) -> str:
 def burst_table(rows: list[dict[str, Any]]) -> str:
     """Where the time to Ready went: one row per case that recorded it."""
     head = (
-        "| policies | namespaces | create (s) | half Ready (s) | all Ready (s) | "
+        "| operator | policies | namespaces | create (s) | half Ready (s) | all Ready (s) | "
         "operator requests per policy | API latency mean / p90 (ms) | in flight | "
         "CPU % of a core: API server / etcd / controller-manager / operator / machine |\n"
-        "|---|---|---|---|---|---|---|---|---|\n"
+        "|---|---|---|---|---|---|---|---|---|---|\n"
     )
     out = []
     for r in rows:
@@ -94,8 +94,9 @@ def burst_table(rows: list[dict[str, Any]]) -> str:
         if not b:
             continue
         per = sum(b["requests_per_policy"].values())
+        who = r["operator"] + (" " + r["operator_args"] if r.get("operator_args") else "")
         out.append(
-            f"| {r['policies']} | {r['namespaces']} | {r['create_s']} | "
+            f"| {who} | {r['policies']} | {r['namespaces']} | {r['create_s']} | "
             f"{_f(r.get('ready_half_s'))} | {_f(r['ready_s'])} | {per:.1f} | "
             f"{b['latency_ms_mean']} / {b['latency_ms_p90']} | {b['in_flight_mean']} | "
             f"{_f(cpu.get('kube-apiserver'))} / {_f(cpu.get('etcd'))} / "
