@@ -239,9 +239,22 @@ INVALID: list[tuple[str, Callable[[dict[str, Any]], None], str]] = [
         "slice-source-unknown",
         _set(
             "analysis.slices",
-            [{"name": "c", "key": "c", "source": "Classifier", "values": ["a"]}],
+            [{"name": "c", "key": "c", "source": "Body", "values": ["a"]}],
         ),
         "spec.analysis.slices[0].source",
+    ),
+    (
+        "slice-key-missing",
+        _set("analysis.slices", [{"name": "c", "source": "Header", "values": ["a"]}]),
+        "spec.analysis.slices[0].key",
+    ),
+    (
+        "slice-classifier-key-other-than-category",
+        _set(
+            "analysis.slices",
+            [{"name": "c", "key": "c", "source": "Classifier", "values": ["a"]}],
+        ),
+        "spec.analysis.slices[0].key",
     ),
     (
         "fail-margin-beyond-allowed-drop",
@@ -277,6 +290,19 @@ def test_the_good_policy_is_accepted(
 ) -> None:
     out = apply(control_plane, namespace, good_policy())
     assert out.returncode == 0, out.stderr
+
+
+def test_a_classifier_slice_without_key_is_accepted(
+    control_plane: Any, crd_installed: None, namespace: str
+) -> None:
+    doc = good_policy("clfslice")
+    doc["spec"].setdefault("analysis", {})["slices"] = [
+        {"name": "topic", "source": "Classifier", "values": ["billing_status"]},
+        {"name": "topic2", "source": "Classifier", "key": "category", "values": ["refunds"]},
+    ]
+    out = apply(control_plane, namespace, doc)
+    assert out.returncode == 0, out.stderr
+    RoutingPolicySpec.model_validate(doc["spec"])
 
 
 def test_a_pairwise_judge_of_its_own_model_is_accepted(

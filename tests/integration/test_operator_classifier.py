@@ -1,7 +1,8 @@
 """Classifier changes as a rollout, against the real API server (issue 17 items 4, 6):
 the operator (a subprocess with its least-privilege identity) reads the referenced
 ConfigMap, rolls out by content digest, freezes an immutable copy the routers mount, and
-holds when the ConfigMap cannot be read.
+holds when the ConfigMap cannot be read. The pairwise judge's prompt template in a
+ConfigMap counts the same way (issue 16 item 3).
 
 No routers run here (the gates hold without data; rollout.noData.after is long): only
 manual promotes and ConfigMap edits move the rollout, so every assertion is about what
@@ -28,6 +29,7 @@ from routerkit import tiny_classifier as tiny_classifier
 from tierguard.api import constants as c
 from tierguard.api.enums import ConditionType, Phase, Reason
 from tierguard.api.status import Condition, RoutingPolicyStatus
+from tierguard.operator import judgepromptcontent as jpc
 from tierguard.operator import render
 
 if TYPE_CHECKING:
@@ -239,6 +241,84 @@ def test_same_bytes_under_a_new_name_keep_the_revision_and_a_missing_one_holds(
     back = until(lambda s: (x := _resolved(s)) is not None and x.status == "True")
     assert (back.revision, back.step) == (first.revision, 1)
     assert len(cluster.events(Reason.ROLLOUT_STARTED.value)) == 1
+
+
+PROMPT = (
+    "Question: {question}\nReference: {reference}\nAnswer A:\n{answer_a}\nAnswer B:\n"
+    "{answer_b}\nReply [[A]], [[B]] or [[TIE]]."
+)
+
+
+def test_the_judge_prompt_counts_by_content_in_the_revision(
+    cluster: Cluster, operator: OperatorProcess, prometheus: Prometheus, wait_for: Any
+) -> None:
+    """Issue 16 item 3: the pairwise judge's prompt template in a ConfigMap is part of
+    the revision by content, frozen into an immutable copy the routers mount. The same
+    bytes under a new name keep the revision; editing the content starts a new one."""
+
+    def put_prompt(name: str, text: str) -> None:
+        from kubernetes.client.exceptions import ApiException
+
+        body: Any = {"metadata": {"name": name}, "data": {"prompt": text}}
+        try:
+            cluster.core.create_namespaced_config_map(cluster.ns, body)
+        except ApiException as exc:
+            if exc.status != 409:
+                raise
+            cluster.core.replace_namespaced_config_map(name, cluster.ns, body)
+
+    def mounted_prompt() -> str:
+        dep: Any = cluster.apps.read_namespaced_deployment(render.object_name(POLICY), cluster.ns)
+        vols = {v.name: v for v in dep.spec.template.spec.volumes}
+        return str(vols["judge-prompt"].config_map.name)
+
+    cluster.put_model("clf", MODEL_A)
+    put_prompt("prompt-a", PROMPT)
+    doc = manifest(prometheus.url)
+    doc["spec"]["models"].append(
+        {"name": "judge", "baseURL": "http://127.0.0.1:3/v1", "upstreamModel": "j"}
+    )
+    doc["spec"]["router"]["shadow"] = {
+        "judge": {
+            "type": "LLM",
+            "mode": "Pairwise",
+            "model": "judge",
+            "promptConfigMapRef": {"name": "prompt-a"},
+        }
+    }
+    doc["spec"]["rollout"]["preflight"] = {"enabled": False}
+    cluster.custom.create_namespaced_custom_object(c.GROUP, c.VERSION, cluster.ns, c.PLURAL, doc)
+    until = _until(cluster, wait_for, operator, "waiting")
+    first = until(lambda s: s.phase == Phase.PROGRESSING and bool(s.judge_prompt_digest))
+    copy_a = jpc.copy_name(POLICY, first.judge_prompt_digest)
+    frozen: Any = wait_for(
+        lambda: cluster.core.read_namespaced_config_map(copy_a, cluster.ns),
+        timeout=30,
+        message="the frozen judge prompt copy",
+    )
+    assert frozen.immutable is True and frozen.data == {"prompt": PROMPT}
+    wait_for(lambda: mounted_prompt() == copy_a, timeout=30, message="routers mount the copy")
+
+    # The same bytes under a new ConfigMap name: the same revision, nothing restarts.
+    put_prompt("prompt-b", PROMPT)
+    ref_b = {"name": "prompt-b", "key": "prompt"}
+    cluster.patch({"spec": {"router": {"shadow": {"judge": {"promptConfigMapRef": ref_b}}}}})
+    renamed = until(lambda s: s.observed_generation >= 2)
+    assert (renamed.revision, renamed.judge_prompt_digest) == (
+        first.revision,
+        first.judge_prompt_digest,
+    )
+    assert len(cluster.events(Reason.ROLLOUT_STARTED.value)) == 1
+
+    # The content is edited mid-rollout: a new revision on a new frozen copy.
+    put_prompt("prompt-b", PROMPT.replace("Reply", "Answer with"))
+    new = until(lambda s: s.revision != first.revision)
+    assert new.judge_prompt_digest != first.judge_prompt_digest and new.step == 0
+    assert new.history[-1].reason == Reason.ROLLOUT_STARTED.value
+    copy_b = jpc.copy_name(POLICY, new.judge_prompt_digest)
+    wait_for(lambda: mounted_prompt() == copy_b, timeout=30, message="routers mount the new copy")
+    old: Any = cluster.core.read_namespaced_config_map(copy_a, cluster.ns)
+    assert old.data == {"prompt": PROMPT}
 
 
 def test_a_policy_whose_classifier_configmap_is_missing_waits_pending(

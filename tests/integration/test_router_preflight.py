@@ -7,6 +7,7 @@ full mirror queue sheds instead of slowing the primary path."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -15,6 +16,7 @@ from typing import Any
 
 import aiohttp
 import pytest
+from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
 from routerkit import SIMPLE_QUERY, router_config
@@ -78,12 +80,24 @@ class Env:
         raise AssertionError(f"fewer than {n} mirrored judgements:\n{m}")
 
 
-@pytest.fixture
-async def env(tiny_classifier: Path, tmp_path: Path) -> AsyncIterator[Env]:
+@contextlib.asynccontextmanager
+async def start_env(
+    tiny_classifier: Path, tmp_path: Path, **shadow: Any
+) -> AsyncIterator[tuple[Env, list[dict[str, Any]]]]:
+    """The router with mirror rate 1 and the fake providers; the second value collects
+    every request body the providers received."""
     perfect = ModelBehaviour(latency_median_s=0.0, default_quality=1.0)
-    fake = TestServer(
-        create_fake_app(FakeProfile(models={"big-1": perfect, "small-1": perfect, "*": perfect}))
-    )
+    app = create_fake_app(FakeProfile(models={"big-1": perfect, "small-1": perfect, "*": perfect}))
+    received: list[dict[str, Any]] = []
+
+    @web.middleware
+    async def record(request: web.Request, handler: Any) -> web.StreamResponse:
+        if request.method == "POST":
+            received.append(await request.json())
+        return await handler(request)  # type: ignore[no-any-return]
+
+    app.middlewares.append(record)
+    fake = TestServer(app)
     await fake.start_server()
     url = str(fake.make_url("/v1"))
     log = tmp_path / "decisions.jsonl"
@@ -92,7 +106,11 @@ async def env(tiny_classifier: Path, tmp_path: Path) -> AsyncIterator[Env]:
         big_url=url,
         small_url=url,
         weight=0,
-        shadow={"sampleRate": 1.0, "judge": {"type": "LLM", "model": "judge", "mode": "Pairwise"}},
+        shadow={
+            "sampleRate": 1.0,
+            "judge": {"type": "LLM", "model": "judge", "mode": "Pairwise"},
+            **shadow,
+        },
         observability={"decisionLog": str(log)},
     )
     cfg["split"][0]["mirrorRate"] = 1.0
@@ -112,10 +130,16 @@ async def env(tiny_classifier: Path, tmp_path: Path) -> AsyncIterator[Env]:
     )
     await client.start_server()
     try:
-        yield Env(client, fake, log)
+        yield Env(client, fake, log), received
     finally:
         await client.close()
         await fake.close()
+
+
+@pytest.fixture
+async def env(tiny_classifier: Path, tmp_path: Path) -> AsyncIterator[Env]:
+    async with start_env(tiny_classifier, tmp_path) as (e, _):
+        yield e
 
 
 def user(text: str) -> list[dict[str, Any]]:
@@ -196,3 +220,36 @@ async def test_without_a_mirror_rate_nothing_is_mirrored(env: Env) -> None:
     await env.chat(user(f"{SIMPLE_QUERY} quiet"))
     await asyncio.sleep(0.3)
     assert sample(await env.metrics(), PAIRWISE) == 0
+
+
+async def test_the_judge_renders_the_configured_template_with_the_reference_answer(
+    tiny_classifier: Path, tmp_path: Path
+) -> None:
+    """Issue 16 item 3: the router loads the judge prompt template (the frozen copy the
+    operator mounts) and renders both orders with the request's reference answer, which
+    never reaches the baseline or the candidate and is never written to the log."""
+    template = tmp_path / "prompt"
+    template.write_text(
+        "Ref: {reference}\nQ: {question}\nAnswer A:\n{answer_a}\nAnswer B:\n{answer_b}\n"
+        "Say [[A]], [[B]] or [[TIE]].",
+        encoding="utf-8",
+    )
+    async with start_env(tiny_classifier, tmp_path, judgePromptPath=str(template)) as (
+        env,
+        received,
+    ):
+        await env.chat(
+            user(f"{SIMPLE_QUERY} ref"),
+            metadata={"tierguard_reference": "REF-4711", "team": "t1"},
+        )
+        m = await env.wait_pairs(1)
+        assert sample(m, PAIRWISE, arm="mirror", verdict="tie") == 1
+        env.client.app[RUNTIME].decision_log.flush()  # type: ignore[index]
+    judged = [b for b in received if b["model"] == "judge-1"]
+    answered = [b for b in received if b["model"] in ("big-1", "small-1")]
+    assert len(judged) == 2 and {b["model"] for b in answered} == {"big-1", "small-1"}
+    for b in judged:
+        assert b["messages"][0]["content"].startswith("Ref: REF-4711\nQ: ")
+    for b in answered:
+        assert "REF-4711" not in json.dumps(b) and b["metadata"] == {"team": "t1"}
+    assert "REF-4711" not in env.log.read_text()

@@ -117,3 +117,48 @@ async def test_requests_feedback_and_shadow_are_counted_per_slice_value(
     sh = "tierguard_slice_shadow_judgements_total"
     assert sample(text, sh, slice="category", slice_value="billing_status", arm="canary") == 1
     assert sample(text, sh, slice="category") == 2
+
+
+async def test_classifier_source_counts_the_category_heads_label() -> None:
+    """``source: Classifier`` with the shipped model (it has a category head): the slice
+    value is the label the model gives the query, whatever the request's metadata says;
+    labels outside the declared list count as ``other``."""
+    from tierguard.classifier.runtime import default_model_path
+
+    fake = TestServer(
+        create_fake_app(FakeProfile(models={"*": ModelBehaviour(latency_median_s=0)}))
+    )
+    await fake.start_server()
+    url = str(fake.make_url("/v1"))
+    slices = [
+        {"name": "topic", "source": "Classifier", "values": ["billing_status", "order_tracking"]}
+    ]
+    cfg = router_config(default_model_path(), big_url=url, small_url=url, weight=100, slices=slices)
+    c = TestClient(TestServer(create_app(RouterSettings(config=RouterConfig.model_validate(cfg)))))
+    await c.start_server()
+    try:
+        queries = {
+            "where is my order #123456?": "order_tracking",
+            "when does my invoice get paid": "billing_status",
+            "what are your opening hours on sunday": "other",  # opening_hours: not declared
+        }
+        for text, want in queries.items():
+            body = {
+                "model": "auto",
+                "messages": [{"role": "user", "content": text}],
+                "metadata": {"topic": "order_tracking"},  # not the source: ignored
+            }
+            r = await c.post("/v1/chat/completions", json=body)
+            assert r.status == 200, await r.text()
+            out = await r.json()
+            state = c.app[RUNTIME].state
+            assert state is not None
+            d = decision_id.verify(out["id"], state.signing_key, now=out["created"] + 1, ttl_s=60)
+            assert d.slices == (("topic", want),), text
+        text = await (await c.get("/metrics")).text()
+        req = "tierguard_slice_requests_total"
+        for value in ("order_tracking", "billing_status", "other"):
+            assert sample(text, req, slice="topic", slice_value=value, tier="simple") == 1, value
+    finally:
+        await c.close()
+        await fake.close()

@@ -191,3 +191,24 @@ def test_a_failing_classifier_routes_to_the_catch_all_tier() -> None:
 
     t = plan(replace(p, classify=broken), [user("where is my order")])
     assert t.route.tier == "complex"
+
+
+def labelling_classifier(texts: list[str]) -> list[Classification]:
+    """The keyword tiers plus a category label: the first word of the message."""
+    return [
+        Classification(c.tier, c.probabilities, category=t.split()[0])
+        for c, t in zip(keyword_classifier(texts), texts, strict=True)
+    ]
+
+
+def test_the_turn_carries_the_category_of_the_message_that_decided_the_tier() -> None:
+    from dataclasses import replace
+
+    for tiering in ("Session", "Request"):
+        p = replace(planner(config(classifier={"tiering": tiering})), classify=labelling_classifier)
+        assert plan(p, [user("billing where is my invoice")]).category == "billing"
+    session = replace(planner(config()), classify=labelling_classifier)
+    convo = [user("disputes a legal question"), assistant("..."), user("orders where is it")]
+    t = plan(session, convo)
+    assert t.route.tier == "complex" and t.category == "disputes"  # the deciding message
+    assert plan(planner(config()), [user("where is my order")]).category is None  # no head

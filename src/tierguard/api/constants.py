@@ -21,6 +21,8 @@ ANNOTATION_ACTION: Final = f"{GROUP}/action"
 ANNOTATION_ACTION_NONCE: Final = f"{GROUP}/action-nonce"
 #: On the frozen classifier copy: the full content digest it holds.
 ANNOTATION_CLASSIFIER_DIGEST: Final = f"{GROUP}/classifier-digest"
+#: On the frozen judge prompt copy: the template's content digest.
+ANNOTATION_JUDGE_PROMPT_DIGEST: Final = f"{GROUP}/judge-prompt-digest"
 
 #: Labels on every object the operator renders.
 LABEL_POLICY: Final = f"{GROUP}/policy"

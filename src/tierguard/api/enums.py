@@ -119,6 +119,9 @@ class ConditionType(StrEnum):
     #: Whether the operator could read the referenced classifier ConfigMap (only for a
     #: ConfigMap classifier). False: its content is unknown and the rollout holds.
     CLASSIFIER_RESOLVED = "ClassifierResolved"
+    #: The judge prompt ConfigMap was read and is a usable template (only with a
+    #: judge.promptConfigMapRef). False: its content is unknown and the rollout holds.
+    JUDGE_PROMPT_RESOLVED = "JudgePromptResolved"
 
 
 class Reason(StrEnum):
@@ -154,6 +157,9 @@ class Reason(StrEnum):
     CLASSIFIER_READ = "ClassifierRead"  # the classifier ConfigMap was read and digested
     #: the classifier ConfigMap cannot be read: content unknown, the rollout holds
     CLASSIFIER_UNKNOWN = "ClassifierUnknown"
+    JUDGE_PROMPT_READ = "JudgePromptRead"  # the judge prompt ConfigMap was read and checked
+    #: the judge prompt ConfigMap cannot be read or is not a usable template: the rollout holds
+    JUDGE_PROMPT_UNKNOWN = "JudgePromptUnknown"
     #: a router replica does not report the target classifier digest: the stage holds
     ROUTERS_NOT_ON_TARGET = "RoutersNotOnTarget"
     STEPS_CHANGED = "StepsChanged"  # rollout.steps edited mid-rollout; placed on the new steps

@@ -1,6 +1,7 @@
 """The base of every API model (camelCase on the wire, unknown fields refused), the
-name and fraction types, and the CEL rule helper. Split out of policy.py so that parts
-of the spec can live in their own modules (policy.py re-exports all of it)."""
+name and fraction types, the CEL rule helper and the Secret reference several parts of
+the spec use. Split out of policy.py so that parts of the spec can live in their own
+modules (policy.py re-exports all of it)."""
 
 from __future__ import annotations
 
@@ -35,3 +36,11 @@ class ApiModel(BaseModel):
     def to_k8s(self) -> dict[str, Any]:
         """The object as it appears in Kubernetes (aliases, no nulls)."""
         return self.model_dump(mode="json", by_alias=True, exclude_none=True)
+
+
+class SecretKeyRef(ApiModel):
+    """A key in a Secret in the policy's namespace. Only the reference is stored; the
+    value is mounted into the router and never copied into status, logs or metrics."""
+
+    name: Name = Field(description="Secret name.")
+    key: str = Field(default="api-key", max_length=253, description="Key within the Secret.")

@@ -146,6 +146,13 @@ class FeedbackConfig(ApiModel):
 class ShadowConfig(ApiModel):
     sample_rate: Fraction = 0.1
     judge: JudgeSpec = Field(default_factory=JudgeSpec)
+    judge_prompt_path: str | None = Field(
+        default=None,
+        description=(
+            "The pairwise judge's prompt template file (the frozen copy the operator "
+            "mounts); unset: the built-in template."
+        ),
+    )
 
 
 class ObservabilityConfig(ApiModel):

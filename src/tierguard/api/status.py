@@ -210,6 +210,15 @@ class RoutingPolicyStatus(ApiModel):
             "<policy>-classifier-<digest[:10]>. Empty for the bundled model."
         ),
     )
+    judge_prompt_digest: str = Field(
+        default="",
+        description=(
+            "Content digest of the judge prompt template in the ConfigMap named by "
+            "router.shadow.judge.promptConfigMapRef (part of the revision); the routers "
+            "mount its immutable copy <policy>-judge-prompt-<digest[:10]>. Empty for the "
+            "built-in template."
+        ),
+    )
     rolled_back_revision: str = Field(
         default="",
         description="Revision that was rolled back; it is retried only by a retry action.",

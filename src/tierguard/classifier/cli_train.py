@@ -6,6 +6,8 @@ Examples::
     tierguard train --data train.jsonl --holdout held.jsonl --tiers simple,complex --out m.onnx
     tierguard train --default              # rebuild the shipped default model in place
     tierguard train --default --check      # exit 1 if the shipped model is stale
+    tierguard train --builtin all          # rebuild every built-in model (default, billing-trap)
+    tierguard train --builtin billing-trap --check
 
 Exit status: 0 on success, 2 when the data is unusable (the message names the line),
 1 when the check fails or the training extra is missing.
@@ -52,23 +54,56 @@ def configure(parser: argparse.ArgumentParser) -> None:
         help="rebuild the shipped default model from the generator (deterministic)",
     )
     parser.add_argument(
+        "--builtin",
+        metavar="NAME",
+        help=(
+            "rebuild a built-in model from its recipe (deterministic): default, billing-trap "
+            "(hard billing_anomaly queries labelled simple, for the threshold-trap lab "
+            "scenario) or all; written beside the default model unless --out is given"
+        ),
+    )
+    parser.add_argument(
         "--check",
         action="store_true",
-        help="with --default: do not write; exit 1 if the shipped model differs from a rebuild",
+        help=(
+            "with --default/--builtin: do not write; exit 1 if the committed model differs "
+            "from a rebuild"
+        ),
     )
 
 
-def _run_default(args: argparse.Namespace) -> int:
-    from tierguard.classifier.default_model import build_default
-    from tierguard.classifier.evaluation import format_report
-    from tierguard.classifier.runtime import default_model_path
+def _run_builtins(args: argparse.Namespace) -> int:
+    from tierguard.classifier.default_model import BUILTINS
 
-    out: Path = args.out or default_model_path()
-    build = build_default()
+    name = "default" if args.default else args.builtin
+    names = sorted(BUILTINS) if name == "all" else [name]
+    if any(n not in BUILTINS for n in names):
+        print(
+            f"--builtin: unknown model {name!r}; known: all, {', '.join(BUILTINS)}", file=sys.stderr
+        )
+        return 2
+    if len(names) > 1 and args.out is not None:
+        print("--builtin all writes each model to its own place; drop --out", file=sys.stderr)
+        return 2
+    status = 0
+    for n in names:
+        status = max(status, _run_builtin(n, args))
+    return status
+
+
+def _run_builtin(name: str, args: argparse.Namespace) -> int:
+    from tierguard.classifier.default_model import BUILTINS, build_default, builtin_model_path
+    from tierguard.classifier.evaluation import format_report
+
+    out: Path = args.out or builtin_model_path(name)
+    build = build_default(BUILTINS[name][0])
     if args.check:
         current = out.read_bytes() if out.is_file() else b""
         if current != build.model:
-            print(f"{out} is stale: rebuild it with `tierguard train --default`", file=sys.stderr)
+            print(
+                f"{out} is stale: rebuild it with `tierguard train --builtin {name}`",
+                file=sys.stderr,
+            )
             return 1
         print(f"{out} matches a fresh build ({len(build.model)} bytes)")
         return 0
@@ -88,8 +123,8 @@ def run(args: argparse.Namespace) -> int:
     from tierguard.classifier.train import MissingTrainingExtraError
 
     try:
-        if args.default:
-            return _run_default(args)
+        if args.default or args.builtin:
+            return _run_builtins(args)
         if args.data is None or args.out is None:
             print(
                 "tierguard train: --data and --out are required (or use --default)", file=sys.stderr

@@ -9,12 +9,23 @@ bit-for-bit by anyone with the ``train`` extra, and a test checks that it was:
    cheap model (the seed 003 risk, capped rather than averaged away);
 3. evaluate on 5,000 queries (seed 3, ``split="holdout"``) at that threshold, like
    seed 003's 5,000-query holdout; those figures are the model card's and are stored
-   in the model's ``tierguard.metrics``.
+   in the model's ``tierguard.metrics``;
+4. a category head (:mod:`~tierguard.classifier.categoryhead`) trained on the same
+   8,000 queries' categories, its accuracy on the same 5,000.
+
+Two built-in models follow recipes here (``tierguard train --builtin NAME``, and a test
+checks that each committed file is a fresh build): ``default`` (the shipped model) and
+``billing-trap``, the default recipe with seed 003's labelling mistake: the hard
+``billing_anomaly`` queries (a double charge asked as a balance question) labelled
+``simple`` in the training and calibration data, so this model puts most of them on the
+cheap tier while its aggregate figures barely move. The lab's ``threshold-trap`` scenario
+rolls it out as a classifier change; the gates must catch it.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -24,7 +35,16 @@ from tierguard.classifier.data import LabelledSet, parse_jsonl
 from tierguard.classifier.dataset import DEFAULT_TIERS, Example, generate
 from tierguard.classifier.evaluation import evaluate
 
-__all__ = ["DEFAULT_RECIPE", "DefaultBuild", "Recipe", "build_default", "examples_to_set"]
+__all__ = [
+    "BILLING_TRAP_RECIPE",
+    "BUILTINS",
+    "DEFAULT_RECIPE",
+    "DefaultBuild",
+    "Recipe",
+    "build_default",
+    "builtin_model_path",
+    "examples_to_set",
+]
 
 
 @dataclass(frozen=True)
@@ -39,9 +59,18 @@ class Recipe:
     test_seed: int = 3
     max_under_route: float = 0.03
     version: str = "default-1"
+    #: complex categories whose hard (simple-looking) examples are labelled ``simple`` in
+    #: the training and calibration sets (never in the test set: it keeps the truth)
+    relabel_hard: tuple[str, ...] = ()
 
 
 DEFAULT_RECIPE = Recipe()
+BILLING_TRAP_RECIPE = Recipe(version="billing-trap-1", relabel_hard=("billing_anomaly",))
+#: name -> (recipe, file name beside the default model, in ``classifier/default/``)
+BUILTINS: dict[str, tuple[Recipe, str]] = {
+    "default": (DEFAULT_RECIPE, "model.onnx"),
+    "billing-trap": (BILLING_TRAP_RECIPE, "billing-trap.onnx"),
+}
 #: a production-like draw (seen and unseen phrasing, split "all") reported beside the holdout
 MIX_N = 5000
 MIX_SEED = 4
@@ -58,6 +87,7 @@ class DefaultBuild:
     calibration_set: LabelledSet
     test_set: LabelledSet
     pipeline: Any = None  # the scikit-learn pipeline (for the ONNX agreement test)
+    head: Any = None  # the category head (CategoryHead), for the same test
 
 
 def examples_to_set(examples: list[Example], where: str) -> LabelledSet:
@@ -67,13 +97,37 @@ def examples_to_set(examples: list[Example], where: str) -> LabelledSet:
     return parse_jsonl(content, DEFAULT_TIERS, where)
 
 
+def builtin_model_path(name: str) -> Path:
+    """Where the built-in model ``name`` (a key of :data:`BUILTINS`) is committed."""
+    from tierguard.classifier.runtime import default_model_path
+
+    if name not in BUILTINS:
+        raise KeyError(f"no built-in classifier {name!r}; known: {sorted(BUILTINS)}")
+    return default_model_path().parent / BUILTINS[name][1]
+
+
+def _relabel(examples: list[Example], categories: tuple[str, ...]) -> list[Example]:
+    """Hard examples of ``categories`` labelled with the simple tier (a labelling mistake)."""
+    if not categories:
+        return examples
+    return [
+        replace(e, tier=DEFAULT_TIERS[0]) if e.hard and e.category in categories else e
+        for e in examples
+    ]
+
+
 def recipe_sets(recipe: Recipe = DEFAULT_RECIPE) -> tuple[LabelledSet, LabelledSet, LabelledSet]:
     """The (train, calibration, test) sets of a recipe."""
     train_set = examples_to_set(
-        generate(recipe.train_n, recipe.train_seed, "train"), "generated:train"
+        _relabel(generate(recipe.train_n, recipe.train_seed, "train"), recipe.relabel_hard),
+        "generated:train",
     )
     cal_set = examples_to_set(
-        generate(recipe.calibration_n, recipe.calibration_seed, "holdout"), "generated:calibration"
+        _relabel(
+            generate(recipe.calibration_n, recipe.calibration_seed, "holdout"),
+            recipe.relabel_hard,
+        ),
+        "generated:calibration",
     )
     test_set = examples_to_set(
         generate(recipe.test_n, recipe.test_seed, "holdout"), "generated:test"
@@ -93,8 +147,10 @@ def build_default(recipe: Recipe = DEFAULT_RECIPE) -> DefaultBuild:
         MODEL_FAMILY,
         TrainConfig,
         build_metadata,
+        category_head_report,
         export_onnx,
         fit_pipeline,
+        train_category_head,
         write_metadata,
     )
 
@@ -102,9 +158,10 @@ def build_default(recipe: Recipe = DEFAULT_RECIPE) -> DefaultBuild:
     train_set, cal_set, test_set = recipe_sets(recipe)
     config = TrainConfig()
     pipeline = fit_pipeline(train_set.texts, train_set.tiers, tiers, config)
+    head = train_category_head(pipeline, train_set, config)
     provisional = {tiers[0]: 0.5}
     bare = export_onnx(
-        pipeline, build_metadata(tiers, provisional, recipe.version, train_set.sha256, {})
+        pipeline, build_metadata(tiers, provisional, recipe.version, train_set.sha256, {}), head
     )
     runtime = load_classifier(bare)
     index = {t: i for i, t in enumerate(tiers)}
@@ -133,15 +190,25 @@ def build_default(recipe: Recipe = DEFAULT_RECIPE) -> DefaultBuild:
         "config": config.to_json(),
         "recipe": dict(recipe.__dict__),
     }
+    if head is not None:
+        metrics["category_head"] = category_head_report(head, test_set)
     calibration = {
         **choice.to_json(),
         "data_sha256": cal_set.sha256,
         "data_source": cal_set.source,
         "report": cal_report,
     }
-    meta = build_metadata(tiers, thresholds, recipe.version, train_set.sha256, metrics, calibration)
+    meta = build_metadata(
+        tiers,
+        thresholds,
+        recipe.version,
+        train_set.sha256,
+        metrics,
+        calibration,
+        categories=head.labels if head else None,
+    )
     model = write_metadata(bare, meta)
-    return DefaultBuild(model, choice, test_report, train_set, cal_set, test_set, pipeline)
+    return DefaultBuild(model, choice, test_report, train_set, cal_set, test_set, pipeline, head)
 
 
 def card_reports(model_path: str | None = None) -> list[tuple[str, str, dict[str, Any]]]:

@@ -20,6 +20,12 @@ A tier classifier is any ONNX model that satisfies all of:
   ``tierguard.version`` = free text; ``tierguard.training_data_sha256`` = hex digest of
   the training file; ``tierguard.metrics`` = JSON object (holdout metrics, may be empty);
   optionally ``tierguard.calibration`` = JSON object written by ``tierguard calibrate``.
+* optionally a **category head**: ``tierguard.categories`` = JSON list of 2 to 32 labels
+  (lower case, like slice values, ``other`` reserved) and an output named ``categories``,
+  float ``[N, C]``, column ``i`` the probability of ``categories[i]``. It is a second
+  output of the same graph, on the same features, so ``session.run`` computes the tier
+  and the category in one call; a request's category is the argmax label. It feeds slice
+  gates (``analysis.slices`` with ``source: Classifier``); the tier rule never reads it.
 
 The tier rule
 -------------
@@ -47,11 +53,9 @@ bounds the classifier's cost on a pasted log file (routing stays on the first pa
 from __future__ import annotations
 
 import hashlib
-import json
-import math
 import os
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -61,10 +65,12 @@ import numpy.typing as npt
 import onnxruntime as ort
 
 __all__ = [
+    "CATEGORY_OUTPUT_NAME",
     "CONTRACT_VERSION",
     "INPUT_NAME",
     "MAX_QUERY_CHARS",
     "META_CALIBRATION",
+    "META_CATEGORIES",
     "META_CONTRACT",
     "META_METRICS",
     "META_THRESHOLDS",
@@ -87,28 +93,26 @@ __all__ = [
     "parse_metadata",
     "resolve_thresholds",
 ]
-
-# --- the contract: names defined once, used by the runtime and by training ----------------
-
-CONTRACT_VERSION = "1"
-INPUT_NAME = "text"
-OUTPUT_NAME = "probabilities"
-
-META_CONTRACT = "tierguard.contract"
-META_TIERS = "tierguard.tiers"
-META_THRESHOLDS = "tierguard.thresholds"
-META_VERSION = "tierguard.version"
-META_TRAINING_DATA_SHA256 = "tierguard.training_data_sha256"
-META_METRICS = "tierguard.metrics"
-META_CALIBRATION = "tierguard.calibration"
-
-REQUIRED_METADATA: tuple[str, ...] = (
+from tierguard.classifier.contract import (
+    CATEGORY_OUTPUT_NAME,
+    CONTRACT_VERSION,
+    INPUT_NAME,
+    META_CALIBRATION,
+    META_CATEGORIES,
     META_CONTRACT,
-    META_TIERS,
-    META_THRESHOLDS,
-    META_VERSION,
-    META_TRAINING_DATA_SHA256,
     META_METRICS,
+    META_THRESHOLDS,
+    META_TIERS,
+    META_TRAINING_DATA_SHA256,
+    META_VERSION,
+    OUTPUT_NAME,
+    ClassifierContractError,
+    ClassifierError,
+    ClassifierLoadError,
+    ClassifierRuntimeError,
+    ModelMetadata,
+    parse_metadata,
+    resolve_thresholds,
 )
 
 # A probe query run once at load time so a model whose output has the wrong shape at run
@@ -118,47 +122,14 @@ _PROBE_TEXTS: tuple[str, ...] = ("where is my order", "")
 _PROBABILITY_SUM_TOLERANCE = 1e-3
 
 
-class ClassifierError(Exception):
-    """Base class for every error raised while loading or running a classifier."""
-
-
-class ClassifierLoadError(ClassifierError):
-    """The model could not be read at all (missing file, not an ONNX model)."""
-
-
-class ClassifierRuntimeError(ClassifierError):
-    """onnxruntime failed while scoring queries (the router falls back on it, see its docs)."""
-
-
-class ClassifierContractError(ClassifierError):
-    """The model loads but breaks the tierguard model contract; the message says which part.
-
-    A router refuses such a model at start-up instead of routing on garbage: a model
-    whose columns mean something else than its metadata says would send complex
-    queries to the cheap model with nobody noticing.
-    """
-
-
-@dataclass(frozen=True)
-class ModelMetadata:
-    """The ``tierguard.*`` metadata of a model, parsed and validated."""
-
-    contract: str
-    tiers: tuple[str, ...]
-    thresholds: dict[str, float]
-    version: str
-    training_data_sha256: str
-    metrics: dict[str, Any]
-    calibration: dict[str, Any] | None = None
-    extra: dict[str, str] = field(default_factory=dict)
-
-
 @dataclass(frozen=True)
 class Classification:
     """The outcome for one query: the chosen tier and the probability of every tier."""
 
     tier: str
     probabilities: dict[str, float]
+    #: the category head's label (None: the model has no category head)
+    category: str | None = None
 
 
 # --- pure parts ---------------------------------------------------------------------------
@@ -167,141 +138,6 @@ class Classification:
 def normalize_text(text: str) -> str:
     """Collapse whitespace runs to one space, strip, and cap at :data:`MAX_QUERY_CHARS`."""
     return " ".join(text[: MAX_QUERY_CHARS * 2].split())[:MAX_QUERY_CHARS]
-
-
-def _loads(key: str, raw: str) -> Any:
-    try:
-        return json.loads(raw)
-    except json.JSONDecodeError as exc:
-        raise ClassifierContractError(
-            f"model metadata {key!r} is not valid JSON ({exc.msg} at char {exc.pos}): {raw[:80]!r}"
-        ) from None
-
-
-def _check_threshold(where: str, tier: str, value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise ClassifierContractError(
-            f"{where}: threshold for tier {tier!r} must be a number, got {value!r}"
-        )
-    v = float(value)
-    if not (math.isfinite(v) and 0.0 <= v <= 1.0):
-        raise ClassifierContractError(
-            f"{where}: threshold for tier {tier!r} must be within [0, 1], got {value!r}"
-        )
-    return v
-
-
-def parse_metadata(props: Mapping[str, str]) -> ModelMetadata:
-    """Validate a model's ``metadata_props`` against the contract.
-
-    Pure (takes the plain key/value map) so that every refusal message is unit-tested
-    without building broken ONNX files for each case.
-    """
-    missing = [k for k in REQUIRED_METADATA if k not in props]
-    if missing:
-        raise ClassifierContractError(
-            "model metadata is missing "
-            + ", ".join(repr(k) for k in missing)
-            + " (is this a tierguard classifier? train one with `tierguard train`)"
-        )
-    contract = props[META_CONTRACT]
-    if contract != CONTRACT_VERSION:
-        raise ClassifierContractError(
-            f"model metadata {META_CONTRACT!r} is {contract!r}; this tierguard understands "
-            f"contract {CONTRACT_VERSION!r} only"
-        )
-    tiers_raw = _loads(META_TIERS, props[META_TIERS])
-    if (
-        not isinstance(tiers_raw, list)
-        or len(tiers_raw) < 2
-        or not all(isinstance(t, str) and t for t in tiers_raw)
-    ):
-        raise ClassifierContractError(
-            f"model metadata {META_TIERS!r} must be a JSON list of at least two non-empty "
-            f"tier names, cheapest first; got {props[META_TIERS]!r}"
-        )
-    if len(set(tiers_raw)) != len(tiers_raw):
-        raise ClassifierContractError(
-            f"model metadata {META_TIERS!r} names a tier twice: {props[META_TIERS]!r}"
-        )
-    tiers = tuple(tiers_raw)
-    thresholds_raw = _loads(META_THRESHOLDS, props[META_THRESHOLDS])
-    if not isinstance(thresholds_raw, dict):
-        raise ClassifierContractError(
-            f"model metadata {META_THRESHOLDS!r} must be a JSON object tier -> threshold; "
-            f"got {props[META_THRESHOLDS]!r}"
-        )
-    unknown = sorted(set(thresholds_raw) - set(tiers))
-    if unknown:
-        raise ClassifierContractError(
-            f"model metadata {META_THRESHOLDS!r} names tiers {unknown} that are not in "
-            f"{META_TIERS!r} {list(tiers)}"
-        )
-    absent = [t for t in tiers[:-1] if t not in thresholds_raw]
-    if absent:
-        raise ClassifierContractError(
-            f"model metadata {META_THRESHOLDS!r} has no threshold for tiers {absent} "
-            "(every tier but the last, the catch-all, needs one)"
-        )
-    thresholds = {
-        t: _check_threshold(f"model metadata {META_THRESHOLDS!r}", t, thresholds_raw[t])
-        for t in tiers[:-1]
-    }
-    metrics = _loads(META_METRICS, props[META_METRICS])
-    if not isinstance(metrics, dict):
-        raise ClassifierContractError(
-            f"model metadata {META_METRICS!r} must be a JSON object, got {props[META_METRICS]!r}"
-        )
-    calibration: dict[str, Any] | None = None
-    if META_CALIBRATION in props:
-        cal = _loads(META_CALIBRATION, props[META_CALIBRATION])
-        if not isinstance(cal, dict):
-            raise ClassifierContractError(
-                f"model metadata {META_CALIBRATION!r} must be a JSON object"
-            )
-        calibration = cal
-    digest = props[META_TRAINING_DATA_SHA256]
-    if not digest:
-        raise ClassifierContractError(f"model metadata {META_TRAINING_DATA_SHA256!r} is empty")
-    known = {*REQUIRED_METADATA, META_CALIBRATION}
-    return ModelMetadata(
-        contract=contract,
-        tiers=tiers,
-        thresholds=thresholds,
-        version=props[META_VERSION],
-        training_data_sha256=digest,
-        metrics=metrics,
-        calibration=calibration,
-        extra={k: v for k, v in props.items() if k not in known},
-    )
-
-
-def resolve_thresholds(
-    tiers: Sequence[str],
-    defaults: Mapping[str, float],
-    override: Mapping[str, float] | None,
-) -> dict[str, float]:
-    """Merge configured thresholds over the model's defaults.
-
-    A tier named in the override but unknown to the model is an error, not a silent
-    no-op: a config written for another model (say ``{"cheap": 0.6}`` against a model
-    whose tiers are ``simple``/``complex``) must not quietly route with the defaults.
-    The last tier's threshold may be given (configs are often written for all tiers)
-    but has no effect and is not returned.
-    """
-    merged = {t: float(defaults[t]) for t in tiers[:-1]}
-    if override:
-        unknown = sorted(set(override) - set(tiers))
-        if unknown:
-            raise ClassifierContractError(
-                f"configured thresholds name tiers {unknown} but the model's tiers are "
-                f"{list(tiers)}"
-            )
-        for tier, value in override.items():
-            checked = _check_threshold("configured thresholds", tier, value)
-            if tier != tiers[-1]:
-                merged[tier] = checked
-    return merged
 
 
 def assign_tiers(
@@ -374,40 +210,71 @@ class Classifier:
         self.thresholds: dict[str, float] = dict(thresholds)
         self._threshold_vector = [thresholds[t] for t in self.tiers[:-1]]
         self._input_rank = input_rank
+        #: labels of the category head, column order (empty: no category head)
+        self.categories: tuple[str, ...] = metadata.categories
 
-    def probabilities(self, texts: Sequence[str]) -> npt.NDArray[np.float32]:
-        """Raw tier probabilities, shape ``[len(texts), len(tiers)]``, columns in tier order."""
+    def _run(self, texts: Sequence[str], outputs: list[str]) -> list[npt.NDArray[np.float32]]:
+        """One ``session.run`` for the named outputs (both heads share the features)."""
         if isinstance(texts, str):
             raise TypeError("probabilities() takes a sequence of strings; use classify() for one")
-        if len(texts) == 0:
-            return np.zeros((0, len(self.tiers)), dtype=np.float32)
         shape = (len(texts),) if self._input_rank == 1 else (len(texts), 1)
         feed = np.array([normalize_text(t) for t in texts], dtype=object).reshape(shape)
         try:
-            (out,) = self._session.run([OUTPUT_NAME], {INPUT_NAME: feed})
+            out = self._session.run(outputs, {INPUT_NAME: feed})
         except Exception as exc:  # onnxruntime's exception classes are not public API
             raise ClassifierRuntimeError(
                 f"classifier failed on {len(texts)} queries: {exc}"
             ) from exc
-        return np.asarray(out, dtype=np.float32)
+        return [np.asarray(o, dtype=np.float32) for o in out]
 
-    def _to_classifications(self, probs: npt.NDArray[np.float32]) -> list[Classification]:
+    def probabilities(self, texts: Sequence[str]) -> npt.NDArray[np.float32]:
+        """Raw tier probabilities, shape ``[len(texts), len(tiers)]``, columns in tier order."""
+        if not isinstance(texts, str) and len(texts) == 0:
+            return np.zeros((0, len(self.tiers)), dtype=np.float32)
+        return self._run(texts, [OUTPUT_NAME])[0]
+
+    def category_probabilities(self, texts: Sequence[str]) -> npt.NDArray[np.float32]:
+        """The category head's probabilities ``[len(texts), len(categories)]`` (raises
+        :class:`ClassifierContractError` when the model has no category head)."""
+        if not self.categories:
+            raise ClassifierContractError("this classifier has no category head")
+        if not isinstance(texts, str) and len(texts) == 0:
+            return np.zeros((0, len(self.categories)), dtype=np.float32)
+        return self._run(texts, [CATEGORY_OUTPUT_NAME])[0]
+
+    def _to_classifications(
+        self, probs: npt.NDArray[np.float32], cats: npt.NDArray[np.float32] | None = None
+    ) -> list[Classification]:
         chosen = assign_tiers(probs, self._threshold_vector)
+        labels: list[str | None] = (
+            [self.categories[int(i)] for i in np.argmax(cats, axis=1)]
+            if cats is not None
+            else [None] * len(probs)
+        )
         return [
             Classification(
                 tier=self.tiers[int(idx)],
                 probabilities={t: float(p) for t, p in zip(self.tiers, row, strict=True)},
+                category=label,
             )
-            for idx, row in zip(chosen, probs, strict=True)
+            for idx, row, label in zip(chosen, probs, labels, strict=True)
         ]
 
     def classify(self, text: str) -> Classification:
-        """Tier and probabilities for one query (the router's hot path)."""
-        return self._to_classifications(self.probabilities([text]))[0]
+        """Tier (and category) for one query (the router's hot path)."""
+        return self.classify_batch([text])[0]
 
     def classify_batch(self, texts: Sequence[str]) -> list[Classification]:
-        """Tiers for many queries in one session run (calibration, the lab, batch APIs)."""
-        return self._to_classifications(self.probabilities(texts))
+        """Tiers (and categories, when the model has a category head) for many queries in
+        one session run: both heads come out of the same ``session.run``."""
+        if isinstance(texts, str):
+            raise TypeError("classify_batch() takes a sequence of strings; use classify()")
+        if len(texts) == 0:
+            return []
+        if not self.categories:
+            return self._to_classifications(self._run(texts, [OUTPUT_NAME])[0])
+        probs, cats = self._run(texts, [OUTPUT_NAME, CATEGORY_OUTPUT_NAME])
+        return self._to_classifications(probs, cats)
 
     def assign(self, texts: Sequence[str]) -> list[str]:
         """Just the tier names for ``texts``."""
@@ -415,6 +282,29 @@ class Classifier:
             self.tiers[int(i)]
             for i in assign_tiers(self.probabilities(texts), self._threshold_vector)
         ]
+
+
+def _check_category_output(session: ort.InferenceSession, n_categories: int) -> None:
+    """A model that declares category labels must have the matching output."""
+    outputs = {o.name: o for o in session.get_outputs()}
+    out = outputs.get(CATEGORY_OUTPUT_NAME)
+    if out is None:
+        raise ClassifierContractError(
+            f"model metadata {META_CATEGORIES!r} declares {n_categories} category labels but "
+            f"the model has no output named {CATEGORY_OUTPUT_NAME!r} (outputs: "
+            + ", ".join(_describe(o) for o in outputs.values())
+            + ")"
+        )
+    oshape = list(out.shape)
+    if out.type not in ("tensor(float)", "tensor(double)") or len(oshape) != 2:
+        raise ClassifierContractError(
+            f"model output {_describe(out)} must be a float tensor [N, {n_categories}]"
+        )
+    if isinstance(oshape[1], int) and oshape[1] != n_categories:
+        raise ClassifierContractError(
+            f"model output {_describe(out)} must be shaped [N, {n_categories}]: one column per "
+            f"label in the metadata's {META_CATEGORIES!r}"
+        )
 
 
 def _check_io(session: ort.InferenceSession, n_tiers: int) -> int:
@@ -479,11 +369,27 @@ def _probe(classifier: Classifier) -> None:
             f"model failed on a probe batch {list(_PROBE_TEXTS)!r}: {exc}"
         ) from exc
     n_tiers = len(classifier.tiers)
-    if probs.shape != (len(_PROBE_TEXTS), n_tiers):
+    _check_distribution(
+        OUTPUT_NAME, probs, n_tiers, f"one column per tier {list(classifier.tiers)}"
+    )
+    if classifier.categories:
+        try:
+            cats = classifier.category_probabilities(list(_PROBE_TEXTS))
+        except ClassifierRuntimeError as exc:
+            raise ClassifierContractError(
+                f"model failed on a probe batch {list(_PROBE_TEXTS)!r}: {exc}"
+            ) from exc
+        n = len(classifier.categories)
+        _check_distribution(CATEGORY_OUTPUT_NAME, cats, n, "one column per category label")
+
+
+def _check_distribution(
+    name: str, probs: npt.NDArray[np.float32], n_columns: int, what: str
+) -> None:
+    if probs.shape != (len(_PROBE_TEXTS), n_columns):
         raise ClassifierContractError(
-            f"model output {OUTPUT_NAME!r} has shape {list(probs.shape)} for a batch of "
-            f"{len(_PROBE_TEXTS)}; the contract needs [N, {n_tiers}] (one column per tier "
-            f"{list(classifier.tiers)})"
+            f"model output {name!r} has shape {list(probs.shape)} for a batch of "
+            f"{len(_PROBE_TEXTS)}; the contract needs [N, {n_columns}] ({what})"
         )
     if (
         not np.all(np.isfinite(probs))
@@ -491,7 +397,7 @@ def _probe(classifier: Classifier) -> None:
         or np.any(np.abs(probs.sum(axis=1) - 1.0) > _PROBABILITY_SUM_TOLERANCE)
     ):
         raise ClassifierContractError(
-            f"model output {OUTPUT_NAME!r} is not a probability distribution per row "
+            f"model output {name!r} is not a probability distribution per row "
             f"(got {probs.tolist()} for the probe batch); export probabilities, not scores"
         )
 
@@ -541,6 +447,8 @@ def load_classifier(
             f"{list(metadata.tiers)} (same names, same order: cheapest first)"
         )
     input_rank = _check_io(session, len(metadata.tiers))
+    if metadata.categories:
+        _check_category_output(session, len(metadata.categories))
     thresholds = resolve_thresholds(metadata.tiers, metadata.thresholds, thresholds_override)
     digest = hashlib.sha256(source).hexdigest()
     classifier = Classifier(session, metadata, thresholds, input_rank, digest)

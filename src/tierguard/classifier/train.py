@@ -35,12 +35,20 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import numpy.typing as npt
 
+from tierguard.classifier.categoryhead import (
+    CategoryHead,
+    add_category_head,
+    category_labels,
+    fit_category_head,
+    predict_category_proba,
+)
 from tierguard.classifier.data import DataError, LabelledSet
 from tierguard.classifier.evaluation import evaluate
 from tierguard.classifier.runtime import (
     CONTRACT_VERSION,
     INPUT_NAME,
     META_CALIBRATION,
+    META_CATEGORIES,
     META_CONTRACT,
     META_METRICS,
     META_THRESHOLDS,
@@ -114,6 +122,7 @@ class TrainResult:
     metrics: dict[str, Any]
     holdout_texts: list[str] = field(default_factory=list)
     holdout_probabilities: npt.NDArray[np.float64] = field(default_factory=lambda: np.zeros((0, 0)))
+    category_head: CategoryHead | None = None
 
 
 def _require_sklearn() -> None:
@@ -200,6 +209,7 @@ def build_metadata(
     training_data_sha256: str,
     metrics: Mapping[str, Any],
     calibration: Mapping[str, Any] | None = None,
+    categories: Sequence[str] | None = None,
 ) -> dict[str, str]:
     """The ``tierguard.*`` metadata entries, serialised as the contract requires."""
     meta = {
@@ -212,11 +222,16 @@ def build_metadata(
     }
     if calibration is not None:
         meta[META_CALIBRATION] = json.dumps(calibration, sort_keys=True, separators=(",", ":"))
+    if categories:
+        meta[META_CATEGORIES] = json.dumps(list(categories))
     return meta
 
 
-def export_onnx(pipeline: Pipeline, metadata: Mapping[str, str]) -> bytes:
-    """Convert to ONNX: input ``text`` [N] strings, output ``probabilities`` [N, T]."""
+def export_onnx(
+    pipeline: Pipeline, metadata: Mapping[str, str], category_head: CategoryHead | None = None
+) -> bytes:
+    """Convert to ONNX: input ``text`` [N] strings, output ``probabilities`` [N, T] (and
+    ``categories`` [N, C] with a category head, see :mod:`~tierguard.classifier.categoryhead`)."""
     _require_sklearn()
     from skl2onnx import convert_sklearn
     from skl2onnx.common.data_types import StringTensorType
@@ -234,6 +249,8 @@ def export_onnx(pipeline: Pipeline, metadata: Mapping[str, str]) -> bytes:
     outputs = [o.name for o in model.graph.output]
     if OUTPUT_NAME not in outputs:  # skl2onnx naming changed under us: fail loudly here
         raise RuntimeError(f"skl2onnx produced outputs {outputs}, expected {OUTPUT_NAME!r}")
+    if category_head is not None:
+        add_category_head(model, category_head, ONNX_LOCALE, TARGET_OPSET)
     model.doc_string = "tierguard tier classifier (see docs/classifier.md)"
     # Reproducible bytes: skl2onnx names the graph with a random uuid and lists opset
     # imports in set order (which follows Python's per-process string hash seed).
@@ -326,6 +343,7 @@ def train(
         train_set, holdout_set = data, holdout
         holdout_desc = f"separate file, sha256 {holdout.sha256}"
     pipeline = fit_pipeline(train_set.texts, train_set.tiers, tiers, config)
+    head = train_category_head(pipeline, train_set, config)
     thresholds = dict(thresholds or {t: 0.5 for t in tiers[:-1]})
     probs = predict_proba(pipeline, holdout_set.texts)
     report = evaluate(
@@ -344,9 +362,13 @@ def train(
         "model": MODEL_FAMILY,
         "config": config.to_json(),
     }
+    if head is not None:
+        metrics["category_head"] = category_head_report(head, holdout_set)
     version = version or f"{MODEL_FAMILY}-{data.sha256[:12]}"
-    meta = build_metadata(tiers, thresholds, version, data.sha256, metrics)
-    model = export_onnx(pipeline, meta)
+    meta = build_metadata(
+        tiers, thresholds, version, data.sha256, metrics, categories=head.labels if head else None
+    )
+    model = export_onnx(pipeline, meta, head)
     return TrainResult(
         pipeline=pipeline,
         model=model,
@@ -355,4 +377,36 @@ def train(
         metrics=metrics,
         holdout_texts=holdout_set.texts,
         holdout_probabilities=probs,
+        category_head=head,
     )
+
+
+def train_category_head(
+    pipeline: Pipeline, data: LabelledSet, config: TrainConfig
+) -> CategoryHead | None:
+    """A category head when every training example has a category (else None)."""
+    categories = data.categories
+    if category_labels(categories) is None or categories is None:
+        return None
+    return fit_category_head(
+        pipeline,
+        data.texts,
+        [c or "" for c in categories],
+        config.C,
+        config.max_iter,
+    )
+
+
+def category_head_report(head: CategoryHead, holdout: LabelledSet) -> dict[str, Any]:
+    """The head's labels and its accuracy on the holdout's labelled categories."""
+    report: dict[str, Any] = {"labels": list(head.labels), "features": "word"}
+    cats = holdout.categories
+    if cats is not None:
+        known = [i for i, c in enumerate(cats) if c in head.labels]
+        if known:
+            probs = predict_category_proba(head, [holdout.texts[i] for i in known])
+            predicted = [head.labels[int(j)] for j in np.argmax(probs, axis=1)]
+            hits = sum(p == cats[i] for p, i in zip(predicted, known, strict=True))
+            report["holdout_accuracy"] = round(hits / len(known), 4)
+            report["holdout_examples"] = len(known)
+    return report

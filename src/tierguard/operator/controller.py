@@ -27,6 +27,7 @@ from tierguard.api.policy import RoutingPolicySpec
 from tierguard.api.status import Condition, RoutingPolicyStatus
 from tierguard.operator import classifiercontent as cc
 from tierguard.operator import gates as g
+from tierguard.operator import judgepromptcontent as jpc
 from tierguard.operator import preflight, render, rollout, specerror
 from tierguard.operator.backoff import Backoff
 from tierguard.operator.conditions import get_condition, set_condition
@@ -194,6 +195,20 @@ class Controller:
             return cc.lookup(spec, None, str(exc)[:500])
         return cc.lookup(spec, cm if isinstance(cm, dict) else None)
 
+    def _judge_prompt(self, spec: RoutingPolicySpec, namespace: str) -> jpc.JudgePromptLookup:
+        """Read the referenced judge prompt ConfigMap (every reconcile, as the
+        classifier's). Any failure is *unknown* (never *changed*), with the reason."""
+        ref = jpc.reference(spec)
+        if ref is None:
+            return jpc.BUILTIN
+        try:
+            cm = self.kube.read_object("v1", "ConfigMap", namespace, ref.name)
+        except NotFoundError:
+            return jpc.lookup(spec, None, f"ConfigMap {namespace}/{ref.name} not found")
+        except KubeError as exc:
+            return jpc.lookup(spec, None, str(exc)[:500])
+        return jpc.lookup(spec, cm if isinstance(cm, dict) else None)
+
     # -- the loop body ---------------------------------------------------------------
 
     def reconcile_once(self, namespace: str, name: str) -> float:
@@ -242,6 +257,7 @@ class Controller:
                 lag = self._record_lag(namespace, name, spec, timing, now)
             obs = self._observe(spec, namespace, name, now)
         classifier = self._classifier(spec, namespace)
+        judge_prompt = self._judge_prompt(spec, namespace)
         decision = rollout.reconcile(
             spec,
             status,
@@ -250,6 +266,7 @@ class Controller:
             request=request,
             observations=obs,
             classifier=classifier,
+            judge_prompt=judge_prompt,
         )
         new = decision.status
         if lag is not None:
@@ -261,7 +278,7 @@ class Controller:
             self._evaluated[uid] = now
         for ev in decision.events:
             self._event(written, ev.type, ev.reason, ev.message)
-        apply_wait = self._apply(written, spec, new, now, generation, classifier)
+        apply_wait = self._apply(written, spec, new, now, generation, classifier, judge_prompt)
         self._record(namespace, name, decision)
         wait = rollout.seconds_until_due(spec, self._timing(uid, new), datetime.now(UTC))
         return max(0.2, min(self.settings.resync_seconds, wait, apply_wait))
@@ -342,6 +359,7 @@ class Controller:
         now: datetime,
         generation: int,
         classifier: cc.ClassifierLookup = cc.BUNDLED,
+        judge_prompt: jpc.JudgePromptLookup = jpc.BUILTIN,
     ) -> float:
         """Apply the rendered objects that changed; set Ready. Returns how soon to retry
         (``inf`` when nothing failed). ``classifier``: what was read this reconcile; its
@@ -369,6 +387,7 @@ class Controller:
                     classifier=classifier.model
                     if classifier.digest and classifier.digest == status.classifier_digest
                     else None,
+                    judge_prompt=judge_prompt,
                 )
             ]
             ready = get_condition(status.conditions, ConditionType.READY)

@@ -64,7 +64,8 @@ def format_status(name: str, body: dict[str, Any], now: datetime | None = None) 
         f"RoutingPolicy {body['metadata'].get('namespace', '')}/{name}",
         f"  phase:     {st.phase.value}   step {st.step_display or '-'}   "
         f"canary weight {st.canary_weight:g}%   revision {st.revision or '-'}"
-        + (f"   classifier {st.classifier_digest}" if st.classifier_digest else ""),
+        + (f"   classifier {st.classifier_digest}" if st.classifier_digest else "")
+        + (f"   judge prompt {st.judge_prompt_digest}" if st.judge_prompt_digest else ""),
         f"  step started {_ago(st.step_started_at, now)}; may advance "
         f"{_ago(st.earliest_advance_at, now)}; "
         f"evidence last changed {_ago(st.last_evaluated_at, now)}",

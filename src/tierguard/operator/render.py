@@ -16,6 +16,9 @@ Objects (``<p>`` = policy name):
   (``status.classifierDigest``). The routers mount this copy, never the source, so an
   edit of the source cannot change what they run: the operator reads the edit, which is a
   new revision (from the first step), and renders a new copy for it.
+* ConfigMap ``<p>-judge-prompt-<digest[:10]>`` (a judge prompt template in a ConfigMap
+  only): the same, for ``judge.promptConfigMapRef``
+  (:mod:`~tierguard.operator.judgepromptcontent`, ``status.judgePromptDigest``).
 * ServiceAccount, Role, RoleBinding ``<p>-router``: the router may get/list/watch exactly
   its own ConfigMap, nothing else.
 * Deployment ``<p>-router``: non-root, read-only root filesystem, no privilege escalation,
@@ -49,6 +52,7 @@ from tierguard.api.routerconfig import (
     UpstreamModel,
 )
 from tierguard.api.status import RoutingPolicyStatus
+from tierguard.operator import judgepromptcontent as jpc
 from tierguard.operator import preflight
 from tierguard.operator.classifiercontent import FrozenModel
 from tierguard.operator.gates import gate_specs
@@ -212,7 +216,9 @@ def router_config(
             ttl=spec.router.feedback_ttl,
         ),
         shadow=ShadowConfig(
-            sample_rate=spec.router.shadow.sample_rate, judge=spec.router.shadow.judge
+            sample_rate=spec.router.shadow.sample_rate,
+            judge=spec.router.shadow.judge,
+            judge_prompt_path=jpc.router_path(spec),
         ),
         observability=ObservabilityConfig(
             latency_objectives=latency,
@@ -396,6 +402,10 @@ def deployment(
     if classifier_cm is not None:
         volumes.append({"name": "classifier", "configMap": {"name": classifier_cm}})
         mounts.append({"name": "classifier", "mountPath": CLASSIFIER_DIR, "readOnly": True})
+    prompt_cm = jpc.volume_source(ref.name, spec, status or RoutingPolicyStatus())
+    if prompt_cm is not None:
+        volumes.append({"name": "judge-prompt", "configMap": {"name": prompt_cm}})
+        mounts.append({"name": "judge-prompt", "mountPath": jpc.JUDGE_PROMPT_DIR, "readOnly": True})
 
     def probe(path: str, period: int, failures: int) -> Obj:
         return {
@@ -523,14 +533,22 @@ def render_all(
     *,
     service_monitor_available: bool = False,
     classifier: FrozenModel | None = None,
+    judge_prompt: jpc.JudgePromptLookup | None = None,
 ) -> list[Obj]:
     """Every object in apply order (identity first, the ConfigMaps before the Deployment).
 
     ``classifier``: the model entry of ``status.classifierDigest`` as read this reconcile;
-    its frozen copy is rendered (None: not read now; the copy made earlier stays)."""
+    its frozen copy is rendered (None: not read now; the copy made earlier stays).
+    ``judge_prompt``: likewise, the template of ``status.judgePromptDigest``."""
     copy = []
     if classifier is not None and status.classifier_digest:
         copy = [classifier_copy(ref, status.classifier_digest, classifier)]
+    if (
+        judge_prompt is not None
+        and status.judge_prompt_digest
+        and judge_prompt.digest == status.judge_prompt_digest
+    ):
+        copy.append(jpc.prompt_copy(_meta(ref), ref.name, status.judge_prompt_digest, judge_prompt))
     objs = [
         service_account(ref),
         role(ref),

@@ -7,7 +7,10 @@ classifier that puts queries in tiers. The classifier counts by its **content**:
 model in a ConfigMap, its content digest (model bytes and tier-deciding settings, see
 :mod:`tierguard.api.classifierdigest`), so editing the ConfigMap's bytes or a threshold
 is a new revision and the same bytes under a new ConfigMap name are not; for the bundled
-model, the settings (its bytes are the router image's). It leaves out
+model, the settings (its bytes are the router image's). The pairwise judge's prompt
+template counts the same way when it is in a ConfigMap (``judge.promptConfigMapRef``):
+by its content digest (:mod:`tierguard.api.judgeprompt`); the built-in template adds
+nothing (so policies without a reference keep their revision). It leaves out
 what only changes *how* the rollout is run or judged (steps, bake time, SLOs, Prometheus,
 replicas, prices, timeouts): editing a bake time must not restart a rollout that is half
 way through, and a price change does not change a single answer.
@@ -36,18 +39,19 @@ def _model_identity(model: ModelSpec) -> dict[str, Any]:
 
 
 def revision_material(
-    spec: RoutingPolicySpec, classifier_digest: str = ""
+    spec: RoutingPolicySpec, classifier_digest: str = "", judge_prompt_digest: str = ""
 ) -> dict[str, Any] | None:
     """The canonical document the revision hashes (None: no candidate anywhere).
 
     ``classifier_digest``: the content digest of the ConfigMap classifier; required when
-    the spec references one (a reference alone says nothing about the content)."""
+    the spec references one (a reference alone says nothing about the content).
+    ``judge_prompt_digest``: likewise for the judge prompt template's ConfigMap."""
     routes = [r for r in spec.routes if r.candidate is not None]
     if not routes:
         return None
     names = sorted({n for r in routes for n in (r.baseline, r.candidate) if n is not None})
     known = {m.name: m for m in spec.models}
-    return {
+    material: dict[str, Any] = {
         "routes": sorted(
             ({"tier": r.tier, "baseline": r.baseline, "candidate": r.candidate} for r in routes),
             key=lambda d: str(d["tier"]),
@@ -55,6 +59,13 @@ def revision_material(
         "models": [_model_identity(known[n]) for n in names if n in known],
         "classifier": _classifier_material(spec, classifier_digest),
     }
+    if spec.router.shadow.judge.prompt_config_map_ref is not None:
+        if not judge_prompt_digest:
+            raise ValueError(
+                "the judge prompt is in a ConfigMap: the revision needs its content digest"
+            )
+        material["judgePrompt"] = judge_prompt_digest
+    return material
 
 
 #: classifier fields added after v0.1 whose default must not change the revision of a
@@ -82,9 +93,11 @@ def _classifier_material(spec: RoutingPolicySpec, digest: str) -> dict[str, Any]
     return material
 
 
-def compute_revision(spec: RoutingPolicySpec, classifier_digest: str = "") -> str:
+def compute_revision(
+    spec: RoutingPolicySpec, classifier_digest: str = "", judge_prompt_digest: str = ""
+) -> str:
     """Short, stable hash of :func:`revision_material` ("" when there is no candidate)."""
-    material = revision_material(spec, classifier_digest)
+    material = revision_material(spec, classifier_digest, judge_prompt_digest)
     if material is None:
         return ""
     canonical = json.dumps(material, sort_keys=True, separators=(",", ":"))

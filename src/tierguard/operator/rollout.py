@@ -82,6 +82,7 @@ from tierguard.api.status import (
 )
 from tierguard.operator import classifiercontent as cc
 from tierguard.operator import gates as g
+from tierguard.operator import judgepromptcontent as jpc
 from tierguard.operator import preflight as pf
 from tierguard.operator import rollout_classifier as rc
 from tierguard.operator import rollout_manual as rm
@@ -171,7 +172,8 @@ class _Run:
         self.actions: list[RolloutAction] = []
         self.gates = g.gate_specs(spec)
         self.tiers = g.canary_tiers(spec)
-        #: why the classifier's content is unknown this reconcile (None: known)
+        #: why the classifier's (or the judge prompt's) content is unknown this
+        #: reconcile (None: known)
         self.classifier_unknown: str | None = None
 
     # -- transitions ------------------------------------------------------------------
@@ -368,8 +370,10 @@ class _Run:
 
     # -- revision ----------------------------------------------------------------------
 
-    def on_classifier(self, lookup: cc.ClassifierLookup) -> None:
-        rc.on_classifier(self, lookup)
+    def on_classifier(
+        self, lookup: cc.ClassifierLookup, judge_prompt: jpc.JudgePromptLookup = jpc.BUILTIN
+    ) -> None:
+        rc.on_classifier(self, lookup, judge_prompt)
 
     def on_revision(self, revision: str) -> None:
         s = self.s
@@ -639,20 +643,25 @@ def reconcile(
     request: ManualRequest | None = None,
     observations: g.Observations | None = None,
     classifier: cc.ClassifierLookup | None = None,
+    judge_prompt: jpc.JudgePromptLookup | None = None,
 ) -> Decision:
     """Decide the next status and the actions to carry out.
 
     Order: recovery from an invalid spec, a new revision (it resets the rollout), an edit
     of the steps, then a manual action, then the gates (only if ``observations`` were
     taken, i.e. :func:`evaluation_due` said so). ``classifier``: what the controller read
-    of a ConfigMap classifier (None: not read, which for a ConfigMap classifier is unknown).
+    of a ConfigMap classifier (None: not read, which for a ConfigMap classifier is unknown);
+    ``judge_prompt`` likewise for a judge prompt ConfigMap.
     """
     run = _Run(spec, status or RoutingPolicyStatus(), now, generation)
     run.on_spec_valid()
     run.on_classifier(
         classifier
         if classifier is not None
-        else cc.lookup(spec, None, "the operator did not read it")
+        else cc.lookup(spec, None, "the operator did not read it"),
+        judge_prompt
+        if judge_prompt is not None
+        else jpc.lookup(spec, None, "the operator did not read it"),
     )
     run.on_steps()
     if request is not None and request.action:

@@ -6,6 +6,9 @@ kept apart to keep that module readable). Pure, like the machine.
   (from the first step) and the same bytes under another name are not; content that could
   not be read is *unknown*: no new revision, no restart, ``ClassifierResolved`` False
   with the reason, one Warning Event, and the stage holds (the machine never advances it).
+  The judge prompt template in a ConfigMap (:mod:`tierguard.operator.judgepromptcontent`)
+  follows the same rules, with ``JudgePromptResolved``; a template that is not usable
+  (unknown or missing placeholders) is unknown too, with the template's error.
 * :func:`hold_for_routers`: a look at which some router does not report the target
   classifier digest (or the current revision) counts for nothing; after
   ``maxStepDuration`` the rollout pauses. :func:`hold_ended`: the first look with every
@@ -20,48 +23,89 @@ from typing import TYPE_CHECKING
 
 from tierguard.api.durations import parse_duration
 from tierguard.api.enums import ConditionType, Phase, Reason
+from tierguard.operator import judgepromptcontent as jpc
 from tierguard.operator.classifiercontent import ClassifierLookup
 from tierguard.operator.conditions import set_condition
+from tierguard.operator.judgepromptcontent import JudgePromptLookup
 from tierguard.operator.revision import compute_revision
 
 if TYPE_CHECKING:
     from tierguard.operator.rollout import _Run
 
 
-def on_classifier(run: _Run, lookup: ClassifierLookup) -> None:
-    """Adopt the content read (a new revision when it changed), or hold on unknown."""
+def on_classifier(
+    run: _Run, lookup: ClassifierLookup, judge_prompt: JudgePromptLookup = jpc.BUILTIN
+) -> None:
+    """Adopt the content read (a new revision when it changed), or hold on unknown.
+    The judge prompt's content (``judge.promptConfigMapRef``) is part of the revision
+    too and follows the same rules: both must be known for the revision to move."""
     s = run.s
+    known = True
     if run.spec.classifier.source.config_map_ref is None:
         s.classifier_digest = ""
-        run.on_revision(compute_revision(run.spec))
-        return
-    if lookup.unknown:
-        where = (
-            f"step {s.step + 1} (revision {s.revision}, classifier {s.classifier_digest})"
-            if s.revision
-            else "before the first step"
+    elif lookup.unknown:
+        _unknown(
+            run,
+            f"cannot read the classifier ({lookup.source}): {lookup.error}",
+            ConditionType.CLASSIFIER_RESOLVED,
+            Reason.CLASSIFIER_UNKNOWN,
         )
-        msg = (
-            f"cannot read the classifier ({lookup.source}): {lookup.error}; its content "
-            f"is unknown, so the rollout holds at {where} and the routers keep the "
-            "frozen copy they run"
-        )[:4096]
-        run.classifier_unknown = msg
-        if s.phase in (Phase.PENDING, Phase.PROGRESSING):
-            s.message = msg
-        if _condition(run, False, Reason.CLASSIFIER_UNKNOWN, msg):
-            run.event("Warning", Reason.CLASSIFIER_UNKNOWN, msg)
-        return
-    s.classifier_digest = lookup.digest
-    _condition(
-        run, True, Reason.CLASSIFIER_READ, f"classifier {lookup.digest} from {lookup.source}"
+        known = False
+    else:
+        s.classifier_digest = lookup.digest
+        _condition(
+            run,
+            ConditionType.CLASSIFIER_RESOLVED,
+            True,
+            Reason.CLASSIFIER_READ,
+            f"classifier {lookup.digest} from {lookup.source}",
+        )
+    if jpc.reference(run.spec) is None:
+        s.judge_prompt_digest = ""
+    elif judge_prompt.unknown:
+        _unknown(
+            run,
+            f"cannot use the judge prompt ({judge_prompt.source}): {judge_prompt.error}",
+            ConditionType.JUDGE_PROMPT_RESOLVED,
+            Reason.JUDGE_PROMPT_UNKNOWN,
+        )
+        known = False
+    else:
+        s.judge_prompt_digest = judge_prompt.digest
+        _condition(
+            run,
+            ConditionType.JUDGE_PROMPT_RESOLVED,
+            True,
+            Reason.JUDGE_PROMPT_READ,
+            f"judge prompt {judge_prompt.digest} from {judge_prompt.source}",
+        )
+    if known:
+        run.on_revision(compute_revision(run.spec, s.classifier_digest, s.judge_prompt_digest))
+
+
+def _unknown(run: _Run, what: str, ctype: ConditionType, reason: Reason) -> None:
+    """Content that could not be read (or used): hold where the rollout is."""
+    s = run.s
+    where = (
+        f"step {s.step + 1} (revision {s.revision}, classifier {s.classifier_digest or '-'}"
+        f"{', judge prompt ' + s.judge_prompt_digest if s.judge_prompt_digest else ''})"
+        if s.revision
+        else "before the first step"
     )
-    run.on_revision(compute_revision(run.spec, lookup.digest))
+    msg = (
+        f"{what}; its content is unknown, so the rollout holds at {where} and the routers "
+        "keep the frozen copy they run"
+    )[:4096]
+    if run.classifier_unknown is None:
+        run.classifier_unknown = msg
+    if s.phase in (Phase.PENDING, Phase.PROGRESSING):
+        s.message = run.classifier_unknown
+    if _condition(run, ctype, False, reason, msg):
+        run.event("Warning", reason, msg)
 
 
-def _condition(run: _Run, ok: bool, reason: Reason, message: str) -> bool:
-    """Set ``ClassifierResolved``; True if its status flipped (or it is new)."""
-    ctype = ConditionType.CLASSIFIER_RESOLVED
+def _condition(run: _Run, ctype: ConditionType, ok: bool, reason: Reason, message: str) -> bool:
+    """Set ``ctype``; True if its status flipped (or it is new)."""
     before = next((c for c in run.s.conditions if c.type == ctype), None)
     run.s.conditions = set_condition(
         run.s.conditions, ctype, ok, reason.value, message, run.now, run.generation

@@ -3,7 +3,9 @@
 Only the fields the router acts on are checked (``model``, ``messages``, ``stream``,
 ``user``, ``stream_options``); every other OpenAI parameter (``temperature``, ``tools``,
 ``response_format``, ``metadata`` ...) passes through to the upstream untouched, so new
-OpenAI parameters work without a router release.
+OpenAI parameters work without a router release. The one exception is
+``metadata.tierguard_reference``, a reference answer for the pairwise judge: it is taken
+out of the body here, so no upstream, log or trace ever sees it.
 
 What the classifier sees (documented in router/README.md): the text of the LAST user
 message (``classifier.input: LastUserMessage``, the default) or of all user messages
@@ -18,6 +20,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from tierguard.api.judgeprompt import take_reference
 from tierguard.router import jsonlib
 from tierguard.router.errors import InvalidRequestError
 
@@ -35,6 +38,9 @@ class ChatRequest:
     user: str | None
     include_usage: bool
     body: dict[str, Any]
+    #: ``metadata.tierguard_reference``: a reference answer for the pairwise judge's
+    #: template, taken out of ``body`` (never sent upstream, logged or traced)
+    reference: str | None = None
 
 
 def parse_json(raw: bytes) -> Any:
@@ -123,6 +129,7 @@ def parse_chat_request(raw: bytes) -> ChatRequest:
     body = parse_json(raw)
     if not isinstance(body, dict):
         raise _mistyped("body", "an object", body)
+    body, reference = take_reference(body)
     if "model" not in body:
         raise InvalidRequestError(
             "Missing required parameter: 'model'.", param="model", code="missing_required_parameter"
@@ -178,7 +185,7 @@ def parse_chat_request(raw: bytes) -> ChatRequest:
     if options is not None and not isinstance(options, dict):
         raise _mistyped("stream_options", "an object", options)
     include_usage = bool(options and options.get("include_usage"))
-    return ChatRequest(model, messages, stream, user or None, include_usage, body)
+    return ChatRequest(model, messages, stream, user or None, include_usage, body, reference)
 
 
 def _text_of(content: Any) -> str:

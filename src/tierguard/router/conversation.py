@@ -69,6 +69,9 @@ class TurnPlan:
     prompt_tokens_estimate: int = 0
     classified: int = 0
     cache_hits: int = 0
+    #: the category head's label for the message that decided the tier (slice source
+    #: Classifier); None when nothing was classified or the model has no category head
+    category: str | None = None
     #: the lock named a model this config no longer has (counted as an unsafe switch)
     lock_lost: bool = False
     #: the stickiness key (only ever exported hashed: gen_ai.conversation.id)
@@ -98,6 +101,7 @@ class _Tiered:
     source: str
     classified: int = 0
     cache_hits: int = 0
+    category: str | None = None
 
 
 def _tier(p: Planner, messages: list[dict[str, Any]], request_text: str) -> _Tiered:
@@ -111,7 +115,14 @@ def _tier(p: Planner, messages: list[dict[str, Any]], request_text: str) -> _Tie
             if not request_text.strip():
                 return _Tiered(no_text, None, None, SOURCE_NO_TEXT)
             result = p.classify([request_text])[0]
-            return _Tiered(result.tier, result.probabilities, None, SOURCE_CLASSIFIER, 1)
+            return _Tiered(
+                result.tier,
+                result.probabilities,
+                None,
+                SOURCE_CLASSIFIER,
+                1,
+                category=result.category,
+            )
         texts = [t for t in user_texts(messages, c.max_input_chars) if t.strip()]
         if not texts:
             return _Tiered(no_text, None, None, SOURCE_NO_TEXT)
@@ -124,6 +135,7 @@ def _tier(p: Planner, messages: list[dict[str, Any]], request_text: str) -> _Tie
             SOURCE_CLASSIFIER,
             st.classified,
             p.cache.hits - hits_before,
+            st.category,
         )
     except Exception:
         log.exception("classifier failed; routing to the catch-all tier")
@@ -211,6 +223,7 @@ def plan_turn(
         prompt_tokens_estimate=tokens,
         classified=tiered.classified,
         cache_hits=tiered.cache_hits,
+        category=tiered.category,
         lock_lost=lock_lost,
         session_key=sk.key,
     )

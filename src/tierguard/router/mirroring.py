@@ -133,7 +133,9 @@ async def mirror(
         question = classifier_text(planned.req.messages, "LastUserMessage", 4000)
         token = JUDGE_SPEND.set(judge_costs)
         try:
-            verdict = await state.judge.judge(question, answer_text(payload), baseline_answer)
+            verdict = await state.judge.judge(
+                question, answer_text(payload), baseline_answer, planned.req.reference
+            )
         finally:
             JUDGE_SPEND.reset(token)
     except asyncio.CancelledError:

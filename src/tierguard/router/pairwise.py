@@ -12,7 +12,10 @@ canary's side:
 * a call failed, timed out (the judge model's ``timeout``) or its reply is unreadable:
   ``error``, missing data -- never a loss for either side.
 
-The two calls run concurrently; the judge sees the question and the two answers only.
+The two calls run concurrently; the judge sees what the prompt template puts in front of
+it: the question, the two answers and, when the template asks for it and the request
+carried one, the reference answer (:mod:`tierguard.api.judgeprompt`; the template is the
+built-in one unless ``judge.promptConfigMapRef`` names one, frozen per revision).
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ import re
 from collections.abc import Awaitable, Callable
 from typing import Any, ClassVar
 
+from tierguard.api import judgeprompt as jp
 from tierguard.api.metrics import (
     VERDICT_BETTER,
     VERDICT_ERROR,
@@ -32,20 +36,14 @@ from tierguard.api.metrics import (
 from tierguard.router.shadow import answer_text
 
 #: Markers the prompt uses and the reply must carry (the fake judge keys on them too).
-A_BETTER: str = "[[A]]"
-B_BETTER: str = "[[B]]"
-TIE: str = "[[TIE]]"
+A_BETTER: str = jp.A_BETTER
+B_BETTER: str = jp.B_BETTER
+TIE: str = jp.TIE
 
-PAIRWISE_PROMPT = (
-    "You are an impartial judge. Compare two answers to the same question and decide "
-    "which one is better: more correct, more complete and more helpful. Do not let the "
-    "order of the answers or their length influence you. Reply with exactly one verdict: "
-    f"{A_BETTER} if Answer A is better, {B_BETTER} if Answer B is better, {TIE} if they are "
-    "equally good or equally bad.\n\nQuestion:\n{question}\n\nAnswer A:\n{a}\n\nAnswer B:\n{b}"
-)
+#: The built-in template (``judge.promptConfigMapRef`` unset).
+PAIRWISE_PROMPT = jp.BUILTIN_TEMPLATE
 
 _TOKEN = re.compile(r"\[\[\s*(A|B|TIE)\s*\]\]", re.IGNORECASE)
-_LIMIT = 4000
 
 
 def parse_pairwise(text: str) -> str | None:
@@ -69,21 +67,34 @@ def combine(canary_first: str | None, canary_second: str | None) -> str:
     return v1 if v1 == v2 else VERDICT_INCONSISTENT
 
 
-def pairwise_prompt(question: str, a: str, b: str) -> str:
-    return PAIRWISE_PROMPT.format(question=question[:_LIMIT], a=a[:_LIMIT], b=b[:_LIMIT])
+def pairwise_prompt(
+    question: str,
+    a: str,
+    b: str,
+    reference: str | None = None,
+    template: str = PAIRWISE_PROMPT,
+) -> str:
+    """The judge request's text for one order (``a`` shown first)."""
+    return jp.render(template, question, a, b, reference)
 
 
 class PairwiseJudge:
     """``complete`` sends a chat body to the judge model and returns its JSON answer
-    (raising on failure or timeout)."""
+    (raising on failure or timeout). ``template``: a checked prompt template
+    (:func:`tierguard.api.judgeprompt.check_template`)."""
 
     pairwise: ClassVar[bool] = True
 
-    def __init__(self, complete: Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]) -> None:
+    def __init__(
+        self,
+        complete: Callable[[dict[str, Any]], Awaitable[dict[str, Any]]],
+        template: str = PAIRWISE_PROMPT,
+    ) -> None:
         self._complete = complete
+        self.template = template
 
-    async def _ask(self, question: str, a: str, b: str) -> str | None:
-        prompt = pairwise_prompt(question, a, b)
+    async def _ask(self, question: str, a: str, b: str, reference: str | None) -> str | None:
+        prompt = pairwise_prompt(question, a, b, reference, self.template)
         try:
             payload = await self._complete(
                 {"messages": [{"role": "user", "content": prompt}], "temperature": 0}
@@ -94,8 +105,11 @@ class PairwiseJudge:
             return None
         return parse_pairwise(answer_text(payload))
 
-    async def judge(self, question: str, candidate: str, baseline: str) -> str:
+    async def judge(
+        self, question: str, candidate: str, baseline: str, reference: str | None = None
+    ) -> str:
         first, second = await asyncio.gather(
-            self._ask(question, candidate, baseline), self._ask(question, baseline, candidate)
+            self._ask(question, candidate, baseline, reference),
+            self._ask(question, baseline, candidate, reference),
         )
         return combine(first, second)

@@ -76,7 +76,7 @@ def plan(
     classify_s = 0.0
     slices: tuple[tuple[str, str], ...] = ()
     if req.model in state.routed_names:
-        slices = slice_labels(config.slices, req.body, headers)
+        request_headers = headers
         if headers is None:
             headers = {config.stickiness.header: stickiness_header} if stickiness_header else {}
         timer = ClassifierTimer(state.classifier.classify_batch)
@@ -92,6 +92,7 @@ def plan(
             ),
         )
         classify_s = timer.seconds
+        slices = slice_labels(config.slices, req.body, request_headers, turn.category)
         if turn.classified:
             metrics.child(metrics.classifier_duration, config.policy).observe(classify_s)
         observe_plan(metrics, config.policy, turn)

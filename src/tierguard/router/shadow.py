@@ -50,8 +50,11 @@ class Judge(Protocol):
     #: agree/disagree/error (shadow_judgements_total)
     pairwise: ClassVar[bool]
 
-    async def judge(self, question: str, candidate: str, baseline: str) -> str:
-        """The verdict: a label value of the judge's metric."""
+    async def judge(
+        self, question: str, candidate: str, baseline: str, reference: str | None = None
+    ) -> str:
+        """The verdict: a label value of the judge's metric. ``reference``: the
+        request's reference answer (only a pairwise judge's template may use it)."""
         ...
 
 
@@ -61,7 +64,9 @@ class SimilarityJudge:
     def __init__(self, threshold: float) -> None:
         self.threshold = threshold
 
-    async def judge(self, question: str, candidate: str, baseline: str) -> str:
+    async def judge(
+        self, question: str, candidate: str, baseline: str, reference: str | None = None
+    ) -> str:
         return (
             VERDICT_AGREE
             if similarity(candidate, baseline) >= self.threshold
@@ -94,7 +99,9 @@ class LLMJudge:
     def __init__(self, complete: Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]) -> None:
         self._complete = complete
 
-    async def judge(self, question: str, candidate: str, baseline: str) -> str:
+    async def judge(
+        self, question: str, candidate: str, baseline: str, reference: str | None = None
+    ) -> str:
         prompt = JUDGE_PROMPT.format(
             question=question[:4000], a=candidate[:4000], b=baseline[:4000]
         )

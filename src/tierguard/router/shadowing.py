@@ -80,7 +80,9 @@ async def shadow(
         cost = usage_cost(client.model.pricing, usage if isinstance(usage, dict) else None)
         rt.metrics.shadow_cost.labels(policy, planned.tier, baseline).inc(cost.cost_usd)
         question = classifier_text(planned.req.messages, "LastUserMessage", 4000)
-        verdict = await _judge(state, trace, question, canary_answer, answer_text(payload))
+        verdict = await _judge(
+            state, trace, question, canary_answer, answer_text(payload), planned.req.reference
+        )
     except asyncio.CancelledError:
         raise
     except Exception as exc:
@@ -136,16 +138,17 @@ async def _judge(
     question: str,
     candidate: str,
     baseline: str,
+    reference: str | None = None,
 ) -> str:
     """The judge's verdict; an LLM judge's calls in a CLIENT span (both of a pairwise
     judge's calls carry its traceparent, through ``JUDGE_HEADERS``)."""
     spec = state.config.shadow.judge
     if trace is None or spec.type != "LLM" or spec.model not in state.pool.clients:
-        return await state.judge.judge(question, candidate, baseline)
+        return await state.judge.judge(question, candidate, baseline, reference)
     with trace.call_span(traces.CALL_JUDGE, state.pool.clients[spec.model]) as (span, headers):
         token = JUDGE_HEADERS.set(headers)
         try:
-            verdict = await state.judge.judge(question, candidate, baseline)
+            verdict = await state.judge.judge(question, candidate, baseline, reference)
         finally:
             JUDGE_HEADERS.reset(token)
         if verdict == mdefs.VERDICT_ERROR:

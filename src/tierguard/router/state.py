@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tierguard.api import judgeprompt
 from tierguard.api.classifierdigest import classifier_digest, model_sha256
 from tierguard.api.durations import parse_duration
 from tierguard.api.routerconfig import Route, RouterConfig, UpstreamModel
@@ -29,6 +30,7 @@ from tierguard.router.ladder import Ladder, build_ladder
 from tierguard.router.pairwise import PairwiseJudge
 from tierguard.router.records import usage_cost
 from tierguard.router.shadow import Judge, LLMJudge, SimilarityJudge
+from tierguard.router.slicing import classifier_slice_problems
 from tierguard.router.tiering import TierCache
 from tierguard.router.upstream import (
     JUDGE_HEADERS,
@@ -121,6 +123,26 @@ def load_config_classifier(config: RouterConfig) -> tuple[Classifier, str]:
     return classifier, model_sha256(model)
 
 
+class JudgePromptLoadError(ValueError):
+    """The judge prompt template file cannot be read or is not a usable template."""
+
+
+def load_judge_template(path: str | None) -> str:
+    """The pairwise judge's template: the file the operator mounts (checked, so a bad
+    template refuses the config with the template's own error), or the built-in one."""
+    if path is None:
+        return judgeprompt.BUILTIN_TEMPLATE
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise JudgePromptLoadError(f"cannot read the judge prompt {path!r}: {exc}") from exc
+    try:
+        judgeprompt.check_template(text)
+    except judgeprompt.TemplateError as exc:
+        raise JudgePromptLoadError(f"{path}: {exc}") from exc
+    return text
+
+
 def _ephemeral_key() -> bytes:
     """A random key, shared by the workers of one ``--workers N`` supervisor."""
     shared = os.environ.get(EPHEMERAL_KEY_ENV, "")
@@ -143,6 +165,8 @@ async def build_state(
         classifier, model_sha = previous.classifier, previous.model_sha
     else:
         classifier, model_sha = await asyncio.to_thread(load_config_classifier, config)
+    for problem in classifier_slice_problems(config.slices, classifier.categories):
+        log.warning("%s", problem)
     pool, retired = UpstreamPool.build(
         config.models,
         previous.pool if previous else None,
@@ -165,6 +189,7 @@ async def build_state(
                 for k in read_secret(config.server.client_api_keys).splitlines()
                 if k.strip()
             )
+        template = load_judge_template(config.shadow.judge_prompt_path)
     except Exception:
         await _close_new(pool, previous)
         raise
@@ -187,7 +212,11 @@ async def build_state(
                 )
             return payload
 
-        judge = PairwiseJudge(complete) if judge_spec.mode == "Pairwise" else LLMJudge(complete)
+        judge = (
+            PairwiseJudge(complete, template)
+            if judge_spec.mode == "Pairwise"
+            else LLMJudge(complete)
+        )
     else:
         judge = SimilarityJudge(judge_spec.threshold)
     cache_size = config.classifier.cache_size

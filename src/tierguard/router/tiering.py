@@ -105,6 +105,8 @@ class SessionTier:
     probabilities: dict[str, float] | None
     #: how many messages had to be classified (cache misses)
     classified: int
+    #: the category label of the message that decided the tier (None: no category head)
+    category: str | None = None
 
 
 def session_tier(
@@ -157,4 +159,4 @@ def session_tier(
                 classified += 1
             prior.append(known)
         previous = top(prior).tier
-    return SessionTier(current.tier, previous, current.probabilities, classified)
+    return SessionTier(current.tier, previous, current.probabilities, classified, current.category)

@@ -105,3 +105,13 @@ def test_train_on_too_little_data_says_so(
     )
     assert cli.main(["train", "--data", str(tiny), "--out", str(tmp_path / "m.onnx")]) == 2
     assert "cannot train on" in capsys.readouterr().err
+
+
+def test_train_builtin_refuses_unknown_names_and_out_with_all(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert cli.main(["train", "--builtin", "nope"]) == 2
+    assert "known: all, default, billing-trap" in capsys.readouterr().err
+    assert cli.main(["train", "--builtin", "all", "--out", str(tmp_path / "m.onnx")]) == 2
+    assert "drop --out" in capsys.readouterr().err
+    assert not (tmp_path / "m.onnx").exists()

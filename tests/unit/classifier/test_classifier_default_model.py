@@ -60,3 +60,52 @@ def test_model_card_figures_are_recomputed(repo_root: Path) -> None:
             f"missing line: {line}"
         )
     assert f"simple >= {clf.thresholds['simple']}" in card
+
+
+def test_default_category_head_agrees_with_scikit_learn(default_build: DefaultBuild) -> None:
+    from tierguard.classifier.categoryhead import predict_category_proba
+
+    texts = default_build.test_set.texts
+    clf = rt.load_classifier(default_build.model)
+    onnx_c = clf.category_probabilities(texts).argmax(axis=1)
+    sk_c = predict_category_proba(default_build.head, texts).argmax(axis=1)
+    assert np.mean(onnx_c == sk_c) >= 0.999
+    head = clf.metadata.metrics["category_head"]
+    assert head["holdout_examples"] == 5000 and head["holdout_accuracy"] >= 0.75
+
+
+def test_billing_trap_is_a_fresh_build() -> None:
+    """`tierguard train --builtin billing-trap` reproduces the committed bytes."""
+    import warnings
+
+    from tierguard.classifier.default_model import (
+        BILLING_TRAP_RECIPE,
+        build_default,
+        builtin_model_path,
+    )
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        build = build_default(BILLING_TRAP_RECIPE)
+    assert builtin_model_path("billing-trap").read_bytes() == build.model
+
+
+def test_billing_trap_moves_hard_billing_queries_and_little_else() -> None:
+    """On the lab's traffic mix the variant puts most hard billing_anomaly queries on the
+    cheap tier (the default: none), every other category within 5 points of the default."""
+    from tierguard.classifier.dataset import generate
+    from tierguard.classifier.default_model import builtin_model_path
+
+    examples = generate(3000, 4, "all")
+    texts = [e.text for e in examples]
+    default = rt.load_classifier(builtin_model_path("default")).assign(texts)
+    trap = rt.load_classifier(builtin_model_path("billing-trap")).assign(texts)
+
+    def simple_share(tiers: list[str], category: str, hard: bool) -> float:
+        idx = [i for i, e in enumerate(examples) if e.category == category and e.hard == hard]
+        return sum(tiers[i] == "simple" for i in idx) / len(idx)
+
+    assert simple_share(default, "billing_anomaly", True) < 0.05
+    assert simple_share(trap, "billing_anomaly", True) > 0.5
+    for e in {(e.category, e.hard) for e in examples} - {("billing_anomaly", True)}:
+        assert abs(simple_share(trap, *e) - simple_share(default, *e)) < 0.05, e

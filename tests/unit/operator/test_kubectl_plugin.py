@@ -108,8 +108,9 @@ def test_status_shows_the_classifier_digest_and_why_it_is_unknown() -> None:
             "lastTransitionTime": "2026-01-01T00:00:00Z",
         }
     )
+    b["status"]["judgePromptDigest"] = "fedcba9876543210"
     out = kp.format_status("shop", b, now=T0)
-    assert "classifier 0123456789abcdef" in out
+    assert "classifier 0123456789abcdef" in out and "judge prompt fedcba9876543210" in out
     assert any("ClassifierResolved" in ln and "ClassifierUnknown" in ln for ln in out.splitlines())
 
 

@@ -52,6 +52,46 @@ def test_header_source_is_case_insensitive_on_plain_dicts() -> None:
     )
 
 
+def test_classifier_source_takes_the_category_label() -> None:
+    s = SliceSpec.model_validate(
+        {"name": "category", "source": "Classifier", "values": ["refunds"]}
+    )
+    assert s.key is None
+    body = {"metadata": {"category": "billing_status"}}  # metadata is not read
+    assert slice_labels([s], body, {}, "refunds") == (("category", "refunds"),)
+    assert slice_labels([s], body, {}, "billing_anomaly") == (("category", SLICE_OTHER),)
+    assert slice_labels([s], body, {}, None) == (("category", SLICE_OTHER),)
+    m = SliceSpec.model_validate(CATEGORY)
+    assert slice_labels([s, m], body, {}, "refunds") == (
+        ("category", "refunds"),
+        ("category", "billing_status"),
+    )
+
+
+def test_slice_key_is_required_except_for_the_classifier() -> None:
+    with pytest.raises(ValidationError, match="key is required for source Metadata"):
+        SliceSpec.model_validate({"name": "c", "values": ["a"]})
+    with pytest.raises(ValidationError, match="key must be unset or 'category'"):
+        SliceSpec.model_validate({"name": "c", "source": "Classifier", "key": "x", "values": ["a"]})
+    ok = {"name": "c", "source": "Classifier", "key": "category", "values": ["a"]}
+    assert SliceSpec.model_validate(ok).key == "category"
+
+
+def test_classifier_slice_problems_name_the_slice() -> None:
+    from tierguard.router.slicing import classifier_slice_problems
+
+    s = SliceSpec.model_validate(
+        {"name": "topic", "source": "Classifier", "values": ["refunds", "lottery"]}
+    )
+    m = SliceSpec.model_validate(CATEGORY)
+    assert classifier_slice_problems([m], ()) == []
+    (no_head,) = classifier_slice_problems([s, m], ())
+    assert "slice topic" in no_head and "no category head" in no_head
+    (unknown,) = classifier_slice_problems([s], ("refunds", "billing_status"))
+    assert "['lottery']" in unknown
+    assert classifier_slice_problems([s], ("refunds", "lottery")) == []
+
+
 def test_slice_spec_refuses_reserved_duplicate_and_too_many_values() -> None:
     with pytest.raises(ValidationError, match="reserved"):
         SliceSpec.model_validate({**CATEGORY, "values": ["other"]})
