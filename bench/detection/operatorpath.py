@@ -67,12 +67,14 @@ T0 = datetime(2026, 12, 1, tzinfo=UTC)
 F64 = npt.NDArray[np.float64]
 
 
-def manifest(sample_rate: float | None = None) -> dict[str, Any]:
-    """The study's policy: defaults everywhere except the system it describes."""
+def manifest(sample_rate: float | None = None, sized: bool = False) -> dict[str, Any]:
+    """The study's policy: defaults everywhere except the system it describes.
+    ``sized``: pre-flight sized for the 10 % tier at low traffic (it mirrors all of that
+    tier's requests, for up to 24 h), the one departure from the defaults, stated."""
     shadow: dict[str, Any] = {"judge": {"type": "LLM", "model": "judge", "mode": "Pairwise"}}
     if sample_rate is not None:
         shadow["sampleRate"] = sample_rate
-    return {
+    doc: dict[str, Any] = {
         "models": [
             {"name": "big", "baseURL": "http://big/v1", "upstreamModel": "b"},
             {"name": "small", "baseURL": "http://small/v1", "upstreamModel": "s"},
@@ -95,10 +97,18 @@ def manifest(sample_rate: float | None = None) -> dict[str, Any]:
         },
         "router": {"shadow": shadow},
     }
+    if sized:
+        doc["rollout"] = {
+            "preflight": {
+                "tiers": [{"tier": TIERS[-1][0], "sampleRate": 1.0}],
+                "maxDuration": "24h",
+            }
+        }
+    return doc
 
 
-def policy(sample_rate: float | None = None) -> RoutingPolicySpec:
-    return RoutingPolicySpec.model_validate(manifest(sample_rate))
+def policy(sample_rate: float | None = None, sized: bool = False) -> RoutingPolicySpec:
+    return RoutingPolicySpec.model_validate(manifest(sample_rate, sized))
 
 
 @dataclass(frozen=True)
@@ -109,6 +119,7 @@ class Cell:
     rpm: float  # eligible requests per minute, all tiers
     per_user_day: float = 20.0  # requests per user a day
     sample_rate: float | None = None  # None: the policy default (0.1)
+    sized: bool = False  # pre-flight sized for the small tier (see manifest)
 
     def loss(self, tier: int) -> float:
         if self.kind == "within":
@@ -268,6 +279,7 @@ HEAVY = 200.0
 #: side's bound for a canary 1 point worse about ten times as many pairs.
 FULL_RPM = 30000.0
 MID_RPM = 3000.0
+SIZED_RPM = 8000.0
 SEED_RPM = 75.0
 
 CELLS: tuple[Cell, ...] = (
@@ -277,12 +289,14 @@ CELLS: tuple[Cell, ...] = (
     Cell("within-0.02", "within", 0.02, FULL_RPM),
     Cell("within-0.02-heavy", "within", 0.02, FULL_RPM, HEAVY),
     Cell("within-0.02-3000", "within", 0.02, MID_RPM),
+    Cell("within-0.02-8000", "within", 0.02, SIZED_RPM),
     Cell("drop-seed", "drop", 0.02, SEED_RPM),
+    Cell("drop-seed-sized", "drop", 0.02, SEED_RPM, sized=True),
     Cell("drop-0.02", "drop", 0.02, FULL_RPM),
 )
 #: Cells the unit test recomputes (they end within the first stage or two).
 QUICK = ("drop-0.02",)
-HORIZON = 6 * 60 + 5 * 120 + 10  # pre-flight (at most 6 h), five steps of at most 2 h
+HORIZON = 24 * 60 + 5 * 120 + 10  # pre-flight (at most 6 h, sized 24 h), five 2 h steps
 
 
 def first_step_pairs(spec: RoutingPolicySpec) -> float:
@@ -299,7 +313,7 @@ def compute(
     for cell in CELLS:
         if keys is not None and cell.key not in keys:
             continue
-        spec = policy(cell.sample_rate)
+        spec = policy(cell.sample_rate, cell.sized)
         n = runs_aa if cell.kind == "aa" and runs_aa is not None else runs
         started = time.time()
         base = seed + zlib.crc32(cell.key.encode()) % 1_000_000
@@ -314,6 +328,7 @@ def compute(
                 "requests_per_minute": cell.rpm,
                 "requests_per_user_day": cell.per_user_day,
                 "sample_rate": spec.router.shadow.sample_rate,
+                "sized": cell.sized,
                 "runs": n,
                 "rolled_back": phases.count(Phase.ROLLED_BACK.value) / n,
                 "promoted": phases.count(Phase.PROMOTED.value) / n,
@@ -344,8 +359,8 @@ def render(data: dict[str, Any]) -> str:
         "other row; `rollout.reconcile` once a minute with the policy defaults "
         "(8 gates: 4 pairwise ShadowDisagreement, 4 two-arm ErrorRate), 16 user clusters.",
         "",
-        "| scenario | eligible req/min | requests per user a day | intra-user correlation "
-        "| shadow sampleRate | rolled back | of which at the first step | promoted | paused "
+        "| scenario | eligible req/min | policy | requests per user a day "
+        "| intra-user correlation | rolled back | at the first stage | promoted | paused "
         "| median time to rollback |",
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
@@ -353,7 +368,8 @@ def render(data: dict[str, Any]) -> str:
         t = x["median_minutes_to_rollback"]
         rows.append(
             f"| {KINDS[x['scenario']]} | {x['requests_per_minute']:g} "
-            f"| {x['requests_per_user_day']:g} | {x['icc']:g} | {x['sample_rate']:g} "
+            f"| {'pre-flight sized for the 10 % tier' if x.get('sized') else 'defaults'} "
+            f"| {x['requests_per_user_day']:g} | {x['icc']:g} "
             f"| {x['rolled_back']:.1%} | {x['rolled_back_first_stage']:.1%} "
             f"| {x['promoted']:.1%} | {x['paused']:.1%} | {'–' if t is None else f'{t:.0f} min'} |"
         )
