@@ -185,6 +185,8 @@ def test_slice_loss_row_recomputes(slices_recorded: dict[str, Any]) -> None:
 
 import operatorpath  # noqa: E402
 
+from tierguard.operator.gates import gate_specs  # noqa: E402
+
 OPERATOR_RUNS = 12
 
 
@@ -203,7 +205,7 @@ def test_operator_path_study_uses_the_policy_defaults() -> None:
     spec = operatorpath.policy()
     assert spec.rollout.min_samples_per_arm == 200 and spec.rollout.max_step_duration == "2h"
     assert spec.router.shadow.sample_rate == 0.1 and spec.analysis.confidence == 0.95
-    gates = operatorpath.g.gate_specs(spec)
+    gates = gate_specs(spec)
     assert sum(gs.pairwise for gs in gates) == 4 and len(gates) == 8
 
 
