@@ -218,6 +218,8 @@ class ConfigMapProjector(threading.Thread):
             return bool(text)
         cfg = yaml.safe_load(text)
         cfg["classifier"]["path"] = str(self.classifier)
+        if cfg.get("shadowClassifier"):  # a decision shadow: the candidate is the same file
+            cfg["shadowClassifier"]["path"] = str(self.classifier)
         cfg["feedback"]["signingKey"] = {"file": str(self.signing_key)}
         cfg["server"] = {**cfg.get("server", {}), "host": "127.0.0.1", "port": self.port}
         cfg["observability"]["decisionLog"] = None

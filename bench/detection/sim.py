@@ -3,8 +3,9 @@
 Reusable by ``bench/detection/run.py`` (the full study) and by the test that recomputes
 the published figures with fewer runs. The gate statistics are *imported* from
 ``tierguard.operator.statistics`` (the same vectorised kernels the operator's
-``GateState`` path calls); only the stage-advance loop is simplified here, because the
-operator's real state machine lives in ``tierguard.operator.rollout``.
+``GateState`` path calls); only the stage-advance loop (in :mod:`stages`, shared with the
+slice study) is simplified, because the operator's real state machine lives in
+``tierguard.operator.rollout``.
 
 Model, per simulated minute, for every run still in flight (all arrays are
 runs x tiers x signals, so thousands of rollouts advance together):
@@ -33,6 +34,14 @@ from typing import Literal
 
 import numpy as np
 import numpy.typing as npt
+from stages import F64 as F64
+from stages import PAUSED as PAUSED
+from stages import PROMOTED as PROMOTED
+from stages import ROLLED_BACK as ROLLED_BACK
+from stages import Bools as Bools
+from stages import Ints, run_stages
+from stages import Traffic as Traffic
+from stages import independent_traffic as independent_traffic
 
 from tierguard.operator import design_effect as de
 from tierguard.operator import statistics as st
@@ -49,11 +58,8 @@ METHOD_LABELS: dict[str, str] = {
     "threshold_loose": "same, loosened (2x drop, limit 10)",
     "aggregate": "aggregate-only e-process",
 }
-ROLLED_BACK, PROMOTED, PAUSED = 0, 1, 2
 #: Minutes of canary data each fixed-threshold check looks at (a PromQL ``[10m]`` range).
 THRESHOLD_WINDOW = 10
-F64 = npt.NDArray[np.float64]
-Bools = npt.NDArray[np.bool_]
 
 
 @dataclass(frozen=True)
@@ -277,35 +283,6 @@ def _z_quantile(p: float) -> float:
     return 0.5 * (lo + hi)
 
 
-# ---------------------------------------------------------------------------- loop
-
-
-Traffic = Callable[[npt.NDArray[np.int64], F64], F64]
-"""(active run ids, canary share per active run) -> one minute's outcomes,
-(4, runs, tiers, signals, clusters): bad_c, n_c, bad_t, n_t."""
-
-
-def independent_traffic(sc: Scenario, rng: np.random.Generator) -> Traffic:
-    """Every request an independent draw (no per-user correlation); one cluster."""
-    k, s = len(sc.tier_shares), len(sc.signals)
-    p_control, p_canary = sc.bad_rates()
-    lam = sc.requests_per_minute * np.asarray(sc.tier_shares)
-    frac = np.array([sig.observed_fraction for sig in sc.signals])
-
-    def draw(ids: npt.NDArray[np.int64], canary_share: F64) -> F64:
-        n_act = len(ids)
-        req = rng.poisson(np.broadcast_to(lam, (n_act, k)))
-        req_t = rng.binomial(req, canary_share[:, None])
-        req_c = req - req_t
-        obs_c = rng.binomial(req_c[..., None], np.broadcast_to(frac, (n_act, k, s)))
-        obs_t = rng.binomial(req_t[..., None], np.broadcast_to(frac, (n_act, k, s)))
-        bad_c = rng.binomial(obs_c, np.broadcast_to(p_control, (n_act, k, s)))
-        bad_t = rng.binomial(obs_t, np.broadcast_to(p_canary, (n_act, k, s)))
-        return np.stack([bad_c, obs_c, bad_t, obs_t]).astype(float)[..., None]
-
-    return draw
-
-
 def simulate(
     sc: Scenario,
     method: Method,
@@ -317,67 +294,24 @@ def simulate(
     """Run ``runs`` rollouts of ``sc`` judged by ``method``; vectorised over runs.
     ``traffic`` builds the outcome generator (default: independent requests)."""
     rng = np.random.default_rng(seed)
-    k, s = len(sc.tier_shares), len(sc.signals)
     draw = traffic(sc, rng, runs) if traffic is not None else independent_traffic(sc, rng)
     primary = next(j for j, sig in enumerate(sc.signals) if sig.quality_signal)
-
-    result = np.full(runs, -1, dtype=np.int64)
-    end_stage = np.zeros(runs, dtype=np.int64)
-    end_minute = np.zeros(runs, dtype=np.int64)
+    tier = sc.drop_tier if method != "aggregate" else 0
     can_samples = np.zeros(runs)
     ctl_samples = np.zeros(runs)
     fail_tier = np.full(runs, -1, dtype=np.int64)
-
-    ids = np.arange(runs)
     gates = _Gates(method, sc, runs)
-    stage = np.zeros(runs, dtype=np.int64)
-    stage_start = np.zeros(runs, dtype=np.int64)
-    stage_n = np.zeros((2, runs, k, s))  # per-stage observed outcomes: control, canary
-    minute = 0
-    while len(ids):
-        minute += 1
-        weight = np.asarray(sc.steps)[stage]
-        canary_share = np.where(weight >= 1.0, 1.0 - sc.holdback, np.maximum(weight, sc.min_share))
-        blk_clusters = draw(ids, canary_share)
-        failed, passed = gates.add(blk_clusters)
-        blk = blk_clusters.sum(axis=-1)
-        stage_n[0] += blk[1]
-        stage_n[1] += blk[3]
-        elapsed = minute - stage_start
-        enough = (stage_n >= sc.min_samples).all(axis=(0, 2, 3))
-        advance = ~failed & passed & enough & (elapsed >= sc.bake_minutes)
-        paused = (
-            ~failed & ~advance & ((elapsed >= sc.max_step_minutes) | (minute >= sc.horizon_minutes))
-        )
-        promoted = advance & (stage == len(sc.steps) - 1)
-        done = failed | paused | promoted
-        if done.any():
-            d = ids[done]
-            result[d] = np.where(
-                failed[done], ROLLED_BACK, np.where(promoted[done], PROMOTED, PAUSED)
-            )
-            end_stage[d] = stage[done]
-            end_minute[d] = minute
-            can_samples[d] = gates.cum[3][done][
-                :, sc.drop_tier if method != "aggregate" else 0, primary
-            ]
-            ctl_samples[d] = gates.cum[1][done][
-                :, sc.drop_tier if method != "aggregate" else 0, primary
-            ]
-            if method == "tierguard":
-                worst = np.argmax(gates.max_fail[done].max(axis=2), axis=1)
-                fail_tier[d] = np.where(failed[done], worst, -1)
-            if progress is not None:
-                progress(int(done.sum()))
-        step_up = advance & ~promoted
-        stage = np.where(step_up, stage + 1, stage)
-        stage_start = np.where(step_up, minute, stage_start)
-        stage_n[:, step_up] = 0.0
-        if done.any():
-            keep = np.flatnonzero(~done)
-            ids, stage, stage_start = ids[keep], stage[keep], stage_start[keep]
-            stage_n = stage_n[:, keep]
-            gates.keep(keep)
+
+    def ended(d: Ints, done: Bools, failed: Bools) -> None:
+        can_samples[d] = gates.cum[3][done][:, tier, primary]
+        ctl_samples[d] = gates.cum[1][done][:, tier, primary]
+        if method == "tierguard":
+            worst = np.argmax(gates.max_fail[done].max(axis=2), axis=1)
+            fail_tier[d] = np.where(failed[done], worst, -1)
+        if progress is not None:
+            progress(int(done.sum()))
+
+    result, end_stage, end_minute = run_stages(sc, runs, draw, gates.add, gates.keep, ended)
     return Outcome(result, end_stage, end_minute, can_samples, ctl_samples, fail_tier)
 
 

@@ -45,6 +45,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 import sim  # noqa: E402
+import stages  # noqa: E402
 
 from tierguard.operator.family import SLICE_SHARE, split_alpha  # noqa: E402
 
@@ -86,10 +87,6 @@ def rates(sc: sim.Scenario, kind: Kind) -> tuple[F64, F64]:
 def simulate(kind: Kind, gating: Gating, runs: int, seed: int) -> dict[str, Any]:
     sc = scenario()
     rng = np.random.default_rng(seed)
-    p_c, p_t = rates(sc, kind)
-    v, s = p_c.shape
-    lam = sc.requests_per_minute * np.asarray(sc.tier_shares)
-    frac = np.array([sig.observed_fraction for sig in sc.signals])
     tier_sc = replace(sc, tier_shares=(1.0,))
     tier = sim._Gates("tierguard", tier_sc, runs)
     slices = sim._Gates("tierguard", sc, runs) if gating == "slices" else None
@@ -98,63 +95,41 @@ def simulate(kind: Kind, gating: Gating, runs: int, seed: int) -> dict[str, Any]
         if g is not None:
             g.alpha, g.level = alpha, float(np.log(1.0 / alpha))
     primary = next(j for j, sig in enumerate(sc.signals) if sig.quality_signal)
-    result = np.full(runs, -1, dtype=np.int64)
-    end_stage = np.zeros(runs, dtype=np.int64)
     by_slice = np.zeros(runs, dtype=bool)
     samples = np.zeros(runs)
-    ids = np.arange(runs)
-    stage = np.zeros(runs, dtype=np.int64)
-    stage_start = np.zeros(runs, dtype=np.int64)
-    stage_n = np.zeros((2, runs, 1, s))
-    minute = 0
-    while len(ids):
-        minute += 1
-        n = len(ids)
-        weight = np.asarray(sc.steps)[stage]
-        share = np.where(weight >= 1.0, 1.0 - sc.holdback, weight)
-        req = rng.poisson(np.broadcast_to(lam, (n, v)))
-        req_t = rng.binomial(req, share[:, None])
-        obs_c = rng.binomial((req - req_t)[..., None], np.broadcast_to(frac, (n, v, s)))
-        obs_t = rng.binomial(req_t[..., None], np.broadcast_to(frac, (n, v, s)))
-        bad_c = rng.binomial(obs_c, np.broadcast_to(p_c, (n, v, s)))
-        bad_t = rng.binomial(obs_t, np.broadcast_to(p_t, (n, v, s)))
-        blk = np.stack([bad_c, obs_c, bad_t, obs_t]).astype(float)[..., None]
-        blk_tier = blk.sum(axis=2, keepdims=True)
-        failed_t, passed = tier.add(blk_tier)
-        failed_s = slices.add(blk)[0] if slices is not None else np.zeros(n, dtype=bool)
-        failed = failed_t | failed_s
-        stage_n[0] += blk_tier[1].sum(axis=-1)
-        stage_n[1] += blk_tier[3].sum(axis=-1)
-        elapsed = minute - stage_start
-        enough = (stage_n >= sc.min_samples).all(axis=(0, 2, 3))
-        advance = ~failed & passed & enough & (elapsed >= sc.bake_minutes)
-        paused = ~failed & ~advance & (minute >= sc.horizon_minutes)
-        promoted = advance & (stage == len(sc.steps) - 1)
-        done = failed | paused | promoted
-        if done.any():
-            d = ids[done]
-            result[d] = np.where(
-                failed[done], sim.ROLLED_BACK, np.where(promoted[done], sim.PROMOTED, sim.PAUSED)
-            )
-            end_stage[d] = stage[done]
-            by_slice[d] = failed_s[done] & ~failed_t[done]
-            samples[d] = tier.cum[3][done][:, 0, primary]
-        step_up = advance & ~promoted
-        stage = np.where(step_up, stage + 1, stage)
-        stage_start = np.where(step_up, minute, stage_start)
-        stage_n[:, step_up] = 0.0
-        if done.any():
-            keep = np.flatnonzero(~done)
-            ids, stage, stage_start = ids[keep], stage[keep], stage_start[keep]
-            stage_n = stage_n[:, keep]
-            tier.keep(keep)
-            if slices is not None:
-                slices.keep(keep)
-    rb, pr = result == sim.ROLLED_BACK, result == sim.PROMOTED
+    failing: dict[str, stages.Bools] = {}  # this minute's verdicts: tier gates, slice gates
+
+    def judge(blk: F64) -> tuple[stages.Bools, stages.Bools]:
+        """The tier's gates see the slice values summed; slice gates can only roll back."""
+        failed_t, passed = tier.add(blk.sum(axis=2, keepdims=True))
+        failed_s = slices.add(blk)[0] if slices is not None else np.zeros_like(failed_t)
+        failing["tier"], failing["slice"] = failed_t, failed_s
+        return failed_t | failed_s, passed
+
+    def keep(idx: stages.Ints) -> None:
+        tier.keep(idx)
+        if slices is not None:
+            slices.keep(idx)
+
+    def ended(d: stages.Ints, done: stages.Bools, failed: stages.Bools) -> None:
+        by_slice[d] = failing["slice"][done] & ~failing["tier"][done]
+        samples[d] = tier.cum[3][done][:, 0, primary]
+
+    result, end_stage, _ = stages.run_stages(
+        # minimum samples per arm on the tier; no stage pauses before the horizon
+        replace(sc, max_step_minutes=sc.horizon_minutes),
+        runs,
+        stages.independent_traffic(sc, rng, rates(sc, kind)),
+        judge,
+        keep,
+        ended,
+        stage_counts=lambda blk: blk.sum(axis=2, keepdims=True),
+    )
+    rb, pr = result == stages.ROLLED_BACK, result == stages.PROMOTED
     return {
         "rolled_back": float(rb.mean()),
         "promoted": float(pr.mean()),
-        "paused": float((result == sim.PAUSED).mean()),
+        "paused": float((result == stages.PAUSED).mean()),
         "rolled_back_by_slice_gate": float(by_slice.mean()),
         "rolled_back_by_stage": [float(np.mean(rb & (end_stage == i))) for i in range(5)],
         "median_canary_samples_at_rollback": float(np.median(samples[rb])) if rb.any() else None,

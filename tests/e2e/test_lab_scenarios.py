@@ -1,4 +1,5 @@
-"""End to end: the lab's `healthy` and `pareto-trap` scenarios on the real system.
+"""End to end: the lab's `healthy`, `pareto-trap`, `preflight-trap` and `slice-trap`
+scenarios on the real system.
 
 Everything is real except the LLM providers (fake, by design) and the kubelet (the lab
 runs the router Deployment's pod template as local processes). Outcomes are asserted from
@@ -6,13 +7,14 @@ the RoutingPolicy's status as the API server returns it -- what `kubectl get -o 
 would show an SRE -- never from the lab's own bookkeeping. The report files are checked
 for existence and for the figures they must carry.
 
-One lab session (control plane, Prometheus, operator) serves both scenarios; each
+One lab session (control plane, Prometheus, operator) serves every scenario; each
 scenario gets its own policy name, so Prometheus series and gate state never mix.
 """
 
 from __future__ import annotations
 
 import io
+import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -39,14 +41,29 @@ def lab(tmp_path_factory: pytest.TempPathFactory, lab_prerequisites: None) -> It
 
 def _run(lab: Lab, name: str, out: Path) -> tuple[dict[str, Any], str]:
     """Run a scenario, then read the policy back through the API and write the report."""
+    body, text, _ = _run_with_events(lab, name, out)
+    return body, text
+
+
+def _run_with_events(lab: Lab, name: str, out: Path) -> tuple[dict[str, Any], str, list[str]]:
+    """:func:`_run`, plus the messages of the policy's Events (read before it is deleted)."""
     policy = f"e2e-{name}"
-    record = lab.run(sc.get(name), policy=policy)
+    scenario = sc.get(name)
+    record = lab.run(scenario, policy=policy)
     body = lab.policy_body(policy)
+    events = lab.cp.kubectl(
+        "get", "events", "-n", lab.settings.namespace, "-o", "json",
+        "--field-selector", f"involvedObject.name={policy}", check=False,
+    )  # fmt: skip
+    messages = [
+        str(e.get("message", "")) for e in json.loads(events.stdout or "{}").get("items", [])
+    ]
     report = write_report(record, out)
     lab.delete_policy(policy)
     lab.stop_routers()
-    _check_conversations(record.tally, weight_only_rose=name == "healthy")
-    return body, report.read_text()
+    if scenario.traffic.conversations:
+        _check_conversations(record.tally, weight_only_rose=name == "healthy")
+    return body, report.read_text(), messages
 
 
 def _check_conversations(tally: Any, *, weight_only_rose: bool) -> None:
@@ -105,3 +122,62 @@ def test_pareto_trap_is_rolled_back_early_with_the_tier_named(lab: Lab, tmp_path
     assert "simple" in (rollback[-1].get("message", "") + status.get("message", ""))
     _check_report_files(tmp_path, text)
     assert "**RolledBack**" in text and "tier `simple`" in text
+
+
+def test_preflight_trap_is_rolled_back_at_pre_flight_with_zero_users_exposed(
+    lab: Lab, tmp_path: Path
+) -> None:
+    """Issue 16: pareto-trap's world with pre-flight on. The candidate only ever answers
+    mirrored requests; the simple tier's pairwise gate fails on them and the rollout is
+    rolled back at pre-flight, before the first weighted step."""
+    body, text = _run(lab, "preflight-trap", tmp_path)
+    status = body["status"]
+    assert status["phase"] == "RolledBack", status.get("message")
+    assert status["canaryWeight"] == 0 and "0 users exposed" in status["message"]
+    reasons = [h["reason"] for h in status["history"]]
+    assert "PreFlightFailed" in reasons and "PreFlightPassed" not in reasons, reasons
+    assert all(float(h.get("weight") or 0) == 0 for h in status["history"]), status["history"]
+    pf = status["preflight"]
+    assert pf["state"] == "Failed"
+    simple = next(t for t in pf["tiers"] if t["tier"] == "simple")
+    judge = simple["judge"]
+    assert simple["verdict"] == "Fail" and judge["healthy"], simple
+    assert judge["judged"] > 0 and judge["worse"] > judge["better"], judge
+    assert 0 < pf["spendUSD"] <= pf["maxSpendUSD"], pf
+    _check_report_files(tmp_path, text)
+    assert "rolled back at pre-flight (0 % exposure)" in text and "as expected" in text
+    # the simulated users' own count: no answer any of them saw came from the cheap model
+    assert "**0 users** were served by the candidate (`cheap` answered 0 of" in text
+    assert "| simple | **Fail** |" in text and "Spend: **$" in text
+
+
+def test_slice_trap_is_rolled_back_naming_the_slice_while_the_tier_looks_fine(
+    lab: Lab, tmp_path: Path
+) -> None:
+    """Issue 17: a 15-point loss in opening_hours, about 10 % of the simple tier. The
+    slice `topic` takes its value from the classifier's category head; the slice gate
+    fails while the tier's own gate on the same signal does not, and the rollback, the
+    status and the Events name the slice. Time-scaled: first step 40 %, about two minutes."""
+    body, text, events = _run_with_events(lab, "slice-trap", tmp_path)
+    status = body["status"]
+    assert status["phase"] == "RolledBack", status.get("message")
+    assert status["canaryWeight"] == 0
+    simple = next(t for t in status["tiers"] if t["tier"] == "simple")
+    by_key = {(s["signal"], s.get("slice")): s for s in simple["signals"]}
+    sliced = by_key[("ShadowDisagreement", "topic=opening_hours")]
+    tier_own = by_key[("ShadowDisagreement", None)]
+    assert sliced["verdict"] == "Fail", sliced
+    assert tier_own["verdict"] != "Fail", tier_own  # the tier looks fine
+    assert tier_own["canary"]["rate"] <= tier_own["allowed"] < sliced["canary"]["rate"]
+    # the slice is a small part of the tier's judged canary answers (about 10 %)
+    share = sliced["canary"]["samples"] / tier_own["canary"]["samples"]
+    assert 0.05 <= share <= 0.2, share
+    rollback = [h for h in status["history"] if h["phase"] == "RolledBack"]
+    assert rollback and rollback[-1]["step"] <= 1, status["history"]
+    named = "slice topic=opening_hours"
+    assert named in rollback[-1].get("message", "") + status.get("message", "")
+    assert any(named in m for m in events), events
+    _check_report_files(tmp_path, text)
+    assert "## The tier and its slices" in text
+    assert "slice `topic=opening_hours`: **Fail**" in text
+    assert "**RolledBack**" in text and "as expected" in text

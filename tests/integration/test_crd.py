@@ -244,6 +244,11 @@ INVALID: list[tuple[str, Callable[[dict[str, Any]], None], str]] = [
         "spec.analysis.slices[0].source",
     ),
     (
+        "judge-prompt-without-pairwise",
+        _set("router", {"shadow": {"judge": {"promptConfigMapRef": {"name": "prompt"}}}}),
+        "spec.router.shadow.judge.promptConfigMapRef",
+    ),
+    (
         "slice-key-missing",
         _set("analysis.slices", [{"name": "c", "source": "Header", "values": ["a"]}]),
         "spec.analysis.slices[0].key",
@@ -313,13 +318,21 @@ def test_a_pairwise_judge_of_its_own_model_is_accepted(
         {"name": "judge", "baseURL": "http://judge.llm:8000/v1", "upstreamModel": "j"}
     )
     doc["spec"]["router"] = {
-        "shadow": {"judge": {"type": "LLM", "model": "judge", "mode": "Pairwise"}}
+        "shadow": {
+            "judge": {
+                "type": "LLM",
+                "model": "judge",
+                "mode": "Pairwise",
+                "promptConfigMapRef": {"name": "judge-prompt"},
+            }
+        }
     }
     out = apply(control_plane, namespace, doc)
     assert out.returncode == 0, out.stderr
     got = kubectl(control_plane, "get", "routingpolicy", "pairwise", "-n", namespace, "-o", "json")
     judge = json.loads(got.stdout)["spec"]["router"]["shadow"]["judge"]
     assert judge["mode"] == "Pairwise" and judge["maxOrderInconsistency"] == 0.5
+    assert judge["promptConfigMapRef"] == {"name": "judge-prompt", "key": "prompt"}
 
 
 def test_durations_at_their_floors_are_accepted(
@@ -361,3 +374,28 @@ def test_printer_columns(control_plane: Any, crd_installed: None, namespace: str
     assert row.split()[:5] == ["cols", "Progressing", "2/5", "10", "simple=Inconclusive"]
     short = kubectl(control_plane, "get", "rpol", "-n", namespace)
     assert short.returncode == 0 and "cols" in short.stdout
+
+
+def test_the_lab_pre_flight_policy_is_accepted(
+    control_plane: Any, crd_installed: None, namespace: str
+) -> None:
+    """The lab's preflight-trap policy (pre-flight on, a pairwise judge) passes the API
+    server's own validation, not only the models' (the lab e2e applies it for real)."""
+    from tierguard.lab import scenarios as sc
+
+    doc = sc.lab_policy(
+        sc.get("preflight-trap"),
+        cheap_url="http://127.0.0.1:1/v1",
+        capable_url="http://127.0.0.1:2/v1",
+        judge_url="http://127.0.0.1:4/v1",
+        prometheus_url="http://127.0.0.1:3",
+        name="lab-preflight",
+        namespace=namespace,
+    )
+    out = apply(control_plane, namespace, doc)
+    assert out.returncode == 0, out.stderr
+    got = kubectl(
+        control_plane, "get", "routingpolicy", "lab-preflight", "-n", namespace, "-o", "json"
+    )
+    preflight = json.loads(got.stdout)["spec"]["rollout"]["preflight"]
+    assert preflight["enabled"] is True and preflight["sampleRate"] == 1.0

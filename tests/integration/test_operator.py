@@ -91,8 +91,11 @@ class Cluster:
         return [e for e in evs if e.reason == reason]
 
     def split(self) -> list[dict[str, Any]]:
+        return list(self.router_config()["split"])
+
+    def router_config(self) -> dict[str, Any]:
         cm = self.core.read_namespaced_config_map(render.object_name(POLICY), self.ns)
-        return list(yaml.safe_load(cm.data[c.ROUTER_CONFIG_KEY])["split"])
+        return dict(yaml.safe_load(cm.data[c.ROUTER_CONFIG_KEY]))
 
 
 @pytest.fixture

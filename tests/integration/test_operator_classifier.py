@@ -43,6 +43,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 POLICY = "shop"
 MODEL_A = b"\x08\x07model-a\x00\xff" * 50
 MODEL_B = b"\x08\x07model-b\x00\xff" * 50
+MODEL_C = b"\x08\x07model-c\x00\xff" * 50
 
 
 class Cluster:
@@ -80,10 +81,10 @@ class Cluster:
                 raise
             self.core.replace_namespaced_config_map(name, self.ns, body)
 
-    def mounted(self) -> str:
+    def mounted(self, volume: str = "classifier") -> str:
         dep: Any = self.apps.read_namespaced_deployment(render.object_name(POLICY), self.ns)
         vols = {v.name: v for v in dep.spec.template.spec.volumes}
-        return str(vols["classifier"].config_map.name)
+        return str(vols[volume].config_map.name) if volume in vols else ""
 
     def events(self, reason: str) -> list[Any]:
         evs = self.core.list_namespaced_event(
@@ -178,25 +179,58 @@ def test_editing_the_classifier_bytes_restarts_at_the_first_step_on_a_frozen_cop
     _promote(cluster, wait_for, operator, "p1")
     assert cluster.status().canary_weight == 25.0
 
-    # The source is edited mid-rollout: a new revision from the first step, on a new copy.
+    # The source is edited mid-rollout: a new revision from the first step, on a new copy;
+    # its first stage is the decision shadow: nobody exposed, the frozen copy A decides.
     cluster.put_model("clf", MODEL_B)
     new = until(lambda s: s.revision != first.revision)
-    assert (new.phase, new.step, new.canary_weight) == (Phase.PROGRESSING, 0, 10.0)
+    assert (new.phase, new.step, new.canary_weight) == (Phase.PROGRESSING, 0, 0.0)
     assert new.classifier_digest != first.classifier_digest
     assert new.history[-1].reason == Reason.ROLLOUT_STARTED.value
+    assert new.classifier_shadow is not None and new.classifier_shadow.running
     copy_b = render.classifier_copy_name(POLICY, new.classifier_digest)
-    wait_for(lambda: cluster.mounted() == copy_b, timeout=30, message="routers mount the new copy")
+    wait_for(
+        lambda: cluster.mounted() == copy_a and cluster.mounted("classifier-candidate") == copy_b,
+        timeout=30,
+        message="routers mount A (deciding) and B (candidate)",
+    )
     frozen_b: Any = cluster.core.read_namespaced_config_map(copy_b, cluster.ns)
     assert base64.b64decode(frozen_b.binary_data["model.onnx"]) == MODEL_B
-    # The old copy still holds the old bytes, and the API server refuses to change it.
+    # The API server refuses to change a frozen copy.
     from kubernetes.client.exceptions import ApiException
 
-    frozen_a: Any = cluster.core.read_namespaced_config_map(copy_a, cluster.ns)
-    assert base64.b64decode(frozen_a.binary_data["model.onnx"]) == MODEL_A
-    frozen_a.binary_data = {"model.onnx": base64.b64encode(MODEL_B).decode()}
+    frozen_b.binary_data = {"model.onnx": base64.b64encode(MODEL_A).decode()}
     with pytest.raises(ApiException) as refused:
-        cluster.core.replace_namespaced_config_map(copy_a, cluster.ns, frozen_a)
+        cluster.core.replace_namespaced_config_map(copy_b, cluster.ns, frozen_b)
     assert refused.value.status == 422 and "immutable" in str(refused.value.body)
+    # Copies no digest in status refers to are pruned: A stays while it is the stable
+    # classifier of the change; once B decides and the next edit (C) starts another change
+    # (stable B, candidate C), nothing refers to A any more.
+    from tierguard.operator.prunecopies import referenced_digests
+
+    def present(name: str) -> bool:
+        try:
+            cluster.core.read_namespaced_config_map(name, cluster.ns)
+        except ApiException as exc:
+            assert exc.status == 404
+            return False
+        return True
+
+    assert first.classifier_digest in referenced_digests(cluster.status())
+    assert present(copy_a)
+    cluster.patch(  # a promote ends the decision shadow: B decides
+        {
+            "metadata": {
+                "annotations": {c.ANNOTATION_ACTION: "promote", c.ANNOTATION_ACTION_NONCE: "p2"}
+            }
+        }
+    )
+    until(lambda s: s.classifier_shadow is not None and not s.classifier_shadow.running)
+    cluster.put_model("clf", MODEL_C)
+    third = until(lambda s: s.revision not in (first.revision, new.revision))
+    copy_c = render.classifier_copy_name(POLICY, third.classifier_digest)
+    assert referenced_digests(third) == {new.classifier_digest, third.classifier_digest}
+    wait_for(lambda: not present(copy_a), timeout=30, message="copy A pruned")
+    assert present(copy_b) and wait_for(lambda: present(copy_c), timeout=30, message="copy C")
 
 
 def test_same_bytes_under_a_new_name_keep_the_revision_and_a_missing_one_holds(
@@ -360,6 +394,9 @@ def test_a_router_on_another_classifier_holds_the_stage_until_it_runs_the_target
     ):
         doc = policy_manifest(POLICY, big, small, prometheus.url, no_data_after="10m")
         doc["spec"]["classifier"]["source"] = {"configMapRef": {"name": "clf"}}
+        # the edit below is a classifier change: a short decision shadow comes first
+        doc["spec"]["rollout"]["classifierShadow"] = {"minRequests": 1, "minDuration": "0s"}
+        doc["spec"]["rollout"]["classifierCanary"] = {"enabled": False}
         cluster.custom.create_namespaced_custom_object(
             c.GROUP, c.VERSION, cluster.ns, c.PLURAL, doc
         )
@@ -375,7 +412,12 @@ def test_a_router_on_another_classifier_holds_the_stage_until_it_runs_the_target
             timeout=120,
             message=f"a hold naming the router's classifier; operator log:\n{operator.log()}",
         )
-        assert cluster.events(Reason.ROUTERS_NOT_ON_TARGET.value), "a RoutersNotOnTarget Event"
+        # (the Event is created just after the status write the wait above saw)
+        wait_for(
+            lambda: cluster.events(Reason.ROUTERS_NOT_ON_TARGET.value),
+            timeout=10,
+            message="a RoutersNotOnTarget Event",
+        )
         assert (held.revision, held.step) == (first.revision, 0)
         # Traffic flows, yet nothing was counted for the stage.
         assert traffic.seen

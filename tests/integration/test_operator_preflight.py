@@ -161,7 +161,9 @@ def test_a_stalled_judge_holds_pre_flight_then_pauses_and_never_promotes(
     ):
         status, _ = http("PATCH", f"{big}/admin/profile/judge-1", {"hang_rate": 1.0})
         assert status == 200
-        cluster.create(_preflight_manifest(big, small, prometheus.url, maxDuration="1m"))
+        doc = _preflight_manifest(big, small, prometheus.url, maxDuration="1m")
+        replicas = doc["spec"].get("router", {}).get("replicas", 2)
+        cluster.create(doc)
         url, _ = start(wait_for)
         prometheus.set_targets([url.removeprefix("http://")])
         during = wait_for(
@@ -172,13 +174,22 @@ def test_a_stalled_judge_holds_pre_flight_then_pauses_and_never_promotes(
         assert during.phase == Phase.PROGRESSING and during.step_display == "PreFlight/3"
         mirrors = {s["tier"]: (s["weight"], s.get("mirrorRate")) for s in cluster.split()}
         assert mirrors == {"simple": (0.0, 1.0), "complex": (0.0, 1.0)}
+        # with the routers' budget epoch: the replicas + 1 surge share the default $25
+        budget = cluster.router_config()["mirrorBudget"]
+        assert budget["usdPerRouter"] == pytest.approx(25.0 / (replicas + 1), abs=1e-6)
         assert "JudgeUnhealthy" in during.message or "pre-flight" in during.message
         st = wait_for(
             _phase(cluster, Phase.PAUSED),
             timeout=300,
             message=f"pre-flight never paused; operator log:\n{operator.log()}",
         )
-        split = cluster.split()
+
+        def stopped() -> list[dict[str, Any]] | None:
+            split = cluster.split()
+            return split if all(s.get("mirrorRate", 0.0) == 0.0 for s in split) else None
+
+        # the status is written before the router objects are applied: wait for them
+        split = wait_for(stopped, timeout=30, message="a pause stops mirroring")
     assert st.history[-1].reason == Reason.PREFLIGHT_CAP_REACHED.value, st.history
     assert "maxDuration 1m" in st.message and "never promoted" in st.message
     assert st.canary_weight == 0.0 and all(h.weight == 0.0 for h in st.history)
@@ -186,3 +197,4 @@ def test_a_stalled_judge_holds_pre_flight_then_pauses_and_never_promotes(
     for t in st.preflight.tiers:
         assert t.verdict.value == "Inconclusive" and t.judge.judged == 0
     assert all(s.get("mirrorRate", 0.0) == 0.0 for s in split), "a pause stops mirroring"
+    assert cluster.router_config().get("mirrorBudget") is None

@@ -21,6 +21,7 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from routerkit import SIMPLE_QUERY, router_config
 from routerkit import tiny_classifier as tiny_classifier
+from tierguard.api.judgeprompt import template_digest
 from tierguard.api.routerconfig import RouterConfig
 from tierguard.lab.fakeprovider import FakeProfile, ModelBehaviour, create_fake_app
 from tierguard.router.app import RUNTIME, RouterSettings, create_app
@@ -222,6 +223,12 @@ async def test_without_a_mirror_rate_nothing_is_mirrored(env: Env) -> None:
     assert sample(await env.metrics(), PAIRWISE) == 0
 
 
+TEMPLATE = (
+    "Ref: {reference}\nQ: {question}\nAnswer A:\n{answer_a}\nAnswer B:\n{answer_b}\n"
+    "Say [[A]], [[B]] or [[TIE]]."
+)
+
+
 async def test_the_judge_renders_the_configured_template_with_the_reference_answer(
     tiny_classifier: Path, tmp_path: Path
 ) -> None:
@@ -229,15 +236,13 @@ async def test_the_judge_renders_the_configured_template_with_the_reference_answ
     operator mounts) and renders both orders with the request's reference answer, which
     never reaches the baseline or the candidate and is never written to the log."""
     template = tmp_path / "prompt"
-    template.write_text(
-        "Ref: {reference}\nQ: {question}\nAnswer A:\n{answer_a}\nAnswer B:\n{answer_b}\n"
-        "Say [[A]], [[B]] or [[TIE]].",
-        encoding="utf-8",
-    )
-    async with start_env(tiny_classifier, tmp_path, judgePromptPath=str(template)) as (
-        env,
-        received,
-    ):
+    template.write_text(TEMPLATE, encoding="utf-8")
+    async with start_env(
+        tiny_classifier,
+        tmp_path,
+        judgePromptPath=str(template),
+        judgePromptDigest=template_digest(TEMPLATE),
+    ) as (env, received):
         await env.chat(
             user(f"{SIMPLE_QUERY} ref"),
             metadata={"tierguard_reference": "REF-4711", "team": "t1"},
@@ -253,3 +258,54 @@ async def test_the_judge_renders_the_configured_template_with_the_reference_answ
     for b in answered:
         assert "REF-4711" not in json.dumps(b) and b["metadata"] == {"team": "t1"}
     assert "REF-4711" not in env.log.read_text()
+
+
+async def test_a_replica_mounting_another_prompt_than_rolled_out_does_not_judge(
+    tiny_classifier: Path, tmp_path: Path
+) -> None:
+    """A pod of the previous revision (its mount: the old frozen copy) gets the new
+    revision's config: it serves, but mirrors and judges nothing until it is replaced."""
+    template = tmp_path / "prompt"
+    template.write_text(TEMPLATE, encoding="utf-8")
+    async with start_env(
+        tiny_classifier,
+        tmp_path,
+        judgePromptPath=str(template),
+        judgePromptDigest=template_digest(TEMPLATE + " edited"),
+    ) as (env, received):
+        await env.chat(user(f"{SIMPLE_QUERY} stale"))
+        await asyncio.sleep(0.5)
+        assert sample(await env.metrics(), PAIRWISE) == 0
+    assert [b["model"] for b in received] == ["big-1"]
+
+
+async def test_the_budget_is_a_hard_bound_in_flight_included(env: Env) -> None:
+    """Every mirror reserves its worst-case cost (candidate call, then the judge's two
+    calls) against the process's share before starting: a burst spends at most the share,
+    the rest is shed, and no reservation outlives its call."""
+    from tierguard.api.routerconfig import MirrorBudgetConfig
+    from tierguard.router.runtime import apply_config
+
+    rt = env.client.app[RUNTIME]  # type: ignore[index]
+    cfg = rt.state.config.model_copy(deep=True)
+    share = 0.5  # a judge call's bound here is ~$0.09 (100 $/M, 512 output tokens)
+    cfg.mirror_budget = MirrorBudgetConfig(epoch="rev/0/1", usd_per_router=share)
+    await apply_config(rt, cfg)
+    budget = rt.mirror_budget.budget
+    assert budget is not None and budget.allowance == share
+    n = 24
+    await asyncio.gather(*(env.chat(user(f"{SIMPLE_QUERY} burst {i}")) for i in range(n)))
+    for _ in range(200):
+        if rt.mirrors_in_flight == 0:
+            break
+        await asyncio.sleep(0.05)
+    m = await env.metrics()
+    spent = sample(m, SPEND, tier="simple")
+    judged = sample(m, PAIRWISE, arm="mirror")
+    shed = sample(m, "tierguard_preflight_shed_total", tier="simple")
+    assert 0 < spent <= share
+    assert judged >= 1 and shed >= 1
+    assert budget.committed == pytest.approx(spent)  # settled: nothing left reserved
+    # the same epoch again (a reload) keeps the ledger: nothing more fits once it is spent
+    await apply_config(rt, cfg.model_copy(deep=True))
+    assert rt.mirror_budget.budget is budget

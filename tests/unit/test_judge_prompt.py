@@ -13,7 +13,7 @@ import pytest
 from tierguard.api import judgeprompt as jp
 from tierguard.router.chat import parse_chat_request, upstream_body
 from tierguard.router.pairwise import PAIRWISE_PROMPT, PairwiseJudge, pairwise_prompt
-from tierguard.router.state import JudgePromptLoadError, load_judge_template
+from tierguard.router.state import JudgePromptLoadError, judge_prompt_ready, load_judge_template
 
 GOOD = (
     "Reference: {reference}\nQ: {question}\nAnswer A:\n{answer_a}\nAnswer B:\n{answer_b}\n"
@@ -116,3 +116,12 @@ def test_the_router_loads_a_checked_template_or_refuses_it(tmp_path: Path) -> No
         load_judge_template(str(bad))
     with pytest.raises(JudgePromptLoadError, match="cannot read the judge prompt"):
         load_judge_template(str(tmp_path / "missing"))
+
+
+def test_a_replica_judges_only_with_the_template_rolled_out() -> None:
+    digest = jp.template_digest(GOOD)
+    assert judge_prompt_ready(None, jp.BUILTIN_TEMPLATE, "")
+    assert judge_prompt_ready("/p", GOOD, digest)
+    # a pod of the previous revision mounts the old copy while the config names the new
+    assert not judge_prompt_ready("/p", GOOD, jp.template_digest(GOOD + "!"))
+    assert not judge_prompt_ready("/p", GOOD, "")

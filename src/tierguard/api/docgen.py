@@ -135,7 +135,9 @@ def render_metrics_md() -> str:
         "No user id: 16 values whatever the number of users.",
         f"- `{m.SLICE}`, `{m.SLICE_VALUE}` on the `slice_*` counters: a slice's name from "
         "`analysis.slices` and the request's value for it, one of the slice's declared "
-        f"values or `{m.SLICE_OTHER}` (missing, or not declared). Bounded by the policy: at "
+        f"values or `{m.SLICE_OTHER}` (missing, or not declared), read from the request's "
+        "metadata, a header or the classifier's category label (`source: Classifier`: the "
+        "model's labels never reach the metric unless declared). Bounded by the policy: at "
         f"most {MAX_SLICES} slices of at most {MAX_SLICE_VALUES} values, so at most "
         f"{MAX_SLICES * (MAX_SLICE_VALUES + 1)} (slice, value) pairs. Each request is "
         "counted once per slice (sum over one slice's values to get the tier's total, never "

@@ -165,6 +165,16 @@ class Reason(StrEnum):
     STEPS_CHANGED = "StepsChanged"  # rollout.steps edited mid-rollout; placed on the new steps
     #: Progressing condition while pre-flight runs (the candidate serves nobody)
     PREFLIGHT = "PreFlight"
+    #: the Progressing reason while a classifier change's decision shadow runs
+    CLASSIFIER_SHADOW = "ClassifierShadow"
+    CLASSIFIER_SHADOW_STARTED = "ClassifierShadowStarted"
+    CLASSIFIER_SHADOW_FINISHED = "ClassifierShadowFinished"  # the candidate decides now
+    #: the shadow found more traffic moving down than rollout.classifierShadow.maxDownShare
+    CLASSIFIER_SHADOW_MOVED = "ClassifierShadowMoved"
+    #: the Progressing reason while the classifier canary runs; its Events
+    CLASSIFIER_CANARY = "ClassifierCanary"
+    #: the classifier canary passed its last step: the new classifier decides for all
+    CLASSIFIER_PROMOTED = "ClassifierPromoted"
     #: pre-flight (0 % exposure, mirrored requests judged pairwise) started
     PREFLIGHT_STARTED = "PreFlightStarted"
     PREFLIGHT_PASSED = "PreFlightPassed"  # pre-flight passed: the first weighted step

@@ -314,7 +314,9 @@ PREFLIGHT_SHED: Final = MetricDef(
     f"{NAMESPACE}_preflight_shed_total",
     "counter",
     "Sampled pre-flight mirrors not started because the bounded mirror queue was full "
-    "(the primary path is never slowed by mirrored work).",
+    "(the primary path is never slowed by mirrored work) or because the call's worst-case "
+    "cost did not fit in this router's share of maxSpendUSD (also counted when the judge's "
+    "calls did not fit; that pair's verdict is error).",
     (POLICY, TIER),
 )
 CLASSIFIER_DURATION: Final = MetricDef(
@@ -423,6 +425,44 @@ CLASSIFIER_INFO: Final = MetricDef(
     (POLICY, DIGEST, REVISION),
 )
 
+CLASSIFIER_TRANSITIONS: Final = MetricDef(
+    f"{NAMESPACE}_classifier_transitions_total",
+    "counter",
+    "Decision shadow of a classifier change: classified requests by (from_tier = the stable "
+    "classifier's tier, which decides; to_tier = the candidate classifier's tier for the same "
+    "request). Only while a classifier change is in its decision shadow; revision = the "
+    "config's revision (it names the candidate). At most tiers^2 series per revision, all "
+    "created at 0 when the candidate is loaded.",
+    (POLICY, REVISION, FROM_TIER, TO_TIER),
+)
+
+#: classifier canary: which classifier decided the request's tier
+DECIDER: Final = "decider"
+DECIDER_STABLE: Final = "stable"
+DECIDER_CANDIDATE: Final = "candidate"
+DECIDERS: Final = (DECIDER_STABLE, DECIDER_CANDIDATE)
+CLASSIFIER_CELL_REQUESTS: Final = MetricDef(
+    f"{NAMESPACE}_classifier_cell_requests_total",
+    "counter",
+    "Classifier canary: routed requests by transition cell (from_tier = the stable "
+    "classifier's tier, to_tier = the candidate's), by which classifier decided (decider: "
+    "stable or candidate, sticky per session) and outcome. tiers^2 x 2 x outcomes series.",
+    (POLICY, FROM_TIER, TO_TIER, DECIDER, OUTCOME),
+)
+CLASSIFIER_CELL_FEEDBACK: Final = MetricDef(
+    f"{NAMESPACE}_classifier_cell_feedback_total",
+    "counter",
+    "Classifier canary: explicit feedback on answers of a transition cell by decider and "
+    "rating (attributed through the signed decision id, like feedback_total).",
+    (POLICY, FROM_TIER, TO_TIER, DECIDER, RATING),
+)
+CLASSIFIER_CELL_COST: Final = MetricDef(
+    f"{NAMESPACE}_classifier_cell_cost_usd_total",
+    "counter",
+    "Classifier canary: what the answers of a transition cell cost, by decider (USD).",
+    (POLICY, FROM_TIER, TO_TIER, DECIDER),
+)
+
 ROUTER_METRICS: Final = (
     REQUESTS,
     REQUEST_DURATION,
@@ -449,6 +489,10 @@ ROUTER_METRICS: Final = (
     UNSAFE_SWITCHES,
     CLASSIFIER_CACHE,
     CLASSIFIER_INFO,
+    CLASSIFIER_TRANSITIONS,
+    CLASSIFIER_CELL_REQUESTS,
+    CLASSIFIER_CELL_FEEDBACK,
+    CLASSIFIER_CELL_COST,
     ROUTER_OVERHEAD,
     SLICE_REQUESTS,
     SLICE_FEEDBACK,

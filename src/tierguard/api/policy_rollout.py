@@ -8,6 +8,7 @@ from typing import Annotated
 
 from pydantic import ConfigDict, Field, model_validator
 
+from tierguard.api.classifierchange import ClassifierCanarySpec, ClassifierShadowSpec
 from tierguard.api.durations import AtLeast, Duration, parse_duration
 from tierguard.api.enums import NoDataAction, PromotionMode, StickinessKey
 from tierguard.api.policy_base import ApiModel, cel
@@ -150,6 +151,21 @@ class RolloutSpec(ApiModel):
         description=(
             "Pre-flight: judge the candidate on mirrored requests at 0 % exposure before "
             "the first weighted step (docs/concepts.md, Pre-flight)."
+        ),
+    )
+    classifier_shadow: ClassifierShadowSpec = Field(
+        default_factory=ClassifierShadowSpec,
+        description=(
+            "Decision shadow: a classifier change first runs beside the stable classifier, "
+            "which decides, and the tier transitions are counted (docs/concepts.md, "
+            "Classifier changes)."
+        ),
+    )
+    classifier_canary: ClassifierCanarySpec = Field(
+        default_factory=ClassifierCanarySpec,
+        description=(
+            "Classifier canary: after the decision shadow the new classifier decides for "
+            "a share of sessions per step, judged per transition cell."
         ),
     )
 

@@ -71,18 +71,23 @@ class PreFlightSpec(ApiModel):
         description="Per-tier sampleRate overrides.",
     )
     max_spend_usd: float = Field(
-        default=20.0,
+        default=25.0,
         ge=0.0,
         le=1_000_000.0,
         alias="maxSpendUSD",
         description=(
             "Cap on what pre-flight costs (mirrored candidate calls and judge calls, from "
-            "the policy's prices). Reached before a verdict: Paused, never promoted."
+            "the policy's prices), a hard bound: every router reserves a call's worst-case "
+            "cost against its share before starting it. Reached before a verdict: Paused, "
+            "never promoted."
         ),
     )
     max_duration: Annotated[Duration, AtLeast(MIN_PREFLIGHT_DURATION)] = Field(
-        default="6h",
-        description="Cap on pre-flight's length; reached before a verdict: Paused.",
+        default="8h",
+        description=(
+            "Cap on pre-flight's length; reached before a verdict: Paused. See "
+            "docs/statistics.md to size it with sampleRate and maxSpendUSD."
+        ),
     )
     min_pairs: int = Field(
         default=200,

@@ -153,6 +153,14 @@ class ShadowConfig(ApiModel):
             "mounts); unset: the built-in template."
         ),
     )
+    judge_prompt_digest: str = Field(
+        default="",
+        description=(
+            "The template's content digest the rollout runs (status.judgePromptDigest). A "
+            "replica whose file has another digest (a pod of the previous revision) does "
+            "not judge until it is replaced."
+        ),
+    )
 
 
 class ObservabilityConfig(ApiModel):
@@ -173,6 +181,15 @@ class ObservabilityConfig(ApiModel):
     tracing: TracingSpec = Field(default_factory=TracingSpec)
 
 
+class MirrorBudgetConfig(ApiModel):
+    """Pre-flight's budget as each router process enforces it
+    (:mod:`tierguard.router.mirrorbudget`): what one process may commit to mirrored and
+    judge calls under this ``epoch``, reserved before each call starts."""
+
+    epoch: str = Field(min_length=1, max_length=256)
+    usd_per_router: float = Field(ge=0.0)
+
+
 class RouterConfig(ApiModel):
     """Everything one router process needs."""
 
@@ -182,6 +199,21 @@ class RouterConfig(ApiModel):
     revision: str = ""
     salt: str = Field(description="Split hash salt; same on every replica of a policy.")
     classifier: ClassifierConfig
+    shadow_classifier: ClassifierConfig | None = Field(
+        default=None,
+        description=(
+            "Decision shadow of a classifier change: the candidate classifier. It scores "
+            "every classified request beside `classifier` (which decides) and the router "
+            "counts the tier transitions; unset (the usual case): nothing extra runs."
+        ),
+    )
+    classifier_canary_weight: Annotated[float, Field(ge=0.0, le=100.0)] = Field(
+        default=0.0,
+        description=(
+            "Classifier canary: percent of sessions (by the stickiness key) whose tier "
+            "`shadowClassifier` decides; the others keep `classifier`. 0: it only scores."
+        ),
+    )
     models: list[UpstreamModel] = Field(min_length=1)
     routes: list[Route] = Field(min_length=1)
     split: list[TierSplit] = Field(default_factory=list)
@@ -193,6 +225,10 @@ class RouterConfig(ApiModel):
     slices: list[SliceSpec] = Field(
         default_factory=list,
         description="The policy's analysis.slices: each request's slice labels.",
+    )
+    mirror_budget: MirrorBudgetConfig | None = Field(
+        default=None,
+        description="Pre-flight's spend budget per router process (set with mirror rates).",
     )
 
     @model_validator(mode="after")
@@ -206,6 +242,14 @@ class RouterConfig(ApiModel):
             for name in [r.baseline, r.candidate, *r.fallbacks]:
                 if name is not None and name not in models:
                     errors.append(f"routes[{r.tier}]: unknown model {name!r}")
+        if self.classifier_canary_weight > 0 and self.shadow_classifier is None:
+            errors.append("classifierCanaryWeight needs a shadowClassifier")
+        if self.shadow_classifier is not None:
+            shadow_tiers = [t.name for t in self.shadow_classifier.tiers]
+            if shadow_tiers != tiers:
+                errors.append(
+                    f"shadowClassifier: tiers {shadow_tiers} are not the classifier's {tiers}"
+                )
         route_tiers = {r.tier for r in self.routes}
         errors += [f"classifier tier {t!r} has no route" for t in tiers if t not in route_tiers]
         errors += [

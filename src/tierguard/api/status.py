@@ -10,6 +10,11 @@ from typing import Any
 
 from pydantic import Field
 
+from tierguard.api.classifierchange import (
+    ClassifierCanaryStatus,
+    ClassifierShadowStatus,
+    ClassifierSnapshot,
+)
 from tierguard.api.enums import ConditionType, Phase, PreFlightState, Verdict
 from tierguard.api.policy import ApiModel
 
@@ -217,6 +222,29 @@ class RoutingPolicyStatus(ApiModel):
             "router.shadow.judge.promptConfigMapRef (part of the revision); the routers "
             "mount its immutable copy <policy>-judge-prompt-<digest[:10]>. Empty for the "
             "built-in template."
+        ),
+    )
+    stable_classifier: ClassifierSnapshot | None = Field(
+        default=None,
+        description=(
+            "The classifier that decides for users: the stable arm of a classifier change "
+            "(unset until the operator first read the classifier)."
+        ),
+    )
+    classifier_shadow: ClassifierShadowStatus | None = Field(
+        default=None,
+        description=(
+            "The decision shadow of this revision's classifier change (unset: the revision "
+            "did not change the classifier). While it runs the canary weight is 0 and the "
+            "stable classifier decides."
+        ),
+    )
+    classifier_canary: ClassifierCanaryStatus | None = Field(
+        default=None,
+        description=(
+            "The classifier canary of this revision's classifier change, after its decision "
+            "shadow: the new classifier decides for a share of sessions; gates per "
+            "transition cell. The model canary weight stays 0 until it is over."
         ),
     )
     rolled_back_revision: str = Field(

@@ -32,6 +32,14 @@ def configure(parser: argparse.ArgumentParser) -> None:
         help="then rerun the same world with an aggregate-only gate, in the same report",
     )
     parser.add_argument(
+        "--preflight",
+        action="store_true",
+        help=(
+            "run pre-flight first: the candidate answers mirrored requests, judged pairwise, "
+            "before any user sees it (pareto-trap --preflight: rolled back at pre-flight)"
+        ),
+    )
+    parser.add_argument(
         "--repeat",
         type=int,
         default=1,
@@ -88,7 +96,14 @@ def run(args: argparse.Namespace) -> int:
         print("--repeat must be at least 1", file=sys.stderr)
         return 2
     scenario = sc.get(args.scenario)
-    out = output_dir(args.output, scenario.name)
+    suffix = "-preflight" if args.preflight and not scenario.preflight else ""
+    if args.preflight:
+        try:
+            scenario = sc.preflight_variant(scenario)
+        except sc.ScenarioError as exc:
+            print(f"tierguard lab: {exc}", file=sys.stderr)
+            return 2
+    out = output_dir(args.output, scenario.name + suffix)
     out.mkdir(parents=True, exist_ok=True)
     install_signal_handlers()
     view = LiveView(tty=False if args.plain else None)

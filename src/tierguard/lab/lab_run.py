@@ -89,8 +89,10 @@ class LabRun(LabRouters):
             story=scenario.story,
             expected_phase=scenario.expect.phase.value,
             expected_tier=scenario.expect.failed_tier,
+            expected_preflight=scenario.expect.preflight,
+            expected_slice=scenario.expect.failed_slice,
             policy=manifest,
-            steps=sc.LAB_STEPS,
+            steps=sc.scenario_steps(scenario),
         )
         self._say(
             f"traffic: {traffic.users} simulated users, about {traffic.requests_per_second:g} "
@@ -161,7 +163,7 @@ class LabRun(LabRouters):
                 elapsed_s=now,
                 policy=name,
                 status=status,
-                steps=sc.LAB_STEPS,
+                steps=sc.scenario_steps(scenario),
                 requests=tally.requests,
                 rate=tally.requests / now if now > 0 else 0.0,
                 failed=tally.failed,

@@ -58,16 +58,51 @@ def _fmt_rate(bad: int, n: int) -> str:
     return f"{bad}/{n}" + (f" ({bad / n:.1%})" if n else "")
 
 
-def _steps_bar(steps: Sequence[float], step: int, weight: float, phase: str) -> str:
+def _steps_bar(
+    steps: Sequence[float], step: int, weight: float, phase: str, preflight: str = ""
+) -> str:
+    """``preflight``: the pre-flight stage's state (status.preflight.state; "" without)."""
     parts = []
+    active = phase in ("Progressing", "Paused")
+    in_preflight = preflight in ("Running", "Held") and active
+    if preflight and preflight != "Skipped":
+        flying = f"[pre-flight 0%{'' if preflight == 'Running' else ', ' + preflight}]"
+        parts.append(flying if in_preflight else f"pre-flight {preflight}")
     for i, s in enumerate(steps):
         label = f"{s:g}%"
-        if phase in ("Progressing", "Paused") and i == step:
+        if in_preflight:
+            pass  # no weighted step is current yet
+        elif active and i == step:
             label = f"[{label}]"
-        elif phase == "Promoted" or (phase in ("Progressing", "Paused") and i < step):
+        elif phase == "Promoted" or (active and i < step):
             label = f"{label}✓"
         parts.append(label)
     return " → ".join(parts) + f"   weight now {weight:g}%"
+
+
+def _preflight_state(st: Any) -> str:
+    return str((st.get("preflight") or {}).get("state") or "")
+
+
+def _preflight_lines(st: Any) -> list[str]:
+    """Per tier, the pre-flight judge's win/tie/loss and the spend (while it runs or
+    once it ended; nothing when it was skipped or never ran)."""
+    pf = st.get("preflight") or {}
+    if not pf or pf.get("state") == "Skipped":
+        return []
+    out = [
+        f"  pre-flight {pf.get('state')}: spent ${float(pf.get('spendUSD') or 0):.4f} "
+        f"of ${float(pf.get('maxSpendUSD') or 0):.2f}"
+    ]
+    for t in pf.get("tiers") or []:
+        j = t.get("judge") or {}
+        out.append(
+            f"    {t.get('verdict')!s:<12} tier {t.get('tier')}: {int(j.get('judged') or 0)} "
+            f"judged, loss {int(j.get('worse') or 0)} / win {int(j.get('better') or 0)} / "
+            f"tie {int(j.get('ties') or 0)}"
+            + ("" if j.get("healthy", True) else "  judge UNHEALTHY")
+        )
+    return out
 
 
 def render(snap: Snapshot, width: int = 100) -> list[str]:
@@ -80,8 +115,9 @@ def render(snap: Snapshot, width: int = 100) -> list[str]:
     lines = [
         f"tierguard lab · scenario {snap.scenario} · {mins:02d}:{secs:02d}",
         f"policy {snap.policy}: {phase}  step {st.get('stepDisplay') or '-'}",
-        "  " + _steps_bar(snap.steps, step, weight, phase),
+        "  " + _steps_bar(snap.steps, step, weight, phase, _preflight_state(st)),
     ]
+    lines += _preflight_lines(st)
     tiers = st.get("tiers") or []
     if not tiers:
         lines.append("  (no gate evaluated yet)")
@@ -131,7 +167,16 @@ def change_key(snap: Snapshot) -> tuple[Any, ...]:
         (t.get("tier"), t.get("verdict"), tuple(s.get("verdict") for s in t.get("signals") or []))
         for t in st.get("tiers") or []
     )
-    return (st.get("phase"), st.get("step"), st.get("canaryWeight"), verdicts, len(snap.events))
+    pf = st.get("preflight") or {}
+    preflight = (pf.get("state"), tuple(t.get("verdict") for t in pf.get("tiers") or []))
+    return (
+        st.get("phase"),
+        st.get("step"),
+        st.get("canaryWeight"),
+        verdicts,
+        preflight,
+        len(snap.events),
+    )
 
 
 def plain_line(snap: Snapshot) -> str:

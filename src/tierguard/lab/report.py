@@ -31,6 +31,8 @@ from typing import Any
 
 import yaml
 
+from tierguard.lab import report_preflight as rpf
+from tierguard.lab import report_slices as rsl
 from tierguard.lab.conversations import conversation_lines
 from tierguard.lab.judge import verdict_table
 
@@ -64,6 +66,10 @@ class RunRecord:
     story: str
     expected_phase: str
     expected_tier: str | None
+    #: how pre-flight must end ("Passed", "Failed"; None: not asserted)
+    expected_preflight: str | None = None
+    #: the slice gate that must fail ("topic=opening_hours"; None: not asserted)
+    expected_slice: str | None = None
     samples: list[Sample] = field(default_factory=list)
     events: list[tuple[float, str]] = field(default_factory=list)
     kubectl_line: str = ""
@@ -179,7 +185,15 @@ def outcome_line(record: RunRecord) -> str:
     if phase == "RolledBack":
         if fails:
             line += "; failing gate(s): " + ", ".join(f"tier `{t}` / {s}" for t, s, _ in fails)
-        if entry is not None:
+        slices = rsl.failed_slices(st)
+        if slices:
+            line += " (slice " + ", ".join(f"`{s}` on {g}" for _, s, g in slices) + ")"
+        if entry is not None and entry.get("reason") == rpf.PREFLIGHT_FAILED:
+            line += (
+                f"; rolled back at pre-flight (0 % exposure) → reason {entry.get('reason')}: "
+                f"{entry.get('message', '')}"
+            )
+        elif entry is not None:
             step = int(entry.get("step") or 0)
             at = f"the {record.steps[step]:g} % step" if step < len(record.steps) else "a step"
             line += (
@@ -192,6 +206,10 @@ def outcome_line(record: RunRecord) -> str:
 def expectation_met(record: RunRecord) -> bool:
     st = record.final_status
     if st.get("phase") != record.expected_phase:
+        return False
+    if not rpf.expectation_met(st, record.policy, record.tally, record.expected_preflight):
+        return False
+    if not rsl.slice_named(st, record.expected_slice):
         return False
     if record.expected_tier is not None:
         return any(t == record.expected_tier for t, _, _ in failed_gates(st)) or (
@@ -266,8 +284,9 @@ def _gate_table(status: Mapping[str, Any]) -> list[str]:
             ub, allowed = sig.get("differenceUpperBound"), sig.get("allowed")
             ub_text = "–" if ub is None else f"{ub:+.3f}"
             allowed_text = "–" if allowed is None else f"{allowed:.3f}"
+            label = f"{tier.get('tier')} · {sig['slice']}" if sig.get("slice") else tier.get("tier")
             rows.append(
-                f"| {tier.get('tier')} | {sig.get('signal')} "
+                f"| {label} | {sig.get('signal')} "
                 f"| {c.get('bad', 0)}/{c.get('samples', 0)} "
                 f"| {k.get('bad', 0)}/{k.get('samples', 0)} "
                 f"| {ub_text} | {allowed_text} | **{sig.get('verdict')}** |"
@@ -363,6 +382,8 @@ def render_markdown(record: RunRecord, plots: Sequence[str] = PLOT_FILES) -> str
         "",
         f"Expected: **{record.expected_phase}**"
         + (f" with tier `{record.expected_tier}` named" if record.expected_tier else "")
+        + (f", slice `{record.expected_slice}` failing" if record.expected_slice else "")
+        + (f", pre-flight {record.expected_preflight}" if record.expected_preflight else "")
         + (" — ✅ as expected." if met else " — ❌ NOT as expected."),
         "",
         "```",
@@ -376,6 +397,8 @@ def render_markdown(record: RunRecord, plots: Sequence[str] = PLOT_FILES) -> str
         "everything else — kube-apiserver, etcd, controller manager, Prometheus, the operator — "
         "is the real thing.",
         "",
+        *rpf.section(st, record.policy, record.tally),
+        *rsl.section(st),
         "## Gates at the end",
         "",
         *_gate_table(st),

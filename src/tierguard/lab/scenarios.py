@@ -47,6 +47,9 @@ from typing import Any, Final, Literal
 from tierguard.api.enums import Phase, Signal
 from tierguard.classifier.dataset import CATEGORIES, CATEGORY_WEIGHTS
 from tierguard.lab import judge as lab_judge
+from tierguard.lab import scenario_slices as sl
+from tierguard.lab.scenario_preflight import lab_preflight
+from tierguard.lab.scenario_preflight import preflight_variant as preflight_variant
 
 #: Names of the two answering fake providers and of their models in the lab's policy (the
 #: third, the judge, is in lab/judge.py).
@@ -160,12 +163,18 @@ class TrafficSpec:
     #: sessions are conversations (history resent, simple follow-ups, agent loops; see
     #: lab/conversations.py); False: every request is a lone question
     conversations: bool = True
+    #: category -> share of its queries kept in the query pool (thinned deterministically;
+    #: unlisted categories keep all): shapes a category's share of its tier
+    category_keep: Mapping[str, float] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.requests_per_second <= 0 or self.users <= 0 or self.session_length < 1:
             raise ScenarioError("traffic: rate, users and session length must be positive")
         if not 0.0 <= self.rating_rate <= 1.0:
             raise ScenarioError("traffic: rating_rate must be in [0, 1]")
+        for cat, keep in self.category_keep.items():
+            if cat not in CATEGORIES or not 0.0 < keep <= 1.0:
+                raise ScenarioError(f"traffic: category_keep[{cat}]={keep} (category, (0, 1])")
 
 
 @dataclass(frozen=True)
@@ -177,6 +186,11 @@ class Expectation:
     failed_signal: Signal | None = None
     #: the rollback must happen at or before this step index (0-based), if set
     max_step: int | None = None
+    #: the pre-flight stage must end like this ("Passed" or "Failed"), if set; "Failed"
+    #: also means the candidate served no user at all
+    preflight: Literal["Passed", "Failed"] | None = None
+    #: the failing gate must be this slice gate ("topic=opening_hours"), if set
+    failed_slice: str | None = None
 
 
 @dataclass(frozen=True)
@@ -195,6 +209,14 @@ class Scenario:
     deadline_s: float = 420.0
     #: judge with an aggregate-only gate instead of per-tier gates (--compare-naive)
     naive: bool = False
+    #: run pre-flight (mirrored requests judged pairwise at 0 % exposure) before the first
+    #: weighted step (preflight-trap, --preflight); off: the lab shows the weighted stages
+    preflight: bool = False
+    #: the rollout's steps (None: LAB_STEPS)
+    steps: tuple[float, ...] | None = None
+    #: judge with slice gates (slice-trap: scenario_slices.py): the Agreement judge, an
+    #: Absolute ShadowDisagreement SLO and a Classifier-sourced slice
+    slice_gates: bool = False
 
 
 # --------------------------------------------------------------------------- profiles
@@ -260,6 +282,23 @@ def _pareto_trap() -> Scenario:
             failed_tier=SIMPLE,
             failed_signal=Signal.SHADOW_DISAGREEMENT,
             max_step=2,
+        ),
+    )
+
+
+def _preflight_trap() -> Scenario:
+    trap = preflight_variant(_pareto_trap())
+    return replace(
+        trap,
+        name="preflight-trap",
+        title="Seed 003 caught at pre-flight: no user is ever served by the cheap model",
+        story=(
+            f"The world of pareto-trap (the cheap model answers {TRAP_CATEGORY} well only "
+            f"{TRAP_QUALITY:.0%} of the time), with pre-flight on. Every user is served by "
+            "the capable model; for a sample of the simple tier's stateless requests the "
+            "routers also ask the cheap model, never showing its answer, and the pairwise "
+            "judge compares the two. The simple tier's paired gate fails on the mirrored "
+            "pairs: the rollout is rolled back at pre-flight with 0 users exposed."
         ),
     )
 
@@ -337,7 +376,16 @@ def _provider_outage() -> Scenario:
 
 
 SCENARIOS: Final[dict[str, Scenario]] = {
-    s.name: s for s in (_healthy(), _pareto_trap(), _aa(), _prometheus_outage(), _provider_outage())
+    s.name: s
+    for s in (
+        _healthy(),
+        _pareto_trap(),
+        _preflight_trap(),
+        sl.slice_trap(),
+        _aa(),
+        _prometheus_outage(),
+        _provider_outage(),
+    )
 }
 
 
@@ -361,6 +409,7 @@ def naive_variant(scenario: Scenario) -> Scenario:
         name=f"{scenario.name}-naive",
         title=f"{scenario.title} (aggregate-only gate)",
         naive=True,
+        preflight=False,
         expect=Expectation(Phase.PROMOTED),
     )
 
@@ -416,6 +465,11 @@ SYSTEM_PROMPT: Final = "You are Acme's support assistant. Answer briefly and kin
 #: disagrees for real) and a worse model fails a superset of the queries the better one
 #: fails. The policy's model names (cheap, capable), prices and URLs still differ.
 UPSTREAM_MODEL: Final = "support-assistant-2026"
+
+
+def scenario_steps(scenario: Scenario) -> tuple[float, ...]:
+    """The rollout steps of ``scenario``'s policy."""
+    return scenario.steps or LAB_STEPS
 
 
 def fake_provider_profile(profile: ProviderProfile, seed: int = 0) -> dict[str, Any]:
@@ -494,6 +548,13 @@ def lab_policy(
                 "allowedDrop": 0.05,
             },
         ]
+    judge = lab_judge.pairwise_judge()
+    analysis: dict[str, Any] = {"confidence": 0.95, "slos": slos}
+    if scenario.slice_gates and not scenario.naive:
+        # the Agreement judge's counters carry the slice label (the pairwise judge's do not)
+        slos[0] = sl.disagreement_slo(SIMPLE)
+        judge = sl.agreement_judge()
+        analysis["slices"] = sl.slice_specs()
 
     def model(model_name: str, url: str, price: tuple[float, float]) -> dict[str, Any]:
         return {
@@ -533,22 +594,22 @@ def lab_policy(
                 {"tier": COMPLEX, "baseline": CAPABLE, "fallbacks": [], "latencyBudget": "3s"},
             ],
             "rollout": {
-                "steps": list(LAB_STEPS),
+                "steps": list(scenario_steps(scenario)),
                 "interval": LAB_INTERVAL,
                 "bakeTime": LAB_BAKE_TIME,
                 "minSamplesPerArm": LAB_MIN_SAMPLES,
                 "maxStepDuration": LAB_MAX_STEP_DURATION,
                 "holdbackPercent": 5,
                 "noData": {"after": LAB_NO_DATA_AFTER, "action": "Pause"},
-                # The scenarios show the weighted stages; a pre-flight scenario
-                # (issue 16's preflight-trap) is not written yet, so it is off here.
-                "preflight": {"enabled": False},
+                # Most scenarios show the weighted stages, so pre-flight is off on purpose;
+                # preflight-trap and --preflight turn it on (lab/scenario_preflight.py).
+                "preflight": lab_preflight(scenario),
             },
-            "analysis": {"confidence": 0.95, "slos": slos},
+            "analysis": analysis,
             "prometheus": {"url": prometheus_url, "timeout": "3s"},
             "router": {
                 "replicas": replicas,
-                "shadow": {"sampleRate": 1.0, "judge": lab_judge.pairwise_judge()},
+                "shadow": {"sampleRate": 1.0, "judge": judge},
                 "logLevel": "warning",
             },
         },

@@ -63,6 +63,7 @@ __all__ = [
     "answer_quality",
     "decode_decision_id",
     "is_good_answer",
+    "query_pool",
     "rating_for",
     "route_info",
 ]
@@ -158,6 +159,16 @@ class Turn:
     example: Example
 
 
+def query_pool(spec: TrafficSpec) -> list[Example]:
+    """The generator's traffic mix for ``spec`` (deterministic by its seed), with the
+    categories of ``spec.category_keep`` thinned to that share of their queries."""
+    pool = generate(POOL_SIZE, seed=spec.seed, split="all")
+    if not spec.category_keep:
+        return pool
+    rng = random.Random(f"thin-{spec.seed}")
+    return [e for e in pool if rng.random() < spec.category_keep.get(e.category, 1.0)]
+
+
 class Population:
     """Who sends the next request: users in sessions of a few turns.
 
@@ -169,9 +180,7 @@ class Population:
     def __init__(self, spec: TrafficSpec, pool: Sequence[Example] | None = None) -> None:
         self.spec = spec
         self.rng = random.Random(spec.seed)
-        self.pool: Sequence[Example] = (
-            pool if pool is not None else generate(POOL_SIZE, seed=spec.seed, split="all")
-        )
+        self.pool: Sequence[Example] = pool if pool is not None else query_pool(spec)
         if not self.pool:
             raise ValueError("the query pool is empty")
         self._next = 0

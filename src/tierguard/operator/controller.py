@@ -28,12 +28,24 @@ from tierguard.api.status import Condition, RoutingPolicyStatus
 from tierguard.operator import classifiercontent as cc
 from tierguard.operator import gates as g
 from tierguard.operator import judgepromptcontent as jpc
-from tierguard.operator import preflight, render, rollout, specerror
+from tierguard.operator import (
+    preflight,
+    prunecopies,
+    render,
+    rollout,
+    rollout_clfcanary,
+    rollout_shadow,
+    specerror,
+)
 from tierguard.operator.backoff import Backoff
 from tierguard.operator.conditions import get_condition, set_condition
 from tierguard.operator.kube import Kube, KubeError, NotFoundError, StatusConflictError
 from tierguard.operator.observe import PrometheusReader, observe, read_preflight_spend
-from tierguard.operator.observe_routers import observe_routers
+from tierguard.operator.observe_routers import (
+    observe_cells,
+    observe_routers,
+    observe_transitions,
+)
 from tierguard.operator.rendermeta import RenderedMetadata, with_metadata
 from tierguard.operator.shared_queries import SharedQueries
 from tierguard.operator.telemetry import OperatorMetrics
@@ -134,6 +146,8 @@ class Controller:
         )
         #: (namespace, name) -> retry state of a policy whose objects failed to apply.
         self._apply_backoff: dict[tuple[str, str], Backoff] = {}
+        #: (namespace, name) -> (uid, classifier digests) at the last prune of its copies.
+        self._pruned: dict[tuple[str, str], tuple[str, frozenset[str]]] = {}
 
     # -- inputs ----------------------------------------------------------------------
 
@@ -150,8 +164,16 @@ class Controller:
         )
 
     def _observe(
-        self, spec: RoutingPolicySpec, namespace: str, name: str, now: datetime
+        self,
+        spec: RoutingPolicySpec,
+        namespace: str,
+        name: str,
+        now: datetime,
+        shadow_revision: str | None = None,
+        classifier_canary: bool = False,
     ) -> g.Observations:
+        """One look at Prometheus; ``shadow_revision``: a decision shadow runs for this
+        revision and its transition matrix is read too."""
         try:
             reader = self._reader(spec, namespace)
         except KubeError as exc:
@@ -170,6 +192,11 @@ class Controller:
             obs = dataclasses.replace(
                 obs, routers=observe_routers(reader, name, ns, shared=self.shared)
             )
+            if shadow_revision is not None:
+                counts = observe_transitions(reader, name, shadow_revision, ns)
+                obs = dataclasses.replace(obs, transitions=counts)
+            if classifier_canary:
+                obs = dataclasses.replace(obs, cells=observe_cells(reader, name, ns))
             if preflight.plan(spec, g.gate_specs(spec)).skipped is None:
                 spend = read_preflight_spend(reader, name, ns)
                 obs = dataclasses.replace(obs, preflight_spend=spend)
@@ -255,7 +282,9 @@ class Controller:
             # start (status may be hours old for an idle policy) is not late.
             if uid in self._evaluated:
                 lag = self._record_lag(namespace, name, spec, timing, now)
-            obs = self._observe(spec, namespace, name, now)
+            shadowing = status.revision if rollout_shadow.running(status) else None
+            canary = rollout_clfcanary.running(status)
+            obs = self._observe(spec, namespace, name, now, shadowing, canary)
         classifier = self._classifier(spec, namespace)
         judge_prompt = self._judge_prompt(spec, namespace)
         decision = rollout.reconcile(
@@ -279,9 +308,30 @@ class Controller:
         for ev in decision.events:
             self._event(written, ev.type, ev.reason, ev.message)
         apply_wait = self._apply(written, spec, new, now, generation, classifier, judge_prompt)
+        if apply_wait == float("inf"):  # applied: the copy status names exists
+            self._prune_copies(namespace, name, uid, new)
         self._record(namespace, name, decision)
         wait = rollout.seconds_until_due(spec, self._timing(uid, new), datetime.now(UTC))
         return max(0.2, min(self.settings.resync_seconds, wait, apply_wait))
+
+    def _prune_copies(
+        self, namespace: str, name: str, uid: str, status: RoutingPolicyStatus
+    ) -> None:
+        """Delete the frozen classifier copies no digest in ``status`` refers to, once per
+        change of the referenced set (:mod:`tierguard.operator.prunecopies`)."""
+        referenced = prunecopies.referenced_digests(status)
+        last = self._pruned.get((namespace, name))
+        if last == (uid, referenced):
+            return
+        if not referenced and last is None:  # the bundled model since this process started:
+            self._pruned[(namespace, name)] = (uid, referenced)  # no list call per policy
+            return
+        try:
+            prunecopies.prune(self.kube, namespace, name, uid, referenced)
+        except KubeError as exc:  # the next change (or restart) tries again
+            log.warning("%s/%s: could not prune classifier copies: %s", namespace, name, exc)
+            return
+        self._pruned[(namespace, name)] = (uid, referenced)
 
     def _timing(self, uid: str, status: RoutingPolicyStatus) -> RoutingPolicyStatus:
         """``status`` with ``lastEvaluatedAt`` as this process last evaluated it. A status
@@ -314,6 +364,7 @@ class Controller:
         """The policy is gone (or no longer this replica's): drop what is kept for it."""
         self.applied.forget(namespace, name)
         self._apply_backoff.pop((namespace, name), None)
+        self._pruned.pop((namespace, name), None)
         if self.metrics is not None:
             self.metrics.forget(namespace, name)
 

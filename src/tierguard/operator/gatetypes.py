@@ -13,7 +13,9 @@ from typing import TYPE_CHECKING
 from tierguard.api.enums import Signal, Verdict
 from tierguard.api.policy import CustomQuery
 from tierguard.operator import statistics as st
+from tierguard.operator.cellgates import CellCounts
 from tierguard.operator.classifiercontent import RouterReports
+from tierguard.operator.decisionshadow import TransitionCounts
 
 if TYPE_CHECKING:
     from tierguard.operator.pairedgate import JudgeHealth
@@ -104,6 +106,10 @@ class Observations:
     routers: RouterReports | None = None
     #: pre-flight spend counters, ``tier -> {series: cumulative USD}`` (None: not read)
     preflight_spend: Mapping[str, Mapping[str, float]] | None = None
+    #: the decision shadow's transition matrix (None: not read)
+    transitions: TransitionCounts | None = None
+    #: the classifier canary's per-cell counters (None: not read)
+    cells: CellCounts | None = None
 
 
 # --------------------------------------------------------------------------- outcomes

@@ -280,6 +280,26 @@ class Kube:
             ),
         )
 
+    def list_configmaps(self, namespace: str, label_selector: str) -> list[dict[str, Any]]:
+        """The ConfigMaps matching ``label_selector`` (metadata and all: the frozen copies
+        are small enough, and pruning needs their annotations and owners)."""
+        path = RESOURCES[("v1", "ConfigMap")].path(namespace)
+        out = with_retries(
+            f"list ConfigMaps in {namespace} ({label_selector})",
+            lambda: self._call("GET", path, query=[("labelSelector", label_selector)]),
+        )
+        return list((out or {}).get("items") or [])
+
+    def delete_configmap(self, namespace: str, name: str, uid: str) -> None:
+        """Delete a ConfigMap if it is still the object with ``uid`` (409 otherwise)."""
+        path = RESOURCES[("v1", "ConfigMap")].path(namespace, name)
+        body = {"kind": "DeleteOptions", "apiVersion": "v1", "preconditions": {"uid": uid}}
+        with_retries(
+            f"delete ConfigMap {namespace}/{name}",
+            lambda: self._call("DELETE", path, body=body),
+            retry_conflicts=False,
+        )
+
     def read_object(self, api_version: str, kind: str, namespace: str, name: str) -> Any:
         """The live object (``NotFoundError`` if there is none)."""
         res = resource_for({"apiVersion": api_version, "kind": kind})

@@ -41,6 +41,11 @@ from tierguard.operator.statistics import series_delta
 
 #: Where the spend readings live in ``status.gateState``.
 SPEND_KEY = "preflightSpend"
+#: Where the issued mirror budget lives in ``status.gateState`` (router/mirrorbudget.py).
+BUDGET_KEY = "preflightBudget"
+#: Router processes that can be alive at once beyond ``router.replicas``: the rolling
+#: update's surge (render.py: maxSurge 1).
+ROUTER_SURGE = 1
 
 
 @dataclass(frozen=True)
@@ -97,17 +102,90 @@ def mirror_rates(
     spec: RoutingPolicySpec, status: RoutingPolicyStatus, gates: Sequence[GateSpec]
 ) -> dict[str, float]:
     """The mirror sample rate per tier the routers apply now (empty: no mirroring).
-    Only while pre-flight runs and the phase is Progressing: a pause (a cap, no data, a
-    person) stops mirrored spend at once."""
+    Only while pre-flight runs and the phase is Progressing, and once a budget epoch was
+    issued (:func:`issue_budget`, at the first look with every router on target): a pause
+    (a cap, no data, a person) stops mirrored spend at once."""
     pf = status.preflight
     if (
         status.phase != Phase.PROGRESSING
         or not status.revision
         or pf is None
         or pf.state != PreFlightState.RUNNING
+        or budget_of(status.gate_state) is None
     ):
         return {}
     return dict(plan(spec, gates).rates)
+
+
+def router_processes(spec: RoutingPolicySpec) -> int:
+    """The most router processes that can hold one budget epoch at once."""
+    return max(1, spec.router.replicas + ROUTER_SURGE)
+
+
+def router_allowance(remaining_usd: float, processes: int) -> float:
+    """Each process's share of what is left of the budget (rounded down to 1e-9 USD, so
+    the shares never add up to more than the rest)."""
+    share = max(0.0, remaining_usd) / max(1, processes)
+    return float(int(share * 1e9) / 1e9)
+
+
+@dataclass(frozen=True)
+class MirrorBudget:
+    """The budget epoch the routers enforce (``RouterConfig.mirrorBudget``)."""
+
+    epoch: str
+    usd_per_router: float
+    cap: float
+    #: what every epoch issued so far may have committed at most, in total
+    committed: float
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "epoch": self.epoch,
+            "usdPerRouter": self.usd_per_router,
+            "cap": self.cap,
+            "committed": self.committed,
+        }
+
+
+def budget_of(gate_state: Mapping[str, Any]) -> MirrorBudget | None:
+    raw = gate_state.get(BUDGET_KEY)
+    if not isinstance(raw, Mapping):
+        return None
+    return MirrorBudget(
+        epoch=str(raw["epoch"]),
+        usd_per_router=float(raw["usdPerRouter"]),
+        cap=float(raw["cap"]),
+        committed=float(raw["committed"]),
+    )
+
+
+def issue_budget(
+    gate_state: Mapping[str, Any],
+    spec: RoutingPolicySpec,
+    status: RoutingPolicyStatus,
+    spent: float,
+) -> dict[str, Any]:
+    """A new budget epoch when none was issued for this cap (pre-flight starts, or a
+    person raised ``maxSpendUSD``); otherwise ``gate_state`` unchanged. The new epoch
+    shares ``cap - max(spent, committed before)`` among the router processes: an earlier
+    epoch's unused shares are not re-issued (a process may still be spending them), so
+    the total stays within the cap whatever the earlier epochs' calls still in flight."""
+    cap = spec.rollout.preflight.max_spend_usd
+    prev = budget_of(gate_state)
+    if prev is not None and prev.cap == cap:
+        return dict(gate_state)
+    base = max(spent, prev.committed if prev is not None else 0.0)
+    n = router_processes(spec)
+    share = router_allowance(cap - base, n)
+    count = int(prev.epoch.rpartition("/")[2]) + 1 if prev is not None else 1
+    fresh = MirrorBudget(
+        epoch=f"{status.revision}/{status.attempt}/{count}",
+        usd_per_router=share,
+        cap=cap,
+        committed=max(base, base + n * share),
+    )
+    return {**gate_state, BUDGET_KEY: fresh.to_json()}
 
 
 def gates_of(gates: Sequence[GateSpec], rates: Mapping[str, float]) -> list[GateSpec]:

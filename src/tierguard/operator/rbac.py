@@ -14,6 +14,8 @@ Why each rule:
 * configmaps, services, serviceaccounts, deployments, roles, rolebindings,
   servicemonitors: server-side apply (``patch``; ``create`` for the first apply) of the
   rendered objects; ``get/list/watch`` to read them back.
+* configmaps: ``delete`` the policy's frozen classifier copies no revision refers to
+  any more (:mod:`tierguard.operator.prunecopies`; the only delete the operator makes).
 * secrets: ``create`` the generated signing key (never read back), ``get`` the
   Prometheus bearer token a policy may name.
 * events: one per transition.
@@ -42,6 +44,7 @@ OPERATOR_RULES: Final[list[Rule]] = [
     },
     {"apiGroups": [c.GROUP], "resources": [f"{c.PLURAL}/finalizers"], "verbs": ["update"]},
     {"apiGroups": [""], "resources": ["configmaps", "services", "serviceaccounts"], "verbs": APPLY},
+    {"apiGroups": [""], "resources": ["configmaps"], "verbs": ["delete"]},
     {"apiGroups": ["apps"], "resources": ["deployments"], "verbs": APPLY},
     {"apiGroups": ["policy"], "resources": ["poddisruptionbudgets"], "verbs": APPLY},
     {

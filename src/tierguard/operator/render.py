@@ -39,8 +39,8 @@ import yaml
 from tierguard.api import constants as c
 from tierguard.api.policy import RoutingPolicySpec, SecretKeyRef
 from tierguard.api.routerconfig import (
-    ClassifierConfig,
     FeedbackConfig,
+    MirrorBudgetConfig,
     ObservabilityConfig,
     Route,
     RouterConfig,
@@ -56,13 +56,25 @@ from tierguard.operator import judgepromptcontent as jpc
 from tierguard.operator import preflight
 from tierguard.operator.classifiercontent import FrozenModel
 from tierguard.operator.gates import gate_specs
+from tierguard.operator.render_classifier import (
+    CLASSIFIER_DIR as CLASSIFIER_DIR,
+)
+from tierguard.operator.render_classifier import (
+    canary_weight as classifier_canary_weight,
+)
+from tierguard.operator.render_classifier import (
+    classifier_configs,
+    classifier_volumes,
+)
+from tierguard.operator.render_classifier import (
+    classifier_copy_name as classifier_copy_name,
+)
 from tierguard.operator.revision import split_salt
 from tierguard.operator.rollout import serving_split
 
 Obj = dict[str, Any]
 
 CONFIG_DIR = "/etc/tierguard"
-CLASSIFIER_DIR = "/etc/tierguard/classifier"
 SIGNING_KEY_DIR = "/var/run/secrets/tierguard/signing"
 CLIENT_KEYS_DIR = "/var/run/secrets/tierguard/clients"
 RUN_AS_USER = 65532
@@ -130,31 +142,29 @@ def api_key_env(model: str) -> str:
 # --------------------------------------------------------------------------- router config
 
 
+def _mirror_budget(status: RoutingPolicyStatus) -> MirrorBudgetConfig | None:
+    budget = preflight.budget_of(status.gate_state)
+    if budget is None:
+        return None
+    return MirrorBudgetConfig(epoch=budget.epoch, usd_per_router=budget.usd_per_router)
+
+
 def router_config(
     ref: PolicyRef, spec: RoutingPolicySpec, status: RoutingPolicyStatus
 ) -> RouterConfig:
     """The router's configuration: the spec resolved, plus the split status decided."""
     weight, control_arm = serving_split(spec, status)
     mirrors = preflight.mirror_rates(spec, status, gate_specs(spec))
-    classifier_path = None
-    if spec.classifier.source.config_map_ref is not None:
-        classifier_path = f"{CLASSIFIER_DIR}/{spec.classifier.source.config_map_ref.key}"
+    deciding, candidate = classifier_configs(spec, status)
     latency = sorted({s.latency_objective for s in spec.analysis.slos if s.latency_objective})
     return RouterConfig(
         policy=ref.name,
         namespace=ref.namespace,
         revision=status.revision,
         salt=split_salt(ref.uid, status.revision, status.attempt),
-        classifier=ClassifierConfig(
-            path=classifier_path,
-            input=spec.classifier.input,
-            max_input_chars=spec.classifier.max_input_chars,
-            tiering=spec.classifier.tiering,
-            session_messages=spec.classifier.session_messages,
-            cache_size=spec.classifier.cache_size,
-            tiers=spec.classifier.tiers,
-            no_text_tier=spec.classifier.no_text_tier,
-        ),
+        classifier=deciding,
+        shadow_classifier=candidate,
+        classifier_canary_weight=classifier_canary_weight(status),
         models=[
             UpstreamModel.model_validate(
                 {
@@ -174,6 +184,7 @@ def router_config(
             for m in spec.models
         ],
         slices=spec.analysis.slices,
+        mirror_budget=_mirror_budget(status) if mirrors else None,
         routes=[
             Route(
                 tier=r.tier,
@@ -219,6 +230,7 @@ def router_config(
             sample_rate=spec.router.shadow.sample_rate,
             judge=spec.router.shadow.judge,
             judge_prompt_path=jpc.router_path(spec),
+            judge_prompt_digest=status.judge_prompt_digest if jpc.reference(spec) else "",
         ),
         observability=ObservabilityConfig(
             latency_objectives=latency,
@@ -265,11 +277,6 @@ def config_map(ref: PolicyRef, spec: RoutingPolicySpec, status: RoutingPolicySta
     }
 
 
-def classifier_copy_name(policy: str, digest: str) -> str:
-    """The frozen classifier copy of ``digest``."""
-    return f"{policy}-classifier-{digest[:10]}"
-
-
 def classifier_copy(ref: PolicyRef, digest: str, model: FrozenModel) -> Obj:
     """The immutable copy of the model entry (the same key, byte for byte)."""
     return {
@@ -282,20 +289,6 @@ def classifier_copy(ref: PolicyRef, digest: str, model: FrozenModel) -> Obj:
         "immutable": True,
         model.field: {model.key: model.value},
     }
-
-
-def classifier_volume_source(
-    ref: PolicyRef, spec: RoutingPolicySpec, status: RoutingPolicyStatus
-) -> str | None:
-    """The ConfigMap the routers mount as their classifier: the frozen copy of the
-    digest status rolls out; the source itself only before its content was ever read
-    (pods wait for it as they would for any missing ConfigMap)."""
-    source = spec.classifier.source.config_map_ref
-    if source is None:
-        return None
-    if status.classifier_digest:
-        return classifier_copy_name(ref.name, status.classifier_digest)
-    return source.name
 
 
 # --------------------------------------------------------------------------- identity
@@ -398,10 +391,9 @@ def deployment(
             }
         )
         mounts.append({"name": "client-keys", "mountPath": CLIENT_KEYS_DIR, "readOnly": True})
-    classifier_cm = classifier_volume_source(ref, spec, status or RoutingPolicyStatus())
-    if classifier_cm is not None:
-        volumes.append({"name": "classifier", "configMap": {"name": classifier_cm}})
-        mounts.append({"name": "classifier", "mountPath": CLASSIFIER_DIR, "readOnly": True})
+    clf_volumes, clf_mounts = classifier_volumes(ref.name, spec, status or RoutingPolicyStatus())
+    volumes += clf_volumes
+    mounts += clf_mounts
     prompt_cm = jpc.volume_source(ref.name, spec, status or RoutingPolicyStatus())
     if prompt_cm is not None:
         volumes.append({"name": "judge-prompt", "configMap": {"name": prompt_cm}})

@@ -63,6 +63,7 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Literal
 
+from tierguard.api.classifierchange import ClassifierSnapshot
 from tierguard.api.durations import parse_duration
 from tierguard.api.enums import (
     Arm,
@@ -85,8 +86,10 @@ from tierguard.operator import gates as g
 from tierguard.operator import judgepromptcontent as jpc
 from tierguard.operator import preflight as pf
 from tierguard.operator import rollout_classifier as rc
+from tierguard.operator import rollout_clfcanary as ccn
 from tierguard.operator import rollout_manual as rm
 from tierguard.operator import rollout_preflight as rp
+from tierguard.operator import rollout_shadow as rs
 from tierguard.operator import specerror
 from tierguard.operator import steps as stp
 from tierguard.operator.conditions import set_condition
@@ -175,6 +178,8 @@ class _Run:
         #: why the classifier's (or the judge prompt's) content is unknown this
         #: reconcile (None: known)
         self.classifier_unknown: str | None = None
+        #: the classifier as read this reconcile (None: unknown)
+        self.classifier_now: ClassifierSnapshot | None = None
 
     # -- transitions ------------------------------------------------------------------
 
@@ -227,7 +232,24 @@ class _Run:
         s.verdict_summary = ""
         s.no_data_since = None
         s.last_evaluated_at = None
+        s.classifier_shadow = None
+        s.classifier_canary = None
+        if rs.wanted(self):
+            self.enter_step(0)
+            rs.begin(self, revision, why)
+            return
+        if rs.classifier_change(self) and ccn.wanted(self):
+            self.enter_step(0)
+            ccn.begin(self, f"{why}: revision {revision} changes the classifier")
+            return
+        rs.adopt(self)
+        self.begin_stage(revision, reason, why)
+
+    def begin_stage(self, revision: str, reason: Reason, why: str) -> None:
+        """The revision's first stage: pre-flight, or step 1 when it is skipped."""
+        s = self.s
         self.enter_step(0)
+        s.no_data_since = None
         routes = ", ".join(
             f"{r.tier}: {r.baseline} → {r.candidate}" for r in self.spec.routes if r.candidate
         )
@@ -340,8 +362,9 @@ class _Run:
         last = len(steps) - 1
         if not s.revision:
             return
-        if pf.running(s):
-            s.step = 0  # pre-flight: nothing served yet; step 1 of the new steps follows
+        if pf.running(s) or rs.running(s) or ccn.running(s):
+            # pre-flight or decision shadow: nothing served yet; step 1 of the new steps follows
+            s.step = 0
             return
         if s.phase == Phase.PROMOTED:
             s.step = last
@@ -420,6 +443,12 @@ class _Run:
         s = self.s
         spec = self.spec
         if not _gated(spec, s):
+            return
+        if rs.running(s):
+            rs.on_shadow(self, obs)
+            return
+        if ccn.running(s):
+            ccn.on_canary(self, obs)
             return
         if pf.running(s):
             self.on_preflight(obs)
@@ -577,6 +606,11 @@ class _Run:
         s.step_display = f"{s.step + 1}/{s.steps}" if s.revision else ""
         if pf.running(s):
             s.step_display = f"PreFlight/{s.steps}"
+        if rs.running(s):
+            s.step_display = f"Shadow/{s.steps}"
+        cc = s.classifier_canary
+        if ccn.running(s) and cc is not None:
+            s.step_display = f"Classifier {cc.step + 1}/{len(ccn.weights(self))}"
         s.conditions = conditions_for(s, self.now, generation)
         split = serving_split(self.spec, s)
         if split != self.initial_split:
@@ -594,7 +628,11 @@ def conditions_for(s: RoutingPolicyStatus, now: datetime, generation: int) -> li
     msg = s.message
     conds = s.conditions
     progressing = s.phase == Phase.PROGRESSING
-    if progressing and pf.running(s):
+    if progressing and rs.running(s):
+        p_reason = Reason.CLASSIFIER_SHADOW.value
+    elif progressing and ccn.running(s):
+        p_reason = Reason.CLASSIFIER_CANARY.value
+    elif progressing and pf.running(s):
         p_reason = Reason.NO_DATA.value if s.no_data_since is not None else Reason.PREFLIGHT.value
     elif progressing:
         p_reason = (

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING
 
 from tierguard.api.durations import parse_duration
 from tierguard.api.enums import ConditionType, Phase, Reason
+from tierguard.operator import decisionshadow as ds
 from tierguard.operator import judgepromptcontent as jpc
 from tierguard.operator.classifiercontent import ClassifierLookup
 from tierguard.operator.conditions import set_condition
@@ -41,8 +42,9 @@ def on_classifier(
     too and follows the same rules: both must be known for the revision to move."""
     s = run.s
     known = True
+    classifier_digest = judge_prompt_digest = ""
     if run.spec.classifier.source.config_map_ref is None:
-        s.classifier_digest = ""
+        pass
     elif lookup.unknown:
         _unknown(
             run,
@@ -52,7 +54,7 @@ def on_classifier(
         )
         known = False
     else:
-        s.classifier_digest = lookup.digest
+        classifier_digest = lookup.digest
         _condition(
             run,
             ConditionType.CLASSIFIER_RESOLVED,
@@ -61,7 +63,7 @@ def on_classifier(
             f"classifier {lookup.digest} from {lookup.source}",
         )
     if jpc.reference(run.spec) is None:
-        s.judge_prompt_digest = ""
+        pass
     elif judge_prompt.unknown:
         _unknown(
             run,
@@ -71,7 +73,7 @@ def on_classifier(
         )
         known = False
     else:
-        s.judge_prompt_digest = judge_prompt.digest
+        judge_prompt_digest = judge_prompt.digest
         _condition(
             run,
             ConditionType.JUDGE_PROMPT_RESOLVED,
@@ -79,8 +81,27 @@ def on_classifier(
             Reason.JUDGE_PROMPT_READ,
             f"judge prompt {judge_prompt.digest} from {judge_prompt.source}",
         )
-    if known:
-        run.on_revision(compute_revision(run.spec, s.classifier_digest, s.judge_prompt_digest))
+    if not known:
+        # neither digest moves while one content is unknown: status keeps naming (and the
+        # routers keep mounting) the frozen copies of the revision that runs
+        return
+    s.classifier_digest, s.judge_prompt_digest = classifier_digest, judge_prompt_digest
+    _read(run, classifier_digest)
+    run.on_revision(compute_revision(run.spec, classifier_digest, judge_prompt_digest))
+    _no_rollout(run)
+
+
+def _read(run: _Run, digest: str) -> None:
+    """The classifier read this reconcile; the first one a policy has decides at once."""
+    run.classifier_now = ds.snapshot(run.spec, digest)
+    if run.s.stable_classifier is None:
+        run.s.stable_classifier = run.classifier_now
+
+
+def _no_rollout(run: _Run) -> None:
+    """Without a revision (no candidate) nothing is rolled out: the classifier decides."""
+    if not run.s.revision:
+        run.s.stable_classifier = run.classifier_now
 
 
 def _unknown(run: _Run, what: str, ctype: ConditionType, reason: Reason) -> None:

@@ -14,6 +14,8 @@ from typing import TYPE_CHECKING
 from tierguard.api.enums import Action, Phase, PreFlightState, Reason
 from tierguard.api.status import MAX_HANDLED_ACTIONS, HandledAction
 from tierguard.operator import preflight as pf
+from tierguard.operator import rollout_clfcanary as ccn
+from tierguard.operator import rollout_shadow as rs
 from tierguard.operator.rollout_types import ManualRequest, fmt_weight
 
 if TYPE_CHECKING:
@@ -73,6 +75,13 @@ def _handle(run: _Run, request: ManualRequest) -> str:
     if action == Action.PROMOTE:
         if not live or not s.revision:
             return _ignored(run, action.value, f"phase is {s.phase.value}")
+        if rs.running(s):
+            rs.end_by_hand(run, who)
+            return "decision shadow ended"
+        cc = s.classifier_canary
+        if ccn.running(s) and cc is not None:
+            ccn.advance(run, Reason.MANUAL_PROMOTE, f"{who}: classifier canary advanced by hand")
+            return f"classifier canary at {fmt_weight(cc.weight)} of sessions"
         if pf.running(s):
             run.end_preflight(Reason.MANUAL_PROMOTE, f"{who}: pre-flight ended by a person")
             return f"pre-flight ended; step 1 ({fmt_weight(s.canary_weight)})"
@@ -82,6 +91,10 @@ def _handle(run: _Run, request: ManualRequest) -> str:
         if not (live or s.phase == Phase.PROMOTED) or not s.revision:
             return _ignored(run, action.value, f"phase is {s.phase.value}")
         exposed = "; 0 users exposed (pre-flight)" if pf.running(s) else ""
+        if rs.running(s):
+            exposed = "; 0 users exposed (decision shadow; the stable classifier decides)"
+        if ccn.running(s):
+            exposed = "; the stable classifier decides for everyone again"
         run.rollback(Reason.MANUAL_ABORT, f"{who}: rolled back revision {s.revision}{exposed}")
         return "rolled back"
     if action == Action.RETRY:

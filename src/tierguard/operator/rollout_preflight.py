@@ -5,12 +5,14 @@ Pre-flight runs at 0 % exposure before the first weighted step: the routers mirr
 sample of stateless requests to the candidate and a pairwise judge compares its answers
 with the baseline's (:mod:`tierguard.operator.preflight` plans it). Only the pairwise
 gates are judged, on the same alpha share as in the weighted steps, where their
-e-process continues. Pass starts step 1; Fail rolls back with 0 users exposed; a cap
+e-process continues. Pass starts step 1; Fail rolls back with 0 users exposed (never on an unhealthy
+judge's verdict: that holds); a cap
 (``maxSpendUSD``, ``maxDuration``) reached without a verdict pauses, never promotes.
 """
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from tierguard.api.durations import parse_duration
@@ -19,6 +21,7 @@ from tierguard.operator import classifiercontent as cc
 from tierguard.operator import gates as g
 from tierguard.operator import pairedgate as pg
 from tierguard.operator import preflight as pf
+from tierguard.operator.gatetypes import GateOutcome
 from tierguard.operator.rollout_types import GateEvaluated, fmt_weight
 
 if TYPE_CHECKING:
@@ -40,6 +43,24 @@ def end_preflight(run: _Run, reason: Reason, why: str) -> None:
         Phase.PROGRESSING,
         reason,
         f"{why}; step 1/{len(run.spec.rollout.steps)} at {fmt_weight(s.canary_weight)}",
+    )
+
+
+def _held_if_unhealthy(o: GateOutcome) -> GateOutcome:
+    """In pre-flight an unhealthy judge decides nothing, a Fail included: a judge beyond
+    its health limits (answering at random, failing) measures itself, and pre-flight has
+    no other gate to tell a real loss from its noise. It holds (Inconclusive,
+    JudgeUnhealthy) until a cap pauses it for a person. In the weighted steps a Fail
+    through such a judge stands (pairedgate.py); there the two-arm gates judge too."""
+    if o.verdict != Verdict.FAIL or o.judge is None or o.judge.healthy:
+        return o
+    return replace(
+        o,
+        verdict=Verdict.INCONCLUSIVE,
+        message=(
+            f"{pg.JUDGE_UNHEALTHY}: {o.judge.reason}; pre-flight does not roll back on an "
+            f"unhealthy judge's verdict (paired test: {o.message})"
+        )[:2048],
     )
 
 
@@ -66,6 +87,12 @@ def on_preflight(run: _Run, obs: g.Observations) -> None:
     s.gate_state, spent = pf.update_spend(
         s.gate_state, None if obs.error is not None else obs.preflight_spend
     )
+    reporting = obs.routers is None or bool(obs.routers.reports)
+    if hold is None and reporting and obs.error is None and state.state == PreFlightState.RUNNING:
+        # the routers report the revision, so they run a configuration without this
+        # epoch: they may use it once it reaches them; a process started after it was
+        # issued waits for the next one (router/mirrorbudget.py)
+        s.gate_state = pf.issue_budget(s.gate_state, spec, s, spent)
     entries = s.gate_state.get("gates", {})
     outcomes = [
         pg.paired_outcome(
@@ -78,6 +105,7 @@ def on_preflight(run: _Run, obs: g.Observations) -> None:
         )
         for gate in gates
     ]
+    outcomes = [_held_if_unhealthy(o) for o in outcomes]
     s.last_evaluated_at = run.now
     #: what the last interval cost: the cap holds once the next one would cross it
     last_interval = max(0.0, spent - state.spend_usd)

@@ -118,6 +118,11 @@ def sign(state: RouterState, planned: Planned, model: str) -> str:
             planned.request_id,
             cluster_label(planned.route.bucket),
             planned.slices,
+            (
+                planned.turn.classifier_pick.as_list()
+                if planned.turn is not None and planned.turn.classifier_pick is not None
+                else ()
+            ),
         ),
         state.signing_key,
     )

@@ -30,6 +30,7 @@ from typing import Any
 from tierguard.api.enums import Arm, KeySource, Tiering
 from tierguard.api.routerconfig import Route, RouterConfig
 from tierguard.classifier.runtime import Classification
+from tierguard.router.decisionshadow import ClassifierPick
 from tierguard.router.ladder import Ladder, estimate_tokens, fit_context, upward_chain
 from tierguard.router.session import session_key
 from tierguard.router.split import RoutePlan, bucket, build_chain, plan_routed
@@ -76,6 +77,8 @@ class TurnPlan:
     lock_lost: bool = False
     #: the stickiness key (only ever exported hashed: gen_ai.conversation.id)
     session_key: str = field(default="", repr=False)
+    #: the cell and decider while a classifier change is in progress (None otherwise)
+    classifier_pick: ClassifierPick | None = None
 
 
 @dataclass(frozen=True)
@@ -91,6 +94,9 @@ class Planner:
     signing_key: bytes
     #: tier for a request with no user text to classify (unset: the last, most capable)
     no_text_tier: str | None = None
+    #: a classifier change in progress: the candidate scores (and for the canary's
+    #: sessions decides) the tier (:func:`tierguard.router.decisionshadow.picker`)
+    pick: Callable[[str, list[dict[str, Any]], str], ClassifierPick | None] | None = None
 
 
 @dataclass(frozen=True)
@@ -201,6 +207,11 @@ def plan_turn(
         )
     tiered = _tier(p, messages, request_text)
     tier = tiered.tier
+    pick = None
+    if p.pick is not None and tiered.source == SOURCE_CLASSIFIER:
+        pick = p.pick(tier, messages, sk.key)
+        if pick is not None:
+            tier = pick.tier
     route = p.routes[tier]
     plan = plan_routed(route, config.weight(tier), key_bucket, p.budgets[tier])
     plan = dataclasses.replace(plan, chain=upward_chain(p.ladder, tier, plan.chain))
@@ -226,4 +237,5 @@ def plan_turn(
         category=tiered.category,
         lock_lost=lock_lost,
         session_key=sk.key,
+        classifier_pick=pick,
     )

@@ -1,7 +1,7 @@
 """Signed decision ids: the response ``id`` that makes feedback attributable.
 
 An id carries (policy, tier, arm, model, issue time, request id, user cluster, slice
-labels) and an
+labels, classifier cell) and an
 HMAC-SHA256 tag
 with a key from a Secret, so any replica can attribute a thumbs-up to the route that
 served the answer without shared state, and a client cannot forge feedback for a route
@@ -25,8 +25,9 @@ from dataclasses import dataclass
 from typing import Final
 
 PREFIX: Final = "chatcmpl-"
-_VERSION: Final = 3  # 2 added the user cluster, 3 the slice labels; older ids still accepted
-_VERSIONS: Final = (1, 2, 3)
+#: 2 added the user cluster, 3 the slice labels, 4 the classifier cell; older ids still accepted
+_VERSION: Final = 4
+_VERSIONS: Final = (1, 2, 3, 4)
 _TAG_BYTES: Final = 16
 _MAX_ID_CHARS: Final = 2048
 #: issue times up to this far in the future are accepted (clock skew between replicas).
@@ -52,6 +53,9 @@ class Decision:
     cluster: str = ""  # metrics label ``cluster`` of the answer ("" in version-1 ids)
     #: ((slice, value), ...) of the request (analysis.slices; () before version 3)
     slices: tuple[tuple[str, str], ...] = ()
+    #: (stable tier, candidate tier, decider) during a classifier canary; () otherwise
+    #: (and before version 4)
+    cell: tuple[str, ...] = ()
 
 
 def _b64(data: bytes) -> str:
@@ -80,6 +84,7 @@ def sign(decision: Decision, key: bytes) -> str:
                 decision.request_id,
                 decision.cluster,
                 [list(pair) for pair in decision.slices],
+                list(decision.cell),
             ],
             separators=(",", ":"),
         ).encode("utf-8")
@@ -102,7 +107,8 @@ def verify(decision_id: str, key: bytes, *, now: float, ttl_s: float) -> Decisio
         fields = json.loads(_unb64(payload))
         version, policy, tier, arm, model, issued_at, request_id, *rest = fields
         cluster = str(rest[0]) if version >= 2 and rest else ""
-        slices = _slices(rest[1]) if version == 3 and len(rest) == 2 else ()
+        slices = _slices(rest[1]) if version >= 3 and len(rest) >= 2 else ()
+        cell = _cell(rest[2]) if version >= 4 and len(rest) == 3 else ()
     except (binascii.Error, ValueError, TypeError):
         raise DecisionIdError("malformed", "the id's payload cannot be read") from None
     if version not in _VERSIONS or len(fields) != 6 + version or not isinstance(issued_at, int):
@@ -112,8 +118,26 @@ def verify(decision_id: str, key: bytes, *, now: float, ttl_s: float) -> Decisio
     if now - issued_at > ttl_s:
         raise DecisionIdError("expired", f"the id expired (older than {ttl_s:.0f}s)")
     return Decision(
-        str(policy), str(tier), str(arm), str(model), issued_at, str(request_id), cluster, slices
+        str(policy),
+        str(tier),
+        str(arm),
+        str(model),
+        issued_at,
+        str(request_id),
+        cluster,
+        slices,
+        cell,
     )
+
+
+def _cell(raw: object) -> tuple[str, ...]:
+    if (
+        not isinstance(raw, list)
+        or len(raw) not in (0, 3)
+        or not all(isinstance(x, str) for x in raw)
+    ):
+        raise ValueError("the classifier cell is not [from, to, decider]")
+    return tuple(raw)
 
 
 def _slices(raw: object) -> tuple[tuple[str, str], ...]:

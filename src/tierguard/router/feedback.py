@@ -53,10 +53,13 @@ def parse_feedback(body: Any) -> tuple[str, str]:
 def count_feedback(
     metrics: RouterMetrics, slices: Sequence[SliceSpec], decision: Decision, rating: str
 ) -> None:
-    """``feedback_total`` for the rated answer's route, and ``slice_feedback_total`` once
-    per slice it carries that the policy still declares."""
+    """``feedback_total`` for the rated answer's route, ``slice_feedback_total`` once
+    per slice it carries that the policy still declares, and during a classifier canary
+    ``classifier_cell_feedback_total`` for its cell and decider."""
     cluster = decision.cluster or mdefs.CLUSTER_NONE
     d = decision
     metrics.feedback.labels(d.policy, d.tier, d.arm, d.model, rating, cluster).inc()
     for name, value in known_labels(slices, d.slices):
         metrics.slice_feedback.labels(d.policy, d.tier, d.arm, name, value, rating, cluster).inc()
+    if len(d.cell) == 3 and d.cell[2] in mdefs.DECIDERS:  # signed by us: our own tier names
+        metrics.classifier_cell_feedback.labels(d.policy, *d.cell, rating).inc()

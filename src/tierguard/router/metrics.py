@@ -127,6 +127,10 @@ class RouterMetrics:
         self.classifier_cache: Counter = _build(m.CLASSIFIER_CACHE, r)
         self.classifier_info = ConfigGauge(m.CLASSIFIER_INFO)
         r.register(self.classifier_info)
+        self.classifier_transitions: Counter = _build(m.CLASSIFIER_TRANSITIONS, r)
+        self.classifier_cell_requests: Counter = _build(m.CLASSIFIER_CELL_REQUESTS, r)
+        self.classifier_cell_feedback: Counter = _build(m.CLASSIFIER_CELL_FEEDBACK, r)
+        self.classifier_cell_cost: Counter = _build(m.CLASSIFIER_CELL_COST, r)
         self.overhead: Histogram = _build(m.ROUTER_OVERHEAD, r, tuple(m.OVERHEAD_BUCKETS))
         self._overhead_children: dict[str, tuple[Any, ...]] = {}
         self.slice_requests: Counter = _build(m.SLICE_REQUESTS, r)

@@ -44,6 +44,9 @@ TIE: str = jp.TIE
 PAIRWISE_PROMPT = jp.BUILTIN_TEMPLATE
 
 _TOKEN = re.compile(r"\[\[\s*(A|B|TIE)\s*\]\]", re.IGNORECASE)
+#: output tokens of one judge call: a verdict marker with room for a short reason (a
+#: bound on its cost: pre-flight reserves it before calling, router/mirrorbudget.py)
+JUDGE_MAX_TOKENS = 512
 
 
 def parse_pairwise(text: str) -> str | None:
@@ -97,7 +100,11 @@ class PairwiseJudge:
         prompt = pairwise_prompt(question, a, b, reference, self.template)
         try:
             payload = await self._complete(
-                {"messages": [{"role": "user", "content": prompt}], "temperature": 0}
+                {
+                    "messages": [{"role": "user", "content": prompt}],
+                    "temperature": 0,
+                    "max_tokens": JUDGE_MAX_TOKENS,
+                }
             )
         except asyncio.CancelledError:
             raise

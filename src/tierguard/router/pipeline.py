@@ -93,6 +93,15 @@ def plan(
         )
         classify_s = timer.seconds
         slices = slice_labels(config.slices, req.body, request_headers, turn.category)
+        pick = turn.classifier_pick
+        if pick is not None:  # a classifier change: the candidate scored this request
+            metrics.child(
+                metrics.classifier_transitions,
+                config.policy,
+                config.revision,
+                pick.from_tier,
+                pick.to_tier,
+            ).inc()
         if turn.classified:
             metrics.child(metrics.classifier_duration, config.policy).observe(classify_s)
         observe_plan(metrics, config.policy, turn)
@@ -185,6 +194,7 @@ def account_failure(
     ).inc()
     rt.metrics.request_duration.labels(*labels).observe(elapsed)
     count_slices(rt.metrics, state.config.policy, planned, mdefs.OUTCOME_ERROR)
+    count_cell(rt.metrics, state.config.policy, planned, mdefs.OUTCOME_ERROR)
     record = _record(
         state,
         planned,
@@ -201,6 +211,22 @@ def account_failure(
     )
     rt.decision_log.write(record.to_json())
     return record
+
+
+def count_cell(
+    m: RouterMetrics, policy: str, planned: Planned, outcome: str, cost_usd: float = 0.0
+) -> None:
+    """``classifier_cell_*``: the request's cell and decider during a classifier canary."""
+    pick = planned.turn.classifier_pick if planned.turn is not None else None
+    if pick is None:
+        return
+    m.child(
+        m.classifier_cell_requests, policy, pick.from_tier, pick.to_tier, pick.decider, outcome
+    ).inc()
+    if cost_usd:
+        m.child(m.classifier_cell_cost, policy, pick.from_tier, pick.to_tier, pick.decider).inc(
+            cost_usd
+        )
 
 
 def count_slices(m: RouterMetrics, policy: str, planned: Planned, outcome: str) -> None:
@@ -248,6 +274,7 @@ def account(
         m.child(m.tokens, *labels, mdefs.KIND_PROMPT).inc(usage.prompt_tokens)
         m.child(m.tokens, *labels, mdefs.KIND_COMPLETION).inc(usage.completion_tokens)
         m.child(m.cost, *labels).inc(usage.cost_usd)
+    count_cell(m, config.policy, planned, outcome, usage.cost_usd)
     turn_fields: dict[str, Any] = {}
     tokens = {"prompt": usage.prompt_tokens, "completion": usage.completion_tokens}
     if planned.turn is not None:

@@ -22,7 +22,9 @@ from tierguard.api.durations import parse_duration
 from tierguard.api.routerconfig import RouterConfig
 from tierguard.router.config_source import ConfigSource, parse_config
 from tierguard.router.decision_log import DecisionLog
+from tierguard.router.decisionshadow import init_cells
 from tierguard.router.metrics import RouterMetrics
+from tierguard.router.mirrorbudget import BudgetLedger
 from tierguard.router.review import ReviewSample
 from tierguard.router.state import RouterState, build_state
 from tierguard.router.tracing import Tracing, build_tracing
@@ -55,6 +57,8 @@ class Runtime:
     background: set[asyncio.Task[Any]] = field(default_factory=set)
     shadows_in_flight: int = 0
     mirrors_in_flight: int = 0  # pre-flight mirrors (tierguard.router.mirroring)
+    #: pre-flight's budget epochs seen by this process (tierguard.router.mirrorbudget)
+    mirror_budget: BudgetLedger = field(default_factory=BudgetLedger)
     #: OpenTelemetry tracing (None: off), set up once at start
     tracing: Tracing | None = None
     reload_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
@@ -74,10 +78,21 @@ async def apply_config(rt: Runtime, config: RouterConfig) -> None:
         previous = rt.state
         state, retired = await build_state(config, previous)
         rt.state = state
+        budget = config.mirror_budget
+        rt.mirror_budget.apply(
+            budget.epoch if budget else None, budget.usd_per_router if budget else 0.0
+        )
         _sync_observability(rt, config, previous.config if previous else None)
         rt.metrics.classifier_info.replace(
             {(config.policy, state.classifier_digest, config.revision): 1.0}
         )
+        if state.shadow is not None:
+            init_cells(
+                rt.metrics.classifier_transitions,
+                config.policy,
+                config.revision,
+                [t.name for t in config.classifier.tiers],
+            )
         rt.metrics.canary_weight.replace(
             {
                 (config.policy, r.tier): config.weight(r.tier).weight if r.candidate else 0.0

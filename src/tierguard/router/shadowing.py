@@ -38,6 +38,7 @@ def wants_shadow(state: RouterState, planned: Planned) -> bool:
     new user text: the baseline did not issue its tool calls and would refuse them."""
     return (
         planned.route.arm is Arm.CANARY
+        and state.judge_ready
         and not (planned.turn is not None and planned.turn.stateful)
         and planned.route.baseline is not None
         and should_shadow(planned.request_id, state.config.shadow.sample_rate)

@@ -17,7 +17,7 @@ from typing import Any
 from tierguard.api import judgeprompt
 from tierguard.api.classifierdigest import classifier_digest, model_sha256
 from tierguard.api.durations import parse_duration
-from tierguard.api.routerconfig import Route, RouterConfig, UpstreamModel
+from tierguard.api.routerconfig import ClassifierConfig, Route, RouterConfig, UpstreamModel
 from tierguard.classifier.runtime import (
     Classification,
     Classifier,
@@ -26,6 +26,7 @@ from tierguard.classifier.runtime import (
     load_classifier,
 )
 from tierguard.router.conversation import Planner
+from tierguard.router.decisionshadow import DecisionShadow, picker
 from tierguard.router.ladder import Ladder, build_ladder
 from tierguard.router.pairwise import PairwiseJudge
 from tierguard.router.records import usage_cost
@@ -66,6 +67,14 @@ class RouterState:
     #: classifier, since its answers would be the same
     tier_cache: TierCache = field(default_factory=lambda: TierCache(0))
     ladder: Ladder = field(default_factory=lambda: build_ladder(["-"], [], {}))
+    #: the candidate classifier of a classifier change's decision shadow (None: no change
+    #: in progress, and the request path runs nothing extra)
+    shadow: DecisionShadow | None = None
+    #: False while this replica mounts another judge prompt than the one rolled out (a
+    #: pod of the previous revision, until the rolling restart replaces it): it then
+    #: neither mirrors nor shadows, so no verdict of the old prompt counts for the new
+    #: revision (see :func:`judge_prompt_ready`)
+    judge_ready: bool = True
 
     def planner(
         self, classify: Callable[[list[str]], list[Classification]] | None = None
@@ -81,6 +90,11 @@ class RouterState:
             classify=classify or self.classifier.classify_batch,
             signing_key=self.signing_key,
             no_text_tier=self.config.classifier.no_text_tier,
+            pick=(
+                picker(self.shadow, self.config.salt, self.config.classifier_canary_weight)
+                if self.shadow is not None
+                else None
+            ),
         )
 
     @property
@@ -99,7 +113,10 @@ def _classifier_key(config: RouterConfig) -> tuple[Any, ...]:
     """What decides whether a reload must load the classifier again: the path, the
     file's identity (a ConfigMap-mounted model replaced under the same path), the tiers
     and thresholds."""
-    c = config.classifier
+    return _settings_key(config.classifier)
+
+
+def _settings_key(c: ClassifierConfig) -> tuple[Any, ...]:
     try:
         st = os.stat(c.path or default_model_path())
         identity: tuple[int, int, int] | None = (st.st_ino, st.st_size, st.st_mtime_ns)
@@ -110,7 +127,11 @@ def _classifier_key(config: RouterConfig) -> tuple[Any, ...]:
 
 def load_config_classifier(config: RouterConfig) -> tuple[Classifier, str]:
     """The classifier and the sha256 of the very bytes it was loaded from."""
-    c = config.classifier
+    return load_classifier_config(config.classifier)
+
+
+def load_classifier_config(c: ClassifierConfig) -> tuple[Classifier, str]:
+    """:func:`load_config_classifier` for one classifier section."""
     path = Path(c.path or default_model_path())
     if not path.is_file():
         raise ClassifierLoadError(f"classifier model {str(path)!r} does not exist or is not a file")
@@ -141,6 +162,15 @@ def load_judge_template(path: str | None) -> str:
     except judgeprompt.TemplateError as exc:
         raise JudgePromptLoadError(f"{path}: {exc}") from exc
     return text
+
+
+def judge_prompt_ready(path: str | None, template: str, expected_digest: str) -> bool:
+    """Whether the template loaded from ``path`` is the one the config rolls out (its
+    content digest is ``expected_digest``, from the operator's status). The built-in
+    template (no path) always is."""
+    if path is None:
+        return True
+    return bool(expected_digest) and judgeprompt.template_digest(template) == expected_digest
 
 
 def _ephemeral_key() -> bytes:
@@ -193,6 +223,17 @@ async def build_state(
     except Exception:
         await _close_new(pool, previous)
         raise
+    judge_ready = judge_prompt_ready(
+        config.shadow.judge_prompt_path, template, config.shadow.judge_prompt_digest
+    )
+    if not judge_ready:
+        log.warning(
+            "the judge prompt this replica mounts (%s, digest %s) is not the one rolled out "
+            "(digest %s): no mirroring or shadow judging here until the replica is replaced",
+            config.shadow.judge_prompt_path,
+            judgeprompt.template_digest(template),
+            config.shadow.judge_prompt_digest or "-",
+        )
     judge_spec = config.shadow.judge
     judge: Judge
     if judge_spec.type == "LLM" and judge_spec.model is not None:
@@ -228,6 +269,7 @@ async def build_state(
         tier_cache = previous.tier_cache
     else:
         tier_cache = TierCache(cache_size)
+    shadow = await _decision_shadow(config, previous)
     ladder = build_ladder(
         [t.name for t in config.classifier.tiers],
         [(r.tier, r.baseline, r.candidate, r.fallbacks) for r in config.routes],
@@ -245,12 +287,30 @@ async def build_state(
         feedback_ttl_s=parse_duration(config.feedback.ttl),
         client_keys=client_keys,
         judge=judge,
+        judge_ready=judge_ready,
         classifier_key=key,
         model_sha=model_sha,
         tier_cache=tier_cache,
         ladder=ladder,
+        shadow=shadow,
     )
     return state, retired
+
+
+async def _decision_shadow(
+    config: RouterConfig, previous: RouterState | None
+) -> DecisionShadow | None:
+    """The candidate classifier of the config's decision shadow (kept from the previous
+    generation when it is the same file and settings)."""
+    c = config.shadow_classifier
+    if c is None:
+        return None
+    key = _settings_key(c)
+    old = previous.shadow if previous is not None else None
+    if old is not None and old.key == key:
+        return DecisionShadow(c, old.classifier, old.cache, key)
+    classifier, _ = await asyncio.to_thread(load_classifier_config, c)
+    return DecisionShadow(c, classifier, TierCache(c.cache_size), key)
 
 
 async def _close_new(pool: UpstreamPool, previous: RouterState | None) -> None:

@@ -6,6 +6,8 @@ import argparse
 from datetime import UTC, datetime
 from pathlib import Path
 
+import pytest
+
 from tierguard.lab.cli import configure, false_rollback_summary, output_dir
 
 
@@ -29,6 +31,9 @@ def test_arguments() -> None:
     args = parser.parse_args(["--scenario", "pareto-trap", "--compare-naive"])
     assert args.scenario == "pareto-trap" and args.compare_naive and args.repeat == 1
     assert parser.parse_args([]).scenario == "healthy"
+    args = parser.parse_args(["--scenario", "pareto-trap", "--preflight"])
+    assert args.preflight and not parser.parse_args([]).preflight
+    assert "preflight-trap" in parser.parse_args(["--scenario", "preflight-trap"]).scenario
 
 
 def test_repetitions_use_fresh_traffic() -> None:
@@ -40,3 +45,15 @@ def test_repetitions_use_fresh_traffic() -> None:
     seeds = {repetition(aa, i).traffic.seed for i in range(5)}
     assert len(seeds) == 5
     assert repetition(aa, 3).cheap == aa.cheap
+
+
+def test_preflight_is_refused_for_the_slice_trap(capsys: pytest.CaptureFixture[str]) -> None:
+    """slice-trap judges with the Agreement judge; --preflight needs the pairwise one: the
+    CLI says so (exit 2) before it starts anything."""
+    from tierguard.lab.cli import run
+
+    parser = argparse.ArgumentParser()
+    configure(parser)
+    args = parser.parse_args(["--scenario", "slice-trap", "--preflight"])
+    assert run(args) == 2
+    assert "pre-flight needs the pairwise judge" in capsys.readouterr().err

@@ -83,3 +83,36 @@ def test_tty_view_redraws_in_place() -> None:
     view.show(_snap())
     view.show(_snap(elapsed_s=76))
     assert "\x1b[" in out.getvalue() and "F" in out.getvalue()
+
+
+def test_render_shows_pre_flight_and_its_judge_table() -> None:
+    status = {
+        **STATUS,
+        "step": 0,
+        "stepDisplay": "PreFlight/5",
+        "canaryWeight": 0.0,
+        "tiers": [],
+        "preflight": {
+            "state": "Running",
+            "spendUSD": 0.0123,
+            "maxSpendUSD": 5.0,
+            "tiers": [
+                {
+                    "tier": "simple",
+                    "verdict": "Inconclusive",
+                    "judge": {"judged": 80, "worse": 9, "better": 1, "ties": 70},
+                }
+            ],
+        },
+    }
+    text = "\n".join(render(_snap(status=status)))
+    assert "[pre-flight 0%] → 5% → 10%" in text and "[5%]" not in text
+    assert "pre-flight Running: spent $0.0123 of $5.00" in text
+    assert "tier simple: 80 judged, loss 9 / win 1 / tie 70" in text
+    done = {
+        **status,
+        "phase": "RolledBack",
+        "preflight": {**status["preflight"], "state": "Failed"},
+    }
+    assert "pre-flight Failed → 5%" in "\n".join(render(_snap(status=done)))
+    assert change_key(_snap(status=status)) != change_key(_snap(status=done))

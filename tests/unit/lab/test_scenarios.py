@@ -4,16 +4,19 @@ from __future__ import annotations
 
 import pytest
 
-from tierguard.api.enums import Phase
+from tierguard.api.enums import Phase, Signal
 from tierguard.api.resource import RoutingPolicy
 from tierguard.classifier.dataset import CATEGORIES
 from tierguard.lab import scenarios as sc
+from tierguard.lab.scenario_preflight import LAB_PREFLIGHT_SAMPLE_RATE
 
 
 def test_every_scenario_is_listed_and_found() -> None:
     assert set(sc.SCENARIOS) == {
         "healthy",
         "pareto-trap",
+        "preflight-trap",
+        "slice-trap",
         "aa",
         "prometheus-outage",
         "provider-outage",
@@ -92,8 +95,17 @@ def test_outage_scenarios_schedule_a_stop_and_a_recovery() -> None:
 
 @pytest.mark.parametrize("name", list(sc.SCENARIOS))
 @pytest.mark.parametrize("naive", [False, True])
-def test_lab_policy_validates_against_the_api_models(name: str, naive: bool) -> None:
+@pytest.mark.parametrize("preflight", [False, True])
+def test_lab_policy_validates_against_the_api_models(
+    name: str, naive: bool, preflight: bool
+) -> None:
     s = sc.get(name)
+    if preflight and s.slice_gates:
+        with pytest.raises(sc.ScenarioError, match="pre-flight needs the pairwise judge"):
+            sc.preflight_variant(s)
+        return
+    if preflight:
+        s = sc.preflight_variant(s)
     if naive:
         s = sc.naive_variant(s)
     body = sc.lab_policy(
@@ -117,8 +129,16 @@ def test_lab_policy_validates_against_the_api_models(name: str, naive: bool) -> 
         shadow = next(
             s for s in policy.spec.analysis.slos if s.signal.value == "ShadowDisagreement"
         )
-        assert shadow.objective == "RelativeToControl"
-    assert policy.spec.router.shadow.judge.mode == "Pairwise"
+        assert shadow.objective == ("Absolute" if s.slice_gates else "RelativeToControl")
+    assert policy.spec.router.shadow.judge.mode == (
+        "Agreement" if s.slice_gates and not naive else "Pairwise"
+    )
+    assert bool(policy.spec.analysis.slices) is (s.slice_gates and not naive)
+    assert policy.spec.rollout.steps == list(s.steps or sc.LAB_STEPS)
+    pf = policy.spec.rollout.preflight
+    assert pf.enabled is (s.preflight and not naive)
+    if pf.enabled:
+        assert pf.rate("simple") == LAB_PREFLIGHT_SAMPLE_RATE and pf.max_duration == "3m"
 
 
 def test_naive_variant_expects_promotion() -> None:
@@ -135,3 +155,69 @@ def test_events_fire_once_after_their_step_is_reached() -> None:
     assert due_events(events, {0: 0.0, 1: 50.0}, set(), 55.0) == [0]
     assert due_events(events, {0: 0.0, 1: 50.0}, {0}, 81.0) == [1]
     assert due_events(events, {0: 0.0, 1: 50.0}, {0, 1}, 200.0) == []
+
+
+def test_preflight_trap_is_pareto_trap_caught_at_pre_flight() -> None:
+    trap, pareto = sc.get("preflight-trap"), sc.get("pareto-trap")
+    assert trap.preflight and not pareto.preflight
+    assert (trap.cheap, trap.capable, trap.traffic) == (
+        pareto.cheap,
+        pareto.capable,
+        pareto.traffic,
+    )
+    assert trap.expect == sc.Expectation(
+        Phase.ROLLED_BACK,
+        failed_tier="simple",
+        failed_signal=Signal.SHADOW_DISAGREEMENT,
+        max_step=0,
+        preflight="Failed",
+    )
+    # --preflight on pareto-trap is the same world and the same expectation
+    variant = sc.preflight_variant(pareto)
+    assert (variant.expect, variant.cheap) == (trap.expect, trap.cheap)
+    assert sc.preflight_variant(variant) is variant
+    healthy = sc.preflight_variant(sc.get("healthy"))
+    assert healthy.expect.phase is Phase.PROMOTED and healthy.expect.preflight == "Passed"
+    outage = sc.preflight_variant(sc.get("provider-outage"))
+    assert outage.expect.preflight is None and outage.expect.failed_signal == Signal.ERROR_RATE
+    assert not sc.naive_variant(trap).preflight
+
+
+def test_slice_trap_hides_a_15_point_loss_below_the_tier() -> None:
+    """Issue 17's numbers: 15 points in one simple category, the gates' arithmetic says the
+    tier gate passes while the slice gate fails (the real kernels, the policy's alphas)."""
+    from tierguard.lab import scenario_slices as sl
+    from tierguard.operator.gates import gate_specs
+    from tierguard.operator.slicegates import family_split
+    from tierguard.operator.statistics import absolute_bounds
+
+    s = sc.get("slice-trap")
+    worse = {c: s.capable.quality[c] - s.cheap.quality[c] for c in CATEGORIES}
+    assert {c for c, d in worse.items() if d > 1e-9 and CATEGORIES[c] == "simple"} == {
+        sl.SLICE_TRAP_CATEGORY
+    }
+    assert worse[sl.SLICE_TRAP_CATEGORY] == pytest.approx(0.15)
+    assert not s.traffic.conversations and s.expect.failed_slice == "topic=opening_hours"
+    body = sc.lab_policy(
+        s,
+        cheap_url="http://127.0.0.1:1/v1",
+        capable_url="http://127.0.0.1:2/v1",
+        judge_url="http://127.0.0.1:4/v1",
+        prometheus_url="http://127.0.0.1:3",
+    )
+    spec = RoutingPolicy.from_k8s(body).spec
+    (topic,) = spec.analysis.slices
+    assert topic.source == "Classifier" and sl.SLICE_TRAP_CATEGORY in topic.values
+    split = family_split(gate_specs(spec), spec.analysis.confidence)
+    # the fake Agreement judge: two answers disagree when either is bad (capable misses 1 %)
+    floor = 1 - sl.SLICE_TRAP_SIMPLE_QUALITY
+    assert s.capable.quality[sl.SLICE_TRAP_CATEGORY] == sl.SLICE_TRAP_SIMPLE_QUALITY
+    slice_rate = 1 - s.cheap.quality[sl.SLICE_TRAP_CATEGORY]
+    tier_rate = 0.9 * floor + 0.1 * slice_rate  # the category is 10 % of the simple tier
+    ceiling = sl.SLICE_TRAP_DISAGREEMENT_CEILING
+    assert floor < tier_rate < ceiling < slice_rate
+    # at 1,000 judged tier answers (100 of them in the slice) the tier gate passes; the
+    # slice gate fails at 150
+    _, tier_upper = absolute_bounds(tier_rate * 1000, 1000, split.tier)
+    slice_lower, _ = absolute_bounds(slice_rate * 150, 150, split.slice)
+    assert tier_upper <= ceiling < slice_lower

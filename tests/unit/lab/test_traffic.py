@@ -148,3 +148,25 @@ def test_tally_counts_and_detects_arm_switches_within_a_stage_only() -> None:
     s = t.summary()
     assert s["served"]["simple/control"] == 3
     assert s["categories"]["billing_status"]["capable"]["served"] == 3
+
+
+def test_slice_trap_traffic_makes_its_category_a_tenth_of_the_simple_tier() -> None:
+    """The thinned pool, routed by the shipped classifier: the trap category is about
+    10 % of the simple tier, by its true category and by the category head's label (the
+    slice's source)."""
+    from tierguard.classifier.runtime import default_model_path, load_classifier
+    from tierguard.lab import scenario_slices as sl
+    from tierguard.lab import scenarios as sc
+    from tierguard.lab.traffic import query_pool
+
+    spec = sc.get("slice-trap").traffic
+    pool = query_pool(spec)
+    assert query_pool(spec) == pool  # deterministic
+    full = query_pool(sc.TrafficSpec(seed=spec.seed))
+    assert len(pool) < len(full)
+    results = load_classifier(default_model_path()).classify_batch([e.text for e in pool])
+    simple = [(e, r) for e, r in zip(pool, results, strict=True) if r.tier == "simple"]
+    true_share = sum(e.category == sl.SLICE_TRAP_CATEGORY for e, _ in simple) / len(simple)
+    label_share = sum(r.category == sl.SLICE_TRAP_CATEGORY for _, r in simple) / len(simple)
+    assert 0.09 <= true_share <= 0.11
+    assert 0.09 <= label_share <= 0.11

@@ -98,14 +98,27 @@ def test_edited_bytes_restart_at_the_first_step_same_bytes_renamed_do_not() -> N
     d = r.reconcile(renamed, st, T0 + timedelta(minutes=240), generation=2, classifier=same)
     assert (d.status.revision, d.status.step) == (revision, step)
     assert Reason.ROLLOUT_STARTED.value not in [e.reason for e in d.events]
-    # New bytes in the source: a new revision from the first step.
+    # New bytes in the source: a new revision from the first step, which for a classifier
+    # change is its decision shadow (0 % exposure; the stable classifier A decides).
     edited = cc.lookup(spec, configmap(MODEL_B))
     d = r.reconcile(spec, st, T0 + timedelta(minutes=241), generation=2, classifier=edited)
     assert d.status.revision != revision and d.status.step == 0
     assert d.status.phase == Phase.PROGRESSING
     assert d.status.classifier_digest == edited.digest
-    assert d.status.canary_weight == 5.0
+    assert d.status.canary_weight == 0.0
+    assert d.status.stable_classifier is not None
+    assert d.status.stable_classifier.digest == a.digest
+    assert [e.reason for e in d.events] == [
+        Reason.ROLLOUT_STARTED.value,
+        Reason.CLASSIFIER_SHADOW_STARTED.value,
+    ]
+    # Without the decision shadow the new classifier decides at step 1 at once.
+    off = cm_spec(classifierShadow={"enabled": False}, classifierCanary={"enabled": False})
+    d = r.reconcile(off, st, T0 + timedelta(minutes=241), generation=2, classifier=edited)
+    assert (d.status.step, d.status.canary_weight) == (0, 5.0)
     assert [e.reason for e in d.events] == [Reason.ROLLOUT_STARTED.value]
+    assert d.status.stable_classifier is not None
+    assert d.status.stable_classifier.digest == edited.digest
 
 
 def test_a_threshold_edit_is_a_new_revision() -> None:

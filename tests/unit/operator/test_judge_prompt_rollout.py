@@ -110,6 +110,7 @@ def test_routers_mount_the_frozen_copy_named_by_digest() -> None:
     assert vol["configMap"]["name"] == name
     config = render.router_config(REF, sp, st)
     assert config.shadow.judge_prompt_path == f"{jpc.JUDGE_PROMPT_DIR}/prompt"
+    assert config.shadow.judge_prompt_digest == a.digest
     # content read now is another digest than status rolls out: no copy of it
     other = jpc.lookup(sp, configmap(TEMPLATE + "!"))
     assert not any(
@@ -117,3 +118,37 @@ def test_routers_mount_the_frozen_copy_named_by_digest() -> None:
         for o in render.render_all(REF, sp, st, judge_prompt=other)
     )
     assert render.router_config(REF, spec(), st).shadow.judge_prompt_path is None
+
+
+def test_an_edited_classifier_does_not_move_while_the_judge_prompt_is_unknown() -> None:
+    """One content unknown holds both: status keeps the digests (and the routers the
+    copies) of the revision that runs, even when the other content changed."""
+    from test_classifier_rollout import configmap as model_cm
+
+    from tierguard.operator import classifiercontent as cc
+
+    doc = ref_spec().to_k8s()
+    doc["classifier"]["source"] = {"configMapRef": {"name": "clf", "key": "model.onnx"}}
+    sp = RoutingPolicySpec.model_validate(doc)
+    first = r.reconcile(
+        sp,
+        None,
+        T0,
+        classifier=cc.lookup(sp, model_cm(b"model-a")),
+        judge_prompt=jpc.lookup(sp, configmap(TEMPLATE)),
+    ).status
+    gone = jpc.lookup(sp, None, "forbidden")
+    d = r.reconcile(
+        sp, first, T0, classifier=cc.lookup(sp, model_cm(b"model-b")), judge_prompt=gone
+    )
+    assert (d.status.revision, d.status.classifier_digest, d.status.judge_prompt_digest) == (
+        first.revision,
+        first.classifier_digest,
+        first.judge_prompt_digest,
+    )
+    back = jpc.lookup(sp, configmap(TEMPLATE))
+    d = r.reconcile(
+        sp, d.status, T0, classifier=cc.lookup(sp, model_cm(b"model-b")), judge_prompt=back
+    )
+    assert d.status.revision != first.revision
+    assert d.status.classifier_digest != first.classifier_digest

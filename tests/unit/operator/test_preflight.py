@@ -101,9 +101,15 @@ def test_a_new_revision_starts_in_pre_flight_at_zero_exposure_with_mirroring_on(
     assert len(started) == 1 and "maxSpendUSD" in started[0].message
     # one Event per message: the transition's own Event already carries the status message
     assert len({e.message for e in d.events}) == len(d.events)
+    # mirroring starts at the first look with the routers on target, which issues the
+    # routers' budget epoch (a router started later does not use it)
+    cfg = router_config(REF, sp, st)
+    assert (cfg.split[0].weight, cfg.split[0].mirror_rate, cfg.mirror_budget) == (0.0, 0.0, None)
+    st = r.reconcile(sp, st, T0, observations=obs(T0, 0.0)).status
     cfg = router_config(REF, sp, st)
     (split,) = cfg.split
     assert (split.weight, split.mirror_rate) == (0.0, 0.2)
+    assert cfg.mirror_budget is not None and cfg.mirror_budget.epoch.endswith("/1")
     progressing = next(c for c in st.conditions if c.type == ConditionType.PROGRESSING)
     assert (progressing.status, progressing.reason) == ("True", "PreFlight")
 
@@ -255,3 +261,39 @@ def test_pre_flight_never_exposes_users_unless_its_gate_passed(
         if st.phase == Phase.ROLLED_BACK:
             assert "0 users exposed" in st.message
             break
+
+
+def test_the_budget_is_shared_by_every_router_process_and_never_reissued_twice() -> None:
+    """Each router process (replicas + the rolling update's surge) gets an equal share;
+    raising the cap issues a new epoch with what no earlier epoch may still commit."""
+    sp = spec(maxSpendUSD=10.0)
+    st = r.reconcile(sp, None, T0).status
+    st = r.reconcile(sp, st, T0, observations=obs(T0, 0.0)).status
+    first = pf.budget_of(st.gate_state)
+    assert first is not None and pf.router_processes(sp) == 3  # 2 replicas + 1 surge
+    assert first.usd_per_router == pytest.approx(10.0 / 3) and 3 * first.usd_per_router <= 10.0
+    now = T0 + timedelta(minutes=1)
+    st = r.reconcile(sp, st, now, observations=obs(now, 4.0)).status
+    assert pf.budget_of(st.gate_state) == first  # one epoch per cap
+    raised = spec(maxSpendUSD=16.0)
+    now = T0 + timedelta(minutes=2)
+    st = r.reconcile(raised, st, now, observations=obs(now, 5.0)).status
+    second = pf.budget_of(st.gate_state)
+    assert second is not None and second.epoch != first.epoch and second.epoch.endswith("/2")
+    # $1 spent since the baseline, but the first epoch may have committed its $10: the
+    # new one shares the other $6
+    assert second.usd_per_router == pytest.approx(6.0 / 3)
+    assert second.committed <= 16.0
+    assert router_config(REF, raised, st).mirror_budget is not None
+
+
+def test_an_unhealthy_judge_never_rolls_back_at_pre_flight() -> None:
+    """Losses through a judge that flips with the order in most pairs: the paired test
+    alone would fail, but an unhealthy judge decides nothing at pre-flight; it holds until
+    maxDuration pauses it for a person."""
+    st, decisions = run(spec(), {"worse": 6, "better": 0, "tie": 2, "inconsistent": 12}, 200)
+    assert st.phase == Phase.PAUSED, st.message
+    assert st.history[-1].reason == Reason.PREFLIGHT_CAP_REACHED.value
+    assert not any(e.reason == Reason.PREFLIGHT_FAILED.value for e in events(decisions))
+    assert st.preflight is not None and st.preflight.tiers[0].judge.healthy is False
+    assert "JudgeUnhealthy" in st.preflight.tiers[0].message

@@ -184,7 +184,8 @@ def test_router_request_settings_reach_the_router_config() -> None:
     doc["models"][1]["streamUsage"] = True
     doc["router"]["maxResponseBytes"] = 1 << 20
     spec = RoutingPolicySpec.model_validate(doc)
-    conf = cfg(render.render_all(REF, spec, started()))
+    # (the status of this spec: the classifier that decides is the one status adopted)
+    conf = cfg(render.render_all(REF, spec, r.reconcile(spec, None, T0).status))
     assert conf.classifier.no_text_tier_name == "tricky"
     assert [m.stream_usage for m in conf.models] == [False, True]
     assert conf.server.max_response_bytes == 1 << 20
@@ -217,7 +218,7 @@ def test_session_fields_reach_the_router_config() -> None:
     spec = make_spec(stickiness={"sessionHeader": "x-conversation"})
     spec.models[1].context_window = 8000
     spec.classifier.session_messages = 4
-    conf = cfg(render.render_all(REF, spec, started()))
+    conf = cfg(render.render_all(REF, spec, r.reconcile(spec, None, T0).status))
     assert conf.stickiness.key is StickinessKey.SESSION
     assert conf.stickiness.session_header == "x-conversation"
     assert {m.name: m.context_window for m in conf.models} == {"big": None, "small": 8000}
