@@ -286,6 +286,7 @@ CELLS: tuple[Cell, ...] = (
     Cell("aa-0", "aa", 0.0, FULL_RPM),
     Cell("aa-0.02", "aa", 0.02, FULL_RPM),
     Cell("aa-0.05", "aa", 0.05, FULL_RPM),
+    Cell("aa-0.05-heavy", "aa", 0.05, FULL_RPM, HEAVY),
     Cell("within-0.02", "within", 0.02, FULL_RPM),
     Cell("within-0.02-heavy", "within", 0.02, FULL_RPM, HEAVY),
     Cell("within-0.02-3000", "within", 0.02, MID_RPM),
@@ -296,7 +297,7 @@ CELLS: tuple[Cell, ...] = (
 )
 #: Cells the unit test recomputes (they end within the first stage or two).
 QUICK = ("drop-0.02",)
-HORIZON = 24 * 60 + 5 * 120 + 10  # pre-flight (at most 6 h, sized 24 h), five 2 h steps
+HORIZON = 24 * 60 + 5 * 120 + 10  # pre-flight (default 8 h, sized 24 h), five 2 h steps
 
 
 def first_step_pairs(spec: RoutingPolicySpec) -> float:
