@@ -6,12 +6,17 @@
 #   argocd-lua   tools/argocd-lua in this repository: Argo CD's Lua runtime for the
 #                RoutingPolicy health check and actions (github.com/yuin/gopher-lua);
 #                cached by a hash of its sources.
+#   dashboard-validate  tools/dashboard-validate in this repository: the Grafana
+#                dashboard checked against Grafana's own dashboard schema (the Grafana
+#                Foundation SDK, github.com/grafana/grafana-foundation-sdk/go); cached by a
+#                hash of its sources.
 #   kubeconform  github.com/yannh/kubeconform (schema validation of manifests)
 #   kube-score   github.com/zegl/kube-score (Kubernetes object analysis)
 #
 # Usage: scripts/build-go-tool.sh NAME        # build if missing, print the binary path
 # Measured on the 2 shared cores of the CI machine (cold module cache, other builds
-# running): argocd-lua ~10 s (2m48s while kube-apiserver compiled), kubeconform ~15 s,
+# running): argocd-lua ~10 s (2m48s while kube-apiserver compiled), dashboard-validate
+# ~1 min (load average 14), kubeconform ~15 s,
 # kube-score ~4.5 min (it pulls k8s.io/api); see docs/testbed.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -29,6 +34,10 @@ case "$name" in
     src=tools/argocd-lua
     version=$(cat "$src"/go.mod "$src"/go.sum "$src"/*.go | sha256sum | cut -c1-16)
     ;;
+  dashboard-validate)
+    src=tools/dashboard-validate
+    version=$(cat "$src"/go.mod "$src"/go.sum "$src"/*.go | sha256sum | cut -c1-16)
+    ;;
   kubeconform)
     module=github.com/yannh/kubeconform/cmd/kubeconform
     version=${KUBECONFORM_VERSION:-v0.7.0}
@@ -38,7 +47,7 @@ case "$name" in
     version=${KUBE_SCORE_VERSION:-v1.20.0}
     ;;
   *)
-    log "unknown tool (known: argocd-lua, kubeconform, kube-score)"
+    log "unknown tool (known: argocd-lua, dashboard-validate, kubeconform, kube-score)"
     exit 2
     ;;
 esac

@@ -225,12 +225,35 @@ class _Panels:
         }
         if kind == "timeseries":
             panel["options"] = {
-                "legend": {"displayMode": "table", "placement": "right", "calcs": ["lastNotNull"]},
+                "legend": {
+                    "displayMode": "table",
+                    "placement": "right",
+                    "calcs": ["lastNotNull"],
+                    "showLegend": True,
+                },
                 "tooltip": {"mode": "multi", "sort": "desc"},
             }
-        panel.update(extra or {})
+        extra = dict(extra or {})
+        if kind == "stat":  # every option Grafana's stat schema requires, at its defaults
+            panel["options"] = {**STAT_DEFAULTS, **extra.pop("options", {})}
+        panel.update(extra)
         self.panels.append(panel)
         self.next_id += 1
+
+
+#: Grafana's defaults for the stat panel options its schema requires (so the dashboard
+#: passes Grafana's own schema, tools/dashboard-validate, and renders as before)
+STAT_DEFAULTS: dict[str, Any] = {
+    "reduceOptions": {"calcs": ["lastNotNull"], "fields": "", "values": False},
+    "orientation": "auto",
+    "textMode": "auto",
+    "wideLayout": True,
+    "colorMode": "value",
+    "graphMode": "area",
+    "justifyMode": "auto",
+    "showPercentChange": False,
+    "percentChangeColorMode": "standard",
+}
 
 
 def _ratio(metric: str, bad: str, total: str, by: str, sel: str = _SEL_TIER) -> str:
@@ -751,7 +774,8 @@ def build_dashboard() -> dict[str, Any]:
                     "label": "Data source",
                     "type": "datasource",
                     "query": "prometheus",
-                    "current": {},
+                    # Grafana's default data source (what an empty selection resolves to)
+                    "current": {"selected": True, "text": "default", "value": "default"},
                 },
                 # job and instance list the scrape targets of the operator and the
                 # routers (all tierguard_ series), "All" matching any non-empty value.

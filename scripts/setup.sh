@@ -50,11 +50,12 @@ if ! scripts/build-controlplane.sh >/dev/null; then
 fi
 
 # 4. Go tools the tests run, likewise: helm (chart tests), tools/argocd-lua (Argo CD's
-# Lua runtime for the health check and actions), kubeconform (schema validation),
-# kube-score (manifest analysis, lint/kube-score.yaml).
+# Lua runtime for the health check and actions), tools/dashboard-validate (the Grafana
+# dashboard against Grafana's own schema), kubeconform (schema validation), kube-score
+# (manifest analysis, lint/kube-score.yaml).
 log "helm (built once, then cached)"
 scripts/build-helm.sh >/dev/null || { log "building helm failed (see above)"; exit 1; }
-for tool in argocd-lua kubeconform kube-score; do
+for tool in argocd-lua dashboard-validate kubeconform kube-score; do
   log "$tool (built once, then cached)"
   scripts/build-go-tool.sh "$tool" >/dev/null || { log "building $tool failed (see above)"; exit 1; }
 done

@@ -108,8 +108,8 @@ CASES = (
 )
 
 #: The policy the study runs: the defaults of ``rollout.preflight`` (maxDuration 8h,
-#: maxSpendUSD 25, minPairs 200), the trapped tier's sample rate at 1.0 as
-#: docs/statistics.md sizes it for a tier with 10 % of the traffic, and
+#: maxSpendUSD 25, minPairs 200, the sample rate sized from the tier's traffic: all of
+#: a tier with 7.5 requests a minute), and
 #: the pre-flight SLO docs/statistics.md recommends (ShadowDisagreement allowedDrop 0.03,
 #: failMargin 0.005), beside an ErrorRate SLO (two gates: alpha 0.025 each).
 POLICY: dict[str, Any] = {
@@ -126,7 +126,7 @@ POLICY: dict[str, Any] = {
     "rollout": {
         "interval": f"{INTERVAL_MIN}m",
         "noData": {"after": "30m"},
-        "preflight": {"tiers": [{"tier": "trapped", "sampleRate": 1.0}]},
+        "preflight": {},
     },
     "analysis": {
         "slos": [
@@ -205,6 +205,8 @@ def _obs(now: datetime, counts: dict[str, dict[str, float]], spent: float) -> g.
             "trapped/ErrorRate": g.GateReading(requests_flowing=True),
         },
         preflight_spend={"trapped": {"r1": spent}},
+        # the tiers' request rates the routers report: the sample rate is sized from it
+        preflight_traffic={"trapped": TIER_PER_MIN, "rest": 75.0 - TIER_PER_MIN},
     )
 
 

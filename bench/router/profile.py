@@ -27,7 +27,7 @@ sys.path[:0] = [str(ROOT / "src"), str(ROOT / "tests"), str(Path(__file__).paren
 import yaml  # noqa: E402
 from loadgen import build_request, run_sync  # noqa: E402
 from run import BENCH_KEY, _pinned_fake, body  # noqa: E402
-from stacks import fold  # noqa: E402
+from stacks import after_answer, fold  # noqa: E402
 
 from routerkit import build_tiny_classifier, free_port, process, router_config  # noqa: E402
 
@@ -115,6 +115,11 @@ def main() -> int:
                 print("| where | share of busy samples |\n|---|---|")
                 for name, n in shares.most_common():
                     print(f"| {name} | {100 * n / max(total, 1):.1f} % |")
+                late = after_answer(out)
+                print(
+                    f"\nof which after the answer was written (accounting.account_soon): "
+                    f"{100 * late / max(total, 1):.1f} %"
+                )
     return 0
 
 

@@ -29,6 +29,7 @@ import contextlib
 import json
 import os
 import shutil
+import statistics
 import sys
 import tempfile
 import time
@@ -228,6 +229,14 @@ def main() -> int:
         help="the router's classifier.cacheSize (default 0: every request is classified; "
         "the load repeats 256 prompts, which a cache would answer after the first round)",
     )
+    ap.add_argument(
+        "--repeat",
+        type=int,
+        default=1,
+        help="measure every cell this many times (direct, before and router taking turns) "
+        "and report the medians: on a shared machine several short repetitions beat one "
+        "long one",
+    )
     ap.add_argument("--out", type=Path, default=Path(__file__).parent / "results.json")
     args = ap.parse_args()
     levels = [int(c) for c in args.concurrency.split(",")]
@@ -248,29 +257,40 @@ def main() -> int:
         "python": sys.version.split()[0],
         "event_loop": os.environ.get("TIERGUARD_EVENT_LOOP", "uvloop"),
         "classifier_cache": args.classifier_cache,
+        "repeat": args.repeat,
     }
     fast = {"models": {"*": {"latency_median_s": 0.0, "completion_words": 24}}}
     # the fake provider on core 1 (taskset via a wrapper around the routerkit helper)
     with _pinned_fake(tmp, fast) as fake_url:
         fake_port = int(fake_url.rsplit(":", 1)[1])
 
-        def record(
-            target: str, port: int, model: str, pid: int | None, at: list[int] = levels
-        ) -> None:
-            # prime: LiteLLM's first requests take seconds (lazy initialisation)
-            for stream in (False, True):
-                measure(port, model, stream, 1, 2.0, None)
-            for stream in (False, True):
-                for c in at:
-                    before = selfreport.scrape(port) if target == "router" else None
-                    r = measure(port, model, stream, c, args.duration, pid)
-                    if before is not None:  # what the router says it added
-                        r["self_overhead_ms"] = selfreport.scrape(port).since(before)
-                    r.update(target=target, stream=stream, concurrency=c)
-                    results["runs"].append(r)
-                    print(json.dumps(r), file=sys.stderr)
+        def record(targets: list[tuple[str, int, str, int | None]], at: list[int]) -> None:
+            """Measure ``targets`` (name, port, model, pid) at the levels ``at``: each
+            cell ``--repeat`` times, the targets taking turns cell by cell (so a burst of
+            load from elsewhere on the machine hits all of them alike); the medians go
+            into the results, every repetition into ``reps``."""
+            for _, port, model, _ in targets:
+                # prime: LiteLLM's first requests take seconds (lazy initialisation)
+                for stream in (False, True):
+                    measure(port, model, stream, 1, 2.0, None)
+            cells: dict[tuple[str, bool, int], list[dict[str, Any]]] = {}
+            for _ in range(args.repeat):
+                for stream in (False, True):
+                    for c in at:
+                        for target, port, model, pid in targets:
+                            own = target in ("router", "before")
+                            before = selfreport.scrape(port) if own else None
+                            r = measure(port, model, stream, c, args.duration, pid)
+                            if before is not None:  # what the router says it added
+                                r["self_overhead_ms"] = selfreport.scrape(port).since(before)
+                            r["loadavg_1m"] = os.getloadavg()[0]
+                            cells.setdefault((target, stream, c), []).append(r)
+                            print(json.dumps({**r, "target": target}), file=sys.stderr)
+            for (target, stream, c), reps in cells.items():
+                row = median_cell(reps)
+                row.update(target=target, stream=stream, concurrency=c)
+                results["runs"].append(row)
 
-        record("direct", fake_port, "small-1", None)
         cfg = router_config(
             model_path,
             big_url=f"{fake_url}/v1",
@@ -285,17 +305,33 @@ def main() -> int:
         (tmp / "router.yaml").write_text(yaml.safe_dump(cfg))
         router_cmd = ["router", "--config", str(tmp / "router.yaml")]
         ready = f"http://127.0.0.1:{port}/readyz"
-        if args.baseline_src is not None:
-            with process(
-                router_cmd,
-                ready,
-                tmp / "router-before.log",
-                cpu=0,
-                env={"PYTHONPATH": str(args.baseline_src.resolve())},
-            ) as proc:
-                record("before", port, "auto", proc.pid)
-        with process(router_cmd, ready, tmp / "router.log", cpu=0) as proc:
-            record("router", port, "auto", proc.pid)
+        with contextlib.ExitStack() as running:
+            # direct, before and after side by side, each router idle while another is
+            # measured (both pinned to core 0)
+            targets: list[tuple[str, int, str, int | None]] = [
+                ("direct", fake_port, "small-1", None)
+            ]
+            if args.baseline_src is not None:
+                bport = free_port()
+                bcfg = {**cfg, "server": {"host": "127.0.0.1", "port": bport}}
+                bcfg["observability"] = {
+                    **cfg["observability"],
+                    "decisionLog": str(tmp / "decisions-before.jsonl"),
+                }
+                (tmp / "router-before.yaml").write_text(yaml.safe_dump(bcfg))
+                before_proc = running.enter_context(
+                    process(
+                        ["router", "--config", str(tmp / "router-before.yaml")],
+                        f"http://127.0.0.1:{bport}/readyz",
+                        tmp / "router-before.log",
+                        cpu=0,
+                        env={"PYTHONPATH": str(args.baseline_src.resolve())},
+                    )
+                )
+                targets.append(("before", bport, "auto", before_proc.pid))
+            proc = running.enter_context(process(router_cmd, ready, tmp / "router.log", cpu=0))
+            targets.append(("router", port, "auto", proc.pid))
+            record(targets, levels)
         for n in [int(w) for w in args.workers.split(",") if w]:
             with process(
                 [*router_cmd, "--workers", str(n)],
@@ -304,14 +340,37 @@ def main() -> int:
                 cpu="0,1",
             ) as proc:
                 _wait_workers(tmp / f"router-workers-{n}.log", n)
-                record(f"workers-{n}", port, "auto", proc.pid, at=[max(levels)])
+                record([(f"workers-{n}", port, "auto", proc.pid)], [max(levels)])
         if not args.skip_litellm:
             with litellm_proxy(tmp, fake_url, args.litellm) as (lport, lpid):
-                record("litellm", lport, "auto", lpid)
+                record([("litellm", lport, "auto", lpid)], levels)
     results["loadavg_end"] = os.getloadavg()
     args.out.write_text(json.dumps(results, indent=1))
     print(markdown(results))
     return 0
+
+
+MEDIAN_FIELDS = ("p50_ms", "p99_ms", "rps", "cpu_s", "rps_per_core", "rss_mib", "loadavg_1m")
+
+
+def median_cell(reps: list[dict[str, Any]]) -> dict[str, Any]:
+    """One cell from its repetitions: the median of each figure, the requests and errors
+    summed, the self-reported overhead's median per phase, and every repetition's p50,
+    p99, requests per CPU-second and load average under ``reps``."""
+    row: dict[str, Any] = {
+        "n": sum(r["n"] for r in reps),
+        "errors": sum(r["errors"] for r in reps),
+    }
+    for key in MEDIAN_FIELDS:
+        values = [r[key] for r in reps if r.get(key) is not None]
+        row[key] = statistics.median(values) if values else None
+    own = [r["self_overhead_ms"] for r in reps if r.get("self_overhead_ms")]
+    if own:
+        row["self_overhead_ms"] = {k: statistics.median(o[k] for o in own) for k in own[0]}
+    row["reps"] = [
+        {k: r.get(k) for k in ("p50_ms", "p99_ms", "rps_per_core", "loadavg_1m")} for r in reps
+    ]
+    return row
 
 
 def _wait_workers(log: Path, n: int) -> None:
@@ -354,7 +413,16 @@ def markdown(results: dict[str, Any]) -> str:
             None,
         )
 
-    lines = [
+    lines = []
+    loads = [r["loadavg_1m"] for r in runs if r.get("loadavg_1m") is not None]
+    if results.get("repeat", 1) > 1 and loads:
+        lines += [
+            f"Medians of {results['repeat']} repetitions of {results['duration_s']:g} s per "
+            f"cell; 1-minute load average during the cells {min(loads):.1f}–{max(loads):.1f} "
+            f"(median {statistics.median(loads):.1f}) on {results.get('cpus')} cores.",
+            "",
+        ]
+    lines += [
         "| mode | in flight | direct p50 / p99 (ms) | router added p50 / p99 (ms) | "
         "LiteLLM added p50 / p99 (ms) | router req/s (per core) | LiteLLM req/s "
         "(per core) |",

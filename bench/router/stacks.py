@@ -44,3 +44,18 @@ def fold(path: Path) -> tuple[Counter[str], int]:
         total += n
         shares[bucket_of(frames)] += n
     return shares, total
+
+
+#: the frame of a JSON answer's bookkeeping, run after the answer is written
+#: (``accounting.account_soon``): off the request's latency, still on its CPU
+AFTER_ANSWER = "_account_deferred (tierguard/router/accounting.py"
+
+
+def after_answer(path: Path) -> int:
+    """Samples taken in the bookkeeping that runs after a JSON answer was written."""
+    n = 0
+    for line in path.read_text().splitlines():
+        stack, _, count = line.rpartition(" ")
+        if AFTER_ANSWER in stack:
+            n += int(count)
+    return n

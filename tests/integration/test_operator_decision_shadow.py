@@ -123,7 +123,8 @@ def test_a_threshold_edit_is_shadowed_and_status_shows_what_would_move(
                 message=f"a new revision; operator log:\n{op.log()}",
             )
             assert shadow.classifier_shadow is not None and shadow.classifier_shadow.running
-            assert (shadow.canary_weight, shadow.step_display) == (0.0, "Shadow/3")
+            # the model split stays what it was (step 1 at 10 %)
+            assert (shadow.canary_weight, shadow.step_display) == (10.0, "Shadow/3")
 
             def counted() -> RoutingPolicyStatus | None:
                 s = status()
@@ -152,8 +153,8 @@ def test_a_threshold_edit_is_shadowed_and_status_shows_what_would_move(
                 message=f"the shadow never ended; operator log:\n{op.log()}",
             )
             # then the classifier canary: the new classifier decides for 10 % of sessions,
-            # the stable one still for the rest (the model canary waits at 0 %)
-            assert done.phase == Phase.PROGRESSING and done.canary_weight == 0.0
+            # the stable one still for the rest (the model split stays as it was)
+            assert done.phase == Phase.PROGRESSING and done.canary_weight == 10.0
             assert done.classifier_canary is not None and done.classifier_canary.running
             assert done.classifier_canary.weight == 10.0
             assert done.stable_classifier is not None

@@ -47,7 +47,8 @@ def _preflight_manifest(big: str, small: str, prom_url: str, **preflight: Any) -
     the candidate and the judge, so spend is counted."""
     doc = _pairwise_manifest(big, small, prom_url)
     spec = doc["spec"]
-    spec["rollout"]["preflight"] = {"sampleRate": 1.0, "minPairs": 30, **preflight}
+    conf = {"sampleRate": 1.0, "minPairs": 30, **preflight}
+    spec["rollout"]["preflight"] = {k: v for k, v in conf.items() if v is not None}
     for m in spec["models"]:
         if m["name"] in ("small", "judge"):
             m["pricing"] = PRICE
@@ -82,7 +83,8 @@ def test_a_healthy_candidate_passes_pre_flight_then_serves_the_first_step(
         small,
         start,
     ):
-        cluster.create(_preflight_manifest(big, small, prometheus.url))
+        # sampleRate unset: sized from the tiers' request rates read from Prometheus
+        cluster.create(_preflight_manifest(big, small, prometheus.url, sampleRate=None))
         url, _ = start(wait_for)
         prometheus.set_targets([url.removeprefix("http://")])
 
@@ -105,6 +107,7 @@ def test_a_healthy_candidate_passes_pre_flight_then_serves_the_first_step(
     assert before and all(h.weight == 0.0 for h in before), "nobody served during pre-flight"
     for t in st.preflight.tiers:
         assert t.verdict.value == "Pass" and t.judge.judged >= 30 and t.judge.healthy
+        assert t.sample_rate == 1.0  # a few requests a minute: all of them
         assert t.judge.worse == 0 and t.judge.better == 0  # all ties: as good as the baseline
     assert st.preflight.spend_usd > 0, "mirrored and judge calls are priced"
     assert cluster.events(Reason.PREFLIGHT_PASSED.value)

@@ -92,3 +92,31 @@ async def test_overhead_header_when_enabled(client: TestClient) -> None:
         await r.read()
         ms = float(r.headers[OVERHEAD_HEADER])
         assert 0 < ms < UPSTREAM_LATENCY_S * 1000  # the upstream's wait is not in it
+
+
+async def test_json_bookkeeping_runs_after_the_answer_and_before_the_next_request(
+    client: TestClient, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A JSON answer's accounting runs once the answer is written (accounting.account_soon):
+    a failure in it no longer costs the client its answer, and the next request (here
+    the scrape) already sees what it recorded."""
+    from tierguard.router import pipeline
+
+    real = pipeline.account
+    seen: list[str] = []
+
+    def failing(*args: Any, **kwargs: Any) -> Any:
+        real(*args, **kwargs)  # metrics and log recorded, then a bug
+        seen.append("accounted")
+        raise RuntimeError("bookkeeping bug")
+
+    monkeypatch.setattr(pipeline, "account", failing)
+    r = await chat(client)
+    assert r.status == 200
+    body = await r.json()
+    assert body["choices"][0]["message"]["content"]
+    text = await (await client.get("/metrics")).text()
+    assert seen == ["accounted"]
+    assert f"{m.REQUESTS.name}{{" in text and 'outcome="ok"' in text
+    assert samples(text, f"{m.ROUTER_OVERHEAD.name}_count") == {p: 1.0 for p in m.PHASES}
+    assert "accounting for request" in caplog.text and "bookkeeping bug" in caplog.text

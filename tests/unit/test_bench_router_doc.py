@@ -48,3 +48,22 @@ def test_profile_buckets() -> None:
             "MutexValue.inc (prometheus_client/values.py:28)",
         ]
     ).startswith("metrics")
+
+
+def test_repeated_cells_report_medians() -> None:
+    run = _load("run")
+    reps = [
+        {"n": 10, "errors": 0, "p50_ms": p50, "p99_ms": 9.0, "rps": 100.0, "cpu_s": 1.0,
+         "rps_per_core": per, "rss_mib": 100.0, "loadavg_1m": load,
+         "self_overhead_ms": {"parse": p50 / 10, "total": p50 / 5}}
+        for p50, per, load in ((1.0, 900.0, 3.0), (5.0, 100.0, 9.0), (2.0, 1000.0, 4.0))
+    ]  # fmt: skip
+    row = run.median_cell(reps)
+    assert (row["p50_ms"], row["rps_per_core"], row["loadavg_1m"]) == (2.0, 900.0, 4.0)
+    assert (row["n"], row["errors"]) == (30, 0)
+    assert row["self_overhead_ms"] == {"parse": 0.2, "total": 0.4}
+    assert [r["p50_ms"] for r in row["reps"]] == [1.0, 5.0, 2.0]
+    row.update(target="direct", stream=False, concurrency=1)
+    table = run.markdown({"runs": [row], "levels": [1], "repeat": 3, "duration_s": 2.0, "cpus": 2})
+    assert table.startswith("Medians of 3 repetitions of 2 s per cell; 1-minute load average")
+    assert "| JSON | 1 | 2.00 / 9.00 |" in table

@@ -165,3 +165,42 @@ async def test_the_classifier_canary_decides_for_its_sessions_and_carries_the_ce
 def test_a_canary_weight_needs_a_shadow_classifier(tiny_classifier: Path) -> None:
     with pytest.raises(ValueError, match="classifierCanaryWeight needs a shadowClassifier"):
         RouterConfig.model_validate({**router_config(tiny_classifier), "classifierCanaryWeight": 5})
+
+
+async def test_the_billing_trap_classifier_shows_in_the_matrix_as_billing_moved_down() -> None:
+    """The built-in ``billing-trap`` model (the default recipe with seed 003's labelling
+    mistake) as the candidate beside the shipped default: the decision shadow's matrix
+    shows the hard billing_anomaly queries moving complex → simple (about a fifth of them
+    on the generator's phrasing, the trained phrasing more), and hardly anything else."""
+    from tierguard.classifier.dataset import generate
+    from tierguard.classifier.default_model import builtin_model_path
+
+    tiers = [{"name": "simple"}, {"name": "complex"}]
+    doc = {
+        **router_config(builtin_model_path("default")),
+        "revision": "r2",
+        "shadowClassifier": {"path": str(builtin_model_path("billing-trap")), "tiers": tiers},
+    }
+    doc["classifier"] = {"path": str(builtin_model_path("default")), "tiers": tiers}
+    cfg = RouterConfig.model_validate(doc)
+    rt = Runtime(settings=RouterSettings(config=cfg), metrics=RouterMetrics())
+    await apply_config(rt, cfg)
+    by_category: dict[str, dict[tuple[str, str], int]] = {}
+    for i, ex in enumerate(generate(1000, seed=11, split="all")):
+        p = _plan(rt, ex.text, f"s{i}")
+        assert p.turn is not None and p.turn.classifier_pick is not None
+        pick = p.turn.classifier_pick
+        cell = (pick.from_tier, pick.to_tier)
+        by_category.setdefault(ex.category, {}).setdefault(cell, 0)
+        by_category[ex.category][cell] += 1
+    anomaly = by_category["billing_anomaly"]
+    moved = anomaly.get(("complex", "simple"), 0) / sum(anomaly.values())
+    assert moved >= 0.12, anomaly  # hard billing queries would go to the cheap tier
+    others = {
+        c: sum(n for (a, b), n in cells.items() if a != b) / sum(cells.values())
+        for c, cells in by_category.items()
+        if c != "billing_anomaly"
+    }
+    assert max(others.values()) <= 0.06, others  # elsewhere the two classifiers agree
+    assert rt.state is not None
+    await rt.state.pool.close()

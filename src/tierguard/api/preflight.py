@@ -58,11 +58,22 @@ class PreFlightSpec(ApiModel):
             "required (refused without a Pairwise judge). false: skipped."
         ),
     )
-    sample_rate: Fraction = Field(
-        default=0.2,
+    sample_rate: Fraction | None = Field(
+        default=None,
         description=(
             "Share of a tier's stateless requests (by hash of the stickiness key) also sent "
-            "to the candidate and judged. See docs/statistics.md to size it."
+            "to the candidate and judged. Unset: sized per tier from its traffic so that "
+            "it yields about targetPairsPerHour (all of a rare tier, a small share of a "
+            "large one). See docs/statistics.md to size it."
+        ),
+    )
+    target_pairs_per_hour: int = Field(
+        default=450,
+        ge=1,
+        le=10_000_000,
+        description=(
+            "With sampleRate unset: the judged pairs an hour each tier's rate is sized for, "
+            "from the tier's request rate the routers report (at most all its requests)."
         ),
     )
     tiers: list[PreFlightTierRate] = Field(
@@ -104,7 +115,8 @@ class PreFlightSpec(ApiModel):
             raise ValueError(f"rollout.preflight.tiers: more than one sample rate for {dup}")
         return self
 
-    def rate(self, tier: str) -> float:
+    def rate(self, tier: str) -> float | None:
+        """The tier's explicit sample rate; None: sized from its traffic."""
         for t in self.tiers:
             if t.tier == tier:
                 return t.sample_rate

@@ -235,8 +235,8 @@ class RoutingPolicyStatus(ApiModel):
         default=None,
         description=(
             "The decision shadow of this revision's classifier change (unset: the revision "
-            "did not change the classifier). While it runs the canary weight is 0 and the "
-            "stable classifier decides."
+            "did not change the classifier). While it runs the stable classifier decides and "
+            "the model split stays as it was before the change."
         ),
     )
     classifier_canary: ClassifierCanaryStatus | None = Field(
@@ -244,7 +244,8 @@ class RoutingPolicyStatus(ApiModel):
         description=(
             "The classifier canary of this revision's classifier change, after its decision "
             "shadow: the new classifier decides for a share of sessions; gates per "
-            "transition cell. The model canary weight stays 0 until it is over."
+            "transition cell. The model split stays as it was before the change until it "
+            "is over."
         ),
     )
     rolled_back_revision: str = Field(

@@ -245,6 +245,21 @@ class Classifier:
     def _to_classifications(
         self, probs: npt.NDArray[np.float32], cats: npt.NDArray[np.float32] | None = None
     ) -> list[Classification]:
+        if len(probs) == 1:  # the router's case: plain floats beat numpy's per-call setup
+            row = probs[0].tolist()
+            first = next(
+                (i for i, thr in enumerate(self._threshold_vector) if row[i] >= thr),
+                len(self.tiers) - 1,
+            )
+            return [
+                Classification(
+                    tier=self.tiers[first],
+                    probabilities=dict(zip(self.tiers, row, strict=True)),
+                    category=(
+                        self.categories[int(np.argmax(cats[0]))] if cats is not None else None
+                    ),
+                )
+            ]
         chosen = assign_tiers(probs, self._threshold_vector)
         labels: list[str | None] = (
             [self.categories[int(i)] for i in np.argmax(cats, axis=1)]

@@ -40,7 +40,12 @@ from tierguard.operator import (
 from tierguard.operator.backoff import Backoff
 from tierguard.operator.conditions import get_condition, set_condition
 from tierguard.operator.kube import Kube, KubeError, NotFoundError, StatusConflictError
-from tierguard.operator.observe import PrometheusReader, observe, read_preflight_spend
+from tierguard.operator.observe import (
+    PrometheusReader,
+    observe,
+    read_preflight_spend,
+    read_preflight_traffic,
+)
 from tierguard.operator.observe_routers import (
     observe_cells,
     observe_routers,
@@ -199,7 +204,8 @@ class Controller:
                 obs = dataclasses.replace(obs, cells=observe_cells(reader, name, ns))
             if preflight.plan(spec, g.gate_specs(spec)).skipped is None:
                 spend = read_preflight_spend(reader, name, ns)
-                obs = dataclasses.replace(obs, preflight_spend=spend)
+                traffic = read_preflight_traffic(reader, name, ns)
+                obs = dataclasses.replace(obs, preflight_spend=spend, preflight_traffic=traffic)
         if self.metrics is not None and (
             obs.error is not None
             or any(r.error for r in obs.gates.values())

@@ -106,6 +106,8 @@ class Observations:
     routers: RouterReports | None = None
     #: pre-flight spend counters, ``tier -> {series: cumulative USD}`` (None: not read)
     preflight_spend: Mapping[str, Mapping[str, float]] | None = None
+    #: requests a minute per tier, to size pre-flight's sample rates (None: not read)
+    preflight_traffic: Mapping[str, float] | None = None
     #: the decision shadow's transition matrix (None: not read)
     transitions: TransitionCounts | None = None
     #: the classifier canary's per-cell counters (None: not read)

@@ -29,6 +29,7 @@ from typing import Any, cast
 from tierguard.api import constants as c
 from tierguard.api.enums import Action
 from tierguard.api.status import RoutingPolicyStatus
+from tierguard.operator.kubectl_classifier import classifier_change_lines
 
 
 def _rate(x: float | None) -> str:
@@ -138,6 +139,7 @@ def format_status(name: str, body: dict[str, Any], now: datetime | None = None) 
         lines += ["", "pairwise judge (canary's answer vs the baseline's, both orders):"]
         lines.append(_table(jrows))
     lines += _preflight_lines(st)
+    lines += classifier_change_lines(st, _table)
     return "\n".join(lines)
 
 

@@ -164,6 +164,28 @@ def preflight_spend_query(policy: str, namespace: tuple[str, str] | None = None)
     return f"sum by ({m.TIER}, instance) ({m.PREFLIGHT_SPEND.name}{sel})"
 
 
+def preflight_traffic_query(policy: str, namespace: tuple[str, str] | None = None) -> str:
+    """Requests a minute per tier over the last 15 minutes (every arm: during pre-flight
+    the baseline serves them all), to size the mirror sample rates."""
+    sel = selector(policy, None, namespace)
+    return f"sum by ({m.TIER}) (rate({m.REQUESTS.name}{sel}[15m])) * 60"
+
+
+def read_preflight_traffic(
+    reader: PrometheusReader, policy: str, namespace: tuple[str, str] | None = None
+) -> dict[str, float] | None:
+    """``tier -> requests a minute``; None when the query failed."""
+    promql = preflight_traffic_query(policy, namespace)
+    try:
+        return {
+            item.get("metric", {}).get(m.TIER, ""): _value(promql, item)
+            for item in reader.query(promql)
+        }
+    except (UnreachableError, QueryError) as exc:
+        log.warning("pre-flight traffic: %s", exc)
+        return None
+
+
 def read_preflight_spend(
     reader: PrometheusReader, policy: str, namespace: tuple[str, str] | None = None
 ) -> dict[str, dict[str, float]] | None:

@@ -38,7 +38,7 @@ from tierguard.api.enums import Verdict
 
 #: Fractions of the largest allowed bet averaged by the mixture (small bets win on small
 #: effects, large ones detect gross losses quickly).
-BET_FRACTIONS: tuple[float, ...] = (0.1, 0.15, 0.2, 0.3, 0.45)
+BET_FRACTIONS: tuple[float, ...] = (0.1, 0.15, 0.2, 0.3, 0.8)
 #: Margins (canary minus baseline quality, as a share of requests) on which the upper
 #: confidence bound is read; the SLO's allowed drop is always added.
 PAIRED_MARGINS: tuple[float, ...] = (-0.02, 0.0, 0.01, 0.02, 0.03, 0.05, 0.075, 0.1, 0.15, 0.2)

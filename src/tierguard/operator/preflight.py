@@ -54,12 +54,19 @@ class PreFlightPlan:
 
     rates: Mapping[str, float] = field(default_factory=dict)
     skipped: str | None = None
+    #: tiers whose rate is sized from their traffic (``sampleRate`` unset); 0 until sized
+    sized: tuple[str, ...] = ()
     #: tiers with a candidate that are judged from the first weighted step only
     unjudged: tuple[str, ...] = ()
 
 
-def plan(spec: RoutingPolicySpec, gates: Sequence[GateSpec]) -> PreFlightPlan:
-    """The pre-flight of this spec (``gates``: :func:`gates.gate_specs`)."""
+def plan(
+    spec: RoutingPolicySpec,
+    gates: Sequence[GateSpec],
+    sized: Mapping[str, float] | None = None,
+) -> PreFlightPlan:
+    """The pre-flight of this spec (``gates``: :func:`gates.gate_specs`; ``sized``: the
+    rates :func:`size_rates` chose for tiers without an explicit one, from status)."""
     pf = spec.rollout.preflight
     judge = spec.router.shadow.judge
     if pf.enabled is False:
@@ -77,9 +84,67 @@ def plan(spec: RoutingPolicySpec, gates: Sequence[GateSpec]) -> PreFlightPlan:
         return PreFlightPlan(
             skipped="no tier with a candidate has a ShadowDisagreement SLO to judge it with"
         )
+    auto = tuple(t for t in judged if pf.rate(t) is None)
+    rates = {t: pf.rate(t) for t in judged}
     return PreFlightPlan(
-        rates={t: pf.rate(t) for t in judged},
+        rates={t: (sized or {}).get(t, 0.0) if r is None else r for t, r in rates.items()},
         unjudged=tuple(t for t in candidates if t not in judged),
+        sized=auto,
+    )
+
+
+#: Where the rates sized from traffic live in ``status.gateState``.
+RATES_KEY = "preflightRates"
+#: A sized rate is changed only when the traffic moved it by more than this (relative):
+#: fewer router configuration writes, the same pairs an hour within that much.
+RESIZE_TOLERANCE = 0.25
+
+
+def sized_rates(gate_state: Mapping[str, Any]) -> dict[str, float]:
+    raw = gate_state.get(RATES_KEY)
+    return {str(k): float(v) for k, v in raw.items()} if isinstance(raw, Mapping) else {}
+
+
+def rate_for(requests_per_minute: float, target_pairs_per_hour: int) -> float:
+    """The share of a tier's requests that yields ``target_pairs_per_hour`` (at most all;
+    all of a tier without traffic yet: mirroring it costs nothing until requests come,
+    and the next look sizes it)."""
+    per_hour = max(0.0, requests_per_minute) * 60.0
+    if per_hour <= target_pairs_per_hour:
+        return 1.0
+    return max(1e-4, round(target_pairs_per_hour / per_hour, 4))
+
+
+def size_rates(
+    gate_state: Mapping[str, Any],
+    spec: RoutingPolicySpec,
+    gates: Sequence[GateSpec],
+    traffic: Mapping[str, float] | None,
+) -> dict[str, Any]:
+    """``gate_state`` with the sample rates of the tiers without an explicit one sized
+    from their request rate (``traffic``: tier -> requests a minute; None: not read, the
+    rates stay as they are). A rate moves only beyond :data:`RESIZE_TOLERANCE`."""
+    p = plan(spec, gates)
+    if traffic is None or not p.sized:
+        return dict(gate_state)
+    target = spec.rollout.preflight.target_pairs_per_hour
+    old = sized_rates(gate_state)
+    new = dict(old)
+    for t in p.sized:
+        want = rate_for(traffic.get(t, 0.0), target)
+        have = old.get(t)
+        if have is None or abs(want - have) > RESIZE_TOLERANCE * have:
+            new[t] = want
+    return {**gate_state, RATES_KEY: new}
+
+
+def describe_rates(p: PreFlightPlan, target_pairs_per_hour: int) -> str:
+    """``simple 20%, rare sized from traffic (~450 pairs/h)``."""
+    return ", ".join(
+        f"{t} sized from traffic (~{target_pairs_per_hour} pairs/h)"
+        if t in p.sized
+        else f"{t} {r:.0%}"
+        for t, r in p.rates.items()
     )
 
 
@@ -114,7 +179,8 @@ def mirror_rates(
         or budget_of(status.gate_state) is None
     ):
         return {}
-    return dict(plan(spec, gates).rates)
+    rates = plan(spec, gates, sized_rates(status.gate_state)).rates
+    return {t: r for t, r in rates.items() if r > 0}
 
 
 def router_processes(spec: RoutingPolicySpec) -> int:

@@ -258,7 +258,7 @@ class _Run:
         if plan.skipped is None:
             s.canary_weight = 0.0
             s.earliest_advance_at = None
-            rates = ", ".join(f"{t} {r:.0%}" for t, r in plan.rates.items())
+            rates = pf.describe_rates(plan, self.spec.rollout.preflight.target_pairs_per_hour)
             later = (
                 f"; tier(s) {', '.join(plan.unjudged)} without a pairwise gate are judged "
                 "from the first weighted step"

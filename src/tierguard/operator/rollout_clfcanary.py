@@ -3,18 +3,21 @@ kept apart to keep that module readable; pure, like the machine).
 
 After the decision shadow (:mod:`~tierguard.operator.rollout_shadow`) of a classifier
 change, the new classifier decides for a share of sessions, stage by stage: the weights of
-``rollout.steps`` below 100 %, each baked for ``bakeTime``. The model canary waits at 0 %
-(one change judged at a time). Each look reads the per-cell counters into the cell gates
-(:mod:`~tierguard.operator.cellgates`): requests moved *down* a tier are judged on
-quality against the same cell's sessions under the stable classifier, requests moved *up*
-on cost. Any cell Fail rolls the revision back: the stable classifier keeps deciding for
-everyone (the previous digest). A step advances when the bake time is over, the new
-classifier decided at least ``minSamplesPerArm`` requests at this step's weight, and every
-down cell (and, with ``maxCostRatio``, every up cell) passes. After the last step the new
-classifier decides for all (``ClassifierPromoted``) and the revision's rollout begins as
-any other (pre-flight or step 1). ``promote`` advances a step by hand, ``abort`` rolls
-back, ``pause``/``resume`` work as for the model canary; after ``maxStepDuration``
-without a pass it pauses.
+``rollout.steps`` below 100 %, each baked for ``bakeTime``. The model split stays what the
+routers served before the change (a promoted cheap candidate keeps serving its tier, a
+rollout that had not exposed anyone stays at 0 %) and the model gates wait: one change is
+judged at a time, and the classifier is judged with each tier served as it is, which is
+what decides whether a request moved down a tier gets a worse answer. Each look reads the
+per-cell counters into the cell gates (:mod:`~tierguard.operator.cellgates`): requests
+moved *down* a tier are judged on quality against the same cell's sessions under the
+stable classifier, requests moved *up* on cost. Any cell Fail rolls the revision back: the
+stable classifier keeps deciding for everyone (the previous digest). A step advances when
+the bake time is over, the new classifier decided at least ``minSamplesPerArm`` requests
+at this step's weight, and every down cell (and, with ``maxCostRatio``, every up cell)
+passes. After the last step the new classifier decides for all (``ClassifierPromoted``)
+and the revision's rollout begins as any other (pre-flight or step 1). ``promote``
+advances a step by hand, ``abort`` rolls back, ``pause``/``resume`` work as for the model
+canary; after ``maxStepDuration`` without a pass it pauses.
 """
 
 from __future__ import annotations
@@ -64,7 +67,7 @@ def wanted(run: _Run) -> bool:
 def begin(run: _Run, found: str) -> None:
     """The shadow is over: the new classifier decides for the first step's sessions."""
     s = run.s
-    s.canary_weight = 0.0
+    s.canary_weight = run.initial_split[0]  # the model split as it was (module docstring)
     s.earliest_advance_at = None
     s.classifier_canary = ClassifierCanaryStatus(running=True)
     _enter(run, 0)

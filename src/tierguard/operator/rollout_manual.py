@@ -92,7 +92,7 @@ def _handle(run: _Run, request: ManualRequest) -> str:
             return _ignored(run, action.value, f"phase is {s.phase.value}")
         exposed = "; 0 users exposed (pre-flight)" if pf.running(s) else ""
         if rs.running(s):
-            exposed = "; 0 users exposed (decision shadow; the stable classifier decides)"
+            exposed = "; no user was served by the new classifier (decision shadow)"
         if ccn.running(s):
             exposed = "; the stable classifier decides for everyone again"
         run.rollback(Reason.MANUAL_ABORT, f"{who}: rolled back revision {s.revision}{exposed}")
@@ -113,6 +113,9 @@ def _handle(run: _Run, request: ManualRequest) -> str:
     if s.phase != Phase.PAUSED:
         return _ignored(run, action.value, f"phase is {s.phase.value}, not Paused")
     s.step_started_at = run.now
+    cc = s.classifier_canary
+    if ccn.running(s) and cc is not None:  # its own stage clock (maxStepDuration)
+        cc.step_started_at = run.now
     if s.earliest_advance_at is None or s.earliest_advance_at < run.now:
         s.earliest_advance_at = run.now
     s.no_data_since = None

@@ -72,7 +72,9 @@ def on_preflight(run: _Run, obs: g.Observations) -> None:
     state = s.preflight
     assert state is not None
     conf = spec.rollout.preflight
-    rates = pf.plan(spec, run.gates).rates
+    if obs.error is None:
+        s.gate_state = pf.size_rates(s.gate_state, spec, run.gates, obs.preflight_traffic)
+    rates = pf.plan(spec, run.gates, pf.sized_rates(s.gate_state)).rates
     gates = pf.gates_of(run.gates, rates)
     hold = None
     if obs.routers is not None and obs.error is None:

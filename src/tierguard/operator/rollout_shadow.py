@@ -3,7 +3,7 @@ apart to keep that module readable; pure, like the machine).
 
 A revision that changes the classifier (:func:`~tierguard.operator.decisionshadow.changed`
 against ``status.stableClassifier``) starts with a decision shadow instead of its first
-stage: the canary weight is 0, the routers load both classifiers and the stable one
+stage: the model split stays what it was, the routers load both classifiers and the stable one
 decides (:func:`tierguard.operator.render.router_config`), and each look reads the
 transition matrix (:class:`~tierguard.operator.decisionshadow.TransitionCounts`) into
 ``status.classifierShadow``. It ends when ``rollout.classifierShadow.minRequests`` were
@@ -74,7 +74,10 @@ def begin(run: _Run, revision: str, why: str) -> None:
     stable: ClassifierSnapshot | None = s.stable_classifier
     now_snap = run.classifier_now
     assert stable is not None and now_snap is not None
-    s.canary_weight = 0.0
+    # the model split stays what the routers served before the change (see the module
+    # docstring of rollout_clfcanary: the classifier is judged with the tiers' models as
+    # they are)
+    s.canary_weight = run.initial_split[0]
     s.earliest_advance_at = None
     s.preflight = None
     s.classifier_shadow = ClassifierShadowStatus(
@@ -91,7 +94,8 @@ def begin(run: _Run, revision: str, why: str) -> None:
         Phase.PROGRESSING,
         Reason.ROLLOUT_STARTED,
         f"{why}: revision {revision} changes the classifier ({what}): decision shadow, "
-        "0 users exposed: both classifiers score every request, the stable one decides",
+        "no user is served by the new classifier: both score every request, the stable one "
+        "decides",
     )
     run.event(
         "Normal",

@@ -22,6 +22,7 @@ from aiohttp import web
 
 from tierguard.api.traces import EVAL_FEEDBACK
 from tierguard.router import decision_id, pipeline, relay
+from tierguard.router.accounting import account_soon
 from tierguard.router.chat import parse_chat_request, parse_json
 from tierguard.router.errors import (
     AuthenticationError,
@@ -276,6 +277,10 @@ async def _chat(
             answer=delivery.answer,
             failed=delivery.failed,
         )
+    if isinstance(result.answer, JsonAnswer):  # written when this view returns
+        ovh.write += perf_counter() - t4
+        account_soon(rt, state, planned, events, result, did, delivery, ovh)
+        return response
     pipeline.account(rt, state, planned, events, result, did, delivery)
     ovh.write += perf_counter() - t4
     ovh.observe(rt.metrics.overhead_phases(config.policy))

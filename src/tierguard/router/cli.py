@@ -97,6 +97,7 @@ def build_source(args: argparse.Namespace) -> ConfigSource:
 
 
 async def serve(args: argparse.Namespace) -> int:
+    from tierguard.router import heap
     from tierguard.router.app import RouterSettings, create_app
     from tierguard.router.config_source import parse_config
     from tierguard.router.workers import is_worker
@@ -120,12 +121,15 @@ async def serve(args: argparse.Namespace) -> int:
         runner, host, port, backlog=1024, reuse_address=True, reuse_port=is_worker() or None
     )
     await site.start()
+    settled = heap.settle()
     log.info(
-        "tierguard router serving policy %s on %s:%d (config from %s)",
+        "tierguard router serving policy %s on %s:%d (config from %s; %d start-up objects "
+        "frozen out of the garbage collector's way)",
         config.policy,
         host,
         port,
         source.describe(),
+        settled.frozen,
     )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

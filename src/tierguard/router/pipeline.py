@@ -254,13 +254,16 @@ def account(
     result: ChainResult,
     did: str,
     delivery: Delivery,
+    *,
+    finished: float | None = None,
 ) -> DecisionRecord:
     """Record a served answer: metrics, tokens and cost, decision log, review sample; and
     start a shadow evaluation if this canary answer is sampled, or a pre-flight mirror
-    (:mod:`~tierguard.router.mirroring`) if this baseline answer is."""
+    (:mod:`~tierguard.router.mirroring`) if this baseline answer is. ``finished``: when
+    the answer was ready (``loop.time()``; default now)."""
     config = state.config
     m = rt.metrics
-    elapsed = _now() - planned.started
+    elapsed = (_now() if finished is None else finished) - planned.started
     outcome = outcome_of(result, delivery)
     labels = (config.policy, planned.tier, planned.arm, result.model)
     m.child(m.requests, *labels, outcome, cluster_label(planned.route.bucket)).inc()

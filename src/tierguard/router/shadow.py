@@ -41,8 +41,12 @@ def similarity(a: str, b: str) -> float:
 
 
 def should_shadow(request_id: str, sample_rate: float) -> bool:
-    """Deterministic sampling by request id (reproducible in tests and the lab)."""
-    return bucket("shadow:", request_id) < round(sample_rate * BUCKETS)
+    """Deterministic sampling by request id (reproducible in tests and the lab). A rate
+    of 0 (or 1) needs no hash: no bucket is below 0, every bucket is below ``BUCKETS``."""
+    cut = round(sample_rate * BUCKETS)
+    if cut <= 0:
+        return False
+    return cut >= BUCKETS or bucket("shadow:", request_id) < cut
 
 
 class Judge(Protocol):

@@ -120,6 +120,24 @@ def test_loaded_model_classifies_and_exposes_metadata(tiny_model: TrainResult) -
     assert clf.classify_batch([]) == []
 
 
+def test_one_row_path_matches_the_vectorised_rule(tiny_model: TrainResult) -> None:
+    """``classify`` (one row, plain floats) decides and reports exactly what the batch
+    path (``assign_tiers``, float64) does, on ties at a threshold and on NaN too."""
+    clf = rt.load_classifier(tiny_model.model, {"simple": 0.25})
+    thr = np.float32(0.25)
+    rows = [[thr, 1 - thr], [np.nextafter(thr, np.float32(0)), 0.75], [0.9, 0.1],
+            [0.1, 0.9], [np.nan, 0.5], [0.0, 0.0]]  # fmt: skip
+    for row in rows:
+        probs = np.array([row], dtype=np.float32)
+        (one,) = clf._to_classifications(probs)
+        (via_batch,) = clf._to_classifications(np.repeat(probs, 2, axis=0))[:1]
+        assert one.tier == via_batch.tier == clf.tiers[int(rt.assign_tiers(probs, [0.25])[0])]
+        assert one.probabilities == pytest.approx(via_batch.probabilities, nan_ok=True)
+        assert all(type(v) is float for v in one.probabilities.values())
+    (tie,) = clf._to_classifications(np.array([[thr, 1 - thr]], dtype=np.float32))
+    assert tie.tier == "simple"  # >= the threshold passes
+
+
 def test_threshold_override_changes_routing(tiny_model: TrainResult) -> None:
     text = "where is my order"
     p_simple = rt.load_classifier(tiny_model.model).classify(text).probabilities["simple"]

@@ -93,7 +93,7 @@ def test_after_the_shadow_the_new_classifier_decides_for_the_first_steps_session
     assert st.classifier_shadow is not None and not st.classifier_shadow.running
     assert (st.phase, st.canary_weight, st.step_display) == (
         Phase.PROGRESSING,
-        0.0,
+        5.0,
         "Classifier 1/3",
     )
     assert st.history[-1].reason == Reason.CLASSIFIER_CANARY.value
@@ -101,7 +101,7 @@ def test_after_the_shadow_the_new_classifier_decides_for_the_first_steps_session
     assert progressing.reason == Reason.CLASSIFIER_CANARY.value
     cfg = config(sp, st)
     assert cfg.shadow_classifier is not None and cfg.classifier_canary_weight == 5.0
-    assert {s.weight for s in cfg.split} == {0.0}  # the model canary waits
+    assert {s.weight for s in cfg.split} == {5.0}  # the model split as before the edit
     assert st.stable_classifier is not None
     assert st.stable_classifier.settings["tiers"][0]["threshold"] == 0.5
 
@@ -212,3 +212,42 @@ def test_cells_and_queries() -> None:
         "sum by (from_tier, to_tier, decider, rating) "
         '(tierguard_classifier_cell_feedback_total{policy="shop"})'
     )
+
+
+def test_kubectl_status_shows_the_matrix_and_the_cells() -> None:
+    from tierguard.operator import kubectl_plugin as kp
+
+    sp = spec(0.8)
+    st = in_canary(sp)
+    st = look(sp, st, 4, cells=counts(1)).status
+    st = look(sp, st, 5, cells=counts(2, bad_candidate=0.06)).status
+    body = {"metadata": {"namespace": "default"}, "status": st.to_k8s()}
+    out = kp.format_status("shop", body, now=at(6))
+    assert "decision shadow (done): bundled → bundled   25/10 requests" in out
+    assert "moved 20.0% (down 20.0%, up 0.0%)" in out
+    assert "FROM (stable)" in out
+    assert ["complex", "simple", "5", "20.0%"] in [ln.split() for ln in out.splitlines()]
+    assert "classifier canary (running): the new classifier decides for 5% of sessions" in out
+    row = next(ln for ln in out.splitlines() if ln.startswith("complex→simple"))
+    assert row.split()[:4] == ["complex→simple", "Down", "Inconclusive", "200"]
+    # a revision that did not change the classifier shows neither
+    plain = r.reconcile(spec(0.5), None, T0).status
+    out = kp.format_status("shop", {"metadata": {}, "status": plain.to_k8s()}, now=T0)
+    assert "decision shadow" not in out and "classifier canary" not in out
+
+
+def test_a_stage_without_evidence_pauses_and_a_resume_gives_it_a_new_clock() -> None:
+    sp = spec(0.8)
+    st = in_canary(sp)
+    quiet = cg.CellCounts()  # no traffic reaches the canary
+    st = look(sp, st, 4, cells=quiet).status
+    d = look(sp, st, 3 + 3 * 60 + 1, cells=quiet)  # maxStepDuration 3h
+    assert d.status.phase == Phase.PAUSED
+    assert d.status.history[-1].reason == Reason.MAX_STEP_DURATION_EXCEEDED.value
+    assert "classifier canary: not enough evidence" in d.status.message
+    resumed = r.reconcile(
+        sp, d.status, at(200), generation=2, request=r.ManualRequest("resume", "r1")
+    ).status
+    d = look(sp, resumed, 201, cells=quiet)
+    assert d.status.phase == Phase.PROGRESSING  # its clock started again at the resume
+    assert "requests decided by it" in d.status.message

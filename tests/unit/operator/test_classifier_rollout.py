@@ -105,7 +105,7 @@ def test_edited_bytes_restart_at_the_first_step_same_bytes_renamed_do_not() -> N
     assert d.status.revision != revision and d.status.step == 0
     assert d.status.phase == Phase.PROGRESSING
     assert d.status.classifier_digest == edited.digest
-    assert d.status.canary_weight == 0.0
+    assert d.status.canary_weight == 95.0  # the model split stays as promoted
     assert d.status.stable_classifier is not None
     assert d.status.stable_classifier.digest == a.digest
     assert [e.reason for e in d.events] == [

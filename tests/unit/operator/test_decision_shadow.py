@@ -84,7 +84,8 @@ def shadowing() -> tuple[RoutingPolicySpec, RoutingPolicyStatus, r.Decision]:
 
 def test_a_classifier_change_starts_with_a_shadow_where_the_stable_classifier_decides() -> None:
     new, st, d = shadowing()
-    assert (st.phase, st.step, st.canary_weight) == (Phase.PROGRESSING, 0, 0.0)
+    # the model split stays what it was (step 1 at 5 % before the edit)
+    assert (st.phase, st.step, st.canary_weight) == (Phase.PROGRESSING, 0, 5.0)
     assert st.step_display == "Shadow/4"
     assert st.classifier_shadow is not None and st.classifier_shadow.running
     assert st.classifier_shadow.min_requests == 100
@@ -97,7 +98,7 @@ def test_a_classifier_change_starts_with_a_shadow_where_the_stable_classifier_de
     cfg = config(new, st)
     assert thresholds(cfg.classifier) == 0.5  # the stable classifier decides
     assert cfg.shadow_classifier is not None and thresholds(cfg.shadow_classifier) == 0.8
-    assert {s.tier: s.weight for s in cfg.split} == {"simple": 0.0, "tricky": 0.0}
+    assert {s.tier: s.weight for s in cfg.split} == {"simple": 5.0, "tricky": 5.0}
 
 
 def test_the_matrix_becomes_shares_and_cost_and_the_shadow_ends_after_both_minimums() -> None:
@@ -124,7 +125,7 @@ def test_the_matrix_becomes_shares_and_cost_and_the_shadow_ends_after_both_minim
         200,
     )
     assert "minDuration 5m ends at" in d.status.message
-    assert d.status.canary_weight == 0.0
+    assert d.status.canary_weight == 5.0  # held as it was
     d = look(new, d.status, 6.5, cells)
     st = d.status
     assert st.classifier_shadow is not None and not st.classifier_shadow.running
@@ -170,7 +171,7 @@ def test_an_abort_during_the_shadow_leaves_the_stable_classifier_deciding() -> N
     new, st, _ = shadowing()
     d = r.reconcile(new, st, at(2), generation=2, request=r.ManualRequest("abort", "n1"))
     assert d.status.phase == Phase.ROLLED_BACK
-    assert "0 users exposed (decision shadow" in d.status.message
+    assert "no user was served by the new classifier (decision shadow)" in d.status.message
     cfg = config(new, d.status)
     assert thresholds(cfg.classifier) == 0.5 and cfg.shadow_classifier is None
 
@@ -247,7 +248,7 @@ def test_max_down_share_pauses_before_the_new_classifier_decides_and_resume_goes
     cells = {("simple", "simple"): 200, ("complex", "simple"): 60, ("complex", "complex"): 140}
     d = look(new, st, 7, cells)  # 15 % down > 10 %
     st = d.status
-    assert st.phase == Phase.PAUSED and st.canary_weight == 0.0
+    assert st.phase == Phase.PAUSED and st.canary_weight == 5.0
     assert st.history[-1].reason == Reason.CLASSIFIER_SHADOW_MOVED.value
     assert "15.0% of requests would move to a cheaper tier" in st.message
     assert st.classifier_shadow is not None and st.classifier_shadow.held

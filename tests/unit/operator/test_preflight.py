@@ -4,6 +4,7 @@ and Prometheus paths are in tests/integration)."""
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -40,7 +41,12 @@ def spec(mode: str = "Pairwise", **preflight: Any) -> RoutingPolicySpec:
             ],
             "rollout": {
                 "interval": "1m",
-                "preflight": {"minPairs": 100, "maxDuration": "2h", **preflight},
+                "preflight": {
+                    "minPairs": 100,
+                    "maxDuration": "2h",
+                    "sampleRate": 0.2,
+                    **preflight,
+                },
             },
             "analysis": {
                 "slos": [
@@ -291,9 +297,38 @@ def test_an_unhealthy_judge_never_rolls_back_at_pre_flight() -> None:
     """Losses through a judge that flips with the order in most pairs: the paired test
     alone would fail, but an unhealthy judge decides nothing at pre-flight; it holds until
     maxDuration pauses it for a person."""
-    st, decisions = run(spec(), {"worse": 6, "better": 0, "tie": 2, "inconsistent": 12}, 200)
+    st, decisions = run(spec(), {"worse": 2, "better": 0, "tie": 6, "inconsistent": 12}, 200)
     assert st.phase == Phase.PAUSED, st.message
     assert st.history[-1].reason == Reason.PREFLIGHT_CAP_REACHED.value
     assert not any(e.reason == Reason.PREFLIGHT_FAILED.value for e in events(decisions))
     assert st.preflight is not None and st.preflight.tiers[0].judge.healthy is False
     assert "JudgeUnhealthy" in st.preflight.tiers[0].message
+
+
+def test_without_a_sample_rate_each_tier_is_sized_from_its_traffic() -> None:
+    """sampleRate unset: a tier's rate yields about targetPairsPerHour from the request
+    rate the routers report (all of a rare tier, a share of a large one); no mirroring
+    before the first reading; a small change of traffic does not rewrite the rate."""
+    sp = spec(sampleRate=None)
+    gates = g.gate_specs(sp)
+    d = r.reconcile(sp, None, T0)
+    assert "simple sized from traffic (~450 pairs/h)" in d.status.message
+    st = r.reconcile(sp, d.status, T0, observations=obs(T0, 0.0)).status
+    assert pf.mirror_rates(sp, st, gates) == {}  # no traffic reading yet
+
+    def look(at: datetime, per_minute: float) -> RoutingPolicyStatus:
+        o = dataclasses.replace(obs(at, 0.0), preflight_traffic={"simple": per_minute})
+        return r.reconcile(sp, st, at, observations=o).status
+
+    st = look(T0 + timedelta(minutes=1), 60.0)  # 3 600 requests an hour: 1 in 8
+    assert pf.mirror_rates(sp, st, gates) == {"simple": 0.125}
+    assert st.preflight is not None and st.preflight.tiers[0].sample_rate == 0.125
+    assert router_config(REF, sp, st).split[0].mirror_rate == 0.125
+    st = look(T0 + timedelta(minutes=2), 66.0)  # within the tolerance: unchanged
+    assert pf.mirror_rates(sp, st, gates) == {"simple": 0.125}
+    st = look(T0 + timedelta(minutes=3), 6.0)  # a rare tier: all of it
+    assert pf.mirror_rates(sp, st, gates) == {"simple": 1.0}
+    assert pf.rate_for(0.0, 450) == 1.0 and pf.rate_for(7.5, 450) == 1.0
+    # an explicit per-tier rate wins
+    fixed = spec(sampleRate=None, tiers=[{"tier": "simple", "sampleRate": 0.5}])
+    assert pf.plan(fixed, g.gate_specs(fixed), {"simple": 0.1}).rates == {"simple": 0.5}
