@@ -70,7 +70,8 @@ F64 = npt.NDArray[np.float64]
 def manifest(sample_rate: float | None = None, sized: bool = False) -> dict[str, Any]:
     """The study's policy: defaults everywhere except the system it describes.
     ``sized``: pre-flight sized for the 10 % tier at low traffic (it mirrors all of that
-    tier's requests, for up to 24 h), the one departure from the defaults, stated."""
+    tier's requests, for up to 24 h), the one departure from the defaults, stated.
+    Otherwise pre-flight sizes each tier's rate from its traffic (the default)."""
     shadow: dict[str, Any] = {"judge": {"type": "LLM", "model": "judge", "mode": "Pairwise"}}
     if sample_rate is not None:
         shadow["sampleRate"] = sample_rate
@@ -233,7 +234,8 @@ class Traffic:
                     for arm, c in self.arms.items()
                 }
                 out[gs.key] = g.GateReading(arms=arms, requests_flowing=True)
-        return g.Observations(at=at, gates=out)
+        traffic = {n: self.cell.rpm * share for n, share in TIERS}
+        return g.Observations(at=at, gates=out, preflight_traffic=traffic)
 
 
 def _series(per_cluster: F64) -> dict[str, float]:
@@ -369,12 +371,18 @@ def render(data: dict[str, Any]) -> str:
         t = x["median_minutes_to_rollback"]
         rows.append(
             f"| {KINDS[x['scenario']]} | {x['requests_per_minute']:g} "
-            f"| {'pre-flight sized for the 10 % tier' if x.get('sized') else 'defaults'} "
+            f"| {_policy_label(x)} "
             f"| {x['requests_per_user_day']:g} | {x['icc']:g} "
             f"| {x['rolled_back']:.1%} | {x['rolled_back_first_stage']:.1%} "
             f"| {x['promoted']:.1%} | {x['paused']:.1%} | {'–' if t is None else f'{t:.0f} min'} |"
         )
     return "\n".join(rows)
+
+
+def _policy_label(x: Mapping[str, Any]) -> str:
+    if x.get("sized"):
+        return "defaults, but pre-flight mirrors all of the 10 % tier, up to 24 h"
+    return "defaults"
 
 
 def write_doc(data: dict[str, Any]) -> None:
@@ -398,6 +406,11 @@ def main() -> int:
     data["wall_seconds"] = round(time.time() - started)
     print(render(data))
     if not args.no_write:
+        if keys is not None and RESULTS.exists():  # a subset: merged into the recorded rows
+            old = {r["cell"]: r for r in json.loads(RESULTS.read_text())["results"]}
+            old.update({r["cell"]: r for r in data["results"]})
+            data["results"] = [old[c.key] for c in CELLS if c.key in old]
+            data["wall_seconds"] = round(sum(r["seconds"] for r in data["results"]))
         RESULTS.write_text(json.dumps(data, indent=1) + "\n")
         write_doc(data)
     return 0
