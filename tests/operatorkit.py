@@ -43,8 +43,69 @@ def policy_manifest(
     min_samples: int = 30,
     no_data_after: str = "30s",
     interval: str = "5s",
+    judge_url: str | None = None,
+    preflight: dict[str, Any] | None = None,
+    slos: list[dict[str, Any]] | None = None,
+    slices: list[dict[str, Any]] | None = None,
+    pricing: dict[str, dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
-    """Two tiers, both with candidate ``small`` against baseline ``big``."""
+    """Two tiers, both with candidate ``small`` against baseline ``big``, each gated by a
+    ThumbsDown SLO (allowed drop 0.1).
+
+    ``judge_url``: a Pairwise LLM judge, model ``judge`` (the fake provider's ``judge-1``
+    at that URL), shadowing every canary request, and both tiers gated by a
+    ShadowDisagreement SLO instead; pre-flight off (such tests judge the weighted stages)
+    unless ``preflight`` is given.
+    ``preflight``: ``spec.rollout.preflight`` as given. ``slos``, ``slices``: replace
+    ``spec.analysis.slos`` / set ``spec.analysis.slices``. ``pricing``: model name ->
+    its ``pricing``.
+    """
+    doc = _two_tier_manifest(
+        name, big, small, prom_url, steps, bake, min_samples, no_data_after, interval
+    )
+    spec = doc["spec"]
+    if judge_url is not None:
+        spec["models"].append(
+            {
+                "name": "judge",
+                "baseURL": f"{judge_url}/v1",
+                "upstreamModel": "judge-1",
+                "timeout": "1s",
+            }
+        )
+        spec["router"]["shadow"] = {
+            "sampleRate": 1.0,
+            "judge": {"type": "LLM", "model": "judge", "mode": "Pairwise"},
+        }
+        spec["rollout"]["preflight"] = {"enabled": False}
+        spec["analysis"]["slos"] = [
+            {"tier": t, "signal": "ShadowDisagreement", "allowedDrop": 0.1}
+            for t in ("simple", "complex")
+        ]
+    if preflight is not None:
+        spec["rollout"]["preflight"] = preflight
+    if slos is not None:
+        spec["analysis"]["slos"] = slos
+    if slices is not None:
+        spec["analysis"]["slices"] = slices
+    prices = pricing or {}
+    for m in spec["models"]:
+        if m["name"] in prices:
+            m["pricing"] = prices[m["name"]]
+    return doc
+
+
+def _two_tier_manifest(
+    name: str,
+    big: str,
+    small: str,
+    prom_url: str,
+    steps: list[float] | None,
+    bake: str,
+    min_samples: int,
+    no_data_after: str,
+    interval: str,
+) -> dict[str, Any]:
     return {
         "apiVersion": c.API_VERSION,
         "kind": c.KIND,

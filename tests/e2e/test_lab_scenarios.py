@@ -1,5 +1,5 @@
-"""End to end: the lab's `healthy`, `pareto-trap`, `preflight-trap` and `slice-trap`
-scenarios on the real system.
+"""End to end: the lab's `healthy`, `pareto-trap`, `preflight-trap`, `slice-trap` and
+`threshold-trap` scenarios on the real system.
 
 Everything is real except the LLM providers (fake, by design) and the kubelet (the lab
 runs the router Deployment's pod template as local processes). Outcomes are asserted from
@@ -180,4 +180,37 @@ def test_slice_trap_is_rolled_back_naming_the_slice_while_the_tier_looks_fine(
     _check_report_files(tmp_path, text)
     assert "## The tier and its slices" in text
     assert "slice `topic=opening_hours`: **Fail**" in text
+    assert "**RolledBack**" in text and "as expected" in text
+
+
+def test_threshold_trap_is_rolled_back_at_the_classifier_canarys_first_step(
+    lab: Lab, tmp_path: Path
+) -> None:
+    """Issue 17: a few seconds into the model canary the simple tier's threshold is lowered
+    (a classifier change). The decision shadow counts complex queries moving to simple;
+    the classifier canary lets the new classifier decide for half of the sessions, the
+    moved-down cell complex→simple gets worse thumbs (the cheap model answers hard billing
+    queries) and fails at the canary's first step; the stable classifier decides again."""
+    body, text = _run(lab, "threshold-trap", tmp_path)
+    status = body["status"]
+    assert status["phase"] == "RolledBack", status.get("message")
+    shadow = status["classifierShadow"]
+    assert not shadow["running"] and shadow["requests"] >= shadow["minRequests"], shadow
+    cells = {(c["from"], c["to"]): c["requests"] for c in shadow["cells"]}
+    assert cells[("complex", "simple")] > 0 and shadow["downShare"] > 0, shadow
+    # a threshold lowered on the simple tier moves nothing up
+    assert cells.get(("simple", "complex"), 0) <= 0.01 * cells[("simple", "simple")], cells
+    canary = status["classifierCanary"]
+    assert not canary["running"] and canary["step"] == 0, canary  # its first step
+    failed = [c for c in canary["cells"] if c["verdict"] == "Fail"]
+    assert [(c["from"], c["to"]) for c in failed] == [("complex", "simple")], canary
+    assert failed[0]["candidateBadRate"] > failed[0]["stableBadRate"], failed
+    rollback = [h for h in status["history"] if h["phase"] == "RolledBack"]
+    assert rollback and "classifier canary failed" in rollback[-1]["message"], rollback
+    assert "cell complex→simple" in rollback[-1]["message"]
+    assert [h["reason"] for h in status["history"]].count("ClassifierPromoted") == 0
+    _check_report_files(tmp_path, text)
+    assert "## The classifier change" in text and "| stable ↓ / new → |" in text
+    assert "Cell `complex→simple` **failed** at its step 1" in text
+    assert "the classifier canary was rolled back at its step 1/1 (its first stage)" in text
     assert "**RolledBack**" in text and "as expected" in text

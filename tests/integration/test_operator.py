@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import signal
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -99,22 +99,8 @@ class Cluster:
 
 
 @pytest.fixture
-def cluster(control_plane: ControlPlane, kube_api: ApiClient, namespace: str) -> Cluster:
-    install_crd(control_plane)
+def cluster(crd: None, kube_api: ApiClient, namespace: str) -> Cluster:
     return Cluster(kube_api, namespace)
-
-
-@pytest.fixture
-def operator(
-    control_plane: ControlPlane, kube_api: ApiClient, namespace: str, tmp_path: Path
-) -> Iterator[OperatorProcess]:
-    with operator_identity(control_plane, kube_api, namespace) as kubeconfig:
-        op = OperatorProcess(kubeconfig, namespace, tmp_path / "operator.log")
-        op.start()
-        try:
-            yield op
-        finally:
-            op.stop()
 
 
 def _phase(cluster: Cluster, phase: Phase) -> Callable[[], RoutingPolicyStatus | None]:
@@ -765,27 +751,6 @@ def test_unusable_spec_is_failed_degraded_and_observed_then_resumes(
     assert len(cluster.events(Reason.INVALID_SPEC.value)) == 1, "one Event per problem"
 
 
-def _pairwise_manifest(big: str, small: str, prom_url: str) -> dict[str, Any]:
-    """Both tiers gated only by a ShadowDisagreement SLO with a Pairwise judge: the fake
-    provider's judge model ``judge-1`` (served by big's fake) on every canary answer."""
-    doc = policy_manifest(POLICY, big, small, prom_url)
-    spec = doc["spec"]
-    spec["models"].append(
-        {"name": "judge", "baseURL": f"{big}/v1", "upstreamModel": "judge-1", "timeout": "1s"}
-    )
-    spec["router"]["shadow"] = {
-        "sampleRate": 1.0,
-        "judge": {"type": "LLM", "model": "judge", "mode": "Pairwise"},
-    }
-    # these tests judge the weighted stages; pre-flight has its own (test_operator_preflight.py)
-    spec["rollout"]["preflight"] = {"enabled": False}
-    spec["analysis"]["slos"] = [
-        {"tier": t, "signal": "ShadowDisagreement", "allowedDrop": 0.1}
-        for t in ("simple", "complex")
-    ]
-    return doc
-
-
 def test_pairwise_judge_rolls_back_a_worse_candidate_with_judge_health_in_status(
     cluster: Cluster,
     operator: OperatorProcess,
@@ -802,7 +767,7 @@ def test_pairwise_judge_rolls_back_a_worse_candidate_with_judge_health_in_status
     with routed_system(
         tmp_path, kube_api, namespace, POLICY, tiny_classifier, {"complex": 0.3}
     ) as (big, small, start):
-        cluster.create(_pairwise_manifest(big, small, prometheus.url))
+        cluster.create(policy_manifest(POLICY, big, small, prometheus.url, judge_url=big))
         url, _ = start(wait_for)
         prometheus.set_targets([url.removeprefix("http://")])
         st = wait_for(
@@ -843,7 +808,7 @@ def test_a_stalled_pairwise_judge_holds_the_stage_and_never_passes(
     ):
         status, _ = http("PATCH", f"{big}/admin/profile/judge-1", {"hang_rate": 1.0})
         assert status == 200
-        cluster.create(_pairwise_manifest(big, small, prometheus.url))
+        cluster.create(policy_manifest(POLICY, big, small, prometheus.url, judge_url=big))
         url, _ = start(wait_for)
         prometheus.set_targets([url.removeprefix("http://")])
 

@@ -12,7 +12,7 @@ the classifier's content did.
 from __future__ import annotations
 
 import base64
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -20,8 +20,6 @@ import pytest
 
 from operatorkit import (
     OperatorProcess,
-    install_crd,
-    operator_identity,
     policy_manifest,
     routed_system,
 )
@@ -35,7 +33,6 @@ from tierguard.operator import render
 if TYPE_CHECKING:
     from kubernetes.client import ApiClient
 
-    from tierguard.lab.controlplane import ControlPlane
     from tierguard.lab.prometheus import Prometheus
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
@@ -111,22 +108,8 @@ def manifest(prom_url: str, configmap: str = "clf") -> dict[str, Any]:
 
 
 @pytest.fixture
-def cluster(control_plane: ControlPlane, kube_api: ApiClient, namespace: str) -> Cluster:
-    install_crd(control_plane)
+def cluster(crd: None, kube_api: ApiClient, namespace: str) -> Cluster:
     return Cluster(kube_api, namespace)
-
-
-@pytest.fixture
-def operator(
-    control_plane: ControlPlane, kube_api: ApiClient, namespace: str, tmp_path: Path
-) -> Iterator[OperatorProcess]:
-    with operator_identity(control_plane, kube_api, namespace) as kubeconfig:
-        op = OperatorProcess(kubeconfig, namespace, tmp_path / "operator.log")
-        op.start()
-        try:
-            yield op
-        finally:
-            op.stop()
 
 
 def _resolved(st: RoutingPolicyStatus) -> Condition | None:

@@ -6,19 +6,12 @@ traffic), and the slice gate rolls the rollout back, naming tier and slice."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from operatorkit import (
-    OperatorProcess,
-    install_crd,
-    operator_identity,
-    policy_manifest,
-    routed_system,
-)
+from operatorkit import OperatorProcess, policy_manifest, routed_system
 from routerkit import tiny_classifier as tiny_classifier
 from tierguard.api import constants as c
 from tierguard.api.enums import Phase, Reason, Verdict
@@ -27,26 +20,11 @@ from tierguard.api.status import RoutingPolicyStatus
 if TYPE_CHECKING:
     from kubernetes.client import ApiClient
 
-    from tierguard.lab.controlplane import ControlPlane
     from tierguard.lab.prometheus import Prometheus
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(420)]
 
 POLICY = "sliced"
-
-
-@pytest.fixture
-def operator(
-    control_plane: ControlPlane, kube_api: ApiClient, namespace: str, tmp_path: Path
-) -> Iterator[OperatorProcess]:
-    install_crd(control_plane)
-    with operator_identity(control_plane, kube_api, namespace) as kubeconfig:
-        op = OperatorProcess(kubeconfig, namespace, tmp_path / "operator.log")
-        op.start()
-        try:
-            yield op
-        finally:
-            op.stop()
 
 
 def billing_every_third(tier: str, i: int) -> str:
@@ -85,15 +63,20 @@ def test_a_loss_in_one_slice_rolls_back_naming_tier_and_slice(
         {"billing_status": 0.0},
         category=billing_every_third,
     ) as (big, small, start):
-        manifest = policy_manifest(POLICY, big, small, prometheus.url, steps=[50, 100])
-        slos = [
-            {"tier": t, "signal": "ThumbsDown", "allowedDrop": 0.5, "failMargin": 0.45}
-            for t in ("simple", "complex")
-        ]
-        manifest["spec"]["analysis"]["slos"] = slos
-        manifest["spec"]["analysis"]["slices"] = [
-            {"name": "category", "key": "category", "values": ["billing_status", "refunds"]}
-        ]
+        manifest = policy_manifest(
+            POLICY,
+            big,
+            small,
+            prometheus.url,
+            steps=[50, 100],
+            slos=[
+                {"tier": t, "signal": "ThumbsDown", "allowedDrop": 0.5, "failMargin": 0.45}
+                for t in ("simple", "complex")
+            ],
+            slices=[
+                {"name": "category", "key": "category", "values": ["billing_status", "refunds"]}
+            ],
+        )
         custom.create_namespaced_custom_object(c.GROUP, c.VERSION, namespace, c.PLURAL, manifest)
         url, _ = start(wait_for)
         prometheus.set_targets([url.removeprefix("http://")])

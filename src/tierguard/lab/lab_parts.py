@@ -121,6 +121,17 @@ class LabParts(LabState):
             body=sc.fake_provider_profile(profile),
         )
 
+    def set_classifier_threshold(self, policy: str, threshold: float) -> None:
+        """Edit the simple tier's threshold in the policy's ``spec.classifier`` (a
+        classifier change: threshold-trap), as a person would with ``kubectl patch``."""
+        from tierguard.api import constants as c
+        from tierguard.lab import scenario_threshold as th
+
+        self.cp.kubectl(
+            "patch", c.PLURAL, policy, "-n", self.settings.namespace, "--type", "merge",
+            "-p", json.dumps(th.threshold_patch(threshold)),
+        )  # fmt: skip
+
     def start_operator(self) -> None:
         """The operator, watching the lab namespace."""
         if self.operator is not None and self.operator.running():

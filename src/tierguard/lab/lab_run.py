@@ -91,6 +91,7 @@ class LabRun(LabRouters):
             expected_tier=scenario.expect.failed_tier,
             expected_preflight=scenario.expect.preflight,
             expected_slice=scenario.expect.failed_slice,
+            expected_cell=scenario.expect.failed_cell,
             policy=manifest,
             steps=sc.scenario_steps(scenario),
         )
@@ -154,7 +155,7 @@ class LabRun(LabRouters):
             if phase == Phase.PROGRESSING.value:
                 for s in range(step + 1):
                     reached.setdefault(s, now)
-            self._fire_events(scenario, reached, fired, now, record)
+            self._fire_events(scenario, name, reached, fired, now, record)
             self._check_processes()
             cost = self.cost_figures(name, cost)
             tally = gen.tally
@@ -218,6 +219,7 @@ class LabRun(LabRouters):
     def _fire_events(
         self,
         scenario: sc.Scenario,
+        policy: str,
         reached: Mapping[int, float],
         fired: set[int],
         now: float,
@@ -234,6 +236,8 @@ class LabRun(LabRouters):
                 self.start_prometheus_again()
             elif ev.kind == "provider_profile" and ev.provider and ev.profile:
                 self.set_provider_profile(ev.provider, ev.profile)
+            elif ev.kind == "classifier_threshold" and ev.threshold is not None:
+                self.set_classifier_threshold(policy, ev.threshold)
 
     def _check_processes(self) -> None:
         """A part that died mid-run ends the run with its log tail."""

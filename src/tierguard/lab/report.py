@@ -31,6 +31,7 @@ from typing import Any
 
 import yaml
 
+from tierguard.lab import report_classifier as rcl
 from tierguard.lab import report_preflight as rpf
 from tierguard.lab import report_slices as rsl
 from tierguard.lab.conversations import conversation_lines
@@ -70,6 +71,8 @@ class RunRecord:
     expected_preflight: str | None = None
     #: the slice gate that must fail ("topic=opening_hours"; None: not asserted)
     expected_slice: str | None = None
+    #: the classifier canary's cell that must fail ("complex→simple"; None: not asserted)
+    expected_cell: str | None = None
     samples: list[Sample] = field(default_factory=list)
     events: list[tuple[float, str]] = field(default_factory=list)
     kubectl_line: str = ""
@@ -200,6 +203,7 @@ def outcome_line(record: RunRecord) -> str:
                 f"; rolled back at {at} (step {step + 1}/{len(record.steps)}) "
                 f"→ reason {entry.get('reason')}: {entry.get('message', '')}"
             )
+        line += rcl.outcome_suffix(st, record.steps)
     return line
 
 
@@ -210,6 +214,8 @@ def expectation_met(record: RunRecord) -> bool:
     if not rpf.expectation_met(st, record.policy, record.tally, record.expected_preflight):
         return False
     if not rsl.slice_named(st, record.expected_slice):
+        return False
+    if not rcl.cell_failed(st, record.expected_cell):
         return False
     if record.expected_tier is not None:
         return any(t == record.expected_tier for t, _, _ in failed_gates(st)) or (
@@ -383,6 +389,11 @@ def render_markdown(record: RunRecord, plots: Sequence[str] = PLOT_FILES) -> str
         f"Expected: **{record.expected_phase}**"
         + (f" with tier `{record.expected_tier}` named" if record.expected_tier else "")
         + (f", slice `{record.expected_slice}` failing" if record.expected_slice else "")
+        + (
+            f", classifier canary cell `{record.expected_cell}` failing at its first step"
+            if record.expected_cell
+            else ""
+        )
         + (f", pre-flight {record.expected_preflight}" if record.expected_preflight else "")
         + (" — ✅ as expected." if met else " — ❌ NOT as expected."),
         "",
@@ -399,6 +410,7 @@ def render_markdown(record: RunRecord, plots: Sequence[str] = PLOT_FILES) -> str
         "",
         *rpf.section(st, record.policy, record.tally),
         *rsl.section(st),
+        *rcl.section(st),
         "## Gates at the end",
         "",
         *_gate_table(st),

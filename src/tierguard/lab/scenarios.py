@@ -48,6 +48,7 @@ from tierguard.api.enums import Phase, Signal
 from tierguard.classifier.dataset import CATEGORIES, CATEGORY_WEIGHTS
 from tierguard.lab import judge as lab_judge
 from tierguard.lab import scenario_slices as sl
+from tierguard.lab import scenario_threshold as th
 from tierguard.lab.scenario_preflight import lab_preflight
 from tierguard.lab.scenario_preflight import preflight_variant as preflight_variant
 
@@ -123,7 +124,9 @@ class ProviderProfile:
         }
 
 
-EventKind = Literal["prometheus_stop", "prometheus_start", "provider_profile"]
+EventKind = Literal[
+    "prometheus_stop", "prometheus_start", "provider_profile", "classifier_threshold"
+]
 
 
 @dataclass(frozen=True)
@@ -132,7 +135,9 @@ class Event:
 
     It fires ``after_s`` seconds after the rollout first reaches step index ``at_step``
     (0-based; 1 is the 10 % stage), so "mid-stage" means the same thing however fast the
-    machine is. ``provider`` and ``profile`` are used by ``provider_profile`` events.
+    machine is. ``provider`` and ``profile`` are used by ``provider_profile`` events,
+    ``threshold`` by ``classifier_threshold`` events (the simple tier's new threshold in
+    the policy's ``spec.classifier``: a classifier change, threshold-trap).
     """
 
     kind: EventKind
@@ -141,10 +146,13 @@ class Event:
     label: str
     provider: str | None = None
     profile: ProviderProfile | None = None
+    threshold: float | None = None
 
     def __post_init__(self) -> None:
         if self.kind == "provider_profile" and (self.provider is None or self.profile is None):
             raise ScenarioError(f"event {self.label!r}: provider_profile needs provider+profile")
+        if self.kind == "classifier_threshold" and not 0.0 < (self.threshold or 0.0) < 1.0:
+            raise ScenarioError(f"event {self.label!r}: classifier_threshold needs a threshold")
 
 
 @dataclass(frozen=True)
@@ -191,6 +199,8 @@ class Expectation:
     preflight: Literal["Passed", "Failed"] | None = None
     #: the failing gate must be this slice gate ("topic=opening_hours"), if set
     failed_slice: str | None = None
+    #: the classifier canary's failing transition cell ("complex→simple"), if set
+    failed_cell: str | None = None
 
 
 @dataclass(frozen=True)
@@ -217,6 +227,15 @@ class Scenario:
     #: judge with slice gates (slice-trap: scenario_slices.py): the Agreement judge, an
     #: Absolute ShadowDisagreement SLO and a Classifier-sourced slice
     slice_gates: bool = False
+    #: name the bundled classifier with this simple-tier threshold and roll classifier
+    #: changes out with a short decision shadow and a classifier canary (threshold-trap:
+    #: scenario_threshold.py); None: the policy names no classifier (the bundled default)
+    classifier_threshold: float | None = None
+
+    def __post_init__(self) -> None:
+        edits = any(e.kind == "classifier_threshold" for e in self.events)
+        if edits and self.classifier_threshold is None:
+            raise ScenarioError(f"{self.name}: a threshold edit needs classifier_threshold")
 
 
 # --------------------------------------------------------------------------- profiles
@@ -382,6 +401,7 @@ SCENARIOS: Final[dict[str, Scenario]] = {
         _pareto_trap(),
         _preflight_trap(),
         sl.slice_trap(),
+        th.threshold_trap(),
         _aa(),
         _prometheus_outage(),
         _provider_outage(),
@@ -567,6 +587,22 @@ def lab_policy(
             "systemPrompt": SYSTEM_PROMPT,
         }
 
+    rollout: dict[str, Any] = {
+        "steps": list(scenario_steps(scenario)),
+        "interval": LAB_INTERVAL,
+        "bakeTime": LAB_BAKE_TIME,
+        "minSamplesPerArm": LAB_MIN_SAMPLES,
+        "maxStepDuration": LAB_MAX_STEP_DURATION,
+        "holdbackPercent": 5,
+        "noData": {"after": LAB_NO_DATA_AFTER, "action": "Pause"},
+        # Most scenarios show the weighted stages, so pre-flight is off on purpose;
+        # preflight-trap and --preflight turn it on (lab/scenario_preflight.py).
+        "preflight": lab_preflight(scenario),
+    }
+    extra: dict[str, Any] = {}
+    if scenario.classifier_threshold is not None:
+        extra["classifier"] = th.classifier_spec(scenario.classifier_threshold)
+        rollout.update(th.rollout_extras())
     return {
         "apiVersion": "tierguard.io/v1alpha1",
         "kind": "RoutingPolicy",
@@ -593,18 +629,8 @@ def lab_policy(
                 # no schema default, so a route without it is refused by the API server
                 {"tier": COMPLEX, "baseline": CAPABLE, "fallbacks": [], "latencyBudget": "3s"},
             ],
-            "rollout": {
-                "steps": list(scenario_steps(scenario)),
-                "interval": LAB_INTERVAL,
-                "bakeTime": LAB_BAKE_TIME,
-                "minSamplesPerArm": LAB_MIN_SAMPLES,
-                "maxStepDuration": LAB_MAX_STEP_DURATION,
-                "holdbackPercent": 5,
-                "noData": {"after": LAB_NO_DATA_AFTER, "action": "Pause"},
-                # Most scenarios show the weighted stages, so pre-flight is off on purpose;
-                # preflight-trap and --preflight turn it on (lab/scenario_preflight.py).
-                "preflight": lab_preflight(scenario),
-            },
+            **extra,
+            "rollout": rollout,
             "analysis": analysis,
             "prometheus": {"url": prometheus_url, "timeout": "3s"},
             "router": {

@@ -17,6 +17,7 @@ def test_every_scenario_is_listed_and_found() -> None:
         "pareto-trap",
         "preflight-trap",
         "slice-trap",
+        "threshold-trap",
         "aa",
         "prometheus-outage",
         "provider-outage",
