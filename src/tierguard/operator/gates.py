@@ -23,7 +23,8 @@ stays within the rollout's budget, however long it runs).
 A ShadowDisagreement SLO whose judge is Pairwise is a *paired* gate instead
 (:mod:`tierguard.operator.pairedgate`): the paired sequential test on the canary's
 worse/better/tie verdicts, on the same alpha share, step minimum and watch scheme, held to
-Inconclusive (JudgeUnhealthy) while the judge is beyond its health limits. Its types and
+Inconclusive while the judge is confidently beyond its health limits (JudgeUnhealthy) or
+not yet shown within them (JudgeHealthUndecided; only a would-be Pass is held). Its types and
 status rendering live in :mod:`~tierguard.operator.gatetypes` and
 :mod:`~tierguard.operator.gatestatus` (re-exported here).
 

@@ -13,12 +13,16 @@ Pairs of one user are not independent draws either: the verdict counters carry t
 ``cluster`` label, and the paired evidence is tempered by their design effect
 (:func:`paired_design_effect`) exactly as the two-arm gates' is.
 
-Judge health: the order-inconsistency rate ``inconsistent / judged`` and the error rate
-``error / (judged + error)``. Beyond the judge spec's ``maxOrderInconsistency`` or
-``maxErrorRate`` (once :data:`HEALTH_MIN_EVENTS` events were counted) the judge is
-unhealthy and the gate is Inconclusive with a message starting ``JudgeUnhealthy``,
-never Pass; a Fail stays a Fail (confident evidence of a loss even through a noisy judge,
-whose inconsistencies only dilute it towards a tie).
+Judge health is a decision, not a point estimate: the order-inconsistency rate
+``inconsistent / judged`` and the error rate ``error / (judged + error)`` each get an
+anytime-valid confidence sequence (the beta-binomial mixture of the absolute gates,
+:func:`statistics.absolute_bounds`, at :data:`HEALTH_ALPHA`). The judge is **unhealthy**
+once a lower bound is beyond the judge spec's ``maxOrderInconsistency`` or
+``maxErrorRate`` (confidently broken): the gate is Inconclusive with a message starting
+``JudgeUnhealthy``, never Pass. A Pass further needs the judge's health **established**:
+both upper bounds within the limits; until then a would-be Pass is Inconclusive with a
+message starting ``JudgeHealthUndecided``. A Fail stays a Fail (confident evidence of a
+loss even through a noisy judge, whose inconsistencies only dilute it towards a tie).
 """
 
 from __future__ import annotations
@@ -44,9 +48,13 @@ from tierguard.operator.statistics import counter_delta, series_delta
 
 #: Verdict counters a pairwise gate reads, in this order.
 VERDICTS = m.PAIRWISE_VERDICTS
-#: Judge health is judged only once this many pairs (judged or failed) were counted.
-HEALTH_MIN_EVENTS = 50
+#: Error level of the judge-health confidence sequences (each rate, anytime-valid). Not a
+#: share of the rollback budget: health never rolls back, it only holds a Pass. It bounds
+#: the chance that a judge beyond a limit is ever taken as within it (5 %), and that a
+#: judge within a limit is ever reported unhealthy (5 %).
+HEALTH_ALPHA = 0.05
 JUDGE_UNHEALTHY = "JudgeUnhealthy"
+JUDGE_HEALTH_UNDECIDED = "JudgeHealthUndecided"
 #: Series per verdict kept for carrying vanished series forward (as gates.MAX_SERIES).
 MAX_SERIES = 256
 
@@ -195,31 +203,42 @@ class JudgeHealth:
     unanswered: float
     inconsistency_rate: float | None
     error_rate: float | None
-    healthy: bool
+    healthy: bool  # False once a rate is confidently beyond its limit
     reason: str
+    #: both rates' upper confidence bounds within their limits (needed for a Pass)
+    established: bool = False
+    inconsistency_bounds: tuple[float, float] = (0.0, 1.0)
+    error_bounds: tuple[float, float] = (0.0, 1.0)
 
 
 def judge_health(
-    state: PairedGateState, max_inconsistency: float, max_error_rate: float
+    state: PairedGateState,
+    max_inconsistency: float,
+    max_error_rate: float,
+    alpha: float = HEALTH_ALPHA,
 ) -> JudgeHealth:
-    """The judge's order-inconsistency and error rates, and whether they are within the
-    limits (undecided, hence healthy, before :data:`HEALTH_MIN_EVENTS` events)."""
+    """The judge's order-inconsistency and error rates with anytime-valid confidence
+    bounds: unhealthy once a lower bound exceeds its limit, established once both upper
+    bounds are within them, undecided in between (healthy, but no Pass yet)."""
     judged = state.judged
     inconsistent = state.counts[m.VERDICT_INCONSISTENT]
     errors = state.counts[m.VERDICT_ERROR]
     inc_rate = inconsistent / judged if judged > 0 else None
     err_rate = errors / (judged + errors) if judged + errors > 0 else None
+    inc_b = st.absolute_bounds(min(inconsistent, judged), judged, alpha)
+    err_b = st.absolute_bounds(errors, judged + errors, alpha)
     problems = []
-    if judged + errors >= HEALTH_MIN_EVENTS:
-        if inc_rate is not None and inc_rate > max_inconsistency:
-            problems.append(
-                f"the verdict changed with the order of the answers in {inc_rate:.1%} of "
-                f"judged pairs (limit {max_inconsistency:.0%})"
-            )
-        if err_rate is not None and err_rate > max_error_rate:
-            problems.append(
-                f"{err_rate:.1%} of shadowed requests got no verdict (limit {max_error_rate:.0%})"
-            )
+    if inc_rate is not None and inc_b[0] > max_inconsistency:
+        problems.append(
+            f"the verdict changed with the order of the answers in {inc_rate:.1%} of "
+            f"judged pairs (at least {inc_b[0]:.1%} at {1 - alpha:.0%} confidence; "
+            f"limit {max_inconsistency:.0%})"
+        )
+    if err_rate is not None and err_b[0] > max_error_rate:
+        problems.append(
+            f"{err_rate:.1%} of shadowed requests got no verdict (at least {err_b[0]:.1%} at "
+            f"{1 - alpha:.0%} confidence; limit {max_error_rate:.0%})"
+        )
     return JudgeHealth(
         judged=judged,
         inconsistent=inconsistent,
@@ -229,6 +248,9 @@ def judge_health(
         error_rate=err_rate,
         healthy=not problems,
         reason="; ".join(problems),
+        established=inc_b[1] <= max_inconsistency and err_b[1] <= max_error_rate,
+        inconsistency_bounds=inc_b,
+        error_bounds=err_b,
     )
 
 
@@ -248,8 +270,9 @@ def evaluate_paired_gate(
     max_error_rate: float,
     provider_error: str | None = None,
 ) -> PairedGateResult:
-    """The paired test's verdict, held to Inconclusive (JudgeUnhealthy) while the judge
-    is beyond its health limits: an unhealthy judge can never pass a canary."""
+    """The paired test's verdict, held to Inconclusive while the judge is confidently
+    beyond its health limits (JudgeUnhealthy), and a Pass held until its health is
+    established (JudgeHealthUndecided): only a judge shown healthy passes a canary."""
     res = paired.evaluate_paired(state.paired, alpha, min_pairs, provider_error)
     health = judge_health(state, max_inconsistency, max_error_rate)
     verdict, message = res.verdict, res.reason
@@ -259,6 +282,14 @@ def evaluate_paired_gate(
     if not health.healthy and held:
         verdict = Verdict.INCONCLUSIVE
         message = f"{JUDGE_UNHEALTHY}: {health.reason} (paired test: {res.reason})"
+    elif verdict is Verdict.PASS and not health.established:
+        verdict = Verdict.INCONCLUSIVE
+        message = (
+            f"{JUDGE_HEALTH_UNDECIDED}: the judge is not yet shown within its limits "
+            f"(upper bounds: order inconsistency {health.inconsistency_bounds[1]:.1%} of "
+            f"{max_inconsistency:.0%}, errors {health.error_bounds[1]:.1%} of "
+            f"{max_error_rate:.0%}; paired test: {res.reason})"
+        )
     return PairedGateResult(verdict, message, res, health)
 
 

@@ -110,7 +110,7 @@ def test_a_judge_that_never_answers_is_unhealthy_not_missing_data() -> None:
 
 
 def test_a_clear_loss_fails_even_through_an_unhealthy_judge() -> None:
-    s = _judged(pg.new_paired_gate(0.05, 0.025), 400, 50, 300, 900, 0)
+    s = _judged(pg.new_paired_gate(0.05, 0.025), 400, 50, 300, 1200, 0)
     r = pg.evaluate_paired_gate(s, 0.05, 200, 0.5, 0.2)
     assert not r.health.healthy and r.verdict is Verdict.FAIL
 
@@ -138,13 +138,45 @@ def test_a_random_judge_is_unhealthy_and_never_passes() -> None:
 
 
 def test_a_position_biased_judge_stays_healthy_and_does_not_fail_an_equal_canary() -> None:
+    # 25 % position bias: ~41 % order-inconsistent verdicts, shown within the 50 % limit
     verdicts = []
     for seed in range(20):
-        s = _simulate(JudgeKnobs(position_bias=0.3), 0.1, 0.1, seed, 2000)
+        s = _simulate(JudgeKnobs(position_bias=0.25), 0.1, 0.1, seed, 2000)
         r = pg.evaluate_paired_gate(s, 0.05, 200, 0.5, 0.2)
-        assert r.health.healthy, (seed, r.health)
+        assert r.health.healthy and r.health.established, (seed, r.health)
         verdicts.append(r.verdict)
     assert Verdict.FAIL not in verdicts and verdicts.count(Verdict.PASS) >= 18
+
+
+def test_judge_health_is_a_confidence_decision_not_a_point_estimate() -> None:
+    """Issue 13 (gate semantics): a judge just inside a limit (30 % position bias, ~47 %
+    inconsistent against 50 %) is not confidently broken, but not shown healthy either:
+    it holds a Pass (JudgeHealthUndecided) and never fails an equal canary; a point
+    estimate just beyond the limit on few pairs is not called unhealthy."""
+    for seed in range(10):
+        s = _simulate(JudgeKnobs(position_bias=0.3), 0.1, 0.1, seed, 2000)
+        r = pg.evaluate_paired_gate(s, 0.05, 200, 0.5, 0.2)
+        assert r.health.healthy and not r.health.established, (seed, r.health)
+        assert r.verdict is Verdict.INCONCLUSIVE, r.message
+        assert r.message.startswith(pg.JUDGE_HEALTH_UNDECIDED) or "not yet" in r.message
+        lo, hi = r.health.inconsistency_bounds
+        assert lo < 0.5 < hi
+    # 60 of 100 inconsistent: 60 % > 50 % as a point estimate, not beyond doubt
+    s = _judged(pg.new_paired_gate(0.05, 0.025), 5, 5, 30, 60, 0)
+    h = pg.judge_health(s, 0.5, 0.2)
+    assert h.inconsistency_rate == pytest.approx(0.6) and h.healthy and not h.established
+    # the same rate on 2,000 pairs is
+    s = _judged(pg.new_paired_gate(0.05, 0.025), 100, 100, 600, 1200, 0)
+    h = pg.judge_health(s, 0.5, 0.2)
+    assert not h.healthy and h.inconsistency_bounds[0] > 0.5
+    # errors: 30 of 100 is undecided, 300 of 1,000 unhealthy, 0 of 200 established
+    s = _judged(pg.new_paired_gate(0.05, 0.025), 0, 0, 70, 0, 30)
+    h = pg.judge_health(s, 0.5, 0.2)
+    assert h.healthy and not h.established
+    s = _judged(pg.new_paired_gate(0.05, 0.025), 0, 0, 700, 0, 300)
+    assert not pg.judge_health(s, 0.5, 0.2).healthy
+    s = _judged(pg.new_paired_gate(0.05, 0.025), 0, 0, 200, 0, 0)
+    assert pg.judge_health(s, 0.5, 0.2).established
 
 
 def test_a_truthful_judge_catches_a_five_point_loss() -> None:
