@@ -68,7 +68,8 @@ def wanted(run: _Run) -> bool:
 
 
 def begin(run: _Run, revision: str, why: str) -> None:
-    """Start the decision shadow of ``revision`` (called by ``_Run.start``)."""
+    """Start the decision shadow of ``revision`` (called by
+    :func:`~tierguard.operator.rollout_revision.start`)."""
     s = run.s
     conf = run.spec.rollout.classifier_shadow
     stable: ClassifierSnapshot | None = s.stable_classifier
