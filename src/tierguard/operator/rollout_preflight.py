@@ -47,11 +47,13 @@ def end_preflight(run: _Run, reason: Reason, why: str) -> None:
 
 
 def _held_if_unhealthy(o: GateOutcome) -> GateOutcome:
-    """In pre-flight an unhealthy judge decides nothing, a Fail included: a judge beyond
-    its health limits (answering at random, failing) measures itself, and pre-flight has
-    no other gate to tell a real loss from its noise. It holds (Inconclusive,
-    JudgeUnhealthy) until a cap pauses it for a person. In the weighted steps a Fail
-    through such a judge stands (pairedgate.py); there the two-arm gates judge too."""
+    """In pre-flight an unhealthy judge decides nothing, a Fail included: a judge
+    confidently beyond its health limits (answering at random, failing) measures itself,
+    and pre-flight has no other gate to tell a real loss from its noise. It holds
+    (Inconclusive, JudgeUnhealthy) until a cap pauses it for a person. A Fail reached while
+    the judge's health is still undecided stands (order flips count as ties, so they
+    cannot make a false Fail likelier than alpha). In the weighted steps a Fail through
+    such a judge stands (pairedgate.py); there the two-arm gates judge too."""
     if o.verdict != Verdict.FAIL or o.judge is None or o.judge.healthy:
         return o
     return replace(
