@@ -54,6 +54,7 @@ ALLOWED = [
     ("update", "routingpolicies.tierguard.io/finalizers"),
     ("create", "configmaps"),
     ("patch", "configmaps"),
+    ("delete", "configmaps"),  # pruning frozen classifier copies (operator/prunecopies.py)
     ("create", "services"),
     ("create", "serviceaccounts"),
     ("create", "deployments.apps"),
@@ -77,7 +78,7 @@ FORBIDDEN = [
     ("escalate", "roles.rbac.authorization.k8s.io"),
     ("bind", "roles.rbac.authorization.k8s.io"),
     ("create", "leases.coordination.k8s.io"),
-    ("delete", "configmaps"),  # the garbage collector deletes rendered objects
+    ("delete", "services"),  # the garbage collector deletes rendered objects
     ("delete", "deployments.apps"),
     ("create", "clusterroles.rbac.authorization.k8s.io"),
 ]
