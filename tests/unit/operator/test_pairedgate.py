@@ -305,3 +305,15 @@ def test_pre_flight_unanswered_requests_are_losses_not_judge_errors() -> None:
     assert s.clusters["3"] == [40.0, 0.0, 100.0]
     h = pg.judge_health(s, 0.5, 0.2)
     assert (h.errors, h.unanswered, h.error_rate) == (0, 40, 0.0)
+
+
+def test_a_single_slip_among_ties_does_not_read_as_correlation() -> None:
+    """One judge slip among ~470 ties, in a user with half the average pairs, used to read
+    as a design effect of 2 (halving a healthy canary's evidence); below
+    MIN_DESIGN_EVENTS non-tie pairs the pairs count as independent, and ten losses
+    packed into one user still show as clustering."""
+    rows = {f"u{i}": [0.0, 0.0, 30.0] for i in range(15)}
+    rows["u15"] = [1.0, 0.0, 15.0]
+    assert pg.paired_design_effect(rows) == 1.0
+    packed = {**rows, "u15": [float(pg.MIN_DESIGN_EVENTS), 0.0, 15.0]}
+    assert pg.paired_design_effect(packed) > 5.0
