@@ -17,6 +17,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
+from test_operator import POLICY
+from test_operator import Cluster as OperatorCluster
 
 from operatorkit import (
     OperatorProcess,
@@ -37,26 +39,20 @@ if TYPE_CHECKING:
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 
-POLICY = "shop"
 MODEL_A = b"\x08\x07model-a\x00\xff" * 50
 MODEL_B = b"\x08\x07model-b\x00\xff" * 50
 MODEL_C = b"\x08\x07model-c\x00\xff" * 50
 
 
-class Cluster:
+class Cluster(OperatorCluster):
+    """test_operator's Cluster (status, events, router config) plus the classifier
+    ConfigMap and the Deployment's mounts."""
+
     def __init__(self, kube_api: ApiClient, namespace: str) -> None:
         from kubernetes import client
 
-        self.custom = client.CustomObjectsApi(kube_api)
-        self.core = client.CoreV1Api(kube_api)
+        super().__init__(kube_api, namespace)
         self.apps = client.AppsV1Api(kube_api)
-        self.ns = namespace
-
-    def status(self) -> RoutingPolicyStatus:
-        body: Any = self.custom.get_namespaced_custom_object(
-            c.GROUP, c.VERSION, self.ns, c.PLURAL, POLICY
-        )
-        return RoutingPolicyStatus.model_validate(body.get("status") or {})
 
     def patch(self, body: dict[str, Any]) -> None:
         self.custom.patch_namespaced_custom_object(
@@ -82,12 +78,6 @@ class Cluster:
         dep: Any = self.apps.read_namespaced_deployment(render.object_name(POLICY), self.ns)
         vols = {v.name: v for v in dep.spec.template.spec.volumes}
         return str(vols[volume].config_map.name) if volume in vols else ""
-
-    def events(self, reason: str) -> list[Any]:
-        evs = self.core.list_namespaced_event(
-            self.ns, field_selector=f"involvedObject.name={POLICY}"
-        ).items
-        return [e for e in evs if e.reason == reason]
 
 
 def manifest(prom_url: str, configmap: str = "clf") -> dict[str, Any]:
