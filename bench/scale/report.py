@@ -58,6 +58,15 @@ def _f(v: Any) -> str:
     return "—" if v is None else str(v)
 
 
+def _who(r: dict[str, Any]) -> str:
+    """The operator column: label, extra flags, and glibc's arena limit when it was set
+    (rows recorded before the bench set it have no ``malloc_arenas``)."""
+    who = str(r["operator"]) + (" " + str(r["operator_args"]) if r.get("operator_args") else "")
+    if r.get("malloc_arenas") == 0:
+        who += " (arenas: glibc default)"
+    return who
+
+
 def table(rows: list[dict[str, Any]]) -> str:
     """The idle figures: one row per case."""
     head = (
@@ -69,7 +78,7 @@ def table(rows: list[dict[str, Any]]) -> str:
     out = []
     for r in rows:
         lag = r["max_evaluation_lag_s"]
-        who = r["operator"] + (" " + r["operator_args"] if r.get("operator_args") else "")
+        who = _who(r)
         out.append(
             f"| {who} | {r['policies']} | {r['namespaces']} | {_f(r['ready_s'])} | "
             f"{_f(r.get('load_before'))} → {_f(r.get('load_after'))} | "
@@ -94,7 +103,7 @@ def burst_table(rows: list[dict[str, Any]]) -> str:
         if not b:
             continue
         per = sum(b["requests_per_policy"].values())
-        who = r["operator"] + (" " + r["operator_args"] if r.get("operator_args") else "")
+        who = _who(r)
         out.append(
             f"| {who} | {r['policies']} | {r['namespaces']} | {r['create_s']} | "
             f"{_f(r.get('ready_half_s'))} | {_f(r['ready_s'])} | {per:.1f} | "

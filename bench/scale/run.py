@@ -198,6 +198,7 @@ def run_case(args: argparse.Namespace, n: int, k: int) -> dict[str, Any]:
     result: dict[str, Any] = {"policies": n, "namespaces": k, "operator": args.label}
     if args.operator_args:
         result["operator_args"] = args.operator_args
+    result["malloc_arenas"] = args.malloc_arenas
     with ExitStack() as stack:
         kcm_args = ["--kube-api-qps=200", "--kube-api-burst=400"] if args.fast_gc else []
         cp = ControlPlane(
@@ -276,9 +277,11 @@ def run_case(args: argparse.Namespace, n: int, k: int) -> dict[str, Any]:
         ]
         log = open(tmp / "operator.log", "wb")  # noqa: SIM115 - closed by the stack
         stack.callback(log.close)
-        op = subprocess.Popen(
-            cmd, env={**env, "PYTHONPATH": str(op_src)}, stdout=log, stderr=subprocess.STDOUT
-        )
+        op_env = {**env, "PYTHONPATH": str(op_src)}
+        op_env.pop("MALLOC_ARENA_MAX", None)
+        if args.malloc_arenas:  # as the chart's operator container sets it
+            op_env["MALLOC_ARENA_MAX"] = str(args.malloc_arenas)
+        op = subprocess.Popen(cmd, env=op_env, stdout=log, stderr=subprocess.STDOUT)
 
         def stop_op() -> None:
             op.terminate()
@@ -429,6 +432,13 @@ def main() -> int:
     p.add_argument("--fast-gc", action="store_true", help="kube-controller-manager QPS 200")
     p.add_argument("--profile", type=Path, default=None, help="py-spy the operator until all Ready")
     p.add_argument("--operator-args", default="", help="extra operator flags (one string)")
+    p.add_argument(
+        "--malloc-arenas",
+        type=int,
+        default=2,
+        help="MALLOC_ARENA_MAX of the operator process, as the chart sets it (0: glibc's "
+        "default, 8 per core)",
+    )
     p.add_argument("--quick", action="store_true", help="20 policies, short windows")
     p.add_argument("--out", type=Path, default=Path(__file__).parent / "results.jsonl")
     p.add_argument(

@@ -38,6 +38,7 @@ from tierguard.operator import (
 )
 from tierguard.operator.applier import Applier, with_ready
 from tierguard.operator.conditions import get_condition, set_condition
+from tierguard.operator.freshness import KnownVersions
 from tierguard.operator.kube import Kube, KubeError, NotFoundError, StatusConflictError
 from tierguard.operator.observe import (
     PrometheusReader,
@@ -160,6 +161,8 @@ class Controller:
         )
         #: (namespace, name) -> (uid, classifier digests) at the last prune of its copies.
         self._pruned: dict[tuple[str, str], tuple[str, frozenset[str]]] = {}
+        #: The resourceVersion this process last wrote or read, per policy.
+        self._versions = KnownVersions()
 
     # -- inputs ----------------------------------------------------------------------
 
@@ -251,19 +254,39 @@ class Controller:
 
     # -- the loop body ---------------------------------------------------------------
 
-    def reconcile_once(self, namespace: str, name: str) -> float:
-        """Reconcile one policy; returns how long to sleep before the next call."""
+    def reconcile_once(
+        self, namespace: str, name: str, seen: dict[str, Any] | None = None
+    ) -> float:
+        """Reconcile one policy; returns how long to sleep before the next call.
+        ``seen``: the policy as the watch last delivered it, decided on instead of a GET
+        when it is current enough (:mod:`tierguard.operator.freshness`)."""
         for _ in range(CONFLICT_RETRIES):
             try:
-                return self._attempt(namespace, name)
+                return self._attempt(namespace, name, seen)
             except StatusConflictError as exc:
                 log.info("%s/%s changed while deciding; deciding again (%s)", namespace, name, exc)
+                seen = None  # the watch has not caught up: read it
             except NotFoundError:
                 return float("inf")
         return 1.0
 
-    def _attempt(self, namespace: str, name: str) -> float:
+    def _current(self, namespace: str, name: str, seen: dict[str, Any] | None) -> dict[str, Any]:
+        """The policy to decide on: the watch's copy if it is current enough
+        (:mod:`tierguard.operator.freshness`), else a GET."""
+        if seen is not None and self._versions.usable((namespace, name), seen):
+            return seen
         body = self.kube.get_policy(namespace, name)
+        self._versions.note((namespace, name), body)
+        return body
+
+    def _write_status(self, body: dict[str, Any], status: dict[str, Any]) -> dict[str, Any]:
+        """Replace the status (resourceVersion-checked); remember the version written."""
+        written = self.kube.replace_status(body, status)
+        self._versions.note((body["metadata"]["namespace"], body["metadata"]["name"]), written)
+        return written
+
+    def _attempt(self, namespace: str, name: str, seen: dict[str, Any] | None = None) -> float:
+        body = self._current(namespace, name, seen)
         meta = body["metadata"]
         if meta.get("deletionTimestamp"):
             return float("inf")
@@ -320,7 +343,7 @@ class Controller:
         else:
             written = body
             if status_needs_write(status, new):
-                written = self.kube.replace_status(body, new.to_k8s())
+                written = self._write_status(body, new.to_k8s())
             for ev in decision.events:
                 self._event(written, ev.type, ev.reason, ev.message)
             apply_wait = self._apply(written, spec, new, now, generation, classifier, judge_prompt)
@@ -382,6 +405,7 @@ class Controller:
         """The policy is gone (or no longer this replica's): drop what is kept for it."""
         self.applier.forget(namespace, name)
         self._pruned.pop((namespace, name), None)
+        self._versions.forget((namespace, name))
         if self.metrics is not None:
             self.metrics.forget(namespace, name)
 
@@ -415,7 +439,7 @@ class Controller:
         new = decision.status
         error, retry = self.applier.apply_rendered(body, spec, new, classifier, judge_prompt)
         new = with_ready(new, error, now, generation) or new
-        written = self.kube.replace_status(body, new.to_k8s())  # a conflict: decide again
+        written = self._write_status(body, new.to_k8s())  # a conflict: decide again
         for ev in decision.events:
             self._event(written, ev.type, ev.reason, ev.message)
         if error is not None:
@@ -440,7 +464,7 @@ class Controller:
         if new is None:
             return retry
         with contextlib.suppress(StatusConflictError):  # the next reconcile sets it
-            self.kube.replace_status(body, new.to_k8s())
+            self._write_status(body, new.to_k8s())
         if error is not None:
             self._event(body, "Warning", Reason.RECONCILE_FAILED.value, error)
         return retry
@@ -464,7 +488,7 @@ class Controller:
             status = RoutingPolicyStatus()
         new, fresh = specerror.invalid_spec_status(status, generation, now, msg)
         if new.to_k8s() != status.to_k8s():
-            self.kube.replace_status(body, {**raw, **new.to_k8s()})
+            self._write_status(body, {**raw, **new.to_k8s()})
         if fresh:
             self._event(body, "Warning", Reason.INVALID_SPEC.value, msg)
 

@@ -18,11 +18,20 @@ its policy to re-apply it. Nothing is re-applied on a timer.
 
 Daemons stop when kopf peering pauses this replica, so of two replicas only one acts (and
 the status write's resourceVersion check makes even a brief overlap harmless).
+
+No finalizer: kopf puts one on every object a daemon runs for (a patch per new policy,
+and a deletion that waits for the operator), but nothing here needs to run before a
+policy is gone -- the garbage collector deletes what it owns. The daemon stops when the
+watch reports the policy deleted (:func:`poke`), or at its next reconcile, which finds it
+gone; an apply racing the deletion only creates objects whose owner no longer exists,
+which the garbage collector deletes as well.
 """
 
 from __future__ import annotations
 
 import asyncio
+import copy
+import dataclasses
 import logging
 import threading
 from collections.abc import Callable
@@ -50,6 +59,7 @@ WATCHED_NAMESPACES: list[str] = []
 #: Seconds a replica's kopf peering record stays valid (set by the CLI).
 PEERING_LIFETIME = 60
 WAKE_KEY = "tierguard_wake"
+GONE_KEY = "tierguard_gone"
 #: (namespace, name) -> the wake-up event of that policy's daemon.
 WAKERS: dict[tuple[str, str], asyncio.Event] = {}
 #: The kinds the operator renders and watches for drift: (group, version, plural).
@@ -163,9 +173,13 @@ def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
 
 @kopf.on.event(c.GROUP, c.VERSION, c.PLURAL)
 async def poke(memo: kopf.Memo, type: str | None, body: kopf.Body, **_: Any) -> None:
-    """Any change (spec, annotations, status written elsewhere): reconcile now. Not for a
-    policy being deleted: kopf stops its daemon, and a reconcile queued behind the others
-    would only hold up the removal of kopf's finalizer (a thousand at once, otherwise)."""
+    """Any change (spec, annotations, status written elsewhere): reconcile now. A deleted
+    policy: its daemon stops (it is woken to see that). Not for a policy whose deletion
+    waits for other finalizers: nothing is reconciled for it any more."""
+    if type == "DELETED":
+        memo[GONE_KEY] = True
+        _wake(memo).set()
+        return
     if body.get("metadata", {}).get("deletionTimestamp"):
         return
     _wake(memo).set()
@@ -197,9 +211,18 @@ for _group, _version, _plural in OWNED:
     kopf.on.event(_group, _version, _plural, labels=OWNED_LABELS)(_owned_event)
 
 
+def _gone(memo: Any, body: kopf.Body) -> bool:
+    return bool(memo.get(GONE_KEY)) or bool(body.get("metadata", {}).get("deletionTimestamp"))
+
+
 @kopf.daemon(c.GROUP, c.VERSION, c.PLURAL, cancellation_timeout=10.0, initial_delay=0.0)
 async def rollout_loop(
-    name: str, namespace: str | None, memo: kopf.Memo, stopped: kopf.DaemonStopped, **_: Any
+    name: str,
+    namespace: str | None,
+    body: kopf.Body,
+    memo: kopf.Memo,
+    stopped: kopf.DaemonStopped,
+    **_: Any,
 ) -> None:
     """Reconcile one policy until it is deleted or this replica stops acting."""
     controller = _controller()
@@ -209,10 +232,13 @@ async def rollout_loop(
     WAKERS[(namespace, name)] = wake
     backoff = Backoff()
     try:
-        while not stopped:
+        while not stopped and not _gone(memo, body):
             wake.clear()
+            # The watch's latest copy (kopf keeps ``body`` current), taken on the event
+            # loop; the controller decides on it when it is current enough.
+            seen = copy.deepcopy(dict(body))
             try:
-                sleep = await POOL.run(controller, controller.reconcile_once, namespace, name)
+                sleep = await POOL.run(controller, controller.reconcile_once, namespace, name, seen)
                 backoff.succeeded()
             except TransientError as exc:
                 sleep = backoff.failed(exc.retry_after)
@@ -237,3 +263,16 @@ async def rollout_loop(
         if WAKERS.get((namespace, name)) is wake:
             del WAKERS[(namespace, name)]
         controller.forget(namespace, name)
+
+
+def _without_finalizer(registry: Any, fn: Callable[..., Any]) -> None:
+    """kopf's ``@kopf.daemon`` always asks for a finalizer; this daemon does not need one
+    (see the module docstring). kopf has no option for it, so the registered handler is
+    replaced by a copy that does not (a unit test checks it took effect)."""
+    handlers = registry._spawning._handlers
+    for i, handler in enumerate(handlers):
+        if handler.fn is fn:
+            handlers[i] = dataclasses.replace(handler, requires_finalizer=False)
+
+
+_without_finalizer(kopf.get_default_registry(), rollout_loop)

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
 from kubernetes import client
 
 from tierguard.api.status import RoutingPolicyStatus
 from tierguard.operator.applier import with_ready
-from tierguard.operator.controller import is_fresh
+from tierguard.operator.controller import Controller, ControllerSettings, is_fresh
+from tierguard.operator.freshness import KnownVersions
 from tierguard.operator.kube import Kube
 
 
@@ -32,3 +34,73 @@ def test_only_a_never_written_status_takes_the_one_write_path() -> None:
     failed = with_ready(ready, "403 Forbidden", now, 1)
     assert failed is not None
     assert [c.message for c in failed.conditions if c.type == "Ready"] == ["403 Forbidden"]
+
+
+def _policy(rv: str) -> dict[str, Any]:
+    return {"metadata": {"namespace": "ns", "name": "p", "resourceVersion": rv}}
+
+
+class _CountingKube:
+    """Just the two calls :meth:`Controller._current` and ``_write_status`` make."""
+
+    def __init__(self) -> None:
+        self.live = _policy("5")
+        self.gets = 0
+
+    def get_policy(self, namespace: str, name: str) -> dict[str, Any]:
+        self.gets += 1
+        return self.live
+
+    def replace_status(self, body: dict[str, Any], status: dict[str, Any]) -> dict[str, Any]:
+        self.live = _policy(str(int(self.live["metadata"]["resourceVersion"]) + 1))
+        return self.live
+
+
+def test_the_watch_copy_stands_in_for_a_get_only_when_it_is_current() -> None:
+    kube = _CountingKube()
+    ctl = Controller(kube, ControllerSettings(query_round_seconds=0))  # type: ignore[arg-type]
+    # A process that has not read or written the policy: the watch's copy is as good.
+    assert ctl._current("ns", "p", _policy("5")) == _policy("5") and kube.gets == 0
+    written = ctl._write_status(_policy("5"), {})
+    assert written["metadata"]["resourceVersion"] == "6"
+    # The watch has not delivered our own write yet: its copy is older, so read.
+    assert ctl._current("ns", "p", _policy("5"))["metadata"]["resourceVersion"] == "6"
+    assert kube.gets == 1
+    # Once it has, no read.
+    assert ctl._current("ns", "p", _policy("6")) == _policy("6") and kube.gets == 1
+    # Someone else wrote (the watch shows a version we never saw): read.
+    kube.live = _policy("9")
+    assert ctl._current("ns", "p", _policy("9")) == _policy("9") and kube.gets == 2
+    assert ctl._current("ns", "p", None) == _policy("9") and kube.gets == 3
+    # A deleted and re-created policy starts afresh.
+    ctl.forget("ns", "p")
+    assert ctl._current("ns", "p", _policy("1")) == _policy("1") and kube.gets == 3
+
+
+def test_known_versions() -> None:
+    known = KnownVersions()
+    assert not known.usable(("ns", "p"), None)
+    assert known.usable(("ns", "p"), _policy("3"))
+    known.note(("ns", "p"), _policy("4"))
+    assert not known.usable(("ns", "p"), _policy("3"))
+    assert known.usable(("ns", "p"), _policy("4"))
+    known.note(("ns", "p"), {"metadata": {}})  # a version we cannot compare: always read
+    assert not known.usable(("ns", "p"), {"metadata": {}})
+    known.forget(("ns", "p"))
+    assert known.usable(("ns", "p"), _policy("3"))
+
+
+def test_the_rollout_daemon_puts_no_finalizer_on_policies() -> None:
+    """kopf's daemons ask for a finalizer by default: one patch per new policy, and a
+    deletion that waits for the operator. The handler module turns it off."""
+    import kopf
+
+    from tierguard.operator import handlers
+
+    daemons = [
+        h
+        for h in kopf.get_default_registry()._spawning.get_all_handlers()
+        if h.fn is handlers.rollout_loop
+    ]
+    assert len(daemons) == 1
+    assert daemons[0].requires_finalizer is False
