@@ -265,7 +265,8 @@ def test_the_judge_prompt_counts_by_content_in_the_revision(
 ) -> None:
     """Issue 16 item 3: the pairwise judge's prompt template in a ConfigMap is part of
     the revision by content, frozen into an immutable copy the routers mount. The same
-    bytes under a new name keep the revision; editing the content starts a new one."""
+    bytes under a new name keep the revision; editing the content starts a new one, and
+    the old copy, which nothing refers to any more, is pruned."""
 
     def put_prompt(name: str, text: str) -> None:
         from kubernetes.client.exceptions import ApiException
@@ -328,8 +329,21 @@ def test_the_judge_prompt_counts_by_content_in_the_revision(
     assert new.history[-1].reason == Reason.ROLLOUT_STARTED.value
     copy_b = jpc.copy_name(POLICY, new.judge_prompt_digest)
     wait_for(lambda: mounted_prompt() == copy_b, timeout=30, message="routers mount the new copy")
-    old: Any = cluster.core.read_namespaced_config_map(copy_a, cluster.ns)
-    assert old.data == {"prompt": PROMPT}
+    # Nothing refers to copy A any more (the judge is not an arm: no rollback returns to
+    # it): it is pruned; B, the user's two sources and the classifier's copy stay.
+    from kubernetes.client.exceptions import ApiException
+
+    def present(name: str) -> bool:
+        try:
+            cluster.core.read_namespaced_config_map(name, cluster.ns)
+        except ApiException as exc:
+            assert exc.status == 404
+            return False
+        return True
+
+    wait_for(lambda: not present(copy_a), timeout=30, message="judge prompt copy A pruned")
+    assert present(copy_b) and present("prompt-a") and present("prompt-b")
+    assert present(render.classifier_copy_name(POLICY, new.classifier_digest))
 
 
 def test_a_policy_whose_classifier_configmap_is_missing_waits_pending(
