@@ -27,8 +27,9 @@ from operatorkit import (
 )
 from routerkit import tiny_classifier as tiny_classifier
 from tierguard.api import constants as c
-from tierguard.api.enums import ConditionType, Phase, Reason
+from tierguard.api.enums import ConditionType, KeySource, Phase, Reason, StickinessKey
 from tierguard.api.status import Condition, RoutingPolicyStatus
+from tierguard.api.stickiness import key_sources
 from tierguard.operator import judgepromptcontent as jpc
 from tierguard.operator import render
 
@@ -208,6 +209,28 @@ def test_editing_the_classifier_bytes_restarts_at_the_first_step_on_a_frozen_cop
     assert referenced_digests(third) == {new.classifier_digest, third.classifier_digest}
     wait_for(lambda: not present(copy_a), timeout=30, message="copy A pruned")
     assert present(copy_b) and wait_for(lambda: present(copy_c), timeout=30, message="copy C")
+
+
+def test_status_names_the_session_key_the_split_uses(
+    cluster: Cluster, operator: OperatorProcess, prometheus: Prometheus, wait_for: Any
+) -> None:
+    """Issue 15: status.stickiness, through the real API server (the CRD's schema keeps
+    it): the key after the API server's defaults, and a later edit of the key observed
+    with a new `since`."""
+    cluster.put_model("clf", MODEL_A)
+    cluster.custom.create_namespaced_custom_object(
+        c.GROUP, c.VERSION, cluster.ns, c.PLURAL, manifest(prometheus.url)
+    )
+    until = _until(cluster, wait_for, operator, "waiting")
+    first = until(lambda s: s.stickiness is not None).stickiness
+    assert first is not None and first.since is not None
+    assert (first.key, first.header) == (StickinessKey.SESSION, "x-session-id")
+    assert first.sources == list(key_sources(StickinessKey.SESSION))
+    cluster.patch({"spec": {"rollout": {"stickiness": {"key": "user"}}}})
+    moved = until(lambda s: s.stickiness is not None and s.stickiness.key == StickinessKey.USER)
+    assert moved.stickiness is not None and moved.stickiness.since is not None
+    assert moved.stickiness.header == "x-tierguard-user" and moved.stickiness.since > first.since
+    assert moved.stickiness.sources[0] == KeySource.USER
 
 
 def test_same_bytes_under_a_new_name_keep_the_revision_and_a_missing_one_holds(
