@@ -486,8 +486,8 @@ def test_rendered_objects_are_owned_reapplied_and_garbage_collected(
                 message="the operator to re-apply the Deployment",
             )
             assert cluster.body()["metadata"]["generation"] == 1, "the spec is never written"
-            # Deleting the policy (while the operator runs: kopf's finalizer lets its
-            # daemon stop first) deletes what it owns, by the real garbage collector.
+            # Deleting the policy (no finalizer: it goes at once, and its daemon stops on
+            # the watch's DELETED) deletes what it owns, by the real garbage collector.
             cluster.custom.delete_namespaced_custom_object(
                 c.GROUP, c.VERSION, namespace, c.PLURAL, POLICY
             )

@@ -15,7 +15,7 @@ import urllib.request
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
@@ -66,9 +66,12 @@ class Policies:
     def create(self, manifest: dict[str, Any]) -> None:
         self.custom.create_namespaced_custom_object(c.GROUP, c.VERSION, self.ns, c.PLURAL, manifest)
 
+    def body(self, name: str) -> dict[str, Any]:
+        out = self.custom.get_namespaced_custom_object(c.GROUP, c.VERSION, self.ns, c.PLURAL, name)
+        return cast(dict[str, Any], out)
+
     def status(self, name: str) -> RoutingPolicyStatus:
-        body = self.custom.get_namespaced_custom_object(c.GROUP, c.VERSION, self.ns, c.PLURAL, name)
-        return RoutingPolicyStatus.model_validate(body.get("status") or {})
+        return RoutingPolicyStatus.model_validate(self.body(name).get("status") or {})
 
     def ready(self, name: str) -> str | None:
         for cond in self.status(name).conditions:
@@ -78,16 +81,36 @@ class Policies:
 
 
 def _operator_writes(events: list[dict[str, Any]], namespace: str) -> Counter[str]:
-    """Write requests by the operator's ServiceAccount, as 'verb resource[/sub]'."""
+    """Write requests by the operator's ServiceAccount, as 'verb resource[/sub] name'."""
+    return _operator_requests(events, namespace, WRITE_VERBS)
+
+
+def _operator_requests(
+    events: list[dict[str, Any]], namespace: str, verbs: set[str] | frozenset[str]
+) -> Counter[str]:
+    """Requests with one of ``verbs`` by the operator's ServiceAccount, as
+    'verb resource[/sub] name'."""
     user = f"system:serviceaccount:{namespace}:tierguard-operator"
     out: Counter[str] = Counter()
     for ev in events:
-        if ev.get("user", {}).get("username") != user or ev.get("verb") not in WRITE_VERBS:
+        if ev.get("user", {}).get("username") != user or ev.get("verb") not in verbs:
             continue
         ref = ev.get("objectRef", {})
         sub = f"/{ref['subresource']}" if ref.get("subresource") else ""
         out[f"{ev['verb']} {ref.get('resource')}{sub} {ref.get('name', '')}"] += 1
     return out
+
+
+def _weighted_policies(port: int) -> set[str]:
+    """The policies whose weight the operator exports (a running daemon sets it)."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as r:
+        text = r.read().decode()
+    return {
+        sample.labels[m.POLICY]
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+        if sample.name == m.ROLLOUT_WEIGHT.name
+    }
 
 
 def _gate_evaluations(port: int) -> Counter[str]:
@@ -155,13 +178,16 @@ def test_steady_policies_make_no_api_writes(
         wait_for(settled, timeout=120, message=f"policies never settled:\n{op.log()}")
         # A new policy's decision and its Ready come in one status write (what a burst
         # of new policies waits for); the policy without a candidate has nothing else.
-        # (A write refused with 409, e.g. racing kopf's finalizer patch, changed nothing.)
+        # (A write refused with 409 changed nothing.) No finalizer: kopf's daemons ask
+        # for one (a patch per new policy), this operator's does not need it.
         first, _ = control_plane.audit_events(created_at)
         done = [e for e in first if e.get("responseStatus", {}).get("code", 0) < 300]
         plain = {k: v for k, v in _operator_writes(done, namespace).items() if "plain" in k}
         assert plain.get("update routingpolicies/status plain") == 1, (
             f"writes for a new policy: {plain}\n{op.log()}"
         )
+        assert "patch routingpolicies plain" not in plain, f"a finalizer patch: {plain}"
+        assert not policies.body("plain")["metadata"].get("finalizers")
         time.sleep(2 * INTERVAL)  # the bake time ends: one last real change
         _, offset = control_plane.audit_events()
         looks_before = _gate_evaluations(port)
@@ -172,8 +198,15 @@ def test_steady_policies_make_no_api_writes(
         assert not writes, f"an idle operator wrote: {dict(writes)}\n{op.log()}"
         for name in ("steady-a", "steady-b"):
             assert looks_after[name] - looks_before[name] >= 3 * 2, "gates kept looking"
-        reads = sum(1 for e in events if "tierguard-operator" in e["user"]["username"])
-        assert reads > 0, "the audit log does record the operator's requests"
+        # Reconciles decide on the watch's copy of a policy once it has delivered the
+        # operator's own last write: no GET per look (the first reconcile of a new policy
+        # may still read when it races the watch).
+        gets = _operator_requests(events, namespace, {"get"})
+        assert not [k for k in gets if k.startswith("get routingpolicies ")], dict(gets)
+        everything, _ = control_plane.audit_events(created_at)
+        assert _operator_requests(everything, namespace, {"get", "list", "watch"}), (
+            "the audit log does record the operator's reads"
+        )
 
         # Drift is still taken back, woken by the watch (no re-apply timer any more).
         apps = client.AppsV1Api(kube_api)
@@ -184,6 +217,22 @@ def test_steady_policies_make_no_api_writes(
             timeout=30,
             message=f"the hand edit was never taken back:\n{op.log()}",
         )
+
+        # Deleted without a finalizer: the watch's DELETED stops the policy's daemon (it
+        # drops the policy's series on its way out), and nothing is written for it after.
+        assert "plain" in _weighted_policies(port)
+        _, offset = control_plane.audit_events()
+        policies.custom.delete_namespaced_custom_object(
+            c.GROUP, c.VERSION, namespace, c.PLURAL, "plain"
+        )
+        wait_for(
+            lambda: "plain" not in _weighted_policies(port),
+            timeout=30,
+            message=f"the deleted policy's daemon kept running:\n{op.log()}",
+        )
+        after, _ = control_plane.audit_events(offset)
+        late = {k: v for k, v in _operator_writes(after, namespace).items() if "plain" in k}
+        assert not late, f"writes for a deleted policy: {late}"
     finally:
         op.stop()
     leftovers = sorted(p.name for p in tmpdir.iterdir())

@@ -245,6 +245,9 @@ def test_operator_deployment_is_hardened_and_ha(helm: list[str]) -> None:
     ]
     env = {e["name"]: e for e in container["env"]}
     assert env["POD_NAME"]["valueFrom"]["fieldRef"]["fieldPath"] == "metadata.name"
+    # Two glibc malloc arenas instead of one per reconcile thread (the RSS at 1,000
+    # policies: docs/benchmarks.md, "Control-plane scale").
+    assert env["MALLOC_ARENA_MAX"]["value"] == "2"
     assert container["image"] == "tierguard/operator:0.1.0"
     assert {p["name"]: p["containerPort"] for p in container["ports"]} == {
         "health": 8080,

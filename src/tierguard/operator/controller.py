@@ -22,9 +22,9 @@ from pydantic import ValidationError
 
 from tierguard.api import constants as c
 from tierguard.api.durations import parse_duration
-from tierguard.api.enums import ConditionType, Reason, Verdict
+from tierguard.api.enums import Reason, Verdict
 from tierguard.api.policy import RoutingPolicySpec
-from tierguard.api.status import Condition, RoutingPolicyStatus
+from tierguard.api.status import RoutingPolicyStatus
 from tierguard.operator import classifiercontent as cc
 from tierguard.operator import gates as g
 from tierguard.operator import judgepromptcontent as jpc
@@ -37,7 +37,6 @@ from tierguard.operator import (
     specerror,
 )
 from tierguard.operator.applier import Applier, with_ready
-from tierguard.operator.conditions import get_condition, set_condition
 from tierguard.operator.freshness import KnownVersions
 from tierguard.operator.kube import Kube, KubeError, NotFoundError, StatusConflictError
 from tierguard.operator.observe import (
@@ -51,6 +50,7 @@ from tierguard.operator.observe_routers import (
     observe_routers,
     observe_transitions,
 )
+from tierguard.operator.reconcilestatus import delayed_condition, is_fresh, validation_errors
 from tierguard.operator.rendermeta import RenderedMetadata
 from tierguard.operator.shared_queries import SharedQueries
 from tierguard.operator.telemetry import OperatorMetrics
@@ -83,61 +83,6 @@ class ControllerSettings:
     #: seconds (one query per signal per round, whatever the number of policies);
     #: 0 sends each policy's own queries.
     query_round_seconds: float = 5.0
-
-
-def delayed_condition(
-    conditions: list[Condition],
-    lag: float,
-    spec: RoutingPolicySpec,
-    now: datetime,
-    generation: int,
-) -> list[Condition]:
-    """``EvaluationDelayed``: True while evaluations start more than one interval late.
-    Absent until the first delay; the message has no figures, so it is written only when
-    the state flips (the lag itself is the ``evaluation_lag_seconds`` metric)."""
-    interval = parse_duration(spec.rollout.interval)
-    current = get_condition(conditions, ConditionType.EVALUATION_DELAYED)
-    if lag > interval:
-        return set_condition(
-            conditions,
-            ConditionType.EVALUATION_DELAYED,
-            True,
-            Reason.EVALUATION_LAGGING.value,
-            "gate evaluations start more than one rollout.interval late: the operator is "
-            "behind (see tierguard_operator_evaluation_lag_seconds)",
-            now,
-            generation,
-        )
-    if current is not None and current.status != "False":
-        return set_condition(
-            conditions,
-            ConditionType.EVALUATION_DELAYED,
-            False,
-            Reason.ON_SCHEDULE.value,
-            "gate evaluations are on schedule",
-            now,
-            generation,
-        )
-    return conditions
-
-
-def is_fresh(status: RoutingPolicyStatus) -> bool:
-    """No operator has written this policy's status yet (nothing was rolled out, no
-    condition reported)."""
-    return status.to_k8s() == _EMPTY_STATUS
-
-
-_EMPTY_STATUS = RoutingPolicyStatus().to_k8s()
-
-
-def validation_errors(exc: ValidationError, root: str, limit: int = 5) -> str:
-    """Each problem as ``<root>.<field path>: <why>`` (at most ``limit`` of them)."""
-    parts = []
-    for err in exc.errors()[:limit]:
-        path = ".".join([root, *(str(x) for x in err["loc"])])
-        parts.append(f"{path}: {err['msg']}")
-    more = len(exc.errors()) - limit
-    return "; ".join(parts) + (f" (and {more} more)" if more > 0 else "")
 
 
 class Controller:

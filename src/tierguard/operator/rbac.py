@@ -7,8 +7,9 @@ production rollout.
 
 Why each rule:
 
-* routingpolicies: watch them; ``patch`` only for kopf's finalizer (the spec is never
-  written); ``routingpolicies/status`` is where all rollout state lives.
+* routingpolicies: watch them; ``patch`` only for kopf to remove the finalizer that
+  operators before 2026-12-01 put on policies (the spec is never written; this one adds
+  no finalizer); ``routingpolicies/status`` is where all rollout state lives.
 * ``routingpolicies/finalizers``: ``update``, so owner references with
   ``blockOwnerDeletion`` are allowed where OwnerReferencesPermissionEnforcement is on.
 * configmaps, services, serviceaccounts, deployments, roles, rolebindings,

@@ -9,9 +9,10 @@ from kubernetes import client
 
 from tierguard.api.status import RoutingPolicyStatus
 from tierguard.operator.applier import with_ready
-from tierguard.operator.controller import Controller, ControllerSettings, is_fresh
+from tierguard.operator.controller import Controller, ControllerSettings
 from tierguard.operator.freshness import KnownVersions
 from tierguard.operator.kube import Kube
+from tierguard.operator.reconcilestatus import is_fresh
 
 
 def test_the_connection_pool_holds_a_connection_per_worker() -> None:

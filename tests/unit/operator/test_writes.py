@@ -137,7 +137,7 @@ def test_applied_objects_apply_once_until_content_changes_or_drift() -> None:
 
 
 def test_evaluation_delayed_condition_flips_only_on_state_changes() -> None:
-    from tierguard.operator.controller import delayed_condition
+    from tierguard.operator.reconcilestatus import delayed_condition
 
     spec = make_spec()  # interval 1m
     conds: list = []
