@@ -36,7 +36,12 @@ from tierguard.api import metrics as m
 from tierguard.api.enums import Verdict
 from tierguard.operator import paired
 from tierguard.operator import statistics as st
-from tierguard.operator.design_effect import MAX_DESIGN_EFFECT, MIN_DF, cluster_of
+from tierguard.operator.design_effect import (
+    MAX_DESIGN_EFFECT,
+    MIN_DESIGN_EVENTS,
+    MIN_DF,
+    cluster_of,
+)
 from tierguard.operator.gatetypes import (
     GateOutcome,
     GateSpec,
@@ -55,13 +60,6 @@ VERDICTS = m.PAIRWISE_VERDICTS
 HEALTH_ALPHA = 0.05
 JUDGE_UNHEALTHY = "JudgeUnhealthy"
 JUDGE_HEALTH_UNDECIDED = "JudgeHealthUndecided"
-#: Non-tie pairs (worse + better) needed before the design effect is estimated. With
-#: rarer events the dispersion says where the few events fell, not how users correlate: a
-#: single judge slip among 470 ties, landing in a user with half the average pairs, reads
-#: as a design effect of 2 and halves a healthy canary's evidence (the chi-square rule of
-#: thumb asks for expected counts of about 5 per cell; 10 events over >= 5 clusters is
-#: the same order). Below it the pairs count as independent, as below MIN_DF.
-MIN_DESIGN_EVENTS = 10
 #: Series per verdict kept for carrying vanished series forward (as gates.MAX_SERIES).
 MAX_SERIES = 256
 
@@ -190,7 +188,10 @@ def paired_design_effect(clusters: Mapping[str, Sequence[float]]) -> float:
     around the pooled mean, as design_effect.design_effect does for bad rates: ~1 when
     pairs are independent, ``1 + (m - 1) rho`` with ``m`` pairs per user and intra-user
     correlation ``rho``. 1 below MIN_DF degrees of freedom or below
-    :data:`MIN_DESIGN_EVENTS` non-tie pairs; clipped to [1, MAX]."""
+    :data:`~tierguard.operator.design_effect.MIN_DESIGN_EVENTS` non-tie pairs (with rarer
+    events the dispersion says where the few events fell, not how users correlate: one
+    judge slip among ~470 ties, in a user with half the average pairs, read as a design
+    effect of 2); clipped to [1, MAX]."""
     rows = [(w, b, n) for w, b, n in clusters.values() if n > 0]
     total = sum(n for _, _, n in rows)
     events = sum(w + b for w, b, _ in rows)
