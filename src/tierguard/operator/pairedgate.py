@@ -13,7 +13,8 @@ Pairs of one user are not independent draws either: the verdict counters carry t
 ``cluster`` label, and the paired evidence is tempered by their design effect
 (:func:`paired_design_effect`) exactly as the two-arm gates' is.
 
-Judge health is a decision, not a point estimate: the order-inconsistency rate
+Judge health (:mod:`tierguard.operator.judgehealth`) is a decision, not a point
+estimate: the order-inconsistency rate
 ``inconsistent / judged`` and the error rate ``error / (judged + error)`` each get an
 anytime-valid confidence sequence (the beta-binomial mixture of the absolute gates,
 :func:`statistics.absolute_bounds`, at :data:`HEALTH_ALPHA`). The judge is **unhealthy**
@@ -49,17 +50,15 @@ from tierguard.operator.gatetypes import (
     family_alpha,
     watch_alpha,
 )
+from tierguard.operator.judgehealth import HEALTH_ALPHA as HEALTH_ALPHA
+from tierguard.operator.judgehealth import JUDGE_HEALTH_UNDECIDED as JUDGE_HEALTH_UNDECIDED
+from tierguard.operator.judgehealth import JUDGE_UNHEALTHY as JUDGE_UNHEALTHY
+from tierguard.operator.judgehealth import JudgeHealth as JudgeHealth
+from tierguard.operator.judgehealth import assess
 from tierguard.operator.statistics import counter_delta, series_delta
 
 #: Verdict counters a pairwise gate reads, in this order.
 VERDICTS = m.PAIRWISE_VERDICTS
-#: Error level of the judge-health confidence sequences (each rate, anytime-valid). Not a
-#: share of the rollback budget: health never rolls back, it only holds a Pass. It bounds
-#: the chance that a judge beyond a limit is ever taken as within it (5 %), and that a
-#: judge within a limit is ever reported unhealthy (5 %).
-HEALTH_ALPHA = 0.05
-JUDGE_UNHEALTHY = "JudgeUnhealthy"
-JUDGE_HEALTH_UNDECIDED = "JudgeHealthUndecided"
 #: Series per verdict kept for carrying vanished series forward (as gates.MAX_SERIES).
 MAX_SERIES = 256
 
@@ -205,62 +204,22 @@ def paired_design_effect(clusters: Mapping[str, Sequence[float]]) -> float:
     return float(min(max(x2 / (len(rows) - 1), 1.0), MAX_DESIGN_EFFECT))
 
 
-@dataclass(frozen=True)
-class JudgeHealth:
-    judged: float
-    inconsistent: float
-    errors: float
-    unanswered: float
-    inconsistency_rate: float | None
-    error_rate: float | None
-    healthy: bool  # False once a rate is confidently beyond its limit
-    reason: str
-    #: both rates' upper confidence bounds within their limits (needed for a Pass)
-    established: bool = False
-    inconsistency_bounds: tuple[float, float] = (0.0, 1.0)
-    error_bounds: tuple[float, float] = (0.0, 1.0)
-
-
 def judge_health(
     state: PairedGateState,
     max_inconsistency: float,
     max_error_rate: float,
     alpha: float = HEALTH_ALPHA,
 ) -> JudgeHealth:
-    """The judge's order-inconsistency and error rates with anytime-valid confidence
-    bounds: unhealthy once a lower bound exceeds its limit, established once both upper
-    bounds are within them, undecided in between (healthy, but no Pass yet)."""
-    judged = state.judged
-    inconsistent = state.counts[m.VERDICT_INCONSISTENT]
-    errors = state.counts[m.VERDICT_ERROR]
-    inc_rate = inconsistent / judged if judged > 0 else None
-    err_rate = errors / (judged + errors) if judged + errors > 0 else None
-    inc_b = st.absolute_bounds(min(inconsistent, judged), judged, alpha)
-    err_b = st.absolute_bounds(errors, judged + errors, alpha)
-    problems = []
-    if inc_rate is not None and inc_b[0] > max_inconsistency:
-        problems.append(
-            f"the verdict changed with the order of the answers in {inc_rate:.1%} of "
-            f"judged pairs (at least {inc_b[0]:.1%} at {1 - alpha:.0%} confidence; "
-            f"limit {max_inconsistency:.0%})"
-        )
-    if err_rate is not None and err_b[0] > max_error_rate:
-        problems.append(
-            f"{err_rate:.1%} of shadowed requests got no verdict (at least {err_b[0]:.1%} at "
-            f"{1 - alpha:.0%} confidence; limit {max_error_rate:.0%})"
-        )
-    return JudgeHealth(
-        judged=judged,
-        inconsistent=inconsistent,
-        errors=errors,
-        unanswered=state.counts[m.VERDICT_UNANSWERED],
-        inconsistency_rate=inc_rate,
-        error_rate=err_rate,
-        healthy=not problems,
-        reason="; ".join(problems),
-        established=inc_b[1] <= max_inconsistency and err_b[1] <= max_error_rate,
-        inconsistency_bounds=inc_b,
-        error_bounds=err_b,
+    """The judge's health from a pairwise gate's verdict totals
+    (:func:`tierguard.operator.judgehealth.assess`)."""
+    return assess(
+        state.judged,
+        state.counts[m.VERDICT_INCONSISTENT],
+        state.counts[m.VERDICT_ERROR],
+        state.counts[m.VERDICT_UNANSWERED],
+        max_inconsistency,
+        max_error_rate,
+        alpha,
     )
 
 
