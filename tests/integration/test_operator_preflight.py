@@ -25,6 +25,10 @@ if TYPE_CHECKING:
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(420)]
 
 PRICE = {"inputPerMillionTokens": 10, "outputPerMillionTokens": 10}
+#: targetPairsPerHour of the sized test: two pairs a second per tier, so its 30 pairs come
+#: in about 15 s while the test's traffic (tens of requests a second) still gets sized
+#: to a share below 1
+FAST_PAIRS_PER_HOUR = 7200
 
 
 def _preflight_manifest(big: str, small: str, prom_url: str, **preflight: Any) -> dict[str, Any]:
@@ -70,8 +74,17 @@ def test_a_healthy_candidate_passes_pre_flight_then_serves_the_first_step(
         small,
         start,
     ):
-        # sampleRate unset: sized from the tiers' request rates read from Prometheus
-        cluster.create(_preflight_manifest(big, small, prometheus.url, sampleRate=None))
+        # sampleRate unset: sized from the tiers' request rates read from Prometheus, for
+        # FAST_PAIRS_PER_HOUR (at the default 450 an hour, 30 pairs would take 4 minutes)
+        cluster.create(
+            _preflight_manifest(
+                big,
+                small,
+                prometheus.url,
+                sampleRate=None,
+                targetPairsPerHour=FAST_PAIRS_PER_HOUR,
+            )
+        )
         url, _ = start(wait_for)
         prometheus.set_targets([url.removeprefix("http://")])
 
@@ -94,14 +107,15 @@ def test_a_healthy_candidate_passes_pre_flight_then_serves_the_first_step(
     assert before and all(h.weight == 0.0 for h in before), "nobody served during pre-flight"
     for t in st.preflight.tiers:
         assert t.verdict.value == "Pass" and t.judge.judged >= 30 and t.judge.healthy
-        # sized from the tier's measured request rate (~450 pairs/h by default): the
-        # share depends on how fast this machine drives the test's traffic
+        # sized from the tier's measured request rate: the share depends on how fast this
+        # machine drives the test's traffic (the arithmetic: unit tests of rate_for)
         assert 0.0 < t.sample_rate <= 1.0
         assert t.judge.worse == 0 and t.judge.better == 0  # all ties: as good as the baseline
     assert st.preflight.spend_usd > 0, "mirrored and judge calls are priced"
     assert cluster.events(Reason.PREFLIGHT_PASSED.value)
     (started,) = cluster.events(Reason.PREFLIGHT_STARTED.value)
-    assert "sized from traffic (~450 pairs/h)" in started.message, started.message
+    sized = f"sized from traffic (~{FAST_PAIRS_PER_HOUR} pairs/h)"
+    assert sized in started.message, started.message
 
 
 def test_a_worse_candidate_is_rolled_back_at_pre_flight_with_zero_users_exposed(
