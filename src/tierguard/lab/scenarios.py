@@ -45,7 +45,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Final, Literal
 
 from tierguard.api.enums import Phase, Signal
-from tierguard.classifier.dataset import CATEGORIES, CATEGORY_WEIGHTS
+from tierguard.classifier.dataset import CATEGORIES, CATEGORY_WEIGHTS, COMPLEX_CATEGORIES
 from tierguard.lab import judge as lab_judge
 from tierguard.lab import scenario_slices as sl
 from tierguard.lab import scenario_threshold as th
@@ -73,6 +73,10 @@ CAPABLE_COMPLEX_QUALITY: Final = 0.90
 #: A cheap model is much worse on genuinely complex queries; those reach it only when the
 #: classifier calls a complex query simple (seed 003's "hard" cases).
 CHEAP_COMPLEX_QUALITY: Final = 0.65
+#: ``healthy``'s time scale: the share of each complex category's queries kept in the
+#: traffic, and its bake time.
+HEALTHY_COMPLEX_KEEP: Final = 0.3
+HEALTHY_BAKE_TIME: Final = "10s"
 #: The category the cheap model fails in ``pareto-trap`` and how badly.
 TRAP_CATEGORY: Final = "billing_status"
 TRAP_QUALITY: Final = 0.45
@@ -224,6 +228,8 @@ class Scenario:
     preflight: bool = False
     #: the rollout's steps (None: LAB_STEPS)
     steps: tuple[float, ...] | None = None
+    #: the rollout's bakeTime (None: LAB_BAKE_TIME)
+    bake_time: str | None = None
     #: judge with slice gates (slice-trap: scenario_slices.py): the Agreement judge, an
     #: Absolute ShadowDisagreement SLO and a Classifier-sourced slice
     slice_gates: bool = False
@@ -278,6 +284,12 @@ def _healthy() -> Scenario:
         cheap=cheap_profile(),
         capable=capable_profile(),
         expect=Expectation(Phase.PROMOTED),
+        # Time-scaled, all five steps kept: the 5 % stage waits for about 250 judged
+        # pairs (every one a tie), and pairs come only from the simple tier's canary, so
+        # the complex categories are thinned (the simple tier gets about 1.5 times the
+        # pairs a second) and the later stages, which gather theirs in seconds, bake 10 s.
+        traffic=TrafficSpec(category_keep=dict.fromkeys(COMPLEX_CATEGORIES, HEALTHY_COMPLEX_KEEP)),
+        bake_time=HEALTHY_BAKE_TIME,
     )
 
 
@@ -590,7 +602,7 @@ def lab_policy(
     rollout: dict[str, Any] = {
         "steps": list(scenario_steps(scenario)),
         "interval": LAB_INTERVAL,
-        "bakeTime": LAB_BAKE_TIME,
+        "bakeTime": scenario.bake_time or LAB_BAKE_TIME,
         "minSamplesPerArm": LAB_MIN_SAMPLES,
         "maxStepDuration": LAB_MAX_STEP_DURATION,
         "holdbackPercent": 5,
