@@ -10,6 +10,7 @@ questions and rates every answer. :class:`operatorkit.RoutedSystem` puts them to
 
 from __future__ import annotations
 
+import itertools
 import json
 import random
 import threading
@@ -27,6 +28,10 @@ from routerkit import COMPLEX_QUERY, SIMPLE_QUERY
 from tierguard.api import constants as c
 from tierguard.lab.fakeprovider import reads_as_bad
 from tierguard.operator import render
+
+#: requests in flight at once by default: the operator tests' gates wait for samples, and
+#: one sender spends most of its time waiting on the router and the fake provider
+SENDERS = 3
 
 
 class ConfigMapProjector(threading.Thread):
@@ -96,46 +101,71 @@ def _post(url: str, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
 
 
 class Traffic(threading.Thread):
-    """Users asking simple and complex questions and rating every answer."""
+    """Users asking simple and complex questions and rating every answer: ``senders``
+    at a time (each waits for its answer), alternating simple and complex by request
+    number across all of them."""
 
-    def __init__(self, router_url: str, category: Callable[[str, int], str] | None = None) -> None:
+    def __init__(
+        self,
+        router_url: str,
+        category: Callable[[str, int], str] | None = None,
+        senders: int = SENDERS,
+    ) -> None:
         super().__init__(daemon=True)
         self.url = router_url
         #: (tier, request number) -> metadata.category (default: the tier's name)
         self.category = category
+        self.senders = senders
         self.stopped = threading.Event()
         self.seen: Counter[tuple[str, str, str]] = Counter()
         self.errors = 0
         self.rng = random.Random(7)
+        self._lock = threading.Lock()
+        self._numbers = itertools.count()
 
     def one(self, i: int) -> None:
         tier = "complex" if i % 2 else "simple"
         query = (COMPLEX_QUERY if tier == "complex" else SIMPLE_QUERY) + f" q{i}"
+        with self._lock:
+            user = f"user-{self.rng.randrange(10**9)}"
         status, body = _post(
             f"{self.url}/v1/chat/completions",
             {
                 "model": "auto",
-                "user": f"user-{self.rng.randrange(10**9)}",
+                "user": user,
                 "messages": [{"role": "user", "content": query}],
                 "metadata": {"category": self.category(tier, i) if self.category else tier},
             },
         )
         if status != 200:
-            self.errors += 1
+            self._error()
             return
         text = body["choices"][0]["message"]["content"]
         good = not reads_as_bad(text)
         status, _ = _post(
             f"{self.url}/v1/feedback", {"id": body["id"], "rating": "up" if good else "down"}
         )
-        self.seen[(tier, "good" if good else "bad", str(status))] += 1
+        with self._lock:
+            self.seen[(tier, "good" if good else "bad", str(status))] += 1
 
-    def run(self) -> None:
-        i = 0
+    def _error(self) -> None:
+        with self._lock:
+            self.errors += 1
+
+    def _send(self) -> None:
         while not self.stopped.is_set():
+            with self._lock:
+                i = next(self._numbers)
             try:
                 self.one(i)
             except OSError:
-                self.errors += 1
+                self._error()
                 time.sleep(0.2)
-            i += 1
+
+    def run(self) -> None:
+        others = [threading.Thread(target=self._send, daemon=True) for _ in range(self.senders - 1)]
+        for t in others:
+            t.start()
+        self._send()
+        for t in others:
+            t.join(timeout=15)
