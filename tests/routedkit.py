@@ -26,7 +26,7 @@ import yaml
 
 from routerkit import COMPLEX_QUERY, SIMPLE_QUERY
 from tierguard.api import constants as c
-from tierguard.lab.fakeprovider import reads_as_bad
+from tierguard.lab.fakeanswers import reads_as_bad
 from tierguard.operator import render
 
 #: requests in flight at once by default: the operator tests' gates wait for samples, and

@@ -23,7 +23,8 @@ from routerkit import SIMPLE_QUERY, router_config
 from routerkit import tiny_classifier as tiny_classifier
 from tierguard.api.judgeprompt import template_digest
 from tierguard.api.routerconfig import RouterConfig
-from tierguard.lab.fakeprovider import FakeProfile, ModelBehaviour, create_fake_app
+from tierguard.lab.fakeprofile import FakeProfile, ModelBehaviour
+from tierguard.lab.fakeprovider import create_fake_app
 from tierguard.router.app import RUNTIME, RouterSettings, create_app
 from tierguard.router.mirroring import MAX_MIRRORS_IN_FLIGHT
 

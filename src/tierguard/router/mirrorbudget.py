@@ -5,7 +5,8 @@ The operator issues the budget (``RouterConfig.mirrorBudget``: an ``epoch`` and
 ``usdPerRouter``, docs/statistics.md "Sizing maxSpendUSD") once per pre-flight run or cap,
 as ``(maxSpendUSD - what earlier epochs may have committed) / processes``, where
 ``processes`` is the most router processes that can be alive at once (replicas plus the
-rolling update's surge). Each process then:
+rolling update's surge, times ``router.workers``: every worker has a ledger of its own).
+Each process then:
 
 * reserves, before starting the candidate call, an upper bound of its cost (input
   tokens at most the request's UTF-8 bytes plus a per-message allowance, output tokens
