@@ -147,7 +147,7 @@ def lab_policy(
     rollout: dict[str, Any] = {
         "steps": list(scenario_steps(scenario)),
         "interval": LAB_INTERVAL,
-        "bakeTime": LAB_BAKE_TIME,
+        "bakeTime": scenario.bake_time or LAB_BAKE_TIME,
         "minSamplesPerArm": LAB_MIN_SAMPLES,
         "maxStepDuration": LAB_MAX_STEP_DURATION,
         "holdbackPercent": 5,

@@ -195,6 +195,8 @@ class Scenario:
     preflight: bool = False
     #: the rollout's steps (None: LAB_STEPS)
     steps: tuple[float, ...] | None = None
+    #: the rollout's bakeTime (None: LAB_BAKE_TIME)
+    bake_time: str | None = None
     #: judge with slice gates (slice-trap: scenario_slices.py): the Agreement judge, an
     #: Absolute ShadowDisagreement SLO and a Classifier-sourced slice
     slice_gates: bool = False

@@ -39,7 +39,7 @@ from dataclasses import replace
 from typing import Final
 
 from tierguard.api.enums import Phase, Signal
-from tierguard.classifier.dataset import CATEGORIES, CATEGORY_WEIGHTS
+from tierguard.classifier.dataset import CATEGORIES, CATEGORY_WEIGHTS, COMPLEX_CATEGORIES
 from tierguard.lab import scenario_slices as sl
 from tierguard.lab import scenario_threshold as th
 from tierguard.lab.scenario_preflight import preflight_variant as preflight_variant
@@ -52,10 +52,15 @@ from tierguard.lab.scenario_world import (
     ProviderProfile,
     Scenario,
     ScenarioError,
+    TrafficSpec,
     capable_profile,
     cheap_profile,
 )
 
+#: ``healthy``'s time scale: the share of each complex category's queries kept in the
+#: traffic, and its bake time.
+HEALTHY_COMPLEX_KEEP: Final = 0.3
+HEALTHY_BAKE_TIME: Final = "10s"
 #: The category the cheap model fails in ``pareto-trap`` and how badly.
 TRAP_CATEGORY: Final = "billing_status"
 TRAP_QUALITY: Final = 0.45
@@ -73,6 +78,12 @@ def _healthy() -> Scenario:
         cheap=cheap_profile(),
         capable=capable_profile(),
         expect=Expectation(Phase.PROMOTED),
+        # Time-scaled, all five steps kept: the 5 % stage waits for about 250 judged
+        # pairs (every one a tie), and pairs come only from the simple tier's canary, so
+        # the complex categories are thinned (the simple tier gets about 1.5 times the
+        # pairs a second) and the later stages, which gather theirs in seconds, bake 10 s.
+        traffic=TrafficSpec(category_keep=dict.fromkeys(COMPLEX_CATEGORIES, HEALTHY_COMPLEX_KEEP)),
+        bake_time=HEALTHY_BAKE_TIME,
     )
 
 

@@ -11,6 +11,7 @@ from tierguard.lab import lab_policy as lp
 from tierguard.lab import scenario_world as sw
 from tierguard.lab import scenarios as sc
 from tierguard.lab.scenario_preflight import LAB_PREFLIGHT_SAMPLE_RATE
+from tierguard.lab.traffic import query_pool
 
 
 def test_every_scenario_is_listed_and_found() -> None:
@@ -51,6 +52,25 @@ def test_healthy_cheap_is_as_good_on_simple_queries() -> None:
     s = sc.get("healthy")
     assert sc.tier_quality(s.cheap, "simple") == pytest.approx(sc.tier_quality(s.capable, "simple"))
     assert s.expect.phase is Phase.PROMOTED
+
+
+def test_healthy_is_time_scaled_but_keeps_every_step() -> None:
+    """Its traffic thins only the complex categories (the simple tier's canary, where the
+    pairs come from, gets a larger share) and its stages bake shorter; the steps stay."""
+    s = sc.get("healthy")
+    keep = s.traffic.category_keep
+    assert set(keep) == {c for c, t in CATEGORIES.items() if t == "complex"}
+    assert all(0 < v < 1 for v in keep.values())
+    pool = query_pool(s.traffic)
+    simple = sum(CATEGORIES[e.category] == "simple" for e in pool) / len(pool)
+    assert simple > 0.8, simple  # 65 % without the thinning
+    doc = lp.lab_policy(s, cheap_url="x", capable_url="y", judge_url="z", prometheus_url="p")
+    assert doc["spec"]["rollout"]["bakeTime"] == sc.HEALTHY_BAKE_TIME == "10s"
+    assert doc["spec"]["rollout"]["steps"] == list(lp.LAB_STEPS)
+    other = lp.lab_policy(
+        sc.get("pareto-trap"), cheap_url="x", capable_url="y", judge_url="z", prometheus_url="p"
+    )
+    assert other["spec"]["rollout"]["bakeTime"] == lp.LAB_BAKE_TIME
 
 
 def test_pareto_trap_simple_tier_drops_5_points_but_aggregate_moves_little() -> None:
