@@ -74,8 +74,13 @@ class JudgeHealthStatus(ApiModel):
     healthy: bool = Field(
         default=True,
         description=(
-            "Within the judge spec's maxOrderInconsistency and maxErrorRate; when not, the "
-            "gate is Inconclusive (JudgeUnhealthy) and never passes."
+            "False once the judge is confidently beyond a limit of the judge spec: the "
+            "lower 95 % anytime-valid confidence bound of the order-inconsistency rate "
+            "exceeds maxOrderInconsistency, or that of the error rate exceeds maxErrorRate; "
+            "the gate is then Inconclusive (JudgeUnhealthy) and never passes. True does "
+            "not mean shown healthy: a Pass also needs both upper bounds within the "
+            "limits, and until they are a would-be Pass is Inconclusive "
+            "(JudgeHealthUndecided). A Fail stands either way."
         ),
     )
 
