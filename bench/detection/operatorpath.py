@@ -386,23 +386,24 @@ KINDS = {
 
 def render(data: dict[str, Any]) -> str:
     rows = [
-        f"Seed {data['seed']}; {data['runs_aa']} rollouts per A/A row, {data['runs']} per "
-        "other row; `rollout.reconcile` once a minute with the policy defaults "
-        "(8 gates: 4 pairwise ShadowDisagreement, 4 two-arm ErrorRate), 16 user clusters.",
+        f"Seed {data['seed']}; `rollout.reconcile` once a minute with the policy defaults "
+        "(8 gates: 4 pairwise ShadowDisagreement, 4 two-arm ErrorRate), 16 user clusters; "
+        "pre-flight spend in US dollars at $0.0063 a mirrored request.",
         "",
         "| scenario | eligible req/min | policy | requests per user a day "
-        "| intra-user correlation | rolled back | at the first stage | promoted | paused "
-        "| median time to rollback |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| intra-user correlation | rollouts | rolled back | at the first stage | promoted "
+        "| paused | median time to rollback | pre-flight spend, median / max |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for x in data["results"]:
         t = x["median_minutes_to_rollback"]
         rows.append(
             f"| {KINDS[x['scenario']]} | {x['requests_per_minute']:g} "
             f"| {_policy_label(x)} "
-            f"| {x['requests_per_user_day']:g} | {x['icc']:g} "
+            f"| {x['requests_per_user_day']:g} | {x['icc']:g} | {x['runs']} "
             f"| {x['rolled_back']:.1%} | {x['rolled_back_first_stage']:.1%} "
-            f"| {x['promoted']:.1%} | {x['paused']:.1%} | {'–' if t is None else f'{t:.0f} min'} |"
+            f"| {x['promoted']:.1%} | {x['paused']:.1%} | {'–' if t is None else f'{t:.0f} min'} "
+            f"| ${x['median_preflight_usd']:.0f} / ${x['max_preflight_usd']:.0f} |"
         )
     return "\n".join(rows)
 
@@ -424,7 +425,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seed", type=int, default=20261201)
     parser.add_argument("--runs", type=int, default=60)
-    parser.add_argument("--runs-aa", type=int, default=100)
+    parser.add_argument("--runs-aa", type=int, default=300)
     parser.add_argument("--cells", default="", help="comma-separated cell keys (default all)")
     parser.add_argument("--no-write", action="store_true")
     parser.add_argument(
