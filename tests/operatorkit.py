@@ -28,7 +28,7 @@ import yaml
 
 from routerkit import COMPLEX_QUERY, SIMPLE_QUERY, _env, fake_provider, free_port, process
 from tierguard.api import constants as c
-from tierguard.lab.fakeprovider import reads_as_bad
+from tierguard.lab.fakeanswers import reads_as_bad
 from tierguard.operator import rbac, render
 
 

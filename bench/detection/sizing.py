@@ -171,6 +171,10 @@ def fixed_sample_size(
     return (z_a + z_b) ** 2 * var / (loss - margin) ** 2
 
 
+#: (base bad rate, allowed drop, true loss) of the samples-to-detection table
+RATIO_CASES = ((0.10, 0.03, 0.05), (0.10, 0.03, 0.10), (0.02, 0.02, 0.05))
+
+
 def ratio_table(seed: int, runs: int) -> str:
     """Samples to detection (80 % power) of the operator's fail side divided by the
     fixed-sample test's, same alpha, margin and power."""
@@ -181,7 +185,7 @@ def ratio_table(seed: int, runs: int) -> str:
         "| ratio |",
         "|---|---|---|---|---|---|---|---|",
     ]
-    for base, drop, loss in ((0.10, 0.03, 0.05), (0.10, 0.03, 0.10), (0.02, 0.02, 0.05)):
+    for base, drop, loss in RATIO_CASES:
         margin = st.default_fail_margin(drop)
         for alpha in (0.05, 0.01 / 8):
             for ratio in (1, 19):

@@ -33,7 +33,8 @@ from aiohttp.test_utils import TestClient, TestServer  # noqa: E402
 
 from routerkit import SIMPLE_QUERY, build_tiny_classifier, router_config  # noqa: E402
 from tierguard.api.routerconfig import RouterConfig  # noqa: E402
-from tierguard.lab.fakeprovider import FakeProfile, ModelBehaviour, create_fake_app  # noqa: E402
+from tierguard.lab.fakeprofile import FakeProfile, ModelBehaviour  # noqa: E402
+from tierguard.lab.fakeprovider import create_fake_app  # noqa: E402
 from tierguard.router.app import RUNTIME, RouterSettings, create_app  # noqa: E402
 
 OUT = Path(__file__).with_name("preflight.json")

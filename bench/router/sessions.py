@@ -54,7 +54,8 @@ from tierguard.lab.conversations import (  # noqa: E402
     Conversation,
     ConversationTally,
 )
-from tierguard.lab.fakeprovider import FakeProfile, ModelBehaviour, create_fake_app  # noqa: E402
+from tierguard.lab.fakeprofile import FakeProfile, ModelBehaviour  # noqa: E402
+from tierguard.lab.fakeprovider import create_fake_app  # noqa: E402
 from tierguard.lab.traffic import Population  # noqa: E402
 from tierguard.router.app import RouterSettings, create_app  # noqa: E402
 from tierguard.router.records import usage_cost  # noqa: E402

@@ -27,8 +27,9 @@ from operatorkit import (
 )
 from routerkit import tiny_classifier as tiny_classifier
 from tierguard.api import constants as c
-from tierguard.api.enums import ConditionType, Phase, Reason
+from tierguard.api.enums import ConditionType, KeySource, Phase, Reason, StickinessKey
 from tierguard.api.status import Condition, RoutingPolicyStatus
+from tierguard.api.stickiness import key_sources
 from tierguard.operator import judgepromptcontent as jpc
 from tierguard.operator import render
 
@@ -210,6 +211,28 @@ def test_editing_the_classifier_bytes_restarts_at_the_first_step_on_a_frozen_cop
     assert present(copy_b) and wait_for(lambda: present(copy_c), timeout=30, message="copy C")
 
 
+def test_status_names_the_session_key_the_split_uses(
+    cluster: Cluster, operator: OperatorProcess, prometheus: Prometheus, wait_for: Any
+) -> None:
+    """Issue 15: status.stickiness, through the real API server (the CRD's schema keeps
+    it): the key after the API server's defaults, and a later edit of the key observed
+    with a new `since`."""
+    cluster.put_model("clf", MODEL_A)
+    cluster.custom.create_namespaced_custom_object(
+        c.GROUP, c.VERSION, cluster.ns, c.PLURAL, manifest(prometheus.url)
+    )
+    until = _until(cluster, wait_for, operator, "waiting")
+    first = until(lambda s: s.stickiness is not None).stickiness
+    assert first is not None and first.since is not None
+    assert (first.key, first.header) == (StickinessKey.SESSION, "x-session-id")
+    assert first.sources == list(key_sources(StickinessKey.SESSION))
+    cluster.patch({"spec": {"rollout": {"stickiness": {"key": "user"}}}})
+    moved = until(lambda s: s.stickiness is not None and s.stickiness.key == StickinessKey.USER)
+    assert moved.stickiness is not None and moved.stickiness.since is not None
+    assert moved.stickiness.header == "x-tierguard-user" and moved.stickiness.since > first.since
+    assert moved.stickiness.sources[0] == KeySource.USER
+
+
 def test_same_bytes_under_a_new_name_keep_the_revision_and_a_missing_one_holds(
     cluster: Cluster, operator: OperatorProcess, prometheus: Prometheus, wait_for: Any
 ) -> None:
@@ -265,7 +288,8 @@ def test_the_judge_prompt_counts_by_content_in_the_revision(
 ) -> None:
     """Issue 16 item 3: the pairwise judge's prompt template in a ConfigMap is part of
     the revision by content, frozen into an immutable copy the routers mount. The same
-    bytes under a new name keep the revision; editing the content starts a new one."""
+    bytes under a new name keep the revision; editing the content starts a new one, and
+    the old copy, which nothing refers to any more, is pruned."""
 
     def put_prompt(name: str, text: str) -> None:
         from kubernetes.client.exceptions import ApiException
@@ -328,8 +352,21 @@ def test_the_judge_prompt_counts_by_content_in_the_revision(
     assert new.history[-1].reason == Reason.ROLLOUT_STARTED.value
     copy_b = jpc.copy_name(POLICY, new.judge_prompt_digest)
     wait_for(lambda: mounted_prompt() == copy_b, timeout=30, message="routers mount the new copy")
-    old: Any = cluster.core.read_namespaced_config_map(copy_a, cluster.ns)
-    assert old.data == {"prompt": PROMPT}
+    # Nothing refers to copy A any more (the judge is not an arm: no rollback returns to
+    # it): it is pruned; B, the user's two sources and the classifier's copy stay.
+    from kubernetes.client.exceptions import ApiException
+
+    def present(name: str) -> bool:
+        try:
+            cluster.core.read_namespaced_config_map(name, cluster.ns)
+        except ApiException as exc:
+            assert exc.status == 404
+            return False
+        return True
+
+    wait_for(lambda: not present(copy_a), timeout=30, message="judge prompt copy A pruned")
+    assert present(copy_b) and present("prompt-a") and present("prompt-b")
+    assert present(render.classifier_copy_name(POLICY, new.classifier_digest))
 
 
 def test_a_policy_whose_classifier_configmap_is_missing_waits_pending(

@@ -15,7 +15,8 @@ from routerkit import SIMPLE_QUERY, router_config
 from routerkit import tiny_classifier as tiny_classifier
 from tierguard.api import metrics as m
 from tierguard.api.routerconfig import RouterConfig
-from tierguard.lab.fakeprovider import FakeProfile, ModelBehaviour, create_fake_app
+from tierguard.lab.fakeprofile import FakeProfile, ModelBehaviour
+from tierguard.lab.fakeprovider import create_fake_app
 from tierguard.router.app import RouterSettings, create_app
 from tierguard.router.overhead import OVERHEAD_HEADER
 

@@ -23,7 +23,8 @@ from routerkit import SIMPLE_QUERY, router_config
 from routerkit import tiny_classifier as tiny_classifier
 from tierguard.api.judgeprompt import template_digest
 from tierguard.api.routerconfig import RouterConfig
-from tierguard.lab.fakeprovider import FakeProfile, ModelBehaviour, create_fake_app
+from tierguard.lab.fakeprofile import FakeProfile, ModelBehaviour
+from tierguard.lab.fakeprovider import create_fake_app
 from tierguard.router.app import RUNTIME, RouterSettings, create_app
 from tierguard.router.mirroring import MAX_MIRRORS_IN_FLIGHT
 
@@ -83,10 +84,16 @@ class Env:
 
 @contextlib.asynccontextmanager
 async def start_env(
-    tiny_classifier: Path, tmp_path: Path, **shadow: Any
+    tiny_classifier: Path,
+    tmp_path: Path,
+    *,
+    budget: dict[str, Any] | None = None,
+    ledger: Path | None = None,
+    **shadow: Any,
 ) -> AsyncIterator[tuple[Env, list[dict[str, Any]]]]:
     """The router with mirror rate 1 and the fake providers; the second value collects
-    every request body the providers received."""
+    every request body the providers received. ``budget``: the first configuration's
+    mirrorBudget; ``ledger``: the process's budget ledger file."""
     perfect = ModelBehaviour(latency_median_s=0.0, default_quality=1.0)
     app = create_fake_app(FakeProfile(models={"big-1": perfect, "small-1": perfect, "*": perfect}))
     received: list[dict[str, Any]] = []
@@ -115,6 +122,8 @@ async def start_env(
         observability={"decisionLog": str(log)},
     )
     cfg["split"][0]["mirrorRate"] = 1.0
+    if budget is not None:
+        cfg["mirrorBudget"] = budget
     for m in cfg["models"]:
         m["timeout"] = "1s"
     cfg["models"].append(
@@ -127,7 +136,11 @@ async def start_env(
         }
     )
     client = TestClient(
-        TestServer(create_app(RouterSettings(config=RouterConfig.model_validate(cfg))))
+        TestServer(
+            create_app(
+                RouterSettings(config=RouterConfig.model_validate(cfg), budget_ledger=ledger)
+            )
+        )
     )
     await client.start_server()
     try:
@@ -309,3 +322,57 @@ async def test_the_budget_is_a_hard_bound_in_flight_included(env: Env) -> None:
     # the same epoch again (a reload) keeps the ledger: nothing more fits once it is spent
     await apply_config(rt, cfg.model_copy(deep=True))
     assert rt.mirror_budget.budget is budget
+
+
+async def test_a_restarted_router_continues_its_share_and_a_new_pod_waits(
+    tiny_classifier: Path, tmp_path: Path
+) -> None:
+    """A router process that received the epoch records its share in its ledger file; a
+    process started with that epoch already in its first configuration (the container
+    restarted in the same pod) continues the share at once, with what the first one
+    committed; one without the file (a new pod) mirrors nothing in that epoch."""
+    from tierguard.api.routerconfig import MirrorBudgetConfig
+    from tierguard.router.runtime import apply_config
+
+    share = 0.5
+    epoch = {"epoch": "rev/0/1", "usdPerRouter": share}
+    ledger = tmp_path / "ledger.json"
+    async with start_env(tiny_classifier, tmp_path, ledger=ledger) as (env, _):
+        rt = env.client.app[RUNTIME]  # type: ignore[index]
+        cfg = rt.state.config.model_copy(deep=True)
+        cfg.mirror_budget = MirrorBudgetConfig.model_validate(epoch)
+        await apply_config(rt, cfg)  # issued while it ran: its share
+        for i in range(2):
+            await env.chat(user(f"{SIMPLE_QUERY} before {i}"))
+        m = await env.wait_pairs(2)
+        first_spent = sample(m, SPEND)
+    assert 0 < first_spent < share
+    recorded = json.loads(ledger.read_text())
+    assert recorded["epoch"] == "rev/0/1"
+    assert recorded["committed"] == pytest.approx(first_spent)
+
+    async with start_env(tiny_classifier, tmp_path, budget=epoch, ledger=ledger) as (env, _):
+        rt = env.client.app[RUNTIME]  # type: ignore[index]
+        assert rt.mirror_budget.resumed and not rt.mirror_budget.skipped
+        await env.chat(user(f"{SIMPLE_QUERY} after the restart"))
+        await env.wait_pairs(1)  # at once: no new epoch needed
+        await asyncio.gather(*(env.chat(user(f"{SIMPLE_QUERY} burst {i}")) for i in range(24)))
+        for _ in range(200):
+            if rt.mirrors_in_flight == 0:
+                break
+            await asyncio.sleep(0.05)
+        m = await env.metrics()
+        assert sample(m, "tierguard_preflight_shed_total") >= 1  # the share ran out
+        assert first_spent + sample(m, SPEND) <= share + 1e-9  # the two together: one share
+
+    new_pod = tmp_path / "new-pod"
+    new_pod.mkdir()
+    async with start_env(
+        tiny_classifier, new_pod, budget=epoch, ledger=new_pod / "ledger.json"
+    ) as (env, received):
+        assert env.client.app[RUNTIME].mirror_budget.skipped  # type: ignore[index]
+        await env.chat(user(f"{SIMPLE_QUERY} new pod"))
+        m = await env.metrics()
+        assert sample(m, PAIRWISE, arm="mirror") == 0 and sample(m, SPEND) == 0
+        assert sample(m, "tierguard_preflight_shed_total") >= 1
+        assert [b["model"] for b in received] == ["big-1"]  # the user's call, no mirror

@@ -21,7 +21,8 @@ from test_router_app import env as env
 from routerkit import COMPLEX_QUERY, SIMPLE_QUERY, router_config
 from routerkit import tiny_classifier as tiny_classifier
 from tierguard.api.routerconfig import RouterConfig
-from tierguard.lab.fakeprovider import FakeProfile, ModelBehaviour, create_fake_app
+from tierguard.lab.fakeprofile import FakeProfile, ModelBehaviour
+from tierguard.lab.fakeprovider import create_fake_app
 from tierguard.router.app import RouterSettings, create_app
 from tierguard.router.decision_log import DecisionLog
 

@@ -30,7 +30,8 @@ from routerkit import COMPLEX, SIMPLE, router_config
 from routerkit import tiny_classifier as tiny_classifier
 from tierguard.api.routerconfig import RouterConfig
 from tierguard.lab.conversations import TOOLS, Conversation
-from tierguard.lab.fakeprovider import FakeProfile, ModelBehaviour, create_fake_app
+from tierguard.lab.fakeprofile import FakeProfile, ModelBehaviour
+from tierguard.lab.fakeprovider import create_fake_app
 from tierguard.router.app import RUNTIME, RouterSettings, create_app, reload_text
 
 pytestmark = pytest.mark.timeout(300)

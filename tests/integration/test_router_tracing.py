@@ -26,7 +26,8 @@ from routerkit import SIMPLE_QUERY, router_config
 from routerkit import tiny_classifier as tiny_classifier
 from tierguard.api import traces as a
 from tierguard.api.routerconfig import RouterConfig
-from tierguard.lab.fakeprovider import FakeProfile, ModelBehaviour, create_fake_app
+from tierguard.lab.fakeprofile import FakeProfile, ModelBehaviour
+from tierguard.lab.fakeprovider import create_fake_app
 from tierguard.router.app import RUNTIME, RouterSettings, create_app
 
 pytestmark = pytest.mark.timeout(60)

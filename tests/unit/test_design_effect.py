@@ -87,3 +87,32 @@ def test_absolute_gate_uses_effective_counts() -> None:
     assert b.design_effect > 10 and a.design_effect == 1.0
     assert ra.verdict == Verdict.PASS and rb.verdict == Verdict.INCONCLUSIVE
     assert rb.upper_bound > ra.upper_bound
+
+
+def test_a_few_events_do_not_read_as_correlation() -> None:
+    """One bad outcome per arm, each in a cluster with half the average requests, used to
+    read as a design effect of ~2 (halving a healthy canary's evidence); below
+    MIN_DESIGN_EVENTS events an arm adds no dispersion, while ten events packed into one
+    cluster still show as clustering."""
+    n = np.full((2, 16), 30.0)
+    n[:, 15] = 15.0
+    bad = np.zeros((2, 16))
+    bad[:, 15] = 1.0
+    assert float(de.design_effect(bad, n)) == 1.0
+    packed = bad.copy()
+    packed[:, 15] = float(de.MIN_DESIGN_EVENTS)
+    assert float(de.design_effect(packed, n)) > 5.0
+    # the rarer outcome counts: a bad rate near 1 with a single good outcome is as thin
+    assert float(de.design_effect(n - bad, n)) == 1.0
+
+
+def test_an_arm_below_the_minimum_leaves_the_other_arms_estimate() -> None:
+    """A canary with two bad outcomes does not dilute (or inflate) what the control's
+    clusters say."""
+    n = np.full((2, 16), 100.0)
+    control = np.where(np.arange(16) % 2, 0.0, 20.0)
+    canary = np.zeros(16)
+    canary[3] = 2.0
+    both = float(de.design_effect(np.stack([control, canary]), n))
+    alone = float(de.design_effect(control[None, :], n[:1]))
+    assert both == pytest.approx(alone) and both > 5.0

@@ -135,6 +135,20 @@ def test_ratio_to_fixed_sample_test_in_docs_is_recomputed() -> None:
     assert table in doc, "docs/statistics.md is stale: rerun sizing.py --seed 7 --ratio"
 
 
+def test_ratio_floor_in_docs_is_recomputed() -> None:
+    """The Brownian floor quoted against the 1.5x goal (bets.py): an oracle SPRT watched
+    continuously needs ~1.39x the fixed-sample n at 80 % power and alpha 0.05, so no bet
+    that pays for not knowing the effect can reach 1.5x there; log 4 costs ~2x."""
+    import bets
+
+    assert bets.sprt_ratio(0.05) == pytest.approx(1.39, abs=0.01)
+    assert bets.sprt_ratio(0.05, math.log(4)) == pytest.approx(1.99, abs=0.01)
+    assert bets.sprt_ratio(0.01 / 8) == pytest.approx(1.22, abs=0.01)
+    assert bets.sprt_ratio(0.05, quantile=0.5) < 1.0  # the median is below the fixed n
+    doc = (run.ROOT / "docs" / "statistics.md").read_text()
+    assert bets.floor_table() in doc, "docs/statistics.md is stale: rerun bets.py"
+
+
 # ----------------------------------------------------------------- slice study
 
 import slices  # noqa: E402

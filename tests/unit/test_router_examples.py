@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tierguard.lab.fakeprovider import is_good, load_profile
+from tierguard.lab.fakeanswers import is_good
+from tierguard.lab.fakeprofile import load_profile
 from tierguard.router.config_source import parse_config
 
 ROOT = Path(__file__).resolve().parents[2]

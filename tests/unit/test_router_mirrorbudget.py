@@ -3,11 +3,14 @@ reservations that never let committed spend exceed the share, and the epoch rule
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as hs
 
-from tierguard.api.policy import Pricing
+from tierguard.api.policy import Pricing, RoutingPolicySpec
 from tierguard.router.mirrorbudget import (
     MIRROR_MAX_OUTPUT_TOKENS,
     BudgetLedger,
@@ -102,3 +105,141 @@ def test_a_process_never_uses_the_epoch_of_its_first_configuration() -> None:
     assert budget.try_reserve(4.0)
     early.apply("rev/0/1", 5.0)
     assert early.budget is budget and budget.left == pytest.approx(1.0)
+
+
+def test_a_restarted_container_continues_its_pods_share(tmp_path: Path) -> None:
+    """The ledger file (in the pod's emptyDir) records every change of the share before
+    the call starts: the next container of the pod continues the epoch where the last
+    one stopped, its calls in flight still committed; a new pod (no file) waits."""
+    path = tmp_path / "ledger.json"
+    first = BudgetLedger(path)
+    first.apply(None, 0.0)
+    first.apply("rev/0/1", 1.0)  # issued while this process ran: counted
+    b = first.budget
+    assert b is not None and b.try_reserve(0.5) and b.try_reserve(0.2)
+    b.settle(0.5, 0.1)  # one call ended; the 0.2 one is in flight when the process dies
+    assert b.committed == pytest.approx(0.3)
+
+    restarted = BudgetLedger(path)
+    restarted.apply("rev/0/1", 1.0)  # its first configuration already carries the epoch
+    again = restarted.budget
+    assert not restarted.skipped and restarted.resumed and again is not None
+    assert again.allowance == pytest.approx(1.0) and again.committed == pytest.approx(0.3)
+    assert again.try_reserve(0.7) and not again.try_reserve(0.01)  # never beyond the share
+    # and the next restart continues from there
+    third = BudgetLedger(path)
+    third.apply("rev/0/1", 1.0)
+    assert third.budget is not None and third.budget.left == pytest.approx(0.0)
+
+    new_pod = BudgetLedger(tmp_path / "other-pod.json")
+    new_pod.apply("rev/0/1", 1.0)
+    assert new_pod.skipped and new_pod.budget is not None and new_pod.budget.allowance == 0.0
+    no_file = BudgetLedger()
+    no_file.apply("rev/0/1", 1.0)
+    assert no_file.skipped
+
+
+def test_a_record_of_another_epoch_or_an_unreadable_one_is_no_share(tmp_path: Path) -> None:
+    path = tmp_path / "ledger.json"
+    old = BudgetLedger(path)
+    old.apply(None, 0.0)
+    old.apply("rev/0/1", 1.0)
+    restarted = BudgetLedger(path)
+    restarted.apply("rev/0/2", 3.0)  # a cap raised while the container was down
+    assert restarted.skipped and not restarted.resumed
+    path.write_text("{not json", encoding="utf-8")
+    broken = BudgetLedger(path)
+    broken.apply("rev/0/1", 1.0)
+    assert broken.skipped
+    # a lower share in the configuration than on file: the lower one
+    path.write_text(json.dumps({"epoch": "e", "allowance": 5.0, "committed": 1.0}))
+    lower = BudgetLedger(path)
+    lower.apply("e", 2.0)
+    assert lower.budget is not None and lower.budget.allowance == 2.0
+
+
+def test_a_reservation_that_cannot_be_recorded_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "ledger.json"
+    ledger = BudgetLedger(path)
+    ledger.apply(None, 0.0)
+    ledger.apply("rev/0/1", 1.0)
+    b = ledger.budget
+    assert b is not None and b.try_reserve(0.25)
+
+    def full_disk(src: str, dst: str) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr("tierguard.router.mirrorbudget.os.replace", full_disk)
+    assert not b.try_reserve(0.25) and b.refused == 1
+    assert b.committed == pytest.approx(0.25)  # unchanged: what the file says
+    b.settle(0.25, 0.0)  # a settlement that cannot be recorded: the file keeps more
+    monkeypatch.undo()
+    assert json.loads(path.read_text())["committed"] == pytest.approx(0.25)
+
+
+def test_an_earlier_epochs_late_settlement_leaves_the_new_record_alone(tmp_path: Path) -> None:
+    path = tmp_path / "ledger.json"
+    ledger = BudgetLedger(path)
+    ledger.apply(None, 0.0)
+    ledger.apply("rev/0/1", 1.0)
+    old = ledger.budget
+    assert old is not None and old.try_reserve(0.5)
+    ledger.apply("rev/0/2", 2.0)  # a raised cap: a new epoch while the call runs
+    old.settle(0.5, 0.4)
+    assert json.loads(path.read_text()) == {"epoch": "rev/0/2", "allowance": 2.0, "committed": 0}
+
+
+def test_an_unwritable_path_spends_the_share_unrecorded(tmp_path: Path) -> None:
+    """No record of the epoch could be made at all: nothing on file can mislead a
+    restart, so the share is used as without a file (a restart skips the epoch)."""
+    ledger = BudgetLedger(tmp_path / "missing-dir" / "ledger.json")
+    ledger.apply(None, 0.0)
+    ledger.apply("rev/0/1", 1.0)
+    assert ledger.budget is not None and ledger.budget.try_reserve(0.5)
+    restarted = BudgetLedger(tmp_path / "missing-dir" / "ledger.json")
+    restarted.apply("rev/0/1", 1.0)
+    assert restarted.skipped
+
+
+def test_the_ledger_path_is_the_deployments_and_one_per_worker(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The operator's Deployment sets the path into the pod's emptyDir /tmp (outlives a
+    container restart, not the pod); the router adds the worker's index."""
+    from tierguard.api import constants as c
+    from tierguard.operator import render
+    from tierguard.router.cli import budget_ledger_path
+    from tierguard.router.workers import WORKER_ENV
+
+    spec = RoutingPolicySpec.model_validate(
+        {
+            "models": [{"name": "big", "baseURL": "http://big/v1", "upstreamModel": "b"}],
+            "classifier": {"tiers": [{"name": "simple", "threshold": 0.5}, {"name": "complex"}]},
+            "routes": [
+                {"tier": "simple", "baseline": "big"},
+                {"tier": "complex", "baseline": "big"},
+            ],
+            "analysis": {"slos": []},
+        }
+    )
+    pod = render.deployment(render.PolicyRef("shop", "ns", "uid"), spec)["spec"]["template"]["spec"]
+    (router,) = pod["containers"]
+    env = {e["name"]: e.get("value") for e in router["env"]}
+    names = [e["name"] for e in router["env"]]
+    # named after the pod ($(POD_NAME), defined before it): local pods sharing one /tmp
+    # (the lab) never share a file
+    assert "$(POD_NAME)" in env[c.ENV_ROUTER_BUDGET_LEDGER]
+    assert names.index("POD_NAME") < names.index(c.ENV_ROUTER_BUDGET_LEDGER)
+    path = env[c.ENV_ROUTER_BUDGET_LEDGER].replace("$(POD_NAME)", "shop-router-abc")
+    tmp = next(m for m in router["volumeMounts"] if path.startswith(m["mountPath"] + "/"))
+    assert next(v for v in pod["volumes"] if v["name"] == tmp["name"]).get("emptyDir") is not None
+
+    monkeypatch.delenv(c.ENV_ROUTER_BUDGET_LEDGER, raising=False)
+    monkeypatch.delenv(WORKER_ENV, raising=False)
+    assert budget_ledger_path() is None
+    monkeypatch.setenv(c.ENV_ROUTER_BUDGET_LEDGER, path)
+    assert budget_ledger_path() == Path(path)
+    monkeypatch.setenv(WORKER_ENV, "3")
+    assert budget_ledger_path() == Path(path + ".worker3")

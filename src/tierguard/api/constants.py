@@ -35,3 +35,10 @@ FIELD_MANAGER: Final = "tierguard-operator"
 
 #: Key of the router configuration inside the rendered ConfigMap.
 ROUTER_CONFIG_KEY: Final = "router.yaml"
+
+#: The router's pre-flight budget ledger file (router/mirrorbudget.py), and where the
+#: operator's Deployment keeps it: the pod's emptyDir /tmp, which outlives a container
+#: restart but not the pod; named after the pod (``$(POD_NAME)``, the Downward API), so
+#: routers sharing one /tmp (the lab's local pods) never share a file.
+ENV_ROUTER_BUDGET_LEDGER: Final = "TIERGUARD_ROUTER_BUDGET_LEDGER"
+ROUTER_BUDGET_LEDGER: Final = "/tmp/tierguard-mirror-budget-$(POD_NAME).json"

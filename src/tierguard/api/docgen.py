@@ -282,7 +282,7 @@ _GROUP = f"{m.TIER}, {m.ARM}, instance"
 
 
 def _q(metric: str, extra: str = "", group_extra: str = "") -> str:
-    """The operator's counter query for ``metric`` (tierguard.operator.observe builds the
+    """The operator's counter query for ``metric`` (tierguard.operator.promql builds the
     same; a unit test compares them)."""
     sel = f'{m.POLICY}="P"' + (f", {extra}" if extra else "")
     # a pipe inside a Markdown table cell must be escaped, even in a code span

@@ -88,17 +88,21 @@ class JudgeSpec(ApiModel):
         default=0.5,
         description=(
             "Pairwise: largest share of judged pairs whose verdict changes with the order "
-            "of the answers. Beyond it the judge is unhealthy and a pairwise gate is "
-            "Inconclusive (reason JudgeUnhealthy), never Pass. A judge answering at random "
-            "changes its verdict in 2/3 of the pairs."
+            "of the answers. Once the rate's lower 95 % anytime-valid confidence bound is "
+            "beyond it the judge is unhealthy and a pairwise gate is Inconclusive (reason "
+            "JudgeUnhealthy), never Pass; a Pass needs the upper bound within it "
+            "(until then JudgeHealthUndecided). A judge answering at random changes its "
+            "verdict in 2/3 of the pairs."
         ),
     )
     max_error_rate: Fraction = Field(
         default=0.2,
         description=(
             "Pairwise: largest share of shadowed requests without a verdict (shadow call or "
-            "judge failed, timed out or replied unreadably). Beyond it the judge is "
-            "unhealthy: Inconclusive (JudgeUnhealthy), never Pass."
+            "judge failed, timed out or replied unreadably). Once the rate's lower 95 % "
+            "anytime-valid confidence bound is beyond it the judge is unhealthy: "
+            "Inconclusive (JudgeUnhealthy), never Pass; a Pass needs the upper bound "
+            "within it (until then JudgeHealthUndecided)."
         ),
     )
 

@@ -17,6 +17,7 @@ from tierguard.api.classifierchange import (
 )
 from tierguard.api.enums import ConditionType, Phase, PreFlightState, Verdict
 from tierguard.api.policy import ApiModel
+from tierguard.api.stickiness import StickinessStatus
 
 MAX_HISTORY = 20
 #: Manual actions remembered in ``status.handledActions`` (an old annotation that GitOps
@@ -73,8 +74,13 @@ class JudgeHealthStatus(ApiModel):
     healthy: bool = Field(
         default=True,
         description=(
-            "Within the judge spec's maxOrderInconsistency and maxErrorRate; when not, the "
-            "gate is Inconclusive (JudgeUnhealthy) and never passes."
+            "False once the judge is confidently beyond a limit of the judge spec: the "
+            "lower 95 % anytime-valid confidence bound of the order-inconsistency rate "
+            "exceeds maxOrderInconsistency, or that of the error rate exceeds maxErrorRate; "
+            "the gate is then Inconclusive (JudgeUnhealthy) and never passes. True does "
+            "not mean shown healthy: a Pass also needs both upper bounds within the "
+            "limits, and until they are a would-be Pass is Inconclusive "
+            "(JudgeHealthUndecided). A Fail stands either way."
         ),
     )
 
@@ -259,6 +265,14 @@ class RoutingPolicyStatus(ApiModel):
             "Rollout attempt of this revision: 0 at first, +1 per retry. Each attempt hashes "
             "users into arms with its own split salt, so a retry does not judge the candidate "
             "on the same users again."
+        ),
+    )
+    stickiness: StickinessStatus | None = Field(
+        default=None,
+        description=(
+            "The session key the routers split users into arms by (and the classifier "
+            "canary its sessions): the effective key after defaults, the header it reads "
+            "and the sources in the order the routers try them."
         ),
     )
     step: int = Field(default=0, ge=0, description="Current step index (0-based).")

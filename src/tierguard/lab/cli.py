@@ -89,7 +89,8 @@ def repetition(scenario: sc.Scenario, i: int) -> sc.Scenario:
 def run(args: argparse.Namespace) -> int:
     from tierguard.lab.live import LiveView
     from tierguard.lab.processes import LabError, install_signal_handlers
-    from tierguard.lab.report import expectation_met, write_report
+    from tierguard.lab.report import write_report
+    from tierguard.lab.report_figures import expectation_met
     from tierguard.lab.supervisor import Lab, LabSettings
 
     if args.repeat < 1:

@@ -2,7 +2,7 @@
 (:mod:`tierguard.router.pairwise`) from the fake models' hidden correctness.
 
 A fake model's good answer is the prompt's reference text and a bad one is filler
-(:func:`tierguard.lab.fakeprovider.reads_as_bad` sees which), so the judge knows the
+(:func:`tierguard.lab.fakeanswers.reads_as_bad` sees which), so the judge knows the
 truth: the good answer of a (good, bad) pair is better, two good or two bad answers are
 a tie. Imperfections, per judge model (:class:`JudgeKnobs`, fields of the model's
 behaviour in the fake profile), drawn per call so the two orders of one pair can differ:

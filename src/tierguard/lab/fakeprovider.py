@@ -6,73 +6,9 @@ streaming, ``stream_options.include_usage`` honoured) and ``GET /v1/models``, wi
 per-model behaviour from a :class:`FakeProfile`. The router cannot tell it from a real
 provider: nothing in the router knows it is fake.
 
-Knobs (per model, keyed by the upstream model id; ``"*"`` is the default)
-------------------------------------------------------------------------
-``latency_median_s``, ``latency_sigma``
-    Time to the first byte: lognormal with this median and log-sd (0 = fixed).
-``inter_chunk_s``
-    Streaming: delay between content chunks after the first.
-``error_rate`` / ``rate_limit_rate`` / ``hang_rate``
-    Share of requests answered 500, 429, or never answered (the connection stays open
-    until the client gives up: a timeout).
-``stream_fail_rate``
-    Streaming: share of streams cut off with a broken connection after the first chunk.
-``stream_error_rate``, ``stream_error_after_words``
-    Streaming: share of streams answered 200 whose stream then carries an OpenAI error
-    event (``data: {"error": ...}``) after that many content words (0: before any
-    content, right after the empty role chunk) and ends.
-``stream_role_chunk``
-    Streaming: start with an empty ``{"role": "assistant", "content": ""}`` chunk
-    (default, as OpenAI does).
-``stream_truncate_rate``
-    Streaming: share of streams that end cleanly (a proper end of the body) after the
-    first content word, with no ``finish_reason`` and no ``[DONE]``.
-``stream_omit_done``
-    Streaming: end after the finish chunk (and usage) without ``data: [DONE]``, as some
-    OpenAI-compatible servers do.
-``stream_vary_ids``
-    Streaming: every chunk carries a different ``id`` (as some gateways do).
-``big_word_bytes``
-    The answer's second word is padded to this many bytes (streaming: one long SSE line).
-``retry_after``
-    ``Retry-After`` header value sent with simulated 429s.
-``reject_params``
-    Request parameters this model refuses with a 400 (a model that does not support,
-    say, ``logprobs``).
-``completion_words``
-    Length of an answer in words (one chunk per word when streaming).
-``accept_foreign_tool_calls``
-    Accept tool results for calls another model issued (default: refuse with a 400
-    ``invalid_tool_call_id``, as providers that check ids do).
-``prompt_cache_ttl_s``
-    How long the model's prefix cache keeps a prompt prefix (0 disables it); cached
-    prefixes are reported as ``usage.prompt_tokens_details.cached_tokens``.
-Conversations (tool calls only the issuing model accepts, the prefix cache)
-    See :mod:`tierguard.lab.fakesession`.
-``quality`` and ``default_quality``
-    Probability that an answer is *good*, per query category. A query's category is
-    ``metadata.category`` of the request (an OpenAI parameter the router passes through)
-    or else the first ``#tag`` in the last user message, else ``default``.
-
-Answers are deterministic per (model, prompt): whether an answer is good is drawn from a
-hash of (model, prompt) against the category's quality. In a conversation the prompt is
-the first and the last user message (:func:`question_of`), so a stock follow-up is a new
-question in every conversation. A good answer is the prompt's
-*reference text* (the same for every model, so a similarity judge finds good answers of
-two models agree) behind a short model-specific preamble; a bad answer is unrelated
-filler. Every response carries the hidden marker ``tierguard_fake`` ({"quality": "good" |
-"bad", "category", "model"}) as an extra top-level field (and on every stream chunk),
-which simulated judges and users read; real clients ignore unknown fields.
-
-Simulated LLM judge
--------------------
-A request whose last user message holds ``Answer A:`` and ``Answer B:`` (the router's
-LLM-judge prompt) is answered ``AGREE`` when neither answer is a bad one (no filler
-words) and ``DISAGREE`` otherwise, so ``shadow.judge.type: LLM`` works against the fake.
-The pairwise prompt (it offers ``[[TIE]]``) is answered ``[[A]]``, ``[[B]]`` or
-``[[TIE]]`` from the same truth, with the judge imperfections ``judge_position_bias``,
-``judge_length_bias``, ``judge_noise`` and ``judge_unreadable_rate`` of the judge model
-(:mod:`tierguard.lab.fakejudge`); its errors and stalls are ``error_rate``/``hang_rate``.
+Per-model knobs: :mod:`tierguard.lab.fakeprofile`. What is answered (quality draws,
+reference text, the simulated LLM judge): :mod:`tierguard.lab.fakeanswers`. Conversations
+(tool calls only the issuing model accepts, the prefix cache): :mod:`tierguard.lab.fakesession`.
 
 Admin (tests and the lab inject outages at run time)
 ----------------------------------------------------
@@ -85,232 +21,29 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import hashlib
 import json
 import logging
 import math
 import random
-import re
 import secrets
 import time
-from pathlib import Path
 from typing import Any
 
-import yaml
 from aiohttp import web
-from pydantic import BaseModel, ConfigDict, Field
 
-from tierguard.lab.fakejudge import JudgeKnobs, pairwise_reply, split_pairwise
+from tierguard.lab.fakeanswers import (
+    answer_words,
+    category_of,
+    is_good,
+    judge_reply,
+    last_user_text,
+    question_of,
+    stable_hash,
+)
+from tierguard.lab.fakeprofile import FakeProfile, ModelBehaviour, load_profile
 from tierguard.lab.fakesession import PrefixCache, ToolCall, foreign_tool_call, tool_call_to_make
 
 log = logging.getLogger(__name__)
-
-_TAG = re.compile(r"#([a-z0-9_-]+)", re.IGNORECASE)
-_WORDS = (
-    "the",
-    "account",
-    "order",
-    "refund",
-    "delivery",
-    "password",
-    "settings",
-    "invoice",
-    "plan",
-    "support",
-    "team",
-    "update",
-    "status",
-    "shipping",
-    "address",
-    "payment",
-    "card",
-    "window",
-    "browser",
-    "device",
-    "restart",
-    "help",
-    "check",
-    "confirm",
-    "option",
-    "menu",
-    "profile",
-    "email",
-    "message",
-    "screen",
-    "button",
-    "link",
-    "page",
-)
-_FILLER = (
-    "perhaps",
-    "banana",
-    "weather",
-    "guitar",
-    "mountain",
-    "painting",
-    "elephant",
-    "orchestra",
-    "volcano",
-    "lantern",
-    "marathon",
-    "origami",
-    "saxophone",
-    "glacier",
-    "tapestry",
-)
-
-
-class ModelBehaviour(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    latency_median_s: float = Field(default=0.02, ge=0)
-    latency_sigma: float = Field(default=0.0, ge=0)
-    inter_chunk_s: float = Field(default=0.0, ge=0)
-    error_rate: float = Field(default=0.0, ge=0, le=1)
-    rate_limit_rate: float = Field(default=0.0, ge=0, le=1)
-    hang_rate: float = Field(default=0.0, ge=0, le=1)
-    stream_fail_rate: float = Field(default=0.0, ge=0, le=1)
-    stream_error_rate: float = Field(default=0.0, ge=0, le=1)
-    stream_error_after_words: int = Field(default=0, ge=0)
-    stream_truncate_rate: float = Field(default=0.0, ge=0, le=1)
-    stream_role_chunk: bool = True
-    stream_vary_ids: bool = False
-    stream_omit_done: bool = False
-    big_word_bytes: int = Field(default=0, ge=0, le=64 << 20)
-    retry_after: str | None = None
-    completion_words: int = Field(default=24, ge=1, le=4096)
-    reject_params: list[str] = Field(default_factory=list)
-    prompt_cache_ttl_s: float = Field(default=300.0, ge=0)
-    #: accept tool results for calls another model issued (as lenient providers do)
-    accept_foreign_tool_calls: bool = False
-    quality: dict[str, float] = Field(default_factory=dict)
-    default_quality: float = Field(default=0.9, ge=0, le=1)
-    #: judge mode (pairwise prompts), see tierguard.lab.fakejudge
-    judge_position_bias: float = Field(default=0.0, ge=0, le=1)
-    judge_length_bias: float = Field(default=0.0, ge=0, le=1)
-    judge_noise: float = Field(default=0.0, ge=0, le=1)
-    judge_unreadable_rate: float = Field(default=0.0, ge=0, le=1)
-
-    def judge_knobs(self) -> JudgeKnobs:
-        return JudgeKnobs(
-            position_bias=self.judge_position_bias,
-            length_bias=self.judge_length_bias,
-            noise=self.judge_noise,
-            unreadable_rate=self.judge_unreadable_rate,
-        )
-
-
-class FakeProfile(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    models: dict[str, ModelBehaviour] = Field(default_factory=lambda: {"*": ModelBehaviour()})
-    seed: int | None = None
-
-    def behaviour(self, model: str) -> ModelBehaviour:
-        return self.models.get(model) or self.models.get("*") or ModelBehaviour()
-
-
-# --------------------------------------------------------------------------- pure parts
-
-
-def _h(*parts: str) -> int:
-    return int.from_bytes(hashlib.sha256("\x1f".join(parts).encode()).digest()[:8], "big")
-
-
-def last_user_text(messages: list[Any]) -> str:
-    for msg in reversed(messages):
-        if isinstance(msg, dict) and msg.get("role") == "user":
-            content = msg.get("content")
-            if isinstance(content, str):
-                return content
-            if isinstance(content, list):
-                return " ".join(str(p.get("text", "")) for p in content if isinstance(p, dict))
-    return ""
-
-
-def _user_texts(messages: list[Any]) -> list[str]:
-    out = []
-    for msg in messages:
-        if isinstance(msg, dict) and msg.get("role") == "user":
-            content = msg.get("content")
-            if isinstance(content, str):
-                out.append(content)
-            elif isinstance(content, list):
-                out.append(" ".join(str(p.get("text", "")) for p in content if isinstance(p, dict)))
-    return out
-
-
-def question_of(messages: list[Any]) -> str:
-    """What an answer's quality is drawn for: the last user message, and in a conversation
-    the first one before it (a follow-up such as "thanks, and where is my order?" is a
-    different question in every conversation, not one draw shared by all of them)."""
-    texts = _user_texts(messages)
-    if not texts:
-        return ""
-    if len(texts) == 1 or texts[0] == texts[-1]:
-        return texts[-1]
-    return texts[0] + "\n" + texts[-1]
-
-
-def category_of(body: dict[str, Any], prompt: str) -> str:
-    meta = body.get("metadata")
-    if isinstance(meta, dict) and isinstance(meta.get("category"), str):
-        return str(meta["category"])
-    tag = _TAG.search(prompt)
-    return tag.group(1).lower() if tag else "default"
-
-
-def is_good(model: str, prompt: str, quality: float) -> bool:
-    return (_h("quality", model, prompt) % 10_000) / 10_000 < quality
-
-
-def reference_answer(prompt: str, words: int) -> list[str]:
-    """The prompt's reference text: the same for every model."""
-    rng = random.Random(_h("ref", prompt))
-    return [rng.choice(_WORDS) for _ in range(words)]
-
-
-def answer_words(model: str, prompt: str, good: bool, words: int) -> list[str]:
-    preamble = ["Sure,", "here", "you", "go:"] if _h("style", model) % 2 else ["Certainly."]
-    if good:
-        return preamble + reference_answer(prompt, words)
-    rng = random.Random(_h("bad", model, prompt))
-    return preamble + [rng.choice(_FILLER) for _ in range(words)]
-
-
-_FILLER_SET = frozenset(_FILLER)
-
-
-def reads_as_bad(text: str) -> bool:
-    """Whether a reader of this answer (a simulated user or judge) sees a bad answer: bad
-    answers are made of filler words, good ones never contain any."""
-    return any(w.strip(".,:").lower() in _FILLER_SET for w in text.split())
-
-
-def judge_reply(
-    prompt: str, knobs: JudgeKnobs | None = None, rng: random.Random | None = None
-) -> str | None:
-    """The simulated judge's verdict for a judge prompt (pairwise or agreement), else
-    None."""
-    pair = split_pairwise(prompt)
-    if pair is not None:
-        return pairwise_reply(*pair, reads_as_bad, knobs or JudgeKnobs(), rng or random.Random())
-    _, sep_a, rest = prompt.partition("Answer A:")
-    answer_a, sep_b, answer_b = rest.partition("Answer B:")
-    if not (sep_a and sep_b):
-        return None
-    return "DISAGREE" if reads_as_bad(answer_a + " " + answer_b) else "AGREE"
-
-
-def count_tokens(messages: list[Any]) -> int:
-    total = 0
-    for msg in messages:
-        if isinstance(msg, dict):
-            content = msg.get("content")
-            if isinstance(content, str):
-                total += len(content.split()) + 3
-    return max(1, total)
-
 
 # --------------------------------------------------------------------------- the app
 
@@ -455,7 +188,7 @@ async def chat(request: web.Request) -> web.StreamResponse:
             ],
         }
         finish = "tool_calls"
-    cid = f"chatcmpl-fake{_h('id', str(time.time_ns()), str(rng.random())) % 10**12}"
+    cid = f"chatcmpl-fake{stable_hash('id', str(time.time_ns()), str(rng.random())) % 10**12}"
     created = int(time.time())
     _count(stats, f"{model}:ok")
     if not body.get("stream"):
@@ -609,12 +342,6 @@ def create_fake_app(profile: FakeProfile | None = None) -> web.Application:
     app.router.add_get("/admin/stats", stats)
     app.router.add_post("/admin/reset", reset)
     return app
-
-
-def load_profile(path: str | None) -> FakeProfile:
-    if not path:
-        return FakeProfile()
-    return FakeProfile.model_validate(yaml.safe_load(Path(path).read_text()) or {})
 
 
 def configure(parser: argparse.ArgumentParser) -> None:

@@ -20,7 +20,7 @@ from tierguard.lab.lab_routers import LabRouters
 from tierguard.lab.lab_state import LabRunError
 from tierguard.lab.live import CostFigures, Snapshot
 from tierguard.lab.processes import ManagedProcess
-from tierguard.lab.report import RunRecord, Sample
+from tierguard.lab.runrecord import RunRecord, Sample
 from tierguard.lab.traffic import STAGE_SETTLING, TrafficGenerator
 
 TERMINAL_PHASES = {Phase.PROMOTED.value, Phase.ROLLED_BACK.value, Phase.FAILED.value}

@@ -16,7 +16,7 @@ Split in two layers, as everywhere in tierguard:
   the routers at a Poisson rate and posts feedback to ``/v1/feedback``.
 
 Ground truth. Whether an answer was good is what the fake provider that wrote it says
-(its hidden ``tierguard_fake`` marker, see :mod:`tierguard.lab.fakeprovider`), so the
+(its hidden ``tierguard_fake`` marker, see :mod:`tierguard.lab.fakeanswers`), so the
 users agree with the shadow judge about which answers were bad; the counterfactual
 "would the baseline have satisfied this user" uses the provider's own rule
 (:func:`is_good_answer`). The lab therefore knows
@@ -49,7 +49,7 @@ from tierguard.lab.conversations import (
     Conversation,
     ConversationTally,
 )
-from tierguard.lab.fakeprovider import is_good, question_of
+from tierguard.lab.fakeanswers import is_good, question_of
 from tierguard.lab.scenarios import UPSTREAM_MODEL, ProviderProfile, TrafficSpec
 from tierguard.lab.tally import STAGE_SETTLING, Outcome, RouteInfo, Tally
 
@@ -84,7 +84,7 @@ ROUTED_MODEL: Final = "auto"
 def is_good_answer(text: str, category: str, profile: ProviderProfile) -> bool:
     """Whether a fake provider with ``profile`` answers this query well.
 
-    The fake provider's own rule (:func:`tierguard.lab.fakeprovider.is_good`) applied to
+    The fake provider's own rule (:func:`tierguard.lab.fakeanswers.is_good`) applied to
     the model id both lab providers serve, so the simulator's truth is the providers'
     truth: the same draw decides the answer text, the shadow judge and the user.
     """

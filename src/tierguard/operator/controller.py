@@ -158,8 +158,8 @@ class Controller:
             if settings.query_round_seconds > 0
             else None
         )
-        #: (namespace, name) -> (uid, classifier digests) at the last prune of its copies.
-        self._pruned: dict[tuple[str, str], tuple[str, frozenset[str]]] = {}
+        #: (namespace, name) -> (uid, referenced digests) at the last prune of its copies.
+        self._pruned: dict[tuple[str, str], tuple[str, prunecopies.Referenced]] = {}
 
     # -- inputs ----------------------------------------------------------------------
 
@@ -335,19 +335,19 @@ class Controller:
     def _prune_copies(
         self, namespace: str, name: str, uid: str, status: RoutingPolicyStatus
     ) -> None:
-        """Delete the frozen classifier copies no digest in ``status`` refers to, once per
-        change of the referenced set (:mod:`tierguard.operator.prunecopies`)."""
-        referenced = prunecopies.referenced_digests(status)
+        """Delete the frozen classifier and judge prompt copies no digest in ``status``
+        refers to, once per change of the referenced set (:mod:`tierguard.operator.prunecopies`)."""
+        referenced = prunecopies.referenced(status)
         last = self._pruned.get((namespace, name))
         if last == (uid, referenced):
             return
-        if not referenced and last is None:  # the bundled model since this process started:
+        if referenced.empty and last is None:  # no copy referred to since this process started:
             self._pruned[(namespace, name)] = (uid, referenced)  # no list call per policy
             return
         try:
             prunecopies.prune(self.kube, namespace, name, uid, referenced)
         except KubeError as exc:  # the next change (or restart) tries again
-            log.warning("%s/%s: could not prune classifier copies: %s", namespace, name, exc)
+            log.warning("%s/%s: could not prune frozen copies: %s", namespace, name, exc)
             return
         self._pruned[(namespace, name)] = (uid, referenced)
 

@@ -46,6 +46,15 @@ CLUSTER_SEP = "#"
 #: estimate is too noisy to use and the design effect is taken as 1 (nothing counted
 #: yet, or an arm without cluster breakdown).
 MIN_DF = 4
+#: Events (an arm's rarer outcome: bad, or good when the rate is above one half) needed
+#: before an arm's clusters are used. With rarer events the dispersion says where the few
+#: events fell, not how users correlate: a single bad outcome in a cluster with half the
+#: average requests reads as a design effect of ~2 and halves a healthy canary's
+#: evidence (the chi-square rule of thumb asks for expected counts of about 5 per cell;
+#: 10 events over >= 5 clusters is the same order). An arm below it adds neither
+#: dispersion nor degrees of freedom; with no arm above it the design effect is 1.
+#: The pairwise gate applies the same minimum to its non-tie pairs.
+MIN_DESIGN_EVENTS = 10
 #: Upper clip: beyond it the counts carry almost no information and the gate should
 #: simply wait (a bound, not a tuning knob).
 MAX_DESIGN_EFFECT = 1000.0
@@ -69,15 +78,18 @@ def design_effect(bad: npt.ArrayLike, total: npt.ArrayLike) -> FloatArray:
     """Pooled Pearson dispersion of per-cluster counts, at least 1.
 
     ``bad`` and ``total`` have shape ``(..., arms, clusters)``: cumulative outcomes per
-    arm and cluster. Each arm is centred on its own rate; cells without outcomes and
-    arms whose rate is 0 or 1 add nothing. Vectorised over leading axes (the detection
+    arm and cluster. Each arm is centred on its own rate; cells without outcomes, arms
+    whose rate is 0 or 1 and arms with fewer than :data:`MIN_DESIGN_EVENTS` events (of
+    their rarer outcome) add nothing. Vectorised over leading axes (the detection
     study runs thousands of gates through it).
     """
     b = np.asarray(bad, dtype=float)
     n = np.asarray(total, dtype=float)
     n_arm = n.sum(axis=-1, keepdims=True)
     p = np.divide(b.sum(axis=-1, keepdims=True), n_arm, out=np.zeros_like(n_arm), where=n_arm > 0)
-    var = n * p * (1.0 - p)
+    bad_arm = b.sum(axis=-1, keepdims=True)
+    events = np.minimum(bad_arm, n_arm - bad_arm)
+    var = np.where(events >= MIN_DESIGN_EVENTS, n * p * (1.0 - p), 0.0)
     x2 = np.divide((b - n * p) ** 2, var, out=np.zeros_like(var), where=var > 0).sum(axis=-1)
     informative = (var > 0).sum(axis=-1)
     df = np.maximum(informative - 1, 0).sum(axis=-1)

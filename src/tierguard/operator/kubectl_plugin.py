@@ -27,6 +27,7 @@ from datetime import UTC, datetime
 from typing import Any, cast
 
 from tierguard.api import constants as c
+from tierguard.api import stickiness as stk
 from tierguard.api.enums import Action
 from tierguard.api.status import RoutingPolicyStatus
 from tierguard.operator.kubectl_classifier import classifier_change_lines
@@ -72,6 +73,10 @@ def format_status(name: str, body: dict[str, Any], now: datetime | None = None) 
         f"evidence last changed {_ago(st.last_evaluated_at, now)}",
         f"  message:   {st.message}",
     ]
+    if st.stickiness is not None:
+        lines.append(
+            f"  session key {stk.describe(st.stickiness)} (since {_ago(st.stickiness.since, now)})"
+        )
     if st.no_data_since is not None:
         lines.append(f"  no data since {_ago(st.no_data_since, now)}")
     for cond in st.conditions:

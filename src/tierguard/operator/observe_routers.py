@@ -17,7 +17,8 @@ from tierguard.api import metrics as m
 from tierguard.operator.cellgates import CellCounts
 from tierguard.operator.classifiercontent import RouterReport, RouterReports
 from tierguard.operator.decisionshadow import TransitionCounts
-from tierguard.operator.observe import PrometheusReader, QueryError, selector
+from tierguard.operator.promql import selector
+from tierguard.operator.promreader import PrometheusReader, QueryError
 from tierguard.operator.shared_queries import SharedQueries
 
 

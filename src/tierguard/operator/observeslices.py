@@ -20,7 +20,8 @@ from typing import Any
 from tierguard.api import metrics as m
 from tierguard.api.enums import Signal
 from tierguard.operator.gatetypes import GateReading, GateSpec
-from tierguard.operator.observe import ARMS, GROUP, _requests_flowing, _series, selector
+from tierguard.operator.promql import GROUP, selector
+from tierguard.operator.promseries import ARMS, arm_series, requests_flowing
 from tierguard.operator.statistics import ArmReading
 
 Run = Callable[[str], list[dict[str, Any]]]
@@ -70,11 +71,11 @@ def read_slice_gate(
     def only_value(result: list[dict[str, Any]]) -> list[dict[str, Any]]:
         return [i for i in result if i.get("metric", {}).get(m.SLICE_VALUE) == g.slice_value]
 
-    total = _series(only_value(run(total_q)), f"{name} (total)")
-    bad = _series(only_value(run(bad_q)), f"{name} (bad)")
+    total = arm_series(only_value(run(total_q)), f"{name} (total)")
+    bad = arm_series(only_value(run(bad_q)), f"{name} (bad)")
     arms = {}
     for arm in ARMS:
         t = total.get((g.tier, arm))
         if t:
             arms[arm] = ArmReading(bad=bad.get((g.tier, arm), {}), total=t)
-    return GateReading(arms=arms, requests_flowing=_requests_flowing(builtin, g.tier))
+    return GateReading(arms=arms, requests_flowing=requests_flowing(builtin, g.tier))

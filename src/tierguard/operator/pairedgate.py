@@ -13,7 +13,8 @@ Pairs of one user are not independent draws either: the verdict counters carry t
 ``cluster`` label, and the paired evidence is tempered by their design effect
 (:func:`paired_design_effect`) exactly as the two-arm gates' is.
 
-Judge health is a decision, not a point estimate: the order-inconsistency rate
+Judge health (:mod:`tierguard.operator.judgehealth`) is a decision, not a point
+estimate: the order-inconsistency rate
 ``inconsistent / judged`` and the error rate ``error / (judged + error)`` each get an
 anytime-valid confidence sequence (the beta-binomial mixture of the absolute gates,
 :func:`statistics.absolute_bounds`, at :data:`HEALTH_ALPHA`). The judge is **unhealthy**
@@ -36,7 +37,12 @@ from tierguard.api import metrics as m
 from tierguard.api.enums import Verdict
 from tierguard.operator import paired
 from tierguard.operator import statistics as st
-from tierguard.operator.design_effect import MAX_DESIGN_EFFECT, MIN_DF, cluster_of
+from tierguard.operator.design_effect import (
+    MAX_DESIGN_EFFECT,
+    MIN_DESIGN_EVENTS,
+    MIN_DF,
+    cluster_of,
+)
 from tierguard.operator.gatetypes import (
     GateOutcome,
     GateSpec,
@@ -44,24 +50,15 @@ from tierguard.operator.gatetypes import (
     family_alpha,
     watch_alpha,
 )
+from tierguard.operator.judgehealth import HEALTH_ALPHA as HEALTH_ALPHA
+from tierguard.operator.judgehealth import JUDGE_HEALTH_UNDECIDED as JUDGE_HEALTH_UNDECIDED
+from tierguard.operator.judgehealth import JUDGE_UNHEALTHY as JUDGE_UNHEALTHY
+from tierguard.operator.judgehealth import JudgeHealth as JudgeHealth
+from tierguard.operator.judgehealth import assess
 from tierguard.operator.statistics import counter_delta, series_delta
 
 #: Verdict counters a pairwise gate reads, in this order.
 VERDICTS = m.PAIRWISE_VERDICTS
-#: Error level of the judge-health confidence sequences (each rate, anytime-valid). Not a
-#: share of the rollback budget: health never rolls back, it only holds a Pass. It bounds
-#: the chance that a judge beyond a limit is ever taken as within it (5 %), and that a
-#: judge within a limit is ever reported unhealthy (5 %).
-HEALTH_ALPHA = 0.05
-JUDGE_UNHEALTHY = "JudgeUnhealthy"
-JUDGE_HEALTH_UNDECIDED = "JudgeHealthUndecided"
-#: Non-tie pairs (worse + better) needed before the design effect is estimated. With
-#: rarer events the dispersion says where the few events fell, not how users correlate: a
-#: single judge slip among 470 ties, landing in a user with half the average pairs, reads
-#: as a design effect of 2 and halves a healthy canary's evidence (the chi-square rule of
-#: thumb asks for expected counts of about 5 per cell; 10 events over >= 5 clusters is
-#: the same order). Below it the pairs count as independent, as below MIN_DF.
-MIN_DESIGN_EVENTS = 10
 #: Series per verdict kept for carrying vanished series forward (as gates.MAX_SERIES).
 MAX_SERIES = 256
 
@@ -190,7 +187,10 @@ def paired_design_effect(clusters: Mapping[str, Sequence[float]]) -> float:
     around the pooled mean, as design_effect.design_effect does for bad rates: ~1 when
     pairs are independent, ``1 + (m - 1) rho`` with ``m`` pairs per user and intra-user
     correlation ``rho``. 1 below MIN_DF degrees of freedom or below
-    :data:`MIN_DESIGN_EVENTS` non-tie pairs; clipped to [1, MAX]."""
+    :data:`~tierguard.operator.design_effect.MIN_DESIGN_EVENTS` non-tie pairs (with rarer
+    events the dispersion says where the few events fell, not how users correlate: one
+    judge slip among ~470 ties, in a user with half the average pairs, read as a design
+    effect of 2); clipped to [1, MAX]."""
     rows = [(w, b, n) for w, b, n in clusters.values() if n > 0]
     total = sum(n for _, _, n in rows)
     events = sum(w + b for w, b, _ in rows)
@@ -204,62 +204,22 @@ def paired_design_effect(clusters: Mapping[str, Sequence[float]]) -> float:
     return float(min(max(x2 / (len(rows) - 1), 1.0), MAX_DESIGN_EFFECT))
 
 
-@dataclass(frozen=True)
-class JudgeHealth:
-    judged: float
-    inconsistent: float
-    errors: float
-    unanswered: float
-    inconsistency_rate: float | None
-    error_rate: float | None
-    healthy: bool  # False once a rate is confidently beyond its limit
-    reason: str
-    #: both rates' upper confidence bounds within their limits (needed for a Pass)
-    established: bool = False
-    inconsistency_bounds: tuple[float, float] = (0.0, 1.0)
-    error_bounds: tuple[float, float] = (0.0, 1.0)
-
-
 def judge_health(
     state: PairedGateState,
     max_inconsistency: float,
     max_error_rate: float,
     alpha: float = HEALTH_ALPHA,
 ) -> JudgeHealth:
-    """The judge's order-inconsistency and error rates with anytime-valid confidence
-    bounds: unhealthy once a lower bound exceeds its limit, established once both upper
-    bounds are within them, undecided in between (healthy, but no Pass yet)."""
-    judged = state.judged
-    inconsistent = state.counts[m.VERDICT_INCONSISTENT]
-    errors = state.counts[m.VERDICT_ERROR]
-    inc_rate = inconsistent / judged if judged > 0 else None
-    err_rate = errors / (judged + errors) if judged + errors > 0 else None
-    inc_b = st.absolute_bounds(min(inconsistent, judged), judged, alpha)
-    err_b = st.absolute_bounds(errors, judged + errors, alpha)
-    problems = []
-    if inc_rate is not None and inc_b[0] > max_inconsistency:
-        problems.append(
-            f"the verdict changed with the order of the answers in {inc_rate:.1%} of "
-            f"judged pairs (at least {inc_b[0]:.1%} at {1 - alpha:.0%} confidence; "
-            f"limit {max_inconsistency:.0%})"
-        )
-    if err_rate is not None and err_b[0] > max_error_rate:
-        problems.append(
-            f"{err_rate:.1%} of shadowed requests got no verdict (at least {err_b[0]:.1%} at "
-            f"{1 - alpha:.0%} confidence; limit {max_error_rate:.0%})"
-        )
-    return JudgeHealth(
-        judged=judged,
-        inconsistent=inconsistent,
-        errors=errors,
-        unanswered=state.counts[m.VERDICT_UNANSWERED],
-        inconsistency_rate=inc_rate,
-        error_rate=err_rate,
-        healthy=not problems,
-        reason="; ".join(problems),
-        established=inc_b[1] <= max_inconsistency and err_b[1] <= max_error_rate,
-        inconsistency_bounds=inc_b,
-        error_bounds=err_b,
+    """The judge's health from a pairwise gate's verdict totals
+    (:func:`tierguard.operator.judgehealth.assess`)."""
+    return assess(
+        state.judged,
+        state.counts[m.VERDICT_INCONSISTENT],
+        state.counts[m.VERDICT_ERROR],
+        state.counts[m.VERDICT_UNANSWERED],
+        max_inconsistency,
+        max_error_rate,
+        alpha,
     )
 
 

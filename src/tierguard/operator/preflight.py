@@ -184,8 +184,10 @@ def mirror_rates(
 
 
 def router_processes(spec: RoutingPolicySpec) -> int:
-    """The most router processes that can hold one budget epoch at once."""
-    return max(1, spec.router.replicas + ROUTER_SURGE)
+    """The most router processes that can hold one budget epoch at once: every pod
+    (replicas plus the surge) runs ``router.workers`` processes, each with a ledger of
+    its own (router/workers.py: nothing but metric files is shared between them)."""
+    return max(1, (spec.router.replicas + ROUTER_SURGE) * spec.router.workers)
 
 
 def router_allowance(remaining_usd: float, processes: int) -> float:

@@ -14,8 +14,9 @@ Why each rule:
 * configmaps, services, serviceaccounts, deployments, roles, rolebindings,
   servicemonitors: server-side apply (``patch``; ``create`` for the first apply) of the
   rendered objects; ``get/list/watch`` to read them back.
-* configmaps: ``delete`` the policy's frozen classifier copies no revision refers to
-  any more (:mod:`tierguard.operator.prunecopies`; the only delete the operator makes).
+* configmaps: ``delete`` the policy's frozen classifier and judge prompt copies no
+  revision refers to any more (:mod:`tierguard.operator.prunecopies`; the only delete
+  the operator makes).
 * secrets: ``create`` the generated signing key (never read back), ``get`` the
   Prometheus bearer token a policy may name.
 * events: one per transition.

@@ -354,6 +354,10 @@ def deployment(
     env: list[Obj] = [
         {"name": "POD_NAMESPACE", "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}},
         {"name": "TIERGUARD_LOG_LEVEL", "value": r.log_level},
+        # in the pod's emptyDir: a restarted container continues its pre-flight budget
+        # share (router/mirrorbudget.py); a new pod starts without one
+        {"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
+        {"name": c.ENV_ROUTER_BUDGET_LEDGER, "value": c.ROUTER_BUDGET_LEDGER},
     ]
     for m in spec.models:
         if m.api_key_secret_ref is not None:

@@ -69,6 +69,7 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Literal
 
+from tierguard.api import stickiness as stk
 from tierguard.api.classifierchange import ClassifierSnapshot
 from tierguard.api.durations import parse_duration
 from tierguard.api.enums import Arm as Arm
@@ -298,6 +299,7 @@ class _Run:
         cc = s.classifier_canary
         if ccn.running(s) and cc is not None:
             s.step_display = f"Classifier {cc.step + 1}/{len(ccn.weights(self))}"
+        s.stickiness = stk.observed(self.spec.rollout.stickiness, s.stickiness, self.now)
         s.conditions = conditions_for(s, self.now, generation)
         split = serving_split(self.spec, s)
         if split != self.initial_split:

@@ -1,7 +1,7 @@
 """One Prometheus query per signal and evaluation round, shared by every policy.
 
 Per-policy queries cost ``policies × signals × 2`` queries per interval; here the
-*batched* form of each built-in query (:func:`~tierguard.operator.observe.signal_queries`
+*batched* form of each built-in query (:func:`~tierguard.operator.promql.signal_queries`
 with ``policy=None``: all policies' series, grouped also by ``policy`` and the namespace
 label) runs once per round and is sliced per policy. A policy's slice holds exactly the
 series its own query would return (the same aggregation over the same series; counters
@@ -25,7 +25,8 @@ from typing import Any
 
 from tierguard.api import metrics as m
 from tierguard.api.enums import Signal
-from tierguard.operator.observe import PrometheusReader, QueryError, signal_queries
+from tierguard.operator.promql import signal_queries
+from tierguard.operator.promreader import PrometheusReader, QueryError
 
 PolicyKey = tuple[str, str | None]  # (policy, namespace label value or None)
 

@@ -39,6 +39,7 @@ from tierguard.router.errors import (
 )
 from tierguard.router.feedback import count_feedback, parse_feedback
 from tierguard.router.metrics import RouterMetrics
+from tierguard.router.mirrorbudget import BudgetLedger
 from tierguard.router.overhead import OVERHEAD_HEADER, Overhead
 from tierguard.router.runtime import (
     RUNTIME,
@@ -381,7 +382,11 @@ def create_app(settings: RouterSettings) -> web.Application:
     """The router app. Config is loaded in the app's startup (cleanup_ctx); until then
     ``/readyz`` answers 503."""
     app = web.Application(middlewares=[error_middleware], client_max_size=1 << 30)
-    app[RUNTIME] = Runtime(settings=settings, metrics=RouterMetrics())
+    app[RUNTIME] = Runtime(
+        settings=settings,
+        metrics=RouterMetrics(),
+        mirror_budget=BudgetLedger(settings.budget_ledger),
+    )
     app.cleanup_ctx.append(lifecycle)
     app.router.add_post("/v1/chat/completions", chat_completions)
     app.router.add_post("/chat/completions", chat_completions)

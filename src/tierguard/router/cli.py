@@ -15,6 +15,7 @@ import contextlib
 import logging
 import os
 import signal
+from pathlib import Path
 
 from aiohttp import web
 
@@ -106,7 +107,9 @@ async def serve(args: argparse.Namespace) -> int:
     config = parse_config(await source.load())
     if args.log_level is None:
         logging.getLogger().setLevel(config.server.log_level.upper())
-    app = create_app(RouterSettings(config=config, source=source))
+    app = create_app(
+        RouterSettings(config=config, source=source, budget_ledger=budget_ledger_path())
+    )
     host = args.host or config.server.host
     port = args.port or config.server.port
     runner = web.AppRunner(
@@ -140,6 +143,19 @@ async def serve(args: argparse.Namespace) -> int:
     log.info("shutting down: draining in-flight requests")
     await runner.cleanup()
     return 0
+
+
+def budget_ledger_path() -> Path | None:
+    """This process's pre-flight budget ledger file (``$TIERGUARD_ROUTER_BUDGET_LEDGER``,
+    the operator's Deployment sets it; a worker of several adds ``.worker<index>``)."""
+    from tierguard.router.mirrorbudget import LEDGER_ENV
+    from tierguard.router.workers import WORKER_ENV
+
+    path = os.environ.get(LEDGER_ENV)
+    if not path:
+        return None
+    worker = os.environ.get(WORKER_ENV)
+    return Path(f"{path}.worker{worker}" if worker else path)
 
 
 def _grace(deadline: str) -> float:

@@ -5,7 +5,8 @@ The operator issues the budget (``RouterConfig.mirrorBudget``: an ``epoch`` and
 ``usdPerRouter``, docs/statistics.md "Sizing maxSpendUSD") once per pre-flight run or cap,
 as ``(maxSpendUSD - what earlier epochs may have committed) / processes``, where
 ``processes`` is the most router processes that can be alive at once (replicas plus the
-rolling update's surge). Each process then:
+rolling update's surge, times ``router.workers``: every worker has a ledger of its own).
+Each process then:
 
 * reserves, before starting the candidate call, an upper bound of its cost (input
   tokens at most the request's UTF-8 bytes plus a per-message allowance, output tokens
@@ -15,8 +16,22 @@ rolling update's surge). Each process then:
 * settles each reservation with the call's metered cost when it ends (a failed call
   settles at the bound: a provider may bill a call that failed on our side);
 * never uses an epoch that was already in the first configuration it loaded: a process
-  started (or restarted, with an empty ledger) after the epoch was issued was not
-  counted in ``processes`` and waits for the next epoch.
+  started after the epoch was issued was not counted in ``processes`` and waits for the
+  next epoch -- unless it continues its own pod's share (below).
+
+**A restarted container continues its share.** The operator issues a new epoch only for
+a new pre-flight run or a raised cap, so a process that skipped the epoch would mirror
+nothing for the rest of the run (with one replica, pre-flight would stall). With a ledger
+file (``TIERGUARD_ROUTER_BUDGET_LEDGER``; the operator's Deployment points it into the
+pod's ``emptyDir`` ``/tmp``, which outlives the container but not the pod) every change
+of the share's ``committed`` is written *before* the call it reserves for starts, and a
+process whose first configuration carries the epoch its file records continues that
+share where the previous process stopped: the container restarted (a crash, an OOM kill,
+a failed liveness probe), so that process is gone, and what it reserved for calls still
+in flight stays committed. A reservation whose record cannot be written is refused. A
+*new pod* (an eviction, a drain, a rolling restart) has no record and waits as before:
+which dead pod's share it could take is known to nobody (docs/statistics.md). With
+``--workers`` each worker has a file of its own (the path plus ``.worker<index>``).
 
 So the spend of an epoch is at most ``processes * usdPerRouter``, in flight included,
 whatever the arrival process, and the total at most ``maxSpendUSD``. Pure bookkeeping:
@@ -25,11 +40,16 @@ whatever the arrival process, and the total at most ``maxSpendUSD``. Pure bookke
 
 from __future__ import annotations
 
+import contextlib
 import json
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+import logging
+import os
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
+from tierguard.api import constants as c
 from tierguard.api.policy import Pricing
 from tierguard.router.pairwise import JUDGE_MAX_TOKENS
 
@@ -40,6 +60,10 @@ TOKENS_PER_MESSAGE = 16
 TOKENS_PER_CALL = 64
 #: slack for float rounding in the ledger
 EPS = 1e-12
+#: the ledger file's path (router/cli.py; the operator's Deployment sets it)
+LEDGER_ENV = c.ENV_ROUTER_BUDGET_LEDGER
+
+log = logging.getLogger(__name__)
 
 
 def _per_token(pricing: Pricing) -> tuple[float, float]:
@@ -91,54 +115,123 @@ class MirrorBudget:
     allowance: float
     committed: float = 0.0
     refused: int = 0
+    #: records ``committed`` after each change (the ledger file); raises OSError when it
+    #: cannot, and a reservation it could not record is refused
+    record: Callable[[MirrorBudget], None] | None = field(default=None, repr=False, compare=False)
 
     @property
     def left(self) -> float:
         return max(0.0, self.allowance - self.committed)
 
     def try_reserve(self, bound: float) -> bool:
-        """Reserve ``bound`` USD, or refuse when it does not fit in what is left."""
+        """Reserve ``bound`` USD, or refuse when it does not fit in what is left (or
+        cannot be recorded)."""
         if bound < 0:
             raise ValueError(f"a reservation cannot be negative: {bound}")
         if self.committed + bound > self.allowance + EPS:
             self.refused += 1
             return False
         self.committed += bound
+        if self.record is not None:
+            try:
+                self.record(self)
+            except OSError as exc:
+                self.committed -= bound
+                self.refused += 1
+                log.warning("pre-flight budget: cannot record a reservation, refused: %s", exc)
+                return False
         return True
 
     def settle(self, reserved: float, actual: float) -> None:
         """A reserved call ended and cost ``actual``. A metered cost above the bound
         (a provider ignoring max_tokens) is counted as it is, so the ledger stays true
-        and the next reservations are refused sooner."""
+        and the next reservations are refused sooner. (A settlement that cannot be
+        recorded leaves the file with the reservation: more committed, never less.)"""
         self.committed += max(0.0, actual) - reserved
+        if self.record is not None:
+            with contextlib.suppress(OSError):
+                self.record(self)
 
 
 class BudgetLedger:
-    """The epochs a process has seen (kept across configuration reloads)."""
+    """The epochs a process has seen (kept across configuration reloads). ``path``: the
+    ledger file of this process's share (None: none; a restart skips the epoch)."""
 
-    def __init__(self) -> None:
+    def __init__(self, path: Path | None = None) -> None:
+        self._path = path
         self._loaded = False
         self._epoch: str | None = None
         self._budget: MirrorBudget | None = None
         self._skipped: str | None = None
+        self.resumed = False  # the share was continued from the file at start
 
     def apply(self, epoch: str | None, usd_per_router: float) -> None:
         """A configuration was loaded. The first one's epoch is skipped: this process was
-        not counted when it was issued."""
+        not counted when it was issued; unless the ledger file records that epoch (the
+        share of this pod's previous container, continued)."""
         first = not self._loaded
         self._loaded = True
         if epoch is None:
             self._epoch, self._budget, self._skipped = None, None, None
             return
         if epoch == self._epoch:
-            if self._budget is not None:
-                self._budget.allowance = min(self._budget.allowance, usd_per_router)
+            if self._budget is not None and usd_per_router < self._budget.allowance:
+                self._budget.allowance = usd_per_router
+                with contextlib.suppress(OSError):  # the file's allowance is only higher
+                    self._write(self._budget, epoch)
             return
         self._epoch = epoch
-        if first or epoch == self._skipped:
+        recorded = self._recorded(epoch) if first else None
+        if recorded is not None:
+            allowance, committed = recorded
+            self._budget = MirrorBudget(
+                min(allowance, usd_per_router), committed, record=self._recorder(epoch)
+            )
+            self.resumed = True
+            log.info(
+                "pre-flight budget: continuing epoch %s from %s (%.6f of %.6f USD committed)",
+                epoch,
+                self._path,
+                committed,
+                self._budget.allowance,
+            )
+        elif first or epoch == self._skipped:
             self._skipped, self._budget = epoch, MirrorBudget(0.0)
         else:
-            self._budget = MirrorBudget(usd_per_router)
+            self._budget = MirrorBudget(usd_per_router, record=self._recorder(epoch))
+            try:
+                self._write(self._budget, epoch)
+            except OSError as exc:
+                # no record of this epoch exists, so none can mislead a restart: spend
+                # the share unrecorded (a restart then skips it, as without a file)
+                log.warning("pre-flight budget: cannot record the share in %s: %s", self._path, exc)
+                self._budget.record = None
+
+    def _recorded(self, epoch: str) -> tuple[float, float] | None:
+        """(allowance, committed) the file records for ``epoch`` (None: no such record)."""
+        if self._path is None:
+            return None
+        try:
+            raw = json.loads(self._path.read_text(encoding="utf-8"))
+            if raw.get("epoch") != epoch:
+                return None
+            return float(raw["allowance"]), float(raw["committed"])
+        except (OSError, ValueError, TypeError, KeyError, AttributeError):
+            return None
+
+    def _recorder(self, epoch: str) -> Callable[[MirrorBudget], None]:
+        return lambda budget: self._write(budget, epoch)
+
+    def _write(self, budget: MirrorBudget, epoch: str) -> None:
+        """Record ``budget``, the share of ``epoch``, atomically (a new file renamed over
+        the old). Only the current epoch's: a call of an earlier epoch that settles after
+        a new one arrived leaves the new share's record alone."""
+        if self._path is None or epoch != self._epoch:
+            return
+        doc = {"epoch": epoch, "allowance": budget.allowance, "committed": budget.committed}
+        tmp = self._path.with_name(self._path.name + ".tmp")
+        tmp.write_text(json.dumps(doc), encoding="utf-8")
+        os.replace(tmp, self._path)
 
     @property
     def budget(self) -> MirrorBudget | None:

@@ -13,6 +13,7 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator, Awaitable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from aiohttp import web
@@ -43,6 +44,9 @@ class RouterSettings:
     #: an OpenTelemetry TracerProvider to trace with instead of the configured exporter
     #: (tests: an in-memory exporter); tracing is on whenever one is given
     tracer_provider: Any = None
+    #: the file recording this process's pre-flight budget share, so a restarted
+    #: container continues it (tierguard.router.mirrorbudget; None: no file)
+    budget_ledger: Path | None = None
 
 
 @dataclass

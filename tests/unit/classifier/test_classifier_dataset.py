@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from tierguard.classifier import dataset as ds
+from tierguard.classifier.querytemplates import PLAIN
 
 
 def test_same_seed_same_examples_other_seed_other_examples() -> None:
@@ -44,7 +45,7 @@ def test_mix_labels_and_hard_cases() -> None:
 
 
 def test_holdout_split_uses_templates_training_never_sees() -> None:
-    for templates in ds._PLAIN.values():
+    for templates in PLAIN.values():
         train = set(ds._subset(templates, "train"))
         held = set(ds._subset(templates, "holdout"))
         assert held and train and not (train & held)

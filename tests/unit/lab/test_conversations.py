@@ -13,7 +13,8 @@ from tierguard.lab.conversations import (
     ConversationTally,
     conversation_lines,
 )
-from tierguard.lab.report import RunRecord, render_markdown
+from tierguard.lab.report import render_markdown
+from tierguard.lab.runrecord import RunRecord
 from tierguard.lab.traffic import Population
 
 
@@ -104,7 +105,7 @@ def test_report_has_a_conversations_section() -> None:
         "conversations": ConversationTally().summary() | {"conversations": 3},
     }
     record = RunRecord("healthy", "t", "s", "Promoted", None, tally=tally)
-    from tierguard.lab.report import Sample
+    from tierguard.lab.runrecord import Sample
 
     record.samples.append(Sample(t=1.0, status={}))
     text = render_markdown(record, plots=())

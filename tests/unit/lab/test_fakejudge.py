@@ -9,15 +9,10 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
+from tierguard.lab.fakeanswers import answer_words, judge_reply, reads_as_bad
 from tierguard.lab.fakejudge import JudgeKnobs, pairwise_reply, split_pairwise
-from tierguard.lab.fakeprovider import (
-    FakeProfile,
-    ModelBehaviour,
-    answer_words,
-    create_fake_app,
-    judge_reply,
-    reads_as_bad,
-)
+from tierguard.lab.fakeprofile import FakeProfile, ModelBehaviour
+from tierguard.lab.fakeprovider import create_fake_app
 from tierguard.router.pairwise import PairwiseJudge, pairwise_prompt, parse_pairwise
 
 GOOD = " ".join(answer_words("m1", "where is my order?", True, 12))

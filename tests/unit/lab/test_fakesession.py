@@ -83,7 +83,7 @@ def test_tool_rounds() -> None:
 
 
 def test_a_stock_follow_up_is_a_new_question_in_every_conversation() -> None:
-    from tierguard.lab.fakeprovider import question_of
+    from tierguard.lab.fakeanswers import question_of
 
     one = [{"role": "user", "content": "where is my order"}]
     assert question_of(one) == "where is my order"

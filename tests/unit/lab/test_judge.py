@@ -10,7 +10,9 @@ from aiohttp.test_utils import TestClient, TestServer
 from tierguard.api.resource import RoutingPolicy
 from tierguard.lab import judge as lj
 from tierguard.lab import scenarios as sc
-from tierguard.lab.fakeprovider import FakeProfile, answer_words, create_fake_app
+from tierguard.lab.fakeanswers import answer_words
+from tierguard.lab.fakeprofile import FakeProfile
+from tierguard.lab.fakeprovider import create_fake_app
 from tierguard.operator.gates import gate_specs
 from tierguard.router.pairwise import PairwiseJudge
 

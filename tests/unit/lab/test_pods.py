@@ -187,3 +187,37 @@ def test_mount_script_refuses_a_mount_with_no_existing_parent() -> None:
             exists=lambda p: p == "/",
             realpath=lambda p: p,
         )
+
+
+def test_the_rendered_routers_keep_one_budget_ledger_per_pod() -> None:
+    """The operator's Deployment names the pre-flight budget ledger after the pod: local
+    pods share the host's /tmp, yet never share a ledger (one share per process)."""
+    from tierguard.api import constants as c
+    from tierguard.api.policy import RoutingPolicySpec
+    from tierguard.operator import render
+
+    spec = RoutingPolicySpec.model_validate(
+        {
+            "models": [{"name": "big", "baseURL": "http://big/v1", "upstreamModel": "b"}],
+            "classifier": {"tiers": [{"name": "simple", "threshold": 0.5}, {"name": "complex"}]},
+            "routes": [
+                {"tier": "simple", "baseline": "big"},
+                {"tier": "complex", "baseline": "big"},
+            ],
+            "analysis": {"slos": []},
+        }
+    )
+    dep = render.deployment(render.PolicyRef("support", "lab", "uid"), spec)
+    dep["spec"]["template"]["spec"]["volumes"] = []  # volumes are not under test here
+    dep["spec"]["template"]["spec"]["containers"][0]["volumeMounts"] = []
+    pods = local_pods(
+        dep,
+        secrets={},
+        configmaps={},
+        ports=[9001, 9002],
+        kubeconfig=Path("/tmp/sa.kubeconfig"),
+        base_env={},
+    )
+    ledgers = [p.env[c.ENV_ROUTER_BUDGET_LEDGER] for p in pods]
+    assert ledgers[0] != ledgers[1] and all(p.name in ledgers[i] for i, p in enumerate(pods))
+    assert all(x.startswith("/tmp/") and "$(" not in x for x in ledgers)

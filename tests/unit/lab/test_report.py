@@ -7,19 +7,15 @@ from pathlib import Path
 
 import pytest
 
-from tierguard.lab.report import (
-    PLOT_FILES,
-    REPORT_FILE,
-    RunRecord,
-    Sample,
+from tierguard.lab.report import PLOT_FILES, REPORT_FILE, render_markdown, write_report
+from tierguard.lab.report_figures import (
     aggregate_shift,
     cost_summary,
     expectation_met,
     failed_gates,
-    render_markdown,
     wilson,
-    write_report,
 )
+from tierguard.lab.runrecord import RunRecord, Sample
 
 
 def _sig(verdict: str, cb: int, cn: int, kb: int, kn: int) -> dict[str, object]:
@@ -161,7 +157,7 @@ def test_write_report_creates_files(tmp_path: Path) -> None:
 
 
 def test_final_saving_uses_the_last_window_only() -> None:
-    from tierguard.lab.report import final_saving
+    from tierguard.lab.report_figures import final_saving
 
     samples = [
         Sample(t=0, status={}, spent_usd=0.0, all_capable_usd=0.0),
@@ -173,7 +169,7 @@ def test_final_saving_uses_the_last_window_only() -> None:
 
 
 def test_verdict_timeline_keeps_changes_only() -> None:
-    from tierguard.lab.report import verdict_timeline
+    from tierguard.lab.report_figures import verdict_timeline
 
     def s(t: float, verdicts: str, message: str) -> Sample:
         st = {"phase": "Progressing", "canaryWeight": 10, "verdictSummary": verdicts}

@@ -6,7 +6,9 @@ from __future__ import annotations
 from typing import Any
 
 from tierguard.lab import report_classifier as rcl
-from tierguard.lab.report import RunRecord, Sample, expectation_met, render_markdown
+from tierguard.lab.report import render_markdown
+from tierguard.lab.report_figures import expectation_met
+from tierguard.lab.runrecord import RunRecord, Sample
 
 
 def _cell(f: str, t: str, verdict: str, **kw: Any) -> dict[str, Any]:

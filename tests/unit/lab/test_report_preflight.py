@@ -6,13 +6,9 @@ from __future__ import annotations
 from typing import Any
 
 from tierguard.lab import report_preflight as rpf
-from tierguard.lab.report import (
-    RunRecord,
-    Sample,
-    expectation_met,
-    outcome_line,
-    render_markdown,
-)
+from tierguard.lab.report import render_markdown
+from tierguard.lab.report_figures import expectation_met, outcome_line
+from tierguard.lab.runrecord import RunRecord, Sample
 
 POLICY: dict[str, Any] = {
     "spec": {

@@ -5,13 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from tierguard.lab import report_slices as rsl
-from tierguard.lab.report import (
-    RunRecord,
-    Sample,
-    expectation_met,
-    outcome_line,
-    render_markdown,
-)
+from tierguard.lab.report import render_markdown
+from tierguard.lab.report_figures import expectation_met, outcome_line
+from tierguard.lab.runrecord import RunRecord, Sample
 
 
 def _sig(verdict: str, bad: int, n: int, slice_: str | None = None) -> dict[str, Any]:

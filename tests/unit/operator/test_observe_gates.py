@@ -10,6 +10,7 @@ from rolloutsim import T0, make_spec
 from tierguard.api.enums import Arm, Signal, Verdict
 from tierguard.operator import gates as g
 from tierguard.operator import observe as o
+from tierguard.operator import promql, promreader, promseries
 from tierguard.operator.statistics import ArmReading
 
 
@@ -39,7 +40,7 @@ def row(tier: str, arm: str, value: float, instance: str = "r1", **extra: str) -
 
 
 def test_queries_use_contract_names_and_group_per_instance() -> None:
-    bad, total = o.signal_queries(Signal.THUMBS_DOWN, "shop")
+    bad, total = promql.signal_queries(Signal.THUMBS_DOWN, "shop")
     assert bad == (
         "sum by (tier, arm, instance, cluster) "
         '(tierguard_feedback_total{policy="shop", rating="down"})'
@@ -47,16 +48,16 @@ def test_queries_use_contract_names_and_group_per_instance() -> None:
     assert total == (
         'sum by (tier, arm, instance, cluster) (tierguard_feedback_total{policy="shop"})'
     )
-    bad, _ = o.signal_queries(Signal.ERROR_RATE, "shop", ("namespace", "a"))
+    bad, _ = promql.signal_queries(Signal.ERROR_RATE, "shop", ("namespace", "a"))
     assert 'outcome=~"error|escalated"' in bad and 'namespace="a"' in bad
-    bad, _ = o.signal_queries(Signal.SHADOW_DISAGREEMENT, 'we"ird')
+    bad, _ = promql.signal_queries(Signal.SHADOW_DISAGREEMENT, 'we"ird')
     assert 'policy="we\\"ird"' in bad
 
 
 def test_observe_builds_arm_readings_per_gate() -> None:
     spec = make_spec()
     gates = g.gate_specs(spec)
-    bad_q, total_q = o.signal_queries(Signal.THUMBS_DOWN, "shop")
+    bad_q, total_q = promql.signal_queries(Signal.THUMBS_DOWN, "shop")
     reader = FakeReader(
         {
             total_q: [
@@ -83,14 +84,14 @@ def test_observe_builds_arm_readings_per_gate() -> None:
 
 def test_unreachable_prometheus_is_no_data_not_an_exception() -> None:
     obs = o.observe(
-        FakeReader({}, fail=o.UnreachableError),
+        FakeReader({}, fail=promreader.UnreachableError),
         "shop",  # type: ignore[arg-type]
         g.gate_specs(make_spec()),
         T0,
     )
     assert obs.error is not None and not obs.gates
     obs = o.observe(
-        FakeReader({}, fail=o.QueryError),
+        FakeReader({}, fail=promreader.QueryError),
         "shop",  # type: ignore[arg-type]
         g.gate_specs(make_spec()),
         T0,
@@ -101,7 +102,7 @@ def test_unreachable_prometheus_is_no_data_not_an_exception() -> None:
 def test_latency_bad_is_count_minus_bucket_at_objective() -> None:
     counts = {("simple", "canary"): {"r1": 100.0}}
     buckets = [row("simple", "canary", 90, le="2.0"), row("simple", "canary", 60, le="1.0")]
-    bad = o._latency_bad(buckets, counts, 2.0, "q")
+    bad = promseries.latency_bad(buckets, counts, 2.0, "q")
     assert bad == {("simple", "canary"): {"r1": 10.0}}
 
 
@@ -140,8 +141,8 @@ def test_latency_total_and_bad_come_from_one_bucket_query() -> None:
 def test_missing_latency_bucket_is_a_query_error() -> None:
     import pytest
 
-    with pytest.raises(o.QueryError, match="latency objective"):
-        o._latency_bad([row("simple", "canary", 1, le="5.0")], {}, 2.0, "q")
+    with pytest.raises(promreader.QueryError, match="latency objective"):
+        promseries.latency_bad([row("simple", "canary", 1, le="5.0")], {}, 2.0, "q")
 
 
 def test_vanished_series_are_carried_forward_not_recounted() -> None:
@@ -197,7 +198,7 @@ def test_quiet_signal_while_requests_flow_is_inconclusive_not_no_data() -> None:
     either way (Inconclusive); NoData needs the request counters themselves missing."""
     spec = make_spec()
     gates = g.gate_specs(spec)
-    _, requests_q = o.signal_queries(Signal.ERROR_RATE, "shop")
+    _, requests_q = promql.signal_queries(Signal.ERROR_RATE, "shop")
     reader = FakeReader({requests_q: [row("simple", "control", 40), row("simple", "canary", 3)]})
     obs = o.observe(reader, "shop", gates, T0)  # type: ignore[arg-type]
     assert obs.gates["simple/ThumbsDown"].requests_flowing
@@ -215,14 +216,14 @@ def test_quiet_signal_while_requests_flow_is_inconclusive_not_no_data() -> None:
 
 
 def test_docs_show_the_queries_the_operator_runs() -> None:
-    """Issue 13.6: docs/metrics.md shows the raw-counter queries of observe.py (no
+    """Issue 13.6: docs/metrics.md shows the raw-counter queries of promql.py (no
     increase())."""
     from tierguard.api.docgen import render_metrics_md
 
     doc = render_metrics_md().replace("\\|", "|")  # pipes are escaped in table cells
     assert "increase(" not in doc.replace("PromQL `increase()`", "")
     for signal in (Signal.THUMBS_DOWN, Signal.ERROR_RATE, Signal.SHADOW_DISAGREEMENT):
-        for query in o.signal_queries(signal, "P"):
+        for query in promql.signal_queries(signal, "P"):
             assert query in doc, query
 
 
@@ -244,7 +245,7 @@ def test_clustered_series_feed_the_design_effect() -> None:
     sums them for the test and estimates the design effect from their spread."""
     spec = make_spec()
     gates = g.gate_specs(spec)
-    bad_q, total_q = o.signal_queries(Signal.THUMBS_DOWN, "shop")
+    bad_q, total_q = promql.signal_queries(Signal.THUMBS_DOWN, "shop")
     state = g.fresh_gate_state("r")
     for minute in range(2):
         scale = minute + 1
@@ -270,7 +271,7 @@ def test_custom_readings_are_kept_per_router_and_bad_ones_refused_naming_the_que
         {"metric": {"instance": "r1:8080"}, "value": [0, "12"]},
         {"metric": {"instance": "r2:8080"}, "value": [0, "3"]},
     ]
-    assert o.custom_series("q", ok, "total") == {
+    assert promseries.custom_series("q", ok, "total") == {
         '{instance="r1:8080"}': 12.0,
         '{instance="r2:8080"}': 3.0,
     }
@@ -283,8 +284,8 @@ def test_custom_readings_are_kept_per_router_and_bad_ones_refused_naming_the_que
     ]
     for result, needle in cases:
         try:
-            o.custom_series("sum(x) / sum(y)", result, "bad")
-        except o.QueryError as exc:
+            promseries.custom_series("sum(x) / sum(y)", result, "bad")
+        except promreader.QueryError as exc:
             assert needle in str(exc) and "sum(x) / sum(y)" in str(exc), str(exc)
         else:
             raise AssertionError(f"accepted {result}")
@@ -293,7 +294,7 @@ def test_custom_readings_are_kept_per_router_and_bad_ones_refused_naming_the_que
 def test_nan_in_a_built_in_query_is_a_gate_error_naming_the_query() -> None:
     spec = make_spec()
     gates = g.gate_specs(spec)
-    _, total_q = o.signal_queries(Signal.THUMBS_DOWN, "shop")
+    _, total_q = promql.signal_queries(Signal.THUMBS_DOWN, "shop")
     reader = FakeReader({total_q: [row("simple", "control", float("nan"))]})
     obs = o.observe(reader, "shop", gates, T0)  # type: ignore[arg-type]
     err = obs.gates["simple/ThumbsDown"].error

@@ -15,6 +15,7 @@ from tierguard.lab.fakejudge import JudgeKnobs, pairwise_reply
 from tierguard.operator import gates as g
 from tierguard.operator import observe as o
 from tierguard.operator import pairedgate as pg
+from tierguard.operator import promql
 from tierguard.operator.paired import evaluate_paired
 from tierguard.router.pairwise import combine, parse_pairwise
 
@@ -235,7 +236,7 @@ def test_gate_glue_steps_status_and_watch() -> None:
 
 def test_observe_reads_the_pairwise_counters_per_series() -> None:
     (gate,) = g.gate_specs(spec())
-    q = o.pairwise_query("shop")
+    q = promql.pairwise_query("shop")
     assert q == (
         "sum by (tier, instance, cluster, verdict) "
         '(tierguard_shadow_pairwise_total{policy="shop", arm=~"canary|mirror"})'

@@ -293,6 +293,20 @@ def test_the_budget_is_shared_by_every_router_process_and_never_reissued_twice()
     assert router_config(REF, raised, st).mirror_budget is not None
 
 
+def test_every_worker_process_of_every_pod_is_counted_in_the_shares() -> None:
+    """`router.workers: 4` runs 4 router processes per pod, each with its own ledger:
+    the shares are for (replicas + surge) x workers processes, so all of them together
+    stay within the cap."""
+    sp = spec(maxSpendUSD=12.0)
+    sp = sp.model_copy(update={"router": sp.router.model_copy(update={"workers": 4})})
+    assert pf.router_processes(sp) == 12  # (2 replicas + 1 surge) x 4 workers
+    st = r.reconcile(sp, None, T0).status
+    st = r.reconcile(sp, st, T0, observations=obs(T0, 0.0)).status
+    budget = pf.budget_of(st.gate_state)
+    assert budget is not None and 12 * budget.usd_per_router <= 12.0
+    assert budget.usd_per_router == pytest.approx(1.0)
+
+
 def test_an_unhealthy_judge_never_rolls_back_at_pre_flight() -> None:
     """Losses through a judge that flips with the order in 90 % of pairs: the paired test
     alone would fail, but once the judge is confidently beyond its limit (here long before

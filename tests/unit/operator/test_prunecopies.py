@@ -1,5 +1,5 @@
-"""Pruning frozen classifier copies: which ConfigMaps are copies of the policy, and which
-of those no digest in its status refers to any more."""
+"""Pruning frozen copies (classifier models and judge prompt templates): which ConfigMaps
+are copies of the policy, and which of those no digest in its status refers to any more."""
 
 from __future__ import annotations
 
@@ -7,10 +7,13 @@ from typing import Any
 
 from tierguard.api import constants as c
 from tierguard.api.status import RoutingPolicyStatus
+from tierguard.operator import judgepromptcontent as jpc
 from tierguard.operator.prunecopies import (
     FrozenCopy,
+    Referenced,
     frozen_copies,
     prune,
+    referenced,
     referenced_digests,
     to_prune,
 )
@@ -47,10 +50,10 @@ def test_only_the_policys_own_copies_are_candidates() -> None:
 
 def test_copies_no_digest_refers_to_are_pruned() -> None:
     copies = frozen_copies("support", UID, [copy("support", d) for d in (B, A, S)])
-    assert [cp.digest for cp in to_prune(copies, frozenset({A}))] == [S, B]  # name order
-    assert to_prune(copies, frozenset({A, B, S})) == []
+    assert [cp.digest for cp in to_prune(copies, Referenced(frozenset({A})))] == [S, B]
+    assert to_prune(copies, Referenced(frozenset({A, B, S}))) == []
     # the bundled model (no digest): every copy is garbage
-    assert len(to_prune(copies, frozenset())) == 3
+    assert len(to_prune(copies, Referenced())) == 3
 
 
 def test_referenced_digests_are_the_target_and_any_stable_one() -> None:
@@ -100,7 +103,68 @@ def test_prune_deletes_with_the_uid_and_skips_copies_already_gone() -> None:
     kube = FakeKube(
         [copy("support", d) for d in (A, B, S)], gone=frozenset({"support-classifier-5555555555"})
     )
-    out = prune(kube, "ns", "support", UID, frozenset({A}))  # type: ignore[arg-type]
+    out = prune(kube, "ns", "support", UID, Referenced(frozenset({A})))  # type: ignore[arg-type]
     assert kube.selectors == [f"{c.LABEL_POLICY}=support"]
     assert kube.deleted == [("support-classifier-bbbbbbbbbb", "cm-bbbb")]
     assert out == ["support-classifier-bbbbbbbbbb"]
+
+
+def prompt_copy(policy: str, digest: str, owner: str = UID) -> dict[str, Any]:
+    return {
+        "metadata": {
+            "name": jpc.copy_name(policy, digest),
+            "uid": f"jp-{digest[:4]}",
+            "annotations": {c.ANNOTATION_JUDGE_PROMPT_DIGEST: digest},
+            "ownerReferences": [{"kind": c.KIND, "name": policy, "uid": owner}],
+        }
+    }
+
+
+def test_judge_prompt_copies_are_candidates_of_their_own_kind() -> None:
+    listed = [
+        prompt_copy("support", A),
+        prompt_copy("support", B, owner="uid-of-an-earlier-support"),
+        # the digest annotation of the other kind on a judge prompt name: not a copy
+        copy("support", S, name=jpc.copy_name("support", S)),
+        # the judge prompt source a user named (the routers mount it before its first read)
+        {"metadata": {"name": "prompt", "uid": "u", "ownerReferences": [{"uid": UID}]}},
+        copy("support", A),
+    ]
+    got = frozen_copies("support", UID, listed)
+    assert got == [
+        FrozenCopy(jpc.copy_name("support", A), "jp-aaaa", A, "judge prompt"),
+        FrozenCopy(classifier_copy_name("support", A), "cm-aaaa", A, "classifier"),
+    ]
+
+
+def test_a_digest_keeps_only_the_copy_of_its_own_kind() -> None:
+    copies = frozen_copies(
+        "support", UID, [copy("support", A), prompt_copy("support", A), prompt_copy("support", B)]
+    )
+    # the classifier runs A and the judge prompt is B: the judge prompt copy of A goes, even
+    # though a classifier digest (of the same hex) is referenced
+    keep = Referenced(frozenset({A}), frozenset({B}))
+    assert [cp.name for cp in to_prune(copies, keep)] == [jpc.copy_name("support", A)]
+    # the built-in template: every judge prompt copy goes, the classifier's stays
+    assert [cp.kind for cp in to_prune(copies, Referenced(frozenset({A})))] == [
+        "judge prompt",
+        "judge prompt",
+    ]
+
+
+def test_the_judge_prompt_referenced_is_the_one_status_rolls_out() -> None:
+    status = RoutingPolicyStatus(classifier_digest=A, judge_prompt_digest=B)
+    assert referenced(status) == Referenced(frozenset({A}), frozenset({B}))
+    assert referenced(RoutingPolicyStatus(judge_prompt_digest=B)) == Referenced(
+        judge_prompt=frozenset({B})
+    )
+    assert referenced(RoutingPolicyStatus()).empty
+    assert not referenced(RoutingPolicyStatus(judge_prompt_digest=B)).empty
+
+
+def test_prune_deletes_an_edited_judge_prompts_old_copy() -> None:
+    kube = FakeKube([copy("support", A), prompt_copy("support", A), prompt_copy("support", B)])
+    status = RoutingPolicyStatus(classifier_digest=A, judge_prompt_digest=B)
+    out = prune(kube, "ns", "support", UID, referenced(status))  # type: ignore[arg-type]
+    assert kube.deleted == [(jpc.copy_name("support", A), "jp-aaaa")]
+    assert out == ["support-judge-prompt-aaaaaaaaaa"]

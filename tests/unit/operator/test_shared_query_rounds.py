@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from tierguard.api.enums import Signal
-from tierguard.operator import observe as o
+from tierguard.operator import promql, promreader
 from tierguard.operator.shared_queries import SharedQueries, split_by_policy
 
 
@@ -32,8 +32,8 @@ def row(policy: str, ns: str, tier: str, value: float) -> dict[str, Any]:
 
 
 def test_batched_query_is_the_per_policy_query_grouped_by_policy() -> None:
-    per, _ = o.signal_queries(Signal.THUMBS_DOWN, "shop", ("namespace", "a"))
-    bad, _ = o.signal_queries(Signal.THUMBS_DOWN, None, namespace_label="namespace")
+    per, _ = promql.signal_queries(Signal.THUMBS_DOWN, "shop", ("namespace", "a"))
+    bad, _ = promql.signal_queries(Signal.THUMBS_DOWN, None, namespace_label="namespace")
     assert bad == (
         "sum by (tier, arm, instance, policy, namespace, cluster) "
         '(tierguard_feedback_total{policy!="", rating="down"})'
@@ -44,7 +44,7 @@ def test_batched_query_is_the_per_policy_query_grouped_by_policy() -> None:
         )
         == bad
     )
-    lat_bad, _ = o.signal_queries(Signal.LATENCY, None)
+    lat_bad, _ = promql.signal_queries(Signal.LATENCY, None)
     assert lat_bad.startswith("sum by (tier, arm, instance, policy, le)")
 
 
@@ -77,8 +77,8 @@ def test_one_query_per_round_for_any_number_of_policies() -> None:
 def test_a_failed_round_fails_every_policy_without_asking_again() -> None:
     shared = SharedQueries(max_age=5.0, clock=lambda: 0.0)
     reader = StubReader([])
-    reader.fail = o.UnreachableError("down")
+    reader.fail = promreader.UnreachableError("down")
     for name in ("a", "b", "c"):
-        with pytest.raises(o.UnreachableError):
+        with pytest.raises(promreader.UnreachableError):
             shared.results(reader, Signal.ERROR_RATE, 0, name, None)  # type: ignore[arg-type]
     assert len(reader.asked) == 1

@@ -246,6 +246,7 @@ def test_slice_gates_read_their_value_from_one_query_per_slice() -> None:
     from test_observe_gates import FakeReader, row
 
     from tierguard.operator import observe as o
+    from tierguard.operator import promql
     from tierguard.operator.observeslices import slice_signal_queries
 
     bad_q, total_q = slice_signal_queries(Signal.THUMBS_DOWN, "shop", "category")
@@ -254,7 +255,7 @@ def test_slice_gates_read_their_value_from_one_query_per_slice() -> None:
         '(tierguard_slice_feedback_total{policy="shop", slice="category"})'
     )
     assert 'rating="down"' in bad_q
-    requests_q = o.signal_queries(Signal.ERROR_RATE, "shop")[1]
+    requests_q = promql.signal_queries(Signal.ERROR_RATE, "shop")[1]
     reader = FakeReader(
         {
             total_q: [
