@@ -403,9 +403,15 @@ def render(data: dict[str, Any]) -> str:
             f"| {x['requests_per_user_day']:g} | {x['icc']:g} | {x['runs']} "
             f"| {x['rolled_back']:.1%} | {x['rolled_back_first_stage']:.1%} "
             f"| {x['promoted']:.1%} | {x['paused']:.1%} | {'–' if t is None else f'{t:.0f} min'} "
-            f"| ${x['median_preflight_usd']:.0f} / ${x['max_preflight_usd']:.0f} |"
+            f"| {_spend(x)} |"
         )
     return "\n".join(rows)
+
+
+def _spend(x: Mapping[str, Any]) -> str:
+    if "max_preflight_usd" not in x:  # a row recorded before spend was simulated
+        return "not simulated"
+    return f"${x['median_preflight_usd']:.0f} / ${x['max_preflight_usd']:.0f}"
 
 
 def _policy_label(x: Mapping[str, Any]) -> str:
