@@ -181,9 +181,9 @@ KINDS = {
 
 def render(data: dict[str, Any]) -> str:
     rows = [
-        f"Seed {data['seed']}; {data['runs']} rollouts per row, each promoted through "
-        f"`rollout.reconcile` with the policy defaults (holdback 5 %), then watched for "
-        f"{data['days']} days.",
+        f"Seed {data['seed']}; each rollout promoted through `rollout.reconcile` with the "
+        f"policy defaults (holdback 5 %), then watched for {data['days']} days (a row's "
+        "rollouts: the 'promoted and watched' column).",
         "",
         "| scenario | eligible req/min | requests per user a day | intra-user correlation "
         "| look every | promoted and watched | rolled back before any drift | drift caught "
