@@ -1,35 +1,28 @@
 """Helpers for the operator's integration tests: the operator as a subprocess with its
-least-privilege ServiceAccount, routers fed from the ConfigMap the operator renders, fake
-providers, and a traffic driver that gives thumbs up/down like users would.
-
-There is no kubelet in the testbed, so :class:`ConfigMapProjector` does the kubelet's
-job for a ConfigMap volume: it copies the rendered router config to a local file and maps
-the in-pod paths (classifier, signing key) to local files. The router then reloads that
-file, as it would reload a mounted ConfigMap.
+least-privilege ServiceAccount, the policy manifest, and the routed system a rollout
+needs (fake providers, the policy created through the API, a router fed from the
+ConfigMap the operator renders, users who ask and rate, Prometheus scraping the router):
+:class:`RoutedSystem`, which the ``routed`` fixture (tests/integration/conftest.py) hands
+out. The router-side parts are in tests/routedkit.py.
 """
 
 from __future__ import annotations
 
-import json
-import random
 import subprocess
 import sys
-import threading
-import time
-import urllib.error
-import urllib.request
-from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import yaml
-
-from routerkit import COMPLEX_QUERY, SIMPLE_QUERY, _env, fake_provider, free_port, process
+from routedkit import ConfigMapProjector, Traffic
+from routerkit import _env, fake_provider, free_port, process
 from tierguard.api import constants as c
-from tierguard.lab.fakeanswers import reads_as_bad
-from tierguard.operator import rbac, render
+from tierguard.operator import rbac
+
+if TYPE_CHECKING:
+    from tierguard.lab.prometheus import Prometheus
 
 
 def policy_manifest(
@@ -241,164 +234,124 @@ class OperatorProcess:
         return self.log_path.read_text(errors="replace")[-6000:]
 
 
-class ConfigMapProjector(threading.Thread):
-    """The kubelet's part: project the rendered ConfigMap into a local router config."""
+@dataclass(frozen=True)
+class Served:
+    """A policy being served: its manifest as created, the router's URL, its users."""
+
+    manifest: dict[str, Any]
+    url: str
+    traffic: Traffic
+
+
+class RoutedSystem:
+    """Fake providers ``big`` (always good) and ``small`` for one policy; :meth:`serve`
+    does the rest of a rollout's set-up, in the order a cluster would see it."""
 
     def __init__(
         self,
+        stack: ExitStack,
+        tmp: Path,
         kube_api: Any,
         namespace: str,
         policy: str,
-        out: Path,
         classifier: Path,
-        signing_key: Path,
-        port: int,
+        prometheus: Prometheus,
+        wait_for: Callable[..., Any],
+        small_quality: dict[str, float],
+        category: Callable[[str, int], str] | None,
     ) -> None:
-        super().__init__(daemon=True)
-        from kubernetes import client
-
-        self.core = client.CoreV1Api(kube_api)
+        self.stack = stack
+        self.tmp = tmp
+        self.kube_api = kube_api
         self.namespace = namespace
-        self.name = render.object_name(policy)
-        self.out = out
+        self.policy = policy
         self.classifier = classifier
-        self.signing_key = signing_key
-        self.port = port
-        self.stopped = threading.Event()
-        self.last = ""
-
-    def project(self) -> bool:
-        from kubernetes.client.exceptions import ApiException
-
-        try:
-            cm = self.core.read_namespaced_config_map(self.name, self.namespace)
-        except ApiException:
-            return False
-        text = (cm.data or {}).get(c.ROUTER_CONFIG_KEY)
-        if not text or text == self.last:
-            return bool(text)
-        cfg = yaml.safe_load(text)
-        cfg["classifier"]["path"] = str(self.classifier)
-        if cfg.get("shadowClassifier"):  # a decision shadow: the candidate is the same file
-            cfg["shadowClassifier"]["path"] = str(self.classifier)
-        cfg["feedback"]["signingKey"] = {"file": str(self.signing_key)}
-        cfg["server"] = {**cfg.get("server", {}), "host": "127.0.0.1", "port": self.port}
-        cfg["observability"]["decisionLog"] = None
-        tmp = self.out.with_suffix(".tmp")
-        tmp.write_text(yaml.safe_dump(cfg))
-        tmp.replace(self.out)
-        self.last = text
-        return True
-
-    def run(self) -> None:
-        while not self.stopped.is_set():
-            self.project()
-            self.stopped.wait(0.2)
-
-
-def _post(url: str, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
-    req = urllib.request.Request(
-        url, data=json.dumps(body).encode(), headers={"content-type": "application/json"}
-    )
-    try:
-        with urllib.request.urlopen(req, timeout=10) as r:
-            return r.status, json.loads(r.read())
-    except urllib.error.HTTPError as exc:
-        return exc.code, {}
-
-
-class Traffic(threading.Thread):
-    """Users asking simple and complex questions and rating every answer."""
-
-    def __init__(self, router_url: str, category: Callable[[str, int], str] | None = None) -> None:
-        super().__init__(daemon=True)
-        self.url = router_url
-        #: (tier, request number) -> metadata.category (default: the tier's name)
+        self.prometheus = prometheus
+        self.wait_for = wait_for
         self.category = category
-        self.stopped = threading.Event()
-        self.seen: Counter[tuple[str, str, str]] = Counter()
-        self.errors = 0
-        self.rng = random.Random(7)
-
-    def one(self, i: int) -> None:
-        tier = "complex" if i % 2 else "simple"
-        query = (COMPLEX_QUERY if tier == "complex" else SIMPLE_QUERY) + f" q{i}"
-        status, body = _post(
-            f"{self.url}/v1/chat/completions",
-            {
-                "model": "auto",
-                "user": f"user-{self.rng.randrange(10**9)}",
-                "messages": [{"role": "user", "content": query}],
-                "metadata": {"category": self.category(tier, i) if self.category else tier},
-            },
-        )
-        if status != 200:
-            self.errors += 1
-            return
-        text = body["choices"][0]["message"]["content"]
-        good = not reads_as_bad(text)
-        status, _ = _post(
-            f"{self.url}/v1/feedback", {"id": body["id"], "rating": "up" if good else "down"}
-        )
-        self.seen[(tier, "good" if good else "bad", str(status))] += 1
-
-    def run(self) -> None:
-        i = 0
-        while not self.stopped.is_set():
-            try:
-                self.one(i)
-            except OSError:
-                self.errors += 1
-                time.sleep(0.2)
-            i += 1
-
-
-@contextmanager
-def routed_system(
-    tmp: Path,
-    kube_api: Any,
-    namespace: str,
-    policy: str,
-    classifier: Path,
-    small_quality: dict[str, float],
-    category: Callable[[str, int], str] | None = None,
-) -> Iterator[tuple[str, str, Any]]:
-    """Fake providers big (always good) and small; yields (big url, small url, starter),
-    where ``starter()`` starts the router (once the ConfigMap exists) and traffic."""
-    with ExitStack() as stack:
-        big = stack.enter_context(
+        self.big = stack.enter_context(
             fake_provider(tmp, "big", {"models": {"*": {"default_quality": 1.0}}})
         )
-        small = stack.enter_context(
-            fake_provider(
-                tmp, "small", {"models": {"*": {"default_quality": 1.0, "quality": small_quality}}}
+        small = {"models": {"*": {"default_quality": 1.0, "quality": small_quality}}}
+        self.small = stack.enter_context(fake_provider(tmp, "small", small))
+
+    @property
+    def prom_url(self) -> str:
+        return self.prometheus.url
+
+    def manifest(self, **policy_kw: Any) -> dict[str, Any]:
+        """:func:`policy_manifest` of this policy on these providers and Prometheus."""
+        return policy_manifest(self.policy, self.big, self.small, self.prom_url, **policy_kw)
+
+    def serve(self, manifest: dict[str, Any] | None = None, **policy_kw: Any) -> Served:
+        """Create ``manifest`` (default: :meth:`manifest` of ``policy_kw``) through the
+        API, start the router once the operator has rendered its ConfigMap, start the
+        users' traffic and point Prometheus at the router. Everything stops when the
+        ``routed`` block ends."""
+        from kubernetes import client
+
+        doc = manifest if manifest is not None else self.manifest(**policy_kw)
+        client.CustomObjectsApi(self.kube_api).create_namespaced_custom_object(
+            c.GROUP, c.VERSION, self.namespace, c.PLURAL, doc
+        )
+        port = free_port()
+        key = self.tmp / "signing-key"
+        key.write_text("test-signing-key-" + "x" * 32)
+        cfg_path = self.tmp / "router-projected.yaml"
+        proj = ConfigMapProjector(
+            self.kube_api, self.namespace, self.policy, cfg_path, self.classifier, key, port
+        )
+        self.wait_for(
+            proj.project, timeout=60, message="the operator never rendered the router ConfigMap"
+        )
+        proj.start()
+        self.stack.callback(proj.stopped.set)
+        url = f"http://127.0.0.1:{port}"
+        self.stack.enter_context(
+            process(
+                ["router", "--config", str(cfg_path), "--poll-interval", "0.2"],
+                f"{url}/readyz",
+                self.tmp / "router.log",
             )
         )
-        state: dict[str, Any] = {}
+        traffic = Traffic(url, self.category)
+        traffic.start()
+        self.stack.callback(traffic.stopped.set)
+        self.prometheus.set_targets([url.removeprefix("http://")])
+        return Served(doc, url, traffic)
 
-        def start(wait_for: Any) -> tuple[str, Traffic]:
-            port = free_port()
-            key = tmp / "signing-key"
-            key.write_text("test-signing-key-" + "x" * 32)
-            cfg_path = tmp / "router-projected.yaml"
-            proj = ConfigMapProjector(kube_api, namespace, policy, cfg_path, classifier, key, port)
-            wait_for(
-                proj.project, timeout=60, message="the operator never rendered the router ConfigMap"
-            )
-            proj.start()
-            stack.callback(proj.stopped.set)
-            url = f"http://127.0.0.1:{port}"
-            stack.enter_context(
-                process(
-                    ["router", "--config", str(cfg_path), "--poll-interval", "0.2"],
-                    f"{url}/readyz",
-                    tmp / "router.log",
-                )
-            )
-            traffic = Traffic(url, category)
-            traffic.start()
-            stack.callback(traffic.stopped.set)
-            state["traffic"] = traffic
-            return url, traffic
 
-        yield big, small, start
+@dataclass(frozen=True)
+class Routed:
+    """What a :class:`RoutedSystem` needs from the testbed (the ``routed`` fixture):
+    ``with routed(POLICY) as rs: rs.serve(bake="1h")``."""
+
+    tmp: Path
+    kube_api: Any
+    namespace: str
+    classifier: Path
+    prometheus: Prometheus
+    wait_for: Callable[..., Any]
+
+    @contextmanager
+    def __call__(
+        self,
+        policy: str,
+        small_quality: dict[str, float] | None = None,
+        category: Callable[[str, int], str] | None = None,
+    ) -> Iterator[RoutedSystem]:
+        """``small_quality``: the small provider's quality per category (default: all
+        good); ``category``: (tier, request number) -> the traffic's metadata.category."""
+        with ExitStack() as stack:
+            yield RoutedSystem(
+                stack,
+                self.tmp,
+                self.kube_api,
+                self.namespace,
+                policy,
+                self.classifier,
+                self.prometheus,
+                self.wait_for,
+                small_quality or {},
+                category,
+            )

@@ -46,7 +46,8 @@ from tierguard.api.policy import Pricing  # noqa: E402
 from tierguard.api.routerconfig import RouterConfig  # noqa: E402
 from tierguard.classifier.dataset import generate  # noqa: E402
 from tierguard.classifier.runtime import default_model_path, load_classifier  # noqa: E402
-from tierguard.lab import scenarios as sc  # noqa: E402
+from tierguard.lab import lab_policy as lp  # noqa: E402
+from tierguard.lab import scenario_world as sw  # noqa: E402
 from tierguard.lab.conversations import (  # noqa: E402
     AGENT_SHARE,
     AGENT_TOOL_ROUNDS,
@@ -66,15 +67,15 @@ LENGTHS = (1, 2, 4, 8, 16, 32)
 #: cached input at a tenth of the input price, as 2026 providers bill it
 CACHED_SHARE = 0.1
 PRICES = {
-    sc.CAPABLE: Pricing(
-        input_per_million_tokens=sc.CAPABLE_PRICE[0],
-        output_per_million_tokens=sc.CAPABLE_PRICE[1],
-        cached_input_per_million_tokens=sc.CAPABLE_PRICE[0] * CACHED_SHARE,
+    sw.CAPABLE: Pricing(
+        input_per_million_tokens=sw.CAPABLE_PRICE[0],
+        output_per_million_tokens=sw.CAPABLE_PRICE[1],
+        cached_input_per_million_tokens=sw.CAPABLE_PRICE[0] * CACHED_SHARE,
     ),
-    sc.CHEAP: Pricing(
-        input_per_million_tokens=sc.CHEAP_PRICE[0],
-        output_per_million_tokens=sc.CHEAP_PRICE[1],
-        cached_input_per_million_tokens=sc.CHEAP_PRICE[0] * CACHED_SHARE,
+    sw.CHEAP: Pricing(
+        input_per_million_tokens=sw.CHEAP_PRICE[0],
+        output_per_million_tokens=sw.CHEAP_PRICE[1],
+        cached_input_per_million_tokens=sw.CHEAP_PRICE[0] * CACHED_SHARE,
     ),
 }
 
@@ -135,7 +136,7 @@ def _config(cheap_url: str, capable_url: str, tiering: str) -> RouterConfig:
             "upstreamModel": f"{name}-1",
             "pricing": p.model_dump(by_alias=True),
             "timeout": "10s",
-            "systemPrompt": sc.SYSTEM_PROMPT,
+            "systemPrompt": lp.SYSTEM_PROMPT,
         }
 
     return RouterConfig.model_validate(
@@ -144,19 +145,19 @@ def _config(cheap_url: str, capable_url: str, tiering: str) -> RouterConfig:
             "salt": "bench",
             "classifier": {
                 "tiering": tiering,
-                "tiers": [{"name": sc.SIMPLE}, {"name": sc.COMPLEX}],
+                "tiers": [{"name": sw.SIMPLE}, {"name": sw.COMPLEX}],
             },
-            "models": [model(sc.CAPABLE, capable_url), model(sc.CHEAP, cheap_url)],
+            "models": [model(sw.CAPABLE, capable_url), model(sw.CHEAP, cheap_url)],
             "routes": [
                 {
-                    "tier": sc.SIMPLE,
-                    "baseline": sc.CAPABLE,
-                    "candidate": sc.CHEAP,
-                    "fallbacks": [sc.CAPABLE],
+                    "tier": sw.SIMPLE,
+                    "baseline": sw.CAPABLE,
+                    "candidate": sw.CHEAP,
+                    "fallbacks": [sw.CAPABLE],
                 },
-                {"tier": sc.COMPLEX, "baseline": sc.CAPABLE},
+                {"tier": sw.COMPLEX, "baseline": sw.CAPABLE},
             ],
-            "split": [{"tier": sc.SIMPLE, "weight": 100.0}],
+            "split": [{"tier": sw.SIMPLE, "weight": 100.0}],
             "observability": {"decisionLog": None},
         }
     )
@@ -164,16 +165,16 @@ def _config(cheap_url: str, capable_url: str, tiering: str) -> RouterConfig:
 
 async def conversation_mix(turns: int, seed: int, tiering: str) -> dict[str, Any]:
     profile = FakeProfile(models={"*": ModelBehaviour(latency_median_s=0.0)})
-    fakes = {n: TestServer(create_fake_app(profile)) for n in (sc.CHEAP, sc.CAPABLE)}
+    fakes = {n: TestServer(create_fake_app(profile)) for n in (sw.CHEAP, sw.CAPABLE)}
     for f in fakes.values():
         await f.start_server()
     cfg = _config(
-        str(fakes[sc.CHEAP].make_url("/v1")), str(fakes[sc.CAPABLE].make_url("/v1")), tiering
+        str(fakes[sw.CHEAP].make_url("/v1")), str(fakes[sw.CAPABLE].make_url("/v1")), tiering
     )
     client = TestClient(TestServer(create_app(RouterSettings(config=cfg))))
     await client.start_server()
     rng = random.Random(seed)
-    population = Population(sc.TrafficSpec(users=200, session_length=4.0, seed=seed))
+    population = Population(sw.TrafficSpec(users=200, session_length=4.0, seed=seed))
     open_: dict[str, Conversation] = {}
     tally = ConversationTally()
     cost = 0.0
@@ -229,7 +230,7 @@ async def conversation_mix(turns: int, seed: int, tiering: str) -> dict[str, Any
         "unsafe_switches": s["unsafe_switches"],
         "cache_hit_ratio": s["cache_hit_ratio"],
         "cost_per_conversation_usd": cost / n,
-        "cheap_share": served[sc.CHEAP] / max(1, sum(served.values())),
+        "cheap_share": served[sw.CHEAP] / max(1, sum(served.values())),
     }
 
 

@@ -8,22 +8,28 @@ they build on (``control_plane``, ``kube_api``, ``namespace``, ``prometheus``,
   least-privilege ServiceAccount (:func:`operatorkit.operator_identity`), watching the
   test's namespace, standalone, logging to ``tmp_path / "operator.log"`` (read it with
   ``operator.log()``); needs ``crd``. Stopped after the test.
+* ``routed`` (function): :class:`operatorkit.Routed` on this test's namespace, Prometheus
+  and ``tiny_classifier``: ``with routed(POLICY) as rs: served = rs.serve(...)`` starts
+  the fake providers, creates the policy, starts the router on the rendered ConfigMap,
+  its traffic, and points Prometheus at it; all stopped when the block ends.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from operatorkit import OperatorProcess, install_crd, operator_identity
+from operatorkit import OperatorProcess, Routed, install_crd, operator_identity
+from routerkit import tiny_classifier as tiny_classifier
 
 if TYPE_CHECKING:
     from kubernetes.client import ApiClient
 
     from tierguard.lab.controlplane import ControlPlane
+    from tierguard.lab.prometheus import Prometheus
 
 
 @pytest.fixture
@@ -42,3 +48,15 @@ def operator(
             yield op
         finally:
             op.stop()
+
+
+@pytest.fixture
+def routed(
+    kube_api: ApiClient,
+    namespace: str,
+    prometheus: Prometheus,
+    tiny_classifier: Path,
+    tmp_path: Path,
+    wait_for: Callable[..., Any],
+) -> Routed:
+    return Routed(tmp_path, kube_api, namespace, tiny_classifier, prometheus, wait_for)

@@ -381,9 +381,10 @@ def test_the_lab_pre_flight_policy_is_accepted(
 ) -> None:
     """The lab's preflight-trap policy (pre-flight on, a pairwise judge) passes the API
     server's own validation, not only the models' (the lab e2e applies it for real)."""
+    from tierguard.lab import lab_policy as lp
     from tierguard.lab import scenarios as sc
 
-    doc = sc.lab_policy(
+    doc = lp.lab_policy(
         sc.get("preflight-trap"),
         cheap_url="http://127.0.0.1:1/v1",
         capable_url="http://127.0.0.1:2/v1",

@@ -19,12 +19,11 @@ import yaml
 
 from operatorkit import (
     OperatorProcess,
+    Routed,
     install_crd,
     operator_identity,
     policy_manifest,
-    routed_system,
 )
-from routerkit import tiny_classifier as tiny_classifier
 from tierguard.api import constants as c
 from tierguard.api.enums import Phase, Reason
 from tierguard.api.status import RoutingPolicyStatus
@@ -42,21 +41,23 @@ POLICY = "shop"
 
 
 class Cluster:
-    """The policy as the API server has it, plus helpers to read what the operator did."""
+    """The policy (``policy``, default :data:`POLICY`) as the API server has it, plus
+    helpers to read what the operator did."""
 
-    def __init__(self, kube_api: ApiClient, namespace: str) -> None:
+    def __init__(self, kube_api: ApiClient, namespace: str, policy: str = POLICY) -> None:
         from kubernetes import client
 
         self.custom = client.CustomObjectsApi(kube_api)
         self.core = client.CoreV1Api(kube_api)
         self.ns = namespace
+        self.policy = policy
 
     def create(self, manifest: dict[str, Any]) -> None:
         self.custom.create_namespaced_custom_object(c.GROUP, c.VERSION, self.ns, c.PLURAL, manifest)
 
     def body(self) -> dict[str, Any]:
         out: dict[str, Any] = self.custom.get_namespaced_custom_object(
-            c.GROUP, c.VERSION, self.ns, c.PLURAL, POLICY
+            c.GROUP, c.VERSION, self.ns, c.PLURAL, self.policy
         )
         return out
 
@@ -69,7 +70,7 @@ class Cluster:
             c.VERSION,
             self.ns,
             c.PLURAL,
-            POLICY,
+            self.policy,
             {
                 "metadata": {
                     "annotations": {c.ANNOTATION_ACTION: action, c.ANNOTATION_ACTION_NONCE: nonce}
@@ -81,12 +82,12 @@ class Cluster:
         """A merge patch of the spec (lists are replaced whole), as ``kubectl apply`` or
         a GitOps sync would change it."""
         self.custom.patch_namespaced_custom_object(
-            c.GROUP, c.VERSION, self.ns, c.PLURAL, POLICY, {"spec": spec}
+            c.GROUP, c.VERSION, self.ns, c.PLURAL, self.policy, {"spec": spec}
         )
 
     def events(self, reason: str) -> list[Any]:
         evs = self.core.list_namespaced_event(
-            self.ns, field_selector=f"involvedObject.name={POLICY}"
+            self.ns, field_selector=f"involvedObject.name={self.policy}"
         ).items
         return [e for e in evs if e.reason == reason]
 
@@ -94,7 +95,7 @@ class Cluster:
         return list(self.router_config()["split"])
 
     def router_config(self) -> dict[str, Any]:
-        cm = self.core.read_namespaced_config_map(render.object_name(POLICY), self.ns)
+        cm = self.core.read_namespaced_config_map(render.object_name(self.policy), self.ns)
         return dict(yaml.safe_load(cm.data[c.ROUTER_CONFIG_KEY]))
 
 
@@ -114,21 +115,11 @@ def _phase(cluster: Cluster, phase: Phase) -> Callable[[], RoutingPolicyStatus |
 def test_good_candidate_goes_from_10_to_100_percent(
     cluster: Cluster,
     operator: OperatorProcess,
-    kube_api: ApiClient,
-    namespace: str,
-    prometheus: Prometheus,
-    tiny_classifier: Path,
-    tmp_path: Path,
+    routed: Routed,
     wait_for: Any,
 ) -> None:
-    with routed_system(tmp_path, kube_api, namespace, POLICY, tiny_classifier, {}) as (
-        big,
-        small,
-        start,
-    ):
-        cluster.create(policy_manifest(POLICY, big, small, prometheus.url))
-        url, traffic = start(wait_for)
-        prometheus.set_targets([url.removeprefix("http://")])
+    with routed(POLICY) as rs:
+        traffic = rs.serve().traffic
         st = wait_for(
             _phase(cluster, Phase.PROMOTED),
             timeout=300,
@@ -153,19 +144,11 @@ def test_good_candidate_goes_from_10_to_100_percent(
 def test_degraded_tier_is_rolled_back_early_and_named(
     cluster: Cluster,
     operator: OperatorProcess,
-    kube_api: ApiClient,
-    namespace: str,
-    prometheus: Prometheus,
-    tiny_classifier: Path,
-    tmp_path: Path,
+    routed: Routed,
     wait_for: Any,
 ) -> None:
-    with routed_system(
-        tmp_path, kube_api, namespace, POLICY, tiny_classifier, {"complex": 0.3}
-    ) as (big, small, start):
-        cluster.create(policy_manifest(POLICY, big, small, prometheus.url))
-        url, _ = start(wait_for)
-        prometheus.set_targets([url.removeprefix("http://")])
+    with routed(POLICY, {"complex": 0.3}) as rs:
+        rs.serve()
         st = wait_for(
             _phase(cluster, Phase.ROLLED_BACK),
             timeout=300,
@@ -186,23 +169,12 @@ def test_degraded_tier_is_rolled_back_early_and_named(
 def test_prometheus_stopped_holds_then_resumes(
     cluster: Cluster,
     operator: OperatorProcess,
-    kube_api: ApiClient,
-    namespace: str,
     prometheus: Prometheus,
-    tiny_classifier: Path,
-    tmp_path: Path,
+    routed: Routed,
     wait_for: Any,
 ) -> None:
-    with routed_system(tmp_path, kube_api, namespace, POLICY, tiny_classifier, {}) as (
-        big,
-        small,
-        start,
-    ):
-        cluster.create(
-            policy_manifest(POLICY, big, small, prometheus.url, bake="1h", no_data_after="10m")
-        )
-        url, _ = start(wait_for)
-        prometheus.set_targets([url.removeprefix("http://")])
+    with routed(POLICY) as rs:
+        rs.serve(bake="1h", no_data_after="10m")
         wait_for(
             lambda: (
                 cluster.status().tiers
@@ -248,21 +220,11 @@ def test_prometheus_stopped_holds_then_resumes(
 def test_operator_killed_mid_stage_continues_the_same_stage(
     cluster: Cluster,
     operator: OperatorProcess,
-    kube_api: ApiClient,
-    namespace: str,
-    prometheus: Prometheus,
-    tiny_classifier: Path,
-    tmp_path: Path,
+    routed: Routed,
     wait_for: Any,
 ) -> None:
-    with routed_system(tmp_path, kube_api, namespace, POLICY, tiny_classifier, {}) as (
-        big,
-        small,
-        start,
-    ):
-        cluster.create(policy_manifest(POLICY, big, small, prometheus.url, bake="15s"))
-        url, _ = start(wait_for)
-        prometheus.set_targets([url.removeprefix("http://")])
+    with routed(POLICY) as rs:
+        rs.serve(bake="15s")
         before = wait_for(
             lambda: (st := cluster.status()).step == 1 and st.tiers and st,
             timeout=240,
@@ -292,23 +254,11 @@ def test_promote_and_abort_annotations_act_once_each(
     control_plane: ControlPlane,
     cluster: Cluster,
     operator: OperatorProcess,
-    kube_api: ApiClient,
-    namespace: str,
-    prometheus: Prometheus,
-    tiny_classifier: Path,
-    tmp_path: Path,
+    routed: Routed,
     wait_for: Any,
 ) -> None:
-    with routed_system(tmp_path, kube_api, namespace, POLICY, tiny_classifier, {}) as (
-        big,
-        small,
-        start,
-    ):
-        cluster.create(
-            policy_manifest(POLICY, big, small, prometheus.url, bake="1h", steps=[10, 25, 50, 100])
-        )
-        url, _ = start(wait_for)
-        prometheus.set_targets([url.removeprefix("http://")])
+    with routed(POLICY) as rs:
+        rs.serve(bake="1h", steps=[10, 25, 50, 100])
         wait_for(
             lambda: cluster.status().phase == Phase.PROGRESSING,
             timeout=60,
@@ -354,11 +304,9 @@ def test_promote_and_abort_annotations_act_once_each(
 def test_two_operator_replicas_never_act_twice(
     cluster: Cluster,
     operator: OperatorProcess,
-    kube_api: ApiClient,
     namespace: str,
-    prometheus: Prometheus,
-    tiny_classifier: Path,
     tmp_path: Path,
+    routed: Routed,
     wait_for: Any,
 ) -> None:
     """Two replicas, both acting (no peering, the worst case): the status write's
@@ -367,14 +315,8 @@ def test_two_operator_replicas_never_act_twice(
     second = OperatorProcess(operator.kubeconfig, namespace, tmp_path / "operator-2.log")
     second.start()
     try:
-        with routed_system(tmp_path, kube_api, namespace, POLICY, tiny_classifier, {}) as (
-            big,
-            small,
-            start,
-        ):
-            cluster.create(policy_manifest(POLICY, big, small, prometheus.url))
-            url, _ = start(wait_for)
-            prometheus.set_targets([url.removeprefix("http://")])
+        with routed(POLICY) as rs:
+            rs.serve()
             st = wait_for(
                 _phase(cluster, Phase.PROMOTED),
                 timeout=300,
@@ -754,22 +696,14 @@ def test_unusable_spec_is_failed_degraded_and_observed_then_resumes(
 def test_pairwise_judge_rolls_back_a_worse_candidate_with_judge_health_in_status(
     cluster: Cluster,
     operator: OperatorProcess,
-    kube_api: ApiClient,
-    namespace: str,
-    prometheus: Prometheus,
-    tiny_classifier: Path,
-    tmp_path: Path,
+    routed: Routed,
     wait_for: Any,
 ) -> None:
     """The candidate answers complex questions badly (30 % good): the pairwise judge finds
     its answers worse than the baseline's and the paired gate rolls the rollout back at
     the first stage; simple (as good as the baseline) does not fail."""
-    with routed_system(
-        tmp_path, kube_api, namespace, POLICY, tiny_classifier, {"complex": 0.3}
-    ) as (big, small, start):
-        cluster.create(policy_manifest(POLICY, big, small, prometheus.url, judge_url=big))
-        url, _ = start(wait_for)
-        prometheus.set_targets([url.removeprefix("http://")])
+    with routed(POLICY, {"complex": 0.3}) as rs:
+        rs.serve(judge_url=rs.big)
         st = wait_for(
             _phase(cluster, Phase.ROLLED_BACK),
             timeout=300,
@@ -789,11 +723,7 @@ def test_pairwise_judge_rolls_back_a_worse_candidate_with_judge_health_in_status
 def test_a_stalled_pairwise_judge_holds_the_stage_and_never_passes(
     cluster: Cluster,
     operator: OperatorProcess,
-    kube_api: ApiClient,
-    namespace: str,
-    prometheus: Prometheus,
-    tiny_classifier: Path,
-    tmp_path: Path,
+    routed: Routed,
     wait_for: Any,
 ) -> None:
     """Every judge call stalls past the judge model's timeout: no verdict is a loss, the
@@ -801,16 +731,10 @@ def test_a_stalled_pairwise_judge_holds_the_stage_and_never_passes(
     at its first stage."""
     from routerkit import http
 
-    with routed_system(tmp_path, kube_api, namespace, POLICY, tiny_classifier, {}) as (
-        big,
-        small,
-        start,
-    ):
-        status, _ = http("PATCH", f"{big}/admin/profile/judge-1", {"hang_rate": 1.0})
+    with routed(POLICY) as rs:
+        status, _ = http("PATCH", f"{rs.big}/admin/profile/judge-1", {"hang_rate": 1.0})
         assert status == 200
-        cluster.create(policy_manifest(POLICY, big, small, prometheus.url, judge_url=big))
-        url, _ = start(wait_for)
-        prometheus.set_targets([url.removeprefix("http://")])
+        rs.serve(judge_url=rs.big)
 
         def unhealthy() -> RoutingPolicyStatus | None:
             st = cluster.status()

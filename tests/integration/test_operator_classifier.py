@@ -22,8 +22,8 @@ from test_operator import Cluster as OperatorCluster
 
 from operatorkit import (
     OperatorProcess,
+    Routed,
     policy_manifest,
-    routed_system,
 )
 from routerkit import tiny_classifier as tiny_classifier
 from tierguard.api import constants as c
@@ -388,11 +388,8 @@ def test_a_policy_whose_classifier_configmap_is_missing_waits_pending(
 def test_a_router_on_another_classifier_holds_the_stage_until_it_runs_the_target(
     cluster: Cluster,
     operator: OperatorProcess,
-    kube_api: ApiClient,
-    namespace: str,
-    prometheus: Prometheus,
     tiny_classifier: Path,
-    tmp_path: Path,
+    routed: Routed,
     wait_for: Any,
 ) -> None:
     """A real router (fed by the rendered ConfigMap; its model file is the tiny
@@ -401,21 +398,13 @@ def test_a_router_on_another_classifier_holds_the_stage_until_it_runs_the_target
     evidence counts. Once the ConfigMap holds what the router runs, a new revision starts
     at the first step and, every router on target, it advances."""
     cluster.put_model("clf", b"not the model the router runs")
-    with routed_system(tmp_path, kube_api, namespace, POLICY, tiny_classifier, {}) as (
-        big,
-        small,
-        start,
-    ):
-        doc = policy_manifest(POLICY, big, small, prometheus.url, no_data_after="10m")
+    with routed(POLICY) as rs:
+        doc = rs.manifest(no_data_after="10m")
         doc["spec"]["classifier"]["source"] = {"configMapRef": {"name": "clf"}}
         # the edit below is a classifier change: a short decision shadow comes first
         doc["spec"]["rollout"]["classifierShadow"] = {"minRequests": 1, "minDuration": "0s"}
         doc["spec"]["rollout"]["classifierCanary"] = {"enabled": False}
-        cluster.custom.create_namespaced_custom_object(
-            c.GROUP, c.VERSION, cluster.ns, c.PLURAL, doc
-        )
-        url, traffic = start(wait_for)
-        prometheus.set_targets([url.removeprefix("http://")])
+        traffic = rs.serve(doc).traffic
         until = _until(cluster, wait_for, operator, "waiting")
         first = until(lambda s: s.phase == Phase.PROGRESSING)
         # Until Prometheus has scraped the router's classifier info the hold may first say

@@ -13,25 +13,21 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 import yaml
+from test_operator import Cluster
 
 from operatorkit import (
     OperatorProcess,
+    Routed,
     install_crd,
     operator_identity,
-    policy_manifest,
-    routed_system,
 )
-from routerkit import tiny_classifier as tiny_classifier
-from tierguard.api import constants as c
 from tierguard.api.enums import Phase, Reason
-from tierguard.api.status import RoutingPolicyStatus
 from tierguard.lab.supervisor import kopf_peering_crds
 
 if TYPE_CHECKING:
     from kubernetes.client import ApiClient
 
     from tierguard.lab.controlplane import ControlPlane
-    from tierguard.lab.prometheus import Prometheus
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(480)]
 
@@ -78,36 +74,19 @@ def test_standby_takes_over_mid_stage_without_repeating_or_skipping_a_step(
     peered: tuple[OperatorProcess, OperatorProcess],
     kube_api: ApiClient,
     namespace: str,
-    prometheus: Prometheus,
-    tiny_classifier: Path,
-    tmp_path: Path,
+    routed: Routed,
     wait_for: Any,
     record_property: Any,
 ) -> None:
-    from kubernetes import client
-
     active, standby = peered
-    custom = client.CustomObjectsApi(kube_api)
-    core = client.CoreV1Api(kube_api)
-
-    def status() -> RoutingPolicyStatus:
-        body = custom.get_namespaced_custom_object(c.GROUP, c.VERSION, namespace, c.PLURAL, POLICY)
-        return RoutingPolicyStatus.model_validate(body.get("status") or {})
+    cluster = Cluster(kube_api, namespace, POLICY)
+    status = cluster.status
 
     def logs() -> str:
         return f"active:\n{active.log()}\nstandby:\n{standby.log()}"
 
-    with routed_system(tmp_path, kube_api, namespace, POLICY, tiny_classifier, {}) as (
-        big,
-        small,
-        start,
-    ):
-        custom.create_namespaced_custom_object(
-            c.GROUP, c.VERSION, namespace, c.PLURAL, policy_manifest(POLICY, big, small,
-                                                                     prometheus.url, bake="20s")
-        )  # fmt: skip
-        url, _ = start(wait_for)
-        prometheus.set_targets([url.removeprefix("http://")])
+    with routed(POLICY) as rs:
+        rs.serve(bake="20s")
         before = wait_for(
             lambda: (st := status()).step == 1 and st.tiers and st,
             timeout=240,
@@ -134,6 +113,5 @@ def test_standby_takes_over_mid_stage_without_repeating_or_skipping_a_step(
             message=f"never promoted after the takeover:\n{logs()}",
         )
     assert [h.weight for h in done.history] == [10.0, 50.0, 95.0], "no step repeated/skipped"
-    events = core.list_namespaced_event(namespace, field_selector=f"involvedObject.name={POLICY}")
-    advanced = [e for e in events.items if e.reason == Reason.STEP_ADVANCED.value]
+    advanced = cluster.events(Reason.STEP_ADVANCED.value)
     assert len(advanced) == 1, "each transition recorded once"

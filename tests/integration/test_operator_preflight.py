@@ -5,38 +5,31 @@ the pairwise judge are our fakes. The candidate serves nobody until pre-flight p
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import pytest
 from test_operator import POLICY, Cluster, _phase
 from test_operator import cluster as cluster
 
-from operatorkit import OperatorProcess, policy_manifest, routed_system
-from routerkit import tiny_classifier as tiny_classifier
+from operatorkit import OperatorProcess, Routed, RoutedSystem
 from tierguard.api.enums import Phase, PreFlightState, Reason
 from tierguard.api.status import RoutingPolicyStatus
-
-if TYPE_CHECKING:
-    from kubernetes.client import ApiClient
-
-    from tierguard.lab.prometheus import Prometheus
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(420)]
 
 PRICE = {"inputPerMillionTokens": 10, "outputPerMillionTokens": 10}
+#: targetPairsPerHour of the sized test: two pairs a second per tier, so its 30 pairs come
+#: in about 15 s while the test's traffic (tens of requests a second) still gets sized
+#: to a share below 1
+FAST_PAIRS_PER_HOUR = 7200
 
 
-def _preflight_manifest(big: str, small: str, prom_url: str, **preflight: Any) -> dict[str, Any]:
+def _preflight_manifest(rs: RoutedSystem, **preflight: Any) -> dict[str, Any]:
     """The pairwise manifest with pre-flight on (every request mirrored) and prices on
     the candidate and the judge, so spend is counted."""
     conf = {"sampleRate": 1.0, "minPairs": 30, **preflight}
-    return policy_manifest(
-        POLICY,
-        big,
-        small,
-        prom_url,
-        judge_url=big,
+    return rs.manifest(
+        judge_url=rs.big,
         preflight={k: v for k, v in conf.items() if v is not None},  # None: leave it unset
         pricing={"small": PRICE, "judge": PRICE},
     )
@@ -58,22 +51,13 @@ def _in_preflight(cluster: Cluster) -> Any:
 def test_a_healthy_candidate_passes_pre_flight_then_serves_the_first_step(
     cluster: Cluster,
     operator: OperatorProcess,
-    kube_api: ApiClient,
-    namespace: str,
-    prometheus: Prometheus,
-    tiny_classifier: Path,
-    tmp_path: Path,
+    routed: Routed,
     wait_for: Any,
 ) -> None:
-    with routed_system(tmp_path, kube_api, namespace, POLICY, tiny_classifier, {}) as (
-        big,
-        small,
-        start,
-    ):
-        # sampleRate unset: sized from the tiers' request rates read from Prometheus
-        cluster.create(_preflight_manifest(big, small, prometheus.url, sampleRate=None))
-        url, _ = start(wait_for)
-        prometheus.set_targets([url.removeprefix("http://")])
+    with routed(POLICY) as rs:
+        # sampleRate unset: sized from the tiers' request rates read from Prometheus, for
+        # FAST_PAIRS_PER_HOUR (at the default 450 an hour, 30 pairs would take 4 minutes)
+        rs.serve(_preflight_manifest(rs, sampleRate=None, targetPairsPerHour=FAST_PAIRS_PER_HOUR))
 
         def ended() -> RoutingPolicyStatus | None:
             st = cluster.status()
@@ -94,32 +78,25 @@ def test_a_healthy_candidate_passes_pre_flight_then_serves_the_first_step(
     assert before and all(h.weight == 0.0 for h in before), "nobody served during pre-flight"
     for t in st.preflight.tiers:
         assert t.verdict.value == "Pass" and t.judge.judged >= 30 and t.judge.healthy
-        # sized from the tier's measured request rate (~450 pairs/h by default): the
-        # share depends on how fast this machine drives the test's traffic
+        # sized from the tier's measured request rate: the share depends on how fast this
+        # machine drives the test's traffic (the arithmetic: unit tests of rate_for)
         assert 0.0 < t.sample_rate <= 1.0
         assert t.judge.worse == 0 and t.judge.better == 0  # all ties: as good as the baseline
     assert st.preflight.spend_usd > 0, "mirrored and judge calls are priced"
     assert cluster.events(Reason.PREFLIGHT_PASSED.value)
     (started,) = cluster.events(Reason.PREFLIGHT_STARTED.value)
-    assert "sized from traffic (~450 pairs/h)" in started.message, started.message
+    sized = f"sized from traffic (~{FAST_PAIRS_PER_HOUR} pairs/h)"
+    assert sized in started.message, started.message
 
 
 def test_a_worse_candidate_is_rolled_back_at_pre_flight_with_zero_users_exposed(
     cluster: Cluster,
     operator: OperatorProcess,
-    kube_api: ApiClient,
-    namespace: str,
-    prometheus: Prometheus,
-    tiny_classifier: Path,
-    tmp_path: Path,
+    routed: Routed,
     wait_for: Any,
 ) -> None:
-    with routed_system(
-        tmp_path, kube_api, namespace, POLICY, tiny_classifier, {"complex": 0.3}
-    ) as (big, small, start):
-        cluster.create(_preflight_manifest(big, small, prometheus.url))
-        url, _ = start(wait_for)
-        prometheus.set_targets([url.removeprefix("http://")])
+    with routed(POLICY, {"complex": 0.3}) as rs:
+        rs.serve(_preflight_manifest(rs))
         st = wait_for(
             _phase(cluster, Phase.ROLLED_BACK),
             timeout=300,
@@ -139,27 +116,16 @@ def test_a_worse_candidate_is_rolled_back_at_pre_flight_with_zero_users_exposed(
 def test_a_stalled_judge_holds_pre_flight_then_pauses_and_never_promotes(
     cluster: Cluster,
     operator: OperatorProcess,
-    kube_api: ApiClient,
-    namespace: str,
-    prometheus: Prometheus,
-    tiny_classifier: Path,
-    tmp_path: Path,
+    routed: Routed,
     wait_for: Any,
 ) -> None:
     from routerkit import http
 
-    with routed_system(tmp_path, kube_api, namespace, POLICY, tiny_classifier, {}) as (
-        big,
-        small,
-        start,
-    ):
-        status, _ = http("PATCH", f"{big}/admin/profile/judge-1", {"hang_rate": 1.0})
+    with routed(POLICY) as rs:
+        status, _ = http("PATCH", f"{rs.big}/admin/profile/judge-1", {"hang_rate": 1.0})
         assert status == 200
-        doc = _preflight_manifest(big, small, prometheus.url, maxDuration="1m")
+        doc = rs.serve(_preflight_manifest(rs, maxDuration="1m")).manifest
         replicas = doc["spec"].get("router", {}).get("replicas", 2)
-        cluster.create(doc)
-        url, _ = start(wait_for)
-        prometheus.set_targets([url.removeprefix("http://")])
         during = wait_for(
             _in_preflight(cluster),
             timeout=120,

@@ -10,7 +10,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as hs
 
-from tierguard.api.policy import Pricing, RoutingPolicySpec
+from specs import one_model_spec
+from tierguard.api.policy import Pricing
 from tierguard.router.mirrorbudget import (
     MIRROR_MAX_OUTPUT_TOKENS,
     BudgetLedger,
@@ -213,17 +214,7 @@ def test_the_ledger_path_is_the_deployments_and_one_per_worker(
     from tierguard.router.cli import budget_ledger_path
     from tierguard.router.workers import WORKER_ENV
 
-    spec = RoutingPolicySpec.model_validate(
-        {
-            "models": [{"name": "big", "baseURL": "http://big/v1", "upstreamModel": "b"}],
-            "classifier": {"tiers": [{"name": "simple", "threshold": 0.5}, {"name": "complex"}]},
-            "routes": [
-                {"tier": "simple", "baseline": "big"},
-                {"tier": "complex", "baseline": "big"},
-            ],
-            "analysis": {"slos": []},
-        }
-    )
+    spec = one_model_spec()
     pod = render.deployment(render.PolicyRef("shop", "ns", "uid"), spec)["spec"]["template"]["spec"]
     (router,) = pod["containers"]
     env = {e["name"]: e.get("value") for e in router["env"]}

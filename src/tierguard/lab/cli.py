@@ -16,6 +16,8 @@ import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
+from tierguard.lab import lab_policy as lp
+from tierguard.lab import scenario_world as sw
 from tierguard.lab import scenarios as sc
 
 
@@ -77,7 +79,7 @@ def false_rollback_summary(outcomes: list[str]) -> str:
     return f"{rolled} of {n} runs rolled back (false-rollback rate {rolled / n:.0%})" if n else ""
 
 
-def repetition(scenario: sc.Scenario, i: int) -> sc.Scenario:
+def repetition(scenario: sw.Scenario, i: int) -> sw.Scenario:
     """The ``i``-th repetition: a different traffic seed, so repeated runs (and their
     false-rollback count) are independent samples, not the same requests again (pure)."""
     if i == 0:
@@ -101,7 +103,7 @@ def run(args: argparse.Namespace) -> int:
     if args.preflight:
         try:
             scenario = sc.preflight_variant(scenario)
-        except sc.ScenarioError as exc:
+        except sw.ScenarioError as exc:
             print(f"tierguard lab: {exc}", file=sys.stderr)
             return 2
     out = output_dir(args.output, scenario.name + suffix)
@@ -118,7 +120,7 @@ def run(args: argparse.Namespace) -> int:
         with Lab(settings, view) as lab:
             outcomes: list[str] = []
             for i in range(args.repeat):
-                name = sc.POLICY_NAME if args.repeat == 1 else f"{sc.POLICY_NAME}-{i + 1}"
+                name = lp.POLICY_NAME if args.repeat == 1 else f"{lp.POLICY_NAME}-{i + 1}"
                 record = lab.run(repetition(scenario, i), policy=name)
                 if args.compare_naive:
                     lab.delete_policy(name)

@@ -27,7 +27,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-from tierguard.lab import scenarios as sc
+from tierguard.lab import scenario_world as sw
 
 SESSION_HEADER: Final = "x-session-id"
 #: follow-ups that read simple whatever the conversation is about, with the (simple)
@@ -180,7 +180,7 @@ class ConversationTally:
                 self.cached_tokens += int(details.get("cached_tokens") or 0)
         if model is None or tier is None:
             return
-        if arm is not None and tier == sc.SIMPLE:
+        if arm is not None and tier == sw.SIMPLE:
             # the conversation's side of the simple tier's split (a complex turn is labelled
             # stable, which says nothing about it)
             self._simple_arm[conv.id] = arm
@@ -235,7 +235,7 @@ class ConversationTally:
 def per_request_model(tier: str, arm: str) -> str:
     """The model the lab's policy serves ``tier`` with in ``arm``: the cheap candidate for
     the simple tier's canary arm, the capable baseline otherwise."""
-    return sc.CHEAP if tier == sc.SIMPLE and arm == "canary" else sc.CAPABLE
+    return sw.CHEAP if tier == sw.SIMPLE and arm == "canary" else sw.CAPABLE
 
 
 def _rank(tier: str) -> int:

@@ -36,7 +36,6 @@ from tierguard.lab.fakejudge import JudgeKnobs, pairwise_reply, split_pairwise
 __all__ = [
     "answer_words",
     "category_of",
-    "count_tokens",
     "is_good",
     "judge_reply",
     "last_user_text",
@@ -190,13 +189,3 @@ def judge_reply(
     if not (sep_a and sep_b):
         return None
     return "DISAGREE" if reads_as_bad(answer_a + " " + answer_b) else "AGREE"
-
-
-def count_tokens(messages: list[Any]) -> int:
-    total = 0
-    for msg in messages:
-        if isinstance(msg, dict):
-            content = msg.get("content")
-            if isinstance(content, str):
-                total += len(content.split()) + 3
-    return max(1, total)

@@ -32,7 +32,7 @@ def _tag(issuer: str) -> str:
 
 
 def message_tokens(msg: Any) -> int:
-    """The fake's token count of one message (words + 3, as ``count_tokens``)."""
+    """The fake's token count of one message (its words + 3)."""
     if not isinstance(msg, dict):
         return 0
     content = msg.get("content")

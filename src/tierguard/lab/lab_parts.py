@@ -13,7 +13,7 @@ from typing import Any
 import yaml
 
 from tierguard.lab import judge as lab_judge
-from tierguard.lab import scenarios as sc
+from tierguard.lab import scenario_world as sw
 from tierguard.lab.lab_state import LabState, http_json, http_ok
 from tierguard.lab.live import CostFigures
 from tierguard.lab.processes import ManagedProcess, free_port
@@ -68,12 +68,12 @@ def kopf_peering_crds() -> list[dict[str, Any]]:
 class LabParts(LabState):
     """Providers, judge, operator and Prometheus of a lab session."""
 
-    def start_providers(self, scenario: sc.Scenario) -> None:
+    def start_providers(self, scenario: sw.Scenario) -> None:
         """The cheap and capable fake providers with the scenario's profiles, and the
         judge (started once per session)."""
         for profile in (scenario.cheap, scenario.capable):
             self._start_fake(
-                profile.name, sc.fake_provider_profile(profile, seed=scenario.traffic.seed)
+                profile.name, sw.fake_provider_profile(profile, seed=scenario.traffic.seed)
             )
         self.start_judge()
 
@@ -113,12 +113,12 @@ class LabParts(LabState):
         self.providers[name] = proc
         self.provider_urls[name] = url
 
-    def set_provider_profile(self, name: str, profile: sc.ProviderProfile) -> None:
+    def set_provider_profile(self, name: str, profile: sw.ProviderProfile) -> None:
         """Change a running fake provider's behaviour (outage injection)."""
         http_json(
             f"{self.provider_urls[name]}/admin/profile",
             method="PUT",
-            body=sc.fake_provider_profile(profile),
+            body=sw.fake_provider_profile(profile),
         )
 
     def set_classifier_threshold(self, policy: str, threshold: float) -> None:
@@ -196,7 +196,7 @@ class LabParts(LabState):
         )
         if spent is None or prompt is None or completion is None:
             return last
-        pin, pout = sc.CAPABLE_PRICE
+        pin, pout = sw.CAPABLE_PRICE
         return CostFigures(spent, (prompt * pin + completion * pout) / 1e6)
 
     def stop_prometheus(self) -> None:

@@ -14,7 +14,8 @@ from typing import Any
 
 from tierguard.api import constants as c
 from tierguard.api.resource import RoutingPolicy
-from tierguard.lab import scenarios as sc
+from tierguard.lab import lab_policy as lp
+from tierguard.lab import scenario_world as sw
 from tierguard.lab.lab_parts import LabParts
 from tierguard.lab.lab_state import LabRunError, http_ok
 from tierguard.lab.pods import LocalPod, local_pods, mount_script, unshare_prefix
@@ -29,11 +30,11 @@ from tierguard.lab.processes import (
 class LabRouters(LabParts):
     """Policy manifests and routers of a lab session."""
 
-    def policy_manifest(self, scenario: sc.Scenario, name: str) -> dict[str, Any]:
-        body = sc.lab_policy(
+    def policy_manifest(self, scenario: sw.Scenario, name: str) -> dict[str, Any]:
+        body = lp.lab_policy(
             scenario,
-            cheap_url=f"{self.provider_urls[sc.CHEAP]}/v1",
-            capable_url=f"{self.provider_urls[sc.CAPABLE]}/v1",
+            cheap_url=f"{self.provider_urls[sw.CHEAP]}/v1",
+            capable_url=f"{self.provider_urls[sw.CAPABLE]}/v1",
             judge_url=f"{self.start_judge()}/v1",
             prometheus_url=self.prom.url,
             name=name,

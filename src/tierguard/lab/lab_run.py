@@ -15,7 +15,8 @@ from typing import Any
 
 from tierguard.api import constants as c
 from tierguard.api.enums import Phase
-from tierguard.lab import scenarios as sc
+from tierguard.lab import lab_policy as lp
+from tierguard.lab import scenario_world as sw
 from tierguard.lab.lab_routers import LabRouters
 from tierguard.lab.lab_state import LabRunError
 from tierguard.lab.live import CostFigures, Snapshot
@@ -44,7 +45,7 @@ class _Clock:
 
 
 def due_events(
-    events: Sequence[sc.Event], reached: Mapping[int, float], fired: set[int], now: float
+    events: Sequence[sw.Event], reached: Mapping[int, float], fired: set[int], now: float
 ) -> list[int]:
     """Indexes of the scenario events to fire now (pure): each fires once, ``after_s``
     after the rollout first reached its step."""
@@ -58,9 +59,9 @@ def due_events(
 class LabRun(LabRouters):
     """One rollout, from applying its policy to the record of it."""
 
-    def run(self, scenario: sc.Scenario, *, policy: str | None = None) -> RunRecord:
+    def run(self, scenario: sw.Scenario, *, policy: str | None = None) -> RunRecord:
         """Apply the scenario's policy, drive traffic and record until the rollout ends."""
-        name = policy or (sc.POLICY_NAME + ("-naive" if scenario.naive else ""))
+        name = policy or (lp.POLICY_NAME + ("-naive" if scenario.naive else ""))
         self.start_providers(scenario)
         self.start_operator()
         manifest = self.policy_manifest(scenario, name)
@@ -76,9 +77,9 @@ class LabRun(LabRouters):
         gen = TrafficGenerator(
             traffic,
             [f"http://127.0.0.1:{pod.port}" for pod, _ in self.routers],
-            {sc.CHEAP: scenario.cheap, sc.CAPABLE: scenario.capable},
+            {sw.CHEAP: scenario.cheap, sw.CAPABLE: scenario.capable},
             stage=lambda: stage[0],
-            baseline=sc.CAPABLE,
+            baseline=sw.CAPABLE,
             tier_of_text=_bundled_tier_of_text(),
         )
         loop = asyncio.new_event_loop()
@@ -93,7 +94,7 @@ class LabRun(LabRouters):
             expected_slice=scenario.expect.failed_slice,
             expected_cell=scenario.expect.failed_cell,
             policy=manifest,
-            steps=sc.scenario_steps(scenario),
+            steps=lp.scenario_steps(scenario),
         )
         self._say(
             f"traffic: {traffic.users} simulated users, about {traffic.requests_per_second:g} "
@@ -117,7 +118,7 @@ class LabRun(LabRouters):
 
     def _monitor(
         self,
-        scenario: sc.Scenario,
+        scenario: sw.Scenario,
         name: str,
         gen: TrafficGenerator,
         stage: list[int],
@@ -164,7 +165,7 @@ class LabRun(LabRouters):
                 elapsed_s=now,
                 policy=name,
                 status=status,
-                steps=sc.scenario_steps(scenario),
+                steps=lp.scenario_steps(scenario),
                 requests=tally.requests,
                 rate=tally.requests / now if now > 0 else 0.0,
                 failed=tally.failed,
@@ -218,7 +219,7 @@ class LabRun(LabRouters):
 
     def _fire_events(
         self,
-        scenario: sc.Scenario,
+        scenario: sw.Scenario,
         policy: str,
         reached: Mapping[int, float],
         fired: set[int],

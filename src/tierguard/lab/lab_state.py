@@ -18,7 +18,8 @@ from pathlib import Path
 from typing import Any
 
 from tierguard.lab import judge as lab_judge
-from tierguard.lab import scenarios as sc
+from tierguard.lab import lab_policy as lp
+from tierguard.lab import scenario_world as sw
 from tierguard.lab.live import LiveView
 from tierguard.lab.pods import LocalPod
 from tierguard.lab.processes import LabError, ManagedProcess
@@ -36,7 +37,7 @@ class LabSettings:
     replicas: int = 2
     requests_per_second: float | None = None
     keep_workdirs: bool = False
-    namespace: str = sc.NAMESPACE
+    namespace: str = lp.NAMESPACE
 
 
 def http_json(url: str, *, method: str = "GET", body: Any = None, timeout: float = 3.0) -> Any:
@@ -72,7 +73,7 @@ class LabState:
         self.routers: list[tuple[LocalPod, ManagedProcess]] = []
         self._pods_dir: Path | None = None
         self.api_keys = {
-            name: secrets.token_urlsafe(16) for name in (sc.CHEAP, sc.CAPABLE, lab_judge.JUDGE)
+            name: secrets.token_urlsafe(16) for name in (sw.CHEAP, sw.CAPABLE, lab_judge.JUDGE)
         }
         self.notes: list[str] = []
 

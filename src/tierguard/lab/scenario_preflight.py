@@ -1,6 +1,7 @@
 """Pre-flight in the lab (issue 16): the ``preflight-trap`` scenario's parts and the
 ``--preflight`` variant of any scenario. Pure data and pure functions, like
-:mod:`tierguard.lab.scenarios` (which registers the scenario and builds the policy).
+:mod:`tierguard.lab.scenarios` (which registers the scenario;
+:mod:`tierguard.lab.lab_policy` builds the policy).
 
 The stage is compressed like the weighted stages are (which shadow every canary answer):
 every stateless request of the simple tier is mirrored (each a cheap-model call and two
@@ -15,12 +16,10 @@ traffic the same decision takes hours (docs/statistics.md, *Pre-flight*).
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import TYPE_CHECKING, Any, Final
+from typing import Any, Final
 
 from tierguard.api.enums import Phase, Signal
-
-if TYPE_CHECKING:
-    from tierguard.lab.scenarios import Scenario
+from tierguard.lab.scenario_world import Scenario, ScenarioError
 
 LAB_PREFLIGHT_SAMPLE_RATE: Final = 1.0
 LAB_PREFLIGHT_MIN_PAIRS: Final = 150
@@ -52,8 +51,6 @@ def preflight_variant(scenario: Scenario) -> Scenario:
     if scenario.preflight:
         return scenario
     if scenario.slice_gates:
-        from tierguard.lab.scenarios import ScenarioError
-
         raise ScenarioError(
             f"{scenario.name} judges with the Agreement judge (slice gates); pre-flight "
             "needs the pairwise judge: run it without --preflight"

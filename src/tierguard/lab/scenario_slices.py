@@ -1,6 +1,6 @@
 """Slice gates in the lab (issue 17): the ``slice-trap`` scenario's parts. Pure data and
-pure functions, like :mod:`tierguard.lab.scenarios` (which registers the scenario and
-builds the policy).
+pure functions, like :mod:`tierguard.lab.scenarios` (which registers the scenario;
+:mod:`tierguard.lab.lab_policy` builds the policy).
 
 The world: on simple queries both models rarely miss (99 %), except the cheap one on
 ``opening_hours``, where it answers well 15 points less often (84 %). The lab's traffic
@@ -31,14 +31,19 @@ production canary share the same decision takes hours.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Final
+from typing import Any, Final
 
 from tierguard.api.enums import Phase, Signal
 from tierguard.classifier.dataset import SIMPLE_CATEGORIES
 from tierguard.lab import judge as lab_judge
-
-if TYPE_CHECKING:
-    from tierguard.lab.scenarios import Scenario
+from tierguard.lab.scenario_world import (
+    SIMPLE,
+    Expectation,
+    Scenario,
+    TrafficSpec,
+    capable_profile,
+    cheap_profile,
+)
 
 #: The category the cheap model fails in ``slice-trap``, and how badly (15 points).
 SLICE_TRAP_CATEGORY: Final = "opening_hours"
@@ -92,17 +97,7 @@ def disagreement_slo(tier: str) -> dict[str, Any]:
 
 
 def slice_trap() -> Scenario:
-    """The ``slice-trap`` scenario (registered in :data:`tierguard.lab.scenarios.SCENARIOS`,
-    which is being built when this runs: the names below are defined above it)."""
-    from tierguard.lab.scenarios import (
-        SIMPLE,
-        Expectation,
-        Scenario,
-        TrafficSpec,
-        capable_profile,
-        cheap_profile,
-    )
-
+    """The ``slice-trap`` scenario (registered in :data:`tierguard.lab.scenarios.SCENARIOS`)."""
     cat, loss = SLICE_TRAP_CATEGORY, SLICE_TRAP_LOSS
     simple = dict.fromkeys(SIMPLE_CATEGORIES, SLICE_TRAP_SIMPLE_QUALITY)
     capable = capable_profile()

@@ -1,6 +1,6 @@
 """A classifier change in the lab (issue 17): the ``threshold-trap`` scenario's parts.
-Pure data and pure functions, like :mod:`tierguard.lab.scenarios` (which registers the
-scenario and builds the policy).
+Pure data and pure functions, like :mod:`tierguard.lab.scenarios` (which registers the scenario;
+:mod:`tierguard.lab.lab_policy` builds the policy).
 
 The world: the cheap model is as good as the capable one on simple queries and serves the
 simple tier (its model canary is at :data:`THRESHOLD_TRAP_STEPS`' first step, half of the
@@ -35,12 +35,18 @@ minute or two).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Final
+from typing import Any, Final
 
 from tierguard.api.enums import Phase
-
-if TYPE_CHECKING:
-    from tierguard.lab.scenarios import Scenario
+from tierguard.classifier.dataset import COMPLEX_CATEGORIES
+from tierguard.lab.scenario_world import (
+    Event,
+    Expectation,
+    Scenario,
+    TrafficSpec,
+    capable_profile,
+    cheap_profile,
+)
 
 #: The hard billing category the cheap model fails, and how badly.
 ANOMALY_CATEGORY: Final = "billing_anomaly"
@@ -95,16 +101,6 @@ def rollout_extras() -> dict[str, Any]:
 def threshold_trap() -> Scenario:
     """The ``threshold-trap`` scenario (registered in
     :data:`tierguard.lab.scenarios.SCENARIOS`)."""
-    from tierguard.classifier.dataset import COMPLEX_CATEGORIES
-    from tierguard.lab.scenarios import (
-        Event,
-        Expectation,
-        Scenario,
-        TrafficSpec,
-        capable_profile,
-        cheap_profile,
-    )
-
     return Scenario(
         name="threshold-trap",
         title="Issue 17: a threshold edit moves hard billing queries to the cheap model",

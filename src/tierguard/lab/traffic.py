@@ -50,7 +50,7 @@ from tierguard.lab.conversations import (
     ConversationTally,
 )
 from tierguard.lab.fakeanswers import is_good, question_of
-from tierguard.lab.scenarios import UPSTREAM_MODEL, ProviderProfile, TrafficSpec
+from tierguard.lab.scenario_world import UPSTREAM_MODEL, ProviderProfile, TrafficSpec
 from tierguard.lab.tally import STAGE_SETTLING, Outcome, RouteInfo, Tally
 
 __all__ = [

@@ -29,15 +29,12 @@ their own queries with :func:`selector` (:mod:`tierguard.operator.observeslices`
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
 
 from tierguard.api import metrics as m
 from tierguard.api.enums import Arm, Signal
 
 __all__ = [
     "GROUP",
-    "GROUP_CLUSTERED",
-    "CounterQuery",
     "pairwise_query",
     "preflight_spend_query",
     "preflight_traffic_query",
@@ -47,9 +44,6 @@ __all__ = [
 ]
 
 GROUP = f"{m.TIER}, {m.ARM}, instance"
-#: Counters the routers export per user cluster are read per cluster too: the gates
-#: estimate the per-user correlation from their spread (operator/design_effect.py).
-GROUP_CLUSTERED = f"{GROUP}, {m.CLUSTER}"
 
 
 def _escape(value: str) -> str:
@@ -69,13 +63,6 @@ def selector(
     for k, v in (extra or {}).items():
         parts.append(f'{k}=~"{_escape(v[1:])}"' if v.startswith("~") else f'{k}="{_escape(v)}"')
     return "{" + ", ".join(parts) + "}"
-
-
-@dataclass(frozen=True)
-class CounterQuery:
-    """A PromQL query returning cumulative counters by (tier, arm, instance[, le])."""
-
-    promql: str
 
 
 def signal_queries(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import random
 from typing import Any
 
-from tierguard.lab import scenarios as sc
+from tierguard.lab import scenario_world as sw
 from tierguard.lab.conversations import (
     FOLLOW_UPS,
     SESSION_HEADER,
@@ -87,7 +87,7 @@ def test_tally_counts_switches_drops_unsafe_and_cache() -> None:
 
 
 def test_population_turns_belong_to_conversations() -> None:
-    pop = Population(sc.TrafficSpec(users=50, session_length=3.0, seed=4))
+    pop = Population(sw.TrafficSpec(users=50, session_length=3.0, seed=4))
     turns = [pop.next_turn() for _ in range(300)]
     by_session: dict[str, list[bool]] = {}
     for turn in turns:

@@ -9,6 +9,7 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from tierguard.api.resource import RoutingPolicy
 from tierguard.lab import judge as lj
+from tierguard.lab import lab_policy as lp
 from tierguard.lab import scenarios as sc
 from tierguard.lab.fakeanswers import answer_words
 from tierguard.lab.fakeprofile import FakeProfile
@@ -56,7 +57,7 @@ async def test_the_lab_judge_provider_judges_the_routers_pairs_mostly_truthfully
 
 
 def _policy() -> dict[str, Any]:
-    return sc.lab_policy(
+    return lp.lab_policy(
         sc.get("pareto-trap"),
         cheap_url="http://127.0.0.1:1/v1",
         capable_url="http://127.0.0.1:2/v1",

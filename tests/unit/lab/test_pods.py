@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from specs import one_model_spec
 from tierguard.lab.pods import PodTranslationError, expand, local_pods, resolve_env
 
 
@@ -193,20 +194,9 @@ def test_the_rendered_routers_keep_one_budget_ledger_per_pod() -> None:
     """The operator's Deployment names the pre-flight budget ledger after the pod: local
     pods share the host's /tmp, yet never share a ledger (one share per process)."""
     from tierguard.api import constants as c
-    from tierguard.api.policy import RoutingPolicySpec
     from tierguard.operator import render
 
-    spec = RoutingPolicySpec.model_validate(
-        {
-            "models": [{"name": "big", "baseURL": "http://big/v1", "upstreamModel": "b"}],
-            "classifier": {"tiers": [{"name": "simple", "threshold": 0.5}, {"name": "complex"}]},
-            "routes": [
-                {"tier": "simple", "baseline": "big"},
-                {"tier": "complex", "baseline": "big"},
-            ],
-            "analysis": {"slos": []},
-        }
-    )
+    spec = one_model_spec()
     dep = render.deployment(render.PolicyRef("support", "lab", "uid"), spec)
     dep["spec"]["template"]["spec"]["volumes"] = []  # volumes are not under test here
     dep["spec"]["template"]["spec"]["containers"][0]["volumeMounts"] = []

@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 from tierguard.api.enums import Phase, PreFlightState, Reason
 from tierguard.api.policy import RoutingPolicySpec
 from tierguard.api.status import RoutingPolicyStatus
+from tierguard.lab import lab_policy as lp
 from tierguard.lab import scenarios as sc
 from tierguard.lab.scenario_preflight import LAB_PREFLIGHT_MIN_PAIRS
 from tierguard.operator import gates as g
@@ -26,7 +27,7 @@ DECIDED_WITHIN_S = 90
 
 
 def _spec(name: str) -> RoutingPolicySpec:
-    doc = sc.lab_policy(
+    doc = lp.lab_policy(
         sc.get(name) if name == "preflight-trap" else sc.preflight_variant(sc.get(name)),
         cheap_url="http://127.0.0.1:1/v1",
         capable_url="http://127.0.0.1:2/v1",
@@ -75,6 +76,6 @@ def test_the_trap_is_rolled_back_at_pre_flight_well_within_the_cap() -> None:
 
 def test_a_healthy_candidate_passes_pre_flight_after_min_pairs() -> None:
     st, look = _drive(_spec("healthy"), {"tie": 0.95, "inconsistent": 0.05}, 24)
-    assert st.phase == Phase.PROGRESSING and st.canary_weight == sc.LAB_STEPS[0], st.message
+    assert st.phase == Phase.PROGRESSING and st.canary_weight == lp.LAB_STEPS[0], st.message
     assert st.preflight is not None and st.preflight.state == PreFlightState.PASSED
     assert look * PAIRS_PER_LOOK >= LAB_PREFLIGHT_MIN_PAIRS and look * 5 <= DECIDED_WITHIN_S

@@ -15,6 +15,7 @@ import numpy as np
 from tierguard.api.enums import Phase, Verdict
 from tierguard.api.policy import SLICE_OTHER, RoutingPolicySpec
 from tierguard.api.status import RoutingPolicyStatus
+from tierguard.lab import lab_policy as lp
 from tierguard.lab import scenario_slices as sl
 from tierguard.lab import scenarios as sc
 from tierguard.operator import gates as g
@@ -37,7 +38,7 @@ DECIDED_WITHIN_S = 240
 
 
 def _spec() -> RoutingPolicySpec:
-    doc = sc.lab_policy(
+    doc = lp.lab_policy(
         sc.get("slice-trap"),
         cheap_url="http://127.0.0.1:1/v1",
         capable_url="http://127.0.0.1:2/v1",

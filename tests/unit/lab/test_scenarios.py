@@ -7,8 +7,11 @@ import pytest
 from tierguard.api.enums import Phase, Signal
 from tierguard.api.resource import RoutingPolicy
 from tierguard.classifier.dataset import CATEGORIES
+from tierguard.lab import lab_policy as lp
+from tierguard.lab import scenario_world as sw
 from tierguard.lab import scenarios as sc
 from tierguard.lab.scenario_preflight import LAB_PREFLIGHT_SAMPLE_RATE
+from tierguard.lab.traffic import query_pool
 
 
 def test_every_scenario_is_listed_and_found() -> None:
@@ -27,7 +30,7 @@ def test_every_scenario_is_listed_and_found() -> None:
 
 
 def test_unknown_scenario_names_the_valid_ones() -> None:
-    with pytest.raises(sc.ScenarioError, match="healthy"):
+    with pytest.raises(sw.ScenarioError, match="healthy"):
         sc.get("nope")
 
 
@@ -38,17 +41,36 @@ def test_profiles_cover_every_category() -> None:
 
 
 def test_profile_refuses_missing_category_and_bad_quality() -> None:
-    with pytest.raises(sc.ScenarioError, match="no quality"):
-        sc.ProviderProfile("x", {"account_lookup": 0.9})
+    with pytest.raises(sw.ScenarioError, match="no quality"):
+        sw.ProviderProfile("x", {"account_lookup": 0.9})
     q = dict.fromkeys(CATEGORIES, 0.9) | {"billing_status": 1.5}
-    with pytest.raises(sc.ScenarioError, match="not in"):
-        sc.ProviderProfile("x", q)
+    with pytest.raises(sw.ScenarioError, match="not in"):
+        sw.ProviderProfile("x", q)
 
 
 def test_healthy_cheap_is_as_good_on_simple_queries() -> None:
     s = sc.get("healthy")
     assert sc.tier_quality(s.cheap, "simple") == pytest.approx(sc.tier_quality(s.capable, "simple"))
     assert s.expect.phase is Phase.PROMOTED
+
+
+def test_healthy_is_time_scaled_but_keeps_every_step() -> None:
+    """Its traffic thins only the complex categories (the simple tier's canary, where the
+    pairs come from, gets a larger share) and its stages bake shorter; the steps stay."""
+    s = sc.get("healthy")
+    keep = s.traffic.category_keep
+    assert set(keep) == {c for c, t in CATEGORIES.items() if t == "complex"}
+    assert all(0 < v < 1 for v in keep.values())
+    pool = query_pool(s.traffic)
+    simple = sum(CATEGORIES[e.category] == "simple" for e in pool) / len(pool)
+    assert simple > 0.8, simple  # 65 % without the thinning
+    doc = lp.lab_policy(s, cheap_url="x", capable_url="y", judge_url="z", prometheus_url="p")
+    assert doc["spec"]["rollout"]["bakeTime"] == sc.HEALTHY_BAKE_TIME == "10s"
+    assert doc["spec"]["rollout"]["steps"] == list(lp.LAB_STEPS)
+    other = lp.lab_policy(
+        sc.get("pareto-trap"), cheap_url="x", capable_url="y", judge_url="z", prometheus_url="p"
+    )
+    assert other["spec"]["rollout"]["bakeTime"] == lp.LAB_BAKE_TIME
 
 
 def test_pareto_trap_simple_tier_drops_5_points_but_aggregate_moves_little() -> None:
@@ -73,7 +95,7 @@ def test_pareto_trap_simple_tier_drops_5_points_but_aggregate_moves_little() -> 
 def test_naive_aggregate_gate_would_not_notice_the_trap_even_at_100_percent() -> None:
     s = sc.get("pareto-trap")
     unsatisfied_at_100 = 1 - sc.aggregate_quality(s.cheap, s.capable, 1.0)
-    assert unsatisfied_at_100 < sc.NAIVE_THUMBS_DOWN_CEILING
+    assert unsatisfied_at_100 < lp.NAIVE_THUMBS_DOWN_CEILING
 
 
 def test_aa_models_are_identical() -> None:
@@ -102,14 +124,14 @@ def test_lab_policy_validates_against_the_api_models(
 ) -> None:
     s = sc.get(name)
     if preflight and s.slice_gates:
-        with pytest.raises(sc.ScenarioError, match="pre-flight needs the pairwise judge"):
+        with pytest.raises(sw.ScenarioError, match="pre-flight needs the pairwise judge"):
             sc.preflight_variant(s)
         return
     if preflight:
         s = sc.preflight_variant(s)
     if naive:
         s = sc.naive_variant(s)
-    body = sc.lab_policy(
+    body = lp.lab_policy(
         s,
         cheap_url="http://127.0.0.1:1/v1",
         capable_url="http://127.0.0.1:2/v1",
@@ -135,7 +157,7 @@ def test_lab_policy_validates_against_the_api_models(
         "Agreement" if s.slice_gates and not naive else "Pairwise"
     )
     assert bool(policy.spec.analysis.slices) is (s.slice_gates and not naive)
-    assert policy.spec.rollout.steps == list(s.steps or sc.LAB_STEPS)
+    assert policy.spec.rollout.steps == list(s.steps or lp.LAB_STEPS)
     pf = policy.spec.rollout.preflight
     assert pf.enabled is (s.preflight and not naive)
     if pf.enabled:
@@ -166,7 +188,7 @@ def test_preflight_trap_is_pareto_trap_caught_at_pre_flight() -> None:
         pareto.capable,
         pareto.traffic,
     )
-    assert trap.expect == sc.Expectation(
+    assert trap.expect == sw.Expectation(
         Phase.ROLLED_BACK,
         failed_tier="simple",
         failed_signal=Signal.SHADOW_DISAGREEMENT,
@@ -199,7 +221,7 @@ def test_slice_trap_hides_a_15_point_loss_below_the_tier() -> None:
     }
     assert worse[sl.SLICE_TRAP_CATEGORY] == pytest.approx(0.15)
     assert not s.traffic.conversations and s.expect.failed_slice == "topic=opening_hours"
-    body = sc.lab_policy(
+    body = lp.lab_policy(
         s,
         cheap_url="http://127.0.0.1:1/v1",
         capable_url="http://127.0.0.1:2/v1",

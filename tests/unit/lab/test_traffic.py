@@ -10,6 +10,7 @@ from collections import Counter
 import pytest
 
 from tierguard.classifier.dataset import CATEGORIES
+from tierguard.lab import scenario_world as sw
 from tierguard.lab import scenarios as sc
 from tierguard.lab.traffic import (
     Outcome,
@@ -30,14 +31,14 @@ def _id(tier: str, arm: str, model: str) -> str:
 
 
 def test_population_follows_seed_003_mix() -> None:
-    pop = Population(sc.TrafficSpec(users=300, seed=1))
+    pop = Population(sw.TrafficSpec(users=300, seed=1))
     tiers = Counter(CATEGORIES[pop.next_request()[1].category] for _ in range(4000))
     simple = tiers["simple"] / 4000
     assert 0.60 < simple < 0.70
 
 
 def test_population_users_come_back_in_sessions() -> None:
-    pop = Population(sc.TrafficSpec(users=500, session_length=4.0, seed=2))
+    pop = Population(sw.TrafficSpec(users=500, session_length=4.0, seed=2))
     users = [pop.next_request()[0] for _ in range(3000)]
     counts = Counter(users)
     assert len(counts) <= 500
@@ -46,8 +47,8 @@ def test_population_users_come_back_in_sessions() -> None:
 
 
 def test_population_is_deterministic() -> None:
-    a = Population(sc.TrafficSpec(seed=5))
-    b = Population(sc.TrafficSpec(seed=5))
+    a = Population(sw.TrafficSpec(seed=5))
+    b = Population(sw.TrafficSpec(seed=5))
     assert [a.next_request() for _ in range(50)] == [b.next_request() for _ in range(50)]
 
 
@@ -59,9 +60,9 @@ def test_answer_quality_marker() -> None:
 
 def test_same_quality_means_same_answers_good() -> None:
     """A/A: identical profiles agree on every single query."""
-    cap = sc.capable_profile()
+    cap = sw.capable_profile()
     twin = cap.with_(name="cheap")
-    pop = Population(sc.TrafficSpec(seed=3))
+    pop = Population(sw.TrafficSpec(seed=3))
     for _ in range(500):
         _, ex = pop.next_request()
         assert is_good_answer(ex.text, ex.category, cap) == is_good_answer(
@@ -71,7 +72,7 @@ def test_same_quality_means_same_answers_good() -> None:
 
 def test_trap_profile_is_worse_only_on_the_trap_category() -> None:
     trap = sc.get("pareto-trap")
-    pop = Population(sc.TrafficSpec(seed=4))
+    pop = Population(sw.TrafficSpec(seed=4))
     diffs: Counter[str] = Counter()
     for _ in range(3000):
         _, ex = pop.next_request()
@@ -156,13 +157,14 @@ def test_slice_trap_traffic_makes_its_category_a_tenth_of_the_simple_tier() -> N
     slice's source)."""
     from tierguard.classifier.runtime import default_model_path, load_classifier
     from tierguard.lab import scenario_slices as sl
+    from tierguard.lab import scenario_world as sw
     from tierguard.lab import scenarios as sc
     from tierguard.lab.traffic import query_pool
 
     spec = sc.get("slice-trap").traffic
     pool = query_pool(spec)
     assert query_pool(spec) == pool  # deterministic
-    full = query_pool(sc.TrafficSpec(seed=spec.seed))
+    full = query_pool(sw.TrafficSpec(seed=spec.seed))
     assert len(pool) < len(full)
     results = load_classifier(default_model_path()).classify_batch([e.text for e in pool])
     simple = [(e, r) for e, r in zip(pool, results, strict=True) if r.tier == "simple"]
