@@ -63,6 +63,9 @@ SWAP = 0.2  # canary worse / better on a share SWAP * p_u of a user's requests e
 INCONSISTENT = 0.10  # judged pairs whose verdict changes with the order
 JUDGE_ERRORS = 0.01
 BASE_ERRORS = 0.02
+#: What a mirrored pre-flight request costs (one candidate call, two judge calls), as
+#: docs/statistics.md "Sizing maxSpendUSD": the spend counter the operator caps.
+PAIR_USD = 0.0063
 T0 = datetime(2026, 12, 1, tzinfo=UTC)
 F64 = npt.NDArray[np.float64]
 
@@ -156,42 +159,53 @@ class Traffic:
         # per tier, slice, cluster: [requests, errors control, errors canary,
         #                            worse, better, ties (all canary, shadowed)]
         self.lam = np.zeros((6, k, j, CLUSTERS))
+        self.rate = rate
+        self.users: list[tuple[npt.NDArray[np.int64], npt.NDArray[np.int64], F64]] = []
         for i, (_, share) in enumerate(TIERS):
             users = cell.rpm * share * 1440.0 / cell.per_user_day
             n = rng.poisson(users * width[:, None] / CLUSTERS, (j, CLUSTERS))
             cell_of = np.repeat(np.arange(n.size), n.ravel())
             pu = _beta(rng, BASE_DIFFICULTY, cell.icc, cell_of.size)
             eu = _beta(rng, BASE_ERRORS, cell.icc, cell_of.size)
-            loss = cell.loss(i)
-            worse = np.clip(SWAP * pu + loss, 0, 1)
-            better = SWAP * pu
-
-            def total(x: F64, cell_of: npt.NDArray[np.int64] = cell_of, n: Any = n) -> F64:
-                sums = np.bincount(cell_of, x, minlength=n.size).reshape(n.shape)
-                return np.asarray(sums, dtype=float)
-
+            self.users.append((cell_of, n, pu))
             self.lam[0, i] = rate * n
-            self.lam[1, i] = rate * total(eu)
-            self.lam[2, i] = rate * total(eu)
-            self.lam[3, i] = rate * total(worse)
-            self.lam[4, i] = rate * total(better)
-            self.lam[5, i] = rate * total(np.clip(1 - worse - better, 0, 1))
+            self.lam[1, i] = rate * self._total(i, eu)
+            self.lam[2, i] = rate * self._total(i, eu)
+            self.set_loss(i, cell.loss(i))
         self.sample_rate = sr
+        self.spend = np.zeros(k)  # cumulative pre-flight USD per tier
         # cumulative counters: arm -> (bad, total) per tier x cluster; verdicts per tier
         self.arms: dict[str, F64] = {}
         self.verdicts = np.zeros((len(m.PAIRWISE_VERDICTS), k, CLUSTERS))
         self.vindex = {v: n for n, v in enumerate(m.PAIRWISE_VERDICTS)}
 
-    def tick(self, weight: float, control_arm: str, mirror: Mapping[str, float]) -> None:
-        """One minute at canary ``weight`` (percent); ``mirror``: pre-flight's mirror
-        rate per tier (all of the tier's users, weight 0)."""
+    def _total(self, tier: int, x: F64) -> F64:
+        cell_of, n, _ = self.users[tier]
+        sums = np.bincount(cell_of, x, minlength=n.size).reshape(n.shape)
+        return np.asarray(sums, dtype=float)
+
+    def set_loss(self, tier: int, loss: float) -> None:
+        """The canary's answers in ``tier`` are worse by ``loss`` from now on (the same
+        users: a drift after promotion changes the model, not the population)."""
+        pu = self.users[tier][2]
+        worse = np.clip(SWAP * pu + loss, 0, 1)
+        better = SWAP * pu
+        self.lam[3, tier] = self.rate * self._total(tier, worse)
+        self.lam[4, tier] = self.rate * self._total(tier, better)
+        self.lam[5, tier] = self.rate * self._total(tier, np.clip(1 - worse - better, 0, 1))
+
+    def tick(
+        self, weight: float, control_arm: str, mirror: Mapping[str, float], minutes: int = 1
+    ) -> None:
+        """``minutes`` (one by default) at canary ``weight`` (percent); ``mirror``:
+        pre-flight's mirror rate per tier (all of the tier's users, weight 0)."""
         on = (self.upper <= weight / 100.0 + 1e-9).astype(float)[None, :, None]
-        lam_c = (self.lam[:3] * (1 - on)).sum(axis=2)
-        lam_t = (self.lam * on).sum(axis=2)
+        lam_c = (self.lam[:3] * (1 - on)).sum(axis=2) * minutes
+        lam_t = (self.lam * on).sum(axis=2) * minutes
         lam_t[3:] *= self.sample_rate
         if mirror:
             rates = np.array([mirror.get(n, 0.0) for n, _ in TIERS])[None, :, None]
-            lam_t[3:] += self.lam[3:].sum(axis=2) * rates
+            lam_t[3:] += self.lam[3:].sum(axis=2) * rates * minutes
         rng = self.rng
         for arm, req_lam, err_lam in (
             (control_arm, lam_c[0], lam_c[1]),
@@ -216,7 +230,10 @@ class Traffic:
             v[self.vindex[m.VERDICT_BETTER]] += b - take_b
             v[self.vindex[m.VERDICT_TIE]] += np.maximum(t - (inconsistent - take_w - take_b), 0)
             v[self.vindex[m.VERDICT_INCONSISTENT]] += inconsistent
-            v[self.vindex[m.VERDICT_ERROR]] += rng.poisson(JUDGE_ERRORS * (w + b + t) + 0.0)
+            errors = rng.poisson(JUDGE_ERRORS * (w + b + t) + 0.0)
+            v[self.vindex[m.VERDICT_ERROR]] += errors
+            if mirror:  # pre-flight: every judged pair is a mirrored request (weight 0)
+                self.spend += (w + b + t + errors).sum(axis=1) * PAIR_USD
 
     def observe(self, gates: list[g.GateSpec], at: datetime) -> g.Observations:
         out: dict[str, g.GateReading] = {}
@@ -235,7 +252,8 @@ class Traffic:
                 }
                 out[gs.key] = g.GateReading(arms=arms, requests_flowing=True)
         traffic = {n: self.cell.rpm * share for n, share in TIERS}
-        return g.Observations(at=at, gates=out, preflight_traffic=traffic)
+        spend = {n: {"router-0": float(self.spend[i])} for i, (n, _) in enumerate(TIERS)}
+        return g.Observations(at=at, gates=out, preflight_traffic=traffic, preflight_spend=spend)
 
 
 def _series(per_cluster: F64) -> dict[str, float]:
@@ -249,6 +267,7 @@ class RunResult:
     minutes: int
     first_stage_fail: bool  # rolled back at its first stage (pre-flight, else step 1)
     in_preflight: bool  # ended during pre-flight
+    preflight_usd: float = 0.0  # what pre-flight's mirrored requests cost
 
 
 def run_one(cell: Cell, seed: int, spec: RoutingPolicySpec, horizon: int) -> RunResult:
@@ -270,7 +289,14 @@ def run_one(cell: Cell, seed: int, spec: RoutingPolicySpec, horizon: int) -> Run
             break
     early = st.step == 0 and st.canary_weight == 0.0
     first = st.phase == Phase.ROLLED_BACK and (early or (st.step == 0 and not saw_preflight))
-    return RunResult(st.phase.value, st.step, i + 1, first, early and saw_preflight)
+    return RunResult(
+        st.phase.value,
+        st.step,
+        i + 1,
+        first,
+        early and saw_preflight,
+        float(traffic.spend.sum()),
+    )
 
 
 #: Heavy users (an API key, a power user): 200 requests a day, as the clustering study.
@@ -342,6 +368,8 @@ def compute(
                     for s in range(len(spec.rollout.steps))
                 ],
                 "median_minutes_to_rollback": float(np.median(rb_minutes)) if rb_minutes else None,
+                "median_preflight_usd": round(float(np.median([x.preflight_usd for x in res])), 2),
+                "max_preflight_usd": round(max(x.preflight_usd for x in res), 2),
                 "seconds": round(time.time() - started, 1),
             }
         )
@@ -358,25 +386,32 @@ KINDS = {
 
 def render(data: dict[str, Any]) -> str:
     rows = [
-        f"Seed {data['seed']}; {data['runs_aa']} rollouts per A/A row, {data['runs']} per "
-        "other row; `rollout.reconcile` once a minute with the policy defaults "
-        "(8 gates: 4 pairwise ShadowDisagreement, 4 two-arm ErrorRate), 16 user clusters.",
+        f"Seed {data['seed']}; `rollout.reconcile` once a minute with the policy defaults "
+        "(8 gates: 4 pairwise ShadowDisagreement, 4 two-arm ErrorRate), 16 user clusters; "
+        "pre-flight spend in US dollars at $0.0063 a mirrored request.",
         "",
         "| scenario | eligible req/min | policy | requests per user a day "
-        "| intra-user correlation | rolled back | at the first stage | promoted | paused "
-        "| median time to rollback |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| intra-user correlation | rollouts | rolled back | at the first stage | promoted "
+        "| paused | median time to rollback | pre-flight spend, median / max |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for x in data["results"]:
         t = x["median_minutes_to_rollback"]
         rows.append(
             f"| {KINDS[x['scenario']]} | {x['requests_per_minute']:g} "
             f"| {_policy_label(x)} "
-            f"| {x['requests_per_user_day']:g} | {x['icc']:g} "
+            f"| {x['requests_per_user_day']:g} | {x['icc']:g} | {x['runs']} "
             f"| {x['rolled_back']:.1%} | {x['rolled_back_first_stage']:.1%} "
-            f"| {x['promoted']:.1%} | {x['paused']:.1%} | {'–' if t is None else f'{t:.0f} min'} |"
+            f"| {x['promoted']:.1%} | {x['paused']:.1%} | {'–' if t is None else f'{t:.0f} min'} "
+            f"| {_spend(x)} |"
         )
     return "\n".join(rows)
+
+
+def _spend(x: Mapping[str, Any]) -> str:
+    if "max_preflight_usd" not in x:  # a row recorded before spend was simulated
+        return "not simulated"
+    return f"${x['median_preflight_usd']:.0f} / ${x['max_preflight_usd']:.0f}"
 
 
 def _policy_label(x: Mapping[str, Any]) -> str:
@@ -396,24 +431,45 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seed", type=int, default=20261201)
     parser.add_argument("--runs", type=int, default=60)
-    parser.add_argument("--runs-aa", type=int, default=100)
+    parser.add_argument("--runs-aa", type=int, default=300)
     parser.add_argument("--cells", default="", help="comma-separated cell keys (default all)")
     parser.add_argument("--no-write", action="store_true")
+    parser.add_argument(
+        "--part", type=Path, help="write this subset's JSON here only (parallel runs)"
+    )
+    parser.add_argument(
+        "--merge", default="", help="comma-separated --part files: merged into the JSON and doc"
+    )
     args = parser.parse_args()
+    if args.merge:
+        for part in args.merge.split(","):
+            merge(json.loads(Path(part).read_text()))
+        return 0
     keys = tuple(args.cells.split(",")) if args.cells else None
     started = time.time()
     data = compute(args.runs, args.seed, keys, args.runs_aa)
     data["wall_seconds"] = round(time.time() - started)
     print(render(data))
-    if not args.no_write:
-        if keys is not None and RESULTS.exists():  # a subset: merged into the recorded rows
-            old = {r["cell"]: r for r in json.loads(RESULTS.read_text())["results"]}
-            old.update({r["cell"]: r for r in data["results"]})
-            data["results"] = [old[c.key] for c in CELLS if c.key in old]
-            data["wall_seconds"] = round(sum(r["seconds"] for r in data["results"]))
-        RESULTS.write_text(json.dumps(data, indent=1) + "\n")
-        write_doc(data)
+    if args.part is not None:
+        args.part.write_text(json.dumps(data, indent=1) + "\n")
+    elif not args.no_write:
+        merge(data) if keys is not None else _write(data)
     return 0
+
+
+def merge(data: dict[str, Any]) -> None:
+    """A subset's rows merged into the recorded ones (and the doc rewritten)."""
+    if RESULTS.exists():
+        old = {r["cell"]: r for r in json.loads(RESULTS.read_text())["results"]}
+        old.update({r["cell"]: r for r in data["results"]})
+        data = {**data, "results": [old[c.key] for c in CELLS if c.key in old]}
+        data["wall_seconds"] = round(sum(r["seconds"] for r in data["results"]))
+    _write(data)
+
+
+def _write(data: dict[str, Any]) -> None:
+    RESULTS.write_text(json.dumps(data, indent=1) + "\n")
+    write_doc(data)
 
 
 if __name__ == "__main__":

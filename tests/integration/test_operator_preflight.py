@@ -134,9 +134,9 @@ def test_a_stalled_judge_holds_pre_flight_then_pauses_and_never_promotes(
         assert during.phase == Phase.PROGRESSING and during.step_display == "PreFlight/3"
         mirrors = {s["tier"]: (s["weight"], s.get("mirrorRate")) for s in cluster.split()}
         assert mirrors == {"simple": (0.0, 1.0), "complex": (0.0, 1.0)}
-        # with the routers' budget epoch: the replicas + 1 surge share the default $25
+        # with the routers' budget epoch: the replicas + 1 surge share the default $200
         budget = cluster.router_config()["mirrorBudget"]
-        assert budget["usdPerRouter"] == pytest.approx(25.0 / (replicas + 1), abs=1e-6)
+        assert budget["usdPerRouter"] == pytest.approx(200.0 / (replicas + 1), abs=1e-6)
         assert "JudgeUnhealthy" in during.message or "pre-flight" in during.message
         st = wait_for(
             _phase(cluster, Phase.PAUSED),

@@ -229,21 +229,25 @@ def test_operator_path_docs_show_the_recorded_results(operator_recorded: dict[st
         "docs/benchmarks.md is stale: rerun bench/detection/operatorpath.py"
     )
     assert {r["cell"] for r in operator_recorded["results"]} == {c.key for c in operatorpath.CELLS}
-    assert operator_recorded["runs_aa"] >= 100
+    for row in operator_recorded["results"]:  # enough for "within 1 %" (0 of 300: 1.0 %)
+        assert row["runs"] >= (300 if row["scenario"] == "aa" else 60), row
 
 
 def test_operator_path_targets_in_the_recorded_study(operator_recorded: dict[str, Any]) -> None:
     """Issue 13 benchmark targets on the operator's path (recorded): A/A false rollbacks
     within 1 % at intra-user correlation 0, 0.02 and 0.05 (and heavy users); a 5-point
     loss in the 10 % tier caught at the first stage (pre-flight) in >= 95 % at 75 req/min
-    with the default policy, never promoted. A canary 1 point worse (3 allowed) is never
-    rolled back and promoted in 93-98 % from 8,000 req/min (target 95 %: not met in two
-    rows, docs/benchmarks.md); at 3,000 req/min the first stage pauses instead."""
+    with the default policy, never promoted; a canary 1 point worse (3 allowed) never
+    rolled back and promoted in >= 95 % from 8,000 req/min; at 3,000 req/min the first
+    stage pauses instead. Pre-flight's simulated spend never exceeds the default cap."""
     by = {r["cell"]: r for r in operator_recorded["results"]}
+    cap = operatorpath.policy().rollout.preflight.max_spend_usd
     for key in ("aa-0", "aa-0.02", "aa-0.05", "aa-0.05-heavy"):
         assert by[key]["rolled_back"] <= 0.01, by[key]
     for key in ("within-0.02", "within-0.02-heavy", "within-0.02-8000"):
-        assert by[key]["promoted"] >= 0.9 and by[key]["rolled_back"] <= 0.01, by[key]
+        assert by[key]["promoted"] >= 0.95 and by[key]["rolled_back"] <= 0.01, by[key]
+    for row in by.values():
+        assert row["max_preflight_usd"] <= cap, row
     assert by["within-0.02-3000"]["paused_at_step"][0] >= 0.9, by["within-0.02-3000"]
     for key in ("drop-seed", "drop-seed-sized", "drop-0.02"):
         assert by[key]["promoted"] == 0.0, by[key]
@@ -259,3 +263,44 @@ def test_operator_path_quick_cell_recomputes(operator_recorded: dict[str, Any]) 
         old = by[new["cell"]]
         for field in ("rolled_back", "promoted", "paused", "rolled_back_first_stage"):
             assert _close(new[field], OPERATOR_RUNS, old[field], old["runs"]), (field, new, old)
+
+
+# ------------------------------------------------------- post-promotion watch study
+
+import operatorwatch  # noqa: E402
+
+WATCH_RUNS = 3
+
+
+@pytest.fixture(scope="module")
+def watch_recorded() -> dict[str, Any]:
+    data: dict[str, Any] = json.loads(operatorwatch.RESULTS.read_text())
+    return data
+
+
+def test_operator_watch_docs_show_the_recorded_results(watch_recorded: dict[str, Any]) -> None:
+    assert operatorwatch.render(watch_recorded) in run.DOC.read_text(), (
+        "docs/benchmarks.md is stale: rerun bench/detection/operatorwatch.py"
+    )
+    assert {r["cell"] for r in watch_recorded["results"]} == {c.key for c in operatorwatch.CELLS}
+
+
+def test_operator_watch_targets_in_the_recorded_study(watch_recorded: dict[str, Any]) -> None:
+    """Issue 13.3 on the operator's path: a week of post-promotion watch (margin =
+    allowedDrop, its own alpha over 24 h windows) rolls back no A/A canary, and a 5-point
+    drift in the 10 % tier that starts on day 2 is caught in every rollout, within hours."""
+    for row in watch_recorded["results"]:
+        assert row["watched"] >= 0.9 * row["runs"], row  # promoted first, then watched
+        assert row["false_rollback"] == 0.0, row
+        if row["scenario"] == "drift":
+            assert row["caught"] == 1.0 and row["max_minutes_to_catch"] <= 24 * 60, row
+
+
+def test_operator_watch_drift_cell_recomputes(watch_recorded: dict[str, Any]) -> None:
+    """The 30,000 req/min drift through rollout.reconcile: promoted, watched, the drift
+    caught within the recorded slowest catch (about a second of simulation per day)."""
+    old = {r["cell"]: r for r in watch_recorded["results"]}["watch-drift-0.02"]
+    data = operatorwatch.compute(WATCH_RUNS, watch_recorded["seed"] + 1, ("watch-drift-0.02",))
+    new = data["results"][0]
+    assert new["watched"] == WATCH_RUNS and new["false_rollback"] == 0.0, new
+    assert new["caught"] == 1.0 and new["max_minutes_to_catch"] <= 4 * old["max_minutes_to_catch"]

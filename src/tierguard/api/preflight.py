@@ -68,12 +68,15 @@ class PreFlightSpec(ApiModel):
         ),
     )
     target_pairs_per_hour: int = Field(
-        default=450,
+        default=1000,
         ge=1,
         le=10_000_000,
         description=(
             "With sampleRate unset: the judged pairs an hour each tier's rate is sized for, "
-            "from the tier's request rate the routers report (at most all its requests)."
+            "from the tier's request rate the routers report (at most all its requests). "
+            "1000: a candidate 1 point worse than its baseline with allowedDrop 0.03 needs "
+            "~2,000-3,500 pairs to pass (the design effect of sticky users included), so it "
+            "passes within a few hours, well inside maxDuration. See docs/statistics.md."
         ),
     )
     tiers: list[PreFlightTierRate] = Field(
@@ -82,15 +85,16 @@ class PreFlightSpec(ApiModel):
         description="Per-tier sampleRate overrides.",
     )
     max_spend_usd: float = Field(
-        default=25.0,
+        default=200.0,
         ge=0.0,
         le=1_000_000.0,
         alias="maxSpendUSD",
         description=(
             "Cap on what pre-flight costs (mirrored candidate calls and judge calls, from "
-            "the policy's prices), a hard bound: every router reserves a call's worst-case "
-            "cost against its share before starting it. Reached before a verdict: Paused, "
-            "never promoted."
+            "the policy's prices, all tiers together), a hard bound: every router reserves "
+            "a call's worst-case cost against its share before starting it. Reached before "
+            "a verdict: Paused, never promoted. 200: four tiers at targetPairsPerHour for "
+            "the 8 h maxDuration at ~$0.0063 a pair (docs/statistics.md)."
         ),
     )
     max_duration: Annotated[Duration, AtLeast(MIN_PREFLIGHT_DURATION)] = Field(

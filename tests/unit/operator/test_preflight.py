@@ -329,7 +329,7 @@ def test_without_a_sample_rate_each_tier_is_sized_from_its_traffic() -> None:
     sp = spec(sampleRate=None)
     gates = g.gate_specs(sp)
     d = r.reconcile(sp, None, T0)
-    assert "simple sized from traffic (~450 pairs/h)" in d.status.message
+    assert "simple sized from traffic (~1000 pairs/h)" in d.status.message
     st = r.reconcile(sp, d.status, T0, observations=obs(T0, 0.0)).status
     assert pf.mirror_rates(sp, st, gates) == {}  # no traffic reading yet
 
@@ -337,12 +337,12 @@ def test_without_a_sample_rate_each_tier_is_sized_from_its_traffic() -> None:
         o = dataclasses.replace(obs(at, 0.0), preflight_traffic={"simple": per_minute})
         return r.reconcile(sp, st, at, observations=o).status
 
-    st = look(T0 + timedelta(minutes=1), 60.0)  # 3 600 requests an hour: 1 in 8
-    assert pf.mirror_rates(sp, st, gates) == {"simple": 0.125}
-    assert st.preflight is not None and st.preflight.tiers[0].sample_rate == 0.125
-    assert router_config(REF, sp, st).split[0].mirror_rate == 0.125
+    st = look(T0 + timedelta(minutes=1), 60.0)  # 3 600 requests an hour: 1000 of them
+    assert pf.mirror_rates(sp, st, gates) == {"simple": 0.2778}
+    assert st.preflight is not None and st.preflight.tiers[0].sample_rate == 0.2778
+    assert router_config(REF, sp, st).split[0].mirror_rate == 0.2778
     st = look(T0 + timedelta(minutes=2), 66.0)  # within the tolerance: unchanged
-    assert pf.mirror_rates(sp, st, gates) == {"simple": 0.125}
+    assert pf.mirror_rates(sp, st, gates) == {"simple": 0.2778}
     st = look(T0 + timedelta(minutes=3), 6.0)  # a rare tier: all of it
     assert pf.mirror_rates(sp, st, gates) == {"simple": 1.0}
     assert pf.rate_for(0.0, 450) == 1.0 and pf.rate_for(7.5, 450) == 1.0
