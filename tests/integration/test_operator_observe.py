@@ -33,7 +33,8 @@ from tierguard.operator import gates as g
 from tierguard.operator import rollout
 from tierguard.operator import statistics as st
 from tierguard.operator.gates import GateSpec
-from tierguard.operator.observe import PrometheusReader, UnreachableError, observe
+from tierguard.operator.observe import observe
+from tierguard.operator.promreader import PrometheusReader, UnreachableError
 
 if TYPE_CHECKING:
     from tierguard.lab.prometheus import Prometheus

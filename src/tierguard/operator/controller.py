@@ -39,17 +39,13 @@ from tierguard.operator import (
 from tierguard.operator.applier import Applier, with_ready
 from tierguard.operator.freshness import KnownVersions
 from tierguard.operator.kube import Kube, KubeError, NotFoundError, StatusConflictError
-from tierguard.operator.observe import (
-    PrometheusReader,
-    observe,
-    read_preflight_spend,
-    read_preflight_traffic,
-)
+from tierguard.operator.observe import observe, read_preflight_spend, read_preflight_traffic
 from tierguard.operator.observe_routers import (
     observe_cells,
     observe_routers,
     observe_transitions,
 )
+from tierguard.operator.promreader import PrometheusReader
 from tierguard.operator.reconcilestatus import delayed_condition, is_fresh, validation_errors
 from tierguard.operator.rendermeta import RenderedMetadata
 from tierguard.operator.shared_queries import SharedQueries

@@ -11,7 +11,7 @@ from tierguard.operator import statistics as st
 
 if TYPE_CHECKING:
     from tierguard.operator.gates import GateOutcome
-    from tierguard.operator.pairedgate import JudgeHealth
+    from tierguard.operator.judgehealth import JudgeHealth
 
 
 def _finite(x: float | None) -> float | None:

@@ -18,7 +18,7 @@ from tierguard.operator.classifiercontent import RouterReports
 from tierguard.operator.decisionshadow import TransitionCounts
 
 if TYPE_CHECKING:
-    from tierguard.operator.pairedgate import JudgeHealth
+    from tierguard.operator.judgehealth import JudgeHealth
 
 #: Series per counter kept in a gate's last readings. Series that vanish from a query
 #: (a scrape failed, a pod went away) are carried forward so that when they come back only

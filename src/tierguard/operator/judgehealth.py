@@ -1,5 +1,5 @@
-"""A pairwise judge's health (part of :mod:`tierguard.operator.pairedgate`, which
-re-exports every name): a decision, not a point estimate.
+"""A pairwise judge's health (used by :mod:`tierguard.operator.pairedgate`): a decision,
+not a point estimate.
 
 The order-inconsistency rate ``inconsistent / judged`` and the error rate
 ``error / (judged + error)`` each get an anytime-valid confidence sequence (the

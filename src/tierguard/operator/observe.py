@@ -52,13 +52,9 @@ from tierguard.operator.promseries import (
 )
 from tierguard.operator.statistics import ArmReading
 
-#: The reader and its failure types are part of this module's API: callers build a
-#: reader, pass it to :func:`observe` and may see its errors.
+#: Callers build a :class:`~tierguard.operator.promreader.PrometheusReader` and pass it in.
 __all__ = [
-    "PrometheusReader",
-    "QueryError",
     "SharedResults",
-    "UnreachableError",
     "observe",
     "read_preflight_spend",
     "read_preflight_traffic",

@@ -50,11 +50,13 @@ from tierguard.operator.gatetypes import (
     family_alpha,
     watch_alpha,
 )
-from tierguard.operator.judgehealth import HEALTH_ALPHA as HEALTH_ALPHA
-from tierguard.operator.judgehealth import JUDGE_HEALTH_UNDECIDED as JUDGE_HEALTH_UNDECIDED
-from tierguard.operator.judgehealth import JUDGE_UNHEALTHY as JUDGE_UNHEALTHY
-from tierguard.operator.judgehealth import JudgeHealth as JudgeHealth
-from tierguard.operator.judgehealth import assess
+from tierguard.operator.judgehealth import (
+    HEALTH_ALPHA,
+    JUDGE_HEALTH_UNDECIDED,
+    JUDGE_UNHEALTHY,
+    JudgeHealth,
+    assess,
+)
 from tierguard.operator.statistics import counter_delta, series_delta
 
 #: Verdict counters a pairwise gate reads, in this order.

@@ -22,6 +22,7 @@ from tierguard.operator import gates as g
 from tierguard.operator import pairedgate as pg
 from tierguard.operator import preflight as pf
 from tierguard.operator.gatetypes import GateOutcome
+from tierguard.operator.judgehealth import JUDGE_UNHEALTHY
 from tierguard.operator.rollout_types import GateEvaluated, fmt_weight
 
 if TYPE_CHECKING:
@@ -60,7 +61,7 @@ def _held_if_unhealthy(o: GateOutcome) -> GateOutcome:
         o,
         verdict=Verdict.INCONCLUSIVE,
         message=(
-            f"{pg.JUDGE_UNHEALTHY}: {o.judge.reason}; pre-flight does not roll back on an "
+            f"{JUDGE_UNHEALTHY}: {o.judge.reason}; pre-flight does not roll back on an "
             f"unhealthy judge's verdict (paired test: {o.message})"
         )[:2048],
     )

@@ -16,6 +16,7 @@ from tierguard.operator import gates as g
 from tierguard.operator import observe as o
 from tierguard.operator import pairedgate as pg
 from tierguard.operator import promql
+from tierguard.operator.judgehealth import JUDGE_HEALTH_UNDECIDED
 from tierguard.operator.paired import evaluate_paired
 from tierguard.router.pairwise import combine, parse_pairwise
 
@@ -159,7 +160,7 @@ def test_judge_health_is_a_confidence_decision_not_a_point_estimate() -> None:
         r = pg.evaluate_paired_gate(s, 0.05, 200, 0.5, 0.2)
         assert r.health.healthy and not r.health.established, (seed, r.health)
         assert r.verdict is Verdict.INCONCLUSIVE, r.message
-        assert r.message.startswith(pg.JUDGE_HEALTH_UNDECIDED) or "not yet" in r.message
+        assert r.message.startswith(JUDGE_HEALTH_UNDECIDED) or "not yet" in r.message
         lo, hi = r.health.inconsistency_bounds
         assert lo < 0.5 < hi
     # 60 of 100 inconsistent: 60 % > 50 % as a point estimate, not beyond doubt
