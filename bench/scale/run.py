@@ -116,6 +116,15 @@ def start_profiler(path: Path, pid: int) -> subprocess.Popen[bytes]:
     )
 
 
+def probe_dump(op: subprocess.Popen[bytes], directory: Path, k: int, trim: bool = False) -> None:
+    """Signal bench/scale/memprobe.py in the operator and wait for its k-th dump."""
+    op.send_signal(signal.SIGUSR2 if trim else signal.SIGUSR1)
+    path = directory / f"dump-{k}.json"
+    deadline = time.monotonic() + 120
+    while not path.exists() and time.monotonic() < deadline:
+        time.sleep(0.5)
+
+
 def is_ready(obj: dict[str, Any]) -> bool:
     return any(
         cond.get("type") == "Ready" and cond.get("status") == "True"
@@ -256,10 +265,14 @@ def run_case(args: argparse.Namespace, n: int, k: int) -> dict[str, Any]:
         kubeconfig = stack.enter_context(operator_identity(cp, api, HOME_NS))
         met_port = free_port()
         op_src = Path(args.operator_src).resolve() / "src" if args.operator_src else ROOT / "src"
+        if args.memprobe:  # the same entry point, in-process under the memory probe
+            probe = [str(Path(__file__).parent / "memprobe.py"), "--dir", str(args.memprobe)]
+            entry = [*probe, *(["--tracemalloc"] if args.tracemalloc else []), "--"]
+        else:
+            entry = ["-m", "tierguard.cli"]
         cmd = [
             sys.executable,
-            "-m",
-            "tierguard.cli",
+            *entry,
             "operator",
             "--kubeconfig",
             str(kubeconfig),
@@ -351,7 +364,11 @@ def run_case(args: argparse.Namespace, n: int, k: int) -> dict[str, Any]:
             burst_events, f"system:serviceaccount:{HOME_NS}:{OPERATOR_SA}", n
         )
 
+        if args.memprobe:
+            probe_dump(op, args.memprobe, 1)  # right after all Ready
         time.sleep(args.settle)
+        if args.memprobe:
+            probe_dump(op, args.memprobe, 2)  # after the settle
         _, offset = cp.audit_events()
         cpu0, q0, t0 = cpu_seconds(op.pid), prom_queries(prom.url), time.monotonic()
         lags = []
@@ -383,6 +400,10 @@ def run_case(args: argparse.Namespace, n: int, k: int) -> dict[str, Any]:
             prom_queries_per_min=round((q1 - q0) / minutes, 1),
             max_evaluation_lag_s=max(lags) if lags else None,
         )
+        if args.memprobe:
+            probe_dump(op, args.memprobe, 3)  # at the end of the window
+            probe_dump(op, args.memprobe, 4, trim=True)  # after malloc_trim(0)
+            result["rss_after_trim_mib"] = round(rss_mib(op.pid))
 
         started = time.monotonic()
         for ns in namespaces:
@@ -438,6 +459,15 @@ def main() -> int:
         default=2,
         help="MALLOC_ARENA_MAX of the operator process, as the chart sets it (0: glibc's "
         "default, 8 per core)",
+    )
+    p.add_argument(
+        "--memprobe",
+        type=Path,
+        default=None,
+        help="run the operator under bench/scale/memprobe.py, dumps into this directory",
+    )
+    p.add_argument(
+        "--tracemalloc", action="store_true", help="with --memprobe: trace Python allocations"
     )
     p.add_argument("--quick", action="store_true", help="20 policies, short windows")
     p.add_argument("--out", type=Path, default=Path(__file__).parent / "results.jsonl")

@@ -1,0 +1,245 @@
+"""Run the operator in-process and dump where its resident memory is, on a signal.
+
+    PYTHONPATH=src python bench/scale/memprobe.py --dir /tmp/mem [--tracemalloc] -- \\
+        operator --kubeconfig ... (the arguments of ``python -m tierguard.cli``)
+
+The operator's real entry point (``tierguard.cli.main``) runs in the main thread. On
+SIGUSR1 a probe thread writes ``<dir>/dump-<k>.json`` (and ``dump-<k>.malloc.txt``):
+
+* ``/proc/self/smaps_rollup`` and the largest mappings of ``/proc/self/smaps`` (RSS by
+  kind: files, ``[heap]`` -- glibc's main arena --, anonymous);
+* glibc's ``mallinfo2()`` over all arenas: bytes the allocator holds from the system
+  (``arena`` + ``hblkhd`` for mmapped chunks), in use (``uordblks``) and free but kept
+  (``fordblks``), and ``malloc_info()``'s per-arena XML;
+* ``sys._debugmallocstats()`` (pymalloc: arenas allocated, bytes in used blocks, free);
+* a census of ``gc.get_objects()`` by type (count and ``sys.getsizeof`` bytes);
+* with ``--tracemalloc`` (started before the operator is imported), the top allocation
+  sites of live Python memory.
+
+On SIGUSR2 it calls glibc's ``malloc_trim(0)`` (return every free page to the system),
+then dumps as for SIGUSR1: the RSS that goes away is memory the allocator had freed but
+kept. ``bench/scale/run.py --memprobe DIR`` starts the operator through this module and
+sends the signals (after all Ready + settle, at the end of the window, then SIGUSR2).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import ctypes
+import gc
+import json
+import os
+import signal
+import sys
+import threading
+import time
+import tracemalloc
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+
+class MallInfo2(ctypes.Structure):
+    _fields_ = [
+        (name, ctypes.c_size_t)
+        for name in (
+            "arena",
+            "ordblks",
+            "smblks",
+            "hblks",
+            "hblkhd",
+            "usmblks",
+            "fsmblks",
+            "uordblks",
+            "fordblks",
+            "keepcost",
+        )
+    ]
+
+
+LIBC = ctypes.CDLL("libc.so.6")
+LIBC.mallinfo2.restype = MallInfo2
+LIBC.fopen.restype = ctypes.c_void_p
+LIBC.fopen.argtypes = [ctypes.c_char_p, ctypes.c_char_p]
+LIBC.fclose.argtypes = [ctypes.c_void_p]
+LIBC.malloc_info.argtypes = [ctypes.c_int, ctypes.c_void_p]
+LIBC.fflush.argtypes = [ctypes.c_void_p]
+MIB = 1024 * 1024
+
+
+def smaps_rollup() -> dict[str, float]:
+    """MiB per field of /proc/self/smaps_rollup."""
+    out = {}
+    for line in Path("/proc/self/smaps_rollup").read_text().splitlines()[1:]:
+        key, _, rest = line.partition(":")
+        parts = rest.split()
+        if len(parts) == 2 and parts[1] == "kB":
+            out[key] = round(int(parts[0]) / 1024, 1)
+    return out
+
+
+def smaps_regions(top: int = 12) -> dict[str, Any]:
+    """RSS by kind of mapping and the largest mappings (MiB)."""
+    regions: list[dict[str, Any]] = []
+    cur: dict[str, Any] | None = None
+    for line in Path("/proc/self/smaps").read_text().splitlines():
+        head = line.split()
+        if head and "-" in head[0] and ":" not in head[0]:
+            lo, hi = (int(x, 16) for x in head[0].split("-"))
+            cur = {
+                "range": head[0],
+                "size": (hi - lo) / MIB,
+                "perms": head[1],
+                "name": head[5] if len(head) > 5 else "",
+                "rss": 0.0,
+            }
+            regions.append(cur)
+        elif cur is not None and line.startswith("Rss:"):
+            cur["rss"] = int(head[1]) / 1024
+    kinds: Counter[str] = Counter()
+    for r in regions:
+        name = r["name"]
+        kind = "file" if name.startswith("/") else (name or "anon")
+        kinds[kind] += r["rss"]
+    largest = sorted(regions, key=lambda r: -r["rss"])[:top]
+    return {
+        "rss_by_kind": {k: round(v, 1) for k, v in kinds.most_common()},
+        "anon_regions": sum(1 for r in regions if not r["name"]),
+        "largest": [{**r, "size": round(r["size"], 1), "rss": round(r["rss"], 1)} for r in largest],
+    }
+
+
+def mallinfo() -> dict[str, float]:
+    mi = LIBC.mallinfo2()
+    return {name: round(getattr(mi, name) / MIB, 1) for name, _ in MallInfo2._fields_}
+
+
+def write_malloc_text(path: Path) -> None:
+    """sys._debugmallocstats() and malloc_info() both print from C: to this file."""
+    with path.open("w") as f:
+        f.write("== sys._debugmallocstats()\n")
+        f.flush()
+        saved = os.dup(2)
+        try:
+            os.dup2(f.fileno(), 2)
+            sys._debugmallocstats()
+            LIBC.fflush(None)
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+        f.write("\n== malloc_info()\n")
+    fp = LIBC.fopen(str(path).encode(), b"a")
+    if fp:
+        LIBC.malloc_info(0, fp)
+        LIBC.fclose(fp)
+
+
+def pymalloc_summary(text: str) -> dict[str, float]:
+    """The totals of sys._debugmallocstats() (MiB; arena counts as numbers)."""
+    out: dict[str, float] = {}
+    for line in text.splitlines():
+        key, sep, value = line.partition("=")
+        num = value.strip().replace(",", "")
+        if not sep or not num.isdigit():
+            continue
+        key = key.strip().lstrip("#").strip()
+        if key.startswith("arenas"):
+            out.setdefault(key, int(num))
+        elif "bytes/arena" in key:
+            out.setdefault("arenas MiB", round(int(num) / MIB, 1))
+        elif key.startswith("bytes in") or "unused pools" in key:
+            name = "unused pools" if "unused pools" in key else key
+            out.setdefault(name, round(int(num) / MIB, 1))
+    return out
+
+
+def census(top: int = 25) -> list[tuple[str, int, float]]:
+    count: Counter[str] = Counter()
+    size: Counter[str] = Counter()
+    for obj in gc.get_objects():
+        name = type(obj).__module__ + "." + type(obj).__qualname__
+        count[name] += 1
+        with contextlib.suppress(TypeError):
+            size[name] += sys.getsizeof(obj)
+    return [(k, v, round(size[k] / MIB, 2)) for k, v in count.most_common(top)]
+
+
+def dump(directory: Path, k: int, trimmed: bool) -> None:
+    started = time.monotonic()
+    out: dict[str, Any] = {"k": k, "at": time.strftime("%H:%M:%S"), "trimmed": trimmed}
+    out["threads"] = threading.active_count()
+    status = Path("/proc/self/status").read_text().splitlines()
+    out["status"] = {
+        ln.split(":")[0]: round(int(ln.split()[1]) / 1024, 1)
+        for ln in status
+        if ln.startswith(("VmRSS", "VmHWM", "RssAnon", "RssFile"))
+    }
+    out["smaps_rollup"] = smaps_rollup()
+    out["smaps"] = smaps_regions()
+    out["mallinfo2"] = mallinfo()
+    text_path = directory / f"dump-{k}.malloc.txt"
+    write_malloc_text(text_path)
+    out["pymalloc"] = pymalloc_summary(text_path.read_text())
+    out["gc_counts"] = gc.get_count()
+    out["gc_objects"] = len(gc.get_objects())
+    out["census"] = census()
+    if tracemalloc.is_tracing():
+        snap = tracemalloc.take_snapshot()
+        stats = snap.statistics("lineno")
+        out["tracemalloc_total_mib"] = round(sum(s.size for s in stats) / MIB, 1)
+        out["tracemalloc_traced_peak_mib"] = [
+            round(x / MIB, 1) for x in tracemalloc.get_traced_memory()
+        ]
+        out["tracemalloc_top"] = [
+            (str(s.traceback), round(s.size / MIB, 2), s.count) for s in stats[:25]
+        ]
+    out["probe_s"] = round(time.monotonic() - started, 2)
+    (directory / f"dump-{k}.json").write_text(json.dumps(out, indent=1))
+
+
+def start_probe(directory: Path) -> None:
+    wanted: list[bool] = []
+    ready = threading.Event()
+
+    def on_signal(signum: int, _frame: object) -> None:
+        wanted.append(signum == signal.SIGUSR2)
+        ready.set()
+
+    def loop() -> None:
+        k = 0
+        while True:
+            ready.wait()
+            ready.clear()
+            while wanted:
+                trim = wanted.pop(0)
+                if trim:
+                    LIBC.malloc_trim(0)
+                k += 1
+                dump(directory, k, trim)
+
+    signal.signal(signal.SIGUSR1, on_signal)
+    signal.signal(signal.SIGUSR2, on_signal)
+    threading.Thread(target=loop, name="memprobe", daemon=True).start()
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    p.add_argument("--dir", type=Path, required=True, help="where the dumps go")
+    p.add_argument("--tracemalloc", action="store_true", help="trace Python allocations (slower)")
+    p.add_argument("cli", nargs=argparse.REMAINDER, help="-- and the tierguard CLI arguments")
+    args = p.parse_args()
+    cli = args.cli[1:] if args.cli[:1] == ["--"] else args.cli
+    args.dir.mkdir(parents=True, exist_ok=True)
+    if args.tracemalloc:
+        tracemalloc.start(1)
+    start_probe(args.dir)
+    from tierguard.cli import main as cli_main
+
+    return cli_main(cli)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
