@@ -158,11 +158,22 @@ def census(top: int = 25) -> list[tuple[str, int, float]]:
     count: Counter[str] = Counter()
     size: Counter[str] = Counter()
     for obj in gc.get_objects():
-        name = type(obj).__module__ + "." + type(obj).__qualname__
+        cls = type(obj)
+        name = f"{getattr(cls, '__module__', '?')}.{getattr(cls, '__qualname__', '?')}"
         count[name] += 1
         with contextlib.suppress(TypeError):
             size[name] += sys.getsizeof(obj)
     return [(k, v, round(size[k] / MIB, 2)) for k, v in count.most_common(top)]
+
+
+def dict_shapes(top: int = 25) -> list[tuple[str, int]]:
+    """Which dicts there are, by their first keys (a Kubernetes object, a PromQL sample)."""
+    shapes: Counter[str] = Counter()
+    for obj in gc.get_objects():
+        if type(obj) is dict:
+            keys = sorted(str(k)[:24] for k in list(obj)[:8])
+            shapes[",".join(keys)[:120]] += 1
+    return shapes.most_common(top)
 
 
 def dump(directory: Path, k: int, trimmed: bool) -> None:
@@ -184,6 +195,7 @@ def dump(directory: Path, k: int, trimmed: bool) -> None:
     out["gc_counts"] = gc.get_count()
     out["gc_objects"] = len(gc.get_objects())
     out["census"] = census()
+    out["dict_shapes"] = dict_shapes()
     if tracemalloc.is_tracing():
         snap = tracemalloc.take_snapshot()
         stats = snap.statistics("lineno")
@@ -192,7 +204,11 @@ def dump(directory: Path, k: int, trimmed: bool) -> None:
             round(x / MIB, 1) for x in tracemalloc.get_traced_memory()
         ]
         out["tracemalloc_top"] = [
-            (str(s.traceback), round(s.size / MIB, 2), s.count) for s in stats[:25]
+            (str(s.traceback), round(s.size / MIB, 2), s.count) for s in stats[:30]
+        ]
+        out["tracemalloc_tracebacks"] = [
+            (s.traceback.format(), round(s.size / MIB, 2), s.count)
+            for s in snap.statistics("traceback")[:15]
         ]
     out["probe_s"] = round(time.monotonic() - started, 2)
     (directory / f"dump-{k}.json").write_text(json.dumps(out, indent=1))
@@ -216,7 +232,10 @@ def start_probe(directory: Path) -> None:
                 if trim:
                     LIBC.malloc_trim(0)
                 k += 1
-                dump(directory, k, trim)
+                try:
+                    dump(directory, k, trim)
+                except Exception as exc:  # never end the probe: say why in the dump
+                    (directory / f"dump-{k}.json").write_text(json.dumps({"error": repr(exc)}))
 
     signal.signal(signal.SIGUSR1, on_signal)
     signal.signal(signal.SIGUSR2, on_signal)
@@ -234,7 +253,7 @@ def main() -> int:
     cli = args.cli[1:] if args.cli[:1] == ["--"] else args.cli
     args.dir.mkdir(parents=True, exist_ok=True)
     if args.tracemalloc:
-        tracemalloc.start(1)
+        tracemalloc.start(10)
     start_probe(args.dir)
     from tierguard.cli import main as cli_main
 
