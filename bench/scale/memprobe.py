@@ -39,23 +39,22 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+MALLINFO2_FIELDS = (
+    "arena",
+    "ordblks",
+    "smblks",
+    "hblks",
+    "hblkhd",
+    "usmblks",
+    "fsmblks",
+    "uordblks",
+    "fordblks",
+    "keepcost",
+)
+
 
 class MallInfo2(ctypes.Structure):
-    _fields_ = [
-        (name, ctypes.c_size_t)
-        for name in (
-            "arena",
-            "ordblks",
-            "smblks",
-            "hblks",
-            "hblkhd",
-            "usmblks",
-            "fsmblks",
-            "uordblks",
-            "fordblks",
-            "keepcost",
-        )
-    ]
+    _fields_ = [(name, ctypes.c_size_t) for name in MALLINFO2_FIELDS]
 
 
 LIBC = ctypes.CDLL("libc.so.6")
@@ -112,7 +111,7 @@ def smaps_regions(top: int = 12) -> dict[str, Any]:
 
 def mallinfo() -> dict[str, float]:
     mi = LIBC.mallinfo2()
-    return {name: round(getattr(mi, name) / MIB, 1) for name, _ in MallInfo2._fields_}
+    return {name: round(getattr(mi, name) / MIB, 1) for name in MALLINFO2_FIELDS}
 
 
 def write_malloc_text(path: Path) -> None:
