@@ -457,14 +457,18 @@ def main() -> int:
     return 0
 
 
+def merged_results(path: Path, order: list[str], data: dict[str, Any]) -> dict[str, Any]:
+    """A subset's rows merged into the rows recorded in ``path`` (a row per cell, in the
+    cells' ``order``); ``wall_seconds`` is the cells' seconds summed."""
+    rows = {r["cell"]: r for r in json.loads(path.read_text())["results"]} if path.exists() else {}
+    rows.update({r["cell"]: r for r in data["results"]})
+    results = [rows[key] for key in order if key in rows]
+    return {**data, "results": results, "wall_seconds": round(sum(r["seconds"] for r in results))}
+
+
 def merge(data: dict[str, Any]) -> None:
     """A subset's rows merged into the recorded ones (and the doc rewritten)."""
-    if RESULTS.exists():
-        old = {r["cell"]: r for r in json.loads(RESULTS.read_text())["results"]}
-        old.update({r["cell"]: r for r in data["results"]})
-        data = {**data, "results": [old[c.key] for c in CELLS if c.key in old]}
-        data["wall_seconds"] = round(sum(r["seconds"] for r in data["results"]))
-    _write(data)
+    _write(merged_results(RESULTS, [c.key for c in CELLS], data))
 
 
 def _write(data: dict[str, Any]) -> None:

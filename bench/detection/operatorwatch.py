@@ -204,11 +204,8 @@ def render(data: dict[str, Any]) -> str:
 
 
 def merge(data: dict[str, Any]) -> None:
-    if RESULTS.exists():
-        old = {x["cell"]: x for x in json.loads(RESULTS.read_text())["results"]}
-        old.update({x["cell"]: x for x in data["results"]})
-        data = {**data, "results": [old[c.key] for c in CELLS if c.key in old]}
-    data["wall_seconds"] = round(sum(x["seconds"] for x in data["results"]))
+    """A subset's rows merged into the recorded ones (and the doc rewritten)."""
+    data = op.merged_results(RESULTS, [c.key for c in CELLS], data)
     RESULTS.write_text(json.dumps(data, indent=1) + "\n")
     import sim
 
