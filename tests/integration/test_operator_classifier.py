@@ -62,18 +62,29 @@ class Cluster(OperatorCluster):
 
     def put_model(self, name: str, model: bytes) -> None:
         """Create or replace the classifier ConfigMap (as `kubectl apply` would)."""
+        self.put_config_map(name, binaryData={"model.onnx": base64.b64encode(model).decode()})
+
+    def put_config_map(self, name: str, **content: dict[str, str]) -> None:
+        """Create or replace a ConfigMap (as `kubectl apply` would)."""
         from kubernetes.client.exceptions import ApiException
 
-        body: Any = {
-            "metadata": {"name": name},
-            "binaryData": {"model.onnx": base64.b64encode(model).decode()},
-        }
+        body: Any = {"metadata": {"name": name}, **content}
         try:
             self.core.create_namespaced_config_map(self.ns, body)
         except ApiException as exc:
             if exc.status != 409:
                 raise
             self.core.replace_namespaced_config_map(name, self.ns, body)
+
+    def config_map_exists(self, name: str) -> bool:
+        from kubernetes.client.exceptions import ApiException
+
+        try:
+            self.core.read_namespaced_config_map(name, self.ns)
+        except ApiException as exc:
+            assert exc.status == 404
+            return False
+        return True
 
     def mounted(self, volume: str = "classifier") -> str:
         dep: Any = self.apps.read_namespaced_deployment(render.object_name(POLICY), self.ns)
@@ -185,14 +196,7 @@ def test_editing_the_classifier_bytes_restarts_at_the_first_step_on_a_frozen_cop
     # (stable B, candidate C), nothing refers to A any more.
     from tierguard.operator.prunecopies import referenced_digests
 
-    def present(name: str) -> bool:
-        try:
-            cluster.core.read_namespaced_config_map(name, cluster.ns)
-        except ApiException as exc:
-            assert exc.status == 404
-            return False
-        return True
-
+    present = cluster.config_map_exists
     assert first.classifier_digest in referenced_digests(cluster.status())
     assert present(copy_a)
     cluster.patch(  # a promote ends the decision shadow: B decides
@@ -292,20 +296,10 @@ def test_the_judge_prompt_counts_by_content_in_the_revision(
     the old copy, which nothing refers to any more, is pruned."""
 
     def put_prompt(name: str, text: str) -> None:
-        from kubernetes.client.exceptions import ApiException
-
-        body: Any = {"metadata": {"name": name}, "data": {"prompt": text}}
-        try:
-            cluster.core.create_namespaced_config_map(cluster.ns, body)
-        except ApiException as exc:
-            if exc.status != 409:
-                raise
-            cluster.core.replace_namespaced_config_map(name, cluster.ns, body)
+        cluster.put_config_map(name, data={"prompt": text})
 
     def mounted_prompt() -> str:
-        dep: Any = cluster.apps.read_namespaced_deployment(render.object_name(POLICY), cluster.ns)
-        vols = {v.name: v for v in dep.spec.template.spec.volumes}
-        return str(vols["judge-prompt"].config_map.name)
+        return cluster.mounted("judge-prompt")
 
     cluster.put_model("clf", MODEL_A)
     put_prompt("prompt-a", PROMPT)
@@ -354,16 +348,7 @@ def test_the_judge_prompt_counts_by_content_in_the_revision(
     wait_for(lambda: mounted_prompt() == copy_b, timeout=30, message="routers mount the new copy")
     # Nothing refers to copy A any more (the judge is not an arm: no rollback returns to
     # it): it is pruned; B, the user's two sources and the classifier's copy stay.
-    from kubernetes.client.exceptions import ApiException
-
-    def present(name: str) -> bool:
-        try:
-            cluster.core.read_namespaced_config_map(name, cluster.ns)
-        except ApiException as exc:
-            assert exc.status == 404
-            return False
-        return True
-
+    present = cluster.config_map_exists
     wait_for(lambda: not present(copy_a), timeout=30, message="judge prompt copy A pruned")
     assert present(copy_b) and present("prompt-a") and present("prompt-b")
     assert present(render.classifier_copy_name(POLICY, new.classifier_digest))
