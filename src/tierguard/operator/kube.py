@@ -29,7 +29,6 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, TypeVar, cast
 
@@ -39,6 +38,14 @@ from kubernetes import config as k8s_config
 from kubernetes.client.exceptions import ApiException
 
 from tierguard.api import constants as c
+from tierguard.operator import managedfields
+from tierguard.operator.kuberesources import (
+    RESOURCES,
+    SERVICE_MONITOR_GROUP_VERSION,
+    Resource,
+    UnknownKindError,
+)
+from tierguard.operator.kuberesources import resource_for as _resource_for
 
 log = logging.getLogger("tierguard.operator.kube")
 T = TypeVar("T")
@@ -127,43 +134,14 @@ def with_retries(what: str, call: Callable[[], T], *, retry_conflicts: bool = Tr
     raise AssertionError("unreachable")
 
 
-@dataclass(frozen=True)
-class Resource:
-    """Where the API server serves one kind the operator renders."""
-
-    group_version: str  # "v1" or "apps/v1"
-    plural: str
-
-    def path(self, namespace: str, name: str | None = None) -> str:
-        base = "/api/v1" if self.group_version == "v1" else f"/apis/{self.group_version}"
-        out = f"{base}/namespaces/{namespace}/{self.plural}"
-        return f"{out}/{name}" if name else out
-
-
-#: Every kind :mod:`render` produces (apiVersion, kind) -> where it is served.
-RESOURCES: dict[tuple[str, str], Resource] = {
-    ("v1", "ConfigMap"): Resource("v1", "configmaps"),
-    ("v1", "Service"): Resource("v1", "services"),
-    ("v1", "ServiceAccount"): Resource("v1", "serviceaccounts"),
-    ("v1", "Secret"): Resource("v1", "secrets"),
-    ("apps/v1", "Deployment"): Resource("apps/v1", "deployments"),
-    ("policy/v1", "PodDisruptionBudget"): Resource("policy/v1", "poddisruptionbudgets"),
-    ("rbac.authorization.k8s.io/v1", "Role"): Resource("rbac.authorization.k8s.io/v1", "roles"),
-    ("rbac.authorization.k8s.io/v1", "RoleBinding"): Resource(
-        "rbac.authorization.k8s.io/v1", "rolebindings"
-    ),
-    ("monitoring.coreos.com/v1", "ServiceMonitor"): Resource(
-        "monitoring.coreos.com/v1", "servicemonitors"
-    ),
-}
-SERVICE_MONITOR_GROUP_VERSION = "monitoring.coreos.com/v1"
-
-
 def resource_for(obj: dict[str, Any]) -> Resource:
     try:
-        return RESOURCES[(obj["apiVersion"], obj["kind"])]
-    except KeyError:
-        raise KubeError(f"the operator does not render {obj.get('kind')!r}") from None
+        return _resource_for(obj)
+    except UnknownKindError as exc:
+        raise KubeError(str(exc.args[0])) from None
+
+
+__all__ = ["RESOURCES", "SERVICE_MONITOR_GROUP_VERSION", "Resource", "resource_for"]
 
 
 def size_connection_pool(api: k8s.ApiClient, connections: int) -> None:
@@ -273,15 +251,54 @@ class Kube:
 
     # -- rendered objects ------------------------------------------------------------
 
+    def create(self, obj: dict[str, Any]) -> bool:
+        """Create a rendered object with a plain POST; False if it exists (409). Only for
+        objects this process expects not to exist (a new policy's first apply): what a
+        POST leaves in ``managedFields`` is taken over by the next :meth:`apply`."""
+        meta = obj["metadata"]
+        path = resource_for(obj).path(meta["namespace"])
+        try:
+            with_retries(
+                f"create {obj['kind']} {meta['namespace']}/{meta['name']}",
+                lambda: self._call(
+                    "POST", path, body=obj, query=[("fieldManager", c.FIELD_MANAGER)]
+                ),
+                retry_conflicts=False,
+            )
+            return True
+        except StatusConflictError:  # 409 AlreadyExists
+            return False
+
     def apply(self, obj: dict[str, Any]) -> None:
-        """Server-side apply one rendered object."""
+        """Server-side apply one rendered object. If the object still carries the
+        ``Update`` entry of a create by POST (:meth:`create`), fold it into the apply's
+        entry and apply again, so that fields no longer rendered are removed
+        (:mod:`tierguard.operator.managedfields`): once per object."""
+        live = self._apply(obj)
+        patch = managedfields.adoption_patch(live or {}, c.FIELD_MANAGER)
+        if patch is None:
+            return
+        meta = obj["metadata"]
+        path = resource_for(obj).path(meta["namespace"], meta["name"])
+        try:
+            with_retries(
+                f"take over the fields of {obj['kind']} {meta['namespace']}/{meta['name']}",
+                lambda: self._call(
+                    "PATCH", path, body=patch, content_type="application/merge-patch+json"
+                ),
+                retry_conflicts=False,
+            )
+        except StatusConflictError:  # written meanwhile: the next apply tries again
+            return
+        self._apply(obj)
+
+    def _apply(self, obj: dict[str, Any]) -> Any:
         meta = obj["metadata"]
         res = resource_for(obj)
         what = f"apply {obj['kind']} {meta['namespace']}/{meta['name']}"
         path = res.path(meta["namespace"], meta["name"])
         query = [("fieldManager", c.FIELD_MANAGER), ("force", "true")]
-
-        with_retries(
+        return with_retries(
             what,
             lambda: self._call(
                 "PATCH",
