@@ -14,7 +14,7 @@ Applier creates a new policy's objects with POSTs only.
 from __future__ import annotations
 
 import copy
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from operatorkit import install_crd, policy_manifest
 from tierguard.api import constants as c
@@ -175,8 +175,10 @@ def test_a_new_policys_objects_are_created_with_posts(
     manifest = policy_manifest(
         "p", "http://big.invalid", "http://small.invalid", "http://p.invalid"
     )
-    body = client.CustomObjectsApi(kube_api).create_namespaced_custom_object(
-        c.GROUP, c.VERSION, namespace, c.PLURAL, manifest
+    api = client.CustomObjectsApi(kube_api)
+    body = cast(
+        dict[str, Any],
+        api.create_namespaced_custom_object(c.GROUP, c.VERSION, namespace, c.PLURAL, manifest),
     )
     spec = RoutingPolicySpec.model_validate(body["spec"])
     applier = Applier(Kube(kube_api), RenderedMetadata())
