@@ -59,11 +59,14 @@ def _f(v: Any) -> str:
 
 
 def _who(r: dict[str, Any]) -> str:
-    """The operator column: label, extra flags, and glibc's arena limit when it was set
-    (rows recorded before the bench set it have no ``malloc_arenas``)."""
+    """The operator column: label, extra flags, glibc's arena limit when it was set
+    (rows recorded before the bench set it have no ``malloc_arenas``), and an audit log
+    of the operator's requests only (``--audit-scope operator``)."""
     who = str(r["operator"]) + (" " + str(r["operator_args"]) if r.get("operator_args") else "")
     if r.get("malloc_arenas") == 0:
         who += " (arenas: glibc default)"
+    if r.get("audit_scope") == "operator":
+        who += " (audit: operator only)"
     return who
 
 

@@ -54,7 +54,12 @@ from routerkit import free_port, wait_http  # noqa: E402
 from tierguard.api import constants as c  # noqa: E402
 from tierguard.api import metrics as m  # noqa: E402
 from tierguard.api.policy import RoutingPolicySpec  # noqa: E402
-from tierguard.lab.controlplane import LARGE_SERVICE_CIDR, ControlPlane  # noqa: E402
+from tierguard.lab.controlplane import (  # noqa: E402
+    AUDIT_POLICY,
+    LARGE_SERVICE_CIDR,
+    ControlPlane,
+    audit_policy_for,
+)
 from tierguard.lab.prometheus import Prometheus  # noqa: E402
 from tierguard.operator.revision import compute_revision  # noqa: E402
 
@@ -208,10 +213,20 @@ def run_case(args: argparse.Namespace, n: int, k: int) -> dict[str, Any]:
     if args.operator_args:
         result["operator_args"] = args.operator_args
     result["malloc_arenas"] = args.malloc_arenas
+    if args.audit_scope != "all":
+        result["audit_scope"] = args.audit_scope
     with ExitStack() as stack:
         kcm_args = ["--kube-api-qps=200", "--kube-api-burst=400"] if args.fast_gc else []
+        audit_policy = (
+            audit_policy_for([f"system:serviceaccount:{HOME_NS}:{OPERATOR_SA}"])
+            if args.audit_scope == "operator"
+            else AUDIT_POLICY
+        )
         cp = ControlPlane(
-            service_cidr=LARGE_SERVICE_CIDR, audit=True, controller_manager_args=kcm_args
+            service_cidr=LARGE_SERVICE_CIDR,
+            audit=True,
+            audit_policy=audit_policy,
+            controller_manager_args=kcm_args,
         ).start()
         stack.callback(cp.stop)
         prom = Prometheus(scrape_interval=args.scrape_interval).start()
@@ -451,6 +466,13 @@ def main() -> int:
     )
     p.add_argument("--label", default="this", help="name of the operator in the table")
     p.add_argument("--fast-gc", action="store_true", help="kube-controller-manager QPS 200")
+    p.add_argument(
+        "--audit-scope",
+        choices=["all", "operator"],
+        default="all",
+        help="audit every request (default) or only the operator's (the burst table's "
+        "requests by user then shows the operator alone)",
+    )
     p.add_argument("--profile", type=Path, default=None, help="py-spy the operator until all Ready")
     p.add_argument("--operator-args", default="", help="extra operator flags (one string)")
     p.add_argument(

@@ -71,3 +71,15 @@ def test_binaries_present_need_no_build(monkeypatch: pytest.MonkeyPatch, tmp_pat
         (tmp_path / name).chmod(0o755)
     monkeypatch.setenv("TIERGUARD_CONTROLPLANE_BIN", str(tmp_path))
     assert ensure_binaries(build=False) == ControlPlaneBinaries.in_dir(tmp_path)
+
+
+def test_an_audit_policy_for_some_users_logs_only_theirs() -> None:
+    import yaml
+
+    policy = yaml.safe_load(controlplane.audit_policy_for(["system:serviceaccount:ns:op"]))
+    assert policy["kind"] == "Policy" and policy["omitStages"] == ["RequestReceived"]
+    first, rest = policy["rules"]
+    assert first == {"level": "Metadata", "users": ["system:serviceaccount:ns:op"]}
+    assert rest == {"level": "None"}, "everyone else: not audited"
+    everyone = yaml.safe_load(controlplane.AUDIT_POLICY)
+    assert everyone["rules"] == [{"level": "Metadata"}]

@@ -73,6 +73,7 @@ from tierguard.lab.controlplane_processes import (
     LARGE_SERVICE_CIDR,
     SERVICE_CIDR,
     ControlPlaneProcesses,
+    audit_policy_for,
 )
 from tierguard.lab.processes import (
     LabError,
@@ -95,6 +96,7 @@ __all__ = [
     "ControlPlane",
     "ControlPlaneBinaries",
     "ControlPlaneError",
+    "audit_policy_for",
     "cache_bin_dir",
     "cache_root",
     "ensure_binaries",
