@@ -411,8 +411,10 @@ def test_rendered_objects_are_owned_reapplied_and_garbage_collected(
             for o in objs:
                 assert o.metadata.labels[c.LABEL_POLICY] == POLICY
                 assert o.metadata.owner_references[0].uid == uid
+                # created by a POST (an Update entry), or applied since (Apply): the
+                # operator's either way (tests/integration/test_fast_create.py)
                 assert any(
-                    m.manager == c.FIELD_MANAGER and m.operation == "Apply"
+                    m.manager == c.FIELD_MANAGER and m.operation in ("Apply", "Update")
                     for m in o.metadata.managed_fields
                 )
             assert sm["metadata"]["ownerReferences"][0]["uid"] == uid

@@ -212,11 +212,26 @@ def test_steady_policies_make_no_api_writes(
         apps = client.AppsV1Api(kube_api)
         dep = render.object_name("plain")
         apps.patch_namespaced_deployment(dep, namespace, {"spec": {"replicas": 4}})
-        wait_for(
-            lambda: apps.read_namespaced_deployment(dep, namespace).spec.replicas == 1,
-            timeout=30,
-            message=f"the hand edit was never taken back:\n{op.log()}",
-        )
+
+        def taken_back() -> bool:
+            # The Deployment was created by a POST: the first apply also folds that
+            # create's Update entry into the operator's Apply entry (a managedFields patch
+            # and the apply again); wait for all three writes.
+            live = apps.read_namespaced_deployment(dep, namespace)
+            ours = [
+                m.operation for m in live.metadata.managed_fields if m.manager == c.FIELD_MANAGER
+            ]
+            return bool(live.spec.replicas == 1 and ours == ["Apply"])
+
+        wait_for(taken_back, timeout=30, message=f"the hand edit was never taken back:\n{op.log()}")
+        # Watch events that still show the edit (the controller manager's status updates
+        # of the edited Deployment) may wake one more apply: wait until 2 s pass quietly.
+        for _ in range(10):
+            _, quiet_from = control_plane.audit_events()
+            time.sleep(2)
+            recent, _ = control_plane.audit_events(quiet_from)
+            if not _operator_writes(recent, namespace):
+                break
 
         # Deleted without a finalizer: the watch's DELETED stops the policy's daemon (it
         # drops the policy's series on its way out), and nothing is written for it after.
