@@ -14,6 +14,7 @@ Applier creates a new policy's objects with POSTs only.
 from __future__ import annotations
 
 import copy
+from collections import Counter
 from typing import TYPE_CHECKING, Any, cast
 
 from operatorkit import install_crd, policy_manifest
@@ -205,3 +206,24 @@ def test_a_new_policys_objects_are_created_with_posts(
     dep = _live(applier.kube, render.deployment(ref, spec))
     assert dep["metadata"]["ownerReferences"][0]["uid"] == body["metadata"]["uid"]
     assert _our_entries(dep) == ["Update"]
+
+    # A second process that sees the policy before its Ready (a restart): the creates
+    # answer 409, it applies instead, and takes the objects over.
+    again = Applier(Kube(kube_api), RenderedMetadata())
+    _, offset = control_plane.audit_events()
+    error, _ = again.apply_rendered(
+        body, spec, RoutingPolicyStatus(), cc.ClassifierLookup(), jpc.JudgePromptLookup()
+    )
+    assert error is None
+    events, _ = control_plane.audit_events(offset)
+    codes = Counter(
+        (e["verb"], e.get("responseStatus", {}).get("code"))
+        for e in events
+        if e.get("objectRef", {}).get("namespace") == namespace
+        and e.get("user", {}).get("username") == "admin"
+        and e.get("verb") in {"create", "patch"}
+    )
+    assert codes[("create", 409)] == len(kinds) + 1, codes  # the objects and the Secret
+    assert codes[("patch", 200)] == 3 * len(kinds), codes  # apply, take over, apply
+    for obj in render.render_all(ref, spec, RoutingPolicyStatus()):
+        assert _our_entries(_live(again.kube, obj)) == ["Apply"], obj["kind"]
