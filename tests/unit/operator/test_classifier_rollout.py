@@ -15,10 +15,10 @@ from tierguard.api.enums import ConditionType, Phase, Reason
 from tierguard.api.policy import RoutingPolicySpec
 from tierguard.api.status import RoutingPolicyStatus
 from tierguard.operator import classifiercontent as cc
-from tierguard.operator import gates as g
 from tierguard.operator import render
 from tierguard.operator import rollout as r
 from tierguard.operator import rollout_classifier as rc
+from tierguard.operator.gatetypes import Observations
 from tierguard.operator.observe_routers import parse_reports
 from tierguard.operator.writes import status_needs_write
 
@@ -62,7 +62,7 @@ def drive(
         obs = None
         if r.evaluation_due(spec, st, now):
             obs = traffic.observe(spec, now)
-            obs = g.Observations(at=obs.at, gates=obs.gates, routers=routers(st))
+            obs = Observations(at=obs.at, gates=obs.gates, routers=routers(st))
         d = r.reconcile(spec, st, now, generation=1, observations=obs, classifier=lookup)
         out.append(d)
         st = RoutingPolicyStatus.model_validate(d.status.to_k8s())

@@ -7,9 +7,10 @@ from datetime import timedelta
 from rolloutsim import T0, Traffic, make_spec
 
 from tierguard.api.status import RoutingPolicyStatus
-from tierguard.operator import gates as g
 from tierguard.operator import render
 from tierguard.operator import rollout as r
+from tierguard.operator.gatespecs import gate_specs
+from tierguard.operator.gateupdates import fresh_gate_state, update_gates
 from tierguard.operator.writes import AppliedObjects, contains, status_needs_write
 
 SAME = {"simple": {"control": 0.1}, "tricky": {"control": 0.1}}
@@ -70,11 +71,11 @@ def test_gate_looks_are_capped_so_frozen_counters_leave_state_unchanged() -> Non
     spec = make_spec()
     traffic = Traffic(SAME, seed=4)
     traffic.tick(5.0, r.step_control_arm(spec, 0))
-    gates = g.gate_specs(spec)
-    state: dict = g.fresh_gate_state("rev")
+    gates = gate_specs(spec)
+    state: dict = fresh_gate_state("rev")
     seen = []
     for _ in range(5):
-        state = g.update_gates(state, gates, traffic.observe(spec, T0), r.step_control_arm(spec, 0))
+        state = update_gates(state, gates, traffic.observe(spec, T0), r.step_control_arm(spec, 0))
         seen.append(state)
     assert seen[-1] == seen[-2] == seen[-3]
 
