@@ -13,9 +13,9 @@ from tierguard.lab.conversations import (
     ConversationTally,
     conversation_lines,
 )
+from tierguard.lab.population import Population
 from tierguard.lab.report import render_markdown
 from tierguard.lab.runrecord import RunRecord
-from tierguard.lab.traffic import Population
 
 
 def answer(text: str | None = None, call_id: str | None = None) -> dict[str, Any]:

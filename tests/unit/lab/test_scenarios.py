@@ -10,8 +10,8 @@ from tierguard.classifier.dataset import CATEGORIES
 from tierguard.lab import lab_policy as lp
 from tierguard.lab import scenario_world as sw
 from tierguard.lab import scenarios as sc
+from tierguard.lab.population import query_pool
 from tierguard.lab.scenario_preflight import LAB_PREFLIGHT_SAMPLE_RATE
-from tierguard.lab.traffic import query_pool
 
 
 def test_every_scenario_is_listed_and_found() -> None:
