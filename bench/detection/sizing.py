@@ -86,7 +86,7 @@ def median_samples(
         if side == "fail":
             log_e += st.fail_block_log_e(bc, nc, bt, nt, past[0], past[1], grid, fail_margin)
             return st.log_mean_exp(log_e) >= level
-        log_e += st.pass_block_log_e(bc, nc, bt, nt, *past, (drop,))
+        log_e += st.pass_block_log_e(bc, nc, bt, nt, past[0], past[1], past[2], past[3], (drop,))
         return log_e[:, 0] >= level
 
     first = first_crossings(

@@ -237,12 +237,12 @@ def test_custom_query_across_replicas_counts_a_router_restart_once(
                 r = obs.gates[per_router.key]
                 if obs.error or r.error:
                     return None
-                got: Counter[str] = Counter()
+                got: dict[str, float] = {}
                 for arm in r.arms.values():
                     for key, value in arm.total.items():
-                        got[key] += value
+                        got[key] = got.get(key, 0.0) + value
                 want = {f'{{instance="127.0.0.1:{ports[k]}"}}': v for k, v in expected.items()}
-                return obs if dict(got) == want else None
+                return obs if got == want else None
 
             return wait_for(check, timeout=60, message=f"Prometheus to report {expected}")
 

@@ -17,13 +17,13 @@ from tierguard.operator.gateupdates import fresh_gate_state, update_gates
 from tierguard.operator.statistics import ArmReading
 
 
-class FakeReader:
+class FakeReader(promreader.PrometheusReader):
     """Answers PromQL from a table (unit test of parsing only; the real Prometheus is
-    exercised in tests/integration)."""
+    exercised in tests/integration). Only :meth:`query` is used by what is tested here."""
 
     def __init__(
         self, answers: dict[str, list[dict[str, Any]]], fail: type[Exception] | None = None
-    ):
+    ) -> None:
         self.answers = answers
         self.fail = fail
         self.asked: list[str] = []
@@ -72,7 +72,7 @@ def test_observe_builds_arm_readings_per_gate() -> None:
             bad_q: [row("simple", "canary", 2)],
         }
     )
-    obs = o.observe(reader, "shop", gates, T0)  # type: ignore[arg-type]
+    obs = o.observe(reader, "shop", gates, T0)
     assert obs.error is None
     simple = obs.gates["simple/ThumbsDown"]
     assert simple.arms["canary"].total == {"r1": 10.0, "r2": 5.0}
@@ -88,14 +88,14 @@ def test_observe_builds_arm_readings_per_gate() -> None:
 def test_unreachable_prometheus_is_no_data_not_an_exception() -> None:
     obs = o.observe(
         FakeReader({}, fail=promreader.UnreachableError),
-        "shop",  # type: ignore[arg-type]
+        "shop",
         gate_specs(make_spec()),
         T0,
     )
     assert obs.error is not None and not obs.gates
     obs = o.observe(
         FakeReader({}, fail=promreader.QueryError),
-        "shop",  # type: ignore[arg-type]
+        "shop",
         gate_specs(make_spec()),
         T0,
     )
@@ -203,14 +203,14 @@ def test_quiet_signal_while_requests_flow_is_inconclusive_not_no_data() -> None:
     gates = gate_specs(spec)
     _, requests_q = promql.signal_queries(Signal.ERROR_RATE, "shop")
     reader = FakeReader({requests_q: [row("simple", "control", 40), row("simple", "canary", 3)]})
-    obs = o.observe(reader, "shop", gates, T0)  # type: ignore[arg-type]
+    obs = o.observe(reader, "shop", gates, T0)
     assert obs.gates["simple/ThumbsDown"].requests_flowing
     assert obs.gates["simple/ThumbsDown"].empty
     assert not obs.gates["tricky/ThumbsDown"].requests_flowing
     state = fresh_gate_state("r")
     for minute in range(3):
         at = T0 + timedelta(minutes=minute)
-        obs = o.observe(reader, "shop", gates, at)  # type: ignore[arg-type]
+        obs = o.observe(reader, "shop", gates, at)
         state = update_gates(state, gates, obs, Arm.CONTROL)
     out = {x.key: x for x in evaluate_gates(state, gates, obs, 0.95, 10)}
     assert out["simple/ThumbsDown"].verdict == Verdict.INCONCLUSIVE
@@ -257,7 +257,7 @@ def test_clustered_series_feed_the_design_effect() -> None:
                 # clusters differ far more than binomial noise: half all bad, half all good
                 bads.append(row("simple", arm, (100 * scale) * (c % 2), cluster=str(c)))
         reader = FakeReader({total_q: totals, bad_q: bads})
-        obs = o.observe(reader, "shop", gates, T0 + timedelta(minutes=minute))  # type: ignore[arg-type]
+        obs = o.observe(reader, "shop", gates, T0 + timedelta(minutes=minute))
         assert set(obs.gates["simple/ThumbsDown"].arms["canary"].total) == {
             f"r1#{c}" for c in range(16)
         }
@@ -297,6 +297,6 @@ def test_nan_in_a_built_in_query_is_a_gate_error_naming_the_query() -> None:
     gates = gate_specs(spec)
     _, total_q = promql.signal_queries(Signal.THUMBS_DOWN, "shop")
     reader = FakeReader({total_q: [row("simple", "control", float("nan"))]})
-    obs = o.observe(reader, "shop", gates, T0)  # type: ignore[arg-type]
+    obs = o.observe(reader, "shop", gates, T0)
     err = obs.gates["simple/ThumbsDown"].error
     assert err is not None and "ThumbsDown" in err and "nan" in err, err

@@ -15,6 +15,7 @@ from tierguard.lab.fakejudge import JudgeKnobs, pairwise_reply
 from tierguard.operator import observe as o
 from tierguard.operator import pairedgate as pg
 from tierguard.operator import promql
+from tierguard.operator.design_effect import MIN_DESIGN_EVENTS
 from tierguard.operator.gates import evaluate_gates
 from tierguard.operator.gatespecs import gate_specs
 from tierguard.operator.gatestatus import tier_statuses
@@ -321,5 +322,5 @@ def test_a_single_slip_among_ties_does_not_read_as_correlation() -> None:
     rows = {f"u{i}": [0.0, 0.0, 30.0] for i in range(15)}
     rows["u15"] = [1.0, 0.0, 15.0]
     assert pg.paired_design_effect(rows) == 1.0
-    packed = {**rows, "u15": [float(pg.MIN_DESIGN_EVENTS), 0.0, 15.0]}
+    packed = {**rows, "u15": [float(MIN_DESIGN_EVENTS), 0.0, 15.0]}
     assert pg.paired_design_effect(packed) > 5.0

@@ -117,10 +117,10 @@ def test_any_steps_edit_keeps_the_machine_on_its_steps(
     # at 100 % minus holdback, never earlier.
     if s.phase in (Phase.PROGRESSING, Phase.PAUSED):
         for i in range(n + 1):
-            if s.phase == Phase.PROMOTED:
-                break
             s = r.reconcile(edited, s, at, request=r.ManualRequest("promote", f"q{i}")).status
             assert 0 <= s.step < n
+            if s.phase == Phase.PROMOTED:
+                break
         assert s.phase == Phase.PROMOTED and s.canary_weight == 100.0 - holdback
 
 

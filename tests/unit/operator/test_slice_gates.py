@@ -269,7 +269,7 @@ def test_slice_gates_read_their_value_from_one_query_per_slice() -> None:
         }
     )
     gates = gate_specs(sliced_spec())
-    obs = o.observe(reader, "shop", gates, T0)  # type: ignore[arg-type]
+    obs = o.observe(reader, "shop", gates, T0)
     billing = obs.gates["simple/ThumbsDown@category=billing_status"]
     assert billing.arms["canary"].total == {"r1#3": 10.0}
     assert billing.arms["canary"].bad == {"r1#3": 6.0}
