@@ -23,6 +23,7 @@ from tierguard.operator.gatetypes import GateReading, Observations
 from tierguard.operator.gateupdates import fresh_gate_state, rebase_step, update_gates
 from tierguard.operator.judgehealth import JUDGE_HEALTH_UNDECIDED
 from tierguard.operator.paired import evaluate_paired
+from tierguard.operator.promreader import PrometheusReader
 from tierguard.router.pairwise import combine, parse_pairwise
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
@@ -252,7 +253,10 @@ def test_observe_reads_the_pairwise_counters_per_series() -> None:
         labels = {"tier": tier, "instance": "r1", "cluster": cluster, "verdict": verdict}
         return {"metric": labels, "value": [0, str(value)]}
 
-    class Reader:
+    class Reader(PrometheusReader):
+        def __init__(self) -> None:  # answers from the table below, asks no server
+            pass
+
         def query(self, promql: str) -> list[dict[str, Any]]:
             if promql == q:
                 return [row("simple", "worse", 3, "0"), row("simple", "tie", 5, "1"),
@@ -260,7 +264,7 @@ def test_observe_reads_the_pairwise_counters_per_series() -> None:
             return [{"metric": {"tier": "simple", "arm": "canary", "instance": "r1"},
                      "value": [0, "10"]}]  # fmt: skip
 
-    obs = o.observe(Reader(), "shop", [gate], T0)  # type: ignore[arg-type]
+    obs = o.observe(Reader(), "shop", [gate], T0)
     reading = obs.gates[gate.key]
     assert reading.verdicts == {"worse": {"r1#0": 3.0}, "tie": {"r1#1": 5.0}}
     assert reading.requests_flowing and not reading.empty

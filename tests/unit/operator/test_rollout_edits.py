@@ -4,13 +4,14 @@ use and its recovery."""
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as hs
 from rolloutsim import T0, make_spec
 
 from tierguard.api.enums import ConditionType, Phase, Reason
+from tierguard.api.policy import RoutingPolicySpec
 from tierguard.api.status import MAX_HANDLED_ACTIONS, RoutingPolicyStatus
 from tierguard.operator import rollout as r
 from tierguard.operator import specerror
@@ -20,7 +21,9 @@ from tierguard.operator.conditions import get_condition
 # ------------------------------------------------------------------ rollout.steps edits
 
 
-def promote(spec, st, n: int, at):  # type: ignore[no-untyped-def]
+def promote(
+    spec: RoutingPolicySpec, st: RoutingPolicyStatus, n: int, at: datetime
+) -> RoutingPolicyStatus:
     for i in range(n):
         st = r.reconcile(spec, st, at, request=r.ManualRequest("promote", f"p{i}")).status
     return st

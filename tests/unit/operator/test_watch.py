@@ -4,6 +4,7 @@ allowed drop, alpha spent as alpha / (k (k + 1)) over windows."""
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
 import pytest
 from rolloutsim import T0, Traffic, make_spec
@@ -22,7 +23,9 @@ def test_alpha_spending_sums_to_the_budget() -> None:
         watch_alpha(0.05, 0)
 
 
-def _watch(rates: dict[str, dict[str, float]], hours: int, seed: int) -> tuple[dict, list]:  # type: ignore[type-arg]
+def _watch(
+    rates: dict[str, dict[str, float]], hours: int, seed: int
+) -> tuple[dict[str, Any], list[list[GateOutcome]]]:
     """Promoted at T0 (95 % canary, holdback control); one look every 10 minutes."""
     spec = make_spec()
     gates = gate_specs(spec)
