@@ -12,8 +12,12 @@ from tierguard.operator import promql, promreader
 from tierguard.operator.shared_queries import SharedQueries, split_by_policy
 
 
-class StubReader:
-    def __init__(self, rows: list[dict[str, Any]], identity: Any = ("u", "", False)) -> None:
+class StubReader(promreader.PrometheusReader):
+    """Answers every query with ``rows`` (asks no server)."""
+
+    def __init__(
+        self, rows: list[dict[str, Any]], identity: tuple[str, str, bool] = ("u", "", False)
+    ) -> None:
         self.rows = rows
         self.identity = identity
         self.asked: list[str] = []
@@ -62,15 +66,15 @@ def test_one_query_per_round_for_any_number_of_policies() -> None:
     reader = StubReader([row(f"p{i}", "ns", "simple", i) for i in range(50)])
     ns = ("namespace", "ns")
     for i in range(50):
-        got = shared.results(reader, Signal.THUMBS_DOWN, 1, f"p{i}", ns)  # type: ignore[arg-type]
+        got = shared.results(reader, Signal.THUMBS_DOWN, 1, f"p{i}", ns)
         assert [r["value"][1] for r in got] == [str(i)]
     assert len(reader.asked) == 1
-    assert shared.results(reader, Signal.THUMBS_DOWN, 1, "nope", ns) == []  # type: ignore[arg-type]
+    assert shared.results(reader, Signal.THUMBS_DOWN, 1, "nope", ns) == []
     now[0] = 5.0
-    shared.results(reader, Signal.THUMBS_DOWN, 1, "p1", ns)  # type: ignore[arg-type]
+    shared.results(reader, Signal.THUMBS_DOWN, 1, "p1", ns)
     assert len(reader.asked) == 2, "a new round asks again"
     other = StubReader(reader.rows, identity=("u", "other-token", False))
-    shared.results(other, Signal.THUMBS_DOWN, 1, "p1", ns)  # type: ignore[arg-type]
+    shared.results(other, Signal.THUMBS_DOWN, 1, "p1", ns)
     assert len(other.asked) == 1, "other credentials never share results"
 
 
@@ -80,5 +84,5 @@ def test_a_failed_round_fails_every_policy_without_asking_again() -> None:
     reader.fail = promreader.UnreachableError("down")
     for name in ("a", "b", "c"):
         with pytest.raises(promreader.UnreachableError):
-            shared.results(reader, Signal.ERROR_RATE, 0, name, None)  # type: ignore[arg-type]
+            shared.results(reader, Signal.ERROR_RATE, 0, name, None)
     assert len(reader.asked) == 1
