@@ -218,10 +218,9 @@ def test_steady_policies_make_no_api_writes(
             # create's Update entry into the operator's Apply entry (a managedFields patch
             # and the apply again); wait for all three writes.
             live = apps.read_namespaced_deployment(dep, namespace)
-            ours = [
-                m.operation for m in live.metadata.managed_fields if m.manager == c.FIELD_MANAGER
-            ]
-            return bool(live.spec.replicas == 1 and ours == ["Apply"])
+            entries = (live.metadata.managed_fields if live.metadata else None) or []
+            ours = [m.operation for m in entries if m.manager == c.FIELD_MANAGER]
+            return bool(live.spec and live.spec.replicas == 1 and ours == ["Apply"])
 
         wait_for(taken_back, timeout=30, message=f"the hand edit was never taken back:\n{op.log()}")
         # Watch events that still show the edit (the controller manager's status updates

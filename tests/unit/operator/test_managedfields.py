@@ -29,8 +29,8 @@ def _live(*entries: dict[str, Any]) -> dict[str, Any]:
 
 
 def test_union_of_field_sets_keeps_every_leaf() -> None:
-    a = {"f:data": {"f:a": {}}, "f:metadata": {"f:labels": {"f:x": {}}}}
-    b = {"f:data": {".": {}, "f:b": {}}, "f:spec": {}}
+    a: dict[str, Any] = {"f:data": {"f:a": {}}, "f:metadata": {"f:labels": {"f:x": {}}}}
+    b: dict[str, Any] = {"f:data": {".": {}, "f:b": {}}, "f:spec": {}}
     assert union(a, b) == {
         "f:data": {"f:a": {}, ".": {}, "f:b": {}},
         "f:metadata": {"f:labels": {"f:x": {}}},
