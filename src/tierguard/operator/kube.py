@@ -6,7 +6,10 @@ the async handlers run them in the controller's bounded thread pool.
 
 * Rendered objects are written with **server-side apply** under the field manager
   ``tierguard-operator`` (``force`` so a field a person edited by hand is taken back:
-  the operator owns what it renders). The kinds it renders are fixed, so their paths
+  the operator owns what it renders). A new policy's objects are created with a plain
+  POST instead (cheaper for the API server); the first apply of such an object takes
+  over the ``Update`` entry the POST left (:mod:`managedfields`). The kinds it renders
+  are fixed (:mod:`kuberesources`), so their paths
   come from a table (:data:`RESOURCES`), not from discovery: no discovery cache file,
   and nothing to re-discover while other threads apply.
 * Status is written with a full **replace of the status subresource carrying the
