@@ -13,7 +13,8 @@ SIGUSR1 a probe thread writes ``<dir>/dump-<k>.json`` (and ``dump-<k>.malloc.txt
   (``fordblks``), and ``malloc_info()``'s per-arena XML;
 * ``sys._debugmallocstats()`` (pymalloc: arenas allocated, bytes in used blocks, free);
 * a census of ``gc.get_objects()`` by type (count and ``sys.getsizeof`` bytes);
-* with ``--tracemalloc`` (started before the operator is imported), the top allocation
+* with ``--tracemalloc`` (started after the operator's imports: they are the baseline,
+  and traced they take minutes), the top allocation
   sites of live Python memory.
 
 On SIGUSR2 it calls glibc's ``malloc_trim(0)`` (return every free page to the system),
@@ -197,6 +198,7 @@ def dump(directory: Path, k: int, trimmed: bool) -> None:
     out["dict_shapes"] = dict_shapes()
     if tracemalloc.is_tracing():
         snap = tracemalloc.take_snapshot()
+        snap.dump(str(directory / f"dump-{k}.tracemalloc"))  # for grouping offline
         stats = snap.statistics("lineno")
         out["tracemalloc_total_mib"] = round(sum(s.size for s in stats) / MIB, 1)
         out["tracemalloc_traced_peak_mib"] = [
@@ -251,10 +253,26 @@ def main() -> int:
     args = p.parse_args()
     cli = args.cli[1:] if args.cli[:1] == ["--"] else args.cli
     args.dir.mkdir(parents=True, exist_ok=True)
-    if args.tracemalloc:
-        tracemalloc.start(10)
     start_probe(args.dir)
     from tierguard.cli import main as cli_main
+
+    if args.tracemalloc:
+        # The imports are the baseline, not per-policy memory; traced, the kubernetes
+        # client's import alone takes minutes. So import what the operator imports, then
+        # trace (deep enough to see who called the JSON decoder or the copy).
+        import kopf  # noqa: F401
+        import kubernetes.client
+
+        # The client imports its API classes lazily (CoreV1Api alone: ~1 s untraced).
+        for name in ("CoreV1Api", "CustomObjectsApi", "CoreV1Event", "V1EventSource"):
+            getattr(kubernetes.client, name)
+        for name in ("V1ObjectMeta", "V1ObjectReference", "V1Status"):
+            getattr(kubernetes.client, name)
+
+        import tierguard.operator.cli
+        import tierguard.operator.handlers  # noqa: F401
+
+        tracemalloc.start(16)
 
     return cli_main(cli)
 

@@ -30,7 +30,6 @@ which the garbage collector deletes as well.
 from __future__ import annotations
 
 import asyncio
-import copy
 import dataclasses
 import logging
 import threading
@@ -43,6 +42,7 @@ import kopf
 from tierguard.api import constants as c
 from tierguard.operator.backoff import Backoff
 from tierguard.operator.controller import Controller
+from tierguard.operator.freshness import decision_copy, drop_managed_fields
 from tierguard.operator.kube import KubeError, TransientError
 from tierguard.operator.readiness import Readiness, watch_api
 from tierguard.operator.readiness import serve as serve_readiness
@@ -176,6 +176,8 @@ async def poke(memo: kopf.Memo, type: str | None, body: kopf.Body, **_: Any) -> 
     """Any change (spec, annotations, status written elsewhere): reconcile now. A deleted
     policy: its daemon stops (it is woken to see that). Not for a policy whose deletion
     waits for other finalizers: nothing is reconciled for it any more."""
+    # kopf keeps this body (its daemon's copy) until the next event: without managedFields.
+    drop_managed_fields(getattr(body, "_src", None))
     if type == "DELETED":
         memo[GONE_KEY] = True
         _wake(memo).set()
@@ -239,7 +241,7 @@ async def rollout_loop(
             wake.clear()
             # The watch's latest copy (kopf keeps ``body`` current), taken on the event
             # loop; the controller decides on it when it is current enough.
-            seen = copy.deepcopy(dict(body))
+            seen = decision_copy(body)
             try:
                 sleep = await POOL.run(controller, controller.reconcile_once, namespace, name, seen)
                 backoff.succeeded()
@@ -252,6 +254,7 @@ async def rollout_loop(
             except Exception:  # keep the loop alive; the next round starts from status again
                 sleep = backoff.failed()
                 log.exception("%s/%s: reconcile failed", namespace, name)
+            del seen  # not held while this daemon sleeps (a whole policy body each)
             if sleep == float("inf"):
                 return
             # Sleep until the next evaluation is due, a watch event wakes us, or kopf

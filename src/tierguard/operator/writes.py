@@ -40,6 +40,14 @@ def content_hash(obj: Mapping[str, Any]) -> str:
     return hashlib.sha256(json.dumps(obj, sort_keys=True).encode()).hexdigest()
 
 
+def compact(obj: Mapping[str, Any]) -> str:
+    """One rendered object as compact JSON: what :class:`AppliedObjects` keeps for drift
+    checks. One string instead of a tree of small dicts, lists and strings (about a
+    third of the memory for the seven objects of a policy); :func:`json.loads` gives the
+    same object back for the (rare) watch event to compare with."""
+    return json.dumps(obj, separators=(",", ":"))
+
+
 def contains(live: Any, want: Any) -> bool:
     """Whether the live object still holds every field the operator rendered.
 
@@ -73,7 +81,8 @@ def object_key(obj: Mapping[str, Any]) -> ObjectKey:
 class _PolicyObjects:
     uid: str
     hashes: dict[ObjectKey, str]
-    rendered: dict[ObjectKey, dict[str, Any]]
+    #: The rendered objects as :func:`compact` JSON (parsed again for a drift check).
+    rendered: dict[ObjectKey, str]
 
 
 class AppliedObjects:
@@ -111,7 +120,7 @@ class AppliedObjects:
             for o in objs:
                 key = object_key(o)
                 entry.hashes[key] = content_hash(o)
-                entry.rendered[key] = o
+                entry.rendered[key] = compact(o)
             wanted = {object_key(o) for o in objs}
             for key in [k for k in entry.rendered if k not in wanted]:
                 entry.rendered.pop(key, None)
@@ -130,10 +139,10 @@ class AppliedObjects:
             entry = self._by_policy.get((namespace, policy))
             if entry is None:
                 return False
-            want = entry.rendered.get((kind, name))
-            if want is None:
+            kept = entry.rendered.get((kind, name))
+            if kept is None:
                 return False
-            if live is not None and contains(live, want):
+            if live is not None and contains(live, json.loads(kept)):
                 return False
             entry.hashes.pop((kind, name), None)
             return True

@@ -5,12 +5,13 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
+import kopf
 from kubernetes import client
 
 from tierguard.api.status import RoutingPolicyStatus
 from tierguard.operator.applier import with_ready
 from tierguard.operator.controller import Controller, ControllerSettings
-from tierguard.operator.freshness import KnownVersions
+from tierguard.operator.freshness import KnownVersions, decision_copy, drop_managed_fields
 from tierguard.operator.kube import Kube
 from tierguard.operator.reconcilestatus import is_fresh
 
@@ -105,3 +106,43 @@ def test_the_rollout_daemon_puts_no_finalizer_on_policies() -> None:
     ]
     assert len(daemons) == 1
     assert daemons[0].requires_finalizer is False
+
+
+def _watched() -> dict[str, Any]:
+    return {
+        "apiVersion": "tierguard.io/v1alpha1",
+        "metadata": {
+            "name": "p",
+            "namespace": "ns",
+            "resourceVersion": "7",
+            "managedFields": [{"manager": "tierguard", "fieldsV1": {"f:status": {}}}],
+        },
+        "spec": {"tiers": [{"name": "simple"}]},
+        "status": {"conditions": [{"type": "Ready", "status": "True"}]},
+    }
+
+
+def test_kopfs_kept_copy_of_a_policy_loses_managed_fields_and_nothing_else() -> None:
+    """The poke handler strips kopf's own copy (the body its daemon is handed) through
+    the installed kopf's Body: if kopf stops exposing its source dict, this fails."""
+    raw = _watched()
+    body = kopf.Body(raw)
+    drop_managed_fields(getattr(body, "_src", None))
+    assert "managedFields" not in body["metadata"] and "managedFields" not in raw["metadata"]
+    want = _watched()
+    del want["metadata"]["managedFields"]
+    assert dict(body) == want, "only managedFields went"
+    drop_managed_fields(None)  # a body without a source dict: nothing to do
+    drop_managed_fields({"metadata": None})
+
+
+def test_the_decision_copy_is_private_and_lean() -> None:
+    raw = _watched()
+    body = kopf.Body(raw)
+    seen = decision_copy(body)
+    assert "managedFields" not in seen["metadata"]
+    assert "managedFields" in raw["metadata"], "the watch's copy is not touched"
+    assert seen["metadata"]["resourceVersion"] == "7" and seen["spec"] == raw["spec"]
+    seen["status"]["conditions"][0]["status"] = "False"
+    assert body["status"]["conditions"][0]["status"] == "True", "a deep copy"
+    assert decision_copy({"spec": {}}) == {"spec": {}}
