@@ -26,6 +26,7 @@ sends the signals (after all Ready + settle, at the end of the window, then SIGU
 from __future__ import annotations
 
 import argparse
+import asyncio
 import contextlib
 import ctypes
 import gc
@@ -36,6 +37,7 @@ import sys
 import threading
 import time
 import tracemalloc
+import types
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -176,6 +178,78 @@ def dict_shapes(top: int = 25) -> list[tuple[str, int]]:
     return shapes.most_common(top)
 
 
+_OPAQUE = (type, types.ModuleType, types.FunctionType, types.BuiltinFunctionType, types.CodeType)
+
+
+def deep_size(root: object, seen: set[int]) -> int:
+    """Bytes of ``root`` and everything it reaches through containers and instance
+    attributes, not counting what ``seen`` already holds (ids; updated). Classes,
+    modules, functions and code are not followed."""
+    total = 0
+    stack = [root]
+    while stack:
+        obj = stack.pop()
+        if id(obj) in seen or isinstance(obj, _OPAQUE):
+            continue
+        seen.add(id(obj))
+        with contextlib.suppress(TypeError):
+            total += sys.getsizeof(obj)
+        if isinstance(obj, dict):
+            stack.extend(obj.keys())
+            stack.extend(obj.values())
+        elif isinstance(obj, (list, tuple, set, frozenset)):
+            stack.extend(obj)
+        elif isinstance(obj, (str, bytes, int, float, bool)) or obj is None:
+            continue
+        else:
+            attrs = getattr(obj, "__dict__", None)
+            if isinstance(attrs, dict):
+                stack.append(attrs)
+            for slot in getattr(type(obj), "__slots__", ()):
+                with contextlib.suppress(AttributeError, TypeError):
+                    stack.append(getattr(obj, slot))
+    return total
+
+
+def holders() -> dict[str, Any]:
+    """MiB held per known owner of per-policy state (each object counted once, for the
+    first owner in this order): kopf's kept policy bodies, the rest of kopf's per-object
+    memories, what the rollout daemons' frames hold, and the controller's own state."""
+    seen: set[int] = set()
+    out: dict[str, Any] = {}
+    objs = gc.get_objects()
+    memories = [o for o in objs if type(o).__name__ == "ResourceMemories"]
+    items = [m for ms in memories for m in getattr(ms, "_items", {}).values()]
+    bodies = [
+        getattr(m.daemons_memory.live_fresh_body, "_src", None)
+        for m in items
+        if getattr(m.daemons_memory, "live_fresh_body", None) is not None
+    ]
+    out["kopf kept policy bodies"] = (len(bodies), deep_size(bodies, seen))
+    out["kopf per-object memories (rest)"] = (len(items), deep_size(items, seen))
+    frames = [
+        o.cr_frame
+        for o in objs
+        if isinstance(o, types.CoroutineType)
+        and o.cr_frame is not None
+        and o.cr_code.co_name == "rollout_loop"
+    ]
+    held = [{k: v for k, v in f.f_locals.items() if k == "seen"} for f in frames]
+    out["rollout daemons: seen copies"] = (sum(1 for h in held if h), deep_size(held, seen))
+    handlers = sys.modules.get("tierguard.operator.handlers")
+    controller = getattr(handlers, "CONTROLLER", None)
+    if controller is not None:
+        for name in ("applied", "shared", "_evaluated", "_versions", "_pruned"):
+            out[f"controller.{name}"] = (None, deep_size(getattr(controller, name, None), seen))
+        metrics = getattr(controller, "metrics", None)
+        registry = getattr(metrics, "registry", None)
+        out["operator metrics (registry)"] = (None, deep_size(registry, seen))
+        out["operator metrics (other)"] = (None, deep_size(metrics, seen))
+    tasks = [o for o in objs if isinstance(o, asyncio.Task)]
+    out["asyncio tasks"] = (len(tasks), None)
+    return {k: [n, None if b is None else round(b / MIB, 2)] for k, (n, b) in out.items()}
+
+
 def dump(directory: Path, k: int, trimmed: bool) -> None:
     started = time.monotonic()
     out: dict[str, Any] = {"k": k, "at": time.strftime("%H:%M:%S"), "trimmed": trimmed}
@@ -196,6 +270,10 @@ def dump(directory: Path, k: int, trimmed: bool) -> None:
     out["gc_objects"] = len(gc.get_objects())
     out["census"] = census()
     out["dict_shapes"] = dict_shapes()
+    try:
+        out["holders"] = holders()  # [count, MiB]
+    except Exception as exc:  # the rest of the dump still counts
+        out["holders"] = {"error": repr(exc)}
     if tracemalloc.is_tracing():
         snap = tracemalloc.take_snapshot()
         snap.dump(str(directory / f"dump-{k}.tracemalloc"))  # for grouping offline
