@@ -17,7 +17,8 @@ The watch's copies are also what this process holds per policy the whole time (k
 each policy's latest body for its daemon), so they are kept lean: ``managedFields`` --
 about a third of a policy's parsed body, read by neither kopf nor the operator -- is
 dropped from kopf's copy as each watch event arrives (:func:`drop_managed_fields`), and
-the copy a reconcile decides on is taken without it (:func:`decision_copy`).
+the copy a reconcile decides on is taken without it (:func:`watch_snapshot`, made
+deep in the worker by :func:`decision_copy`).
 """
 
 from __future__ import annotations
@@ -66,13 +67,22 @@ def drop_managed_fields(raw: Any) -> None:
         meta.pop("managedFields", None)
 
 
-def decision_copy(body: Mapping[str, Any]) -> dict[str, Any]:
-    """A private deep copy of the watch's body for one reconcile, without
-    ``managedFields`` (the watch's body changes under a running reconcile otherwise)."""
+def watch_snapshot(body: Mapping[str, Any]) -> dict[str, Any]:
+    """The watch's body as it is now, cheaply (on the event loop, where kopf replaces
+    it): its top level and ``metadata`` copied, without ``managedFields``; the rest is
+    shared with the watch's event, which nobody changes (kopf replaces a body with the
+    next event's, it does not edit it). Cheap to hold while a reconcile waits for a
+    worker: a burst queues one per policy."""
     out = {k: v for k, v in body.items() if k != "metadata"}
     meta = body.get("metadata")
     if isinstance(meta, Mapping):
         out["metadata"] = {k: v for k, v in meta.items() if k != "managedFields"}
     elif "metadata" in body:
         out["metadata"] = meta
-    return copy.deepcopy(out)
+    return out
+
+
+def decision_copy(snapshot: Mapping[str, Any]) -> dict[str, Any]:
+    """A private deep copy of a :func:`watch_snapshot` for one reconcile to decide on
+    (in the worker: only while the reconcile runs)."""
+    return copy.deepcopy(dict(snapshot))

@@ -42,7 +42,7 @@ import kopf
 from tierguard.api import constants as c
 from tierguard.operator.backoff import Backoff
 from tierguard.operator.controller import Controller
-from tierguard.operator.freshness import decision_copy, drop_managed_fields
+from tierguard.operator.freshness import decision_copy, drop_managed_fields, watch_snapshot
 from tierguard.operator.kube import KubeError, TransientError
 from tierguard.operator.readiness import Readiness, watch_api
 from tierguard.operator.readiness import serve as serve_readiness
@@ -216,6 +216,12 @@ for _group, _version, _plural in OWNED:
     kopf.on.event(_group, _version, _plural, labels=OWNED_LABELS)(_owned_event)
 
 
+def _reconcile(controller: Controller, namespace: str, name: str, seen: dict[str, Any]) -> float:
+    """In a worker: reconcile on a private deep copy of the watch's snapshot (made here,
+    not while the reconcile waits for a worker)."""
+    return controller.reconcile_once(namespace, name, decision_copy(seen))
+
+
 def _gone(memo: Any, body: kopf.Body) -> bool:
     return bool(memo.get(GONE_KEY)) or bool(body.get("metadata", {}).get("deletionTimestamp"))
 
@@ -240,10 +246,11 @@ async def rollout_loop(
         while not stopped and not _gone(memo, body):
             wake.clear()
             # The watch's latest copy (kopf keeps ``body`` current), taken on the event
-            # loop; the controller decides on it when it is current enough.
-            seen = decision_copy(body)
+            # loop (deep-copied in the worker); the controller decides on it when it is
+            # current enough.
+            seen = watch_snapshot(body)
             try:
-                sleep = await POOL.run(controller, controller.reconcile_once, namespace, name, seen)
+                sleep = await POOL.run(controller, _reconcile, controller, namespace, name, seen)
                 backoff.succeeded()
             except TransientError as exc:
                 sleep = backoff.failed(exc.retry_after)

@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import json
 import threading
+import zlib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -40,12 +41,17 @@ def content_hash(obj: Mapping[str, Any]) -> str:
     return hashlib.sha256(json.dumps(obj, sort_keys=True).encode()).hexdigest()
 
 
-def compact(obj: Mapping[str, Any]) -> str:
-    """One rendered object as compact JSON: what :class:`AppliedObjects` keeps for drift
-    checks. One string instead of a tree of small dicts, lists and strings (about a
-    third of the memory for the seven objects of a policy); :func:`json.loads` gives the
-    same object back for the (rare) watch event to compare with."""
-    return json.dumps(obj, separators=(",", ":"))
+def compact(obj: Mapping[str, Any]) -> bytes:
+    """One rendered object as compressed JSON: what :class:`AppliedObjects` keeps for
+    drift checks. One bytes object instead of a tree of small dicts, lists and strings
+    (~3.5 KB for the seven objects of a policy instead of ~16 KiB parsed); :func:`expanded`
+    gives the same object back for a watch event to compare with (tens of µs)."""
+    return zlib.compress(json.dumps(obj, separators=(",", ":")).encode(), 6)
+
+
+def expanded(kept: bytes) -> Any:
+    """The object :func:`compact` kept."""
+    return json.loads(zlib.decompress(kept))
 
 
 def contains(live: Any, want: Any) -> bool:
@@ -81,8 +87,8 @@ def object_key(obj: Mapping[str, Any]) -> ObjectKey:
 class _PolicyObjects:
     uid: str
     hashes: dict[ObjectKey, str]
-    #: The rendered objects as :func:`compact` JSON (parsed again for a drift check).
-    rendered: dict[ObjectKey, str]
+    #: The rendered objects, :func:`compact` (expanded again for a drift check).
+    rendered: dict[ObjectKey, bytes]
 
 
 class AppliedObjects:
@@ -142,7 +148,7 @@ class AppliedObjects:
             kept = entry.rendered.get((kind, name))
             if kept is None:
                 return False
-            if live is not None and contains(live, json.loads(kept)):
+            if live is not None and contains(live, expanded(kept)):
                 return False
             entry.hashes.pop((kind, name), None)
             return True

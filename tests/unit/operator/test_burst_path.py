@@ -11,7 +11,12 @@ from kubernetes import client
 from tierguard.api.status import RoutingPolicyStatus
 from tierguard.operator.applier import with_ready
 from tierguard.operator.controller import Controller, ControllerSettings
-from tierguard.operator.freshness import KnownVersions, decision_copy, drop_managed_fields
+from tierguard.operator.freshness import (
+    KnownVersions,
+    decision_copy,
+    drop_managed_fields,
+    watch_snapshot,
+)
 from tierguard.operator.kube import Kube
 from tierguard.operator.reconcilestatus import is_fresh
 
@@ -126,7 +131,7 @@ def test_kopfs_kept_copy_of_a_policy_loses_managed_fields_and_nothing_else() -> 
     """The poke handler strips kopf's own copy (the body its daemon is handed) through
     the installed kopf's Body: if kopf stops exposing its source dict, this fails."""
     raw = _watched()
-    body = kopf.Body(raw)
+    body = kopf.Body(raw)  # type: ignore[arg-type]
     drop_managed_fields(getattr(body, "_src", None))
     assert "managedFields" not in body["metadata"] and "managedFields" not in raw["metadata"]
     want = _watched()
@@ -138,11 +143,13 @@ def test_kopfs_kept_copy_of_a_policy_loses_managed_fields_and_nothing_else() -> 
 
 def test_the_decision_copy_is_private_and_lean() -> None:
     raw = _watched()
-    body = kopf.Body(raw)
-    seen = decision_copy(body)
+    body = kopf.Body(raw)  # type: ignore[arg-type]
+    snapshot = watch_snapshot(body)
+    assert snapshot["spec"] is raw["spec"], "shared until the worker copies it"
+    seen = decision_copy(snapshot)
     assert "managedFields" not in seen["metadata"]
     assert "managedFields" in raw["metadata"], "the watch's copy is not touched"
     assert seen["metadata"]["resourceVersion"] == "7" and seen["spec"] == raw["spec"]
     seen["status"]["conditions"][0]["status"] = "False"
     assert body["status"]["conditions"][0]["status"] == "True", "a deep copy"
-    assert decision_copy({"spec": {}}) == {"spec": {}}
+    assert decision_copy(watch_snapshot({"spec": {}})) == {"spec": {}}
