@@ -38,6 +38,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
 import kopf
+from kopf._core.reactor.inventory import ResourceMemories
 
 from tierguard.api import constants as c
 from tierguard.operator.backoff import Backoff
@@ -73,6 +74,18 @@ OWNED = (
     ("rbac.authorization.k8s.io", "v1", "rolebindings"),
 )
 OWNED_LABELS = {c.LABEL_MANAGED_BY: c.MANAGED_BY}
+#: The same kinds as (apiVersion, kind), as their watch events carry them.
+OWNED_KINDS = frozenset(
+    {
+        ("v1", "ConfigMap"),
+        ("v1", "Service"),
+        ("v1", "ServiceAccount"),
+        ("apps/v1", "Deployment"),
+        ("policy/v1", "PodDisruptionBudget"),
+        ("rbac.authorization.k8s.io/v1", "Role"),
+        ("rbac.authorization.k8s.io/v1", "RoleBinding"),
+    }
+)
 
 
 class _Pool:
@@ -289,3 +302,29 @@ def _without_finalizer(registry: Any, fn: Callable[..., Any]) -> None:
 
 
 _without_finalizer(kopf.get_default_registry(), rollout_loop)
+
+
+def _forget_owned_objects(memories_cls: Any) -> None:
+    """kopf keeps a per-object memory (memo, error throttler, daemon and index records:
+    ~1.7 KiB) for every object of a watched kind it has seen -- every ConfigMap,
+    Service, Deployment, ... of the cluster, not only the operator's (the label filter
+    is applied after it) -- until the object is deleted. Nothing here uses them for
+    those kinds: their only handler is :func:`_owned_event` (no memo, no daemon, no
+    index, no change handlers that resume). So kopf's ``ephemeral`` memories (what it
+    uses for admission requests) are used for them: made for the event, not kept.
+    Policies keep theirs (their daemon and wake-up live there). kopf has no option for
+    it, so its ``recall`` is wrapped (a unit test checks it took effect)."""
+    original = memories_cls.recall
+    if getattr(original, "tierguard_owned_ephemeral", False):
+        return
+
+    async def recall(self: Any, raw_body: Any, **kwargs: Any) -> Any:
+        if (raw_body.get("apiVersion"), raw_body.get("kind")) in OWNED_KINDS:
+            kwargs["ephemeral"] = True
+        return await original(self, raw_body, **kwargs)
+
+    recall.tierguard_owned_ephemeral = True  # type: ignore[attr-defined]
+    memories_cls.recall = recall
+
+
+_forget_owned_objects(ResourceMemories)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime
 from typing import Any
 
@@ -153,3 +154,32 @@ def test_the_decision_copy_is_private_and_lean() -> None:
     seen["status"]["conditions"][0]["status"] = "False"
     assert body["status"]["conditions"][0]["status"] == "True", "a deep copy"
     assert decision_copy(watch_snapshot({"spec": {}})) == {"spec": {}}
+
+
+def test_kopf_keeps_a_memory_for_each_policy_but_none_for_owned_objects() -> None:
+    """The handler module makes kopf's per-object memories of the owned kinds (every
+    ConfigMap, Deployment, ... of the cluster) ephemeral; a policy's memory (its daemon,
+    its wake-up event) stays, and is the same on every event."""
+    from kopf._core.reactor.inventory import ResourceMemories
+
+    from tierguard.api import constants as c
+    from tierguard.operator import handlers
+
+    def obj(api_version: str, kind: str, uid: str) -> dict[str, Any]:
+        return {
+            "apiVersion": api_version,
+            "kind": kind,
+            "metadata": {"uid": uid, "name": uid, "namespace": "ns"},
+        }
+
+    async def recall_all() -> None:
+        memories = ResourceMemories()
+        for i, (api_version, kind) in enumerate(sorted(handlers.OWNED_KINDS)):
+            await memories.recall(obj(api_version, kind, f"o{i}"), memobase=kopf.Memo())  # type: ignore[arg-type]
+        first = await memories.recall(obj(c.API_VERSION, c.KIND, "p"), memobase=kopf.Memo())  # type: ignore[arg-type]
+        again = await memories.recall(raw_body=obj(c.API_VERSION, c.KIND, "p"))  # type: ignore[arg-type]
+        assert again is first
+        assert len(memories._items) == 1, "only the policy is remembered"
+
+    assert len(handlers.OWNED_KINDS) == len(handlers.OWNED)
+    asyncio.run(recall_all())
