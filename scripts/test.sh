@@ -11,7 +11,7 @@ echo "== ruff"
 .venv/bin/ruff check src tests bench
 .venv/bin/ruff format --check src tests bench
 echo "== mypy"
-.venv/bin/mypy
+scripts/mypy.sh
 echo "== pytest"
 if [ $# -gt 0 ]; then
   exec .venv/bin/python -m pytest "$@"

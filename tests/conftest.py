@@ -111,11 +111,11 @@ def control_plane() -> Iterator[ControlPlane]:
 @pytest.fixture(scope="session")
 def kube_api(control_plane: ControlPlane) -> Iterator[ApiClient]:
     """A kubernetes ``ApiClient`` with admin (system:masters) rights on the testbed."""
-    from kubernetes import config
+    from tierguard.operator.kube import load_api_client
 
-    client = config.new_client_from_config(config_file=str(control_plane.kubeconfig))
+    client = load_api_client(str(control_plane.kubeconfig))
     yield client
-    client.close()
+    client.close()  # type: ignore[no-untyped-call]  # kubernetes: ApiClient.close is unannotated
 
 
 def _namespace_name(nodeid: str) -> str:

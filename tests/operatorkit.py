@@ -154,10 +154,16 @@ def operator_identity(control_plane: Any, kube_api: Any, namespace: str) -> Iter
     core = client.CoreV1Api(kube_api)
     authz = client.RbacAuthorizationV1Api(kube_api)
     name = f"tierguard-operator-{namespace}"
-    core.create_namespaced_service_account(namespace, {"metadata": {"name": "tierguard-operator"}})
-    authz.create_cluster_role(rbac.cluster_role(name))
+    from kubemodels import as_model
+
+    account = client.V1ServiceAccount(metadata=client.V1ObjectMeta(name="tierguard-operator"))
+    core.create_namespaced_service_account(namespace, account)
+    authz.create_cluster_role(as_model(client.V1ClusterRole, rbac.cluster_role(name)))
     authz.create_cluster_role_binding(
-        rbac.cluster_role_binding("tierguard-operator", namespace, name)
+        as_model(
+            client.V1ClusterRoleBinding,
+            rbac.cluster_role_binding("tierguard-operator", namespace, name),
+        )
     )
     try:
         yield control_plane.service_account_kubeconfig(namespace, "tierguard-operator")

@@ -137,22 +137,26 @@ def detection_samples(
     margin = st.default_fail_margin(drop)
     kernel, weights = bet(base, drop, margin, loss)
     log_w = np.log(weights)
-    n_t, n_c = block_canary, block_canary * ratio
-    log_e = np.zeros((runs, len(weights)))
-    past = np.zeros((4, runs))
-    first = np.full(runs, np.inf)
     level = math.log(1 / alpha)
-    nt_arr, nc_arr = np.full(runs, float(n_t)), np.full(runs, float(n_c))
-    for b in range(1, max_blocks + 1):
-        bc = rng.binomial(n_c, base, runs).astype(float)
-        bt = rng.binomial(n_t, base + loss, runs).astype(float)
-        log_e += kernel(bc, nc_arr, bt, nt_arr, past)
-        past += np.stack([bc, nc_arr, bt, nt_arr])
-        mixed = st.log_mean_exp(log_e + log_w) + math.log(len(weights))
-        first = np.where((mixed >= level) & np.isinf(first), b * n_t, first)
-        if np.mean(np.isfinite(first)) >= power:
-            return float(np.quantile(first, power, method="inverted_cdf"))
-    return math.inf
+    log_e = np.zeros((runs, len(weights)))
+
+    def look(bc: F64, nc: F64, bt: F64, nt: F64, past: F64) -> npt.NDArray[np.bool_]:
+        nonlocal log_e
+        log_e += kernel(bc, nc, bt, nt, past)
+        return st.log_mean_exp(log_e + log_w) + math.log(len(weights)) >= level
+
+    first = sizing.first_crossings(
+        look,
+        base,
+        loss,
+        ratio,
+        runs,
+        rng,
+        enough=lambda f: bool(np.mean(np.isfinite(f)) >= power),
+        block_canary=block_canary,
+        max_blocks=max_blocks,
+    )
+    return math.inf if first is None else float(np.quantile(first, power, method="inverted_cdf"))
 
 
 def sprt_ratio(

@@ -3,7 +3,7 @@
     PYTHONPATH=src .venv/bin/python bench/detection/operatorpath.py --seed 20261201
 
 Every simulated rollout is driven by the operator's real state machine,
-``tierguard.operator.rollout.reconcile`` (which calls ``gates.update_gates`` /
+``tierguard.operator.rollout.reconcile`` (which calls ``gateupdates.update_gates`` /
 ``gates.evaluate_gates``, hence ``pairedgate`` for the pairwise judge and the two-arm
 gates for errors), once a minute, with a :class:`RoutingPolicySpec` validated from a
 manifest that sets nothing the study does not name: **the policy defaults** (steps
@@ -46,9 +46,10 @@ from tierguard.api import metrics as m
 from tierguard.api.enums import Phase
 from tierguard.api.policy import RoutingPolicySpec
 from tierguard.api.status import RoutingPolicyStatus
-from tierguard.operator import gates as g
 from tierguard.operator import preflight as pf
 from tierguard.operator import rollout as r
+from tierguard.operator.gatespecs import gate_specs
+from tierguard.operator.gatetypes import GateReading, GateSpec, Observations
 from tierguard.operator.statistics import ArmReading
 
 HERE = Path(__file__).resolve().parent
@@ -235,8 +236,8 @@ class Traffic:
             if mirror:  # pre-flight: every judged pair is a mirrored request (weight 0)
                 self.spend += (w + b + t + errors).sum(axis=1) * PAIR_USD
 
-    def observe(self, gates: list[g.GateSpec], at: datetime) -> g.Observations:
-        out: dict[str, g.GateReading] = {}
+    def observe(self, gates: list[GateSpec], at: datetime) -> Observations:
+        out: dict[str, GateReading] = {}
         tiers = {n: i for i, (n, _) in enumerate(TIERS)}
         for gs in gates:
             i = tiers[gs.tier]
@@ -244,16 +245,16 @@ class Traffic:
                 verdicts: Mapping[str, Mapping[str, float]] = {
                     v: _series(self.verdicts[n, i]) for v, n in self.vindex.items()
                 }
-                out[gs.key] = g.GateReading(verdicts=verdicts, requests_flowing=True)
+                out[gs.key] = GateReading(verdicts=verdicts, requests_flowing=True)
             else:
                 arms = {
                     arm: ArmReading(bad=_series(c[0, i]), total=_series(c[1, i]))
                     for arm, c in self.arms.items()
                 }
-                out[gs.key] = g.GateReading(arms=arms, requests_flowing=True)
+                out[gs.key] = GateReading(arms=arms, requests_flowing=True)
         traffic = {n: self.cell.rpm * share for n, share in TIERS}
         spend = {n: {"router-0": float(self.spend[i])} for i, (n, _) in enumerate(TIERS)}
-        return g.Observations(at=at, gates=out, preflight_traffic=traffic, preflight_spend=spend)
+        return Observations(at=at, gates=out, preflight_traffic=traffic, preflight_spend=spend)
 
 
 def _series(per_cluster: F64) -> dict[str, float]:
@@ -275,7 +276,7 @@ def run_one(cell: Cell, seed: int, spec: RoutingPolicySpec, horizon: int) -> Run
     paused (maxStepDuration), or ``horizon`` minutes pass."""
     rng = np.random.default_rng(seed)
     traffic = Traffic(cell, spec, rng)
-    gates = g.gate_specs(spec)
+    gates = gate_specs(spec)
     st = RoutingPolicyStatus()
     saw_preflight = False
     for i in range(horizon):

@@ -8,7 +8,7 @@ system, sticky correlated users, pairwise judge, the **policy defaults**, among 
 ``rollout.reconcile`` until it is promoted; from there the same state machine keeps
 looking for ``DAYS`` days: at promotion the control arm becomes the holdback (5 % of
 each tier's users stay on the baseline), the rollout's e-processes are frozen and every
-gate runs its **watch** (``gates._advance_watch`` / ``pairedgate.update_entry``): fail
+gate runs its **watch** (``gateupdates._advance_watch`` / ``pairedgate.update_entry``): fail
 margin = ``allowedDrop``, restarted every 24 h, window ``k`` spending
 ``alpha / (k (k + 1))``. The routers keep shadow-judging canary answers at the default
 ``sampleRate`` 0.1, so the pairwise gates compare the canary with the baseline on ~95 %
@@ -52,9 +52,9 @@ import operatorpath as op  # noqa: E402
 from tierguard.api.enums import Phase  # noqa: E402
 from tierguard.api.policy import RoutingPolicySpec  # noqa: E402
 from tierguard.api.status import RoutingPolicyStatus  # noqa: E402
-from tierguard.operator import gates as g  # noqa: E402
 from tierguard.operator import preflight as pf  # noqa: E402
 from tierguard.operator import rollout as r  # noqa: E402
+from tierguard.operator.gatespecs import gate_specs  # noqa: E402
 
 RESULTS = HERE / "operatorwatch.json"
 BEGIN, END = "<!-- operatorwatch:begin -->", "<!-- operatorwatch:end -->"
@@ -90,7 +90,7 @@ class WatchResult:
 def run_watch(cell: WatchCell, seed: int, spec: RoutingPolicySpec) -> WatchResult:
     rng = np.random.default_rng(seed)
     traffic = op.Traffic(cell.rollout_cell(), spec, rng)
-    gates = g.gate_specs(spec)
+    gates = gate_specs(spec)
     st = RoutingPolicyStatus()
     now = op.T0
     for i in range(op.HORIZON):

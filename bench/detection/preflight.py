@@ -40,9 +40,10 @@ from tierguard.api import metrics as m
 from tierguard.api.enums import Phase, PreFlightState
 from tierguard.api.policy import RoutingPolicySpec
 from tierguard.lab.fakejudge import JudgeKnobs, pairwise_reply
-from tierguard.operator import gates as g
 from tierguard.operator import preflight as pf
 from tierguard.operator import rollout as r
+from tierguard.operator.gatespecs import gate_specs
+from tierguard.operator.gatetypes import GateReading, Observations
 from tierguard.router.mirrorbudget import MirrorBudget
 from tierguard.router.mirroring import sampled
 from tierguard.router.pairwise import combine, parse_pairwise
@@ -195,14 +196,14 @@ def _poisson(rng: random.Random, lam: float) -> int:
         k += 1
 
 
-def _obs(now: datetime, counts: dict[str, dict[str, float]], spent: float) -> g.Observations:
-    return g.Observations(
+def _obs(now: datetime, counts: dict[str, dict[str, float]], spent: float) -> Observations:
+    return Observations(
         at=now,
         gates={
-            "trapped/ShadowDisagreement": g.GateReading(
+            "trapped/ShadowDisagreement": GateReading(
                 verdicts={v: dict(counts[v]) for v in VERDICTS}, requests_flowing=True
             ),
-            "trapped/ErrorRate": g.GateReading(requests_flowing=True),
+            "trapped/ErrorRate": GateReading(requests_flowing=True),
         },
         preflight_spend={"trapped": {"r1": spent}},
         # the tiers' request rates the routers report: the sample rate is sized from it
@@ -220,7 +221,7 @@ def run_once(case: Case, seed: int) -> dict[str, Any]:
     st = r.reconcile(sp, None, T0).status
     # the operator looks at once when a rollout starts (before any mirror): the baseline
     st = r.reconcile(sp, st, T0, observations=_obs(T0, counts, spent)).status
-    gates = g.gate_specs(sp)
+    gates = gate_specs(sp)
     # every router process (router.replicas 2 + a rolling update's surge) enforces its
     # share of the issued budget, reserving each mirror's worst case before starting it;
     # the traffic is spread evenly over them

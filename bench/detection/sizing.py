@@ -15,10 +15,52 @@ from __future__ import annotations
 import argparse
 import math
 import sys
+from collections.abc import Callable
 
 import numpy as np
+import numpy.typing as npt
 
 from tierguard.operator import statistics as st
+
+F64 = npt.NDArray[np.float64]
+
+#: one block's look for every run: (bad_c, n_c, bad_t, n_t, past) -> whether the run's
+#: test has crossed its level after this block, where past = (bad_c, n_c, bad_t, n_t)
+#: summed over the earlier blocks (the step keeps its own running e-values).
+BlockLook = Callable[[F64, F64, F64, F64, F64], npt.NDArray[np.bool_]]
+
+
+def first_crossings(
+    look: BlockLook,
+    base: float,
+    loss: float,
+    ratio: int,
+    runs: int,
+    rng: np.random.Generator,
+    *,
+    enough: Callable[[F64], bool],
+    block_canary: int,
+    max_blocks: int,
+) -> F64 | None:
+    """Canary samples at which each of ``runs`` simulated rollouts first crossed (inf:
+    not yet), drawing a block of ``block_canary`` canary outcomes (bad rate ``base +
+    loss``) and ``ratio`` times as many control outcomes (``base``) at a time and looking
+    after every block, until ``enough`` says so of the crossings; None after
+    ``max_blocks``. Every study of samples to a decision shares this loop, so the same
+    seed gives the same draws whatever the test."""
+    n_t, n_c = block_canary, block_canary * ratio
+    past = np.zeros((4, runs))
+    first = np.full(runs, np.inf)
+    nt_arr, nc_arr = np.full(runs, float(n_t)), np.full(runs, float(n_c))
+    for b in range(1, max_blocks + 1):
+        bc = rng.binomial(n_c, base, runs).astype(float)
+        bt = rng.binomial(n_t, base + loss, runs).astype(float)
+        hit = look(bc, nc_arr, bt, nt_arr, past)
+        past += np.stack([bc, nc_arr, bt, nt_arr])
+        first = np.where(hit & np.isinf(first), b * n_t, first)
+        if enough(first):
+            return first
+    return None
 
 
 def median_samples(
@@ -36,31 +78,29 @@ def median_samples(
 ) -> float:
     """Median canary outcomes until the first FAIL (side="fail") or PASS (side="pass")."""
     grid = st.fail_grid(drop)
-    n_t, n_c = block_canary, block_canary * ratio
-    log_fail = np.zeros((runs, len(grid)))
-    log_pass = np.zeros((runs, 1))
-    past = np.zeros((4, runs))
-    first = np.full(runs, np.inf)
     level = math.log(1 / alpha)
-    nt_arr, nc_arr = np.full(runs, float(n_t)), np.full(runs, float(n_c))
-    for b in range(1, max_blocks + 1):
-        bc = rng.binomial(n_c, base, runs).astype(float)
-        bt = rng.binomial(n_t, base + true_drop, runs).astype(float)
+    log_e = np.zeros((runs, len(grid) if side == "fail" else 1))
+
+    def look(bc: F64, nc: F64, bt: F64, nt: F64, past: F64) -> npt.NDArray[np.bool_]:
+        nonlocal log_e
         if side == "fail":
-            log_fail += st.fail_block_log_e(
-                bc, nc_arr, bt, nt_arr, past[0], past[1], grid, fail_margin
-            )
-            hit = st.log_mean_exp(log_fail) >= level
-        else:
-            log_pass += st.pass_block_log_e(
-                bc, nc_arr, bt, nt_arr, past[0], past[1], past[2], past[3], (drop,)
-            )
-            hit = log_pass[:, 0] >= level
-        past += np.stack([bc, nc_arr, bt, nt_arr])
-        first = np.where(hit & np.isinf(first), b * n_t, first)
-        if np.mean(np.isfinite(first)) > 0.5:
-            return float(np.median(first))
-    return math.inf
+            log_e += st.fail_block_log_e(bc, nc, bt, nt, past[0], past[1], grid, fail_margin)
+            return st.log_mean_exp(log_e) >= level
+        log_e += st.pass_block_log_e(bc, nc, bt, nt, past[0], past[1], past[2], past[3], (drop,))
+        return log_e[:, 0] >= level
+
+    first = first_crossings(
+        look,
+        base,
+        true_drop,
+        ratio,
+        runs,
+        rng,
+        enough=lambda f: bool(np.mean(np.isfinite(f)) > 0.5),
+        block_canary=block_canary,
+        max_blocks=max_blocks,
+    )
+    return math.inf if first is None else float(np.median(first))
 
 
 def table(seed: int, runs: int) -> str:
@@ -138,27 +178,31 @@ def detection_samples(
     every block; and, from the same runs, the median samples to detection (the typical
     rollout's, which a sequential test stops early)."""
     grid = st.fail_grid(drop)
-    n_t, n_c = block_canary, block_canary * ratio
-    log_fail = np.zeros((runs, len(grid)))
-    past_runs = np.zeros((2, runs))
-    first = np.full(runs, np.inf)
     level = math.log(1 / alpha)
-    nt_arr, nc_arr = np.full(runs, float(n_t)), np.full(runs, float(n_c))
-    for b in range(1, max_blocks + 1):
-        bc = rng.binomial(n_c, base, runs).astype(float)
-        bt = rng.binomial(n_t, base + loss, runs).astype(float)
-        log_fail += st.fail_block_log_e(
-            bc, nc_arr, bt, nt_arr, past_runs[0], past_runs[1], grid, fail_margin
-        )
-        past_runs += np.stack([bc, nc_arr])
-        hit = st.log_mean_exp(log_fail) >= level
-        first = np.where(hit & np.isinf(first), b * n_t, first)
-        if np.mean(np.isfinite(first)) >= power:
-            return (
-                float(np.quantile(first, power, method="inverted_cdf")),
-                float(np.quantile(first, 0.5, method="inverted_cdf")),
-            )
-    return math.inf, math.inf
+    log_fail = np.zeros((runs, len(grid)))
+
+    def look(bc: F64, nc: F64, bt: F64, nt: F64, past: F64) -> npt.NDArray[np.bool_]:
+        nonlocal log_fail
+        log_fail += st.fail_block_log_e(bc, nc, bt, nt, past[0], past[1], grid, fail_margin)
+        return st.log_mean_exp(log_fail) >= level
+
+    first = first_crossings(
+        look,
+        base,
+        loss,
+        ratio,
+        runs,
+        rng,
+        enough=lambda f: bool(np.mean(np.isfinite(f)) >= power),
+        block_canary=block_canary,
+        max_blocks=max_blocks,
+    )
+    if first is None:
+        return math.inf, math.inf
+    return (
+        float(np.quantile(first, power, method="inverted_cdf")),
+        float(np.quantile(first, 0.5, method="inverted_cdf")),
+    )
 
 
 def fixed_sample_size(

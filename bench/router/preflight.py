@@ -95,7 +95,7 @@ async def one_run(classifier: Path, mode: str, n: int, concurrency: int) -> dict
     try:
         await asyncio.gather(*(user() for _ in range(concurrency)))
         m = await (await client.get("/metrics")).text()
-        rt = client.app[RUNTIME]  # type: ignore[index]
+        rt = client.app[RUNTIME]
         in_flight = rt.mirrors_in_flight
     finally:
         await client.close()

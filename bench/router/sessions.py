@@ -57,7 +57,7 @@ from tierguard.lab.conversations import (  # noqa: E402
 )
 from tierguard.lab.fakeprofile import FakeProfile, ModelBehaviour  # noqa: E402
 from tierguard.lab.fakeprovider import create_fake_app  # noqa: E402
-from tierguard.lab.traffic import Population  # noqa: E402
+from tierguard.lab.population import Population  # noqa: E402
 from tierguard.router.app import RouterSettings, create_app  # noqa: E402
 from tierguard.router.records import usage_cost  # noqa: E402
 from tierguard.router.tiering import TierCache, session_tier  # noqa: E402

@@ -47,6 +47,7 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path[:0] = [str(ROOT / "src"), str(ROOT / "tests")]
 
 from prometheus_client.parser import text_string_to_metric_families  # noqa: E402
+from prometheus_client.samples import Sample  # noqa: E402
 from report import burst_summary, table, write_docs  # noqa: E402
 
 from operatorkit import install_crd, operator_identity, policy_manifest  # noqa: E402
@@ -83,10 +84,16 @@ def rss_mib(pid: int) -> float:
     return 0.0
 
 
-def scrape(url: str) -> dict[str, list[Any]]:
+def scrape(url: str) -> dict[str, list[Sample]]:
     with urllib.request.urlopen(url, timeout=10) as r:
         text = r.read().decode()
     return {f.name: f.samples for f in text_string_to_metric_families(text)}
+
+
+def _listed(answer: object) -> list[Any]:
+    """The items of a custom-object list (the client types the answer ``object``)."""
+    assert isinstance(answer, dict)
+    return list(answer["items"])
 
 
 def prom_queries(prom_url: str) -> float:
@@ -202,7 +209,9 @@ def manifest(name: str, prom_url: str) -> dict[str, Any]:
 
 
 def run_case(args: argparse.Namespace, n: int, k: int) -> dict[str, Any]:
-    from kubernetes import client, config
+    from kubernetes import client
+
+    from tierguard.operator.kube import load_api_client
 
     result: dict[str, Any] = {"policies": n, "namespaces": k, "operator": args.label}
     if args.operator_args:
@@ -216,7 +225,7 @@ def run_case(args: argparse.Namespace, n: int, k: int) -> dict[str, Any]:
         stack.callback(cp.stop)
         prom = Prometheus(scrape_interval=args.scrape_interval).start()
         stack.callback(prom.stop)
-        api = config.new_client_from_config(config_file=str(cp.kubeconfig))
+        api = load_api_client(str(cp.kubeconfig))
         core = client.CoreV1Api(api)
         custom = client.CustomObjectsApi(api)
         if args.operator_src:  # that checkout's CRD: an older operator refuses newer fields
@@ -226,7 +235,7 @@ def run_case(args: argparse.Namespace, n: int, k: int) -> dict[str, Any]:
             install_crd(cp)
         namespaces = [f"scale-{i}" for i in range(k)]
         for ns in [HOME_NS, *namespaces]:
-            core.create_namespace({"metadata": {"name": ns}})
+            core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=ns)))
         names = [(namespaces[i % k], f"p{i:04d}") for i in range(n)]
 
         tmp = Path(tempfile.mkdtemp(prefix="tierguard-scale-"))
@@ -417,7 +426,7 @@ def run_case(args: argparse.Namespace, n: int, k: int) -> dict[str, Any]:
                     if exc.status not in (429, 500, 503, 504) or attempt == 4:
                         raise
                     time.sleep(2)
-        while custom.list_cluster_custom_object(c.GROUP, c.VERSION, c.PLURAL)["items"]:
+        while _listed(custom.list_cluster_custom_object(c.GROUP, c.VERSION, c.PLURAL)):
             time.sleep(1)
         result["delete_s"] = round(time.monotonic() - started, 1)
         selector = f"{c.LABEL_MANAGED_BY}={c.MANAGED_BY}"
@@ -432,7 +441,7 @@ def run_case(args: argparse.Namespace, n: int, k: int) -> dict[str, Any]:
                 break
             time.sleep(1)
         result["gc_s"] = round(time.monotonic() - started, 1) if not left else None
-        api.close()
+        api.close()  # type: ignore[no-untyped-call]  # kubernetes: ApiClient.close is unannotated
     return result
 
 

@@ -100,7 +100,9 @@ def helm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     yield proc.stdout.strip().splitlines()[-1]
 
 
-def render(helm: str, namespace: str, *args: str, release: str = "tierguard") -> list[dict]:
+def render(
+    helm: str, namespace: str, *args: str, release: str = "tierguard"
+) -> list[dict[str, Any]]:
     proc = subprocess.run(
         [helm, "template", release, str(CHART), "--namespace", namespace,
          "--kube-version", K8S_VERSION, *args],
@@ -110,18 +112,20 @@ def render(helm: str, namespace: str, *args: str, release: str = "tierguard") ->
     return [d for d in yaml.safe_load_all(proc.stdout) if d]
 
 
-def dump(docs: list[dict]) -> str:
+def dump(docs: list[dict[str, Any]]) -> str:
     return yaml.safe_dump_all(docs, sort_keys=False)
 
 
-def apply(cp: ControlPlane, docs: list[dict], *extra: str) -> subprocess.CompletedProcess[str]:
+def apply(
+    cp: ControlPlane, docs: list[dict[str, Any]], *extra: str
+) -> subprocess.CompletedProcess[str]:
     return cp.kubectl(
         "apply", "--server-side", "--field-manager=tierguard-chart-test", "-f", "-", *extra,
         input=dump(docs), check=False,
     )  # fmt: skip
 
 
-def install_in_order(cp: ControlPlane, docs: list[dict]) -> None:
+def install_in_order(cp: ControlPlane, docs: list[dict[str, Any]]) -> None:
     """CRDs first, then (once they are established) everything else, as Helm does with
     its hooks: the peering object's kind only exists after its CRD."""
     crds = [d for d in docs if d["kind"] == "CustomResourceDefinition"]
@@ -178,7 +182,10 @@ def unique(prefix: str) -> str:
 
 
 def test_default_manifests_pass_server_side_dry_run(
-    control_plane: ControlPlane, helm: str, namespace: str, installed: tuple[str, list[dict]]
+    control_plane: ControlPlane,
+    helm: str,
+    namespace: str,
+    installed: tuple[str, list[dict[str, Any]]],
 ) -> None:
     """(``installed`` put kopf's peering CRDs on the cluster, as a first install would.)"""
     docs = render(helm, namespace, release=unique("dry"))
@@ -188,7 +195,10 @@ def test_default_manifests_pass_server_side_dry_run(
 
 
 def test_full_manifests_pass_server_side_dry_run(
-    control_plane: ControlPlane, helm: str, namespace: str, installed: tuple[str, list[dict]]
+    control_plane: ControlPlane,
+    helm: str,
+    namespace: str,
+    installed: tuple[str, list[dict[str, Any]]],
 ) -> None:
     """(``installed`` put kopf's peering CRDs on the cluster, as a first install would.)"""
     """Every object of the full render except the Prometheus Operator's kinds (their CRDs
@@ -207,7 +217,7 @@ def test_full_manifests_pass_server_side_dry_run(
 
 
 @pytest.fixture(scope="module")
-def installed(control_plane: ControlPlane, helm: str) -> Iterator[tuple[str, list[dict]]]:
+def installed(control_plane: ControlPlane, helm: str) -> Iterator[tuple[str, list[dict[str, Any]]]]:
     """The default render applied for real in its own release namespace."""
     release_ns = unique("tierguard-system")
     ensure_namespace(control_plane, release_ns)
@@ -219,13 +229,13 @@ def installed(control_plane: ControlPlane, helm: str) -> Iterator[tuple[str, lis
     control_plane.kubectl("delete", "namespace", release_ns, "--wait=false", check=False)
 
 
-def sa_name(docs: list[dict]) -> str:
+def sa_name(docs: list[dict[str, Any]]) -> str:
     (sa,) = [d for d in docs if d["kind"] == "ServiceAccount"]
     return str(sa["metadata"]["name"])
 
 
 def test_rbac_allows_what_the_operator_does_and_nothing_more(
-    control_plane: ControlPlane, installed: tuple[str, list[dict]], namespace: str
+    control_plane: ControlPlane, installed: tuple[str, list[dict[str, Any]]], namespace: str
 ) -> None:
     release_ns, docs = installed
     sa = f"system:serviceaccount:{release_ns}:{sa_name(docs)}"
@@ -243,7 +253,7 @@ def test_rbac_allows_what_the_operator_does_and_nothing_more(
 
 
 def test_operator_service_account_can_render_a_router(
-    control_plane: ControlPlane, installed: tuple[str, list[dict]], namespace: str
+    control_plane: ControlPlane, installed: tuple[str, list[dict[str, Any]]], namespace: str
 ) -> None:
     """As the operator's ServiceAccount (a real token), do what the operator does for a
     policy: read it, write its status, render the router's objects, give the router's
@@ -351,7 +361,7 @@ def test_watch_namespaces_limit_rbac_to_those_namespaces(
 
 def test_operator_runs_with_the_chart(
     control_plane: ControlPlane,
-    installed: tuple[str, list[dict]],
+    installed: tuple[str, list[dict[str, Any]]],
     namespace: str,
     wait_for: WaitFor,
     tmp_path: Path,
@@ -427,7 +437,7 @@ def test_operator_runs_with_the_chart(
 
 
 def test_helm_install_upgrade_uninstall(
-    control_plane: ControlPlane, helm: str, installed: tuple[str, list[dict]]
+    control_plane: ControlPlane, helm: str, installed: tuple[str, list[dict[str, Any]]]
 ) -> None:
     """helm itself against the real API server: install (adopting the CRD already on the
     cluster, as a user who applied crds/ by hand would), upgrade (the CRD is a template,
@@ -514,7 +524,7 @@ def _argocd_crd(control_plane: ControlPlane) -> None:
 
 
 def test_kubectl_apply_recursive_on_the_examples(
-    control_plane: ControlPlane, installed: tuple[str, list[dict]]
+    control_plane: ControlPlane, installed: tuple[str, list[dict[str, Any]]]
 ) -> None:
     """What a user types: `kubectl apply -R -f examples/kubernetes/` (server-side dry
     run, so the default namespace stays clean), with no error and no API warning."""
@@ -533,7 +543,7 @@ def test_kubectl_apply_recursive_on_the_examples(
 )
 def test_example_applies(
     control_plane: ControlPlane,
-    installed: tuple[str, list[dict]],
+    installed: tuple[str, list[dict[str, Any]]],
     namespace: str,
     path: Path,
 ) -> None:
@@ -575,7 +585,7 @@ def promtool() -> str:
 
 
 @pytest.fixture(scope="module")
-def rules_file(helm: str, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
+def rules_file(helm: str, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, Any]]:
     docs = render(helm, "monitoring", "--set", "metrics.prometheusRule.enabled=true",
                   "--set", "metrics.serviceMonitor.enabled=true")  # fmt: skip
     (rule,) = [d for d in docs if d["kind"] == "PrometheusRule"]
@@ -584,7 +594,7 @@ def rules_file(helm: str, tmp_path_factory: pytest.TempPathFactory) -> tuple[Pat
     return path, rule
 
 
-def test_promtool_checks_the_rules(rules_file: tuple[Path, dict]) -> None:
+def test_promtool_checks_the_rules(rules_file: tuple[Path, dict[str, Any]]) -> None:
     path, rule = rules_file
     res = subprocess.run([promtool(), "check", "rules", str(path)],
                          capture_output=True, text=True, check=False)  # fmt: skip

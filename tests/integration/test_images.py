@@ -216,7 +216,10 @@ def test_router_image_serves_from_its_configmap_on_uvloop(
         cfg["classifier"] = {"tiers": [{"name": "simple", "threshold": 0.7}, {"name": "complex"}]}
         core.create_namespaced_config_map(
             namespace,
-            {"metadata": {"name": "rt"}, "data": {c.ROUTER_CONFIG_KEY: yaml.safe_dump(cfg)}},
+            client.V1ConfigMap(
+                metadata=client.V1ObjectMeta(name="rt"),
+                data={c.ROUTER_CONFIG_KEY: yaml.safe_dump(cfg)},
+            ),
         )
         log = tmp_path / "router.log"
         cmd = [
@@ -278,6 +281,7 @@ def test_operator_image_reconciles_a_policy(
                 obj = custom.get_namespaced_custom_object(
                     c.GROUP, c.VERSION, namespace, c.PLURAL, "img"
                 )
+                assert isinstance(obj, dict)
                 gen = obj["metadata"]["generation"]
                 return bool(obj.get("status", {}).get("observedGeneration") == gen)
 

@@ -56,9 +56,10 @@ class Cluster:
         self.custom.create_namespaced_custom_object(c.GROUP, c.VERSION, self.ns, c.PLURAL, manifest)
 
     def body(self) -> dict[str, Any]:
-        out: dict[str, Any] = self.custom.get_namespaced_custom_object(
+        out = self.custom.get_namespaced_custom_object(
             c.GROUP, c.VERSION, self.ns, c.PLURAL, self.policy
         )
+        assert isinstance(out, dict)
         return out
 
     def status(self) -> RoutingPolicyStatus:
@@ -96,6 +97,7 @@ class Cluster:
 
     def router_config(self) -> dict[str, Any]:
         cm = self.core.read_namespaced_config_map(render.object_name(self.policy), self.ns)
+        assert cm.data is not None
         return dict(yaml.safe_load(cm.data[c.ROUTER_CONFIG_KEY]))
 
 
@@ -186,6 +188,7 @@ def test_prometheus_stopped_holds_then_resumes(
         )
         assert prometheus.process is not None
         pid = prometheus.process.pid
+        assert pid is not None, "Prometheus runs"
         os.kill(pid, signal.SIGSTOP)  # Prometheus stops answering mid-stage
         try:
             held = wait_for(
@@ -371,10 +374,14 @@ def test_rendered_objects_are_owned_reapplied_and_garbage_collected(
     from kubernetes import client
     from kubernetes.client.exceptions import ApiException
 
+    from kubemodels import as_model
+
     install_crd(control_plane)
     ext = client.ApiextensionsV1Api(kube_api)
     try:
-        ext.create_custom_resource_definition(SERVICE_MONITOR_CRD)
+        ext.create_custom_resource_definition(
+            as_model(client.V1CustomResourceDefinition, SERVICE_MONITOR_CRD)
+        )
     except ApiException as exc:
         if exc.status != 409:
             raise
@@ -400,20 +407,24 @@ def test_rendered_objects_are_owned_reapplied_and_garbage_collected(
                 message=f"ServiceMonitor; operator log:\n{op.log()}",
             )
             uid = cluster.body()["metadata"]["uid"]
-            objs = [
-                cluster.core.read_namespaced_config_map(name, namespace),
-                cluster.core.read_namespaced_service(name, namespace),
-                cluster.core.read_namespaced_service_account(name, namespace),
-                apps.read_namespaced_deployment(name, namespace),
-                client.RbacAuthorizationV1Api(kube_api).read_namespaced_role(name, namespace),
-                client.PolicyV1Api(kube_api).read_namespaced_pod_disruption_budget(name, namespace),
+            roles = client.RbacAuthorizationV1Api(kube_api)
+            pdbs = client.PolicyV1Api(kube_api)
+            metas = [
+                cluster.core.read_namespaced_config_map(name, namespace).metadata,
+                cluster.core.read_namespaced_service(name, namespace).metadata,
+                cluster.core.read_namespaced_service_account(name, namespace).metadata,
+                apps.read_namespaced_deployment(name, namespace).metadata,
+                roles.read_namespaced_role(name, namespace).metadata,
+                pdbs.read_namespaced_pod_disruption_budget(name, namespace).metadata,
             ]
-            for o in objs:
-                assert o.metadata.labels[c.LABEL_POLICY] == POLICY
-                assert o.metadata.owner_references[0].uid == uid
+            for meta in metas:
+                assert meta is not None and meta.labels is not None
+                assert meta.owner_references is not None and meta.managed_fields is not None
+                assert meta.labels[c.LABEL_POLICY] == POLICY
+                assert meta.owner_references[0].uid == uid
                 assert any(
                     m.manager == c.FIELD_MANAGER and m.operation == "Apply"
-                    for m in o.metadata.managed_fields
+                    for m in meta.managed_fields
                 )
             assert sm["metadata"]["ownerReferences"][0]["uid"] == uid
             secret = cluster.core.read_namespaced_secret(
@@ -438,7 +449,7 @@ def test_rendered_objects_are_owned_reapplied_and_garbage_collected(
                 try:
                     cluster.core.read_namespaced_config_map(name, namespace)
                 except ApiException as exc:
-                    return exc.status == 404
+                    return bool(exc.status == 404)
                 return False
 
             wait_for(gone, timeout=90, message="garbage collection of the rendered ConfigMap")

@@ -29,10 +29,12 @@ from routerkit import tiny_classifier as tiny_classifier
 from tierguard.api.enums import Arm, Phase, Signal, Verdict
 from tierguard.api.policy import CustomQuery, RoutingPolicySpec
 from tierguard.api.status import RoutingPolicyStatus
-from tierguard.operator import gates as g
 from tierguard.operator import rollout
 from tierguard.operator import statistics as st
-from tierguard.operator.gates import GateSpec
+from tierguard.operator.gates import evaluate_gates
+from tierguard.operator.gatespecs import gate_specs
+from tierguard.operator.gatetypes import GateSpec
+from tierguard.operator.gateupdates import fresh_gate_state, update_gates
 from tierguard.operator.observe import observe
 from tierguard.operator.promreader import PrometheusReader, UnreachableError
 
@@ -235,12 +237,12 @@ def test_custom_query_across_replicas_counts_a_router_restart_once(
                 r = obs.gates[per_router.key]
                 if obs.error or r.error:
                     return None
-                got: Counter[str] = Counter()
+                got: dict[str, float] = {}
                 for arm in r.arms.values():
                     for key, value in arm.total.items():
-                        got[key] += value
+                        got[key] = got.get(key, 0.0) + value
                 want = {f'{{instance="127.0.0.1:{ports[k]}"}}': v for k, v in expected.items()}
-                return obs if dict(got) == want else None
+                return obs if got == want else None
 
             return wait_for(check, timeout=60, message=f"Prometheus to report {expected}")
 
@@ -261,8 +263,8 @@ def test_custom_query_across_replicas_counts_a_router_restart_once(
                 _ask(urls["a"], 3, seen_after, "a2-")
                 _ask(urls["b"], 4, seen_after, "b2-")
                 second = reading({"a": 15, "b": 4})
-    state = g.update_gates(g.fresh_gate_state("r"), [per_router], first, Arm.CONTROL)
-    state = g.update_gates(state, [per_router], second, Arm.CONTROL)
+    state = update_gates(fresh_gate_state("r"), [per_router], first, Arm.CONTROL)
+    state = update_gates(state, [per_router], second, Arm.CONTROL)
     stats = st.GateState.from_json(state["gates"][per_router.key]["stats"])
     counted = {"control": stats.control_total, "canary": stats.canary_total}
     assert counted == {a: float(seen_after[a]) for a in ("control", "canary")}, (
@@ -271,8 +273,8 @@ def test_custom_query_across_replicas_counts_a_router_restart_once(
     # The summed query is refused, naming itself and the fix.
     err = second.gates[summed.key].error
     assert err is not None and "instance" in err and "sum(tierguard_requests_total" in err, err
-    outcome = g.evaluate_gates(
-        g.update_gates(g.fresh_gate_state("r"), [summed], second, Arm.CONTROL),
+    outcome = evaluate_gates(
+        update_gates(fresh_gate_state("r"), [summed], second, Arm.CONTROL),
         [summed],
         second,
         0.95,
@@ -309,7 +311,7 @@ def test_nan_and_inf_readings_are_no_data_naming_the_query_and_the_clock_runs(
         }
     )
     reader = PrometheusReader(prometheus.url, timeout=5)
-    gates = g.gate_specs(spec)
+    gates = gate_specs(spec)
     t0 = datetime.now(UTC)
     status = rollout.reconcile(spec, None, t0).status
     for i, seconds in enumerate((0, 6, 12)):
@@ -327,7 +329,7 @@ def test_nan_and_inf_readings_are_no_data_naming_the_query_and_the_clock_runs(
     assert status.phase == Phase.PAUSED, status.message
     assert "vector(0) / vector(0)" in status.message and "noData.after 10s" in status.message
     # +Inf is refused the same way.
-    inf = g.GateSpec(
+    inf = GateSpec(
         key="simple/Custom/inf",
         tier="simple",
         signal=Signal.CUSTOM,

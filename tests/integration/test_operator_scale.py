@@ -287,10 +287,14 @@ def test_failing_policies_leave_the_others_cadence_alone(
     healthy gates still look about every interval (5 s), and the failing ones say why."""
     from kubernetes import client
 
+    from kubemodels import as_model
+
     broken = [f"broken-{i}" for i in range(30)]
     healthy = [f"healthy-{i}" for i in range(3)]
     admission = client.AdmissionregistrationV1Api(kube_api)
-    admission.create_validating_webhook_configuration(_refusing_webhook(namespace, broken))
+    admission.create_validating_webhook_configuration(
+        as_model(client.V1ValidatingWebhookConfiguration, _refusing_webhook(namespace, broken))
+    )
     port = free_port()
     op = OperatorProcess(
         identity,

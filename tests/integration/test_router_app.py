@@ -14,6 +14,7 @@ from typing import Any
 
 import aiohttp
 import pytest
+from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
 from routerkit import COMPLEX_QUERY, SIMPLE_QUERY, router_config
@@ -28,7 +29,12 @@ pytestmark = pytest.mark.timeout(60)
 
 
 class Env:
-    def __init__(self, client: TestClient, fakes: dict[str, TestServer], cfg: dict[str, Any]):
+    def __init__(
+        self,
+        client: TestClient[web.Request, web.Application],
+        fakes: dict[str, TestServer],
+        cfg: dict[str, Any],
+    ):
         self.client, self.fakes, self.cfg = client, fakes, cfg
 
     async def chat(self, content: str = SIMPLE_QUERY, **extra: Any) -> aiohttp.ClientResponse:
@@ -48,7 +54,7 @@ class Env:
 
     @property
     def runtime(self) -> Any:
-        return self.client.app[RUNTIME]  # type: ignore[index]
+        return self.client.app[RUNTIME]
 
 
 def sample(text: str, name: str, **labels: str) -> float:
@@ -509,7 +515,7 @@ async def test_decision_log_lines(tiny_classifier: Path, decision_log_path: Path
         }
         r = await client.post("/v1/chat/completions", json=body, headers={"x-request-id": "req-42"})
         assert r.status == 200
-        client.app[RUNTIME].decision_log.flush()  # type: ignore[index]
+        client.app[RUNTIME].decision_log.flush()
     finally:
         await client.close()
         await fake.close()
@@ -576,7 +582,7 @@ async def test_pairwise_judge_counts_verdicts_and_logs_them(
         await ask(3, f"{SIMPLE_QUERY} three")  # always "[[A]]": changes with the order
         await patch("judge-1", judge_position_bias=0.0, hang_rate=1.0)
         m = await ask(4, f"{SIMPLE_QUERY} four")  # the judge stalls past its 1s timeout
-        client.app[RUNTIME].decision_log.flush()  # type: ignore[index]
+        client.app[RUNTIME].decision_log.flush()
     finally:
         await client.close()
         await fake.close()

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
 from routerkit import SIMPLE_QUERY, router_config
@@ -28,7 +29,7 @@ UPSTREAM_LATENCY_S = 0.5  # far above any overhead, so including it would show
 @pytest.fixture
 async def client(
     tiny_classifier: Path, request: pytest.FixtureRequest
-) -> AsyncIterator[TestClient]:
+) -> AsyncIterator[TestClient[web.Request, web.Application]]:
     overrides: dict[str, Any] = getattr(request, "param", {})
     behaviour = ModelBehaviour(latency_median_s=UPSTREAM_LATENCY_S)
     fake = TestServer(create_fake_app(FakeProfile(models={"*": behaviour})))
@@ -54,12 +55,14 @@ def samples(text: str, name: str) -> dict[str, float]:
     return out
 
 
-async def chat(client: TestClient, **extra: Any) -> Any:
+async def chat(client: TestClient[web.Request, web.Application], **extra: Any) -> Any:
     body = {"model": "auto", "messages": [{"role": "user", "content": SIMPLE_QUERY}], **extra}
     return await client.post("/v1/chat/completions", json=body)
 
 
-async def test_overhead_by_phase_excludes_upstream_time(client: TestClient) -> None:
+async def test_overhead_by_phase_excludes_upstream_time(
+    client: TestClient[web.Request, web.Application],
+) -> None:
     for stream in (False, True):
         r = await chat(client, stream=stream)
         assert r.status == 200
@@ -86,7 +89,9 @@ async def test_overhead_by_phase_excludes_upstream_time(client: TestClient) -> N
 
 
 @pytest.mark.parametrize("client", [{"observability": {"overheadHeader": True}}], indirect=True)
-async def test_overhead_header_when_enabled(client: TestClient) -> None:
+async def test_overhead_header_when_enabled(
+    client: TestClient[web.Request, web.Application],
+) -> None:
     for stream in (False, True):
         r = await chat(client, stream=stream)
         assert r.status == 200
@@ -96,7 +101,9 @@ async def test_overhead_header_when_enabled(client: TestClient) -> None:
 
 
 async def test_json_bookkeeping_runs_after_the_answer_and_before_the_next_request(
-    client: TestClient, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+    client: TestClient[web.Request, web.Application],
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     """A JSON answer's accounting runs once the answer is written (accounting.account_soon):
     a failure in it no longer costs the client its answer, and the next request (here

@@ -45,18 +45,20 @@ def test_configmap_watch_applies_weights_and_refuses_invalid(
 ) -> None:
     from kubernetes import client
 
+    from kubemodels import as_model
+
     core = client.CoreV1Api(kube_api)
     rbac = client.RbacAuthorizationV1Api(kube_api)
-    core.create_namespaced_service_account(namespace, {"metadata": {"name": "router"}})
-    rbac.create_namespaced_role(namespace, {"metadata": {"name": "router"}, "rules": ROUTER_RULES})
-    rbac.create_namespaced_role_binding(
-        namespace,
-        {
-            "metadata": {"name": "router"},
-            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "router"},
-            "subjects": [{"kind": "ServiceAccount", "name": "router", "namespace": namespace}],
-        },
-    )
+    meta = client.V1ObjectMeta(name="router")
+    core.create_namespaced_service_account(namespace, client.V1ServiceAccount(metadata=meta))
+    role = {"metadata": {"name": "router"}, "rules": ROUTER_RULES}
+    rbac.create_namespaced_role(namespace, as_model(client.V1Role, role))
+    binding = {
+        "metadata": {"name": "router"},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "router"},
+        "subjects": [{"kind": "ServiceAccount", "name": "router", "namespace": namespace}],
+    }
+    rbac.create_namespaced_role_binding(namespace, as_model(client.V1RoleBinding, binding))
     kubeconfig = control_plane.service_account_kubeconfig(namespace, "router")
 
     with fake_provider(tmp_path, "big") as big, fake_provider(tmp_path, "small") as small:
@@ -70,7 +72,9 @@ def test_configmap_watch_applies_weights_and_refuses_invalid(
 
         def put(config: dict[str, Any] | str) -> None:
             text = config if isinstance(config, str) else yaml.safe_dump(config)
-            body = {"metadata": {"name": "support-router"}, "data": {ROUTER_CONFIG_KEY: text}}
+            body = client.V1ConfigMap(
+                metadata=client.V1ObjectMeta(name="support-router"), data={ROUTER_CONFIG_KEY: text}
+            )
             try:
                 core.replace_namespaced_config_map("support-router", namespace, body)
             except client.exceptions.ApiException as exc:

@@ -48,7 +48,7 @@ def sample(text: str, name: str, **labels: str) -> float:
 
 @dataclass
 class Env:
-    client: TestClient
+    client: TestClient[web.Request, web.Application]
     fake: TestServer
     log: Path
 
@@ -193,7 +193,7 @@ async def test_stateless_requests_are_mirrored_judged_and_priced_users_see_the_b
     assert sample(m, "tierguard_requests_total", model="small") == 0
     assert sample(m, SPEND, tier="simple", kind="mirror") > 0
     assert sample(m, SPEND, tier="simple", kind="judge") > sample(m, SPEND, kind="mirror")
-    env.client.app[RUNTIME].decision_log.flush()  # type: ignore[index]
+    env.client.app[RUNTIME].decision_log.flush()
     lines = [json.loads(x) for x in env.log.read_text().splitlines()]
     mirrors = [x for x in lines if x.get("type") == "mirror"]
     assert sorted(x["verdict"] for x in mirrors) == ["tie", "worse"]
@@ -212,7 +212,7 @@ async def test_a_stalled_candidate_sheds_mirrors_and_never_holds_up_users(env: E
     await env.patch("small-1", hang_rate=1.0)  # every mirrored call hangs to its 1s timeout
     n = MAX_MIRRORS_IN_FLIGHT + 8
     await asyncio.gather(*(env.chat(user(f"{SIMPLE_QUERY} user {i}")) for i in range(n)))
-    rt = env.client.app[RUNTIME]  # type: ignore[index]
+    rt = env.client.app[RUNTIME]
     # every user got the baseline's answer while the mirrors still hang
     assert rt.mirrors_in_flight == MAX_MIRRORS_IN_FLIGHT
     m = await env.metrics()
@@ -225,7 +225,8 @@ async def test_a_stalled_candidate_sheds_mirrors_and_never_holds_up_users(env: E
 
 
 async def test_without_a_mirror_rate_nothing_is_mirrored(env: Env) -> None:
-    rt = env.client.app[RUNTIME]  # type: ignore[index]
+    rt = env.client.app[RUNTIME]
+    assert rt.state is not None, "the app is configured"
     cfg = rt.state.config.model_copy(deep=True)
     cfg.split[0].mirror_rate = 0.0
     from tierguard.router.runtime import apply_config
@@ -262,7 +263,7 @@ async def test_the_judge_renders_the_configured_template_with_the_reference_answ
         )
         m = await env.wait_pairs(1)
         assert sample(m, PAIRWISE, arm="mirror", verdict="tie") == 1
-        env.client.app[RUNTIME].decision_log.flush()  # type: ignore[index]
+        env.client.app[RUNTIME].decision_log.flush()
     judged = [b for b in received if b["model"] == "judge-1"]
     answered = [b for b in received if b["model"] in ("big-1", "small-1")]
     assert len(judged) == 2 and {b["model"] for b in answered} == {"big-1", "small-1"}
@@ -299,7 +300,8 @@ async def test_the_budget_is_a_hard_bound_in_flight_included(env: Env) -> None:
     from tierguard.api.routerconfig import MirrorBudgetConfig
     from tierguard.router.runtime import apply_config
 
-    rt = env.client.app[RUNTIME]  # type: ignore[index]
+    rt = env.client.app[RUNTIME]
+    assert rt.state is not None, "the app is configured"
     cfg = rt.state.config.model_copy(deep=True)
     share = 0.5  # a judge call's bound here is ~$0.09 (100 $/M, 512 output tokens)
     cfg.mirror_budget = MirrorBudgetConfig(epoch="rev/0/1", usd_per_router=share)
@@ -338,7 +340,8 @@ async def test_a_restarted_router_continues_its_share_and_a_new_pod_waits(
     epoch = {"epoch": "rev/0/1", "usdPerRouter": share}
     ledger = tmp_path / "ledger.json"
     async with start_env(tiny_classifier, tmp_path, ledger=ledger) as (env, _):
-        rt = env.client.app[RUNTIME]  # type: ignore[index]
+        rt = env.client.app[RUNTIME]
+        assert rt.state is not None, "the app is configured"
         cfg = rt.state.config.model_copy(deep=True)
         cfg.mirror_budget = MirrorBudgetConfig.model_validate(epoch)
         await apply_config(rt, cfg)  # issued while it ran: its share
@@ -352,7 +355,7 @@ async def test_a_restarted_router_continues_its_share_and_a_new_pod_waits(
     assert recorded["committed"] == pytest.approx(first_spent)
 
     async with start_env(tiny_classifier, tmp_path, budget=epoch, ledger=ledger) as (env, _):
-        rt = env.client.app[RUNTIME]  # type: ignore[index]
+        rt = env.client.app[RUNTIME]
         assert rt.mirror_budget.resumed and not rt.mirror_budget.skipped
         await env.chat(user(f"{SIMPLE_QUERY} after the restart"))
         await env.wait_pairs(1)  # at once: no new epoch needed
@@ -370,7 +373,7 @@ async def test_a_restarted_router_continues_its_share_and_a_new_pod_waits(
     async with start_env(
         tiny_classifier, new_pod, budget=epoch, ledger=new_pod / "ledger.json"
     ) as (env, received):
-        assert env.client.app[RUNTIME].mirror_budget.skipped  # type: ignore[index]
+        assert env.client.app[RUNTIME].mirror_budget.skipped
         await env.chat(user(f"{SIMPLE_QUERY} new pod"))
         m = await env.metrics()
         assert sample(m, PAIRWISE, arm="mirror") == 0 and sample(m, SPEND) == 0

@@ -229,7 +229,9 @@ async def test_reload_under_load_fails_no_request(stack: Stack) -> None:
                     stream=(n % 3 == 0),
                 )
                 if n % 3 == 0:
-                    async for _ in raw.parse():  # type: ignore[attr-defined]  # drain
+                    stream = raw.parse()
+                    assert isinstance(stream, openai.AsyncStream), "stream=True gives a stream"
+                    async for _ in stream:  # drain
                         pass
                 arms[raw.headers["x-tierguard-arm"]] += 1
             except Exception as exc:

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -275,7 +276,7 @@ def test_fuzzed_requests_never_get_a_5xx(tiny_classifier: Path) -> None:
         state["client"] = client
 
     async def send(data: bytes) -> tuple[int, bytes, str]:
-        client: TestClient = state["client"]
+        client: TestClient[web.Request, web.Application] = state["client"]
         r = await client.post(
             "/v1/chat/completions", data=data, headers={"Content-Type": "application/json"}
         )

@@ -53,7 +53,7 @@ def sample(text: str, name: str, **labels: str) -> float:
 
 @dataclass
 class Replicas:
-    clients: list[TestClient]
+    clients: list[TestClient[web.Request, web.Application]]
     fakes: dict[str, TestServer]
     cfg: dict[str, Any]
 
@@ -63,7 +63,7 @@ class Replicas:
     async def reload(self, **overrides: Any) -> None:
         self.cfg = {**self.cfg, **overrides}
         for c in self.clients:
-            ok = await reload_text(c.app[RUNTIME], json.dumps(self.cfg))  # type: ignore[index]
+            ok = await reload_text(c.app[RUNTIME], json.dumps(self.cfg))
             assert ok
 
 
@@ -217,7 +217,7 @@ async def test_two_replicas_agree_tiers_only_go_up_and_tool_results_reach_their_
 
 async def test_a_complex_opener_keeps_its_tier_on_simple_follow_ups(replicas: Replicas) -> None:
     messages: list[dict[str, Any]] = [{"role": "user", "content": COMPLEX[0]}]
-    seen = []
+    seen: list[str] = []
     for follow_up in SIMPLE[:4]:
         r = await replicas.clients[len(seen) % 2].post(
             "/v1/chat/completions", json={"model": "auto", "messages": messages}
@@ -390,7 +390,7 @@ async def test_tool_calls_and_tool_results_are_not_shadow_judged(replicas: Repli
     assert not more
     plain = {"model": "auto", "messages": [{"role": "user", "content": SIMPLE[1]}]}
     assert (await client.post("/v1/chat/completions", json=plain)).status == 200
-    rt = client.app[RUNTIME]  # type: ignore[index]
+    rt = client.app[RUNTIME]
     shadows = [t for t in rt.background if "shadow" in repr(t.get_coro())]
     await asyncio.gather(*shadows, return_exceptions=True)
     text = await replicas.metrics(0)

@@ -15,12 +15,14 @@ import aiohttp
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
+from aiohttp.typedefs import Handler
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import (
     InMemorySpanExporter,
 )
 from opentelemetry.trace import SpanKind, StatusCode
+from opentelemetry.util.types import AttributeValue
 
 from routerkit import SIMPLE_QUERY, router_config
 from routerkit import tiny_classifier as tiny_classifier
@@ -39,8 +41,16 @@ CLIENT_KEY = "sk-client-NEVER-IN-TRACES-91bd"
 SECRET = "zebra-parsnip-4471 my password"
 
 
+def _count(value: AttributeValue | None) -> int:
+    """A token count attribute (an int; anything else fails the test)."""
+    assert isinstance(value, int) and not isinstance(value, bool), value
+    return value
+
+
 class Env:
-    def __init__(self, client: TestClient, exporter: InMemorySpanExporter) -> None:
+    def __init__(
+        self, client: TestClient[web.Request, web.Application], exporter: InMemorySpanExporter
+    ) -> None:
         self.client, self.exporter = client, exporter
         #: traceparent headers the fake upstreams received, by upstream model
         self.seen: dict[str, list[str]] = {}
@@ -51,7 +61,7 @@ class Env:
         return await self.client.post("/v1/chat/completions", json=body, headers=headers)
 
     async def background_done(self) -> None:
-        rt = self.client.app[RUNTIME]  # type: ignore[index]
+        rt = self.client.app[RUNTIME]
         await asyncio.gather(*list(rt.background - _loops(rt)), return_exceptions=True)
 
     def spans(self) -> list[ReadableSpan]:
@@ -68,7 +78,7 @@ def recording_fake(profile: FakeProfile, seen: dict[str, list[str]]) -> web.Appl
     app = create_fake_app(profile)
 
     @web.middleware
-    async def record(request: web.Request, handler: Any) -> web.StreamResponse:
+    async def record(request: web.Request, handler: Handler) -> web.StreamResponse:
         if request.method == "POST":
             body = await request.json()
             seen.setdefault(body.get("model", ""), []).append(
@@ -179,7 +189,7 @@ async def test_span_tree_of_a_request_with_a_fallback_and_a_shadow_call(env: Env
     assert (sa[a.TIER], sa[a.ARM], sa[a.REVISION]) == ("simple", "canary", "r1")
     assert str(sa[a.CLASSIFIER_DIGEST]).startswith("sha256:")
     assert len(str(sa[a.CONVERSATION_ID])) == 32
-    assert sa[a.USAGE_INPUT_TOKENS] > 0 and sa[a.USAGE_OUTPUT_TOKENS] > 0
+    assert _count(sa[a.USAGE_INPUT_TOKENS]) > 0 and _count(sa[a.USAGE_OUTPUT_TOKENS]) > 0
     assert sa[a.HTTP_RESPONSE_STATUS_CODE] == 200
     assert a.ERROR_TYPE not in sa
 
@@ -194,7 +204,7 @@ async def test_span_tree_of_a_request_with_a_fallback_and_a_shadow_call(env: Env
         attrs = span.attributes or {}
         assert attrs[a.OPERATION_NAME] == "chat"
         assert attrs[a.CONVERSATION_ID] == sa[a.CONVERSATION_ID]
-        assert span.name == f"chat {attrs[a.REQUEST_MODEL]}"
+        assert span.name == f"chat {attrs[a.REQUEST_MODEL]!s}"
     pa, fa, sha = primary.attributes or {}, fallback.attributes or {}, shadow.attributes or {}
     assert (pa[a.REQUEST_MODEL], pa[a.MODEL], pa[a.CALL_SERVED]) == ("small-1", "small", True)
     assert pa[a.RESPONSE_MODEL] == "small-1"
@@ -204,7 +214,7 @@ async def test_span_tree_of_a_request_with_a_fallback_and_a_shadow_call(env: Env
     assert fa[a.ERROR_TYPE] == a.ERROR_CANCELLED  # the hedge lost
     assert fallback.status.status_code is StatusCode.ERROR
     assert sha[a.REQUEST_MODEL] == "big-1"
-    assert sha[a.USAGE_OUTPUT_TOKENS] > 0
+    assert _count(sha[a.USAGE_OUTPUT_TOKENS]) > 0
 
     # traceparent out: each upstream call carried its own CLIENT span as the parent
     sent = {tp.split("-")[2] for tps in env.seen.values() for tp in tps}
@@ -245,7 +255,7 @@ async def test_fallback_after_an_error_and_feedback_event(env: Env) -> None:
         True,
     )
     assert a.ERROR_TYPE not in fa
-    assert fa[a.USAGE_OUTPUT_TOKENS] > 0  # a stream's usage, set when it was delivered
+    assert _count(fa[a.USAGE_OUTPUT_TOKENS]) > 0  # a stream's usage, set when it was delivered
     # the stream's response id: the router's decision id on the server span
     did = (server.attributes or {})[a.RESPONSE_ID]
 
@@ -345,7 +355,9 @@ async def test_llm_judge_calls_are_client_spans_carrying_their_traceparent(env: 
     # big-1 got the shadow call and the judge's call(s): two for a pairwise judge
     parents = [tp.split("-")[2] for tp in env.seen["big-1"]]
     assert parents.count(shadow_id) == 1
-    pairwise = env.client.app[RUNTIME].state.judge.pairwise  # type: ignore[index]
+    state = env.client.app[RUNTIME].state
+    assert state is not None, "the app is configured"
+    pairwise = state.judge.pairwise
     assert parents.count(judge_id) == (2 if pairwise else 1)  # both orders, one span
     (evaluation,) = [s for s in spans if s.name == f"evaluation {a.EVAL_SHADOW}"]
     (event,) = evaluation.events

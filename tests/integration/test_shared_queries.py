@@ -18,7 +18,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from routerkit import _env, free_port, wait_http
 from tierguard.api.enums import Signal
-from tierguard.operator.gates import GateSpec
+from tierguard.operator.gatetypes import GateSpec
 from tierguard.operator.observe import observe
 from tierguard.operator.promreader import PrometheusReader
 from tierguard.operator.shared_queries import SharedQueries

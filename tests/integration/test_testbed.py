@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from kubernetes import client, config
+from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 from prometheus_api_client import PrometheusConnect
 
@@ -29,10 +29,17 @@ import tierguard
 from tierguard.lab.controlplane import K8S_VERSION, ControlPlane
 from tierguard.lab.processes import ProcessExitedError, pid_running, process_group_members
 from tierguard.lab.prometheus import Prometheus
+from tierguard.operator.kube import load_api_client
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 
 WaitFor = Callable[..., Any]
+
+
+def _name(obj: client.V1Namespace | client.V1ConfigMap) -> str:
+    """The name of an object read from the API (the client types metadata optional)."""
+    assert obj.metadata is not None and obj.metadata.name is not None
+    return obj.metadata.name
 
 
 def _get(url: str, ca_file: Path) -> tuple[int, str]:
@@ -65,7 +72,7 @@ def test_apiserver_answers_readyz_and_reports_its_version(control_plane: Control
 def test_python_client_talks_to_the_apiserver(kube_api: client.ApiClient) -> None:
     info = client.VersionApi(kube_api).get_code()
     assert info.git_version == f"v{K8S_VERSION}"
-    names = {ns.metadata.name for ns in client.CoreV1Api(kube_api).list_namespace().items}
+    names = {_name(ns) for ns in client.CoreV1Api(kube_api).list_namespace().items}
     assert {"default", "kube-system"} <= names
 
 
@@ -123,9 +130,10 @@ def test_owned_objects_are_garbage_collected(
     def configmap(name: str, owner: client.V1ConfigMap | None = None) -> client.V1ConfigMap:
         refs = None
         if owner is not None:
+            assert owner.metadata is not None and owner.metadata.uid is not None
             refs = [
                 client.V1OwnerReference(
-                    api_version="v1", kind="ConfigMap", name=owner.metadata.name,
+                    api_version="v1", kind="ConfigMap", name=_name(owner),
                     uid=owner.metadata.uid,
                 )
             ]  # fmt: skip
@@ -143,7 +151,7 @@ def test_owned_objects_are_garbage_collected(
         message="the garbage collector to delete owned-by-a",
     )
     # the collector deletes only what the deleted owner owned
-    assert core.read_namespaced_config_map("owned-by-b", namespace).metadata.name == "owned-by-b"
+    assert _name(core.read_namespaced_config_map("owned-by-b", namespace)) == "owned-by-b"
 
 
 # --------------------------------------------------------------------------- RBAC
@@ -191,10 +199,10 @@ def test_service_account_token_allows_only_what_its_role_grants(
         == f"system:serviceaccount:{namespace}:reader"
     )
 
-    sa_client = config.new_client_from_config(config_file=str(kubeconfig))
+    sa_client = load_api_client(str(kubeconfig))
     try:
         sa_core = client.CoreV1Api(sa_client)
-        listed = {cm.metadata.name for cm in sa_core.list_namespaced_config_map(namespace).items}
+        listed = {_name(cm) for cm in sa_core.list_namespaced_config_map(namespace).items}
         assert "visible" in listed
 
         forbidden: list[Callable[[], object]] = [
@@ -210,9 +218,9 @@ def test_service_account_token_allows_only_what_its_role_grants(
                 call()
             assert info.value.status == 403
     finally:
-        sa_client.close()
+        sa_client.close()  # type: ignore[no-untyped-call]  # kubernetes: ApiClient.close is unannotated
     # and the refused delete really did nothing
-    assert core.read_namespaced_config_map("visible", namespace).metadata.name == "visible"
+    assert _name(core.read_namespaced_config_map("visible", namespace)) == "visible"
 
 
 # --------------------------------------------------------------------------- Prometheus

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -18,7 +20,7 @@ ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = sorted((ROOT / "examples" / "kubernetes" / "policies").glob("*.yaml"))
 
 
-def base_spec() -> dict:
+def base_spec() -> dict[str, Any]:
     return {
         "models": [
             {"name": "big", "baseURL": "http://big/v1", "upstreamModel": "b"},
@@ -94,7 +96,9 @@ def test_defaults_fill_in() -> None:
         ),
     ],
 )
-def test_invalid_specs_name_the_field(mutate, needle: str) -> None:
+def test_invalid_specs_name_the_field(
+    mutate: Callable[[dict[str, Any]], object], needle: str
+) -> None:
     spec = base_spec()
     spec.setdefault("rollout", {})
     mutate(spec)
@@ -132,7 +136,7 @@ def test_crd_schema_is_structural() -> None:
     """Every schema node has a type (or preserves unknown fields): the API server's rule."""
     schema = build_crd()["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
 
-    def walk(node: dict, path: str) -> None:
+    def walk(node: dict[str, Any], path: str) -> None:
         assert "type" in node or node.get("x-kubernetes-preserve-unknown-fields"), path
         assert "$ref" not in node and "anyOf" not in node and "title" not in node, path
         for name, sub in node.get("properties", {}).items():
@@ -166,7 +170,9 @@ def test_crd_schema_is_structural() -> None:
         (lambda s: s["rollout"].update(interval="99999999999h"), "too long"),
     ],
 )
-def test_duration_floors_and_candidate_rule(mutate, needle: str) -> None:
+def test_duration_floors_and_candidate_rule(
+    mutate: Callable[[dict[str, Any]], object], needle: str
+) -> None:
     spec = base_spec()
     spec.setdefault("rollout", {})
     mutate(spec)
@@ -175,7 +181,7 @@ def test_duration_floors_and_candidate_rule(mutate, needle: str) -> None:
     assert needle in str(err.value)
 
 
-def _crd_rules(node: dict, out: dict[str, list[str]], path: str = "spec") -> None:
+def _crd_rules(node: dict[str, Any], out: dict[str, list[str]], path: str = "spec") -> None:
     out[path] = [r["message"] for r in node.get("x-kubernetes-validations", [])]
     for name, sub in node.get("properties", {}).items():
         _crd_rules(sub, out, f"{path}.{name}")

@@ -357,6 +357,7 @@ def expand(rules: Iterable[Any]) -> set[Triple]:
             )
         else:
             groups, resources, verbs = rule.api_groups, rule.resources, rule.verbs
+        assert groups is not None, f"a resource rule names its API groups: {rule}"
         out |= {(g, r, v) for g in groups for r in resources for v in verbs}
     return out
 

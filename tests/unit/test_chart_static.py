@@ -11,6 +11,7 @@ import re
 import tomllib
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 import pytest
 import yaml
@@ -115,8 +116,9 @@ def test_alerts_cover_the_issue() -> None:
     assert f'{m.REQUESTS.name}{{outcome="{m.OUTCOME_ERROR}"}}' in text
 
 
-def _dashboard() -> dict:
-    return json.loads((CHART / "dashboards" / "tierguard.json").read_text())
+def _dashboard() -> dict[str, Any]:
+    dashboard: dict[str, Any] = json.loads((CHART / "dashboards" / "tierguard.json").read_text())
+    return dashboard
 
 
 def test_dashboard_queries_use_defined_metrics_and_labels() -> None:
@@ -154,7 +156,7 @@ def test_dashboard_shows_what_sres_need() -> None:
     assert variables == {"datasource", "job", "instance", "namespace", "policy", "tier"}
 
 
-def _targets(dash: dict) -> list[str]:
+def _targets(dash: dict[str, Any]) -> list[str]:
     exprs = [t["expr"] for p in dash["panels"] for t in p.get("targets", [])]
     return exprs + [a["expr"] for a in dash["annotations"]["list"]]
 
@@ -215,7 +217,7 @@ def test_schema_covers_every_value() -> None:
     schema = json.loads((CHART / "values.schema.json").read_text())
     values = yaml.safe_load((CHART / "values.yaml").read_text())
 
-    def walk(node: dict, sch: dict, path: str) -> None:
+    def walk(node: dict[str, Any], sch: dict[str, Any], path: str) -> None:
         if sch.get("additionalProperties") is False:
             props = sch.get("properties", {})
             for key, value in node.items():

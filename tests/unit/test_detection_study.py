@@ -199,7 +199,7 @@ def test_slice_loss_row_recomputes(slices_recorded: dict[str, Any]) -> None:
 
 import operatorpath  # noqa: E402
 
-from tierguard.operator.gates import gate_specs  # noqa: E402
+from tierguard.operator.gatespecs import gate_specs  # noqa: E402
 
 OPERATOR_RUNS = 8
 

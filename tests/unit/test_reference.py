@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from tierguard.api.crdgen import build_crd
 from tierguard.api.reference import render_reference
@@ -17,7 +18,7 @@ def test_committed_reference_is_fresh() -> None:
     )
 
 
-def _leaf_paths(node: dict, path: str) -> set[str]:
+def _leaf_paths(node: dict[str, Any], path: str) -> set[str]:
     out = set()
     for name, sub in node.get("properties", {}).items():
         out.add(f"{path}.{name}")
@@ -36,7 +37,7 @@ def test_every_field_and_rule_is_documented() -> None:
             assert f"### `{parent}`" in text, parent
             assert f"| `{name}` |" in text, path
 
-    def rules(node: dict) -> list[dict]:
+    def rules(node: dict[str, Any]) -> list[dict[str, Any]]:
         found = list(node.get("x-kubernetes-validations", []))
         for sub in node.get("properties", {}).values():
             found += rules(sub)

@@ -92,7 +92,7 @@ def test_assistant_tool_call_without_content_is_fine() -> None:
 
 
 def test_classifier_text_modes() -> None:
-    msgs = [
+    msgs: list[dict[str, Any]] = [
         {"role": "system", "content": "You are a lawyer writing detailed legal analysis"},
         {"role": "user", "content": "first question"},
         {"role": "assistant", "content": "answer"},

@@ -83,7 +83,10 @@ def test_fingerprint_holds_no_text() -> None:
 
 
 def test_fingerprint_reads_text_parts() -> None:
-    parts = [SYSTEM, {"role": "user", "content": [{"type": "text", "text": "hello"}]}]
+    parts: list[dict[str, Any]] = [
+        SYSTEM,
+        {"role": "user", "content": [{"type": "text", "text": "hello"}]},
+    ]
     assert fingerprint(parts) == fingerprint(conv("hello"))
 
 

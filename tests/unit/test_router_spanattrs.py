@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 from tierguard.api import traces as a
 from tierguard.router import spanattrs as sa
@@ -139,7 +140,7 @@ def test_evaluation_attributes() -> None:
 
 
 def test_content_messages_in_the_conventions_shape() -> None:
-    messages = [
+    messages: list[dict[str, Any]] = [
         {"role": "system", "content": "be brief"},
         {
             "role": "user",

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -26,8 +28,8 @@ class Counting:
         return out
 
 
-def tier_of(texts: list[str], cache: TierCache | None = None, **kw: int) -> str:
-    return session_tier(texts, TIERS, Counting(), cache or TierCache(100), **kw).tier
+def tier_of(texts: list[str], cache: TierCache | None = None, *, last_n: int = 0) -> str:
+    return session_tier(texts, TIERS, Counting(), cache or TierCache(100), last_n=last_n).tier
 
 
 def test_a_simple_follow_up_keeps_the_complex_tier() -> None:
@@ -110,7 +112,7 @@ def test_tiers_are_monotone_over_a_conversation(texts: list[str]) -> None:
 
 
 def test_user_texts_and_new_text() -> None:
-    msgs = [
+    msgs: list[dict[str, Any]] = [
         {"role": "system", "content": "sys"},
         {"role": "user", "content": [{"type": "text", "text": "hi"}, {"type": "image_url"}]},
         {"role": "assistant", "content": "x"},

@@ -95,7 +95,7 @@ def test_unwrap_restores_the_upstream_ids_and_touches_nothing_else() -> None:
 
 
 def test_wrap_choices_in_answers_and_chunks() -> None:
-    payload = {
+    payload: dict[str, Any] = {
         "choices": [
             {"message": {"role": "assistant", "tool_calls": [{"id": "call_x", "type": "function"}]}}
         ]

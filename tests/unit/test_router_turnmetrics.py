@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from prometheus_client import CollectorRegistry
 
 from tierguard.api.enums import Arm, KeySource
@@ -93,11 +95,12 @@ def test_a_lock_to_a_model_gone_is_an_unsafe_switch() -> None:
 
 def test_cached_tokens_reads_garbage_as_zero() -> None:
     assert cached_tokens({"prompt_tokens_details": {"cached_tokens": 5}}) == 5
-    for bad in (
+    garbage: list[dict[str, Any] | None] = [
         None,
         {},
         {"prompt_tokens_details": []},
         {"prompt_tokens_details": {"cached_tokens": "x"}},
-    ):
-        assert cached_tokens(bad) == 0  # type: ignore[arg-type]
+    ]
+    for bad in garbage:
+        assert cached_tokens(bad) == 0
     assert cached_tokens({"prompt_tokens_details": {"cached_tokens": float("nan")}}) == 0

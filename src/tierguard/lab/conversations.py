@@ -1,7 +1,7 @@
 """The lab's users hold conversations. Pure (the generator in :mod:`tierguard.lab.traffic`
 does the I/O).
 
-A session of the traffic :class:`~tierguard.lab.traffic.Population` is one conversation:
+A session of the traffic :class:`~tierguard.lab.population.Population` is one conversation:
 its first turn is a query from the pool (seed 003's mix), and each later turn resends the
 whole history plus a new user message -- mostly (:data:`FOLLOW_UP_SHARE`) a follow-up that
 reads simple ("ok thanks, and where is my order?") whatever the opener was, which is what

@@ -18,7 +18,8 @@ from tierguard.lab import lab_policy as lp
 from tierguard.lab import scenario_world as sw
 from tierguard.lab.lab_parts import LabParts
 from tierguard.lab.lab_state import LabRunError, http_ok
-from tierguard.lab.pods import LocalPod, local_pods, mount_script, unshare_prefix
+from tierguard.lab.pods import LocalPod, local_pods
+from tierguard.lab.podvolumes import mount_script, unshare_prefix
 from tierguard.lab.processes import (
     ManagedProcess,
     free_port,

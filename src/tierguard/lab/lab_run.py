@@ -22,7 +22,8 @@ from tierguard.lab.lab_state import LabRunError
 from tierguard.lab.live import CostFigures, Snapshot
 from tierguard.lab.processes import ManagedProcess
 from tierguard.lab.runrecord import RunRecord, Sample
-from tierguard.lab.traffic import STAGE_SETTLING, TrafficGenerator
+from tierguard.lab.tally import STAGE_SETTLING
+from tierguard.lab.traffic import TrafficGenerator
 
 TERMINAL_PHASES = {Phase.PROMOTED.value, Phase.ROLLED_BACK.value, Phase.FAILED.value}
 #: after a terminal phase, keep traffic flowing this long so the last weights show

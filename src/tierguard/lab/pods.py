@@ -6,7 +6,9 @@ job for them, as literally as it can: for each replica it takes the Deployment's
 template and runs the container's ``command`` + ``args`` as a local process with the
 container's environment, resolving ``valueFrom`` and ``envFrom`` from the real Secrets
 and ConfigMaps in the API (a wrong secretKeyRef therefore fails here as it would in a
-cluster). :func:`local_pods` is the pure part of that translation and is unit-tested.
+cluster). :func:`local_pods` is the pure part of that translation and is unit-tested;
+the environment is built in :mod:`~tierguard.lab.podenv`, the volumes and their mount
+namespace in :mod:`~tierguard.lab.podvolumes`.
 
 What differs from a Pod, and why (the lab prints this, and docs/lab.md says it too):
 
@@ -29,38 +31,17 @@ What differs from a Pod, and why (the lab prints this, and docs/lab.md says it t
 
 from __future__ import annotations
 
-import os
-import re
-import shlex
 import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tierguard.lab.processes import LabError
+from tierguard.lab.podenv import PodTranslationError, expand, resolve_env
+from tierguard.lab.podvolumes import VolumeMount, pod_mounts
 
 #: Environment a container would get from its image; everything else comes from the spec.
 BASE_ENV_KEYS = ("PATH", "HOME", "LANG", "LC_ALL", "PYTHONPATH", "TMPDIR", "TIERGUARD_CACHE")
-_VAR_REF = re.compile(r"\$\(([A-Za-z_][A-Za-z0-9_]*)\)")
-
-
-class PodTranslationError(LabError):
-    """The Deployment cannot be run locally as written (the message says which field)."""
-
-
-@dataclass(frozen=True)
-class VolumeMount:
-    """One volumeMount of the container with its volume's content.
-
-    ``files`` maps relative paths to bytes (Secret/ConfigMap keys); None is an emptyDir.
-    """
-
-    volume: str
-    mount_path: str
-    read_only: bool
-    files: dict[str, bytes] | None
-    sub_path: str = ""
 
 
 @dataclass(frozen=True)
@@ -75,242 +56,6 @@ class LocalPod:
     #: what was changed from the pod spec, for the plain statement in the output
     changes: list[str] = field(default_factory=list)
     mounts: list[VolumeMount] = field(default_factory=list)
-
-
-def expand(value: str, env: Mapping[str, str]) -> str:
-    """Kubernetes ``$(VAR)`` expansion: defined variables are replaced, others kept,
-    ``$$`` escapes a dollar."""
-
-    def sub(m: re.Match[str]) -> str:
-        return env.get(m.group(1), m.group(0))
-
-    parts = value.split("$$")
-    return "$".join(_VAR_REF.sub(sub, p) for p in parts)
-
-
-def _decode_secret(secret: Mapping[str, Any]) -> dict[str, str]:
-    import base64
-
-    out = {k: base64.b64decode(v).decode("utf-8") for k, v in (secret.get("data") or {}).items()}
-    out.update(secret.get("stringData") or {})
-    return out
-
-
-def resolve_env(
-    container: Mapping[str, Any],
-    *,
-    pod_name: str,
-    namespace: str,
-    secrets: Mapping[str, Mapping[str, Any]],
-    configmaps: Mapping[str, Mapping[str, Any]],
-    service_account: str,
-) -> dict[str, str]:
-    """The container's environment, as the kubelet would build it (pure).
-
-    ``secrets`` and ``configmaps`` are API objects by name (Secrets with base64 ``data``).
-    A missing optional reference is skipped; a missing required one raises.
-    """
-    env: dict[str, str] = {}
-    for src in container.get("envFrom") or []:
-        prefix = str(src.get("prefix") or "")
-        if "secretRef" in src:
-            ref = src["secretRef"]
-            obj = secrets.get(ref["name"])
-            if obj is None:
-                if ref.get("optional"):
-                    continue
-                raise PodTranslationError(f"envFrom: Secret {ref['name']!r} not found")
-            env.update({prefix + k: v for k, v in _decode_secret(obj).items()})
-        elif "configMapRef" in src:
-            ref = src["configMapRef"]
-            cm = configmaps.get(ref["name"])
-            if cm is None:
-                if ref.get("optional"):
-                    continue
-                raise PodTranslationError(f"envFrom: ConfigMap {ref['name']!r} not found")
-            env.update({prefix + k: str(v) for k, v in (cm.get("data") or {}).items()})
-    for item in container.get("env") or []:
-        name = item["name"]
-        if "value" in item:
-            env[name] = expand(str(item["value"]), env)
-            continue
-        vf = item.get("valueFrom") or {}
-        if "secretKeyRef" in vf:
-            ref = vf["secretKeyRef"]
-            obj = secrets.get(ref["name"])
-            data = _decode_secret(obj) if obj is not None else {}
-            if ref["key"] not in data:
-                if ref.get("optional"):
-                    continue
-                raise PodTranslationError(
-                    f"env {name}: secretKeyRef {ref['name']}/{ref['key']} not found in "
-                    f"namespace {namespace}"
-                )
-            env[name] = data[ref["key"]]
-        elif "configMapKeyRef" in vf:
-            ref = vf["configMapKeyRef"]
-            cm = configmaps.get(ref["name"]) or {}
-            cm_data = cm.get("data") or {}
-            if ref["key"] not in cm_data:
-                if ref.get("optional"):
-                    continue
-                raise PodTranslationError(
-                    f"env {name}: configMapKeyRef {ref['name']}/{ref['key']} not found"
-                )
-            env[name] = str(cm_data[ref["key"]])
-        elif "fieldRef" in vf:
-            path = vf["fieldRef"].get("fieldPath", "")
-            fields = {
-                "metadata.name": pod_name,
-                "metadata.namespace": namespace,
-                "spec.serviceAccountName": service_account,
-                "status.podIP": "127.0.0.1",
-                "status.hostIP": "127.0.0.1",
-                "spec.nodeName": "lab",
-            }
-            if path not in fields:
-                raise PodTranslationError(f"env {name}: fieldRef {path!r} is not supported here")
-            env[name] = fields[path]
-        elif "resourceFieldRef" in vf:
-            continue  # limits are not enforced on local processes
-        else:
-            raise PodTranslationError(f"env {name}: unsupported valueFrom {sorted(vf)}")
-    return env
-
-
-def volume_files(
-    volume: Mapping[str, Any],
-    *,
-    secrets: Mapping[str, Mapping[str, Any]],
-    configmaps: Mapping[str, Mapping[str, Any]],
-) -> dict[str, bytes] | None:
-    """A volume's files as the kubelet would project them (pure); None for emptyDir."""
-    import base64
-
-    name = volume.get("name")
-    if "emptyDir" in volume:
-        return None
-    if "secret" in volume:
-        src = volume["secret"]
-        obj = secrets.get(src.get("secretName", ""))
-        if obj is None:
-            if src.get("optional"):
-                return {}
-            raise PodTranslationError(f"volume {name}: Secret {src.get('secretName')!r} not found")
-        data = {k: base64.b64decode(v) for k, v in (obj.get("data") or {}).items()}
-        data.update({k: v.encode() for k, v in (obj.get("stringData") or {}).items()})
-    elif "configMap" in volume:
-        src = volume["configMap"]
-        cm = configmaps.get(src.get("name", ""))
-        if cm is None:
-            if src.get("optional"):
-                return {}
-            raise PodTranslationError(f"volume {name}: ConfigMap {src.get('name')!r} not found")
-        data = {k: str(v).encode() for k, v in (cm.get("data") or {}).items()}
-        data.update({k: base64.b64decode(v) for k, v in (cm.get("binaryData") or {}).items()})
-    else:
-        raise PodTranslationError(
-            f"volume {name}: only secret, configMap and emptyDir volumes can be emulated here"
-        )
-    items = src.get("items")
-    if items:
-        missing = [i["key"] for i in items if i["key"] not in data and not src.get("optional")]
-        if missing:
-            raise PodTranslationError(f"volume {name}: keys {missing} not found")
-        return {i["path"]: data[i["key"]] for i in items if i["key"] in data}
-    return data
-
-
-def pod_mounts(
-    pod_spec: Mapping[str, Any],
-    container: Mapping[str, Any],
-    *,
-    secrets: Mapping[str, Mapping[str, Any]],
-    configmaps: Mapping[str, Mapping[str, Any]],
-) -> list[VolumeMount]:
-    """The container's volumeMounts with their content (pure)."""
-    volumes = {v["name"]: v for v in pod_spec.get("volumes") or []}
-    out: list[VolumeMount] = []
-    for m in container.get("volumeMounts") or []:
-        vol = volumes.get(m["name"])
-        if vol is None:
-            raise PodTranslationError(f"volumeMount {m['name']}: no such volume in the pod spec")
-        out.append(
-            VolumeMount(
-                volume=m["name"],
-                mount_path=str(m["mountPath"]),
-                read_only=bool(m.get("readOnly", False)),
-                files=volume_files(vol, secrets=secrets, configmaps=configmaps),
-                sub_path=str(m.get("subPath") or ""),
-            )
-        )
-    return out
-
-
-def nearest_existing(path: str, exists: Any = os.path.lexists) -> str:
-    """The longest existing prefix directory of ``path`` (pure given ``exists``)."""
-    p = Path(path)
-    for parent in [p, *p.parents]:
-        if exists(str(parent)):
-            return str(parent)
-    return "/"
-
-
-def mount_script(
-    mounts: Sequence[tuple[VolumeMount, Path]],
-    scratch: Path,
-    *,
-    exists: Any = os.path.lexists,
-    realpath: Any = os.path.realpath,
-) -> tuple[str, list[str]]:
-    """A POSIX shell script that mounts each materialised volume at its mountPath inside
-    a private mount namespace, then execs the container command (``"$@"``).
-
-    Returns the script and notes on what was not mounted. Pure given ``exists`` and
-    ``realpath`` (the host's filesystem), so it is unit-tested.
-    """
-    lines = ["set -e"]
-    notes: list[str] = []
-    overlays: list[str] = []
-    binds: list[str] = []
-    for vm, source in mounts:
-        target = vm.mount_path
-        if exists(target):
-            if vm.files is None:
-                notes.append(
-                    f"emptyDir {vm.volume} at {target}: the host's {target} (in a Pod it only "
-                    "makes that path writable under a read-only root filesystem)"
-                )
-                continue
-        else:
-            anchor = realpath(nearest_existing(target, exists))
-            if anchor == "/":
-                raise PodTranslationError(
-                    f"volumeMount {vm.volume}: cannot emulate a mount at {target} (no parent)"
-                )
-            if anchor not in overlays:
-                overlays.append(anchor)
-        src = source / vm.sub_path if vm.sub_path else source
-        q_src, q_target = shlex.quote(str(src)), shlex.quote(target)
-        kind = "touch" if vm.sub_path and vm.files is not None else "mkdir -p"
-        binds.append(f"[ -e {q_target} ] || {kind} {q_target}")
-        binds.append(f"mount --bind {q_src} {q_target}")
-        if vm.read_only:
-            binds.append(f"mount -o remount,bind,ro {q_target}")
-    for i, anchor in enumerate(sorted(overlays, key=len)):
-        upper, work = scratch / f"overlay-{i}" / "upper", scratch / f"overlay-{i}" / "work"
-        lines.append(f"mkdir -p {shlex.quote(str(upper))} {shlex.quote(str(work))}")
-        opts = f"lowerdir={anchor},upperdir={upper},workdir={work}"
-        lines.append(f"mount -t overlay tierguard-lab -o {shlex.quote(opts)} {shlex.quote(anchor)}")
-    lines += binds
-    lines.append('exec "$@"')
-    return "\n".join(lines) + "\n", notes
-
-
-def unshare_prefix(euid: int) -> list[str]:
-    """How to enter a private mount namespace (``--user`` when not root)."""
-    base = ["unshare", "--mount", "--propagation", "private"]
-    return base if euid == 0 else [*base, "--user", "--map-root-user"]
 
 
 def _set_flag(argv: list[str], flag: str, value: str) -> tuple[list[str], bool]:

@@ -1,7 +1,7 @@
 """What the simulated users experienced: one :class:`Outcome` per request, summed up in
 a :class:`Tally` per tier, arm, model and category, and the stickiness check. Pure.
 
-(Split from :mod:`tierguard.lab.traffic`, which re-exports these names.)
+Filled by the traffic generator (:mod:`tierguard.lab.traffic`).
 """
 
 from __future__ import annotations

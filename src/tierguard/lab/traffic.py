@@ -9,17 +9,20 @@ mix (about 65 % simple, 35 % complex), so there is exactly one list of categorie
 
 Split in two layers, as everywhere in tierguard:
 
-* pure: :class:`Population` (who sends the next request), :func:`is_good_answer`,
-  :func:`rating_for` (does this user rate, and how), :func:`decode_decision_id` and
-  :class:`Tally` (what the users experienced, per tier, arm, model and category);
-* I/O: :class:`TrafficGenerator`, an asyncio loop that sends OpenAI-style requests to
-  the routers at a Poisson rate and posts feedback to ``/v1/feedback``.
+* pure: :class:`~tierguard.lab.population.Population` (who sends the next request), in
+  :mod:`tierguard.lab.responses` :func:`~tierguard.lab.responses.is_good_answer`,
+  :func:`~tierguard.lab.responses.rating_for` (does this user rate, and how) and
+  :func:`~tierguard.lab.responses.route_info` (which tier, arm and model answered), and
+  :class:`~tierguard.lab.tally.Tally` (what the users experienced, per tier, arm, model
+  and category);
+* I/O: :class:`TrafficGenerator` (this module), an asyncio loop that sends OpenAI-style
+  requests to the routers at a Poisson rate and posts feedback to ``/v1/feedback``.
 
 Ground truth. Whether an answer was good is what the fake provider that wrote it says
 (its hidden ``tierguard_fake`` marker, see :mod:`tierguard.lab.fakeanswers`), so the
 users agree with the shadow judge about which answers were bad; the counterfactual
 "would the baseline have satisfied this user" uses the provider's own rule
-(:func:`is_good_answer`). The lab therefore knows
+(:func:`~tierguard.lab.responses.is_good_answer`). The lab therefore knows
 each request's true satisfaction -- which the report uses for "cost per satisfied
 request" and per-category tables, clearly labelled as the simulator's ground truth. The
 rollout's verdicts never come from here: they come from the operator, through status.
@@ -28,20 +31,15 @@ rollout's verdicts never come from here: they come from the operator, through st
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
 import contextlib
-import json
-import math
 import random
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any, Final
 
 import aiohttp
 
-from tierguard.classifier.dataset import CATEGORIES, Example, generate
+from tierguard.classifier.dataset import CATEGORIES, Example
 from tierguard.lab.conversations import (
     AGENT_SHARE,
     AGENT_TOOL_ROUNDS,
@@ -49,177 +47,14 @@ from tierguard.lab.conversations import (
     Conversation,
     ConversationTally,
 )
-from tierguard.lab.fakeanswers import is_good, question_of
-from tierguard.lab.scenario_world import UPSTREAM_MODEL, ProviderProfile, TrafficSpec
-from tierguard.lab.tally import STAGE_SETTLING, Outcome, RouteInfo, Tally
+from tierguard.lab.fakeanswers import question_of
+from tierguard.lab.population import Population, Turn
+from tierguard.lab.responses import answer_quality, is_good_answer, rating_for, route_info
+from tierguard.lab.scenario_world import ProviderProfile, TrafficSpec
+from tierguard.lab.tally import Outcome, RouteInfo, Tally
 
-__all__ = [
-    "STAGE_SETTLING",
-    "Outcome",
-    "Population",
-    "RouteInfo",
-    "Tally",
-    "TrafficGenerator",
-    "answer_quality",
-    "decode_decision_id",
-    "is_good_answer",
-    "query_pool",
-    "rating_for",
-    "route_info",
-]
-
-#: How many distinct queries the traffic cycles through (deterministic by seed).
-POOL_SIZE: Final = 6000
-#: Header names the router answers with (tier/arm/model); the decision id carries the same.
-HEADER_TIER: Final = "x-tierguard-tier"
-HEADER_ARM: Final = "x-tierguard-arm"
-HEADER_MODEL: Final = "x-tierguard-model"
 #: Model name clients send: the router classifies and routes (pinning is not tested here).
 ROUTED_MODEL: Final = "auto"
-
-
-# --------------------------------------------------------------------------- ground truth
-
-
-def is_good_answer(text: str, category: str, profile: ProviderProfile) -> bool:
-    """Whether a fake provider with ``profile`` answers this query well.
-
-    The fake provider's own rule (:func:`tierguard.lab.fakeanswers.is_good`) applied to
-    the model id both lab providers serve, so the simulator's truth is the providers'
-    truth: the same draw decides the answer text, the shadow judge and the user.
-    """
-    return is_good(UPSTREAM_MODEL, text, profile.quality[category])
-
-
-def answer_quality(body: Mapping[str, Any]) -> bool | None:
-    """The fake provider's hidden marker on a response (``tierguard_fake.quality``)."""
-    marker = body.get("tierguard_fake")
-    if isinstance(marker, Mapping) and marker.get("quality") in ("good", "bad"):
-        return bool(marker["quality"] == "good")
-    return None
-
-
-def rating_for(satisfied: bool, rating_rate: float, rng: random.Random) -> str | None:
-    """``"up"``, ``"down"`` or ``None`` (this user does not rate this answer).
-
-    The rate of rating does not depend on satisfaction, so thumbs-down share among
-    rated answers estimates the share of unsatisfied users without bias.
-    """
-    if rng.random() >= rating_rate:
-        return None
-    return "up" if satisfied else "down"
-
-
-def decode_decision_id(decision_id: str) -> RouteInfo | None:
-    """Read tier, arm and model from a signed decision id without verifying it.
-
-    The payload is readable on purpose (the router's module docstring says so); only
-    its integrity needs the key, and that is the router's business when feedback comes
-    back. Returns None for anything that is not such an id.
-    """
-    text = decision_id.removeprefix("chatcmpl-")
-    payload, sep, _ = text.partition(".")
-    if not sep:
-        return None
-    try:
-        fields = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
-    except (binascii.Error, ValueError):
-        return None
-    if not isinstance(fields, list) or len(fields) < 5:
-        return None
-    return RouteInfo(tier=str(fields[2]), arm=str(fields[3]), model=str(fields[4]))
-
-
-def route_info(headers: Mapping[str, str], body: Mapping[str, Any]) -> RouteInfo | None:
-    """Route facts from response headers, else from the decision id in the body."""
-    lower = {k.lower(): v for k, v in headers.items()}
-    if HEADER_TIER in lower and HEADER_ARM in lower and HEADER_MODEL in lower:
-        return RouteInfo(lower[HEADER_TIER], lower[HEADER_ARM], lower[HEADER_MODEL])
-    rid = body.get("id")
-    return decode_decision_id(rid) if isinstance(rid, str) else None
-
-
-# --------------------------------------------------------------------------- population
-
-
-@dataclass
-class _Session:
-    user: str
-    remaining: int
-    id: str = ""
-
-
-@dataclass(frozen=True)
-class Turn:
-    """The next request of the population: who, which conversation, which query."""
-
-    user: str
-    session: str  # the conversation's id (unique per run)
-    last: bool  # the conversation ends with this turn
-    example: Example
-
-
-def query_pool(spec: TrafficSpec) -> list[Example]:
-    """The generator's traffic mix for ``spec`` (deterministic by its seed), with the
-    categories of ``spec.category_keep`` thinned to that share of their queries."""
-    pool = generate(POOL_SIZE, seed=spec.seed, split="all")
-    if not spec.category_keep:
-        return pool
-    rng = random.Random(f"thin-{spec.seed}")
-    return [e for e in pool if rng.random() < spec.category_keep.get(e.category, 1.0)]
-
-
-class Population:
-    """Who sends the next request: users in sessions of a few turns.
-
-    A fixed pool of ``users`` ids (``user-0000`` ...) so the same people come back in
-    later stages; each arrival either continues an open session or opens a new one for
-    a random user. Deterministic for a given seed.
-    """
-
-    def __init__(self, spec: TrafficSpec, pool: Sequence[Example] | None = None) -> None:
-        self.spec = spec
-        self.rng = random.Random(spec.seed)
-        self.pool: Sequence[Example] = pool if pool is not None else query_pool(spec)
-        if not self.pool:
-            raise ValueError("the query pool is empty")
-        self._next = 0
-        self._open: list[_Session] = []
-        self._sessions = 0
-        self.width = max(4, len(str(spec.users - 1)))
-
-    def _session_length(self) -> int:
-        # geometric with the requested mean (>= 1): most sessions are short, a few long
-        p = 1.0 / self.spec.session_length
-        return 1 + int(math.log(1.0 - self.rng.random()) / math.log(1.0 - p)) if p < 1 else 1
-
-    def next_request(self) -> tuple[str, Example]:
-        """The next (user id, query)."""
-        turn = self.next_turn()
-        return turn.user, turn.example
-
-    def next_turn(self) -> Turn:
-        """The next turn: its user, conversation and query."""
-        # keep about sqrt(users) sessions open at a time
-        target_open = max(1, int(math.sqrt(self.spec.users)))
-        if self._open and (len(self._open) >= target_open or self.rng.random() < 0.5):
-            i = self.rng.randrange(len(self._open))
-            session = self._open[i]
-        else:
-            user = f"user-{self.rng.randrange(self.spec.users):0{self.width}d}"
-            self._sessions += 1
-            session = _Session(user, self._session_length(), f"s{self.spec.seed}-{self._sessions}")
-            self._open.append(session)
-            i = len(self._open) - 1
-        session.remaining -= 1
-        if session.remaining <= 0:
-            self._open.pop(i)
-        example = self.pool[self._next % len(self.pool)]
-        self._next += 1
-        return Turn(session.user, session.id, session.remaining <= 0, example)
-
-
-# --------------------------------------------------------------------------- I/O
 
 
 class TrafficGenerator:

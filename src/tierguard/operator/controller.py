@@ -26,7 +26,6 @@ from tierguard.api.enums import Reason, Verdict
 from tierguard.api.policy import RoutingPolicySpec
 from tierguard.api.status import RoutingPolicyStatus
 from tierguard.operator import classifiercontent as cc
-from tierguard.operator import gates as g
 from tierguard.operator import judgepromptcontent as jpc
 from tierguard.operator import (
     preflight,
@@ -38,6 +37,8 @@ from tierguard.operator import (
 )
 from tierguard.operator.applier import Applier, with_ready
 from tierguard.operator.freshness import KnownVersions
+from tierguard.operator.gatespecs import gate_specs
+from tierguard.operator.gatetypes import Observations
 from tierguard.operator.kube import Kube, KubeError, NotFoundError, StatusConflictError
 from tierguard.operator.observe import observe, read_preflight_spend, read_preflight_traffic
 from tierguard.operator.observe_routers import (
@@ -127,18 +128,18 @@ class Controller:
         now: datetime,
         shadow_revision: str | None = None,
         classifier_canary: bool = False,
-    ) -> g.Observations:
+    ) -> Observations:
         """One look at Prometheus; ``shadow_revision``: a decision shadow runs for this
         revision and its transition matrix is read too."""
         try:
             reader = self._reader(spec, namespace)
         except KubeError as exc:
-            return g.Observations(at=now, error=f"cannot read the Prometheus token: {exc}")
+            return Observations(at=now, error=f"cannot read the Prometheus token: {exc}")
         label = self.settings.namespace_label
         obs = observe(
             reader,
             name,
-            g.gate_specs(spec),
+            gate_specs(spec),
             now,
             namespace=(label, namespace) if label else None,
             shared=self.shared,
@@ -153,7 +154,7 @@ class Controller:
                 obs = dataclasses.replace(obs, transitions=counts)
             if classifier_canary:
                 obs = dataclasses.replace(obs, cells=observe_cells(reader, name, ns))
-            if preflight.plan(spec, g.gate_specs(spec)).skipped is None:
+            if preflight.plan(spec, gate_specs(spec)).skipped is None:
                 spend = read_preflight_spend(reader, name, ns)
                 traffic = read_preflight_traffic(reader, name, ns)
                 obs = dataclasses.replace(obs, preflight_spend=spend, preflight_traffic=traffic)

@@ -1,4 +1,4 @@
-"""``status.tiers`` from the gates' outcomes (split out of gates.py)."""
+"""``status.tiers`` from the gates' outcomes (see :mod:`tierguard.operator.gates`)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from tierguard.api.status import ArmSample, JudgeHealthStatus, SignalStatus, Tie
 from tierguard.operator import statistics as st
 
 if TYPE_CHECKING:
-    from tierguard.operator.gates import GateOutcome
+    from tierguard.operator.gatetypes import GateOutcome
     from tierguard.operator.judgehealth import JudgeHealth
 
 

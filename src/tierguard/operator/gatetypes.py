@@ -1,7 +1,6 @@
-"""The gates' plain types and alpha helpers (split out of gates.py, which re-exports
-them): what a gate is (:class:`GateSpec`), what one look at Prometheus returned
-(:class:`GateReading`, :class:`Observations`) and a gate's verdict with its figures
-(:class:`GateOutcome`)."""
+"""The gates' plain types and alpha helpers (see :mod:`tierguard.operator.gates`): what a
+gate is (:class:`GateSpec`), what one look at Prometheus returned (:class:`GateReading`,
+:class:`Observations`) and a gate's verdict with its figures (:class:`GateOutcome`)."""
 
 from __future__ import annotations
 

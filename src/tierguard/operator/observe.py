@@ -30,7 +30,7 @@ from typing import Any, Protocol
 
 from tierguard.api import metrics as m
 from tierguard.api.enums import Signal
-from tierguard.operator.gates import GateReading, GateSpec, Observations
+from tierguard.operator.gatetypes import GateReading, GateSpec, Observations
 from tierguard.operator.observeslices import read_slice_gate
 from tierguard.operator.promql import (
     pairwise_query,

@@ -61,7 +61,7 @@ from tierguard.operator.statistics import counter_delta, series_delta
 
 #: Verdict counters a pairwise gate reads, in this order.
 VERDICTS = m.PAIRWISE_VERDICTS
-#: Series per verdict kept for carrying vanished series forward (as gates.MAX_SERIES).
+#: Series per verdict kept for carrying vanished series forward (as gatetypes.MAX_SERIES).
 MAX_SERIES = 256
 
 
@@ -265,7 +265,7 @@ def evaluate_paired_gate(
 
 
 # --------------------------------------------------------------------------- gate state
-# A pairwise gate's entry in ``status.gateState.gates`` (gates.py keeps the same outer
+# A pairwise gate's entry in ``status.gateState.gates`` (gateupdates.py keeps the same outer
 # layout as for the two-arm gates)::
 #
 #     {"fingerprint": "…", "stepBase": [judged, judged], "looks": 0..2,

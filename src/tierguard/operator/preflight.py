@@ -65,7 +65,7 @@ def plan(
     gates: Sequence[GateSpec],
     sized: Mapping[str, float] | None = None,
 ) -> PreFlightPlan:
-    """The pre-flight of this spec (``gates``: :func:`gates.gate_specs`; ``sized``: the
+    """The pre-flight of this spec (``gates``: :func:`gatespecs.gate_specs`; ``sized``: the
     rates :func:`size_rates` chose for tiers without an explicit one, from status)."""
     pf = spec.rollout.preflight
     judge = spec.router.shadow.judge

@@ -55,7 +55,7 @@ from tierguard.api.status import RoutingPolicyStatus
 from tierguard.operator import judgepromptcontent as jpc
 from tierguard.operator import preflight
 from tierguard.operator.classifiercontent import FrozenModel
-from tierguard.operator.gates import gate_specs
+from tierguard.operator.gatespecs import gate_specs
 from tierguard.operator.render_classifier import (
     CLASSIFIER_DIR as CLASSIFIER_DIR,
 )

@@ -82,7 +82,6 @@ from tierguard.api.policy import RoutingPolicySpec
 from tierguard.api.status import MAX_HISTORY, HistoryEntry, RoutingPolicyStatus
 from tierguard.api.status import Condition as Condition
 from tierguard.operator import classifiercontent as cc
-from tierguard.operator import gates as g
 from tierguard.operator import judgepromptcontent as jpc
 from tierguard.operator import preflight as pf
 from tierguard.operator import rollout_classifier as rc
@@ -95,6 +94,9 @@ from tierguard.operator import rollout_shadow as rs
 from tierguard.operator import specerror as specerror
 from tierguard.operator import steps as stp  # noqa: F401 (importable from here, as before)
 from tierguard.operator.conditions import set_condition as set_condition
+from tierguard.operator.gatespecs import canary_tiers, gate_specs
+from tierguard.operator.gatetypes import GateOutcome, Observations
+from tierguard.operator.gateupdates import rebase_step
 from tierguard.operator.rollout_conditions import _last_reason as _last_reason
 from tierguard.operator.rollout_conditions import conditions_for
 from tierguard.operator.rollout_serving import (
@@ -140,8 +142,8 @@ class _Run:
         self.s = status.model_copy(deep=True)
         self.now = now
         self.actions: list[RolloutAction] = []
-        self.gates = g.gate_specs(spec)
-        self.tiers = g.canary_tiers(spec)
+        self.gates = gate_specs(spec)
+        self.tiers = canary_tiers(spec)
         #: why the classifier's (or the judge prompt's) content is unknown this
         #: reconcile (None: known)
         self.classifier_unknown: str | None = None
@@ -186,7 +188,7 @@ class _Run:
         s.earliest_advance_at = self.now + timedelta(
             seconds=parse_duration(self.spec.rollout.bake_time)
         )
-        s.gate_state = g.rebase_step(s.gate_state)
+        s.gate_state = rebase_step(s.gate_state)
 
     def start(self, revision: str, reason: Reason, why: str) -> None:
         rv.start(self, revision, reason, why)
@@ -270,10 +272,10 @@ class _Run:
 
     # -- gates (operator/rollout_gates.py) ------------------------------------------
 
-    def on_observations(self, obs: g.Observations) -> None:
+    def on_observations(self, obs: Observations) -> None:
         rgt.on_observations(self, obs)
 
-    def hold_without_data(self, obs: g.Observations, no_data: Sequence[g.GateOutcome]) -> bool:
+    def hold_without_data(self, obs: Observations, no_data: Sequence[GateOutcome]) -> bool:
         """Hold (and after ``noData.after`` act). True if a transition happened."""
         return rgt.hold_without_data(self, obs, no_data)
 
@@ -282,7 +284,7 @@ class _Run:
     def end_preflight(self, reason: Reason, why: str) -> None:
         rp.end_preflight(self, reason, why)
 
-    def on_preflight(self, obs: g.Observations) -> None:
+    def on_preflight(self, obs: Observations) -> None:
         rp.on_preflight(self, obs)
 
     # -- conditions -------------------------------------------------------------------
@@ -314,7 +316,7 @@ def reconcile(
     *,
     generation: int = 0,
     request: ManualRequest | None = None,
-    observations: g.Observations | None = None,
+    observations: Observations | None = None,
     classifier: cc.ClassifierLookup | None = None,
     judge_prompt: jpc.JudgePromptLookup | None = None,
 ) -> Decision:

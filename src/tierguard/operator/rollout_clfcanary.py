@@ -34,7 +34,7 @@ from tierguard.operator import cellgates as cg
 from tierguard.operator.rollout_types import fmt_time, fmt_weight
 
 if TYPE_CHECKING:
-    from tierguard.operator import gates as g
+    from tierguard.operator.gatetypes import Observations
     from tierguard.operator.rollout import _Run
 
 
@@ -96,7 +96,7 @@ def _fail_message(c: CellGateStatus) -> str:
     return f"cell {c.from_tier}→{c.to_tier} ({what}): {c.message}"
 
 
-def on_canary(run: _Run, obs: g.Observations) -> None:
+def on_canary(run: _Run, obs: Observations) -> None:
     """One look during the classifier canary."""
     s = run.s
     cc = s.classifier_canary

@@ -1,7 +1,7 @@
 """The rollout machine's gates (part of :mod:`tierguard.operator.rollout`, kept apart to
 keep that module readable; pure, like the machine).
 
-Each look at Prometheus (:class:`~tierguard.operator.gates.Observations`) is routed to the
+Each look at Prometheus (:class:`~tierguard.operator.gatetypes.Observations`) is routed to the
 stage in flight: the decision shadow (:mod:`~tierguard.operator.rollout_shadow`), the
 classifier canary (:mod:`~tierguard.operator.rollout_clfcanary`), pre-flight
 (:mod:`~tierguard.operator.rollout_preflight`), or the weighted steps handled here: any gate
@@ -18,11 +18,14 @@ from typing import TYPE_CHECKING
 from tierguard.api.durations import parse_duration
 from tierguard.api.enums import NoDataAction, Phase, PromotionMode, Reason, Verdict
 from tierguard.operator import classifiercontent as cc
-from tierguard.operator import gates as g
 from tierguard.operator import preflight as pf
 from tierguard.operator import rollout_classifier as rc
 from tierguard.operator import rollout_clfcanary as ccn
 from tierguard.operator import rollout_shadow as rs
+from tierguard.operator.gates import evaluate_gates
+from tierguard.operator.gatestatus import tier_statuses, verdict_summary
+from tierguard.operator.gatetypes import GateOutcome, Observations
+from tierguard.operator.gateupdates import skip_look, update_gates
 from tierguard.operator.rollout_serving import gated, step_control_arm
 from tierguard.operator.rollout_types import GateEvaluated, fmt_time, fmt_weight
 
@@ -30,7 +33,7 @@ if TYPE_CHECKING:
     from tierguard.operator.rollout import _Run
 
 
-def on_observations(run: _Run, obs: g.Observations) -> None:
+def on_observations(run: _Run, obs: Observations) -> None:
     s = run.s
     spec = run.spec
     if not gated(spec, s):
@@ -51,10 +54,10 @@ def on_observations(run: _Run, obs: g.Observations) -> None:
         hold = cc.routers_hold(obs.routers, s.classifier_digest, s.revision, flowing)
     if hold is None:
         rc.hold_ended(run)
-        s.gate_state = g.update_gates(s.gate_state, run.gates, obs, control_arm)
+        s.gate_state = update_gates(s.gate_state, run.gates, obs, control_arm)
     else:
-        s.gate_state = g.skip_look(s.gate_state)
-    outcomes = g.evaluate_gates(
+        s.gate_state = skip_look(s.gate_state)
+    outcomes = evaluate_gates(
         s.gate_state,
         run.gates,
         obs,
@@ -62,8 +65,8 @@ def on_observations(run: _Run, obs: g.Observations) -> None:
         spec.rollout.min_samples_per_arm,
     )
     s.last_evaluated_at = run.now
-    s.tiers = g.tier_statuses(outcomes, run.tiers)
-    s.verdict_summary = g.verdict_summary(s.tiers)
+    s.tiers = tier_statuses(outcomes, run.tiers)
+    s.verdict_summary = verdict_summary(s.tiers)
     for o in outcomes:
         if o.slice is None:  # the operator's gate metric stays per (tier, signal)
             run.actions.append(
@@ -108,7 +111,7 @@ def on_observations(run: _Run, obs: g.Observations) -> None:
     _progress(run, outcomes, bool(no_data))
 
 
-def hold_without_data(run: _Run, obs: g.Observations, no_data: Sequence[g.GateOutcome]) -> bool:
+def hold_without_data(run: _Run, obs: Observations, no_data: Sequence[GateOutcome]) -> bool:
     """Hold (and after ``noData.after`` act). True if a transition happened."""
     s = run.s
     spec = run.spec
@@ -143,7 +146,7 @@ def hold_without_data(run: _Run, obs: g.Observations, no_data: Sequence[g.GateOu
     return True
 
 
-def _progress(run: _Run, outcomes: Sequence[g.GateOutcome], no_data: bool) -> None:
+def _progress(run: _Run, outcomes: Sequence[GateOutcome], no_data: bool) -> None:
     s = run.s
     spec = run.spec
     now = run.now

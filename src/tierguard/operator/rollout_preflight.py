@@ -18,10 +18,11 @@ from typing import TYPE_CHECKING
 from tierguard.api.durations import parse_duration
 from tierguard.api.enums import Arm, Phase, PreFlightState, PromotionMode, Reason, Verdict
 from tierguard.operator import classifiercontent as cc
-from tierguard.operator import gates as g
 from tierguard.operator import pairedgate as pg
 from tierguard.operator import preflight as pf
-from tierguard.operator.gatetypes import GateOutcome
+from tierguard.operator.gatestatus import tier_statuses, verdict_summary
+from tierguard.operator.gatetypes import GateOutcome, Observations
+from tierguard.operator.gateupdates import skip_look, update_gates
 from tierguard.operator.judgehealth import JUDGE_UNHEALTHY
 from tierguard.operator.rollout_types import GateEvaluated, fmt_weight
 
@@ -67,7 +68,7 @@ def _held_if_unhealthy(o: GateOutcome) -> GateOutcome:
     )
 
 
-def on_preflight(run: _Run, obs: g.Observations) -> None:
+def on_preflight(run: _Run, obs: Observations) -> None:
     """One look during pre-flight: only its pairwise gates, on the same alpha share
     as in the weighted steps (their e-process continues there); caps; spend."""
     s = run.s
@@ -85,9 +86,9 @@ def on_preflight(run: _Run, obs: g.Observations) -> None:
         hold = cc.routers_hold(obs.routers, s.classifier_digest, s.revision, flowing)
     keep = {k: v for k, v in s.gate_state.get("gates", {}).items()}
     if hold is None:
-        s.gate_state = g.update_gates(s.gate_state, gates, obs, Arm.CONTROL)
+        s.gate_state = update_gates(s.gate_state, gates, obs, Arm.CONTROL)
     else:
-        s.gate_state = g.skip_look(s.gate_state)
+        s.gate_state = skip_look(s.gate_state)
     s.gate_state = {**s.gate_state, "gates": {**keep, **s.gate_state.get("gates", {})}}
     s.gate_state, spent = pf.update_spend(
         s.gate_state, None if obs.error is not None else obs.preflight_spend
@@ -118,8 +119,8 @@ def on_preflight(run: _Run, obs: g.Observations) -> None:
     state.max_spend_usd = conf.max_spend_usd
     by_tier = {o.tier: o for o in outcomes}
     state.tiers = [pf.tier_status(t, r, by_tier.get(t)) for t, r in rates.items()]
-    s.tiers = g.tier_statuses(outcomes, list(rates))
-    s.verdict_summary = g.verdict_summary(s.tiers)
+    s.tiers = tier_statuses(outcomes, list(rates))
+    s.verdict_summary = verdict_summary(s.tiers)
     for o in outcomes:
         run.actions.append(
             GateEvaluated(o.tier, o.signal.value, o.verdict, o.upper_bound, o.allowed)

@@ -13,12 +13,12 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from tierguard.api.enums import Phase, Reason
-from tierguard.operator import gates as g
 from tierguard.operator import preflight as pf
 from tierguard.operator import rollout_clfcanary as ccn
 from tierguard.operator import rollout_shadow as rs
 from tierguard.operator import specerror
 from tierguard.operator import steps as stp
+from tierguard.operator.gateupdates import fresh_gate_state
 from tierguard.operator.rollout_serving import step_weight
 from tierguard.operator.rollout_types import fmt_weight
 
@@ -118,7 +118,7 @@ def start(run: _Run, revision: str, reason: Reason, why: str) -> None:
     s.attempt = s.attempt + 1 if reason == Reason.MANUAL_RETRY else 0
     s.revision = revision
     s.rolled_back_revision = ""
-    s.gate_state = g.fresh_gate_state(revision)
+    s.gate_state = fresh_gate_state(revision)
     s.tiers = []
     s.verdict_summary = ""
     s.no_data_since = None

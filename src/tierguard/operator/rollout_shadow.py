@@ -37,7 +37,7 @@ from tierguard.operator.rollout_clfcanary import adopt as adopt
 from tierguard.operator.rollout_types import fmt_time
 
 if TYPE_CHECKING:
-    from tierguard.operator import gates as g
+    from tierguard.operator.gatetypes import Observations
     from tierguard.operator.rollout import _Run
 
 
@@ -113,7 +113,7 @@ def _what(stable: ClassifierSnapshot, new: ClassifierSnapshot) -> str:
     return "bundled model, new settings"
 
 
-def on_shadow(run: _Run, obs: g.Observations) -> None:
+def on_shadow(run: _Run, obs: Observations) -> None:
     """One look during the shadow: the matrix into status; the end when it is due."""
     s = run.s
     sh = s.classifier_shadow

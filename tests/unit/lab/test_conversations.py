@@ -13,9 +13,9 @@ from tierguard.lab.conversations import (
     ConversationTally,
     conversation_lines,
 )
+from tierguard.lab.population import Population
 from tierguard.lab.report import render_markdown
 from tierguard.lab.runrecord import RunRecord
-from tierguard.lab.traffic import Population
 
 
 def answer(text: str | None = None, call_id: str | None = None) -> dict[str, Any]:
@@ -116,13 +116,26 @@ def test_report_has_a_conversations_section() -> None:
 def test_per_request_counterfactual_counts_the_switches_sessions_avoid() -> None:
     t = ConversationTally()
     conv = Conversation("a", "u", "refund_dispute", agent=False)
-    common = {"status": 200, "error_code": None, "usage": None, "tool_result": False}
+
+    def record(model: str, tier: str, arm: str, request_tier: str) -> None:
+        t.record(
+            conv,
+            status=200,
+            error_code=None,
+            usage=None,
+            tool_result=False,
+            model=model,
+            tier=tier,
+            arm=arm,
+            request_tier=request_tier,
+        )
+
     # a canary conversation goes complex, then a follow-up reads simple: the router keeps
     # the complex tier (capable); alone, the follow-up would have gone to the cheap model
-    t.record(conv, model="cheap", tier="simple", arm="canary", request_tier="simple", **common)
-    t.record(conv, model="capable", tier="complex", arm="stable", request_tier="complex", **common)
-    t.record(conv, model="capable", tier="complex", arm="stable", request_tier="simple", **common)
-    t.record(conv, model="capable", tier="complex", arm="stable", request_tier="complex", **common)
+    record(model="cheap", tier="simple", arm="canary", request_tier="simple")
+    record(model="capable", tier="complex", arm="stable", request_tier="complex")
+    record(model="capable", tier="complex", arm="stable", request_tier="simple")
+    record(model="capable", tier="complex", arm="stable", request_tier="complex")
     s = t.summary()
     assert s["model_switches"] == 1  # up once, then kept
     # alone, the follow-up would have gone back to the cheap model and then up again

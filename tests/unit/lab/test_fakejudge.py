@@ -7,6 +7,7 @@ import random
 from typing import Any
 
 import pytest
+from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
 from tierguard.lab.fakeanswers import answer_words, judge_reply, reads_as_bad
@@ -68,7 +69,9 @@ def test_length_bias_names_the_longer_answer() -> None:
     assert _parsed(longer, GOOD, JudgeKnobs(length_bias=1.0)) == "A"
 
 
-async def _judge_through_the_fake(**behaviour: Any) -> tuple[list[str], TestClient]:
+async def _judge_through_the_fake(
+    **behaviour: Any,
+) -> tuple[list[str], TestClient[web.Request, web.Application]]:
     app = create_fake_app(
         FakeProfile(models={"*": ModelBehaviour(latency_median_s=0.0, **behaviour)}, seed=3)
     )

@@ -14,7 +14,7 @@ from tierguard.lab import scenarios as sc
 from tierguard.lab.fakeanswers import answer_words
 from tierguard.lab.fakeprofile import FakeProfile
 from tierguard.lab.fakeprovider import create_fake_app
-from tierguard.operator.gates import gate_specs
+from tierguard.operator.gatespecs import gate_specs
 from tierguard.router.pairwise import PairwiseJudge
 
 GOOD = " ".join(answer_words("m1", "where is my invoice?", True, 12))

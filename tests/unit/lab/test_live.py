@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import io
+from typing import Any
 
 from tierguard.lab.live import CostFigures, LiveView, Snapshot, change_key, plain_line, render
 
-STATUS = {
+STATUS: dict[str, Any] = {
     "phase": "Progressing",
     "step": 1,
     "stepDisplay": "2/5",
@@ -86,7 +87,7 @@ def test_tty_view_redraws_in_place() -> None:
 
 
 def test_render_shows_pre_flight_and_its_judge_table() -> None:
-    status = {
+    status: dict[str, Any] = {
         **STATUS,
         "step": 0,
         "stepDisplay": "PreFlight/5",

@@ -9,7 +9,8 @@ from typing import Any
 import pytest
 
 from specs import one_model_spec
-from tierguard.lab.pods import PodTranslationError, expand, local_pods, resolve_env
+from tierguard.lab.podenv import PodTranslationError, expand, resolve_env
+from tierguard.lab.pods import local_pods
 
 
 def _deployment(**container: Any) -> dict[str, Any]:
@@ -125,7 +126,7 @@ def test_foreign_entry_points_are_refused() -> None:
 
 
 def test_volumes_are_projected_like_the_kubelet_does() -> None:
-    from tierguard.lab.pods import pod_mounts
+    from tierguard.lab.podvolumes import pod_mounts
 
     pod_spec = {
         "volumes": [
@@ -151,7 +152,7 @@ def test_volumes_are_projected_like_the_kubelet_does() -> None:
 
 
 def test_mount_script_overlays_missing_parents_and_binds_volumes() -> None:
-    from tierguard.lab.pods import VolumeMount, mount_script, unshare_prefix
+    from tierguard.lab.podvolumes import VolumeMount, mount_script, unshare_prefix
 
     host = {"/", "/tmp", "/var", "/var/run", "/run", "/etc"}
     mounts = [
@@ -179,7 +180,7 @@ def test_mount_script_overlays_missing_parents_and_binds_volumes() -> None:
 
 
 def test_mount_script_refuses_a_mount_with_no_existing_parent() -> None:
-    from tierguard.lab.pods import VolumeMount, mount_script
+    from tierguard.lab.podvolumes import VolumeMount, mount_script
 
     with pytest.raises(PodTranslationError, match="cannot emulate"):
         mount_script(

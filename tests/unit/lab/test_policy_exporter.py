@@ -3,6 +3,8 @@ the "routers" run the rolled-out revision (without it every stage would be held)
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
@@ -21,7 +23,7 @@ def test_policy_lines_take_an_optional_revision() -> None:
         parse_policies(["no-namespace"])
 
 
-def _families(collector: PolicyMetrics) -> dict[str, list]:
+def _families(collector: PolicyMetrics) -> dict[str, list[Any]]:
     reg = CollectorRegistry()
     reg.register(collector)
     text = generate_latest(reg).decode()

@@ -13,8 +13,8 @@ from tierguard.api.status import RoutingPolicyStatus
 from tierguard.lab import lab_policy as lp
 from tierguard.lab import scenarios as sc
 from tierguard.lab.scenario_preflight import LAB_PREFLIGHT_MIN_PAIRS
-from tierguard.operator import gates as g
 from tierguard.operator import rollout as r
+from tierguard.operator.gatetypes import GateReading, Observations
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 VERDICTS = ("worse", "better", "tie", "inconsistent", "error")
@@ -50,8 +50,8 @@ def _drive(
             total[v] += p * PAIRS_PER_LOOK
         now = T0 + timedelta(seconds=5 * i)
         verdicts = {v: {f"r1#{k}": total[v] / CLUSTERS for k in range(CLUSTERS)} for v in VERDICTS}
-        reading = g.GateReading(verdicts=verdicts, requests_flowing=True)
-        obs = g.Observations(
+        reading = GateReading(verdicts=verdicts, requests_flowing=True)
+        obs = Observations(
             at=now,
             gates={"simple/ShadowDisagreement": reading},
             preflight_spend={"simple": {"r1": 0.001 * i}},

@@ -18,8 +18,9 @@ from tierguard.api.status import RoutingPolicyStatus
 from tierguard.lab import lab_policy as lp
 from tierguard.lab import scenario_slices as sl
 from tierguard.lab import scenarios as sc
-from tierguard.operator import gates as g
 from tierguard.operator import rollout as r
+from tierguard.operator.gatespecs import gate_specs
+from tierguard.operator.gatetypes import GateReading, Observations
 from tierguard.operator.statistics import ArmReading
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
@@ -52,8 +53,8 @@ def _spread(x: float) -> dict[str, float]:
     return {f"r1#{k}": x / SERIES for k in range(SERIES)}
 
 
-def _reading(arms: Mapping[str, tuple[float, float]]) -> g.GateReading:
-    return g.GateReading(
+def _reading(arms: Mapping[str, tuple[float, float]]) -> GateReading:
+    return GateReading(
         arms={a: ArmReading(bad=_spread(b), total=_spread(n)) for a, (b, n) in arms.items()},
         requests_flowing=True,
     )
@@ -78,8 +79,8 @@ def _drive(trap: bool, seconds: int, seed: int = 17) -> tuple[RoutingPolicyStatu
             judged[v][1] += n_canary
             requests[(v, "canary")] += n_canary
             requests[(v, "control")] += rng.poisson(SIMPLE_RPS * LOOK_S * (1 - w) * share)
-        readings: dict[str, g.GateReading] = {}
-        for gate in g.gate_specs(spec):
+        readings: dict[str, GateReading] = {}
+        for gate in gate_specs(spec):
             values = [gate.slice_value] if gate.slice_value is not None else list(SHARES)
             if gate.signal.value == "ShadowDisagreement":
                 bad = sum(judged[v][0] for v in values)
@@ -90,7 +91,7 @@ def _drive(trap: bool, seconds: int, seed: int = 17) -> tuple[RoutingPolicyStatu
                     {a: (0.0, sum(requests[(v, a)] for v in values)) for a in ("control", "canary")}
                 )
         now = T0 + timedelta(seconds=LOOK_S * i)
-        obs = g.Observations(at=now, gates=readings)
+        obs = Observations(at=now, gates=readings)
         st = r.reconcile(spec, st, now, observations=obs).status
         if st.phase != Phase.PROGRESSING or st.canary_weight != first_weight:
             return st, LOOK_S * i

@@ -10,8 +10,8 @@ from tierguard.classifier.dataset import CATEGORIES
 from tierguard.lab import lab_policy as lp
 from tierguard.lab import scenario_world as sw
 from tierguard.lab import scenarios as sc
+from tierguard.lab.population import query_pool
 from tierguard.lab.scenario_preflight import LAB_PREFLIGHT_SAMPLE_RATE
-from tierguard.lab.traffic import query_pool
 
 
 def test_every_scenario_is_listed_and_found() -> None:
@@ -210,7 +210,7 @@ def test_slice_trap_hides_a_15_point_loss_below_the_tier() -> None:
     """Issue 17's numbers: 15 points in one simple category, the gates' arithmetic says the
     tier gate passes while the slice gate fails (the real kernels, the policy's alphas)."""
     from tierguard.lab import scenario_slices as sl
-    from tierguard.operator.gates import gate_specs
+    from tierguard.operator.gatespecs import gate_specs
     from tierguard.operator.slicegates import family_split
     from tierguard.operator.statistics import absolute_bounds
 

@@ -12,17 +12,15 @@ import pytest
 from tierguard.classifier.dataset import CATEGORIES
 from tierguard.lab import scenario_world as sw
 from tierguard.lab import scenarios as sc
-from tierguard.lab.traffic import (
-    Outcome,
-    Population,
-    RouteInfo,
-    Tally,
+from tierguard.lab.population import Population
+from tierguard.lab.responses import (
     answer_quality,
     decode_decision_id,
     is_good_answer,
     rating_for,
     route_info,
 )
+from tierguard.lab.tally import Outcome, RouteInfo, Tally
 
 
 def _id(tier: str, arm: str, model: str) -> str:
@@ -159,7 +157,7 @@ def test_slice_trap_traffic_makes_its_category_a_tenth_of_the_simple_tier() -> N
     from tierguard.lab import scenario_slices as sl
     from tierguard.lab import scenario_world as sw
     from tierguard.lab import scenarios as sc
-    from tierguard.lab.traffic import query_pool
+    from tierguard.lab.population import query_pool
 
     spec = sc.get("slice-trap").traffic
     pool = query_pool(spec)

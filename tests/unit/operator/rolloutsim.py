@@ -11,8 +11,9 @@ import numpy as np
 from tierguard.api.enums import Arm
 from tierguard.api.policy import RoutingPolicySpec
 from tierguard.api.status import RoutingPolicyStatus
-from tierguard.operator import gates as g
 from tierguard.operator import rollout as r
+from tierguard.operator.gatespecs import gate_specs
+from tierguard.operator.gatetypes import GateReading, Observations
 from tierguard.operator.statistics import ArmReading
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
@@ -78,15 +79,15 @@ class Traffic:
                 c[0] += bad
                 c[1] += count
 
-    def observe(self, spec: RoutingPolicySpec, at: datetime) -> g.Observations:
-        out: dict[str, g.GateReading] = {}
-        for gs in g.gate_specs(spec):
+    def observe(self, spec: RoutingPolicySpec, at: datetime) -> Observations:
+        out: dict[str, GateReading] = {}
+        for gs in gate_specs(spec):
             arms = {}
             for (tier, arm), (bad, total) in self.counters.items():
                 if tier == gs.tier:
                     arms[arm] = ArmReading.of(bad, total)
-            out[gs.key] = g.GateReading(arms=arms)
-        return g.Observations(at=at, gates=out)
+            out[gs.key] = GateReading(arms=arms)
+        return Observations(at=at, gates=out)
 
 
 def drive(
@@ -110,7 +111,7 @@ def drive(
         obs = None
         if r.evaluation_due(spec, st, now):
             if dead_prometheus is not None and i in dead_prometheus:
-                obs = g.Observations(at=now, error="connection refused")
+                obs = Observations(at=now, error="connection refused")
             else:
                 obs = traffic.observe(spec, now)
         d = r.reconcile(spec, st, now, generation=1, observations=obs)

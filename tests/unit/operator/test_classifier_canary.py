@@ -22,9 +22,9 @@ from tierguard.api.routerconfig import RouterConfig
 from tierguard.api.status import RoutingPolicyStatus
 from tierguard.operator import cellgates as cg
 from tierguard.operator import decisionshadow as ds
-from tierguard.operator import gates as g
 from tierguard.operator import render
 from tierguard.operator import rollout as r
+from tierguard.operator.gatetypes import Observations
 from tierguard.operator.observe_routers import cell_queries
 
 REF = render.PolicyRef("shop", "default", "uid-1")
@@ -66,7 +66,7 @@ def counts(
 
 def look(sp: RoutingPolicySpec, st: RoutingPolicyStatus, minutes: float, **kw: Any) -> r.Decision:
     cells = kw.pop("cells", None)
-    obs = g.Observations(at=at(minutes), cells=cells, **kw)
+    obs = Observations(at=at(minutes), cells=cells, **kw)
     return r.reconcile(sp, st, at(minutes), generation=2, observations=obs)
 
 
@@ -80,7 +80,7 @@ def in_canary(sp: RoutingPolicySpec) -> RoutingPolicyStatus:
     st = r.reconcile(spec(0.5), None, T0).status
     st = r.reconcile(sp, st, at(1), generation=2).status
     cells = {("simple", "simple"): 20.0, ("complex", "simple"): 5.0}
-    obs = g.Observations(at=at(3), transitions=ds.TransitionCounts(cells=cells))
+    obs = Observations(at=at(3), transitions=ds.TransitionCounts(cells=cells))
     d = r.reconcile(sp, st, at(3), generation=2, observations=obs)
     return d.status
 

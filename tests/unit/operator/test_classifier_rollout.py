@@ -15,11 +15,12 @@ from tierguard.api.enums import ConditionType, Phase, Reason
 from tierguard.api.policy import RoutingPolicySpec
 from tierguard.api.status import RoutingPolicyStatus
 from tierguard.operator import classifiercontent as cc
-from tierguard.operator import gates as g
 from tierguard.operator import render
 from tierguard.operator import rollout as r
 from tierguard.operator import rollout_classifier as rc
+from tierguard.operator.gatetypes import Observations
 from tierguard.operator.observe_routers import parse_reports
+from tierguard.operator.promreader import PrometheusReader
 from tierguard.operator.writes import status_needs_write
 
 SAME = {t: {"control": 0.05, "canary": 0.05} for t in ("simple", "tricky")}
@@ -62,7 +63,7 @@ def drive(
         obs = None
         if r.evaluation_due(spec, st, now):
             obs = traffic.observe(spec, now)
-            obs = g.Observations(at=obs.at, gates=obs.gates, routers=routers(st))
+            obs = Observations(at=obs.at, gates=obs.gates, routers=routers(st))
         d = r.reconcile(spec, st, now, generation=1, observations=obs, classifier=lookup)
         out.append(d)
         st = RoutingPolicyStatus.model_validate(d.status.to_k8s())
@@ -270,7 +271,9 @@ def test_routers_mount_the_immutable_copy_named_by_digest() -> None:
     assert vols["classifier"]["configMap"]["name"] == "clf"
 
 
-class _Reader:
+class _Reader(PrometheusReader):
+    """Answers every query with ``rows`` (asks no server)."""
+
     identity = ("http://prom", "", False)
 
     def __init__(self, rows: list[dict[str, Any]]) -> None:
@@ -295,10 +298,10 @@ def test_info_query_is_shared_by_every_policy_per_round() -> None:
     ]
     reader = _Reader(rows)
     shared = SharedQueries(max_age=60.0)
-    a = observe_routers(reader, "a", shared=shared)  # type: ignore[arg-type]
-    b = observe_routers(reader, "b", shared=shared)  # type: ignore[arg-type]
+    a = observe_routers(reader, "a", shared=shared)
+    b = observe_routers(reader, "b", shared=shared)
     assert a.reports == (cc.RouterReport("a:1", "a", "r"),)
     assert b.reports == (cc.RouterReport("b:1", "b", "r"),)
     assert reader.asked == ['tierguard_classifier_info{policy!=""}']
-    own = observe_routers(_Reader(rows[:1]), "a")  # type: ignore[arg-type]
+    own = observe_routers(_Reader(rows[:1]), "a")
     assert own.reports == a.reports

@@ -22,9 +22,9 @@ from tierguard.api.routerconfig import RouterConfig
 from tierguard.api.status import RoutingPolicyStatus
 from tierguard.operator import classifiercontent as cc
 from tierguard.operator import decisionshadow as ds
-from tierguard.operator import gates as g
 from tierguard.operator import render
 from tierguard.operator import rollout as r
+from tierguard.operator.gatetypes import Observations
 from tierguard.operator.observe_routers import transitions_query
 
 REF = render.PolicyRef("shop", "default", "uid-1")
@@ -57,7 +57,7 @@ def look(
     error: str | None = None,
 ) -> r.Decision:
     counts = ds.TransitionCounts(cells=cells or {}, error=error)
-    obs = g.Observations(at=at(minutes), transitions=counts)
+    obs = Observations(at=at(minutes), transitions=counts)
     return r.reconcile(spec, st, at(minutes), generation=2, observations=obs)
 
 

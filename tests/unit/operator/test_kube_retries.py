@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
 import pytest
 from kubernetes.client.exceptions import ApiException
@@ -25,8 +26,8 @@ def _fail(status: int, headers: dict[str, str] | None = None) -> ApiException:
     return exc
 
 
-def _always(exc: BaseException):  # type: ignore[no-untyped-def]
-    calls = []
+def _always(exc: BaseException) -> tuple[Callable[[], None], list[int]]:
+    calls: list[int] = []
 
     def call() -> None:
         calls.append(1)

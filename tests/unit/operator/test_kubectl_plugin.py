@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
 from rolloutsim import T0, Traffic, drive, make_spec
 
@@ -11,7 +12,7 @@ from tierguard.api.enums import Action
 from tierguard.operator import kubectl_plugin as kp
 
 
-def body() -> dict:
+def body() -> dict[str, Any]:
     spec = make_spec()
     bad = {"simple": {"control": 0.1, "canary": 0.1}, "tricky": {"control": 0.1, "canary": 0.3}}
     st, _ = drive(spec, Traffic(bad, seed=1), 30)

@@ -8,19 +8,22 @@ from typing import Any
 from rolloutsim import T0, make_spec
 
 from tierguard.api.enums import Arm, Signal, Verdict
-from tierguard.operator import gates as g
 from tierguard.operator import observe as o
 from tierguard.operator import promql, promreader, promseries
+from tierguard.operator.gates import evaluate_gates
+from tierguard.operator.gatespecs import gate_specs
+from tierguard.operator.gatetypes import GateReading, GateSpec, Observations
+from tierguard.operator.gateupdates import fresh_gate_state, update_gates
 from tierguard.operator.statistics import ArmReading
 
 
-class FakeReader:
+class FakeReader(promreader.PrometheusReader):
     """Answers PromQL from a table (unit test of parsing only; the real Prometheus is
-    exercised in tests/integration)."""
+    exercised in tests/integration). Only :meth:`query` is used by what is tested here."""
 
     def __init__(
         self, answers: dict[str, list[dict[str, Any]]], fail: type[Exception] | None = None
-    ):
+    ) -> None:
         self.answers = answers
         self.fail = fail
         self.asked: list[str] = []
@@ -56,7 +59,7 @@ def test_queries_use_contract_names_and_group_per_instance() -> None:
 
 def test_observe_builds_arm_readings_per_gate() -> None:
     spec = make_spec()
-    gates = g.gate_specs(spec)
+    gates = gate_specs(spec)
     bad_q, total_q = promql.signal_queries(Signal.THUMBS_DOWN, "shop")
     reader = FakeReader(
         {
@@ -69,7 +72,7 @@ def test_observe_builds_arm_readings_per_gate() -> None:
             bad_q: [row("simple", "canary", 2)],
         }
     )
-    obs = o.observe(reader, "shop", gates, T0)  # type: ignore[arg-type]
+    obs = o.observe(reader, "shop", gates, T0)
     assert obs.error is None
     simple = obs.gates["simple/ThumbsDown"]
     assert simple.arms["canary"].total == {"r1": 10.0, "r2": 5.0}
@@ -85,15 +88,15 @@ def test_observe_builds_arm_readings_per_gate() -> None:
 def test_unreachable_prometheus_is_no_data_not_an_exception() -> None:
     obs = o.observe(
         FakeReader({}, fail=promreader.UnreachableError),
-        "shop",  # type: ignore[arg-type]
-        g.gate_specs(make_spec()),
+        "shop",
+        gate_specs(make_spec()),
         T0,
     )
     assert obs.error is not None and not obs.gates
     obs = o.observe(
         FakeReader({}, fail=promreader.QueryError),
-        "shop",  # type: ignore[arg-type]
-        g.gate_specs(make_spec()),
+        "shop",
+        gate_specs(make_spec()),
         T0,
     )
     assert obs.error is None and all(r.error for r in obs.gates.values())
@@ -111,7 +114,7 @@ def test_latency_total_and_bad_come_from_one_bucket_query() -> None:
     the bucket (batched queries are cached per query); bad = count - bucket then dipped
     between looks, each dip read as a counter reset, and a healthy canary showed ~9 %
     slow requests that the routers never served (lab e2e, Latency never passed)."""
-    gate = g.GateSpec(
+    gate = GateSpec(
         key="simple/Latency",
         tier="simple",
         signal=Signal.LATENCY,
@@ -148,13 +151,13 @@ def test_missing_latency_bucket_is_a_query_error() -> None:
 def test_vanished_series_are_carried_forward_not_recounted() -> None:
     """A router's series missing from one scrape must not be counted twice on return."""
     spec = make_spec()
-    gates = [x for x in g.gate_specs(spec) if x.tier == "simple"]
+    gates = [x for x in gate_specs(spec) if x.tier == "simple"]
 
-    def obs(canary: dict[str, float], control: dict[str, float]) -> g.Observations:
-        return g.Observations(
+    def obs(canary: dict[str, float], control: dict[str, float]) -> Observations:
+        return Observations(
             at=T0,
             gates={
-                "simple/ThumbsDown": g.GateReading(
+                "simple/ThumbsDown": GateReading(
                     arms={
                         "canary": ArmReading(bad={}, total=canary),
                         "control": ArmReading(bad={}, total=control),
@@ -163,10 +166,10 @@ def test_vanished_series_are_carried_forward_not_recounted() -> None:
             },
         )
 
-    state = g.fresh_gate_state("r")
-    state = g.update_gates(state, gates, obs({"a": 10, "b": 10}, {"a": 100}), Arm.CONTROL)
-    state = g.update_gates(state, gates, obs({"a": 20}, {"a": 150}), Arm.CONTROL)  # b missing
-    state = g.update_gates(state, gates, obs({"a": 30, "b": 15}, {"a": 200}), Arm.CONTROL)
+    state = fresh_gate_state("r")
+    state = update_gates(state, gates, obs({"a": 10, "b": 10}, {"a": 100}), Arm.CONTROL)
+    state = update_gates(state, gates, obs({"a": 20}, {"a": 150}), Arm.CONTROL)  # b missing
+    state = update_gates(state, gates, obs({"a": 30, "b": 15}, {"a": 200}), Arm.CONTROL)
     counts = state["gates"]["simple/ThumbsDown"]["stats"]["counts"]
     assert counts[3] == (30 - 10) + (15 - 10)  # canary total since the baseline
     assert counts[1] == 100
@@ -175,21 +178,21 @@ def test_vanished_series_are_carried_forward_not_recounted() -> None:
 def test_shadow_disagreement_is_judged_on_the_canary_alone() -> None:
     spec = make_spec()
     spec.analysis.slos[0].signal = Signal.SHADOW_DISAGREEMENT
-    gs = {x.key: x for x in g.gate_specs(spec)}
+    gs = {x.key: x for x in gate_specs(spec)}
     assert gs["simple/ShadowDisagreement"].absolute
 
 
 def test_first_reading_is_a_baseline_not_missing_data() -> None:
     spec = make_spec()
-    gates = g.gate_specs(spec)
-    reading = g.GateReading(arms={"control": ArmReading.of(5, 50), "canary": ArmReading.of(1, 5)})
-    o1 = g.Observations(at=T0, gates={x.key: reading for x in gates})
-    state = g.update_gates(g.fresh_gate_state("r"), gates, o1, Arm.CONTROL)
-    out = g.evaluate_gates(state, gates, o1, 0.95, 10)
+    gates = gate_specs(spec)
+    reading = GateReading(arms={"control": ArmReading.of(5, 50), "canary": ArmReading.of(1, 5)})
+    o1 = Observations(at=T0, gates={x.key: reading for x in gates})
+    state = update_gates(fresh_gate_state("r"), gates, o1, Arm.CONTROL)
+    out = evaluate_gates(state, gates, o1, 0.95, 10)
     assert all(x.verdict == Verdict.INCONCLUSIVE for x in out)
-    o2 = g.Observations(at=T0 + timedelta(minutes=1), gates={x.key: g.GateReading() for x in gates})
-    state = g.update_gates(state, gates, o2, Arm.CONTROL)
-    out = g.evaluate_gates(state, gates, o2, 0.95, 10)
+    o2 = Observations(at=T0 + timedelta(minutes=1), gates={x.key: GateReading() for x in gates})
+    state = update_gates(state, gates, o2, Arm.CONTROL)
+    out = evaluate_gates(state, gates, o2, 0.95, 10)
     assert all(x.verdict == Verdict.NO_DATA for x in out)
 
 
@@ -197,19 +200,19 @@ def test_quiet_signal_while_requests_flow_is_inconclusive_not_no_data() -> None:
     """Issue 13.5: a tier whose requests are counted but nobody rated yet has no evidence
     either way (Inconclusive); NoData needs the request counters themselves missing."""
     spec = make_spec()
-    gates = g.gate_specs(spec)
+    gates = gate_specs(spec)
     _, requests_q = promql.signal_queries(Signal.ERROR_RATE, "shop")
     reader = FakeReader({requests_q: [row("simple", "control", 40), row("simple", "canary", 3)]})
-    obs = o.observe(reader, "shop", gates, T0)  # type: ignore[arg-type]
+    obs = o.observe(reader, "shop", gates, T0)
     assert obs.gates["simple/ThumbsDown"].requests_flowing
     assert obs.gates["simple/ThumbsDown"].empty
     assert not obs.gates["tricky/ThumbsDown"].requests_flowing
-    state = g.fresh_gate_state("r")
+    state = fresh_gate_state("r")
     for minute in range(3):
         at = T0 + timedelta(minutes=minute)
-        obs = o.observe(reader, "shop", gates, at)  # type: ignore[arg-type]
-        state = g.update_gates(state, gates, obs, Arm.CONTROL)
-    out = {x.key: x for x in g.evaluate_gates(state, gates, obs, 0.95, 10)}
+        obs = o.observe(reader, "shop", gates, at)
+        state = update_gates(state, gates, obs, Arm.CONTROL)
+    out = {x.key: x for x in evaluate_gates(state, gates, obs, 0.95, 10)}
     assert out["simple/ThumbsDown"].verdict == Verdict.INCONCLUSIVE
     assert "quiet" in out["simple/ThumbsDown"].message
     assert out["tricky/ThumbsDown"].verdict == Verdict.NO_DATA
@@ -230,9 +233,7 @@ def test_docs_show_the_queries_the_operator_runs() -> None:
 def test_slo_fail_margin_reaches_the_gate_and_defaults_to_half_the_drop() -> None:
     spec = make_spec()
     spec.analysis.slos[0].fail_margin = 0.004
-    state = g.update_gates(
-        g.fresh_gate_state("r"), g.gate_specs(spec), g.Observations(at=T0), Arm.CONTROL
-    )
+    state = update_gates(fresh_gate_state("r"), gate_specs(spec), Observations(at=T0), Arm.CONTROL)
     stats = {k: v["stats"] for k, v in state["gates"].items()}
     first = f"{spec.analysis.slos[0].tier}/{spec.analysis.slos[0].signal.value}"
     assert stats[first]["failMargin"] == 0.004
@@ -244,9 +245,9 @@ def test_clustered_series_feed_the_design_effect() -> None:
     """Issue 13.2: counters per user cluster become ``instance#cluster`` series; the gate
     sums them for the test and estimates the design effect from their spread."""
     spec = make_spec()
-    gates = g.gate_specs(spec)
+    gates = gate_specs(spec)
     bad_q, total_q = promql.signal_queries(Signal.THUMBS_DOWN, "shop")
-    state = g.fresh_gate_state("r")
+    state = fresh_gate_state("r")
     for minute in range(2):
         scale = minute + 1
         totals, bads = [], []
@@ -256,11 +257,11 @@ def test_clustered_series_feed_the_design_effect() -> None:
                 # clusters differ far more than binomial noise: half all bad, half all good
                 bads.append(row("simple", arm, (100 * scale) * (c % 2), cluster=str(c)))
         reader = FakeReader({total_q: totals, bad_q: bads})
-        obs = o.observe(reader, "shop", gates, T0 + timedelta(minutes=minute))  # type: ignore[arg-type]
+        obs = o.observe(reader, "shop", gates, T0 + timedelta(minutes=minute))
         assert set(obs.gates["simple/ThumbsDown"].arms["canary"].total) == {
             f"r1#{c}" for c in range(16)
         }
-        state = g.update_gates(state, gates, obs, Arm.CONTROL)
+        state = update_gates(state, gates, obs, Arm.CONTROL)
     stats = state["gates"]["simple/ThumbsDown"]["stats"]
     assert stats["counts"] == [800.0, 1600.0, 800.0, 1600.0]
     assert stats["designEffect"] > 50  # 100 outcomes per cluster, all alike
@@ -293,9 +294,9 @@ def test_custom_readings_are_kept_per_router_and_bad_ones_refused_naming_the_que
 
 def test_nan_in_a_built_in_query_is_a_gate_error_naming_the_query() -> None:
     spec = make_spec()
-    gates = g.gate_specs(spec)
+    gates = gate_specs(spec)
     _, total_q = promql.signal_queries(Signal.THUMBS_DOWN, "shop")
     reader = FakeReader({total_q: [row("simple", "control", float("nan"))]})
-    obs = o.observe(reader, "shop", gates, T0)  # type: ignore[arg-type]
+    obs = o.observe(reader, "shop", gates, T0)
     err = obs.gates["simple/ThumbsDown"].error
     assert err is not None and "ThumbsDown" in err and "nan" in err, err

@@ -12,12 +12,18 @@ import pytest
 from tierguard.api.enums import Arm, Signal, Verdict
 from tierguard.api.policy import RoutingPolicySpec
 from tierguard.lab.fakejudge import JudgeKnobs, pairwise_reply
-from tierguard.operator import gates as g
 from tierguard.operator import observe as o
 from tierguard.operator import pairedgate as pg
 from tierguard.operator import promql
+from tierguard.operator.design_effect import MIN_DESIGN_EVENTS
+from tierguard.operator.gates import evaluate_gates
+from tierguard.operator.gatespecs import gate_specs
+from tierguard.operator.gatestatus import tier_statuses
+from tierguard.operator.gatetypes import GateReading, Observations
+from tierguard.operator.gateupdates import fresh_gate_state, rebase_step, update_gates
 from tierguard.operator.judgehealth import JUDGE_HEALTH_UNDECIDED
 from tierguard.operator.paired import evaluate_paired
+from tierguard.operator.promreader import PrometheusReader
 from tierguard.router.pairwise import combine, parse_pairwise
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
@@ -51,13 +57,13 @@ def counts(**c: float) -> dict[str, dict[str, float]]:
 
 
 def test_pairwise_slo_becomes_a_paired_gate_with_the_default_fail_margin() -> None:
-    (gate,) = g.gate_specs(spec())
+    (gate,) = gate_specs(spec())
     assert gate.pairwise and gate.signal is Signal.SHADOW_DISAGREEMENT
     assert (gate.allowed, gate.fail_margin) == (0.05, 0.025)
     assert (gate.max_inconsistency, gate.max_error_rate) == (0.5, 0.2)
-    (gate,) = g.gate_specs(spec(failMargin=0.04))
+    (gate,) = gate_specs(spec(failMargin=0.04))
     assert gate.fail_margin == 0.04
-    (agree,) = g.gate_specs(spec(mode="Agreement"))
+    (agree,) = gate_specs(spec(mode="Agreement"))
     assert not agree.pairwise and agree.fingerprint != gate.fingerprint
 
 
@@ -186,26 +192,26 @@ def test_a_truthful_judge_catches_a_five_point_loss() -> None:
     assert pg.evaluate_paired_gate(s, 0.05, 200, 0.5, 0.2).verdict is Verdict.FAIL
 
 
-def _obs(at: datetime, **c: float) -> g.Observations:
-    return g.Observations(
+def _obs(at: datetime, **c: float) -> Observations:
+    return Observations(
         at=at,
-        gates={"simple/ShadowDisagreement": g.GateReading(verdicts=counts(**c))},
+        gates={"simple/ShadowDisagreement": GateReading(verdicts=counts(**c))},
     )
 
 
 def test_gate_glue_steps_status_and_watch() -> None:
-    gates = g.gate_specs(spec())
-    state = g.fresh_gate_state("r1")
-    state = g.update_gates(state, gates, _obs(T0), Arm.CONTROL)
-    (first,) = g.evaluate_gates(state, gates, _obs(T0), 0.95, 200)
+    gates = gate_specs(spec())
+    state = fresh_gate_state("r1")
+    state = update_gates(state, gates, _obs(T0), Arm.CONTROL)
+    (first,) = evaluate_gates(state, gates, _obs(T0), 0.95, 200)
     assert first.verdict is Verdict.INCONCLUSIVE  # the baseline reading
     at = T0 + timedelta(minutes=5)
     obs = _obs(at, worse=20, better=25, tie=400, inconsistent=30, error=5)
-    state = g.update_gates(state, gates, obs, Arm.CONTROL)
-    (out,) = g.evaluate_gates(state, gates, obs, 0.95, 200)
+    state = update_gates(state, gates, obs, Arm.CONTROL)
+    (out,) = evaluate_gates(state, gates, obs, 0.95, 200)
     assert out.verdict is Verdict.PASS, out.message
     assert (out.canary_bad, out.control_bad, out.canary_samples) == (20, 25, 475)
-    (tier,) = g.tier_statuses([out], ["simple"])
+    (tier,) = tier_statuses([out], ["simple"])
     judge = tier.signals[0].judge
     assert judge is not None and judge.to_k8s() == {
         "judged": 475,
@@ -220,23 +226,23 @@ def test_gate_glue_steps_status_and_watch() -> None:
         "healthy": True,
     }
     # a new step counts its own judged pairs before it may pass
-    state = g.rebase_step(state)
-    (out,) = g.evaluate_gates(state, gates, obs, 0.95, 200)
+    state = rebase_step(state)
+    (out,) = evaluate_gates(state, gates, obs, 0.95, 200)
     assert out.verdict is Verdict.INCONCLUSIVE and "0 of 200 judged pairs" in out.message
     # promoted: a watch window of its own, its first reading counted from the last one
     later = at + timedelta(minutes=5)
     obs2 = _obs(later, worse=21, better=25, tie=401, inconsistent=30, error=5)
-    state = g.update_gates(state, gates, obs2, Arm.HOLDBACK)
+    state = update_gates(state, gates, obs2, Arm.HOLDBACK)
     entry = state["gates"]["simple/ShadowDisagreement"]
     assert entry["watch"]["window"] == 1
     watch = pg.PairedGateState.from_json(entry["watch"]["stats"])
     assert (watch.judged, watch.paired.fail_margin) == (2, 0.05)
-    (out,) = g.evaluate_gates(state, gates, obs2, 0.95, 200)
+    (out,) = evaluate_gates(state, gates, obs2, 0.95, 200)
     assert out.message.startswith("post-promotion watch, window 1")
 
 
 def test_observe_reads_the_pairwise_counters_per_series() -> None:
-    (gate,) = g.gate_specs(spec())
+    (gate,) = gate_specs(spec())
     q = promql.pairwise_query("shop")
     assert q == (
         "sum by (tier, instance, cluster, verdict) "
@@ -247,7 +253,10 @@ def test_observe_reads_the_pairwise_counters_per_series() -> None:
         labels = {"tier": tier, "instance": "r1", "cluster": cluster, "verdict": verdict}
         return {"metric": labels, "value": [0, str(value)]}
 
-    class Reader:
+    class Reader(PrometheusReader):
+        def __init__(self) -> None:  # answers from the table below, asks no server
+            pass
+
         def query(self, promql: str) -> list[dict[str, Any]]:
             if promql == q:
                 return [row("simple", "worse", 3, "0"), row("simple", "tie", 5, "1"),
@@ -255,7 +264,7 @@ def test_observe_reads_the_pairwise_counters_per_series() -> None:
             return [{"metric": {"tier": "simple", "arm": "canary", "instance": "r1"},
                      "value": [0, "10"]}]  # fmt: skip
 
-    obs = o.observe(Reader(), "shop", [gate], T0)  # type: ignore[arg-type]
+    obs = o.observe(Reader(), "shop", [gate], T0)
     reading = obs.gates[gate.key]
     assert reading.verdicts == {"worse": {"r1#0": 3.0}, "tie": {"r1#1": 5.0}}
     assert reading.requests_flowing and not reading.empty
@@ -317,5 +326,5 @@ def test_a_single_slip_among_ties_does_not_read_as_correlation() -> None:
     rows = {f"u{i}": [0.0, 0.0, 30.0] for i in range(15)}
     rows["u15"] = [1.0, 0.0, 15.0]
     assert pg.paired_design_effect(rows) == 1.0
-    packed = {**rows, "u15": [float(pg.MIN_DESIGN_EVENTS), 0.0, 15.0]}
+    packed = {**rows, "u15": [float(MIN_DESIGN_EVENTS), 0.0, 15.0]}
     assert pg.paired_design_effect(packed) > 5.0

@@ -16,9 +16,10 @@ from pydantic import ValidationError
 from tierguard.api.enums import ConditionType, Phase, PreFlightState, Reason
 from tierguard.api.policy import RoutingPolicySpec
 from tierguard.api.status import RoutingPolicyStatus
-from tierguard.operator import gates as g
 from tierguard.operator import preflight as pf
 from tierguard.operator import rollout as r
+from tierguard.operator.gatespecs import gate_specs
+from tierguard.operator.gatetypes import GateReading, Observations
 from tierguard.operator.render import PolicyRef, router_config
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
@@ -59,11 +60,11 @@ def spec(mode: str = "Pairwise", **preflight: Any) -> RoutingPolicySpec:
     )
 
 
-def obs(at: datetime, spend: float | None = None, **c: float) -> g.Observations:
+def obs(at: datetime, spend: float | None = None, **c: float) -> Observations:
     verdicts = {v: {"r1#0": c.get(v, 0.0)} for v in VERDICTS}
-    return g.Observations(
+    return Observations(
         at=at,
-        gates={KEY: g.GateReading(verdicts=verdicts, requests_flowing=True)},
+        gates={KEY: GateReading(verdicts=verdicts, requests_flowing=True)},
         preflight_spend=None if spend is None else {"simple": {"r1": spend}},
     )
 
@@ -79,7 +80,7 @@ def run(
     total = dict.fromkeys(VERDICTS, 0.0)
     spent = 0.0
     for i in range(1, minutes + 1):
-        if pf.mirror_rates(sp, st, g.gate_specs(sp)):
+        if pf.mirror_rates(sp, st, gate_specs(sp)):
             for k, v in per_minute.items():
                 total[k] += v
             spent += spend_per_minute
@@ -157,7 +158,7 @@ def test_a_stalled_judge_holds_then_pauses_at_max_duration_and_never_promotes() 
     assert "maxDuration 2h" in st.message and "never promoted" in st.message
     assert st.preflight is not None and st.preflight.state == PreFlightState.HELD
     assert st.preflight.tiers[0].judge.healthy is False
-    assert pf.mirror_rates(sp, st, g.gate_specs(sp)) == {}  # a pause stops mirrored spend
+    assert pf.mirror_rates(sp, st, gate_specs(sp)) == {}  # a pause stops mirrored spend
     degraded = next(c for c in st.conditions if c.type == ConditionType.DEGRADED)
     assert degraded.status == "True"
     # more looks while paused never promote; resume runs pre-flight again
@@ -327,7 +328,7 @@ def test_without_a_sample_rate_each_tier_is_sized_from_its_traffic() -> None:
     rate the routers report (all of a rare tier, a share of a large one); no mirroring
     before the first reading; a small change of traffic does not rewrite the rate."""
     sp = spec(sampleRate=None)
-    gates = g.gate_specs(sp)
+    gates = gate_specs(sp)
     d = r.reconcile(sp, None, T0)
     assert "simple sized from traffic (~1000 pairs/h)" in d.status.message
     st = r.reconcile(sp, d.status, T0, observations=obs(T0, 0.0)).status
@@ -348,4 +349,4 @@ def test_without_a_sample_rate_each_tier_is_sized_from_its_traffic() -> None:
     assert pf.rate_for(0.0, 450) == 1.0 and pf.rate_for(7.5, 450) == 1.0
     # an explicit per-tier rate wins
     fixed = spec(sampleRate=None, tiers=[{"tier": "simple", "sampleRate": 0.5}])
-    assert pf.plan(fixed, g.gate_specs(fixed), {"simple": 0.1}).rates == {"simple": 0.5}
+    assert pf.plan(fixed, gate_specs(fixed), {"simple": 0.1}).rates == {"simple": 0.5}

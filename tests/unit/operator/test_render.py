@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
 import yaml
 from rolloutsim import T0, make_spec
@@ -23,7 +24,7 @@ def started() -> RoutingPolicyStatus:
     return r.reconcile(make_spec(), None, T0).status
 
 
-def cfg(objs: list[dict]) -> RouterConfig:
+def cfg(objs: list[dict[str, Any]]) -> RouterConfig:
     cm = next(o for o in objs if o["kind"] == "ConfigMap")
     return RouterConfig.model_validate(yaml.safe_load(cm["data"][c.ROUTER_CONFIG_KEY]))
 

@@ -11,8 +11,10 @@ from rolloutsim import T0, Traffic, drive, make_spec
 
 from tierguard.api.enums import Arm, Phase, Reason, Verdict
 from tierguard.api.status import RoutingPolicyStatus
-from tierguard.operator import gates as g
 from tierguard.operator import rollout as r
+from tierguard.operator.gates import evaluate_gates
+from tierguard.operator.gatespecs import gate_specs
+from tierguard.operator.gateupdates import fresh_gate_state, update_gates
 
 SAME = {"simple": {"control": 0.1, "canary": 0.1}, "tricky": {"control": 0.1, "canary": 0.1}}
 
@@ -285,18 +287,18 @@ def test_identical_arms_rarely_roll_back() -> None:
     gates looked at every minute. 100 runs (the gates branch's detection study in bench/
     measures the rate precisely); the bound allows for simulation noise."""
     spec = make_spec(steps=[5, 10, 25, 50, 100], bakeTime="1m", minSamplesPerArm=10_000)
-    gates = g.gate_specs(spec)
+    gates = gate_specs(spec)
     runs = 100
     rollbacks = 0
     for seed in range(runs):
         traffic = Traffic(SAME, per_minute=600, seed=seed)
-        state = g.fresh_gate_state("x")
+        state = fresh_gate_state("x")
         for minute in range(40):
             weight = [5, 10, 25, 50][min(minute // 10, 3)]
             traffic.tick(weight, Arm.CONTROL)
             obs = traffic.observe(spec, T0 + timedelta(minutes=minute))
-            state = g.update_gates(state, gates, obs, Arm.CONTROL)
-            outcomes = g.evaluate_gates(state, gates, obs, 0.95, 10_000)
+            state = update_gates(state, gates, obs, Arm.CONTROL)
+            outcomes = evaluate_gates(state, gates, obs, 0.95, 10_000)
             if any(o.verdict == Verdict.FAIL for o in outcomes):
                 rollbacks += 1
                 break

@@ -4,13 +4,14 @@ use and its recovery."""
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as hs
 from rolloutsim import T0, make_spec
 
 from tierguard.api.enums import ConditionType, Phase, Reason
+from tierguard.api.policy import RoutingPolicySpec
 from tierguard.api.status import MAX_HANDLED_ACTIONS, RoutingPolicyStatus
 from tierguard.operator import rollout as r
 from tierguard.operator import specerror
@@ -20,7 +21,9 @@ from tierguard.operator.conditions import get_condition
 # ------------------------------------------------------------------ rollout.steps edits
 
 
-def promote(spec, st, n: int, at):  # type: ignore[no-untyped-def]
+def promote(
+    spec: RoutingPolicySpec, st: RoutingPolicyStatus, n: int, at: datetime
+) -> RoutingPolicyStatus:
     for i in range(n):
         st = r.reconcile(spec, st, at, request=r.ManualRequest("promote", f"p{i}")).status
     return st
@@ -117,10 +120,10 @@ def test_any_steps_edit_keeps_the_machine_on_its_steps(
     # at 100 % minus holdback, never earlier.
     if s.phase in (Phase.PROGRESSING, Phase.PAUSED):
         for i in range(n + 1):
-            if s.phase == Phase.PROMOTED:
-                break
             s = r.reconcile(edited, s, at, request=r.ManualRequest("promote", f"q{i}")).status
             assert 0 <= s.step < n
+            if s.phase == Phase.PROMOTED:
+                break
         assert s.phase == Phase.PROMOTED and s.canary_weight == 100.0 - holdback
 
 

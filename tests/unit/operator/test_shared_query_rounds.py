@@ -17,8 +17,12 @@ from tierguard.operator.shared_queries import (
 )
 
 
-class StubReader:
-    def __init__(self, rows: list[dict[str, Any]], identity: Any = ("u", "", False)) -> None:
+class StubReader(promreader.PrometheusReader):
+    """Answers every query with ``rows`` (asks no server)."""
+
+    def __init__(
+        self, rows: list[dict[str, Any]], identity: tuple[str, str, bool] = ("u", "", False)
+    ) -> None:
         self.rows = rows
         self.identity = identity
         self.asked: list[str] = []
@@ -67,15 +71,15 @@ def test_one_query_per_round_for_any_number_of_policies() -> None:
     reader = StubReader([row(f"p{i}", "ns", "simple", i) for i in range(50)])
     ns = ("namespace", "ns")
     for i in range(50):
-        got = shared.results(reader, Signal.THUMBS_DOWN, 1, f"p{i}", ns)  # type: ignore[arg-type]
+        got = shared.results(reader, Signal.THUMBS_DOWN, 1, f"p{i}", ns)
         assert [r["value"][1] for r in got] == [str(i)]
     assert len(reader.asked) == 1
-    assert shared.results(reader, Signal.THUMBS_DOWN, 1, "nope", ns) == []  # type: ignore[arg-type]
+    assert shared.results(reader, Signal.THUMBS_DOWN, 1, "nope", ns) == []
     now[0] = 5.0
-    shared.results(reader, Signal.THUMBS_DOWN, 1, "p1", ns)  # type: ignore[arg-type]
+    shared.results(reader, Signal.THUMBS_DOWN, 1, "p1", ns)
     assert len(reader.asked) == 2, "a new round asks again"
     other = StubReader(reader.rows, identity=("u", "other-token", False))
-    shared.results(other, Signal.THUMBS_DOWN, 1, "p1", ns)  # type: ignore[arg-type]
+    shared.results(other, Signal.THUMBS_DOWN, 1, "p1", ns)
     assert len(other.asked) == 1, "other credentials never share results"
 
 
@@ -85,7 +89,7 @@ def test_a_failed_round_fails_every_policy_without_asking_again() -> None:
     reader.fail = promreader.UnreachableError("down")
     for name in ("a", "b", "c"):
         with pytest.raises(promreader.UnreachableError):
-            shared.results(reader, Signal.ERROR_RATE, 0, name, None)  # type: ignore[arg-type]
+            shared.results(reader, Signal.ERROR_RATE, 0, name, None)
     assert len(reader.asked) == 1
 
 
@@ -114,15 +118,15 @@ def test_a_round_too_old_to_use_is_dropped_at_the_next_query() -> None:
     shared = SharedQueries(max_age=5.0, clock=lambda: now[0])
     reader = StubReader([row(f"p{i}", "ns", "simple", i) for i in range(10)])
     ns = ("namespace", "ns")
-    shared.results(reader, Signal.THUMBS_DOWN, 0, "p1", ns)  # type: ignore[arg-type]
+    shared.results(reader, Signal.THUMBS_DOWN, 0, "p1", ns)
     assert shared.held() == 10
     now[0] = 4.0
-    shared.results(reader, Signal.THUMBS_DOWN, 1, "p1", ns)  # type: ignore[arg-type]
+    shared.results(reader, Signal.THUMBS_DOWN, 1, "p1", ns)
     assert shared.held() == 20, "both rounds still usable"
     now[0] = 6.0
-    got = shared.results(reader, Signal.THUMBS_DOWN, 1, "p2", ns)  # type: ignore[arg-type]
+    got = shared.results(reader, Signal.THUMBS_DOWN, 1, "p2", ns)
     assert [r["value"][1] for r in got] == ["2"] and len(reader.asked) == 2, "reused"
     assert shared.held() == 10, "the first round is too old: its series are gone"
     now[0] = 9.5
-    again = shared.results(reader, Signal.THUMBS_DOWN, 0, "p3", ns)  # type: ignore[arg-type]
+    again = shared.results(reader, Signal.THUMBS_DOWN, 0, "p3", ns)
     assert [r["value"][1] for r in again] == ["3"] and len(reader.asked) == 3, "fetched again"

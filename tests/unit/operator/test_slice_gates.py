@@ -14,9 +14,10 @@ from rolloutsim import T0, make_spec
 from tierguard.api.enums import Arm, Phase, Reason, Signal, Verdict
 from tierguard.api.policy import SLICE_OTHER, RoutingPolicySpec, SliceSpec
 from tierguard.api.status import RoutingPolicyStatus
-from tierguard.operator import gates as g
 from tierguard.operator import rollout as r
 from tierguard.operator.family import SLICE_SHARE, split_alpha
+from tierguard.operator.gatespecs import gate_specs
+from tierguard.operator.gatetypes import GateReading, Observations
 from tierguard.operator.statistics import ArmReading, GateInputError
 from tierguard.router.decision_id import Decision, sign, verify
 from tierguard.router.slicing import known_labels, slice_labels
@@ -139,7 +140,7 @@ def test_slice_gates_per_value_and_other_on_sliced_signals_only() -> None:
         {"tier": "simple", "signal": "Latency", "latencyObjective": "2s", "allowedDrop": 0.05}
     )
     doc["analysis"]["slices"] = [CATEGORY]
-    gates = g.gate_specs(RoutingPolicySpec.model_validate(doc))
+    gates = gate_specs(RoutingPolicySpec.model_validate(doc))
     sliced = [x for x in gates if x.slice_name is not None]
     assert {x.key for x in sliced} == {
         f"{t}/ThumbsDown@category={v}"
@@ -177,9 +178,9 @@ class SlicedTraffic:
                     c[0] += self.rng.binomial(count, rate)
                     c[1] += count
 
-    def observe(self, spec: RoutingPolicySpec, at: datetime) -> g.Observations:
-        out: dict[str, g.GateReading] = {}
-        for gs in g.gate_specs(spec):
+    def observe(self, spec: RoutingPolicySpec, at: datetime) -> Observations:
+        out: dict[str, GateReading] = {}
+        for gs in gate_specs(spec):
             sums: dict[str, list[float]] = {}
             for (tier, arm, value), (bad, total) in self.counters.items():
                 if tier == gs.tier and gs.slice_value in (None, value):
@@ -187,8 +188,8 @@ class SlicedTraffic:
                     c[0] += bad
                     c[1] += total
             arms = {arm: ArmReading.of(b, t) for arm, (b, t) in sums.items() if t > 0}
-            out[gs.key] = g.GateReading(arms=arms, requests_flowing=True)
-        return g.Observations(at=at, gates=out)
+            out[gs.key] = GateReading(arms=arms, requests_flowing=True)
+        return Observations(at=at, gates=out)
 
 
 def drive(spec: RoutingPolicySpec, traffic: SlicedTraffic, minutes: int) -> list[r.Decision]:
@@ -267,8 +268,8 @@ def test_slice_gates_read_their_value_from_one_query_per_slice() -> None:
             requests_q: [row("simple", "canary", 500)],
         }
     )
-    gates = g.gate_specs(sliced_spec())
-    obs = o.observe(reader, "shop", gates, T0)  # type: ignore[arg-type]
+    gates = gate_specs(sliced_spec())
+    obs = o.observe(reader, "shop", gates, T0)
     billing = obs.gates["simple/ThumbsDown@category=billing_status"]
     assert billing.arms["canary"].total == {"r1#3": 10.0}
     assert billing.arms["canary"].bad == {"r1#3": 6.0}

@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import json
-from datetime import timedelta
+from datetime import datetime, timedelta
+from typing import Any
 
 from rolloutsim import T0, Traffic, make_spec
 
 from tierguard.api.enums import Phase
-from tierguard.api.status import RoutingPolicyStatus
-from tierguard.operator import gates as g
+from tierguard.api.policy import RoutingPolicySpec
+from tierguard.api.status import Condition, RoutingPolicyStatus
 from tierguard.operator import render
 from tierguard.operator import rollout as r
+from tierguard.operator.gatespecs import gate_specs
+from tierguard.operator.gateupdates import fresh_gate_state, update_gates
 from tierguard.operator.writes import (
     AppliedObjects,
     compact,
@@ -24,7 +27,9 @@ SAME = {"simple": {"control": 0.1}, "tricky": {"control": 0.1}}
 REF = render.PolicyRef("shop", "team-a", "uid-1")
 
 
-def _steady(spec, traffic, start, looks):  # type: ignore[no-untyped-def]
+def _steady(
+    spec: RoutingPolicySpec, traffic: Traffic, start: datetime, looks: int
+) -> list[tuple[RoutingPolicyStatus, RoutingPolicyStatus]]:
     """Evaluate ``looks`` times with the counters frozen; the status after each look."""
     st = RoutingPolicyStatus()
     out = []
@@ -78,11 +83,11 @@ def test_gate_looks_are_capped_so_frozen_counters_leave_state_unchanged() -> Non
     spec = make_spec()
     traffic = Traffic(SAME, seed=4)
     traffic.tick(5.0, r.step_control_arm(spec, 0))
-    gates = g.gate_specs(spec)
-    state: dict = g.fresh_gate_state("rev")
+    gates = gate_specs(spec)
+    state: dict[str, Any] = fresh_gate_state("rev")
     seen = []
     for _ in range(5):
-        state = g.update_gates(state, gates, traffic.observe(spec, T0), r.step_control_arm(spec, 0))
+        state = update_gates(state, gates, traffic.observe(spec, T0), r.step_control_arm(spec, 0))
         seen.append(state)
     assert seen[-1] == seen[-2] == seen[-3]
 
@@ -148,7 +153,7 @@ def test_evaluation_delayed_condition_flips_only_on_state_changes() -> None:
     from tierguard.operator.reconcilestatus import delayed_condition
 
     spec = make_spec()  # interval 1m
-    conds: list = []
+    conds: list[Condition] = []
     assert delayed_condition(conds, 30.0, spec, T0, 1) == [], "absent until a delay"
     late = delayed_condition(conds, 90.0, spec, T0, 1)
     assert [(c.type, c.status) for c in late] == [("EvaluationDelayed", "True")]
