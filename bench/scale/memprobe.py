@@ -13,18 +13,23 @@ SIGUSR1 a probe thread writes ``<dir>/dump-<k>.json`` (and ``dump-<k>.malloc.txt
   (``fordblks``), and ``malloc_info()``'s per-arena XML;
 * ``sys._debugmallocstats()`` (pymalloc: arenas allocated, bytes in used blocks, free);
 * a census of ``gc.get_objects()`` by type (count and ``sys.getsizeof`` bytes);
-* with ``--tracemalloc`` (started before the operator is imported), the top allocation
+* with ``--tracemalloc`` (started after the operator's imports: they are the baseline,
+  and traced they take minutes), the top allocation
   sites of live Python memory.
 
 On SIGUSR2 it calls glibc's ``malloc_trim(0)`` (return every free page to the system),
 then dumps as for SIGUSR1: the RSS that goes away is memory the allocator had freed but
-kept. ``bench/scale/run.py --memprobe DIR`` starts the operator through this module and
+kept. That last dump also says who holds the per-policy state (:func:`holders`: MiB per
+owner -- kopf's kept bodies and per-object memories, the daemons' frames, the
+controller's tables, the metrics); only then, since its walk leaves its own garbage in
+pymalloc's arenas. ``bench/scale/run.py --memprobe DIR`` starts the operator through this module and
 sends the signals (after all Ready + settle, at the end of the window, then SIGUSR2).
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import contextlib
 import ctypes
 import gc
@@ -35,6 +40,7 @@ import sys
 import threading
 import time
 import tracemalloc
+import types
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -175,6 +181,78 @@ def dict_shapes(top: int = 25) -> list[tuple[str, int]]:
     return shapes.most_common(top)
 
 
+_OPAQUE = (type, types.ModuleType, types.FunctionType, types.BuiltinFunctionType, types.CodeType)
+
+
+def deep_size(root: object, seen: set[int]) -> int:
+    """Bytes of ``root`` and everything it reaches through containers and instance
+    attributes, not counting what ``seen`` already holds (ids; updated). Classes,
+    modules, functions and code are not followed."""
+    total = 0
+    stack = [root]
+    while stack:
+        obj = stack.pop()
+        if id(obj) in seen or isinstance(obj, _OPAQUE):
+            continue
+        seen.add(id(obj))
+        with contextlib.suppress(TypeError):
+            total += sys.getsizeof(obj)
+        if isinstance(obj, dict):
+            stack.extend(obj.keys())
+            stack.extend(obj.values())
+        elif isinstance(obj, (list, tuple, set, frozenset)):
+            stack.extend(obj)
+        elif isinstance(obj, (str, bytes, int, float, bool)) or obj is None:
+            continue
+        else:
+            attrs = getattr(obj, "__dict__", None)
+            if isinstance(attrs, dict):
+                stack.append(attrs)
+            for slot in getattr(type(obj), "__slots__", ()):
+                with contextlib.suppress(AttributeError, TypeError):
+                    stack.append(getattr(obj, slot))
+    return total
+
+
+def holders() -> dict[str, Any]:
+    """MiB held per known owner of per-policy state (each object counted once, for the
+    first owner in this order): kopf's kept policy bodies, the rest of kopf's per-object
+    memories, what the rollout daemons' frames hold, and the controller's own state."""
+    seen: set[int] = set()
+    out: dict[str, Any] = {}
+    objs = gc.get_objects()
+    memories = [o for o in objs if type(o).__name__ == "ResourceMemories"]
+    items = [m for ms in memories for m in getattr(ms, "_items", {}).values()]
+    bodies = [
+        getattr(m.daemons_memory.live_fresh_body, "_src", None)
+        for m in items
+        if getattr(m.daemons_memory, "live_fresh_body", None) is not None
+    ]
+    out["kopf kept policy bodies"] = (len(bodies), deep_size(bodies, seen))
+    out["kopf per-object memories (rest)"] = (len(items), deep_size(items, seen))
+    frames = [
+        o.cr_frame
+        for o in objs
+        if isinstance(o, types.CoroutineType)
+        and o.cr_frame is not None
+        and o.cr_code.co_name == "rollout_loop"
+    ]
+    held = [{k: v for k, v in f.f_locals.items() if k == "seen"} for f in frames]
+    out["rollout daemons: seen copies"] = (sum(1 for h in held if h), deep_size(held, seen))
+    handlers = sys.modules.get("tierguard.operator.handlers")
+    controller = getattr(handlers, "CONTROLLER", None)
+    if controller is not None:
+        for name in ("applied", "shared", "_evaluated", "_versions", "_pruned"):
+            out[f"controller.{name}"] = (None, deep_size(getattr(controller, name, None), seen))
+        metrics = getattr(controller, "metrics", None)
+        registry = getattr(metrics, "registry", None)
+        out["operator metrics (registry)"] = (None, deep_size(registry, seen))
+        out["operator metrics (other)"] = (None, deep_size(metrics, seen))
+    tasks = [o for o in objs if isinstance(o, asyncio.Task)]
+    out["asyncio tasks"] = (len(tasks), None)
+    return {k: [n, None if b is None else round(b / MIB, 2)] for k, (n, b) in out.items()}
+
+
 def dump(directory: Path, k: int, trimmed: bool) -> None:
     started = time.monotonic()
     out: dict[str, Any] = {"k": k, "at": time.strftime("%H:%M:%S"), "trimmed": trimmed}
@@ -195,8 +273,14 @@ def dump(directory: Path, k: int, trimmed: bool) -> None:
     out["gc_objects"] = len(gc.get_objects())
     out["census"] = census()
     out["dict_shapes"] = dict_shapes()
+    if trimmed:  # the last dump only: the walk's id set (~60 MiB) stays in pymalloc's arenas
+        try:
+            out["holders"] = holders()  # [count, MiB]
+        except Exception as exc:  # the rest of the dump still counts
+            out["holders"] = {"error": repr(exc)}
     if tracemalloc.is_tracing():
         snap = tracemalloc.take_snapshot()
+        snap.dump(str(directory / f"dump-{k}.tracemalloc"))  # for grouping offline
         stats = snap.statistics("lineno")
         out["tracemalloc_total_mib"] = round(sum(s.size for s in stats) / MIB, 1)
         out["tracemalloc_traced_peak_mib"] = [
@@ -251,10 +335,26 @@ def main() -> int:
     args = p.parse_args()
     cli = args.cli[1:] if args.cli[:1] == ["--"] else args.cli
     args.dir.mkdir(parents=True, exist_ok=True)
-    if args.tracemalloc:
-        tracemalloc.start(10)
     start_probe(args.dir)
     from tierguard.cli import main as cli_main
+
+    if args.tracemalloc:
+        # The imports are the baseline, not per-policy memory; traced, the kubernetes
+        # client's import alone takes minutes. So import what the operator imports, then
+        # trace (deep enough to see who called the JSON decoder or the copy).
+        import kopf  # noqa: F401
+        import kubernetes.client
+
+        # The client imports its API classes lazily (CoreV1Api alone: ~1 s untraced).
+        for name in ("CoreV1Api", "CustomObjectsApi", "CoreV1Event", "V1EventSource"):
+            getattr(kubernetes.client, name)
+        for name in ("V1ObjectMeta", "V1ObjectReference", "V1Status"):
+            getattr(kubernetes.client, name)
+
+        import tierguard.operator.cli
+        import tierguard.operator.handlers  # noqa: F401
+
+        tracemalloc.start(16)
 
     return cli_main(cli)
 

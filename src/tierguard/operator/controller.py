@@ -441,7 +441,9 @@ class Controller:
         self.metrics.set_phase(namespace, name, s.phase, s.canary_weight)
         for a in decision.actions:
             if isinstance(a, rollout.GateEvaluated):
-                self.metrics.gates.labels(namespace, name, a.tier, a.signal, a.verdict.value).inc()
+                self.metrics.count_gate_evaluation(
+                    namespace, name, a.tier, a.signal, a.verdict.value
+                )
                 if a.upper_bound is not None and math.isfinite(a.upper_bound):
                     self.metrics.set_gate_bound(
                         namespace, name, a.tier, a.signal, a.upper_bound, a.allowed

@@ -30,7 +30,6 @@ which the garbage collector deletes as well.
 from __future__ import annotations
 
 import asyncio
-import copy
 import dataclasses
 import logging
 import threading
@@ -39,10 +38,12 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
 import kopf
+from kopf._core.reactor.inventory import ResourceMemories
 
 from tierguard.api import constants as c
 from tierguard.operator.backoff import Backoff
 from tierguard.operator.controller import Controller
+from tierguard.operator.freshness import decision_copy, drop_managed_fields, watch_snapshot
 from tierguard.operator.kube import KubeError, TransientError
 from tierguard.operator.readiness import Readiness, watch_api
 from tierguard.operator.readiness import serve as serve_readiness
@@ -73,6 +74,18 @@ OWNED = (
     ("rbac.authorization.k8s.io", "v1", "rolebindings"),
 )
 OWNED_LABELS = {c.LABEL_MANAGED_BY: c.MANAGED_BY}
+#: The same kinds as (apiVersion, kind), as their watch events carry them.
+OWNED_KINDS = frozenset(
+    {
+        ("v1", "ConfigMap"),
+        ("v1", "Service"),
+        ("v1", "ServiceAccount"),
+        ("apps/v1", "Deployment"),
+        ("policy/v1", "PodDisruptionBudget"),
+        ("rbac.authorization.k8s.io/v1", "Role"),
+        ("rbac.authorization.k8s.io/v1", "RoleBinding"),
+    }
+)
 
 
 class _Pool:
@@ -176,6 +189,8 @@ async def poke(memo: kopf.Memo, type: str | None, body: kopf.Body, **_: Any) -> 
     """Any change (spec, annotations, status written elsewhere): reconcile now. A deleted
     policy: its daemon stops (it is woken to see that). Not for a policy whose deletion
     waits for other finalizers: nothing is reconciled for it any more."""
+    # kopf keeps this body (its daemon's copy) until the next event: without managedFields.
+    drop_managed_fields(getattr(body, "_src", None))
     if type == "DELETED":
         memo[GONE_KEY] = True
         _wake(memo).set()
@@ -214,6 +229,12 @@ for _group, _version, _plural in OWNED:
     kopf.on.event(_group, _version, _plural, labels=OWNED_LABELS)(_owned_event)
 
 
+def _reconcile(controller: Controller, namespace: str, name: str, seen: dict[str, Any]) -> float:
+    """In a worker: reconcile on a private deep copy of the watch's snapshot (made here,
+    not while the reconcile waits for a worker)."""
+    return controller.reconcile_once(namespace, name, decision_copy(seen))
+
+
 def _gone(memo: Any, body: kopf.Body) -> bool:
     return bool(memo.get(GONE_KEY)) or bool(body.get("metadata", {}).get("deletionTimestamp"))
 
@@ -238,10 +259,11 @@ async def rollout_loop(
         while not stopped and not _gone(memo, body):
             wake.clear()
             # The watch's latest copy (kopf keeps ``body`` current), taken on the event
-            # loop; the controller decides on it when it is current enough.
-            seen = copy.deepcopy(dict(body))
+            # loop (deep-copied in the worker); the controller decides on it when it is
+            # current enough.
+            seen = watch_snapshot(body)
             try:
-                sleep = await POOL.run(controller, controller.reconcile_once, namespace, name, seen)
+                sleep = await POOL.run(controller, _reconcile, controller, namespace, name, seen)
                 backoff.succeeded()
             except TransientError as exc:
                 sleep = backoff.failed(exc.retry_after)
@@ -252,6 +274,7 @@ async def rollout_loop(
             except Exception:  # keep the loop alive; the next round starts from status again
                 sleep = backoff.failed()
                 log.exception("%s/%s: reconcile failed", namespace, name)
+            del seen  # not held while this daemon sleeps (a whole policy body each)
             if sleep == float("inf"):
                 return
             # Sleep until the next evaluation is due, a watch event wakes us, or kopf
@@ -279,3 +302,29 @@ def _without_finalizer(registry: Any, fn: Callable[..., Any]) -> None:
 
 
 _without_finalizer(kopf.get_default_registry(), rollout_loop)
+
+
+def _forget_owned_objects(memories_cls: Any) -> None:
+    """kopf keeps a per-object memory (memo, error throttler, daemon and index records:
+    ~1.7 KiB) for every object of a watched kind it has seen -- every ConfigMap,
+    Service, Deployment, ... of the cluster, not only the operator's (the label filter
+    is applied after it) -- until the object is deleted. Nothing here uses them for
+    those kinds: their only handler is :func:`_owned_event` (no memo, no daemon, no
+    index, no change handlers that resume). So kopf's ``ephemeral`` memories (what it
+    uses for admission requests) are used for them: made for the event, not kept.
+    Policies keep theirs (their daemon and wake-up live there). kopf has no option for
+    it, so its ``recall`` is wrapped (a unit test checks it took effect)."""
+    original = memories_cls.recall
+    if getattr(original, "tierguard_owned_ephemeral", False):
+        return
+
+    async def recall(self: Any, raw_body: Any, **kwargs: Any) -> Any:
+        if (raw_body.get("apiVersion"), raw_body.get("kind")) in OWNED_KINDS:
+            kwargs["ephemeral"] = True
+        return await original(self, raw_body, **kwargs)
+
+    recall.tierguard_owned_ephemeral = True  # type: ignore[attr-defined]
+    memories_cls.recall = recall
+
+
+_forget_owned_objects(ResourceMemories)

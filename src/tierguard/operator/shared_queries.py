@@ -10,7 +10,10 @@ depends on the signals in use, not on the number of policies.
 
 A round is ``max_age`` seconds: a result (or a failure: an unreachable Prometheus is not
 asked again by every policy) younger than that is reused; an older one is fetched again
-by the first policy that needs it while the others wait for it. Each fetch has the
+by the first policy that needs it while the others wait for it. A round holds every
+policy's series, so it is kept compact (:func:`compact_by_policy`: one tuple per series,
+equal label sets shared; a policy's slice is built as dicts when it is read) and dropped
+once it is too old to be used. Each fetch has the
 reader's timeout as its deadline, so a slow Prometheus delays a round by at most that.
 Readers that differ in URL or credentials never share results.
 """
@@ -29,28 +32,47 @@ from tierguard.operator.promql import signal_queries
 from tierguard.operator.promreader import PrometheusReader, QueryError
 
 PolicyKey = tuple[str, str | None]  # (policy, namespace label value or None)
+#: One series of a result, compact: (its labels, the other fields such as ``value``).
+Sample = tuple[tuple[tuple[str, Any], ...], tuple[tuple[str, Any], ...]]
 
 
 @dataclass
 class _Round:
     fetched_at: float = float("-inf")
-    by_policy: dict[PolicyKey, list[dict[str, Any]]] = field(default_factory=dict)
+    by_policy: dict[PolicyKey, list[Sample]] = field(default_factory=dict)
     error: QueryError | None = None
     lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+def compact_by_policy(
+    result: list[dict[str, Any]], namespace_label: str | None
+) -> dict[PolicyKey, list[Sample]]:
+    """A batched result per policy, without the grouping labels it added, as tuples
+    (about a third of the memory of the parsed dicts; a label set that recurs -- the
+    same tier, arm and router in every policy -- is kept once)."""
+    out: dict[PolicyKey, list[Sample]] = {}
+    drop = {m.POLICY, namespace_label} - {None}
+    labelsets: dict[tuple[tuple[str, Any], ...], tuple[tuple[str, Any], ...]] = {}
+    for item in result:
+        labels = item.get("metric", {})
+        key = (labels.get(m.POLICY, ""), labels.get(namespace_label) if namespace_label else None)
+        own = tuple((k, v) for k, v in labels.items() if k not in drop)
+        own = labelsets.setdefault(own, own)
+        rest = tuple((k, v) for k, v in item.items() if k != "metric")
+        out.setdefault(key, []).append((own, rest))
+    return out
+
+
+def expand(samples: list[Sample]) -> list[dict[str, Any]]:
+    """Compact samples as the result items a query returns (``metric``, ``value``)."""
+    return [{"metric": dict(own), **dict(rest)} for own, rest in samples]
 
 
 def split_by_policy(
     result: list[dict[str, Any]], namespace_label: str | None
 ) -> dict[PolicyKey, list[dict[str, Any]]]:
     """A batched result as per-policy results (without the grouping labels it added)."""
-    out: dict[PolicyKey, list[dict[str, Any]]] = {}
-    drop = {m.POLICY, namespace_label} - {None}
-    for item in result:
-        labels = item.get("metric", {})
-        key = (labels.get(m.POLICY, ""), labels.get(namespace_label) if namespace_label else None)
-        own = {k: v for k, v in labels.items() if k not in drop}
-        out.setdefault(key, []).append({**item, "metric": own})
-    return out
+    return {k: expand(v) for k, v in compact_by_policy(result, namespace_label).items()}
 
 
 class SharedQueries:
@@ -91,15 +113,38 @@ class SharedQueries:
         label = namespace[0] if namespace is not None else None
         with self._lock:
             rnd = self._rounds.setdefault((reader.identity, promql), _Round())
+            stale = [r for r in self._rounds.values() if r is not rnd and self._stale(r)]
+        for other in stale:
+            self._drop(other)
         with rnd.lock:  # one fetch per round; the others wait for it and share it
-            if self.clock() - rnd.fetched_at >= self.max_age:
+            if self._stale(rnd):
                 try:
                     raw = reader.query(promql)
-                    rnd.by_policy, rnd.error = split_by_policy(raw, label), None
+                    rnd.by_policy, rnd.error = compact_by_policy(raw, label), None
                 except QueryError as exc:  # includes UnreachableError
                     rnd.by_policy, rnd.error = {}, exc
                 rnd.fetched_at = self.clock()
                 self.queries += 1
             if rnd.error is not None:
                 raise rnd.error
-            return rnd.by_policy.get((policy, namespace[1] if namespace else None), [])
+            return expand(rnd.by_policy.get((policy, namespace[1] if namespace else None), []))
+
+    def _stale(self, rnd: _Round) -> bool:
+        """Too old to be used: the next reader fetches it again."""
+        return self.clock() - rnd.fetched_at >= self.max_age
+
+    def _drop(self, rnd: _Round) -> None:
+        """Free a stale round's results (unless someone is fetching it right now)."""
+        if not rnd.by_policy or not rnd.lock.acquire(blocking=False):
+            return
+        try:
+            if self._stale(rnd):
+                rnd.by_policy = {}
+        finally:
+            rnd.lock.release()
+
+    def held(self) -> int:
+        """Series kept over all rounds (for tests)."""
+        with self._lock:
+            rounds = list(self._rounds.values())
+        return sum(len(v) for r in rounds for v in r.by_policy.values())

@@ -43,6 +43,8 @@ class OperatorMetrics:
         #: (namespace, policy) -> the (tier, signal) gates with a bound series, so that
         #: forget() can drop them.
         self._gate_keys: dict[tuple[str, str], set[tuple[str, str]]] = {}
+        #: (namespace, policy) -> the (tier, signal, verdict) evaluation counters it has.
+        self._evaluation_keys: dict[tuple[str, str], set[tuple[str, str, str]]] = {}
         self.backlog = Gauge(
             m.RECONCILE_BACKLOG.name,
             m.RECONCILE_BACKLOG.help,
@@ -51,14 +53,34 @@ class OperatorMetrics:
         )
 
     def forget(self, namespace: str, policy: str) -> None:
-        """Drop a deleted policy's series."""
-        for gauge in (self.weight, self.evaluation_lag):
-            with contextlib.suppress(KeyError):
-                gauge.remove(namespace, policy)
+        """Drop every series of a policy that is deleted (or now another replica's, which
+        exports them from then on): a policy's phase, counters and gate series would
+        otherwise stay on the dashboards, and in memory, for as long as this process runs.
+        Prometheus marks them stale at the next scrape."""
+        labelled: list[tuple[Gauge | Counter, tuple[str, ...]]] = [
+            (self.weight, ()),
+            (self.evaluation_lag, ()),
+            (self.prom_errors, ()),
+            *((self.phase, (p.value,)) for p in Phase),
+            *((self.rollbacks, (r.value,)) for r in ROLLBACK_REASONS),
+        ]
         for tier, signal in self._gate_keys.pop((namespace, policy), set()):
-            for gauge in (self.gate_upper_bound, self.gate_allowed):
-                with contextlib.suppress(KeyError):
-                    gauge.remove(namespace, policy, tier, signal)
+            labelled += [
+                (self.gate_upper_bound, (tier, signal)),
+                (self.gate_allowed, (tier, signal)),
+            ]
+        for key in self._evaluation_keys.pop((namespace, policy), set()):
+            labelled.append((self.gates, key))
+        for metric, rest in labelled:
+            with contextlib.suppress(KeyError):
+                metric.remove(namespace, policy, *rest)
+
+    def count_gate_evaluation(
+        self, namespace: str, policy: str, tier: str, signal: str, verdict: str
+    ) -> None:
+        """One look of one gate, by verdict."""
+        self._evaluation_keys.setdefault((namespace, policy), set()).add((tier, signal, verdict))
+        self.gates.labels(namespace, policy, tier, signal, verdict).inc()
 
     def set_gate_bound(
         self, namespace: str, policy: str, tier: str, signal: str, upper: float, allowed: float

@@ -2,15 +2,22 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime
 from typing import Any
 
+import kopf
 from kubernetes import client
 
 from tierguard.api.status import RoutingPolicyStatus
 from tierguard.operator.applier import with_ready
 from tierguard.operator.controller import Controller, ControllerSettings
-from tierguard.operator.freshness import KnownVersions
+from tierguard.operator.freshness import (
+    KnownVersions,
+    decision_copy,
+    drop_managed_fields,
+    watch_snapshot,
+)
 from tierguard.operator.kube import Kube
 from tierguard.operator.reconcilestatus import is_fresh
 
@@ -105,3 +112,74 @@ def test_the_rollout_daemon_puts_no_finalizer_on_policies() -> None:
     ]
     assert len(daemons) == 1
     assert daemons[0].requires_finalizer is False
+
+
+def _watched() -> dict[str, Any]:
+    return {
+        "apiVersion": "tierguard.io/v1alpha1",
+        "metadata": {
+            "name": "p",
+            "namespace": "ns",
+            "resourceVersion": "7",
+            "managedFields": [{"manager": "tierguard", "fieldsV1": {"f:status": {}}}],
+        },
+        "spec": {"tiers": [{"name": "simple"}]},
+        "status": {"conditions": [{"type": "Ready", "status": "True"}]},
+    }
+
+
+def test_kopfs_kept_copy_of_a_policy_loses_managed_fields_and_nothing_else() -> None:
+    """The poke handler strips kopf's own copy (the body its daemon is handed) through
+    the installed kopf's Body: if kopf stops exposing its source dict, this fails."""
+    raw = _watched()
+    body = kopf.Body(raw)  # type: ignore[arg-type]
+    drop_managed_fields(getattr(body, "_src", None))
+    assert "managedFields" not in body["metadata"] and "managedFields" not in raw["metadata"]
+    want = _watched()
+    del want["metadata"]["managedFields"]
+    assert dict(body) == want, "only managedFields went"
+    drop_managed_fields(None)  # a body without a source dict: nothing to do
+    drop_managed_fields({"metadata": None})
+
+
+def test_the_decision_copy_is_private_and_lean() -> None:
+    raw = _watched()
+    body = kopf.Body(raw)  # type: ignore[arg-type]
+    snapshot = watch_snapshot(body)
+    assert snapshot["spec"] is raw["spec"], "shared until the worker copies it"
+    seen = decision_copy(snapshot)
+    assert "managedFields" not in seen["metadata"]
+    assert "managedFields" in raw["metadata"], "the watch's copy is not touched"
+    assert seen["metadata"]["resourceVersion"] == "7" and seen["spec"] == raw["spec"]
+    seen["status"]["conditions"][0]["status"] = "False"
+    assert body["status"]["conditions"][0]["status"] == "True", "a deep copy"
+    assert decision_copy(watch_snapshot({"spec": {}})) == {"spec": {}}
+
+
+def test_kopf_keeps_a_memory_for_each_policy_but_none_for_owned_objects() -> None:
+    """The handler module makes kopf's per-object memories of the owned kinds (every
+    ConfigMap, Deployment, ... of the cluster) ephemeral; a policy's memory (its daemon,
+    its wake-up event) stays, and is the same on every event."""
+    from kopf._core.reactor.inventory import ResourceMemories
+
+    from tierguard.api import constants as c
+    from tierguard.operator import handlers
+
+    def obj(api_version: str, kind: str, uid: str) -> dict[str, Any]:
+        return {
+            "apiVersion": api_version,
+            "kind": kind,
+            "metadata": {"uid": uid, "name": uid, "namespace": "ns"},
+        }
+
+    async def recall_all() -> None:
+        memories = ResourceMemories()
+        for i, (api_version, kind) in enumerate(sorted(handlers.OWNED_KINDS)):
+            await memories.recall(obj(api_version, kind, f"o{i}"), memobase=kopf.Memo())  # type: ignore[arg-type]
+        first = await memories.recall(obj(c.API_VERSION, c.KIND, "p"), memobase=kopf.Memo())  # type: ignore[arg-type]
+        again = await memories.recall(raw_body=obj(c.API_VERSION, c.KIND, "p"))  # type: ignore[arg-type]
+        assert again is first
+        assert len(memories._items) == 1, "only the policy is remembered"
+
+    assert len(handlers.OWNED_KINDS) == len(handlers.OWNED)
+    asyncio.run(recall_all())

@@ -9,7 +9,12 @@ import pytest
 
 from tierguard.api.enums import Signal
 from tierguard.operator import promql, promreader
-from tierguard.operator.shared_queries import SharedQueries, split_by_policy
+from tierguard.operator.shared_queries import (
+    SharedQueries,
+    compact_by_policy,
+    expand,
+    split_by_policy,
+)
 
 
 class StubReader(promreader.PrometheusReader):
@@ -86,3 +91,42 @@ def test_a_failed_round_fails_every_policy_without_asking_again() -> None:
         with pytest.raises(promreader.UnreachableError):
             shared.results(reader, Signal.ERROR_RATE, 0, name, None)
     assert len(reader.asked) == 1
+
+
+def test_compact_rounds_give_back_the_same_slices_and_share_label_sets() -> None:
+    rows = [row(f"p{i}", "x", tier, i) for i in range(20) for tier in ("simple", "tricky")]
+    rows.append({"metric": {"policy": "p0", "namespace": "x"}, "value": [1.5, "7"]})
+    compact = compact_by_policy(rows, "namespace")
+    for key, samples in compact.items():
+        want = [
+            {
+                **r,
+                "metric": {
+                    k: v for k, v in r["metric"].items() if k not in ("policy", "namespace")
+                },
+            }
+            for r in rows
+            if (r["metric"]["policy"], r["metric"]["namespace"]) == key
+        ]
+        assert expand(samples) == want
+    assert expand(compact[("p0", "x")])[-1] == {"metric": {}, "value": [1.5, "7"]}
+    assert compact[("p1", "x")][0][0] is compact[("p2", "x")][0][0], "one label set, kept once"
+
+
+def test_a_round_too_old_to_use_is_dropped_at_the_next_query() -> None:
+    now = [0.0]
+    shared = SharedQueries(max_age=5.0, clock=lambda: now[0])
+    reader = StubReader([row(f"p{i}", "ns", "simple", i) for i in range(10)])
+    ns = ("namespace", "ns")
+    shared.results(reader, Signal.THUMBS_DOWN, 0, "p1", ns)
+    assert shared.held() == 10
+    now[0] = 4.0
+    shared.results(reader, Signal.THUMBS_DOWN, 1, "p1", ns)
+    assert shared.held() == 20, "both rounds still usable"
+    now[0] = 6.0
+    got = shared.results(reader, Signal.THUMBS_DOWN, 1, "p2", ns)
+    assert [r["value"][1] for r in got] == ["2"] and len(reader.asked) == 2, "reused"
+    assert shared.held() == 10, "the first round is too old: its series are gone"
+    now[0] = 9.5
+    again = shared.results(reader, Signal.THUMBS_DOWN, 0, "p3", ns)
+    assert [r["value"][1] for r in again] == ["3"] and len(reader.asked) == 3, "fetched again"

@@ -77,3 +77,25 @@ def test_gate_evaluations_carry_the_bound_the_gate_computed() -> None:
     assert bounded, "no gate evaluation carried an upper bound"
     assert all(a.allowed > 0 for a in bounded)
     assert len({a.upper_bound for a in bounded}) > 1, "the bound should move with evidence"
+
+
+def test_a_forgotten_policy_leaves_no_series_and_others_keep_theirs() -> None:
+    """A deleted policy's phase, weight, lag, counters and gate series all go; another
+    policy's stay (the phase gauge of a deleted policy would stay on the dashboards)."""
+    om = OperatorMetrics()
+    for policy in ("shop", "other"):
+        om.set_phase("ns", policy, Phase.PROGRESSING, 5.0)
+        om.evaluation_lag.labels("ns", policy).set(1.0)
+        om.prom_errors.labels("ns", policy).inc()
+        om.rollbacks.labels("ns", policy, ROLLBACK_REASONS[0].value).inc()
+        om.count_gate_evaluation("ns", policy, "simple", "ThumbsDown", "Pass")
+        om.set_gate_bound("ns", policy, "simple", "ThumbsDown", 0.01, 0.02)
+    om.forget("ns", "shop")
+    text = generate_latest(om.registry).decode()
+    assert 'policy="shop"' not in text
+    assert text.count('policy="other"') > 10
+    assert (
+        f'{m.GATE_EVALUATIONS.name}{{namespace="ns",policy="other",signal="ThumbsDown",'
+        'tier="simple",verdict="Pass"} 1.0' in text
+    )
+    om.forget("ns", "never-seen")  # nothing kept for it: no error

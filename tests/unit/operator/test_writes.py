@@ -2,18 +2,26 @@
 
 from __future__ import annotations
 
+import json
 from datetime import datetime, timedelta
 from typing import Any
 
 from rolloutsim import T0, Traffic, make_spec
 
+from tierguard.api.enums import Phase
 from tierguard.api.policy import RoutingPolicySpec
 from tierguard.api.status import Condition, RoutingPolicyStatus
 from tierguard.operator import render
 from tierguard.operator import rollout as r
 from tierguard.operator.gatespecs import gate_specs
 from tierguard.operator.gateupdates import fresh_gate_state, update_gates
-from tierguard.operator.writes import AppliedObjects, contains, status_needs_write
+from tierguard.operator.writes import (
+    AppliedObjects,
+    compact,
+    contains,
+    expanded,
+    status_needs_write,
+)
 
 SAME = {"simple": {"control": 0.1}, "tricky": {"control": 0.1}}
 REF = render.PolicyRef("shop", "team-a", "uid-1")
@@ -154,3 +162,16 @@ def test_evaluation_delayed_condition_flips_only_on_state_changes() -> None:
     caught_up = delayed_condition(later, 0.0, spec, T0 + timedelta(minutes=2), 1)
     assert [(c.type, c.status) for c in caught_up] == [("EvaluationDelayed", "False")]
     assert delayed_condition(caught_up, 1.0, spec, T0 + timedelta(minutes=3), 1) == caught_up
+
+
+def test_the_kept_copy_of_a_rendered_object_is_small_and_the_same_object() -> None:
+    """Drift checks compare with what :func:`compact` kept: every rendered object comes
+    back equal, and kept in a fraction of its JSON."""
+    spec = make_spec()
+    moved = RoutingPolicyStatus(phase=Phase.PROGRESSING, revision="r", canary_weight=5)
+    for status in (RoutingPolicyStatus(), moved):
+        objs = render.render_all(REF, spec, status)
+        kept = [compact(o) for o in objs]
+        assert [expanded(k) for k in kept] == objs
+        plain = sum(len(json.dumps(o)) for o in objs)
+        assert sum(len(k) for k in kept) < plain / 2
