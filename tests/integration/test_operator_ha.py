@@ -92,6 +92,14 @@ def test_standby_takes_over_mid_stage_without_repeating_or_skipping_a_step(
             timeout=240,
             message=f"never reached step 2:\n{logs()}",
         )
+        # The active replica writes the step to status, then creates its Event: a kill
+        # in between loses the Event (Events are best effort; status is the record). Wait
+        # for it, so that the count below checks the standby repeats nothing.
+        wait_for(
+            lambda: cluster.events(Reason.STEP_ADVANCED.value),
+            timeout=30,
+            message=f"the active replica never recorded the step's Event:\n{logs()}",
+        )
         active.kill()
         killed = time.monotonic()
         frozen = status()
