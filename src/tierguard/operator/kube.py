@@ -26,6 +26,7 @@ the async handlers run them in the controller's bounded thread pool.
 from __future__ import annotations
 
 import base64
+import functools
 import logging
 import secrets
 import threading
@@ -51,6 +52,8 @@ from tierguard.operator.kuberesources import (
 from tierguard.operator.kuberesources import resource_for as _resource_for
 
 log = logging.getLogger("tierguard.operator.kube")
+#: Tries of the managedFields fold of :meth:`Kube.apply` when the object keeps changing.
+ADOPTION_ATTEMPTS = 4
 T = TypeVar("T")
 
 #: Statuses retrying may fix. 409 only where the caller allows it (apply), once, at once.
@@ -276,24 +279,44 @@ class Kube:
         """Server-side apply one rendered object. If the object still carries the
         ``Update`` entry of a create by POST (:meth:`create`), fold it into the apply's
         entry and apply again, so that fields no longer rendered are removed
-        (:mod:`tierguard.operator.managedfields`): once per object."""
+        (:mod:`tierguard.operator.managedfields`): once per object. The fold is guarded
+        by the resourceVersion; a Deployment's status is written by the controller
+        manager right after every change, so a conflict is read again and retried."""
         live = self._apply(obj)
-        patch = managedfields.adoption_patch(live or {}, c.FIELD_MANAGER)
-        if patch is None:
-            return
         meta = obj["metadata"]
         path = resource_for(obj).path(meta["namespace"], meta["name"])
-        try:
-            with_retries(
-                f"take over the fields of {obj['kind']} {meta['namespace']}/{meta['name']}",
-                lambda: self._call(
-                    "PATCH", path, body=patch, content_type="application/merge-patch+json"
-                ),
-                retry_conflicts=False,
-            )
-        except StatusConflictError:  # written meanwhile: the next apply tries again
+        for attempt in range(ADOPTION_ATTEMPTS):
+            patch = managedfields.adoption_patch(live or {}, c.FIELD_MANAGER)
+            if patch is None:
+                return
+            try:
+                with_retries(
+                    f"take over the fields of {obj['kind']} {meta['namespace']}/{meta['name']}",
+                    functools.partial(
+                        self._call,
+                        "PATCH",
+                        path,
+                        body=patch,
+                        content_type="application/merge-patch+json",
+                    ),
+                    retry_conflicts=False,
+                )
+            except StatusConflictError:  # written meanwhile: read it again
+                if attempt + 1 == ADOPTION_ATTEMPTS:
+                    log.warning(
+                        "%s %s/%s: fields of its create not taken over (kept changing); "
+                        "the next apply tries again",
+                        obj["kind"],
+                        meta["namespace"],
+                        meta["name"],
+                    )
+                    return
+                live = self.read_object(
+                    obj["apiVersion"], obj["kind"], meta["namespace"], meta["name"]
+                )
+                continue
+            self._apply(obj)
             return
-        self._apply(obj)
 
     def _apply(self, obj: dict[str, Any]) -> Any:
         meta = obj["metadata"]
