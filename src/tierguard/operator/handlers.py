@@ -45,6 +45,7 @@ from tierguard.operator.backoff import Backoff
 from tierguard.operator.controller import Controller
 from tierguard.operator.freshness import decision_copy, drop_managed_fields, watch_snapshot
 from tierguard.operator.kube import KubeError, TransientError
+from tierguard.operator.kuberesources import RESOURCES
 from tierguard.operator.readiness import Readiness, watch_api
 from tierguard.operator.readiness import serve as serve_readiness
 
@@ -74,17 +75,12 @@ OWNED = (
     ("rbac.authorization.k8s.io", "v1", "rolebindings"),
 )
 OWNED_LABELS = {c.LABEL_MANAGED_BY: c.MANAGED_BY}
-#: The same kinds as (apiVersion, kind), as their watch events carry them.
+#: The same kinds as (apiVersion, kind), as their watch events carry them (from the
+#: operator's table of the kinds it renders, so the two cannot drift apart).
 OWNED_KINDS = frozenset(
-    {
-        ("v1", "ConfigMap"),
-        ("v1", "Service"),
-        ("v1", "ServiceAccount"),
-        ("apps/v1", "Deployment"),
-        ("policy/v1", "PodDisruptionBudget"),
-        ("rbac.authorization.k8s.io/v1", "Role"),
-        ("rbac.authorization.k8s.io/v1", "RoleBinding"),
-    }
+    key
+    for key, res in RESOURCES.items()
+    if (res.group_version, res.plural) in {(f"{g}/{v}" if g else v, p) for g, v, p in OWNED}
 )
 
 
