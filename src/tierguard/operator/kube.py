@@ -147,9 +147,6 @@ def resource_for(obj: dict[str, Any]) -> Resource:
         raise KubeError(str(exc.args[0])) from None
 
 
-__all__ = ["RESOURCES", "SERVICE_MONITOR_GROUP_VERSION", "Resource", "resource_for"]
-
-
 def size_connection_pool(api: k8s.ApiClient, connections: int) -> None:
     """Keep up to ``connections`` keep-alive connections to the API server. The client's
     default (5 per CPU) is below the reconcile threads on small nodes: every request
