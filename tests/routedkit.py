@@ -27,7 +27,7 @@ import yaml
 from routerkit import COMPLEX_QUERY, SIMPLE_QUERY
 from tierguard.api import constants as c
 from tierguard.lab.fakeanswers import reads_as_bad
-from tierguard.operator import render
+from tierguard.operator import rendermeta
 
 #: requests in flight at once by default: the operator tests' gates wait for samples, and
 #: one sender spends most of its time waiting on the router and the fake provider
@@ -52,7 +52,7 @@ class ConfigMapProjector(threading.Thread):
 
         self.core = client.CoreV1Api(kube_api)
         self.namespace = namespace
-        self.name = render.object_name(policy)
+        self.name = rendermeta.object_name(policy)
         self.out = out
         self.classifier = classifier
         self.signing_key = signing_key

@@ -52,7 +52,7 @@ from tierguard.api import constants as c  # noqa: E402
 from tierguard.api.policy import RoutingPolicySpec  # noqa: E402
 from tierguard.api.status import RoutingPolicyStatus  # noqa: E402
 from tierguard.lab.controlplane import LARGE_SERVICE_CIDR, ControlPlane  # noqa: E402
-from tierguard.operator import render  # noqa: E402
+from tierguard.operator import render, rendermeta  # noqa: E402
 from tierguard.operator.kube import resource_for  # noqa: E402
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
@@ -77,7 +77,7 @@ def spec() -> RoutingPolicySpec:
 def rendered(kind: str, i: int, pad: int = 0) -> dict[str, Any]:
     """The operator's render of ``kind`` for policy ``p<i>`` (``pad`` bytes more data in
     a ConfigMap)."""
-    ref = render.PolicyRef(f"p{i:05d}", NS, f"00000000-0000-0000-0000-{i:012d}")
+    ref = rendermeta.PolicyRef(f"p{i:05d}", NS, f"00000000-0000-0000-0000-{i:012d}")
     s = spec()
     status = RoutingPolicyStatus()
     obj = {

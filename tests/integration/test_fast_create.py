@@ -23,7 +23,7 @@ from tierguard.api.policy import RoutingPolicySpec
 from tierguard.api.status import RoutingPolicyStatus
 from tierguard.operator import classifiercontent as cc
 from tierguard.operator import judgepromptcontent as jpc
-from tierguard.operator import render
+from tierguard.operator import render, rendermeta
 from tierguard.operator.applier import Applier
 from tierguard.operator.kube import Kube, resource_for
 from tierguard.operator.rendermeta import RenderedMetadata
@@ -47,7 +47,7 @@ def _ownerless(obj: dict[str, Any]) -> dict[str, Any]:
 
 
 def _deployment(namespace: str, name: str) -> dict[str, Any]:
-    ref = render.PolicyRef(name, namespace, "00000000-0000-0000-0000-000000000001")
+    ref = rendermeta.PolicyRef(name, namespace, "00000000-0000-0000-0000-000000000001")
     return _ownerless(render.deployment(ref, _spec()))
 
 
@@ -125,7 +125,7 @@ def test_fields_dropped_after_a_fast_create_are_removed(
     )
 
     # A ConfigMap key, the same way; and from then on an apply is one request.
-    ref = render.PolicyRef("fast", namespace, "00000000-0000-0000-0000-000000000001")
+    ref = rendermeta.PolicyRef("fast", namespace, "00000000-0000-0000-0000-000000000001")
     cm = _ownerless(render.config_map(ref, _spec(), RoutingPolicyStatus()))
     cm_more = copy.deepcopy(cm)
     cm_more["data"]["dropped.yaml"] = "x: 1"
@@ -196,7 +196,7 @@ def test_a_new_policys_objects_are_created_with_posts(
         and e.get("user", {}).get("username") == "admin"
         and e.get("verb") in {"create", "patch", "update"}
     )
-    ref = render.PolicyRef("p", namespace, body["metadata"]["uid"])
+    ref = rendermeta.PolicyRef("p", namespace, body["metadata"]["uid"])
     kinds = sorted(
         f"create {resource_for(o).plural}"
         for o in render.render_all(ref, spec, RoutingPolicyStatus())

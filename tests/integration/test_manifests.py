@@ -27,7 +27,7 @@ import yaml
 from kubeschemas import fetch_openapi, schemas_from_openapi, write_schemas
 from tierguard.api.resource import RoutingPolicy
 from tierguard.api.status import RoutingPolicyStatus
-from tierguard.operator import render
+from tierguard.operator import render, rendermeta
 from toolbox import go_tool, helm
 
 if TYPE_CHECKING:
@@ -80,7 +80,7 @@ def operator_renders(namespace: str) -> list[dict[str, Any]]:
         body["metadata"]["namespace"] = namespace
         body["metadata"]["uid"] = "00000000-0000-0000-0000-000000000001"
         policy = RoutingPolicy.from_k8s(body)
-        ref = render.PolicyRef(policy.metadata.name, namespace, body["metadata"]["uid"])
+        ref = rendermeta.PolicyRef(policy.metadata.name, namespace, body["metadata"]["uid"])
         out += render.render_all(
             ref, policy.spec, RoutingPolicyStatus(), service_monitor_available=True
         )
@@ -296,7 +296,7 @@ def test_kube_prometheus_stack_selects_the_routers_when_the_chart_says_so(
         parser = argparse.ArgumentParser()
         cli.configure(parser)
         args = parser.parse_args(container["args"][1:])  # args[0] is the subcommand
-        ref = render.PolicyRef(policy, namespace, "00000000-0000-0000-0000-000000000002")
+        ref = rendermeta.PolicyRef(policy, namespace, "00000000-0000-0000-0000-000000000002")
         return with_metadata(render.service_monitor(ref), cli.rendered_metadata(args))
 
     labelled = router_service_monitor(

@@ -27,7 +27,7 @@ from operatorkit import (
 from tierguard.api import constants as c
 from tierguard.api.enums import Phase, Reason
 from tierguard.api.status import RoutingPolicyStatus
-from tierguard.operator import render
+from tierguard.operator import render_routerconfig, rendermeta
 
 if TYPE_CHECKING:
     from kubernetes.client import ApiClient
@@ -96,7 +96,7 @@ class Cluster:
         return list(self.router_config()["split"])
 
     def router_config(self) -> dict[str, Any]:
-        cm = self.core.read_namespaced_config_map(render.object_name(self.policy), self.ns)
+        cm = self.core.read_namespaced_config_map(rendermeta.object_name(self.policy), self.ns)
         assert cm.data is not None
         return dict(yaml.safe_load(cm.data[c.ROUTER_CONFIG_KEY]))
 
@@ -398,7 +398,7 @@ def test_rendered_objects_are_owned_reapplied_and_garbage_collected(
                     POLICY, "http://127.0.0.1:1", "http://127.0.0.1:2", "http://127.0.0.1:3"
                 )
             )
-            name = render.object_name(POLICY)
+            name = rendermeta.object_name(POLICY)
             sm = wait_for(
                 lambda: custom.get_namespaced_custom_object(
                     "monitoring.coreos.com", "v1", namespace, "servicemonitors", name
@@ -430,9 +430,9 @@ def test_rendered_objects_are_owned_reapplied_and_garbage_collected(
                 )
             assert sm["metadata"]["ownerReferences"][0]["uid"] == uid
             secret = cluster.core.read_namespaced_secret(
-                render.signing_secret_name(POLICY), namespace
+                rendermeta.signing_secret_name(POLICY), namespace
             )
-            assert secret.data and render.GENERATED_SIGNING_KEY in secret.data
+            assert secret.data and render_routerconfig.GENERATED_SIGNING_KEY in secret.data
             # A hand edit of a rendered field is taken back on the next reconcile.
             apps.patch_namespaced_deployment(name, namespace, {"spec": {"replicas": 5}})
             wait_for(

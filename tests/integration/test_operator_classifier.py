@@ -31,7 +31,7 @@ from tierguard.api.enums import ConditionType, KeySource, Phase, Reason, Stickin
 from tierguard.api.status import Condition, RoutingPolicyStatus
 from tierguard.api.stickiness import key_sources
 from tierguard.operator import judgepromptcontent as jpc
-from tierguard.operator import render
+from tierguard.operator import render_classifier, rendermeta
 
 if TYPE_CHECKING:
     from kubernetes.client import ApiClient
@@ -87,7 +87,7 @@ class Cluster(OperatorCluster):
         return True
 
     def mounted(self, volume: str = "classifier") -> str:
-        dep: Any = self.apps.read_namespaced_deployment(render.object_name(POLICY), self.ns)
+        dep: Any = self.apps.read_namespaced_deployment(rendermeta.object_name(POLICY), self.ns)
         vols = {v.name: v for v in dep.spec.template.spec.volumes}
         return str(vols[volume].config_map.name) if volume in vols else ""
 
@@ -154,7 +154,7 @@ def test_editing_the_classifier_bytes_restarts_at_the_first_step_on_a_frozen_cop
     first = until(lambda s: s.phase == Phase.PROGRESSING and bool(s.classifier_digest))
     cond = _resolved(first)
     assert cond is not None and cond.status == "True" and cond.reason == Reason.CLASSIFIER_READ
-    copy_a = render.classifier_copy_name(POLICY, first.classifier_digest)
+    copy_a = render_classifier.classifier_copy_name(POLICY, first.classifier_digest)
     live: Any = wait_for(
         lambda: cluster.core.read_namespaced_config_map(copy_a, cluster.ns),
         timeout=30,
@@ -176,7 +176,7 @@ def test_editing_the_classifier_bytes_restarts_at_the_first_step_on_a_frozen_cop
     assert new.classifier_digest != first.classifier_digest
     assert new.history[-1].reason == Reason.ROLLOUT_STARTED.value
     assert new.classifier_shadow is not None and new.classifier_shadow.running
-    copy_b = render.classifier_copy_name(POLICY, new.classifier_digest)
+    copy_b = render_classifier.classifier_copy_name(POLICY, new.classifier_digest)
     wait_for(
         lambda: cluster.mounted() == copy_a and cluster.mounted("classifier-candidate") == copy_b,
         timeout=30,
@@ -209,7 +209,7 @@ def test_editing_the_classifier_bytes_restarts_at_the_first_step_on_a_frozen_cop
     until(lambda s: s.classifier_shadow is not None and not s.classifier_shadow.running)
     cluster.put_model("clf", MODEL_C)
     third = until(lambda s: s.revision not in (first.revision, new.revision))
-    copy_c = render.classifier_copy_name(POLICY, third.classifier_digest)
+    copy_c = render_classifier.classifier_copy_name(POLICY, third.classifier_digest)
     assert referenced_digests(third) == {new.classifier_digest, third.classifier_digest}
     wait_for(lambda: not present(copy_a), timeout=30, message="copy A pruned")
     assert present(copy_b) and wait_for(lambda: present(copy_c), timeout=30, message="copy C")
@@ -268,7 +268,9 @@ def test_same_bytes_under_a_new_name_keep_the_revision_and_a_missing_one_holds(
     assert "clf-renamed" in cond.message and "not found" in cond.message, cond.message
     assert "holds at step 2" in cond.message
     assert (held.revision, held.step, held.phase) == (first.revision, 1, Phase.PROGRESSING)
-    assert cluster.mounted() == render.classifier_copy_name(POLICY, first.classifier_digest)
+    assert cluster.mounted() == render_classifier.classifier_copy_name(
+        POLICY, first.classifier_digest
+    )
     wait_for(
         lambda: cluster.events(Reason.CLASSIFIER_UNKNOWN.value),
         timeout=30,
@@ -351,7 +353,7 @@ def test_the_judge_prompt_counts_by_content_in_the_revision(
     present = cluster.config_map_exists
     wait_for(lambda: not present(copy_a), timeout=30, message="judge prompt copy A pruned")
     assert present(copy_b) and present("prompt-a") and present("prompt-b")
-    assert present(render.classifier_copy_name(POLICY, new.classifier_digest))
+    assert present(render_classifier.classifier_copy_name(POLICY, new.classifier_digest))
 
 
 def test_a_policy_whose_classifier_configmap_is_missing_waits_pending(

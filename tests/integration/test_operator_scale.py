@@ -26,7 +26,7 @@ from tierguard.api import constants as c
 from tierguard.api import metrics as m
 from tierguard.api.enums import Phase
 from tierguard.api.status import RoutingPolicyStatus
-from tierguard.operator import render
+from tierguard.operator import rendermeta
 
 if TYPE_CHECKING:
     from kubernetes.client import ApiClient
@@ -210,7 +210,7 @@ def test_steady_policies_make_no_api_writes(
 
         # Drift is still taken back, woken by the watch (no re-apply timer any more).
         apps = client.AppsV1Api(kube_api)
-        dep = render.object_name("plain")
+        dep = rendermeta.object_name("plain")
         apps.patch_namespaced_deployment(dep, namespace, {"spec": {"replicas": 4}})
 
         def taken_back() -> bool:

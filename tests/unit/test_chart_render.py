@@ -20,7 +20,7 @@ import yaml
 
 from tierguard.api.crdgen import build_crd
 from tierguard.api.policy import RoutingPolicySpec
-from tierguard.operator import render
+from tierguard.operator import render, rendermeta
 from tierguard.operator.rbac import OPERATOR_RULES
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -447,7 +447,7 @@ def test_router_servicemonitor_selects_what_the_operator_renders(helm: list[str]
         (ROOT / "examples" / "kubernetes" / "policies" / "minimal.yaml").read_text()
     )
     spec = RoutingPolicySpec.model_validate(policy["spec"])
-    svc = render.service(render.PolicyRef("minimal", "team-a", "uid-1"), spec)
+    svc = render.service(rendermeta.PolicyRef("minimal", "team-a", "uid-1"), spec)
     assert sm["spec"]["selector"]["matchLabels"].items() <= svc["metadata"]["labels"].items()
     assert sm["spec"]["endpoints"][0]["port"] in {p["name"] for p in svc["spec"]["ports"]}
 

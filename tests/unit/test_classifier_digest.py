@@ -15,7 +15,7 @@ from tierguard.api.classifierdigest import (
 )
 from tierguard.api.policy import ClassifierSpec, RoutingPolicySpec
 from tierguard.api.status import RoutingPolicyStatus
-from tierguard.operator import render
+from tierguard.operator import render_routerconfig, rendermeta
 
 MODEL = b"\x08\x07onnx-bytes\x00\xff"
 
@@ -90,7 +90,7 @@ def test_router_config_settings_give_the_operators_digest() -> None:
             ],
         }
     )
-    ref = render.PolicyRef("p", "ns", "uid")
-    config = render.router_config(ref, policy, RoutingPolicyStatus())
+    ref = rendermeta.PolicyRef("p", "ns", "uid")
+    config = render_routerconfig.router_config(ref, policy, RoutingPolicyStatus())
     sha = model_sha256(MODEL)
     assert classifier_digest(sha, config.classifier) == classifier_digest(sha, policy.classifier)

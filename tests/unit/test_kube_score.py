@@ -14,7 +14,7 @@ import yaml
 
 from tierguard.api.resource import RoutingPolicy
 from tierguard.api.status import RoutingPolicyStatus
-from tierguard.operator import render
+from tierguard.operator import render, rendermeta
 from toolbox import go_tool, helm
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -44,7 +44,7 @@ def renders() -> dict[str, list[dict[str, Any]]]:
         body = yaml.safe_load(path.read_text())
         body["metadata"] |= {"namespace": "llm", "uid": "00000000-0000-0000-0000-000000000003"}
         policy = RoutingPolicy.from_k8s(body)
-        ref = render.PolicyRef(policy.metadata.name, "llm", body["metadata"]["uid"])
+        ref = rendermeta.PolicyRef(policy.metadata.name, "llm", body["metadata"]["uid"])
         routers += render.render_all(
             ref, policy.spec, RoutingPolicyStatus(), service_monitor_available=True
         )

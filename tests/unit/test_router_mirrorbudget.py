@@ -210,12 +210,14 @@ def test_the_ledger_path_is_the_deployments_and_one_per_worker(
     """The operator's Deployment sets the path into the pod's emptyDir /tmp (outlives a
     container restart, not the pod); the router adds the worker's index."""
     from tierguard.api import constants as c
-    from tierguard.operator import render
+    from tierguard.operator import render, rendermeta
     from tierguard.router.cli import budget_ledger_path
     from tierguard.router.workers import WORKER_ENV
 
     spec = one_model_spec()
-    pod = render.deployment(render.PolicyRef("shop", "ns", "uid"), spec)["spec"]["template"]["spec"]
+    pod = render.deployment(rendermeta.PolicyRef("shop", "ns", "uid"), spec)["spec"]["template"][
+        "spec"
+    ]
     (router,) = pod["containers"]
     env = {e["name"]: e.get("value") for e in router["env"]}
     names = [e["name"] for e in router["env"]]

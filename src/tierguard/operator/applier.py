@@ -23,7 +23,7 @@ from tierguard.api.policy import RoutingPolicySpec
 from tierguard.api.status import RoutingPolicyStatus
 from tierguard.operator import classifiercontent as cc
 from tierguard.operator import judgepromptcontent as jpc
-from tierguard.operator import render
+from tierguard.operator import render, render_routerconfig, rendermeta
 from tierguard.operator.backoff import Backoff
 from tierguard.operator.conditions import get_condition, set_condition
 from tierguard.operator.kube import Kube, KubeError, NotFoundError
@@ -82,7 +82,7 @@ class Applier:
         """Apply the objects rendered from ``status`` that changed: (what failed or None,
         seconds until a retry or ``inf``)."""
         meta = body["metadata"]
-        ref = render.PolicyRef(meta["name"], meta["namespace"], meta["uid"])
+        ref = rendermeta.PolicyRef(meta["name"], meta["namespace"], meta["uid"])
         error = None
         retry = float("inf")
         backoff = self._backoff.setdefault((ref.namespace, ref.name), Backoff())
@@ -90,7 +90,7 @@ class Applier:
             if spec.router.signing_key_secret_ref is None and ref.uid not in self._secrets_done:
                 self.kube.ensure_secret(
                     with_metadata(render.signing_secret(ref), self.rendered),
-                    render.GENERATED_SIGNING_KEY,
+                    render_routerconfig.GENERATED_SIGNING_KEY,
                 )
                 self._secrets_done.add(ref.uid)
             sm = self.kube.service_monitor_available()
@@ -121,7 +121,7 @@ class Applier:
     def missing_secrets(self, namespace: str, spec: RoutingPolicySpec) -> str | None:
         """Name every referenced Secret key that cannot be read (the values stay here)."""
         problems = []
-        for field, ref in render.secret_refs(spec):
+        for field, ref in render_routerconfig.secret_refs(spec):
             try:
                 self.kube.read_secret_key(namespace, ref.name, ref.key)
             except KubeError as exc:  # includes NotFoundError: a missing Secret, not policy
@@ -131,7 +131,7 @@ class Applier:
         return "routers cannot start until these Secrets exist: " + "; ".join(problems)
 
     def _apply_objects(
-        self, ref: render.PolicyRef, objs: list[dict[str, Any]], applied_before: bool
+        self, ref: rendermeta.PolicyRef, objs: list[dict[str, Any]], applied_before: bool
     ) -> None:
         """Apply what changed since the last apply. The first time this process sees a
         policy whose objects were applied before (by an earlier run), compare with the

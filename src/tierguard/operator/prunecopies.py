@@ -2,8 +2,9 @@
 refers to any more.
 
 Every classifier content the rollout adopts gets an immutable ConfigMap
-``<policy>-classifier-<digest[:10]>`` (:func:`tierguard.operator.render.classifier_copy`),
-and every judge prompt template (``router.shadow.judge.promptConfigMapRef``) one named
+``<policy>-classifier-<digest[:10]>``
+(:func:`tierguard.operator.render_classifier.classifier_copy`), and every judge prompt
+template (``router.shadow.judge.promptConfigMapRef``) one named
 ``<policy>-judge-prompt-<digest[:10]>`` (:func:`tierguard.operator.judgepromptcontent.prompt_copy`).
 Without pruning they pile up: one per edit of the source, each up to 1 MiB in etcd, for
 the life of the policy (owner references only clean them up when the policy goes).
@@ -49,7 +50,7 @@ from typing import TYPE_CHECKING, Any, Final, Literal
 from tierguard.api import constants as c
 from tierguard.api.status import RoutingPolicyStatus
 from tierguard.operator import judgepromptcontent as jpc
-from tierguard.operator.render import classifier_copy_name
+from tierguard.operator.render_classifier import classifier_copy_name
 
 if TYPE_CHECKING:
     from tierguard.operator.kube import Kube

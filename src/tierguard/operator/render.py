@@ -3,17 +3,19 @@
 Pure functions returning plain dicts, applied by :mod:`tierguard.operator.kube` with
 server-side apply. Every object is fully rendered on every reconcile (no read-modify-write,
 nothing for Argo CD to flag as drift), labelled, and owned by the policy (deleting the
-policy deletes them).
+policy deletes them; names, labels and owner reference are :mod:`tierguard.operator.rendermeta`).
 
 Objects (``<p>`` = policy name):
 
 * ConfigMap ``<p>-router``: the :class:`~tierguard.api.routerconfig.RouterConfig` YAML under
-  ``router.yaml``, including the current split weights from status. Routers watch it
+  ``router.yaml`` (:mod:`tierguard.operator.render_routerconfig`), including the current
+  split weights from status. Routers watch it
   through the API, so a rollback reaches them within seconds (a mounted ConfigMap would
   take the kubelet a minute).
 * ConfigMap ``<p>-classifier-<digest[:10]>`` (a ConfigMap classifier only): the frozen
   copy of the model the rollout runs, ``immutable: true``, named by its content digest
-  (``status.classifierDigest``). The routers mount this copy, never the source, so an
+  (``status.classifierDigest``; :func:`tierguard.operator.render_classifier.classifier_copy`).
+  The routers mount this copy, never the source, so an
   edit of the source cannot change what they run: the operator reads the edit, which is a
   new revision (from the first step), and renders a new copy for it.
 * ConfigMap ``<p>-judge-prompt-<digest[:10]>`` (a judge prompt template in a ConfigMap
@@ -31,263 +33,44 @@ Objects (``<p>`` = policy name):
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
-import yaml
-
 from tierguard.api import constants as c
-from tierguard.api.policy import RoutingPolicySpec, SecretKeyRef
-from tierguard.api.routerconfig import (
-    FeedbackConfig,
-    MirrorBudgetConfig,
-    ObservabilityConfig,
-    Route,
-    RouterConfig,
-    SecretSource,
-    ServerConfig,
-    ShadowConfig,
-    Stickiness,
-    TierSplit,
-    UpstreamModel,
-)
+from tierguard.api.policy import RoutingPolicySpec
 from tierguard.api.status import RoutingPolicyStatus
 from tierguard.operator import judgepromptcontent as jpc
-from tierguard.operator import preflight
 from tierguard.operator.classifiercontent import FrozenModel
-from tierguard.operator.gatespecs import gate_specs
-from tierguard.operator.render_classifier import (
-    CLASSIFIER_DIR as CLASSIFIER_DIR,
+from tierguard.operator.render_classifier import classifier_copy, classifier_volumes
+from tierguard.operator.render_routerconfig import (
+    CLIENT_KEYS_DIR,
+    SIGNING_KEY_DIR,
+    api_key_env,
+    router_config,
+    router_config_yaml,
 )
-from tierguard.operator.render_classifier import (
-    canary_weight as classifier_canary_weight,
+from tierguard.operator.rendermeta import (
+    PolicyRef,
+    labels,
+    object_meta,
+    object_name,
+    selector_labels,
+    signing_secret_name,
 )
-from tierguard.operator.render_classifier import (
-    classifier_configs,
-    classifier_volumes,
-)
-from tierguard.operator.render_classifier import (
-    classifier_copy_name as classifier_copy_name,
-)
-from tierguard.operator.revision import split_salt
-from tierguard.operator.rollout import serving_split
 
 Obj = dict[str, Any]
 
-CONFIG_DIR = "/etc/tierguard"
-SIGNING_KEY_DIR = "/var/run/secrets/tierguard/signing"
-CLIENT_KEYS_DIR = "/var/run/secrets/tierguard/clients"
 RUN_AS_USER = 65532
-#: Key of the signing key in the Secret the operator creates when the spec names none.
-GENERATED_SIGNING_KEY = "signing-key"
 
 
-class PolicyRef:
-    """What rendering needs to know about the policy object itself."""
-
-    def __init__(self, name: str, namespace: str, uid: str) -> None:
-        self.name = name
-        self.namespace = namespace
-        self.uid = uid
-
-
-def object_name(policy: str) -> str:
-    """Name of every rendered object (one per kind)."""
-    return f"{policy}-router"
-
-
-def signing_secret_name(policy: str) -> str:
-    return f"{policy}-router-signing"
-
-
-def labels(policy: str) -> dict[str, str]:
-    return {
-        c.LABEL_NAME: "tierguard-router",
-        c.LABEL_INSTANCE: policy,
-        c.LABEL_COMPONENT: "router",
-        c.LABEL_MANAGED_BY: c.MANAGED_BY,
-        c.LABEL_POLICY: policy,
-    }
-
-
-def selector_labels(policy: str) -> dict[str, str]:
-    return {c.LABEL_NAME: "tierguard-router", c.LABEL_INSTANCE: policy}
-
-
-def owner_reference(ref: PolicyRef) -> Obj:
-    return {
-        "apiVersion": c.API_VERSION,
-        "kind": c.KIND,
-        "name": ref.name,
-        "uid": ref.uid,
-        "controller": True,
-        "blockOwnerDeletion": True,
-    }
-
-
-def _meta(ref: PolicyRef, name: str | None = None) -> Obj:
-    return {
-        "name": name or object_name(ref.name),
-        "namespace": ref.namespace,
-        "labels": labels(ref.name),
-        "ownerReferences": [owner_reference(ref)],
-    }
-
-
-def api_key_env(model: str) -> str:
-    """Environment variable holding a model's upstream API key."""
-    return "TIERGUARD_API_KEY_" + re.sub(r"[^A-Z0-9]", "_", model.upper())
-
-
-# --------------------------------------------------------------------------- router config
-
-
-def _mirror_budget(status: RoutingPolicyStatus) -> MirrorBudgetConfig | None:
-    budget = preflight.budget_of(status.gate_state)
-    if budget is None:
-        return None
-    return MirrorBudgetConfig(epoch=budget.epoch, usd_per_router=budget.usd_per_router)
-
-
-def router_config(
-    ref: PolicyRef, spec: RoutingPolicySpec, status: RoutingPolicyStatus
-) -> RouterConfig:
-    """The router's configuration: the spec resolved, plus the split status decided."""
-    weight, control_arm = serving_split(spec, status)
-    mirrors = preflight.mirror_rates(spec, status, gate_specs(spec))
-    deciding, candidate = classifier_configs(spec, status)
-    latency = sorted({s.latency_objective for s in spec.analysis.slos if s.latency_objective})
-    return RouterConfig(
-        policy=ref.name,
-        namespace=ref.namespace,
-        revision=status.revision,
-        salt=split_salt(ref.uid, status.revision, status.attempt),
-        classifier=deciding,
-        shadow_classifier=candidate,
-        classifier_canary_weight=classifier_canary_weight(status),
-        models=[
-            UpstreamModel.model_validate(
-                {
-                    "name": m.name,
-                    "baseURL": m.base_url,
-                    "upstreamModel": m.upstream_model,
-                    "apiKey": (
-                        SecretSource(env=api_key_env(m.name)) if m.api_key_secret_ref else None
-                    ),
-                    "pricing": m.pricing,
-                    "timeout": m.timeout,
-                    "contextWindow": m.context_window,
-                    "systemPrompt": m.system_prompt,
-                    "streamUsage": m.stream_usage,
-                }
-            )
-            for m in spec.models
-        ],
-        slices=spec.analysis.slices,
-        mirror_budget=_mirror_budget(status) if mirrors else None,
-        routes=[
-            Route(
-                tier=r.tier,
-                baseline=r.baseline,
-                candidate=r.candidate,
-                fallbacks=r.fallbacks,
-                latency_budget=r.latency_budget,
-            )
-            for r in spec.routes
-        ],
-        split=[
-            TierSplit(
-                tier=r.tier,
-                weight=weight,
-                control_arm=control_arm,
-                mirror_rate=mirrors.get(r.tier, 0.0),
-            )
-            for r in spec.routes
-            if r.candidate is not None
-        ],
-        stickiness=Stickiness(
-            key=spec.rollout.stickiness.key,
-            header=spec.rollout.stickiness.header,
-            session_header=spec.rollout.stickiness.session_header,
-        ),
-        server=ServerConfig(
-            port=spec.router.port,
-            max_body_bytes=spec.router.max_body_bytes,
-            max_response_bytes=spec.router.max_response_bytes,
-            request_deadline=spec.router.request_deadline,
-            client_api_keys=(
-                SecretSource(file=f"{CLIENT_KEYS_DIR}/{spec.router.client_api_keys_secret_ref.key}")
-                if spec.router.client_api_keys_secret_ref
-                else None
-            ),
-            log_level=spec.router.log_level,
-        ),
-        feedback=FeedbackConfig(
-            signing_key=SecretSource(file=f"{SIGNING_KEY_DIR}/{_signing_key(spec)}"),
-            ttl=spec.router.feedback_ttl,
-        ),
-        shadow=ShadowConfig(
-            sample_rate=spec.router.shadow.sample_rate,
-            judge=spec.router.shadow.judge,
-            judge_prompt_path=jpc.router_path(spec),
-            judge_prompt_digest=status.judge_prompt_digest if jpc.reference(spec) else "",
-        ),
-        observability=ObservabilityConfig(
-            latency_objectives=latency,
-            log_prompts=spec.router.log_prompts,
-            overhead_header=spec.router.overhead_header,
-            tracing=spec.router.tracing,
-            review_sample_size=spec.router.review_sample_size,
-        ),
-    )
-
-
-def _signing_key(spec: RoutingPolicySpec) -> str:
-    ref = spec.router.signing_key_secret_ref
-    return ref.key if ref else GENERATED_SIGNING_KEY
-
-
-def secret_refs(spec: RoutingPolicySpec) -> list[tuple[str, SecretKeyRef]]:
-    """Every Secret key the rendered routers need, with the spec field that names it, so a
-    missing one is reported against that field instead of as a pod that never starts."""
-    refs = [
-        (f"spec.models[{i}].apiKeySecretRef", m.api_key_secret_ref)
-        for i, m in enumerate(spec.models)
-        if m.api_key_secret_ref is not None
-    ]
-    for field, ref in (
-        ("spec.router.signingKeySecretRef", spec.router.signing_key_secret_ref),
-        ("spec.router.clientApiKeysSecretRef", spec.router.client_api_keys_secret_ref),
-    ):
-        if ref is not None:
-            refs.append((field, ref))
-    return refs
-
-
-def router_config_yaml(config: RouterConfig) -> str:
-    return yaml.safe_dump(config.to_k8s(), sort_keys=False, allow_unicode=True)
+# --------------------------------------------------------------------------- configuration
 
 
 def config_map(ref: PolicyRef, spec: RoutingPolicySpec, status: RoutingPolicyStatus) -> Obj:
     return {
         "apiVersion": "v1",
         "kind": "ConfigMap",
-        "metadata": _meta(ref),
+        "metadata": object_meta(ref),
         "data": {c.ROUTER_CONFIG_KEY: router_config_yaml(router_config(ref, spec, status))},
-    }
-
-
-def classifier_copy(ref: PolicyRef, digest: str, model: FrozenModel) -> Obj:
-    """The immutable copy of the model entry (the same key, byte for byte)."""
-    return {
-        "apiVersion": "v1",
-        "kind": "ConfigMap",
-        "metadata": {
-            **_meta(ref, classifier_copy_name(ref.name, digest)),
-            "annotations": {c.ANNOTATION_CLASSIFIER_DIGEST: digest},
-        },
-        "immutable": True,
-        model.field: {model.key: model.value},
     }
 
 
@@ -298,7 +81,7 @@ def service_account(ref: PolicyRef) -> Obj:
     return {
         "apiVersion": "v1",
         "kind": "ServiceAccount",
-        "metadata": _meta(ref),
+        "metadata": object_meta(ref),
         "automountServiceAccountToken": True,
     }
 
@@ -308,7 +91,7 @@ def role(ref: PolicyRef) -> Obj:
     return {
         "apiVersion": "rbac.authorization.k8s.io/v1",
         "kind": "Role",
-        "metadata": _meta(ref),
+        "metadata": object_meta(ref),
         "rules": [
             {
                 "apiGroups": [""],
@@ -325,7 +108,7 @@ def role_binding(ref: PolicyRef) -> Obj:
     return {
         "apiVersion": "rbac.authorization.k8s.io/v1",
         "kind": "RoleBinding",
-        "metadata": _meta(ref),
+        "metadata": object_meta(ref),
         "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": name},
         "subjects": [{"kind": "ServiceAccount", "name": name, "namespace": ref.namespace}],
     }
@@ -339,7 +122,7 @@ def signing_secret(ref: PolicyRef) -> Obj:
         "apiVersion": "v1",
         "kind": "Secret",
         "type": "Opaque",
-        "metadata": _meta(ref, signing_secret_name(ref.name)),
+        "metadata": object_meta(ref, signing_secret_name(ref.name)),
     }
 
 
@@ -437,7 +220,7 @@ def deployment(
     return {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
-        "metadata": _meta(ref),
+        "metadata": object_meta(ref),
         "spec": {
             "replicas": r.replicas,
             "selector": {"matchLabels": selector_labels(ref.name)},
@@ -483,7 +266,7 @@ def service(ref: PolicyRef, spec: RoutingPolicySpec) -> Obj:
     return {
         "apiVersion": "v1",
         "kind": "Service",
-        "metadata": _meta(ref),
+        "metadata": object_meta(ref),
         "spec": {
             "type": "ClusterIP",
             "selector": selector_labels(ref.name),
@@ -501,7 +284,7 @@ def pod_disruption_budget(ref: PolicyRef) -> Obj:
     return {
         "apiVersion": "policy/v1",
         "kind": "PodDisruptionBudget",
-        "metadata": _meta(ref),
+        "metadata": object_meta(ref),
         "spec": {
             "maxUnavailable": 1,
             "unhealthyPodEvictionPolicy": "AlwaysAllow",
@@ -514,7 +297,7 @@ def service_monitor(ref: PolicyRef) -> Obj:
     return {
         "apiVersion": "monitoring.coreos.com/v1",
         "kind": "ServiceMonitor",
-        "metadata": _meta(ref),
+        "metadata": object_meta(ref),
         "spec": {
             "selector": {"matchLabels": selector_labels(ref.name)},
             "endpoints": [{"port": "http", "path": "/metrics", "interval": "15s"}],
@@ -544,7 +327,9 @@ def render_all(
         and status.judge_prompt_digest
         and judge_prompt.digest == status.judge_prompt_digest
     ):
-        copy.append(jpc.prompt_copy(_meta(ref), ref.name, status.judge_prompt_digest, judge_prompt))
+        copy.append(
+            jpc.prompt_copy(object_meta(ref), ref.name, status.judge_prompt_digest, judge_prompt)
+        )
     objs = [
         service_account(ref),
         role(ref),

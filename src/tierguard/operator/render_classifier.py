@@ -1,5 +1,6 @@
-"""Rendering the classifier(s) the routers run: the section of the router config and the
-volumes of the frozen copies. Pure; part of :mod:`tierguard.operator.render`.
+"""Rendering the classifier(s) the routers run: the section of the router config, the
+frozen copies (:func:`classifier_copy`) and their volumes. Pure; part of
+:mod:`tierguard.operator.render`.
 
 * The deciding classifier is ``status.stableClassifier`` (the one that decided so far):
   its settings, and the frozen copy ``<p>-classifier-<digest[:10]>`` of its digest mounted
@@ -15,10 +16,13 @@ from __future__ import annotations
 from typing import Any
 
 from tierguard.api.classifierchange import ClassifierSnapshot
+from tierguard.api.constants import ANNOTATION_CLASSIFIER_DIGEST
 from tierguard.api.policy import RoutingPolicySpec
 from tierguard.api.routerconfig import ClassifierConfig
 from tierguard.api.status import RoutingPolicyStatus
 from tierguard.operator import rollout_clfcanary, rollout_shadow
+from tierguard.operator.classifiercontent import FrozenModel
+from tierguard.operator.rendermeta import PolicyRef, object_meta
 
 CLASSIFIER_DIR = "/etc/tierguard/classifier"
 CANDIDATE_DIR = "/etc/tierguard/classifier-candidate"
@@ -29,6 +33,20 @@ _CONFIG_FIELDS = {f.alias or n for n, f in ClassifierConfig.model_fields.items()
 def classifier_copy_name(policy: str, digest: str) -> str:
     """The frozen classifier copy of ``digest``."""
     return f"{policy}-classifier-{digest[:10]}"
+
+
+def classifier_copy(ref: PolicyRef, digest: str, model: FrozenModel) -> dict[str, Any]:
+    """The immutable copy of the model entry (the same key, byte for byte)."""
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {
+            **object_meta(ref, classifier_copy_name(ref.name, digest)),
+            "annotations": {ANNOTATION_CLASSIFIER_DIGEST: digest},
+        },
+        "immutable": True,
+        model.field: {model.key: model.value},
+    }
 
 
 def _config(settings: dict[str, Any], path: str | None, cache_size: int) -> ClassifierConfig:

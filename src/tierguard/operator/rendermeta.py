@@ -1,6 +1,12 @@
-"""Extra labels and annotations for everything the operator renders.
+"""Metadata of everything the operator renders: names, its own labels, owner reference,
+and the extra labels and annotations a platform asks for.
 
-Platforms select objects by label: kube-prometheus-stack's Prometheus picks up only
+Own metadata (``<p>`` = policy name): every rendered object is named ``<p>-router`` (one
+per kind; :func:`object_name`), labelled with :func:`labels` (:func:`selector_labels`
+select the router's pods) and owned by the policy (:func:`owner_reference`: deleting the
+policy deletes them). :func:`object_meta` is that metadata block.
+
+Extras: platforms select objects by label: kube-prometheus-stack's Prometheus picks up only
 ServiceMonitors carrying its ``release`` label, cost tools group by ``team``, policy
 engines demand an ``owner``. The operator's own labels are fixed (they select pods and
 tie objects to their policy), so these extras are added next to them — on every object
@@ -19,7 +25,65 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from tierguard.operator.render import labels as own_labels
+from tierguard.api import constants as c
+
+Obj = dict[str, Any]
+
+
+class PolicyRef:
+    """What rendering needs to know about the policy object itself."""
+
+    def __init__(self, name: str, namespace: str, uid: str) -> None:
+        self.name = name
+        self.namespace = namespace
+        self.uid = uid
+
+
+def object_name(policy: str) -> str:
+    """Name of every rendered object (one per kind)."""
+    return f"{policy}-router"
+
+
+def signing_secret_name(policy: str) -> str:
+    return f"{policy}-router-signing"
+
+
+def labels(policy: str) -> dict[str, str]:
+    return {
+        c.LABEL_NAME: "tierguard-router",
+        c.LABEL_INSTANCE: policy,
+        c.LABEL_COMPONENT: "router",
+        c.LABEL_MANAGED_BY: c.MANAGED_BY,
+        c.LABEL_POLICY: policy,
+    }
+
+
+def selector_labels(policy: str) -> dict[str, str]:
+    return {c.LABEL_NAME: "tierguard-router", c.LABEL_INSTANCE: policy}
+
+
+def owner_reference(ref: PolicyRef) -> Obj:
+    return {
+        "apiVersion": c.API_VERSION,
+        "kind": c.KIND,
+        "name": ref.name,
+        "uid": ref.uid,
+        "controller": True,
+        "blockOwnerDeletion": True,
+    }
+
+
+def object_meta(ref: PolicyRef, name: str | None = None) -> Obj:
+    return {
+        "name": name or object_name(ref.name),
+        "namespace": ref.namespace,
+        "labels": labels(ref.name),
+        "ownerReferences": [owner_reference(ref)],
+    }
+
+
+# --------------------------------------------------------------------------- extras
+
 
 _NAME = r"([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)"
 _PREFIX = r"([a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?(\.[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?)*)"
@@ -50,7 +114,7 @@ def parse_pairs(items: Iterable[str], what: str) -> dict[str, str]:
     """``["k=v", ...]`` → ``{"k": "v"}``, refusing what the API server or the operator
     would not accept, with a message naming the offending item."""
     out: dict[str, str] = {}
-    reserved = set(own_labels("x"))
+    reserved = set(labels("x"))
     for item in items:
         key, sep, value = item.partition("=")
         if not sep:

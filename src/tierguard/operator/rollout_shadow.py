@@ -4,7 +4,7 @@ apart to keep that module readable; pure, like the machine).
 A revision that changes the classifier (:func:`~tierguard.operator.decisionshadow.changed`
 against ``status.stableClassifier``) starts with a decision shadow instead of its first
 stage: the model split stays what it was, the routers load both classifiers and the stable one
-decides (:func:`tierguard.operator.render.router_config`), and each look reads the
+decides (:func:`tierguard.operator.render_routerconfig.router_config`), and each look reads the
 transition matrix (:class:`~tierguard.operator.decisionshadow.TransitionCounts`) into
 ``status.classifierShadow``. It ends when ``rollout.classifierShadow.minRequests`` were
 counted and ``minDuration`` has passed, or at ``maxDuration`` with what it has (a Warning

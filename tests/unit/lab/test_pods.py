@@ -195,10 +195,10 @@ def test_the_rendered_routers_keep_one_budget_ledger_per_pod() -> None:
     """The operator's Deployment names the pre-flight budget ledger after the pod: local
     pods share the host's /tmp, yet never share a ledger (one share per process)."""
     from tierguard.api import constants as c
-    from tierguard.operator import render
+    from tierguard.operator import render, rendermeta
 
     spec = one_model_spec()
-    dep = render.deployment(render.PolicyRef("support", "lab", "uid"), spec)
+    dep = render.deployment(rendermeta.PolicyRef("support", "lab", "uid"), spec)
     dep["spec"]["template"]["spec"]["volumes"] = []  # volumes are not under test here
     dep["spec"]["template"]["spec"]["containers"][0]["volumeMounts"] = []
     pods = local_pods(

@@ -22,12 +22,12 @@ from tierguard.api.routerconfig import RouterConfig
 from tierguard.api.status import RoutingPolicyStatus
 from tierguard.operator import cellgates as cg
 from tierguard.operator import decisionshadow as ds
-from tierguard.operator import render
+from tierguard.operator import render, rendermeta
 from tierguard.operator import rollout as r
 from tierguard.operator.gatetypes import Observations
 from tierguard.operator.observe_routers import cell_queries
 
-REF = render.PolicyRef("shop", "default", "uid-1")
+REF = rendermeta.PolicyRef("shop", "default", "uid-1")
 S, C = m.DECIDER_STABLE, m.DECIDER_CANDIDATE
 
 

@@ -15,7 +15,7 @@ from tierguard.api.enums import ConditionType, Phase, Reason
 from tierguard.api.policy import RoutingPolicySpec
 from tierguard.api.status import RoutingPolicyStatus
 from tierguard.operator import classifiercontent as cc
-from tierguard.operator import render
+from tierguard.operator import render, rendermeta
 from tierguard.operator import rollout as r
 from tierguard.operator import rollout_classifier as rc
 from tierguard.operator.gatetypes import Observations
@@ -247,7 +247,7 @@ def test_routers_mount_the_immutable_copy_named_by_digest() -> None:
     spec = cm_spec()
     a = cc.lookup(spec, configmap(MODEL_A))
     st = r.reconcile(spec, None, T0, classifier=a).status
-    ref = render.PolicyRef("shop", "ns", "uid-1")
+    ref = rendermeta.PolicyRef("shop", "ns", "uid-1")
     objs = render.render_all(ref, spec, st, classifier=a.model)
     by_name = {(o["kind"], o["metadata"]["name"]): o for o in objs}
     copy = by_name[("ConfigMap", f"shop-classifier-{a.digest[:10]}")]

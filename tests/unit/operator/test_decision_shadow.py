@@ -22,12 +22,12 @@ from tierguard.api.routerconfig import RouterConfig
 from tierguard.api.status import RoutingPolicyStatus
 from tierguard.operator import classifiercontent as cc
 from tierguard.operator import decisionshadow as ds
-from tierguard.operator import render
+from tierguard.operator import render, render_classifier, rendermeta
 from tierguard.operator import rollout as r
 from tierguard.operator.gatetypes import Observations
 from tierguard.operator.observe_routers import transitions_query
 
-REF = render.PolicyRef("shop", "default", "uid-1")
+REF = rendermeta.PolicyRef("shop", "default", "uid-1")
 SHADOW = {"minRequests": 100, "minDuration": "5m", "maxDuration": "30m"}
 
 
@@ -208,8 +208,8 @@ def test_a_configmap_change_mounts_both_frozen_copies_during_the_shadow() -> Non
         if "configMap" in v
     }
     assert vols == {
-        "classifier": render.classifier_copy_name("shop", a.digest),
-        "classifier-candidate": render.classifier_copy_name("shop", b.digest),
+        "classifier": render_classifier.classifier_copy_name("shop", a.digest),
+        "classifier-candidate": render_classifier.classifier_copy_name("shop", b.digest),
     }
     cfg = config(spec, st)
     assert cfg.classifier.path == "/etc/tierguard/classifier/model.onnx"

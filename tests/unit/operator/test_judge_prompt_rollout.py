@@ -13,7 +13,7 @@ from tierguard.api.enums import ConditionType, Phase, Reason
 from tierguard.api.policy import RoutingPolicySpec
 from tierguard.api.status import RoutingPolicyStatus
 from tierguard.operator import judgepromptcontent as jpc
-from tierguard.operator import render
+from tierguard.operator import render, render_routerconfig
 from tierguard.operator import rollout as r
 from tierguard.operator.revision import compute_revision
 
@@ -108,7 +108,7 @@ def test_routers_mount_the_frozen_copy_named_by_digest() -> None:
     pod = next(o for o in objs if o["kind"] == "Deployment")["spec"]["template"]["spec"]
     vol = next(v for v in pod["volumes"] if v["name"] == "judge-prompt")
     assert vol["configMap"]["name"] == name
-    config = render.router_config(REF, sp, st)
+    config = render_routerconfig.router_config(REF, sp, st)
     assert config.shadow.judge_prompt_path == f"{jpc.JUDGE_PROMPT_DIR}/prompt"
     assert config.shadow.judge_prompt_digest == a.digest
     # content read now is another digest than status rolls out: no copy of it
@@ -117,7 +117,7 @@ def test_routers_mount_the_frozen_copy_named_by_digest() -> None:
         o["metadata"]["name"].startswith(f"{REF.name}-judge-prompt-")
         for o in render.render_all(REF, sp, st, judge_prompt=other)
     )
-    assert render.router_config(REF, spec(), st).shadow.judge_prompt_path is None
+    assert render_routerconfig.router_config(REF, spec(), st).shadow.judge_prompt_path is None
 
 
 def test_an_edited_classifier_does_not_move_while_the_judge_prompt_is_unknown() -> None:

@@ -84,9 +84,9 @@ def test_every_rendered_kind_has_a_path_without_discovery() -> None:
     from rolloutsim import make_spec
 
     from tierguard.api.status import RoutingPolicyStatus
-    from tierguard.operator import render
+    from tierguard.operator import render, rendermeta
 
-    ref = render.PolicyRef("shop", "ns", "u")
+    ref = rendermeta.PolicyRef("shop", "ns", "u")
     objs = render.render_all(
         ref, make_spec(), RoutingPolicyStatus(), service_monitor_available=True
     )

@@ -20,7 +20,8 @@ from tierguard.operator import preflight as pf
 from tierguard.operator import rollout as r
 from tierguard.operator.gatespecs import gate_specs
 from tierguard.operator.gatetypes import GateReading, Observations
-from tierguard.operator.render import PolicyRef, router_config
+from tierguard.operator.render_routerconfig import router_config
+from tierguard.operator.rendermeta import PolicyRef
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 VERDICTS = ("worse", "better", "tie", "inconsistent", "error")

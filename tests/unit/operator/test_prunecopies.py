@@ -17,7 +17,7 @@ from tierguard.operator.prunecopies import (
     referenced_digests,
     to_prune,
 )
-from tierguard.operator.render import classifier_copy_name
+from tierguard.operator.render_classifier import classifier_copy_name
 
 UID = "uid-support"
 A, B, S = "a" * 16, "b" * 16, "5" * 16

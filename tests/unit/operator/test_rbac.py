@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from rolloutsim import T0, make_spec
 
-from tierguard.operator import rbac, render
+from tierguard.operator import rbac, render, rendermeta
 from tierguard.operator import rollout as r
 
 PLURALS = {
@@ -28,7 +28,7 @@ def allowed(group: str, resource: str, verb: str) -> bool:
 
 
 def test_every_rendered_kind_can_be_applied() -> None:
-    ref = render.PolicyRef("p", "ns", "uid")
+    ref = rendermeta.PolicyRef("p", "ns", "uid")
     status = r.reconcile(make_spec(), None, T0).status
     for obj in render.render_all(ref, make_spec(), status, service_monitor_available=True):
         group = obj["apiVersion"].rpartition("/")[0]
@@ -59,7 +59,7 @@ def test_every_rendered_kind_has_a_known_api_path() -> None:
     added there (found by a real operator run once, now by this test)."""
     from tierguard.operator import kube
 
-    ref = render.PolicyRef("p", "ns", "uid")
+    ref = rendermeta.PolicyRef("p", "ns", "uid")
     status = r.reconcile(make_spec(), None, T0).status
     objs = render.render_all(ref, make_spec(), status, service_monitor_available=True)
     for obj in [*objs, render.signing_secret(ref)]:

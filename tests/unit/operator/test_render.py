@@ -13,11 +13,11 @@ from tierguard.api.enums import Arm, Phase
 from tierguard.api.policy import RoutingPolicySpec
 from tierguard.api.routerconfig import RouterConfig
 from tierguard.api.status import RoutingPolicyStatus
-from tierguard.operator import render
+from tierguard.operator import render, render_routerconfig, rendermeta
 from tierguard.operator import rollout as r
 from tierguard.operator.revision import compute_revision
 
-REF = render.PolicyRef("shop", "team-a", "0000-uid")
+REF = rendermeta.PolicyRef("shop", "team-a", "0000-uid")
 
 
 def started() -> RoutingPolicyStatus:
@@ -130,16 +130,16 @@ def test_deployment_is_hardened_and_secrets_are_references() -> None:
     assert ctr["readinessProbe"]["httpGet"]["path"] == "/readyz"
     assert ctr["livenessProbe"]["httpGet"]["path"] == "/healthz"
     env = {e["name"]: e for e in ctr["env"]}
-    key = env[render.api_key_env("big")]
+    key = env[render_routerconfig.api_key_env("big")]
     assert key["valueFrom"]["secretKeyRef"] == {"name": "keys", "key": "big"}
     assert "value" not in key
-    assert pod["serviceAccountName"] == render.object_name("shop")
+    assert pod["serviceAccountName"] == rendermeta.object_name("shop")
     assert "--configmap" in ctr["args"]
     # No config hash on the pod: a weight change must not restart routers.
     assert "annotations" not in dep["spec"]["template"]["metadata"]
-    conf = render.router_config(REF, spec, started())
+    conf = render_routerconfig.router_config(REF, spec, started())
     big = next(m for m in conf.models if m.name == "big")
-    assert big.api_key is not None and big.api_key.env == render.api_key_env("big")
+    assert big.api_key is not None and big.api_key.env == render_routerconfig.api_key_env("big")
 
 
 def test_router_role_reads_only_its_own_configmap() -> None:
@@ -148,7 +148,7 @@ def test_router_role_reads_only_its_own_configmap() -> None:
         {
             "apiGroups": [""],
             "resources": ["configmaps"],
-            "resourceNames": [render.object_name("shop")],
+            "resourceNames": [rendermeta.object_name("shop")],
             "verbs": ["get", "list", "watch"],
         }
     ]

@@ -10,7 +10,7 @@ import yaml
 
 from tierguard.api.policy import RoutingPolicySpec
 from tierguard.api.status import RoutingPolicyStatus
-from tierguard.operator import cli, render
+from tierguard.operator import cli, render, rendermeta
 from tierguard.operator.rendermeta import (
     InvalidMetadataError,
     RenderedMetadata,
@@ -24,7 +24,7 @@ SPEC = RoutingPolicySpec.model_validate(
         "spec"
     ]
 )
-REF = render.PolicyRef("shop", "team-a", "uid-1")
+REF = rendermeta.PolicyRef("shop", "team-a", "uid-1")
 
 
 def test_every_rendered_object_carries_the_extras_and_keeps_its_own_labels() -> None:

@@ -11,7 +11,7 @@ from rolloutsim import T0, Traffic, make_spec
 from tierguard.api.enums import Phase
 from tierguard.api.policy import RoutingPolicySpec
 from tierguard.api.status import Condition, RoutingPolicyStatus
-from tierguard.operator import render
+from tierguard.operator import render, rendermeta
 from tierguard.operator import rollout as r
 from tierguard.operator.gatespecs import gate_specs
 from tierguard.operator.gateupdates import fresh_gate_state, update_gates
@@ -24,7 +24,7 @@ from tierguard.operator.writes import (
 )
 
 SAME = {"simple": {"control": 0.1}, "tricky": {"control": 0.1}}
-REF = render.PolicyRef("shop", "team-a", "uid-1")
+REF = rendermeta.PolicyRef("shop", "team-a", "uid-1")
 
 
 def _steady(
