@@ -6,6 +6,10 @@ again), and only then are the objects rendered *from that status* applied. An op
 killed between the two re-renders the same objects from the same status when it comes
 back; it never applies a weight that status does not record, so no step is repeated or
 skipped and no user is moved back from canary to control.
+
+What is read besides the policy (Prometheus, the referenced ConfigMaps) is
+:mod:`tierguard.operator.reconcileinputs`; rendering and applying the objects is
+:mod:`tierguard.operator.applier`.
 """
 
 from __future__ import annotations
@@ -22,13 +26,12 @@ from pydantic import ValidationError
 
 from tierguard.api import constants as c
 from tierguard.api.durations import parse_duration
-from tierguard.api.enums import Reason, Verdict
+from tierguard.api.enums import Reason
 from tierguard.api.policy import RoutingPolicySpec
 from tierguard.api.status import RoutingPolicyStatus
 from tierguard.operator import classifiercontent as cc
 from tierguard.operator import judgepromptcontent as jpc
 from tierguard.operator import (
-    preflight,
     prunecopies,
     rollout,
     rollout_clfcanary,
@@ -37,16 +40,8 @@ from tierguard.operator import (
 )
 from tierguard.operator.applier import Applier, with_ready
 from tierguard.operator.freshness import KnownVersions
-from tierguard.operator.gatespecs import gate_specs
-from tierguard.operator.gatetypes import Observations
 from tierguard.operator.kube import Kube, KubeError, NotFoundError, StatusConflictError
-from tierguard.operator.observe import observe, read_preflight_spend, read_preflight_traffic
-from tierguard.operator.observe_routers import (
-    observe_cells,
-    observe_routers,
-    observe_transitions,
-)
-from tierguard.operator.promreader import PrometheusReader
+from tierguard.operator.reconcileinputs import ReconcileInputs
 from tierguard.operator.reconcilestatus import delayed_condition, is_fresh, validation_errors
 from tierguard.operator.rendermeta import RenderedMetadata
 from tierguard.operator.shared_queries import SharedQueries
@@ -101,98 +96,18 @@ class Controller:
             if settings.query_round_seconds > 0
             else None
         )
+        #: Reads what a reconcile decides on besides the policy: Prometheus, ConfigMaps.
+        self.inputs = ReconcileInputs(
+            kube,
+            prometheus_url=settings.prometheus_url,
+            namespace_label=settings.namespace_label,
+            shared=self.shared,
+            metrics=metrics,
+        )
         #: (namespace, name) -> (uid, referenced digests) at the last prune of its copies.
         self._pruned: dict[tuple[str, str], tuple[str, prunecopies.Referenced]] = {}
         #: The resourceVersion this process last wrote or read, per policy.
         self._versions = KnownVersions()
-
-    # -- inputs ----------------------------------------------------------------------
-
-    def _reader(self, spec: RoutingPolicySpec, namespace: str) -> PrometheusReader:
-        token = None
-        ref = spec.prometheus.bearer_token_secret_ref
-        if ref is not None:
-            token = self.kube.read_secret_key(namespace, ref.name, ref.key)
-        return PrometheusReader(
-            self.settings.prometheus_url or spec.prometheus.url,
-            timeout=parse_duration(spec.prometheus.timeout),
-            bearer_token=token,
-            insecure_skip_verify=spec.prometheus.insecure_skip_verify,
-        )
-
-    def _observe(
-        self,
-        spec: RoutingPolicySpec,
-        namespace: str,
-        name: str,
-        now: datetime,
-        shadow_revision: str | None = None,
-        classifier_canary: bool = False,
-    ) -> Observations:
-        """One look at Prometheus; ``shadow_revision``: a decision shadow runs for this
-        revision and its transition matrix is read too."""
-        try:
-            reader = self._reader(spec, namespace)
-        except KubeError as exc:
-            return Observations(at=now, error=f"cannot read the Prometheus token: {exc}")
-        label = self.settings.namespace_label
-        obs = observe(
-            reader,
-            name,
-            gate_specs(spec),
-            now,
-            namespace=(label, namespace) if label else None,
-            shared=self.shared,
-        )
-        if obs.error is None:
-            ns = (label, namespace) if label else None
-            obs = dataclasses.replace(
-                obs, routers=observe_routers(reader, name, ns, shared=self.shared)
-            )
-            if shadow_revision is not None:
-                counts = observe_transitions(reader, name, shadow_revision, ns)
-                obs = dataclasses.replace(obs, transitions=counts)
-            if classifier_canary:
-                obs = dataclasses.replace(obs, cells=observe_cells(reader, name, ns))
-            if preflight.plan(spec, gate_specs(spec)).skipped is None:
-                spend = read_preflight_spend(reader, name, ns)
-                traffic = read_preflight_traffic(reader, name, ns)
-                obs = dataclasses.replace(obs, preflight_spend=spend, preflight_traffic=traffic)
-        if self.metrics is not None and (
-            obs.error is not None
-            or any(r.error for r in obs.gates.values())
-            or (obs.routers is not None and obs.routers.error is not None)
-        ):
-            self.metrics.prom_errors.labels(namespace, name).inc()
-        return obs
-
-    def _classifier(self, spec: RoutingPolicySpec, namespace: str) -> cc.ClassifierLookup:
-        """Read the referenced classifier ConfigMap (every reconcile: edits are not
-        watched). Any failure is *unknown* (never *changed*), with the reason."""
-        ref = spec.classifier.source.config_map_ref
-        if ref is None:
-            return cc.BUNDLED
-        try:
-            cm = self.kube.read_object("v1", "ConfigMap", namespace, ref.name)
-        except NotFoundError:
-            return cc.lookup(spec, None, f"ConfigMap {namespace}/{ref.name} not found")
-        except KubeError as exc:
-            return cc.lookup(spec, None, str(exc)[:500])
-        return cc.lookup(spec, cm if isinstance(cm, dict) else None)
-
-    def _judge_prompt(self, spec: RoutingPolicySpec, namespace: str) -> jpc.JudgePromptLookup:
-        """Read the referenced judge prompt ConfigMap (every reconcile, as the
-        classifier's). Any failure is *unknown* (never *changed*), with the reason."""
-        ref = jpc.reference(spec)
-        if ref is None:
-            return jpc.BUILTIN
-        try:
-            cm = self.kube.read_object("v1", "ConfigMap", namespace, ref.name)
-        except NotFoundError:
-            return jpc.lookup(spec, None, f"ConfigMap {namespace}/{ref.name} not found")
-        except KubeError as exc:
-            return jpc.lookup(spec, None, str(exc)[:500])
-        return jpc.lookup(spec, cm if isinstance(cm, dict) else None)
 
     # -- the loop body ---------------------------------------------------------------
 
@@ -262,9 +177,9 @@ class Controller:
                 lag = self._record_lag(namespace, name, spec, timing, now)
             shadowing = status.revision if rollout_shadow.running(status) else None
             canary = rollout_clfcanary.running(status)
-            obs = self._observe(spec, namespace, name, now, shadowing, canary)
-        classifier = self._classifier(spec, namespace)
-        judge_prompt = self._judge_prompt(spec, namespace)
+            obs = self.inputs.observations(spec, namespace, name, now, shadowing, canary)
+        classifier = self.inputs.classifier(spec, namespace)
+        judge_prompt = self.inputs.judge_prompt(spec, namespace)
         decision = rollout.reconcile(
             spec,
             status,
@@ -452,4 +367,4 @@ class Controller:
                 self.metrics.rollbacks.labels(namespace, name, a.reason).inc()
 
 
-__all__ = ["Controller", "ControllerSettings", "Verdict"]
+__all__ = ["Controller", "ControllerSettings"]
