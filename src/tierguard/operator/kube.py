@@ -281,23 +281,12 @@ class Kube:
         manager right after every change, so a conflict is read again and retried."""
         live = self._apply(obj)
         meta = obj["metadata"]
-        path = resource_for(obj).path(meta["namespace"], meta["name"])
         for attempt in range(ADOPTION_ATTEMPTS):
             patch = managedfields.adoption_patch(live or {}, c.FIELD_MANAGER)
             if patch is None:
                 return
             try:
-                with_retries(
-                    f"take over the fields of {obj['kind']} {meta['namespace']}/{meta['name']}",
-                    functools.partial(
-                        self._call,
-                        "PATCH",
-                        path,
-                        body=patch,
-                        content_type="application/merge-patch+json",
-                    ),
-                    retry_conflicts=False,
-                )
+                self._take_over(obj, patch)
             except StatusConflictError:  # written meanwhile: read it again
                 if attempt + 1 == ADOPTION_ATTEMPTS:
                     log.warning(
@@ -314,6 +303,26 @@ class Kube:
                 continue
             self._apply(obj)
             return
+
+    def _take_over(self, obj: dict[str, Any], patch: dict[str, Any]) -> None:
+        """The fold's merge patch of ``managedFields``; ``patch`` carries the
+        resourceVersion of the read it was made from, so this raises
+        :class:`StatusConflictError` if the object changed since. A method of its own
+        only as a seam: tests make another writer change the object between that read
+        and this write (tests/integration/test_fast_create.py), the retry path that a
+        race with the controller manager reaches only by chance."""
+        meta = obj["metadata"]
+        with_retries(
+            f"take over the fields of {obj['kind']} {meta['namespace']}/{meta['name']}",
+            functools.partial(
+                self._call,
+                "PATCH",
+                resource_for(obj).path(meta["namespace"], meta["name"]),
+                body=patch,
+                content_type="application/merge-patch+json",
+            ),
+            retry_conflicts=False,
+        )
 
     def _apply(self, obj: dict[str, Any]) -> Any:
         meta = obj["metadata"]
