@@ -12,7 +12,8 @@ Applier creates a new policy's objects with POSTs only. And the fold's race: ano
 writer changes the object between the fold's read and its patch (made to happen, by a
 real write, through the seam :meth:`Kube._take_over`): the fold reads again and retries,
 the other write stays; an object that changes before every try is left as applied, with
-a warning, after ``ADOPTION_ATTEMPTS`` tries, and the next apply folds it.
+a warning, after ``ADOPTION_ATTEMPTS`` tries (``apply`` answers False: the Applier
+applies it again at the next reconcile), and the next apply folds it.
 """
 
 from __future__ import annotations
@@ -312,7 +313,7 @@ def test_a_fold_that_loses_a_race_reads_again_and_keeps_the_other_write(
     cm, older = _config_maps(namespace, "race")
     assert kube.create(older) is True
     _, offset = control_plane.audit_events()
-    kube.apply(cm)
+    assert kube.apply(cm) is True
     assert kube.tries == ["conflict", "ok"], "the first patch lost, the second after a read won"
     assert _fold_codes(control_plane, offset, namespace) == [409, 200], "the API server's say"
 
@@ -335,7 +336,8 @@ def test_a_fold_that_keeps_losing_leaves_the_object_applied_and_the_next_apply_f
     assert kube.create(older) is True
     _, offset = control_plane.audit_events()
     with caplog.at_level(logging.WARNING, logger="tierguard.operator.kube"):
-        kube.apply(cm)  # no error: the render is applied, only the fold is left undone
+        done = kube.apply(cm)  # no error: the render is applied, the fold is left undone
+    assert done is False, "the caller is told to apply it again"
     assert kube.tries == ["conflict"] * ADOPTION_ATTEMPTS
     assert _fold_codes(control_plane, offset, namespace) == [409] * ADOPTION_ATTEMPTS
     assert "ConfigMap" in caplog.text and "not taken over" in caplog.text
@@ -345,7 +347,7 @@ def test_a_fold_that_keeps_losing_leaves_the_object_applied_and_the_next_apply_f
     )
     assert sorted(_our_entries(live)) == ["Apply", "Update"]
 
-    kube.apply(cm)  # no writer in the way now
+    assert kube.apply(cm) is True  # no writer in the way now
     assert kube.tries[ADOPTION_ATTEMPTS:] == ["ok"]
     live = _live(kube, cm)
     assert live["data"] == {**cm["data"], "other": "3"}
