@@ -2,7 +2,9 @@
 from its audit log) and a real Prometheus:
 
 * idle means idle: steady policies cause no API write over several evaluation intervals,
-  and a hand edit of a rendered object is still taken back (by the watch, not a timer);
+  and a hand edit of a rendered object is still taken back (by the watch, not a timer),
+  even one that edits away the label the watches select (the API server filters them:
+  the operator's lists and watches of the rendered kinds all carry its label selector);
 * one failing policy does not stall the others: ConfigMap writes of some policies are
   refused with 500 by the API server itself (a validating webhook nobody serves, with
   ``failurePolicy: Fail``), and the healthy policies' gates keep their cadence.
@@ -11,6 +13,7 @@ from its audit log) and a real Prometheus:
 from __future__ import annotations
 
 import time
+import urllib.parse
 import urllib.request
 from collections import Counter
 from collections.abc import Iterator
@@ -223,6 +226,19 @@ def test_steady_policies_make_no_api_writes(
             return bool(live.spec and live.spec.replicas == 1 and ours == ["Apply"])
 
         wait_for(taken_back, timeout=30, message=f"the hand edit was never taken back:\n{op.log()}")
+        # An object whose label is edited away leaves the operator's filtered watch (a
+        # DELETED event): that is drift too, and the label is put back.
+        core = client.CoreV1Api(kube_api)
+        cm = render.object_name("plain")
+        core.patch_namespaced_config_map(
+            cm, namespace, {"metadata": {"labels": {c.LABEL_MANAGED_BY: None}}}
+        )
+
+        def relabelled() -> bool:
+            live = core.read_namespaced_config_map(cm, namespace)
+            return bool(live.metadata and (live.metadata.labels or {}).get(c.LABEL_MANAGED_BY))
+
+        wait_for(relabelled, timeout=30, message=f"the label was never put back:\n{op.log()}")
         # Watch events that still show the edit (the controller manager's status updates
         # of the edited Deployment) may wake one more apply: wait until 2 s pass quietly.
         for _ in range(10):
@@ -231,6 +247,28 @@ def test_steady_policies_make_no_api_writes(
             recent, _ = control_plane.audit_events(quiet_from)
             if not _operator_writes(recent, namespace):
                 break
+        # The API server filters the watches of the rendered kinds by the operator's
+        # label: other ConfigMaps, Deployments, ... of the cluster are never sent to it.
+        lists, _ = control_plane.audit_events(created_at)
+        owned = {"configmaps", "services", "serviceaccounts", "deployments"}
+        owned |= {"poddisruptionbudgets", "roles", "rolebindings"}
+        user = f"system:serviceaccount:{namespace}:tierguard-operator"
+        streams = [
+            e["requestURI"]
+            for e in lists
+            if e.get("user", {}).get("username") == user
+            and e.get("verb") in {"list", "watch"}
+            and e.get("objectRef", {}).get("resource") in owned
+        ]
+        assert {urllib.parse.urlsplit(u).path.rsplit("/", 1)[-1] for u in streams} == owned
+        selector = [f"{c.LABEL_MANAGED_BY}={c.MANAGED_BY}"]
+        unfiltered = [
+            u
+            for u in streams
+            if urllib.parse.parse_qs(urllib.parse.urlsplit(u).query).get("labelSelector")
+            != selector
+        ]
+        assert not unfiltered, f"unfiltered lists or watches: {unfiltered}"
 
         # Deleted without a finalizer: the watch's DELETED stops the policy's daemon (it
         # drops the policy's series on its way out), and nothing is written for it after.

@@ -28,7 +28,7 @@ from tierguard.operator.backoff import Backoff
 from tierguard.operator.conditions import get_condition, set_condition
 from tierguard.operator.kube import Kube, KubeError, NotFoundError
 from tierguard.operator.rendermeta import RenderedMetadata, with_metadata
-from tierguard.operator.writes import AppliedObjects, contains
+from tierguard.operator.writes import AppliedObjects, contains, object_key
 
 log = logging.getLogger("tierguard.operator")
 
@@ -139,11 +139,14 @@ class Applier:
         everything. A new policy's objects (never applied: no Ready condition yet) are
         created with a plain POST, which costs the API server less than an apply that
         creates; one that exists already (409: a crash before Ready, a deleted policy's
-        namesake not yet collected) is applied instead."""
+        namesake not yet collected) is applied instead. An object whose apply could not
+        take over the fields of its create (:meth:`Kube.apply` False: it kept changing)
+        is applied again at the next reconcile, so a field the render dropped goes."""
         known = self.applied.known(ref.namespace, ref.name, ref.uid)
         first = applied_before and not known
         new = not applied_before and not known
         todo = self.applied.due(ref.namespace, ref.name, ref.uid, objs)
+        unsettled = []
         for i in todo:
             obj = objs[i]
             if new and self.kube.create(obj):
@@ -157,5 +160,8 @@ class Applier:
                     live = None
                 if live is not None and contains(live, obj):
                     continue
-            self.kube.apply(obj)
+            if not self.kube.apply(obj):
+                unsettled.append(object_key(obj))
         self.applied.record(ref.namespace, ref.name, ref.uid, objs)
+        for key in unsettled:  # applied, but the fold of its create's entry kept losing
+            self.applied.again(ref.namespace, ref.name, key)

@@ -14,7 +14,13 @@ the others' cadence alone.
 
 Owned objects (ConfigMaps, Deployments, ... labelled as the operator's) are watched too:
 an event whose object no longer holds what was rendered (a hand edit, a deletion) wakes
-its policy to re-apply it. Nothing is re-applied on a timer.
+its policy to re-apply it. Nothing is re-applied on a timer. Those watches carry a
+**server-side** label selector (:data:`OWNED_SELECTOR`, kopf's
+``settings.watching.label_selectors``): in a cluster with thousands of other ConfigMaps
+or Deployments the API server sends the operator only its own, instead of every object
+of those kinds for kopf to parse and drop. An object whose label is edited away leaves
+the filtered watch as a DELETED event, which counts as drift (it is re-applied, label and
+all) -- a client-side filter would have dropped that event unseen.
 
 Daemons stop when kopf peering pauses this replica, so of two replicas only one acts (and
 the status write's resourceVersion check makes even a brief overlap harmless).
@@ -33,7 +39,7 @@ import asyncio
 import dataclasses
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
@@ -74,7 +80,11 @@ OWNED = (
     ("rbac.authorization.k8s.io", "v1", "roles"),
     ("rbac.authorization.k8s.io", "v1", "rolebindings"),
 )
-OWNED_LABELS = {c.LABEL_MANAGED_BY: c.MANAGED_BY}
+#: The server-side label selector of the owned kinds' watches and initial lists.
+OWNED_SELECTOR = f"{c.LABEL_MANAGED_BY}={c.MANAGED_BY}"
+#: Objects per page of kopf's initial lists (policies and owned kinds): a restart in a
+#: big cluster reads pages, not one response holding every object at once.
+LIST_CHUNK = 500
 #: The same kinds as (apiVersion, kind), as their watch events carry them (from the
 #: operator's table of the kinds it renders, so the two cannot drift apart).
 OWNED_KINDS = frozenset(
@@ -141,6 +151,9 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
     settings.watching.server_timeout = 300
     settings.watching.client_timeout = 330
     settings.networking.request_timeout = 60
+    settings.watching.chunk_size = LIST_CHUNK
+    for group, version, plural in OWNED:
+        settings.watching.label_selectors[group, version, plural] = OWNED_SELECTOR
     # A standby replica takes over when the active one's record is this old: the
     # takeover bound after a crash (docs/runbook.md, "Two replicas").
     settings.peering.lifetime = PEERING_LIFETIME
@@ -208,7 +221,7 @@ async def _owned_event(
     event loop (a dictionary comparison): kopf runs a plain function in a thread pool of
     its own, a thread hop per event (seven rendered objects per policy, and the
     controller manager updates the Deployments' and PDBs' status several times each)."""
-    policy = labels.get(c.LABEL_POLICY)
+    policy = labels.get(c.LABEL_POLICY) or _owner_policy(body)
     if CONTROLLER is None or not policy or namespace is None:
         return
     live = None if type == "DELETED" else dict(body)
@@ -221,8 +234,23 @@ async def _owned_event(
             wake.set()
 
 
+def _owner_policy(body: Mapping[str, Any]) -> str | None:
+    """The RoutingPolicy that controls ``body`` by its ownerReferences: how an object
+    whose labels were edited away (it left the filtered watch) is traced to its policy."""
+    for ref in body.get("metadata", {}).get("ownerReferences") or []:
+        if (
+            ref.get("controller")
+            and ref.get("kind") == c.KIND
+            and (str(ref.get("apiVersion", "")).split("/")[0] == c.GROUP)
+        ):
+            return str(ref.get("name") or "") or None
+    return None
+
+
+# No client-side label filter here: the watches are filtered server-side (configure), and
+# a filter here would drop the DELETED event of an object whose label was edited away.
 for _group, _version, _plural in OWNED:
-    kopf.on.event(_group, _version, _plural, labels=OWNED_LABELS)(_owned_event)
+    kopf.on.event(_group, _version, _plural)(_owned_event)
 
 
 def _reconcile(controller: Controller, namespace: str, name: str, seen: dict[str, Any]) -> float:
@@ -302,9 +330,9 @@ _without_finalizer(kopf.get_default_registry(), rollout_loop)
 
 def _forget_owned_objects(memories_cls: Any) -> None:
     """kopf keeps a per-object memory (memo, error throttler, daemon and index records:
-    ~1.7 KiB) for every object of a watched kind it has seen -- every ConfigMap,
-    Service, Deployment, ... of the cluster, not only the operator's (the label filter
-    is applied after it) -- until the object is deleted. Nothing here uses them for
+    ~1.7 KiB) for every object of a watched kind it has seen (the operator's own,
+    since the watches are filtered server-side) until the object is deleted. Nothing
+    here uses them for
     those kinds: their only handler is :func:`_owned_event` (no memo, no daemon, no
     index, no change handlers that resume). So kopf's ``ephemeral`` memories (what it
     uses for admission requests) are used for them: made for the event, not kept.

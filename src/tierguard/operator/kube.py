@@ -272,48 +272,61 @@ class Kube:
         except StatusConflictError:  # 409 AlreadyExists
             return False
 
-    def apply(self, obj: dict[str, Any]) -> None:
+    def apply(self, obj: dict[str, Any]) -> bool:
         """Server-side apply one rendered object. If the object still carries the
         ``Update`` entry of a create by POST (:meth:`create`), fold it into the apply's
         entry and apply again, so that fields no longer rendered are removed
         (:mod:`tierguard.operator.managedfields`): once per object. The fold is guarded
         by the resourceVersion; a Deployment's status is written by the controller
-        manager right after every change, so a conflict is read again and retried."""
+        manager right after every change, so a conflict is read again and retried, up to
+        :data:`ADOPTION_ATTEMPTS` tries. True when done; False when the object kept
+        changing: the render is applied, but a field it dropped may still be there (held
+        by the create's entry) until the object is applied again."""
         live = self._apply(obj)
         meta = obj["metadata"]
-        path = resource_for(obj).path(meta["namespace"], meta["name"])
         for attempt in range(ADOPTION_ATTEMPTS):
             patch = managedfields.adoption_patch(live or {}, c.FIELD_MANAGER)
             if patch is None:
-                return
+                return True
             try:
-                with_retries(
-                    f"take over the fields of {obj['kind']} {meta['namespace']}/{meta['name']}",
-                    functools.partial(
-                        self._call,
-                        "PATCH",
-                        path,
-                        body=patch,
-                        content_type="application/merge-patch+json",
-                    ),
-                    retry_conflicts=False,
-                )
+                self._take_over(obj, patch)
             except StatusConflictError:  # written meanwhile: read it again
                 if attempt + 1 == ADOPTION_ATTEMPTS:
                     log.warning(
                         "%s %s/%s: fields of its create not taken over (kept changing); "
-                        "the next apply tries again",
+                        "it is applied again at the next reconcile",
                         obj["kind"],
                         meta["namespace"],
                         meta["name"],
                     )
-                    return
+                    return False
                 live = self.read_object(
                     obj["apiVersion"], obj["kind"], meta["namespace"], meta["name"]
                 )
                 continue
             self._apply(obj)
-            return
+            return True
+        raise AssertionError("unreachable")
+
+    def _take_over(self, obj: dict[str, Any], patch: dict[str, Any]) -> None:
+        """The fold's merge patch of ``managedFields``; ``patch`` carries the
+        resourceVersion of the read it was made from, so this raises
+        :class:`StatusConflictError` if the object changed since. A method of its own
+        only as a seam: tests make another writer change the object between that read
+        and this write (tests/integration/test_fast_create.py), the retry path that a
+        race with the controller manager reaches only by chance."""
+        meta = obj["metadata"]
+        with_retries(
+            f"take over the fields of {obj['kind']} {meta['namespace']}/{meta['name']}",
+            functools.partial(
+                self._call,
+                "PATCH",
+                resource_for(obj).path(meta["namespace"], meta["name"]),
+                body=patch,
+                content_type="application/merge-patch+json",
+            ),
+            retry_conflicts=False,
+        )
 
     def _apply(self, obj: dict[str, Any]) -> Any:
         meta = obj["metadata"]

@@ -10,6 +10,13 @@ object for ever. So when the response of an apply shows such an entry, the opera
 it into its ``Apply`` entry (the union of both field sets, as client-go's ``csaupgrade``
 does) with one merge patch of ``managedFields`` guarded by the resourceVersion, and
 applies again: now the dropped fields are the apply's alone, and it removes them.
+
+The guard makes the fold lose to any write in between (a Deployment's status, written
+by the controller manager right after each change): :meth:`Kube.apply
+<tierguard.operator.kube.Kube.apply>` then reads the object again and retries, up to
+``ADOPTION_ATTEMPTS`` tries; if every try loses it answers False (the render is
+applied, the fold is not), and the Applier applies the object again at the next
+reconcile. Tested with a real racing write in tests/integration/test_fast_create.py.
 """
 
 from __future__ import annotations

@@ -136,6 +136,14 @@ class AppliedObjects:
         with self._lock:
             self._by_policy.pop((namespace, policy), None)
 
+    def again(self, namespace: str, policy: str, key: ObjectKey) -> None:
+        """Make ``key`` due at the next reconcile although its content did not change
+        (its apply left work undone: :meth:`~tierguard.operator.kube.Kube.apply`)."""
+        with self._lock:
+            entry = self._by_policy.get((namespace, policy))
+            if entry is not None:
+                entry.hashes.pop(key, None)
+
     def drifted(
         self, namespace: str, policy: str, kind: str, name: str, live: Mapping[str, Any] | None
     ) -> bool:

@@ -149,6 +149,20 @@ def test_applied_objects_apply_once_until_content_changes_or_drift() -> None:
     assert not applied.drifted("team-a", "other", "Deployment", name, None)
 
 
+def test_an_object_applied_again_is_due_until_recorded() -> None:
+    objs = render.render_all(REF, make_spec(), RoutingPolicyStatus())
+    applied = AppliedObjects()
+    applied.again("team-a", "shop", ("ConfigMap", "x"))  # unknown policy: nothing to do
+    assert not applied.known("team-a", "shop", "uid-1")
+    applied.record("team-a", "shop", "uid-1", objs)
+    cm = next(i for i, o in enumerate(objs) if o["kind"] == "ConfigMap")
+    applied.again("team-a", "shop", ("ConfigMap", objs[cm]["metadata"]["name"]))
+    assert applied.due("team-a", "shop", "uid-1", objs) == [cm], "the same content, due"
+    assert applied.known("team-a", "shop", "uid-1")
+    applied.record("team-a", "shop", "uid-1", objs)
+    assert applied.due("team-a", "shop", "uid-1", objs) == []
+
+
 def test_evaluation_delayed_condition_flips_only_on_state_changes() -> None:
     from tierguard.operator.reconcilestatus import delayed_condition
 
