@@ -274,7 +274,7 @@ class _Racing(Kube):
 def _config_maps(namespace: str, name: str) -> tuple[dict[str, Any], dict[str, Any]]:
     """A rendered ConfigMap, and what an older render created: a stale value of its key
     and one key more."""
-    ref = render.PolicyRef(name, namespace, "00000000-0000-0000-0000-000000000001")
+    ref = rendermeta.PolicyRef(name, namespace, "00000000-0000-0000-0000-000000000001")
     cm = _ownerless(render.config_map(ref, _spec(), RoutingPolicyStatus()))
     older = copy.deepcopy(cm)
     older["data"] = {key: "stale: true" for key in cm["data"]}

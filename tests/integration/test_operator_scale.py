@@ -229,7 +229,7 @@ def test_steady_policies_make_no_api_writes(
         # An object whose label is edited away leaves the operator's filtered watch (a
         # DELETED event): that is drift too, and the label is put back.
         core = client.CoreV1Api(kube_api)
-        cm = render.object_name("plain")
+        cm = rendermeta.object_name("plain")
         core.patch_namespaced_config_map(
             cm, namespace, {"metadata": {"labels": {c.LABEL_MANAGED_BY: None}}}
         )

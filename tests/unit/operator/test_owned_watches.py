@@ -12,7 +12,7 @@ import pytest
 from kopf._cogs.structs.references import Resource
 
 from tierguard.api import constants as c
-from tierguard.operator import handlers, render
+from tierguard.operator import handlers, rendermeta
 from tierguard.operator.controller import Controller, ControllerSettings
 
 
@@ -46,7 +46,7 @@ def test_owned_kinds_are_watched_through_a_server_side_label_selector() -> None:
 def test_the_rendered_objects_carry_the_label_the_watches_select() -> None:
     """What the watches select is what the renderer writes, for every owned kind."""
     key, _, value = handlers.OWNED_SELECTOR.partition("=")
-    assert render.labels("p")[key] == value
+    assert rendermeta.labels("p")[key] == value
 
 
 def _owned(policy_label: bool, owner: dict[str, Any] | None) -> dict[str, Any]:
@@ -59,7 +59,7 @@ def _owned(policy_label: bool, owner: dict[str, Any] | None) -> dict[str, Any]:
 
 
 def test_an_object_is_traced_to_its_policy_by_its_controller_reference() -> None:
-    ref = render.owner_reference(render.PolicyRef("p", "ns", "uid-1"))
+    ref = rendermeta.owner_reference(rendermeta.PolicyRef("p", "ns", "uid-1"))
     assert handlers._owner_policy(_owned(False, ref)) == "p"
     assert handlers._owner_policy(_owned(False, None)) is None
     assert handlers._owner_policy(_owned(False, {**ref, "controller": False})) is None
@@ -104,14 +104,14 @@ def test_an_object_whose_labels_were_edited_away_wakes_its_policy(
 ) -> None:
     """The filtered watch reports an object that lost its label as DELETED, with its
     labels as they are now: the controller reference still names the policy."""
-    ref = render.owner_reference(render.PolicyRef("p", "ns", "uid-1"))
+    ref = rendermeta.owner_reference(rendermeta.PolicyRef("p", "ns", "uid-1"))
     applied = {
         "apiVersion": "v1",
         "kind": "ConfigMap",
         "metadata": {
             "name": "tierguard-p",
             "namespace": "ns",
-            "labels": render.labels("p"),
+            "labels": rendermeta.labels("p"),
             "ownerReferences": [ref],
         },
         "data": {"k": "v"},
