@@ -46,6 +46,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[2]
 sys.path[:0] = [str(ROOT / "src"), str(ROOT / "tests")]
 
+from noise import Noise  # noqa: E402
 from prometheus_client.parser import text_string_to_metric_families  # noqa: E402
 from prometheus_client.samples import Sample  # noqa: E402
 from report import burst_summary, table, write_docs  # noqa: E402
@@ -252,6 +253,12 @@ def run_case(args: argparse.Namespace, n: int, k: int) -> dict[str, Any]:
         for ns in [HOME_NS, *namespaces]:
             core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=ns)))
         names = [(namespaces[i % k], f"p{i:04d}") for i in range(n)]
+        noise = Noise(core, namespaces, args.noise, args.noise_rate)
+        if args.noise:
+            result["noise"], result["noise_rate"] = args.noise, args.noise_rate
+            noise.create()
+            noise.start()
+            stack.callback(noise.stop)
 
         tmp = Path(tempfile.mkdtemp(prefix="tierguard-scale-"))
         pol_file = tmp / "policies.txt"
@@ -414,6 +421,8 @@ def run_case(args: argparse.Namespace, n: int, k: int) -> dict[str, Any]:
             by[f"{ev['verb']} {ref.get('resource', '?')}{sub}"] += 1
         writes = sum(v for k_, v in by.items() if k_.split()[0] in WRITE_VERBS)
         reads = sum(by.values()) - writes
+        if args.noise:
+            result.update(noise_patches=noise.updates, noise_failed=noise.failed)
         result.update(
             window_s=round(minutes * 60),
             cpu_pct=round(100 * (cpu1 - cpu0) / (minutes * 60), 1),
@@ -481,6 +490,15 @@ def main() -> int:
         default="all",
         help="audit every request (default) or only the operator's (the burst table's "
         "requests by user then shows the operator alone)",
+    )
+    p.add_argument(
+        "--noise",
+        type=int,
+        default=0,
+        help="ConfigMaps the operator does not own, made before it starts (bench/scale/noise.py)",
+    )
+    p.add_argument(
+        "--noise-rate", type=float, default=0.0, help="patches of those ConfigMaps a second"
     )
     p.add_argument("--profile", type=Path, default=None, help="py-spy the operator until all Ready")
     p.add_argument("--operator-args", default="", help="extra operator flags (one string)")
