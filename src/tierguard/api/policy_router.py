@@ -178,7 +178,13 @@ class RouterSpec(ApiModel):
     image: str = Field(
         default="tierguard/router:0.1.0", max_length=512, description="Router image."
     )
-    replicas: int = Field(default=2, ge=0, le=100, description="Router replicas.")
+    replicas: int = Field(
+        default=2,
+        ge=0,
+        le=100,
+        description="Router replicas. From 2 up, a PodDisruptionBudget lets at most one be "
+        "evicted at a time (with one, a budget would protect nothing: none is made).",
+    )
     workers: int = Field(
         default=1,
         ge=1,

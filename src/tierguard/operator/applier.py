@@ -26,11 +26,13 @@ from tierguard.operator import judgepromptcontent as jpc
 from tierguard.operator import render, render_routerconfig, rendermeta
 from tierguard.operator.backoff import Backoff
 from tierguard.operator.conditions import get_condition, set_condition
-from tierguard.operator.kube import Kube, KubeError, NotFoundError
+from tierguard.operator.kube import Kube, KubeError, NotFoundError, StatusConflictError
 from tierguard.operator.rendermeta import RenderedMetadata, with_metadata
-from tierguard.operator.writes import AppliedObjects, contains, object_key
+from tierguard.operator.writes import AppliedObjects, ObjectKey, contains, object_key
 
 log = logging.getLogger("tierguard.operator")
+#: The apiVersion of the disruption budget :meth:`Applier._prune` deletes.
+PDB_API_VERSION = "policy/v1"
 
 
 def with_ready(
@@ -118,6 +120,35 @@ class Applier:
             error = self.missing_secrets(ref.namespace, spec)
         return error, retry
 
+    def _prune(self, ref: rendermeta.PolicyRef, objs: list[dict[str, Any]], first: bool) -> None:
+        """Delete the disruption budget the render left out (the policy went down to one
+        router: :func:`render.wants_disruption_budget`): the one this process applied, or,
+        the first time it sees a policy applied before (a restart, an upgrade from an
+        operator that rendered it for every policy), the one it finds (a read, and a
+        delete only if there is one). Owned objects go with their owner, not with a
+        render that drops them, so this is the operator's to do."""
+        key: ObjectKey = ("PodDisruptionBudget", rendermeta.object_name(ref.name))
+        if key in {object_key(o) for o in objs}:
+            return
+        if not first and not self.applied.holds(ref.namespace, ref.name, ref.uid, key):
+            return
+        try:
+            live = self.kube.read_object(PDB_API_VERSION, key[0], ref.namespace, key[1])
+            uid = str(live["metadata"]["uid"])
+            owners = live["metadata"].get("ownerReferences") or []
+            if not any(o.get("uid") == ref.uid for o in owners):
+                return  # not this policy's: leave it alone
+            self.kube.delete_object(PDB_API_VERSION, key[0], ref.namespace, key[1], uid)
+            log.info(
+                "%s/%s: deleted its PodDisruptionBudget (fewer than 2 routers)",
+                ref.namespace,
+                ref.name,
+            )
+        except NotFoundError:
+            pass
+        except StatusConflictError:  # replaced meanwhile by another object: not ours
+            pass
+
     def missing_secrets(self, namespace: str, spec: RoutingPolicySpec) -> str | None:
         """Name every referenced Secret key that cannot be read (the values stay here)."""
         problems = []
@@ -162,6 +193,8 @@ class Applier:
                     continue
             if not self.kube.apply(obj):
                 unsettled.append(object_key(obj))
+        if not new:
+            self._prune(ref, objs, first)
         self.applied.record(ref.namespace, ref.name, ref.uid, objs)
         for key in unsettled:  # applied, but the fold of its create's entry kept losing
             self.applied.again(ref.namespace, ref.name, key)

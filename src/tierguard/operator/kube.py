@@ -355,12 +355,15 @@ class Kube:
         )
         return list((out or {}).get("items") or [])
 
-    def delete_configmap(self, namespace: str, name: str, uid: str) -> None:
-        """Delete a ConfigMap if it is still the object with ``uid`` (409 otherwise)."""
-        path = RESOURCES[("v1", "ConfigMap")].path(namespace, name)
+    def delete_object(
+        self, api_version: str, kind: str, namespace: str, name: str, uid: str
+    ) -> None:
+        """Delete a rendered object if it is still the one with ``uid`` (409 otherwise:
+        a namesake made since is not this caller's to delete)."""
+        path = resource_for({"apiVersion": api_version, "kind": kind}).path(namespace, name)
         body = {"kind": "DeleteOptions", "apiVersion": "v1", "preconditions": {"uid": uid}}
         with_retries(
-            f"delete ConfigMap {namespace}/{name}",
+            f"delete {kind} {namespace}/{name}",
             lambda: self._call("DELETE", path, body=body),
             retry_conflicts=False,
         )

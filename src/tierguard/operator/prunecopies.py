@@ -150,7 +150,7 @@ def prune(kube: Kube, namespace: str, policy: str, policy_uid: str, keep: Refere
     deleted = []
     for cp in to_prune(frozen_copies(policy, policy_uid, listed), keep):
         try:
-            kube.delete_configmap(namespace, cp.name, cp.uid)
+            kube.delete_object("v1", "ConfigMap", namespace, cp.name, cp.uid)
         except (NotFoundError, StatusConflictError):
             continue
         deleted.append(cp.name)

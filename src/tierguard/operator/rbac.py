@@ -49,6 +49,7 @@ OPERATOR_RULES: Final[list[Rule]] = [
     {"apiGroups": [""], "resources": ["configmaps"], "verbs": ["delete"]},
     {"apiGroups": ["apps"], "resources": ["deployments"], "verbs": APPLY},
     {"apiGroups": ["policy"], "resources": ["poddisruptionbudgets"], "verbs": APPLY},
+    {"apiGroups": ["policy"], "resources": ["poddisruptionbudgets"], "verbs": ["delete"]},
     {
         "apiGroups": ["rbac.authorization.k8s.io"],
         "resources": ["roles", "rolebindings"],

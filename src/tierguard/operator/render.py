@@ -275,6 +275,14 @@ def service(ref: PolicyRef, spec: RoutingPolicySpec) -> Obj:
     }
 
 
+def wants_disruption_budget(spec: RoutingPolicySpec) -> bool:
+    """A budget only for two or more routers: with one, ``maxUnavailable: 1`` lets its
+    only pod go anyway (a budget that protects nothing costs an object, its controller's
+    status writes, and a drift watch per policy); with 0 there is nothing to protect.
+    Scaling down to one deletes it (:meth:`Applier._prune`)."""
+    return spec.router.replicas >= 2
+
+
 def pod_disruption_budget(ref: PolicyRef) -> Obj:
     """At most one router down by a voluntary disruption (drain, upgrade) at a time.
     maxUnavailable rather than minAvailable, so a single-replica router can still be
@@ -337,7 +345,7 @@ def render_all(
         config_map(ref, spec, status),
         *copy,
         deployment(ref, spec, status),
-        pod_disruption_budget(ref),
+        *([pod_disruption_budget(ref)] if wants_disruption_budget(spec) else []),
         service(ref, spec),
     ]
     if service_monitor_available:

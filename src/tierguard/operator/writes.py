@@ -136,6 +136,12 @@ class AppliedObjects:
         with self._lock:
             self._by_policy.pop((namespace, policy), None)
 
+    def holds(self, namespace: str, policy: str, uid: str, key: ObjectKey) -> bool:
+        """Whether this process last applied ``key`` for the policy with ``uid``."""
+        with self._lock:
+            entry = self._by_policy.get((namespace, policy))
+            return entry is not None and entry.uid == uid and key in entry.rendered
+
     def again(self, namespace: str, policy: str, key: ObjectKey) -> None:
         """Make ``key`` due at the next reconcile although its content did not change
         (its apply left work undone: :meth:`~tierguard.operator.kube.Kube.apply`)."""

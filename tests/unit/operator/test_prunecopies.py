@@ -91,8 +91,12 @@ class FakeKube:
         self.selectors.append(selector)
         return self.items
 
-    def delete_configmap(self, namespace: str, name: str, uid: str) -> None:
+    def delete_object(
+        self, api_version: str, kind: str, namespace: str, name: str, uid: str
+    ) -> None:
         from tierguard.operator.kube import NotFoundError
+
+        assert (api_version, kind) == ("v1", "ConfigMap")
 
         if name in self.gone:
             raise NotFoundError(name)

@@ -42,9 +42,19 @@ def test_no_wildcards_and_no_deletes_or_secret_listing() -> None:
         for key in ("apiGroups", "resources", "verbs"):
             assert "*" not in rule[key]
         if "delete" in rule["verbs"]:  # owned objects are deleted by the garbage collector;
-            # the one exception: unreferenced frozen classifier copies (prunecopies.py)
-            assert rule == {"apiGroups": [""], "resources": ["configmaps"], "verbs": ["delete"]}
+            # the exceptions: unreferenced frozen classifier copies (prunecopies.py) and the
+            # budget of a policy down to one router (Applier._prune)
+            assert rule in (
+                {"apiGroups": [""], "resources": ["configmaps"], "verbs": ["delete"]},
+                {
+                    "apiGroups": ["policy"],
+                    "resources": ["poddisruptionbudgets"],
+                    "verbs": ["delete"],
+                },
+            )
     assert allowed("", "configmaps", "delete") and not allowed("", "services", "delete")
+    assert allowed("policy", "poddisruptionbudgets", "delete")
+    assert not allowed("apps", "deployments", "delete")
     assert not allowed("", "secrets", "list") and not allowed("", "secrets", "watch")
 
 

@@ -254,3 +254,19 @@ def test_router_workers_become_the_routers_flag() -> None:
     # the workers' metric files go to the writable /tmp emptyDir (read-only root)
     mounts = {m["mountPath"]: m["name"] for m in pod["containers"][0]["volumeMounts"]}
     assert "emptyDir" in next(v for v in pod["volumes"] if v["name"] == mounts["/tmp"])
+
+
+def test_a_budget_only_for_two_or_more_routers() -> None:
+    """With one router ``maxUnavailable: 1`` lets its only pod go: no budget is rendered
+    for 0 or 1 replicas (kube-score skips its budget check below 2 replicas too)."""
+
+    def kinds(replicas: int) -> list[str]:
+        spec = make_spec()
+        spec.router.replicas = replicas
+        return [o["kind"] for o in render.render_all(REF, spec, started())]
+
+    assert "PodDisruptionBudget" not in kinds(0)
+    assert "PodDisruptionBudget" not in kinds(1)
+    assert kinds(2).count("PodDisruptionBudget") == 1
+    assert kinds(5).count("PodDisruptionBudget") == 1
+    assert kinds(1) == [k for k in kinds(2) if k != "PodDisruptionBudget"], "nothing else"
