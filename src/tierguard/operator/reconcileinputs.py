@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 from datetime import datetime
+from typing import Any
 
 from tierguard.api.durations import parse_duration
 from tierguard.api.policy import RoutingPolicySpec
@@ -111,19 +112,23 @@ class ReconcileInputs:
             self.metrics.prom_errors.labels(namespace, name).inc()
         return obs
 
+    def _configmap(self, namespace: str, name: str) -> tuple[dict[str, Any] | None, str | None]:
+        """A referenced ConfigMap as read, or None and why it could not be."""
+        try:
+            cm = self.kube.read_object("v1", "ConfigMap", namespace, name)
+        except NotFoundError:
+            return None, f"ConfigMap {namespace}/{name} not found"
+        except KubeError as exc:
+            return None, str(exc)[:500]
+        return (cm if isinstance(cm, dict) else None), None
+
     def classifier(self, spec: RoutingPolicySpec, namespace: str) -> cc.ClassifierLookup:
         """Read the referenced classifier ConfigMap (every reconcile: edits are not
         watched). Any failure is *unknown* (never *changed*), with the reason."""
         ref = spec.classifier.source.config_map_ref
         if ref is None:
             return cc.BUNDLED
-        try:
-            cm = self.kube.read_object("v1", "ConfigMap", namespace, ref.name)
-        except NotFoundError:
-            return cc.lookup(spec, None, f"ConfigMap {namespace}/{ref.name} not found")
-        except KubeError as exc:
-            return cc.lookup(spec, None, str(exc)[:500])
-        return cc.lookup(spec, cm if isinstance(cm, dict) else None)
+        return cc.lookup(spec, *self._configmap(namespace, ref.name))
 
     def judge_prompt(self, spec: RoutingPolicySpec, namespace: str) -> jpc.JudgePromptLookup:
         """Read the referenced judge prompt ConfigMap (every reconcile, as the
@@ -131,10 +136,4 @@ class ReconcileInputs:
         ref = jpc.reference(spec)
         if ref is None:
             return jpc.BUILTIN
-        try:
-            cm = self.kube.read_object("v1", "ConfigMap", namespace, ref.name)
-        except NotFoundError:
-            return jpc.lookup(spec, None, f"ConfigMap {namespace}/{ref.name} not found")
-        except KubeError as exc:
-            return jpc.lookup(spec, None, str(exc)[:500])
-        return jpc.lookup(spec, cm if isinstance(cm, dict) else None)
+        return jpc.lookup(spec, *self._configmap(namespace, ref.name))
