@@ -198,6 +198,7 @@ def run_floor(
     label += " headless" if headless else ""
     label += " escalate" if escalate else ""
     result: dict[str, Any] = {"policies": n, "namespaces": k, "operator": label}
+    result["bench"] = "floor.py"
     with ExitStack() as stack:
         cp = ControlPlane(
             service_cidr=LARGE_SERVICE_CIDR,
