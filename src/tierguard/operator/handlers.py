@@ -219,7 +219,7 @@ async def _owned_event(
 ) -> None:
     """An object the operator rendered changed: wake its policy if it drifted. On the
     event loop (a dictionary comparison): kopf runs a plain function in a thread pool of
-    its own, a thread hop per event (seven rendered objects per policy, and the
+    its own, a thread hop per event (six or seven rendered objects per policy, and the
     controller manager updates the Deployments' and PDBs' status several times each)."""
     policy = labels.get(c.LABEL_POLICY) or _owner_policy(body)
     if CONTROLLER is None or not policy or namespace is None:
@@ -332,10 +332,10 @@ def _forget_owned_objects(memories_cls: Any) -> None:
     """kopf keeps a per-object memory (memo, error throttler, daemon and index records:
     ~1.7 KiB) for every object of a watched kind it has seen (the operator's own,
     since the watches are filtered server-side) until the object is deleted. Nothing
-    here uses them for
-    those kinds: their only handler is :func:`_owned_event` (no memo, no daemon, no
-    index, no change handlers that resume). So kopf's ``ephemeral`` memories (what it
-    uses for admission requests) are used for them: made for the event, not kept.
+    here uses them for those kinds: their only handler is :func:`_owned_event` (no
+    memo, no daemon, no index, no change handlers that resume). So kopf's
+    ``ephemeral`` memories (what it uses for admission requests) are used for them:
+    made for the event, not kept.
     Policies keep theirs (their daemon and wake-up live there). kopf has no option for
     it, so its ``recall`` is wrapped (a unit test checks it took effect)."""
     original = memories_cls.recall
