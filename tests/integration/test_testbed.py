@@ -337,8 +337,11 @@ def test_a_server_that_fails_to_start_is_reported_with_its_log(
         shutil.rmtree(cp.workdir, ignore_errors=True)
 
 
+# The child restores Python's Ctrl-C handler: a shell without job control starts
+# background jobs with SIGINT ignored, and Python keeps an ignored SIGINT ignored.
 _CHILD_SCRIPT = """
-import sys, time
+import signal, sys, time
+signal.signal(signal.SIGINT, signal.default_int_handler)
 from tierguard.lab.prometheus import Prometheus
 prom = Prometheus().start()
 print(prom.process.pid, prom.workdir, flush=True)
