@@ -28,11 +28,9 @@ from tierguard.operator.backoff import Backoff
 from tierguard.operator.conditions import get_condition, set_condition
 from tierguard.operator.kube import Kube, KubeError, NotFoundError, StatusConflictError
 from tierguard.operator.rendermeta import RenderedMetadata, with_metadata
-from tierguard.operator.writes import AppliedObjects, ObjectKey, contains, object_key
+from tierguard.operator.writes import AppliedObjects, contains, object_key
 
 log = logging.getLogger("tierguard.operator")
-#: The apiVersion of the disruption budget :meth:`Applier._prune` deletes.
-PDB_API_VERSION = "policy/v1"
 
 
 def with_ready(
@@ -127,18 +125,20 @@ class Applier:
         operator that rendered it for every policy), the one it finds (a read, and a
         delete only if there is one). Owned objects go with their owner, not with a
         render that drops them, so this is the operator's to do."""
-        key: ObjectKey = ("PodDisruptionBudget", rendermeta.object_name(ref.name))
+        budget = render.pod_disruption_budget(ref)
+        key = object_key(budget)
         if key in {object_key(o) for o in objs}:
             return
         if not first and not self.applied.holds(ref.namespace, ref.name, ref.uid, key):
             return
+        kind, name = key
         try:
-            live = self.kube.read_object(PDB_API_VERSION, key[0], ref.namespace, key[1])
+            live = self.kube.read_object(budget["apiVersion"], kind, ref.namespace, name)
             uid = str(live["metadata"]["uid"])
             owners = live["metadata"].get("ownerReferences") or []
             if not any(o.get("uid") == ref.uid for o in owners):
                 return  # not this policy's: leave it alone
-            self.kube.delete_object(PDB_API_VERSION, key[0], ref.namespace, key[1], uid)
+            self.kube.delete_object(budget["apiVersion"], kind, ref.namespace, name, uid)
             log.info(
                 "%s/%s: deleted its PodDisruptionBudget (fewer than 2 routers)",
                 ref.namespace,
