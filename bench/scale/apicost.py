@@ -47,6 +47,8 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[2]
 sys.path[:0] = [str(ROOT / "src"), str(ROOT / "tests")]
 
+from run import cpu_seconds  # noqa: E402
+
 from operatorkit import policy_manifest  # noqa: E402
 from tierguard.api import constants as c  # noqa: E402
 from tierguard.api.policy import RoutingPolicySpec  # noqa: E402
@@ -55,16 +57,10 @@ from tierguard.lab.controlplane import LARGE_SERVICE_CIDR, ControlPlane  # noqa:
 from tierguard.operator import render, rendermeta  # noqa: E402
 from tierguard.operator.kube import resource_for  # noqa: E402
 
-CLK_TCK = os.sysconf("SC_CLK_TCK")
 #: Only what the testbed needs to be ready (the default ServiceAccount); nothing that
 #: would react to the Deployments, Services and PDBs created here.
 KCM_ARGS = ["--controllers=serviceaccount,serviceaccount-token,namespace"]
 NS = "apicost"
-
-
-def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / CLK_TCK
 
 
 def spec() -> RoutingPolicySpec:
@@ -94,30 +90,40 @@ def rendered(kind: str, i: int, pad: int = 0) -> dict[str, Any]:
 
 
 class Client:
-    """One keep-alive HTTPS connection per thread, admin bearer token."""
+    """One keep-alive HTTPS connection per thread, with a bearer token (the admin's here;
+    ``bench/scale/floor.py`` uses it with the operator's)."""
 
-    def __init__(self, cp: ControlPlane) -> None:
-        self.host, port = cp.server.removeprefix("https://").split(":")
+    def __init__(self, server: str, ca_file: str, token: str) -> None:
+        self.host, port = server.removeprefix("https://").split(":")
         self.port = int(port)
-        self.ctx = ssl.create_default_context(cafile=str(cp.ca_file))
-        self.token = cp.admin_token
+        self.ctx = ssl.create_default_context(cafile=ca_file)
+        self.token = token
         self.local = threading.local()
 
-    def request(
-        self, method: str, path: str, body: Any = None, ctype: str = "application/json"
-    ) -> int:
+    @classmethod
+    def admin(cls, cp: ControlPlane) -> Client:
+        return cls(cp.server, str(cp.ca_file), cp.admin_token)
+
+    def exchange(
+        self, method: str, path: str, data: bytes | None, ctype: str = "application/json"
+    ) -> tuple[int, bytes]:
+        """One request with an already serialized body: (status, response body)."""
         conn = getattr(self.local, "conn", None)
         if conn is None:
             conn = http.client.HTTPSConnection(self.host, self.port, context=self.ctx)
             self.local.conn = conn
-        data = None if body is None else json.dumps(body).encode()
         headers = {"Authorization": f"Bearer {self.token}", "Accept": "application/json"}
         if data is not None:
             headers["Content-Type"] = ctype
         conn.request(method, path, body=data, headers=headers)
         resp = conn.getresponse()
-        resp.read()
-        return resp.status
+        return resp.status, resp.read()
+
+    def request(
+        self, method: str, path: str, body: Any = None, ctype: str = "application/json"
+    ) -> int:
+        data = None if body is None else json.dumps(body).encode()
+        return self.exchange(method, path, data, ctype)[0]
 
 
 def path_of(obj: dict[str, Any], named: bool) -> str:
@@ -208,7 +214,7 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
             )
             stack.enter_context(cp)
             cp.kubectl("create", "namespace", NS)
-            beds[audit] = (cp, Client(cp))
+            beds[audit] = (cp, Client.admin(cp))
         time.sleep(3)
         rates = {audit: idle(cp) for audit, (cp, _) in beds.items()}
         per_round = max(1, args.requests // args.rounds)

@@ -36,9 +36,8 @@ from contextlib import ExitStack
 from pathlib import Path
 from typing import Any, cast
 
-import urllib3
-
 sys.path[:0] = [str(Path(__file__).resolve().parents[2] / "src")]
+from apicost import Client  # noqa: E402
 from run import HOME_NS, cpu_seconds, machine_cpu, manifest  # noqa: E402
 
 from operatorkit import install_crd, operator_identity  # noqa: E402
@@ -83,29 +82,19 @@ def templates(
     return [("POST", resource_for(o).path(namespace) + query, json.dumps(o).encode()) for o in objs]
 
 
-class Client:
+def operator_client(api: Any) -> Client:
     """Raw HTTPS with the operator's token: as little client CPU per request as Python
-    allows (pre-serialized bodies, one pooled connection per worker)."""
+    allows (pre-serialized bodies, one keep-alive connection per worker thread)."""
+    cfg = api.configuration
+    auth = (cfg.api_key or {}).get("authorization") or (cfg.api_key or {}).get("BearerToken")
+    token = str(auth).removeprefix("Bearer").strip()
+    return Client(cfg.host, cfg.ssl_ca_cert, token)
 
-    def __init__(self, api: Any, workers: int) -> None:
-        cfg = api.configuration
-        auth = (cfg.api_key or {}).get("authorization") or (cfg.api_key or {}).get("BearerToken")
-        self.host = cfg.host
-        token = str(auth).removeprefix("Bearer").strip()
-        self.headers = {
-            "Authorization": f"Bearer {token}",
-            "Content-Type": "application/json",
-            "Accept": "application/json",
-        }
-        self.pool = urllib3.PoolManager(
-            maxsize=workers + 2, cert_reqs="CERT_REQUIRED", ca_certs=cfg.ssl_ca_cert
-        )
 
-    def call(self, method: str, path: str, body: bytes) -> dict[str, Any]:
-        r = self.pool.request(method, self.host + path, body=body, headers=self.headers)
-        if r.status >= 300:
-            raise RuntimeError(f"{method} {path}: {r.status} {r.data[:300]!r}")
-        return dict(json.loads(r.data))
+def call(client: Client, method: str, path: str, body: bytes) -> None:
+    status, data = client.exchange(method, path, body)
+    if status >= 300:
+        raise RuntimeError(f"{method} {path}: {status} {data[:300]!r}")
 
 
 def first_requests(
@@ -115,7 +104,8 @@ def first_requests(
     meta = policy["metadata"]
     name, ns, uid = meta["name"], meta["namespace"], meta["uid"]
     for method, path, body in plan:
-        client.call(
+        call(
+            client,
             method,
             path.replace(NAME, name),
             body.replace(NAME.encode(), name.encode()).replace(UID.encode(), uid.encode()),
@@ -141,7 +131,7 @@ def first_requests(
         "status": status,
     }
     base = f"/apis/{c.GROUP}/{c.VERSION}/namespaces/{ns}/{c.PLURAL}/{name}"
-    client.call("PUT", base + "/status", json.dumps(obj).encode())
+    call(client, "PUT", base + "/status", json.dumps(obj).encode())
     now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     event = {
         "apiVersion": "v1",
@@ -162,7 +152,7 @@ def first_requests(
         "lastTimestamp": now,
         "count": 1,
     }
-    client.call("POST", f"/api/v1/namespaces/{ns}/events", json.dumps(event).encode())
+    call(client, "POST", f"/api/v1/namespaces/{ns}/events", json.dumps(event).encode())
 
 
 def grant_escalate(api: Any) -> None:
@@ -217,7 +207,7 @@ def run_floor(
         kubeconfig = stack.enter_context(operator_identity(cp, api, HOME_NS))
         if escalate:  # the API server then skips its escalation checks for Roles/bindings
             grant_escalate(api)
-        op = Client(load_api_client(str(kubeconfig)), workers)
+        op = operator_client(load_api_client(str(kubeconfig)))
         plans = {ns: templates(ns, without, headless) for ns in namespaces}
         names = [(namespaces[i % k], f"p{i:04d}") for i in range(n)]
         todo: queue.Queue[dict[str, Any] | None] = queue.Queue()
